@@ -1,0 +1,96 @@
+"""Kernel backends behind one contract.
+
+``get_backend(name)`` returns a :class:`Backend`: a namespace holding one
+function per kernel in :data:`KERNELS`, all with the signatures documented in
+:mod:`minicnn.backend.reference`.
+
+* ``"numpy"``: the plain-NumPy reference (always available, slow, readable).
+* ``"numba"``: ``@njit`` kernels (:mod:`minicnn.backend.numba_kernels`).
+* ``"cython"``: compiled kernels (:mod:`minicnn.backend.cython_kernels`).
+* ``"auto"``: per kernel, the backend listed first in :data:`AUTO_PREFERENCE`
+  that provides it (the order is justified by ``benchmarks/``).
+"""
+
+import importlib
+from types import SimpleNamespace
+
+KERNELS = (
+    "conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight",
+    "maxpool2d_forward", "maxpool2d_backward",
+    "avgpool2d_forward", "avgpool2d_backward",
+    "dropout_forward", "dropout_backward",
+    "spatial_dropout_forward", "spatial_dropout_backward",
+    "bias_act_forward", "bias_act_backward",
+)
+
+BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
+
+_MODULES = {
+    "numpy": "minicnn.backend.reference",
+    "numba": "minicnn.backend.numba_kernels",
+    "cython": "minicnn.backend.cython_kernels",
+}
+
+# Per-kernel preference for "auto": first backend that provides the kernel wins.
+AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
+
+_cache = {}
+
+
+class Backend(SimpleNamespace):
+    """A set of kernels; ``name`` says which backend each came from."""
+
+    def __repr__(self):
+        return f"Backend({self.name!r})"
+
+
+def _load_module(name):
+    try:
+        return importlib.import_module(_MODULES[name])
+    except ImportError:
+        return None
+
+
+def _resolve(name):
+    if name != "auto":
+        module = _load_module(name)
+        if module is None:
+            raise ImportError(f"backend={name!r} is not available: {_MODULES[name]} failed to import")
+        missing = [k for k in KERNELS if not hasattr(module, k)]
+        if missing:
+            raise ImportError(f"backend={name!r} lacks kernels {missing}")
+        return Backend(name=name, sources={k: name for k in KERNELS},
+                       **{k: getattr(module, k) for k in KERNELS})
+    kernels, sources = {}, {}
+    for kernel in KERNELS:
+        for candidate in AUTO_PREFERENCE[kernel]:
+            module = _load_module(candidate)
+            if module is not None and hasattr(module, kernel):
+                kernels[kernel], sources[kernel] = getattr(module, kernel), candidate
+                break
+    return Backend(name="auto", sources=sources, **kernels)
+
+
+def get_backend(name="auto"):
+    """Return the kernels of backend ``name``.
+
+    Parameters
+    ----------
+    name : {"auto", "numpy", "numba", "cython"}
+
+    Returns
+    -------
+    Backend
+        Namespace with one attribute per kernel in :data:`KERNELS`, plus
+        ``name`` and ``sources`` (which backend serves each kernel).
+
+    Examples
+    --------
+    >>> get_backend("numpy").name
+    'numpy'
+    """
+    if name not in BACKEND_NAMES:
+        raise ValueError(f"backend must be one of {BACKEND_NAMES}; received backend={name!r}")
+    if name not in _cache:
+        _cache[name] = _resolve(name)
+    return _cache[name]

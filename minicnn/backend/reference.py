@@ -1,0 +1,211 @@
+"""Plain-NumPy reference kernels: the ground truth every fast backend is tested against.
+
+The backend contract (shared by ``reference``, ``numba_kernels`` and
+``cython_kernels``; same names, same signatures):
+
+* Arguments are outputs first, then inputs, then sizes. Outputs are
+  preallocated, C-contiguous arrays of the input dtype (float32 or float64);
+  the kernel writes every element of each output (no caller zeroing needed).
+* Image tensors are channels-last: ``x`` is ``(N, H, W, C)``; conv weights are
+  ``(KH, KW, C, F)``. Output spatial sizes are taken from the output's shape;
+  ``pt, pl`` are the top/left zero padding (bottom/right padding is whatever
+  the output size implies).
+* The conv workspace ``col`` is ``(N, Ho*Wo, KH*KW*C)``, columns ordered
+  ``(kh, kw, c)`` to match ``w.reshape(KH*KW*C, F)``. ``conv2d_forward`` fills it
+  and ``conv2d_backward_weight`` reads it; ``dcol`` is the same shape.
+* Max-pool ``argmax`` is int64 ``(N, Ho, Wo, C)`` holding ``h * W + w`` of the
+  winning input position (the first maximum in row-major window order).
+  Avg-pool divides by the number of *valid* (non-padding) elements.
+* Dropout kernels take flat 1-D arrays (element-wise) or ``(N, S, C)`` arrays
+  (channel-wise, mask index ``n * C + c``), the two hash keys and the keep
+  threshold of :mod:`minicnn.backend.hash_rng`, and a ``scale`` that is cast to
+  the data dtype before multiplying. Backward regenerates the same mask.
+* Bias+activation kernels work on 2-D ``(M, C)`` views; ``act`` is a code from
+  :mod:`minicnn.backend.activation_codes` and ``alpha`` the leaky-relu slope.
+  The backward computes the derivative from the *output* ``y``; ``y`` may alias
+  ``x`` and ``dx`` may alias ``dy``.
+"""
+
+import numpy as np
+
+from .activation_codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .hash_rng import hash_reference
+
+NAME = "numpy"
+
+
+def _padded_extent(out_size, stride, kernel, dilation):
+    return (out_size - 1) * stride + (kernel - 1) * dilation + 1
+
+
+def _pad_input(x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw, fill=0.0):
+    """Copy ``x`` into a padded array large enough for every window."""
+    N, H, W, C = x.shape
+    Hp = max(pt + H, _padded_extent(Ho, sh, KH, dh))
+    Wp = max(pl + W, _padded_extent(Wo, sw, KW, dw))
+    xp = np.full((N, Hp, Wp, C), fill, dtype=x.dtype)
+    xp[:, pt:pt + H, pl:pl + W, :] = x
+    return xp
+
+
+def _window(Ho, Wo, i, j, sh, sw, dh, dw):
+    """Slices selecting tap ``(i, j)`` of every output window in a padded array."""
+    return (slice(i * dh, i * dh + (Ho - 1) * sh + 1, sh),
+            slice(j * dw, j * dw + (Wo - 1) * sw + 1, sw))
+
+
+# ----------------------------------------------------------------------------- conv
+def conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw):
+    """``y = conv(x, w)`` (no bias) via im2col into ``col`` and one matrix product."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
+    Ho, Wo = y.shape[1], y.shape[2]
+    xp = _pad_input(x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+    for i in range(KH):
+        for j in range(KW):
+            rows, cols = _window(Ho, Wo, i, j, sh, sw, dh, dw)
+            tap = (i * KW + j) * C
+            col[:, :, tap:tap + C] = xp[:, rows, cols, :].reshape(N, Ho * Wo, C)
+    y[...] = (col @ w.reshape(KH * KW * C, F)).reshape(y.shape)
+
+
+def conv2d_backward_input(dx, dcol, dy, w, sh, sw, pt, pl, dh, dw):
+    """Gradient of the conv output with respect to its input (col2im of ``dy @ w.T``)."""
+    N, H, W, C = dx.shape
+    KH, KW, _, F = w.shape
+    Ho, Wo = dy.shape[1], dy.shape[2]
+    dcol[...] = dy.reshape(N, Ho * Wo, F) @ w.reshape(KH * KW * C, F).T
+    dxp = _pad_input(np.zeros_like(dx), Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+    for i in range(KH):
+        for j in range(KW):
+            rows, cols = _window(Ho, Wo, i, j, sh, sw, dh, dw)
+            tap = (i * KW + j) * C
+            dxp[:, rows, cols, :] += dcol[:, :, tap:tap + C].reshape(N, Ho, Wo, C)
+    dx[...] = dxp[:, pt:pt + H, pl:pl + W, :]
+
+
+def conv2d_backward_weight(dw, dy, col):
+    """Gradient of the conv output with respect to the weights: ``col.T @ dy``."""
+    F = dy.shape[3]
+    K = col.shape[2]
+    dw[...] = (col.reshape(-1, K).T @ dy.reshape(-1, F)).reshape(dw.shape)
+
+
+# ----------------------------------------------------------------------------- pooling
+def _pool_windows(x, Ho, Wo, kh, kw, sh, sw, pt, pl, fill):
+    """All pooling windows as an ``(N, Ho, Wo, kh*kw, C)`` array (padded with ``fill``)."""
+    xp = _pad_input(x, Ho, Wo, kh, kw, sh, sw, pt, pl, 1, 1, fill=fill)
+    taps = [xp[:, r, c, :] for r, c in
+            (_window(Ho, Wo, i, j, sh, sw, 1, 1) for i in range(kh) for j in range(kw))]
+    return np.stack(taps, axis=3)
+
+
+def maxpool2d_forward(y, argmax, x, kh, kw, sh, sw, pt, pl):
+    """Max over each window; ``argmax`` records the winner as ``h * W + w``."""
+    W = x.shape[2]
+    Ho, Wo = y.shape[1], y.shape[2]
+    windows = _pool_windows(x, Ho, Wo, kh, kw, sh, sw, pt, pl, -np.inf)
+    tap = np.argmax(windows, axis=3)                       # first maximum
+    y[...] = np.take_along_axis(windows, tap[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    oh = np.arange(Ho)[None, :, None, None] * sh - pt
+    ow = np.arange(Wo)[None, None, :, None] * sw - pl
+    argmax[...] = (oh + tap // kw) * W + (ow + tap % kw)
+
+
+def maxpool2d_backward(dx, dy, argmax):
+    """Route each output gradient to its window's winner (overlaps accumulate)."""
+    N, H, W, C = dx.shape
+    flat = np.zeros((N, H * W, C), dtype=dx.dtype)
+    n = np.arange(N)[:, None, None, None]
+    c = np.arange(C)[None, None, None, :]
+    np.add.at(flat, (np.broadcast_to(n, dy.shape), argmax, np.broadcast_to(c, dy.shape)), dy)
+    dx[...] = flat.reshape(dx.shape)
+
+
+def _valid_counts(H, W, Ho, Wo, kh, kw, sh, sw, pt, pl):
+    """Number of non-padding elements in each pooling window, ``(Ho, Wo, 1)``."""
+    rows = np.clip(np.arange(Ho) * sh - pt + kh, 0, H) - np.clip(np.arange(Ho) * sh - pt, 0, H)
+    cols = np.clip(np.arange(Wo) * sw - pl + kw, 0, W) - np.clip(np.arange(Wo) * sw - pl, 0, W)
+    return (rows[:, None] * cols[None, :])[:, :, None]
+
+
+def avgpool2d_forward(y, x, kh, kw, sh, sw, pt, pl):
+    """Mean over the valid (non-padding) elements of each window."""
+    H, W = x.shape[1], x.shape[2]
+    Ho, Wo = y.shape[1], y.shape[2]
+    windows = _pool_windows(x, Ho, Wo, kh, kw, sh, sw, pt, pl, 0.0)
+    counts = _valid_counts(H, W, Ho, Wo, kh, kw, sh, sw, pt, pl)
+    y[...] = windows.sum(axis=3) / counts.astype(x.dtype)
+
+
+def avgpool2d_backward(dx, dy, kh, kw, sh, sw, pt, pl):
+    """Spread each output gradient evenly over its window's valid elements."""
+    N, H, W, C = dx.shape
+    Ho, Wo = dy.shape[1], dy.shape[2]
+    counts = _valid_counts(H, W, Ho, Wo, kh, kw, sh, sw, pt, pl)
+    share = dy / counts.astype(dy.dtype)
+    dxp = _pad_input(np.zeros_like(dx), Ho, Wo, kh, kw, sh, sw, pt, pl, 1, 1)
+    for i in range(kh):
+        for j in range(kw):
+            rows, cols = _window(Ho, Wo, i, j, sh, sw, 1, 1)
+            dxp[:, rows, cols, :] += share
+    dx[...] = dxp[:, pt:pt + H, pl:pl + W, :]
+
+
+# ----------------------------------------------------------------------------- dropout
+def _apply_mask(y, x, keep, scale):
+    y[...] = np.where(keep, x * x.dtype.type(scale), x.dtype.type(0))
+
+
+def dropout_forward(y, x, key0, key1, threshold, scale):
+    """Element-wise dropout on flat arrays: keep ``x[i] * scale`` where ``hash(i) < threshold``."""
+    keep = hash_reference(np.arange(x.shape[0], dtype=np.uint64), key0, key1) < threshold
+    _apply_mask(y, x, keep, scale)
+
+
+def dropout_backward(dx, dy, key0, key1, threshold, scale):
+    """Gradient of :func:`dropout_forward`: the same regenerated mask applied to ``dy``."""
+    dropout_forward(dx, dy, key0, key1, threshold, scale)
+
+
+def spatial_dropout_forward(y, x, key0, key1, threshold, scale):
+    """Channel-wise dropout on ``(N, S, C)`` arrays: one mask bit per ``(n, c)``."""
+    N, _, C = x.shape
+    keep = hash_reference(np.arange(N * C, dtype=np.uint64), key0, key1) < threshold
+    _apply_mask(y, x, keep.reshape(N, 1, C), scale)
+
+
+def spatial_dropout_backward(dx, dy, key0, key1, threshold, scale):
+    """Gradient of :func:`spatial_dropout_forward` (same regenerated mask)."""
+    spatial_dropout_forward(dx, dy, key0, key1, threshold, scale)
+
+
+# ----------------------------------------------------------------------------- bias + activation
+def bias_act_forward(y, x, b, act, alpha):
+    """``y = f(x + b)`` on ``(M, C)`` arrays (``y`` may alias ``x``)."""
+    z = x + b
+    if act == RELU:
+        z = np.maximum(z, 0)
+    elif act == LEAKY_RELU:
+        z = np.where(z > 0, z, z * x.dtype.type(alpha))
+    elif act == TANH:
+        z = np.tanh(z)
+    elif act == SIGMOID:
+        z = 1 / (1 + np.exp(-z))
+    y[...] = z
+
+
+def bias_act_backward(dx, db, dy, y, act, alpha):
+    """``dx = dy * f'(.)`` computed from the output ``y``; ``db = dx.sum(axis=0)``."""
+    if act == IDENTITY:
+        g = dy.copy()
+    elif act == RELU:
+        g = np.where(y > 0, dy, 0)
+    elif act == LEAKY_RELU:
+        g = np.where(y > 0, dy, dy * dy.dtype.type(alpha))
+    elif act == TANH:
+        g = dy * (1 - y * y)
+    else:
+        g = dy * (y * (1 - y))
+    dx[...] = g
+    db[...] = g.sum(axis=0)

@@ -1,0 +1,41 @@
+"""Build the Cython kernels in ``kernels/`` into ``minicnn.backend``.
+
+Everything else (metadata, dependencies) lives in ``pyproject.toml``; this file
+only turns each ``kernels/<name>.pyx`` into the extension ``minicnn.backend._<name>``
+compiled with ``-O3`` and OpenMP.
+"""
+
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+HERE = Path(__file__).parent
+COMPILE_ARGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+LINK_ARGS = ["-fopenmp"]
+
+extensions = [
+    Extension(
+        f"minicnn.backend._{pyx.stem}",
+        [str(pyx.relative_to(HERE))],
+        include_dirs=[numpy.get_include()],
+        define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+        extra_compile_args=COMPILE_ARGS,
+        extra_link_args=LINK_ARGS,
+    )
+    for pyx in sorted((HERE / "kernels").glob("*.pyx"))
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        language_level=3,
+        compiler_directives={
+            "boundscheck": False,
+            "wraparound": False,
+            "cdivision": True,
+            "initializedcheck": False,
+        },
+    )
+)
