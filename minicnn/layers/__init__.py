@@ -1,0 +1,12 @@
+"""Layers: each holds its parameters and pairs a forward with a backward that call backend kernels."""
+
+from .activation import Activation
+from .base import Layer
+from .conv import Conv2D
+from .dense import Dense, Flatten
+from .dropout import Dropout, SpatialDropout2D
+from .normalization import BatchNorm
+from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+
+__all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dense",
+           "Activation", "BatchNorm", "Dropout", "SpatialDropout2D"]

@@ -1,0 +1,96 @@
+"""The layer protocol shared by every layer, and the workspace pool they draw from."""
+
+import numpy as np
+
+from ..backend.activation_codes import CODES
+
+
+class Layer:
+    """Base class: a forward/backward pair with parameters, gradients and reused buffers.
+
+    Subclasses implement ``_build(input_shape, rng)`` (returns the output shape,
+    creates parameters), ``forward(x, training)`` and ``backward(dy)``.
+
+    Attributes
+    ----------
+    params, grads : dict of str -> ndarray
+        Parameters and their gradients, same keys, updated in place.
+    needs_input_grad : bool
+        False for the first layer of a network: its backward may skip ``dx``
+        and return None.
+    stochastic : bool
+        True for layers whose training forward draws random numbers (dropout).
+    """
+
+    stochastic = False
+    kind = "layer"
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+        self.input_shape = self.output_shape = None
+        self.needs_input_grad = True
+        self._buffers = {}
+
+    def build(self, input_shape, *, dtype, rng, backend):
+        """Create parameters for per-sample ``input_shape`` and return the output shape."""
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.dtype = np.dtype(dtype)
+        self.kernels = backend
+        self.output_shape = tuple(self._build(self.input_shape, rng))
+        return self.output_shape
+
+    def _build(self, input_shape, rng):
+        return input_shape
+
+    def _buffer(self, name, shape, dtype=None):
+        """A C-contiguous array of ``shape`` reused across calls (grown, never shrunk).
+
+        Keeping workspaces alive avoids the first-touch cost of fresh pages on
+        every batch; a smaller last batch gets a view of the same memory.
+        """
+        dtype = self.dtype if dtype is None else np.dtype(dtype)
+        size = int(np.prod(shape))
+        store = self._buffers.get(name)
+        if store is None or store.dtype != dtype or store.size < size:
+            store = np.empty(size, dtype=dtype)
+            self._buffers[name] = store
+        return store[:size].reshape(shape)
+
+    def release_buffers(self):
+        """Drop cached workspaces (they are recreated on the next call)."""
+        self._buffers = {}
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state["_buffers"] = {}
+        state.pop("kernels", None)   # functions of a backend: rebound by the network
+        return state
+
+    @property
+    def n_params(self):
+        return int(sum(p.size for p in self.params.values()))
+
+    def describe(self):
+        """Short text for ``summary()``: the layer's settings."""
+        return ""
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.describe()})"
+
+
+def activation_code(activation, alpha):
+    """Translate an activation name to its kernel code, validating once."""
+    if activation not in CODES:
+        raise ValueError(f"activation must be one of {sorted(CODES)}; received activation={activation!r}")
+    if activation == "leaky_relu" and not (isinstance(alpha, (int, float)) and alpha > 0):
+        raise ValueError(f"alpha must be a positive number for leaky_relu; received alpha={alpha!r}")
+    return CODES[activation]
+
+
+def glorot_or_he_uniform(rng, shape, fan_in, fan_out, activation, dtype):
+    """He-uniform for (leaky) ReLU, Glorot-uniform otherwise."""
+    if activation in ("relu", "leaky_relu"):
+        limit = np.sqrt(6.0 / fan_in)
+    else:
+        limit = np.sqrt(6.0 / (fan_in + fan_out))
+    return rng.uniform(-limit, limit, size=shape).astype(dtype)

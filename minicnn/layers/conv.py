@@ -1,0 +1,105 @@
+"""2-D convolution (channels-last), with the bias and activation fused in."""
+
+import numpy as np
+
+from .base import Layer, activation_code, glorot_or_he_uniform
+from .geometry import as_pair, check_padding, window_geometry
+
+
+class Conv2D(Layer):
+    """2-D convolution over NHWC images: im2col + one matrix product per call.
+
+    Parameters
+    ----------
+    filters : int
+        Number of output channels.
+    kernel_size : int or (int, int), default=3
+    strides : int or (int, int), default=1
+    padding : {"valid", "same"} or int or (int, int), default="valid"
+        ``"same"`` keeps ``ceil(size / stride)`` (TensorFlow convention).
+    dilation : int or (int, int), default=1
+    use_bias : bool, default=True
+    activation : str, default="identity"
+        Fused with the bias add: one pass over the output.
+    alpha : float, default=0.01
+        Negative slope of leaky_relu.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minicnn.layers import Conv2D
+    >>> from minicnn.backend import get_backend
+    >>> conv = Conv2D(4, kernel_size=3, padding="same")
+    >>> conv.build((8, 8, 1), dtype=np.float32, rng=np.random.default_rng(0),
+    ...            backend=get_backend("numpy"))
+    (8, 8, 4)
+    """
+
+    kind = "conv"
+
+    def __init__(self, filters, kernel_size=3, strides=1, padding="valid", dilation=1,
+                 use_bias=True, activation="identity", alpha=0.01):
+        super().__init__()
+        if not (isinstance(filters, (int, np.integer)) and not isinstance(filters, bool) and filters >= 1):
+            raise ValueError(f"filters must be a positive int; received filters={filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.strides = as_pair(strides, "strides")
+        self.dilation = as_pair(dilation, "dilation")
+        self.padding = check_padding(padding)
+        self.use_bias = bool(use_bias)
+        self.activation, self.alpha = activation, alpha
+        self.act = activation_code(activation, alpha)
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(f"Conv2D expects (height, width, channels) inputs; received input_shape={input_shape}")
+        H, W, C = input_shape
+        (KH, KW), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation
+        pad_h, pad_w = (self.padding, self.padding) if isinstance(self.padding, str) else self.padding
+        Ho, self.pt, _ = window_geometry(H, KH, sh, dh, pad_h)
+        Wo, self.pl, _ = window_geometry(W, KW, sw, dw, pad_w)
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"Conv2D kernel_size={self.kernel_size} with dilation={self.dilation} does not fit "
+                             f"input of height x width {H}x{W} with padding={self.padding!r}")
+        fan_in, fan_out = KH * KW * C, KH * KW * self.filters
+        self.params["w"] = glorot_or_he_uniform(rng, (KH, KW, C, self.filters), fan_in, fan_out,
+                                                self.activation, self.dtype)
+        if self.use_bias:
+            self.params["b"] = np.zeros(self.filters, dtype=self.dtype)
+        self._zero_bias = np.zeros(self.filters, dtype=self.dtype)
+        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        return (Ho, Wo, self.filters)
+
+    def _geometry(self):
+        return (*self.strides, self.pt, self.pl, *self.dilation)
+
+    def forward(self, x, training=False):
+        N = x.shape[0]
+        Ho, Wo, F = self.output_shape
+        KH, KW, C, _ = self.params["w"].shape
+        y = self._buffer("y", (N, Ho, Wo, F))
+        col = self._buffer("col", (N, Ho * Wo, KH * KW * C))
+        self.kernels.conv2d_forward(y, x, self.params["w"], col, *self._geometry())
+        y2 = y.reshape(-1, F)
+        self.kernels.bias_act_forward(y2, y2, self.params.get("b", self._zero_bias), self.act, self.alpha)
+        self._x_shape, self._y, self._col = x.shape, y, col
+        return y
+
+    def backward(self, dy):
+        F = self.filters
+        dz = self._buffer("dz", dy.shape)
+        db = self.grads["b"] if self.use_bias else self._buffer("db", (F,))
+        self.kernels.bias_act_backward(dz.reshape(-1, F), db, dy.reshape(-1, F),
+                                       self._y.reshape(-1, F), self.act, self.alpha)
+        self.kernels.conv2d_backward_weight(self.grads["w"], dz, self._col)
+        if not self.needs_input_grad:
+            return None
+        dx = self._buffer("dx", self._x_shape)
+        dcol = self._buffer("dcol", self._col.shape)
+        self.kernels.conv2d_backward_input(dx, dcol, dz, self.params["w"], *self._geometry())
+        return dx
+
+    def describe(self):
+        KH, KW = self.kernel_size
+        return f"{self.filters}, {KH}x{KW}, padding={self.padding!r}, activation={self.activation!r}"

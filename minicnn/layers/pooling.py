@@ -1,0 +1,146 @@
+"""Max and average pooling over NHWC windows, and global average pooling."""
+
+import numpy as np
+
+from .base import Layer
+from .geometry import as_pair, check_padding, window_geometry
+
+
+class _Pool2D(Layer):
+    """Shared window geometry; subclasses only pick the kernels (the ``mode`` hook)."""
+
+    kind = "pool"
+    mode = None
+
+    def __init__(self, pool_size=2, strides=None, padding="valid"):
+        super().__init__()
+        self.pool_size = as_pair(pool_size, "pool_size")
+        self.strides = self.pool_size if strides is None else as_pair(strides, "strides")
+        self.padding = check_padding(padding)
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} expects (height, width, channels) inputs; "
+                             f"received input_shape={input_shape}")
+        H, W, C = input_shape
+        (kh, kw), (sh, sw) = self.pool_size, self.strides
+        pad_h, pad_w = (self.padding, self.padding) if isinstance(self.padding, str) else self.padding
+        if not isinstance(self.padding, str) and (pad_h > kh // 2 or pad_w > kw // 2):
+            raise ValueError(f"padding must be at most half the pool size; received padding={self.padding!r} "
+                             f"with pool_size={self.pool_size}")
+        Ho, self.pt, _ = window_geometry(H, kh, sh, 1, pad_h)
+        Wo, self.pl, _ = window_geometry(W, kw, sw, 1, pad_w)
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"pool_size={self.pool_size} does not fit input of height x width {H}x{W}")
+        return (Ho, Wo, C)
+
+    def _geometry(self):
+        return (*self.pool_size, *self.strides, self.pt, self.pl)
+
+    def describe(self):
+        kh, kw = self.pool_size
+        return f"{kh}x{kw}, strides={self.strides}, padding={self.padding!r}"
+
+
+class MaxPool2D(_Pool2D):
+    """Max pooling; the backward routes each gradient to its window's first maximum.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default=2
+    strides : int or (int, int), default=None
+        Defaults to ``pool_size``.
+    padding : {"valid", "same"} or int or (int, int), default="valid"
+        Padded positions never win.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minicnn.layers import MaxPool2D
+    >>> from minicnn.backend import get_backend
+    >>> pool = MaxPool2D(2)
+    >>> pool.build((4, 4, 3), dtype=np.float32, rng=None, backend=get_backend("numpy"))
+    (2, 2, 3)
+    """
+
+    mode = "max"
+
+    def forward(self, x, training=False):
+        y = self._buffer("y", (x.shape[0], *self.output_shape))
+        argmax = self._buffer("argmax", y.shape, np.int64)
+        self.kernels.maxpool2d_forward(y, argmax, x, *self._geometry())
+        self._argmax, self._x_shape = argmax, x.shape
+        return y
+
+    def backward(self, dy):
+        dx = self._buffer("dx", self._x_shape)
+        self.kernels.maxpool2d_backward(dx, dy, self._argmax)
+        return dx
+
+
+class AvgPool2D(_Pool2D):
+    """Average pooling; padded positions are excluded from each window's mean.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default=2
+    strides : int or (int, int), default=None
+        Defaults to ``pool_size``.
+    padding : {"valid", "same"} or int or (int, int), default="valid"
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minicnn.layers import AvgPool2D
+    >>> from minicnn.backend import get_backend
+    >>> pool = AvgPool2D(2)
+    >>> pool.build((5, 5, 1), dtype=np.float32, rng=None, backend=get_backend("numpy"))
+    (2, 2, 1)
+    """
+
+    mode = "avg"
+
+    def forward(self, x, training=False):
+        y = self._buffer("y", (x.shape[0], *self.output_shape))
+        self.kernels.avgpool2d_forward(y, x, *self._geometry())
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        dx = self._buffer("dx", self._x_shape)
+        self.kernels.avgpool2d_backward(dx, dy, *self._geometry())
+        return dx
+
+
+class GlobalAvgPool2D(Layer):
+    """Mean over height and width: ``(N, H, W, C) -> (N, C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minicnn.layers import GlobalAvgPool2D
+    >>> from minicnn.backend import get_backend
+    >>> gap = GlobalAvgPool2D()
+    >>> gap.build((4, 4, 3), dtype=np.float32, rng=None, backend=get_backend("numpy"))
+    (3,)
+    """
+
+    kind = "pool"
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(f"GlobalAvgPool2D expects (height, width, channels) inputs; "
+                             f"received input_shape={input_shape}")
+        return (input_shape[2],)
+
+    def forward(self, x, training=False):
+        y = self._buffer("y", (x.shape[0], x.shape[3]))
+        np.mean(x, axis=(1, 2), out=y)
+        self._x_shape = x.shape
+        return y
+
+    def backward(self, dy):
+        N, H, W, C = self._x_shape
+        dx = self._buffer("dx", self._x_shape)
+        dx[...] = (dy / dy.dtype.type(H * W))[:, None, None, :]
+        return dx

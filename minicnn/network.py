@@ -1,0 +1,142 @@
+"""Sequential network: a forward loop, a reversed backward loop, parameters and a summary."""
+
+import threading
+
+import numpy as np
+
+from .backend import get_backend
+
+
+class Sequential:
+    """A stack of layers applied in order.
+
+    Parameters
+    ----------
+    layers : list of Layer
+    backend : str or Backend, default="auto"
+        Kernel backend (see :func:`minicnn.backend.get_backend`).
+    dtype : numpy dtype, default=np.float32
+
+    Attributes
+    ----------
+    lock : threading.Lock
+        Held by callers that run the network from several threads (layers
+        reuse their workspaces, so one network runs one batch at a time).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minicnn.layers import Conv2D, MaxPool2D, Flatten, Dense
+    >>> net = Sequential([Conv2D(4, 3, activation="relu"), MaxPool2D(2), Flatten(), Dense(10)],
+    ...                  backend="numpy")
+    >>> net.build((8, 8, 1), rng=np.random.default_rng(0))
+    (10,)
+    >>> net.forward(np.zeros((2, 8, 8, 1), dtype=np.float32)).shape
+    (2, 10)
+    """
+
+    def __init__(self, layers, backend="auto", dtype=np.float32):
+        self.layers = list(layers)
+        self.backend = backend
+        self.dtype = np.dtype(dtype)
+        self.lock = threading.Lock()
+        self.input_shape = self.output_shape = None
+
+    def _kernels(self):
+        return self.backend if not isinstance(self.backend, str) else get_backend(self.backend)
+
+    def build(self, input_shape, rng):
+        """Create every layer's parameters for per-sample ``input_shape``.
+
+        ``rng`` (a ``numpy.random.Generator``) initializes the weights and draws
+        the seed that keys every dropout mask.
+        """
+        kernels = self._kernels()
+        seed = int(rng.integers(0, 2**63 - 1))
+        shape = tuple(input_shape)
+        self.input_shape = shape
+        for index, layer in enumerate(self.layers):
+            shape = layer.build(shape, dtype=self.dtype, rng=rng, backend=kernels)
+            layer.needs_input_grad = index > 0
+            if layer.stochastic:
+                layer.seed, layer.layer_id = seed, index
+        self.output_shape = shape
+        return shape
+
+    def set_backend(self, backend):
+        """Switch kernels without touching parameters (e.g. after unpickling)."""
+        self.backend = backend
+        kernels = self._kernels()
+        for layer in self.layers:
+            layer.kernels = kernels
+
+    def forward(self, x, training=False, mc_pass=None):
+        """Run the layers in order.
+
+        Parameters
+        ----------
+        x : ndarray (N, *input_shape), C-contiguous, of the network's dtype
+        training : bool
+            Training mode: dropout active, batch statistics in BatchNorm.
+        mc_pass : int or None
+            Monte-Carlo dropout: with ``training=False``, keep dropout active
+            with the masks of pass ``mc_pass`` (inference everywhere else).
+
+        Returns
+        -------
+        ndarray
+            The last layer's output buffer: copy it to keep it past the next call.
+        """
+        for layer in self.layers:
+            if mc_pass is not None and layer.stochastic and not training:
+                x = layer.sample(x, mc_pass)
+            else:
+                x = layer.forward(x, training)
+        return x
+
+    def backward(self, dy):
+        """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads."""
+        for layer in reversed(self.layers):
+            dy = layer.backward(dy)
+        return dy
+
+    def params_and_grads(self):
+        """List of ``(param, grad)`` array pairs, in a fixed order."""
+        return [(layer.params[k], layer.grads[k]) for layer in self.layers for k in sorted(layer.params)]
+
+    @property
+    def n_params(self):
+        return sum(layer.n_params for layer in self.layers)
+
+    def release_buffers(self):
+        """Free every layer's cached workspaces."""
+        for layer in self.layers:
+            layer.release_buffers()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("lock")
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self.lock = threading.Lock()
+        if self.input_shape is not None:
+            self.set_backend(self.backend)
+
+    def summary(self):
+        """A text table: layer, output shape, parameter count; dropout rows marked ``<-- dropout``."""
+        rows = [("#", "layer", "output shape", "params")]
+        for index, layer in enumerate(self.layers):
+            name = f"{type(layer).__name__}({layer.describe()})"
+            if layer.stochastic:
+                name += "  <-- dropout"
+            shape = "(None, " + ", ".join(str(d) for d in (layer.output_shape or ())) + ")"
+            rows.append((str(index), name, shape, f"{layer.n_params:,}"))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        rule = "-" * max(len(line) for line in lines)
+        kernels = self._kernels()
+        return "\n".join([rule, lines[0], rule, *lines[1:], rule,
+                          f"Total params: {self.n_params:,}   input: {self.input_shape}   "
+                          f"dtype: {self.dtype}   backend: {kernels.name}", rule])

@@ -1,0 +1,55 @@
+"""The mini-batch training loop, shared by every caller (estimator, CLI, benchmarks)."""
+
+import numpy as np
+
+
+def iterate_minibatches(n_samples, batch_size, rng):
+    """Yield index arrays of a seeded shuffle of ``range(n_samples)``, ``batch_size`` at a time.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> [b.size for b in iterate_minibatches(5, 2, np.random.default_rng(0))]
+    [2, 2, 1]
+    """
+    order = rng.permutation(n_samples)
+    for start in range(0, n_samples, batch_size):
+        yield order[start:start + batch_size]
+
+
+def train_step(network, loss_fn, optimizer, xb, yb):
+    """One forward, backward and update on a batch; returns the batch loss."""
+    out = network.forward(xb, training=True)
+    loss, grad = loss_fn(out, yb)
+    network.backward(grad)
+    optimizer.step(network.params_and_grads())
+    return loss
+
+
+def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=None):
+    """One pass over ``(X, y)`` in seeded random order; returns the sample-weighted mean loss.
+
+    Parameters
+    ----------
+    network : Sequential
+    loss_fn : callable
+        ``loss_fn(output, target) -> (loss, grad)`` (see :mod:`minicnn.losses`).
+    optimizer : SGD or Adam
+    X, y : ndarray
+        ``X`` C-contiguous in the network's dtype.
+    batch_size : int
+    rng : numpy.random.Generator
+    on_batch : callable, optional
+        Called as ``on_batch(n_done, loss)`` after every batch (progress bars).
+    """
+    total, done = 0.0, 0
+    xb_buf = np.empty((min(batch_size, len(X)), *X.shape[1:]), dtype=X.dtype)
+    for idx in iterate_minibatches(len(X), batch_size, rng):
+        xb = xb_buf[:idx.size]
+        np.take(X, idx, axis=0, out=xb)
+        loss = train_step(network, loss_fn, optimizer, xb, y[idx])
+        total += loss * idx.size
+        done += idx.size
+        if on_batch is not None:
+            on_batch(done, loss)
+    return total / max(done, 1)
