@@ -12,7 +12,20 @@ from Cython.Build import cythonize
 from setuptools import Extension, setup
 
 HERE = Path(__file__).parent
-COMPILE_ARGS = ["-O3", "-fopenmp", "-ffp-contract=off"]
+
+
+def cpu_has_avx2():
+    """True when the building machine (which is the one running an editable install) has AVX2."""
+    try:
+        return " avx2 " in Path("/proc/cpuinfo").read_text().replace("\t", " ").replace("\n", " ")
+    except OSError:
+        return False
+
+
+# -mavx2 vectorizes the uint32 hash of the dropout kernels 8 lanes wide (measured 2.3 -> 0.35 ns per
+# element on one thread); -march=native is avoided so a build stays valid on other AVX2 machines.
+# -ffp-contract=off keeps results equal to the NumPy reference (no fused multiply-add).
+COMPILE_ARGS = ["-O3", "-fopenmp", "-ffp-contract=off"] + (["-mavx2"] if cpu_has_avx2() else [])
 LINK_ARGS = ["-fopenmp"]
 
 extensions = [

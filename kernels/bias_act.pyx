@@ -1,0 +1,138 @@
+# cython: language_level=3
+"""Fused bias + activation kernels on ``(M, C)`` arrays, Cython + OpenMP over rows.
+
+Same contract as ``minicnn.backend.reference``: ``act`` is an integer code from
+``minicnn.backend.activation_codes``, branched on once, outside the loops; the
+backward works from the output ``y`` (which may alias ``x``; ``dx`` may alias
+``dy``). ``db`` is summed over fixed row blocks that depend only on ``M``, then
+the block sums are added in order: bit-identical for any thread count.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport exp, expf, tanh, tanhf
+
+import numpy as np
+
+ctypedef fused floating:
+    float
+    double
+
+# Activation codes (must match minicnn.backend.activation_codes).
+cdef enum:
+    IDENTITY = 0
+    RELU = 1
+    LEAKY_RELU = 2
+    TANH = 3
+    SIGMOID = 4
+
+# Rows per block of the deterministic db reduction.
+DB_BLOCK_ROWS = 256
+
+
+cdef inline floating _tanh(floating z) noexcept nogil:
+    if floating is float:
+        return tanhf(z)
+    else:
+        return tanh(z)
+
+
+cdef inline floating _sigmoid(floating z) noexcept nogil:
+    if floating is float:
+        return 1 / (1 + expf(-z))
+    else:
+        return 1 / (1 + exp(-z))
+
+
+def bias_act_forward(floating[:, ::1] y, const floating[:, ::1] x, const floating[::1] b,
+                     int act, double alpha):
+    """``y = f(x + b)`` on ``(M, C)`` arrays (``y`` may alias ``x``)."""
+    cdef Py_ssize_t M = x.shape[0], C = x.shape[1], m, c
+    cdef floating a = <floating>alpha
+    cdef floating z
+    if M == 0 or C == 0:
+        return
+    if act == RELU:
+        for m in prange(M, nogil=True, schedule="static"):
+            for c in range(C):
+                z = x[m, c] + b[c]
+                y[m, c] = z if z > 0 else 0
+    elif act == LEAKY_RELU:
+        for m in prange(M, nogil=True, schedule="static"):
+            for c in range(C):
+                z = x[m, c] + b[c]
+                y[m, c] = z if z > 0 else z * a
+    elif act == TANH:
+        for m in prange(M, nogil=True, schedule="static"):
+            for c in range(C):
+                y[m, c] = _tanh(x[m, c] + b[c])
+    elif act == SIGMOID:
+        for m in prange(M, nogil=True, schedule="static"):
+            for c in range(C):
+                y[m, c] = _sigmoid(x[m, c] + b[c])
+    else:
+        for m in prange(M, nogil=True, schedule="static"):
+            for c in range(C):
+                y[m, c] = x[m, c] + b[c]
+
+
+cdef inline void _grad_rows(floating *dx, floating *acc, const floating *dy, const floating *y,
+                            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                            int act, floating a) noexcept nogil:
+    """``dx = dy * f'(y)`` on rows ``[r0, r1)``, summing each column into ``acc``."""
+    cdef Py_ssize_t m, c, o
+    cdef floating g, v
+    for c in range(C):
+        acc[c] = 0
+    for m in range(r0, r1):
+        o = m * C
+        if act == RELU:
+            for c in range(C):
+                g = dy[o + c] if y[o + c] > 0 else 0
+                dx[o + c] = g
+                acc[c] += g
+        elif act == LEAKY_RELU:
+            for c in range(C):
+                g = dy[o + c] if y[o + c] > 0 else dy[o + c] * a
+                dx[o + c] = g
+                acc[c] += g
+        elif act == TANH:
+            for c in range(C):
+                v = y[o + c]
+                g = dy[o + c] * (1 - v * v)
+                dx[o + c] = g
+                acc[c] += g
+        elif act == SIGMOID:
+            for c in range(C):
+                v = y[o + c]
+                g = dy[o + c] * (v * (1 - v))
+                dx[o + c] = g
+                acc[c] += g
+        else:
+            for c in range(C):
+                g = dy[o + c]
+                dx[o + c] = g
+                acc[c] += g
+
+
+def bias_act_backward(floating[:, ::1] dx, floating[::1] db, const floating[:, ::1] dy,
+                      const floating[:, ::1] y, int act, double alpha):
+    """``dx = dy * f'(.)`` computed from the output ``y``; ``db = dx.sum(axis=0)``."""
+    cdef Py_ssize_t M = dy.shape[0], C = dy.shape[1], c, k
+    cdef Py_ssize_t R = DB_BLOCK_ROWS
+    cdef Py_ssize_t B = (M + R - 1) // R
+    cdef floating a = <floating>alpha
+    cdef floating s
+    if C == 0:
+        return
+    if M == 0:
+        db[...] = 0
+        return
+    cdef floating[:, ::1] part = np.empty((B, C), dtype=np.float32 if floating is float else np.float64)
+    for k in prange(B, nogil=True, schedule="static"):
+        _grad_rows(&dx[0, 0], &part[k, 0], &dy[0, 0], &y[0, 0],
+                   k * R, min((k + 1) * R, M), C, act, a)
+    for c in range(C):
+        s = part[0, c]
+        for k in range(1, B):
+            s = s + part[k, c]
+        db[c] = s

@@ -1,0 +1,165 @@
+# cython: language_level=3
+"""Max and average 2-D pooling kernels (NHWC), Cython + OpenMP over the batch.
+
+Same contract as ``minicnn.backend.reference``: max-pool ``argmax`` is int64
+``h * W + w`` of the first maximum in row-major window order (padding counts
+as ``-inf``, NaN wins like ``np.argmax``); avg-pool divides by the number of
+valid (non-padding) elements. Every window loop runs over the channels
+innermost, which are contiguous in NHWC.
+"""
+
+from cython.parallel cimport prange
+from libc.math cimport INFINITY
+from libc.stdint cimport int64_t
+from libc.string cimport memset
+
+ctypedef fused floating:
+    float
+    double
+
+
+cdef inline void _max_one(floating *y, int64_t *am, const floating *x,
+                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t Ho, Py_ssize_t Wo,
+                          int kh, int kw, int sh, int sw, int pt, int pl) noexcept nogil:
+    """Max-pool one ``(H, W, C)`` sample into ``(Ho, Wo, C)`` values and winners."""
+    cdef Py_ssize_t oh, ow, i, j, ih, iw, c, pos
+    cdef floating v, best
+    cdef floating ninf = -INFINITY
+    cdef const floating *src
+    for oh in range(Ho):
+        for ow in range(Wo):
+            ih = oh * sh - pt
+            iw = ow * sw - pl
+            pos = ih * W + iw
+            if 0 <= ih < H and 0 <= iw < W:
+                src = x + pos * C
+                for c in range(C):
+                    y[c] = src[c]
+                    am[c] = pos
+            else:
+                for c in range(C):
+                    y[c] = ninf
+                    am[c] = pos
+            for i in range(kh):
+                ih = oh * sh - pt + i
+                if ih < 0 or ih >= H:
+                    continue
+                for j in range(kw):
+                    iw = ow * sw - pl + j
+                    if (i == 0 and j == 0) or iw < 0 or iw >= W:
+                        continue
+                    pos = ih * W + iw
+                    src = x + pos * C
+                    for c in range(C):
+                        v = src[c]
+                        best = y[c]
+                        # strict '>' keeps the first maximum; a NaN wins and then stays
+                        if v > best or (v != v and best == best):
+                            y[c] = v
+                            am[c] = pos
+            y += C
+            am += C
+
+
+def maxpool2d_forward(floating[:, :, :, ::1] y, int64_t[:, :, :, ::1] argmax,
+                      const floating[:, :, :, ::1] x,
+                      int kh, int kw, int sh, int sw, int pt, int pl):
+    """Max over each window; ``argmax`` records the winner as ``h * W + w``."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t Ho = y.shape[1], Wo = y.shape[2], n
+    if N == 0 or Ho * Wo * C == 0:
+        return
+    for n in prange(N, nogil=True, schedule="static"):
+        _max_one(&y[n, 0, 0, 0], &argmax[n, 0, 0, 0], &x[n, 0, 0, 0],
+                 H, W, C, Ho, Wo, kh, kw, sh, sw, pt, pl)
+
+
+def maxpool2d_backward(floating[:, :, :, ::1] dx, const floating[:, :, :, ::1] dy,
+                       const int64_t[:, :, :, ::1] argmax):
+    """Route each output gradient to its window's winner (overlaps accumulate)."""
+    cdef Py_ssize_t N = dx.shape[0], HW = dx.shape[1] * dx.shape[2], C = dx.shape[3]
+    cdef Py_ssize_t Q = dy.shape[1] * dy.shape[2], n, q, c
+    cdef int64_t a
+    cdef floating *dxn
+    cdef const floating *dyq
+    cdef const int64_t *amq
+    if N == 0 or HW * C == 0:
+        return
+    for n in prange(N, nogil=True, schedule="static"):
+        dxn = &dx[n, 0, 0, 0]
+        memset(dxn, 0, HW * C * sizeof(floating))
+        for q in range(Q):
+            dyq = &dy[n, 0, 0, 0] + q * C
+            amq = &argmax[n, 0, 0, 0] + q * C
+            for c in range(C):
+                a = amq[c]
+                if 0 <= a < HW:          # a window made only of padding has no winner
+                    dxn[a * C + c] += dyq[c]
+
+
+cdef inline Py_ssize_t _valid(Py_ssize_t start, int k, Py_ssize_t size) noexcept nogil:
+    """Number of indices of ``[start, start + k)`` inside ``[0, size)``."""
+    cdef Py_ssize_t lo = start if start > 0 else 0
+    cdef Py_ssize_t hi = start + k if start + k < size else size
+    return hi - lo if hi > lo else 0
+
+
+def avgpool2d_forward(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] x,
+                      int kh, int kw, int sh, int sw, int pt, int pl):
+    """Mean over the valid (non-padding) elements of each window."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t Ho = y.shape[1], Wo = y.shape[2], n, oh, ow, i, j, ih, iw, c
+    cdef floating *yq
+    cdef const floating *src
+    cdef floating count
+    if N == 0 or Ho * Wo * C == 0:
+        return
+    for n in prange(N, nogil=True, schedule="static"):
+        for oh in range(Ho):
+            for ow in range(Wo):
+                yq = &y[n, oh, ow, 0]
+                for c in range(C):
+                    yq[c] = 0
+                for i in range(kh):
+                    ih = oh * sh - pt + i
+                    if ih < 0 or ih >= H:
+                        continue
+                    for j in range(kw):
+                        iw = ow * sw - pl + j
+                        if iw < 0 or iw >= W:
+                            continue
+                        src = &x[n, ih, iw, 0]
+                        for c in range(C):
+                            yq[c] += src[c]
+                count = <floating>(_valid(oh * sh - pt, kh, H) * _valid(ow * sw - pl, kw, W))
+                for c in range(C):
+                    yq[c] = yq[c] / count
+
+
+def avgpool2d_backward(floating[:, :, :, ::1] dx, const floating[:, :, :, ::1] dy,
+                       int kh, int kw, int sh, int sw, int pt, int pl):
+    """Spread each output gradient evenly over its window's valid elements."""
+    cdef Py_ssize_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
+    cdef Py_ssize_t Ho = dy.shape[1], Wo = dy.shape[2], n, oh, ow, i, j, ih, iw, c
+    cdef floating *dst
+    cdef const floating *g
+    cdef floating count
+    if N == 0 or H * W * C == 0:
+        return
+    for n in prange(N, nogil=True, schedule="static"):
+        memset(&dx[n, 0, 0, 0], 0, H * W * C * sizeof(floating))
+        for oh in range(Ho):
+            for ow in range(Wo):
+                g = &dy[n, oh, ow, 0]
+                count = <floating>(_valid(oh * sh - pt, kh, H) * _valid(ow * sw - pl, kw, W))
+                for i in range(kh):
+                    ih = oh * sh - pt + i
+                    if ih < 0 or ih >= H:
+                        continue
+                    for j in range(kw):
+                        iw = ow * sw - pl + j
+                        if iw < 0 or iw >= W:
+                            continue
+                        dst = &dx[n, ih, iw, 0]
+                        for c in range(C):
+                            dst[c] += g[c] / count

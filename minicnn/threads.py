@@ -1,0 +1,196 @@
+"""The one thread knob: ``n_threads`` for Numba, OpenMP and BLAS together.
+
+Three thread pools live in this process: Numba's (``prange`` kernels, the
+``omp`` threading layer), GNU OpenMP's (the Cython kernels' ``prange``) and
+OpenBLAS's (pthreads, used by NumPy/SciPy GEMMs). On 2 cores, letting BLAS run
+2 threads right after an OpenMP region (or while OpenMP threads call BLAS)
+oversubscribes the cores: spinning OpenMP workers and OpenBLAS workers wait on
+each other and a GEMM ran up to 60x slower (``benchmarks/bench_threads.py``).
+
+Design: **OpenMP/Numba own the cores, BLAS runs single-threaded.** Inside
+:func:`thread_limits` the batch-parallel kernels use ``n_threads`` threads and
+each thread calls one-thread BLAS on its own sample (the Cython conv kernels
+do per-sample GEMMs inside ``prange``), so only one runtime ever has busy
+threads. Measured (``benchmarks/bench_threads.py``, 2 cores): a 512^3 sgemm
+took 1.4 ms before any OpenMP region and 13 ms right after one with
+``OMP_WAIT_POLICY=passive`` (so a passive wait policy does *not* remove the
+cliff and nothing here touches the environment); with BLAS at 2 threads
+inside OpenMP's per-sample loop a conv training step took 2.3-2.6 s against
+0.19-0.32 s inside :func:`thread_limits`. On the MNIST conv shape the
+per-sample layout ran within ~15% of one big 2-thread GEMM on a quiet machine
+and about 2x faster on a loaded one (a 2-thread BLAS stalls whenever another
+process takes a core).
+
+Scope of the settings: Numba's and OpenMP's thread counts are per calling
+Python thread (enter the context in the thread that runs the kernels); the
+BLAS limit is process-wide, so concurrent contexts share it through a counter
+and the first one to enter / last one to leave sets / restores it.
+
+Fork safety: GNU OpenMP (libgomp) is not fork-safe; a ``fork()``-ed child of a
+process that ran a parallel region hangs in its first parallel region. Use the
+``spawn`` or ``forkserver`` start methods for ``multiprocessing`` (joblib's
+default ``loky`` backend already spawns fresh workers; Dask workers are
+separate processes too).
+
+Importing this module is cheap: Numba and threadpoolctl are imported when the
+context is first entered.
+"""
+
+import numbers
+import os
+import threading
+from contextlib import contextmanager
+
+#: Environment variables whose value caps the default thread count (set e.g. by
+#: joblib/loky and Dask in their workers, or by a user sharing the machine).
+LIMIT_ENV_VARS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
+
+_blas_lock = threading.Lock()
+_blas_state = {"depth": 0, "limiter": None}
+
+
+def _env_limit(name):
+    """The first positive integer of environment variable ``name`` (``"4,2"`` -> 4), or None."""
+    value = os.environ.get(name, "").split(",")[0].strip()
+    try:
+        limit = int(value)
+    except ValueError:
+        return None
+    return limit if limit > 0 else None
+
+
+def available_cpus():
+    """Number of CPUs this process may use: affinity mask, capped by explicit limits.
+
+    Returns
+    -------
+    int
+        ``len(os.sched_getaffinity(0))`` (``os.cpu_count()`` where affinity is
+        unsupported), lowered to any positive ``OMP_NUM_THREADS`` or
+        ``NUMBA_NUM_THREADS`` found in the environment.
+
+    Examples
+    --------
+    >>> available_cpus() >= 1
+    True
+    """
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cpus = os.cpu_count() or 1
+    for name in LIMIT_ENV_VARS:
+        limit = _env_limit(name)
+        if limit is not None:
+            cpus = min(cpus, limit)
+    return max(cpus, 1)
+
+
+def resolve_n_threads(n_threads=None):
+    """Validate ``n_threads`` and turn ``None`` into :func:`available_cpus`.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Positive number of threads, or None for every CPU this process may use.
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If ``n_threads`` is not None and not a positive integer.
+
+    Examples
+    --------
+    >>> resolve_n_threads(3)
+    3
+    >>> resolve_n_threads(None) == available_cpus()
+    True
+    """
+    if n_threads is None:
+        return available_cpus()
+    if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
+        raise ValueError(f"n_threads must be a positive int or None; received n_threads={n_threads!r}")
+    return int(n_threads)
+
+
+def _numba():
+    """Numba, with minicnn's threading layer chosen before its threads start."""
+    from . import config
+
+    config.configure_threading()
+    import numba
+
+    return numba
+
+
+def _openmp():
+    """The compiled OpenMP helper module, or None when the extensions are not built."""
+    try:
+        from .backend import _openmp
+    except ImportError:
+        return None
+    return _openmp
+
+
+def _enter_blas_single():
+    with _blas_lock:
+        if _blas_state["depth"] == 0:
+            from threadpoolctl import threadpool_limits
+
+            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+        _blas_state["depth"] += 1
+
+
+def _exit_blas_single():
+    with _blas_lock:
+        _blas_state["depth"] -= 1
+        if _blas_state["depth"] == 0:
+            _blas_state["limiter"].restore_original_limits()
+            _blas_state["limiter"] = None
+
+
+@contextmanager
+def thread_limits(n_threads=None):
+    """Run the enclosed code with ``n_threads`` kernel threads and one BLAS thread.
+
+    Sets Numba's thread count (clamped to ``NUMBA_NUM_THREADS``, its pool
+    size), OpenMP's thread count (Cython kernels) and limits BLAS to one thread
+    (the kernels call BLAS per sample from their own threads), then restores
+    all three on exit, also when an exception escapes.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Threads for the batch-parallel kernels; None means
+        :func:`available_cpus`.
+
+    Yields
+    ------
+    int
+        The resolved thread count.
+
+    Examples
+    --------
+    >>> with thread_limits(1) as n:
+    ...     n
+    1
+    """
+    n = resolve_n_threads(n_threads)
+    numba = _numba()
+    openmp = _openmp()
+    old_numba = numba.get_num_threads()
+    old_omp = openmp.get_max_threads() if openmp is not None else None
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if openmp is not None:
+        openmp.set_num_threads(n)
+    _enter_blas_single()
+    try:
+        yield n
+    finally:
+        _exit_blas_single()
+        if openmp is not None:
+            openmp.set_num_threads(old_omp)
+        numba.set_num_threads(old_numba)

@@ -1,0 +1,160 @@
+"""The thread knob (minicnn.threads) and thread-count independence of the Cython kernels."""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from minicnn import threads
+from minicnn.backend import reference
+from minicnn.backend.hash_rng import dropout_key, keep_threshold
+
+ck = pytest.importorskip("minicnn.backend.cython_kernels")
+openmp = pytest.importorskip("minicnn.backend._openmp")
+numba = pytest.importorskip("numba")
+
+TWO = min(2, threads.available_cpus())
+
+
+def _blas_threads():
+    return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
+
+
+def _state():
+    return numba.get_num_threads(), openmp.get_max_threads(), _blas_threads()
+
+
+# ----------------------------------------------------------------------------- resolve
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, np.float64(2.0)])
+def test_resolve_rejects_non_positive_int(bad):
+    with pytest.raises(ValueError, match=r"n_threads.*" + repr(bad).replace("(", r"\(").replace(")", r"\)")):
+        threads.resolve_n_threads(bad)
+
+
+def test_resolve_accepts_ints_and_numpy_ints():
+    assert threads.resolve_n_threads(3) == 3
+    assert threads.resolve_n_threads(np.int64(2)) == 2
+
+
+def test_resolve_none_honours_affinity_and_env(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 5}, raising=False)
+    assert threads.resolve_n_threads(None) == 4
+    monkeypatch.setenv("OMP_NUM_THREADS", "3,1")
+    assert threads.resolve_n_threads(None) == 3
+    monkeypatch.setenv("NUMBA_NUM_THREADS", "2")
+    assert threads.resolve_n_threads(None) == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "not-a-number")
+    monkeypatch.delenv("NUMBA_NUM_THREADS")
+    assert threads.resolve_n_threads(None) == 4
+
+
+def test_thread_limits_validates_before_touching_anything():
+    before = _state()
+    with pytest.raises(ValueError, match="n_threads=0"):
+        with threads.thread_limits(0):
+            pass
+    assert _state() == before
+
+
+# ----------------------------------------------------------------------------- the knob
+@pytest.mark.parametrize("n", [1, TWO])
+def test_thread_limits_sets_all_three_runtimes_and_restores(n):
+    threads._numba()  # choose the threading layer before reading Numba's state
+    saved = numba.get_num_threads(), openmp.get_max_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    openmp.set_num_threads(3)  # an outer value distinct from every n used here
+    try:
+        before = _state()
+        with threads.thread_limits(n) as resolved:
+            assert resolved == n
+            assert numba.get_num_threads() == min(n, numba.config.NUMBA_NUM_THREADS)
+            assert openmp.get_max_threads() == n
+            assert _blas_threads() == [1]
+        assert _state() == before
+    finally:
+        numba.set_num_threads(saved[0])
+        openmp.set_num_threads(saved[1])
+
+
+def test_thread_limits_restores_on_exception_and_when_nested():
+    before = _state()
+    with pytest.raises(RuntimeError):
+        with threads.thread_limits(1):
+            with threads.thread_limits(TWO):
+                assert openmp.get_max_threads() == TWO
+                assert _blas_threads() == [1]
+            assert openmp.get_max_threads() == 1
+            assert _blas_threads() == [1]
+            raise RuntimeError("boom")
+    assert _state() == before
+
+
+# ----------------------------------------------------------------------------- kernels vs thread count
+def _conv_case(seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((10, 9, 8, 5)).astype(dtype)
+    w = rng.standard_normal((3, 3, 5, 7)).astype(dtype)
+    dy = rng.standard_normal((10, 5, 4, 7)).astype(dtype)   # stride 2, padding 1
+    return x, w, dy
+
+
+def _conv_fwd_bwd(k, x, w, dy):
+    y = np.empty(dy.shape, x.dtype)
+    col = np.empty((x.shape[0], dy.shape[1] * dy.shape[2], 3 * 3 * x.shape[3]), x.dtype)
+    dx, dcol, dw = np.empty_like(x), np.empty_like(col), np.empty_like(w)
+    k.conv2d_forward(y, x, w, col, 2, 2, 1, 1, 1, 1)
+    k.conv2d_backward_input(dx, dcol, dy, w, 2, 2, 1, 1, 1, 1)
+    k.conv2d_backward_weight(dw, dy, col)
+    return y, dx, dw
+
+
+def test_conv_forward_backward_identical_for_1_and_2_threads():
+    x, w, dy = _conv_case()
+    with threads.thread_limits(1):
+        one = _conv_fwd_bwd(ck, x, w, dy)
+    with threads.thread_limits(TWO):
+        two = _conv_fwd_bwd(ck, x, w, dy)
+    for a, b, ref in zip(one, two, _conv_fwd_bwd(reference, x, w, dy)):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, ref, rtol=1e-4, atol=1e-4)
+
+
+def test_bias_act_db_identical_for_1_and_2_threads():
+    rng = np.random.default_rng(1)
+    dy = rng.standard_normal((1000, 6)).astype(np.float32)
+    y = rng.standard_normal((1000, 6)).astype(np.float32)
+    results = []
+    for n in (1, TWO):
+        dx, db = np.empty_like(dy), np.empty(6, np.float32)
+        with threads.thread_limits(n):
+            ck.bias_act_backward(dx, db, dy, y, 2, 0.1)
+        results.append(db)
+    np.testing.assert_array_equal(results[0], results[1])
+    np.testing.assert_allclose(results[0], np.where(y > 0, dy, dy * np.float32(0.1)).sum(0), rtol=1e-5)
+
+
+def _mixed_work(seed):
+    """Conv forward/backward, max-pool and dropout on one worker's own arrays."""
+    x, w, dy = _conv_case(seed)
+    y, dx, dw = _conv_fwd_bwd(ck, x, w, dy)
+    p = np.empty((10, 2, 2, 7), np.float32)
+    am = np.empty(p.shape, np.int64)
+    ck.maxpool2d_forward(p, am, y, 2, 2, 2, 2, 0, 0)
+    d = np.empty(y.size, np.float32)
+    key0, key1 = dropout_key(seed, 1, 0)
+    ck.dropout_forward(d, y.reshape(-1), key0, key1, keep_threshold(0.5), 2.0)
+    return y, dx, dw, p, am, d
+
+
+def test_cython_kernels_concurrent_python_threads_give_identical_results():
+    seeds = [0, 1, 2, 3] * 2
+    expected = {s: _mixed_work(s) for s in set(seeds)}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        got = list(pool.map(_mixed_work, seeds))
+    for s, result in zip(seeds, got):
+        for a, b in zip(result, expected[s]):
+            np.testing.assert_array_equal(a, b)
