@@ -1,0 +1,336 @@
+"""Numba kernels: same names, signatures and results as :mod:`minicnn.backend.reference`.
+
+Read the contract in the ``reference`` module docstring. Batch loops are
+``prange`` loops over samples (each thread writes its own slice, so results do
+not depend on the thread count). Flags come from :mod:`minicnn.config`;
+float32 and float64 each get their own compiled specialization on first call.
+
+Convolution layout (measured, ``benchmarks/test_bench_kernels.py``): a
+parallel im2col/col2im loop around **one** BLAS GEMM over the whole batch
+(``np.dot`` on contiguous 2-D arrays, i.e. SciPy's OpenBLAS). The alternative,
+one GEMM per sample inside the ``prange``, never won on this 2-core machine:
+with BLAS limited to one thread it ran 0.9-1.15x the speed of the batch GEMM,
+and with BLAS at its default two threads it oversubscribed the cores and ran
+about 7x slower (1.2-1.5 s instead of 0.2 s for a MNIST conv step). The batch
+GEMM is never catastrophic in either BLAS setting. Because the weight gradient
+is that single GEMM, it does not depend on Numba's thread count (and was
+bit-identical for one and two BLAS threads).
+"""
+
+import numpy as np
+from numba import prange
+
+from ..config import jit
+from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # anything else: identity
+from .hash_rng import MIX_MUL1, MIX_MUL2
+
+NAME = "numba"
+_ROWS_PER_CHUNK = 256  # fixed db-reduction chunk: the sum order never depends on thread count
+
+
+# ----------------------------------------------------------------------------- conv
+@jit()
+def _im2col_one(col, x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
+    """im2col of one sample: ``col`` is ``(Ho*Wo, KH*KW*C)``, ``x`` is ``(H, W, C)``."""
+    H, W, C = x.shape
+    for oh in range(Ho):
+        for ow in range(Wo):
+            p = oh * Wo + ow
+            for i in range(KH):
+                ih = oh * sh - pt + i * dh
+                for j in range(KW):
+                    iw = ow * sw - pl + j * dw
+                    base = (i * KW + j) * C
+                    if 0 <= ih < H and 0 <= iw < W:
+                        for c in range(C):
+                            col[p, base + c] = x[ih, iw, c]
+                    else:
+                        for c in range(C):
+                            col[p, base + c] = 0
+
+
+@jit()
+def _col2im_one(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
+    """col2im of one sample: ``dx`` ``(H, W, C)`` = sum of the ``dcol`` taps landing on it."""
+    H, W, C = dx.shape
+    dx[:] = 0
+    for oh in range(Ho):
+        for ow in range(Wo):
+            p = oh * Wo + ow
+            for i in range(KH):
+                ih = oh * sh - pt + i * dh
+                if ih < 0 or ih >= H:
+                    continue
+                for j in range(KW):
+                    iw = ow * sw - pl + j * dw
+                    if 0 <= iw < W:
+                        base = (i * KW + j) * C
+                        for c in range(C):
+                            dx[ih, iw, c] += dcol[p, base + c]
+
+
+@jit(parallel=True)
+def _im2col(col, x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
+    for n in prange(x.shape[0]):
+        _im2col_one(col[n], x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+
+
+@jit(parallel=True)
+def _col2im(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
+    for n in prange(dx.shape[0]):
+        _col2im_one(dx[n], dcol[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+
+
+@jit()
+def conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw):
+    """``y = conv(x, w)`` (no bias): parallel im2col into ``col``, then one GEMM."""
+    N, Ho, Wo, F = y.shape
+    KH, KW, C, _ = w.shape
+    _im2col(col, x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+    K = KH * KW * C
+    np.dot(col.reshape((N * Ho * Wo, K)), w.reshape((K, F)), y.reshape((N * Ho * Wo, F)))
+
+
+@jit()
+def conv2d_backward_input(dx, dcol, dy, w, sh, sw, pt, pl, dh, dw):
+    """Gradient with respect to the input: ``dcol = dy @ w.T`` (one GEMM), then parallel col2im."""
+    N, Ho, Wo, F = dy.shape
+    KH, KW, C, _ = w.shape
+    K = KH * KW * C
+    np.dot(dy.reshape((N * Ho * Wo, F)), w.reshape((K, F)).T, dcol.reshape((N * Ho * Wo, K)))
+    _col2im(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+
+
+@jit()
+def conv2d_backward_weight(dw, dy, col):
+    """Gradient with respect to the weights: ``col.T @ dy`` as one GEMM over the batch.
+
+    A single BLAS call: its result does not depend on Numba's thread count
+    (tests also check it does not depend on the BLAS thread count).
+    """
+    F = dy.shape[3]
+    K = col.shape[2]
+    M = col.shape[0] * col.shape[1]
+    np.dot(col.reshape((M, K)).T, dy.reshape((M, F)), dw.reshape((K, F)))
+
+
+# ----------------------------------------------------------------------------- pooling
+@jit(parallel=True)
+def maxpool2d_forward(y, argmax, x, kh, kw, sh, sw, pt, pl):
+    """Max over each window (padding counts as -inf); ``argmax`` holds ``h * W + w``.
+
+    Ties keep the first maximum in row-major window order and a NaN wins, as
+    ``np.argmax`` does.
+    """
+    N, H, W, C = x.shape
+    Ho, Wo = y.shape[1], y.shape[2]
+    ninf = x.dtype.type(-np.inf)
+    for n in prange(N):
+        for oh in range(Ho):
+            for ow in range(Wo):
+                for i in range(kh):
+                    ih = oh * sh - pt + i
+                    for j in range(kw):
+                        iw = ow * sw - pl + j
+                        pos = ih * W + iw
+                        valid = 0 <= ih < H and 0 <= iw < W
+                        first = i == 0 and j == 0
+                        for c in range(C):
+                            v = x[n, ih, iw, c] if valid else ninf
+                            best = y[n, oh, ow, c]
+                            if first or v > best or (v != v and best == best):
+                                y[n, oh, ow, c] = v
+                                argmax[n, oh, ow, c] = pos
+
+
+@jit(parallel=True)
+def maxpool2d_backward(dx, dy, argmax):
+    """Route each output gradient to its window's winner (overlaps accumulate)."""
+    N, H, W, C = dx.shape
+    Ho, Wo = dy.shape[1], dy.shape[2]
+    for n in prange(N):
+        dx[n] = 0
+        for oh in range(Ho):
+            for ow in range(Wo):
+                for c in range(C):
+                    a = argmax[n, oh, ow, c]
+                    dx[n, a // W, a % W, c] += dy[n, oh, ow, c]
+
+
+@jit()
+def _span(o, stride, pad, k, size):
+    """First and one-past-last valid input index of a pooling window."""
+    lo = o * stride - pad
+    return max(lo, 0), min(lo + k, size)
+
+
+@jit(parallel=True)
+def avgpool2d_forward(y, x, kh, kw, sh, sw, pt, pl):
+    """Mean over the valid (non-padding) elements of each window."""
+    N, H, W, C = x.shape
+    Ho, Wo = y.shape[1], y.shape[2]
+    for n in prange(N):
+        for oh in range(Ho):
+            h0, h1 = _span(oh, sh, pt, kh, H)
+            for ow in range(Wo):
+                w0, w1 = _span(ow, sw, pl, kw, W)
+                count = x.dtype.type(max(h1 - h0, 0) * max(w1 - w0, 0))
+                y[n, oh, ow] = 0
+                for ih in range(h0, h1):
+                    for iw in range(w0, w1):
+                        for c in range(C):
+                            y[n, oh, ow, c] += x[n, ih, iw, c]
+                for c in range(C):
+                    y[n, oh, ow, c] /= count
+
+
+@jit(parallel=True)
+def avgpool2d_backward(dx, dy, kh, kw, sh, sw, pt, pl):
+    """Spread each output gradient evenly over its window's valid elements."""
+    N, H, W, C = dx.shape
+    Ho, Wo = dy.shape[1], dy.shape[2]
+    for n in prange(N):
+        dx[n] = 0
+        for oh in range(Ho):
+            h0, h1 = _span(oh, sh, pt, kh, H)
+            for ow in range(Wo):
+                w0, w1 = _span(ow, sw, pl, kw, W)
+                count = dx.dtype.type(max(h1 - h0, 0) * max(w1 - w0, 0))
+                for ih in range(h0, h1):
+                    for iw in range(w0, w1):
+                        for c in range(C):
+                            dx[n, ih, iw, c] += dy[n, oh, ow, c] / count
+
+
+# ----------------------------------------------------------------------------- dropout
+@jit(inline="always")
+def _mix32(h):
+    """Wellons' lowbias32 in uint32 (every intermediate cast back so it vectorizes)."""
+    h = np.uint32(h ^ (h >> np.uint32(16)))
+    h = np.uint32(h * np.uint32(MIX_MUL1))
+    h = np.uint32(h ^ (h >> np.uint32(15)))
+    h = np.uint32(h * np.uint32(MIX_MUL2))
+    return np.uint32(h ^ (h >> np.uint32(16)))
+
+
+@jit(inline="always")
+def _keep(i, key0, key1, threshold):
+    """Mask bit of element ``i``: ``mix32(mix32(i ^ key0) ^ key1) < threshold``."""
+    h = _mix32(np.uint32(np.uint32(i) ^ key0))
+    return _mix32(np.uint32(h ^ key1)) < threshold
+
+
+@jit(parallel=True)
+def _dropout(y, x, key0, key1, threshold, scale):
+    s = x.dtype.type(scale)
+    zero = x.dtype.type(0)
+    k0, k1, t = np.uint32(key0), np.uint32(key1), np.uint32(threshold)
+    for i in prange(x.shape[0]):
+        y[i] = x[i] * s if _keep(i, k0, k1, t) else zero
+
+
+def dropout_forward(y, x, key0, key1, threshold, scale):
+    """Element-wise dropout on flat arrays: keep ``x[i] * scale`` where ``hash(i) < threshold``."""
+    _dropout(y, x, key0, key1, threshold, scale)
+
+
+def dropout_backward(dx, dy, key0, key1, threshold, scale):
+    """Gradient of :func:`dropout_forward`: the same regenerated mask applied to ``dy``."""
+    _dropout(dx, dy, key0, key1, threshold, scale)
+
+
+@jit(parallel=True)
+def _spatial_dropout(y, x, key0, key1, threshold, scale):
+    N, S, C = x.shape
+    s = x.dtype.type(scale)
+    zero = x.dtype.type(0)
+    k0, k1, t = np.uint32(key0), np.uint32(key1), np.uint32(threshold)
+    keep = np.empty((N, C), dtype=np.bool_)
+    for n in prange(N):
+        for c in range(C):
+            keep[n, c] = _keep(n * C + c, k0, k1, t)
+        for j in range(S):
+            for c in range(C):
+                y[n, j, c] = x[n, j, c] * s if keep[n, c] else zero
+
+
+def spatial_dropout_forward(y, x, key0, key1, threshold, scale):
+    """Channel-wise dropout on ``(N, S, C)`` arrays: one mask bit per ``(n, c)``."""
+    _spatial_dropout(y, x, key0, key1, threshold, scale)
+
+
+def spatial_dropout_backward(dx, dy, key0, key1, threshold, scale):
+    """Gradient of :func:`spatial_dropout_forward` (same regenerated mask)."""
+    _spatial_dropout(dx, dy, key0, key1, threshold, scale)
+
+
+# ----------------------------------------------------------------------------- bias + activation
+@jit(parallel=True)
+def bias_act_forward(y, x, b, act, alpha):
+    """``y = f(x + b)`` on ``(M, C)`` arrays (``y`` may alias ``x``).
+
+    The activation branch sits outside the inner (channel) loop; one parallel
+    loop for all activations keeps the compile time down.
+    """
+    M, C = x.shape
+    one = x.dtype.type(1)
+    zero = x.dtype.type(0)
+    a = x.dtype.type(alpha)
+    for m in prange(M):
+        if act == RELU:
+            for c in range(C):
+                z = x[m, c] + b[c]
+                y[m, c] = z if z > zero else zero
+        elif act == LEAKY_RELU:
+            for c in range(C):
+                z = x[m, c] + b[c]
+                y[m, c] = z if z > zero else z * a
+        elif act == TANH:
+            for c in range(C):
+                y[m, c] = np.tanh(x[m, c] + b[c])
+        elif act == SIGMOID:
+            for c in range(C):
+                y[m, c] = one / (one + np.exp(-(x[m, c] + b[c])))
+        else:
+            for c in range(C):
+                y[m, c] = x[m, c] + b[c]
+
+
+@jit(parallel=True)
+def bias_act_backward(dx, db, dy, y, act, alpha):
+    """``dx = dy * f'(.)`` computed from the output ``y``; ``db = dx.sum(axis=0)``.
+
+    ``dx`` may alias ``dy``. Rows are processed in fixed chunks of
+    ``_ROWS_PER_CHUNK`` whose partial sums are added in chunk order, so ``db`` is
+    bit-identical for any thread count.
+    """
+    M, C = dy.shape
+    one = dy.dtype.type(1)
+    zero = dy.dtype.type(0)
+    a = dy.dtype.type(alpha)
+    chunks = (M + _ROWS_PER_CHUNK - 1) // _ROWS_PER_CHUNK
+    partial = np.zeros((max(chunks, 1), C), dtype=dy.dtype)
+    for k in prange(chunks):
+        for m in range(k * _ROWS_PER_CHUNK, min((k + 1) * _ROWS_PER_CHUNK, M)):
+            if act == RELU:
+                for c in range(C):
+                    dx[m, c] = dy[m, c] if y[m, c] > zero else zero
+            elif act == LEAKY_RELU:
+                for c in range(C):
+                    dx[m, c] = dy[m, c] if y[m, c] > zero else dy[m, c] * a
+            elif act == TANH:
+                for c in range(C):
+                    dx[m, c] = dy[m, c] * (one - y[m, c] * y[m, c])
+            elif act == SIGMOID:
+                for c in range(C):
+                    dx[m, c] = dy[m, c] * (y[m, c] * (one - y[m, c]))
+            else:
+                for c in range(C):
+                    dx[m, c] = dy[m, c]
+            for c in range(C):
+                partial[k, c] += dx[m, c]
+    for c in range(C):
+        db[c] = 0
+    for k in range(chunks):
+        for c in range(C):
+            db[c] += partial[k, c]
