@@ -1,0 +1,32 @@
+"""minicnn: a small, fast, CPU-only CNN engine with scikit-learn estimators.
+
+The estimators are loaded lazily: ``import minicnn`` imports neither
+scikit-learn nor Numba, and nothing is compiled until a kernel first runs.
+
+Examples
+--------
+>>> import minicnn
+>>> minicnn.__version__
+'0.1.0'
+>>> minicnn.CNNClassifier(layers=("conv8", "maxpool", "dense16")).dropout
+'after_last_pool'
+"""
+
+__version__ = "0.1.0"
+__all__ = ["CNNClassifier", "CNNRegressor", "load", "__version__"]
+
+_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "io"}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

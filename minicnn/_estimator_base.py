@@ -1,0 +1,342 @@
+"""Shared machinery of CNNClassifier and CNNRegressor: validation, the fit loop, batched prediction.
+
+The public classes in :mod:`minicnn.estimator` only add what differs (target
+encoding, loss, output transform, score); everything else lives here.
+"""
+
+import copy
+import numbers
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, _fit_context
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+
+from . import placement
+from ._architecture import build_network
+from ._inputs import prepare_X
+from ._progress import EpochReporter
+from .backend import BACKEND_NAMES
+from .backend.activation_codes import CODES
+from .optim import SGD, Adam
+from .threads import thread_limits
+from .training import train_epoch
+
+#: Samples per forward pass in predict: bounds the memory of the layer workspaces.
+PREDICT_BATCH = 1024
+
+#: Parameters that shape the network: changing them between warm-started fits is an error.
+ARCHITECTURE_PARAMS = ("layers", "kernel_size", "padding", "pool_size", "activation", "batch_norm", "dropout",
+                       "dropout_rate", "dropout_kind", "dropout_scaling", "input_shape", "data_format")
+
+
+def check_mc_samples(mc_samples, allow_none=True):
+    """Validate ``mc_samples`` (None or a positive int) and return it."""
+    if mc_samples is None and allow_none:
+        return None
+    if not (isinstance(mc_samples, numbers.Integral) and not isinstance(mc_samples, bool) and mc_samples >= 1):
+        choices = "a positive int or None" if allow_none else "a positive int"
+        raise ValueError(f"Expected mc_samples to be {choices}. Received: mc_samples={mc_samples!r}")
+    return int(mc_samples)
+
+
+class BaseCNN(BaseEstimator):
+    """Base class of the CNN estimators (see :class:`minicnn.CNNClassifier` for the parameters)."""
+
+    _parameter_constraints = {
+        "layers": [tuple, list],
+        "kernel_size": [Interval(Integral, 1, None, closed="left")],
+        "padding": [StrOptions({"valid", "same"})],
+        "pool_size": [Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions(set(CODES))],
+        "batch_norm": ["boolean"],
+        "dropout": [str, tuple, list],
+        "dropout_rate": [Interval(Real, 0, 1, closed="left"), tuple, list],
+        "dropout_kind": [StrOptions(set(placement.KINDS))],
+        "dropout_scaling": [StrOptions({"inverted", "test_time"})],
+        "optimizer": [StrOptions({"adam", "sgd"})],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "input_shape": [tuple, list, None],
+        "data_format": [StrOptions({"channels_last", "channels_first"})],
+        "backend": [StrOptions(set(BACKEND_NAMES))],
+        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    def __init__(self, layers=("conv32", "conv64", "maxpool", "dense128"), *, kernel_size=3, padding="valid",
+                 pool_size=2, activation="relu", batch_norm=False, dropout="after_last_pool", dropout_rate=0.5,
+                 dropout_kind="auto", dropout_scaling="inverted", optimizer="adam", learning_rate=3e-3,
+                 batch_size=64, max_iter=20, weight_decay=0.0, early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=5, tol=1e-4, input_shape=None, data_format="channels_last", backend="auto",
+                 n_threads=None, random_state=None, verbose=0, warm_start=False):
+        self.layers = layers
+        self.kernel_size = kernel_size
+        self.padding = padding
+        self.pool_size = pool_size
+        self.activation = activation
+        self.batch_norm = batch_norm
+        self.dropout = dropout
+        self.dropout_rate = dropout_rate
+        self.dropout_kind = dropout_kind
+        self.dropout_scaling = dropout_scaling
+        self.optimizer = optimizer
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.weight_decay = weight_decay
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.input_shape = input_shape
+        self.data_format = data_format
+        self.backend = backend
+        self.n_threads = n_threads
+        self.random_state = random_state
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    # ------------------------------------------------------------------ planning
+    def _plan(self):
+        """Parse ``layers`` and place dropout (raises ValueError naming the bad parameter)."""
+        tokens = placement.parse_layers(self.layers)
+        specs = placement.resolve_dropout(tokens, self.dropout, self.dropout_rate, self.dropout_kind)
+        return tokens, specs
+
+    def _architecture_key(self):
+        params = self.get_params(deep=False)
+        return {name: copy.deepcopy(params[name]) for name in ARCHITECTURE_PARAMS}
+
+    def _new_network(self, tokens, specs, n_outputs, rng):
+        network, _ = build_network(
+            tokens, specs, n_outputs=n_outputs, input_shape=self.input_shape_, rng=rng, backend=self.backend,
+            kernel_size=self.kernel_size, padding=self.padding, pool_size=self.pool_size,
+            activation=self.activation, batch_norm=self.batch_norm, dropout_scaling=self.dropout_scaling)
+        return network
+
+    def _new_optimizer(self):
+        if self.optimizer == "sgd":
+            return SGD(self.learning_rate, momentum=0.9, nesterov=True, weight_decay=self.weight_decay)
+        return Adam(self.learning_rate, weight_decay=self.weight_decay)
+
+    # ------------------------------------------------------------------ fitting
+    def _fit(self, X, y, incremental, classes=None):
+        """Worker of ``fit`` (``incremental=False``) and ``partial_fit`` (one epoch, ``incremental=True``)."""
+        fitted = hasattr(self, "network_")
+        first = not (fitted and (incremental or self.warm_start))
+        if y is None:
+            raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        tokens, specs = self._plan()
+        if not first and self._architecture_key() != self._built_with:
+            changed = [k for k in ARCHITECTURE_PARAMS if self._built_with[k] != self._architecture_key()[k]]
+            raise ValueError(f"Cannot continue training ({'partial_fit' if incremental else 'warm_start=True'}) "
+                             f"after changing {changed}: the fitted network was built with "
+                             f"{ {k: self._built_with[k] for k in changed} }. Call fit with warm_start=False.")
+        images = prepare_X(self, X, reset=first)
+        targets = self._prepare_y(y, first=first, classes=classes)
+        check_consistent_length(images, targets)
+        if first or not incremental or not hasattr(self, "_rng"):
+            self._rng = np.random.default_rng(
+                check_random_state(self.random_state).randint(0, 2**32, size=4, dtype=np.uint64))
+        rng = self._rng
+        if first:
+            for message in placement.lint_placement(tokens, specs, self.batch_norm):
+                warnings.warn(message, UserWarning, stacklevel=3)
+            self.network_ = self._new_network(tokens, specs, self.n_outputs_, rng)
+            self._built_with = self._architecture_key()
+            self.dropout_layers_ = tuple(specs)
+            self.n_iter_, self.t_ = 0, 0
+            self.loss_curve_ = []
+            self.best_loss_ = np.inf
+            self.validation_scores_ = None
+            self.best_validation_score_ = None
+        optimizer_key = (self.optimizer, self.learning_rate, self.weight_decay)
+        if first or getattr(self, "_optimizer_key", None) != optimizer_key:
+            self._optimizer, self._optimizer_key = self._new_optimizer(), optimizer_key
+        if self.network_.backend != self.backend:
+            self.network_.set_backend(self.backend)
+        early = self.early_stopping and not incremental
+        if early:
+            train_X, val_X, train_y, val_y = self._split(images, targets, rng)
+            if self.validation_scores_ is None:
+                self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            self.best_loss_ = None
+        else:
+            train_X, train_y, val_X, val_y = images, targets, None, None
+            if self.best_loss_ is None:   # a previous fit used early stopping
+                self.best_loss_ = np.inf
+        with thread_limits(self.n_threads):
+            self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter)
+        return self
+
+    def _split(self, images, targets, rng):
+        n_val = max(1, int(round(self.validation_fraction * len(images))))
+        if n_val >= len(images):
+            raise ValueError(f"early_stopping=True needs at least 2 samples to hold out a validation set; "
+                             f"received {len(images)} samples with validation_fraction={self.validation_fraction}")
+        stratify = targets if self._stratify else None
+        return train_test_split(images, targets, test_size=n_val, stratify=stratify,
+                                random_state=int(rng.integers(0, 2**31 - 1)))
+
+    def _snapshot(self):
+        arrays = [p for p, _ in self.network_.params_and_grads()]
+        arrays += [a for layer in self.network_.layers for a in getattr(layer, "state", {}).values()]
+        return arrays, [a.copy() for a in arrays]
+
+    def _train(self, X, y, val_X, val_y, rng, epochs):
+        network, optimizer = self.network_, self._optimizer
+        loss_fn = self._loss_function
+        reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,
+                                 score_name=self._score_name)
+        best, no_improvement = None, 0
+        for _ in range(epochs):
+            epoch = self.n_iter_ + 1
+            on_batch = reporter.start_epoch(epoch)
+            loss = train_epoch(network, loss_fn, optimizer, X, y, self.batch_size, rng, on_batch=on_batch)
+            if not np.isfinite(loss):
+                raise ValueError(f"Training diverged: the loss of epoch {epoch} is {loss}. Scale the inputs "
+                                 f"(e.g. StandardScaler) or lower learning_rate (received "
+                                 f"learning_rate={self.learning_rate!r}).")
+            self.n_iter_, self.t_ = epoch, self.t_ + len(X)
+            self.loss_curve_.append(float(loss))
+            score = None
+            if val_X is not None:
+                score = float(self._internal_score(val_X, val_y))
+                self.validation_scores_.append(score)
+                improved = score > self.best_validation_score_ + self.tol
+                if score > self.best_validation_score_:
+                    self.best_validation_score_ = score
+                    best = self._snapshot()
+            else:
+                improved = loss < self.best_loss_ - self.tol
+                self.best_loss_ = min(self.best_loss_, float(loss))
+            reporter.end_epoch(epoch, loss, score)
+            no_improvement = 0 if improved else no_improvement + 1
+            if no_improvement >= self.n_iter_no_change:
+                break
+        if best is not None:   # early stopping keeps the best weights seen
+            for target, saved in zip(*best):
+                target[...] = saved
+
+    # ------------------------------------------------------------------ prediction
+    def _images(self, X):
+        check_is_fitted(self)
+        return prepare_X(self, X, reset=False)
+
+    def _outputs(self, images, transform, mc_samples=None, with_std=False):
+        """Batched forward passes into preallocated float64 outputs.
+
+        ``transform(raw)`` maps a batch of network outputs to the returned
+        values (e.g. softmax). With ``mc_samples=k`` dropout stays active for
+        ``k`` passes per batch and the values are averaged (and their standard
+        deviation returned when ``with_std``).
+        """
+        network = self.network_
+        n = len(images)
+        mean = np.empty((n, self.n_outputs_), dtype=np.float64)
+        std = np.empty_like(mean) if with_std else None
+        with thread_limits(self.n_threads):
+            for batch, start in enumerate(range(0, n, PREDICT_BATCH)):
+                xb = images[start:start + PREDICT_BATCH]
+                stop = start + len(xb)
+                with network.lock:
+                    if network.backend != self.backend:
+                        network.set_backend(self.backend)
+                    if mc_samples is None:
+                        mean[start:stop] = transform(network.forward(xb, training=False))
+                        continue
+                    total = np.zeros((len(xb), self.n_outputs_))
+                    squares = np.zeros_like(total) if with_std else None
+                    for k in range(mc_samples):
+                        values = transform(network.forward(xb, training=False, mc_pass=batch * mc_samples + k))
+                        total += values
+                        if with_std:
+                            squares += values * values
+                mean[start:stop] = total / mc_samples
+                if with_std:
+                    std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - mean[start:stop] ** 2, 0.0))
+        if with_std and mc_samples is None:
+            std[...] = 0.0
+        return mean, std
+
+    def predict_uncertainty(self, X, mc_samples=30):
+        """Monte-Carlo dropout: mean and standard deviation over ``mc_samples`` stochastic passes.
+
+        Dropout stays active at prediction (Gal & Ghahramani 2016), with masks
+        keyed by the fitted seed, so results are deterministic for a fixed
+        ``random_state`` (and a fixed batch composition: masks are drawn per
+        position in a prediction batch of up to 1024 samples).
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs as for ``predict``.
+        mc_samples : int, default=30
+            Number of stochastic forward passes.
+
+        Returns
+        -------
+        mean, std : ndarray of shape (n_samples, n_outputs)
+            Class probabilities (classifier) or predictions (regressor); for a
+            regressor fitted on 1-D ``y``, 1-D arrays.
+        """
+        mc_samples = check_mc_samples(mc_samples, allow_none=False)
+        mean, std = self._outputs(self._images(X), self._output_transform, mc_samples, with_std=True)
+        return self._shape_output(mean), self._shape_output(std)
+
+    def _shape_output(self, values):
+        return values
+
+    # ------------------------------------------------------------------ reporting and persistence
+    def summary(self):
+        """The fitted network as a text table, with dropout positions, rates and kinds.
+
+        Returns
+        -------
+        str
+            One row per engine layer (dropout rows marked ``<-- dropout``),
+            followed by the dropout placement resolved from ``dropout``,
+            ``dropout_rate`` and ``dropout_kind``.
+        """
+        check_is_fitted(self)
+        tokens = placement.parse_layers(self.layers)
+        lines = [f"{type(self).__name__}: dropout={self.dropout!r}, dropout_rate={self.dropout_rate!r}, "
+                 f"dropout_kind={self.dropout_kind!r}, dropout_scaling={self.dropout_scaling!r}",
+                 self.network_.summary(), "Dropout placement:"]
+        stochastic = [i for i, layer in enumerate(self.network_.layers) if layer.stochastic]
+        for spec, index in zip(self.dropout_layers_, stochastic):
+            lines.append(f"  after layers[{spec.after}]={tokens[spec.after].text!r} (network layer {index}): "
+                         f"rate={spec.rate}, kind={spec.kind}")
+        if not self.dropout_layers_:
+            lines.append("  none")
+        return "\n".join(lines)
+
+    def save(self, path):
+        """Write the fitted estimator to one safe ``.npz`` file (see :func:`minicnn.io.save`)."""
+        from .io import save
+
+        save(self, path)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        tags.non_deterministic = False
+        return tags
+
+
+def fit_context(method):
+    """``sklearn.base._fit_context`` with nested validation skipped (our own calls are trusted)."""
+    return _fit_context(prefer_skip_nested_validation=True)(method)

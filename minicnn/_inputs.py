@@ -1,0 +1,109 @@
+"""Turn user inputs (2-D, 3-D or 4-D, any real dtype, either layout) into C-contiguous NHWC float32 images.
+
+Conventions (documented on the estimators):
+
+* 4-D ``X`` is ``(n, height, width, channels)`` for ``data_format="channels_last"``
+  and ``(n, channels, height, width)`` for ``"channels_first"``.
+* 3-D ``X`` is ``(n, height, width)``: single-channel images.
+* 2-D ``X`` is ``(n, n_features)``: flat images of shape ``input_shape`` (given
+  in ``data_format`` order, flattened in that order). With
+  ``input_shape=None``, a perfect-square width ``s * s`` means ``s x s``
+  single-channel images; any other width is read as a ``1 x n_features``
+  single-channel strip (so tabular data works with ``padding="same"``).
+
+``n_features_in_`` is always the number of values per sample
+(``height * width * channels``).
+"""
+
+import math
+import numbers
+
+import numpy as np
+from sklearn.utils.validation import check_array, validate_data
+
+
+def _ndim(X):
+    ndim = getattr(X, "ndim", None)
+    if ndim is None and isinstance(X, (list, tuple)):
+        try:
+            ndim = np.ndim(X)
+        except ValueError:   # ragged nesting: let check_array raise its message
+            ndim = None
+    return ndim
+
+
+def user_shape_to_nhwc(input_shape, data_format):
+    """Validate ``input_shape`` (in ``data_format`` order) and return it as ``(h, w, c)``, or None.
+
+    Examples
+    --------
+    >>> user_shape_to_nhwc((1, 28, 28), "channels_first")
+    (28, 28, 1)
+    >>> user_shape_to_nhwc((8, 8), "channels_last")
+    (8, 8, 1)
+    """
+    if input_shape is None:
+        return None
+    ok = (isinstance(input_shape, (tuple, list)) and len(input_shape) in (2, 3)
+          and all(isinstance(d, numbers.Integral) and not isinstance(d, bool) and d >= 1 for d in input_shape))
+    if not ok:
+        raise ValueError(f"Expected input_shape to be None, (height, width) or a 3-tuple of positive ints "
+                         f"in data_format order ((height, width, channels) for 'channels_last', (channels, height, "
+                         f"width) for 'channels_first'). Received: input_shape={input_shape!r}")
+    dims = tuple(int(d) for d in input_shape)
+    if len(dims) == 2:
+        return (*dims, 1)
+    return (dims[1], dims[2], dims[0]) if data_format == "channels_first" else dims
+
+
+def _shape_for_flat(n_features, nhwc_shape, input_shape):
+    if nhwc_shape is not None:
+        if math.prod(nhwc_shape) != n_features:
+            raise ValueError(f"input_shape={tuple(input_shape)!r} holds {math.prod(nhwc_shape)} values per sample, "
+                             f"but X has {n_features} features")
+        return nhwc_shape
+    side = math.isqrt(n_features)
+    return (side, side, 1) if side * side == n_features else (1, n_features, 1)
+
+
+def _flat_to_nhwc(flat, shape, data_format):
+    if data_format == "channels_first":
+        h, w, c = shape
+        return np.ascontiguousarray(flat.reshape(len(flat), c, h, w).transpose(0, 2, 3, 1))
+    return flat.reshape(len(flat), *shape)
+
+
+def prepare_X(estimator, X, *, reset):
+    """Validate ``X`` and return C-contiguous NHWC float32 images.
+
+    With ``reset=True`` (fit) sets ``estimator.n_features_in_`` (and
+    ``feature_names_in_`` for data frames) and ``estimator.input_shape_``;
+    otherwise checks ``X`` against them.
+    """
+    data_format = estimator.data_format
+    ndim = _ndim(X)
+    if ndim is not None and ndim > 2:
+        images = check_array(X, allow_nd=True, dtype=np.float32, order="C", input_name="X",
+                             estimator=estimator)
+        if images.ndim > 4:
+            raise ValueError(f"Expected X with 2 to 4 dimensions; received X with shape {images.shape}")
+        if images.ndim == 3:
+            images = images[..., np.newaxis]
+        elif data_format == "channels_first":
+            images = np.ascontiguousarray(images.transpose(0, 2, 3, 1))
+        validate_data(estimator, images.reshape(len(images), -1), reset=reset, skip_check_array=True)
+        shape = images.shape[1:]
+        expected = (user_shape_to_nhwc(estimator.input_shape, data_format) if reset
+                    else estimator.input_shape_)
+        if expected is not None and tuple(expected) != shape:
+            raise ValueError(f"X holds images of shape (height, width, channels)={shape}, but "
+                             f"{'input_shape' if reset else 'the fitted model'} expects {tuple(expected)} "
+                             f"(data_format={data_format!r})")
+        if reset:
+            estimator.input_shape_ = shape
+        return images
+    flat = validate_data(estimator, X, reset=reset, dtype=np.float32, order="C")
+    if reset:
+        nhwc = user_shape_to_nhwc(estimator.input_shape, data_format)
+        estimator.input_shape_ = _shape_for_flat(flat.shape[1], nhwc, estimator.input_shape)
+    return _flat_to_nhwc(flat, estimator.input_shape_, data_format)

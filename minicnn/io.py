@@ -1,0 +1,406 @@
+"""Safe persistence of fitted estimators: one ``.npz`` file, no pickle, every field checked on load.
+
+File layout (a NumPy ``.npz`` zip of ``.npy`` members, written uncompressed):
+
+``header``
+    uint8 array holding UTF-8 JSON: ``{"format": "minicnn", "version": 1,
+    "estimator": "CNNClassifier", "params": {...}, "input_shape": [h, w, c],
+    "n_features_in": ..., "n_outputs": ..., "layers": [{"type": ..., "params":
+    {name: shape}, "state": {name: shape}, "seed"/"layer_id"/"step" for
+    dropout}, ...], "classes": {...}, "fitted": {...}}``.
+``classes``
+    The classifier's labels as a typed array (ints, floats, bools or
+    unicode; object-dtype string labels are stored as unicode and restored
+    as object).
+``layer<i>.<name>``, ``layer<i>.state.<name>``
+    Parameters and BatchNorm running statistics of network layer ``i``.
+
+:func:`load` never unpickles (object dtypes are refused), reads each member's
+``.npy`` header first and checks its dtype and shape against the network
+rebuilt from the saved parameters before reading any data, and raises
+``ValueError`` for anything malformed, truncated, of another format version or
+inconsistent. Adam/SGD moments are not saved: a loaded estimator predicts
+identically; further ``partial_fit`` or warm-started ``fit`` calls start a
+fresh optimizer.
+"""
+
+import io as _io
+import json
+import math
+import numbers
+import os
+import tempfile
+import zipfile
+
+import numpy as np
+
+from ._inputs import user_shape_to_nhwc
+
+FORMAT = "minicnn"
+VERSION = 1
+ESTIMATORS = ("CNNClassifier", "CNNRegressor")
+MAX_HEADER_BYTES = 16 * 1024 * 1024
+_TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape")
+_CLASS_KINDS = "biufU"
+
+
+def _jsonable(value):
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, np.random.RandomState):
+        return None   # a RandomState instance is not a value: saved as None
+    raise ValueError(f"Cannot save parameter value {value!r} of type {type(value).__name__}")
+
+
+def _fitted_fields(est):
+    fields = {"n_iter": int(est.n_iter_), "t": int(est.t_), "loss_curve": [float(v) for v in est.loss_curve_],
+              "best_loss": None if est.best_loss_ is None else float(est.best_loss_),
+              "validation_scores": (None if est.validation_scores_ is None
+                                    else [float(v) for v in est.validation_scores_]),
+              "best_validation_score": (None if est.best_validation_score_ is None
+                                        else float(est.best_validation_score_)),
+              "feature_names_in": (None if not hasattr(est, "feature_names_in_")
+                                   else [str(v) for v in est.feature_names_in_]),
+              "y_ndim": int(getattr(est, "_y_ndim", 1)),
+              "rng_state": est._rng.bit_generator.state}
+    if not all(math.isfinite(v) for v in fields["loss_curve"]):
+        raise ValueError("Cannot save an estimator whose loss_curve_ holds non-finite values")
+    return fields
+
+
+def _classes_array(est):
+    classes = est.classes_
+    if classes.dtype == object:
+        if not all(isinstance(c, str) for c in classes):
+            raise ValueError(f"Cannot save classes_ of dtype object unless all are strings; received {classes!r}")
+        return np.array(classes.tolist(), dtype=str), True
+    if classes.dtype.kind not in _CLASS_KINDS:
+        raise ValueError(f"Cannot save classes_ of dtype {classes.dtype}")
+    return classes, False
+
+
+def save(estimator, path):
+    """Write a fitted CNNClassifier or CNNRegressor to ``path`` (atomically).
+
+    The file is written to a temporary file in the same directory and moved
+    over ``path`` with ``os.replace``, so readers never see a partial file.
+    ``path`` is used as given (no ``.npz`` suffix is added).
+
+    Parameters
+    ----------
+    estimator : CNNClassifier or CNNRegressor
+        A fitted estimator.
+    path : str or os.PathLike
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import minicnn
+    >>> X = np.random.default_rng(0).random((20, 16), dtype=np.float32)
+    >>> y = np.arange(20) % 2
+    >>> clf = minicnn.CNNClassifier(layers=("conv2", "maxpool"), max_iter=1, backend="numpy",
+    ...                             random_state=0).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> save(clf, path)
+    >>> bool((minicnn.load(path).predict_proba(X) == clf.predict_proba(X)).all())
+    True
+    """
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator)
+    name = type(estimator).__name__
+    if name not in ESTIMATORS:
+        raise ValueError(f"Expected a CNNClassifier or CNNRegressor; received {name}")
+    network = estimator.network_
+    arrays, layers = {}, []
+    for i, layer in enumerate(network.layers):
+        entry = {"type": type(layer).__name__,
+                 "params": {k: list(v.shape) for k, v in sorted(layer.params.items())},
+                 "state": {k: list(v.shape) for k, v in sorted(getattr(layer, "state", {}).items())}}
+        for k, v in layer.params.items():
+            arrays[f"layer{i}.{k}"] = v
+        for k, v in getattr(layer, "state", {}).items():
+            arrays[f"layer{i}.state.{k}"] = v
+        if layer.stochastic:
+            entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
+        layers.append(entry)
+    header = {"format": FORMAT, "version": VERSION, "estimator": name,
+              "params": {k: _jsonable(v) for k, v in estimator.get_params(deep=False).items()},
+              "input_shape": [int(d) for d in estimator.input_shape_],
+              "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
+              "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
+    if name == "CNNClassifier":
+        arrays["classes"], as_object = _classes_array(estimator)
+        header["classes"] = {"dtype": arrays["classes"].dtype.str, "object": as_object}
+    arrays["header"] = np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)
+    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
+    fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+class _Reader:
+    """Reads ``.npy`` members of a zip with their header checked before the data."""
+
+    def __init__(self, archive, source):
+        self.archive, self.source = archive, source
+        self.names = set(archive.namelist())
+        self.read = set()
+
+    def fail(self, message):
+        raise ValueError(f"{self.source} is not a valid minicnn model file: {message}")
+
+    def array(self, key, shape=None, dtype=None, max_bytes=None):
+        member = f"{key}.npy"
+        if member not in self.names:
+            self.fail(f"missing array {key!r}")
+        self.read.add(member)
+        with self.archive.open(member) as fp:
+            try:
+                major, _ = np.lib.format.read_magic(fp)
+                reader = {1: np.lib.format.read_array_header_1_0, 2: np.lib.format.read_array_header_2_0}
+                if major not in reader:
+                    self.fail(f"array {key!r} has unsupported .npy version {major}")
+                got_shape, fortran, got_dtype = reader[major](fp)
+            except ValueError as exc:
+                self.fail(f"array {key!r} has a malformed header ({exc})")
+            if got_dtype.hasobject or got_dtype.fields is not None:
+                self.fail(f"array {key!r} has dtype {got_dtype}; object and structured arrays are refused")
+            if dtype is not None and got_dtype != np.dtype(dtype):
+                self.fail(f"array {key!r} has dtype {got_dtype}, expected {np.dtype(dtype)}")
+            if shape is not None and tuple(got_shape) != tuple(shape):
+                self.fail(f"array {key!r} has shape {tuple(got_shape)}, expected {tuple(shape)}")
+            nbytes = math.prod(got_shape) * got_dtype.itemsize
+            if max_bytes is not None and nbytes > max_bytes:
+                self.fail(f"array {key!r} declares {nbytes} bytes, more than the limit {max_bytes}")
+            data = fp.read(nbytes + 1)
+        if len(data) != nbytes:
+            self.fail(f"array {key!r} is truncated or has trailing data ({len(data)} bytes, expected {nbytes})")
+        return np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C").copy()
+
+
+def _expect(reader, condition, message):
+    if not condition:
+        reader.fail(message)
+
+
+def _is_int(value, low=None, high=None):
+    ok = isinstance(value, int) and not isinstance(value, bool)
+    return ok and (low is None or value >= low) and (high is None or value < high)
+
+
+def _is_float_or_none(value):
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and math.isfinite(value))
+
+
+def _read_header(reader):
+    raw = reader.array("header", dtype=np.uint8, max_bytes=MAX_HEADER_BYTES)
+    _expect(reader, raw.ndim == 1, "the header is not a 1-D uint8 array")
+    try:
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reader.fail(f"the header is not valid JSON ({exc})")
+    _expect(reader, isinstance(header, dict), "the header is not a JSON object")
+    _expect(reader, header.get("format") == FORMAT, f"format is {header.get('format')!r}, expected {FORMAT!r}")
+    _expect(reader, header.get("version") == VERSION,
+            f"format version {header.get('version')!r} is not supported (this minicnn reads version {VERSION})")
+    _expect(reader, header.get("estimator") in ESTIMATORS,
+            f"estimator {header.get('estimator')!r} is not one of {ESTIMATORS}")
+    required = {"params": dict, "input_shape": list, "n_features_in": int, "n_outputs": int, "dtype": str,
+                "layers": list, "fitted": dict}
+    for key, kind in required.items():
+        _expect(reader, isinstance(header.get(key), kind), f"header field {key!r} is missing or not a {kind.__name__}")
+    return header
+
+
+def _make_estimator(reader, header, backend):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from . import estimator as estimators
+
+    cls = getattr(estimators, header["estimator"])
+    params = dict(header["params"])
+    expected = set(cls().get_params(deep=False))
+    _expect(reader, set(params) == expected,
+            f"params have keys {sorted(params)}, expected {sorted(expected)}")
+    for key in _TUPLE_PARAMS:
+        if isinstance(params[key], list):
+            params[key] = tuple(params[key])
+    if backend is not None:
+        params["backend"] = backend
+    est = cls(**params)
+    try:
+        est._validate_params()
+        tokens, specs = est._plan()
+    except (InvalidParameterError, ValueError, TypeError) as exc:
+        reader.fail(f"invalid params ({exc})")
+    return est, tokens, specs
+
+
+def _restore_fitted(reader, est, header):
+    fitted = header["fitted"]
+    shape = header["input_shape"]
+    _expect(reader, len(shape) == 3 and all(_is_int(d, 1) for d in shape), f"input_shape {shape!r} is invalid")
+    _expect(reader, _is_int(header["n_features_in"], 1) and header["n_features_in"] == math.prod(shape),
+            f"n_features_in {header['n_features_in']!r} does not match input_shape {shape}")
+    _expect(reader, _is_int(header["n_outputs"], 1), f"n_outputs {header['n_outputs']!r} is invalid")
+    _expect(reader, _is_int(fitted.get("n_iter"), 0) and _is_int(fitted.get("t"), 0), "n_iter or t is invalid")
+    curve = fitted.get("loss_curve")
+    _expect(reader, isinstance(curve, list) and all(_is_float_or_none(v) and v is not None for v in curve),
+            "loss_curve is invalid")
+    scores = fitted.get("validation_scores")
+    _expect(reader, scores is None or (isinstance(scores, list) and all(
+        _is_float_or_none(v) and v is not None for v in scores)), "validation_scores is invalid")
+    _expect(reader, _is_float_or_none(fitted.get("best_loss")) and _is_float_or_none(
+        fitted.get("best_validation_score")), "best_loss or best_validation_score is invalid")
+    _expect(reader, fitted.get("y_ndim") in (1, 2), "y_ndim is invalid")
+    _expect(reader, header["n_outputs"] == 1 or fitted["y_ndim"] == 2 or header["estimator"] == "CNNClassifier",
+            "y_ndim=1 with several outputs")
+    names = fitted.get("feature_names_in")
+    _expect(reader, names is None or (isinstance(names, list) and len(names) == header["n_features_in"]
+                                      and all(isinstance(n, str) for n in names)), "feature_names_in is invalid")
+    try:
+        declared = user_shape_to_nhwc(est.input_shape, est.data_format)
+    except ValueError as exc:
+        reader.fail(f"invalid params ({exc})")
+    _expect(reader, declared is None or list(declared) == shape,
+            f"params input_shape={est.input_shape!r} does not match the fitted input_shape {shape}")
+    rng = np.random.default_rng()
+    try:
+        rng.bit_generator.state = fitted.get("rng_state")
+    except (TypeError, ValueError, KeyError) as exc:
+        reader.fail(f"rng_state is invalid ({exc})")
+    est.input_shape_ = tuple(shape)
+    est.n_features_in_ = header["n_features_in"]
+    est.n_outputs_ = header["n_outputs"]
+    if names is not None:
+        est.feature_names_in_ = np.array(names, dtype=object)
+    est.n_iter_, est.t_, est.loss_curve_ = fitted["n_iter"], fitted["t"], [float(v) for v in curve]
+    est.validation_scores_ = None if scores is None else [float(v) for v in scores]
+    est.best_loss_ = fitted["best_loss"]
+    est.best_validation_score_ = fitted["best_validation_score"]
+    est._rng = rng
+    if header["estimator"] == "CNNRegressor":
+        est._y_ndim = fitted["y_ndim"]
+
+
+def _restore_classes(reader, est, header):
+    info = header.get("classes")
+    _expect(reader, isinstance(info, dict) and isinstance(info.get("dtype"), str)
+            and isinstance(info.get("object"), bool), "classes description is invalid")
+    try:
+        dtype = np.dtype(info["dtype"])
+    except TypeError:
+        reader.fail(f"classes dtype {info['dtype']!r} is invalid")
+    _expect(reader, dtype.kind in _CLASS_KINDS, f"classes dtype {dtype} is not allowed")
+    classes = reader.array("classes", shape=(est.n_outputs_,), dtype=dtype)
+    _expect(reader, np.array_equal(np.unique(classes), classes), "classes are not sorted and unique")
+    est.classes_ = classes.astype(object) if info["object"] else classes
+
+
+def _restore_network(reader, est, header, tokens, specs):
+    _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
+    network = est._new_network(tokens, specs, est.n_outputs_, np.random.default_rng(0))
+    saved = header["layers"]
+    _expect(reader, len(saved) == len(network.layers),
+            f"the header lists {len(saved)} layers, the parameters rebuild {len(network.layers)}")
+    for i, (layer, entry) in enumerate(zip(network.layers, saved)):
+        _expect(reader, isinstance(entry, dict) and entry.get("type") == type(layer).__name__,
+                f"layer {i} is {entry.get('type') if isinstance(entry, dict) else entry!r}, the parameters "
+                f"rebuild {type(layer).__name__}")
+        for group, arrays in (("params", layer.params), ("state", getattr(layer, "state", {}))):
+            declared = entry.get(group)
+            expected = {k: list(v.shape) for k, v in arrays.items()}
+            _expect(reader, declared == expected, f"layer {i} {group} are {declared!r}, expected {expected!r}")
+            prefix = f"layer{i}." if group == "params" else f"layer{i}.state."
+            for key, target in arrays.items():
+                values = reader.array(prefix + key, shape=target.shape, dtype=target.dtype)
+                _expect(reader, np.isfinite(values).all(), f"array {prefix + key!r} holds non-finite values")
+                if key == "running_var":
+                    _expect(reader, (values >= 0).all(), f"array {prefix + key!r} holds negative variances")
+                target[...] = values
+        if layer.stochastic:
+            ok = (_is_int(entry.get("seed"), 0, 2**63) and entry.get("layer_id") == i
+                  and _is_int(entry.get("step"), 0, 2**62))
+            _expect(reader, ok, f"dropout layer {i} has invalid seed, layer_id or step")
+            layer.seed, layer.layer_id, layer.step = entry["seed"], entry["layer_id"], entry["step"]
+    return network
+
+
+def load(path, backend=None):
+    """Load an estimator written by :func:`save` (or ``est.save``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    backend : {"auto", "numpy", "numba", "cython"} or None, default=None
+        Overrides the saved ``backend`` parameter (None keeps it).
+
+    Returns
+    -------
+    CNNClassifier or CNNRegressor
+        Predicts exactly like the saved estimator.
+
+    Raises
+    ------
+    ValueError
+        If the file is not a zip, is truncated, has another format or
+        version, or any field or array is missing, malformed or inconsistent
+        with the network rebuilt from the saved parameters.
+
+    Examples
+    --------
+    >>> import io, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "bad.npz")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"not a zip")
+    >>> load(path)
+    Traceback (most recent call last):
+    ...
+    ValueError: ... is not a valid minicnn model file: not a zip archive (File is not a zip file)
+    """
+    source = os.fspath(path)
+    try:
+        archive = zipfile.ZipFile(source)
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise ValueError(f"{source} is not a valid minicnn model file: not a zip archive ({exc})") from None
+    with archive:
+        reader = _Reader(archive, source)
+        try:
+            header = _read_header(reader)
+            est, tokens, specs = _make_estimator(reader, header, backend)
+            _restore_fitted(reader, est, header)
+            if header["estimator"] == "CNNClassifier":
+                _restore_classes(reader, est, header)
+            est.network_ = _restore_network(reader, est, header, tokens, specs)
+        except (zipfile.BadZipFile, EOFError, OSError, _io.UnsupportedOperation, KeyError, TypeError) as exc:
+            reader.fail(f"{type(exc).__name__}: {exc}")
+        extra = reader.names - reader.read
+        if extra:
+            reader.fail(f"unexpected members {sorted(extra)}")
+    est._built_with = est._architecture_key()
+    est.dropout_layers_ = tuple(specs)
+    return est

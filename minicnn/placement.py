@@ -1,0 +1,335 @@
+"""Dropout placement: from the estimator's parameters to positions in a layer list, plus a lint.
+
+Everything here is a pure function of the parameters (no layers, no arrays),
+so the rules are easy to read and to test:
+
+* :func:`parse_layers` turns layer tokens (``"conv32"``, ``"conv64x5"``,
+  ``"maxpool"``, ``"avgpool"``, ``"gap"``, ``"dense128"``) into
+  :class:`LayerToken` records, checking the order (no maps after vectors).
+* :func:`resolve_dropout` turns ``dropout`` (a policy name, ``"last:K"`` or a
+  tuple of indices), ``dropout_rate`` and ``dropout_kind`` into
+  :class:`DropoutSpec` records, one per dropout layer, in network order.
+* :func:`lint_placement` returns warnings for placements known to hurt, e.g.
+  dropout feeding a BatchNorm (the "variance shift" of Li et al. 2019).
+
+Placement policies (``dropout=``):
+
+``"none"``
+    No dropout.
+``"after_last_pool"``
+    After the last pooling layer (``maxpool``, ``avgpool`` or ``gap``): the
+    rule of thumb of the blog post that started this project.
+``"after_each_layer"``
+    After every conv and dense layer.
+``"last:K"``
+    After the last ``K`` hidden layers (whatever their type).
+``"dense"``
+    After each dense layer only (the fully connected setting of Srivastava et
+    al. 2014).
+tuple of int
+    Explicit, strictly increasing indices into ``layers``: dropout after
+    ``layers[i]``.
+
+"After" a conv or dense layer means after its activation (and after its
+BatchNorm and activation when ``batch_norm=True``). Dropout is never placed on
+the output layer, which is not part of ``layers``.
+"""
+
+import numbers
+import re
+from dataclasses import dataclass
+
+POLICIES = ("none", "after_last_pool", "after_each_layer", "dense", "last:K")
+KINDS = ("element", "spatial", "auto")
+TOKEN_HELP = "'conv<N>', 'conv<N>x<K>', 'maxpool', 'avgpool', 'gap' or 'dense<N>'"
+
+_CONV = re.compile(r"conv([1-9][0-9]*)(?:x([1-9][0-9]*))?")
+_DENSE = re.compile(r"dense([1-9][0-9]*)")
+_LAST = re.compile(r"last:([0-9]+)")
+_POOLS = ("maxpool", "avgpool", "gap")
+
+
+@dataclass(frozen=True)
+class LayerToken:
+    """One parsed hidden-layer token.
+
+    Attributes
+    ----------
+    index : int
+        Position in ``layers``.
+    text : str
+        The token as written.
+    kind : {"conv", "maxpool", "avgpool", "gap", "dense"}
+    units : int or None
+        Filters of a conv, units of a dense layer.
+    kernel_size : int or None
+        Kernel written in the token (``conv32x5`` -> 5); None means the
+        estimator's ``kernel_size``.
+    output : {"map", "vector"}
+        Whether the layer outputs ``(h, w, c)`` maps or flat vectors.
+    """
+
+    index: int
+    text: str
+    kind: str
+    units: int = None
+    kernel_size: int = None
+
+    @property
+    def output(self):
+        return "vector" if self.kind in ("gap", "dense") else "map"
+
+    @property
+    def weighted(self):
+        """True for conv and dense layers (the ones followed by BatchNorm when ``batch_norm=True``)."""
+        return self.kind in ("conv", "dense")
+
+
+@dataclass(frozen=True)
+class DropoutSpec:
+    """One dropout layer to insert.
+
+    Attributes
+    ----------
+    after : int
+        Index into ``layers``: the dropout follows ``layers[after]``.
+    rate : float
+        Drop probability in [0, 1).
+    kind : {"element", "spatial"}
+        Element-wise :class:`~minicnn.layers.Dropout` or channel-wise
+        :class:`~minicnn.layers.SpatialDropout2D`.
+    """
+
+    after: int
+    rate: float
+    kind: str
+
+
+def _parse_token(index, text):
+    if not isinstance(text, str):
+        raise ValueError(f"Expected each entry of layers to be a string token ({TOKEN_HELP}). "
+                         f"Received: layers[{index}]={text!r}")
+    conv = _CONV.fullmatch(text)
+    if conv:
+        kernel = int(conv.group(2)) if conv.group(2) else None
+        return LayerToken(index, text, "conv", int(conv.group(1)), kernel)
+    dense = _DENSE.fullmatch(text)
+    if dense:
+        return LayerToken(index, text, "dense", int(dense.group(1)))
+    if text in _POOLS:
+        return LayerToken(index, text, text)
+    raise ValueError(f"Expected each entry of layers to be one of {TOKEN_HELP}. Received: layers[{index}]={text!r}")
+
+
+def parse_layers(layers):
+    """Parse hidden-layer tokens and check their order.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Tokens ``"conv<N>"``, ``"conv<N>x<K>"``, ``"maxpool"``, ``"avgpool"``,
+        ``"gap"``, ``"dense<N>"``.
+
+    Returns
+    -------
+    tuple of LayerToken
+
+    Raises
+    ------
+    ValueError
+        For an unknown token, or a conv/pool layer after a layer that outputs
+        flat vectors (``dense`` or ``gap``).
+
+    Examples
+    --------
+    >>> [(t.kind, t.units, t.kernel_size) for t in parse_layers(("conv8x5", "maxpool", "dense16"))]
+    [('conv', 8, 5), ('maxpool', None, None), ('dense', 16, None)]
+    >>> parse_layers(("dense16", "conv8"))
+    Traceback (most recent call last):
+    ...
+    ValueError: layers[1]='conv8' needs (height, width, channels) maps, but layers[0]='dense16' outputs flat vectors. Received: layers=('dense16', 'conv8')
+    """
+    if isinstance(layers, str) or not isinstance(layers, (tuple, list)):
+        raise ValueError(f"Expected layers to be a tuple of string tokens ({TOKEN_HELP}). Received: layers={layers!r}")
+    tokens = tuple(_parse_token(i, text) for i, text in enumerate(layers))
+    flat_from = None
+    for token in tokens:
+        if token.output == "map" and flat_from is not None:
+            raise ValueError(f"layers[{token.index}]={token.text!r} needs (height, width, channels) maps, but "
+                             f"layers[{flat_from.index}]={flat_from.text!r} outputs flat vectors. "
+                             f"Received: layers={tuple(layers)!r}")
+        if token.output == "vector" and flat_from is None:
+            flat_from = token
+    return tokens
+
+
+def _positions(tokens, dropout):
+    """Indices into ``layers`` after which a dropout goes, in increasing order."""
+    n = len(tokens)
+    if isinstance(dropout, str):
+        if dropout == "none":
+            return []
+        if dropout == "after_last_pool":
+            pools = [t.index for t in tokens if t.kind in _POOLS]
+            if not pools:
+                raise ValueError(f"dropout='after_last_pool' needs a pooling layer ('maxpool', 'avgpool' or 'gap') "
+                                 f"in layers; received layers={tuple(t.text for t in tokens)!r}. Add a pooling "
+                                 f"layer or choose another placement: {POLICIES} or a tuple of layer indices")
+            return [pools[-1]]
+        if dropout == "after_each_layer":
+            return [t.index for t in tokens if t.weighted]
+        if dropout == "dense":
+            dense = [t.index for t in tokens if t.kind == "dense"]
+            if not dense:
+                raise ValueError(f"dropout='dense' needs at least one dense layer in layers; received "
+                                 f"layers={tuple(t.text for t in tokens)!r}")
+            return dense
+        last = _LAST.fullmatch(dropout)
+        if last:
+            k = int(last.group(1))
+            if not 1 <= k <= n:
+                raise ValueError(f"Expected dropout='last:K' with 1 <= K <= len(layers)={n}. "
+                                 f"Received: dropout={dropout!r}")
+            return list(range(n - k, n))
+        raise ValueError(f"Expected dropout to be one of {POLICIES} or a tuple of layer indices. "
+                         f"Received: dropout={dropout!r}")
+    if isinstance(dropout, (tuple, list)):
+        for i in dropout:
+            if not (isinstance(i, numbers.Integral) and not isinstance(i, bool) and 0 <= i < n):
+                raise ValueError(f"Expected dropout indices to be ints in [0, {n}) (indices into layers, which has "
+                                 f"{n} entries). Received: dropout={tuple(dropout)!r}")
+        if any(b <= a for a, b in zip(dropout, dropout[1:])):
+            raise ValueError(f"Expected dropout indices in strictly increasing order. "
+                             f"Received: dropout={tuple(dropout)!r}")
+        return [int(i) for i in dropout]
+    raise ValueError(f"Expected dropout to be one of {POLICIES} or a tuple of layer indices. "
+                     f"Received: dropout={dropout!r}")
+
+
+def _rates(dropout_rate, n_placed, dropout):
+    def valid(rate):
+        return isinstance(rate, numbers.Real) and not isinstance(rate, bool) and 0.0 <= rate < 1.0
+
+    if isinstance(dropout_rate, (tuple, list)):
+        if len(dropout_rate) != n_placed:
+            raise ValueError(f"Expected one dropout_rate per placed dropout: dropout={dropout!r} places "
+                             f"{n_placed}, but {len(dropout_rate)} rates were given. "
+                             f"Received: dropout_rate={tuple(dropout_rate)!r}")
+        rates = list(dropout_rate)
+    else:
+        rates = [dropout_rate] * n_placed
+        if not valid(dropout_rate):
+            raise ValueError(f"Expected dropout_rate to be a float in [0, 1) or a tuple of them. "
+                             f"Received: dropout_rate={dropout_rate!r}")
+    for rate in rates:
+        if not valid(rate):
+            raise ValueError(f"Expected every dropout rate to be a float in [0, 1). "
+                             f"Received: dropout_rate={tuple(dropout_rate)!r}")
+    return [float(r) for r in rates]
+
+
+def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.5, dropout_kind="auto"):
+    """Turn the placement parameters into dropout layers to insert.
+
+    Parameters
+    ----------
+    tokens : tuple of LayerToken
+        From :func:`parse_layers`.
+    dropout : str or tuple of int, default="after_last_pool"
+        A policy (see the module docstring) or strictly increasing indices
+        into ``layers``.
+    dropout_rate : float or tuple of float, default=0.5
+        One rate for every dropout, or one per placed dropout (in network
+        order).
+    dropout_kind : {"auto", "element", "spatial"}, default="auto"
+        ``"auto"``: channel-wise (spatial) dropout after layers that output
+        maps (conv, pooling), element-wise after layers that output vectors.
+
+    Returns
+    -------
+    list of DropoutSpec
+        In network order.
+
+    Raises
+    ------
+    ValueError
+        Naming the parameter, the value received and the valid choices.
+
+    Examples
+    --------
+    >>> tokens = parse_layers(("conv16", "maxpool", "dense64"))
+    >>> resolve_dropout(tokens, "after_last_pool", 0.25)
+    [DropoutSpec(after=1, rate=0.25, kind='spatial')]
+    >>> resolve_dropout(tokens, "last:2", (0.1, 0.5))
+    [DropoutSpec(after=1, rate=0.1, kind='spatial'), DropoutSpec(after=2, rate=0.5, kind='element')]
+    >>> resolve_dropout(tokens, (0, 2), 0.3, "element")
+    [DropoutSpec(after=0, rate=0.3, kind='element'), DropoutSpec(after=2, rate=0.3, kind='element')]
+    """
+    if dropout_kind not in KINDS:
+        raise ValueError(f"Expected dropout_kind to be one of {KINDS}. Received: dropout_kind={dropout_kind!r}")
+    positions = _positions(tokens, dropout)
+    rates = _rates(dropout_rate, len(positions), dropout)
+    specs = []
+    for after, rate in zip(positions, rates):
+        token = tokens[after]
+        kind = dropout_kind
+        if kind == "auto":
+            kind = "spatial" if token.output == "map" else "element"
+        elif kind == "spatial" and token.output != "map":
+            raise ValueError(f"dropout_kind='spatial' drops whole channels of (height, width, channels) maps, but "
+                             f"dropout after layers[{after}]={token.text!r} sees flat vectors. Use "
+                             f"dropout_kind='auto' or 'element'. Received: dropout={dropout!r}")
+        specs.append(DropoutSpec(after, rate, kind))
+    return specs
+
+
+def lint_placement(tokens, specs, batch_norm):
+    """Warnings about placements known to hurt (empty list when all is well).
+
+    With ``batch_norm=True`` every conv and dense hidden layer is followed by
+    a BatchNorm. A dropout placed before one of them (directly, or through
+    pooling layers) makes that BatchNorm see a different variance in training
+    (dropout active, kept units rescaled) than at inference (dropout off), so
+    its running statistics do not match the test-time inputs: the "variance
+    shift" of Li, Chen, Hu & Yang (2019), "Understanding the Disharmony
+    between Dropout and Batch Normalization by Variance Shift".
+
+    Parameters
+    ----------
+    tokens : tuple of LayerToken
+    specs : list of DropoutSpec
+    batch_norm : bool
+
+    Returns
+    -------
+    list of str
+
+    Examples
+    --------
+    >>> tokens = parse_layers(("conv8", "maxpool", "dense16"))
+    >>> lint_placement(tokens, resolve_dropout(tokens, "after_last_pool"), batch_norm=False)
+    []
+    >>> msgs = lint_placement(tokens, resolve_dropout(tokens, "after_last_pool"), batch_norm=True)
+    >>> "variance shift" in msgs[0]
+    True
+    """
+    if not batch_norm:
+        return []
+    weighted = [t.index for t in tokens if t.weighted]
+    if not weighted:
+        return []
+    last_norm = weighted[-1]
+    messages = []
+    for spec in specs:
+        fed = [i for i in weighted if i > spec.after]
+        if not fed:
+            continue
+        target = tokens[fed[0]]
+        messages.append(
+            f"Dropout after layers[{spec.after}]={tokens[spec.after].text!r} feeds the BatchNorm of "
+            f"layers[{target.index}]={target.text!r} (batch_norm=True normalizes every conv and dense layer). "
+            f"This causes a variance shift (Li et al. 2019): in training the BatchNorm normalizes activations "
+            f"thinned and rescaled by dropout, at inference dropout is off, so the variance it sees no longer "
+            f"matches its running statistics and accuracy can drop. Place dropout after the last normalization, "
+            f"e.g. dropout=({last_norm},) (after layers[{last_norm}]={tokens[last_norm].text!r}) or later.")
+    return messages

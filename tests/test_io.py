@@ -1,0 +1,225 @@
+"""Safe save/load: round trips, atomic writes, and clear errors for every kind of bad file."""
+
+import json
+import os
+import pickle
+import zipfile
+
+import joblib
+import numpy as np
+import pytest
+from sklearn.exceptions import NotFittedError
+
+import minicnn
+from minicnn import CNNClassifier, CNNRegressor
+from minicnn.datasets import load_digits_images
+
+SMALL = dict(layers=("conv4", "maxpool", "dense16"), max_iter=2, backend="numpy", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_images()
+    return X[:200], y[:200]
+
+
+@pytest.fixture(scope="module")
+def fitted(digits):
+    X, y = digits
+    return CNNClassifier(**SMALL, batch_norm=True, dropout="last:1", early_stopping=True).fit(X, y)
+
+
+def read_members(path):
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def write_members(path, members):
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+
+
+def edit_header(path, out, change):
+    members = read_members(path)
+    header = json.loads(members["header"].tobytes())
+    change(header)
+    members["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    write_members(out, members)
+
+
+# ---------------------------------------------------------------- round trips
+def assert_same_fitted(a, b, X):
+    assert type(a) is type(b) and a.get_params() == b.get_params()
+    for name in ("n_features_in_", "input_shape_", "n_outputs_", "n_iter_", "t_", "loss_curve_",
+                 "validation_scores_", "best_validation_score_", "best_loss_", "dropout_layers_"):
+        assert getattr(a, name) == getattr(b, name), name
+    for la, lb in zip(a.network_.layers, b.network_.layers):
+        assert type(la) is type(lb)
+        for k in la.params:
+            np.testing.assert_array_equal(la.params[k], lb.params[k])
+        for k, v in getattr(la, "state", {}).items():
+            np.testing.assert_array_equal(v, lb.state[k])
+        if la.stochastic:
+            assert (la.seed, la.layer_id, la.step) == (lb.seed, lb.layer_id, lb.step)
+    np.testing.assert_array_equal(a.predict(X), b.predict(X))
+
+
+def test_classifier_round_trip(fitted, digits, tmp_path):
+    X, y = digits
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    loaded = minicnn.load(path)
+    assert_same_fitted(fitted, loaded, X)
+    np.testing.assert_array_equal(loaded.classes_, fitted.classes_)
+    assert loaded.classes_.dtype == fitted.classes_.dtype
+    np.testing.assert_array_equal(loaded.predict_proba(X), fitted.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict_proba(X, mc_samples=3), fitted.predict_proba(X, mc_samples=3))
+    assert loaded.summary() == fitted.summary()
+    loaded.partial_fit(X, y)          # a loaded model keeps training (with a fresh optimizer)
+    assert loaded.n_iter_ == fitted.n_iter_ + 1
+    assert minicnn.load(path, backend="auto").backend == "auto"
+
+
+def test_string_classes_and_regressor_round_trip(digits, tmp_path):
+    X, y = digits
+    labels = np.array([f"digit-{d}" for d in y], dtype=object)
+    clf = CNNClassifier(**SMALL).fit(X.reshape(len(X), -1), labels)
+    clf.save(tmp_path / "c.npz")
+    loaded = minicnn.load(tmp_path / "c.npz")
+    assert loaded.classes_.dtype == object and list(loaded.classes_) == list(clf.classes_)
+    assert_same_fitted(clf, loaded, X.reshape(len(X), -1))
+    for target in (X.mean(axis=(1, 2, 3)), np.c_[X.mean(axis=(1, 2, 3)), X.max(axis=(1, 2, 3))]):
+        reg = CNNRegressor(**SMALL, dropout_kind="element", dropout_scaling="test_time").fit(X, target)
+        reg.save(tmp_path / "r.npz")
+        loaded = minicnn.load(tmp_path / "r.npz")
+        assert_same_fitted(reg, loaded, X)
+        assert loaded.predict(X).shape == target.shape
+
+
+def test_pickle_and_joblib_round_trip(fitted, digits, tmp_path):
+    X, _ = digits
+    for restored in (pickle.loads(pickle.dumps(fitted)),
+                     joblib.load(joblib.dump(fitted, tmp_path / "m.joblib")[0])):
+        assert_same_fitted(fitted, restored, X)
+        np.testing.assert_array_equal(restored.predict_proba(X, mc_samples=2), fitted.predict_proba(X, mc_samples=2))
+
+
+def test_save_is_atomic_and_leaves_no_temporary_files(fitted, digits, tmp_path):
+    path = tmp_path / "model.npz"
+    path.write_bytes(b"old contents")
+    fitted.save(path)
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+    minicnn.load(path)
+    with pytest.raises(NotFittedError):
+        CNNClassifier().save(tmp_path / "other.npz")
+    with pytest.raises(FileNotFoundError):
+        fitted.save(tmp_path / "missing-dir" / "m.npz")
+    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
+
+
+# ---------------------------------------------------------------- bad files
+@pytest.fixture
+def saved(fitted, tmp_path):
+    path = tmp_path / "good.npz"
+    fitted.save(path)
+    return path
+
+
+def expect_invalid(path, match):
+    with pytest.raises(ValueError, match=match):
+        minicnn.load(path)
+
+
+def test_not_a_zip_and_truncated(saved, tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"hello")
+    expect_invalid(bad, "not a zip archive")
+    data = saved.read_bytes()
+    for cut in (len(data) // 3, len(data) - 30):
+        bad.write_bytes(data[:cut])
+        expect_invalid(bad, "not a valid minicnn model file")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h: h.update(version=2), "format version 2 is not supported"),
+    (lambda h: h.update(format="keras"), "format is 'keras'"),
+    (lambda h: h.update(estimator="os.system"), "estimator 'os.system' is not one of"),
+    (lambda h: h.pop("layers"), "header field 'layers' is missing"),
+    (lambda h: h["params"].update(dropout_rate=2.0), "invalid params.*dropout_rate"),
+    (lambda h: h["params"].update(layers=["conv4", "maxpool", "dense32"]), "layer 5 params are"),
+    (lambda h: h["params"].pop("tol"), "params have keys"),
+    (lambda h: h["params"].update(evil=1), "params have keys"),
+    (lambda h: h.update(input_shape=[8, 8]), "input_shape"),
+    (lambda h: h["params"].update(input_shape=[4, 16, 1]), r"params input_shape=\(4, 16, 1\) does not match"),
+    (lambda h: h["params"].update(input_shape=["a"]), "invalid params.*input_shape"),
+    (lambda h: h.update(n_features_in=65), "n_features_in 65 does not match"),
+    (lambda h: h["layers"][0].update(type="Dense"), "layer 0 is 'Dense', the parameters rebuild Conv2D"),
+    (lambda h: h["layers"].pop(), "the header lists"),
+    (lambda h: h["layers"][8].update(step=-1), "dropout layer 8 has invalid"),
+    (lambda h: h["layers"][8].update(seed="1"), "dropout layer 8 has invalid"),
+    (lambda h: h["fitted"].update(loss_curve=["x"]), "loss_curve is invalid"),
+    (lambda h: h["fitted"].update(rng_state={"bit_generator": "MT19937"}), "rng_state is invalid"),
+    (lambda h: h["classes"].update(dtype="|O"), "classes dtype object is not allowed"),
+])
+def test_invalid_header_fields(saved, tmp_path, change, match):
+    out = tmp_path / "edited.npz"
+    edit_header(saved, out, change)
+    expect_invalid(out, match)
+
+
+def test_header_must_be_json(saved, tmp_path):
+    members = read_members(saved)
+    members["header"] = np.frombuffer(b"\xff{not json", dtype=np.uint8)
+    write_members(tmp_path / "b.npz", members)
+    expect_invalid(tmp_path / "b.npz", "header is not valid JSON")
+    members["header"] = np.frombuffer(b"[1, 2]", dtype=np.uint8)
+    write_members(tmp_path / "b.npz", members)
+    expect_invalid(tmp_path / "b.npz", "not a JSON object")
+
+
+@pytest.mark.parametrize("mutate, match", [
+    (lambda m: m.pop("layer0.w"), "missing array 'layer0.w'"),
+    (lambda m: m.update({"layer0.w": m["layer0.w"][..., :2]}), r"'layer0.w' has shape \(3, 3, 1, 2\)"),
+    (lambda m: m.update({"layer0.w": m["layer0.w"].astype(np.float64)}), "'layer0.w' has dtype float64"),
+    (lambda m: m.update({"layer5.w": np.full_like(m["layer5.w"], np.nan)}), "non-finite"),
+    (lambda m: m.update({"layer1.state.running_var": -m["layer1.state.running_var"]}), "negative variances"),
+    (lambda m: m.update({"classes": m["classes"][::-1].copy()}), "not sorted"),
+    (lambda m: m.update(extra=np.zeros(3)), r"unexpected members \['extra.npy'\]"),
+])
+def test_invalid_arrays(saved, tmp_path, mutate, match):
+    members = read_members(saved)
+    mutate(members)
+    write_members(tmp_path / "m.npz", members)
+    expect_invalid(tmp_path / "m.npz", match)
+
+
+class _Exploit:
+    def __reduce__(self):
+        return (exec, ("import os; os.environ['MINICNN_PWNED'] = '1'",))
+
+
+def test_pickled_members_are_refused_and_never_executed(saved, tmp_path):
+    members = read_members(saved)
+    out = tmp_path / "evil.npz"
+    with zipfile.ZipFile(out, "w") as archive:
+        for key, value in members.items():
+            payload = np.array([_Exploit()], dtype=object) if key == "layer0.w" else value
+            with archive.open(f"{key}.npy", "w") as f:
+                np.lib.format.write_array(f, payload, allow_pickle=True)
+    expect_invalid(out, "'layer0.w' has dtype object; object and structured arrays are refused")
+    assert "MINICNN_PWNED" not in os.environ
+
+
+def test_declared_size_is_checked_before_reading(saved, tmp_path):
+    members = read_members(saved)
+    out = tmp_path / "huge.npz"
+    with zipfile.ZipFile(out, "w") as archive:
+        for key, value in members.items():
+            with archive.open(f"{key}.npy", "w") as f:
+                if key == "header":   # claims 10**12 bytes, holds a few
+                    header = {"descr": "|u1", "fortran_order": False, "shape": (10**12,)}
+                    np.lib.format.write_array_header_1_0(f, header)
+                    f.write(b"{}")
+                else:
+                    np.lib.format.write_array(f, value)
+    expect_invalid(out, "declares 1000000000000 bytes, more than the limit")
