@@ -1,0 +1,285 @@
+"""The ``minicnn`` command: fit -> predict/summary round trip, every input format, one-line errors."""
+
+import csv
+import io
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minicnn.cli import main
+from minicnn.datasets import load_digits_images, save_idx
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def run(*argv):
+    """Run ``main(argv)`` in-process; return (exit code, stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()
+
+
+def read_csv(text):
+    return list(csv.reader(io.StringIO(text)))
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    """A model trained by ``minicnn fit`` on digits (3 epochs), with the test images it holds out."""
+    path = tmp_path_factory.mktemp("cli") / "model.npz"
+    code, out, err = run("fit", "--epochs", 3, "--out", path, "--seed", 1)
+    assert code == 0, err
+    assert "Epoch 1/3" in out   # verbose progress by default
+    accuracy = float(out.split("test accuracy: ")[1].split()[0])
+    assert accuracy > 0.8
+    assert "train time:" in out and path.is_file()
+    return path
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_images()
+    return X[:12], y[:12]
+
+
+def test_fit_predict_summary_round_trip(model, digits, tmp_path):
+    from minicnn import load
+
+    X, _ = digits
+    expected = load(model).predict(X)
+    np.savez(tmp_path / "x.npz", X=X)
+    code, out, err = run("predict", "--model", model, tmp_path / "x.npz")
+    assert code == 0, err
+    rows = read_csv(out)
+    assert rows[0] == ["id", "prediction"]
+    assert [int(r[1]) for r in rows[1:]] == expected.tolist()
+    assert [r[0] for r in rows[1:]] == [str(i) for i in range(len(X))]
+
+    code, out, err = run("summary", "--model", model)
+    assert code == 0, err
+    assert "<-- dropout" in out and "Dropout placement:" in out and "after layers[1]='maxpool'" in out
+
+
+@pytest.mark.parametrize("fmt", ["npy", "idx", "idx.gz"])
+def test_predict_reads_every_input_format(model, digits, tmp_path, fmt):
+    from minicnn import load
+
+    X, y = digits
+    if fmt == "npy":
+        path = tmp_path / "x.npy"
+        np.save(path, X)
+    else:
+        path = tmp_path / f"x.{fmt}"
+        save_idx(X, y, path, tmp_path / f"y.{fmt}")
+        X = np.rint(X * 255) / 255   # what an idx file can hold
+    out_csv = tmp_path / "preds.csv"
+    code, _, err = run("predict", "--model", model, path, "--out", out_csv, "--proba")
+    assert code == 0, err
+    rows = read_csv(out_csv.read_text())
+    clf = load(model)
+    assert rows[0] == ["id", "prediction"] + [f"proba_{c}" for c in clf.classes_]
+    proba = np.array([[float(v) for v in r[2:]] for r in rows[1:]])
+    np.testing.assert_allclose(proba, clf.predict_proba(X.astype(np.float32)), rtol=1e-5, atol=1e-6)
+    assert [int(r[1]) for r in rows[1:]] == clf.predict(X.astype(np.float32)).tolist()
+
+
+def test_predict_png_images(model, digits, tmp_path):
+    pytest.importorskip("PIL", reason="PNG input needs Pillow")
+    from PIL import Image
+
+    X, _ = digits
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"digit{i}.png")
+        Image.fromarray(np.rint(X[i, :, :, 0] * 255).astype(np.uint8), mode="L").save(paths[-1])
+    code, out, err = run("predict", "--model", model, *paths)
+    assert code == 0, err
+    rows = read_csv(out)
+    assert [r[0] for r in rows[1:]] == ["digit0.png", "digit1.png", "digit2.png"]
+
+
+def test_fit_reads_npz_and_idx_training_data(tmp_path):
+    X, y = load_digits_images()
+    np.savez(tmp_path / "train.npz", X=X[:200], y=y[:200])
+    code, out, err = run("fit", "--data", tmp_path / "train.npz", "--epochs", 1, "--quiet", "--layers",
+                         "conv4,maxpool,dense8", "--out", tmp_path / "a.npz", "--dropout-rate", "0.1,0.2",
+                         "--dropout", "1,2")
+    assert code == 0, err
+    assert "(40 images)" in out and "Epoch" not in out
+    save_idx(X[:100], y[:100], tmp_path / "x.idx", tmp_path / "y.idx")
+    code, out, err = run("fit", "--data", f"idx:{tmp_path / 'x.idx'},{tmp_path / 'y.idx'}", "--epochs", 1,
+                         "--quiet", "--layers", "conv4,maxpool,dense8", "--out", tmp_path / "b.npz")
+    assert code == 0, err
+    assert (tmp_path / "b.npz").is_file()
+
+
+def _bad_cases(tmp):
+    np.save(tmp / "x.npy", np.zeros((2, 8, 8, 1), dtype=np.float32))
+    np.savez(tmp / "noX.npz", images=np.zeros(3))
+    (tmp / "junk.idx").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05")
+    (tmp / "junk.csv").write_text("group\nmain\n")
+    (tmp / "a.png").write_bytes(b"not a png")
+    return [
+        ("no command", ["--debug"]),
+        ("unknown command", ["nosuch"]),
+        ("unknown option", ["fit", "--nosuch"]),
+        ("zero epochs", ["fit", "--epochs", "0"]),
+        ("epochs not a number", ["fit", "--epochs", "many"]),
+        ("rate out of range", ["fit", "--dropout-rate", "1.5"]),
+        ("rate list with a bad entry", ["fit", "--dropout-rate", "0.2,x"]),
+        ("bad test size", ["fit", "--test-size", "1"]),
+        ("negative learning rate", ["fit", "--learning-rate", "-1"]),
+        ("nan learning rate", ["fit", "--learning-rate", "nan"]),
+        ("bad padding", ["fit", "--padding", "full"]),
+        ("unknown data", ["fit", "--data", "cifar"]),
+        ("missing npz", ["fit", "--data", tmp / "missing.npz"]),
+        ("npz without X", ["fit", "--data", tmp / "noX.npz"]),
+        ("idx needs two files", ["fit", "--data", "idx:only_one"]),
+        ("bad layer token", ["fit", "--layers", "conv8,bogus", "--epochs", "1", "--quiet"]),
+        ("bad placement", ["fit", "--dropout", "everywhere", "--epochs", "1", "--quiet"]),
+        ("last:K too large", ["fit", "--dropout", "last:9", "--epochs", "1", "--quiet"]),
+        ("one rate per dropout", ["fit", "--dropout", "after_last_pool", "--dropout-rate", "0.1,0.2",
+                                  "--epochs", "1", "--quiet"]),
+        ("predict without model", ["predict", tmp / "x.npy"]),
+        ("missing model", ["predict", "--model", tmp / "missing.npz", tmp / "x.npy"]),
+        ("model is not a model", ["predict", "--model", tmp / "noX.npz", tmp / "x.npy"]),
+        ("missing input", ["predict", "--model", tmp / "noX.npz", tmp / "missing.npy"]),
+        ("summary of a non-model", ["summary", "--model", tmp / "x.npy"]),
+        ("summary without model", ["summary"]),
+        ("study with one seed", ["study", "--seeds", "1", "--out", tmp / "s"]),
+        ("study bad sizes", ["study", "--sizes", "5", "--out", tmp / "s"]),
+        ("study bad data", ["study", "--data", "cifar"]),
+        ("study bad csv", ["study", "--from-csv", tmp / "junk.csv", "--out", tmp / "s"]),
+        ("study missing csv", ["study", "--from-csv", tmp / "missing.csv", "--out", tmp / "s"]),
+    ]
+
+
+def test_every_bad_argument_exits_nonzero_with_one_line(tmp_path):
+    for name, argv in _bad_cases(tmp_path):
+        code, out, err = run(*argv)
+        assert code != 0, name
+        lines = err.strip().splitlines()
+        assert len(lines) == 1, (name, err)
+        assert "error" in lines[0] and "Traceback" not in err, (name, err)
+
+
+def test_bad_model_files_and_inputs_exit_nonzero(model, tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), dtype=np.float32))
+    np.save(tmp_path / "wrong_shape.npy", np.zeros((2, 5, 5, 1), dtype=np.float32))
+    np.savez(tmp_path / "noX.npz", images=np.zeros(3))
+    (tmp_path / "junk.idx").write_bytes(b"\x00\x00\x08\x01\x00\x00\x00\x05")
+    cases = [
+        [tmp_path / "noX.npz"],                       # npz without X
+        [tmp_path / "junk.idx"],                      # labels file given as images
+        [tmp_path / "wrong_shape.npy"],               # 5x5 images for an 8x8 model
+        [tmp_path / "x.npy", tmp_path / "x.npy"],     # several non-PNG inputs
+    ]
+    for inputs in cases:
+        code, _, err = run("predict", "--model", model, *inputs)
+        assert code == 1, inputs
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (inputs, err)
+
+
+def test_png_without_reader_gives_install_hint(model, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_png_readers(name, *args, **kwargs):
+        if name.split(".")[0] in ("PIL", "matplotlib"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_png_readers)
+    (tmp_path / "a.png").write_bytes(b"\x89PNG")
+    code, _, err = run("predict", "--model", model, tmp_path / "a.png")
+    assert code == 1
+    assert "pip install pillow" in err and len(err.strip().splitlines()) == 1
+
+
+def test_debug_reraises(tmp_path):
+    with pytest.raises(ValueError, match="expected digits, mnist"):
+        main(["fit", "--data", "cifar", "--debug"])
+
+
+def test_help_for_every_command():
+    for command in ("fit", "predict", "summary", "bench", "study"):
+        code, out, _ = run(command, "--help")
+        assert code == 0 and "usage: minicnn " + command in out
+    code, out, _ = run()
+    assert code == 0 and "fit" in out and "study" in out
+
+
+def test_bench_without_any_benchmark_is_a_clear_error(monkeypatch, tmp_path):
+    import minicnn.cli as cli
+
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "minicnn" / "cli.py"))   # no benchmarks/ next to it
+    monkeypatch.setitem(sys.modules, "minicnn.bench", None)                      # and no minicnn.bench
+    code, _, err = run("bench")
+    assert code == 1 and "benchmarks/compare.py" in err and len(err.strip().splitlines()) == 1
+
+
+def test_bench_delegates_to_the_bench_module(monkeypatch, tmp_path):
+    import types
+
+    import minicnn.cli as cli
+
+    fake = types.ModuleType("minicnn.bench")
+    fake.main = lambda argv: print("bench module called with", argv) or 0
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "minicnn" / "cli.py"))
+    monkeypatch.setitem(sys.modules, "minicnn.bench", fake)
+    code, out, _ = run("bench", "--quick")
+    assert code == 0 and "bench module called with ['--quick']" in out
+
+    def refuse(argv):
+        raise SystemExit("minicnn bench: unknown models ['x']")
+
+    fake.main = refuse
+    code, _, err = run("bench", "--models", "x")
+    assert code == 1 and err.strip() == "minicnn bench: error: unknown models ['x']"
+
+
+def test_bench_delegates_to_compare_main(monkeypatch, tmp_path):
+    import minicnn.cli as cli
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "compare.py").write_text(
+        "def main(argv):\n    print('compare called with', argv)\n    return 0\n")
+    monkeypatch.setattr(cli, "__file__", str(tmp_path / "minicnn" / "cli.py"))
+    code, out, _ = run("bench", "--quick", "x")
+    assert code == 0 and "compare called with ['--quick', 'x']" in out
+
+
+@pytest.mark.parametrize("launcher", ["module", "script"])
+def test_console_entry_points(launcher, tmp_path):
+    if launcher == "script":
+        exe = shutil.which("minicnn")
+        if exe is None:
+            pytest.skip("the minicnn console script is not installed (pip install -e .)")
+        cmd = [exe]
+    else:
+        cmd = [sys.executable, "-m", "minicnn"]
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run(cmd + ["fit", "--epochs", "0"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1 and "--epochs" in done.stderr and "Traceback" not in done.stderr
+    done = subprocess.run(cmd + ["--help"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert done.returncode == 0 and "predict" in done.stdout
+
+
+def test_default_fit_is_the_readme_main_job(tmp_path, monkeypatch):
+    """``minicnn fit`` with no options: digits, the default model, >= 0.97 held-out accuracy, model.npz."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("fit", "--quiet")
+    assert code == 0, err
+    assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.97
+    assert "(360 images)" in out and (tmp_path / "model.npz").is_file()
+    code, out, _ = run("summary", "--model", "model.npz")
+    assert "layers[1]='maxpool'" in out and "rate=0.25, kind=element" in out
