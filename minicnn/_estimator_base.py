@@ -5,6 +5,7 @@ encoding, loss, output transform, score); everything else lives here.
 """
 
 import copy
+import math
 import numbers
 import warnings
 from numbers import Integral, Real
@@ -14,7 +15,7 @@ from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from sklearn.utils.validation import check_is_fitted
 
 from . import placement
 from ._architecture import build_network
@@ -28,6 +29,10 @@ from .training import train_epoch
 
 #: Samples per forward pass in predict: bounds the memory of the layer workspaces.
 PREDICT_BATCH = 1024
+
+#: Upper bound of ``n_threads``: far above any useful count, far below the ~10**5 threads at which GNU OpenMP
+#: fails to create its team and the process crashes (measured: n_threads=100000 segfaulted a Cython fit).
+MAX_THREADS = 1024
 
 #: Parameters that shape the network: changing them between warm-started fits is an error.
 ARCHITECTURE_PARAMS = ("layers", "kernel_size", "padding", "pool_size", "activation", "batch_norm", "dropout",
@@ -70,7 +75,7 @@ class BaseCNN(BaseEstimator):
         "input_shape": [tuple, list, None],
         "data_format": [StrOptions({"channels_last", "channels_first"})],
         "backend": [StrOptions(set(BACKEND_NAMES))],
-        "n_threads": [Interval(Integral, 1, None, closed="left"), None],
+        "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
@@ -147,7 +152,9 @@ class BaseCNN(BaseEstimator):
                              f"{ {k: self._built_with[k] for k in changed} }. Call fit with warm_start=False.")
         images = prepare_X(self, X, reset=first)
         targets = self._prepare_y(y, first=first, classes=classes)
-        check_consistent_length(images, targets)
+        if len(images) != len(targets):
+            raise ValueError(f"X and y have inconsistent numbers of samples: X has {len(images)} (shape "
+                             f"{images.shape}), y has {len(targets)} (shape {np.shape(y)})")
         if first or not incremental or not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(0, 2**32, size=4, dtype=np.uint64))
@@ -179,7 +186,8 @@ class BaseCNN(BaseEstimator):
             if self.best_loss_ is None:   # a previous fit used early stopping
                 self.best_loss_ = np.inf
         with thread_limits(self.n_threads):
-            self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter)
+            self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
+                        first=first)
         return self
 
     def _split(self, images, targets, rng):
@@ -196,20 +204,81 @@ class BaseCNN(BaseEstimator):
         arrays += [a for layer in self.network_.layers for a in getattr(layer, "state", {}).values()]
         return arrays, [a.copy() for a in arrays]
 
-    def _train(self, X, y, val_X, val_y, rng, epochs):
-        network, optimizer = self.network_, self._optimizer
+    def _checkpoint(self, rng):
+        """Everything one epoch changes: weights, BatchNorm statistics, dropout steps, optimizer, RNG."""
+        steps = [(layer, layer.step) for layer in self.network_.layers if layer.stochastic]
+        return self._snapshot(), steps, copy.deepcopy(self._optimizer), copy.deepcopy(rng.bit_generator.state)
+
+    def _rollback(self, checkpoint, rng):
+        """Return to a :meth:`_checkpoint` (the state at the start of the interrupted or diverged epoch)."""
+        (arrays, saved), steps, optimizer, rng_state = checkpoint
+        for target, values in zip(arrays, saved):
+            target[...] = values
+        for layer, step in steps:
+            layer.step = step
+        self._optimizer = optimizer
+        rng.bit_generator.state = rng_state
+
+    def _forget_fit(self):
+        """Undo a first fit that trained no complete epoch: the estimator is unfitted again."""
+        for name in ("network_", "dropout_layers_", "_built_with", "_optimizer", "_optimizer_key"):
+            self.__dict__.pop(name, None)
+
+    def _diverged(self, epoch, detail, kept):
+        outcome = (f"The weights of epoch {epoch - 1} were kept (n_iter_={self.n_iter_})." if kept
+                   else "No epoch completed: the estimator is left unfitted.")
+        return ValueError(
+            f"Training diverged in epoch {epoch}: {detail}. The learning rate is probably too high (received "
+            f"learning_rate={self.learning_rate!r}): lower it, or scale the inputs (e.g. StandardScaler). "
+            f"{outcome}")
+
+    def _train(self, X, y, val_X, val_y, rng, epochs, first=False):
+        """Run up to ``epochs`` epochs.
+
+        Every epoch starts from a checkpoint. A ``KeyboardInterrupt`` during
+        an epoch rolls back to it (the weights of the last complete epoch),
+        warns and returns, leaving a usable estimator; if no epoch of a first
+        fit completed, the estimator is left unfitted and the interrupt is
+        re-raised. A non-finite batch loss or non-finite weights roll back the
+        same way and raise ``ValueError`` (learning rate too high).
+        """
+        network = self.network_
         loss_fn = self._loss_function
         reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,
                                  score_name=self._score_name)
-        best, no_improvement = None, 0
+        best, no_improvement, completed = None, 0, 0
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
-            on_batch = reporter.start_epoch(epoch)
-            loss = train_epoch(network, loss_fn, optimizer, X, y, self.batch_size, rng, on_batch=on_batch)
-            if not np.isfinite(loss):
-                raise ValueError(f"Training diverged: the loss of epoch {epoch} is {loss}. Scale the inputs "
-                                 f"(e.g. StandardScaler) or lower learning_rate (received "
-                                 f"learning_rate={self.learning_rate!r}).")
+            progress = reporter.start_epoch(epoch)
+            checkpoint = self._checkpoint(rng)
+
+            def on_batch(done, batch_loss, progress=progress, epoch=epoch):
+                if not math.isfinite(batch_loss):
+                    raise _Diverged(f"the loss of a batch became {batch_loss} after {done} samples")
+                if progress is not None:
+                    progress(done, batch_loss)
+
+            try:
+                loss = train_epoch(network, loss_fn, self._optimizer, X, y, self.batch_size, rng, on_batch=on_batch)
+                if not np.isfinite(loss):
+                    raise _Diverged(f"the mean loss of the epoch is {loss}")
+                if not all(np.isfinite(p).all() for p, _ in network.params_and_grads()):
+                    raise _Diverged("the weights became non-finite")
+            except KeyboardInterrupt:
+                self._rollback(checkpoint, rng)
+                if first and completed == 0:
+                    self._forget_fit()
+                    raise
+                warnings.warn(f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; kept the weights "
+                              f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning, stacklevel=4)
+                break
+            except _Diverged as exc:
+                self._rollback(checkpoint, rng)
+                kept = not (first and completed == 0)
+                if not kept:
+                    self._forget_fit()
+                raise self._diverged(epoch, exc, kept) from None
+            completed += 1
             self.n_iter_, self.t_ = epoch, self.t_ + len(X)
             self.loss_curve_.append(float(loss))
             score = None
@@ -330,11 +399,20 @@ class BaseCNN(BaseEstimator):
 
         save(self, path)
 
+    def __sklearn_is_fitted__(self):
+        # Fitted means "has a network": a fit that failed after validating X (which sets n_features_in_)
+        # must not leave an estimator that check_is_fitted accepts and predict then crashes on.
+        return hasattr(self, "network_")
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         tags.non_deterministic = False
         return tags
+
+
+class _Diverged(Exception):
+    """Raised inside the epoch loop when the loss or the weights become non-finite."""
 
 
 def fit_context(method):

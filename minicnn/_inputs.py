@@ -17,9 +17,76 @@ Conventions (documented on the estimators):
 
 import math
 import numbers
+import re
 
 import numpy as np
 from sklearn.utils.validation import check_array, validate_data
+
+#: dtype kinds refused outright (strings, bytes, void/structured, datetimes): never silently parsed as numbers.
+_REFUSED_KINDS = {"U": "string", "S": "bytes", "V": "structured/void", "M": "datetime", "m": "timedelta"}
+_NAMES_X = re.compile(r"\bX\b")
+
+
+def describe(X, name="X"):
+    """A short description of what was received, for error messages (shape and dtype, never the values).
+
+    Examples
+    --------
+    >>> describe(np.zeros((2, 3), dtype=np.float32))
+    'X with shape (2, 3) and dtype float32'
+    >>> describe(None)
+    'X=None'
+    """
+    if X is None:
+        return f"{name}=None"
+    shape, dtype = getattr(X, "shape", None), getattr(X, "dtype", None)
+    if shape is not None:
+        text = f"{name} with shape {tuple(shape)}"
+        if isinstance(dtype, np.dtype):
+            text += f" and dtype {dtype}"
+        return text if isinstance(X, np.ndarray) else f"{text} (a {type(X).__name__})"
+    if isinstance(X, (list, tuple)):
+        return f"{name} as a {type(X).__name__} of length {len(X)}"
+    return f"{name} of type {type(X).__name__}"
+
+
+def _check_kind(X):
+    """Refuse sparse matrices, strings, complex numbers and other non-numeric dtypes, naming what was received."""
+    if X is None:
+        raise ValueError("Expected X to be an array-like of samples (2-D, 3-D or 4-D); received X=None")
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):   # scipy.sparse matrix or array
+        raise TypeError(f"Sparse data was passed for X, but dense input is required: received {describe(X)}. "
+                        f"Use X.toarray() to convert it to a dense array.")
+    dtype = getattr(X, "dtype", None)
+    if isinstance(dtype, np.dtype):
+        if dtype.kind == "c":
+            raise ValueError(f"Complex data not supported: received {describe(X)}; pass real numbers")
+        if dtype.kind in _REFUSED_KINDS:
+            raise ValueError(f"Expected numeric X; received {describe(X)} ({_REFUSED_KINDS[dtype.kind]} values are "
+                             f"not converted to numbers: convert them explicitly, e.g. X.astype(np.float32))")
+
+
+def _as_array(X):
+    """Lists and tuples become arrays (a ragged nesting is an error naming X); other inputs pass through."""
+    if not isinstance(X, (list, tuple)):
+        return X
+    try:
+        return np.asarray(X)
+    except ValueError as exc:
+        raise ValueError(f"X is a ragged nested {type(X).__name__} of length {len(X)} (samples of different "
+                         f"shapes): {exc}") from None
+
+
+def _validated(call, X):
+    """Run a scikit-learn validation ``call()``; errors that do not name X get what was received appended."""
+    try:
+        return call()
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        if _NAMES_X.search(message):
+            raise
+        kind = ValueError if isinstance(exc, ValueError) else TypeError
+        raise kind(f"{message} (received {describe(X)})") from exc
 
 
 def _ndim(X):
@@ -81,10 +148,20 @@ def prepare_X(estimator, X, *, reset):
     otherwise checks ``X`` against them.
     """
     data_format = estimator.data_format
+    _check_kind(X)
+    X = _as_array(X)
+    _check_kind(X)
     ndim = _ndim(X)
+    if ndim is not None and ndim < 2:
+        raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
+                         f"in data_format); received {describe(X)}. Reshape your data: X.reshape(1, -1) for a "
+                         f"single sample, X.reshape(-1, 1) for a single feature.")
+    shape = getattr(X, "shape", None)
+    if shape is not None and len(shape) >= 1 and shape[0] == 0:
+        raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
     if ndim is not None and ndim > 2:
-        images = check_array(X, allow_nd=True, dtype=np.float32, order="C", input_name="X",
-                             estimator=estimator)
+        images = _validated(lambda: check_array(X, allow_nd=True, dtype=np.float32, order="C", input_name="X",
+                                                estimator=estimator), X)
         if images.ndim > 4:
             raise ValueError(f"Expected X with 2 to 4 dimensions; received X with shape {images.shape}")
         if images.ndim == 3:
@@ -102,7 +179,7 @@ def prepare_X(estimator, X, *, reset):
         if reset:
             estimator.input_shape_ = shape
         return images
-    flat = validate_data(estimator, X, reset=reset, dtype=np.float32, order="C")
+    flat = _validated(lambda: validate_data(estimator, X, reset=reset, dtype=np.float32, order="C"), X)
     if reset:
         nhwc = user_shape_to_nhwc(estimator.input_shape, data_format)
         estimator.input_shape_ = _shape_for_flat(flat.shape[1], nhwc, estimator.input_shape)

@@ -218,11 +218,15 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _prepare_y(self, y, first, classes):
-        y = column_or_1d(check_array(y, ensure_2d=False, dtype=None, input_name="y"), warn=True)
+        y = column_or_1d(check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y"), warn=True)
         check_classification_targets(y)
         if first:
             self.classes_ = np.unique(y if classes is None else column_or_1d(classes))
             self.n_outputs_ = len(self.classes_)
+            if self.n_outputs_ < 2:
+                source = f"y (shape {y.shape})" if classes is None else f"classes={classes!r}"
+                raise ValueError(f"{type(self).__name__} needs at least 2 classes; {source} holds only one class: "
+                                 f"{self.classes_.tolist()}")
         elif classes is not None and not np.array_equal(np.unique(column_or_1d(classes)), self.classes_):
             raise ValueError(f"classes={classes!r} differs from the classes of the first call: {self.classes_!r}")
         unseen = np.setdiff1d(y, self.classes_)
@@ -330,7 +334,7 @@ class CNNRegressor(RegressorMixin, BaseCNN):
         return self._fit(X, y, incremental=True)
 
     def _prepare_y(self, y, first, classes):
-        y = check_array(y, ensure_2d=False, dtype=np.float32, input_name="y")
+        y = check_array(y, ensure_2d=False, allow_nd=True, dtype=np.float32, input_name="y")
         if y.ndim not in (1, 2):
             raise ValueError(f"Expected y of shape (n,) or (n, n_outputs); received y with shape {y.shape}")
         n_outputs = 1 if y.ndim == 1 else y.shape[1]

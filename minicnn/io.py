@@ -18,13 +18,21 @@ File layout (a NumPy ``.npz`` zip of ``.npy`` members, written uncompressed):
 :func:`load` never unpickles (object dtypes are refused), reads each member's
 ``.npy`` header first and checks its dtype and shape against the network
 rebuilt from the saved parameters before reading any data, and raises
-``ValueError`` for anything malformed, truncated, of another format version or
-inconsistent. Adam/SGD moments are not saved: a loaded estimator predicts
-identically; further ``partial_fit`` or warm-started ``fit`` calls start a
-fresh optimizer.
+:class:`ModelFileError` (a ``ValueError``) for anything malformed, truncated,
+of another format version or inconsistent.
+
+Memory is bounded before anything is read: the zip directory's declared
+uncompressed sizes are capped (:data:`MAX_MODEL_BYTES` in total, at most
+:data:`MAX_EXPANSION` times the file's size on disk, so a zip bomb is refused
+unread), encrypted members and unknown compression methods are refused, each
+array must fit in its member, and the weights the saved parameters would
+allocate may exceed what the file stores by at most :data:`MAX_EXPANSION`
+times plus 1 MiB (so a small file cannot make ``load`` build a huge network).
+
+Adam/SGD moments are not saved: a loaded estimator predicts identically;
+further ``partial_fit`` or warm-started ``fit`` calls start a fresh optimizer.
 """
 
-import io as _io
 import json
 import math
 import numbers
@@ -40,6 +48,12 @@ FORMAT = "minicnn"
 VERSION = 1
 ESTIMATORS = ("CNNClassifier", "CNNRegressor")
 MAX_HEADER_BYTES = 16 * 1024 * 1024
+#: Cap of the total declared uncompressed size of a model file's members.
+MAX_MODEL_BYTES = 4 * 1024**3
+#: Cap of declared uncompressed size / size on disk (``save`` stores members uncompressed: ratio ~1).
+MAX_EXPANSION = 16
+#: Cap of the number of hidden-layer tokens in a loaded model.
+MAX_LAYERS = 1000
 _TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape")
 _CLASS_KINDS = "biufU"
 
@@ -146,7 +160,7 @@ def save(estimator, path):
     fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            _write_arrays(f, arrays)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -158,7 +172,16 @@ def save(estimator, path):
         raise
 
 
+def _write_arrays(f, arrays):
+    """Write the members (uncompressed ``.npz``) to the open file ``f``."""
+    np.savez(f, **arrays)
+
+
 # ---------------------------------------------------------------------------- loading
+
+
+class ModelFileError(ValueError):
+    """A file given to :func:`load` is not a valid minicnn model (malformed, truncated, hostile or inconsistent)."""
 
 
 class _Reader:
@@ -170,7 +193,7 @@ class _Reader:
         self.read = set()
 
     def fail(self, message):
-        raise ValueError(f"{self.source} is not a valid minicnn model file: {message}")
+        raise ModelFileError(f"{self.source} is not a valid minicnn model file: {message}")
 
     def array(self, key, shape=None, dtype=None, max_bytes=None):
         member = f"{key}.npy"
@@ -184,9 +207,13 @@ class _Reader:
                 if major not in reader:
                     self.fail(f"array {key!r} has unsupported .npy version {major}")
                 got_shape, fortran, got_dtype = reader[major](fp)
-            except ValueError as exc:
-                self.fail(f"array {key!r} has a malformed header ({exc})")
-            if got_dtype.hasobject or got_dtype.fields is not None:
+            except ModelFileError:
+                raise
+            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
+                self.fail(f"array {key!r} has a malformed header ({type(exc).__name__}: {exc})")
+            if not all(isinstance(d, int) and d >= 0 for d in got_shape):
+                self.fail(f"array {key!r} has an invalid shape {got_shape!r}")
+            if got_dtype.hasobject or got_dtype.fields is not None or got_dtype.subdtype is not None:
                 self.fail(f"array {key!r} has dtype {got_dtype}; object and structured arrays are refused")
             if dtype is not None and got_dtype != np.dtype(dtype):
                 self.fail(f"array {key!r} has dtype {got_dtype}, expected {np.dtype(dtype)}")
@@ -195,6 +222,9 @@ class _Reader:
             nbytes = math.prod(got_shape) * got_dtype.itemsize
             if max_bytes is not None and nbytes > max_bytes:
                 self.fail(f"array {key!r} declares {nbytes} bytes, more than the limit {max_bytes}")
+            if nbytes > self.archive.getinfo(member).file_size:
+                self.fail(f"array {key!r} declares {nbytes} bytes, more than its zip member holds "
+                          f"({self.archive.getinfo(member).file_size} bytes)")
             data = fp.read(nbytes + 1)
         if len(data) != nbytes:
             self.fail(f"array {key!r} is truncated or has trailing data ({len(data)} bytes, expected {nbytes})")
@@ -221,8 +251,8 @@ def _read_header(reader):
     _expect(reader, raw.ndim == 1, "the header is not a 1-D uint8 array")
     try:
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        reader.fail(f"the header is not valid JSON ({exc})")
+    except (ValueError, RecursionError) as exc:   # bad UTF-8 or JSON, over-long int literals, deep nesting
+        reader.fail(f"the header is not valid JSON ({type(exc).__name__}: {exc})")
     _expect(reader, isinstance(header, dict), "the header is not a JSON object")
     _expect(reader, header.get("format") == FORMAT, f"format is {header.get('format')!r}, expected {FORMAT!r}")
     _expect(reader, header.get("version") == VERSION,
@@ -246,6 +276,9 @@ def _make_estimator(reader, header, backend):
     expected = set(cls().get_params(deep=False))
     _expect(reader, set(params) == expected,
             f"params have keys {sorted(params)}, expected {sorted(expected)}")
+    _expect(reader, not isinstance(params["layers"], list) or len(params["layers"]) <= MAX_LAYERS,
+            f"params layers has {len(params['layers']) if isinstance(params['layers'], list) else 0} tokens, "
+            f"more than the limit {MAX_LAYERS}")
     for key in _TUPLE_PARAMS:
         if isinstance(params[key], list):
             params[key] = tuple(params[key])
@@ -291,7 +324,7 @@ def _restore_fitted(reader, est, header):
     rng = np.random.default_rng()
     try:
         rng.bit_generator.state = fitted.get("rng_state")
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
         reader.fail(f"rng_state is invalid ({exc})")
     est.input_shape_ = tuple(shape)
     est.n_features_in_ = header["n_features_in"]
@@ -313,16 +346,49 @@ def _restore_classes(reader, est, header):
             and isinstance(info.get("object"), bool), "classes description is invalid")
     try:
         dtype = np.dtype(info["dtype"])
-    except TypeError:
-        reader.fail(f"classes dtype {info['dtype']!r} is invalid")
+    except (TypeError, ValueError, OverflowError, SyntaxError, RecursionError) as exc:
+        reader.fail(f"classes dtype {info['dtype']!r} is invalid ({type(exc).__name__})")
     _expect(reader, dtype.kind in _CLASS_KINDS, f"classes dtype {dtype} is not allowed")
     classes = reader.array("classes", shape=(est.n_outputs_,), dtype=dtype)
     _expect(reader, np.array_equal(np.unique(classes), classes), "classes are not sorted and unique")
     est.classes_ = classes.astype(object) if info["object"] else classes
 
 
+def _weight_count(est, tokens, input_shape, n_outputs):
+    """Number of conv and dense weights the network built from ``tokens`` holds (computed without building it).
+
+    Exact for every network that builds (biases and BatchNorm vectors come on
+    top); used to refuse files whose parameters would allocate more than they
+    store.
+    """
+    from .layers.geometry import window_geometry
+
+    h, w, c = input_shape
+    total = 0
+    for token in tokens:
+        if token.kind == "conv":
+            k = token.kernel_size or est.kernel_size
+            total += k * k * c * token.units
+            h, w = (max(window_geometry(size, k, 1, 1, est.padding)[0], 1) for size in (h, w))
+            c = token.units
+        elif token.kind in ("maxpool", "avgpool"):
+            h, w = (max(window_geometry(size, est.pool_size, est.pool_size, 1, est.padding)[0], 1) for size in (h, w))
+        elif token.kind == "gap":
+            h = w = 1
+        else:
+            total += h * w * c * token.units
+            h, w, c = 1, 1, token.units
+    return total + h * w * c * n_outputs
+
+
 def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
+    weights = _weight_count(est, tokens, est.input_shape_, est.n_outputs_)
+    stored = sum(info.file_size for info in reader.archive.infolist() if info.filename.startswith("layer"))
+    # Slack (MAX_EXPANSION x + 1 MiB) so that a mismatch of a few layers is reported layer by layer below.
+    _expect(reader, 4 * weights <= MAX_EXPANSION * stored + 2**20,
+            f"the parameters describe a network of {weights} weights ({4 * weights} bytes), far more than the "
+            f"{stored} bytes of layer arrays the file stores")
     network = est._new_network(tokens, specs, est.n_outputs_, np.random.default_rng(0))
     saved = header["layers"]
     _expect(reader, len(saved) == len(network.layers),
@@ -350,6 +416,25 @@ def _restore_network(reader, est, header, tokens, specs):
     return network
 
 
+def _check_directory(reader, disk_size):
+    """Refuse, before reading any member: duplicates, encryption, unknown compression, oversized declarations."""
+    infos = reader.archive.infolist()
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        reader.fail("the zip directory lists a member name twice")
+    for info in infos:
+        if info.flag_bits & 0x1:
+            reader.fail(f"member {info.filename!r} is encrypted")
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            reader.fail(f"member {info.filename!r} uses unsupported compression method {info.compress_type}")
+    declared = sum(info.file_size for info in infos)
+    limit = min(MAX_MODEL_BYTES, MAX_EXPANSION * disk_size)
+    if declared > limit:
+        reader.fail(f"the zip directory declares {declared} uncompressed bytes, more than the limit {limit} "
+                    f"(min of {MAX_MODEL_BYTES} and {MAX_EXPANSION} x the {disk_size} bytes on disk): "
+                    f"refused unread (zip bomb?)")
+
+
 def load(path, backend=None):
     """Load an estimator written by :func:`save` (or ``est.save``).
 
@@ -366,10 +451,13 @@ def load(path, backend=None):
 
     Raises
     ------
-    ValueError
-        If the file is not a zip, is truncated, has another format or
-        version, or any field or array is missing, malformed or inconsistent
-        with the network rebuilt from the saved parameters.
+    ModelFileError
+        (a ``ValueError``) If the file is not a zip, is truncated, has another
+        format or version, declares more data than the limits allow, or any
+        field or array is missing, malformed or inconsistent with the network
+        rebuilt from the saved parameters. Nothing in the file is executed.
+    OSError
+        If ``path`` cannot be opened.
 
     Examples
     --------
@@ -380,27 +468,33 @@ def load(path, backend=None):
     >>> load(path)
     Traceback (most recent call last):
     ...
-    ValueError: ... is not a valid minicnn model file: not a zip archive (File is not a zip file)
+    minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
     """
     source = os.fspath(path)
-    try:
-        archive = zipfile.ZipFile(source)
-    except (zipfile.BadZipFile, EOFError) as exc:
-        raise ValueError(f"{source} is not a valid minicnn model file: not a zip archive ({exc})") from None
-    with archive:
-        reader = _Reader(archive, source)
+    with open(source, "rb") as f:   # a missing or unreadable path raises OSError, as for any file
+        disk_size = os.fstat(f.fileno()).st_size
         try:
-            header = _read_header(reader)
-            est, tokens, specs = _make_estimator(reader, header, backend)
-            _restore_fitted(reader, est, header)
-            if header["estimator"] == "CNNClassifier":
-                _restore_classes(reader, est, header)
-            est.network_ = _restore_network(reader, est, header, tokens, specs)
-        except (zipfile.BadZipFile, EOFError, OSError, _io.UnsupportedOperation, KeyError, TypeError) as exc:
-            reader.fail(f"{type(exc).__name__}: {exc}")
-        extra = reader.names - reader.read
-        if extra:
-            reader.fail(f"unexpected members {sorted(extra)}")
+            archive = zipfile.ZipFile(f)
+        except Exception as exc:   # BadZipFile, EOFError, struct/overflow errors of a corrupted directory
+            raise ModelFileError(f"{source} is not a valid minicnn model file: not a zip archive "
+                                 f"({type(exc).__name__}: {exc})") from None
+        with archive:
+            reader = _Reader(archive, source)
+            try:
+                _check_directory(reader, disk_size)
+                header = _read_header(reader)
+                est, tokens, specs = _make_estimator(reader, header, backend)
+                _restore_fitted(reader, est, header)
+                if header["estimator"] == "CNNClassifier":
+                    _restore_classes(reader, est, header)
+                est.network_ = _restore_network(reader, est, header, tokens, specs)
+            except ModelFileError:
+                raise
+            except Exception as exc:   # zlib/CRC errors, encrypted or unsupported members, anything malformed
+                reader.fail(f"{type(exc).__name__}: {exc}")
+            extra = reader.names - reader.read
+            if extra:
+                reader.fail(f"unexpected members {sorted(extra)}")
     est._built_with = est._architecture_key()
     est.dropout_layers_ = tuple(specs)
     return est
