@@ -17,6 +17,8 @@ ctypedef fused floating:
     float
     double
 
+include "_parallel.pxi"
+
 # Activation codes (must match minicnn.backend.activation_codes).
 cdef enum:
     IDENTITY = 0
@@ -49,28 +51,29 @@ def bias_act_forward(floating[:, ::1] y, const floating[:, ::1] x, const floatin
     cdef Py_ssize_t M = x.shape[0], C = x.shape[1], m, c
     cdef floating a = <floating>alpha
     cdef floating z
+    cdef int nt = team(M * C)
     if M == 0 or C == 0:
         return
     if act == RELU:
-        for m in prange(M, nogil=True, schedule="static"):
+        for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 z = x[m, c] + b[c]
                 y[m, c] = z if z > 0 else 0
     elif act == LEAKY_RELU:
-        for m in prange(M, nogil=True, schedule="static"):
+        for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 z = x[m, c] + b[c]
                 y[m, c] = z if z > 0 else z * a
     elif act == TANH:
-        for m in prange(M, nogil=True, schedule="static"):
+        for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 y[m, c] = _tanh(x[m, c] + b[c])
     elif act == SIGMOID:
-        for m in prange(M, nogil=True, schedule="static"):
+        for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 y[m, c] = _sigmoid(x[m, c] + b[c])
     else:
-        for m in prange(M, nogil=True, schedule="static"):
+        for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 y[m, c] = x[m, c] + b[c]
 
@@ -128,7 +131,7 @@ def bias_act_backward(floating[:, ::1] dx, floating[::1] db, const floating[:, :
         db[...] = 0
         return
     cdef floating[:, ::1] part = np.empty((B, C), dtype=np.float32 if floating is float else np.float64)
-    for k in prange(B, nogil=True, schedule="static"):
+    for k in prange(B, nogil=True, schedule="static", num_threads=team(M * C)):
         _grad_rows(&dx[0, 0], &part[k, 0], &dy[0, 0], &y[0, 0],
                    k * R, min((k + 1) * R, M), C, act, a)
     for c in range(C):

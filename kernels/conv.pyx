@@ -19,6 +19,8 @@ thread count.
 """
 
 from cython.parallel cimport prange
+from libc.stdint cimport int64_t
+from openmp cimport omp_get_thread_num
 from libc.string cimport memcpy, memset
 from scipy.linalg.cython_blas cimport dgemm, sgemm
 
@@ -28,9 +30,38 @@ ctypedef fused floating:
     float
     double
 
+include "_parallel.pxi"
+include "_bias_act_rows.pxi"
+include "_ndarray.pxi"
+
 # Number of fixed sample groups whose partial weight gradients are summed in
 # order by conv2d_backward_weight (independent of the thread count).
 DW_GROUPS = 8
+
+
+# An optional second sgemm: NumPy's bundled OpenBLAS (ILP64 interface), registered at import by
+# ``minicnn.backend.cython_kernels`` when found. For the weight gradient's shape (a long inner
+# dimension, 64 x 288 output on the MNIST model) it measured 38-45 ms against 53-62 ms for
+# SciPy's OpenBLAS 0.3.30 (NumPy bundles 0.3.31), one thread, same call.
+ctypedef void (*sgemm64_t)(const char *transa, const char *transb, const int64_t *m, const int64_t *n,
+                           const int64_t *k, const float *alpha, const float *a, const int64_t *lda,
+                           const float *b, const int64_t *ldb, const float *beta, float *c,
+                           const int64_t *ldc) noexcept nogil
+
+cdef sgemm64_t _sgemm64 = NULL
+
+
+def set_sgemm64(size_t address):
+    """Register (or with 0, forget) an ILP64 ``sgemm_`` at ``address`` for the weight gradient."""
+    global _sgemm64
+    _sgemm64 = <sgemm64_t>address
+
+
+cdef inline void _sgemm64_call(char transa, char transb, int64_t m, int64_t n, int64_t k,
+                               const float *a, int64_t lda, const float *b, int64_t ldb,
+                               float *c, int64_t ldc) noexcept nogil:
+    cdef float one = 1, zero = 0
+    _sgemm64(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
 
 
 cdef inline void _gemm(char transa, char transb, int m, int n, int k,
@@ -44,29 +75,76 @@ cdef inline void _gemm(char transa, char transb, int m, int n, int k,
         dgemm(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc)
 
 
+# Below this inner dimension K = KH*KW*C (e.g. a first layer on 1-channel images,
+# K = 9) the forward product runs as a plain vectorized loop instead of sgemm:
+# a shallow K leaves BLAS mostly call and packing overhead. Measured on the
+# digits conv (64 samples, 8x8, K=9, F=16): 147 us per forward with one sgemm
+# per sample, see RESULTS.md for the loop's time.
+cdef enum:
+    SMALL_K = 32
+
+
+cdef extern from "small_gemm.h" nogil:
+    void small_gemm_f32(float *c, const float *a, const float *b, Py_ssize_t P, Py_ssize_t K, Py_ssize_t F)
+    void small_gemm_f64(double *c, const double *a, const double *b, Py_ssize_t P, Py_ssize_t K, Py_ssize_t F)
+
+
+cdef inline void _small_matmul(floating *c, const floating *a, const floating *b,
+                               Py_ssize_t P, Py_ssize_t K, Py_ssize_t F) noexcept nogil:
+    """Row-major ``c (P, F) = a (P, K) @ b (K, F)``, summing over k in order (``small_gemm.h``).
+
+    Register-blocked AVX loops over 16/8 output channels (the Cython loop with a
+    local accumulator array measured 118 us for the digits conv forward,
+    mostly here; see RESULTS.md for the new time).
+    """
+    if floating is float:
+        small_gemm_f32(c, a, b, P, K, F)
+    else:
+        small_gemm_f64(c, a, b, P, K, F)
+
+
 cdef inline void _im2col(floating *col, const floating *x,
                          Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                          Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t Ho, Py_ssize_t Wo,
                          int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
-    """Fill one sample's ``(Ho*Wo, KH*KW*C)`` column block from its ``(H, W, C)`` image."""
-    cdef Py_ssize_t oh, ow, i, j, ih, iw, c
+    """Fill one sample's ``(Ho*Wo, KH*KW*C)`` column block from its ``(H, W, C)`` image.
+
+    With ``dw == 1`` the ``KW`` taps of a kernel row are ``KW*C`` contiguous
+    values of ``x``: one copy per kernel row instead of one per tap (for a
+    1-channel first layer the per-tap loop cost ~4.5 ns per value).
+    """
+    cdef Py_ssize_t oh, ow, i, j, ih, iw, iw0, c, t
+    cdef Py_ssize_t row = KW * C
     cdef floating *dst = col
+    cdef const floating *src
     for oh in range(Ho):
         for ow in range(Wo):
+            iw0 = ow * sw - pl
             for i in range(KH):
                 ih = oh * sh - pt + i * dh
-                for j in range(KW):
-                    iw = ow * sw - pl + j * dw
-                    if 0 <= ih < H and 0 <= iw < W:
-                        if C >= 16:
-                            memcpy(dst, x + (ih * W + iw) * C, C * sizeof(floating))
+                if ih < 0 or ih >= H:
+                    for t in range(row):
+                        dst[t] = 0
+                    dst += row
+                elif dw == 1 and iw0 >= 0 and iw0 + KW <= W:
+                    src = x + (ih * W + iw0) * C
+                    if row >= 16:
+                        memcpy(dst, src, row * sizeof(floating))
+                    else:
+                        for t in range(row):
+                            dst[t] = src[t]
+                    dst += row
+                else:
+                    for j in range(KW):
+                        iw = iw0 + j * dw
+                        if 0 <= iw < W:
+                            src = x + (ih * W + iw) * C
+                            for c in range(C):
+                                dst[c] = src[c]
                         else:
                             for c in range(C):
-                                dst[c] = x[(ih * W + iw) * C + c]
-                    else:
-                        for c in range(C):
-                            dst[c] = 0
-                    dst += C
+                                dst[c] = 0
+                        dst += C
 
 
 cdef inline void _col2im(floating *dx, const floating *dcol,
@@ -91,48 +169,113 @@ cdef inline void _col2im(floating *dx, const floating *dcol,
                     src += C
 
 
+cdef void _conv_forward(floating *y, const floating *x, const floating *w, floating *col,
+                        const floating *bias, int act, floating alpha,
+                        Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                        Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo,
+                        int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    """im2col + product per sample in parallel; with ``bias`` the bias+activation epilogue too."""
+    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n, e
+    if N == 0 or P == 0 or F == 0:
+        return
+    if K == 0:
+        for e in range(N * P * F):
+            y[e] = 0
+        if bias != NULL:
+            _bias_act_rows(y, bias, N * P, F, act, alpha)
+        return
+    for n in prange(N, schedule="dynamic", num_threads=team(N * P * K * F // 16)):
+        _im2col(col + n * P * K, x + n * H * W * C, H, W, C, KH, KW, Ho, Wo, sh, sw, pt, pl, dh, dw)
+        # y[n] (P, F) = col[n] (P, K) @ w (K, F)
+        if K < SMALL_K:
+            _small_matmul(y + n * P * F, col + n * P * K, w, P, K, F)
+        else:
+            _gemm(c'N', c'N', <int>F, <int>P, <int>K, <floating *>w, <int>F, col + n * P * K, <int>K,
+                  0, y + n * P * F, <int>F)
+        if bias != NULL:
+            # epilogue while this sample's output is still in cache
+            _bias_act_rows(y + n * P * F, bias, P, F, act, alpha)
+
+
 def conv2d_forward(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] x,
                    const floating[:, :, :, ::1] w, floating[:, :, ::1] col,
                    int sh, int sw, int pt, int pl, int dh, int dw):
     """``y = conv(x, w)`` (no bias): im2col into ``col`` then GEMM, per sample in parallel."""
-    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
-    cdef Py_ssize_t KH = w.shape[0], KW = w.shape[1], F = w.shape[3]
-    cdef Py_ssize_t Ho = y.shape[1], Wo = y.shape[2]
-    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n
-    if N == 0 or P == 0 or F == 0:
+    if x.shape[0] == 0 or y.shape[1] * y.shape[2] * w.shape[3] == 0:
         return
-    if K == 0:
-        y[...] = 0
-        return
-    cdef floating *wp = <floating *>&w[0, 0, 0, 0]
-    for n in prange(N, nogil=True, schedule="dynamic"):
-        _im2col(&col[n, 0, 0], &x[n, 0, 0, 0], H, W, C, KH, KW, Ho, Wo,
-                sh, sw, pt, pl, dh, dw)
-        # y[n] (P, F) = col[n] (P, K) @ w (K, F)
-        _gemm(c'N', c'N', <int>F, <int>P, <int>K, wp, <int>F, &col[n, 0, 0], <int>K,
-              0, &y[n, 0, 0, 0], <int>F)
+    _conv_forward(&y[0, 0, 0, 0], &x[0, 0, 0, 0] if x.shape[1] * x.shape[2] * x.shape[3] else NULL,
+                  &w[0, 0, 0, 0] if w.shape[0] * w.shape[1] * w.shape[2] else NULL,
+                  &col[0, 0, 0] if col.shape[1] * col.shape[2] else NULL, NULL, 0, 0,
+                  x.shape[0], x.shape[1], x.shape[2], x.shape[3], w.shape[0], w.shape[1], w.shape[3],
+                  y.shape[1], y.shape[2], sh, sw, pt, pl, dh, dw)
+
+
+def conv2d_bias_act_forward(y, x, w, b, col, int act, double alpha,
+                            int sh, int sw, int pt, int pl, int dh, int dw):
+    """``y = f(conv(x, w) + b)``: the conv and the bias+activation epilogue in one pass per sample.
+
+    Takes plain ndarrays (checked against the contract, see ``_ndarray.pxi``):
+    on a one-sample prediction the memoryview set-up cost more than the work.
+    """
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), ya = _array(y, t, 4, True, "y")
+    cdef cnp.ndarray wa = _array(w, t, 4, False, "w"), ba = _array(b, t, 1, False, "b")
+    cdef cnp.ndarray ca = _array(col, t, 3, True, "col")
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
+    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
+    cdef cnp.npy_intp *cd = cnp.PyArray_DIMS(ca)
+    if (yd[0] != xd[0] or wd[2] != xd[3] or yd[3] != wd[3] or cnp.PyArray_DIMS(ba)[0] != wd[3]
+            or cd[0] != xd[0] or cd[1] != yd[1] * yd[2] or cd[2] != wd[0] * wd[1] * wd[2]):
+        raise ValueError(f"conv2d_bias_act_forward shapes do not match: y {y.shape}, x {x.shape}, w {w.shape}, "
+                         f"b {b.shape}, col {col.shape}")
+    if t == cnp.NPY_FLOAT:
+        _conv_forward(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
+                      <const float *>cnp.PyArray_DATA(wa), <float *>cnp.PyArray_DATA(ca),
+                      <const float *>cnp.PyArray_DATA(ba), act, <float>alpha,
+                      xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3], yd[1], yd[2], sh, sw, pt, pl, dh, dw)
+    else:
+        _conv_forward(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
+                      <const double *>cnp.PyArray_DATA(wa), <double *>cnp.PyArray_DATA(ca),
+                      <const double *>cnp.PyArray_DATA(ba), act, alpha,
+                      xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3], yd[1], yd[2], sh, sw, pt, pl, dh, dw)
 
 
 def conv2d_backward_input(floating[:, :, :, ::1] dx, floating[:, :, ::1] dcol,
                           const floating[:, :, :, ::1] dy, const floating[:, :, :, ::1] w,
                           int sh, int sw, int pt, int pl, int dh, int dw):
-    """Gradient with respect to the input: ``dcol = dy @ w.T`` then col2im, per sample."""
+    """Gradient with respect to the input: ``dcol = dy @ w.T`` then col2im, per sample.
+
+    ``dcol`` is either the full ``(N, P, K)`` workspace (filled, as by the
+    reference) or ``S < N`` per-thread slots ``(S, P, K)``: each thread then
+    reuses its own slot for every sample it handles (at most ``S`` threads
+    run). The slots keep the workspace at a few samples instead of the batch
+    (85 MB -> 1.3 MB on the MNIST model's second conv) with the same result.
+    """
     cdef Py_ssize_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
     cdef Py_ssize_t KH = w.shape[0], KW = w.shape[1], F = w.shape[3]
     cdef Py_ssize_t Ho = dy.shape[1], Wo = dy.shape[2]
-    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n
+    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n, slot
+    cdef Py_ssize_t S = dcol.shape[0]
+    cdef int nt
     if N == 0 or H * W * C == 0:
         return
     if P == 0 or F == 0 or K == 0:
         dx[...] = 0
         dcol[...] = 0
         return
+    if S < 1:
+        raise ValueError("dcol needs at least one slot")
+    nt = team(N * P * K * F // 16)
+    if S < N and nt > S:
+        nt = <int>S
     cdef floating *wp = <floating *>&w[0, 0, 0, 0]
-    for n in prange(N, nogil=True, schedule="dynamic"):
-        # dcol[n] (P, K) = dy[n] (P, F) @ w.T (F, K)
+    for n in prange(N, nogil=True, schedule="dynamic", num_threads=nt):
+        slot = n if S >= N else omp_get_thread_num()
+        # dcol[slot] (P, K) = dy[n] (P, F) @ w.T (F, K)
         _gemm(c'T', c'N', <int>K, <int>P, <int>F, wp, <int>F,
-              <floating *>&dy[n, 0, 0, 0], <int>F, 0, &dcol[n, 0, 0], <int>K)
-        _col2im(&dx[n, 0, 0, 0], &dcol[n, 0, 0], H, W, C, KH, KW, Ho, Wo,
+              <floating *>&dy[n, 0, 0, 0], <int>F, 0, &dcol[slot, 0, 0], <int>K)
+        _col2im(&dx[n, 0, 0, 0], &dcol[slot, 0, 0], H, W, C, KH, KW, Ho, Wo,
                 sh, sw, pt, pl, dh, dw)
 
 
@@ -156,14 +299,19 @@ def conv2d_backward_weight(floating[:, :, :, ::1] dw, const floating[:, :, :, ::
     cdef floating[:, ::1] part = np.empty((G, KF), dtype=np.float32 if floating is float else np.float64)
     cdef floating *out = &dw[0, 0, 0, 0]
     cdef floating acc
-    for g in prange(G, nogil=True, schedule="static", chunksize=1):
+    for g in prange(G, nogil=True, schedule="static", chunksize=1, num_threads=team(N * P * KF // 16)):
         n0 = g * N // G
         n1 = (g + 1) * N // G
         # part[g] (K, F) = col[n0:n1].T (K, rows) @ dy[n0:n1] (rows, F)
-        _gemm(c'N', c'T', <int>F, <int>K, <int>((n1 - n0) * P),
-              <floating *>&dy[n0, 0, 0, 0], <int>F, <floating *>&col[n0, 0, 0], <int>K,
-              0, &part[g, 0], <int>F)
-    for e in prange(KF, nogil=True, schedule="static"):
+        if floating is float and _sgemm64 != NULL:
+            _sgemm64_call(c'N', c'T', F, K, (n1 - n0) * P,
+                          <const float *>&dy[n0, 0, 0, 0], F, <const float *>&col[n0, 0, 0], K,
+                          <float *>&part[g, 0], F)
+        else:
+            _gemm(c'N', c'T', <int>F, <int>K, <int>((n1 - n0) * P),
+                  <floating *>&dy[n0, 0, 0, 0], <int>F, <floating *>&col[n0, 0, 0], <int>K,
+                  0, &part[g, 0], <int>F)
+    for e in prange(KF, nogil=True, schedule="static", num_threads=team(KF * G)):
         acc = part[0, e]
         for g in range(1, G):
             acc = acc + part[g, e]

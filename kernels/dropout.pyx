@@ -18,6 +18,8 @@ ctypedef fused floating:
     float
     double
 
+include "_parallel.pxi"
+
 
 cdef inline uint32_t mix32(uint32_t h) noexcept nogil:
     h ^= h >> 16
@@ -68,7 +70,7 @@ def dropout_forward(floating[::1] y, const floating[::1] x,
     cdef floating s = <floating>scale
     if n == 0:
         return
-    for k in prange(chunks, nogil=True, schedule="static"):
+    for k in prange(chunks, nogil=True, schedule="static", num_threads=team(n)):
         start = k * CHUNK
         _drop_chunk(&y[start], &x[start], <uint32_t>start, <uint32_t>min(CHUNK, n - start),
                     key0, key1, threshold, s)
@@ -84,23 +86,36 @@ def spatial_dropout_forward(floating[:, :, ::1] y, const floating[:, :, ::1] x,
     cdef Py_ssize_t n, s, c
     cdef Py_ssize_t N = x.shape[0], S = x.shape[1], C = x.shape[2]
     cdef floating sc = <floating>scale
+    cdef floating v
     cdef floating *yn
     cdef const floating *xn
-    cdef unsigned char *keep
+    cdef uint32_t *keep
+    cdef uint32_t b32
+    cdef uint64_t b64
     if N == 0 or C == 0:
         return
-    # One small per-call buffer: the (N, C) mask, hashed once per channel.
-    cdef unsigned char[:, ::1] mask = np.empty((N, C), dtype=np.uint8)
-    for n in prange(N, nogil=True, schedule="static"):
+    # One small per-call buffer: the (N, C) mask as all-ones / all-zeros bit patterns, hashed
+    # once per channel; the data loop is then a multiply and an AND (vectorizes; the
+    # select it replaces did not: measured 5x slower than Numba on the MNIST pool output).
+    cdef uint32_t[:, ::1] mask = np.empty((N, C), dtype=np.uint32)
+    for n in prange(N, nogil=True, schedule="static", num_threads=team(N * S * C)):
         keep = &mask[n, 0]
         for c in range(C):
-            keep[c] = dropout_hash(<uint32_t>(n * C + c), key0, key1) < threshold
+            keep[c] = 0 - <uint32_t>(dropout_hash(<uint32_t>(n * C + c), key0, key1) < threshold)
         for s in range(S):
             yn = &y[n, s, 0]
             xn = &x[n, s, 0]
-            # a select, not a multiply by 0: dropped NaN/inf become exactly 0
+            # an AND of the bits, not a multiply by 0: dropped NaN/inf become exactly 0
             for c in range(C):
-                yn[c] = xn[c] * sc if keep[c] else 0
+                v = xn[c] * sc
+                if floating is float:
+                    memcpy(&b32, &v, 4)
+                    b32 = b32 & keep[c]
+                    memcpy(&yn[c], &b32, 4)
+                else:
+                    memcpy(&b64, &v, 8)
+                    b64 = b64 & ((<uint64_t>keep[c] << 32) | keep[c])
+                    memcpy(&yn[c], &b64, 8)
 
 
 def spatial_dropout_backward(floating[:, :, ::1] dx, const floating[:, :, ::1] dy,

@@ -6,8 +6,9 @@ import numpy as np
 def softmax_cross_entropy(logits, labels):
     """Mean cross-entropy of integer ``labels`` under ``softmax(logits)``, computed stably.
 
-    Uses ``log_softmax = z - max(z) - log(sum(exp(z - max(z))))``, so huge logits
-    never overflow.
+    Uses ``log_softmax = z - max(z) - log(sum(exp(z - max(z))))`` in float64, so
+    huge logits never overflow; one fused kernel pass (``softmax_xent`` of the
+    ``"auto"`` backend) computes the loss and the gradient together.
 
     Parameters
     ----------
@@ -27,16 +28,15 @@ def softmax_cross_entropy(logits, labels):
     >>> float(loss), grad.shape
     (0.0, (1, 2))
     """
-    n = logits.shape[0]
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_probs = shifted - log_norm
-    rows = np.arange(n)
-    loss = 0.0 - float(log_probs[rows, labels].mean())
-    grad = np.exp(log_probs)
-    grad[rows, labels] -= 1
-    grad /= n
-    return loss, grad.astype(logits.dtype, copy=False)
+    from .backend import get_backend
+
+    if logits.dtype not in (np.float32, np.float64):
+        logits = logits.astype(np.float64)
+    logits = np.ascontiguousarray(logits)
+    labels = np.ascontiguousarray(labels, dtype=np.int64)
+    grad = np.empty(logits.shape, dtype=logits.dtype)
+    loss = get_backend("auto").softmax_xent(grad, logits, labels)
+    return loss, grad
 
 
 def log_softmax(logits):

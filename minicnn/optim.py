@@ -28,15 +28,59 @@ class _Optimizer:
         self.iterations = 0
         self.state = None
 
-    def step(self, pairs):
-        """Apply one update to every ``(param, grad)`` pair."""
+    def step(self, pairs, kernels=None):
+        """Apply one update to every ``(param, grad)`` pair.
+
+        Parameters
+        ----------
+        pairs : list of (ndarray, ndarray)
+            E.g. ``network.flat_params_and_grads()`` (one flat pair: one fused
+            kernel call for the whole network) or ``network.params_and_grads()``.
+        kernels : Backend, optional
+            Whose fused update kernel to use (Adam); default the ``"auto"`` backend.
+        """
         if self.state is None:
             self.state = [self._init_state(p) for p, _ in pairs]
+        elif len(self.state) != len(pairs) or any(self._state_size(st) not in (None, p.size)
+                                                  for (p, _), st in zip(pairs, self.state)):
+            self.state = self._regroup_state(pairs)
         self.iterations += 1
         for (param, grad), state in zip(pairs, self.state):
-            if self.weight_decay:
-                param *= param.dtype.type(1.0 - self.learning_rate * self.weight_decay)
-            self._update(param, grad, state)
+            self._step_one(param, grad, state, kernels)
+
+    @staticmethod
+    def _state_size(state):
+        first = state[0] if isinstance(state, tuple) else state
+        return None if first is None else first.size
+
+    def _step_one(self, param, grad, state, kernels):
+        if self.weight_decay:
+            param *= param.dtype.type(1.0 - self.learning_rate * self.weight_decay)
+        self._update(param, grad, state)
+
+    def _regroup_state(self, pairs):
+        """Re-cut per-array state into the layout of ``pairs`` (e.g. per-array -> one flat buffer).
+
+        The parameters are the same elements in the same order, only grouped
+        differently (a network packs its parameters into one flat buffer).
+        """
+        if all(st is None for st in self.state):
+            return [None] * len(pairs)
+        sizes = [p.size for p, _ in pairs]
+        if sum(s_.size for s_ in self._flat_state_parts(0)) != sum(sizes):
+            raise ValueError(f"optimizer state holds {len(self.state)} arrays that do not match the "
+                             f"{len(pairs)} parameter arrays it is asked to update")
+        n_parts = len(self.state[0]) if isinstance(self.state[0], tuple) else 1
+        flats = [np.concatenate([a.ravel() for a in self._flat_state_parts(i)]) for i in range(n_parts)]
+        out, offset = [], 0
+        for (param, _), size in zip(pairs, sizes):
+            parts = tuple(f[offset:offset + size].reshape(param.shape).copy() for f in flats)
+            out.append(parts if n_parts > 1 else parts[0])
+            offset += size
+        return out
+
+    def _flat_state_parts(self, i):
+        return [st[i] if isinstance(st, tuple) else st for st in self.state if st is not None]
 
 
 class SGD(_Optimizer):
@@ -112,6 +156,20 @@ class Adam(_Optimizer):
     def _init_state(self, param):
         return np.zeros_like(param), np.zeros_like(param)
 
+    def _step_one(self, param, grad, state, kernels):
+        """One fused kernel pass when the arrays allow it (C-contiguous float32/float64)."""
+        m, v = state
+        arrays = (param, grad, m, v)
+        if param.dtype not in _FUSED_DTYPES or any(a.dtype != param.dtype or not a.flags.c_contiguous
+                                                   for a in arrays):
+            return super()._step_one(param, grad, state, kernels)
+        if kernels is None:
+            kernels = _auto_kernels()
+        t = self.iterations
+        kernels.adam_update(param.reshape(-1), m.reshape(-1), v.reshape(-1), grad.reshape(-1),
+                            self.learning_rate / (1 - self.beta1 ** t), self.beta1, self.beta2,
+                            1 - self.beta2 ** t, self.eps, 1.0 - self.learning_rate * self.weight_decay)
+
     def _update(self, param, grad, state):
         m, v = state
         t = self.iterations
@@ -123,6 +181,15 @@ class Adam(_Optimizer):
         denom = np.sqrt(v / param.dtype.type(1 - self.beta2 ** t))
         denom += param.dtype.type(self.eps)
         param -= param.dtype.type(step_size) * (m / denom)
+
+
+_FUSED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _auto_kernels():
+    from .backend import get_backend
+
+    return get_backend("auto")
 
 
 OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -32,12 +32,14 @@ process that ran a parallel region hangs in its first parallel region. Use the
 default ``loky`` backend already spawns fresh workers; Dask workers are
 separate processes too).
 
-Importing this module is cheap: Numba and threadpoolctl are imported when the
-context is first entered.
+Importing this module is cheap: threadpoolctl is imported when the context is
+first entered, and Numba only if it is already loaded (entering the context
+costs a few microseconds once the BLAS libraries were scanned).
 """
 
 import numbers
 import os
+import sys
 import threading
 from contextlib import contextmanager
 
@@ -46,7 +48,7 @@ from contextlib import contextmanager
 LIMIT_ENV_VARS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
 
 _blas_lock = threading.Lock()
-_blas_state = {"depth": 0, "limiter": None}
+_blas_state = {"depth": 0, "saved": [], "controllers": [], "scan_key": None}
 
 
 def _env_limit(name):
@@ -135,12 +137,35 @@ def _openmp():
     return _openmp
 
 
+def _blas_controllers():
+    """threadpoolctl controllers of the loaded BLAS libraries, scanned once per set of loaded modules.
+
+    Building a ``ThreadpoolController`` walks every loaded shared library
+    (measured 1.6 ms per ``threadpool_limits`` call, more than a digits
+    training step), so the scan is cached and repeated only when new modules
+    were imported since (e.g. SciPy bringing its own OpenBLAS). Setting a
+    library's thread count through its controller is one C call.
+    """
+    key = len(sys.modules)
+    if _blas_state["scan_key"] != key:
+        from threadpoolctl import ThreadpoolController
+
+        controller = ThreadpoolController()
+        _blas_state["controllers"] = [lc for lc in controller.lib_controllers if lc.user_api == "blas"]
+        _blas_state["scan_key"] = len(sys.modules)
+    return _blas_state["controllers"]
+
+
 def _enter_blas_single():
     with _blas_lock:
         if _blas_state["depth"] == 0:
-            from threadpoolctl import threadpool_limits
-
-            _blas_state["limiter"] = threadpool_limits(limits=1, user_api="blas")
+            saved = []
+            for lc in _blas_controllers():
+                old = lc.get_num_threads()
+                if old != 1:
+                    lc.set_num_threads(1)
+                saved.append((lc, old))
+            _blas_state["saved"] = saved
         _blas_state["depth"] += 1
 
 
@@ -148,8 +173,10 @@ def _exit_blas_single():
     with _blas_lock:
         _blas_state["depth"] -= 1
         if _blas_state["depth"] == 0:
-            _blas_state["limiter"].restore_original_limits()
-            _blas_state["limiter"] = None
+            for lc, old in _blas_state["saved"]:
+                if old != 1 and old is not None:
+                    lc.set_num_threads(old)
+            _blas_state["saved"] = []
 
 
 @contextmanager
@@ -157,7 +184,8 @@ def thread_limits(n_threads=None):
     """Run the enclosed code with ``n_threads`` kernel threads and one BLAS thread.
 
     Sets Numba's thread count (clamped to ``NUMBA_NUM_THREADS``, its pool
-    size), OpenMP's thread count (Cython kernels) and limits BLAS to one thread
+    size; only when Numba is already imported, which a Numba backend is
+    before its kernels can run), OpenMP's thread count (Cython kernels) and limits BLAS to one thread
     (the kernels call BLAS per sample from their own threads), then restores
     all three on exit, also when an exception escapes.
 
@@ -179,11 +207,15 @@ def thread_limits(n_threads=None):
     1
     """
     n = resolve_n_threads(n_threads)
-    numba = _numba()
+    # Numba is only touched when something already imported it (a Numba backend
+    # imports it when loaded): importing it here would cost ~0.3 s on the
+    # cold-start path of a Cython-only ("auto") model.
+    numba = _numba() if "numba" in sys.modules else None
     openmp = _openmp()
-    old_numba = numba.get_num_threads()
+    old_numba = numba.get_num_threads() if numba is not None else None
     old_omp = openmp.get_max_threads() if openmp is not None else None
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    if numba is not None:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     if openmp is not None:
         openmp.set_num_threads(n)
     _enter_blas_single()
@@ -193,4 +225,5 @@ def thread_limits(n_threads=None):
         _exit_blas_single()
         if openmp is not None:
             openmp.set_num_threads(old_omp)
-        numba.set_num_threads(old_numba)
+        if numba is not None:
+            numba.set_num_threads(old_numba)

@@ -22,7 +22,7 @@ def train_step(network, loss_fn, optimizer, xb, yb):
     out = network.forward(xb, training=True)
     loss, grad = loss_fn(out, yb)
     network.backward(grad)
-    optimizer.step(network.params_and_grads())
+    optimizer.step(network.flat_params_and_grads(), kernels=network._kernels())
     return loss
 
 

@@ -21,6 +21,8 @@ KERNELS = (
     "dropout_forward", "dropout_backward",
     "spatial_dropout_forward", "spatial_dropout_backward",
     "bias_act_forward", "bias_act_backward",
+    "matmul", "adam_update", "softmax_xent",
+    "conv2d_bias_act_forward", "dense_bias_act_forward",
 )
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
@@ -32,6 +34,25 @@ _MODULES = {
 }
 
 # Per-kernel preference for "auto": first backend that provides the kernel wins.
+#
+# Measured (benchmarks/bench_auto_preference.py, reference-model shapes, medians of interleaved
+# calls, 1 thread, load average ~4 on 2 cores, after the fixes of issue #5), microseconds
+# numba / cython:
+#   MNIST  conv2d_forward 32->64      68593 / 56916   conv 1->32   8662 / 5509
+#          conv2d_backward_weight     63758 / 63620   backward_input 37509 / 36076
+#          maxpool2d_forward           2289 /  2055   maxpool2d_backward  5623 / 3113
+#          bias_act_forward            1160 /  1122   bias_act_backward   1791 / 2506
+#          dropout_forward              287 /   413   spatial_dropout      165 /  194
+#          matmul (3 dense GEMMs)     ~4200 / ~4400   adam_update (1.2M)   654 /  733
+#   digits conv2d_forward 1->16         113 /    98   maxpool fwd/bwd  45 / 37, 69 / 28
+#          dropout (16k)                6.2 /   8.7   adam (17k)         8.4 / 9.0
+# Cython wins or ties on the kernels that dominate a step (conv, pooling, bias_act forward);
+# Numba is ahead by 0.1-0.7 ms per MNIST step on bias_act_backward and dropout. Cython is
+# kept for every kernel anyway: "auto" then never imports Numba (~0.3 s) nor JIT-compiles
+# (~25 s cold, 0.9 s from cache), so a loaded model predicts from a cold start without it,
+# and only one OpenMP runtime (libgomp via Cython) owns the cores during a step; mixing
+# Numba's pool with it costs more than the 0.1-0.7 ms (spinning workers of one runtime
+# stall the other's parallel regions on 2 cores).
 AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
 
 _cache = {}

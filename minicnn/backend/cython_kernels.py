@@ -9,10 +9,14 @@ OpenMP owns the cores and BLAS stays at one thread (see that module).
 """
 
 from ._bias_act import bias_act_backward, bias_act_forward  # noqa: F401
+import os
+
 from ._conv import (  # noqa: F401
+    conv2d_bias_act_forward,
     conv2d_backward_input,
     conv2d_backward_weight,
     conv2d_forward,
+    set_sgemm64,
 )
 from ._dropout import (  # noqa: F401
     dropout_backward,
@@ -20,6 +24,9 @@ from ._dropout import (  # noqa: F401
     spatial_dropout_backward,
     spatial_dropout_forward,
 )
+from ._gemm import dense_bias_act_forward, matmul  # noqa: F401
+from ._loss import softmax_xent  # noqa: F401
+from ._optim import adam_update  # noqa: F401
 from ._pool import (  # noqa: F401
     avgpool2d_backward,
     avgpool2d_forward,
@@ -28,3 +35,31 @@ from ._pool import (  # noqa: F401
 )
 
 NAME = "cython"
+
+
+def _numpy_sgemm64_address():
+    """Address of ``sgemm`` in NumPy's bundled OpenBLAS (ILP64, ``scipy_sgemm_64_``), or 0.
+
+    The wheels of NumPy 2.x ship ``numpy.libs/libscipy_openblas64_*.so``; it
+    is already loaded by NumPy, so opening it again costs nothing. Anything
+    else (another BLAS, a missing symbol) returns 0 and the kernels keep
+    SciPy's BLAS.
+    """
+    import ctypes
+    import glob
+    import os
+
+    import numpy
+
+    root = os.path.dirname(os.path.dirname(numpy.__file__))
+    for path in sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas64_*.so"))):
+        try:
+            lib = ctypes.CDLL(path)
+            return ctypes.cast(lib.scipy_sgemm_64_, ctypes.c_void_p).value or 0
+        except (OSError, AttributeError):
+            continue
+    return 0
+
+
+if os.environ.get("MINICNN_NUMPY_SGEMM", "1") != "0":
+    set_sgemm64(_numpy_sgemm64_address())

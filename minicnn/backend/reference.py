@@ -12,7 +12,9 @@ The backend contract (shared by ``reference``, ``numba_kernels`` and
   the output size implies).
 * The conv workspace ``col`` is ``(N, Ho*Wo, KH*KW*C)``, columns ordered
   ``(kh, kw, c)`` to match ``w.reshape(KH*KW*C, F)``. ``conv2d_forward`` fills it
-  and ``conv2d_backward_weight`` reads it; ``dcol`` is the same shape.
+  and ``conv2d_backward_weight`` reads it; ``dcol`` is the same shape (the
+  Cython kernel also accepts ``S < N`` per-thread slots ``(S, Ho*Wo, K)``
+  and then uses at most ``S`` threads; its contents are scratch).
 * Max-pool ``argmax`` is int64 ``(N, Ho, Wo, C)`` holding ``h * W + w`` of the
   winning input position (the first maximum in row-major window order).
   Avg-pool divides by the number of *valid* (non-padding) elements.
@@ -209,3 +211,70 @@ def bias_act_backward(dx, db, dy, y, act, alpha):
         g = dy * (y * (1 - y))
     dx[...] = g
     db[...] = g.sum(axis=0)
+
+
+# ----------------------------------------------------------------------------- dense matrix product
+def matmul(c, a, b, trans_a, trans_b):
+    """``c = op(a) @ op(b)`` with ``op(x) = x.T`` when ``trans_x`` is nonzero (all 2-D, C-contiguous)."""
+    np.dot(a.T if trans_a else a, b.T if trans_b else b, out=c)
+
+
+# ----------------------------------------------------------------------------- optimizer
+def adam_update(param, m, v, grad, step_size, beta1, beta2, bias2, eps, decay):
+    """One fused Adam (AdamW) step on flat arrays, every operation in the data dtype.
+
+    ``param = param * decay - step_size * m / (sqrt(v / bias2) + eps)`` after
+    ``m = beta1 * m + (1 - beta1) * grad`` and ``v = beta2 * v + (1 - beta2) * grad**2``;
+    ``step_size = lr / (1 - beta1**t)``, ``bias2 = 1 - beta2**t`` and
+    ``decay = 1 - lr * weight_decay`` are computed by the caller. Each scalar is
+    cast to the dtype first, and the operations happen in this order, so the
+    compiled twins are bit-identical.
+    """
+    t = param.dtype.type
+    m *= t(beta1)
+    m += t(1.0 - beta1) * grad
+    v *= t(beta2)
+    v += t(1.0 - beta2) * (grad * grad)
+    denom = np.sqrt(v / t(bias2))
+    denom += t(eps)
+    param *= t(decay)
+    param -= t(step_size) * (m / denom)
+
+
+# ----------------------------------------------------------------------------- loss
+def softmax_xent(grad, logits, labels):
+    """Mean softmax cross-entropy of int64 ``labels``; writes ``grad = (softmax - onehot) / N``.
+
+    Computed in float64 per row, max-shifted (huge logits never overflow);
+    ``grad`` is written in its own dtype. Returns the loss as a Python float.
+    Raises ValueError for a label outside ``[0, K)``.
+    """
+    N, K = logits.shape
+    if N == 0:
+        return float("nan")
+    if labels.min() < 0 or labels.max() >= K:
+        raise ValueError(f"labels must be in [0, {K}); received labels in [{labels.min()}, {labels.max()}]")
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    rows = np.arange(N)
+    loss = float(np.sum(np.log(s[:, 0]) - z[rows, labels]) / N)
+    p = e / s
+    p[rows, labels] -= 1.0
+    grad[...] = p * (1.0 / N)
+    return loss
+
+
+# ----------------------------------------------------------------------------- fused forward epilogues
+def conv2d_bias_act_forward(y, x, w, b, col, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = f(conv(x, w) + b)``: :func:`conv2d_forward` then :func:`bias_act_forward`, in one kernel call."""
+    conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw)
+    y2 = y.reshape(-1, y.shape[-1])
+    bias_act_forward(y2, y2, b, act, alpha)
+
+
+def dense_bias_act_forward(y, x, w, b, act, alpha):
+    """``y = f(x @ w + b)``: :func:`matmul` then :func:`bias_act_forward`, in one kernel call."""
+    matmul(y, x, w, 0, 0)
+    bias_act_forward(y, y, b, act, alpha)

@@ -2,7 +2,17 @@
 
 import numpy as np
 
+from ..threads import available_cpus
 from .base import Layer, activation_code, glorot_or_he_uniform
+
+_state = {"cpus": None}
+
+
+def _cpus():
+    """CPUs this process may use (cached): the thread slots of the Cython conv backward workspace."""
+    if _state["cpus"] is None:
+        _state["cpus"] = available_cpus()
+    return _state["cpus"]
 from .geometry import as_pair, check_padding, window_geometry
 
 
@@ -80,9 +90,8 @@ class Conv2D(Layer):
         KH, KW, C, _ = self.params["w"].shape
         y = self._buffer("y", (N, Ho, Wo, F))
         col = self._buffer("col", (N, Ho * Wo, KH * KW * C))
-        self.kernels.conv2d_forward(y, x, self.params["w"], col, *self._geometry())
-        y2 = y.reshape(-1, F)
-        self.kernels.bias_act_forward(y2, y2, self.params.get("b", self._zero_bias), self.act, self.alpha)
+        self.kernels.conv2d_bias_act_forward(y, x, self.params["w"], self.params.get("b", self._zero_bias), col,
+                                             self.act, self.alpha, *self._geometry())
         self._x_shape, self._y, self._col = x.shape, y, col
         return y
 
@@ -96,7 +105,12 @@ class Conv2D(Layer):
         if not self.needs_input_grad:
             return None
         dx = self._buffer("dx", self._x_shape)
-        dcol = self._buffer("dcol", self._col.shape)
+        N, P, K = self._col.shape
+        if getattr(self.kernels, "sources", {}).get("conv2d_backward_input") == "cython":
+            # per-thread slots instead of the whole batch (see kernels/conv.pyx)
+            dcol = self._buffer("dcol", (min(N, _cpus()), P, K))
+        else:
+            dcol = self._buffer("dcol", (N, P, K))
         self.kernels.conv2d_backward_input(dx, dcol, dz, self.params["w"], *self._geometry())
         return dx
 

@@ -76,8 +76,8 @@ class Dense(Layer):
 
     def forward(self, x, training=False):
         y = self._buffer("y", (x.shape[0], self.units))
-        np.dot(x, self.params["w"], out=y)
-        self.kernels.bias_act_forward(y, y, self.params.get("b", self._zero_bias), self.act, self.alpha)
+        self.kernels.dense_bias_act_forward(y, x, self.params["w"], self.params.get("b", self._zero_bias),
+                                            self.act, self.alpha)
         self._x, self._y = x, y
         return y
 
@@ -85,11 +85,11 @@ class Dense(Layer):
         dz = self._buffer("dz", dy.shape)
         db = self.grads["b"] if self.use_bias else self._buffer("db", (self.units,))
         self.kernels.bias_act_backward(dz, db, dy, self._y, self.act, self.alpha)
-        np.dot(self._x.T, dz, out=self.grads["w"])
+        self.kernels.matmul(self.grads["w"], self._x, dz, 1, 0)
         if not self.needs_input_grad:
             return None
         dx = self._buffer("dx", self._x.shape)
-        np.dot(dz, self.params["w"].T, out=dx)
+        self.kernels.matmul(dx, dz, self.params["w"], 0, 1)
         return dx
 
     def describe(self):

@@ -1,0 +1,101 @@
+# cython: language_level=3
+"""Matrix product for the dense layers, split over OpenMP threads, single-threaded BLAS per block.
+
+Inside :func:`minicnn.threads.thread_limits` BLAS runs one thread (OpenMP
+owns the cores), so a plain ``np.dot`` in a dense layer would use one core
+only. ``matmul`` cuts the rows of the output into one block per thread of the
+team and runs one single-threaded sgemm per block: each output element is
+still one BLAS dot product over the full inner dimension.
+
+Row-major ``C = op(A) @ op(B)`` is column-major ``C^T = op(B)^T @ op(A)^T``, so
+no array is copied or transposed in memory.
+"""
+
+from cython.parallel cimport prange
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+ctypedef fused floating:
+    float
+    double
+
+include "_parallel.pxi"
+include "_bias_act_rows.pxi"
+include "_ndarray.pxi"
+
+# Fewest output rows per block (smaller blocks re-stream B for little gain).
+cdef enum:
+    MIN_BLOCK_ROWS = 32
+
+
+cdef inline void _gemm(char transa, char transb, int m, int n, int k,
+                       const floating *a, int lda, const floating *b, int ldb,
+                       floating *c, int ldc) noexcept nogil:
+    cdef floating one = 1, zero = 0
+    if floating is float:
+        sgemm(&transa, &transb, &m, &n, &k, &one, <float *>a, &lda, <float *>b, &ldb, &zero, c, &ldc)
+    else:
+        dgemm(&transa, &transb, &m, &n, &k, &one, <double *>a, &lda, <double *>b, &ldb, &zero, c, &ldc)
+
+
+cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                  Py_ssize_t lda, Py_ssize_t ldb, int trans_a, int trans_b,
+                  const floating *bias, int act, floating alpha) noexcept nogil:
+    cdef char ta = b'T' if trans_a else b'N'
+    cdef char tb = b'T' if trans_b else b'N'
+    cdef Py_ssize_t G, g, m0, m1, e
+    if M == 0 or N == 0:
+        return
+    if K == 0:
+        for e in range(M * N):
+            c[e] = 0
+        if bias != NULL:
+            _bias_act_rows(c, bias, M, N, act, alpha)
+        return
+    G = team(M * N * K // 16)
+    if G > M // MIN_BLOCK_ROWS:
+        G = M // MIN_BLOCK_ROWS
+    if G < 1:
+        G = 1
+    for g in prange(G, schedule="static", chunksize=1, num_threads=G):
+        m0 = g * M // G
+        m1 = (g + 1) * M // G
+        # rows [m0, m1) of c: columns [m0, m1) of the column-major C^T
+        _gemm(tb, ta, <int>N, <int>(m1 - m0), <int>K, b, <int>ldb,
+              a + (m0 if trans_a else m0 * lda), <int>lda, c + m0 * N, <int>N)
+        if bias != NULL:
+            _bias_act_rows(c + m0 * N, bias, m1 - m0, N, act, alpha)
+
+
+def matmul(floating[:, ::1] c, const floating[:, ::1] a, const floating[:, ::1] b, int trans_a, int trans_b):
+    """``c = op(a) @ op(b)`` with ``op(x) = x.T`` when ``trans_x`` is nonzero; ``c`` is ``(M, N)``."""
+    cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1]
+    if c.shape[0] * c.shape[1] == 0:
+        return
+    _matmul(&c[0, 0], &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL,
+            &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL,
+            c.shape[0], c.shape[1], K, a.shape[1], b.shape[1], trans_a, trans_b, NULL, 0, 0)
+
+
+def dense_bias_act_forward(y, x, w, b, int act, double alpha):
+    """``y = f(x @ w + b)``: each thread's block of rows gets its product and its epilogue.
+
+    Takes plain ndarrays (checked against the contract, see ``_ndarray.pxi``):
+    on a one-sample prediction the memoryview set-up cost more than the work.
+    """
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray xa = _array(x, t, 2, False, "x"), ya = _array(y, t, 2, True, "y")
+    cdef cnp.ndarray wa = _array(w, t, 2, False, "w"), ba = _array(b, t, 1, False, "b")
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
+    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
+    if yd[0] != xd[0] or wd[0] != xd[1] or yd[1] != wd[1] or cnp.PyArray_DIMS(ba)[0] != wd[1]:
+        raise ValueError(f"dense_bias_act_forward shapes do not match: y {y.shape}, x {x.shape}, w {w.shape}, "
+                         f"b {b.shape}")
+    if t == cnp.NPY_FLOAT:
+        _matmul(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
+                <const float *>cnp.PyArray_DATA(wa), yd[0], yd[1], xd[1], xd[1], wd[1], 0, 0,
+                <const float *>cnp.PyArray_DATA(ba), act, <float>alpha)
+    else:
+        _matmul(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
+                <const double *>cnp.PyArray_DATA(wa), yd[0], yd[1], xd[1], xd[1], wd[1], 0, 0,
+                <const double *>cnp.PyArray_DATA(ba), act, alpha)

@@ -1,0 +1,38 @@
+"""``minicnn bench --quick``: the table and the JSON have the documented structure (speed is never asserted)."""
+
+import json
+
+from minicnn import bench
+
+
+def test_quick_bench_writes_table_and_json(tmp_path, capsys):
+    path = tmp_path / "bench.json"
+    assert bench.main(["--quick", "--rounds", "1", "--steps", "1", "--json", str(path)]) == 0
+    out = capsys.readouterr().out
+    report = json.loads(path.read_text())
+    for key in ("machine", "physical", "results", "rss", "cold_start", "targets", "load_average_start"):
+        assert key in report
+    assert report["physical"]["sgemm_gflops_1t"] > 0 and report["physical"]["memcpy_gbs"] > 0
+    contenders = {r["contender"] for r in report["results"]}
+    assert "minicnn-auto" in contenders
+    for row in report["results"]:
+        assert row["model"] == "digits" and row["threads"] == 1
+        for key in ("train_samples_s", "infer_samples_s", "latency_predict_us", "latency_forward_us"):
+            assert row[key] > 0
+        if "torch" in contenders and row["contender"] != "torch":
+            assert row["train_vs_torch"] > 0
+    assert all("peak_rss_mib" in r for r in report["rss"]), report["rss"]
+    cold = report["cold_start"][0]
+    assert cold["wall_s"] > 0 and cold["numba_imported"] is False   # auto never needs Numba to predict
+    assert len(report["targets"]) == len(bench.TARGETS)
+    assert "minicnn-auto" in out and "targets" in out and "cold start" in out
+
+
+def test_format_report_marks_unmet_and_missing_targets():
+    report = {"machine": {"cpu": "x", "cpus": 2, "python": "3", "numpy": "2", "torch": None},
+              "load_average_start": [0, 0, 0], "physical": {"memcpy_gbs": 1.0},
+              "results": [{"model": "mnist", "contender": "minicnn-auto", "threads": 1, "train_samples_s": 10.0,
+                           "infer_samples_s": 20.0, "latency_predict_us": 5.0, "latency_forward_us": 4.0}]}
+    report["targets"] = bench.evaluate_targets(report)
+    text = bench.format_report(report)
+    assert "n/a" in text and "mnist" in text
