@@ -265,6 +265,7 @@ class BaseCNN(BaseEstimator):
                 if not all(np.isfinite(p).all() for p, _ in network.params_and_grads()):
                     raise _Diverged("the weights became non-finite")
             except KeyboardInterrupt:
+                reporter.close_bar()
                 self._rollback(checkpoint, rng)
                 if first and completed == 0:
                     self._forget_fit()
@@ -273,6 +274,7 @@ class BaseCNN(BaseEstimator):
                               f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning, stacklevel=4)
                 break
             except _Diverged as exc:
+                reporter.close_bar()
                 self._rollback(checkpoint, rng)
                 kept = not (first and completed == 0)
                 if not kept:

@@ -83,12 +83,16 @@ class EpochReporter:
         self._bar = _make_bar(self.n_samples, f"Epoch {epoch}/{self.max_iter}", self.stream)
         return lambda done, loss: self._bar.update(done)
 
-    def end_epoch(self, epoch, loss, score=None):
-        """Print the epoch line (epoch, loss, validation score, seconds, samples/s)."""
-        seconds = time.perf_counter() - self._start
+    def close_bar(self):
+        """Remove the live bar, if any (also called when an epoch is interrupted)."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+    def end_epoch(self, epoch, loss, score=None):
+        """Print the epoch line (epoch, loss, validation score, seconds, samples/s)."""
+        seconds = time.perf_counter() - self._start
+        self.close_bar()
         if self.verbose < 1:
             return
         parts = [f"Epoch {epoch}/{self.max_iter}", f"loss: {loss:.6f}"]
