@@ -80,11 +80,31 @@ def available_cpus():
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         cpus = os.cpu_count() or 1
+    slots = _dask_task_slots()
+    if slots:   # tasks this Dask worker runs at once share its cores
+        cpus = max(1, cpus // slots)
     for name in LIMIT_ENV_VARS:
         limit = _env_limit(name)
         if limit is not None:
             cpus = min(cpus, limit)
     return max(cpus, 1)
+
+
+def _dask_task_slots():
+    """Tasks a ``dask.distributed`` worker runs at once, when called from one of its tasks; else None.
+
+    A nanny sets ``OMP_NUM_THREADS=1`` for its worker, but a worker without one
+    (``dask worker --no-nanny``, in-process clusters) sets nothing, so each of
+    its concurrent tasks would otherwise take every core. ``distributed`` is
+    looked up, never imported: it is loaded only where Dask is in use.
+    """
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return int(distributed.get_worker().state.nthreads)
+    except (ValueError, AttributeError):   # not inside a worker task
+        return None
 
 
 def resolve_n_threads(n_threads=None):
@@ -156,6 +176,20 @@ def _blas_controllers():
     return _blas_state["controllers"]
 
 
+def _set_blas_threads(controller, n):
+    """Set a BLAS library's process-wide thread count from whichever Python thread calls.
+
+    threadpoolctl 3.8 lets only the first Python thread that limited OpenBLAS
+    change it again while that thread lives; from any other thread (a Dask
+    worker task, a web server's request thread) the limit is silently ignored
+    and BLAS ran 2 threads inside our OpenMP kernels. This module already
+    serializes BLAS limits process-wide (``_blas_lock`` and the depth count),
+    so it calls the library's setter directly.
+    """
+    setter = getattr(controller, "_real_set_num_threads", None)
+    (setter or controller.set_num_threads)(n)
+
+
 def _enter_blas_single():
     with _blas_lock:
         if _blas_state["depth"] == 0:
@@ -163,7 +197,7 @@ def _enter_blas_single():
             for lc in _blas_controllers():
                 old = lc.get_num_threads()
                 if old != 1:
-                    lc.set_num_threads(1)
+                    _set_blas_threads(lc, 1)
                 saved.append((lc, old))
             _blas_state["saved"] = saved
         _blas_state["depth"] += 1
@@ -175,7 +209,7 @@ def _exit_blas_single():
         if _blas_state["depth"] == 0:
             for lc, old in _blas_state["saved"]:
                 if old != 1 and old is not None:
-                    lc.set_num_threads(old)
+                    _set_blas_threads(lc, old)
             _blas_state["saved"] = []
 
 

@@ -248,9 +248,6 @@ def _loky_probe(X, y):
     return {"resolved": resolve_n_threads(None), "during_fit": model.pool_threads_}
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="minicnn.threads.available_cpus ignores a worker's nthreads when no OMP_NUM_THREADS is set "
-                          "(dask worker --no-nanny, in-process workers); see docs/CLUSTER.md and the issue #7 note")
 @pytest.mark.skipif(_cpus() < 2, reason="needs 2 cores")
 def test_threaded_worker_without_nanny_env_fits_within_its_allotment(digits, monkeypatch):
     # No nanny: nothing sets OMP_NUM_THREADS, so only the worker's nthreads tells how many tasks share the cores.
@@ -301,9 +298,6 @@ def test_estimator_pickles_without_code_objects(digits):
     np.testing.assert_array_equal(pickle.loads(blob).predict(X), model.predict(X))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="Layer.__getstate__ pickles the forward caches (_x, _y, _col, _argmax) and grads: a fitted "
-                          "default model on 28x28 inputs pickles to ~85 MB for 4.8 MB of weights; see the #7 note")
 def test_fitted_estimator_pickle_is_about_its_weights(digits):
     X, y = digits
     model = _small_cnn(layers=("conv16", "maxpool", "dense32"), batch_size=128).fit(X, y)

@@ -158,3 +158,29 @@ def test_cython_kernels_concurrent_python_threads_give_identical_results():
     for s, result in zip(seeds, got):
         for a, b in zip(result, expected[s]):
             np.testing.assert_array_equal(a, b)
+
+
+def test_blas_is_limited_inside_a_second_python_thread_after_the_main_thread_limited_it():
+    """threadpoolctl ignores limits set from a thread other than the first one that set them;
+    thread_limits must still hold BLAS at one thread there (Dask worker tasks, server threads)."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from minicnn.threads import thread_limits
+
+    def blas_threads():
+        return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+    with thread_limits(1):
+        assert blas_threads() == 1
+    seen = []
+
+    def worker():
+        with thread_limits(1):
+            seen.append(blas_threads())
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join()
+    assert seen == [1]

@@ -107,7 +107,7 @@ class Dropout(Layer):
         return x
 
     def backward(self, dy):
-        if not self._active:
+        if not getattr(self, "_active", False):
             raise RuntimeError("Dropout.backward called without a training forward pass")
         dx = self._buffer("dx", dy.shape)
         scale = 1.0 / (1.0 - self.rate) if self.scaling == "inverted" else 1.0
