@@ -140,6 +140,31 @@ def _flat_to_nhwc(flat, shape, data_format):
     return flat.reshape(len(flat), *shape)
 
 
+def _already_prepared(estimator, X):
+    """``X`` as NHWC images when it needs no conversion at predict time, else None.
+
+    A finite, C-contiguous float32 ndarray of exactly the fitted layout (flat
+    ``(n, n_features_in_)`` or channels-last ``(n, *input_shape_)``) skips
+    scikit-learn's generic checks, which cost 110-170 us, ten times the
+    network's own forward pass on one digits sample. Anything else (and any
+    non-finite value, for its error message) takes the full path.
+    """
+    if (type(X) is not np.ndarray or X.dtype != np.float32 or not X.flags.c_contiguous
+            or X.shape[:1] == (0,) or hasattr(estimator, "feature_names_in_")):
+        return None
+    shape = getattr(estimator, "input_shape_", None)
+    if shape is None:
+        return None
+    if X.ndim == 2 and X.shape[1] == estimator.n_features_in_ and (
+            estimator.data_format == "channels_last" or shape[2] == 1):
+        images = X.reshape(X.shape[0], *shape)
+    elif X.ndim == 4 and estimator.data_format == "channels_last" and X.shape[1:] == tuple(shape):
+        images = X
+    else:
+        return None
+    return images if np.isfinite(X).all() else None
+
+
 def prepare_X(estimator, X, *, reset):
     """Validate ``X`` and return C-contiguous NHWC float32 images.
 
@@ -148,6 +173,10 @@ def prepare_X(estimator, X, *, reset):
     otherwise checks ``X`` against them.
     """
     data_format = estimator.data_format
+    if not reset:
+        ready = _already_prepared(estimator, X)
+        if ready is not None:
+            return ready
     _check_kind(X)
     X = _as_array(X)
     _check_kind(X)
