@@ -6,21 +6,16 @@ import numpy as np
 import pytest
 
 from minicnn import CNNClassifier, CNNRegressor, _estimator_base
-from minicnn.backend import get_backend
 from minicnn.datasets import load_digits_images
+
+from helpers import importable_backends
 
 N_THREADS = 8
 
 
+
 def backends():
-    names = []
-    for name in ("numpy", "numba", "cython", "auto"):
-        try:
-            get_backend(name)
-        except ImportError:
-            continue
-        names.append(name)
-    return names
+    return importable_backends(("numpy", "numba", "cython", "auto"))
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,14 @@ import numpy as np
 import pytest
 
 from minicnn import CNNClassifier, CNNRegressor
-from minicnn.backend import get_backend
 from minicnn.datasets import load_digits_images
+
+from helpers import importable_backends
+
 
 
 def backends():
-    names = []
-    for name in ("numpy", "numba", "cython"):
-        try:
-            get_backend(name)
-        except ImportError:
-            continue
-        names.append(name)
-    return names
+    return importable_backends(("numpy", "numba", "cython"))
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor, _estimator_base
-from minicnn.backend import get_backend
 from minicnn.datasets import load_digits_images
+
+from helpers import importable_backends
 
 SMALL = dict(layers=("conv4", "maxpool", "dense16"), max_iter=2, backend="numpy", random_state=0)
 
@@ -34,15 +35,9 @@ def same_weights(a, b):
     return all(np.array_equal(p, q) for p, q in zip(weights(a), weights(b)))
 
 
+
 def available_backends():
-    names = []
-    for name in ("numpy", "numba", "cython", "auto"):
-        try:
-            get_backend(name)
-        except ImportError:
-            continue
-        names.append(name)
-    return names
+    return importable_backends(("numpy", "numba", "cython", "auto"))
 
 
 # ---------------------------------------------------------------- the bar

@@ -9,16 +9,12 @@ from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dro
 
 from gradcheck import check_layer_gradients
 
+from helpers import importable_backends
+
+
 
 def available_backends():
-    names = []
-    for name in ("numpy", "numba", "cython"):
-        try:
-            get_backend(name)
-        except ImportError:
-            continue
-        names.append(name)
-    return names
+    return importable_backends(("numpy", "numba", "cython"))
 
 
 BACKENDS = available_backends()
