@@ -12,6 +12,7 @@ thread: OpenMP threads (Numba, Cython) and OpenBLAS threads interfere (see
 ``minicnn/threads.py`` and ``minicnn/backend/numba_kernels.py``).
 """
 
+import contextlib
 import importlib
 import os
 import subprocess
@@ -103,13 +104,22 @@ def conv_problem(request):
     return request.param, ConvProblem(*CONV_SHAPES[request.param])
 
 
-@pytest.mark.parametrize("blas_threads", [None, 1], ids=["blas_default", "blas_1"])
+@pytest.mark.parametrize("threads", ["knob1", "knob2", "unmanaged"])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_conv_fwd_bwd(benchmark, conv_problem, backend, blas_threads):
+def test_conv_fwd_bwd(benchmark, conv_problem, backend, threads):
+    """``knobN``: inside ``minicnn.threads.thread_limits(N)`` (what fit/predict run: N kernel
+    threads, one BLAS thread); ``unmanaged``: library defaults (2 OpenMP/Numba, 2 BLAS threads).
+    The sgemm yardstick is measured at the same number of threads, with BLAS owning them."""
+    from minicnn.threads import thread_limits
+
     name, problem = conv_problem
     kernels = [_module(backend, k) for k in
                ("conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight")]
-    with threadpoolctl.threadpool_limits(blas_threads):
+    n = int(threads[-1]) if threads.startswith("knob") else 2
+    with threadpoolctl.threadpool_limits(n, user_api="blas"):
+        sgemm = problem.sgemm_gflops()
+    context = thread_limits(n) if threads.startswith("knob") else contextlib.nullcontext()
+    with context:
         for got, want in zip(problem.run(*kernels), problem.want):
             np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-4 * np.abs(want).max())
         parts = {part: _median(lambda k=k, a=a: k(*a)) for part, k, a in (
@@ -117,12 +127,12 @@ def test_conv_fwd_bwd(benchmark, conv_problem, backend, blas_threads):
             ("bwd_input", kernels[1], (problem.dx, problem.dcol, problem.dy, problem.w, *problem.geom)),
             ("bwd_weight", kernels[2], (problem.dw, problem.dy, problem.col)))}
         benchmark(problem.run, *kernels)
-        sgemm = problem.sgemm_gflops()
     seconds = benchmark.stats.stats.median
+    gflops = 3 * problem.flops_per_gemm / seconds / 1e9
     benchmark.extra_info.update(
-        shape=name, gflops_fwd_bwd=3 * problem.flops_per_gemm / seconds / 1e9,
+        shape=name, threads=n, gflops_fwd_bwd=gflops,
         **{f"gflops_{part}": problem.flops_per_gemm / t / 1e9 for part, t in parts.items()},
-        numpy_sgemm_gflops=sgemm, **_context())
+        numpy_sgemm_gflops=sgemm, share_of_sgemm_peak=gflops / sgemm, **_context())
 
 
 @pytest.mark.parametrize("part", ["fwd", "fwd_bwd"])
