@@ -5,16 +5,16 @@ Read the contract in the ``reference`` module docstring. Batch loops are
 not depend on the thread count). Flags come from :mod:`minicnn.config`;
 float32 and float64 each get their own compiled specialization on first call.
 
-Convolution layout (measured, ``benchmarks/test_bench_kernels.py``): a
-parallel im2col/col2im loop around **one** BLAS GEMM over the whole batch
-(``np.dot`` on contiguous 2-D arrays, i.e. SciPy's OpenBLAS). The alternative,
-one GEMM per sample inside the ``prange``, never won on this 2-core machine:
-with BLAS limited to one thread it ran 0.9-1.15x the speed of the batch GEMM,
-and with BLAS at its default two threads it oversubscribed the cores and ran
-about 7x slower (1.2-1.5 s instead of 0.2 s for a MNIST conv step). The batch
-GEMM is never catastrophic in either BLAS setting. Because the weight gradient
-is that single GEMM, it does not depend on Numba's thread count (and was
-bit-identical for one and two BLAS threads).
+Convolution layout (measured, ``benchmarks/test_bench_kernels.py``): as in
+the Cython backend, one GEMM per sample (``np.dot`` on contiguous 2-D arrays)
+inside the ``prange`` next to its im2col/col2im, with BLAS held at one thread
+by :func:`minicnn.threads.thread_limits`, so the kernel threads own the cores.
+A single batch GEMM ran on that one BLAS thread and did not scale: 145.6 ms
+for a MNIST conv fwd+bwd at both 1 and 2 threads. Outside ``thread_limits``
+(BLAS at two threads inside two kernel threads) the per-sample layout
+oversubscribes the cores: always call kernels inside ``thread_limits``.
+The weight gradient sums fixed batch groups in order: bit-identical for any
+thread count.
 """
 
 import numpy as np
@@ -69,49 +69,55 @@ def _col2im_one(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
                             dx[ih, iw, c] += dcol[p, base + c]
 
 
-@jit(parallel=True)
-def _im2col(col, x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
-    for n in prange(x.shape[0]):
-        _im2col_one(col[n], x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+_WEIGHT_GROUPS = 8  # fixed batch groups of the weight gradient: the sum order never depends on threads
 
 
 @jit(parallel=True)
-def _col2im(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
-    for n in prange(dx.shape[0]):
-        _col2im_one(dx[n], dcol[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
-
-
-@jit()
 def conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw):
-    """``y = conv(x, w)`` (no bias): parallel im2col into ``col``, then one GEMM."""
+    """``y = conv(x, w)`` (no bias): per sample, im2col into ``col[n]`` and one GEMM, in ``prange``."""
     N, Ho, Wo, F = y.shape
     KH, KW, C, _ = w.shape
-    _im2col(col, x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
     K = KH * KW * C
-    np.dot(col.reshape((N * Ho * Wo, K)), w.reshape((K, F)), y.reshape((N * Ho * Wo, F)))
+    w2 = w.reshape((K, F))
+    for n in prange(N):
+        _im2col_one(col[n], x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+        np.dot(col[n], w2, y[n].reshape((Ho * Wo, F)))
 
 
-@jit()
+@jit(parallel=True)
 def conv2d_backward_input(dx, dcol, dy, w, sh, sw, pt, pl, dh, dw):
-    """Gradient with respect to the input: ``dcol = dy @ w.T`` (one GEMM), then parallel col2im."""
+    """Gradient with respect to the input: per sample ``dcol[n] = dy[n] @ w.T``, then col2im, in ``prange``."""
     N, Ho, Wo, F = dy.shape
     KH, KW, C, _ = w.shape
     K = KH * KW * C
-    np.dot(dy.reshape((N * Ho * Wo, F)), w.reshape((K, F)).T, dcol.reshape((N * Ho * Wo, K)))
-    _col2im(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
+    wt = w.reshape((K, F)).T
+    for n in prange(N):
+        np.dot(dy[n].reshape((Ho * Wo, F)), wt, dcol[n])
+        _col2im_one(dx[n], dcol[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
 
 
-@jit()
+@jit(parallel=True)
 def conv2d_backward_weight(dw, dy, col):
-    """Gradient with respect to the weights: ``col.T @ dy`` as one GEMM over the batch.
+    """Gradient with respect to the weights: ``col.T @ dy`` summed over fixed batch groups.
 
-    A single BLAS call: its result does not depend on Numba's thread count
-    (tests also check it does not depend on the BLAS thread count).
+    Each of ``_WEIGHT_GROUPS`` contiguous groups of samples is one GEMM (the
+    groups run in ``prange``); the partial products are then added in group
+    order, so the result is bit-identical for any thread count.
     """
+    N = col.shape[0]
     F = dy.shape[3]
     K = col.shape[2]
-    M = col.shape[0] * col.shape[1]
-    np.dot(col.reshape((M, K)).T, dy.reshape((M, F)), dw.reshape((K, F)))
+    G = min(_WEIGHT_GROUPS, N)
+    partial = np.empty((G, K, F), dtype=dw.dtype)
+    for g in prange(G):
+        lo = g * N // G
+        hi = (g + 1) * N // G
+        rows = (hi - lo) * col.shape[1]
+        np.dot(col[lo:hi].reshape((rows, K)).T, dy[lo:hi].reshape((rows, F)), partial[g])
+    dw2 = dw.reshape((K, F))
+    dw2[:] = partial[0]
+    for g in range(1, G):
+        dw2 += partial[g]
 
 
 # ----------------------------------------------------------------------------- pooling
