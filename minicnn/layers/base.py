@@ -58,11 +58,7 @@ class Layer:
         lookup and a tuple compare (``np.prod`` alone took ~4 us).
         """
         dtype = self.dtype if dtype is None else np.dtype(dtype)
-        try:
-            view = self._views.get(name)
-        except AttributeError:   # a layer unpickled from an older version
-            self._views = {}
-            view = None
+        view = self._views.get(name)
         if view is not None and view.shape == shape and view.dtype == dtype:
             return view
         size = math.prod(shape)
