@@ -6,9 +6,14 @@ parallel regions (an OpenMP internal control variable is per thread), so set it
 from the thread that will call the kernels (see ``minicnn.threads``).
 """
 
+include "_parallel.pxi"
+
+#: Kernels whose work (elementary operations) is below this run on the calling thread alone.
+PARALLEL_WORK_THRESHOLD = MIN_PARALLEL_WORK
+
+
 cdef extern from "omp.h" nogil:
     void omp_set_num_threads(int n)
-    int omp_get_max_threads()
     int omp_get_num_procs()
 
 

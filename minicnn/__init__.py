@@ -2,6 +2,8 @@
 
 The estimators are loaded lazily: ``import minicnn`` imports neither
 scikit-learn nor Numba, and nothing is compiled until a kernel first runs.
+:func:`load_predictor` loads a saved model for prediction without ever
+importing scikit-learn (a fresh process predicts in a fraction of a second).
 
 Examples
 --------
@@ -13,9 +15,10 @@ Examples
 """
 
 __version__ = "0.1.0"
-__all__ = ["CNNClassifier", "CNNRegressor", "load", "__version__"]
+__all__ = ["CNNClassifier", "CNNRegressor", "load", "load_predictor", "Predictor", "__version__"]
 
-_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "io"}
+_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "io",
+         "load_predictor": "predictor", "Predictor": "predictor"}
 
 
 def __getattr__(name):

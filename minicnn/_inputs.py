@@ -20,7 +20,6 @@ import numbers
 import re
 
 import numpy as np
-from sklearn.utils.validation import check_array, validate_data
 
 #: dtype kinds refused outright (strings, bytes, void/structured, datetimes): never silently parsed as numbers.
 _REFUSED_KINDS = {"U": "string", "S": "bytes", "V": "structured/void", "M": "datetime", "m": "timedelta"}
@@ -177,6 +176,9 @@ def prepare_X(estimator, X, *, reset):
         ready = _already_prepared(estimator, X)
         if ready is not None:
             return ready
+    # imported here: this module also serves the scikit-learn-free Predictor (minicnn.predictor)
+    from sklearn.utils.validation import check_array, validate_data
+
     _check_kind(X)
     X = _as_array(X)
     _check_kind(X)

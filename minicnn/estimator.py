@@ -7,6 +7,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._estimator_base import BaseCNN, check_mc_samples, fit_context
+from ._predict import as_float64, log_softmax, softmax
 from .losses import mean_squared_error, softmax_cross_entropy
 
 _PARAMETERS = """
@@ -127,25 +128,6 @@ _ATTRIBUTES = """
 """.strip("\n")
 
 
-def _softmax(logits):
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
-
-
-def _log_softmax(logits):
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
-    z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
-    return z
-
-
-def _as_float64(raw):
-    return raw.astype(np.float64)
-
-
 class CNNClassifier(ClassifierMixin, BaseCNN):
     __doc__ = f"""Convolutional network classifier (softmax output, cross-entropy loss).
 
@@ -181,7 +163,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
     _stratify = True
     _score_name = "val_accuracy"
     _loss_function = staticmethod(softmax_cross_entropy)
-    _output_transform = staticmethod(_softmax)
+    _output_transform = staticmethod(softmax)
 
     @fit_context
     def fit(self, X, y):
@@ -235,7 +217,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         return np.searchsorted(self.classes_, y).astype(np.int64)
 
     def _internal_score(self, images, labels):
-        logits, _ = self._outputs(images, _as_float64)
+        logits, _ = self._outputs(images, as_float64)
         return float(np.mean(logits.argmax(axis=1) == labels))
 
     def predict(self, X):
@@ -246,7 +228,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         ndarray of shape (n,)
             Labels from ``classes_``.
         """
-        logits, _ = self._outputs(self._images(X), _as_float64)
+        logits, _ = self._outputs(self._images(X), as_float64)
         return self.classes_[logits.argmax(axis=1)]
 
     def predict_proba(self, X, mc_samples=None):
@@ -265,7 +247,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         ndarray of shape (n, n_classes), float64
         """
         mc_samples = check_mc_samples(mc_samples)
-        proba, _ = self._outputs(self._images(X), _softmax, mc_samples)
+        proba, _ = self._outputs(self._images(X), softmax, mc_samples)
         return proba
 
     def predict_log_proba(self, X, mc_samples=None):
@@ -279,7 +261,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         if mc_samples is not None:
             with np.errstate(divide="ignore"):
                 return np.log(self.predict_proba(X, mc_samples))
-        log_proba, _ = self._outputs(self._images(X), _log_softmax)
+        log_proba, _ = self._outputs(self._images(X), log_softmax)
         return log_proba
 
 
@@ -311,7 +293,7 @@ class CNNRegressor(RegressorMixin, BaseCNN):
     _stratify = False
     _score_name = "val_r2"
     _loss_function = staticmethod(mean_squared_error)
-    _output_transform = staticmethod(_as_float64)
+    _output_transform = staticmethod(as_float64)
 
     @fit_context
     def fit(self, X, y):
@@ -345,7 +327,7 @@ class CNNRegressor(RegressorMixin, BaseCNN):
         return np.ascontiguousarray(y.reshape(len(y), n_outputs))
 
     def _internal_score(self, images, targets):
-        predictions, _ = self._outputs(images, _as_float64)
+        predictions, _ = self._outputs(images, as_float64)
         return r2_score(targets, predictions)
 
     def _shape_output(self, values):
@@ -364,5 +346,5 @@ class CNNRegressor(RegressorMixin, BaseCNN):
         ndarray of shape (n,) or (n, n_outputs), float64
         """
         mc_samples = check_mc_samples(mc_samples)
-        predictions, _ = self._outputs(self._images(X), _as_float64, mc_samples)
+        predictions, _ = self._outputs(self._images(X), as_float64, mc_samples)
         return self._shape_output(predictions)

@@ -266,15 +266,10 @@ def _read_header(reader):
     return header
 
 
-def _make_estimator(reader, header, backend):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from . import estimator as estimators
-
-    cls = getattr(estimators, header["estimator"])
+def header_params(reader, header, expected, backend):
+    """The saved constructor parameters: keys checked against ``expected``, JSON lists made tuples again."""
     params = dict(header["params"])
-    expected = set(cls().get_params(deep=False))
-    _expect(reader, set(params) == expected,
+    _expect(reader, set(params) == set(expected),
             f"params have keys {sorted(params)}, expected {sorted(expected)}")
     _expect(reader, not isinstance(params["layers"], list) or len(params["layers"]) <= MAX_LAYERS,
             f"params layers has {len(params['layers']) if isinstance(params['layers'], list) else 0} tokens, "
@@ -284,6 +279,16 @@ def _make_estimator(reader, header, backend):
             params[key] = tuple(params[key])
     if backend is not None:
         params["backend"] = backend
+    return params
+
+
+def _make_estimator(reader, header, backend):
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    from . import estimator as estimators
+
+    cls = getattr(estimators, header["estimator"])
+    params = header_params(reader, header, cls().get_params(deep=False), backend)
     est = cls(**params)
     try:
         est._validate_params()
@@ -470,6 +475,18 @@ def load(path, backend=None):
     ...
     minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
     """
+    est, specs = _load_file(path, backend, _make_estimator)
+    est._built_with = est._architecture_key()
+    est.dropout_layers_ = tuple(specs)
+    return est
+
+
+def _load_file(path, backend, make):
+    """Read and check a model file; ``make(reader, header, backend)`` returns ``(model, tokens, specs)``.
+
+    ``model`` (an estimator, or a :class:`~minicnn.predictor.Predictor`) gets
+    the fitted attributes, ``classes_`` and ``network_``. Returns ``(model, specs)``.
+    """
     source = os.fspath(path)
     with open(source, "rb") as f:   # a missing or unreadable path raises OSError, as for any file
         disk_size = os.fstat(f.fileno()).st_size
@@ -483,11 +500,11 @@ def load(path, backend=None):
             try:
                 _check_directory(reader, disk_size)
                 header = _read_header(reader)
-                est, tokens, specs = _make_estimator(reader, header, backend)
-                _restore_fitted(reader, est, header)
+                model, tokens, specs = make(reader, header, backend)
+                _restore_fitted(reader, model, header)
                 if header["estimator"] == "CNNClassifier":
-                    _restore_classes(reader, est, header)
-                est.network_ = _restore_network(reader, est, header, tokens, specs)
+                    _restore_classes(reader, model, header)
+                model.network_ = _restore_network(reader, model, header, tokens, specs)
             except ModelFileError:
                 raise
             except Exception as exc:   # zlib/CRC errors, encrypted or unsupported members, anything malformed
@@ -495,6 +512,4 @@ def load(path, backend=None):
             extra = reader.names - reader.read
             if extra:
                 reader.fail(f"unexpected members {sorted(extra)}")
-    est._built_with = est._architecture_key()
-    est.dropout_layers_ = tuple(specs)
-    return est
+    return model, specs

@@ -1,5 +1,6 @@
 """Sequential network: a forward loop, a reversed backward loop, parameters and a summary."""
 
+import math
 import threading
 
 import numpy as np
@@ -55,6 +56,7 @@ class Sequential:
         seed = int(rng.integers(0, 2**63 - 1))
         shape = tuple(input_shape)
         self.input_shape = shape
+        self._forward_work = None
         for index, layer in enumerate(self.layers):
             shape = layer.build(shape, dtype=self.dtype, rng=rng, backend=kernels)
             layer.needs_input_grad = index > 0
@@ -132,6 +134,27 @@ class Sequential:
             else:
                 x = layer.forward(x, training)
         return x
+
+    def forward_work_per_sample(self):
+        """Upper bound of the elementary operations one kernel of :meth:`forward` does per sample.
+
+        The sum over layers of input size + output size * (fan-in of a weight,
+        or pooling window): every kernel's own measure of its work (the one its
+        OpenMP team size is chosen by, see ``kernels/_parallel.pxi``) is below it.
+        :func:`minicnn.threads.kernel_thread_limits` uses it to skip setting
+        thread counts for a batch too small for any kernel to go parallel.
+        """
+        work = self.__dict__.get("_forward_work")
+        if work is not None:
+            return work
+        work = 0
+        for layer in self.layers:
+            weights = layer.params.get("w")
+            fan_in = weights.size // weights.shape[-1] if weights is not None and weights.size else 0
+            window = math.prod(getattr(layer, "pool_size", (1,)))
+            work += math.prod(layer.input_shape) + math.prod(layer.output_shape) * (fan_in + window)
+        self._forward_work = work
+        return work
 
     def backward(self, dy):
         """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads."""

@@ -41,13 +41,19 @@ import numbers
 import os
 import sys
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 #: Environment variables whose value caps the default thread count (set e.g. by
 #: joblib/loky and Dask in their workers, or by a user sharing the machine).
 LIMIT_ENV_VARS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
 
+#: Upper bound of ``n_threads`` in the estimators: far above any useful count, far below the ~10**5 threads at
+#: which GNU OpenMP fails to create its team and the process crashes (measured: n_threads=100000 segfaulted a
+#: Cython fit).
+MAX_THREADS = 1024
+
 _blas_lock = threading.Lock()
+_openmp_state = {}
 _blas_state = {"depth": 0, "saved": [], "controllers": [], "scan_key": None}
 
 
@@ -149,56 +155,58 @@ def _numba():
 
 
 def _openmp():
-    """The compiled OpenMP helper module, or None when the extensions are not built."""
-    try:
-        from .backend import _openmp
-    except ImportError:
-        return None
-    return _openmp
+    """The compiled OpenMP helper module, or None when the extensions are not built (looked up once)."""
+    if "module" not in _openmp_state:
+        try:
+            from .backend import _openmp as module
+        except ImportError:
+            module = None
+        _openmp_state["module"] = module
+    return _openmp_state["module"]
 
 
 def _blas_controllers():
-    """threadpoolctl controllers of the loaded BLAS libraries, scanned once per set of loaded modules.
+    """``(get_num_threads, set_num_threads)`` of each loaded BLAS library, scanned once per set of loaded modules.
 
     Building a ``ThreadpoolController`` walks every loaded shared library
     (measured 1.6 ms per ``threadpool_limits`` call, more than a digits
     training step), so the scan is cached and repeated only when new modules
-    were imported since (e.g. SciPy bringing its own OpenBLAS). Setting a
-    library's thread count through its controller is one C call.
+    were imported since (e.g. SciPy bringing its own OpenBLAS). For OpenBLAS
+    the pair is the library's own C functions, looked up once (going through
+    the controller looked the symbols up again on every call: ~1 us per
+    library per entry of :func:`thread_limits`).
     """
     key = len(sys.modules)
     if _blas_state["scan_key"] != key:
         from threadpoolctl import ThreadpoolController
 
         controller = ThreadpoolController()
-        _blas_state["controllers"] = [lc for lc in controller.lib_controllers if lc.user_api == "blas"]
+        _blas_state["controllers"] = [_blas_accessors(lc) for lc in controller.lib_controllers
+                                      if lc.user_api == "blas"]
         _blas_state["scan_key"] = len(sys.modules)
     return _blas_state["controllers"]
 
 
-def _set_blas_threads(controller, n):
-    """Set a BLAS library's process-wide thread count from whichever Python thread calls.
-
-    threadpoolctl 3.8 lets only the first Python thread that limited OpenBLAS
-    change it again while that thread lives; from any other thread (a Dask
-    worker task, a web server's request thread) the limit is silently ignored
-    and BLAS ran 2 threads inside our OpenMP kernels. This module already
-    serializes BLAS limits process-wide (``_blas_lock`` and the depth count),
-    so it calls the library's setter directly.
-    """
-    setter = getattr(controller, "_real_set_num_threads", None)
-    (setter or controller.set_num_threads)(n)
+def _blas_accessors(controller):
+    """Getter and setter of a BLAS library's process-wide thread count."""
+    symbol = getattr(controller, "_get_symbol", None)
+    if (controller.internal_api == "openblas" and symbol is not None
+            and getattr(controller, "threading_layer", None) != "openmp"):
+        getter, setter = symbol("openblas_get_num_threads"), symbol("openblas_set_num_threads")
+        if getter is not None and setter is not None:
+            return getter, setter
+    return controller.get_num_threads, lambda n: _set_blas_threads(controller, n)
 
 
 def _enter_blas_single():
     with _blas_lock:
         if _blas_state["depth"] == 0:
             saved = []
-            for lc in _blas_controllers():
-                old = lc.get_num_threads()
+            for get_threads, set_threads in _blas_controllers():
+                old = get_threads()
                 if old != 1:
-                    _set_blas_threads(lc, 1)
-                saved.append((lc, old))
+                    set_threads(1)
+                saved.append((set_threads, old))
             _blas_state["saved"] = saved
         _blas_state["depth"] += 1
 
@@ -207,9 +215,9 @@ def _exit_blas_single():
     with _blas_lock:
         _blas_state["depth"] -= 1
         if _blas_state["depth"] == 0:
-            for lc, old in _blas_state["saved"]:
+            for set_threads, old in _blas_state["saved"]:
                 if old != 1 and old is not None:
-                    _set_blas_threads(lc, old)
+                    set_threads(old)
             _blas_state["saved"] = []
 
 
@@ -261,3 +269,41 @@ def thread_limits(n_threads=None):
             openmp.set_num_threads(old_omp)
         if numba is not None:
             numba.set_num_threads(old_numba)
+
+
+def kernel_thread_limits(n_threads, work, backend):
+    """:func:`thread_limits` for a call doing ``work`` operations, or nothing when it cannot go parallel.
+
+    Below the Cython kernels' parallel threshold every kernel runs on the
+    calling thread whatever the OpenMP setting, and OpenBLAS runs products of
+    fewer than 2^18 multiply-adds on one thread too, so setting and restoring
+    three thread counts (~4 us) would only delay a one-sample prediction, whose
+    forward pass on the digits model takes ~10 us. Numba kernels have no such
+    threshold: a backend using any of them always gets the limits.
+
+    Parameters
+    ----------
+    n_threads : int or None
+        Validated as by :func:`resolve_n_threads`.
+    work : int
+        Upper bound of any kernel's elementary operations in the call
+        (e.g. ``batch * network.forward_work_per_sample()``).
+    backend : Backend
+        The kernels that will run (``backend.sources`` says where each comes from).
+
+    Returns
+    -------
+    context manager
+
+    Examples
+    --------
+    >>> from minicnn.backend import get_backend
+    >>> with kernel_thread_limits(1, 10, get_backend("numpy")):
+    ...     pass
+    """
+    resolve_n_threads(n_threads)
+    openmp = _openmp()
+    threshold = openmp.PARALLEL_WORK_THRESHOLD if openmp is not None else 0
+    if work < threshold and "numba" not in getattr(backend, "sources", {"": "numba"}).values():
+        return nullcontext()
+    return thread_limits(n_threads)

@@ -22,8 +22,12 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
         if "torch" in contenders and row["contender"] != "torch":
             assert row["train_vs_torch"] > 0
     assert all("peak_rss_mib" in r for r in report["rss"]), report["rss"]
-    cold = report["cold_start"][0]
-    assert cold["wall_s"] > 0 and cold["numba_imported"] is False   # auto never needs Numba to predict
+    cold = {c["path"]: c for c in report["cold_start"]}
+    assert set(cold) == set(bench.COLD_PATHS)
+    for entry in cold.values():
+        assert entry["wall_s"] > 0 and entry["numba_imported"] is False   # auto never needs Numba to predict
+    assert cold["estimator"]["sklearn_imported"] is True
+    assert cold["predictor"]["sklearn_imported"] is False   # load_predictor never imports scikit-learn
     assert len(report["targets"]) == len(bench.TARGETS)
     assert "minicnn-auto" in out and "targets" in out and "cold start" in out
 

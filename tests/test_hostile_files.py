@@ -58,26 +58,38 @@ def pack(members):
 
 
 def check_load(model, data):
-    """Load ``data``: either a usable model or a ModelFileError naming the file; never anything else."""
+    """Load ``data`` with both loaders: a usable model or a ModelFileError naming the file, never anything else.
+
+    ``minicnn.load`` (estimator) and ``minicnn.load_predictor`` (no scikit-learn, its own parameter checks)
+    must agree: both refuse, or both load and predict the same.
+    """
     path = os.path.join(model["dir"], "case.npz")
     with open(path, "wb") as f:
         f.write(data)
+    outcomes = [_load_and_predict(loader, path, model["X"]) for loader in (minicnn.load, minicnn.load_predictor)]
+    assert outcomes[0][0] == outcomes[1][0], (outcomes, path)
+    if outcomes[0][1] is not None:
+        np.testing.assert_array_equal(outcomes[0][1], outcomes[1][1])
+    return outcomes[0][0]
+
+
+def _load_and_predict(loader, path, X):
     os.environ.pop("MINICNN_PWNED", None)
     try:
-        est = minicnn.load(path)
+        est = loader(path)
     except ModelFileError as exc:
         assert isinstance(exc, ValueError)
         assert str(exc).startswith(f"{path} is not a valid minicnn model file: "), str(exc)
         assert "\n" not in str(exc).strip() or len(str(exc)) < 2000
-        return "refused"
+        return "refused", None
     finally:
         assert "MINICNN_PWNED" not in os.environ, "a payload in the file was executed"
     try:
-        out = est.predict(model["X"])
+        out = est.predict(X)
     except ValueError:     # e.g. an edited but self-consistent input_shape that the probe images do not match
-        return "loaded"
-    assert out.shape == (len(model["X"]),)
-    return "loaded"
+        return "loaded", None
+    assert out.shape == (len(X),)
+    return "loaded", out
 
 
 def header_paths(value, prefix=()):

@@ -126,8 +126,11 @@ def saved(fitted, tmp_path):
 
 
 def expect_invalid(path, match):
+    """Both loaders (estimator and scikit-learn-free predictor) refuse ``path`` with the same message."""
     with pytest.raises(ValueError, match=match):
         minicnn.load(path)
+    with pytest.raises(ValueError, match=match):
+        minicnn.load_predictor(path)
 
 
 def test_not_a_zip_and_truncated(saved, tmp_path):

@@ -184,3 +184,47 @@ def test_blas_is_limited_inside_a_second_python_thread_after_the_main_thread_lim
     t.start()
     t.join()
     assert seen == [1]
+
+
+# ----------------------------------------------------------------------------- calls too small to go parallel
+def test_kernel_thread_limits_skips_only_calls_below_the_parallel_threshold():
+    from minicnn.backend import get_backend
+
+    cython, numba_backend = get_backend("cython"), get_backend("numba")
+    below = openmp.PARALLEL_WORK_THRESHOLD - 1
+    assert openmp.PARALLEL_WORK_THRESHOLD == 2**18   # kernels/_parallel.pxi
+    with threads.thread_limits(TWO):
+        with threads.kernel_thread_limits(1, below, cython):   # nothing can go parallel: nothing is touched
+            assert openmp.get_max_threads() == TWO
+        with threads.kernel_thread_limits(1, below + 1, cython):
+            assert openmp.get_max_threads() == 1 and _blas_threads() == [1]
+        with threads.kernel_thread_limits(1, 10, numba_backend):   # Numba kernels have no threshold
+            assert numba.get_num_threads() == 1 and openmp.get_max_threads() == 1
+    with pytest.raises(ValueError, match="n_threads=0"):
+        threads.kernel_thread_limits(0, 10, cython)
+
+
+def test_forward_work_bounds_every_layer_of_the_reference_model():
+    from minicnn.bench import MinicnnContender
+
+    network = MinicnnContender("digits", "cython").clf.network_
+    work = network.forward_work_per_sample()
+    for layer in network.layers:
+        w = layer.params.get("w")
+        macs = np.prod(layer.output_shape) * (w.size // w.shape[-1] if w is not None else 1)
+        assert work >= macs + np.prod(layer.input_shape)
+
+
+def test_one_sample_predict_leaves_thread_settings_alone_and_a_large_batch_sets_them(monkeypatch):
+    from minicnn.bench import MinicnnContender
+
+    clf = MinicnnContender("digits", "cython").clf
+    entered = []
+    real = threads.thread_limits
+    monkeypatch.setattr(threads, "thread_limits", lambda n=None: entered.append(n) or real(n))
+    clf.n_threads = 1
+    one = clf.predict_proba(clf._images(np.zeros((1, 8, 8, 1), np.float32)))
+    assert entered == []
+    many = clf.predict_proba(np.zeros((64, 8, 8, 1), np.float32))
+    assert entered == [1]
+    np.testing.assert_array_equal(one[0], many[0])

@@ -1,0 +1,108 @@
+"""Batched inference shared by the estimators and :class:`minicnn.predictor.Predictor` (NumPy only).
+
+Nothing here imports scikit-learn, so a :class:`~minicnn.predictor.Predictor`
+loads and predicts in a fresh process without paying for it (~1 s here).
+"""
+
+import numbers
+
+import numpy as np
+
+from .backend import get_backend
+from .threads import kernel_thread_limits
+
+#: Samples per forward pass in predict: bounds the memory of the layer workspaces.
+PREDICT_BATCH = 1024
+
+
+def check_mc_samples(mc_samples, allow_none=True):
+    """Validate ``mc_samples`` (None or a positive int) and return it."""
+    if mc_samples is None and allow_none:
+        return None
+    if not (isinstance(mc_samples, numbers.Integral) and not isinstance(mc_samples, bool) and mc_samples >= 1):
+        choices = "a positive int or None" if allow_none else "a positive int"
+        raise ValueError(f"Expected mc_samples to be {choices}. Received: mc_samples={mc_samples!r}")
+    return int(mc_samples)
+
+
+def softmax(logits):
+    """Row-wise softmax in float64 (a new array)."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    np.exp(z, out=z)
+    z /= z.sum(axis=1, keepdims=True)
+    return z
+
+
+def log_softmax(logits):
+    """Row-wise log-softmax in float64, computed stably from the logits (a new array)."""
+    z = logits.astype(np.float64)
+    z -= z.max(axis=1, keepdims=True)
+    z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return z
+
+
+def as_float64(raw):
+    """The raw network output as a new float64 array."""
+    return raw.astype(np.float64)
+
+
+def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads, mc_samples=None,
+                    with_std=False, batch_size=PREDICT_BATCH):
+    """Forward ``images`` in batches; ``transform`` maps each batch's raw output to the returned values.
+
+    Parameters
+    ----------
+    network : Sequential
+    images : ndarray (n, h, w, c), C-contiguous, of the network's dtype
+    transform : callable
+        Returns a new float64 array (e.g. :func:`softmax`).
+    n_outputs : int
+    backend : str
+        The kernels to run (the network is switched to them under its lock).
+    n_threads : int or None
+    mc_samples : int or None
+        With ``k``, Monte-Carlo dropout: ``k`` passes per batch with dropout
+        active, values averaged.
+    with_std : bool
+        Also return the standard deviation over the MC passes (zeros without).
+    batch_size : int
+
+    Returns
+    -------
+    mean : ndarray (n, n_outputs), float64
+    std : ndarray (n, n_outputs) or None
+    """
+    n = len(images)
+    work = min(n, batch_size) * network.forward_work_per_sample()
+    limits = kernel_thread_limits(n_threads, work, get_backend(backend))
+    if n <= batch_size and mc_samples is None and not with_std:
+        with limits, network.lock:   # one batch: transform's result is the output, no copy
+            if network.backend != backend:
+                network.set_backend(backend)
+            return transform(network.forward(images, training=False)), None
+    mean = np.empty((n, n_outputs), dtype=np.float64)
+    std = np.empty_like(mean) if with_std else None
+    with limits:
+        for batch, start in enumerate(range(0, n, batch_size)):
+            xb = images[start:start + batch_size]
+            stop = start + len(xb)
+            with network.lock:
+                if network.backend != backend:
+                    network.set_backend(backend)
+                if mc_samples is None:
+                    mean[start:stop] = transform(network.forward(xb, training=False))
+                    continue
+                total = np.zeros((len(xb), n_outputs))
+                squares = np.zeros_like(total) if with_std else None
+                for k in range(mc_samples):
+                    values = transform(network.forward(xb, training=False, mc_pass=batch * mc_samples + k))
+                    total += values
+                    if with_std:
+                        squares += values * values
+            mean[start:stop] = total / mc_samples
+            if with_std:
+                std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - mean[start:stop] ** 2, 0.0))
+    if with_std and mc_samples is None:
+        std[...] = 0.0
+    return mean, std

@@ -1,0 +1,286 @@
+"""Predict from a saved model without scikit-learn: :func:`load_predictor` and :class:`Predictor`.
+
+``minicnn.load`` returns a full estimator, which means importing scikit-learn:
+~1 s in a fresh process here (``sklearn.base`` pulls in SciPy's statistics and
+pandas), against ~0.1 s for minicnn itself, loading and one prediction. A
+batch job or a service that only predicts can use :func:`load_predictor`
+instead: it reads the same file with the same checks (:mod:`minicnn.io`), and
+the returned :class:`Predictor` gives the same predictions using NumPy and the
+compiled kernels only.
+"""
+
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from . import placement
+from ._architecture import build_network
+from ._inputs import _already_prepared, _as_array, _check_kind, _flat_to_nhwc, describe, user_shape_to_nhwc
+from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, softmax
+from .backend import BACKEND_NAMES
+from .backend.activation_codes import CODES
+from .threads import MAX_THREADS
+
+#: Constructor parameters of :class:`~minicnn.CNNClassifier` and :class:`~minicnn.CNNRegressor`
+#: (a test keeps this list equal to theirs), with what a saved value must be.
+PARAM_RULES = {
+    "layers": ("a tuple of layer tokens", lambda v: isinstance(v, tuple)),
+    "kernel_size": ("an int >= 1", lambda v: _is_int(v, 1)),
+    "padding": ("'valid' or 'same'", lambda v: v in ("valid", "same")),
+    "pool_size": ("an int >= 1", lambda v: _is_int(v, 1)),
+    "activation": (f"one of {sorted(CODES)}", lambda v: isinstance(v, str) and v in CODES),
+    "batch_norm": ("a bool", lambda v: isinstance(v, bool)),
+    "dropout": ("a str or a tuple", lambda v: isinstance(v, (str, tuple))),
+    "dropout_rate": ("a float in [0, 1) or a tuple", lambda v: isinstance(v, tuple) or _is_real(v, 0, 1, True)),
+    "dropout_kind": (f"one of {placement.KINDS}", lambda v: isinstance(v, str) and v in placement.KINDS),
+    "dropout_scaling": ("'inverted' or 'test_time'", lambda v: v in ("inverted", "test_time")),
+    "optimizer": ("'adam' or 'sgd'", lambda v: v in ("adam", "sgd")),
+    "learning_rate": ("a float > 0", lambda v: _is_real(v, 0, math.inf, False) and v > 0),
+    "batch_size": ("an int >= 1", lambda v: _is_int(v, 1)),
+    "max_iter": ("an int >= 1", lambda v: _is_int(v, 1)),
+    "weight_decay": ("a float >= 0", lambda v: _is_real(v, 0, math.inf, True)),
+    "early_stopping": ("a bool", lambda v: isinstance(v, bool)),
+    "validation_fraction": ("a float in (0, 1)", lambda v: _is_real(v, 0, 1, False) and v > 0),
+    "n_iter_no_change": ("an int >= 1", lambda v: _is_int(v, 1)),
+    "tol": ("a float >= 0", lambda v: _is_real(v, 0, math.inf, True)),
+    "input_shape": ("None or a tuple", lambda v: v is None or isinstance(v, tuple)),
+    "data_format": ("'channels_last' or 'channels_first'", lambda v: v in ("channels_last", "channels_first")),
+    "backend": (f"one of {BACKEND_NAMES}", lambda v: isinstance(v, str) and v in BACKEND_NAMES),
+    "n_threads": (f"None or an int in [1, {MAX_THREADS}]",
+                  lambda v: v is None or (_is_int(v, 1) and v <= MAX_THREADS)),
+    "random_state": ("None or an int >= 0", lambda v: v is None or (_is_int(v, 0) and v < 2**32)),
+    "verbose": ("an int >= 0 or a bool", lambda v: isinstance(v, bool) or _is_int(v, 0)),
+    "warm_start": ("a bool", lambda v: isinstance(v, bool)),
+}
+
+
+def _is_int(value, low):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
+
+
+def _is_real(value, low, high, low_closed):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
+        return False
+    return (value >= low if low_closed else value > low) and value < high
+
+
+class Predictor:
+    """A fitted model loaded for prediction only, without scikit-learn (see :func:`load_predictor`).
+
+    Predicts exactly like the estimator that was saved (same kernels, same
+    batches); it cannot be fitted further. Use :func:`minicnn.load` for a
+    full estimator.
+
+    Attributes
+    ----------
+    estimator : {"CNNClassifier", "CNNRegressor"}
+        The class that was saved.
+    params : dict
+        Its constructor parameters; each is also an attribute (``backend``
+        and ``n_threads`` may be changed before predicting).
+    classes_ : ndarray
+        Class labels (classifiers only).
+    n_features_in_, input_shape_, n_outputs_, network_
+        As on the estimator.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_digits
+    >>> from minicnn import CNNClassifier, load_predictor
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = CNNClassifier(layers=("conv4", "maxpool"), max_iter=1, random_state=0).fit(X[:100], y[:100])
+    >>> path = os.path.join(tempfile.mkdtemp(), "digits.npz")
+    >>> clf.save(path)
+    >>> predictor = load_predictor(path)
+    >>> bool((predictor.predict(X[:20]) == clf.predict(X[:20])).all())
+    True
+    """
+
+    def __init__(self, estimator, params):
+        self.estimator = estimator
+        self.params = dict(params)
+        for name, value in self.params.items():
+            setattr(self, name, value)
+
+    def _plan(self):
+        tokens = placement.parse_layers(self.layers)
+        return tokens, placement.resolve_dropout(tokens, self.dropout, self.dropout_rate, self.dropout_kind)
+
+    def _new_network(self, tokens, specs, n_outputs, rng):
+        network, _ = build_network(
+            tokens, specs, n_outputs=n_outputs, input_shape=self.input_shape_, rng=rng, backend=self.backend,
+            kernel_size=self.kernel_size, padding=self.padding, pool_size=self.pool_size,
+            activation=self.activation, batch_norm=self.batch_norm, dropout_scaling=self.dropout_scaling)
+        return network
+
+    def __repr__(self):
+        return f"Predictor({self.estimator}, layers={self.layers!r}, input_shape_={self.input_shape_})"
+
+    # ------------------------------------------------------------------ inputs
+    def _images(self, X):
+        """``X`` as C-contiguous NHWC float32 images of the fitted shape, checked like the estimator checks it."""
+        ready = _already_prepared(self, X)
+        if ready is not None:
+            return ready
+        _check_kind(X)
+        self._check_feature_names(X)
+        X = _as_array(X)
+        _check_kind(X)
+        try:
+            array = np.asarray(X)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"X cannot be read as a numeric array: {exc} (received {describe(X)})") from None
+        if array.dtype.kind not in "biuf":
+            raise ValueError(f"Expected numeric X; received {describe(array)}")
+        if array.ndim not in (2, 3, 4):
+            raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D "
+                             f"images in data_format); received {describe(X)}. Reshape your data: "
+                             f"X.reshape(1, -1) for a single sample.")
+        if len(array) == 0:
+            raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
+        with np.errstate(over="ignore"):
+            values = np.ascontiguousarray(array, dtype=np.float32)
+        if not np.isfinite(values).all():
+            raise ValueError(f"Input X contains NaN, infinity or a value too large for float32 "
+                             f"(received {describe(X)})")
+        if values.ndim == 2:
+            if values.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {values.shape[1]} features, but this model expects {self.n_features_in_} "
+                                 f"(received {describe(X)})")
+            return _flat_to_nhwc(values, self.input_shape_, self.data_format)
+        if values.ndim == 3:
+            images = values[..., np.newaxis]
+        elif self.data_format == "channels_first":
+            images = np.ascontiguousarray(values.transpose(0, 2, 3, 1))
+        else:
+            images = values
+        if images.shape[1:] != tuple(self.input_shape_):
+            raise ValueError(f"X holds images of shape (height, width, channels)={images.shape[1:]}, but the "
+                             f"fitted model expects {tuple(self.input_shape_)} (data_format={self.data_format!r})")
+        return images
+
+    def _check_feature_names(self, X):
+        columns = getattr(X, "columns", None)
+        fitted = getattr(self, "feature_names_in_", None)
+        if columns is not None and fitted is not None:
+            names = [str(c) for c in columns]
+            if names != list(fitted):
+                raise ValueError(f"The feature names of X do not match those seen in fit: received "
+                                 f"{names[:5]}{'...' if len(names) > 5 else ''}, expected "
+                                 f"{list(fitted)[:5]}{'...' if len(fitted) > 5 else ''}")
+        elif fitted is not None:
+            warnings.warn("X does not have valid feature names, but the model was fitted with feature names",
+                          UserWarning, stacklevel=3)
+
+    # ------------------------------------------------------------------ prediction
+    def _outputs(self, X, transform, mc_samples=None):
+        images = self._images(X)
+        values, _ = batched_outputs(self.network_, images, transform, n_outputs=self.n_outputs_,
+                                    backend=self.backend, n_threads=self.n_threads, mc_samples=mc_samples,
+                                    batch_size=PREDICT_BATCH)
+        return values
+
+    def _require_classifier(self, method):
+        if self.estimator != "CNNClassifier":
+            raise AttributeError(f"{method} is only available for a CNNClassifier; this model is a {self.estimator}")
+
+    def predict(self, X, mc_samples=None):
+        """Predicted labels (classifier) or targets (regressor), as the saved estimator's ``predict``.
+
+        Parameters
+        ----------
+        X : array-like
+            Same layouts as the estimator accepts.
+        mc_samples : int or None, default=None
+            Regressors only: average of that many Monte-Carlo dropout passes.
+
+        Returns
+        -------
+        ndarray of shape (n,) (or (n, n_outputs) for a multi-output regressor)
+        """
+        if self.estimator == "CNNClassifier":
+            if mc_samples is not None:
+                raise ValueError(f"mc_samples is not a parameter of a classifier's predict (use predict_proba); "
+                                 f"received mc_samples={mc_samples!r}")
+            return self.classes_[self._outputs(X, as_float64).argmax(axis=1)]
+        values = self._outputs(X, as_float64, check_mc_samples(mc_samples))
+        return values.ravel() if getattr(self, "_y_ndim", 1) == 1 else values
+
+    def predict_proba(self, X, mc_samples=None):
+        """Class probabilities (classifiers only), as ``CNNClassifier.predict_proba``.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes), float64
+        """
+        self._require_classifier("predict_proba")
+        return self._outputs(X, softmax, check_mc_samples(mc_samples))
+
+    def predict_log_proba(self, X):
+        """Log class probabilities (classifiers only), as ``CNNClassifier.predict_log_proba``.
+
+        Returns
+        -------
+        ndarray of shape (n, n_classes), float64
+        """
+        self._require_classifier("predict_log_proba")
+        return self._outputs(X, log_softmax)
+
+
+def _make_predictor(reader, header, backend):
+    from .io import header_params
+
+    params = header_params(reader, header, PARAM_RULES, backend)
+    for name, (expected, valid) in PARAM_RULES.items():
+        if not valid(params[name]):
+            reader.fail(f"invalid params (The {name!r} parameter must be {expected}. Got {params[name]!r} instead.)")
+    predictor = Predictor(header["estimator"], params)
+    try:
+        user_shape_to_nhwc(predictor.input_shape, predictor.data_format)
+        tokens, specs = predictor._plan()
+    except (ValueError, TypeError) as exc:
+        reader.fail(f"invalid params ({exc})")
+    return predictor, tokens, specs
+
+
+def load_predictor(path, backend=None):
+    """Load a model written by :func:`minicnn.io.save` for prediction only, without importing scikit-learn.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    backend : {"auto", "numpy", "numba", "cython"} or None, default=None
+        Overrides the saved ``backend`` parameter (None keeps it).
+
+    Returns
+    -------
+    Predictor
+
+    Raises
+    ------
+    ModelFileError
+        (a ``ValueError``) For anything :func:`minicnn.load` refuses: the
+        same checks run on the same file.
+    OSError
+        If ``path`` cannot be opened.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "bad.npz")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"not a zip")
+    >>> load_predictor(path)
+    Traceback (most recent call last):
+    ...
+    minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
+    """
+    if backend is not None and backend not in BACKEND_NAMES:
+        raise ValueError(f"backend must be one of {BACKEND_NAMES} or None; received backend={backend!r}")
+    from .io import _load_file
+
+    predictor, _ = _load_file(path, backend, _make_predictor)
+    return predictor
