@@ -184,17 +184,32 @@ cdef void _conv_forward(floating *y, const floating *x, const floating *w, float
         if bias != NULL:
             _bias_act_rows(y, bias, N * P, F, act, alpha)
         return
-    for n in prange(N, schedule="dynamic", num_threads=team(N * P * K * F // 16)):
-        _im2col(col + n * P * K, x + n * H * W * C, H, W, C, KH, KW, Ho, Wo, sh, sw, pt, pl, dh, dw)
-        # y[n] (P, F) = col[n] (P, K) @ w (K, F)
-        if K < SMALL_K:
-            _small_matmul(y + n * P * F, col + n * P * K, w, P, K, F)
-        else:
-            _gemm(c'N', c'N', <int>F, <int>P, <int>K, <floating *>w, <int>F, col + n * P * K, <int>K,
-                  0, y + n * P * F, <int>F)
-        if bias != NULL:
-            # epilogue while this sample's output is still in cache
-            _bias_act_rows(y + n * P * F, bias, P, F, act, alpha)
+    cdef int nt = team(N * P * K * F // 16)
+    if nt == 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
+        for n in range(N):
+            _conv_one(y + n * P * F, x + n * H * W * C, w, col + n * P * K, bias, act, alpha,
+                      H, W, C, KH, KW, F, Ho, Wo, sh, sw, pt, pl, dh, dw)
+        return
+    for n in prange(N, schedule="dynamic", num_threads=nt):
+        _conv_one(y + n * P * F, x + n * H * W * C, w, col + n * P * K, bias, act, alpha,
+                  H, W, C, KH, KW, F, Ho, Wo, sh, sw, pt, pl, dh, dw)
+
+
+cdef inline void _conv_one(floating *y, const floating *x, const floating *w, floating *col,
+                           const floating *bias, int act, floating alpha,
+                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F,
+                           Py_ssize_t Ho, Py_ssize_t Wo, int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    """One sample of :func:`_conv_forward`: im2col, product, epilogue."""
+    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C
+    _im2col(col, x, H, W, C, KH, KW, Ho, Wo, sh, sw, pt, pl, dh, dw)
+    # y (P, F) = col (P, K) @ w (K, F)
+    if K < SMALL_K:
+        _small_matmul(y, col, w, P, K, F)
+    else:
+        _gemm(c'N', c'N', <int>F, <int>P, <int>K, <floating *>w, <int>F, col, <int>K, 0, y, <int>F)
+    if bias != NULL:
+        # epilogue while this sample's output is still in cache
+        _bias_act_rows(y, bias, P, F, act, alpha)
 
 
 def conv2d_forward(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] x,

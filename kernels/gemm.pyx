@@ -42,7 +42,7 @@ cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t 
                   const floating *bias, int act, floating alpha) noexcept nogil:
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
-    cdef Py_ssize_t G, g, m0, m1, e
+    cdef Py_ssize_t G, g, e
     if M == 0 or N == 0:
         return
     if K == 0:
@@ -56,14 +56,21 @@ cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t 
         G = M // MIN_BLOCK_ROWS
     if G < 1:
         G = 1
+    if G == 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
+        _rows(c, a, b, 0, M, N, K, lda, ldb, ta, tb, trans_a, bias, act, alpha)
+        return
     for g in prange(G, schedule="static", chunksize=1, num_threads=G):
-        m0 = g * M // G
-        m1 = (g + 1) * M // G
-        # rows [m0, m1) of c: columns [m0, m1) of the column-major C^T
-        _gemm(tb, ta, <int>N, <int>(m1 - m0), <int>K, b, <int>ldb,
-              a + (m0 if trans_a else m0 * lda), <int>lda, c + m0 * N, <int>N)
-        if bias != NULL:
-            _bias_act_rows(c + m0 * N, bias, m1 - m0, N, act, alpha)
+        _rows(c, a, b, g * M // G, (g + 1) * M // G, N, K, lda, ldb, ta, tb, trans_a, bias, act, alpha)
+
+
+cdef inline void _rows(floating *c, const floating *a, const floating *b, Py_ssize_t m0, Py_ssize_t m1,
+                       Py_ssize_t N, Py_ssize_t K, Py_ssize_t lda, Py_ssize_t ldb, char ta, char tb, int trans_a,
+                       const floating *bias, int act, floating alpha) noexcept nogil:
+    """Rows ``[m0, m1)`` of :func:`_matmul`'s ``c`` (columns of the column-major ``C^T``), then the epilogue."""
+    _gemm(tb, ta, <int>N, <int>(m1 - m0), <int>K, b, <int>ldb,
+          a + (m0 if trans_a else m0 * lda), <int>lda, c + m0 * N, <int>N)
+    if bias != NULL:
+        _bias_act_rows(c + m0 * N, bias, m1 - m0, N, act, alpha)
 
 
 def matmul(floating[:, ::1] c, const floating[:, ::1] a, const floating[:, ::1] b, int trans_a, int trans_b):

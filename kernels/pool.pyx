@@ -73,7 +73,13 @@ cdef void _maxpool_forward(floating *y, int64_t *argmax, const floating *x,
     cdef Py_ssize_t n
     if N == 0 or Ho * Wo * C == 0:
         return
-    for n in prange(N, schedule="static", num_threads=team(N * Ho * Wo * C * kh * kw)):
+    cdef int nt = team(N * Ho * Wo * C * kh * kw)
+    if nt == 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
+        for n in range(N):
+            _max_one(y + n * Ho * Wo * C, argmax + n * Ho * Wo * C, x + n * H * W * C,
+                     H, W, C, Ho, Wo, kh, kw, sh, sw, pt, pl)
+        return
+    for n in prange(N, schedule="static", num_threads=nt):
         _max_one(y + n * Ho * Wo * C, argmax + n * Ho * Wo * C, x + n * H * W * C,
                  H, W, C, Ho, Wo, kh, kw, sh, sw, pt, pl)
 

@@ -128,11 +128,12 @@ class Sequential:
         ndarray
             The last layer's output buffer: copy it to keep it past the next call.
         """
-        for layer in self.layers:
-            if mc_pass is not None and layer.stochastic and not training:
-                x = layer.sample(x, mc_pass)
-            else:
+        if mc_pass is None or training:
+            for layer in self.layers:
                 x = layer.forward(x, training)
+            return x
+        for layer in self.layers:
+            x = layer.sample(x, mc_pass) if layer.stochastic else layer.forward(x, training)
         return x
 
     def forward_work_per_sample(self):
