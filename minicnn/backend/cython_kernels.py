@@ -33,6 +33,7 @@ from ._pool import (  # noqa: F401
     maxpool2d_backward,
     maxpool2d_forward,
 )
+from ._winograd import conv2d_winograd_bias_act_forward, winograd_workspace_length  # noqa: F401
 
 NAME = "cython"
 

@@ -278,3 +278,73 @@ def dense_bias_act_forward(y, x, w, b, act, alpha):
     """``y = f(x @ w + b)``: :func:`matmul` then :func:`bias_act_forward`, in one kernel call."""
     matmul(y, x, w, 0, 0)
     bias_act_forward(y, y, b, act, alpha)
+
+
+# ----------------------------------------------------------------------------- Winograd F(2x2, 3x3)
+#: Winograd F(2x2, 3x3) transforms (Lavin & Gray 2015). For a 4x4 input tile ``d``, a 3x3
+#: filter ``g`` and the 2x2 output tile ``Y`` of their (valid, stride-1) correlation:
+#: ``V = B^T d B``, ``U = G g G^T``, ``Y = A^T (sum over channels of U * V) A``.
+WINOGRAD_BT = np.array([[1, 0, -1, 0],
+                        [0, 1, 1, 0],
+                        [0, -1, 1, 0],
+                        [0, 1, 0, -1]], dtype=np.float64)
+WINOGRAD_G = np.array([[1.0, 0.0, 0.0],
+                       [0.5, 0.5, 0.5],
+                       [0.5, -0.5, 0.5],
+                       [0.0, 0.0, 1.0]])
+WINOGRAD_AT = np.array([[1, 1, 1, 0],
+                        [0, 1, -1, -1]], dtype=np.float64)
+
+
+def winograd_workspace_length(H, W, C, F, Ho, Wo):
+    """Row length ``L`` of the ``(slots, L)`` workspace of :func:`conv2d_winograd_bias_act_forward`.
+
+    The layout of the Cython kernel (``kernels/winograd.pyx``): the transformed
+    weights ``U (16, C, F)`` at the head of row 0, then one thread's scratch for
+    a block of ``T = min(36, ceil(Ho/2) * ceil(Wo/2))`` tiles: 16 matrices
+    ``V_k (T, C)`` and 16 ``M_k (T, F)``, each padded by 16 elements, a 4x4xC
+    border patch and a 2x2xF output tile. A pure function of the shapes; this
+    reference ignores the workspace.
+    """
+    if min(H, W, C, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received H={H}, W={W}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
+    T = min(36, ((Ho + 1) // 2) * ((Wo + 1) // 2))
+    return 16 * C * F + 16 * (T * C + 16) + 16 * (T * F + 16) + 16 * C + 4 * F
+
+
+def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
+    """``y = f(conv(x, w) + b)`` for a 3x3, stride-1 conv by Winograd F(2x2, 3x3); ``work`` is ignored.
+
+    Same result (up to rounding) as :func:`conv2d_bias_act_forward` with
+    ``sh = sw = dh = dw = 1``. The output is cut into ``ceil(Ho/2) x ceil(Wo/2)``
+    tiles of 2x2 pixels; tile ``(i, j)`` reads the 4x4 input window at rows
+    ``2i - pt ...`` and columns ``2j - pl ...`` of the input zero-extended on every
+    side (padding, plus whatever a partial last tile reaches past the image).
+    Every step is a small matrix product (``WINOGRAD_BT``, ``WINOGRAD_G``,
+    ``WINOGRAD_AT``), applied to all tiles at once in the data dtype.
+    """
+    N, H, W, C = x.shape
+    F = w.shape[3]
+    Ho, Wo = y.shape[1], y.shape[2]
+    if y.size == 0:
+        return
+    dt = x.dtype
+    BT, G, AT = (m.astype(dt) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_AT))
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
+    # zero-extended input covering every tile: (N, 2*th + 2, 2*tw + 2, C)
+    R, S = 2 * th + 2, 2 * tw + 2
+    xp = np.zeros((N, R, S, C), dtype=dt)
+    rows, cols = max(0, min(H, R - pt)), max(0, min(W, S - pl))
+    xp[:, pt:pt + rows, pl:pl + cols, :] = x[:, :rows, :cols, :]
+    # d[n, i, j, c, r, s] = xp[n, 2i + r, 2j + s, c]: the 4x4 input tile of output tile (i, j)
+    d = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(1, 2))[:, ::2, ::2]
+    V = np.einsum("kr,nijcrs,ls->klnijc", BT, d, BT)               # B^T d B: (4, 4, N, th, tw, C)
+    U = np.einsum("kr,rsf,ls->klf", G, w.reshape(3, 3, C * F), G)  # G g G^T: (4, 4, C*F)
+    # the 16 products M_k (tiles, F) = V_k (tiles, C) @ U_k (C, F), k = 4 * row + column
+    M = V.reshape(16, N * th * tw, C) @ U.reshape(16, C, F)
+    M = M.reshape(4, 4, N, th, tw, F)
+    Y = np.einsum("ak,klnijf,bl->nijabf", AT, M, AT)                # A^T M A: (N, th, tw, 2, 2, F)
+    Y = Y.transpose(0, 1, 3, 2, 4, 5).reshape(N, 2 * th, 2 * tw, F)
+    y[...] = Y[:, :Ho, :Wo, :]
+    y2 = y.reshape(-1, F)
+    bias_act_forward(y2, y2, b, act, alpha)

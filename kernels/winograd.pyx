@@ -1,0 +1,272 @@
+# cython: language_level=3
+"""Winograd F(2x2, 3x3) forward convolution (Lavin & Gray 2015), NHWC, Cython + OpenMP.
+
+``y = f(conv(x, w) + b)`` for a 3x3 kernel, stride 1, dilation 1, any top/left
+zero padding (bottom/right padding implied by the output size). ``Conv2D``
+uses it for its inference forward and for its input gradient (a conv of the
+output gradient with the flipped, transposed kernel); the training forward
+stays im2col, whose columns the weight gradient reads.
+Each 2x2 output tile costs 16 multiplies per (input channel, filter) instead of
+36, so the products do 2.25x fewer multiply-adds than im2col + GEMM.
+
+Algorithm (matrices in ``winograd_tf.h`` and in the NumPy twin
+``minicnn.backend.reference.conv2d_winograd_bias_act_forward``):
+
+* ``U = G g G^T``: the weights, transformed once per call (before the parallel
+  loop) into ``U (16, C, F)``, i.e. 16 matrices ``U_k (C, F)``;
+* per sample (OpenMP ``prange`` over the batch, schedule dynamic, one thread
+  per sample) and per block of ``TILE_BLOCK`` tiles in raster order: ``V = B^T d B`` of each 4x4xC
+  input tile (zero-extended past the image and the padding) into 16 row-major
+  matrices ``V_k (tiles, C)``; 16 products ``M_k (tiles, F) = V_k @ U_k``
+  (single-threaded BLAS, as in ``conv.pyx``); ``Y = A^T M A`` of each tile,
+  then ``_bias_act_rows`` on its (at most) 2x2 output pixels while they are in
+  L1, written into ``y`` (only the valid outputs of a partial last tile).
+
+Workspace (caller-provided ``work``, 2-D ``(slots, L)``, C-contiguous, dtype of
+``x``, ``L >= winograd_workspace_length(H, W, C, F, Ho, Wo)``)::
+
+    row 0: [ U (16*C*F) | scratch of thread 0 ]
+    row t: [ unused     | scratch of thread t ]
+    scratch = V (16 * (T*C + 16)) | M (16 * (T*F + 16)) | patch (16*C) | out (4*F)
+
+with ``T = min(TILE_BLOCK, tiles per sample)`` and the 16 matrices ``V_k``
+(``M_k``) ``T*C + 16`` (``T*F + 16``) elements apart (``STRIDE_PAD``).
+
+``U`` sits at the head of row 0 (written once per call by the calling thread);
+every row keeps the same offset so each OpenMP thread ``t`` (``t < slots``)
+uses its own row's scratch. With fewer slots than the team, fewer threads
+run (``min(team, slots)``). Nothing is allocated per call. Each sample's
+result depends only on that sample (fixed block order, no cross-thread
+reduction): bit-identical for any thread count.
+"""
+
+from cython.parallel cimport prange
+from openmp cimport omp_get_thread_num
+from scipy.linalg.cython_blas cimport dgemm, sgemm
+
+ctypedef fused floating:
+    float
+    double
+
+include "_parallel.pxi"
+include "_bias_act_rows.pxi"
+include "_ndarray.pxi"
+
+
+cdef extern from "winograd_tf.h" nogil:
+    void wino_prefetch(const void *p, Py_ssize_t nbytes)
+    void wino_weight_f32(float *u, Py_ssize_t ustride, const float *w, Py_ssize_t C, Py_ssize_t F)
+    void wino_weight_f64(double *u, Py_ssize_t ustride, const double *w, Py_ssize_t C, Py_ssize_t F)
+    void wino_input_f32(float *v, Py_ssize_t vstride, const float *d, Py_ssize_t row, Py_ssize_t C)
+    void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
+    void wino_output_f32(float *y, Py_ssize_t row, const float *m, Py_ssize_t mstride, Py_ssize_t F)
+    void wino_output_f64(double *y, Py_ssize_t row, const double *m, Py_ssize_t mstride, Py_ssize_t F)
+
+
+# Tiles per block: V (16 x 36 x C) and M (16 x 36 x F) stay in L2 between the input transform,
+# the 16 products and the output transform. Measured on the MNIST conv2 shape (one thread,
+# medians of 15 interleaved rounds): 16.3 / 15.6 / 15.5 / 15.7 / 15.7 / 15.7 ms for blocks of
+# 12 / 24 / 36 / 48 / 72 / 144 tiles (flat from 24 on; 36 keeps the scratch at ~220 KB).
+cdef enum:
+    TILE_BLOCK = 36
+
+
+cdef inline Py_ssize_t _block_tiles(Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """Tiles per block: ``min(TILE_BLOCK, tiles of one sample)``."""
+    cdef Py_ssize_t tiles = ((Ho + 1) // 2) * ((Wo + 1) // 2)
+    return tiles if tiles < TILE_BLOCK else TILE_BLOCK
+
+
+# Padding (elements) added to the stride between the 16 matrices V_k and M_k: with strides that
+# are multiples of 4 KiB the 16 streams of a transform map to the same L1 sets (measured: tile
+# block 48 took 26.4 ms against 18.5 ms for 36 on the MNIST conv2 shape, one thread).
+cdef enum:
+    STRIDE_PAD = 16
+
+
+cdef inline Py_ssize_t _scratch_length(Py_ssize_t C, Py_ssize_t F, Py_ssize_t T) noexcept nogil:
+    return 16 * (T * C + STRIDE_PAD) + 16 * (T * F + STRIDE_PAD) + 16 * C + 4 * F
+
+
+cdef Py_ssize_t _workspace_length(Py_ssize_t C, Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    return 16 * C * F + _scratch_length(C, F, _block_tiles(Ho, Wo))
+
+
+def winograd_workspace_length(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
+                              Py_ssize_t Ho, Py_ssize_t Wo):
+    """Row length ``L`` of the ``(slots, L)`` workspace of :func:`conv2d_winograd_bias_act_forward`.
+
+    ``16*C*F`` (the transformed weights, used in row 0 only) plus one thread's
+    scratch for a block of ``T = min(36, ceil(Ho/2)*ceil(Wo/2))`` tiles:
+    ``16*(T*C + 16) + 16*(T*F + 16) + 16*C + 4*F``. A pure function of the
+    shapes (``H`` and ``W`` do not change it).
+    """
+    if min(H, W, C, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received H={H}, W={W}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
+    return _workspace_length(C, F, Ho, Wo)
+
+
+cdef inline void _gemm(int m, int n, int k, floating *a, int lda, floating *b, int ldb,
+                       floating *c, int ldc) noexcept nogil:
+    """Column-major ``c = a @ b`` (row-major ``c^T = b^T @ a^T``) in the precision of ``floating``."""
+    cdef char tr = c'N'
+    cdef floating one = 1, zero = 0
+    if floating is float:
+        sgemm(&tr, &tr, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
+    else:
+        dgemm(&tr, &tr, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
+
+
+cdef inline void _input_tf(floating *v, Py_ssize_t vstride, const floating *d, Py_ssize_t row,
+                           Py_ssize_t C) noexcept nogil:
+    if floating is float:
+        wino_input_f32(v, vstride, d, row, C)
+    else:
+        wino_input_f64(v, vstride, d, row, C)
+
+
+cdef inline void _output_tf(floating *y, Py_ssize_t row, const floating *m, Py_ssize_t mstride,
+                            Py_ssize_t F) noexcept nogil:
+    if floating is float:
+        wino_output_f32(y, row, m, mstride, F)
+    else:
+        wino_output_f64(y, row, m, mstride, F)
+
+
+cdef void _sample(floating *y, const floating *x, const floating *U, const floating *b, floating *ws,
+                  int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
+                  Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T) noexcept nogil:
+    """One sample ``y (Ho, Wo, F) = f(conv(x (H, W, C)) + b)`` with the thread's scratch ``ws``."""
+    cdef Py_ssize_t tw = (Wo + 1) // 2, tiles = ((Ho + 1) // 2) * tw
+    cdef Py_ssize_t vs = T * C + STRIDE_PAD, ms = T * F + STRIDE_PAD
+    cdef floating *V = ws
+    cdef floating *M = V + 16 * vs
+    cdef floating *patch = M + 16 * ms
+    cdef floating *out = patch + 16 * C
+    cdef Py_ssize_t t0, nb, i, k, ty, tx, r0, c0, a, j, c, rows, cols
+    cdef const floating *src
+    cdef floating *dst
+    t0 = 0
+    while t0 < tiles:
+        nb = tiles - t0 if tiles - t0 < T else T
+        # input transform: V_k[i, :] for the nb tiles of the block
+        for i in range(nb):
+            ty = (t0 + i) // tw
+            tx = (t0 + i) - ty * tw
+            r0 = 2 * ty - pt
+            c0 = 2 * tx - pl
+            if r0 + 4 >= 0 and r0 + 6 <= H and c0 >= 0 and c0 + 2 <= W:
+                # prefetch the two input rows that this tile's columns add to the next tile
+                # row (x streams from memory): input transform 20 -> 9 us per MNIST conv2
+                # sample in a one-thread microbenchmark, ~0.5-1 ms per forward
+                wino_prefetch(x + ((r0 + 4) * W + c0) * C, 2 * C * sizeof(floating))
+                wino_prefetch(x + ((r0 + 5) * W + c0) * C, 2 * C * sizeof(floating))
+            if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
+                _input_tf(V + i * C, vs, x + (r0 * W + c0) * C, W * C, C)
+            else:
+                # border tile: copy into a zero-extended 4x4xC patch first
+                for a in range(4):
+                    for j in range(4):
+                        dst = patch + (a * 4 + j) * C
+                        if 0 <= r0 + a < H and 0 <= c0 + j < W:
+                            src = x + ((r0 + a) * W + c0 + j) * C
+                            for c in range(C):
+                                dst[c] = src[c]
+                        else:
+                            for c in range(C):
+                                dst[c] = 0
+                _input_tf(V + i * C, vs, patch, 4 * C, C)
+        # M_k (nb, F) = V_k (nb, C) @ U_k (C, F)
+        for k in range(16):
+            _gemm(<int>F, <int>nb, <int>C, <floating *>U + k * C * F, <int>F, V + k * vs, <int>C,
+                  M + k * ms, <int>F)
+        # output transform + bias + activation, per tile while in L1
+        for i in range(nb):
+            ty = (t0 + i) // tw
+            tx = (t0 + i) - ty * tw
+            r0 = 2 * ty
+            c0 = 2 * tx
+            if r0 + 2 <= Ho and c0 + 2 <= Wo:
+                dst = y + (r0 * Wo + c0) * F
+                _output_tf(dst, Wo * F, M + i * F, ms, F)
+                _bias_act_rows(dst, b, 2, F, act, alpha)
+                _bias_act_rows(dst + Wo * F, b, 2, F, act, alpha)
+            else:
+                # partial last tile: full 2x2 into ``out``, copy the valid part
+                _output_tf(out, 2 * F, M + i * F, ms, F)
+                rows = Ho - r0 if Ho - r0 < 2 else 2
+                cols = Wo - c0 if Wo - c0 < 2 else 2
+                for a in range(rows):
+                    dst = y + ((r0 + a) * Wo + c0) * F
+                    for c in range(cols * F):
+                        dst[c] = out[a * 2 * F + c]
+                    _bias_act_rows(dst, b, cols, F, act, alpha)
+        t0 += nb
+
+
+cdef void _winograd_forward(floating *y, const floating *x, const floating *w, const floating *b,
+                            floating *work, Py_ssize_t ldwork, Py_ssize_t slots, int act, floating alpha,
+                            Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
+                            Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
+    cdef Py_ssize_t n, e, T
+    cdef int nt
+    cdef floating *U = work
+    if N == 0 or Ho == 0 or Wo == 0 or F == 0:
+        return
+    if C == 0:
+        for e in range(N * Ho * Wo * F):
+            y[e] = 0
+        _bias_act_rows(y, b, N * Ho * Wo, F, act, alpha)
+        return
+    if floating is float:
+        wino_weight_f32(U, C * F, w, C, F)
+    else:
+        wino_weight_f64(U, C * F, w, C, F)
+    T = _block_tiles(Ho, Wo)
+    nt = team(N * Ho * Wo * 9 * C * F // 16)
+    if nt > slots:
+        nt = <int>slots
+    for n in prange(N, schedule="dynamic", num_threads=nt):
+        _sample(y + n * Ho * Wo * F, x + n * H * W * C, U, b,
+                work + omp_get_thread_num() * ldwork + 16 * C * F,
+                act, alpha, H, W, C, F, Ho, Wo, pt, pl, T)
+
+
+def conv2d_winograd_bias_act_forward(y, x, w, b, work, int act, double alpha, int pt, int pl):
+    """``y = f(conv(x, w) + b)`` for a 3x3 stride-1 conv by Winograd F(2x2, 3x3).
+
+    ``y (N, Ho, Wo, F)``, ``x (N, H, W, C)``, ``w (3, 3, C, F)``, ``b (F,)``,
+    ``work (slots, L)`` scratch with ``L >= winograd_workspace_length(H, W, C,
+    F, Ho, Wo)`` and ``slots >= 1`` (at most ``slots`` threads run), all of
+    ``x``'s dtype and C-contiguous; ``act``/``alpha`` as for
+    ``conv2d_bias_act_forward``; ``pt, pl >= 0`` top/left zero padding.
+    Takes plain ndarrays (checked against the contract, see ``_ndarray.pxi``).
+    """
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), ya = _array(y, t, 4, True, "y")
+    cdef cnp.ndarray wa = _array(w, t, 4, False, "w"), ba = _array(b, t, 1, False, "b")
+    cdef cnp.ndarray ka = _array(work, t, 2, True, "work")
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
+    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
+    cdef cnp.npy_intp *kd = cnp.PyArray_DIMS(ka)
+    if wd[0] != 3 or wd[1] != 3:
+        raise ValueError(f"w must be (3, 3, C, F) for Winograd F(2x2, 3x3); received shape {w.shape}")
+    if yd[0] != xd[0] or wd[2] != xd[3] or yd[3] != wd[3] or cnp.PyArray_DIMS(ba)[0] != wd[3]:
+        raise ValueError(f"conv2d_winograd_bias_act_forward shapes do not match: y {y.shape}, x {x.shape}, "
+                         f"w {w.shape}, b {b.shape}")
+    if pt < 0 or pl < 0:
+        raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
+    cdef Py_ssize_t L = _workspace_length(xd[3], wd[3], yd[1], yd[2])
+    if kd[0] < 1 or kd[1] < L:
+        raise ValueError(f"work must be (slots >= 1, L >= {L}) for these shapes; received shape {work.shape}")
+    if t == cnp.NPY_FLOAT:
+        _winograd_forward(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
+                          <const float *>cnp.PyArray_DATA(wa), <const float *>cnp.PyArray_DATA(ba),
+                          <float *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, <float>alpha,
+                          xd[0], xd[1], xd[2], xd[3], wd[3], yd[1], yd[2], pt, pl)
+    else:
+        _winograd_forward(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
+                          <const double *>cnp.PyArray_DATA(wa), <const double *>cnp.PyArray_DATA(ba),
+                          <double *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, alpha,
+                          xd[0], xd[1], xd[2], xd[3], wd[3], yd[1], yd[2], pt, pl)

@@ -1,0 +1,213 @@
+"""Winograd F(2x2, 3x3) forward conv (Cython kernel and NumPy twin) against the direct reference.
+
+``conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl)`` must
+equal ``reference.conv2d_bias_act_forward`` with stride 1 and dilation 1 up to
+rounding, on odd and even output sizes, "valid" and "same" padding, asymmetric
+and cropped outputs, every activation, float32 and float64. Outputs (and the
+workspace) are pre-filled with NaN so an element left unwritten fails; the
+Cython kernel must give the same bits for 1 and 2 OpenMP threads and for any
+number of workspace slots, and reject bad arguments by name.
+"""
+
+import importlib
+
+import numpy as np
+import pytest
+
+from minicnn.backend import reference as ref
+from minicnn.backend.activation_codes import CODES
+
+BACKENDS = ("numpy", "cython")
+DTYPES = (np.float32, np.float64)
+ACTS = [(code, 0.1 if name == "leaky_relu" else 0.01) for name, code in sorted(CODES.items())]
+
+
+def _module(backend):
+    if backend == "numpy":
+        return ref
+    try:
+        return importlib.import_module("minicnn.backend.cython_kernels")
+    except ImportError as exc:
+        pytest.skip(f"backend {backend!r} not importable: {exc}")
+
+
+def _problem(N, H, W, C, F, pt, pb, pl, pr, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    w = rng.standard_normal((3, 3, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return x, w, b, (H + pt + pb - 2, W + pl + pr - 2)
+
+
+def _direct(x, w, b, Ho, Wo, act, alpha, pt, pl):
+    """The direct reference ``f(conv(x, w) + b)`` and the pre-activation ``conv(x, w)``."""
+    N, _, _, C = x.shape
+    F = w.shape[3]
+    out = []
+    for code, bias in ((act, b), (0, np.zeros_like(b))):
+        y = np.empty((N, Ho, Wo, F), x.dtype)
+        col = np.empty((N, Ho * Wo, 9 * C), x.dtype)
+        ref.conv2d_bias_act_forward(y, x, w, bias, col, code, alpha, 1, 1, pt, pl, 1, 1)
+        out.append(y)
+    return out
+
+
+def _winograd(module, x, w, b, Ho, Wo, act, alpha, pt, pl, slots=2):
+    N, H, W, C = x.shape
+    F = w.shape[3]
+    y = np.full((N, Ho, Wo, F), np.nan, x.dtype)
+    work = np.full((slots, module.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.nan, x.dtype)
+    module.conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl)
+    return y
+
+
+def _assert_close(got, want, pre):
+    """Tolerance relative to the pre-activation scale (sums of up to 9*C products)."""
+    tol = 1e-5 if want.dtype == np.float32 else 1e-12
+    scale = max(float(np.abs(pre).max(initial=0.0)), 1.0)
+    assert not np.isnan(got).any()
+    np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale)
+
+
+#        N   H   W   C   F  pt pb pl pr
+CASES = [
+    (1, 3, 3, 1, 1, 0, 0, 0, 0),        # one output pixel: a single partial tile
+    (2, 5, 5, 3, 7, 0, 0, 0, 0),        # odd 3x3 output
+    (1, 6, 8, 16, 16, 0, 0, 0, 0),      # even 4x6 output, valid
+    (5, 7, 7, 3, 16, 1, 1, 1, 1),       # "same", odd 7x7
+    (2, 8, 8, 1, 16, 1, 1, 1, 1),       # digits-like first layer, "same", even
+    (2, 13, 13, 32, 64, 0, 0, 0, 0),    # MNIST conv2-like, odd 11x11, several tile blocks
+    (1, 12, 13, 16, 7, 1, 1, 1, 1),     # "same", even x odd
+    (2, 9, 11, 32, 1, 1, 0, 0, 1),      # asymmetric padding, one filter
+    (1, 10, 10, 3, 64, 2, 2, 2, 2),     # padding 2: border tiles all around
+    (2, 11, 9, 16, 16, 0, -1, 1, -2),   # output cropped below the "valid" size
+    (1, 4, 13, 32, 7, 0, 1, 0, 0),      # one tile row, odd width
+]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CASES)
+def test_winograd_matches_direct_reference(backend, dtype, case):
+    module = _module(backend)
+    N, H, W, C, F, pt, pb, pl, pr = case
+    x, w, b, (Ho, Wo) = _problem(N, H, W, C, F, pt, pb, pl, pr, dtype)
+    for act, alpha in ACTS:
+        want, pre = _direct(x, w, b, Ho, Wo, act, alpha, pt, pl)
+        got = _winograd(module, x, w, b, Ho, Wo, act, alpha, pt, pl)
+        assert got.dtype == dtype
+        _assert_close(got, want, pre)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("C, F", [(1, 1), (3, 7), (16, 16), (32, 64)])
+@pytest.mark.parametrize("pad", [0, 1])
+def test_winograd_channel_counts(backend, C, F, pad):
+    module = _module(backend)
+    x, w, b, (Ho, Wo) = _problem(2, 6, 9, C, F, pad, pad, pad, pad, np.float32, seed=C * F)
+    want, pre = _direct(x, w, b, Ho, Wo, 1, 0.0, pad, pad)
+    _assert_close(_winograd(module, x, w, b, Ho, Wo, 1, 0.0, pad, pad), want, pre)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd_empty_problems(backend, dtype):
+    module = _module(backend)
+    rng = np.random.default_rng(1)
+    b = rng.standard_normal(4).astype(dtype)
+    # no input channels: y = f(b) everywhere
+    x, w = np.zeros((2, 5, 5, 0), dtype), np.zeros((3, 3, 0, 4), dtype)
+    y = _winograd(module, x, w, b, 3, 3, 4, 0.0, 0, 0)
+    np.testing.assert_allclose(y, np.broadcast_to(1 / (1 + np.exp(-b)), y.shape), rtol=1e-6)
+    # empty batch / empty output: nothing to write, no error
+    w = rng.standard_normal((3, 3, 2, 4)).astype(dtype)
+    assert _winograd(module, np.zeros((0, 5, 5, 2), dtype), w, b, 3, 3, 1, 0.0, 0, 0).shape == (0, 3, 3, 4)
+    assert _winograd(module, np.zeros((1, 2, 2, 2), dtype), w, b, 0, 0, 1, 0.0, 0, 0).shape == (1, 0, 0, 4)
+
+
+def test_winograd_workspace_length_agrees():
+    cy = _module("cython")
+    for shape in [(26, 26, 32, 64, 24, 24), (8, 8, 1, 16, 8, 8), (3, 3, 1, 1, 1, 1), (5, 5, 0, 4, 3, 3),
+                  (2, 2, 2, 4, 0, 0), (101, 7, 5, 3, 99, 5)]:
+        assert cy.winograd_workspace_length(*shape) == ref.winograd_workspace_length(*shape)
+    # U (16*C*F) plus the scratch of one block of tiles: grows with C and F, not with H and W
+    assert ref.winograd_workspace_length(26, 26, 32, 64, 24, 24) >= 16 * 32 * 64 + 16 * 36 * (32 + 64)
+    assert ref.winograd_workspace_length(260, 260, 32, 64, 258, 258) == ref.winograd_workspace_length(
+        26, 26, 32, 64, 24, 24)
+    for module in (cy, ref):
+        with pytest.raises(ValueError, match="C=-1"):
+            module.winograd_workspace_length(5, 5, -1, 4, 3, 3)
+
+
+def test_cython_winograd_same_bits_for_any_thread_count_and_slots():
+    cy = _module("cython")
+    from minicnn.threads import thread_limits
+
+    # 12 * 12 * 12 * 9 * 16 * 32 / 16 >= MIN_PARALLEL_WORK: the loop really runs on 2 threads
+    x, w, b, (Ho, Wo) = _problem(12, 13, 14, 16, 32, 0, 1, 1, 0, np.float32, seed=3)
+    results = []
+    for n_threads in (1, 2):
+        for slots in (1, 2, 3):
+            with thread_limits(n_threads):
+                results.append(_winograd(cy, x, w, b, Ho, Wo, 2, 0.1, 0, 1, slots=slots))
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    want, pre = _direct(x, w, b, Ho, Wo, 2, 0.1, 0, 1)
+    _assert_close(results[0], want, pre)
+
+
+def test_cython_winograd_reuses_the_workspace():
+    """Stale workspace contents (the previous call's) never leak into the result."""
+    cy = _module("cython")
+    x, w, b, (Ho, Wo) = _problem(3, 9, 9, 8, 8, 1, 1, 1, 1, np.float64, seed=4)
+    work = np.empty((2, cy.winograd_workspace_length(9, 9, 8, 8, Ho, Wo)), np.float64)
+    first, again = np.empty((3, Ho, Wo, 8)), np.empty((3, Ho, Wo, 8))
+    cy.conv2d_winograd_bias_act_forward(first, x, w, b, work, 1, 0.0, 1, 1)
+    cy.conv2d_winograd_bias_act_forward(np.empty_like(first), -x, 2 * w, b, work, 3, 0.0, 1, 1)
+    cy.conv2d_winograd_bias_act_forward(again, x, w, b, work, 1, 0.0, 1, 1)
+    np.testing.assert_array_equal(again, first)
+
+
+def test_cython_winograd_checks_its_arguments():
+    cy = _module("cython")
+    f = cy.conv2d_winograd_bias_act_forward
+    x = np.zeros((2, 6, 6, 3), np.float32)
+    w = np.zeros((3, 3, 3, 4), np.float32)
+    b = np.zeros(4, np.float32)
+    y = np.empty((2, 4, 4, 4), np.float32)
+    L = cy.winograd_workspace_length(6, 6, 3, 4, 4, 4)
+    work = np.zeros((2, L), np.float32)
+    f(y, x, w, b, work, 1, 0.0, 0, 0)
+    f(y, x, w, b, np.empty((1, L + 5), np.float32), 1, 0.0, 0, 0)   # longer rows, one slot: fine
+    with pytest.raises(TypeError, match="x must be a float32 or float64"):
+        f(y, x.astype(np.int32), w, b, work, 1, 0.0, 0, 0)
+    with pytest.raises(TypeError, match="y must be a numpy.ndarray"):
+        f(y.tolist(), x, w, b, work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="w has dtype float64"):
+        f(y, x, w.astype(np.float64), b, work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="work has dtype float64"):
+        f(y, x, w, b, work.astype(np.float64), 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="x must be C-contiguous"):
+        f(y, np.asfortranarray(x), w, b, work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="work must be C-contiguous"):
+        f(y, x, w, b, np.empty((L, 2), np.float32).T, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="work must be 2-D"):
+        f(y, x, w, b, work.ravel(), 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"work must be \(slots >= 1, L >= %d\).*\(2, %d\)" % (L, L - 1)):
+        f(y, x, w, b, work[:, :-1].copy(), 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"work must be .*\(0, %d\)" % L):
+        f(y, x, w, b, work[:0], 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"w must be \(3, 3, C, F\).*\(5, 5, 3, 4\)"):
+        f(y, x, np.zeros((5, 5, 3, 4), np.float32), b, work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"shapes do not match.*b \(5,\)"):
+        f(y, x, w, np.zeros(5, np.float32), work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"shapes do not match.*y \(3, 4, 4, 4\)"):
+        f(np.empty((3, 4, 4, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match=r"shapes do not match.*w \(3, 3, 2, 4\)"):
+        f(y, x, np.zeros((3, 3, 2, 4), np.float32), b, work, 1, 0.0, 0, 0)
+    with pytest.raises(ValueError, match="padding must be >= 0; received pt=-1"):
+        f(y, x, w, b, work, 1, 0.0, -1, 0)
+    ro = np.empty_like(y)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="y must be writable"):
+        f(ro, x, w, b, work, 1, 0.0, 0, 0)
