@@ -132,7 +132,8 @@ def test_loss_function_accepts_other_label_and_logit_dtypes():
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
-@pytest.mark.parametrize("M, N, K", [(128, 64, 300), (5, 3, 2), (33, 1, 7), (0, 3, 2), (4, 3, 0)])
+@pytest.mark.parametrize("M, N, K", [(128, 64, 300), (5, 3, 2), (33, 1, 7), (0, 3, 2), (4, 3, 0),
+                                     (1, 130, 600)])   # one row of >= 65536 weights: the gemv path
 def test_matmul_matches_reference(backend, dtype, trans_a, trans_b, M, N, K):
     rng = np.random.default_rng(3)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
@@ -203,7 +204,8 @@ def test_cython_conv_backward_input_with_per_thread_slots_matches_full_workspace
 def test_conv_layer_uses_small_backward_workspace_on_cython():
     if not _has("cython"):
         pytest.skip("cython backend not built")
-    net = Sequential([Conv2D(4, 3, activation="relu"), Conv2D(8, 3, activation="relu"), Flatten(), Dense(3)],
+    # 6 filters: below WINOGRAD_MIN_CHANNELS, so the input gradient takes the im2col path
+    net = Sequential([Conv2D(4, 3, activation="relu"), Conv2D(6, 3, activation="relu"), Flatten(), Dense(3)],
                      backend="cython")
     net.build((10, 10, 2), rng=np.random.default_rng(0))
     x = np.random.default_rng(1).random((16, 10, 10, 2), dtype=np.float32)
@@ -243,7 +245,7 @@ def test_conv2d_bias_act_forward_matches_unfused(backend, dtype, act, alpha, C, 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("act, alpha", ACTS)
-@pytest.mark.parametrize("M, D, U", [(1, 256, 64), (128, 300, 10), (70, 5, 3)])
+@pytest.mark.parametrize("M, D, U", [(1, 256, 64), (128, 300, 10), (70, 5, 3), (1, 1100, 70)])
 def test_dense_bias_act_forward_matches_unfused(backend, dtype, act, alpha, M, D, U):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((M, D)).astype(dtype)

@@ -25,6 +25,11 @@ KERNELS = (
     "conv2d_bias_act_forward", "dense_bias_act_forward",
 )
 
+#: Kernels a backend may lack; layers fall back to the contract kernels without them.
+#: ``conv2d_winograd_bias_act_forward`` (NumPy reference + Cython): 3x3 stride-1 convs by Winograd
+#: F(2x2, 3x3), 2.25x fewer multiply-adds (see :class:`minicnn.layers.Conv2D` for when it is used).
+OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward",)
+
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
 _MODULES = {
@@ -54,6 +59,8 @@ _MODULES = {
 # Numba's pool with it costs more than the 0.1-0.7 ms (spinning workers of one runtime
 # stall the other's parallel regions on 2 cores).
 AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
+# Winograd only where it is compiled: the NumPy reference is for testing, "auto" must not fall back to it.
+AUTO_PREFERENCE["conv2d_winograd_bias_act_forward"] = ("cython",)
 
 _cache = {}
 
@@ -80,10 +87,10 @@ def _resolve(name):
         missing = [k for k in KERNELS if not hasattr(module, k)]
         if missing:
             raise ImportError(f"backend={name!r} lacks kernels {missing}")
-        return Backend(name=name, sources={k: name for k in KERNELS},
-                       **{k: getattr(module, k) for k in KERNELS})
+        present = [k for k in KERNELS + OPTIONAL_KERNELS if hasattr(module, k)]
+        return Backend(name=name, sources={k: name for k in present}, **{k: getattr(module, k) for k in present})
     kernels, sources = {}, {}
-    for kernel in KERNELS:
+    for kernel in KERNELS + OPTIONAL_KERNELS:
         for candidate in AUTO_PREFERENCE[kernel]:
             module = _load_module(candidate)
             if module is not None and hasattr(module, kernel):
@@ -102,8 +109,9 @@ def get_backend(name="auto"):
     Returns
     -------
     Backend
-        Namespace with one attribute per kernel in :data:`KERNELS`, plus
-        ``name`` and ``sources`` (which backend serves each kernel).
+        Namespace with one attribute per kernel in :data:`KERNELS` (and per
+        kernel of :data:`OPTIONAL_KERNELS` the backend has), plus ``name``
+        and ``sources`` (which backend serves each kernel).
 
     Examples
     --------
