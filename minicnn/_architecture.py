@@ -1,5 +1,6 @@
 """Build the engine's layer list from parsed tokens and dropout specs (used by the estimators and io)."""
 
+from . import placement
 from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                      MaxPool2D, SpatialDropout2D)
 from .network import Sequential
@@ -99,3 +100,22 @@ def build_network(tokens, specs, *, n_outputs, input_shape, rng, backend, **opti
         raise ValueError(f"The network does not fit images of shape (height, width, channels)={tuple(input_shape)}"
                          f"{where}: {exc}. Use padding='same', fewer pooling layers, or set input_shape.") from exc
     return network, origin
+
+
+def plan(model):
+    """Parse ``model.layers`` and place dropout from its ``dropout*`` parameters: ``(tokens, specs)``.
+
+    ``model`` is an estimator or a :class:`~minicnn.predictor.Predictor` (anything with those
+    attributes); errors name the bad parameter.
+    """
+    tokens = placement.parse_layers(model.layers)
+    return tokens, placement.resolve_dropout(tokens, model.dropout, model.dropout_rate, model.dropout_kind)
+
+
+def network_for(model, tokens, specs, n_outputs, rng):
+    """The network ``model``'s parameters describe, built for its fitted ``input_shape_``."""
+    network, _ = build_network(
+        tokens, specs, n_outputs=n_outputs, input_shape=model.input_shape_, rng=rng, backend=model.backend,
+        kernel_size=model.kernel_size, padding=model.padding, pool_size=model.pool_size,
+        activation=model.activation, batch_norm=model.batch_norm, dropout_scaling=model.dropout_scaling)
+    return network

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, placement
 from ._predict import batched_outputs, check_mc_samples  # noqa: F401 (check_mc_samples re-exported)
-from ._architecture import build_network
+from ._architecture import network_for, plan
 from ._inputs import prepare_X
 from ._progress import EpochReporter
 from .backend import BACKEND_NAMES
@@ -106,20 +106,14 @@ class BaseCNN(BaseEstimator):
     # ------------------------------------------------------------------ planning
     def _plan(self):
         """Parse ``layers`` and place dropout (raises ValueError naming the bad parameter)."""
-        tokens = placement.parse_layers(self.layers)
-        specs = placement.resolve_dropout(tokens, self.dropout, self.dropout_rate, self.dropout_kind)
-        return tokens, specs
+        return plan(self)
 
     def _architecture_key(self):
         params = self.get_params(deep=False)
         return {name: copy.deepcopy(params[name]) for name in ARCHITECTURE_PARAMS}
 
     def _new_network(self, tokens, specs, n_outputs, rng):
-        network, _ = build_network(
-            tokens, specs, n_outputs=n_outputs, input_shape=self.input_shape_, rng=rng, backend=self.backend,
-            kernel_size=self.kernel_size, padding=self.padding, pool_size=self.pool_size,
-            activation=self.activation, batch_norm=self.batch_norm, dropout_scaling=self.dropout_scaling)
-        return network
+        return network_for(self, tokens, specs, n_outputs, rng)
 
     def _new_optimizer(self):
         if self.optimizer == "sgd":

@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 
 from . import placement
-from ._architecture import build_network
+from ._architecture import network_for, plan
 from ._inputs import _already_prepared, _as_array, _check_kind, _flat_to_nhwc, describe, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, softmax
 from .backend import BACKEND_NAMES
@@ -106,15 +106,11 @@ class Predictor:
             setattr(self, name, value)
 
     def _plan(self):
-        tokens = placement.parse_layers(self.layers)
-        return tokens, placement.resolve_dropout(tokens, self.dropout, self.dropout_rate, self.dropout_kind)
+        """Parse ``layers`` and place dropout (raises ValueError naming the bad parameter)."""
+        return plan(self)
 
     def _new_network(self, tokens, specs, n_outputs, rng):
-        network, _ = build_network(
-            tokens, specs, n_outputs=n_outputs, input_shape=self.input_shape_, rng=rng, backend=self.backend,
-            kernel_size=self.kernel_size, padding=self.padding, pool_size=self.pool_size,
-            activation=self.activation, batch_norm=self.batch_norm, dropout_scaling=self.dropout_scaling)
-        return network
+        return network_for(self, tokens, specs, n_outputs, rng)
 
     def __repr__(self):
         return f"Predictor({self.estimator}, layers={self.layers!r}, input_shape_={self.input_shape_})"
