@@ -18,6 +18,11 @@ from ._conv import (  # noqa: F401
     conv2d_forward,
     set_sgemm64,
 )
+from ._conv_wgrad import (  # noqa: F401
+    conv2d_backward_weight_from_input,
+    conv_wgrad_workspace_length,
+    set_wgrad_sgemm64,
+)
 from ._dropout import (  # noqa: F401
     dropout_backward,
     dropout_forward,
@@ -64,3 +69,4 @@ def _numpy_sgemm64_address():
 
 if os.environ.get("MINICNN_NUMPY_SGEMM", "1") != "0":
     set_sgemm64(_numpy_sgemm64_address())
+    set_wgrad_sgemm64(_numpy_sgemm64_address())

@@ -348,3 +348,74 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     y[...] = Y[:, :Ho, :Wo, :]
     y2 = y.reshape(-1, F)
     bias_act_forward(y2, y2, b, act, alpha)
+
+
+# ----------------------------------------------------------------------------- conv weight gradient from the input
+#: Fixed sample groups of the Cython weight-gradient kernels (``kernels/conv.pyx`` and
+#: ``kernels/conv_wgrad.pyx``); partial gradients are summed in group order.
+DW_GROUPS = 8
+#: Block of output rows ``R >= 1`` per im2col + GEMM step of ``kernels/conv_wgrad.pyx``: if
+#: ``Wo*K*F <= WGRAD_BLOCK_MNK``, the most rows with ``R*Wo*K*F <= WGRAD_BLOCK_MNK`` (the m*n*k of
+#: one GEMM) and ``R*Wo*K <= WGRAD_SLOT_CAP``; otherwise ``WGRAD_PACKED_SLOT // (Wo*K)`` rows.
+WGRAD_BLOCK_MNK = 1000000
+WGRAD_SLOT_CAP = 65536
+WGRAD_PACKED_SLOT = 131072
+
+
+def _wgrad_block_rows(Wo, K, F):
+    """Output rows per block of the Cython ``conv2d_backward_weight_from_input`` (see ``WGRAD_BLOCK_MNK``)."""
+    if Wo * K * F == 0:
+        return 1
+    if Wo * K * F > WGRAD_BLOCK_MNK:
+        return max(1, WGRAD_PACKED_SLOT // (Wo * K))
+    return max(1, min(WGRAD_BLOCK_MNK // (Wo * K * F), WGRAD_SLOT_CAP // (Wo * K)))
+
+
+def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
+    """Length of the 1-D workspace of :func:`conv2d_backward_weight_from_input` for ``slots`` threads.
+
+    The layout of the Cython kernel (``kernels/conv_wgrad.pyx``): ``G = min(N,
+    DW_GROUPS)`` partial gradients of ``K*F`` elements (``K = KH*KW*C``), then
+    ``slots`` im2col slots of ``min(R, rows) * Wo * K`` elements, where ``R``
+    is the block of output rows (see ``WGRAD_BLOCK_MNK``) and ``rows =
+    ceil(N / G) * Ho`` the output rows of the largest group. A pure function of
+    the shapes (``H`` and ``W`` do not change it); this reference only checks
+    the length.
+
+    Examples
+    --------
+    >>> conv_wgrad_workspace_length(128, 26, 26, 32, 3, 3, 64, 24, 24, 2)   # 8*288*64 + 2 * 2*24*288
+    175104
+    """
+    if min(N, H, W, C, KH, KW, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received N={N}, H={H}, W={W}, C={C}, KH={KH}, KW={KW}, "
+                         f"F={F}, Ho={Ho}, Wo={Wo}")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    K = KH * KW * C
+    G = min(N, DW_GROUPS)
+    rows = -(-N // G) * Ho if G else 0
+    return G * K * F + slots * min(_wgrad_block_rows(Wo, K, F), rows) * Wo * K
+
+
+def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
+    """Weight gradient of a conv from its input ``x``: :func:`conv2d_backward_weight` without ``col``.
+
+    ``dw (KH, KW, C, F)``, ``dy (N, Ho, Wo, F)`` (gradient wrt the conv output),
+    ``x (N, H, W, C)``; geometry as :func:`conv2d_forward` (``dwl`` is the
+    dilation along the width). Tap ``(i, j)`` of the kernel saw the input
+    window ``xp[:, rows, cols, :]`` of the padded input, so its gradient is
+    that window contracted with ``dy`` over samples and output pixels. ``work``
+    is only checked against :func:`conv_wgrad_workspace_length` (one slot).
+    """
+    N, H, W, C = x.shape
+    KH, KW, _, F = dw.shape
+    Ho, Wo = dy.shape[1], dy.shape[2]
+    need = conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, 1)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
+    xp = _pad_input(x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dwl)
+    for i in range(KH):
+        for j in range(KW):
+            rows, cols = _window(Ho, Wo, i, j, sh, sw, dh, dwl)
+            dw[i, j] = np.tensordot(xp[:, rows, cols, :], dy, axes=([0, 1, 2], [0, 1, 2]))
