@@ -1,13 +1,15 @@
-"""Conv2D's Winograd routes: inference forward and input gradient of 3x3 stride-1 convs with >= 8 channels.
+"""Conv2D's Winograd routes: forward and input gradient of 3x3 stride-1 convs with >= 8 channels, and the
+weight gradient rebuilt from the input that lets the training forward skip im2col.
 
-The kernel itself is tested in test_winograd.py; here the layer: which configurations take the route,
-that its outputs equal the im2col path's, and finite-difference gradients through it.
+The kernels are tested in test_winograd.py and test_conv_wgrad.py; here the layer: which configurations
+take the routes, that the results equal the direct reference's, and finite-difference gradients through them.
 """
 
 import numpy as np
 import pytest
 
 from minicnn.backend import get_backend
+from minicnn.backend import reference as ref
 from minicnn.layers import Conv2D
 from minicnn.layers.conv import WINOGRAD_MIN_CHANNELS
 
@@ -37,33 +39,41 @@ def test_gradients_through_the_winograd_input_gradient(backend, padding, activat
     layer = build(Conv2D(C, 3, padding=padding, activation=activation), (5, 4, C), backend)
     assert layer._winograd_input_grad
     x = np.random.default_rng(2).standard_normal((2, 5, 4, C))
-    check_layer_gradients(layer, x)
+    check_layer_gradients(layer, x)   # dx through the Winograd input gradient, dw rebuilt from x
     assert ("winograd_dx" in layer._buffers) == uses_winograd(backend)
     assert ("dcol" in layer._buffers) != uses_winograd(backend)
+    assert ("wgrad" in layer._buffers) == ("col" not in layer._buffers) == uses_winograd(backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("padding, shape", [("valid", (9, 8)), ("same", (7, 7)), (2, (6, 9)), (3, (5, 5))])
-def test_inference_forward_and_input_gradient_equal_the_im2col_path(backend, dtype, padding, shape):
+def test_forward_and_gradients_equal_the_direct_reference(backend, dtype, padding, shape):
     layer = build(Conv2D(C + 3, 3, padding=padding, activation="leaky_relu", alpha=0.2), (*shape, C + 1),
                   backend, dtype)
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, *shape, C + 1)).astype(dtype)
-    trained = layer.forward(x, training=True).copy()            # im2col (its columns feed the weight gradient)
-    inferred = layer.forward(x, training=False).copy()
-    assert ("winograd" in layer._buffers) == uses_winograd(backend)
+    w, b = layer.params["w"], layer.params["b"]
+    expected = np.empty((3, *layer.output_shape), dtype)
+    col = np.empty((3, expected.shape[1] * expected.shape[2], w[..., 0].size), dtype)
+    ref.conv2d_bias_act_forward(expected, x, w, b, col, layer.act, layer.alpha, *layer._geometry())
     tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(inferred, trained, **tol)
+    np.testing.assert_allclose(layer.forward(x, training=False), expected, **tol)
+    assert ("winograd" in layer._buffers) == uses_winograd(backend)
+    np.testing.assert_allclose(layer.forward(x, training=True), expected, **tol)
 
-    dy = rng.standard_normal(trained.shape).astype(dtype)
-    layer.forward(x, training=True)
-    dx = layer.backward(dy).copy()
-    route = layer._winograd_input_grad
-    assert route == (padding != 3)   # top/left padding above 2 has no flipped-kernel equivalent: im2col
-    layer._winograd_input_grad = False
-    layer.forward(x, training=True)
-    np.testing.assert_allclose(dx, layer.backward(dy), **tol)
+    dy = rng.standard_normal(expected.shape).astype(dtype)
+    dx = layer.backward(dy)
+    dz = np.empty_like(dy)
+    ref.bias_act_backward(dz.reshape(-1, C + 3), np.empty(C + 3, dtype), dy.reshape(-1, C + 3),
+                          expected.reshape(-1, C + 3), layer.act, layer.alpha)
+    expected_dw = np.empty_like(w)
+    ref.conv2d_backward_weight(expected_dw, dz, col)
+    expected_dx = np.empty_like(x)
+    ref.conv2d_backward_input(expected_dx, np.empty_like(col), dz, w, *layer._geometry())
+    np.testing.assert_allclose(layer.grads["w"], expected_dw, **tol)
+    np.testing.assert_allclose(dx, expected_dx, **tol)
+    assert layer._winograd_input_grad == (padding != 3)   # top/left padding above 2: no flipped-kernel twin
 
 
 @pytest.mark.parametrize("make, shape, forward, input_grad", [

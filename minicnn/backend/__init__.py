@@ -28,7 +28,9 @@ KERNELS = (
 #: Kernels a backend may lack; layers fall back to the contract kernels without them.
 #: ``conv2d_winograd_bias_act_forward`` (NumPy reference + Cython): 3x3 stride-1 convs by Winograd
 #: F(2x2, 3x3), 2.25x fewer multiply-adds (see :class:`minicnn.layers.Conv2D` for when it is used).
-OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward",)
+#: ``conv2d_backward_weight_from_input`` (NumPy reference + Cython): the weight gradient rebuilt from the
+#: layer input per sample, so a Winograd training forward needs no im2col buffer.
+OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -61,6 +63,7 @@ _MODULES = {
 AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
 # Winograd only where it is compiled: the NumPy reference is for testing, "auto" must not fall back to it.
 AUTO_PREFERENCE["conv2d_winograd_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["conv2d_backward_weight_from_input"] = ("cython",)
 
 _cache = {}
 

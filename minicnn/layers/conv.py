@@ -1,9 +1,11 @@
 """2-D convolution (channels-last), with the bias and activation fused in."""
 
+import math
+
 import numpy as np
 
 from ..backend.activation_codes import CODES
-from ..backend.reference import winograd_workspace_length
+from ..backend.reference import conv_wgrad_workspace_length, winograd_workspace_length
 from ..threads import available_cpus
 from .base import Layer, activation_code, glorot_or_he_uniform
 
@@ -22,6 +24,7 @@ from .geometry import as_pair, check_padding, window_geometry
 #: threads (1.37-1.51x at C = 8, 2.2x on the MNIST 32 -> 64 layer), ``benchmarks/bench_winograd.py``.
 WINOGRAD_MIN_CHANNELS = 8
 _WINOGRAD = "conv2d_winograd_bias_act_forward"
+_WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
 _IDENTITY = CODES["identity"]
 
 
@@ -33,9 +36,11 @@ class Conv2D(Layer):
     fewer multiply-adds; equal to the direct result up to float rounding),
     and with at least that many output channels its input gradient too (the
     gradient of a conv is the conv of ``dy`` with the flipped, transposed
-    kernel). The training forward stays im2col: its columns are reused by
-    the weight gradient. Only backends that compile the Winograd kernel use
-    it (``backend.sources``).
+    kernel). Its training forward is Winograd too when the backend can
+    rebuild the weight gradient's columns from the input sample by sample
+    (``conv2d_backward_weight_from_input``); otherwise it stays im2col, whose
+    columns the weight gradient reads. Only backends that compile these
+    kernels use them (``backend.sources``).
 
     Parameters
     ----------
@@ -115,13 +120,15 @@ class Conv2D(Layer):
         Ho, Wo, F = self.output_shape
         KH, KW, C, _ = self.params["w"].shape
         y = self._buffer("y", (N, Ho, Wo, F))
-        winograd = None if training else self._winograd_kernel(self._winograd_forward)
-        if winograd is not None:
+        winograd = self._winograd_kernel(self._winograd_forward)
+        if winograd is not None and (not training or hasattr(self.kernels, _WGRAD_FROM_INPUT)):
             H, W, _ = self.input_shape
             work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
             winograd(y, x, self.params["w"], self.params.get("b", self._zero_bias), work, self.act, self.alpha,
                      self.pt, self.pl)
-            self._x_shape, self._y, self._col = x.shape, y, None
+            # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
+            # which nothing overwrites before this backward)
+            self._x_shape, self._y, self._col, self._x = x.shape, y, None, x if training else None
             return y
         col = self._buffer("col", (N, Ho * Wo, KH * KW * C))
         self.kernels.conv2d_bias_act_forward(y, x, self.params["w"], self.params.get("b", self._zero_bias), col,
@@ -135,7 +142,15 @@ class Conv2D(Layer):
         db = self.grads["b"] if self.use_bias else self._buffer("db", (F,))
         self.kernels.bias_act_backward(dz.reshape(-1, F), db, dy.reshape(-1, F),
                                        self._y.reshape(-1, F), self.act, self.alpha)
-        self.kernels.conv2d_backward_weight(self.grads["w"], dz, self._col)
+        if self._col is None:
+            N, Ho, Wo, _ = dz.shape
+            H, W, C = self.input_shape
+            KH, KW = self.kernel_size
+            work = self._buffer("wgrad", (conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo,
+                                                                      min(N, _cpus())),))
+            getattr(self.kernels, _WGRAD_FROM_INPUT)(self.grads["w"], dz, self._x, work, *self._geometry())
+        else:
+            self.kernels.conv2d_backward_weight(self.grads["w"], dz, self._col)
         if not self.needs_input_grad:
             return None
         dx = self._buffer("dx", self._x_shape)
@@ -143,7 +158,8 @@ class Conv2D(Layer):
         if winograd is not None:
             self._input_grad_winograd(winograd, dx, dz)
             return dx
-        N, P, K = self._col.shape
+        N, Ho, Wo, _ = dz.shape
+        P, K = Ho * Wo, math.prod(self.params["w"].shape[:3])
         if getattr(self.kernels, "sources", {}).get("conv2d_backward_input") == "cython":
             # per-thread slots instead of the whole batch (see kernels/conv.pyx)
             dcol = self._buffer("dcol", (min(N, _cpus()), P, K))
