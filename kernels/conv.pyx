@@ -33,6 +33,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
+include "_im2col.pxi"
 
 # Number of fixed sample groups whose partial weight gradients are summed in
 # order by conv2d_backward_weight (independent of the thread count).
@@ -101,50 +102,6 @@ cdef inline void _small_matmul(floating *c, const floating *a, const floating *b
         small_gemm_f32(c, a, b, P, K, F)
     else:
         small_gemm_f64(c, a, b, P, K, F)
-
-
-cdef inline void _im2col(floating *col, const floating *x,
-                         Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
-                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t Ho, Py_ssize_t Wo,
-                         int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
-    """Fill one sample's ``(Ho*Wo, KH*KW*C)`` column block from its ``(H, W, C)`` image.
-
-    With ``dw == 1`` the ``KW`` taps of a kernel row are ``KW*C`` contiguous
-    values of ``x``: one copy per kernel row instead of one per tap (for a
-    1-channel first layer the per-tap loop cost ~4.5 ns per value).
-    """
-    cdef Py_ssize_t oh, ow, i, j, ih, iw, iw0, c, t
-    cdef Py_ssize_t row = KW * C
-    cdef floating *dst = col
-    cdef const floating *src
-    for oh in range(Ho):
-        for ow in range(Wo):
-            iw0 = ow * sw - pl
-            for i in range(KH):
-                ih = oh * sh - pt + i * dh
-                if ih < 0 or ih >= H:
-                    for t in range(row):
-                        dst[t] = 0
-                    dst += row
-                elif dw == 1 and iw0 >= 0 and iw0 + KW <= W:
-                    src = x + (ih * W + iw0) * C
-                    if row >= 16:
-                        memcpy(dst, src, row * sizeof(floating))
-                    else:
-                        for t in range(row):
-                            dst[t] = src[t]
-                    dst += row
-                else:
-                    for j in range(KW):
-                        iw = iw0 + j * dw
-                        if 0 <= iw < W:
-                            src = x + (ih * W + iw) * C
-                            for c in range(C):
-                                dst[c] = src[c]
-                        else:
-                            for c in range(C):
-                                dst[c] = 0
-                        dst += C
 
 
 cdef inline void _col2im(floating *dx, const floating *dcol,
