@@ -38,6 +38,11 @@ uses its own row's scratch. With fewer slots than the team, fewer threads
 run (``min(team, slots)``). Nothing is allocated per call. Each sample's
 result depends only on that sample (fixed block order, no cross-thread
 reduction): bit-identical for any thread count.
+
+``conv2d_winograd_bias_act_maxpool2_forward`` fuses a 2x2 stride-2 max-pool:
+the same per-sample routine (flag ``pool``) reduces each whole tile to one
+pooled pixel in its output transform (``wino_output_max_*``), so the conv
+output is never written. Same workspace rule, with the conv output size.
 """
 
 from cython.parallel cimport prange
@@ -61,6 +66,8 @@ cdef extern from "winograd_tf.h" nogil:
     void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
     void wino_output_f32(float *y, Py_ssize_t row, const float *m, Py_ssize_t mstride, Py_ssize_t F)
     void wino_output_f64(double *y, Py_ssize_t row, const double *m, Py_ssize_t mstride, Py_ssize_t F)
+    void wino_output_max_f32(float *y, const float *m, Py_ssize_t mstride, Py_ssize_t F)
+    void wino_output_max_f64(double *y, const double *m, Py_ssize_t mstride, Py_ssize_t F)
 
 
 # Tiles per block: V (16 x 36 x C) and M (16 x 36 x F) stay in L2 between the input transform,
@@ -133,11 +140,30 @@ cdef inline void _output_tf(floating *y, Py_ssize_t row, const floating *m, Py_s
         wino_output_f64(y, row, m, mstride, F)
 
 
+cdef inline void _output_max_tf(floating *y, const floating *m, Py_ssize_t mstride,
+                                Py_ssize_t F) noexcept nogil:
+    """``y[f]`` = max of the tile's 4 outputs (max-pool order and NaN rule of ``pool.pyx``)."""
+    if floating is float:
+        wino_output_max_f32(y, m, mstride, F)
+    else:
+        wino_output_max_f64(y, m, mstride, F)
+
+
 cdef void _sample(floating *y, const floating *x, const floating *U, const floating *b, floating *ws,
                   int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
-                  Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T) noexcept nogil:
-    """One sample ``y (Ho, Wo, F) = f(conv(x (H, W, C)) + b)`` with the thread's scratch ``ws``."""
+                  Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T,
+                  bint pool) noexcept nogil:
+    """One sample ``y (Ho, Wo, F) = f(conv(x (H, W, C)) + b)`` with the thread's scratch ``ws``.
+
+    With ``pool``: ``y (Ho // 2, Wo // 2, F)``, the 2x2 stride-2 max-pool of it; each of the
+    ``(Ho // 2) x (Wo // 2)`` whole tiles is reduced to one pixel ``f(max(4 outputs) + b)`` (see
+    :func:`conv2d_winograd_bias_act_maxpool2_forward`). The tiles and blocks stay those of the
+    unpooled conv: BLAS may round a product row differently depending on its position in the
+    block and on the block's row count, so the partial tiles of an odd ``Ho``/``Wo`` (dropped
+    by the pool) keep their rows in the products, as zeros, without input or output transform.
+    """
     cdef Py_ssize_t tw = (Wo + 1) // 2, tiles = ((Ho + 1) // 2) * tw
+    cdef Py_ssize_t Hp = Ho // 2, Wp = Wo // 2
     cdef Py_ssize_t vs = T * C + STRIDE_PAD, ms = T * F + STRIDE_PAD
     cdef floating *V = ws
     cdef floating *M = V + 16 * vs
@@ -155,6 +181,13 @@ cdef void _sample(floating *y, const floating *x, const floating *U, const float
             tx = (t0 + i) - ty * tw
             r0 = 2 * ty - pt
             c0 = 2 * tx - pl
+            if pool and (ty >= Hp or tx >= Wp):
+                # partial tile dropped by the pool: a zero row in each V_k (see above)
+                for k in range(16):
+                    dst = V + k * vs + i * C
+                    for c in range(C):
+                        dst[c] = 0
+                continue
             if r0 + 4 >= 0 and r0 + 6 <= H and c0 >= 0 and c0 + 2 <= W:
                 # prefetch the two input rows that this tile's columns add to the next tile
                 # row (x streams from memory): input transform 20 -> 9 us per MNIST conv2
@@ -181,6 +214,18 @@ cdef void _sample(floating *y, const floating *x, const floating *U, const float
             _gemm(<int>F, <int>nb, <int>C, <floating *>U + k * C * F, <int>F, V + k * vs, <int>C,
                   M + k * ms, <int>F)
         # output transform + bias + activation, per tile while in L1
+        if pool:
+            # one pooled pixel (ty, tx) per whole tile
+            for i in range(nb):
+                ty = (t0 + i) // tw
+                tx = (t0 + i) - ty * tw
+                if ty >= Hp or tx >= Wp:
+                    continue
+                dst = y + (ty * Wp + tx) * F
+                _output_max_tf(dst, M + i * F, ms, F)
+                _bias_act_rows(dst, b, 1, F, act, alpha)
+            t0 += nb
+            continue
         for i in range(nb):
             ty = (t0 + i) // tw
             tx = (t0 + i) - ty * tw
@@ -207,29 +252,78 @@ cdef void _sample(floating *y, const floating *x, const floating *U, const float
 cdef void _winograd_forward(floating *y, const floating *x, const floating *w, const floating *b,
                             floating *work, Py_ssize_t ldwork, Py_ssize_t slots, int act, floating alpha,
                             Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
-                            Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
+                            Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl,
+                            bint pool) noexcept nogil:
+    """The conv (``pool`` false: ``y (N, Ho, Wo, F)``) or its 2x2 max-pool (``y (N, Ho//2, Wo//2, F)``)."""
     cdef Py_ssize_t n, e, T
+    cdef Py_ssize_t Hy = Ho // 2 if pool else Ho, Wy = Wo // 2 if pool else Wo
     cdef int nt
     cdef floating *U = work
-    if N == 0 or Ho == 0 or Wo == 0 or F == 0:
+    if N == 0 or Hy == 0 or Wy == 0 or F == 0:
         return
     if C == 0:
-        for e in range(N * Ho * Wo * F):
+        for e in range(N * Hy * Wy * F):
             y[e] = 0
-        _bias_act_rows(y, b, N * Ho * Wo, F, act, alpha)
+        _bias_act_rows(y, b, N * Hy * Wy, F, act, alpha)
         return
     if floating is float:
         wino_weight_f32(U, C * F, w, C, F)
     else:
         wino_weight_f64(U, C * F, w, C, F)
+    # T as for the unpooled conv: the pooled variant uses the same workspace rule
     T = _block_tiles(Ho, Wo)
     nt = team(N * Ho * Wo * 9 * C * F // 16)
     if nt > slots:
         nt = <int>slots
+    if nt == 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
+        for n in range(N):
+            _sample(y + n * Hy * Wy * F, x + n * H * W * C, U, b, work + 16 * C * F,
+                    act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool)
+        return
     for n in prange(N, schedule="dynamic", num_threads=nt):
-        _sample(y + n * Ho * Wo * F, x + n * H * W * C, U, b,
+        _sample(y + n * Hy * Wy * F, x + n * H * W * C, U, b,
                 work + omp_get_thread_num() * ldwork + 16 * C * F,
-                act, alpha, H, W, C, F, Ho, Wo, pt, pl, T)
+                act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool)
+
+
+cdef _run(str name, y, x, w, b, work, int act, double alpha, int pt, int pl, Py_ssize_t Ho,
+          Py_ssize_t Wo, bint pool):
+    """Checks shared by the two wrappers, then the kernel. Without ``pool`` the conv output size
+    ``Ho, Wo`` is ``y``'s (the arguments are ignored); with ``pool`` it is given and ``y`` must be
+    ``(N, Ho // 2, Wo // 2, F)``."""
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), ya = _array(y, t, 4, True, "y")
+    cdef cnp.ndarray wa = _array(w, t, 4, False, "w"), ba = _array(b, t, 1, False, "b")
+    cdef cnp.ndarray ka = _array(work, t, 2, True, "work")
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
+    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
+    cdef cnp.npy_intp *kd = cnp.PyArray_DIMS(ka)
+    if wd[0] != 3 or wd[1] != 3:
+        raise ValueError(f"w must be (3, 3, C, F) for Winograd F(2x2, 3x3); received shape {w.shape}")
+    if yd[0] != xd[0] or wd[2] != xd[3] or yd[3] != wd[3] or cnp.PyArray_DIMS(ba)[0] != wd[3]:
+        raise ValueError(f"{name} shapes do not match: y {y.shape}, x {x.shape}, "
+                         f"w {w.shape}, b {b.shape}")
+    if not pool:
+        Ho, Wo = yd[1], yd[2]
+    elif yd[1] != Ho // 2 or yd[2] != Wo // 2:
+        raise ValueError(f"y must be (N, Ho // 2, Wo // 2, F) = {(xd[0], Ho // 2, Wo // 2, wd[3])} for "
+                         f"Ho={Ho}, Wo={Wo}; received shape {y.shape}")
+    if pt < 0 or pl < 0:
+        raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
+    cdef Py_ssize_t L = _workspace_length(xd[3], wd[3], Ho, Wo)
+    if kd[0] < 1 or kd[1] < L:
+        raise ValueError(f"work must be (slots >= 1, L >= {L}) for these shapes; received shape {work.shape}")
+    if t == cnp.NPY_FLOAT:
+        _winograd_forward(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
+                          <const float *>cnp.PyArray_DATA(wa), <const float *>cnp.PyArray_DATA(ba),
+                          <float *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, <float>alpha,
+                          xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool)
+    else:
+        _winograd_forward(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
+                          <const double *>cnp.PyArray_DATA(wa), <const double *>cnp.PyArray_DATA(ba),
+                          <double *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, alpha,
+                          xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool)
 
 
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, int act, double alpha, int pt, int pl):
@@ -242,31 +336,39 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, int act, double alpha, in
     ``conv2d_bias_act_forward``; ``pt, pl >= 0`` top/left zero padding.
     Takes plain ndarrays (checked against the contract, see ``_ndarray.pxi``).
     """
-    cdef int t = _float_type(x, "x")
-    cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), ya = _array(y, t, 4, True, "y")
-    cdef cnp.ndarray wa = _array(w, t, 4, False, "w"), ba = _array(b, t, 1, False, "b")
-    cdef cnp.ndarray ka = _array(work, t, 2, True, "work")
-    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
-    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
-    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
-    cdef cnp.npy_intp *kd = cnp.PyArray_DIMS(ka)
-    if wd[0] != 3 or wd[1] != 3:
-        raise ValueError(f"w must be (3, 3, C, F) for Winograd F(2x2, 3x3); received shape {w.shape}")
-    if yd[0] != xd[0] or wd[2] != xd[3] or yd[3] != wd[3] or cnp.PyArray_DIMS(ba)[0] != wd[3]:
-        raise ValueError(f"conv2d_winograd_bias_act_forward shapes do not match: y {y.shape}, x {x.shape}, "
-                         f"w {w.shape}, b {b.shape}")
-    if pt < 0 or pl < 0:
-        raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
-    cdef Py_ssize_t L = _workspace_length(xd[3], wd[3], yd[1], yd[2])
-    if kd[0] < 1 or kd[1] < L:
-        raise ValueError(f"work must be (slots >= 1, L >= {L}) for these shapes; received shape {work.shape}")
-    if t == cnp.NPY_FLOAT:
-        _winograd_forward(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
-                          <const float *>cnp.PyArray_DATA(wa), <const float *>cnp.PyArray_DATA(ba),
-                          <float *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, <float>alpha,
-                          xd[0], xd[1], xd[2], xd[3], wd[3], yd[1], yd[2], pt, pl)
-    else:
-        _winograd_forward(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
-                          <const double *>cnp.PyArray_DATA(wa), <const double *>cnp.PyArray_DATA(ba),
-                          <double *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, alpha,
-                          xd[0], xd[1], xd[2], xd[3], wd[3], yd[1], yd[2], pt, pl)
+    _run("conv2d_winograd_bias_act_forward", y, x, w, b, work, act, alpha, pt, pl, 0, 0, False)
+
+
+def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, int act, double alpha, int pt, int pl,
+                                              Py_ssize_t Ho, Py_ssize_t Wo):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))``: the Winograd conv fused with a 2x2 stride-2 max-pool.
+
+    Arguments as :func:`conv2d_winograd_bias_act_forward`, except that ``Ho, Wo
+    >= 2`` give the conv output size (bottom/right padding implied as there)
+    and ``y`` is ``(N, Ho // 2, Wo // 2, F)``: the max-pool with a 2x2 window,
+    stride 2, no padding, floor mode. ``work (slots, L)`` follows the same rule,
+    ``L >= winograd_workspace_length(H, W, C, F, Ho, Wo)`` with the *conv* size
+    ``Ho, Wo`` (the pooled variant needs no more). No conv output is written.
+
+    Each F(2x2, 3x3) tile is one pool window: per whole tile and filter the
+    output transform keeps ``v = max`` of the 4 conv outputs (raster order,
+    strict ``>``, a NaN wins: the rule of ``maxpool2d_forward``), then stores
+    ``f(v + b)``, one add and one activation per pooled pixel. With odd
+    ``Ho``/``Wo`` the partial tiles of the last conv row/column (dropped by
+    the pool) get neither input nor output transform, but keep their (zero)
+    rows in the 16 block products: the blocks of tiles stay those of the
+    unpooled kernel, whose BLAS rounding can depend on a row's position in
+    the block (measured: 1-ulp differences for F = 1 or 7 otherwise). For
+    even ``Ho`` and ``Wo`` (MNIST: 24x24) there are no such tiles. Rounding of ``v + b`` and every
+    activation are non-decreasing in ``v`` (``leaky_relu`` needs ``alpha >=
+    0``), so on finite values this equals ``conv2d_winograd_bias_act_forward``
+    followed by ``maxpool2d_forward`` bit for bit (up to the sign of a zero).
+    NaN differs in detail: here a NaN conv output wins the max before the
+    activation (so ``relu`` maps the whole window to 0), while the unfused path
+    activates each output first. Same threading (the team estimated from the
+    conv size, one thread per sample, no parallel region for a team of one)
+    and bit-identical results for any thread count as the unfused kernel.
+    """
+    if Ho < 2 or Wo < 2:
+        raise ValueError(f"conv output size must be >= 2 for a 2x2 max-pool; received Ho={Ho}, Wo={Wo}")
+    _run("conv2d_winograd_bias_act_maxpool2_forward", y, x, w, b, work, act, alpha, pt, pl, Ho, Wo, True)

@@ -87,9 +87,19 @@ static inline void wino_input_tail_##SUFFIX(T *restrict v, ptrdiff_t vstride, co
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
-/* Y = A^T M A of one tile into a 2x2xF output block; pixel (i, j) at y + i * row + j * F. */     \
+/* The max-pool rule of kernels/pool.pyx: strict '>' keeps the first maximum; a NaN wins and      \
+ * then stays. */                                                                                  \
+static inline T wino_max_##SUFFIX(T best, T v)                                                      \
+{                                                                                                   \
+    return ((v > best) | ((v != v) & (best == best))) ? v : best;                                   \
+}                                                                                                   \
+                                                                                                    \
+/* Y = A^T M A of one tile (filters f0..F-1). pool == 0: the 2x2xF output block, pixel (i, j) at   \
+ * y + i * row + j * F. pool != 0: one pixel y[f] = max of the tile's 4 outputs, taken in raster   \
+ * order (0,0), (0,1), (1,0), (1,1) with wino_max (row unused). The flag is a compile-time        \
+ * constant at every call site (wino_output / wino_output_max), so each variant is inlined alone. */ \
 static inline void wino_output_tail_##SUFFIX(T *restrict y, ptrdiff_t row, const T *restrict m,      \
-                                             ptrdiff_t mstride, ptrdiff_t F, ptrdiff_t f0)          \
+                                             ptrdiff_t mstride, ptrdiff_t F, ptrdiff_t f0, int pool) \
 {                                                                                                   \
     for (ptrdiff_t f = f0; f < F; f++) {                                                            \
         T s0[4], s1[4];                                                                             \
@@ -99,10 +109,16 @@ static inline void wino_output_tail_##SUFFIX(T *restrict y, ptrdiff_t row, const
             s0[j] = m0 + m1 + m2;                                                                   \
             s1[j] = m1 - m2 - m3;                                                                   \
         }                                                                                           \
-        y[f] = s0[0] + s0[1] + s0[2];                                                               \
-        y[F + f] = s0[1] - s0[2] - s0[3];                                                           \
-        y[row + f] = s1[0] + s1[1] + s1[2];                                                         \
-        y[row + F + f] = s1[1] - s1[2] - s1[3];                                                     \
+        T y00 = s0[0] + s0[1] + s0[2], y01 = s0[1] - s0[2] - s0[3];                                 \
+        T y10 = s1[0] + s1[1] + s1[2], y11 = s1[1] - s1[2] - s1[3];                                 \
+        if (pool) {                                                                                 \
+            y[f] = wino_max_##SUFFIX(wino_max_##SUFFIX(wino_max_##SUFFIX(y00, y01), y10), y11);     \
+        } else {                                                                                    \
+            y[f] = y00;                                                                             \
+            y[F + f] = y01;                                                                         \
+            y[row + f] = y10;                                                                       \
+            y[row + F + f] = y11;                                                                   \
+        }                                                                                           \
     }                                                                                               \
 }
 
@@ -116,7 +132,7 @@ WINO_DEFINE_TRANSFORMS(double, f64)
  * scalar code computes for its channel, so the results do not depend on C's remainder. */
 #ifdef __AVX__
 #include <immintrin.h>
-#define WINO_DEFINE_VECTOR(T, SUFFIX, VT, LANES, LOAD, STORE, ADD, SUB)                            \
+#define WINO_DEFINE_VECTOR(T, SUFFIX, VT, LANES, LOAD, STORE, ADD, SUB, CMP, AND, OR, BLEND)                            \
 static inline void wino_input_##SUFFIX(T *restrict v, ptrdiff_t vstride, const T *restrict d,       \
                                        ptrdiff_t row, ptrdiff_t C)                                  \
 {                                                                                                   \
@@ -151,8 +167,15 @@ static inline void wino_input_##SUFFIX(T *restrict v, ptrdiff_t vstride, const T
     wino_input_tail_##SUFFIX(v, vstride, d, row, C, c);                                             \
 }                                                                                                   \
                                                                                                     \
-static inline void wino_output_##SUFFIX(T *restrict y, ptrdiff_t row, const T *restrict m,          \
-                                        ptrdiff_t mstride, ptrdiff_t F)                             \
+static inline VT wino_vmax_##SUFFIX(VT best, VT v)                                                  \
+{                                                                                                   \
+    /* wino_max per lane: take v if v > best, or if v is NaN and best is not */                     \
+    VT take = OR(CMP(v, best, _CMP_GT_OQ), AND(CMP(v, v, _CMP_UNORD_Q), CMP(best, best, _CMP_ORD_Q))); \
+    return BLEND(best, v, take);                                                                    \
+}                                                                                                   \
+                                                                                                    \
+static inline void wino_output_any_##SUFFIX(T *restrict y, ptrdiff_t row, const T *restrict m,      \
+                                            ptrdiff_t mstride, ptrdiff_t F, int pool)               \
 {                                                                                                   \
     ptrdiff_t f = 0;                                                                                \
     for (; f + LANES <= F; f += LANES) {                                                            \
@@ -164,20 +187,35 @@ static inline void wino_output_##SUFFIX(T *restrict y, ptrdiff_t row, const T *r
             s0[j] = ADD(ADD(m0, m1), m2);                                                           \
             s1[j] = SUB(SUB(m1, m2), m3);                                                           \
         }                                                                                           \
-        STORE(y + f, ADD(ADD(s0[0], s0[1]), s0[2]));                                                \
-        STORE(y + F + f, SUB(SUB(s0[1], s0[2]), s0[3]));                                            \
-        STORE(y + row + f, ADD(ADD(s1[0], s1[1]), s1[2]));                                          \
-        STORE(y + row + F + f, SUB(SUB(s1[1], s1[2]), s1[3]));                                      \
+        VT y00 = ADD(ADD(s0[0], s0[1]), s0[2]), y01 = SUB(SUB(s0[1], s0[2]), s0[3]);                \
+        VT y10 = ADD(ADD(s1[0], s1[1]), s1[2]), y11 = SUB(SUB(s1[1], s1[2]), s1[3]);                \
+        if (pool) {                                                                                 \
+            STORE(y + f, wino_vmax_##SUFFIX(wino_vmax_##SUFFIX(wino_vmax_##SUFFIX(y00, y01), y10), y11)); \
+        } else {                                                                                    \
+            STORE(y + f, y00);                                                                      \
+            STORE(y + F + f, y01);                                                                  \
+            STORE(y + row + f, y10);                                                                \
+            STORE(y + row + F + f, y11);                                                            \
+        }                                                                                           \
     }                                                                                               \
-    wino_output_tail_##SUFFIX(y, row, m, mstride, F, f);                                            \
+    wino_output_tail_##SUFFIX(y, row, m, mstride, F, f, pool);                                      \
 }
-WINO_DEFINE_VECTOR(float, f32, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_sub_ps)
-WINO_DEFINE_VECTOR(double, f64, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_add_pd, _mm256_sub_pd)
+WINO_DEFINE_VECTOR(float, f32, __m256, 8, _mm256_loadu_ps, _mm256_storeu_ps, _mm256_add_ps, _mm256_sub_ps,
+                   _mm256_cmp_ps, _mm256_and_ps, _mm256_or_ps, _mm256_blendv_ps)
+WINO_DEFINE_VECTOR(double, f64, __m256d, 4, _mm256_loadu_pd, _mm256_storeu_pd, _mm256_add_pd, _mm256_sub_pd,
+                   _mm256_cmp_pd, _mm256_and_pd, _mm256_or_pd, _mm256_blendv_pd)
 #undef WINO_DEFINE_VECTOR
 #else
 #define wino_input_f32(v, vs, d, row, C) wino_input_tail_f32(v, vs, d, row, C, 0)
 #define wino_input_f64(v, vs, d, row, C) wino_input_tail_f64(v, vs, d, row, C, 0)
-#define wino_output_f32(y, row, m, ms, F) wino_output_tail_f32(y, row, m, ms, F, 0)
-#define wino_output_f64(y, row, m, ms, F) wino_output_tail_f64(y, row, m, ms, F, 0)
+#define wino_output_any_f32(y, row, m, ms, F, pool) wino_output_tail_f32(y, row, m, ms, F, 0, pool)
+#define wino_output_any_f64(y, row, m, ms, F, pool) wino_output_tail_f64(y, row, m, ms, F, 0, pool)
 #endif
+
+/* The 2x2xF output block of one tile (pixel (i, j) at y + i * row + j * F), or its 2x2 max-pool:
+ * y[f] = max of the tile's 4 outputs (wino_max order; for the fused conv + max-pool kernel). */
+#define wino_output_f32(y, row, m, ms, F) wino_output_any_f32(y, row, m, ms, F, 0)
+#define wino_output_f64(y, row, m, ms, F) wino_output_any_f64(y, row, m, ms, F, 0)
+#define wino_output_max_f32(y, m, ms, F) wino_output_any_f32(y, 0, m, ms, F, 1)
+#define wino_output_max_f64(y, m, ms, F) wino_output_any_f64(y, 0, m, ms, F, 1)
 #endif

@@ -211,3 +211,133 @@ def test_cython_winograd_checks_its_arguments():
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="y must be writable"):
         f(ro, x, w, b, work, 1, 0.0, 0, 0)
+
+
+# ----------------------------------------------------------------------------- fused conv + 2x2 max-pool
+#: (N, H, W, pt, pb, pl, pr): odd/even conv output sizes, padding 0/1/2 (and asymmetric), N 1/3
+POOL_GEOMETRIES = [
+    (1, 8, 9, 0, 0, 0, 0),      # 6x7: even x odd, valid
+    (3, 7, 6, 1, 1, 1, 1),      # 7x6: odd x even, "same"
+    (3, 9, 9, 2, 2, 2, 2),      # 11x11: odd, padding 2, border tiles all around
+    (1, 6, 6, 1, 1, 1, 1),      # 6x6: even, "same"
+    (3, 4, 5, 0, 0, 0, 0),      # 2x3: one pooled row
+    (1, 10, 7, 2, 0, 1, 2),     # 10x8: asymmetric padding
+    (3, 9, 8, 0, -1, 1, 0),     # 6x7: conv output cropped below the "valid" size
+]
+
+
+def _winograd_pool(module, x, w, b, Ho, Wo, act, alpha, pt, pl, slots=2):
+    N, H, W, C = x.shape
+    F = w.shape[3]
+    y = np.full((N, Ho // 2, Wo // 2, F), np.nan, x.dtype)
+    work = np.full((slots, module.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.nan, x.dtype)
+    module.conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo)
+    return y
+
+
+def _unfused_pool(module, x, w, b, Ho, Wo, act, alpha, pt, pl):
+    """``module``'s Winograd forward, then the reference 2x2 stride-2 max-pool."""
+    conv = _winograd(module, x, w, b, Ho, Wo, act, alpha, pt, pl)
+    y = np.full((x.shape[0], Ho // 2, Wo // 2, w.shape[3]), np.nan, x.dtype)
+    ref.maxpool2d_forward(y, np.empty(y.shape, np.int64), conv, 2, 2, 2, 2, 0, 0)
+    return y
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("C", [8, 16, 32])
+@pytest.mark.parametrize("F", [1, 7, 64])
+@pytest.mark.parametrize("geometry", POOL_GEOMETRIES)
+def test_winograd_maxpool2_equals_winograd_then_maxpool(backend, dtype, C, F, geometry):
+    """Same bits as the same backend's unfused Winograd forward followed by the max-pool."""
+    module = _module(backend)
+    N, H, W, pt, pb, pl, pr = geometry
+    x, w, b, (Ho, Wo) = _problem(N, H, W, C, F, pt, pb, pl, pr, dtype, seed=C + F)
+    for act, alpha in ACTS:
+        got = _winograd_pool(module, x, w, b, Ho, Wo, act, alpha, pt, pl)
+        assert got.dtype == dtype and got.shape == (N, Ho // 2, Wo // 2, F)
+        assert not np.isnan(got).any()
+        np.testing.assert_array_equal(got, _unfused_pool(module, x, w, b, Ho, Wo, act, alpha, pt, pl))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_winograd_maxpool2_cython_close_to_reference(dtype):
+    cy = _module("cython")
+    x, w, b, (Ho, Wo) = _problem(3, 13, 12, 32, 64, 1, 0, 0, 1, dtype, seed=7)
+    for act, alpha in ACTS:
+        want = _winograd_pool(ref, x, w, b, Ho, Wo, act, alpha, 1, 0)
+        _assert_close(_winograd_pool(cy, x, w, b, Ho, Wo, act, alpha, 1, 0), want, want)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_winograd_maxpool2_no_input_channels(backend):
+    module = _module(backend)
+    b = np.random.default_rng(2).standard_normal(4)
+    x, w = np.zeros((2, 5, 6, 0)), np.zeros((3, 3, 0, 4))
+    y = _winograd_pool(module, x, w, b, 3, 4, 4, 0.0, 0, 0)
+    np.testing.assert_allclose(y, np.broadcast_to(1 / (1 + np.exp(-b)), (2, 1, 2, 4)), rtol=1e-12)
+
+
+def test_cython_winograd_maxpool2_same_bits_for_any_thread_count_and_slots():
+    cy = _module("cython")
+    from minicnn.threads import thread_limits
+
+    # 12 * (4 * 6 * 6) * 9 * 16 * 32 / 16 >= MIN_PARALLEL_WORK: the loop really runs on 2 threads
+    x, w, b, (Ho, Wo) = _problem(12, 14, 13, 16, 32, 0, 0, 1, 0, np.float32, seed=5)
+    results = []
+    for n_threads in (1, 2):
+        for slots in (1, 2, 3):
+            with thread_limits(n_threads):
+                results.append(_winograd_pool(cy, x, w, b, Ho, Wo, 2, 0.1, 0, 1, slots=slots))
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+    with thread_limits(2):
+        np.testing.assert_array_equal(results[0], _unfused_pool(cy, x, w, b, Ho, Wo, 2, 0.1, 0, 1))
+
+
+def test_cython_winograd_maxpool2_reuses_the_workspace():
+    cy = _module("cython")
+    x, w, b, (Ho, Wo) = _problem(3, 9, 9, 8, 8, 1, 1, 1, 1, np.float64, seed=4)
+    work = np.empty((2, cy.winograd_workspace_length(9, 9, 8, 8, Ho, Wo)), np.float64)
+    f = cy.conv2d_winograd_bias_act_maxpool2_forward
+    first, again = np.empty((3, Ho // 2, Wo // 2, 8)), np.empty((3, Ho // 2, Wo // 2, 8))
+    f(first, x, w, b, work, 1, 0.0, 1, 1, Ho, Wo)
+    cy.conv2d_winograd_bias_act_forward(np.empty((3, Ho, Wo, 8)), -x, 2 * w, b, work, 3, 0.0, 1, 1)
+    f(again, x, w, b, work, 1, 0.0, 1, 1, Ho, Wo)
+    np.testing.assert_array_equal(again, first)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_winograd_maxpool2_checks_its_arguments(backend):
+    module = _module(backend)
+    f = module.conv2d_winograd_bias_act_maxpool2_forward
+    x = np.zeros((2, 7, 7, 3), np.float32)
+    w = np.zeros((3, 3, 3, 4), np.float32)
+    b = np.zeros(4, np.float32)
+    y = np.empty((2, 2, 2, 4), np.float32)
+    L = module.winograd_workspace_length(7, 7, 3, 4, 5, 5)
+    work = np.zeros((2, L), np.float32)
+    f(y, x, w, b, work, 1, 0.0, 0, 0, 5, 5)
+    with pytest.raises(ValueError, match=r"received Ho=1, Wo=5"):
+        f(np.empty((2, 0, 2, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0, 1, 5)
+    with pytest.raises(ValueError, match=r"received Ho=4, Wo=0"):
+        f(np.empty((2, 2, 0, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0, 4, 0)
+    with pytest.raises(ValueError, match=r"y must be \(N, Ho // 2, Wo // 2, F\) = \(2, 2, 2, 4\).*"
+                                         r"Ho=5, Wo=5.*\(2, 3, 2, 4\)"):
+        f(np.empty((2, 3, 2, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0, 5, 5)
+    with pytest.raises(ValueError, match=r"y must be .*\(2, 5, 5, 4\)"):   # the conv-sized output
+        f(np.empty((2, 5, 5, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0, 5, 5)
+    if backend == "numpy":
+        return   # the reference ignores the workspace and leaves the array contract to NumPy
+    with pytest.raises(ValueError, match=r"work must be \(slots >= 1, L >= %d\).*\(2, %d\)" % (L, L - 1)):
+        f(y, x, w, b, work[:, :-1].copy(), 1, 0.0, 0, 0, 5, 5)
+    with pytest.raises(ValueError, match=r"work must be .*\(0, %d\)" % L):
+        f(y, x, w, b, work[:0], 1, 0.0, 0, 0, 5, 5)
+    with pytest.raises(ValueError, match=r"maxpool2_forward shapes do not match.*b \(5,\)"):
+        f(y, x, w, np.zeros(5, np.float32), work, 1, 0.0, 0, 0, 5, 5)
+    with pytest.raises(ValueError, match="padding must be >= 0; received pt=0, pl=-2"):
+        f(y, x, w, b, work, 1, 0.0, 0, -2, 5, 5)
+    with pytest.raises(ValueError, match="work has dtype float64"):
+        f(y, x, w, b, work.astype(np.float64), 1, 0.0, 0, 0, 5, 5)
+    with pytest.raises(TypeError, match="y must be a numpy.ndarray"):
+        f(y.tolist(), x, w, b, work, 1, 0.0, 0, 0, 5, 5)

@@ -38,7 +38,11 @@ from ._pool import (  # noqa: F401
     maxpool2d_backward,
     maxpool2d_forward,
 )
-from ._winograd import conv2d_winograd_bias_act_forward, winograd_workspace_length  # noqa: F401
+from ._winograd import (  # noqa: F401
+    conv2d_winograd_bias_act_forward,
+    conv2d_winograd_bias_act_maxpool2_forward,
+    winograd_workspace_length,
+)
 
 NAME = "cython"
 

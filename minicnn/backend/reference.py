@@ -419,3 +419,24 @@ def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
         for j in range(KW):
             rows, cols = _window(Ho, Wo, i, j, sh, sw, dh, dwl)
             dw[i, j] = np.tensordot(xp[:, rows, cols, :], dy, axes=([0, 1, 2], [0, 1, 2]))
+
+
+def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))``: :func:`conv2d_winograd_bias_act_forward` + max-pool.
+
+    ``Ho, Wo >= 2`` is the conv output size; ``y (N, Ho // 2, Wo // 2, F)`` its
+    2x2, stride-2, unpadded, floor-mode max-pool (an odd last row/column is
+    dropped). ``work`` is ignored (the Cython kernel takes the workspace of
+    :func:`winograd_workspace_length` for the conv size ``Ho, Wo``). Readable
+    twin of the fused Cython kernel: the Winograd forward into a temporary,
+    then :func:`maxpool2d_forward`.
+    """
+    if Ho < 2 or Wo < 2:
+        raise ValueError(f"conv output size must be >= 2 for a 2x2 max-pool; received Ho={Ho}, Wo={Wo}")
+    N, F = x.shape[0], w.shape[3]
+    if y.shape != (N, Ho // 2, Wo // 2, F):
+        raise ValueError(f"y must be (N, Ho // 2, Wo // 2, F) = {(N, Ho // 2, Wo // 2, F)} for "
+                         f"Ho={Ho}, Wo={Wo}; received shape {y.shape}")
+    conv = np.empty((N, Ho, Wo, F), dtype=x.dtype)
+    conv2d_winograd_bias_act_forward(conv, x, w, b, work, act, alpha, pt, pl)
+    maxpool2d_forward(y, np.empty(y.shape, np.int64), conv, 2, 2, 2, 2, 0, 0)
