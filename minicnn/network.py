@@ -56,7 +56,7 @@ class Sequential:
         seed = int(rng.integers(0, 2**63 - 1))
         shape = tuple(input_shape)
         self.input_shape = shape
-        self._forward_work = None
+        self._forward_work = self._plan = None
         for index, layer in enumerate(self.layers):
             shape = layer.build(shape, dtype=self.dtype, rng=rng, backend=kernels)
             layer.needs_input_grad = index > 0
@@ -107,6 +107,7 @@ class Sequential:
     def set_backend(self, backend):
         """Switch kernels without touching parameters (e.g. after unpickling)."""
         self.backend = backend
+        self._plan = None
         kernels = self._kernels()
         for layer in self.layers:
             layer.kernels = kernels
@@ -128,13 +129,37 @@ class Sequential:
         ndarray
             The last layer's output buffer: copy it to keep it past the next call.
         """
-        if mc_pass is None or training:
+        if training:
             for layer in self.layers:
-                x = layer.forward(x, training)
+                x = layer.forward(x, True)
+            return x
+        if mc_pass is None:
+            for layer, pooled in self._inference_plan():
+                x = layer.forward_pooled(x) if pooled else layer.forward(x, False)
             return x
         for layer in self.layers:
             x = layer.sample(x, mc_pass) if layer.stochastic else layer.forward(x, training)
         return x
+
+    def _inference_plan(self):
+        """``[(layer, fused)]`` for an inference pass: ``fused`` runs ``layer`` and the next one as one kernel.
+
+        A conv followed by a 2x2 max-pool fuses when the conv says so
+        (``Conv2D.fuses_with``: the Winograd route with the fused kernel in
+        the backend); the pool is then skipped. Planned once per build and
+        backend.
+        """
+        plan = self.__dict__.get("_plan")
+        if plan is None:
+            plan, i = [], 0
+            while i < len(self.layers):
+                layer = self.layers[i]
+                following = self.layers[i + 1] if i + 1 < len(self.layers) else None
+                fused = following is not None and getattr(layer, "fuses_with", lambda _: False)(following)
+                plan.append((layer, fused))
+                i += 2 if fused else 1
+            self._plan = plan
+        return plan
 
     def forward_work_per_sample(self):
         """Upper bound of the elementary operations one kernel of :meth:`forward` does per sample.
@@ -180,6 +205,7 @@ class Sequential:
         state = self.__dict__.copy()
         state.pop("lock")
         state.pop("_flat", None)   # the layers pickle their own (view) arrays
+        state.pop("_plan", None)   # re-planned on first use
         return state
 
     def __setstate__(self, state):

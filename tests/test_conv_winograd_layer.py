@@ -100,3 +100,51 @@ def test_eval_forward_matches_torch():
         conv.bias.copy_(torch.from_numpy(layer.params["b"]))
         expected = torch.relu(conv(torch.from_numpy(x.transpose(0, 3, 1, 2).copy()))).numpy().transpose(0, 2, 3, 1)
     np.testing.assert_allclose(layer.forward(x, training=False), expected, rtol=1e-9, atol=1e-12)
+
+
+# ----------------------------------------------------------------------------- conv + max-pool fused at inference
+def _network(backend, layers, shape):
+    from minicnn.network import Sequential
+
+    net = Sequential(layers, backend=backend, dtype=np.float64)
+    net.build(shape, rng=np.random.default_rng(5))
+    return net
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("shape", [(12, 12, C), (13, 11, C)])   # odd conv outputs: the pool drops a row/column
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "identity"])
+def test_conv_then_max_pool_fuse_at_inference_with_identical_results(backend, shape, activation):
+    from minicnn.layers import Dense, Flatten, MaxPool2D
+
+    net = _network(backend, [Conv2D(C + 1, 3, padding="same", activation=activation), MaxPool2D(2), Flatten(),
+                             Dense(3)], shape)
+    x = np.random.default_rng(6).standard_normal((4, *shape))
+    fused = net.forward(x, training=False).copy()
+    assert [f for _, f in net._inference_plan()] == ([True, False, False] if uses_winograd(backend)
+                                                    else [False] * 4)
+    unfused = x
+    for layer in net.layers:
+        unfused = layer.forward(unfused, False)
+    np.testing.assert_array_equal(fused, unfused)
+    np.testing.assert_allclose(net.forward(x, training=True), unfused, rtol=1e-12, atol=1e-12)  # no dropout here
+
+
+@pytest.mark.parametrize("pool_args", [dict(pool_size=3), dict(pool_size=2, strides=1), dict(pool_size=2, padding="same")])
+def test_other_pools_do_not_fuse(pool_args):
+    from minicnn.layers import MaxPool2D
+
+    net = _network("cython" if uses_winograd("cython") else "numpy",
+                   [Conv2D(C, 3, padding="same"), MaxPool2D(**pool_args)], (9, 9, C))
+    assert [f for _, f in net._inference_plan()] == [False, False]
+
+
+def test_the_plan_follows_the_backend():
+    from minicnn.layers import MaxPool2D
+
+    if not uses_winograd("cython") or "numba" not in BACKENDS:
+        pytest.skip("needs the cython and numba backends")
+    net = _network("cython", [Conv2D(C, 3), MaxPool2D(2)], (8, 8, C))
+    assert net._inference_plan()[0][1] is True
+    net.set_backend("numba")
+    assert net._inference_plan() == [(net.layers[0], False), (net.layers[1], False)]

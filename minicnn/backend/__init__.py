@@ -30,7 +30,9 @@ KERNELS = (
 #: F(2x2, 3x3), 2.25x fewer multiply-adds (see :class:`minicnn.layers.Conv2D` for when it is used).
 #: ``conv2d_backward_weight_from_input`` (NumPy reference + Cython): the weight gradient rebuilt from the
 #: layer input per sample, so a Winograd training forward needs no im2col buffer.
-OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input")
+#: ``conv2d_winograd_bias_act_maxpool2_forward``: Winograd conv + 2x2 max-pool in one pass (inference).
+OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
+                    "conv2d_winograd_bias_act_maxpool2_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -64,6 +66,7 @@ AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
 # Winograd only where it is compiled: the NumPy reference is for testing, "auto" must not fall back to it.
 AUTO_PREFERENCE["conv2d_winograd_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_backward_weight_from_input"] = ("cython",)
+AUTO_PREFERENCE["conv2d_winograd_bias_act_maxpool2_forward"] = ("cython",)
 
 _cache = {}
 

@@ -8,6 +8,7 @@ from ..backend.activation_codes import CODES
 from ..backend.reference import conv_wgrad_workspace_length, winograd_workspace_length
 from ..threads import available_cpus
 from .base import Layer, activation_code, glorot_or_he_uniform
+from .geometry import as_pair, check_padding, window_geometry
 
 _state = {"cpus": None}
 
@@ -17,7 +18,6 @@ def _cpus():
     if _state["cpus"] is None:
         _state["cpus"] = available_cpus()
     return _state["cpus"]
-from .geometry import as_pair, check_padding, window_geometry
 
 #: Fewest channels into a 3x3 stride-1 conv for which Winograd F(2x2, 3x3) is used: it lost to the direct
 #: kernel at C = 1 (0.79-0.91x: digits and MNIST first layers) and C = 4, won from C = 6 up at 1 and 2
@@ -25,6 +25,7 @@ from .geometry import as_pair, check_padding, window_geometry
 WINOGRAD_MIN_CHANNELS = 8
 _WINOGRAD = "conv2d_winograd_bias_act_forward"
 _WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
+_WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
 _IDENTITY = CODES["identity"]
 
 
@@ -167,6 +168,36 @@ class Conv2D(Layer):
             dcol = self._buffer("dcol", (N, P, K))
         self.kernels.conv2d_backward_input(dx, dcol, dz, self.params["w"], *self._geometry())
         return dx
+
+    def fuses_with(self, following):
+        """True when inference may run this conv and ``following`` (a layer) as one Winograd + max-pool kernel.
+
+        ``following`` must be a 2x2, stride-2, unpadded max-pool (each Winograd
+        tile is then one pool window) and this layer on the Winograd route of a
+        backend that compiles the fused kernel. :class:`~minicnn.network.Sequential`
+        asks when it plans its inference pass.
+        """
+        Ho, Wo, F = self.output_shape
+        return (self._winograd_forward and hasattr(self.kernels, _WINOGRAD_POOL)
+                and getattr(following, "mode", None) == "max" and following.pool_size == (2, 2)
+                and following.strides == (2, 2) and (following.pt, following.pl) == (0, 0)
+                and following.output_shape == (Ho // 2, Wo // 2, F))
+
+    def forward_pooled(self, x):
+        """Inference forward followed by a 2x2 max-pool (see :meth:`fuses_with`): the conv output is never stored.
+
+        Equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite
+        inputs: ``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic
+        activations and the monotonic rounding of the bias add.
+        """
+        N = x.shape[0]
+        H, W, C = self.input_shape
+        Ho, Wo, F = self.output_shape
+        y = self._buffer("y_pooled", (N, Ho // 2, Wo // 2, F))
+        work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+        getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], self.params.get("b", self._zero_bias), work,
+                                              self.act, self.alpha, self.pt, self.pl, Ho, Wo)
+        return y
 
     def _input_grad_winograd(self, winograd, dx, dz):
         """``dx`` = conv of ``dz`` (padded by 2 - pt, 2 - pl) with the kernel flipped and transposed."""
