@@ -302,8 +302,18 @@ def kernel_thread_limits(n_threads, work, backend):
     ...     pass
     """
     resolve_n_threads(n_threads)
-    openmp = _openmp()
-    threshold = openmp.PARALLEL_WORK_THRESHOLD if openmp is not None else 0
-    if work < threshold and "numba" not in getattr(backend, "sources", {"": "numba"}).values():
-        return nullcontext()
+    if work < _parallel_threshold() and not getattr(backend, "uses_numba", True):
+        return _NO_LIMITS
     return thread_limits(n_threads)
+
+
+_NO_LIMITS = nullcontext()
+
+
+def _parallel_threshold():
+    """The Cython kernels' parallel threshold (0 when they are not built: then nothing is skipped)."""
+    threshold = _openmp_state.get("threshold")
+    if threshold is None:
+        openmp = _openmp()
+        threshold = _openmp_state["threshold"] = openmp.PARALLEL_WORK_THRESHOLD if openmp is not None else 0
+    return threshold

@@ -72,7 +72,15 @@ _cache = {}
 
 
 class Backend(SimpleNamespace):
-    """A set of kernels; ``name`` says which backend each came from."""
+    """A set of kernels; ``sources`` says which backend each came from.
+
+    ``uses_numba`` is True when any kernel is a Numba one (whose thread pool
+    must always be set, see :func:`minicnn.threads.kernel_thread_limits`).
+    """
+
+    def __init__(self, **kernels):
+        super().__init__(**kernels)
+        self.uses_numba = "numba" in self.sources.values()
 
     def __repr__(self):
         return f"Backend({self.name!r})"
