@@ -148,3 +148,10 @@ def test_the_plan_follows_the_backend():
     assert net._inference_plan()[0][1] is True
     net.set_backend("numba")
     assert net._inference_plan() == [(net.layers[0], False), (net.layers[1], False)]
+
+
+def test_backward_after_an_inference_forward_is_a_clear_error():
+    layer = build(Conv2D(C, 3), (6, 6, C), "numpy")
+    y = layer.forward(np.zeros((1, 6, 6, C)), training=False)
+    with pytest.raises(RuntimeError, match="training=True"):
+        layer.backward(np.ones_like(y))

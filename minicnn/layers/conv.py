@@ -19,6 +19,7 @@ def _cpus():
         _state["cpus"] = available_cpus()
     return _state["cpus"]
 
+
 #: Fewest channels into a 3x3 stride-1 conv for which Winograd F(2x2, 3x3) is used: it lost to the direct
 #: kernel at C = 1 (0.79-0.91x: digits and MNIST first layers) and C = 4, won from C = 6 up at 1 and 2
 #: threads (1.37-1.51x at C = 8, 2.2x on the MNIST 32 -> 64 layer), ``benchmarks/bench_winograd.py``.
@@ -40,8 +41,9 @@ class Conv2D(Layer):
     kernel). Its training forward is Winograd too when the backend can
     rebuild the weight gradient's columns from the input sample by sample
     (``conv2d_backward_weight_from_input``); otherwise it stays im2col, whose
-    columns the weight gradient reads. Only backends that compile these
-    kernels use them (``backend.sources``).
+    columns the weight gradient reads. At inference, such a conv followed
+    by a 2x2 max-pool runs as one kernel (:meth:`fuses_with`). Only backends
+    that compile these kernels use them (``backend.sources``).
 
     Parameters
     ----------
@@ -144,6 +146,9 @@ class Conv2D(Layer):
         self.kernels.bias_act_backward(dz.reshape(-1, F), db, dy.reshape(-1, F),
                                        self._y.reshape(-1, F), self.act, self.alpha)
         if self._col is None:
+            if getattr(self, "_x", None) is None:
+                raise RuntimeError("Conv2D.backward needs the forward pass of the same batch with training=True "
+                                   "first (an inference forward keeps nothing for the gradients)")
             N, Ho, Wo, _ = dz.shape
             H, W, C = self.input_shape
             KH, KW = self.kernel_size
