@@ -40,22 +40,10 @@ include "_im2col.pxi"
 DW_GROUPS = 8
 
 
-# An optional second sgemm: NumPy's bundled OpenBLAS (ILP64 interface), registered at import by
-# ``minicnn.backend.cython_kernels`` when found. For the weight gradient's shape (a long inner
-# dimension, 64 x 288 output on the MNIST model) it measured 38-45 ms against 53-62 ms for
-# SciPy's OpenBLAS 0.3.30 (NumPy bundles 0.3.31), one thread, same call.
-ctypedef void (*sgemm64_t)(const char *transa, const char *transb, const int64_t *m, const int64_t *n,
-                           const int64_t *k, const float *alpha, const float *a, const int64_t *lda,
-                           const float *b, const int64_t *ldb, const float *beta, float *c,
-                           const int64_t *ldc) noexcept nogil
-
-cdef sgemm64_t _sgemm64 = NULL
-
-
-def set_sgemm64(size_t address):
-    """Register (or with 0, forget) an ILP64 ``sgemm_`` at ``address`` for the weight gradient."""
-    global _sgemm64
-    _sgemm64 = <sgemm64_t>address
+# The optional second sgemm (_sgemm64.pxi): for the weight gradient's shape (a long inner
+# dimension, 64 x 288 output on the MNIST model) NumPy's OpenBLAS 0.3.31 measured 38-45 ms against
+# 53-62 ms for SciPy's OpenBLAS 0.3.30, one thread, same call.
+include "_sgemm64.pxi"
 
 
 cdef inline void _sgemm64_call(char transa, char transb, int64_t m, int64_t n, int64_t k,

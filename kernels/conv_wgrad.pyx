@@ -71,22 +71,10 @@ cdef enum:
     PACKED_SLOT = 131072
 
 
-# An optional second sgemm: NumPy's bundled OpenBLAS (ILP64 interface), registered at import by
-# ``minicnn.backend.cython_kernels`` when found (as for kernels/conv.pyx). Measured (one thread,
-# medians): MNIST conv2 (small-matrix blocks) 28.2 ms with it, 28.1 ms with SciPy's sgemm (equal
-# within noise); N=32 32x32x64 -> 128 (packed blocks) 58.3 against 65.0 ms.
-ctypedef void (*sgemm64_t)(const char *transa, const char *transb, const int64_t *m, const int64_t *n,
-                           const int64_t *k, const float *alpha, const float *a, const int64_t *lda,
-                           const float *b, const int64_t *ldb, const float *beta, float *c,
-                           const int64_t *ldc) noexcept nogil
-
-cdef sgemm64_t _sgemm64 = NULL
-
-
-def set_wgrad_sgemm64(size_t address):
-    """Register (or with 0, forget) an ILP64 ``sgemm_`` at ``address`` for this kernel's products."""
-    global _sgemm64
-    _sgemm64 = <sgemm64_t>address
+# The optional second sgemm (_sgemm64.pxi). Measured (one thread, medians): MNIST conv2
+# (small-matrix blocks) 28.2 ms with it, 28.1 ms with SciPy's sgemm (equal within noise);
+# N=32 32x32x64 -> 128 (packed blocks) 58.3 against 65.0 ms.
+include "_sgemm64.pxi"
 
 
 cdef inline void _gemm_nt(int m, int n, int k, const floating *a, int lda, const floating *b, int ldb,

@@ -21,7 +21,7 @@ from ._conv import (  # noqa: F401
 from ._conv_wgrad import (  # noqa: F401
     conv2d_backward_weight_from_input,
     conv_wgrad_workspace_length,
-    set_wgrad_sgemm64,
+    set_sgemm64 as set_wgrad_sgemm64,
 )
 from ._dropout import (  # noqa: F401
     dropout_backward,
@@ -72,5 +72,6 @@ def _numpy_sgemm64_address():
 
 
 if os.environ.get("MINICNN_NUMPY_SGEMM", "1") != "0":
-    set_sgemm64(_numpy_sgemm64_address())
-    set_wgrad_sgemm64(_numpy_sgemm64_address())
+    _address = _numpy_sgemm64_address()
+    set_sgemm64(_address)
+    set_wgrad_sgemm64(_address)
