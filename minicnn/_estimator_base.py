@@ -6,7 +6,6 @@ encoding, loss, output transform, score); everything else lives here.
 
 import copy
 import math
-import numbers
 import warnings
 from numbers import Integral, Real
 

@@ -198,6 +198,21 @@ def _blas_accessors(controller):
     return controller.get_num_threads, lambda n: _set_blas_threads(controller, n)
 
 
+def _set_blas_threads(controller, n):
+    """Set a BLAS library's process-wide thread count from whichever Python thread calls.
+
+    threadpoolctl 3.8 lets only the first Python thread that limited OpenBLAS
+    change it again while that thread lives; from any other thread (a Dask
+    worker task, a web server's request thread) the limit is silently ignored
+    and BLAS ran 2 threads inside our OpenMP kernels. This module already
+    serializes BLAS limits process-wide (``_blas_lock`` and the depth count),
+    so it calls the library's setter directly (the path for BLAS libraries
+    whose C functions :func:`_blas_accessors` does not look up itself).
+    """
+    setter = getattr(controller, "_real_set_num_threads", None)
+    (setter or controller.set_num_threads)(n)
+
+
 def _enter_blas_single():
     with _blas_lock:
         if _blas_state["depth"] == 0:

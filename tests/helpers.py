@@ -13,3 +13,16 @@ def importable_backends(names=("numpy", "numba", "cython", "auto")):
             continue
         found.append(name)
     return found
+
+
+def kernel_module(backend):
+    """The module holding ``backend``'s kernels, optional ones included ("numpy" or "cython"); skips if not built."""
+    import importlib
+
+    import pytest
+
+    name = {"numpy": "minicnn.backend.reference", "cython": "minicnn.backend.cython_kernels"}[backend]
+    try:
+        return importlib.import_module(name)
+    except ImportError as exc:
+        pytest.skip(f"backend {backend!r} not importable: {exc}")

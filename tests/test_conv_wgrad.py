@@ -10,11 +10,11 @@ kernel must give the same bits for 1 and 2 OpenMP threads and for any number
 of workspace slots, and reject bad arguments by name.
 """
 
-import importlib
 import itertools
 
 import numpy as np
 import pytest
+from helpers import kernel_module
 
 from minicnn.backend import reference as ref
 
@@ -22,13 +22,7 @@ BACKENDS = ("numpy", "cython")
 DTYPES = (np.float32, np.float64)
 
 
-def _module(backend):
-    if backend == "numpy":
-        return ref
-    try:
-        return importlib.import_module("minicnn.backend.cython_kernels")
-    except ImportError as exc:
-        pytest.skip(f"backend {backend!r} not importable: {exc}")
+_module = kernel_module
 
 
 def _out(size, pad_before, pad_after, kernel, stride, dilation):

@@ -228,3 +228,27 @@ def test_one_sample_predict_leaves_thread_settings_alone_and_a_large_batch_sets_
     many = clf.predict_proba(np.zeros((64, 8, 8, 1), np.float32))
     assert entered == [1]
     np.testing.assert_array_equal(one[0], many[0])
+
+
+def test_blas_libraries_without_direct_functions_go_through_their_controller():
+    """A BLAS whose C functions are not looked up (MKL, BLIS, OpenBLAS on OpenMP) is limited via threadpoolctl."""
+    from threadpoolctl import ThreadpoolController
+
+    controller = next(lc for lc in ThreadpoolController().lib_controllers if lc.user_api == "blas")
+
+    class Opaque:   # a controller of another library: only the threadpoolctl methods
+        internal_api = "mkl"
+
+        def get_num_threads(self):
+            return controller.get_num_threads()
+
+        def set_num_threads(self, n):
+            controller.set_num_threads(n)
+
+    get_threads, set_threads = threads._blas_accessors(Opaque())
+    old = get_threads()
+    try:
+        set_threads(1)
+        assert get_threads() == 1
+    finally:
+        set_threads(old)

@@ -9,10 +9,10 @@ Cython kernel must give the same bits for 1 and 2 OpenMP threads and for any
 number of workspace slots, and reject bad arguments by name.
 """
 
-import importlib
 
 import numpy as np
 import pytest
+from helpers import kernel_module
 
 from minicnn.backend import reference as ref
 from minicnn.backend.activation_codes import CODES
@@ -22,13 +22,7 @@ DTYPES = (np.float32, np.float64)
 ACTS = [(code, 0.1 if name == "leaky_relu" else 0.01) for name, code in sorted(CODES.items())]
 
 
-def _module(backend):
-    if backend == "numpy":
-        return ref
-    try:
-        return importlib.import_module("minicnn.backend.cython_kernels")
-    except ImportError as exc:
-        pytest.skip(f"backend {backend!r} not importable: {exc}")
+_module = kernel_module
 
 
 def _problem(N, H, W, C, F, pt, pb, pl, pr, dtype, seed=0):
