@@ -27,10 +27,13 @@ include "_ndarray.pxi"
 # (0.3.30) packs the whole weight matrix for a one-row sgemm, measured 412 us for the MNIST
 # model's 9216 x 128 dense layer on one sample, against ~80 us for gemv (NumPy's OpenBLAS 0.3.31
 # forwards such calls to gemv itself). Small layers keep sgemm, so one-sample and batch
-# predictions stay bit-identical there (scikit-learn's subset-invariance checks).
+# predictions stay bit-identical there (scikit-learn's subset-invariance checks). The bound is
+# the kernels' parallel threshold (2^18): OpenBLAS threads a gemv from ~9k elements, but a call
+# below the threshold runs outside minicnn.threads.thread_limits (kernel_thread_limits), where
+# BLAS may have 2 threads; with this bound such a call never reaches gemv.
 cdef enum:
     MIN_BLOCK_ROWS = 32
-    GEMV_MIN_WEIGHTS = 65536
+    GEMV_MIN_WEIGHTS = 262144
 
 
 cdef inline void _gemm(char transa, char transb, int m, int n, int k,

@@ -291,7 +291,9 @@ def kernel_thread_limits(n_threads, work, backend):
 
     Below the Cython kernels' parallel threshold every kernel runs on the
     calling thread whatever the OpenMP setting, and OpenBLAS runs products of
-    fewer than 2^18 multiply-adds on one thread too, so setting and restoring
+    fewer than 2^18 multiply-adds on one thread too (one-row products large
+    enough for the Cython dense kernel's gemv, which OpenBLAS threads earlier,
+    are never below it: ``kernels/gemm.pyx``), so setting and restoring
     three thread counts (~4 us) would only delay a one-sample prediction, whose
     forward pass on the digits model takes ~10 us. Numba kernels have no such
     threshold: a backend using any of them always gets the limits.

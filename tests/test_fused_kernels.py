@@ -133,7 +133,7 @@ def test_loss_function_accepts_other_label_and_logit_dtypes():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
 @pytest.mark.parametrize("M, N, K", [(128, 64, 300), (5, 3, 2), (33, 1, 7), (0, 3, 2), (4, 3, 0),
-                                     (1, 130, 600)])   # one row of >= 65536 weights: the gemv path
+                                     (1, 300, 900)])   # one row of >= 2^18 weights: the gemv path
 def test_matmul_matches_reference(backend, dtype, trans_a, trans_b, M, N, K):
     rng = np.random.default_rng(3)
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(dtype)
@@ -245,7 +245,7 @@ def test_conv2d_bias_act_forward_matches_unfused(backend, dtype, act, alpha, C, 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("act, alpha", ACTS)
-@pytest.mark.parametrize("M, D, U", [(1, 256, 64), (128, 300, 10), (70, 5, 3), (1, 1100, 70)])
+@pytest.mark.parametrize("M, D, U", [(1, 256, 64), (128, 300, 10), (70, 5, 3), (1, 2100, 130)])
 def test_dense_bias_act_forward_matches_unfused(backend, dtype, act, alpha, M, D, U):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((M, D)).astype(dtype)
