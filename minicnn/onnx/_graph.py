@@ -165,6 +165,8 @@ def _global_avg_pool(sink, x, layer):
 
 
 def _flatten(sink, x, layer):
+    if len(layer.input_shape) == 1:   # already (N, D): the engine's reshape is the identity
+        return x
     # the engine flattens NHWC maps: (h, w, c) order
     y = sink.node("Transpose", [x], "nhwc", perm=[0, 2, 3, 1])
     return sink.node("Flatten", [y], "flat", axis=1)
