@@ -182,8 +182,8 @@ def register_skl2onnx():
     >>> from minicnn.onnx import register_skl2onnx
     >>> X, y = load_digits(return_X_y=True)
     >>> X = X.astype(np.float32)
-    >>> pipe = make_pipeline(StandardScaler(), CNNClassifier(layers=("conv4",), input_shape=(8, 8), max_iter=1,
-    ...                                                      random_state=0)).fit(X[:200], y[:200])
+    >>> pipe = make_pipeline(StandardScaler(), CNNClassifier(layers=("conv4", "maxpool"), input_shape=(8, 8),
+    ...                                                      max_iter=1, random_state=0)).fit(X[:200], y[:200])
     >>> register_skl2onnx()
     >>> onx = to_onnx(pipe, X[:1], options={"zipmap": False})
     >>> session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
