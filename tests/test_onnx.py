@@ -379,9 +379,10 @@ def test_predict_only_path_imports_no_onnx(digits, tmp_path):
     X, y = digits
     fit(CNNClassifier, X, y, "channels_last", layers=("conv4", "maxpool")).save(tmp_path / "m.npz")
     np.save(tmp_path / "x.npy", X[:5])
-    code = (f"import sys; from minicnn import load_predictor; from minicnn.cli import main; "
-            f"load_predictor({str(tmp_path / 'm.npz')!r}).predict(__import__('numpy').load({str(tmp_path / 'x.npy')!r})); "
-            f"assert main(['predict', '--model', {str(tmp_path / 'm.npz')!r}, {str(tmp_path / 'x.npy')!r}]) == 0; "
+    model, inputs = str(tmp_path / "m.npz"), str(tmp_path / "x.npy")
+    code = (f"import sys, numpy; from minicnn import load_predictor; from minicnn.cli import main; "
+            f"load_predictor({model!r}).predict(numpy.load({inputs!r})); "
+            f"assert main(['predict', '--model', {model!r}, {inputs!r}]) == 0; "
             f"print([m for m in ('onnx', 'onnxruntime', 'skl2onnx') if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=True)
     assert done.stdout.strip().splitlines()[-1] == "[]"
