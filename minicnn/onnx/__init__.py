@@ -39,7 +39,11 @@ INPUT_NDIMS = (2, 3, 4)
 #: Rank used when ``input_ndim=None``.
 DEFAULT_INPUT_NDIM = 4
 
-__all__ = ["export_onnx", "to_onnx_model", "register_skl2onnx", "INSTALL_HINT", "DEFAULT_OPSET"]
+__all__ = ["export_onnx", "to_onnx_model", "register_skl2onnx", "ExportError", "INSTALL_HINT", "DEFAULT_OPSET"]
+
+
+class ExportError(ValueError):
+    """A fitted model that cannot be written as ONNX (the message says which part and why)."""
 
 
 def import_onnx():
@@ -100,7 +104,7 @@ def export_onnx(model, path, *, opset=None, input_ndim=None):
         ``data_format`` order (as ``fit`` reads 2-D ``X`` with ``input_shape``);
         3 takes single-channel images ``(N, h, w)``. The estimators accept all
         three at ``predict``; an ONNX input has one rank, so pick the one your
-        caller sends (the default matches the shape of ``input_shape_``).
+        caller sends (the fitted model does not record which rank ``fit`` saw).
 
     Returns
     -------
@@ -126,7 +130,7 @@ def export_onnx(model, path, *, opset=None, input_ndim=None):
         If the estimator is not fitted.
     ValueError
         For a bad ``opset`` or ``input_ndim``, or a model that cannot be
-        exported (:class:`~minicnn.onnx._graph.ExportError`, e.g. object
+        exported (:class:`ExportError`, e.g. object
         ``classes_`` that are not all strings).
     OSError
         If ``path`` cannot be written.

@@ -14,6 +14,7 @@ from ..backend.activation_codes import CODES
 from ..layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
                       MaxPool2D, SpatialDropout2D)
 from ..layers.geometry import window_geometry
+from . import ExportError
 
 #: ONNX operator of each activation (identity adds no node); one entry per code in ``activation_codes``.
 ACTIVATION_OPS = {"identity": None, "relu": "Relu", "leaky_relu": "LeakyRelu", "tanh": "Tanh",
@@ -22,10 +23,6 @@ assert set(ACTIVATION_OPS) == set(CODES), "every activation code needs an ONNX o
 
 #: ONNX TensorProto element type of the ``label`` output, by NumPy dtype kind of ``classes_``.
 LABEL_KINDS = {"i": "INT64", "u": "INT64", "b": "BOOL", "f": "DOUBLE", "U": "STRING", "O": "STRING"}
-
-
-class ExportError(ValueError):
-    """A fitted model that cannot be written as ONNX (the message says which part and why)."""
 
 
 class NodeSink:
@@ -73,7 +70,7 @@ def _kind(model):
     from sklearn.utils.validation import check_is_fitted
 
     check_is_fitted(model, "network_")
-    return type(model).__name__
+    return "CNNClassifier" if isinstance(model, CNNClassifier) else "CNNRegressor"
 
 
 def label_array(classes):

@@ -2,7 +2,8 @@
 
 from .. import __version__
 from . import DEFAULT_INPUT_NDIM, INPUT_NDIMS
-from ._graph import (LABEL_KINDS, ExportError, Fitted, NodeSink, emit_classifier_outputs, emit_input, emit_network,
+from . import ExportError
+from ._graph import (LABEL_KINDS, Fitted, NodeSink, emit_classifier_outputs, emit_input, emit_network,
                      emit_regressor_output)
 
 

@@ -10,7 +10,8 @@ scikit-learn's classifiers. Labels follow skl2onnx's convention: int64
 import numpy as np
 
 from . import MIN_OPSET, import_onnx
-from ._graph import (ExportError, Fitted, NodeSink, emit_classifier_outputs, emit_input, emit_network,
+from . import ExportError
+from ._graph import (Fitted, NodeSink, emit_classifier_outputs, emit_input, emit_network,
                      emit_regressor_output)
 
 ALIASES = {"CNNClassifier": "MinicnnCNNClassifier", "CNNRegressor": "MinicnnCNNRegressor"}
