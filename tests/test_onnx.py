@@ -18,6 +18,8 @@ from minicnn.onnx import DEFAULT_OPSET, INSTALL_HINT, to_onnx_model  # noqa: E40
 from minicnn.onnx._graph import ACTIVATION_OPS, TRANSLATORS  # noqa: E402
 
 TOL = 1e-5
+#: Placement lint of fits with batch_norm and dropout (irrelevant to the export)
+pytestmark = pytest.mark.filterwarnings("ignore:Dropout after:UserWarning")
 FORMATS = ("channels_last", "channels_first")
 
 
