@@ -430,3 +430,10 @@ def test_what_cannot_be_exported_is_named(digits):
     clf.network_.layers.insert(1, Custom())
     with pytest.raises(ExportError, match="layer 1 \\(Custom\\)"):
         to_onnx_model(clf)
+
+
+def test_export_onnx_is_a_lazy_package_export():
+    import minicnn
+    import minicnn.onnx
+
+    assert minicnn.export_onnx is minicnn.onnx.export_onnx and "export_onnx" in minicnn.__all__
