@@ -43,6 +43,8 @@ def run(args):
         raise IsADirectoryError(f"--out {args.out} is a folder; give a file name such as model.onnx")
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"--model {args.model}: no such file")
+    if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
+        raise ValueError(f"--out {args.out} is the model file itself; choose another file name")
     predictor = load_predictor(args.model)
     path = export_onnx(predictor, args.out, opset=args.opset, input_ndim=args.input_ndim)
     outputs = "label, probabilities" if predictor.estimator == "CNNClassifier" else "variable"
