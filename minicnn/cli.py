@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMMANDS = ("fit", "predict", "summary", "bench", "study")
+COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
 DEFAULT_LAYERS = "conv16,maxpool,dense64"
 PNG_INSTALL = "pip install pillow (or pip install 'minicnn[plot]' for matplotlib)"
 
@@ -393,6 +393,9 @@ def build_parser():
     p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.set_defaults(func=_summary)
+    from .onnx import _cli as onnx_cli   # imports no onnx until the command runs
+
+    onnx_cli.add_parser(sub, common)
     p = sub.add_parser("bench", parents=[common], help="benchmarks (delegates to benchmarks/compare.py)",
                        description="Run the benchmarks: arguments after 'bench' go to benchmarks/compare.py "
                                    "(use 'minicnn bench -- --help' for its options).")
