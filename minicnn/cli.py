@@ -303,7 +303,7 @@ def _call_bench(entry, argv):
 
 
 def _study(args):
-    from . import study
+    from .tools import study
 
     command = "minicnn " + " ".join(args.argv)
     if args.from_csv:

@@ -9,8 +9,8 @@ import pytest
 from scipy import stats as sps
 
 from minicnn.cli import main
-from minicnn.study import grid, make_plan, report, stats
-from minicnn.study.runner import CSV_FIELDS, run_plan, training_subset
+from minicnn.tools.study import grid, make_plan, report, stats
+from minicnn.tools.study.runner import CSV_FIELDS, run_plan, training_subset
 
 VERDICTS = ("holds", "does not hold", "not significant")
 

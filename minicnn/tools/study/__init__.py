@@ -2,14 +2,14 @@
 
 :func:`run_study` trains a grid of placements x rates x kinds x training-set
 sizes x seeds (plus batch-norm and deeper-model variants; see
-:mod:`minicnn.study.grid`), writes every run to ``runs.csv``, tests each claim
-with paired tests over seeds (:mod:`minicnn.study.stats`) and writes
+:mod:`minicnn.tools.study.grid`), writes every run to ``runs.csv``, tests each claim
+with paired tests over seeds (:mod:`minicnn.tools.study.stats`) and writes
 ``report.md`` (and PNG plots when matplotlib is installed;
-:mod:`minicnn.study.report`). ``minicnn study`` on the command line calls it.
+:mod:`minicnn.tools.study.report`). ``minicnn study`` on the command line calls it.
 
 Examples
 --------
->>> from minicnn.study import make_plan
+>>> from minicnn.tools.study import make_plan
 >>> plan = make_plan("digits", seeds=5)
 >>> plan.sizes, len(plan.seeds)
 ((100, 300, 'full'), 5)

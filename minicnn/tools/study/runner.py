@@ -34,7 +34,7 @@ def load_split(data, test_size):
     -------
     X_pool, y_pool, X_test, y_test : ndarray
     """
-    from .. import datasets
+    from minicnn import datasets
 
     if data == "mnist":
         return datasets.load_mnist()
@@ -63,7 +63,7 @@ def run_one(plan_data, test_size, config, size, seed, epochs, profile, n_threads
     dict
         A row of ``runs.csv`` (without ``same_as``).
     """
-    from ..estimator import CNNClassifier
+    from minicnn import CNNClassifier
 
     X_pool, y_pool, X_test, y_test = load_split(plan_data, test_size)
     index = training_subset(y_pool, size, seed)

@@ -15,7 +15,7 @@ vectors (channel dropout is undefined for vectors).
 import math
 from dataclasses import dataclass, field
 
-from .. import placement
+from minicnn import placement
 
 PLACEMENTS = ("none", "after_last_pool", "after_each_layer", "last:1", "last:2", "dense")
 RATES = (0.1, 0.25, 0.5)

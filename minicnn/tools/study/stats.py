@@ -239,7 +239,7 @@ def analyse(rows, alpha=ALPHA):
     Parameters
     ----------
     rows : list of dict
-        Rows of ``runs.csv`` with typed values (see :func:`minicnn.study.report.read_runs`).
+        Rows of ``runs.csv`` with typed values (see :func:`minicnn.tools.study.report.read_runs`).
     alpha : float, default=0.05
 
     Returns
