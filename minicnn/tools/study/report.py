@@ -1,74 +1,46 @@
-"""The study's outputs: ``runs.csv``, ``report.md`` and, with matplotlib, PNG plots."""
+"""The study's outputs: typed rows of ``runs.csv``, ``report.md`` and, with matplotlib, PNG plots."""
 
-import csv
-import platform
+import math
 from pathlib import Path
 
 import numpy as np
 
-from .runner import CSV_FIELDS, _size_key
+from .runner import CSV_FIELDS, read_csv
 from .stats import ALPHA
 
 PLOT_INSTALL = "pip install 'minicnn[plot]'"
-_GROUP_TITLES = {"main": "Base model", "batch_norm": "Base model with batch_norm=True", "deep": "Deep model"}
+NOT_MEANINGFUL = ("NOT MEANINGFUL: this was a {why} run; its verdicts and recommendation are not meaningful "
+                  "evidence (too few seeds, rates, sizes or epochs). Run the full study for real verdicts.")
+_GROUPS = {"base": "base model", "bn": "base model with batch_norm=True", "deep": "deep model",
+           "keras": "Keras MNIST CNN", "user": "your model"}
 
 
-def write_runs(rows, path):
-    """Write the run rows to a CSV file with the columns of ``CSV_FIELDS``."""
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: row.get(k, "") for k in CSV_FIELDS})
+def typed(raw):
+    """One CSV row (strings) with numbers and booleans parsed."""
+    return dict(raw, batch_norm=raw["batch_norm"] == "True", rate=float(raw["rate"]), n_train=int(raw["n_train"]),
+                seed=int(raw["seed"]), max_epochs=int(raw["max_epochs"]), epochs=int(raw["epochs"]),
+                stopped_early=raw["stopped_early"] == "True", final_train_loss=float(raw["final_train_loss"]),
+                did_not_train=raw["did_not_train"] == "True", val_accuracy=float(raw["val_accuracy"]),
+                test_accuracy=float(raw["test_accuracy"]), train_time_s=float(raw["train_time_s"]))
 
 
 def read_runs(path):
-    """Read ``runs.csv`` back into typed rows.
+    """Read a study ``runs.csv`` into typed rows.
 
     Raises
     ------
     ValueError
-        When a column is missing or a value does not parse.
+        When a column is missing, a value does not parse, or there are no runs.
     """
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        missing = set(CSV_FIELDS) - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: not a study runs.csv, missing columns {sorted(missing)}")
-        rows = []
-        for line, raw in enumerate(reader, start=2):
-            try:
-                rows.append(dict(raw, batch_norm=raw["batch_norm"] == "True", rate=float(raw["rate"]),
-                                 n_train=int(raw["n_train"]), seed=int(raw["seed"]), epochs=int(raw["epochs"]),
-                                 test_accuracy=float(raw["test_accuracy"]),
-                                 train_time_s=float(raw["train_time_s"])))
-            except ValueError as exc:
-                raise ValueError(f"{path}, line {line}: {exc}") from None
+    rows = []
+    for line, raw in enumerate(read_csv(path), start=2):
+        try:
+            rows.append(typed(raw))
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{path}, line {line}: {exc}") from None
     if not rows:
         raise ValueError(f"{path}: no runs")
     return rows
-
-
-def _config_key(row):
-    return (row["group"], row["placement"], row["kind"], row["rate"])
-
-
-def summary_table(rows):
-    """Mean +- std test accuracy per configuration and size.
-
-    Returns
-    -------
-    sizes : list of str
-    table : dict
-        ``(group, placement, kind, rate) -> {size: (mean, std, n)}``.
-    """
-    sizes = sorted({r["size"] for r in rows}, key=_size_key)
-    cells = {}
-    for row in rows:
-        cells.setdefault(_config_key(row), {}).setdefault(row["size"], []).append(row["test_accuracy"])
-    table = {key: {s: (float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v))
-                   for s, v in by_size.items()} for key, by_size in cells.items()}
-    return sizes, table
 
 
 def _pp(value):
@@ -79,116 +51,173 @@ def _p(value):
     return "n/a" if not np.isfinite(value) else (f"{value:.2g}" if value >= 1e-4 else "<1e-4")
 
 
-def _p_is(value):
-    text = _p(value)
-    return "< 1e-4" if text == "<1e-4" else f"= {text}"
+def _size_key(size):
+    return (1, 0) if size == "full" else (0, int(size))
 
 
-def _setup_lines(rows, meta):
-    sizes = sorted({(r["size"], r["n_train"]) for r in rows}, key=lambda s: _size_key(s[0]))
-    seeds = sorted({r["seed"] for r in rows})
+def warning_text(meta):
+    """The "not meaningful" sentence for quick, too-small or over-budget runs (None for a real study)."""
+    why = [w for w, on in (("--quick smoke", meta.get("quick")),
+                           (f"fewer-than-10-seeds ({meta.get('n_seeds')})", meta.get("few_seeds")),
+                           ("over-budget", meta.get("over_budget"))) if on]
+    return NOT_MEANINGFUL.format(why=" and ".join(why)) if why else None
+
+
+def _setup(rows, meta):
+    trained = [r for r in rows if not r["same_as"]]
+    lines = []
+    for data in sorted({r["data"] for r in rows}):
+        mine = [r for r in rows if r["data"] == data]
+        sizes = sorted({(r["size"], r["n_train"], r["max_epochs"]) for r in mine}, key=lambda s: _size_key(s[0]))
+        seeds = sorted({r["seed"] for r in mine})
+        info = meta.get("data_info", {}).get(data, {})
+        lines.append(f"- **{data}**: test set of {info.get('n_test', '?')} images (never used to choose); "
+                     f"training subsets of " + ", ".join(f"{s} ({n} images, at most {e} epochs)"
+                                                         for s, n, e in sizes)
+                     + f" drawn from a pool of {info.get('n_pool', '?')}; {len(seeds)} seeds.")
     models = {}
     for row in rows:
-        models.setdefault(row["model"], row["layers"])
-    epochs = {}
-    for row in rows:
-        epochs.setdefault(row["size"], row["epochs"])
-    trained = [r for r in rows if not r["same_as"]]
-    lines = [
-        f"- Data: **{meta.get('data', '?')}**, fixed held-out test set of {meta.get('n_test', '?')} images; "
-        f"training subsets drawn (stratified) from a pool of {meta.get('n_pool', '?')} images.",
-        "- Training-set sizes: " + ", ".join(f"{s} ({n} images, {epochs[s]} epochs)" for s, n in sizes)
-        + f"; a budget of {meta.get('steps', '?')} gradient steps per run (at least 10 epochs; batch "
-          f"{meta.get('batch_size', '?')}, Adam, learning rate {meta.get('learning_rate', '?')}, padding 'same').",
-        f"- Seeds: {len(seeds)} ({', '.join(map(str, seeds))}); a seed fixes the training subset and the "
-        "initialization, so runs with the same size and seed are paired across configurations.",
-        *[f"- Model `{name}`: layers `{layers}` (+ a softmax output layer)." for name, layers in models.items()],
-        f"- Runs: {len(trained)} trained, {len(rows)} rows (configurations whose dropout resolves to the same "
-        "network share one run; `same_as` in the CSV names it). Study kind 'spatial' = `dropout_kind=\"auto\"` "
-        "(channel dropout on maps, element-wise on vectors).",
-        f"- Total training time {sum(r['train_time_s'] for r in trained):.0f} s (sum over runs); wall time "
-        f"{meta.get('wall_time_s', float('nan')):.0f} s with n_jobs={meta.get('n_jobs', '?')} on "
-        f"{meta.get('machine', platform.machine())}"
-        + (f" (load average {meta['load_average']} while it ran: the machine was shared, so times are "
-           "inflated)" if meta.get("load_average") else "") + ".",
+        models.setdefault(row["group"], (row["layers"], row["batch_norm"]))
+    lines += [f"- {_GROUPS.get(g, g)} (`{g}`): layers `{layers}`" + (", batch_norm=True" if bn else "")
+              for g, (layers, bn) in models.items()]
+    schedules = sorted({r["schedule"] for r in rows})
+    lines += [
+        f"- Training: Adam, batch {meta.get('batch_size', 32)}, learning rate {meta.get('learning_rate', '?')}, "
+        f"learning-rate schedule {', '.join(schedules)}"
+        + (" (this estimator has no `lr_schedule` parameter, so the schedule is constant)"
+           if schedules == ["constant"] and meta.get("schedule") not in (None, "constant") else "")
+        + f"; early stopping on a validation split of 20% of each training subset (patience "
+          f"{meta.get('patience', '?')} epochs, best weights kept). The same split chooses the rates.",
+        f"- Runs: {len(trained)} trained ({len(rows)} rows; configurations that build the same network share a "
+        f"run, `same_as` names it). {sum(r['stopped_early'] for r in trained)} stopped early, "
+        f"{sum(not r['stopped_early'] for r in trained)} used their whole epoch budget; "
+        f"**{sum(r['did_not_train'] for r in trained)} did not train** (final training loss > 0.9 ln(classes)).",
+        f"- Wall time {meta.get('wall_time_s', float('nan')) / 60:.0f} min with n_jobs={meta.get('n_jobs', '?')} "
+        f"on {meta.get('machine', '?')}; training time summed over runs "
+        f"{sum(r['train_time_s'] for r in trained) / 60:.0f} min."
+        + (f" Load average {meta['load_average']} while it ran (shared machine)." if meta.get("load_average")
+           else ""),
     ]
+    if meta.get("cuts"):
+        lines.append("- Cut to fit the wall-time budget: " + "; ".join(meta["cuts"]) + ".")
     return lines
 
 
-def render(rows, primary, exploratory, meta, plots=()):
-    """The Markdown report as a string."""
-    out = ["# Where to add dropout: the placement study", "",
-           "Generated by " + (f"`{meta['command']}`" if meta.get("command") else "`minicnn study`") + ".",
-           "It tests the claims of the blog post \"Where to Add Dropout in Neural Network?\" on a held-out test "
-           "set. (The post also says that at test time outputs are \"scaled down by the dropout rate\": with "
-           "classic dropout they are scaled by the *keep* probability 1 - rate; minicnn uses inverted dropout, "
-           "which scales kept units by 1 / (1 - rate) during training instead.)", "",
-           "## Setup", "", *_setup_lines(rows, meta), "",
-           "## Verdicts", "",
-           f"Paired differences in test accuracy (treatment minus control, percentage points), one per "
-           f"(size, seed) block after averaging the matching runs; two-sided paired t-test "
-           f"(`scipy.stats.ttest_rel`), alpha = {ALPHA}, Holm correction over the {len(primary)} claims; "
-           f"Wilcoxon signed-rank p (`scipy.stats.wilcoxon`) as a distribution-free check.", "",
-           "| claim | contrast | pairs | mean diff (pp) | 95% CI (pp) | t-test p | Holm p | Wilcoxon p | verdict |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for r in primary:
-        out.append(f"| {r['title']} | {r['description']} | {r['n']} | {_pp(r['mean'])} | "
-                   f"[{_pp(r['ci_low'])}, {_pp(r['ci_high'])}] | {_p(r['p_t'])} | {_p(r['p_holm'])} | "
-                   f"{_p(r['p_wilcoxon'])} | **{r['verdict']}** |")
-    out.append("")
-    for r in primary:
-        out.append(f"- Verdict: **{r['verdict']}** — \"{r['title']}\": {_pp(r['mean'])} pp "
-                   f"({100 * r['treatment_mean']:.2f}% vs {100 * r['control_mean']:.2f}%), paired t-test "
-                   f"p {_p_is(r['p_t'])}, Holm-adjusted p {_p_is(r['p_holm'])}, n = {r['n']} pairs.")
-    out += ["", "### The claims by dropout rate and by training-set size", "",
-            "Mean paired difference in pp (uncorrected t-test p in parentheses); descriptive, not part of the "
-            "verdicts.", "", "| claim | by rate | by size |", "|---|---|---|"]
-    for r in primary:
-        parts = []
-        for axis, fmt in (("rate", "{:g}"), ("size", "{}")):
-            cells = r["breakdown"][axis]
-            parts.append("; ".join(f"{fmt.format(k)}: {_pp(v['mean'])} ({_p(v['p_t'])})" for k, v in cells.items()))
-        out.append(f"| {r['title']} | {parts[0]} | {parts[1]} |")
-    out += ["", "## Exploratory contrasts (uncorrected, for context)", "",
-            "| contrast | pairs | mean diff (pp) | 95% CI (pp) | t-test p | Wilcoxon p |", "|---|---|---|---|---|---|"]
-    for r in exploratory:
-        out.append(f"| {r['description']} | {r['n']} | {_pp(r['mean'])} | [{_pp(r['ci_low'])}, {_pp(r['ci_high'])}] "
-                   f"| {_p(r['p_t'])} | {_p(r['p_wilcoxon'])} |")
-    out += ["", "## Test accuracy per configuration (mean ± std over seeds, %)", ""]
-    sizes, table = summary_table(rows)
-    for group in ("main", "batch_norm", "deep"):
-        keys = sorted((k for k in table if k[0] == group), key=lambda k: (k[1] != "none", k[1], k[2], k[3]))
-        if not keys:
-            continue
-        out += [f"### {_GROUP_TITLES[group]}", "", "| placement | kind | rate | " + " | ".join(
-            f"size {s}" for s in sizes) + " |", "|---|---|---|" + "---|" * len(sizes)]
-        for key in keys:
-            cells = [table[key].get(s) for s in sizes]
-            text = [f"{100 * c[0]:.2f} ± {100 * c[1]:.2f}" if c else "" for c in cells]
-            rate = "-" if key[1] == "none" else f"{key[3]:g}"
-            out.append(f"| {key[1]} | {key[2]} | {rate} | " + " | ".join(text) + " |")
+def _verdict_table(results):
+    out = ["| claim (source) | data | size | chosen on validation: treatment / control | pairs | mean diff (pp) "
+           "| 95% CI (pp) | d_z | p | Holm p | not trained | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        chosen = (", ".join(f"{k} x{v}" for k, v in list(r["chosen_treatment"].items())[:3]) + " / "
+                  + ", ".join(f"{k} x{v}" for k, v in list(r["chosen_control"].items())[:3]))
+        d_z = "n/a" if not np.isfinite(r["d_z"]) else f"{r['d_z']:+.2f}"
+        out.append(f"| {r['title']} ({r['source']}) | {r['data']} | {r['size']} | {chosen} | {r['n']} | "
+                   f"{_pp(r['mean'])} | [{_pp(r['ci_low'])}, {_pp(r['ci_high'])}] | {d_z} | {_p(r['p_t'])} | "
+                   f"{_p(r['p_holm'])} | {r['not_trained']} | **{r['verdict']}** |")
+    return out
+
+
+def _accuracy_tables(rows):
+    out = []
+    for data in sorted({r["data"] for r in rows}):
+        mine = [r for r in rows if r["data"] == data]
+        sizes = sorted({r["size"] for r in mine}, key=_size_key)
+        out += [f"### {data}", "", "| model | placement | kind | rate | " + " | ".join(f"size {s}" for s in sizes)
+                + " |", "|---|---|---|---|" + "---|" * len(sizes)]
+        cells = {}
+        for r in mine:
+            cells.setdefault((r["group"], r["placement"], r["kind"], r["rate"]), {}).setdefault(
+                r["size"], []).append(r["test_accuracy"])
+        for key in sorted(cells, key=lambda k: (k[0], k[1] != "none", k[1], k[2], k[3])):
+            text = []
+            for s in sizes:
+                v = cells[key].get(s)
+                text.append(f"{100 * np.mean(v):.2f} ± {100 * np.std(v, ddof=1) if len(v) > 1 else 0:.2f}"
+                            if v else "")
+            out.append(f"| {key[0]} | {key[1]} | {key[2]} | {'-' if key[1] == 'none' else f'{key[3]:g}'} | "
+                       + " | ".join(text) + " |")
         out.append("")
-    out += ["## Caveats", "",
-            "- Every run gets the same budget of gradient steps; heavy dropout (many layers, rate 0.5) may need "
-            "longer training than this budget, so part of its penalty is slower convergence.",
-            "- Verdicts average over the rates 0.1 / 0.25 / 0.5: a collapse at one rate can dominate the mean; "
-            "the by-rate breakdown above shows where an effect comes from.",
-            "- The models are small and the data set easy; effects on larger networks and data (e.g. "
-            "`minicnn study --data mnist`) can differ. 'Does not hold' means the recommended choice was "
-            "significantly *worse* here, 'not significant' that no difference was detected.", ""]
-    out += ["## Plots", ""]
+    return out
+
+
+def recommendation_lines(rec, data):
+    """The report's closing recommendation for ``data``."""
+    if rec is None:
+        return [f"- {data}: no runs to recommend from."]
+    what = "no dropout" if rec["placement"] == "none" else (
+        f"`dropout=\"{rec['placement']}\"`, `dropout_rate={rec['rate']:g}`, "
+        f"`dropout_kind=\"{'auto' if rec['kind'] == 'spatial' else 'element'}\"`")
+    vs = rec["vs_none"]
+    low, high = rec["test_ci"]
+    line = (f"- **{data}** ({_GROUPS.get(rec['group'], rec['group'])}, {rec['size']} training images): {what} — "
+            f"test accuracy {100 * rec['test_mean']:.2f}% (95% CI [{100 * low:.2f}, {100 * high:.2f}], "
+            f"{rec['n_seeds']} seeds)")
+    if rec["placement"] != "none" and vs["n"]:
+        line += f", {_pp(vs['mean'])} pp vs no dropout (95% CI [{_pp(vs['ci_low'])}, {_pp(vs['ci_high'])}])"
+    return [line + ". Chosen by mean validation accuracy; the test set only reports it."]
+
+
+def render(rows, results, recommendations, meta, plots=()):
+    """The Markdown report as a string.
+
+    Parameters
+    ----------
+    rows : list of dict
+    results : list of dict
+        From :func:`minicnn.tools.study.stats.analyse`.
+    recommendations : dict
+        data set -> :func:`minicnn.tools.study.stats.recommend` result.
+    meta : dict
+        Run facts (command, wall time, machine, quick, over_budget, cuts, ...).
+    plots : sequence of path
+    """
+    warning = warning_text(meta)
+    banner = [f"> **{warning}**", ""] if warning else []
+    out = ["# Where to add dropout: the placement study", "", *banner,
+           "Generated by " + (f"`{meta['command']}`" if meta.get("command") else "`minicnn study`") + ".",
+           "It tests the claims of the blog post \"Where to Add Dropout in Neural Network?\" and of the papers "
+           "it leans on. (The post says that at test time outputs are \"scaled down by the dropout rate\": with "
+           "classic dropout they are scaled by the *keep* probability 1 - rate; minicnn uses inverted dropout.)",
+           "", "## Setup", "", *_setup(rows, meta), "", "## Verdicts", "",
+           f"In every (data set, size, seed) block each arm is represented by its configuration with the best "
+           f"**validation** accuracy (the rate, and for arms with two placements the placement, is chosen there; "
+           f"the column 'chosen' counts the choices). The chosen runs' test accuracies give one paired "
+           f"difference per seed (treatment minus control, percentage points): two-sided paired t-test "
+           f"(`scipy.stats.ttest_rel`), alpha = {ALPHA}, Holm correction over all {len(results)} tests below; "
+           f"d_z = mean / std of the differences. The small-sets claim compares the gain of dropout at the "
+           f"largest size with the gain at the smallest (Welch's t-test, `scipy.stats.ttest_ind`). Per data set "
+           f"and per size: sizes are never pooled.", "", *_verdict_table(results), "",
+           "## Test accuracy per configuration (mean ± std over seeds, %)", "", *_accuracy_tables(rows),
+           "## Caveats", "",
+           "- 'Does not hold' means the recommended choice was significantly *worse* here; 'not significant' that "
+           "no difference was detected with these seeds (not that there is none: read the interval).",
+           "- The validation split that chooses rates also stops training, so validation accuracies are slightly "
+           "optimistic; this is the same for every arm, and the test set stays untouched.",
+           "- 1000 MNIST images are not Srivastava et al.'s 'very small' sets (100-500); digits' 100 is.", "",
+           "## Plots", ""]
     if plots:
         out += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     else:
-        out.append(f"matplotlib is not installed, so no plots were drawn: `{PLOT_INSTALL}` and run the study again "
-                   "(or `minicnn study --from-csv runs.csv`).")
+        out.append(f"matplotlib is not installed, so no plots were drawn: `{PLOT_INSTALL}` and run "
+                   "`minicnn study --from-csv runs.csv`.")
+    out += ["", "## Recommendation", ""]
+    for data, rec in recommendations.items():
+        out += recommendation_lines(rec, data)
+    if warning:
+        out += ["", f"**{warning}**"]
     out += ["", "## How to reproduce", "", "```", meta.get("command") or "minicnn study",
             "minicnn study --from-csv runs.csv --out DIR   # re-analyse (and plot) without training", "```", ""]
     return "\n".join(out)
 
 
-def plot(rows, primary, out_dir):
-    """Draw the PNG plots when matplotlib is installed; return their paths (empty without matplotlib)."""
+def plot(rows, results, out_dir):
+    """Accuracy vs training-set size per placement (one panel per data set and model), and the claims' effects.
+
+    Returns
+    -------
+    list of Path
+        The PNG files written (empty without matplotlib).
+    """
     try:
         import matplotlib
 
@@ -197,41 +226,61 @@ def plot(rows, primary, out_dir):
     except ImportError:
         return []
     out_dir = Path(out_dir)
-    sizes, table = summary_table(rows)
     paths = []
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
-    for ax, kind in zip(axes, ("element", "spatial")):
-        placements = sorted({k[1] for k in table if k[0] == "main"})
-        for name in placements:
-            means = []
-            for size in sizes:
-                cell = [table[k][size][0] for k in table
-                        if k[0] == "main" and k[1] == name and k[2] in (kind, "-") and size in table[k]]
-                means.append(100 * np.mean(cell) if cell else np.nan)
-            ax.plot(range(len(sizes)), means, marker="o", label=name)
+    panels = sorted({(r["data"], r["group"]) for r in rows})
+    cols = min(3, len(panels))
+    fig, axes = plt.subplots(math.ceil(len(panels) / cols), cols, figsize=(5 * cols, 3.6 * math.ceil(len(panels)
+                                                                                                   / cols)),
+                             squeeze=False)
+    for ax, (data, group) in zip(axes.flat, panels):
+        mine = [r for r in rows if r["data"] == data and r["group"] == group]
+        sizes = sorted({r["size"] for r in mine}, key=_size_key)
+        for name in sorted({(r["placement"], r["kind"]) for r in mine}, key=lambda k: (k[0] != "none", k)):
+            means, errs = [], []
+            for size in sizes:   # per seed: the rate chosen on validation, then its test accuracy
+                best = {}
+                for r in mine:
+                    if (r["placement"], r["kind"]) == name and r["size"] == size:
+                        if r["seed"] not in best or r["val_accuracy"] > best[r["seed"]]["val_accuracy"]:
+                            best[r["seed"]] = r
+                acc = [100 * r["test_accuracy"] for r in best.values()]
+                means.append(np.mean(acc) if acc else np.nan)
+                errs.append(np.std(acc, ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else 0.0)
+            label = name[0] if name[0] == "none" else f"{name[0]} ({name[1]})"
+            ax.errorbar(range(len(sizes)), means, yerr=errs, marker="o", capsize=3, label=label)
         ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+        ax.set_title(f"{data}: {_GROUPS.get(group, group)}", fontsize=10)
         ax.set_xlabel("training-set size")
-        ax.set_title(f"base model, {kind} dropout (mean over rates)")
+        ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-    axes[0].set_ylabel("test accuracy (%)")
-    axes[1].legend(fontsize=8)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("test accuracy vs training-set size, rate chosen on validation per seed (± s.e.)")
     fig.tight_layout()
     paths.append(out_dir / "study_accuracy_by_size.png")
-    fig.savefig(paths[-1], dpi=110)
+    fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
-    fig, ax = plt.subplots(figsize=(8, 3.5))
-    names = [r["key"] for r in primary]
-    means = np.array([100 * r["mean"] for r in primary])
-    low = means - np.array([100 * r["ci_low"] for r in primary])
-    high = np.array([100 * r["ci_high"] for r in primary]) - means
-    ax.errorbar(means, range(len(names)), xerr=[np.nan_to_num(low), np.nan_to_num(high)], fmt="o", capsize=4)
-    ax.axvline(0, color="grey", lw=1)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("treatment - control, test accuracy (pp), 95% CI")
-    ax.set_title("claims: positive = the claim's recommendation is better")
-    fig.tight_layout()
-    paths.append(out_dir / "study_claims.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    if results:
+        fig, ax = plt.subplots(figsize=(9, 0.35 * len(results) + 1.5))
+        names = [f"{r['key']} | {r['data']} | {r['size']}" for r in results]
+        means = np.array([100 * r["mean"] for r in results])
+        low = np.nan_to_num(means - np.array([100 * r["ci_low"] for r in results]))
+        high = np.nan_to_num(np.array([100 * r["ci_high"] for r in results]) - means)
+        colors = ["tab:green" if r["verdict"] == "holds" else "tab:red" if r["verdict"] == "does not hold"
+                  else "tab:gray" for r in results]
+        for i in range(len(results)):
+            ax.errorbar(means[i], i, xerr=[[low[i]], [high[i]]], fmt="o", capsize=3, color=colors[i])
+        ax.axvline(0, color="grey", lw=1)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("treatment - control, test accuracy (pp), 95% CI; green holds, red does not, grey n.s.")
+        fig.tight_layout()
+        paths.append(out_dir / "study_claims.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
     return paths
+
+
+__all__ = ["CSV_FIELDS", "read_runs", "render", "plot", "warning_text", "typed"]

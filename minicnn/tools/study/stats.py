@@ -1,128 +1,116 @@
-"""The blog post's claims as paired contrasts, tested over seeds, with Holm's correction.
+"""The claims as contrasts between arms, with rates chosen on validation data, tested per data set and size.
 
-Each claim compares a *treatment* set of runs with a *control* set. Within
-one block (a training-set size and a seed: same training images, same
-initialization) the accuracies of the matching runs are averaged (over rates,
-and over kinds or placements when the claim pools them), giving one paired
-difference ``treatment - control`` per block. The claim *holds* when the mean
-difference is positive and a two-sided paired t-test (``scipy.stats.ttest_rel``)
-rejects "no difference" at ``alpha`` after Holm's correction over the primary
-claims; it *does not hold* when the difference is significant the other way;
-otherwise it is *not significant*. The Wilcoxon signed-rank test
-(``scipy.stats.wilcoxon``) is reported next to it as a distribution-free check
-(with fewer than 6 pairs it cannot reach p < 0.05).
+Nested selection: in every block (data set, training-set size, seed) each arm
+is represented by its configuration with the best *validation* accuracy
+(:func:`select`; ties go to the smaller rate). Only then are the chosen runs'
+*test* accuracies compared: one paired difference ``treatment - control`` per
+seed, so a placement is never judged at a rate it would not have been given.
+Each (claim, data set, size) is one test: a two-sided paired t-test
+(``scipy.stats.ttest_rel``), Holm's correction over every primary test of the
+study, the mean difference with its 95% t confidence interval and Cohen's d_z
+as effect sizes, and the Wilcoxon signed-rank p (``scipy.stats.wilcoxon``) as
+a distribution-free check. A claim *holds* when the difference is positive and
+significant after correction, *does not hold* when significant the other way,
+and is *not significant* otherwise.
+
+Srivastava et al.'s claim compares two sizes (different images per seed, so
+not paired): the gain of dropout (best dropout arm minus no dropout, chosen on
+validation) at the largest size minus the gain at the smallest, with Welch's
+t-test (``scipy.stats.ttest_ind(equal_var=False)``).
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from .grid import ANY_DROPOUT, ARMS
 
 ALPHA = 0.05
 HOLDS, FAILS, NOT_SIGNIFICANT = "holds", "does not hold", "not significant"
 
 
 @dataclass(frozen=True)
-class Contrast:
-    """A paired comparison of two sets of runs.
+class Claim:
+    """A claim as ``treatment`` arm minus ``control`` arm of one model group.
 
     Attributes
     ----------
     key : str
     title : str
-        The claim in the blog's words.
-    treatment, control : dict
-        Row filters: column -> allowed values (a tuple) or a single value.
-    description : str
-        What is compared, in plain words.
-    smallest_size_only : bool
-        Restrict to the smallest training-set size of the study.
+        The claim in its source's words.
+    source : str
+    group : str
+        Model group ("base", "deep", "bn", "keras").
+    treatment, control : str
+        Arm names (:data:`minicnn.tools.study.grid.ARMS`, or ``ANY_DROPOUT``).
+    smallest_only : bool
+        Test at the smallest size of the data set only (claims about small data).
+    across_sizes : bool
+        Srivastava et al.'s form: gain at the largest size minus gain at the smallest (Welch).
     """
 
     key: str
     title: str
-    treatment: dict
-    control: dict
-    description: str
-    smallest_size_only: bool = False
+    source: str
+    group: str
+    treatment: str
+    control: str
+    smallest_only: bool = False
+    across_sizes: bool = False
 
 
-PRIMARY = (
-    Contrast("after_last_pool", "After the last pooling layer is a good default",
-             dict(group="main", placement="after_last_pool", kind="element"), dict(group="main", placement="none"),
-             "base model: dropout after the last pool (element-wise, mean over rates) minus no dropout"),
-    Contrast("every_layer_deep", "For a very deep network, add dropout after each layer",
-             dict(group="deep", placement="after_each_layer"), dict(group="deep", placement="after_last_pool"),
-             "deep model: dropout after every conv/dense layer minus after the last pool only (mean over rates)"),
-    Contrast("last_layers_small_data", "On a small data set, dropout only in the last layers beats every layer",
-             dict(group="main", placement=("last:1", "last:2"), kind="element"),
-             dict(group="main", placement="after_each_layer", kind="element"),
-             "smallest training set, base model: dropout in the last 1-2 layers minus after every layer "
-             "(element-wise, mean over rates and K)", smallest_size_only=True),
-    Contrast("dropout_before_bn_hurts", "Dropout feeding BatchNorm hurts (place it after the last BN)",
-             dict(group="batch_norm", placement="last:1"), dict(group="batch_norm", placement="after_each_layer"),
-             "batch_norm=True: dropout only after the last BN minus dropout before every BN (mean over rates)"),
-    Contrast("spatial_for_conv_maps", "Spatial (channel) dropout suits conv feature maps",
-             dict(group="main", placement=("after_last_pool", "after_each_layer", "last:2"), kind="spatial"),
-             dict(group="main", placement=("after_last_pool", "after_each_layer", "last:2"), kind="element"),
-             "base model, placements that touch conv maps: spatial minus element-wise dropout "
-             "(mean over placements and rates)"),
-)
-
-EXPLORATORY = (
-    Contrast("alp_vs_every_layer", "after_last_pool vs after_each_layer (base model)",
-             dict(group="main", placement="after_last_pool", kind="element"),
-             dict(group="main", placement="after_each_layer", kind="element"),
-             "base model: after the last pool minus after every layer (element-wise)"),
-    Contrast("every_layer_base", "after_each_layer vs after_last_pool on the *base* model (depth control)",
-             dict(group="main", placement="after_each_layer", kind="element"),
-             dict(group="main", placement="after_last_pool", kind="element"),
-             "base model: after every layer minus after the last pool (compare with the deep model)"),
-    Contrast("every_layer_deep_vs_none", "deep model: after_each_layer vs no dropout",
-             dict(group="deep", placement="after_each_layer"), dict(group="deep", placement="none"),
-             "deep model: after every layer minus no dropout"),
-    Contrast("every_layer_small_vs_none", "smallest set: after_each_layer vs no dropout",
-             dict(group="main", placement="after_each_layer", kind="element"), dict(group="main", placement="none"),
-             "smallest training set: after every layer minus no dropout", smallest_size_only=True),
-    Contrast("last_layers_vs_none_small", "smallest set: last 1-2 layers vs no dropout",
-             dict(group="main", placement=("last:1", "last:2"), kind="element"), dict(group="main", placement="none"),
-             "smallest training set: dropout in the last 1-2 layers minus no dropout", smallest_size_only=True),
-    Contrast("bn_last_vs_bn_none", "batch_norm=True: dropout after the last BN vs no dropout",
-             dict(group="batch_norm", placement="last:1"), dict(group="batch_norm", placement="none"),
-             "batch_norm=True: dropout after the last BN minus no dropout"),
-    Contrast("no_bn_last1_vs_every", "batch_norm=False control: last:1 vs after_each_layer",
-             dict(group="main", placement="last:1", kind="element"),
-             dict(group="main", placement="after_each_layer", kind="element"),
-             "without BN: last layer only minus every layer (is the BN contrast specific to BN?)"),
+CLAIMS = (
+    Claim("after_last_pool", "Dropout after the last pooling layer helps", "blog post", "base",
+          "after_last_pool", "none"),
+    Claim("large_model_premise", "A large model (the Keras MNIST CNN, 1.2M weights) gains from dropout after "
+          "the last pool", "blog post (premise)", "keras", "after_last_pool", "none"),
+    Claim("every_layer_deep", "In a deep net, dropout after every layer beats after the last pool only",
+          "blog post", "deep", "after_each_layer", "after_last_pool"),
+    Claim("last_layers_small_data", "On small data, dropout only in the last layers beats every layer",
+          "blog post", "base", "last_layers", "after_each_layer", smallest_only=True),
+    Claim("no_dropout_before_bn", "No dropout before BatchNorm: after the last layer only beats before every BN",
+          "Li et al. 2019", "bn", "last:1", "after_each_layer"),
+    Claim("spatial_conv_maps", "Spatial (channel) dropout beats element dropout on conv maps",
+          "Tompson et al. 2015", "base", "conv_maps_spatial", "conv_maps_element"),
+    Claim("spatial_large_maps", "Spatial dropout beats element dropout after the last pool of the large model",
+          "Tompson et al. 2015", "keras", "after_last_pool_spatial", "after_last_pool"),
+    Claim("small_sets_little_gain", "Dropout gains less on the smallest training set than on the largest",
+          "Srivastava et al. 2014", "base", ANY_DROPOUT, "none", across_sizes=True),
 )
 
 
-def _matches(row, filters):
-    for column, allowed in filters.items():
-        allowed = allowed if isinstance(allowed, tuple) else (allowed,)
-        if row[column] not in allowed:
-            return False
-    return True
+def _arm_members(rows, group, arm):
+    """Rows of ``group`` that belong to ``arm``."""
+    if arm == ANY_DROPOUT:
+        return [r for r in rows if r["group"] == group and r["placement"] != "none"]
+    placements, kind = ARMS[arm]
+    return [r for r in rows if r["group"] == group and r["placement"] in placements
+            and (kind == "-" or r["kind"] == kind)]
 
 
-def block_means(rows, filters, sizes=None):
-    """Mean test accuracy of the matching rows per (size, seed) block.
+def select(rows, group, arm):
+    """The arm's configuration chosen on validation accuracy in every block.
+
+    Only ``val_accuracy`` decides (ties: smaller rate, then placement name); ``test_accuracy`` is never read.
 
     Returns
     -------
     dict
-        ``(size, seed) -> mean accuracy``.
+        ``(data, size, seed) -> row``.
     """
-    sums = {}
-    for row in rows:
-        if (sizes is None or row["size"] in sizes) and _matches(row, filters):
-            total = sums.setdefault((row["size"], row["seed"]), [0.0, 0])
-            total[0] += row["test_accuracy"]
-            total[1] += 1
-    return {key: s / n for key, (s, n) in sums.items()}
+    chosen = {}
+    for row in _arm_members(rows, group, arm):
+        key = (row["data"], row["size"], row["seed"])
+        best = chosen.get(key)
+        rank = (-row["val_accuracy"], row["rate"], row["placement"], row["kind"])
+        if best is None or rank < (-best["val_accuracy"], best["rate"], best["placement"], best["kind"]):
+            chosen[key] = row
+    return chosen
 
 
 def paired_test(differences):
-    """Mean, 95% t confidence interval, paired t-test and Wilcoxon p-values of paired differences.
+    """Mean, 95% t confidence interval, Cohen's d_z, paired t-test and Wilcoxon p-values of paired differences.
 
     Parameters
     ----------
@@ -131,8 +119,8 @@ def paired_test(differences):
     Returns
     -------
     dict
-        ``n``, ``mean``, ``ci_low``, ``ci_high``, ``p_t``, ``p_wilcoxon`` (NaN
-        when undefined: fewer than 2 pairs, or all differences equal).
+        ``n``, ``mean``, ``ci_low``, ``ci_high``, ``d_z`` (mean / std), ``p_t``, ``p_wilcoxon`` (NaN when
+        undefined: fewer than 2 pairs, or all differences equal).
 
     Examples
     --------
@@ -143,18 +131,38 @@ def paired_test(differences):
     from scipy import stats
 
     d = np.asarray(differences, dtype=np.float64)
-    out = dict(n=int(d.size), mean=float(d.mean()) if d.size else float("nan"), ci_low=float("nan"),
-               ci_high=float("nan"), p_t=float("nan"), p_wilcoxon=float("nan"))
+    nan = float("nan")
+    out = dict(n=int(d.size), mean=float(d.mean()) if d.size else nan, ci_low=nan, ci_high=nan, d_z=nan,
+               p_t=nan, p_wilcoxon=nan)
     if d.size < 2 or np.allclose(d, d[0], rtol=0, atol=1e-12):
         if d.size >= 2:   # identical differences: no variance, no test (but an exact zero is "no effect")
             out["ci_low"] = out["ci_high"] = out["mean"]
-            out["p_t"] = out["p_wilcoxon"] = 1.0 if abs(out["mean"]) < 1e-12 else float("nan")
+            out["p_t"] = out["p_wilcoxon"] = 1.0 if abs(out["mean"]) < 1e-12 else nan
         return out
     t = stats.ttest_rel(d, np.zeros_like(d))
-    half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
-    out.update(p_t=float(t.pvalue), ci_low=float(out["mean"] - half), ci_high=float(out["mean"] + half))
+    ci = t.confidence_interval(0.95)
+    out.update(p_t=float(t.pvalue), ci_low=float(ci.low), ci_high=float(ci.high),
+               d_z=float(d.mean() / d.std(ddof=1)))
     if np.any(d != 0):
         out["p_wilcoxon"] = float(stats.wilcoxon(d).pvalue)
+    return out
+
+
+def welch_test(a, b):
+    """Mean of ``a`` minus mean of ``b``, Welch's t-test and its 95% confidence interval (unpaired samples)."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    nan = float("nan")
+    out = dict(n=int(min(a.size, b.size)), mean=float(a.mean() - b.mean()) if a.size and b.size else nan,
+               ci_low=nan, ci_high=nan, d_z=nan, p_t=nan, p_wilcoxon=nan)
+    if a.size < 2 or b.size < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+        return out
+    t = stats.ttest_ind(a, b, equal_var=False)
+    ci = t.confidence_interval(0.95)
+    pooled = math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)
+    out.update(p_t=float(t.pvalue), ci_low=float(ci.low), ci_high=float(ci.high),
+               d_z=float(out["mean"] / pooled) if pooled > 0 else nan)
     return out
 
 
@@ -184,77 +192,125 @@ def verdict(mean, p_adjusted, alpha=ALPHA):
     return HOLDS if mean > 0 else FAILS
 
 
-def evaluate(rows, contrast, smallest):
-    """Paired differences and tests for one contrast (``smallest``: the smallest size label)."""
-    sizes = (smallest,) if contrast.smallest_size_only else None
-    treated = block_means(rows, contrast.treatment, sizes)
-    control = block_means(rows, contrast.control, sizes)
-    blocks = sorted(set(treated) & set(control))
-    result = paired_test([treated[b] - control[b] for b in blocks])
-    result.update(key=contrast.key, title=contrast.title, description=contrast.description,
-                  treatment_mean=float(np.mean([treated[b] for b in blocks])) if blocks else float("nan"),
-                  control_mean=float(np.mean([control[b] for b in blocks])) if blocks else float("nan"),
-                  blocks=len(blocks))
+def size_order(rows):
+    """Size labels per data set, smallest first (by the number of training images)."""
+    sizes = {}
+    for row in rows:
+        sizes.setdefault(row["data"], {})[row["size"]] = row["n_train"]
+    return {data: sorted(by_size, key=by_size.get) for data, by_size in sizes.items()}
+
+
+def _chosen_summary(rows):
+    """Which configurations the validation split chose, e.g. ``{"after_last_pool 0.25": 7, ...}``."""
+    counts = {}
+    for row in rows:
+        name = "none" if row["placement"] == "none" else f"{row['placement']} {row['kind']} {row['rate']:g}"
+        counts[name] = counts.get(name, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+def evaluate(rows, claim, data, size):
+    """One claim on one data set and size (paired over seeds); None when the study has no such runs."""
+    treated, control = select(rows, claim.group, claim.treatment), select(rows, claim.group, claim.control)
+    seeds = sorted(k[2] for k in set(treated) & set(control) if k[:2] == (data, size))
+    if not seeds:
+        return None
+    t_rows = [treated[(data, size, s)] for s in seeds]
+    c_rows = [control[(data, size, s)] for s in seeds]
+    result = paired_test([t["test_accuracy"] - c["test_accuracy"] for t, c in zip(t_rows, c_rows)])
+    result.update(treatment_mean=float(np.mean([t["test_accuracy"] for t in t_rows])),
+                  control_mean=float(np.mean([c["test_accuracy"] for c in c_rows])),
+                  chosen_treatment=_chosen_summary(t_rows), chosen_control=_chosen_summary(c_rows),
+                  not_trained=sum(r["did_not_train"] for r in t_rows + c_rows))
     return result
 
 
-def breakdown(rows, contrast, smallest):
-    """The contrast per dropout rate and per training-set size (uncorrected, descriptive).
+def evaluate_across_sizes(rows, claim, data, small, large):
+    """Srivastava et al.'s form: gain of dropout at ``large`` minus gain at ``small`` (Welch)."""
+    treated, control = select(rows, claim.group, claim.treatment), select(rows, claim.group, claim.control)
 
-    Returns
-    -------
-    dict
-        ``{"rate": {rate: result}, "size": {size: result}}`` with
-        :func:`paired_test` results. A control without dropout (``"none"``)
-        is compared with the treatment at each rate.
-    """
-    from dataclasses import replace
+    def gains(size):
+        keys = sorted(k for k in set(treated) & set(control) if k[:2] == (data, size))
+        return [treated[k]["test_accuracy"] - control[k]["test_accuracy"] for k in keys], [treated[k] for k in keys]
 
-    rates = sorted({r["rate"] for r in rows if _matches(r, contrast.treatment)})
-    sizes = sorted({r["size"] for r in rows}, key=lambda s: min(r["n_train"] for r in rows if r["size"] == s))
-    if contrast.smallest_size_only:
-        sizes = [smallest]
-    out = {"rate": {}, "size": {}}
-    control_has_rate = contrast.control.get("placement") != "none"
-    for rate in rates:
-        control = dict(contrast.control, rate=rate) if control_has_rate else contrast.control
-        out["rate"][rate] = evaluate(rows, replace(contrast, treatment=dict(contrast.treatment, rate=rate),
-                                                   control=control), smallest)
-    for size in sizes:
-        out["size"][size] = evaluate(rows, replace(contrast, smallest_size_only=True), size)
-    return out
-
-
-def smallest_size(rows):
-    """Label of the smallest training-set size among ``rows`` (by the number of training images)."""
-    by_size = {}
-    for row in rows:
-        by_size[row["size"]] = row["n_train"]
-    return min(by_size, key=by_size.get)
+    (g_large, t_large), (g_small, t_small) = gains(large), gains(small)
+    if not g_large or not g_small:
+        return None
+    result = welch_test(g_large, g_small)
+    result.update(treatment_mean=float(np.mean(g_large)), control_mean=float(np.mean(g_small)),
+                  chosen_treatment=_chosen_summary(t_large + t_small), chosen_control={"none": len(g_large)},
+                  not_trained=sum(r["did_not_train"] for r in t_large + t_small))
+    return result
 
 
 def analyse(rows, alpha=ALPHA):
-    """Test every primary claim (Holm-corrected) and every exploratory contrast (uncorrected).
+    """Test every claim on every data set and size; Holm's correction over all of these tests.
 
     Parameters
     ----------
     rows : list of dict
-        Rows of ``runs.csv`` with typed values (see :func:`minicnn.tools.study.report.read_runs`).
+        Typed rows (see :func:`minicnn.tools.study.report.read_runs`).
     alpha : float, default=0.05
 
     Returns
     -------
-    primary, exploratory : list of dict
-        :func:`paired_test` results plus ``key``, ``title``, ``description``,
-        ``treatment_mean``, ``control_mean``; primary results also carry
-        ``p_holm``, ``verdict`` and ``breakdown`` (see :func:`breakdown`).
+    list of dict
+        One result per (claim, data set, size) that the rows cover: :func:`paired_test` fields plus ``key``,
+        ``title``, ``source``, ``data``, ``size``, ``treatment_mean``, ``control_mean``, ``chosen_treatment``,
+        ``chosen_control``, ``not_trained``, ``p_holm`` and ``verdict``.
     """
-    smallest = smallest_size(rows)
-    primary = [evaluate(rows, c, smallest) for c in PRIMARY]
-    for result, p_adj in zip(primary, holm([r["p_t"] for r in primary])):
+    results = []
+    for data, sizes in size_order(rows).items():
+        for claim in CLAIMS:
+            if claim.across_sizes:
+                cells = [(f"{sizes[0]} vs {sizes[-1]}", evaluate_across_sizes(rows, claim, data, sizes[0],
+                                                                               sizes[-1]))] if len(sizes) > 1 else []
+            else:
+                cells = [(s, evaluate(rows, claim, data, s)) for s in (sizes[:1] if claim.smallest_only else sizes)]
+            for size, result in cells:
+                if result is not None:
+                    result.update(key=claim.key, title=claim.title, source=claim.source, data=data, size=size,
+                                  treatment=claim.treatment, control=claim.control, group=claim.group)
+                    results.append(result)
+    for result, p_adj in zip(results, holm([r["p_t"] for r in results])):
         result["p_holm"] = p_adj
         result["verdict"] = verdict(result["mean"], p_adj, alpha)
-    for result, contrast in zip(primary, PRIMARY):
-        result["breakdown"] = breakdown(rows, contrast, smallest)
-    exploratory = [evaluate(rows, c, smallest) for c in EXPLORATORY]
-    return primary, exploratory
+    return results
+
+
+def recommend(rows, data, group):
+    """The configuration to use on ``data``: best mean validation accuracy at the largest size.
+
+    The choice reads only validation accuracies; its test accuracy (mean and 95% t interval over seeds) and
+    its paired difference from no dropout are reported afterwards.
+
+    Returns
+    -------
+    dict or None
+        ``placement``, ``kind``, ``rate``, ``size``, ``val_mean``, ``test_mean``, ``test_ci``, ``vs_none``
+        (:func:`paired_test` of chosen minus none), ``n_seeds``.
+    """
+    from scipy import stats
+
+    sizes = size_order(rows).get(data)
+    if not sizes:
+        return None
+    size = sizes[-1]
+    cells = {}
+    for row in rows:
+        if row["data"] == data and row["group"] == group and row["size"] == size:
+            cells.setdefault((row["placement"], row["kind"], row["rate"]), []).append(row)
+    if not cells:
+        return None
+    best = max(cells, key=lambda k: (np.mean([r["val_accuracy"] for r in cells[k]]), -k[2]))
+    runs = sorted(cells[best], key=lambda r: r["seed"])
+    test = np.array([r["test_accuracy"] for r in runs])
+    if len(test) > 1 and np.ptp(test) > 0:
+        low, high = stats.t.interval(0.95, len(test) - 1, loc=test.mean(), scale=stats.sem(test))
+    else:
+        low = high = float(test.mean())
+    none = {r["seed"]: r["test_accuracy"] for r in cells.get(("none", "-", 0.0), [])}
+    vs_none = paired_test([r["test_accuracy"] - none[r["seed"]] for r in runs if r["seed"] in none])
+    return dict(placement=best[0], kind=best[1], rate=best[2], size=size, group=group,
+                val_mean=float(np.mean([r["val_accuracy"] for r in runs])), test_mean=float(test.mean()),
+                test_ci=(float(low), float(high)), vs_none=vs_none, n_seeds=len(runs))
