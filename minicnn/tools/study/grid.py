@@ -216,7 +216,10 @@ class Config:
 
 
 def configs_for(model, rates):
-    """Every configuration of ``model``'s arms (one per placement, kind and rate; "none" once)."""
+    """Every configuration of ``model``'s arms (one per placement, kind and rate; "none" once).
+
+    Placements the model's layers cannot take (``after_last_pool`` without a pooling layer) are left out.
+    """
     out = {}
     for arm in model.arms:
         placements, kind = ARMS[arm]
@@ -224,6 +227,10 @@ def configs_for(model, rates):
             for rate in ((0.0,) if policy == "none" else rates):
                 c = Config(model.group, model.layers, model.padding, model.batch_norm, policy, float(rate), kind,
                            model.max_size)
+                try:
+                    c.resolved()
+                except ValueError:   # e.g. after_last_pool on layers without pooling: not a placement of this model
+                    continue
                 out.setdefault(c.label, c)
     return list(out.values())
 
