@@ -371,7 +371,7 @@ def test_study_resumes_and_skips_finished_runs(tmp_path, monkeypatch):
 
 def test_resume_refuses_a_csv_of_another_format(tmp_path):
     (tmp_path / "runs.csv").write_text("group,placement\nbase,none\n")
-    with pytest.raises(ValueError, match="another --out"):
+    with pytest.raises(ValueError, match="delete it or choose another --out"):
         run_plan(tiny_plan(), tmp_path / "runs.csv", n_jobs=1, verbose=0)
 
 
@@ -449,9 +449,9 @@ def test_user_data_study_end_to_end(user_study):
 
 def test_from_csv_reproduces_the_report(user_study, tmp_path):
     out, _ = user_study
-    code, _, err = run_cli("study", "--from-csv", out / "runs.csv", "--out", tmp_path)
+    code, _, err = run_cli("study", "--from-csv", out / "runs.csv", "--docs", "--out", tmp_path)
     assert code == 0, err
-    assert (tmp_path / "report.md").read_text().split("## Verdicts")[1] == \
+    assert (tmp_path / "STUDY.md").read_text().split("## Verdicts")[1] == \
         (out / "report.md").read_text().split("## Verdicts")[1]
 
 

@@ -36,6 +36,9 @@ from .stats import analyse, recommend
 
 __all__ = ["make_plan", "run_study", "report_from_csv", "estimate", "measure_epoch_cost"]
 
+NAMES = dict(report="report.md", runs="runs.csv", meta="study.json")
+DOCS_NAMES = dict(report="STUDY.md", runs="study_runs.csv", meta="study_meta.json")   # ``minicnn study --docs``
+
 
 def _cpus():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
@@ -100,7 +103,7 @@ def _workers(n_jobs):
 
 def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=False, layers=None,
               padding="same", rates=None, schedule="cosine", budget_s=None, n_jobs=-1, scheduler=None, verbose=1,
-              command=None, stream=None):
+              command=None, stream=None, names=None):
     """Run (or resume) the placement study and write ``runs.csv``, ``study.json`` and ``report.md``.
 
     Parameters
@@ -123,6 +126,9 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
         Command line recorded in the report.
     stream : file, default=None
         Where progress and the plan summary go (default: stderr for progress, stdout for the summary).
+    names : dict, default=None
+        File names of the ``report``, the ``runs`` CSV and the ``meta`` JSON (default :data:`NAMES`;
+        :data:`DOCS_NAMES` writes the project's ``docs/STUDY.md`` and ``docs/study_runs.csv``).
 
     Returns
     -------
@@ -135,6 +141,7 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
 
     from .data import load_split
 
+    names = dict(NAMES, **(names or {}))
     datas = (data,) if isinstance(data, str) else tuple(data)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,16 +184,16 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     start = time.perf_counter()
     rows = []
     for p in plans:
-        rows += [typed(r) for r in run_plan(p, out_dir / "runs.csv", n_jobs=n_jobs, scheduler=scheduler,
+        rows += [typed(r) for r in run_plan(p, out_dir / names["runs"], n_jobs=n_jobs, scheduler=scheduler,
                                             verbose=verbose, stream=stream)]
         X_pool, _, X_test, _ = load_split(p.data, p.profile.test_size)
         meta.setdefault("data_info", {})[p.data] = dict(n_pool=len(X_pool), n_test=len(X_test))
     meta.update(wall_time_s=time.perf_counter() - start, load_average=_load(), warning=warning)
-    (out_dir / "study.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
-    return _write_outputs(rows, meta, out_dir), meta
+    (out_dir / names["meta"]).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return _write_outputs(rows, meta, out_dir, names["report"]), meta
 
 
-def _write_outputs(rows, meta, out_dir):
+def _write_outputs(rows, meta, out_dir, report_name):
     out_dir = Path(out_dir)
     results = analyse(rows)
     recs = {}
@@ -195,13 +202,13 @@ def _write_outputs(rows, meta, out_dir):
         recs[data] = recommend(rows, data, "user" if "user" in groups else "base" if "base" in groups
                                else sorted(groups)[0])
     plots = plot(rows, results, out_dir)
-    (out_dir / "report.md").write_text(render(rows, results, recs, meta, plots), encoding="utf-8")
+    (out_dir / report_name).write_text(render(rows, results, recs, meta, plots), encoding="utf-8")
     meta["recommendations"] = recs
     return results
 
 
-def report_from_csv(csv_path, out_dir):
-    """Re-analyse an existing ``runs.csv`` (and its ``study.json`` if present) into ``out_dir/report.md``.
+def report_from_csv(csv_path, out_dir, names=None):
+    """Re-analyse an existing runs CSV (and its ``study.json`` or ``study_meta.json``) into ``out_dir``.
 
     Returns
     -------
@@ -210,9 +217,10 @@ def report_from_csv(csv_path, out_dir):
     """
     csv_path = Path(csv_path)
     rows = read_runs(csv_path)
-    meta_path = csv_path.with_name("study.json")
-    meta = json.loads(meta_path.read_text(encoding="utf-8")) if meta_path.is_file() else {}
+    names = dict(NAMES, **(names or {}))
+    metas = [csv_path.with_name(n) for n in (NAMES["meta"], DOCS_NAMES["meta"]) if csv_path.with_name(n).is_file()]
+    meta = json.loads(metas[0].read_text(encoding="utf-8")) if metas else {}
     meta["warning"] = warning_text(meta)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return _write_outputs(rows, meta, out_dir), meta
+    return _write_outputs(rows, meta, out_dir, names["report"]), meta

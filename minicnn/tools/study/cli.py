@@ -103,29 +103,35 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny grid, verdicts not meaningful")
     parser.add_argument("--n-jobs", type=int, default=-1, help="joblib workers (default -1: every CPU)")
     parser.add_argument("--scheduler", default=None, help="Dask scheduler address (needs minicnn[distributed])")
-    parser.add_argument("--out", default="study", help="output directory (default ./study); an existing "
-                                                       "runs.csv there is resumed")
+    parser.add_argument("--out", default=None, help="output directory (default ./study, or docs with --docs); "
+                                                     "an existing runs CSV there is resumed")
+    parser.add_argument("--docs", action="store_true",
+                        help="write the project's report names: STUDY.md, study_runs.csv, study_meta.json "
+                             "(default --out docs)")
     parser.add_argument("--from-csv", default=None, help="re-analyse an existing runs.csv instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
 def run(args):
     """Run the study for parsed ``args``; print the verdicts and the recommendation; return the exit code."""
-    from . import report_from_csv, run_study
+    from . import DOCS_NAMES, NAMES, report_from_csv, run_study
     from .report import recommendation_lines
+
+    names = DOCS_NAMES if args.docs else NAMES
+    out = Path(args.out or ("docs" if args.docs else "study"))
 
     command = "minicnn " + " ".join(getattr(args, "argv", ["study"]))
     if args.from_csv:
-        results, meta = report_from_csv(args.from_csv, args.out)
+        results, meta = report_from_csv(args.from_csv, out, names)
     else:
-        if any(not d in BUILTIN for d in args.data) and args.layers is None:
+        if any(d not in BUILTIN for d in args.data) and args.layers is None:
             raise ValueError(f"--layers is required with your own data (e.g. --layers conv16,maxpool,dense64); "
                              f"received --data {args.data[0]}")
-        results, meta = run_study(args.out, data=args.data, sizes=args.sizes, seeds=args.seeds, quick=args.quick,
+        results, meta = run_study(out, data=args.data, sizes=args.sizes, seeds=args.seeds, quick=args.quick,
                                   layers=args.layers, padding=args.padding, rates=args.rates,
                                   schedule=args.schedule, budget_s=args.budget, n_jobs=args.n_jobs,
                                   scheduler=args.scheduler, verbose=0 if args.quiet else 1,
-                                  command=command.strip())
+                                  command=command.strip(), names=names)
     for r in results:
         print(f"{r['verdict']:>15}: {r['title']} [{r['data']}, {r['size']}] ({100 * r['mean']:+.2f} pp, "
               f"Holm p = {r['p_holm']:.2g})")
@@ -133,5 +139,5 @@ def run(args):
         print("recommendation" + recommendation_lines(rec, data)[0][1:].replace("**", ""))
     if meta.get("warning"):
         print(meta["warning"])
-    print(f"wrote {Path(args.out) / 'report.md'}" + ("" if args.from_csv else f" and {Path(args.out) / 'runs.csv'}"))
+    print(f"wrote {out / names['report']}" + ("" if args.from_csv else f" and {out / names['runs']}"))
     return 0

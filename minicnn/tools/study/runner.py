@@ -95,7 +95,7 @@ def read_csv(path):
         reader = csv.DictReader(f)
         if tuple(reader.fieldnames or ()) != CSV_FIELDS:
             raise ValueError(f"{path}: not a runs.csv of this study version (columns {reader.fieldnames}); "
-                             f"choose another --out directory")
+                             f"delete it or choose another --out directory")
         return list(reader)
 
 
