@@ -1,6 +1,5 @@
 """The placement study: plans, nested rate selection, statistics, resumability, budgets, the end-to-end command."""
 
-import csv
 import io
 import math
 import warnings

@@ -31,7 +31,11 @@ def read_runs(path):
     ------
     ValueError
         When a column is missing, a value does not parse, or there are no runs.
+    FileNotFoundError
+        When ``path`` does not exist.
     """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such runs CSV")
     rows = []
     for line, raw in enumerate(read_csv(path), start=2):
         try:
