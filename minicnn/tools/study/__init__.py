@@ -171,7 +171,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
                 schedule=schedule, batch_size=plans[0].profile.batch_size,
                 learning_rate=plans[0].profile.learning_rate, patience=plans[0].profile.n_iter_no_change,
                 n_jobs=n_jobs, machine=f"{platform.machine()}, {_cpus()} CPUs", budget_s=budget_s,
-                estimated_wall_s={d: round(s) for d, s in estimates.items()})
+                estimated_wall_s={d: round(s) for d, s in estimates.items()},
+                default_cuts={p.data: p.profile.cut for p in plans if p.profile.cut})
     warning = warning_text(meta)
     if verbose:
         for p in plans:

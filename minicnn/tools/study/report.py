@@ -102,6 +102,11 @@ def _setup(rows, meta):
         + (f" Load average {meta['load_average']} while it ran (shared machine)." if meta.get("load_average")
            else ""),
     ]
+    if meta.get("estimated_wall_s"):
+        lines.append("- Estimated wall time before the run: " + ", ".join(
+            f"{d} {s / 60:.0f} min" for d, s in meta["estimated_wall_s"].items()) + ".")
+    for data, cut in meta.get("default_cuts", {}).items():
+        lines.append(f"- Left out of the {data} grid: {cut}.")
     if meta.get("cuts"):
         lines.append("- Cut to fit the wall-time budget: " + "; ".join(meta["cuts"]) + ".")
     return lines
