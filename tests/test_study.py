@@ -472,3 +472,17 @@ def test_minicnn_study_is_a_deprecated_alias():
     from minicnn.tools import study as new
 
     assert old.run_study is new.run_study and old.stats is new.stats
+
+
+def test_schedule_is_one_value_with_a_constant_fallback(monkeypatch):
+    import minicnn
+
+    params = minicnn.CNNClassifier().get_params()
+    expected = {"lr_schedule": "cosine"} if "lr_schedule" in params else {}
+    assert grid.schedule_params("cosine") == expected
+    assert grid.schedule_params("constant") == {} and grid.schedule_params(None) == {}
+    monkeypatch.setattr(minicnn.CNNClassifier, "get_params", lambda self, deep=True: dict(params, lr_schedule="x"))
+    assert grid.schedule_params("cosine") == {"lr_schedule": "cosine"}
+    monkeypatch.setattr(minicnn.CNNClassifier, "get_params",
+                        lambda self, deep=True: {k: v for k, v in params.items() if k != "lr_schedule"})
+    assert grid.schedule_params("cosine") == {}
