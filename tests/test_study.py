@@ -486,3 +486,12 @@ def test_schedule_is_one_value_with_a_constant_fallback(monkeypatch):
     monkeypatch.setattr(minicnn.CNNClassifier, "get_params",
                         lambda self, deep=True: {k: v for k, v in params.items() if k != "lr_schedule"})
     assert grid.schedule_params("cosine") == {}
+
+
+def test_budget_measures_the_cost_of_a_fit_on_the_data():
+    from minicnn.tools.study import measure_epoch_cost
+
+    plan = make_plan("digits", quick=True)
+    costs = measure_epoch_cost(plan, n_images=100)
+    assert set(costs) == {"base", "bn", "deep"}
+    assert all(0 < c < 60 for c in costs.values())   # CPU seconds per epoch per 1000 images, finite and positive
