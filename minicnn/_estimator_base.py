@@ -19,7 +19,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, placement
 from ._predict import batched_outputs, check_mc_samples  # noqa: F401 (check_mc_samples re-exported)
-from ._architecture import network_for, plan
+from .architecture import network_for, parse_layers
+from .placement import plan
 from ._inputs import prepare_X
 from ._progress import EpochReporter
 from .backend import BACKEND_NAMES
@@ -47,7 +48,7 @@ class BaseCNN(BaseEstimator):
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(CODES))],
         "batch_norm": ["boolean"],
-        "dropout": [str, tuple, list],
+        "dropout": [str, tuple, list, Real],   # a number gets placement's error suggesting dropout_rate
         "dropout_rate": [Interval(Real, 0, 1, closed="left"), tuple, list],
         "dropout_kind": [StrOptions(set(placement.KINDS))],
         "dropout_scaling": [StrOptions({"inverted", "test_time"})],
@@ -338,7 +339,7 @@ class BaseCNN(BaseEstimator):
             ``dropout_rate`` and ``dropout_kind``.
         """
         check_is_fitted(self)
-        tokens = placement.parse_layers(self.layers)
+        tokens = parse_layers(self.layers)
         lines = [f"{type(self).__name__}: dropout={self.dropout!r}, dropout_rate={self.dropout_rate!r}, "
                  f"dropout_kind={self.dropout_kind!r}, dropout_scaling={self.dropout_scaling!r}",
                  self.network_.summary(), "Dropout placement:"]

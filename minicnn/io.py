@@ -43,6 +43,7 @@ import zipfile
 import numpy as np
 
 from ._inputs import user_shape_to_nhwc
+from .architecture import network_options, weight_count
 
 FORMAT = "minicnn"
 VERSION = 1
@@ -359,36 +360,9 @@ def _restore_classes(reader, est, header):
     est.classes_ = classes.astype(object) if info["object"] else classes
 
 
-def _weight_count(est, tokens, input_shape, n_outputs):
-    """Number of conv and dense weights the network built from ``tokens`` holds (computed without building it).
-
-    Exact for every network that builds (biases and BatchNorm vectors come on
-    top); used to refuse files whose parameters would allocate more than they
-    store.
-    """
-    from .layers.geometry import window_geometry
-
-    h, w, c = input_shape
-    total = 0
-    for token in tokens:
-        if token.kind == "conv":
-            k = token.kernel_size or est.kernel_size
-            total += k * k * c * token.units
-            h, w = (max(window_geometry(size, k, 1, 1, est.padding)[0], 1) for size in (h, w))
-            c = token.units
-        elif token.kind in ("maxpool", "avgpool"):
-            h, w = (max(window_geometry(size, est.pool_size, est.pool_size, 1, est.padding)[0], 1) for size in (h, w))
-        elif token.kind == "gap":
-            h = w = 1
-        else:
-            total += h * w * c * token.units
-            h, w, c = 1, 1, token.units
-    return total + h * w * c * n_outputs
-
-
 def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
-    weights = _weight_count(est, tokens, est.input_shape_, est.n_outputs_)
+    weights = weight_count(tokens, est.input_shape_, est.n_outputs_, **network_options(est))
     stored = sum(info.file_size for info in reader.archive.infolist() if info.filename.startswith("layer"))
     # Slack (MAX_EXPANSION x + 1 MiB) so that a mismatch of a few layers is reported layer by layer below.
     _expect(reader, 4 * weights <= MAX_EXPANSION * stored + 2**20,

@@ -16,7 +16,8 @@ import warnings
 import numpy as np
 
 from . import placement
-from ._architecture import network_for, plan
+from .architecture import network_for
+from .placement import plan
 from ._inputs import _already_prepared, _as_array, _check_kind, _flat_to_nhwc, describe, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, softmax
 from .backend import BACKEND_NAMES
