@@ -17,7 +17,7 @@ Examples
 __version__ = "0.1.0"
 __all__ = ["CNNClassifier", "CNNRegressor", "load", "load_predictor", "Predictor", "__version__"]
 
-_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "io",
+_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "estimator",
          "load_predictor": "predictor", "Predictor": "predictor"}
 
 

@@ -277,7 +277,7 @@ def load_predictor(path, backend=None):
     """
     if backend is not None and backend not in BACKEND_NAMES:
         raise ValueError(f"backend must be one of {BACKEND_NAMES} or None; received backend={backend!r}")
-    from .io import _load_file
+    from .io import read_model
 
-    predictor, _ = _load_file(path, backend, _make_predictor)
+    predictor, _ = read_model(path, backend, _make_predictor)
     return predictor
