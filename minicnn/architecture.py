@@ -94,7 +94,8 @@ def _window(size, kernel, stride, padding):
 def _conv_shape(token, shape, options):
     h, w, c = shape
     k = _conv_kernel(token, options)
-    return (_window(h, k, 1, options["padding"]), _window(w, k, 1, options["padding"]), token.units), k * k * c * token.units
+    padding = options["padding"]
+    return (_window(h, k, 1, padding), _window(w, k, 1, padding), token.units), k * k * c * token.units
 
 
 def _pool_shape(token, shape, options):

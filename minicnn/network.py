@@ -43,8 +43,26 @@ class Sequential:
         self.lock = threading.Lock()
         self.input_shape = self.output_shape = None
 
-    def _kernels(self):
+    @property
+    def kernels(self):
+        """The :class:`~minicnn.backend.Backend` every kernel call of this network goes to.
+
+        ``backend`` is what was asked for (a name or a Backend); ``kernels`` is
+        what it resolves to. Layers, the loss and the optimizer all run on it.
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` is not a known backend name.
+        ImportError
+            If the named backend cannot be imported (e.g. the Cython kernels
+            are not built).
+        """
         return self.backend if not isinstance(self.backend, str) else get_backend(self.backend)
+
+    def _kernels(self):
+        """Former private name of :attr:`kernels` (benchmarks of earlier releases call it)."""
+        return self.kernels
 
     def build(self, input_shape, rng):
         """Create every layer's parameters for per-sample ``input_shape``.
@@ -52,7 +70,7 @@ class Sequential:
         ``rng`` (a ``numpy.random.Generator``) initializes the weights and draws
         the seed that keys every dropout mask.
         """
-        kernels = self._kernels()
+        kernels = self.kernels
         seed = int(rng.integers(0, 2**63 - 1))
         shape = tuple(input_shape)
         self.input_shape = shape
@@ -108,7 +126,7 @@ class Sequential:
         """Switch kernels without touching parameters (e.g. after unpickling)."""
         self.backend = backend
         self._plan = None
-        kernels = self._kernels()
+        kernels = self.kernels
         for layer in self.layers:
             layer.kernels = kernels
 
@@ -227,7 +245,7 @@ class Sequential:
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         rule = "-" * max(len(line) for line in lines)
-        kernels = self._kernels()
+        kernels = self.kernels
         return "\n".join([rule, lines[0], rule, *lines[1:], rule,
                           f"Total params: {self.n_params:,}   input: {self.input_shape}   "
                           f"dtype: {self.dtype}   backend: {kernels.name}", rule])

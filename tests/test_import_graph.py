@@ -48,7 +48,8 @@ def _deprecated_alias_nodes(tree):
     """Import statements inside a module-level ``__getattr__`` that issues a DeprecationWarning."""
     nodes = set()
     for func in tree.body:
-        if isinstance(func, ast.FunctionDef) and func.name == "__getattr__" and "DeprecationWarning" in ast.unparse(func):
+        if (isinstance(func, ast.FunctionDef) and func.name == "__getattr__"
+                and "DeprecationWarning" in ast.unparse(func)):
             nodes.update(id(n) for n in ast.walk(func) if isinstance(n, (ast.Import, ast.ImportFrom)))
     return nodes
 
