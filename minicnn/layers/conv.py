@@ -5,7 +5,7 @@ import math
 import numpy as np
 
 from ..backend.activation_codes import CODES
-from ..backend.reference import conv_wgrad_workspace_length, winograd_workspace_length
+from ..backend.tuning import conv_wgrad_workspace_length, winograd_workspace_length
 from .base import Layer, activation_code, glorot_or_he_uniform
 from .geometry import as_pair, check_padding, window_geometry
 
