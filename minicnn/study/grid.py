@@ -15,7 +15,7 @@ vectors (channel dropout is undefined for vectors).
 import math
 from dataclasses import dataclass, field
 
-from .. import placement
+from .. import architecture, placement
 
 PLACEMENTS = ("none", "after_last_pool", "after_each_layer", "last:1", "last:2", "dense")
 RATES = (0.1, 0.25, 0.5)
@@ -109,7 +109,7 @@ class Config:
     def resolved(self):
         """Hashable description of the network actually built (for sharing identical runs)."""
         params = self.estimator_params()
-        tokens = placement.parse_layers(params["layers"])
+        tokens = architecture.parse_layers(params["layers"])
         specs = placement.resolve_dropout(tokens, params["dropout"], params["dropout_rate"], params["dropout_kind"])
         return (self.layers, self.batch_norm, tuple((s.after, s.rate, s.kind) for s in specs))
 
