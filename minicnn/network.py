@@ -67,8 +67,24 @@ class Sequential:
     def build(self, input_shape, rng):
         """Create every layer's parameters for per-sample ``input_shape``.
 
-        ``rng`` (a ``numpy.random.Generator``) initializes the weights and draws
-        the seed that keys every dropout mask.
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Per-sample NHWC ``(height, width, channels)`` or ``(features,)``.
+        rng : numpy.random.Generator
+            Initializes the weights and draws the seed that keys every dropout mask.
+
+        Returns
+        -------
+        tuple of int
+            The per-sample output shape.
+
+        Raises
+        ------
+        ValueError
+            If a layer does not fit the shape it receives (the layer says which).
+        ImportError
+            If the network's backend cannot be imported.
         """
         kernels = self.kernels
         seed = int(rng.integers(0, 2**63 - 1))
@@ -123,7 +139,19 @@ class Sequential:
         return [(flat[0], flat[1])]
 
     def set_backend(self, backend):
-        """Switch kernels without touching parameters (e.g. after unpickling)."""
+        """Switch kernels without touching parameters (e.g. after unpickling).
+
+        Parameters
+        ----------
+        backend : {"auto", "numpy", "numba", "cython"} or Backend
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` is not a known backend name.
+        ImportError
+            If the backend cannot be imported.
+        """
         self.backend = backend
         self._plan = None
         kernels = self.kernels
@@ -144,8 +172,13 @@ class Sequential:
 
         Returns
         -------
-        ndarray
+        ndarray (N, *output_shape)
             The last layer's output buffer: copy it to keep it past the next call.
+
+        Raises
+        ------
+        RuntimeError
+            Where a layer detects a misuse (e.g. a pass before :meth:`build`).
         """
         if training:
             for layer in self.layers:
@@ -201,7 +234,24 @@ class Sequential:
         return work
 
     def backward(self, dy):
-        """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads."""
+        """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads.
+
+        Parameters
+        ----------
+        dy : ndarray (N, *output_shape)
+            After :meth:`forward` of the same batch with ``training=True``.
+
+        Returns
+        -------
+        ndarray or None
+            The gradient with respect to the network input (None: the first
+            layer skips it).
+
+        Raises
+        ------
+        RuntimeError
+            Where a layer can tell that no training forward preceded the call.
+        """
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy

@@ -66,8 +66,6 @@ class Conv2D(Layer):
     (8, 8, 4)
     """
 
-    kind = "conv"
-
     def __init__(self, filters, kernel_size=3, strides=1, padding="valid", dilation=1,
                  use_bias=True, activation="identity", alpha=0.01):
         super().__init__()
