@@ -13,7 +13,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, InvalidParameterError, StrOptions
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
@@ -48,7 +48,7 @@ class BaseCNN(BaseEstimator):
         "pool_size": [Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(CODES))],
         "batch_norm": ["boolean"],
-        "dropout": [str, tuple, list, Real],   # a number gets placement's error suggesting dropout_rate
+        "dropout": [str, tuple, list],
         "dropout_rate": [Interval(Real, 0, 1, closed="left"), tuple, list],
         "dropout_kind": [StrOptions(set(placement.KINDS))],
         "dropout_scaling": [StrOptions({"inverted", "test_time"})],
@@ -102,6 +102,15 @@ class BaseCNN(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+
+    def _validate_params(self):
+        try:
+            super()._validate_params()
+        except InvalidParameterError as exc:
+            hint = placement.number_hint(self.dropout)
+            if hint and "'dropout' parameter" in str(exc):
+                raise InvalidParameterError(f"{exc} {hint}") from None
+            raise
 
     # ------------------------------------------------------------------ planning
     def _plan(self):

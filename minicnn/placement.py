@@ -116,12 +116,27 @@ def _positions(tokens, dropout):
             raise ValueError(f"Expected dropout indices in strictly increasing order. "
                              f"Received: dropout={tuple(dropout)!r}")
         return [int(i) for i in dropout]
-    if isinstance(dropout, numbers.Real) and not isinstance(dropout, bool):
-        raise ValueError(f"dropout says where dropout goes: one of {POLICIES} or a tuple of layer indices; the "
-                         f"drop probability is dropout_rate. Received: dropout={dropout!r} (did you mean "
-                         f"dropout_rate={dropout!r}?)")
+    if number_hint(dropout):
+        raise ValueError(f"Expected dropout to be one of {POLICIES} or a tuple of layer indices. "
+                         f"Received: dropout={dropout!r}. {number_hint(dropout)}")
     raise ValueError(f"Expected dropout to be one of {POLICIES} or a tuple of layer indices. "
                      f"Received: dropout={dropout!r}")
+
+
+def number_hint(dropout):
+    """For a number passed as ``dropout`` (the placement), the sentence pointing to ``dropout_rate``; else "".
+
+    Examples
+    --------
+    >>> number_hint(0.5)
+    'dropout places dropout layers; their drop probability is dropout_rate: did you mean dropout_rate=0.5?'
+    >>> number_hint("dense")
+    ''
+    """
+    if isinstance(dropout, numbers.Real) and not isinstance(dropout, bool):
+        return (f"dropout places dropout layers; their drop probability is dropout_rate: did you mean "
+                f"dropout_rate={dropout!r}?")
+    return ""
 
 
 def _rates(dropout_rate, n_placed, dropout):

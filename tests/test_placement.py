@@ -235,13 +235,20 @@ def test_a_number_for_dropout_suggests_dropout_rate(number):
     with pytest.raises(ValueError, match=r"did you mean dropout_rate=") as info:
         resolve_dropout(parse_layers(("conv4", "maxpool")), number)
     assert f"dropout={number!r}" in str(info.value)
+    assert placement.number_hint(number) in str(info.value)
 
 
 @pytest.mark.parametrize("face", ["CNNClassifier", "CNNRegressor"])
-def test_estimators_pass_a_number_for_dropout_to_the_placement_error(face):
+def test_estimators_suggest_dropout_rate_for_a_number_passed_as_dropout(face):
     import minicnn
 
+    from sklearn.utils._param_validation import InvalidParameterError
+
     X, y = np.zeros((4, 6, 6, 1), dtype=np.float32), np.array([0, 1, 0, 1])
-    est = getattr(minicnn, face)(layers=("conv2", "maxpool"), dropout=0.5, max_iter=1)
-    with pytest.raises(ValueError, match=r"did you mean dropout_rate=0.5"):
-        est.fit(X, y)
+    for number in (0.5, 3, np.float64(0.2)):
+        est = getattr(minicnn, face)(layers=("conv2", "maxpool"), dropout=number, max_iter=1)
+        with pytest.raises(InvalidParameterError, match=r"'dropout' parameter.*Got .*did you mean dropout_rate="):
+            est.fit(X, y)
+    with pytest.raises(InvalidParameterError) as info:   # other bad values keep scikit-learn's message alone
+        getattr(minicnn, face)(dropout=None).fit(X, y)
+    assert "dropout_rate" not in str(info.value)
