@@ -18,7 +18,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, params, placement
 from ._predict import batched_outputs, check_mc_samples  # noqa: F401 (check_mc_samples re-exported)
-from ._architecture import network_for, plan
+from .architecture import network_for, parse_layers
+from .placement import plan
 from ._inputs import prepare_X
 from ._progress import EpochReporter
 from .optim import SGD, Adam
@@ -324,7 +325,7 @@ class BaseCNN(BaseEstimator):
             ``dropout_rate`` and ``dropout_kind``.
         """
         check_is_fitted(self)
-        tokens = placement.parse_layers(self.layers)
+        tokens = parse_layers(self.layers)
         lines = [f"{type(self).__name__}: dropout={self.dropout!r}, dropout_rate={self.dropout_rate!r}, "
                  f"dropout_kind={self.dropout_kind!r}, dropout_scaling={self.dropout_scaling!r}",
                  self.network_.summary(), "Dropout placement:"]

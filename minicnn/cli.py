@@ -235,7 +235,7 @@ def _load_model(path, predict_only=False):
         from .predictor import load_predictor
 
         return load_predictor(path)
-    from .io import load
+    from .estimator import load
 
     return load(path)
 

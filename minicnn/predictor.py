@@ -13,7 +13,8 @@ import warnings
 
 import numpy as np
 
-from ._architecture import network_for, plan
+from .architecture import network_for
+from .placement import plan
 from ._inputs import _already_prepared, _as_array, _check_kind, _flat_to_nhwc, describe, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, softmax
 from .params import TABLE, invalid
@@ -234,7 +235,7 @@ def load_predictor(path, backend=None):
     """
     if backend is not None and invalid("backend", backend) is not None:
         raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
-    from .io import _load_file
+    from .io import read_model
 
-    predictor, _ = _load_file(path, backend, _make_predictor)
+    predictor, _ = read_model(path, backend, _make_predictor)
     return predictor
