@@ -276,7 +276,7 @@ def thread_limits(n_threads=None):
     # cold-start path of a Cython-only ("auto") model.
     numba = _numba() if "numba" in sys.modules else None
     openmp = _openmp()
-    old_numba = numba.get_num_threads() if numba is not None else None
+    old_numba = _numba_get_num_threads(numba) if numba is not None else None
     old_omp = openmp.get_max_threads() if openmp is not None else None
     if numba is not None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -382,3 +382,39 @@ def _fork_safe_threads(n):
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---------------------------------------------------------------------------- environment errors
+
+#: Environment variables through which users configure the thread runtimes (named in environment errors).
+THREAD_ENV_VARS = ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_DEFAULT_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+class ThreadEnvironmentError(RuntimeError):
+    """A thread runtime refused this process's environment (e.g. ``NUMBA_NUM_THREADS=0``).
+
+    A ``RuntimeError``, never a ``ValueError``: it is not an error in the
+    arguments (network geometry, parameters) and is never reported as one.
+    """
+
+
+def environment_error(runtime, exc):
+    """A :class:`ThreadEnvironmentError` for ``exc`` raised by ``runtime`` at start-up, naming the variables set.
+
+    Examples
+    --------
+    >>> str(environment_error("Numba", ValueError("bad"))).startswith("Numba cannot start")
+    True
+    """
+    found = ", ".join(f"{k}={os.environ[k]!r}" for k in THREAD_ENV_VARS if k in os.environ) or "none set"
+    return ThreadEnvironmentError(
+        f"{runtime} cannot start in this environment: {exc} (thread environment variables: {found}); "
+        f"set each to a valid value (a positive integer of threads) or unset it")
+
+
+def _numba_get_num_threads(numba):
+    """``numba.get_num_threads()`` (which launches Numba's pool on first use); an environment error as one."""
+    try:
+        return numba.get_num_threads()
+    except ValueError as exc:   # unknown or unloadable NUMBA_THREADING_LAYER, bad thread counts
+        raise environment_error("Numba", exc) from exc
