@@ -9,7 +9,7 @@ import numpy as np
 from .runner import CSV_FIELDS, _size_key
 from .stats import ALPHA
 
-PLOT_INSTALL = "pip install 'minicnn[plot]'"
+PLOT_INSTALL = "pip install matplotlib (the plot extra of minicnn-engine)"
 _GROUP_TITLES = {"main": "Base model", "batch_norm": "Base model with batch_norm=True", "deep": "Deep model"}
 
 
