@@ -581,12 +581,15 @@ def _add_study(sub, common):
                                    "variants), test the blog's claims, write runs.csv and report.md.")
     p.add_argument("--data", choices=("digits", "mnist"), default="digits", help="data set of the runs")
     p.add_argument("--seeds", type=_seeds, default=None, help="number of seeds (default 5) or a list 0,1,2")
-    p.add_argument("--sizes", type=_sizes, default=None, help="training-set sizes, e.g. 100,300,full (default: none, the study grid's sizes)")
-    p.add_argument("--steps", type=_POSITIVE_INT, default=None, help="gradient steps per run (default: none, the study grid's steps)")
+    p.add_argument("--sizes", type=_sizes, default=None,
+                   help="training-set sizes, e.g. 100,300,full (default: none, the study grid's sizes)")
+    p.add_argument("--steps", type=_POSITIVE_INT, default=None,
+                   help="gradient steps per run (default: none, the study grid's steps)")
     p.add_argument("--quick", action="store_true", help="tiny grid (for tests and smoke runs)")
     p.add_argument("--n-jobs", type=int, default=-1, help="joblib workers (default -1: every CPU)")
     p.add_argument("--scheduler", default=None,
-                   help="Dask scheduler address (needs the distributed extra: pip install \"dask[distributed]\" dask-ml)")
+                   help="Dask scheduler address (needs the distributed extra: "
+                        "pip install \"dask[distributed]\" dask-ml)")
     p.add_argument("--out", default="study", help="output directory")
     p.add_argument("--from-csv", default=None,
                    help="re-analyse an existing runs.csv instead of training (default: none, train)")

@@ -380,7 +380,8 @@ def _hostile_inputs(tmp, good_model_bytes):
         "npy_strings.npy": ("npy", lambda p: np.save(p, np.array([["a", "b"], ["c", "d"]]))),
         "npy_zero_images.npy": ("npy", lambda p: np.save(p, np.zeros((0, 8, 8, 1), np.float32))),
         "idx_empty.idx": ("idx", lambda p: p.write_bytes(b"")),
-        "idx_zero_images.idx": ("idx", lambda p: p.write_bytes(idx_images[:16].replace(b"\x00\x00\x00\x03", b"\x00\x00\x00\x00", 1))),
+        "idx_zero_images.idx": ("idx", lambda p: p.write_bytes(
+            (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (0, 8, 8)))),
         "idx_truncated.idx": ("idx", lambda p: p.write_bytes(idx_images[:-5])),
         "idx_truncated.idx.gz": ("idx", lambda p: p.write_bytes(gz_images[: len(gz_images) // 2])),
         "idx_bad_crc.idx.gz": ("idx", lambda p: p.write_bytes(gz_images[:-8] + b"\x00" * 8)),
