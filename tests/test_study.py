@@ -267,4 +267,4 @@ def test_scheduler_without_dask_says_what_to_install(monkeypatch, tmp_path):
     monkeypatch.setattr(builtins, "__import__", no_dask)
     code, _, err = run_cli("study", "--quick", "--scheduler", "tcp://127.0.0.1:8786", "--out", tmp_path, "--quiet")
     assert code == 1
-    assert "pip install \"dask[distributed]\" dask-ml" in err and len(err.strip().splitlines()) == 1
+    assert "pip install 'dask[distributed]' dask-ml" in err and len(err.strip().splitlines()) == 1

@@ -104,7 +104,8 @@ def _backend(scheduler):
         from distributed import Client
     except ImportError as exc:
         raise ImportError(f"--scheduler needs Dask's distributed scheduler, which is not installed "
-                          f"({exc}); install it with: pip install "dask[distributed]" dask-ml (the distributed extra of minicnn-engine)") from None
+                          f"({exc}); install it with: pip install 'dask[distributed]' dask-ml "
+                          f"(the distributed extra of minicnn-engine)") from None
     import joblib
 
     with Client(scheduler):
