@@ -347,7 +347,7 @@ def _check_out(path, option, keep=()):
     for other_option, other in keep:
         if other and Path(other).exists() and _same_file(path, other):
             raise ValueError(f"{option} {path} is the same file as {other_option} {other}: refusing to overwrite it")
-    target, _ = _writable_target(path)   # follows links; PermissionError for read-only files
+    target = _writable_target(path)[0]   # follows links; PermissionError for read-only files
     directory = os.path.dirname(target) or "."
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{option} {path}: directory {directory} does not exist")

@@ -214,7 +214,7 @@ def _umask():
 
 
 def _writable_target(path):
-    """The file ``open(path, "wb")`` would write and the mode it would have, or the error it would raise.
+    """The file ``open(path, "wb")`` would write, its mode, and its ``os.stat`` (None when new).
 
     Symbolic links are followed (a link keeps pointing at the new model), an
     existing file keeps its permission bits, a new file gets ``0o666 & ~umask``
@@ -226,14 +226,14 @@ def _writable_target(path):
     try:
         st = os.stat(target)
     except FileNotFoundError:
-        return target, 0o666 & ~_umask()
+        return target, 0o666 & ~_umask(), None
     if os.path.isdir(target):
         raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
     if not st.st_mode & stat.S_IWUSR:
         raise PermissionError(errno.EACCES, f"Permission denied: the file is read-only "
                                             f"(mode {stat.S_IMODE(st.st_mode):04o})", os.fspath(path))
     os.close(os.open(target, os.O_WRONLY))   # raises PermissionError exactly where open(path, "wb") would
-    return target, stat.S_IMODE(st.st_mode)
+    return target, stat.S_IMODE(st.st_mode), st
 
 
 def _atomic_write(path, write):
@@ -241,17 +241,46 @@ def _atomic_write(path, write):
 
     Readers never see a partial file and a failed write leaves the old file
     untouched; otherwise the result is what ``open(path, "wb")`` would give
-    (see :func:`_writable_target`).
+    (see :func:`_writable_target`; an existing file also keeps its owner and
+    group where the process may set them). Two cases cannot be replaced
+    without changing what ``open`` would do, and are written in place once
+    the complete file exists: a file with several hard links (every name sees
+    the new model) and a writable file in a directory the process cannot
+    create files in.
     """
-    target, mode = _writable_target(path)
-    fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=os.path.dirname(target))
+    target, mode, st = _writable_target(path)
+    directory = os.path.dirname(target)
     try:
-        with os.fdopen(fd, "wb") as f:
+        fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
+    except PermissionError:
+        if st is None:
+            raise
+        fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp")   # complete copy elsewhere first
+    in_place = st is not None and (st.st_nlink > 1 or os.path.dirname(tmp) != directory)
+    try:
+        with os.fdopen(fd, "w+b") as f:
             write(f)
             f.flush()
-            os.fchmod(f.fileno(), mode)
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
+            if in_place:
+                f.seek(0)
+                with open(target, "r+b") as out:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+                    out.truncate()
+                    out.flush()
+                    os.fsync(out.fileno())
+            else:
+                os.fchmod(f.fileno(), mode)
+                if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                    try:
+                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                    except PermissionError:
+                        pass
+                os.fsync(f.fileno())
+        if in_place:
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)

@@ -348,3 +348,25 @@ def test_a_bad_backend_argument_is_blamed_not_the_file(tiny, tmp_path, loader, b
     assert not isinstance(info.value, minicnn.io.ModelFileError) and "not a valid" not in str(info.value)
     with pytest.raises(ValueError, match="received backend="):   # before the file is even opened
         loader(tmp_path / "missing.npz", backend=backend)
+
+
+def test_save_over_a_hard_linked_file_updates_every_name_like_open(tiny, tmp_path):
+    clf, X = tiny
+    path, other = tmp_path / "m.npz", tmp_path / "same.npz"
+    path.write_bytes(b"old model")
+    os.chmod(path, 0o640)
+    os.link(path, other)
+    clf.save(path)
+    assert os.path.samefile(path, other) and other.read_bytes() == path.read_bytes()
+    assert os.stat(path).st_mode & 0o7777 == 0o640
+    np.testing.assert_array_equal(minicnn.load(other).predict_proba(X), clf.predict_proba(X))
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "same.npz"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_resave_keeps_the_owner_and_group(tiny, tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    os.chown(path, 12345, 23456)
+    tiny[0].save(path)
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (12345, 23456)
