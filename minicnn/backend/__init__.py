@@ -121,6 +121,10 @@ def _load_module(name):
         return importlib.import_module(_MODULES[name])
     except ImportError:
         return None
+    except ValueError as exc:   # Numba refuses its environment on import (e.g. NUMBA_NUM_THREADS=0)
+        from .jit import environment_error
+
+        raise environment_error("Numba", exc) from exc
 
 
 def _resolve(name):
