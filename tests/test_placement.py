@@ -247,7 +247,7 @@ def test_estimators_suggest_dropout_rate_for_a_number_passed_as_dropout(face):
     X, y = np.zeros((4, 6, 6, 1), dtype=np.float32), np.array([0, 1, 0, 1])
     for number in (0.5, 3, np.float64(0.2)):
         est = getattr(minicnn, face)(layers=("conv2", "maxpool"), dropout=number, max_iter=1)
-        with pytest.raises(InvalidParameterError, match=r"'dropout' parameter.*Got .*did you mean dropout_rate="):
+        with pytest.raises(InvalidParameterError, match=r"'dropout' parameter.*did you mean dropout_rate=.*Got "):
             est.fit(X, y)
     with pytest.raises(InvalidParameterError) as info:   # other bad values keep scikit-learn's message alone
         getattr(minicnn, face)(dropout=None).fit(X, y)
