@@ -461,6 +461,20 @@ class BaseCNN(BaseEstimator):
                                  f"appropriate arguments before using this estimator.")
         return prepare_X(self, X, reset=False)
 
+    def _check_feature_names_in(self, X):
+        """scikit-learn's feature-name check of a prediction input (its warnings attributed to the caller)."""
+        if getattr(X, "columns", None) is None and not hasattr(self, "feature_names_in_"):
+            return
+        import warnings
+
+        from sklearn.utils.validation import _check_feature_names
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _check_feature_names(self, X, reset=False)
+        for w in caught:
+            warn(str(w.message), w.category)
+
     def _outputs(self, images, transform, mc_samples=None, with_std=False):
         """Batched forward passes (see :func:`minicnn._predict.batched_outputs`).
 
