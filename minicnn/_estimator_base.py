@@ -301,7 +301,7 @@ class BaseCNN(BaseEstimator):
             rare = present[np.argmin(counts[present])]
             if counts[rare] < 2:
                 raise ValueError(f"{setting} holds out a stratified validation set, which needs at least 2 samples "
-                                 f"of every class in y; class {self.classes_[rare]!r} has {counts[rare]}. Pass more "
+                                 f"of every class in y; class {self.classes_[rare].item()!r} has {counts[rare]}. Pass more "
                                  f"samples of it, or set early_stopping=False.")
             k = len(present)
             if n_val < k or n - n_val < k:

@@ -138,6 +138,18 @@ _ATTRIBUTES = """
 """.strip("\n")
 
 
+def _check_one_label_type(labels, name):
+    """Refuse labels that mix strings with other types (they cannot be sorted into ``classes_``)."""
+    if labels.dtype != object:
+        return
+    strings = [v for v in labels if isinstance(v, str)]
+    if strings and len(strings) < len(labels):
+        other = next(v for v in labels if not isinstance(v, str))
+        raise ValueError(f"{name} mixes string labels with labels of other types (e.g. {strings[0]!r} and "
+                         f"{other!r} of type {type(other).__name__}); convert them to one type, e.g. "
+                         f"{name}.astype(str)")
+
+
 class CNNClassifier(ClassifierMixin, BaseCNN):
     __doc__ = f"""Convolutional network classifier (softmax output, cross-entropy loss).
 
@@ -211,6 +223,9 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
 
     def _prepare_y(self, y, first, classes):
         y = column_or_1d(check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y"), warn=True)
+        _check_one_label_type(y, "y")
+        if classes is not None:
+            _check_one_label_type(column_or_1d(classes), "classes")
         check_classification_targets(y)
         if first:
             self.classes_ = np.unique(y if classes is None else column_or_1d(classes))
