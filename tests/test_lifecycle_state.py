@@ -97,8 +97,10 @@ def test_bools_are_refused_for_every_numeric_parameter(cls, name, value):
     X, y = data(cls)
     est = cls(**TINY).fit(X, y)
     twin = copy.deepcopy(est)
-    with pytest.raises(ValueError, match=rf"{name}"):
+    with pytest.raises(ValueError, match=rf"The '{name}' parameter .* not a bool"):
         est.set_params(**{name: value}).fit(X, y)
+    est.set_params(**{name: twin.get_params()[name]})        # the parameter was set by the user, not by fit
+    assert_same_state(est, twin)
     assert_same(outputs(est, X), outputs(twin, X))
 
 
