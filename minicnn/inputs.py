@@ -378,6 +378,6 @@ def prepare_X(estimator, X, *, reset):
     if nhwc is None and estimator.input_shape_[0] == 1 and flat.shape[1] > 1:
         warn(f"X has {flat.shape[1]} features per sample, not a perfect square, and input_shape=None: each sample "
              f"is read as a 1 x {flat.shape[1]} single-channel strip. Pass input_shape=(height, width) or "
-             f"(height, width, channels) if the rows are images (for tabular data, padding='same' keeps the "
-             f"layers valid).", UserWarning)
+             f"(height, width, channels) if the rows are images, or input_shape=(1, {flat.shape[1]}) to "
+             f"confirm a strip (tabular data; padding='same' keeps the layers valid).", UserWarning)
     return _flat_to_nhwc(flat, estimator.input_shape_, data_format)
