@@ -287,8 +287,8 @@ class BaseCNN(BaseEstimator):
             rare = present[np.argmin(counts[present])]
             if counts[rare] < 2:
                 raise ValueError(f"{setting} holds out a stratified validation set, which needs at least 2 samples "
-                                 f"of every class in y; class {self.classes_[rare].item()!r} has {counts[rare]}. Pass more "
-                                 f"samples of it, or set early_stopping=False.")
+                                 f"of every class in y; class {self.classes_[rare].item()!r} has {counts[rare]}. "
+                                 f"Pass more samples of it, or set early_stopping=False.")
             k = len(present)
             if n_val < k or n - n_val < k:
                 raise ValueError(f"{setting} holds out {n_val} of {n} samples for validation and trains on "

@@ -32,7 +32,10 @@ _PARAMETERS = """
     batch_norm : bool, default=False
         Insert a BatchNorm after every conv and dense hidden layer, before its
         activation (those layers then have no bias: BatchNorm's shift replaces
-        it).
+        it). A BatchNorm that normalizes one value per sample and channel
+        (after a dense layer) needs batches of at least 2, like PyTorch's:
+        ``batch_size=1`` raises ``ValueError``, and a trailing one-sample
+        batch joins the batch before it.
     dropout : str or tuple of int, default="after_last_pool"
         Where dropout goes: ``"none"``; ``"after_last_pool"`` (after the last
         ``maxpool``/``avgpool``/``gap``; an error if there is none);
@@ -44,7 +47,8 @@ _PARAMETERS = """
         :mod:`minicnn.placement`; a ``UserWarning`` flags dropout that feeds a
         BatchNorm (variance shift).
     dropout_rate : float or tuple of float, default=0.5
-        Drop probability in [0, 1), or one per placed dropout (network order).
+        Drop probability in [0, 1), or one per placed dropout (network order);
+        0 gives exactly the model without that dropout.
     dropout_kind : {"auto", "element", "spatial"}, default="auto"
         ``"auto"``: channel-wise (SpatialDropout2D) after conv/pool maps,
         element-wise after dense/gap vectors.
@@ -69,7 +73,11 @@ _PARAMETERS = """
     early_stopping : bool, default=False
         Hold out ``validation_fraction`` of the training data (stratified for
         the classifier), stop when its score has not improved by ``tol`` for
-        ``n_iter_no_change`` epochs, and keep the best weights seen.
+        ``n_iter_no_change`` epochs, and keep the best weights seen. Data too
+        small to split raise a ``ValueError`` naming ``early_stopping`` and
+        ``validation_fraction``: a class with one sample, fewer validation
+        (or training) samples than classes, or, for the regressor, fewer than
+        2 validation samples (scikit-learn's MLP rule).
     validation_fraction : float, default=0.1
     n_iter_no_change : int, default=5
         Epochs without improvement (of the validation score with early
@@ -156,7 +164,20 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
     Inputs are images: 4-D ``X`` in ``data_format``, 3-D ``(n, height, width)``
     or 2-D flat features with ``input_shape`` (so it works in a Pipeline
     after e.g. StandardScaler). uint8 and float64 inputs are converted to
-    float32 once (values are not rescaled).
+    float32 once (values are not rescaled: fit warns about uint8 images in
+    0..255, about 4-D shapes that look like the other ``data_format`` and
+    about flat widths that are not a perfect square without
+    ``input_shape``).
+
+    Lifecycle: ``fit`` and ``partial_fit`` are atomic (if they raise, the
+    estimator is exactly as before the call; a ``KeyboardInterrupt`` after a
+    complete epoch keeps the complete epochs, with a warning). Parameters
+    that shape the network take effect at the next ``fit``: until then
+    ``predict``, ``summary`` and ``save`` describe the fitted model. Calls
+    from several threads on one estimator are serialized by its lock.
+    Training stops with a ``ValueError`` naming the likely cause
+    (``learning_rate``, ``weight_decay``, or the scale of ``X`` or ``y``)
+    when the loss becomes non-finite or grows past 100 times its start.
 
 {_PARAMETERS}
 
@@ -298,8 +319,9 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
 class CNNRegressor(RegressorMixin, BaseCNN):
     __doc__ = f"""Convolutional network regressor (identity output with ``n_outputs_`` units, MSE loss).
 
-    Same inputs and parameters as :class:`CNNClassifier`; ``y`` may be 1-D or
-    2-D and ``predict`` returns the dimensionality ``y`` had in ``fit``.
+    Same inputs, parameters and lifecycle as :class:`CNNClassifier`; ``y``
+    may be 1-D or 2-D and ``predict`` returns the dimensionality ``y`` had in
+    ``fit``. Standardize large targets (e.g. TransformedTargetRegressor).
 
 {_PARAMETERS}
 
