@@ -2,10 +2,12 @@
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.exceptions import DataConversionWarning
 from sklearn.metrics import r2_score
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
+from ._caller import warn
 from ._estimator_base import BaseCNN, check_mc_samples, fit_context, serialized
 from ._predict import as_float64, log_softmax, softmax
 from .losses import mean_squared_error, softmax_cross_entropy
@@ -243,7 +245,12 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         return self._fit(X, y, incremental=True, classes=classes)
 
     def _prepare_y(self, y, first, classes):
-        y = column_or_1d(check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y"), warn=True)
+        y = check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y")
+        if y.ndim == 2 and y.shape[1] == 1:   # scikit-learn's warning, attributed to the caller's line
+            warn("A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
+                 "(n_samples, ), for example using ravel().", DataConversionWarning)
+            y = y.ravel()
+        y = column_or_1d(y)
         _check_one_label_type(y, "y")
         if classes is not None:
             _check_one_label_type(column_or_1d(classes), "classes")

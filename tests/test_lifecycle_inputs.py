@@ -173,6 +173,16 @@ def test_training_warnings_point_at_the_callers_line(monkeypatch):
     assert_warned_here(recorded(lambda: est.partial_fit(X, y)), "Training interrupted")
 
 
+def test_a_column_vector_y_warning_points_at_the_callers_line():
+    from sklearn.exceptions import DataConversionWarning
+
+    X = images(n=24)
+    y = targets(CNNClassifier, 24)[:, None]
+    caught = recorded(lambda: CNNClassifier(**TINY).fit(X, y))
+    assert_warned_here(caught, "A column-vector y was passed")
+    assert any(issubclass(w.category, DataConversionWarning) for w in caught)
+
+
 def test_feature_name_warnings_point_at_the_callers_line(tmp_path):
     pd = pytest.importorskip("pandas")
     X = images(n=24).reshape(24, -1)
