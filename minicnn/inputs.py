@@ -234,9 +234,21 @@ def _already_prepared(estimator, X):
         images = X
     else:
         return None
-    with np.errstate(invalid="ignore"):
-        ok = bool(np.abs(X).max() <= MAX_ABS)   # False for NaN and inf too
-    return images if ok else None
+    return images if _within_max_abs(X) else None
+
+
+def _within_max_abs(X):
+    """True when every value of C-contiguous float32 ``X`` is finite and at most :data:`MAX_ABS` in magnitude.
+
+    For small ``X`` (one-sample predictions) the float32 sum of squares decides in one BLAS call (~0.8 us here
+    against ~3 us for ``abs().max()``): it is finite only if every square is, i.e. no value is NaN, infinite or
+    above MAX_ABS; a sum that overflows although every value is in range sends ``X`` to the full checks, which
+    accept it. Below 8192 values OpenBLAS runs a dot product on one thread.
+    """
+    flat = X.reshape(-1)
+    if flat.size <= 8192:
+        return math.isfinite(flat.dot(flat))
+    return float(np.abs(flat).max()) <= MAX_ABS   # False for NaN too
 
 
 def _single_image_hint(model, shape, data_format):
