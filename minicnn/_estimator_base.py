@@ -8,6 +8,7 @@ import copy
 import functools
 import math
 import threading
+import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
@@ -451,8 +452,6 @@ class BaseCNN(BaseEstimator):
         """scikit-learn's feature-name check of a prediction input (its warnings attributed to the caller)."""
         if getattr(X, "columns", None) is None and not hasattr(self, "feature_names_in_"):
             return
-        import warnings
-
         from sklearn.utils.validation import _check_feature_names
 
         with warnings.catch_warnings(record=True) as caught:
