@@ -291,3 +291,15 @@ def test_fit_partial_fit_and_predict_from_threads_never_give_a_wrong_answer(cls,
     twin.partial_fit(X, y, **extra).partial_fit(X, y, **extra)
     assert est.n_iter_ == twin.n_iter_ == 5
     assert_same(outputs(est, X), outputs(twin, X))
+
+
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_copies_and_pickles_get_their_own_lock(cls):
+    import pickle
+
+    X, y = data(cls)
+    est = cls(**TINY).fit(X, y)
+    est.predict(X)                                   # the lock exists now
+    for other in (copy.deepcopy(est), pickle.loads(pickle.dumps(est))):
+        assert other._lock() is not est._lock()
+        assert_same(outputs(other, X), outputs(est, X))
