@@ -21,8 +21,10 @@ from sklearn.utils.validation import check_is_fitted
 from . import _predict, params, placement
 from ._caller import warn
 from ._predict import batched_outputs, check_mc_samples, mc_offset  # noqa: F401 (check_mc_samples re-exported)
-from ._architecture import network_for, plan
+from .architecture import network_for, parse_layers
+from .placement import plan
 from .inputs import prepare_X
+from .layers import BatchNorm
 from ._progress import EpochReporter
 from .optim import SGD, Adam
 from .threads import thread_limits
@@ -272,7 +274,8 @@ class BaseCNN(BaseEstimator):
 
     def _min_batch(self):
         """2 if a BatchNorm sees one value per channel and sample (PyTorch refuses such one-value batches), else 1."""
-        counts = [math.prod(layer.input_shape[:-1]) for layer in self.network_.layers if layer.kind == "norm"]
+        counts = [math.prod(layer.input_shape[:-1]) for layer in self.network_.layers
+                  if isinstance(layer, BatchNorm)]
         return 2 if counts and min(counts) == 1 else 1
 
     def _split(self, images, targets, rng):
@@ -519,7 +522,7 @@ class BaseCNN(BaseEstimator):
         """
         check_is_fitted(self)
         fitted = self._fitted_params()
-        tokens = placement.parse_layers(fitted["layers"])
+        tokens = parse_layers(fitted["layers"])
         lines = [f"{type(self).__name__}: dropout={fitted['dropout']!r}, dropout_rate={fitted['dropout_rate']!r}, "
                  f"dropout_kind={fitted['dropout_kind']!r}, dropout_scaling={fitted['dropout_scaling']!r}",
                  self.network_.summary(), "Dropout placement:"]

@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from ._caller import warn
 from ._estimator_base import BaseCNN, check_mc_samples, fit_context, serialized
 from ._predict import as_float64, log_softmax, softmax
+from .io import header_params, read_model
 from .losses import mean_squared_error, softmax_cross_entropy
 
 _PARAMETERS = """
@@ -408,3 +409,59 @@ class CNNRegressor(RegressorMixin, BaseCNN):
         mc_samples = check_mc_samples(mc_samples)
         predictions, _ = self._outputs(self._images(X), as_float64, mc_samples)
         return self._shape_output(predictions)
+
+
+def _make_estimator(reader, header, backend):
+    """The estimator a checked model-file header describes (see :func:`minicnn.io.read_model`)."""
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    cls = {"CNNClassifier": CNNClassifier, "CNNRegressor": CNNRegressor}[header["estimator"]]
+    params = header_params(reader, header, cls().get_params(deep=False), backend)
+    est = cls(**params)
+    try:
+        est._validate_params()
+        tokens, specs = est._plan()
+    except (InvalidParameterError, ValueError, TypeError) as exc:
+        reader.fail(f"invalid params ({exc})")
+    return est, tokens, specs
+
+
+def load(path, backend=None):
+    """Load an estimator written by :func:`minicnn.io.save` (or ``est.save``).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    backend : {"auto", "numpy", "numba", "cython"} or None, default=None
+        Overrides the saved ``backend`` parameter (None keeps it).
+
+    Returns
+    -------
+    CNNClassifier or CNNRegressor
+        Predicts exactly like the saved estimator.
+
+    Raises
+    ------
+    ModelFileError
+        (a ``ValueError``) If the file is not a zip, is truncated, has another
+        format or version, declares more data than the limits allow, or any
+        field or array is missing, malformed or inconsistent with the network
+        rebuilt from the saved parameters. Nothing in the file is executed.
+    OSError
+        If ``path`` cannot be opened.
+
+    Examples
+    --------
+    >>> import io, os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "bad.npz")
+    >>> with open(path, "wb") as f:
+    ...     _ = f.write(b"not a zip")
+    >>> load(path)
+    Traceback (most recent call last):
+    ...
+    minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
+    """
+    est, specs = read_model(path, backend, _make_estimator)
+    est._built_with = est._architecture_key()
+    est.dropout_layers_ = tuple(specs)
+    return est

@@ -43,6 +43,7 @@ import zipfile
 import numpy as np
 
 from ._inputs import user_shape_to_nhwc
+from .architecture import network_options, weight_count
 
 FORMAT = "minicnn"
 VERSION = 1
@@ -282,22 +283,6 @@ def header_params(reader, header, expected, backend):
     return params
 
 
-def _make_estimator(reader, header, backend):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from . import estimator as estimators
-
-    cls = getattr(estimators, header["estimator"])
-    params = header_params(reader, header, cls().get_params(deep=False), backend)
-    est = cls(**params)
-    try:
-        est._validate_params()
-        tokens, specs = est._plan()
-    except (InvalidParameterError, ValueError, TypeError) as exc:
-        reader.fail(f"invalid params ({exc})")
-    return est, tokens, specs
-
-
 def _restore_fitted(reader, est, header):
     fitted = header["fitted"]
     shape = header["input_shape"]
@@ -359,36 +344,9 @@ def _restore_classes(reader, est, header):
     est.classes_ = classes.astype(object) if info["object"] else classes
 
 
-def _weight_count(est, tokens, input_shape, n_outputs):
-    """Number of conv and dense weights the network built from ``tokens`` holds (computed without building it).
-
-    Exact for every network that builds (biases and BatchNorm vectors come on
-    top); used to refuse files whose parameters would allocate more than they
-    store.
-    """
-    from .layers.geometry import window_geometry
-
-    h, w, c = input_shape
-    total = 0
-    for token in tokens:
-        if token.kind == "conv":
-            k = token.kernel_size or est.kernel_size
-            total += k * k * c * token.units
-            h, w = (max(window_geometry(size, k, 1, 1, est.padding)[0], 1) for size in (h, w))
-            c = token.units
-        elif token.kind in ("maxpool", "avgpool"):
-            h, w = (max(window_geometry(size, est.pool_size, est.pool_size, 1, est.padding)[0], 1) for size in (h, w))
-        elif token.kind == "gap":
-            h = w = 1
-        else:
-            total += h * w * c * token.units
-            h, w, c = 1, 1, token.units
-    return total + h * w * c * n_outputs
-
-
 def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
-    weights = _weight_count(est, tokens, est.input_shape_, est.n_outputs_)
+    weights = weight_count(tokens, est.input_shape_, est.n_outputs_, **network_options(est))
     stored = sum(info.file_size for info in reader.archive.infolist() if info.filename.startswith("layer"))
     # Slack (MAX_EXPANSION x + 1 MiB) so that a mismatch of a few layers is reported layer by layer below.
     _expect(reader, 4 * weights <= MAX_EXPANSION * stored + 2**20,
@@ -440,52 +398,32 @@ def _check_directory(reader, disk_size):
                     f"refused unread (zip bomb?)")
 
 
-def load(path, backend=None):
-    """Load an estimator written by :func:`save` (or ``est.save``).
+def read_model(path, backend, make):
+    """Read and check a model file; each face (estimator, Predictor) builds its own object with ``make``.
 
     Parameters
     ----------
     path : str or os.PathLike
-    backend : {"auto", "numpy", "numba", "cython"} or None, default=None
-        Overrides the saved ``backend`` parameter (None keeps it).
+    backend : {"auto", "numpy", "numba", "cython"} or None
+        Passed to ``make`` (None keeps the saved ``backend`` parameter).
+    make : callable
+        ``make(reader, header, backend) -> (model, tokens, specs)``: builds the
+        object from the checked header (:func:`header_params` gives its
+        constructor parameters) and calls ``reader.fail(message)`` for
+        invalid ones. ``model`` then gets the fitted attributes, ``classes_``
+        (classifiers) and ``network_``.
 
     Returns
     -------
-    CNNClassifier or CNNRegressor
-        Predicts exactly like the saved estimator.
+    model, specs
+        The filled ``model`` and its dropout specs.
 
     Raises
     ------
     ModelFileError
-        (a ``ValueError``) If the file is not a zip, is truncated, has another
-        format or version, declares more data than the limits allow, or any
-        field or array is missing, malformed or inconsistent with the network
-        rebuilt from the saved parameters. Nothing in the file is executed.
+        For anything malformed (see :func:`minicnn.load`).
     OSError
         If ``path`` cannot be opened.
-
-    Examples
-    --------
-    >>> import io, os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "bad.npz")
-    >>> with open(path, "wb") as f:
-    ...     _ = f.write(b"not a zip")
-    >>> load(path)
-    Traceback (most recent call last):
-    ...
-    minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
-    """
-    est, specs = _load_file(path, backend, _make_estimator)
-    est._built_with = est._architecture_key()
-    est.dropout_layers_ = tuple(specs)
-    return est
-
-
-def _load_file(path, backend, make):
-    """Read and check a model file; ``make(reader, header, backend)`` returns ``(model, tokens, specs)``.
-
-    ``model`` (an estimator, or a :class:`~minicnn.predictor.Predictor`) gets
-    the fitted attributes, ``classes_`` and ``network_``. Returns ``(model, specs)``.
     """
     source = os.fspath(path)
     with open(source, "rb") as f:   # a missing or unreadable path raises OSError, as for any file
@@ -513,3 +451,19 @@ def _load_file(path, backend, make):
             if extra:
                 reader.fail(f"unexpected members {sorted(extra)}")
     return model, specs
+
+
+_load_file = read_model   # the name the Predictor used
+
+
+def __getattr__(name):
+    # ``minicnn.io.load`` moved next to the estimators (persistence knows no estimator): a deprecated alias.
+    if name == "load":
+        import warnings
+
+        from .estimator import load
+
+        warnings.warn("minicnn.io.load moved to minicnn.load (minicnn.estimator.load); the old name will be "
+                      "removed in the next release", DeprecationWarning, stacklevel=2)
+        return load
+    raise AttributeError(f"module 'minicnn.io' has no attribute {name!r}")

@@ -9,7 +9,8 @@ the returned :class:`Predictor` gives the same predictions using NumPy and the
 compiled kernels only.
 """
 
-from ._architecture import network_for, plan
+from .architecture import network_for
+from .placement import plan
 from ._caller import warn
 from .inputs import prepare_X, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset, softmax
@@ -194,7 +195,7 @@ def load_predictor(path, backend=None):
     """
     if backend is not None and invalid("backend", backend) is not None:
         raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
-    from .io import _load_file
+    from .io import read_model
 
-    predictor, _ = _load_file(path, backend, _make_predictor)
+    predictor, _ = read_model(path, backend, _make_predictor)
     return predictor

@@ -146,9 +146,9 @@ def resolve_n_threads(n_threads=None):
 
 def _numba():
     """Numba, with minicnn's threading layer chosen before its threads start."""
-    from . import config
+    from .backend import jit
 
-    config.configure_threading()
+    jit.configure_threading()
     import numba
 
     return numba

@@ -28,11 +28,16 @@ def iterate_minibatches(n_samples, batch_size, rng, min_batch=1):
 
 
 def train_step(network, loss_fn, optimizer, xb, yb):
-    """One forward, backward and update on a batch; returns the batch loss."""
+    """One forward, backward and update on a batch; returns the batch loss.
+
+    The loss and the optimizer run on the network's kernels (:attr:`Sequential.kernels
+    <minicnn.network.Sequential.kernels>`), like its layers.
+    """
+    kernels = network.kernels
     out = network.forward(xb, training=True)
-    loss, grad = loss_fn(out, yb)
+    loss, grad = loss_fn(out, yb, kernels=kernels)
     network.backward(grad)
-    optimizer.step(network.flat_params_and_grads(), kernels=network._kernels())
+    optimizer.step(network.flat_params_and_grads(), kernels=kernels)
     return loss
 
 
@@ -43,7 +48,8 @@ def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=Non
     ----------
     network : Sequential
     loss_fn : callable
-        ``loss_fn(output, target) -> (loss, grad)`` (see :mod:`minicnn.losses`).
+        ``loss_fn(output, target, kernels=network.kernels) -> (loss, grad)``
+        (see :mod:`minicnn.losses`).
     optimizer : SGD or Adam
     X, y : ndarray
         ``X`` C-contiguous in the network's dtype.

@@ -18,6 +18,7 @@ from sklearn.utils._param_validation import Interval
 
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor
+from minicnn.layers import BatchNorm
 
 from helpers import importable_backends
 
@@ -208,7 +209,7 @@ def _batchnorm_inputs(est, X):
     """What the (first) BatchNorm of ``est`` saw: the forward pass up to it, in inference mode."""
     h = X
     for layer in est.network_.layers:
-        if layer.kind == "norm":
+        if isinstance(layer, BatchNorm):
             return h.reshape(-1, h.shape[-1]).astype(np.float64)
         h = layer.forward(h, training=False)
     raise AssertionError("no BatchNorm")
@@ -224,7 +225,7 @@ def test_batchnorm_running_statistics_match_the_data(cls, backend, n, batch_size
     est = cls(layers=("dense8",), batch_norm=True, dropout="none", learning_rate=1e-9, max_iter=80,
               n_iter_no_change=1000, batch_size=batch_size, backend=backend, random_state=0).fit(X, y)
     seen = _batchnorm_inputs(est, X)
-    bn = next(layer for layer in est.network_.layers if layer.kind == "norm")
+    bn = next(layer for layer in est.network_.layers if isinstance(layer, BatchNorm))
     np.testing.assert_allclose(bn.running_mean, seen.mean(axis=0), rtol=0.05, atol=1e-3)
     np.testing.assert_allclose(bn.running_var, seen.var(axis=0, ddof=1), rtol=0.25)
 

@@ -57,7 +57,6 @@ class Dropout(Layer):
     True
     """
 
-    kind = "dropout"
     stochastic = True
     noise = "element"
 

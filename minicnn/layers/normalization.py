@@ -31,8 +31,6 @@ class BatchNorm(Layer):
     True
     """
 
-    kind = "norm"
-
     def __init__(self, momentum=0.1, eps=1e-5):
         super().__init__()
         if not (isinstance(momentum, (int, float)) and 0 < momentum <= 1):
