@@ -185,7 +185,7 @@ def save(estimator, path):
             entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
         layers.append(entry)
     header = {"format": FORMAT, "version": VERSION, "estimator": name,
-              "params": {k: _jsonable(v) for k, v in estimator.get_params(deep=False).items()},
+              "params": {k: _jsonable(v) for k, v in estimator._fitted_params().items()},
               "input_shape": [int(d) for d in estimator.input_shape_],
               "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
               "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}

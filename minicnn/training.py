@@ -3,18 +3,28 @@
 import numpy as np
 
 
-def iterate_minibatches(n_samples, batch_size, rng):
+def iterate_minibatches(n_samples, batch_size, rng, min_batch=1):
     """Yield index arrays of a seeded shuffle of ``range(n_samples)``, ``batch_size`` at a time.
+
+    A trailing batch smaller than ``min_batch`` is merged into the one before
+    it (a BatchNorm over one value per channel needs batches of 2).
 
     Examples
     --------
     >>> import numpy as np
     >>> [b.size for b in iterate_minibatches(5, 2, np.random.default_rng(0))]
     [2, 2, 1]
+    >>> [b.size for b in iterate_minibatches(5, 2, np.random.default_rng(0), min_batch=2)]
+    [2, 3]
     """
     order = rng.permutation(n_samples)
-    for start in range(0, n_samples, batch_size):
-        yield order[start:start + batch_size]
+    stops = list(range(batch_size, n_samples, batch_size)) + [n_samples]
+    if len(stops) > 1 and stops[-1] - stops[-2] < min_batch:
+        del stops[-2]
+    start = 0
+    for stop in stops:
+        yield order[start:stop]
+        start = stop
 
 
 def train_step(network, loss_fn, optimizer, xb, yb):
@@ -31,7 +41,7 @@ def train_step(network, loss_fn, optimizer, xb, yb):
     return loss
 
 
-def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=None):
+def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=None, min_batch=1):
     """One pass over ``(X, y)`` in seeded random order; returns the sample-weighted mean loss.
 
     Parameters
@@ -47,10 +57,12 @@ def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=Non
     rng : numpy.random.Generator
     on_batch : callable, optional
         Called as ``on_batch(n_done, loss)`` after every batch (progress bars).
+    min_batch : int, default=1
+        A trailing batch smaller than this joins the previous one.
     """
     total, done = 0.0, 0
-    xb_buf = np.empty((min(batch_size, len(X)), *X.shape[1:]), dtype=X.dtype)
-    for idx in iterate_minibatches(len(X), batch_size, rng):
+    xb_buf = np.empty((min(batch_size + min_batch - 1, len(X)), *X.shape[1:]), dtype=X.dtype)
+    for idx in iterate_minibatches(len(X), batch_size, rng, min_batch):
         xb = xb_buf[:idx.size]
         np.take(X, idx, axis=0, out=xb)
         loss = train_step(network, loss_fn, optimizer, xb, y[idx])
