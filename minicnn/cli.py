@@ -271,25 +271,11 @@ def _summary(args):
 
 
 def _bench(args):
-    """Delegate to ``benchmarks/compare.py``'s ``main`` (source checkout) or to ``minicnn.bench``."""
-    import importlib
-    import importlib.util
+    """Run :mod:`minicnn.tools.bench` with the arguments after ``bench``."""
+    from .tools import bench
 
     argv = list(args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args)
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
-    if script.is_file():
-        spec = importlib.util.spec_from_file_location("minicnn_benchmarks_compare", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return _call_bench(module.main, argv)
-    try:
-        bench = importlib.import_module(".bench", __package__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.bench":
-            raise
-        raise ImportError("minicnn bench needs benchmarks/compare.py (run it from a source checkout of minicnn) "
-                          "or a minicnn.bench module; neither is available") from None
-    return _call_bench(bench.main if hasattr(bench, "main") else bench, argv)
+    return _call_bench(bench.main, argv)
 
 
 def _call_bench(entry, argv):
@@ -393,10 +379,10 @@ def build_parser():
     p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.set_defaults(func=_summary)
-    p = sub.add_parser("bench", parents=[common], help="benchmarks (delegates to benchmarks/compare.py)",
-                       description="Run the benchmarks: arguments after 'bench' go to benchmarks/compare.py "
+    p = sub.add_parser("bench", parents=[common], help="benchmarks (minicnn.tools.bench)",
+                       description="Run the benchmarks: arguments after 'bench' go to minicnn.tools.bench "
                                    "(use 'minicnn bench -- --help' for its options).")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for benchmarks/compare.py")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for minicnn.tools.bench")
     p.set_defaults(func=_bench)
     _add_study(sub, common)
     return parser

@@ -205,7 +205,7 @@ def test_kernel_thread_limits_skips_only_calls_below_the_parallel_threshold():
 
 
 def test_forward_work_bounds_every_layer_of_the_reference_model():
-    from minicnn.bench import MinicnnContender
+    from minicnn.tools.bench import MinicnnContender
 
     network = MinicnnContender("digits", "cython").clf.network_
     work = network.forward_work_per_sample()
@@ -216,7 +216,7 @@ def test_forward_work_bounds_every_layer_of_the_reference_model():
 
 
 def test_one_sample_predict_leaves_thread_settings_alone_and_a_large_batch_sets_them(monkeypatch):
-    from minicnn.bench import MinicnnContender
+    from minicnn.tools.bench import MinicnnContender
 
     clf = MinicnnContender("digits", "cython").clf
     entered = []
