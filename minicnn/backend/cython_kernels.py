@@ -15,6 +15,7 @@ from ._conv import (  # noqa: F401
     conv2d_bias_act_forward,
     conv2d_backward_input,
     conv2d_backward_weight,
+    conv2d_direct_bias_act_maxpool2_forward,
     conv2d_forward,
     set_sgemm64,
 )

@@ -418,3 +418,45 @@ def dense_bias_act_forward(y, x, w, b, act, alpha):
     """``y = f(x @ w + b)`` (BLAS product, then the Numba bias+activation kernel)."""
     np.dot(x, w, out=y)
     bias_act_forward(y, y, b, act, alpha)
+
+
+# ----------------------------------------------------------------------------- direct conv + 2x2 max-pool
+@jit(parallel=True)
+def _direct_conv_maxpool2(y, x, w, sh, sw, pt, pl, dh, dw):
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
+    Hp, Wp = y.shape[1], y.shape[2]
+    for n in prange(N):
+        acc = np.empty(F, dtype=x.dtype)
+        for pi in range(Hp):
+            for pj in range(Wp):
+                for f in range(F):
+                    y[n, pi, pj, f] = -np.inf
+                for q in range(4):
+                    oh = 2 * pi + q // 2
+                    ow = 2 * pj + q % 2
+                    acc[:] = 0
+                    for i in range(KH):
+                        ih = oh * sh - pt + i * dh
+                        if ih < 0 or ih >= H:
+                            continue
+                        for j in range(KW):
+                            iw = ow * sw - pl + j * dw
+                            if iw < 0 or iw >= W:
+                                continue
+                            for c in range(C):
+                                v = x[n, ih, iw, c]
+                                for f in range(F):
+                                    acc[f] += v * w[i, j, c, f]
+                    for f in range(F):   # strict '>' keeps the first maximum; a NaN wins and then stays
+                        if acc[f] > y[n, pi, pj, f] or (acc[f] != acc[f] and y[n, pi, pj, f] == y[n, pi, pj, f]):
+                            y[n, pi, pj, f] = acc[f]
+
+
+def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))`` by a direct loop: no im2col columns, no conv output."""
+    if y.size == 0:
+        return
+    _direct_conv_maxpool2(y, x, w, sh, sw, pt, pl, dh, dw)
+    y2 = y.reshape(-1, y.shape[-1])
+    bias_act_forward(y2, y2, b, act, alpha)

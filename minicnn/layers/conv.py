@@ -27,6 +27,12 @@ WINOGRAD_MIN_CHANNELS = 8
 _WINOGRAD = "conv2d_winograd_bias_act_forward"
 _WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
 _WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
+_DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
+#: Largest inner size ``K = KH*KW*C`` for which a conv followed by a 2x2 max-pool runs, at inference, as the
+#: direct conv + pool kernel (no im2col, no conv output): a first layer on 1-3 channels. Measured on the digits
+#: conv (K = 9, 64 samples, 1 thread): conv + pool 90 us as two kernels (im2col + register-blocked product,
+#: then max-pool with winners) against ~25 us fused (``benchmarks/profile_step.py``).
+DIRECT_POOL_MAX_K = 27
 _IDENTITY = CODES["identity"]
 
 
@@ -175,33 +181,48 @@ class Conv2D(Layer):
         return dx
 
     def fuses_with(self, following):
-        """True when inference may run this conv and ``following`` (a layer) as one Winograd + max-pool kernel.
+        """True when inference may run this conv and ``following`` (a layer) as one conv + max-pool kernel.
 
         ``following`` must be a 2x2, stride-2, unpadded max-pool (each Winograd
-        tile is then one pool window) and this layer on the Winograd route of a
-        backend that compiles the fused kernel. :class:`~minicnn.network.Sequential`
+        tile is then one pool window) and this layer on the Winograd route, or
+        shallow (``K = KH*KW*C <= DIRECT_POOL_MAX_K``: the direct kernel), of a
+        backend that has the fused kernel. :class:`~minicnn.network.Sequential`
         asks when it plans its inference pass.
         """
         Ho, Wo, F = self.output_shape
-        return (self._winograd_forward and hasattr(self.kernels, _WINOGRAD_POOL)
-                and getattr(following, "mode", None) == "max" and following.pool_size == (2, 2)
+        if not (getattr(following, "mode", None) == "max" and following.pool_size == (2, 2)
                 and following.strides == (2, 2) and (following.pt, following.pl) == (0, 0)
-                and following.output_shape == (Ho // 2, Wo // 2, F))
+                and following.output_shape == (Ho // 2, Wo // 2, F)):
+            return False
+        return self._pooled_kernel() is not None
+
+    def _pooled_kernel(self):
+        """The fused conv + 2x2 max-pool kernel of this layer's route, or None."""
+        if self._winograd_forward:
+            return getattr(self.kernels, _WINOGRAD_POOL, None)
+        if math.prod(self.params["w"].shape[:3]) <= DIRECT_POOL_MAX_K:
+            return getattr(self.kernels, _DIRECT_POOL, None)
+        return None
 
     def forward_pooled(self, x):
         """Inference forward followed by a 2x2 max-pool (see :meth:`fuses_with`): the conv output is never stored.
 
-        Equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite
-        inputs: ``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic
+        Winograd route: equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite
+        inputs (the direct route sums the taps in the same order but skips padded ones: equal up to
+        rounding): ``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic
         activations and the monotonic rounding of the bias add.
         """
         N = x.shape[0]
         H, W, C = self.input_shape
         Ho, Wo, F = self.output_shape
         y = self._buffer("y_pooled", (N, Ho // 2, Wo // 2, F))
+        b = self.params.get("b", self._zero_bias)
+        if not self._winograd_forward:
+            getattr(self.kernels, _DIRECT_POOL)(y, x, self.params["w"], b, self.act, self.alpha, *self._geometry())
+            return y
         work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
-        getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], self.params.get("b", self._zero_bias), work,
-                                              self.act, self.alpha, self.pt, self.pl, Ho, Wo)
+        getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], b, work, self.act, self.alpha,
+                                              self.pt, self.pl, Ho, Wo)
         return y
 
     def _input_grad_winograd(self, winograd, dx, dz):
