@@ -460,3 +460,201 @@ def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, 
     _direct_conv_maxpool2(y, x, w, sh, sw, pt, pl, dh, dw)
     y2 = y.reshape(-1, y.shape[-1])
     bias_act_forward(y2, y2, b, act, alpha)
+
+
+# ----------------------------------------------------------------------------- Winograd F(2x2, 3x3)
+# The Cython kernel's scheme (kernels/winograd.pyx) in Numba: per sample (prange), blocks of T tiles; per tile
+# the 4x4xC input patch (zero outside the image) is transformed V = B^T d B with the channel loop innermost
+# (contiguous, vectorized), the 16 products M_k (T, F) = V_k (T, C) @ U_k (C, F) go to one-thread BLAS, and
+# the output transform Y = A^T M A writes the 2x2xF tile (or its 2x2 max at the fused max-pool). Each
+# sample is independent: the same bits for any thread count.
+_WINOGRAD_TILES = 36   # tiles per block, as winograd_workspace_length
+
+
+@jit()
+def _winograd_weights(U, w):
+    """``U (16, C, F) = G g G^T`` for every (channel, filter) of ``w (3, 3, C, F)``."""
+    C, F = w.shape[2], w.shape[3]
+    half = w.dtype.type(0.5)
+    for c in range(C):
+        for f in range(F):
+            t = np.empty((4, 3), dtype=w.dtype)   # G g: rows of G times g
+            for s in range(3):
+                g0, g1, g2 = w[0, s, c, f], w[1, s, c, f], w[2, s, c, f]
+                t[0, s] = g0
+                t[1, s] = (g0 + g1 + g2) * half
+                t[2, s] = (g0 - g1 + g2) * half
+                t[3, s] = g2
+            for r in range(4):
+                g0, g1, g2 = t[r, 0], t[r, 1], t[r, 2]
+                U[4 * r + 0, c, f] = g0
+                U[4 * r + 1, c, f] = (g0 + g1 + g2) * half
+                U[4 * r + 2, c, f] = (g0 - g1 + g2) * half
+                U[4 * r + 3, c, f] = g2
+
+
+@jit()
+def _winograd_input_tile(V, t, x, d, r0, s0):
+    """``V[:, t, :]`` = B^T d B of the 4x4xC patch of ``x (H, W, C)`` at (r0, s0) (zero outside)."""
+    H, W, C = x.shape
+    for r in range(4):
+        ih = r0 + r
+        for s in range(4):
+            iw = s0 + s
+            if 0 <= ih < H and 0 <= iw < W:
+                for c in range(C):
+                    d[r, s, c] = x[ih, iw, c]
+            else:
+                for c in range(C):
+                    d[r, s, c] = 0
+    e = np.empty((4, 4), dtype=x.dtype)
+    for c in range(C):
+        for s in range(4):   # e = B^T d (rows)
+            e[0, s] = d[0, s, c] - d[2, s, c]
+            e[1, s] = d[1, s, c] + d[2, s, c]
+            e[2, s] = d[2, s, c] - d[1, s, c]
+            e[3, s] = d[1, s, c] - d[3, s, c]
+        for r in range(4):   # V = e B (columns)
+            V[4 * r + 0, t, c] = e[r, 0] - e[r, 2]
+            V[4 * r + 1, t, c] = e[r, 1] + e[r, 2]
+            V[4 * r + 2, t, c] = e[r, 2] - e[r, 1]
+            V[4 * r + 3, t, c] = e[r, 1] - e[r, 3]
+
+
+@jit()
+def _winograd_output_tile(out, M, t, f):
+    """``out (2, 2)`` = A^T M A of filter ``f`` of tile ``t`` (``M (16, T, F)``)."""
+    m = np.empty((2, 4), dtype=M.dtype)
+    for s in range(4):
+        m[0, s] = M[s, t, f] + M[4 + s, t, f] + M[8 + s, t, f]
+        m[1, s] = M[4 + s, t, f] - M[8 + s, t, f] - M[12 + s, t, f]
+    for r in range(2):
+        out[r, 0] = m[r, 0] + m[r, 1] + m[r, 2]
+        out[r, 1] = m[r, 1] - m[r, 2] - m[r, 3]
+
+
+@jit(parallel=True)
+def _winograd(y, x, U, pt, pl, Ho, Wo, pooled):
+    """Winograd conv of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``)."""
+    N, H, W, C = x.shape
+    F = U.shape[2]
+    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
+    tiles = th * tw
+    T = min(_WINOGRAD_TILES, tiles)
+    for n in prange(N):
+        V = np.empty((16, T, C), dtype=x.dtype)
+        M = np.empty((16, T, F), dtype=x.dtype)
+        d = np.empty((4, 4, C), dtype=x.dtype)
+        out = np.empty((2, 2), dtype=x.dtype)
+        for t0 in range(0, tiles, T):
+            nt = min(T, tiles - t0)
+            for t in range(nt):
+                ti, tj = (t0 + t) // tw, (t0 + t) % tw
+                _winograd_input_tile(V, t, x[n], d, 2 * ti - pt, 2 * tj - pl)
+            for k in range(16):
+                np.dot(V[k], U[k], M[k])
+            for t in range(nt):
+                ti, tj = (t0 + t) // tw, (t0 + t) % tw
+                if pooled:
+                    if ti >= Ho // 2 or tj >= Wo // 2:
+                        continue
+                    for f in range(F):
+                        _winograd_output_tile(out, M, t, f)
+                        best = out[0, 0]
+                        for q in range(1, 4):   # strict '>' keeps the first maximum; a NaN wins and stays
+                            v = out[q // 2, q % 2]
+                            if v > best or (v != v and best == best):
+                                best = v
+                        y[n, ti, tj, f] = best
+                else:
+                    for f in range(F):
+                        _winograd_output_tile(out, M, t, f)
+                        for a in range(2):
+                            if 2 * ti + a < Ho:
+                                for b in range(2):
+                                    if 2 * tj + b < Wo:
+                                        y[n, 2 * ti + a, 2 * tj + b, f] = out[a, b]
+
+
+def winograd_workspace_length(H, W, C, F, Ho, Wo):
+    """Row length of the Winograd workspace (the reference's; this backend allocates its own scratch)."""
+    from .reference import winograd_workspace_length as length
+
+    return length(H, W, C, F, Ho, Wo)
+
+
+def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled):
+    if pt < 0 or pl < 0:
+        raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
+    if y.size == 0:
+        return
+    C, F = w.shape[2], w.shape[3]
+    U = np.empty((16, C, F), dtype=x.dtype)
+    _winograd_weights(U, w)
+    if C == 0:
+        y[...] = 0
+    else:
+        _winograd(y, x, U, pt, pl, Ho, Wo, pooled)
+    y2 = y.reshape(-1, F)
+    bias_act_forward(y2, y2, b, act, alpha)
+
+
+def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
+    """``y = f(conv(x, w) + b)``, 3x3 stride 1, by Winograd F(2x2, 3x3) (``work`` is not used)."""
+    _winograd_call(y, x, w, b, act, alpha, pt, pl, y.shape[1], y.shape[2], False)
+
+
+def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))``: the Winograd conv's tiles reduced to their max (``work`` unused)."""
+    if Ho < 2 or Wo < 2:
+        raise ValueError(f"conv output size must be >= 2 for a 2x2 max-pool; received Ho={Ho}, Wo={Wo}")
+    N, F = x.shape[0], w.shape[3]
+    if y.shape != (N, Ho // 2, Wo // 2, F):
+        raise ValueError(f"y must be (N, Ho // 2, Wo // 2, F) = {(N, Ho // 2, Wo // 2, F)} for "
+                         f"Ho={Ho}, Wo={Wo}; received shape {y.shape}")
+    _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, True)
+
+
+# ----------------------------------------------------------------------------- conv weight gradient from the input
+@jit(parallel=True)
+def _wgrad_from_input(dw, dy, x, sh, sw, pt, pl, dh, dwl):
+    N, Ho, Wo, F = dy.shape
+    KH, KW, C, _ = dw.shape
+    K = KH * KW * C
+    P = Ho * Wo
+    G = min(_WEIGHT_GROUPS, N)
+    partial = np.zeros((G, K, F), dtype=dw.dtype)
+    for g in prange(G):
+        col = np.empty((P, K), dtype=x.dtype)
+        tmp = np.empty((K, F), dtype=x.dtype)
+        for n in range(g * N // G, (g + 1) * N // G):   # samples of the group in order: any thread count
+            _im2col_one(col, x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dwl)
+            np.dot(col.T, dy[n].reshape((P, F)), tmp)
+            partial[g] += tmp
+    dw2 = dw.reshape((K, F))
+    dw2[:] = partial[0]
+    for g in range(1, G):
+        dw2 += partial[g]
+
+
+def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
+    """Length of the weight-gradient workspace (the reference's; this backend allocates its own scratch)."""
+    from .reference import conv_wgrad_workspace_length as length
+
+    return length(N, H, W, C, KH, KW, F, Ho, Wo, slots)
+
+
+def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
+    """Weight gradient of a conv rebuilt from its input ``x`` sample by sample (no stored im2col columns).
+
+    ``work`` is only checked against :func:`conv_wgrad_workspace_length` (one slot), as in the reference.
+    """
+    N, H, W, C = x.shape
+    KH, KW, _, F = dw.shape
+    need = conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, dy.shape[1], dy.shape[2], 1)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
+    if dy.shape[0] == 0 or dw.size == 0:
+        dw[...] = 0
+        return
+    _wgrad_from_input(dw, dy, x, sh, sw, pt, pl, dh, dwl)
