@@ -495,7 +495,10 @@ def _winograd_weights(U, w):
 
 @jit()
 def _winograd_input_tile(V, t, x, d, r0, s0):
-    """``V[:, t, :]`` = B^T d B of the 4x4xC patch of ``x (H, W, C)`` at (r0, s0) (zero outside)."""
+    """``V[:, t, :]`` = B^T d B of the 4x4xC patch of ``x (H, W, C)`` at (r0, s0) (zero outside).
+
+    Scalar locals and the channel loop innermost (contiguous loads and stores): no temporary arrays.
+    """
     H, W, C = x.shape
     for r in range(4):
         ih = r0 + r
@@ -503,34 +506,64 @@ def _winograd_input_tile(V, t, x, d, r0, s0):
             iw = s0 + s
             if 0 <= ih < H and 0 <= iw < W:
                 for c in range(C):
-                    d[r, s, c] = x[ih, iw, c]
+                    d[4 * r + s, c] = x[ih, iw, c]
             else:
                 for c in range(C):
-                    d[r, s, c] = 0
-    e = np.empty((4, 4), dtype=x.dtype)
+                    d[4 * r + s, c] = 0
     for c in range(C):
-        for s in range(4):   # e = B^T d (rows)
-            e[0, s] = d[0, s, c] - d[2, s, c]
-            e[1, s] = d[1, s, c] + d[2, s, c]
-            e[2, s] = d[2, s, c] - d[1, s, c]
-            e[3, s] = d[1, s, c] - d[3, s, c]
-        for r in range(4):   # V = e B (columns)
-            V[4 * r + 0, t, c] = e[r, 0] - e[r, 2]
-            V[4 * r + 1, t, c] = e[r, 1] + e[r, 2]
-            V[4 * r + 2, t, c] = e[r, 2] - e[r, 1]
-            V[4 * r + 3, t, c] = e[r, 1] - e[r, 3]
+        # e = B^T d (rows), column by column
+        e00 = d[0, c] - d[8, c]
+        e01 = d[1, c] - d[9, c]
+        e02 = d[2, c] - d[10, c]
+        e03 = d[3, c] - d[11, c]
+        e10 = d[4, c] + d[8, c]
+        e11 = d[5, c] + d[9, c]
+        e12 = d[6, c] + d[10, c]
+        e13 = d[7, c] + d[11, c]
+        e20 = d[8, c] - d[4, c]
+        e21 = d[9, c] - d[5, c]
+        e22 = d[10, c] - d[6, c]
+        e23 = d[11, c] - d[7, c]
+        e30 = d[4, c] - d[12, c]
+        e31 = d[5, c] - d[13, c]
+        e32 = d[6, c] - d[14, c]
+        e33 = d[7, c] - d[15, c]
+        # V = e B (columns)
+        V[0, t, c] = e00 - e02
+        V[1, t, c] = e01 + e02
+        V[2, t, c] = e02 - e01
+        V[3, t, c] = e01 - e03
+        V[4, t, c] = e10 - e12
+        V[5, t, c] = e11 + e12
+        V[6, t, c] = e12 - e11
+        V[7, t, c] = e11 - e13
+        V[8, t, c] = e20 - e22
+        V[9, t, c] = e21 + e22
+        V[10, t, c] = e22 - e21
+        V[11, t, c] = e21 - e23
+        V[12, t, c] = e30 - e32
+        V[13, t, c] = e31 + e32
+        V[14, t, c] = e32 - e31
+        V[15, t, c] = e31 - e33
 
 
 @jit()
-def _winograd_output_tile(out, M, t, f):
-    """``out (2, 2)`` = A^T M A of filter ``f`` of tile ``t`` (``M (16, T, F)``)."""
-    m = np.empty((2, 4), dtype=M.dtype)
-    for s in range(4):
-        m[0, s] = M[s, t, f] + M[4 + s, t, f] + M[8 + s, t, f]
-        m[1, s] = M[4 + s, t, f] - M[8 + s, t, f] - M[12 + s, t, f]
-    for r in range(2):
-        out[r, 0] = m[r, 0] + m[r, 1] + m[r, 2]
-        out[r, 1] = m[r, 1] - m[r, 2] - m[r, 3]
+def _winograd_output_tile(o, M, t):
+    """``o (4, F)``: the 2x2 output tile A^T M A of tile ``t`` (``M (16, T, F)``), row-major pixels."""
+    F = M.shape[2]
+    for f in range(F):
+        m00 = M[0, t, f] + M[4, t, f] + M[8, t, f]
+        m01 = M[1, t, f] + M[5, t, f] + M[9, t, f]
+        m02 = M[2, t, f] + M[6, t, f] + M[10, t, f]
+        m03 = M[3, t, f] + M[7, t, f] + M[11, t, f]
+        m10 = M[4, t, f] - M[8, t, f] - M[12, t, f]
+        m11 = M[5, t, f] - M[9, t, f] - M[13, t, f]
+        m12 = M[6, t, f] - M[10, t, f] - M[14, t, f]
+        m13 = M[7, t, f] - M[11, t, f] - M[15, t, f]
+        o[0, f] = m00 + m01 + m02
+        o[1, f] = m01 - m02 - m03
+        o[2, f] = m10 + m11 + m12
+        o[3, f] = m11 - m12 - m13
 
 
 @jit(parallel=True)
@@ -544,8 +577,8 @@ def _winograd(y, x, U, pt, pl, Ho, Wo, pooled):
     for n in prange(N):
         V = np.empty((16, T, C), dtype=x.dtype)
         M = np.empty((16, T, F), dtype=x.dtype)
-        d = np.empty((4, 4, C), dtype=x.dtype)
-        out = np.empty((2, 2), dtype=x.dtype)
+        d = np.empty((16, C), dtype=x.dtype)
+        o = np.empty((4, F), dtype=x.dtype)
         for t0 in range(0, tiles, T):
             nt = min(T, tiles - t0)
             for t in range(nt):
@@ -555,25 +588,23 @@ def _winograd(y, x, U, pt, pl, Ho, Wo, pooled):
                 np.dot(V[k], U[k], M[k])
             for t in range(nt):
                 ti, tj = (t0 + t) // tw, (t0 + t) % tw
+                if pooled and (ti >= Ho // 2 or tj >= Wo // 2):
+                    continue
+                _winograd_output_tile(o, M, t)
                 if pooled:
-                    if ti >= Ho // 2 or tj >= Wo // 2:
-                        continue
-                    for f in range(F):
-                        _winograd_output_tile(out, M, t, f)
-                        best = out[0, 0]
-                        for q in range(1, 4):   # strict '>' keeps the first maximum; a NaN wins and stays
-                            v = out[q // 2, q % 2]
+                    for f in range(F):   # strict '>' keeps the first maximum; a NaN wins and stays
+                        best = o[0, f]
+                        for q in range(1, 4):
+                            v = o[q, f]
                             if v > best or (v != v and best == best):
                                 best = v
                         y[n, ti, tj, f] = best
                 else:
-                    for f in range(F):
-                        _winograd_output_tile(out, M, t, f)
-                        for a in range(2):
-                            if 2 * ti + a < Ho:
-                                for b in range(2):
-                                    if 2 * tj + b < Wo:
-                                        y[n, 2 * ti + a, 2 * tj + b, f] = out[a, b]
+                    for q in range(4):
+                        oh, ow = 2 * ti + q // 2, 2 * tj + q % 2
+                        if oh < Ho and ow < Wo:
+                            for f in range(F):
+                                y[n, oh, ow, f] = o[q, f]
 
 
 def winograd_workspace_length(H, W, C, F, Ho, Wo):
