@@ -13,8 +13,8 @@ each thread calls one-thread BLAS on its own sample (the Cython conv kernels
 do per-sample GEMMs inside ``prange``), so only one runtime ever has busy
 threads. Measured (``benchmarks/bench_threads.py``, 2 cores): a 512^3 sgemm
 took 1.4 ms before any OpenMP region and 13 ms right after one with
-``OMP_WAIT_POLICY=passive`` (so a passive wait policy does *not* remove the
-cliff and nothing here touches the environment); with BLAS at 2 threads
+``OMP_WAIT_POLICY=passive`` (so a passive wait policy does *not* remove that
+cliff); with BLAS at 2 threads
 inside OpenMP's per-sample loop a conv training step took 2.3-2.6 s against
 0.19-0.32 s inside :func:`thread_limits`. On the MNIST conv shape the
 per-sample layout ran within ~15% of one big 2-thread GEMM on a quiet machine
@@ -25,6 +25,11 @@ Scope of the settings: Numba's and OpenMP's thread counts are per calling
 Python thread (enter the context in the thread that runs the kernels); the
 BLAS limit is process-wide, so concurrent contexts share it through a counter
 and the first one to enter / last one to leave sets / restores it.
+
+Contention: when the environment sets no OpenMP wait policy, minicnn shortens
+libgomp's idle spinning before the runtime loads
+(:func:`configure_openmp_waiting`), so a default team never trains slower than
+one thread while another process keeps a core busy.
 
 Fork safety: GNU OpenMP (libgomp) is not fork-safe; a ``fork()``-ed child of a
 process that ran a parallel region hangs in its first parallel region. Use the
@@ -144,10 +149,61 @@ def resolve_n_threads(n_threads=None):
     return int(n_threads)
 
 
+#: GNU OpenMP spin count minicnn sets when the environment sets no wait policy: an idle worker spins this
+#: many iterations before it sleeps, instead of libgomp's default 300000. Measured with
+#: ``benchmarks/bench_contention.py`` (MNIST training, Cython, one busy-loop process on 2 cores, machine
+#: otherwise loaded too): n_threads=None / n_threads=1 = 0.54 with libgomp's default spin count, 0.86 with
+#: OMP_WAIT_POLICY=active, 1.17 with this value, 1.26 with OMP_WAIT_POLICY=passive: spinning workers took
+#: the core the busy process and the other worker needed. A short spin rather than passive waiting keeps
+#: back-to-back parallel regions cheap on a quiet machine.
+OPENMP_SPINCOUNT = "10000"
+
+#: Environment variables by which a user already chose how OpenMP threads wait: then nothing is set.
+WAIT_POLICY_ENV_VARS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+
+
+def configure_openmp_waiting(environ=None):
+    """Shorten GNU OpenMP's idle spinning before its runtime starts, unless the user chose a wait policy.
+
+    libgomp reads ``GOMP_SPINCOUNT`` / ``OMP_WAIT_POLICY`` once, when it is
+    loaded, so this runs before minicnn's compiled kernels (or Numba's ``omp``
+    layer) load it; later calls change nothing. Sets
+    ``GOMP_SPINCOUNT=`` :data:`OPENMP_SPINCOUNT` when neither variable of
+    :data:`WAIT_POLICY_ENV_VARS` is set; an explicit setting always wins.
+    Other libraries' OpenMP runtimes loaded later in the process (e.g.
+    PyTorch's own copy of libgomp) read the same variable.
+
+    Parameters
+    ----------
+    environ : mapping, optional
+        The environment to update (``os.environ`` by default).
+
+    Returns
+    -------
+    bool
+        True when the spin count was set by this call.
+
+    Examples
+    --------
+    >>> env = {"OMP_WAIT_POLICY": "active"}
+    >>> configure_openmp_waiting(env), env
+    (False, {'OMP_WAIT_POLICY': 'active'})
+    >>> env = {}
+    >>> configure_openmp_waiting(env), env == {"GOMP_SPINCOUNT": OPENMP_SPINCOUNT}
+    (True, True)
+    """
+    environ = os.environ if environ is None else environ
+    if any(environ.get(name) for name in WAIT_POLICY_ENV_VARS):
+        return False
+    environ["GOMP_SPINCOUNT"] = OPENMP_SPINCOUNT
+    return True
+
+
 def _numba():
     """Numba, with minicnn's threading layer chosen before its threads start."""
     from . import config
 
+    configure_openmp_waiting()
     config.configure_threading()
     import numba
 
@@ -157,6 +213,7 @@ def _numba():
 def _openmp():
     """The compiled OpenMP helper module, or None when the extensions are not built (looked up once)."""
     if "module" not in _openmp_state:
+        configure_openmp_waiting()
         try:
             from .backend import _openmp as module
         except ImportError:

@@ -252,3 +252,36 @@ def test_blas_libraries_without_direct_functions_go_through_their_controller():
         assert get_threads() == 1
     finally:
         set_threads(old)
+
+
+# ----------------------------------------------------------------------------- OpenMP wait policy
+def test_openmp_spin_count_set_only_when_the_user_chose_no_wait_policy():
+    env = {}
+    assert threads.configure_openmp_waiting(env) and env == {"GOMP_SPINCOUNT": threads.OPENMP_SPINCOUNT}
+    for name in threads.WAIT_POLICY_ENV_VARS:
+        env = {name: "passive" if name == "OMP_WAIT_POLICY" else "5"}
+        before = dict(env)
+        assert not threads.configure_openmp_waiting(env) and env == before
+
+
+@pytest.mark.parametrize("module", ["minicnn.backend.cython_kernels", "minicnn.backend.numba_kernels"])
+@pytest.mark.parametrize("user", [None, "123"])
+def test_kernel_modules_set_the_spin_count_before_openmp_loads(module, user):
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not available")
+    # libgomp reads the variable when it loads: it must not be loaded before the kernel module is imported
+    code = ("import os\n"
+            "gomp = lambda: 'libgomp' in open('/proc/self/maps').read()\n"
+            "assert not gomp()\n"
+            f"import {module}\n"
+            "print(os.environ.get('GOMP_SPINCOUNT'))\n")
+    env = {k: v for k, v in os.environ.items() if k not in threads.WAIT_POLICY_ENV_VARS}
+    if user is not None:
+        env["GOMP_SPINCOUNT"] = user
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == (user or threads.OPENMP_SPINCOUNT)

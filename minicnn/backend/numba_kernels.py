@@ -18,11 +18,16 @@ thread count.
 """
 
 import numpy as np
-from numba import prange
 
-from ..config import jit
-from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # anything else: identity
-from .hash_rng import MIX_MUL1, MIX_MUL2
+from ..threads import configure_openmp_waiting
+
+configure_openmp_waiting()   # before Numba's "omp" layer loads libgomp
+
+from numba import prange  # noqa: E402
+
+from ..config import jit  # noqa: E402
+from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
+from .hash_rng import MIX_MUL1, MIX_MUL2  # noqa: E402
 
 NAME = "numba"
 _ROWS_PER_CHUNK = 256  # fixed db-reduction chunk: the sum order never depends on thread count
