@@ -354,3 +354,22 @@ def test_numba_winograd_kernels_same_bits_for_1_and_2_threads():
                             _winograd_pool(nb, x, w, b, Ho, Wo, 2, 0.1, 1, 0), dw))
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_cython_winograd_one_sample_split_across_threads_same_bits(pool):
+    """Fewer samples than threads: the tile blocks of a sample run on different threads, same bits as one."""
+    cy = _module("cython")
+    from minicnn.threads import thread_limits
+
+    # MNIST conv2: 144 tiles = 4 blocks per sample, work above the parallel threshold for N = 1
+    x, w, b, (Ho, Wo) = _problem(1, 26, 26, 32, 64, 0, 0, 0, 0, np.float32, seed=11)
+    run = _winograd_pool if pool else _winograd
+    out = []
+    for n_threads in (1, 2):
+        with thread_limits(n_threads):
+            out.append(run(cy, x, w, b, Ho, Wo, 1, 0.0, 0, 0, slots=2))
+    np.testing.assert_array_equal(out[0], out[1])
+    want = _winograd_pool(ref, x, w, b, Ho, Wo, 1, 0.0, 0, 0) if pool else _winograd(ref, x, w, b, Ho, Wo, 1, 0.0,
+                                                                                      0, 0)
+    _assert_close(out[1], want, want)

@@ -14,7 +14,11 @@ _state = {"cpus": None}
 
 
 def _cpus():
-    """CPUs this process may use (cached): the thread slots of the Cython conv backward workspace."""
+    """CPUs this process may use (cached): the thread slots of the Cython conv workspaces.
+
+    The Winograd workspaces always get one slot per CPU: with fewer samples than threads (one-sample
+    inference) the kernel splits each sample's tile blocks across the threads.
+    """
     if _state["cpus"] is None:
         _state["cpus"] = available_cpus()
     return _state["cpus"]
@@ -132,7 +136,7 @@ class Conv2D(Layer):
         winograd = self._winograd_kernel(self._winograd_forward)
         if winograd is not None and (not training or hasattr(self.kernels, _WGRAD_FROM_INPUT)):
             H, W, _ = self.input_shape
-            work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+            work = self._buffer("winograd", (_cpus(), winograd_workspace_length(H, W, C, F, Ho, Wo)))
             winograd(y, x, self.params["w"], self.params.get("b", self._zero_bias), work, self.act, self.alpha,
                      self.pt, self.pl)
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
@@ -220,7 +224,7 @@ class Conv2D(Layer):
         if not self._winograd_forward:
             getattr(self.kernels, _DIRECT_POOL)(y, x, self.params["w"], b, self.act, self.alpha, *self._geometry())
             return y
-        work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+        work = self._buffer("winograd", (_cpus(), winograd_workspace_length(H, W, C, F, Ho, Wo)))
         getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], b, work, self.act, self.alpha,
                                               self.pt, self.pl, Ho, Wo)
         return y
@@ -231,7 +235,7 @@ class Conv2D(Layer):
         Ho, Wo, F = self.output_shape
         flipped = self._buffer("w_flipped", (3, 3, F, C))
         np.copyto(flipped, self.params["w"][::-1, ::-1].transpose(0, 1, 3, 2))
-        work = self._buffer("winograd_dx", (min(len(dz), _cpus()), winograd_workspace_length(Ho, Wo, F, C, H, W)))
+        work = self._buffer("winograd_dx", (_cpus(), winograd_workspace_length(Ho, Wo, F, C, H, W)))
         winograd(dx, dz, flipped, self._zero_input_bias, work, _IDENTITY, 0.0, 2 - self.pt, 2 - self.pl)
 
     def describe(self):
