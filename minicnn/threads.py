@@ -46,6 +46,7 @@ import numbers
 import os
 import sys
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 
 #: Environment variables whose value caps the default thread count (set e.g. by
@@ -121,6 +122,9 @@ def _dask_task_slots():
 def resolve_n_threads(n_threads=None):
     """Validate ``n_threads`` and turn ``None`` into :func:`available_cpus`.
 
+    (:func:`thread_limits` then runs a ``None`` team on :func:`default_team_size`
+    of them.)
+
     Parameters
     ----------
     n_threads : int or None
@@ -147,6 +151,58 @@ def resolve_n_threads(n_threads=None):
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive int or None; received n_threads={n_threads!r}")
     return int(n_threads)
+
+
+#: Seconds a reading of the machine's runnable-task count is reused by :func:`default_team_size`.
+LOAD_SAMPLE_SECONDS = 0.5
+_load_state = {"time": -1e9, "others": 0}
+
+
+def _other_runnable_tasks():
+    """Tasks of other processes running or waiting for a CPU now (``/proc/loadavg``), or 0 when unknown.
+
+    The fourth field of ``/proc/loadavg`` counts the runnable tasks of the
+    whole machine, this reading thread included. Read at most every
+    :data:`LOAD_SAMPLE_SECONDS` (a read costs a few microseconds; a
+    one-sample prediction takes about ten).
+    """
+    now = time.monotonic()
+    if now - _load_state["time"] >= LOAD_SAMPLE_SECONDS:
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            others = max(0, running - 1)
+        except (OSError, ValueError, IndexError):
+            others = 0
+        _load_state.update(time=now, others=others)
+    return _load_state["others"]
+
+
+def default_team_size():
+    """Threads for ``n_threads=None``: the available CPUs less those other processes keep busy (at least 1).
+
+    A parallel kernel is as slow as its slowest thread: a worker sharing a
+    core with a busy process runs at half speed or waits for a time slice, so
+    a team of every CPU trained slower than one thread on a loaded machine
+    (``benchmarks/bench_contention.py``). The busy count is the machine's
+    runnable tasks besides this thread (:func:`_other_runnable_tasks`), and is
+    only used when this process may run on every CPU of the machine (in a
+    smaller CPU set, the machine-wide count says nothing about its CPUs).
+
+    Returns
+    -------
+    int
+        ``max(1, available_cpus() - other runnable tasks)``.
+
+    Examples
+    --------
+    >>> 1 <= default_team_size() <= available_cpus()
+    True
+    """
+    cpus = available_cpus()
+    if cpus == 1 or cpus != (os.cpu_count() or cpus):
+        return cpus
+    return max(1, cpus - _other_runnable_tasks())
 
 
 #: GNU OpenMP spin count minicnn sets when the environment sets no wait policy: an idle worker spins this
@@ -307,7 +363,8 @@ def thread_limits(n_threads=None):
     ----------
     n_threads : int or None
         Threads for the batch-parallel kernels; None means
-        :func:`available_cpus`.
+        :func:`default_team_size` (the available CPUs that other processes
+        leave free, read when the context is entered).
 
     Yields
     ------
@@ -321,6 +378,8 @@ def thread_limits(n_threads=None):
     1
     """
     n = resolve_n_threads(n_threads)
+    if n_threads is None:
+        n = min(n, default_team_size())
     # Numba is only touched when something already imported it (a Numba backend
     # imports it when loaded): importing it here would cost ~0.3 s on the
     # cold-start path of a Cython-only ("auto") model.

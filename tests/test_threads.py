@@ -285,3 +285,34 @@ def test_kernel_modules_set_the_spin_count_before_openmp_loads(module, user):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split()[-1] == (user or threads.OPENMP_SPINCOUNT)
+
+
+def test_default_team_leaves_out_the_cpus_other_processes_keep_busy(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    for others, team in ((0, 4), (1, 3), (3, 1), (9, 1)):
+        monkeypatch.setattr(threads, "_other_runnable_tasks", lambda others=others: others)
+        assert threads.default_team_size() == team
+        assert threads.resolve_n_threads(None) == 4   # the estimators' parameter still resolves to every CPU
+        with threads.thread_limits(None) as n:
+            assert n == team
+        with threads.thread_limits(4) as n:   # an explicit count is never lowered
+            assert n == 4
+    # a process confined to some CPUs cannot read its share of the machine-wide count: no adjustment
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert threads.default_team_size() == 2
+
+
+def test_runnable_task_count_is_read_from_proc_and_reused_briefly(monkeypatch):
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("no /proc/loadavg")
+    monkeypatch.setitem(threads._load_state, "time", -1e9)
+    first = threads._other_runnable_tasks()
+    assert first >= 0
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    threads._other_runnable_tasks()
+    assert opened == []   # within LOAD_SAMPLE_SECONDS: no second read
