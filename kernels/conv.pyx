@@ -22,7 +22,6 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from openmp cimport omp_get_thread_num
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 import numpy as np
 
@@ -34,6 +33,7 @@ include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
 include "_im2col.pxi"
+include "_blas.pxi"
 
 # Number of fixed sample groups whose partial weight gradients are summed in
 # order by conv2d_backward_weight (independent of the thread count).
@@ -51,17 +51,6 @@ cdef inline void _sgemm64_call(char transa, char transb, int64_t m, int64_t n, i
                                float *c, int64_t ldc) noexcept nogil:
     cdef float one = 1, zero = 0
     _sgemm64(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
-
-
-cdef inline void _gemm(char transa, char transb, int m, int n, int k,
-                       floating *a, int lda, floating *b, int ldb,
-                       floating beta, floating *c, int ldc) noexcept nogil:
-    """Column-major ``c = op(a) @ op(b) + beta * c`` in the precision of ``floating``."""
-    cdef floating one = 1
-    if floating is float:
-        sgemm(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc)
-    else:
-        dgemm(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc)
 
 
 # Below this inner dimension K = KH*KW*C (e.g. a first layer on 1-channel images,

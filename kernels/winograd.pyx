@@ -47,7 +47,6 @@ output is never written. Same workspace rule, with the conv output size.
 
 from cython.parallel cimport prange
 from openmp cimport omp_get_thread_num
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef fused floating:
     float
@@ -56,6 +55,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
+include "_blas.pxi"
 
 
 cdef extern from "winograd_tf.h" nogil:
@@ -111,17 +111,6 @@ def winograd_workspace_length(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize
     if min(H, W, C, F, Ho, Wo) < 0:
         raise ValueError(f"sizes must be >= 0; received H={H}, W={W}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
     return _workspace_length(C, F, Ho, Wo)
-
-
-cdef inline void _gemm(int m, int n, int k, floating *a, int lda, floating *b, int ldb,
-                       floating *c, int ldc) noexcept nogil:
-    """Column-major ``c = a @ b`` (row-major ``c^T = b^T @ a^T``) in the precision of ``floating``."""
-    cdef char tr = c'N'
-    cdef floating one = 1, zero = 0
-    if floating is float:
-        sgemm(&tr, &tr, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
-    else:
-        dgemm(&tr, &tr, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
 
 
 cdef inline void _input_tf(floating *v, Py_ssize_t vstride, const floating *d, Py_ssize_t row,
@@ -205,7 +194,7 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
             _input_tf(V + i * C, vs, patch, 4 * C, C)
     # M_k (nb, F) = V_k (nb, C) @ U_k (C, F)
     for k in range(16):
-        _gemm(<int>F, <int>nb, <int>C, <floating *>U + k * C * F, <int>F, V + k * vs, <int>C,
+        _gemm(c'N', c'N', <int>F, <int>nb, <int>C, U + k * C * F, <int>F, V + k * vs, <int>C, 0,
               M + k * ms, <int>F)
     # output transform + bias + activation, per tile while in L1
     if pool:
