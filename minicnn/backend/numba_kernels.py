@@ -17,6 +17,7 @@ The weight gradient sums fixed batch groups in order: bit-identical for any
 thread count.
 """
 
+import numba
 import numpy as np
 
 from ..threads import configure_openmp_waiting
@@ -572,44 +573,55 @@ def _winograd_output_tile(o, M, t):
 
 
 @jit(parallel=True)
-def _winograd(y, x, U, pt, pl, Ho, Wo, pooled):
-    """Winograd conv of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``)."""
-    N, H, W, C = x.shape
+def _winograd(y, x, U, pt, pl, Ho, Wo, pooled, S):
+    """Winograd conv of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``).
+
+    The batch is cut into ``S`` runs of samples (one per thread), each with its own scratch.
+    """
+    N, C = x.shape[0], x.shape[3]
     F = U.shape[2]
-    th, tw = (Ho + 1) // 2, (Wo + 1) // 2
-    tiles = th * tw
-    T = min(_WINOGRAD_TILES, tiles)
-    for n in prange(N):
+    T = min(_WINOGRAD_TILES, ((Ho + 1) // 2) * ((Wo + 1) // 2))
+    for s in prange(S):
         V = np.empty((16, T, C), dtype=x.dtype)
         M = np.empty((16, T, F), dtype=x.dtype)
         d = np.empty((16, C), dtype=x.dtype)
         o = np.empty((4, F), dtype=x.dtype)
-        for t0 in range(0, tiles, T):
-            nt = min(T, tiles - t0)
-            for t in range(nt):
-                ti, tj = (t0 + t) // tw, (t0 + t) % tw
-                _winograd_input_tile(V, t, x[n], d, 2 * ti - pt, 2 * tj - pl)
-            for k in range(16):
-                np.dot(V[k], U[k], M[k])
-            for t in range(nt):
-                ti, tj = (t0 + t) // tw, (t0 + t) % tw
-                if pooled and (ti >= Ho // 2 or tj >= Wo // 2):
-                    continue
-                _winograd_output_tile(o, M, t)
-                if pooled:
-                    for f in range(F):   # strict '>' keeps the first maximum; a NaN wins and stays
-                        best = o[0, f]
-                        for q in range(1, 4):
-                            v = o[q, f]
-                            if v > best or (v != v and best == best):
-                                best = v
-                        y[n, ti, tj, f] = best
-                else:
-                    for q in range(4):
-                        oh, ow = 2 * ti + q // 2, 2 * tj + q % 2
-                        if oh < Ho and ow < Wo:
-                            for f in range(F):
-                                y[n, oh, ow, f] = o[q, f]
+        for n in range(s * N // S, (s + 1) * N // S):
+            _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T)
+
+
+@jit()
+def _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T):
+    """Sample ``n`` of :func:`_winograd` with the scratch ``V, M, d, o``."""
+    F = U.shape[2]
+    tw = (Wo + 1) // 2
+    tiles = ((Ho + 1) // 2) * tw
+    for t0 in range(0, tiles, T):
+        nt = min(T, tiles - t0)
+        for t in range(nt):
+            ti, tj = (t0 + t) // tw, (t0 + t) % tw
+            _winograd_input_tile(V, t, x[n], d, 2 * ti - pt, 2 * tj - pl)
+        for k in range(16):
+            np.dot(V[k], U[k], M[k])
+        for t in range(nt):
+            ti, tj = (t0 + t) // tw, (t0 + t) % tw
+            if pooled and (ti >= Ho // 2 or tj >= Wo // 2):
+                continue
+            _winograd_output_tile(o, M, t)
+            if pooled:
+                for f in range(F):   # strict '>' keeps the first maximum; a NaN wins and stays
+                    best = o[0, f]
+                    for q in range(1, 4):
+                        v = o[q, f]
+                        if v > best or (v != v and best == best):
+                            best = v
+                    y[n, ti, tj, f] = best
+            else:
+                for q in range(4):
+                    oh, ow = 2 * ti + q // 2, 2 * tj + q % 2
+                    if oh < Ho and ow < Wo:
+                        for f in range(F):
+                            y[n, oh, ow, f] = o[q, f]
 
 
 def winograd_workspace_length(H, W, C, F, Ho, Wo):
@@ -630,7 +642,7 @@ def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled):
     if C == 0:
         y[...] = 0
     else:
-        _winograd(y, x, U, pt, pl, Ho, Wo, pooled)
+        _winograd(y, x, U, pt, pl, Ho, Wo, pooled, max(1, min(x.shape[0], numba.get_num_threads())))
     y2 = y.reshape(-1, F)
     bias_act_forward(y2, y2, b, act, alpha)
 
