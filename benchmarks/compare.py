@@ -1,14 +1,12 @@
-"""minicnn vs PyTorch on the reference models: a thin script around :mod:`minicnn.bench`.
+"""minicnn vs ONNX Runtime and PyTorch on the reference models: ``python benchmarks/compare.py [options]``.
 
-Run ``python benchmarks/compare.py [--quick] [--json PATH]`` (same options as
-``minicnn bench`` and ``python -m minicnn.bench``; the logic lives in the
-package so an installed minicnn can run it). ``benchmarks/RESULTS.md`` holds
-the latest table.
+The same as ``minicnn bench`` and ``python -m minicnn.tools.bench`` (the logic lives in
+:mod:`minicnn.tools.bench`, so an installed minicnn can run it); ``--help`` lists the options.
 """
 
 import sys
 
-from minicnn.bench import main
+from minicnn.tools.bench import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -2,7 +2,7 @@
 
     python benchmarks/profile_step.py --model mnist --threads 2 --steps 30
 
-Runs the reference model of ``minicnn.bench`` (built through ``CNNClassifier`` as ``fit`` builds it)
+Runs the reference model of ``minicnn.tools.bench`` (built through ``CNNClassifier`` as ``fit`` builds it)
 inside ``thread_limits(threads)`` and times each layer's forward and backward, the loss and the
 optimizer separately, step after step; then the inference forward (``training=False``) of one
 training-size batch and of one sample. The sum of the parts is close to a whole step (the timer
@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from minicnn.bench import MODELS, MinicnnContender
+from minicnn.tools.bench import MODELS, MinicnnContender
 from minicnn.threads import thread_limits
 
 

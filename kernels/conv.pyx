@@ -22,7 +22,6 @@ from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from openmp cimport omp_get_thread_num
 from libc.string cimport memcpy, memset
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 import numpy as np
 
@@ -34,6 +33,7 @@ include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
 include "_im2col.pxi"
+include "_blas.pxi"
 
 # Number of fixed sample groups whose partial weight gradients are summed in
 # order by conv2d_backward_weight (independent of the thread count).
@@ -51,17 +51,6 @@ cdef inline void _sgemm64_call(char transa, char transb, int64_t m, int64_t n, i
                                float *c, int64_t ldc) noexcept nogil:
     cdef float one = 1, zero = 0
     _sgemm64(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
-
-
-cdef inline void _gemm(char transa, char transb, int m, int n, int k,
-                       floating *a, int lda, floating *b, int ldb,
-                       floating beta, floating *c, int ldc) noexcept nogil:
-    """Column-major ``c = op(a) @ op(b) + beta * c`` in the precision of ``floating``."""
-    cdef floating one = 1
-    if floating is float:
-        sgemm(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc)
-    else:
-        dgemm(&transa, &transb, &m, &n, &k, &one, a, &lda, b, &ldb, &beta, c, &ldc)
 
 
 # Below this inner dimension K = KH*KW*C (e.g. a first layer on 1-channel images,
@@ -276,3 +265,68 @@ def conv2d_backward_weight(floating[:, :, :, ::1] dw, const floating[:, :, :, ::
         for g in range(1, G):
             acc = acc + part[g, e]
         out[e] = acc
+
+
+# ----------------------------------------------------------------------------- direct conv + 2x2 max-pool (inference)
+cdef extern from "direct_pool.h" nogil:
+    void direct_conv_maxpool2_f32(float *y, const float *x, const float *w, Py_ssize_t H, Py_ssize_t W,
+                                  Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp,
+                                  Py_ssize_t Wp, int sh, int sw, int pt, int pl, int dh, int dw, Py_ssize_t f0)
+    void direct_conv_maxpool2_f64(double *y, const double *x, const double *w, Py_ssize_t H, Py_ssize_t W,
+                                  Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp,
+                                  Py_ssize_t Wp, int sh, int sw, int pt, int pl, int dh, int dw, Py_ssize_t f0)
+
+
+cdef inline void _direct_pool_one(floating *y, const floating *x, const floating *w, const floating *bias,
+                                  int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
+                                  Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp, Py_ssize_t Wp,
+                                  int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    if floating is float:
+        direct_conv_maxpool2_f32(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, 0)
+    else:
+        direct_conv_maxpool2_f64(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, 0)
+    _bias_act_rows(y, bias, Hp * Wp, F, act, alpha)
+
+
+cdef void _direct_pool(floating *y, const floating *x, const floating *w, const floating *bias, int act,
+                       floating alpha, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
+                       Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp, Py_ssize_t Wp,
+                       int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    cdef Py_ssize_t n, ys = Hp * Wp * F, xs = H * W * C
+    cdef int nt = team(N * 4 * Hp * Wp * KH * KW * C * F // 16)
+    if nt == 1:
+        for n in range(N):
+            _direct_pool_one(y + n * ys, x + n * xs, w, bias, act, alpha, H, W, C, KH, KW, F, Hp, Wp,
+                             sh, sw, pt, pl, dh, dw)
+        return
+    for n in prange(N, schedule="static", num_threads=nt):
+        _direct_pool_one(y + n * ys, x + n * xs, w, bias, act, alpha, H, W, C, KH, KW, F, Hp, Wp,
+                         sh, sw, pt, pl, dh, dw)
+
+
+def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, int act, double alpha,
+                                            int sh, int sw, int pt, int pl, int dh, int dw):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))`` by a direct loop (no im2col, no conv output), per sample.
+
+    ``y (N, Hp, Wp, F)`` with ``Hp, Wp`` the floor-mode pooled size of the conv output; the
+    geometry as :func:`conv2d_forward`. Plain ndarrays, checked as in :func:`conv2d_bias_act_forward`.
+    """
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), ya = _array(y, t, 4, True, "y")
+    cdef cnp.ndarray wa = _array(w, t, 4, False, "w"), ba = _array(b, t, 1, False, "b")
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
+    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
+    if (yd[0] != xd[0] or wd[2] != xd[3] or yd[3] != wd[3] or cnp.PyArray_DIMS(ba)[0] != wd[3]):
+        raise ValueError(f"conv2d_direct_bias_act_maxpool2_forward shapes do not match: y {y.shape}, "
+                         f"x {x.shape}, w {w.shape}, b {b.shape}")
+    if yd[0] * yd[1] * yd[2] * yd[3] == 0:
+        return
+    if t == cnp.NPY_FLOAT:
+        _direct_pool(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
+                     <const float *>cnp.PyArray_DATA(wa), <const float *>cnp.PyArray_DATA(ba), act, <float>alpha,
+                     xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3], yd[1], yd[2], sh, sw, pt, pl, dh, dw)
+    else:
+        _direct_pool(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
+                     <const double *>cnp.PyArray_DATA(wa), <const double *>cnp.PyArray_DATA(ba), act, alpha,
+                     xd[0], xd[1], xd[2], xd[3], wd[0], wd[1], wd[3], yd[1], yd[2], sh, sw, pt, pl, dh, dw)

@@ -38,7 +38,6 @@ threads run. Nothing is allocated per call.
 from cython.parallel cimport prange
 from libc.stdint cimport int64_t
 from openmp cimport omp_get_thread_num
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef fused floating:
     float
@@ -47,6 +46,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 include "_ndarray.pxi"
 include "_im2col.pxi"
+include "_blas.pxi"
 
 # Fixed sample groups whose partial gradients are summed in order (same as conv.pyx's DW_GROUPS).
 cdef enum:
@@ -85,13 +85,10 @@ cdef inline void _gemm_nt(int m, int n, int k, const floating *a, int lda, const
     cdef char tn = c'N', tt = c'T'
     cdef floating one = 1
     cdef int64_t m64 = m, n64 = n, k64 = k, lda64 = lda, ldb64 = ldb, ldc64 = ldc
-    if floating is float:
-        if _sgemm64 != NULL:
-            _sgemm64(&tn, &tt, &m64, &n64, &k64, &one, a, &lda64, b, &ldb64, &beta, c, &ldc64)
-        else:
-            sgemm(&tn, &tt, &m, &n, &k, &one, <float *>a, &lda, <float *>b, &ldb, &beta, c, &ldc)
+    if floating is float and _sgemm64 != NULL:
+        _sgemm64(&tn, &tt, &m64, &n64, &k64, &one, a, &lda64, b, &ldb64, &beta, c, &ldc64)
     else:
-        dgemm(&tn, &tt, &m, &n, &k, &one, <double *>a, &lda, <double *>b, &ldb, &beta, c, &ldc)
+        _gemm(tn, tt, m, n, k, a, lda, b, ldb, beta, c, ldc)
 
 
 cdef inline Py_ssize_t _block_rows(Py_ssize_t Wo, Py_ssize_t K, Py_ssize_t F) noexcept nogil:

@@ -12,7 +12,6 @@ no array is copied or transposed in memory.
 """
 
 from cython.parallel cimport prange
-from scipy.linalg.cython_blas cimport dgemm, dgemv, sgemm, sgemv
 
 ctypedef fused floating:
     float
@@ -21,6 +20,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
+include "_blas.pxi"
 
 # Fewest output rows per block (smaller blocks re-stream B for little gain).
 # A single output row with at least GEMV_MIN_WEIGHTS weights goes to gemv: SciPy's OpenBLAS
@@ -34,27 +34,6 @@ include "_ndarray.pxi"
 cdef enum:
     MIN_BLOCK_ROWS = 32
     GEMV_MIN_WEIGHTS = 262144
-
-
-cdef inline void _gemm(char transa, char transb, int m, int n, int k,
-                       const floating *a, int lda, const floating *b, int ldb,
-                       floating *c, int ldc) noexcept nogil:
-    cdef floating one = 1, zero = 0
-    if floating is float:
-        sgemm(&transa, &transb, &m, &n, &k, &one, <float *>a, &lda, <float *>b, &ldb, &zero, c, &ldc)
-    else:
-        dgemm(&transa, &transb, &m, &n, &k, &one, <double *>a, &lda, <double *>b, &ldb, &zero, c, &ldc)
-
-
-cdef inline void _gemv(char trans, int m, int n, const floating *a, int lda,
-                       const floating *x, int incx, floating *y) noexcept nogil:
-    """Column-major ``y = op(a) @ x`` (``a`` is ``m x n``)."""
-    cdef floating one = 1, zero = 0
-    cdef int incy = 1
-    if floating is float:
-        sgemv(&trans, &m, &n, &one, <float *>a, &lda, <float *>x, &incx, &zero, y, &incy)
-    else:
-        dgemv(&trans, &m, &n, &one, <double *>a, &lda, <double *>x, &incx, &zero, y, &incy)
 
 
 cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -97,7 +76,7 @@ cdef inline void _rows(floating *c, const floating *a, const floating *b, Py_ssi
                   <int>lda if trans_a else 1, c + m0 * N)
     else:
         _gemm(tb, ta, <int>N, <int>(m1 - m0), <int>K, b, <int>ldb,
-              a + (m0 if trans_a else m0 * lda), <int>lda, c + m0 * N, <int>N)
+              a + (m0 if trans_a else m0 * lda), <int>lda, 0, c + m0 * N, <int>N)
     if bias != NULL:
         _bias_act_rows(c + m0 * N, bias, m1 - m0, N, act, alpha)
 

@@ -47,7 +47,6 @@ output is never written. Same workspace rule, with the conv output size.
 
 from cython.parallel cimport prange
 from openmp cimport omp_get_thread_num
-from scipy.linalg.cython_blas cimport dgemm, sgemm
 
 ctypedef fused floating:
     float
@@ -56,6 +55,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
+include "_blas.pxi"
 
 
 cdef extern from "winograd_tf.h" nogil:
@@ -115,17 +115,6 @@ def winograd_workspace_length(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize
     return _workspace_length(C, F, Ho, Wo)
 
 
-cdef inline void _gemm(int m, int n, int k, floating *a, int lda, floating *b, int ldb,
-                       floating *c, int ldc) noexcept nogil:
-    """Column-major ``c = a @ b`` (row-major ``c^T = b^T @ a^T``) in the precision of ``floating``."""
-    cdef char tr = c'N'
-    cdef floating one = 1, zero = 0
-    if floating is float:
-        sgemm(&tr, &tr, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
-    else:
-        dgemm(&tr, &tr, &m, &n, &k, &one, a, &lda, b, &ldb, &zero, c, &ldc)
-
-
 cdef inline void _input_tf(floating *v, Py_ssize_t vstride, const floating *d, Py_ssize_t row,
                            Py_ssize_t C) noexcept nogil:
     if floating is float:
@@ -151,6 +140,98 @@ cdef inline void _output_max_tf(floating *y, const floating *m, Py_ssize_t mstri
         wino_output_max_f64(y, m, mstride, F)
 
 
+cdef void _block(floating *y, const floating *x, const floating *U, const floating *b, floating *ws,
+                 int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
+                 Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T,
+                 bint pool, Py_ssize_t t0) noexcept nogil:
+    """The block of up to ``T`` tiles starting at tile ``t0`` of one sample (see :func:`_sample`).
+
+    Blocks are fixed by ``T`` alone and write disjoint output tiles, so a sample's blocks may run
+    on different threads (one-sample inference) with the same bits as on one.
+    """
+    cdef Py_ssize_t tw = (Wo + 1) // 2, tiles = ((Ho + 1) // 2) * tw
+    cdef Py_ssize_t Hp = Ho // 2, Wp = Wo // 2
+    cdef Py_ssize_t vs = T * C + STRIDE_PAD, ms = T * F + STRIDE_PAD
+    cdef floating *V = ws
+    cdef floating *M = V + 16 * vs
+    cdef floating *patch = M + 16 * ms
+    cdef floating *out = patch + 16 * C
+    cdef Py_ssize_t nb, i, k, ty, tx, r0, c0, a, j, c, rows, cols
+    cdef const floating *src
+    cdef floating *dst
+    nb = tiles - t0 if tiles - t0 < T else T
+    # input transform: V_k[i, :] for the nb tiles of the block
+    for i in range(nb):
+        ty = (t0 + i) // tw
+        tx = (t0 + i) - ty * tw
+        r0 = 2 * ty - pt
+        c0 = 2 * tx - pl
+        if pool and (ty >= Hp or tx >= Wp):
+            # partial tile dropped by the pool: a zero row in each V_k (see above)
+            for k in range(16):
+                dst = V + k * vs + i * C
+                for c in range(C):
+                    dst[c] = 0
+            continue
+        if r0 + 4 >= 0 and r0 + 6 <= H and c0 >= 0 and c0 + 2 <= W:
+            # prefetch the two input rows that this tile's columns add to the next tile
+            # row (x streams from memory): input transform 20 -> 9 us per MNIST conv2
+            # sample in a one-thread microbenchmark, ~0.5-1 ms per forward
+            wino_prefetch(x + ((r0 + 4) * W + c0) * C, 2 * C * sizeof(floating))
+            wino_prefetch(x + ((r0 + 5) * W + c0) * C, 2 * C * sizeof(floating))
+        if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
+            _input_tf(V + i * C, vs, x + (r0 * W + c0) * C, W * C, C)
+        else:
+            # border tile: copy into a zero-extended 4x4xC patch first
+            for a in range(4):
+                for j in range(4):
+                    dst = patch + (a * 4 + j) * C
+                    if 0 <= r0 + a < H and 0 <= c0 + j < W:
+                        src = x + ((r0 + a) * W + c0 + j) * C
+                        for c in range(C):
+                            dst[c] = src[c]
+                    else:
+                        for c in range(C):
+                            dst[c] = 0
+            _input_tf(V + i * C, vs, patch, 4 * C, C)
+    # M_k (nb, F) = V_k (nb, C) @ U_k (C, F)
+    for k in range(16):
+        _gemm(c'N', c'N', <int>F, <int>nb, <int>C, U + k * C * F, <int>F, V + k * vs, <int>C, 0,
+              M + k * ms, <int>F)
+    # output transform + bias + activation, per tile while in L1
+    if pool:
+        # one pooled pixel (ty, tx) per whole tile
+        for i in range(nb):
+            ty = (t0 + i) // tw
+            tx = (t0 + i) - ty * tw
+            if ty >= Hp or tx >= Wp:
+                continue
+            dst = y + (ty * Wp + tx) * F
+            _output_max_tf(dst, M + i * F, ms, F)
+            _bias_act_rows(dst, b, 1, F, act, alpha)
+        return
+    for i in range(nb):
+        ty = (t0 + i) // tw
+        tx = (t0 + i) - ty * tw
+        r0 = 2 * ty
+        c0 = 2 * tx
+        if r0 + 2 <= Ho and c0 + 2 <= Wo:
+            dst = y + (r0 * Wo + c0) * F
+            _output_tf(dst, Wo * F, M + i * F, ms, F)
+            _bias_act_rows(dst, b, 2, F, act, alpha)
+            _bias_act_rows(dst + Wo * F, b, 2, F, act, alpha)
+        else:
+            # partial last tile: full 2x2 into ``out``, copy the valid part
+            _output_tf(out, 2 * F, M + i * F, ms, F)
+            rows = Ho - r0 if Ho - r0 < 2 else 2
+            cols = Wo - c0 if Wo - c0 < 2 else 2
+            for a in range(rows):
+                dst = y + ((r0 + a) * Wo + c0) * F
+                for c in range(cols * F):
+                    dst[c] = out[a * 2 * F + c]
+                _bias_act_rows(dst, b, cols, F, act, alpha)
+
+
 cdef void _sample(floating *y, const floating *x, const floating *U, const floating *b, floating *ws,
                   int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
                   Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T,
@@ -164,91 +245,10 @@ cdef void _sample(floating *y, const floating *x, const floating *U, const float
     block and on the block's row count, so the partial tiles of an odd ``Ho``/``Wo`` (dropped
     by the pool) keep their rows in the products, as zeros, without input or output transform.
     """
-    cdef Py_ssize_t tw = (Wo + 1) // 2, tiles = ((Ho + 1) // 2) * tw
-    cdef Py_ssize_t Hp = Ho // 2, Wp = Wo // 2
-    cdef Py_ssize_t vs = T * C + STRIDE_PAD, ms = T * F + STRIDE_PAD
-    cdef floating *V = ws
-    cdef floating *M = V + 16 * vs
-    cdef floating *patch = M + 16 * ms
-    cdef floating *out = patch + 16 * C
-    cdef Py_ssize_t t0, nb, i, k, ty, tx, r0, c0, a, j, c, rows, cols
-    cdef const floating *src
-    cdef floating *dst
-    t0 = 0
+    cdef Py_ssize_t tiles = ((Ho + 1) // 2) * ((Wo + 1) // 2), t0 = 0
     while t0 < tiles:
-        nb = tiles - t0 if tiles - t0 < T else T
-        # input transform: V_k[i, :] for the nb tiles of the block
-        for i in range(nb):
-            ty = (t0 + i) // tw
-            tx = (t0 + i) - ty * tw
-            r0 = 2 * ty - pt
-            c0 = 2 * tx - pl
-            if pool and (ty >= Hp or tx >= Wp):
-                # partial tile dropped by the pool: a zero row in each V_k (see above)
-                for k in range(16):
-                    dst = V + k * vs + i * C
-                    for c in range(C):
-                        dst[c] = 0
-                continue
-            if r0 + 4 >= 0 and r0 + 6 <= H and c0 >= 0 and c0 + 2 <= W:
-                # prefetch the two input rows that this tile's columns add to the next tile
-                # row (x streams from memory): input transform 20 -> 9 us per MNIST conv2
-                # sample in a one-thread microbenchmark, ~0.5-1 ms per forward
-                wino_prefetch(x + ((r0 + 4) * W + c0) * C, 2 * C * sizeof(floating))
-                wino_prefetch(x + ((r0 + 5) * W + c0) * C, 2 * C * sizeof(floating))
-            if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
-                _input_tf(V + i * C, vs, x + (r0 * W + c0) * C, W * C, C)
-            else:
-                # border tile: copy into a zero-extended 4x4xC patch first
-                for a in range(4):
-                    for j in range(4):
-                        dst = patch + (a * 4 + j) * C
-                        if 0 <= r0 + a < H and 0 <= c0 + j < W:
-                            src = x + ((r0 + a) * W + c0 + j) * C
-                            for c in range(C):
-                                dst[c] = src[c]
-                        else:
-                            for c in range(C):
-                                dst[c] = 0
-                _input_tf(V + i * C, vs, patch, 4 * C, C)
-        # M_k (nb, F) = V_k (nb, C) @ U_k (C, F)
-        for k in range(16):
-            _gemm(<int>F, <int>nb, <int>C, <floating *>U + k * C * F, <int>F, V + k * vs, <int>C,
-                  M + k * ms, <int>F)
-        # output transform + bias + activation, per tile while in L1
-        if pool:
-            # one pooled pixel (ty, tx) per whole tile
-            for i in range(nb):
-                ty = (t0 + i) // tw
-                tx = (t0 + i) - ty * tw
-                if ty >= Hp or tx >= Wp:
-                    continue
-                dst = y + (ty * Wp + tx) * F
-                _output_max_tf(dst, M + i * F, ms, F)
-                _bias_act_rows(dst, b, 1, F, act, alpha)
-            t0 += nb
-            continue
-        for i in range(nb):
-            ty = (t0 + i) // tw
-            tx = (t0 + i) - ty * tw
-            r0 = 2 * ty
-            c0 = 2 * tx
-            if r0 + 2 <= Ho and c0 + 2 <= Wo:
-                dst = y + (r0 * Wo + c0) * F
-                _output_tf(dst, Wo * F, M + i * F, ms, F)
-                _bias_act_rows(dst, b, 2, F, act, alpha)
-                _bias_act_rows(dst + Wo * F, b, 2, F, act, alpha)
-            else:
-                # partial last tile: full 2x2 into ``out``, copy the valid part
-                _output_tf(out, 2 * F, M + i * F, ms, F)
-                rows = Ho - r0 if Ho - r0 < 2 else 2
-                cols = Wo - c0 if Wo - c0 < 2 else 2
-                for a in range(rows):
-                    dst = y + ((r0 + a) * Wo + c0) * F
-                    for c in range(cols * F):
-                        dst[c] = out[a * 2 * F + c]
-                    _bias_act_rows(dst, b, cols, F, act, alpha)
-        t0 += nb
+        _block(y, x, U, b, ws, act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, t0)
+        t0 += T
 
 
 cdef void _winograd_forward(floating *y, const floating *x, const floating *w, const floating *b,
@@ -257,7 +257,7 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
                             Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl,
                             bint pool) noexcept nogil:
     """The conv (``pool`` false: ``y (N, Ho, Wo, F)``) or its 2x2 max-pool (``y (N, Ho//2, Wo//2, F)``)."""
-    cdef Py_ssize_t n, e, T
+    cdef Py_ssize_t n, e, T, blocks
     cdef Py_ssize_t Hy = Ho // 2 if pool else Ho, Wy = Wo // 2 if pool else Wo
     cdef int nt
     cdef floating *U = work
@@ -281,6 +281,14 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
         for n in range(N):
             _sample(y + n * Hy * Wy * F, x + n * H * W * C, U, b, work + 16 * C * F,
                     act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool)
+        return
+    blocks = (((Ho + 1) // 2) * ((Wo + 1) // 2) + T - 1) // T
+    if N < nt and blocks > 1:
+        # fewer samples than threads (one-sample inference): the tile blocks of every sample are the work items
+        for e in prange(N * blocks, schedule="dynamic", num_threads=nt):
+            _block(y + (e // blocks) * Hy * Wy * F, x + (e // blocks) * H * W * C, U, b,
+                   work + omp_get_thread_num() * ldwork + 16 * C * F,
+                   act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, (e % blocks) * T)
         return
     for n in prange(N, schedule="dynamic", num_threads=nt):
         _sample(y + n * Hy * Wy * F, x + n * H * W * C, U, b,

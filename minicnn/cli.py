@@ -417,25 +417,11 @@ def _summary(args):
 
 
 def _bench(args):
-    """Delegate to ``benchmarks/compare.py``'s ``main`` (source checkout) or to ``minicnn.bench``."""
-    import importlib
-    import importlib.util
+    """Run :mod:`minicnn.tools.bench` with the arguments after ``bench``."""
+    from .tools import bench
 
     argv = list(args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args)
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "compare.py"
-    if script.is_file():
-        spec = importlib.util.spec_from_file_location("minicnn_benchmarks_compare", script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return _call_bench(module.main, argv)
-    try:
-        bench = importlib.import_module(".bench", __package__)
-    except ModuleNotFoundError as exc:
-        if exc.name != f"{__package__}.bench":
-            raise
-        raise ImportError("minicnn bench needs benchmarks/compare.py (run it from a source checkout of minicnn) "
-                          "or a minicnn.bench module; neither is available") from None
-    return _call_bench(bench.main if hasattr(bench, "main") else bench, argv)
+    return _call_bench(bench.main, argv)
 
 
 def _call_bench(entry, argv):
@@ -527,9 +513,9 @@ def _add_summary(sub, common):
 
 
 def _add_bench(sub, common):
-    p = sub.add_parser("bench", parents=[common], help="benchmarks (delegates to benchmarks/compare.py)",
+    p = sub.add_parser("bench", parents=[common], help="benchmarks (minicnn.tools.bench)",
                        description="Run the benchmarks: every argument after 'bench' goes unchanged to the "
-                                   "benchmark runner (benchmarks/compare.py in a source checkout). "
+                                   "benchmark runner (minicnn.tools.bench). "
                                    "'minicnn bench -- --help' lists its options and their defaults.")
     p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS",
                    help="arguments for the benchmark runner (see 'minicnn bench -- --help')")

@@ -13,8 +13,8 @@ each thread calls one-thread BLAS on its own sample (the Cython conv kernels
 do per-sample GEMMs inside ``prange``), so only one runtime ever has busy
 threads. Measured (``benchmarks/bench_threads.py``, 2 cores): a 512^3 sgemm
 took 1.4 ms before any OpenMP region and 13 ms right after one with
-``OMP_WAIT_POLICY=passive`` (so a passive wait policy does *not* remove the
-cliff and nothing here touches the environment); with BLAS at 2 threads
+``OMP_WAIT_POLICY=passive`` (so a passive wait policy does *not* remove that
+cliff); with BLAS at 2 threads
 inside OpenMP's per-sample loop a conv training step took 2.3-2.6 s against
 0.19-0.32 s inside :func:`thread_limits`. On the MNIST conv shape the
 per-sample layout ran within ~15% of one big 2-thread GEMM on a quiet machine
@@ -25,6 +25,11 @@ Scope of the settings: Numba's and OpenMP's thread counts are per calling
 Python thread (enter the context in the thread that runs the kernels); the
 BLAS limit is process-wide, so concurrent contexts share it through a counter
 and the first one to enter / last one to leave sets / restores it.
+
+Contention: when the environment sets no OpenMP wait policy, minicnn shortens
+libgomp's idle spinning before the runtime loads
+(:func:`configure_openmp_waiting`), so a default team never trains slower than
+one thread while another process keeps a core busy.
 
 Fork safety: GNU OpenMP (libgomp) is not fork-safe; a ``fork()``-ed child of a
 process that ran a parallel region hung in its first parallel region, and
@@ -48,9 +53,12 @@ import numbers
 import os
 import sys
 import threading
+import time
 from contextlib import contextmanager, nullcontext
 
-from .backend.jit import THREAD_ENV_VARS, ThreadEnvironmentError, environment_error  # noqa: F401 (public here too)
+from .backend.environment import (  # noqa: F401 (public here too)
+    OPENMP_SPINCOUNT, THREAD_ENV_VARS, WAIT_POLICY_ENV_VARS, ThreadEnvironmentError, configure_openmp_waiting,
+    environment_error)
 
 #: Environment variables whose value caps the default thread count (set e.g. by
 #: joblib/loky and Dask in their workers, or by a user sharing the machine).
@@ -125,6 +133,9 @@ def _dask_task_slots():
 def resolve_n_threads(n_threads=None):
     """Validate ``n_threads`` and turn ``None`` into :func:`available_cpus`.
 
+    (:func:`thread_limits` then runs a ``None`` team on :func:`default_team_size`
+    of them.)
+
     Parameters
     ----------
     n_threads : int or None
@@ -153,10 +164,63 @@ def resolve_n_threads(n_threads=None):
     return int(n_threads)
 
 
+#: Seconds a reading of the machine's runnable-task count is reused by :func:`default_team_size`.
+LOAD_SAMPLE_SECONDS = 0.5
+_load_state = {"time": -1e9, "others": 0}
+
+
+def _other_runnable_tasks():
+    """Tasks of other processes running or waiting for a CPU now (``/proc/loadavg``), or 0 when unknown.
+
+    The fourth field of ``/proc/loadavg`` counts the runnable tasks of the
+    whole machine, this reading thread included. Read at most every
+    :data:`LOAD_SAMPLE_SECONDS` (a read costs a few microseconds; a
+    one-sample prediction takes about ten).
+    """
+    now = time.monotonic()
+    if now - _load_state["time"] >= LOAD_SAMPLE_SECONDS:
+        try:
+            with open("/proc/loadavg") as f:
+                running = int(f.read().split()[3].split("/")[0])
+            others = max(0, running - 1)
+        except (OSError, ValueError, IndexError):
+            others = 0
+        _load_state.update(time=now, others=others)
+    return _load_state["others"]
+
+
+def default_team_size():
+    """Threads for ``n_threads=None``: the available CPUs less those other processes keep busy (at least 1).
+
+    A parallel kernel is as slow as its slowest thread: a worker sharing a
+    core with a busy process runs at half speed or waits for a time slice, so
+    a team of every CPU trained slower than one thread on a loaded machine
+    (``benchmarks/bench_contention.py``). The busy count is the machine's
+    runnable tasks besides this thread (:func:`_other_runnable_tasks`), and is
+    only used when this process may run on every CPU of the machine (in a
+    smaller CPU set, the machine-wide count says nothing about its CPUs).
+
+    Returns
+    -------
+    int
+        ``max(1, available_cpus() - other runnable tasks)``.
+
+    Examples
+    --------
+    >>> 1 <= default_team_size() <= available_cpus()
+    True
+    """
+    cpus = available_cpus()
+    if cpus == 1 or cpus != (os.cpu_count() or cpus):
+        return cpus
+    return max(1, cpus - _other_runnable_tasks())
+
+
 def _numba():
     """Numba, with minicnn's threading layer chosen before its threads start."""
     from .backend import jit
 
+    configure_openmp_waiting()
     jit.configure_threading()
     import numba
 
@@ -166,6 +230,7 @@ def _numba():
 def _openmp():
     """The compiled OpenMP helper module, or None when the extensions are not built (looked up once)."""
     if "module" not in _openmp_state:
+        configure_openmp_waiting()
         try:
             from .backend import _openmp as module
         except ImportError:
@@ -259,7 +324,8 @@ def thread_limits(n_threads=None):
     ----------
     n_threads : int or None
         Threads for the batch-parallel kernels; None means
-        :func:`available_cpus`.
+        :func:`default_team_size` (the available CPUs that other processes
+        leave free, read when the context is entered).
 
     Yields
     ------
@@ -272,7 +338,10 @@ def thread_limits(n_threads=None):
     ...     n
     1
     """
-    n = _fork_safe_threads(resolve_n_threads(n_threads))
+    n = resolve_n_threads(n_threads)
+    if n_threads is None:
+        n = min(n, default_team_size())
+    n = _fork_safe_threads(n)
     # Numba is only touched when something already imported it (a Numba backend
     # imports it when loaded): importing it here would cost ~0.3 s on the
     # cold-start path of a Cython-only ("auto") model.

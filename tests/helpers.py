@@ -18,12 +18,13 @@ def importable_backends(names=("numpy", "numba", "cython", "auto")):
 
 
 def kernel_module(backend):
-    """The module holding ``backend``'s kernels, optional ones included ("numpy" or "cython"); skips if not built."""
+    """The module holding ``backend``'s kernels, optional ones included; skips if absent."""
     import importlib
 
     import pytest
 
-    name = {"numpy": "minicnn.backend.reference", "cython": "minicnn.backend.cython_kernels"}[backend]
+    name = {"numpy": "minicnn.backend.reference", "numba": "minicnn.backend.numba_kernels",
+            "cython": "minicnn.backend.cython_kernels"}[backend]
     try:
         return importlib.import_module(name)
     except ImportError as exc:

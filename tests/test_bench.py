@@ -1,8 +1,13 @@
 """``minicnn bench --quick``: the table and the JSON have the documented structure (speed is never asserted)."""
 
+import importlib
+import importlib.util
 import json
+import sys
 
-from minicnn import bench
+import pytest
+
+from minicnn.tools import bench
 
 
 def test_quick_bench_writes_table_and_json(tmp_path, capsys):
@@ -17,10 +22,18 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
     assert "minicnn-auto" in contenders
     for row in report["results"]:
         assert row["model"] == "digits" and row["threads"] == 1
-        for key in ("train_samples_s", "infer_samples_s", "latency_predict_us", "latency_forward_us"):
+        keys = ("infer_samples_s", "latency_predict_us", "infer_gflops")
+        if row["contender"] != "onnxruntime":   # inference only
+            keys += ("train_samples_s", "latency_forward_us", "train_gflops")
+        for key in keys:
             assert row[key] > 0
-        if "torch" in contenders and row["contender"] != "torch":
-            assert row["train_vs_torch"] > 0
+        if row["contender"].startswith("minicnn"):
+            for ref, suffix in (("torch", "torch"), ("onnxruntime", "ort")):
+                if ref in contenders:
+                    assert row[f"infer_vs_{suffix}"] > 0 and row[f"latency_vs_{suffix}"] > 0
+    if importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("torch"):
+        assert "onnxruntime" in contenders and "onnxruntime" in out
+    assert report["macs_per_sample"]["digits"] == 8 * 8 * 16 * 9 + 256 * 64 + 64 * 10   # conv, dense, dense
     assert all("peak_rss_mib" in r for r in report["rss"]), report["rss"]
     cold = {c["path"]: c for c in report["cold_start"]}
     assert set(cold) == set(bench.COLD_PATHS)
@@ -40,3 +53,18 @@ def test_format_report_marks_unmet_and_missing_targets():
     report["targets"] = bench.evaluate_targets(report)
     text = bench.format_report(report)
     assert "n/a" in text and "mnist" in text
+
+
+def test_old_module_name_warns_and_is_the_same_module(monkeypatch):
+    monkeypatch.delitem(sys.modules, "minicnn.bench", raising=False)
+    with pytest.warns(DeprecationWarning, match="minicnn.tools.bench"):
+        old = importlib.import_module("minicnn.bench")
+    assert old is bench and old.main is bench.main
+
+
+def test_onnxruntime_missing_is_skipped_cleanly(monkeypatch):
+    monkeypatch.setattr(bench, "_onnxruntime", lambda: None)
+    report = bench.run(["digits"], ["cython"], [1], rounds=1, steps=1, quick=True, rss=False, cold=False,
+                       verbose=False)
+    assert "onnxruntime" not in {r["contender"] for r in report["results"]}
+    assert report["machine"]["onnxruntime"] is None

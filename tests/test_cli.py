@@ -357,44 +357,19 @@ def test_fit_test_data_scores_a_separate_test_set(tmp_path):
         assert f"test accuracy: {expected:.4f} ({n} images)" in out
 
 
-def test_bench_without_any_benchmark_is_a_clear_error(monkeypatch, tmp_path):
-    import minicnn.cli as cli
+def test_bench_delegates_to_the_bench_module(monkeypatch):
+    import minicnn.tools.bench as bench
 
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "minicnn" / "cli.py"))   # no benchmarks/ next to it
-    monkeypatch.setitem(sys.modules, "minicnn.bench", None)                      # and no minicnn.bench
-    code, _, err = run("bench")
-    assert code == 1 and "benchmarks/compare.py" in err and len(err.strip().splitlines()) == 1
-
-
-def test_bench_delegates_to_the_bench_module(monkeypatch, tmp_path):
-    import types
-
-    import minicnn.cli as cli
-
-    fake = types.ModuleType("minicnn.bench")
-    fake.main = lambda argv: print("bench module called with", argv) or 0
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "minicnn" / "cli.py"))
-    monkeypatch.setitem(sys.modules, "minicnn.bench", fake)
+    monkeypatch.setattr(bench, "main", lambda argv: print("bench module called with", argv) or 0)
     code, out, _ = run("bench", "--quick")
     assert code == 0 and "bench module called with ['--quick']" in out
 
     def refuse(argv):
         raise SystemExit("minicnn bench: unknown models ['x']")
 
-    fake.main = refuse
+    monkeypatch.setattr(bench, "main", refuse)
     code, _, err = run("bench", "--models", "x")
     assert code == 1 and err.strip() == "minicnn bench: error: unknown models ['x']"
-
-
-def test_bench_delegates_to_compare_main(monkeypatch, tmp_path):
-    import minicnn.cli as cli
-
-    (tmp_path / "benchmarks").mkdir()
-    (tmp_path / "benchmarks" / "compare.py").write_text(
-        "def main(argv):\n    print('compare called with', argv)\n    return 0\n")
-    monkeypatch.setattr(cli, "__file__", str(tmp_path / "minicnn" / "cli.py"))
-    code, out, _ = run("bench", "--quick", "x")
-    assert code == 0 and "compare called with ['--quick', 'x']" in out
 
 
 @pytest.mark.parametrize("launcher", ["module", "script"])

@@ -18,7 +18,7 @@ from helpers import kernel_module
 
 from minicnn.backend import reference as ref
 
-BACKENDS = ("numpy", "cython")
+BACKENDS = ("numpy", "numba", "cython")
 DTYPES = (np.float32, np.float64)
 
 

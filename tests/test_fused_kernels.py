@@ -325,3 +325,104 @@ def test_ndarray_kernels_check_the_contract():
                                   np.zeros(4, np.float32), 0, 0.0)
     with pytest.raises(ValueError, match="argmax"):
         cy.maxpool2d_forward(np.empty((2, 3, 3, 3), np.float32), np.empty((2, 3, 3, 3), np.int32), x, 2, 2, 2, 2, 0, 0)
+
+
+# ----------------------------------------------------------------------------- direct conv + 2x2 max-pool
+#: (N, H, W, C, KH, KW, F, (sh, sw, pt, pl, dh, dw)): the 3x3 one-channel route (F with and without an
+#: 8-channel tail, "same" and "valid", odd sizes), then the generic loop (channels, strides, dilation).
+DIRECT_POOL_CASES = [
+    (3, 8, 8, 1, 3, 3, 16, (1, 1, 1, 1, 1, 1)),     # digits first layer
+    (2, 28, 28, 1, 3, 3, 32, (1, 1, 0, 0, 1, 1)),   # MNIST-like first layer, valid
+    (2, 9, 7, 1, 3, 3, 13, (1, 1, 0, 2, 1, 1)),     # odd sizes, F tail, asymmetric padding
+    (1, 5, 5, 1, 3, 3, 3, (1, 1, 1, 1, 1, 1)),      # F < 8: scalar loop only
+    (2, 9, 8, 3, 3, 2, 9, (2, 1, 1, 0, 1, 2)),      # RGB, stride, dilation
+    (1, 12, 12, 2, 5, 5, 8, (1, 1, 2, 2, 1, 1)),    # 5x5 "same"
+]
+
+
+def _direct_pool_problem(case, dtype, seed=0, nan=False):
+    N, H, W, C, KH, KW, F, geometry = case
+    sh, sw, pt, pl, dh, dw = geometry
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    if nan:
+        x[0, H // 2, W // 3, 0] = np.nan
+    w = rng.standard_normal((KH, KW, C, F)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    Ho = (H + 2 * pt - dh * (KH - 1) - 1) // sh + 1
+    Wo = (W + 2 * pl - dw * (KW - 1) - 1) // sw + 1
+    return x, w, b, (N, Ho // 2, Wo // 2, F), geometry
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DIRECT_POOL_CASES)
+def test_direct_conv_maxpool2_matches_conv_then_maxpool(backend, dtype, case):
+    """Every pooled pixel written (NaN-prefilled), equal to the same backend's conv followed by its max-pool.
+
+    (The backend's own unfused kernels, which the reference tests elsewhere: the fused kernel must agree with
+    the layer-by-layer forward it replaces, NaN inputs included.)
+    """
+    for nan in (False, True):
+        x, w, b, shape, geometry = _direct_pool_problem(case, dtype, seed=len(case[-1]) + case[6], nan=nan)
+        N, Hp, Wp, F = shape
+        for act, alpha in ACTS:
+            if nan and act == 1:
+                continue   # the compiled ReLU maps NaN to 0: max(relu(v)) != relu(max(v)) then (finite inputs only)
+            conv = np.empty((N, 2 * Hp, 2 * Wp, F), dtype)   # the conv outputs the pool reads
+            kernel(backend, "conv2d_bias_act_forward")(conv, x, w, b, np.empty((N, 4 * Hp * Wp, w[..., 0].size),
+                                                                                dtype), act, alpha, *geometry)
+            want = np.empty(shape, dtype)
+            kernel(backend, "maxpool2d_forward")(want, np.empty(shape, np.int64), conv, 2, 2, 2, 2, 0, 0)
+            got = np.full(shape, np.nan, dtype)
+            kernel(backend, "conv2d_direct_bias_act_maxpool2_forward")(got, x, w, b, act, alpha, *geometry)
+            tol = 1e-5 if dtype == np.float32 else 1e-12
+            np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)   # NaN where the reference has NaN
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_direct_conv_maxpool2_same_bits_for_1_and_2_threads(backend):
+    from minicnn.threads import thread_limits
+
+    f = kernel(backend, "conv2d_direct_bias_act_maxpool2_forward")
+    # 64 * 4 * 14 * 14 * 9 * 32 / 16 >= 2**18: the Cython loop really runs on 2 threads
+    x, w, b, shape, geometry = _direct_pool_problem((64, 28, 28, 1, 3, 3, 32, (1, 1, 0, 0, 1, 1)), np.float32)
+    out = []
+    for n in (1, 2):
+        y = np.full(shape, np.nan, np.float32)
+        with thread_limits(n):
+            f(y, x, w, b, 1, 0.0, *geometry)
+        out.append(y)
+    np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_cython_direct_conv_maxpool2_checks_its_arguments():
+    f = kernel("cython", "conv2d_direct_bias_act_maxpool2_forward")
+    x, w, b = np.zeros((2, 8, 8, 1), np.float32), np.zeros((3, 3, 1, 4), np.float32), np.zeros(4, np.float32)
+    with pytest.raises(ValueError, match=r"maxpool2_forward shapes do not match.*b \(5,\)"):
+        f(np.empty((2, 4, 4, 4), np.float32), x, w, np.zeros(5, np.float32), 1, 0.0, 1, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="w has dtype float64"):
+        f(np.empty((2, 4, 4, 4), np.float32), x, w.astype(np.float64), b, 1, 0.0, 1, 1, 1, 1, 1, 1)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_shallow_conv_then_maxpool_runs_fused_at_inference_and_matches_unfused(backend, activation):
+    """The digits first layer (K = 9) fuses with its pool; inference equals the layer-by-layer forward."""
+    if backend != "numpy":
+        kernel(backend, "conv2d_direct_bias_act_maxpool2_forward")   # skips when the backend is missing
+    net = Sequential([Conv2D(16, 3, padding="same", activation=activation), MaxPool2D(2), Flatten(), Dense(10)],
+                     backend=backend)
+    net.build((8, 8, 1), rng=np.random.default_rng(0))
+    assert net.layers[0].fuses_with(net.layers[1])
+    x = np.random.default_rng(1).random((5, 8, 8, 1), dtype=np.float32)
+    fused = net.forward(x, training=False).copy()
+    y = x
+    for layer in net.layers:
+        y = layer.forward(y, False)
+    np.testing.assert_allclose(fused, y, rtol=1e-5, atol=1e-6)
+    wide = Conv2D(4, 5, padding="same")   # K = 25 * 2 = 50: too deep for the direct route
+    wide.build((8, 8, 2), dtype=np.float32, rng=np.random.default_rng(0), backend=get_backend(backend))
+    pool = MaxPool2D(2)
+    pool.build(wide.output_shape, dtype=np.float32, rng=None, backend=get_backend(backend))
+    assert not wide.fuses_with(pool)

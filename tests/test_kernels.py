@@ -5,7 +5,7 @@ Backends: ``numba`` always; ``cython`` for each kernel
 exist). Outputs are pre-filled with NaN so a kernel that leaves an element
 unwritten fails. Also: bit-identical dropout masks and reductions across
 backends and Numba thread counts, the Numba source under
-``NUMBA_DISABLE_JIT=1``, and :mod:`minicnn.config` (cache fallback, threading
+``NUMBA_DISABLE_JIT=1``, and :mod:`minicnn.backend.jit` (cache fallback, threading
 layer).
 """
 
@@ -345,7 +345,7 @@ def test_jit_falls_back_when_no_cache_directory_is_writable():
 
     Works as root too: the cache paths lie below regular files, so creating
     them fails for everyone. The subprocess first checks that plain
-    ``njit(cache=True)`` really fails there, then that :func:`minicnn.config.jit`
+    ``njit(cache=True)`` really fails there, then that :func:`minicnn.backend.jit.jit`
     compiles and runs the same function without a cache.
     """
     with tempfile.TemporaryDirectory() as tmp:
@@ -355,7 +355,7 @@ def test_jit_falls_back_when_no_cache_directory_is_writable():
         blocker = Path(tmp, "not_a_dir")
         blocker.write_text("")
         Path(pkg, "ro_kernels.py").write_text(textwrap.dedent("""
-            from minicnn.config import jit
+            from minicnn.backend.jit import jit
 
             def plain(a):
                 return 2 * a

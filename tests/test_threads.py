@@ -205,7 +205,7 @@ def test_kernel_thread_limits_skips_only_calls_below_the_parallel_threshold():
 
 
 def test_forward_work_bounds_every_layer_of_the_reference_model():
-    from minicnn.bench import MinicnnContender
+    from minicnn.tools.bench import MinicnnContender
 
     network = MinicnnContender("digits", "cython").clf.network_
     work = network.forward_work_per_sample()
@@ -216,7 +216,7 @@ def test_forward_work_bounds_every_layer_of_the_reference_model():
 
 
 def test_one_sample_predict_leaves_thread_settings_alone_and_a_large_batch_sets_them(monkeypatch):
-    from minicnn.bench import MinicnnContender
+    from minicnn.tools.bench import MinicnnContender
 
     clf = MinicnnContender("digits", "cython").clf
     entered = []
@@ -252,3 +252,67 @@ def test_blas_libraries_without_direct_functions_go_through_their_controller():
         assert get_threads() == 1
     finally:
         set_threads(old)
+
+
+# ----------------------------------------------------------------------------- OpenMP wait policy
+def test_openmp_spin_count_set_only_when_the_user_chose_no_wait_policy():
+    env = {}
+    assert threads.configure_openmp_waiting(env) and env == {"GOMP_SPINCOUNT": threads.OPENMP_SPINCOUNT}
+    for name in threads.WAIT_POLICY_ENV_VARS:
+        env = {name: "passive" if name == "OMP_WAIT_POLICY" else "5"}
+        before = dict(env)
+        assert not threads.configure_openmp_waiting(env) and env == before
+
+
+@pytest.mark.parametrize("module", ["minicnn.backend.cython_kernels", "minicnn.backend.numba_kernels"])
+@pytest.mark.parametrize("user", [None, "123"])
+def test_kernel_modules_set_the_spin_count_before_openmp_loads(module, user):
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec(module) is None:
+        pytest.skip(f"{module} is not available")
+    # libgomp reads the variable when it loads: it must not be loaded before the kernel module is imported
+    code = ("import os\n"
+            "gomp = lambda: 'libgomp' in open('/proc/self/maps').read()\n"
+            "assert not gomp()\n"
+            f"import {module}\n"
+            "print(os.environ.get('GOMP_SPINCOUNT'))\n")
+    env = {k: v for k, v in os.environ.items() if k not in threads.WAIT_POLICY_ENV_VARS}
+    if user is not None:
+        env["GOMP_SPINCOUNT"] = user
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split()[-1] == (user or threads.OPENMP_SPINCOUNT)
+
+
+def test_default_team_leaves_out_the_cpus_other_processes_keep_busy(monkeypatch):
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    for others, team in ((0, 4), (1, 3), (3, 1), (9, 1)):
+        monkeypatch.setattr(threads, "_other_runnable_tasks", lambda others=others: others)
+        assert threads.default_team_size() == team
+        assert threads.resolve_n_threads(None) == 4   # the estimators' parameter still resolves to every CPU
+        with threads.thread_limits(None) as n:
+            assert n == team
+        with threads.thread_limits(4) as n:   # an explicit count is never lowered
+            assert n == 4
+    # a process confined to some CPUs cannot read its share of the machine-wide count: no adjustment
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert threads.default_team_size() == 2
+
+
+def test_runnable_task_count_is_read_from_proc_and_reused_briefly(monkeypatch):
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("no /proc/loadavg")
+    monkeypatch.setitem(threads._load_state, "time", -1e9)
+    first = threads._other_runnable_tasks()
+    assert first >= 0
+    opened = []
+    real_open = open
+    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    threads._other_runnable_tasks()
+    assert opened == []   # within LOAD_SAMPLE_SECONDS: no second read

@@ -17,7 +17,7 @@ from helpers import kernel_module
 from minicnn.backend import reference as ref
 from minicnn.backend.activation_codes import CODES
 
-BACKENDS = ("numpy", "cython")
+BACKENDS = ("numpy", "numba", "cython")
 DTYPES = (np.float32, np.float64)
 ACTS = [(code, 0.1 if name == "leaky_relu" else 0.01) for name, code in sorted(CODES.items())]
 
@@ -321,8 +321,8 @@ def test_winograd_maxpool2_checks_its_arguments(backend):
         f(np.empty((2, 3, 2, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0, 5, 5)
     with pytest.raises(ValueError, match=r"y must be .*\(2, 5, 5, 4\)"):   # the conv-sized output
         f(np.empty((2, 5, 5, 4), np.float32), x, w, b, work, 1, 0.0, 0, 0, 5, 5)
-    if backend == "numpy":
-        return   # the reference ignores the workspace and leaves the array contract to NumPy
+    if backend != "cython":
+        return   # the reference and Numba ignore the workspace and leave the array contract to NumPy
     with pytest.raises(ValueError, match=r"work must be \(slots >= 1, L >= %d\).*\(2, %d\)" % (L, L - 1)):
         f(y, x, w, b, work[:, :-1].copy(), 1, 0.0, 0, 0, 5, 5)
     with pytest.raises(ValueError, match=r"work must be .*\(0, %d\)" % L):
@@ -335,3 +335,41 @@ def test_winograd_maxpool2_checks_its_arguments(backend):
         f(y, x, w, b, work.astype(np.float64), 1, 0.0, 0, 0, 5, 5)
     with pytest.raises(TypeError, match="y must be a numpy.ndarray"):
         f(y.tolist(), x, w, b, work, 1, 0.0, 0, 0, 5, 5)
+
+
+def test_numba_winograd_kernels_same_bits_for_1_and_2_threads():
+    """Forward, fused max-pool and weight gradient from the input: one sample per prange iteration."""
+    nb = _module("numba")
+    from minicnn.threads import thread_limits
+
+    x, w, b, (Ho, Wo) = _problem(6, 14, 13, 16, 32, 1, 1, 0, 1, np.float32, seed=9)
+    dy = np.random.default_rng(3).standard_normal((6, Ho, Wo, 32)).astype(np.float32)
+    work = np.zeros(ref.conv_wgrad_workspace_length(6, 14, 13, 16, 3, 3, 32, Ho, Wo, 2), np.float32)
+    results = []
+    for n_threads in (1, 2):
+        with thread_limits(n_threads):
+            dw = np.full((3, 3, 16, 32), np.nan, np.float32)
+            nb.conv2d_backward_weight_from_input(dw, dy, x, work, 1, 1, 1, 0, 1, 1)
+            results.append((_winograd(nb, x, w, b, Ho, Wo, 2, 0.1, 1, 0),
+                            _winograd_pool(nb, x, w, b, Ho, Wo, 2, 0.1, 1, 0), dw))
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("pool", [False, True])
+def test_cython_winograd_one_sample_split_across_threads_same_bits(pool):
+    """Fewer samples than threads: the tile blocks of a sample run on different threads, same bits as one."""
+    cy = _module("cython")
+    from minicnn.threads import thread_limits
+
+    # MNIST conv2: 144 tiles = 4 blocks per sample, work above the parallel threshold for N = 1
+    x, w, b, (Ho, Wo) = _problem(1, 26, 26, 32, 64, 0, 0, 0, 0, np.float32, seed=11)
+    run = _winograd_pool if pool else _winograd
+    out = []
+    for n_threads in (1, 2):
+        with thread_limits(n_threads):
+            out.append(run(cy, x, w, b, Ho, Wo, 1, 0.0, 0, 0, slots=2))
+    np.testing.assert_array_equal(out[0], out[1])
+    want = _winograd_pool(ref, x, w, b, Ho, Wo, 1, 0.0, 0, 0) if pool else _winograd(ref, x, w, b, Ho, Wo, 1, 0.0,
+                                                                                      0, 0)
+    _assert_close(out[1], want, want)

@@ -31,8 +31,9 @@ KERNELS = (
 #: ``conv2d_backward_weight_from_input`` (NumPy reference + Cython): the weight gradient rebuilt from the
 #: layer input per sample, so a Winograd training forward needs no im2col buffer.
 #: ``conv2d_winograd_bias_act_maxpool2_forward``: Winograd conv + 2x2 max-pool in one pass (inference).
+#: ``conv2d_direct_bias_act_maxpool2_forward``: a shallow conv + 2x2 max-pool by a direct loop (inference).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
-                    "conv2d_winograd_bias_act_maxpool2_forward")
+                    "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -67,6 +68,7 @@ AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
 AUTO_PREFERENCE["conv2d_winograd_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_backward_weight_from_input"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_act_maxpool2_forward"] = ("cython",)
+AUTO_PREFERENCE["conv2d_direct_bias_act_maxpool2_forward"] = ("cython",)
 
 _cache = {}
 
@@ -122,7 +124,7 @@ def _load_module(name):
     except ImportError:
         return None
     except ValueError as exc:   # Numba refuses its environment on import (e.g. NUMBA_NUM_THREADS=0)
-        from .jit import environment_error
+        from .environment import environment_error
 
         raise environment_error("Numba", exc) from exc
 

@@ -8,13 +8,19 @@ BLAS per sample; run them inside :func:`minicnn.threads.thread_limits` so that
 OpenMP owns the cores and BLAS stays at one thread (see that module).
 """
 
-from ._bias_act import bias_act_backward, bias_act_forward  # noqa: F401
 import os
+
+from .environment import configure_openmp_waiting
+
+configure_openmp_waiting()   # before the first compiled module loads libgomp
+
+from ._bias_act import bias_act_backward, bias_act_forward  # noqa: F401,E402
 
 from ._conv import (  # noqa: F401
     conv2d_bias_act_forward,
     conv2d_backward_input,
     conv2d_backward_weight,
+    conv2d_direct_bias_act_maxpool2_forward,
     conv2d_forward,
     set_sgemm64,
 )

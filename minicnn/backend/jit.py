@@ -115,31 +115,3 @@ def jit(parallel=False, **options):
             return numba.njit(**{**flags, "cache": False})(func)
 
     return decorate
-
-
-# ---------------------------------------------------------------------------- environment errors
-
-#: Environment variables through which users configure the thread runtimes (named in environment errors).
-THREAD_ENV_VARS = ("NUMBA_NUM_THREADS", "NUMBA_THREADING_LAYER", "NUMBA_DEFAULT_NUM_THREADS", "OMP_NUM_THREADS")
-
-
-class ThreadEnvironmentError(RuntimeError):
-    """A thread runtime refused this process's environment (e.g. ``NUMBA_NUM_THREADS=0``).
-
-    A ``RuntimeError``, never a ``ValueError``: it is not an error in the
-    arguments (network geometry, parameters) and is never reported as one.
-    """
-
-
-def environment_error(runtime, exc):
-    """A :class:`ThreadEnvironmentError` for ``exc`` raised by ``runtime`` at start-up, naming the variables set.
-
-    Examples
-    --------
-    >>> str(environment_error("Numba", ValueError("bad"))).startswith("Numba cannot start")
-    True
-    """
-    found = ", ".join(f"{k}={os.environ[k]!r}" for k in THREAD_ENV_VARS if k in os.environ) or "none set"
-    return ThreadEnvironmentError(
-        f"{runtime} cannot start in this environment: {exc} (thread environment variables: {found}); "
-        f"set each to a valid value (a positive integer of threads) or unset it")

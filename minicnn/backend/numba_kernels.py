@@ -17,13 +17,19 @@ The weight gradient sums fixed batch groups in order: bit-identical for any
 thread count.
 """
 
+import numba
 import numpy as np
-from numba import prange
 
-from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # anything else: identity
-from .hash_rng import MIX_MUL1, MIX_MUL2
-from .jit import jit
-from .tuning import DB_BLOCK_ROWS, DW_GROUPS
+from .environment import configure_openmp_waiting
+
+configure_openmp_waiting()   # before Numba's "omp" layer loads libgomp
+
+from numba import prange  # noqa: E402
+
+from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
+from .hash_rng import MIX_MUL1, MIX_MUL2  # noqa: E402
+from .jit import jit  # noqa: E402
+from .tuning import DB_BLOCK_ROWS, DW_GROUPS  # noqa: E402
 
 NAME = "numba"
 _ROWS_PER_CHUNK = DB_BLOCK_ROWS  # fixed db-reduction chunk: the sum order never depends on thread count
@@ -419,3 +425,285 @@ def dense_bias_act_forward(y, x, w, b, act, alpha):
     """``y = f(x @ w + b)`` (BLAS product, then the Numba bias+activation kernel)."""
     np.dot(x, w, out=y)
     bias_act_forward(y, y, b, act, alpha)
+
+
+# ----------------------------------------------------------------------------- direct conv + 2x2 max-pool
+@jit(parallel=True)
+def _direct_conv_maxpool2(y, x, w, sh, sw, pt, pl, dh, dw):
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
+    Hp, Wp = y.shape[1], y.shape[2]
+    for n in prange(N):
+        acc = np.empty(F, dtype=x.dtype)
+        for pi in range(Hp):
+            for pj in range(Wp):
+                for f in range(F):
+                    y[n, pi, pj, f] = -np.inf
+                for q in range(4):
+                    oh = 2 * pi + q // 2
+                    ow = 2 * pj + q % 2
+                    acc[:] = 0
+                    for i in range(KH):
+                        ih = oh * sh - pt + i * dh
+                        if ih < 0 or ih >= H:
+                            continue
+                        for j in range(KW):
+                            iw = ow * sw - pl + j * dw
+                            if iw < 0 or iw >= W:
+                                continue
+                            for c in range(C):
+                                v = x[n, ih, iw, c]
+                                for f in range(F):
+                                    acc[f] += v * w[i, j, c, f]
+                    for f in range(F):   # strict '>' keeps the first maximum; a NaN wins and then stays
+                        if acc[f] > y[n, pi, pj, f] or (acc[f] != acc[f] and y[n, pi, pj, f] == y[n, pi, pj, f]):
+                            y[n, pi, pj, f] = acc[f]
+
+
+def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))`` by a direct loop: no im2col columns, no conv output."""
+    if y.size == 0:
+        return
+    _direct_conv_maxpool2(y, x, w, sh, sw, pt, pl, dh, dw)
+    y2 = y.reshape(-1, y.shape[-1])
+    bias_act_forward(y2, y2, b, act, alpha)
+
+
+# ----------------------------------------------------------------------------- Winograd F(2x2, 3x3)
+# The Cython kernel's scheme (kernels/winograd.pyx) in Numba: per sample (prange), blocks of T tiles; per tile
+# the 4x4xC input patch (zero outside the image) is transformed V = B^T d B with the channel loop innermost
+# (contiguous, vectorized), the 16 products M_k (T, F) = V_k (T, C) @ U_k (C, F) go to one-thread BLAS, and
+# the output transform Y = A^T M A writes the 2x2xF tile (or its 2x2 max at the fused max-pool). Each
+# sample is independent: the same bits for any thread count.
+_WINOGRAD_TILES = 36   # tiles per block, as winograd_workspace_length
+
+
+@jit()
+def _winograd_weights(U, w):
+    """``U (16, C, F) = G g G^T`` for every (channel, filter) of ``w (3, 3, C, F)``."""
+    C, F = w.shape[2], w.shape[3]
+    half = w.dtype.type(0.5)
+    for c in range(C):
+        for f in range(F):
+            t = np.empty((4, 3), dtype=w.dtype)   # G g: rows of G times g
+            for s in range(3):
+                g0, g1, g2 = w[0, s, c, f], w[1, s, c, f], w[2, s, c, f]
+                t[0, s] = g0
+                t[1, s] = (g0 + g1 + g2) * half
+                t[2, s] = (g0 - g1 + g2) * half
+                t[3, s] = g2
+            for r in range(4):
+                g0, g1, g2 = t[r, 0], t[r, 1], t[r, 2]
+                U[4 * r + 0, c, f] = g0
+                U[4 * r + 1, c, f] = (g0 + g1 + g2) * half
+                U[4 * r + 2, c, f] = (g0 - g1 + g2) * half
+                U[4 * r + 3, c, f] = g2
+
+
+@jit()
+def _winograd_input_tile(V, t, x, d, r0, s0):
+    """``V[:, t, :]`` = B^T d B of the 4x4xC patch of ``x (H, W, C)`` at (r0, s0) (zero outside).
+
+    Scalar locals and the channel loop innermost (contiguous loads and stores): no temporary arrays.
+    """
+    H, W, C = x.shape
+    for r in range(4):
+        ih = r0 + r
+        for s in range(4):
+            iw = s0 + s
+            if 0 <= ih < H and 0 <= iw < W:
+                for c in range(C):
+                    d[4 * r + s, c] = x[ih, iw, c]
+            else:
+                for c in range(C):
+                    d[4 * r + s, c] = 0
+    for c in range(C):
+        # e = B^T d (rows), column by column
+        e00 = d[0, c] - d[8, c]
+        e01 = d[1, c] - d[9, c]
+        e02 = d[2, c] - d[10, c]
+        e03 = d[3, c] - d[11, c]
+        e10 = d[4, c] + d[8, c]
+        e11 = d[5, c] + d[9, c]
+        e12 = d[6, c] + d[10, c]
+        e13 = d[7, c] + d[11, c]
+        e20 = d[8, c] - d[4, c]
+        e21 = d[9, c] - d[5, c]
+        e22 = d[10, c] - d[6, c]
+        e23 = d[11, c] - d[7, c]
+        e30 = d[4, c] - d[12, c]
+        e31 = d[5, c] - d[13, c]
+        e32 = d[6, c] - d[14, c]
+        e33 = d[7, c] - d[15, c]
+        # V = e B (columns)
+        V[0, t, c] = e00 - e02
+        V[1, t, c] = e01 + e02
+        V[2, t, c] = e02 - e01
+        V[3, t, c] = e01 - e03
+        V[4, t, c] = e10 - e12
+        V[5, t, c] = e11 + e12
+        V[6, t, c] = e12 - e11
+        V[7, t, c] = e11 - e13
+        V[8, t, c] = e20 - e22
+        V[9, t, c] = e21 + e22
+        V[10, t, c] = e22 - e21
+        V[11, t, c] = e21 - e23
+        V[12, t, c] = e30 - e32
+        V[13, t, c] = e31 + e32
+        V[14, t, c] = e32 - e31
+        V[15, t, c] = e31 - e33
+
+
+@jit()
+def _winograd_output_tile(o, M, t):
+    """``o (4, F)``: the 2x2 output tile A^T M A of tile ``t`` (``M (16, T, F)``), row-major pixels."""
+    F = M.shape[2]
+    for f in range(F):
+        m00 = M[0, t, f] + M[4, t, f] + M[8, t, f]
+        m01 = M[1, t, f] + M[5, t, f] + M[9, t, f]
+        m02 = M[2, t, f] + M[6, t, f] + M[10, t, f]
+        m03 = M[3, t, f] + M[7, t, f] + M[11, t, f]
+        m10 = M[4, t, f] - M[8, t, f] - M[12, t, f]
+        m11 = M[5, t, f] - M[9, t, f] - M[13, t, f]
+        m12 = M[6, t, f] - M[10, t, f] - M[14, t, f]
+        m13 = M[7, t, f] - M[11, t, f] - M[15, t, f]
+        o[0, f] = m00 + m01 + m02
+        o[1, f] = m01 - m02 - m03
+        o[2, f] = m10 + m11 + m12
+        o[3, f] = m11 - m12 - m13
+
+
+@jit(parallel=True)
+def _winograd(y, x, U, pt, pl, Ho, Wo, pooled, S):
+    """Winograd conv of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``).
+
+    The batch is cut into ``S`` runs of samples (one per thread), each with its own scratch.
+    """
+    N, C = x.shape[0], x.shape[3]
+    F = U.shape[2]
+    T = min(_WINOGRAD_TILES, ((Ho + 1) // 2) * ((Wo + 1) // 2))
+    for s in prange(S):
+        V = np.empty((16, T, C), dtype=x.dtype)
+        M = np.empty((16, T, F), dtype=x.dtype)
+        d = np.empty((16, C), dtype=x.dtype)
+        o = np.empty((4, F), dtype=x.dtype)
+        for n in range(s * N // S, (s + 1) * N // S):
+            _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T)
+
+
+@jit()
+def _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T):
+    """Sample ``n`` of :func:`_winograd` with the scratch ``V, M, d, o``."""
+    F = U.shape[2]
+    tw = (Wo + 1) // 2
+    tiles = ((Ho + 1) // 2) * tw
+    for t0 in range(0, tiles, T):
+        nt = min(T, tiles - t0)
+        for t in range(nt):
+            ti, tj = (t0 + t) // tw, (t0 + t) % tw
+            _winograd_input_tile(V, t, x[n], d, 2 * ti - pt, 2 * tj - pl)
+        for k in range(16):
+            np.dot(V[k], U[k], M[k])
+        for t in range(nt):
+            ti, tj = (t0 + t) // tw, (t0 + t) % tw
+            if pooled and (ti >= Ho // 2 or tj >= Wo // 2):
+                continue
+            _winograd_output_tile(o, M, t)
+            if pooled:
+                for f in range(F):   # strict '>' keeps the first maximum; a NaN wins and stays
+                    best = o[0, f]
+                    for q in range(1, 4):
+                        v = o[q, f]
+                        if v > best or (v != v and best == best):
+                            best = v
+                    y[n, ti, tj, f] = best
+            else:
+                for q in range(4):
+                    oh, ow = 2 * ti + q // 2, 2 * tj + q % 2
+                    if oh < Ho and ow < Wo:
+                        for f in range(F):
+                            y[n, oh, ow, f] = o[q, f]
+
+
+def winograd_workspace_length(H, W, C, F, Ho, Wo):
+    """Row length of the Winograd workspace (the reference's; this backend allocates its own scratch)."""
+    from .reference import winograd_workspace_length as length
+
+    return length(H, W, C, F, Ho, Wo)
+
+
+def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled):
+    if pt < 0 or pl < 0:
+        raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
+    if y.size == 0:
+        return
+    C, F = w.shape[2], w.shape[3]
+    U = np.empty((16, C, F), dtype=x.dtype)
+    _winograd_weights(U, w)
+    if C == 0:
+        y[...] = 0
+    else:
+        _winograd(y, x, U, pt, pl, Ho, Wo, pooled, max(1, min(x.shape[0], numba.get_num_threads())))
+    y2 = y.reshape(-1, F)
+    bias_act_forward(y2, y2, b, act, alpha)
+
+
+def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
+    """``y = f(conv(x, w) + b)``, 3x3 stride 1, by Winograd F(2x2, 3x3) (``work`` is not used)."""
+    _winograd_call(y, x, w, b, act, alpha, pt, pl, y.shape[1], y.shape[2], False)
+
+
+def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))``: the Winograd conv's tiles reduced to their max (``work`` unused)."""
+    if Ho < 2 or Wo < 2:
+        raise ValueError(f"conv output size must be >= 2 for a 2x2 max-pool; received Ho={Ho}, Wo={Wo}")
+    N, F = x.shape[0], w.shape[3]
+    if y.shape != (N, Ho // 2, Wo // 2, F):
+        raise ValueError(f"y must be (N, Ho // 2, Wo // 2, F) = {(N, Ho // 2, Wo // 2, F)} for "
+                         f"Ho={Ho}, Wo={Wo}; received shape {y.shape}")
+    _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, True)
+
+
+# ----------------------------------------------------------------------------- conv weight gradient from the input
+@jit(parallel=True)
+def _wgrad_from_input(dw, dy, x, sh, sw, pt, pl, dh, dwl):
+    N, Ho, Wo, F = dy.shape
+    KH, KW, C, _ = dw.shape
+    K = KH * KW * C
+    P = Ho * Wo
+    G = min(_WEIGHT_GROUPS, N)
+    partial = np.zeros((G, K, F), dtype=dw.dtype)
+    for g in prange(G):
+        col = np.empty((P, K), dtype=x.dtype)
+        tmp = np.empty((K, F), dtype=x.dtype)
+        for n in range(g * N // G, (g + 1) * N // G):   # samples of the group in order: any thread count
+            _im2col_one(col, x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dwl)
+            np.dot(col.T, dy[n].reshape((P, F)), tmp)
+            partial[g] += tmp
+    dw2 = dw.reshape((K, F))
+    dw2[:] = partial[0]
+    for g in range(1, G):
+        dw2 += partial[g]
+
+
+def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
+    """Length of the weight-gradient workspace (the reference's; this backend allocates its own scratch)."""
+    from .reference import conv_wgrad_workspace_length as length
+
+    return length(N, H, W, C, KH, KW, F, Ho, Wo, slots)
+
+
+def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
+    """Weight gradient of a conv rebuilt from its input ``x`` sample by sample (no stored im2col columns).
+
+    ``work`` is only checked against :func:`conv_wgrad_workspace_length` (one slot), as in the reference.
+    """
+    N, H, W, C = x.shape
+    KH, KW, _, F = dw.shape
+    need = conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, dy.shape[1], dy.shape[2], 1)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
+    if dy.shape[0] == 0 or dw.size == 0:
+        dw[...] = 0
+        return
+    _wgrad_from_input(dw, dy, x, sh, sw, pt, pl, dh, dwl)

@@ -378,3 +378,23 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, 
     conv = np.empty((N, Ho, Wo, F), dtype=x.dtype)
     conv2d_winograd_bias_act_forward(conv, x, w, b, work, act, alpha, pt, pl)
     maxpool2d_forward(y, np.empty(y.shape, np.int64), conv, 2, 2, 2, 2, 0, 0)
+
+
+# ----------------------------------------------------------------------------- direct conv + 2x2 max-pool
+def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = maxpool_2x2/2(f(conv(x, w) + b))`` for any conv geometry, at inference.
+
+    ``y (N, Hp, Wp, F)``: ``Hp, Wp`` the 2x2, stride-2, unpadded, floor-mode
+    pooled size of the conv output (an odd last row/column is dropped).
+    Readable twin of the compiled kernels, which write neither im2col columns
+    nor the conv output (a first layer on few channels): the conv into a
+    temporary, then :func:`maxpool2d_forward`.
+    """
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
+    Hp, Wp = y.shape[1], y.shape[2]
+    # the conv outputs the pool reads: rows/columns 0 .. 2*Hp-1 / 2*Wp-1 (taps past the image read zeros)
+    conv = np.empty((N, 2 * Hp, 2 * Wp, F), dtype=x.dtype)
+    conv2d_bias_act_forward(conv, x, w, b, np.empty((N, 4 * Hp * Wp, KH * KW * C), x.dtype), act, alpha,
+                            sh, sw, pt, pl, dh, dw)
+    maxpool2d_forward(y, np.empty(y.shape, np.int64), conv, 2, 2, 2, 2, 0, 0)

@@ -15,6 +15,12 @@ def _slots(layer, n):
     return min(n, layer.kernels.team_size())
 
 
+def _team(layer):
+    """Thread slots of a Winograd workspace: the whole team (with fewer samples than threads, the kernel
+    splits each sample's tile blocks across the threads)."""
+    return layer.kernels.team_size()
+
+
 #: Fewest channels into a 3x3 stride-1 conv for which Winograd F(2x2, 3x3) is used: it lost to the direct
 #: kernel at C = 1 (0.79-0.91x: digits and MNIST first layers) and C = 4, won from C = 6 up at 1 and 2
 #: threads (1.37-1.51x at C = 8, 2.2x on the MNIST 32 -> 64 layer), ``benchmarks/bench_winograd.py``.
@@ -22,6 +28,12 @@ WINOGRAD_MIN_CHANNELS = 8
 _WINOGRAD = "conv2d_winograd_bias_act_forward"
 _WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
 _WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
+_DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
+#: Largest inner size ``K = KH*KW*C`` for which a conv followed by a 2x2 max-pool runs, at inference, as the
+#: direct conv + pool kernel (no im2col, no conv output): a first layer on 1-3 channels. Measured on the digits
+#: conv (K = 9, 64 samples, 1 thread): conv + pool 90 us as two kernels (im2col + register-blocked product,
+#: then max-pool with winners) against ~25 us fused (``benchmarks/profile_step.py``).
+DIRECT_POOL_MAX_K = 27
 _IDENTITY = CODES["identity"]
 
 
@@ -119,7 +131,7 @@ class Conv2D(Layer):
         winograd = self._winograd_kernel(self._winograd_forward)
         if winograd is not None and (not training or hasattr(self.kernels, _WGRAD_FROM_INPUT)):
             H, W, _ = self.input_shape
-            work = self._buffer("winograd", (_slots(self, N), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+            work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
             winograd(y, x, self.params["w"], self.params.get("b", self._zero_bias), work, self.act, self.alpha,
                      self.pt, self.pl)
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
@@ -168,33 +180,48 @@ class Conv2D(Layer):
         return dx
 
     def fuses_with(self, following):
-        """True when inference may run this conv and ``following`` (a layer) as one Winograd + max-pool kernel.
+        """True when inference may run this conv and ``following`` (a layer) as one conv + max-pool kernel.
 
         ``following`` must be a 2x2, stride-2, unpadded max-pool (each Winograd
-        tile is then one pool window) and this layer on the Winograd route of a
-        backend that compiles the fused kernel. :class:`~minicnn.network.Sequential`
+        tile is then one pool window) and this layer on the Winograd route, or
+        shallow (``K = KH*KW*C <= DIRECT_POOL_MAX_K``: the direct kernel), of a
+        backend that has the fused kernel. :class:`~minicnn.network.Sequential`
         asks when it plans its inference pass.
         """
         Ho, Wo, F = self.output_shape
-        return (self._winograd_forward and hasattr(self.kernels, _WINOGRAD_POOL)
-                and getattr(following, "mode", None) == "max" and following.pool_size == (2, 2)
+        if not (getattr(following, "mode", None) == "max" and following.pool_size == (2, 2)
                 and following.strides == (2, 2) and (following.pt, following.pl) == (0, 0)
-                and following.output_shape == (Ho // 2, Wo // 2, F))
+                and following.output_shape == (Ho // 2, Wo // 2, F)):
+            return False
+        return self._pooled_kernel() is not None
+
+    def _pooled_kernel(self):
+        """The fused conv + 2x2 max-pool kernel of this layer's route, or None."""
+        if self._winograd_forward:
+            return getattr(self.kernels, _WINOGRAD_POOL, None)
+        if math.prod(self.params["w"].shape[:3]) <= DIRECT_POOL_MAX_K:
+            return getattr(self.kernels, _DIRECT_POOL, None)
+        return None
 
     def forward_pooled(self, x):
         """Inference forward followed by a 2x2 max-pool (see :meth:`fuses_with`): the conv output is never stored.
 
-        Equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite
-        inputs: ``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic
+        Winograd route: equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite
+        inputs (the direct route sums the taps in the same order but skips padded ones: equal up to
+        rounding): ``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic
         activations and the monotonic rounding of the bias add.
         """
         N = x.shape[0]
         H, W, C = self.input_shape
         Ho, Wo, F = self.output_shape
         y = self._buffer("y_pooled", (N, Ho // 2, Wo // 2, F))
-        work = self._buffer("winograd", (_slots(self, N), winograd_workspace_length(H, W, C, F, Ho, Wo)))
-        getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], self.params.get("b", self._zero_bias), work,
-                                              self.act, self.alpha, self.pt, self.pl, Ho, Wo)
+        b = self.params.get("b", self._zero_bias)
+        if not self._winograd_forward:
+            getattr(self.kernels, _DIRECT_POOL)(y, x, self.params["w"], b, self.act, self.alpha, *self._geometry())
+            return y
+        work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+        getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], b, work, self.act, self.alpha,
+                                              self.pt, self.pl, Ho, Wo)
         return y
 
     def _input_grad_winograd(self, winograd, dx, dz):
@@ -203,7 +230,7 @@ class Conv2D(Layer):
         Ho, Wo, F = self.output_shape
         flipped = self._buffer("w_flipped", (3, 3, F, C))
         np.copyto(flipped, self.params["w"][::-1, ::-1].transpose(0, 1, 3, 2))
-        work = self._buffer("winograd_dx", (_slots(self, len(dz)), winograd_workspace_length(Ho, Wo, F, C, H, W)))
+        work = self._buffer("winograd_dx", (_team(self), winograd_workspace_length(Ho, Wo, F, C, H, W)))
         winograd(dx, dz, flipped, self._zero_input_bias, work, _IDENTITY, 0.0, 2 - self.pt, 2 - self.pl)
 
     def describe(self):
