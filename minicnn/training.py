@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from .weights import weighted_loss
+
 
 def iterate_minibatches(n_samples, batch_size, rng):
     """Yield index arrays of a seeded shuffle of ``range(n_samples)``, ``batch_size`` at a time.
@@ -17,16 +19,17 @@ def iterate_minibatches(n_samples, batch_size, rng):
         yield order[start:start + batch_size]
 
 
-def train_step(network, loss_fn, optimizer, xb, yb):
-    """One forward, backward and update on a batch; returns the batch loss."""
+def train_step(network, loss_fn, optimizer, xb, yb, wb=None):
+    """One forward, backward and update on a batch; returns the batch loss (weighted by ``wb`` when given)."""
     out = network.forward(xb, training=True)
-    loss, grad = loss_fn(out, yb)
+    loss, grad = loss_fn(out, yb) if wb is None else weighted_loss(loss_fn, out, yb, wb)
     network.backward(grad)
     optimizer.step(network.flat_params_and_grads(), kernels=network._kernels())
     return loss
 
 
-def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=None):
+def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=None, sample_weight=None,
+                augmenter=None):
     """One pass over ``(X, y)`` in seeded random order; returns the sample-weighted mean loss.
 
     Parameters
@@ -41,15 +44,27 @@ def train_epoch(network, loss_fn, optimizer, X, y, batch_size, rng, on_batch=Non
     rng : numpy.random.Generator
     on_batch : callable, optional
         Called as ``on_batch(n_done, loss)`` after every batch (progress bars).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Per-sample loss weights (see :mod:`minicnn.weights`); the mean is then weighted by them.
+    augmenter : minicnn.augment.Augmenter, optional
+        Gathers each batch augmented (instead of ``np.take``).
     """
-    total, done = 0.0, 0
+    total, done, weight_sum = 0.0, 0, 0.0
     xb_buf = np.empty((min(batch_size, len(X)), *X.shape[1:]), dtype=X.dtype)
+    if augmenter is not None:
+        augmenter.start_epoch(rng)
     for idx in iterate_minibatches(len(X), batch_size, rng):
         xb = xb_buf[:idx.size]
-        np.take(X, idx, axis=0, out=xb)
-        loss = train_step(network, loss_fn, optimizer, xb, y[idx])
-        total += loss * idx.size
+        if augmenter is None:
+            np.take(X, idx, axis=0, out=xb)
+        else:
+            augmenter.gather(xb, X, idx)
+        wb = None if sample_weight is None else sample_weight[idx]
+        loss = train_step(network, loss_fn, optimizer, xb, y[idx], wb)
+        batch_weight = idx.size if wb is None else float(wb.sum())
+        total += loss * batch_weight
+        weight_sum += batch_weight
         done += idx.size
         if on_batch is not None:
             on_batch(done, loss)
-    return total / max(done, 1)
+    return total / weight_sum if weight_sum > 0 else 0.0

@@ -22,6 +22,7 @@ from numba import prange
 
 from ..config import jit
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # anything else: identity
+from .augment_numba import augment_batch  # noqa: F401 (kernel of this backend)
 from .hash_rng import MIX_MUL1, MIX_MUL2
 
 NAME = "numba"
