@@ -7,25 +7,22 @@ encoding, loss, output transform, score); everything else lives here.
 import copy
 import math
 import warnings
-from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from . import _predict, placement
+from . import _predict, params, placement
 from ._predict import batched_outputs, check_mc_samples  # noqa: F401 (check_mc_samples re-exported)
 from ._architecture import network_for, plan
 from ._inputs import prepare_X
 from ._progress import EpochReporter
-from .backend import BACKEND_NAMES
-from .backend.activation_codes import CODES
 from .optim import SGD, Adam
-from .threads import MAX_THREADS, thread_limits
+from .threads import thread_limits
 from .training import train_epoch
 
 #: Samples per forward pass in predict (tests lower it to force several batches).
@@ -37,44 +34,23 @@ ARCHITECTURE_PARAMS = ("layers", "kernel_size", "padding", "pool_size", "activat
                        "dropout_rate", "dropout_kind", "dropout_scaling", "input_shape", "data_format")
 
 
+_D = params.DEFAULTS
+
+
 class BaseCNN(BaseEstimator):
     """Base class of the CNN estimators (see :class:`minicnn.CNNClassifier` for the parameters)."""
 
-    _parameter_constraints = {
-        "layers": [tuple, list],
-        "kernel_size": [Interval(Integral, 1, None, closed="left")],
-        "padding": [StrOptions({"valid", "same"})],
-        "pool_size": [Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions(set(CODES))],
-        "batch_norm": ["boolean"],
-        "dropout": [str, tuple, list],
-        "dropout_rate": [Interval(Real, 0, 1, closed="left"), tuple, list],
-        "dropout_kind": [StrOptions(set(placement.KINDS))],
-        "dropout_scaling": [StrOptions({"inverted", "test_time"})],
-        "optimizer": [StrOptions({"adam", "sgd"})],
-        "learning_rate": [Interval(Real, 0, None, closed="neither")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "weight_decay": [Interval(Real, 0, None, closed="left")],
-        "early_stopping": ["boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "input_shape": [tuple, list, None],
-        "data_format": [StrOptions({"channels_last", "channels_first"})],
-        "backend": [StrOptions(set(BACKEND_NAMES))],
-        "n_threads": [Interval(Integral, 1, MAX_THREADS, closed="both"), None],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
-        "warm_start": ["boolean"],
-    }
+    _parameter_constraints = params.sklearn_constraints()
 
-    def __init__(self, layers=("conv32", "conv64", "maxpool", "dense128"), *, kernel_size=3, padding="valid",
-                 pool_size=2, activation="relu", batch_norm=False, dropout="after_last_pool", dropout_rate=0.5,
-                 dropout_kind="auto", dropout_scaling="inverted", optimizer="adam", learning_rate=3e-3,
-                 batch_size=64, max_iter=20, weight_decay=0.0, early_stopping=False, validation_fraction=0.1,
-                 n_iter_no_change=5, tol=1e-4, input_shape=None, data_format="channels_last", backend="auto",
-                 n_threads=None, random_state=None, verbose=0, warm_start=False):
+    def __init__(self, layers=_D["layers"], *, kernel_size=_D["kernel_size"], padding=_D["padding"],
+                 pool_size=_D["pool_size"], activation=_D["activation"], batch_norm=_D["batch_norm"],
+                 dropout=_D["dropout"], dropout_rate=_D["dropout_rate"], dropout_kind=_D["dropout_kind"],
+                 dropout_scaling=_D["dropout_scaling"], optimizer=_D["optimizer"], learning_rate=_D["learning_rate"],
+                 batch_size=_D["batch_size"], max_iter=_D["max_iter"], weight_decay=_D["weight_decay"],
+                 early_stopping=_D["early_stopping"], validation_fraction=_D["validation_fraction"],
+                 n_iter_no_change=_D["n_iter_no_change"], tol=_D["tol"], input_shape=_D["input_shape"],
+                 data_format=_D["data_format"], backend=_D["backend"], n_threads=_D["n_threads"],
+                 random_state=_D["random_state"], verbose=_D["verbose"], warm_start=_D["warm_start"]):
         self.layers = layers
         self.kernel_size = kernel_size
         self.padding = padding
@@ -101,6 +77,16 @@ class BaseCNN(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+
+    def _validate_params(self):
+        """Check every parameter against :mod:`minicnn.params` (stricter than scikit-learn: a bool is
+        never a number, a number is never a placement), then scikit-learn's constraints."""
+        for name, value in self.get_params(deep=False).items():
+            problem = params.invalid(name, value)
+            if problem is not None:
+                raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} must be {problem}. "
+                                            f"Got {value!r} instead.")
+        super()._validate_params()
 
     # ------------------------------------------------------------------ planning
     def _plan(self):

@@ -9,61 +9,18 @@ the returned :class:`Predictor` gives the same predictions using NumPy and the
 compiled kernels only.
 """
 
-import math
-import numbers
 import warnings
 
 import numpy as np
 
-from . import placement
 from ._architecture import network_for, plan
 from ._inputs import _already_prepared, _as_array, _check_kind, _flat_to_nhwc, describe, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, softmax
-from .backend import BACKEND_NAMES
-from .backend.activation_codes import CODES
-from .threads import MAX_THREADS
+from .params import TABLE, invalid
 
 #: Constructor parameters of :class:`~minicnn.CNNClassifier` and :class:`~minicnn.CNNRegressor`
-#: (a test keeps this list equal to theirs), with what a saved value must be.
-PARAM_RULES = {
-    "layers": ("a tuple of layer tokens", lambda v: isinstance(v, tuple)),
-    "kernel_size": ("an int >= 1", lambda v: _is_int(v, 1)),
-    "padding": ("'valid' or 'same'", lambda v: v in ("valid", "same")),
-    "pool_size": ("an int >= 1", lambda v: _is_int(v, 1)),
-    "activation": (f"one of {sorted(CODES)}", lambda v: isinstance(v, str) and v in CODES),
-    "batch_norm": ("a bool", lambda v: isinstance(v, bool)),
-    "dropout": ("a str or a tuple", lambda v: isinstance(v, (str, tuple))),
-    "dropout_rate": ("a float in [0, 1) or a tuple", lambda v: isinstance(v, tuple) or _is_real(v, 0, 1, True)),
-    "dropout_kind": (f"one of {placement.KINDS}", lambda v: isinstance(v, str) and v in placement.KINDS),
-    "dropout_scaling": ("'inverted' or 'test_time'", lambda v: v in ("inverted", "test_time")),
-    "optimizer": ("'adam' or 'sgd'", lambda v: v in ("adam", "sgd")),
-    "learning_rate": ("a float > 0", lambda v: _is_real(v, 0, math.inf, False) and v > 0),
-    "batch_size": ("an int >= 1", lambda v: _is_int(v, 1)),
-    "max_iter": ("an int >= 1", lambda v: _is_int(v, 1)),
-    "weight_decay": ("a float >= 0", lambda v: _is_real(v, 0, math.inf, True)),
-    "early_stopping": ("a bool", lambda v: isinstance(v, bool)),
-    "validation_fraction": ("a float in (0, 1)", lambda v: _is_real(v, 0, 1, False) and v > 0),
-    "n_iter_no_change": ("an int >= 1", lambda v: _is_int(v, 1)),
-    "tol": ("a float >= 0", lambda v: _is_real(v, 0, math.inf, True)),
-    "input_shape": ("None or a tuple", lambda v: v is None or isinstance(v, tuple)),
-    "data_format": ("'channels_last' or 'channels_first'", lambda v: v in ("channels_last", "channels_first")),
-    "backend": (f"one of {BACKEND_NAMES}", lambda v: isinstance(v, str) and v in BACKEND_NAMES),
-    "n_threads": (f"None or an int in [1, {MAX_THREADS}]",
-                  lambda v: v is None or (_is_int(v, 1) and v <= MAX_THREADS)),
-    "random_state": ("None or an int >= 0", lambda v: v is None or (_is_int(v, 0) and v < 2**32)),
-    "verbose": ("an int >= 0 or a bool", lambda v: isinstance(v, bool) or _is_int(v, 0)),
-    "warm_start": ("a bool", lambda v: isinstance(v, bool)),
-}
-
-
-def _is_int(value, low):
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= low
-
-
-def _is_real(value, low, high, low_closed):
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
-        return False
-    return (value >= low if low_closed else value > low) and value < high
+#: (the table of :mod:`minicnn.params`), which a saved model's parameters are checked against.
+PARAM_RULES = TABLE
 
 
 class Predictor:
@@ -229,10 +186,11 @@ class Predictor:
 def _make_predictor(reader, header, backend):
     from .io import header_params
 
-    params = header_params(reader, header, PARAM_RULES, backend)
-    for name, (expected, valid) in PARAM_RULES.items():
-        if not valid(params[name]):
-            reader.fail(f"invalid params (The {name!r} parameter must be {expected}. Got {params[name]!r} instead.)")
+    params = header_params(reader, header, TABLE, backend)
+    for name, value in params.items():
+        problem = invalid(name, value)
+        if problem is not None:
+            reader.fail(f"invalid params (The {name!r} parameter must be {problem}. Got {value!r} instead.)")
     predictor = Predictor(header["estimator"], params)
     try:
         user_shape_to_nhwc(predictor.input_shape, predictor.data_format)
@@ -274,8 +232,8 @@ def load_predictor(path, backend=None):
     ...
     minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
     """
-    if backend is not None and backend not in BACKEND_NAMES:
-        raise ValueError(f"backend must be one of {BACKEND_NAMES} or None; received backend={backend!r}")
+    if backend is not None and invalid("backend", backend) is not None:
+        raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
     from .io import _load_file
 
     predictor, _ = _load_file(path, backend, _make_predictor)
