@@ -26,48 +26,48 @@ def check_class_weight(class_weight, classes):
             raise ValueError(f"class_weight[{key!r}] must be a finite number >= 0; received {value!r}")
 
 
-def training_weights(sample_weight, class_weight, labels, classes, n_samples, dtype):
-    """Per-sample weights of a fit, or None when every weight is 1 (the unweighted code path).
+def training_weights(sample_weight, class_weight, targets, classes, n_samples):
+    """Per-sample weights of a fit, or None when every weight is 1 (the unweighted code path, bit-identical).
 
     Parameters
     ----------
     sample_weight : array-like of shape (n_samples,) or None
         Non-negative, finite.
     class_weight : None, "balanced" or dict
-        Multiplies ``sample_weight`` (``"balanced"``: ``n_samples / (n_classes
-        * count(class))`` computed on these labels, weighted by
-        ``sample_weight``, as scikit-learn's linear models).
-    labels : ndarray of shape (n_samples,) or None
-        Class labels as given by the user (classifier), None for a regressor.
-    classes : ndarray
-        ``classes_`` of the classifier.
+        Multiplies ``sample_weight``. ``"balanced"``: ``n_samples / (n_classes
+        * count(class))`` over the labels of this call (scikit-learn's
+        :func:`~sklearn.utils.class_weight.compute_sample_weight`); a dict maps
+        labels to weights, classes it omits weigh 1.
+    targets : ndarray of int64 of shape (n_samples,)
+        Indices into ``classes`` (classifier) or the regression targets.
+    classes : ndarray or None
+        ``classes_`` of the classifier (None: no class weights).
     n_samples : int
-    dtype : numpy dtype
-        Dtype of the returned weights.
 
     Returns
     -------
-    ndarray of shape (n_samples,) or None
+    ndarray of float64 of shape (n_samples,) or None
 
     Raises
     ------
     ValueError
-        Wrong length, negative or non-finite weights; an unknown class key.
+        Wrong length, negative or non-finite weights (scikit-learn's
+        ``_check_sample_weight``); a dict key that is not a class.
     """
     weights = None
     if sample_weight is not None:
         weights = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
                                        ensure_non_negative=True, copy=True)
-    if class_weight is not None and labels is not None:
-        check_class_weight(class_weight, classes)
-        cw = class_weight
-        if isinstance(cw, dict):   # compute_sample_weight needs every present class: default 1
-            cw = {c: 1.0 for c in classes.tolist()} | cw
-        per_class = compute_sample_weight(cw, labels)
+    if class_weight is not None and classes is not None:
+        if class_weight == "balanced":
+            per_class = compute_sample_weight("balanced", targets)
+        else:
+            check_class_weight(class_weight, classes)
+            per_class = np.array([float(class_weight.get(c, 1.0)) for c in classes.tolist()])[targets]
         weights = per_class if weights is None else weights * per_class
     if weights is None or np.all(weights == 1.0):
         return None
-    return weights.astype(dtype)
+    return weights
 
 
 def _per_sample_cross_entropy(logits, labels):
@@ -98,3 +98,23 @@ def weighted_loss(loss_fn, output, target, weights):
         return 0.0, grad
     grad *= (weights * (len(weights) / total)).astype(grad.dtype).reshape(-1, *([1] * (grad.ndim - 1)))
     return float(np.dot(_PER_SAMPLE[loss_fn](output, target), weights) / total), grad
+
+
+def fit_weights(estimator, sample_weight, targets, incremental):
+    """The per-sample weights of one ``fit``/``partial_fit`` call, or None (see :func:`training_weights`).
+
+    Raises ``ValueError`` when ``class_weight`` is set on an estimator without
+    classes (the regressor), or is ``"balanced"`` in ``partial_fit`` (its class
+    frequencies would be those of one batch: as scikit-learn's ``SGDClassifier``,
+    pass ``compute_class_weight("balanced", ...)`` of the whole data as a dict).
+    """
+    classes = getattr(estimator, "classes_", None) if hasattr(estimator, "_stratify") and estimator._stratify else None
+    class_weight = estimator.class_weight
+    if class_weight is not None and classes is None:
+        raise ValueError(f"class_weight applies to classifiers only; {type(estimator).__name__} received "
+                         f"class_weight={class_weight!r} (use sample_weight)")
+    if class_weight == "balanced" and incremental:
+        raise ValueError("class_weight='balanced' is not supported by partial_fit (the class frequencies of one "
+                         "call are not those of the data): pass sklearn.utils.class_weight.compute_class_weight("
+                         "'balanced', classes=classes, y=y_all) as a dict instead")
+    return training_weights(sample_weight, class_weight, targets, classes, len(targets))
