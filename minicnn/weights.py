@@ -56,8 +56,13 @@ def training_weights(sample_weight, class_weight, targets, classes, n_samples):
     """
     weights = None
     if sample_weight is not None:
-        weights = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
-                                       ensure_non_negative=True, copy=True)
+        values = np.asarray(sample_weight)
+        if values.ndim == 1 and values.dtype.kind in "biuf":
+            bad = np.flatnonzero(~(np.isfinite(values) & (values >= 0)))
+            if bad.size:
+                raise ValueError(f"sample_weight must hold finite values >= 0; received {bad.size} other values, "
+                                 f"the first sample_weight[{bad[0]}]={values[bad[0]].item()!r}")
+        weights = _check_sample_weight(sample_weight, np.empty((n_samples, 0)), dtype=np.float64, copy=True)
     if class_weight is not None and classes is not None:
         if class_weight == "balanced":
             per_class = compute_sample_weight("balanced", targets)
