@@ -52,7 +52,9 @@ class Param:
         of int), ``"rates"`` (float in [low, high) or a tuple of them),
         ``"shape"`` (None or tuple of int), ``"seed"`` (None, an int in
         [0, 2**32) or a ``numpy.random.RandomState``), ``"verbose"`` (int >= 0
-        or bool).
+        or bool), ``"augment"`` (tuple of augmentation tokens, see
+        :func:`minicnn.augment.parse_augment`), ``"class_weight"`` (None,
+        ``"balanced"`` or a dict label -> finite weight >= 0).
     low, high : float or None
         Bounds of ``"int"``, ``"float"`` and ``"rates"`` values (None: unbounded).
     closed : {"left", "right", "both", "neither"}
