@@ -19,8 +19,6 @@ generator, so results are identical on every backend and thread count.
 
 import re
 
-import numpy as np
-
 from .backend.hash_rng import dropout_key
 
 _TOKEN = re.compile(r"(shift|crop)([1-9][0-9]*)|hflip")

@@ -82,7 +82,7 @@ PARAMS = (
     Param("layers", ("conv32", "conv64", "maxpool", "dense128"), "tokens",
           doc="hidden layers in order (conv<N>, conv<N>x<K>, maxpool, avgpool, gap, dense<N>)"),
     Param("kernel_size", 3, "int", 1, doc="kernel of conv<N> tokens"),
-    Param("padding", "valid", "choice", choices=("valid", "same"), doc="padding of conv and pooling layers"),
+    Param("padding", "same", "choice", choices=("valid", "same"), doc="padding of conv and pooling layers"),
     Param("pool_size", 2, "int", 1, doc="window and stride of maxpool and avgpool"),
     Param("activation", "relu", "choice", choices=tuple(CODES), doc="activation of hidden conv and dense layers"),
     Param("batch_norm", False, "bool", doc="BatchNorm after every hidden conv and dense layer"),

@@ -47,7 +47,8 @@ def test_verbose_says_why_training_stopped(digits, capsys, early_stopping, monit
                     f"for n_iter_no_change=2 consecutive epochs.")
     with pytest.warns(ConvergenceWarning):
         CNNClassifier(**SMALL, max_iter=2, verbose=1).fit(X, y)
-    assert capsys.readouterr().out.strip().splitlines()[-1] == "Training stopped after epoch 2: max_iter=2 epochs reached."
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "Training stopped after epoch 2: max_iter=2 epochs reached."
     est = CNNClassifier(**SMALL, max_iter=2)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)
