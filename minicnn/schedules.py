@@ -50,7 +50,7 @@ def schedule_factor(schedule, epoch, max_iter):
     --------
     >>> [round(schedule_factor("cosine", e, 4), 3) for e in range(4)]
     [1.0, 0.854, 0.5, 0.146]
-    >>> [schedule_factor("step", e, 4) for e in range(4)]
+    >>> [round(schedule_factor("step", e, 4), 3) for e in range(4)]
     [1.0, 1.0, 0.1, 0.01]
     """
     e = epoch % max_iter

@@ -100,7 +100,7 @@ def test_non_square_width_is_a_strip():
     assert est.input_shape_ == (1, 5, 1)
     with pytest.raises(ValueError, match=r"does not fit images of shape.*\(1, 5, 1\).*layers\[0\]='conv4'.*"
                                          r"padding='same'"):
-        CNNClassifier(**SMALL).fit(X, y)
+        CNNClassifier(**SMALL, padding="valid").fit(X, y)
 
 
 def test_input_errors(digits):
