@@ -15,6 +15,12 @@ backend) writing into the reused batch buffer. Each row's draw is a hash of
 ``(epoch seed, batch number, row)`` (the dropout masks' counter-based RNG,
 :mod:`minicnn.backend.hash_rng`); the epoch seed is drawn from the fit's
 generator, so results are identical on every backend and thread count.
+
+Cost (``benchmarks/bench_augment.py``, medians of 300 interleaved calls, 1
+thread, a loaded 2-core machine): a digits batch of 64 gathered with
+``("shift2", "crop2", "hflip")`` took 41.7 us against 28.3 us for the plain
+``np.take``, in a 26.6 ms training step of the default network: +0.05% per
+step.
 """
 
 import re

@@ -113,7 +113,7 @@ def fit_weights(estimator, sample_weight, targets, incremental):
     frequencies would be those of one batch: as scikit-learn's ``SGDClassifier``,
     pass ``compute_class_weight("balanced", ...)`` of the whole data as a dict).
     """
-    classes = getattr(estimator, "classes_", None) if hasattr(estimator, "_stratify") and estimator._stratify else None
+    classes = getattr(estimator, "classes_", None)   # None: a regressor
     class_weight = estimator.class_weight
     if class_weight is not None and classes is None:
         raise ValueError(f"class_weight applies to classifiers only; {type(estimator).__name__} received "
