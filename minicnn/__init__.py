@@ -15,10 +15,11 @@ Examples
 """
 
 __version__ = "0.1.0"
-__all__ = ["CNNClassifier", "CNNRegressor", "load", "load_predictor", "Predictor", "__version__"]
+__all__ = ["CNNClassifier", "CNNRegressor", "load", "load_predictor", "Predictor", "export_onnx", "__version__"]
 
 _LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "io",
-         "load_predictor": "predictor", "Predictor": "predictor"}
+         "load_predictor": "predictor", "Predictor": "predictor",
+         "export_onnx": "onnx"}
 
 
 def __getattr__(name):

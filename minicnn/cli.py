@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-COMMANDS = ("fit", "predict", "summary", "bench", "study")
+COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
 DEFAULT_LAYERS = "conv16,maxpool,dense64"
 PNG_INSTALL = "pip install pillow (or pip install 'minicnn[plot]' for matplotlib)"
 
@@ -302,22 +302,6 @@ def _call_bench(entry, argv):
         return exc.code or 0
 
 
-def _study(args):
-    from . import study
-
-    command = "minicnn " + " ".join(args.argv)
-    if args.from_csv:
-        results = study.report_from_csv(args.from_csv, args.out)
-    else:
-        results = study.run_study(args.out, data=args.data, sizes=args.sizes, seeds=args.seeds, quick=args.quick,
-                                  steps=args.steps, n_jobs=args.n_jobs, scheduler=args.scheduler,
-                                  verbose=0 if args.quiet else 1, command=command.strip())
-    for r in results:
-        print(f"{r['verdict']:>15}: {r['title']} ({100 * r['mean']:+.2f} pp, Holm p = {r['p_holm']:.2g})")
-    print(f"wrote {Path(args.out) / 'report.md'}" + ("" if args.from_csv else f" and {Path(args.out) / 'runs.csv'}"))
-    return 0
-
-
 # --------------------------------------------------------------------------- parser
 
 
@@ -364,20 +348,13 @@ def _add_predict(sub, common):
 
 
 def _add_study(sub, common):
-    p = sub.add_parser("study", parents=[common], help="the dropout-placement study",
-                       description="Train placements x rates x kinds x sizes x seeds (plus batch-norm and deep "
-                                   "variants), test the blog's claims, write runs.csv and report.md.")
-    p.add_argument("--data", choices=("digits", "mnist"), default="digits")
-    p.add_argument("--seeds", type=_seeds, default=None, help="number of seeds (default 5) or a list 0,1,2")
-    p.add_argument("--sizes", type=_sizes, default=None, help="training-set sizes, e.g. 100,300,full")
-    p.add_argument("--steps", type=_POSITIVE_INT, default=None, help="gradient steps per run")
-    p.add_argument("--quick", action="store_true", help="tiny grid (for tests and smoke runs)")
-    p.add_argument("--n-jobs", type=int, default=-1, help="joblib workers (default -1: every CPU)")
-    p.add_argument("--scheduler", default=None, help="Dask scheduler address (needs minicnn[distributed])")
-    p.add_argument("--out", default="study", help="output directory (default ./study)")
-    p.add_argument("--from-csv", default=None, help="re-analyse an existing runs.csv instead of training")
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=_study)
+    from .tools.study import cli as study_cli
+
+    p = sub.add_parser("study", parents=[common], help="the dropout-placement study (built-in or your data)",
+                       description="Where should dropout go? Trains placements x rates x sizes x seeds, chooses "
+                                   "rates on validation data, tests the claims, writes runs.csv and report.md.")
+    study_cli.add_arguments(p)
+    p.set_defaults(func=study_cli.run)
 
 
 def build_parser():
@@ -393,6 +370,9 @@ def build_parser():
     p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.set_defaults(func=_summary)
+    from .onnx import _cli as onnx_cli   # imports no onnx until the command runs
+
+    onnx_cli.add_parser(sub, common)
     p = sub.add_parser("bench", parents=[common], help="benchmarks (delegates to benchmarks/compare.py)",
                        description="Run the benchmarks: arguments after 'bench' go to benchmarks/compare.py "
                                    "(use 'minicnn bench -- --help' for its options).")

@@ -448,7 +448,7 @@ def test_lazy_package_exports():
     assert minicnn.__version__ == "0.1.0"
     assert minicnn.CNNClassifier is CNNClassifier and callable(minicnn.load)
     assert set(minicnn.__all__) == {"CNNClassifier", "CNNRegressor", "load", "load_predictor", "Predictor",
-                                    "__version__"}
+                                    "export_onnx", "__version__"}
     assert callable(minicnn.load_predictor) and minicnn.Predictor.__name__ == "Predictor"
     with pytest.raises(AttributeError):
         minicnn.does_not_exist  # noqa: B018

@@ -1,0 +1,295 @@
+"""The study's outputs: typed rows of ``runs.csv``, ``report.md`` and, with matplotlib, PNG plots."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .runner import CSV_FIELDS, read_csv
+from .stats import ALPHA
+
+PLOT_INSTALL = "pip install 'minicnn[plot]'"
+NOT_MEANINGFUL = ("NOT MEANINGFUL: this was a {why} run; its verdicts and recommendation are not meaningful "
+                  "evidence (too few seeds, rates, sizes or epochs). Run the full study for real verdicts.")
+_GROUPS = {"base": "base model", "bn": "base model with batch_norm=True", "deep": "deep model",
+           "keras": "Keras MNIST CNN", "user": "your model"}
+
+
+def typed(raw):
+    """One CSV row (strings) with numbers and booleans parsed."""
+    return dict(raw, batch_norm=raw["batch_norm"] == "True", rate=float(raw["rate"]), n_train=int(raw["n_train"]),
+                seed=int(raw["seed"]), max_epochs=int(raw["max_epochs"]), epochs=int(raw["epochs"]),
+                stopped_early=raw["stopped_early"] == "True", final_train_loss=float(raw["final_train_loss"]),
+                did_not_train=raw["did_not_train"] == "True", val_accuracy=float(raw["val_accuracy"]),
+                test_accuracy=float(raw["test_accuracy"]), train_time_s=float(raw["train_time_s"]))
+
+
+def read_runs(path):
+    """Read a study ``runs.csv`` into typed rows.
+
+    Raises
+    ------
+    ValueError
+        When a column is missing, a value does not parse, or there are no runs.
+    FileNotFoundError
+        When ``path`` does not exist.
+    """
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"{path}: no such runs CSV")
+    rows = []
+    for line, raw in enumerate(read_csv(path), start=2):
+        try:
+            rows.append(typed(raw))
+        except (ValueError, KeyError) as exc:
+            raise ValueError(f"{path}, line {line}: {exc}") from None
+    if not rows:
+        raise ValueError(f"{path}: no runs")
+    return rows
+
+
+def _pp(value):
+    return "n/a" if not np.isfinite(value) else f"{100 * value:+.2f}"
+
+
+def _p(value):
+    return "n/a" if not np.isfinite(value) else (f"{value:.2g}" if value >= 1e-4 else "<1e-4")
+
+
+def _size_key(size):
+    return (1, 0) if size == "full" else (0, int(size))
+
+
+def warning_text(meta):
+    """The "not meaningful" sentence for quick, too-small or over-budget runs (None for a real study)."""
+    why = [w for w, on in (("--quick smoke", meta.get("quick")),
+                           (f"fewer-than-10-seeds ({meta.get('n_seeds')})", meta.get("few_seeds")),
+                           ("over-budget", meta.get("over_budget"))) if on]
+    return NOT_MEANINGFUL.format(why=" and ".join(why)) if why else None
+
+
+def _setup(rows, meta):
+    trained = [r for r in rows if not r["same_as"]]
+    lines = []
+    for data in sorted({r["data"] for r in rows}):
+        mine = [r for r in rows if r["data"] == data]
+        sizes = sorted({(r["size"], r["n_train"], r["max_epochs"]) for r in mine}, key=lambda s: _size_key(s[0]))
+        seeds = sorted({r["seed"] for r in mine})
+        info = meta.get("data_info", {}).get(data, {})
+        lines.append(f"- **{data}**: test set of {info.get('n_test', '?')} images (never used to choose); "
+                     f"training subsets of " + ", ".join(f"{s} ({n} images, at most {e} epochs)"
+                                                         for s, n, e in sizes)
+                     + f" drawn from a pool of {info.get('n_pool', '?')}; {len(seeds)} seeds.")
+    models = {}
+    for row in rows:
+        models.setdefault(row["group"], (row["layers"], row["batch_norm"]))
+    lines += [f"- {_GROUPS.get(g, g)} (`{g}`): layers `{layers}`" + (", batch_norm=True" if bn else "")
+              for g, (layers, bn) in models.items()]
+    schedules = sorted({r["schedule"] for r in rows})
+    lines += [
+        f"- Training: Adam, batch {meta.get('batch_size', 32)}, learning rate {meta.get('learning_rate', '?')}, "
+        f"learning-rate schedule {', '.join(schedules)}"
+        + (" (this estimator has no `lr_schedule` parameter, so the schedule is constant)"
+           if schedules == ["constant"] and meta.get("schedule") not in (None, "constant") else "")
+        + f"; early stopping on a validation split of 20% of each training subset (patience "
+          f"{meta.get('patience', '?')} epochs, best weights kept). The same split chooses the rates.",
+        f"- Runs: {len(trained)} trained ({len(rows)} rows; configurations that build the same network share a "
+        f"run, `same_as` names it). {sum(r['stopped_early'] for r in trained)} stopped early, "
+        f"{sum(not r['stopped_early'] for r in trained)} used their whole epoch budget; "
+        f"**{sum(r['did_not_train'] for r in trained)} did not train** (final training loss > 0.9 ln(classes)).",
+        f"- Wall time {meta.get('wall_time_s', float('nan')) / 60:.0f} min with n_jobs={meta.get('n_jobs', '?')} "
+        f"on {meta.get('machine', '?')}; training time summed over runs "
+        f"{sum(r['train_time_s'] for r in trained) / 60:.0f} min."
+        + (f" Load average {meta['load_average']} while it ran (shared machine)." if meta.get("load_average")
+           else ""),
+    ]
+    if meta.get("estimated_wall_s"):
+        lines.append("- Estimated wall time before the run: " + ", ".join(
+            f"{d} {s / 60:.0f} min" for d, s in meta["estimated_wall_s"].items()) + ".")
+    for data, cut in meta.get("default_cuts", {}).items():
+        lines.append(f"- Left out of the {data} grid: {cut}.")
+    if meta.get("cuts"):
+        lines.append("- Cut to fit the wall-time budget: " + "; ".join(meta["cuts"]) + ".")
+    return lines
+
+
+def _verdict_table(results):
+    out = ["| claim (source) | data | size | chosen on validation: treatment / control | pairs | mean diff (pp) "
+           "| 95% CI (pp) | d_z | p | Holm p | not trained | verdict |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        chosen = (", ".join(f"{k} x{v}" for k, v in list(r["chosen_treatment"].items())[:3]) + " / "
+                  + ", ".join(f"{k} x{v}" for k, v in list(r["chosen_control"].items())[:3]))
+        d_z = "n/a" if not np.isfinite(r["d_z"]) else f"{r['d_z']:+.2f}"
+        out.append(f"| {r['title']} ({r['source']}) | {r['data']} | {r['size']} | {chosen} | {r['n']} | "
+                   f"{_pp(r['mean'])} | [{_pp(r['ci_low'])}, {_pp(r['ci_high'])}] | {d_z} | {_p(r['p_t'])} | "
+                   f"{_p(r['p_holm'])} | {r['not_trained']} | **{r['verdict']}** |")
+    return out
+
+
+def _accuracy_tables(rows):
+    out = []
+    for data in sorted({r["data"] for r in rows}):
+        mine = [r for r in rows if r["data"] == data]
+        sizes = sorted({r["size"] for r in mine}, key=_size_key)
+        out += [f"### {data}", "", "| model | placement | kind | rate | " + " | ".join(f"size {s}" for s in sizes)
+                + " |", "|---|---|---|---|" + "---|" * len(sizes)]
+        cells = {}
+        for r in mine:
+            cells.setdefault((r["group"], r["placement"], r["kind"], r["rate"]), {}).setdefault(
+                r["size"], []).append(r["test_accuracy"])
+        for key in sorted(cells, key=lambda k: (k[0], k[1] != "none", k[1], k[2], k[3])):
+            text = []
+            for s in sizes:
+                v = cells[key].get(s)
+                text.append(f"{100 * np.mean(v):.2f} ± {100 * np.std(v, ddof=1) if len(v) > 1 else 0:.2f}"
+                            if v else "")
+            out.append(f"| {key[0]} | {key[1]} | {key[2]} | {'-' if key[1] == 'none' else f'{key[3]:g}'} | "
+                       + " | ".join(text) + " |")
+        out.append("")
+    return out
+
+
+def recommendation_lines(rec, data):
+    """The report's closing recommendation for ``data``."""
+    if rec is None:
+        return [f"- {data}: no runs to recommend from."]
+    what = "no dropout" if rec["placement"] == "none" else (
+        f"`dropout=\"{rec['placement']}\"`, `dropout_rate={rec['rate']:g}`, "
+        f"`dropout_kind=\"{'auto' if rec['kind'] == 'spatial' else 'element'}\"`")
+    vs = rec["vs_none"]
+    low, high = rec["test_ci"]
+    line = (f"- **{data}** ({_GROUPS.get(rec['group'], rec['group'])}, {rec['size']} training images): {what} — "
+            f"test accuracy {100 * rec['test_mean']:.2f}% (95% CI [{100 * low:.2f}, {100 * high:.2f}], "
+            f"{rec['n_seeds']} seeds)")
+    if rec["placement"] != "none" and vs["n"]:
+        line += f", {_pp(vs['mean'])} pp vs no dropout (95% CI [{_pp(vs['ci_low'])}, {_pp(vs['ci_high'])}])"
+    return [line + ". Chosen by mean validation accuracy; the test set only reports it."]
+
+
+def render(rows, results, recommendations, meta, plots=()):
+    """The Markdown report as a string.
+
+    Parameters
+    ----------
+    rows : list of dict
+    results : list of dict
+        From :func:`minicnn.tools.study.stats.analyse`.
+    recommendations : dict
+        data set -> :func:`minicnn.tools.study.stats.recommend` result.
+    meta : dict
+        Run facts (command, wall time, machine, quick, over_budget, cuts, ...).
+    plots : sequence of path
+    """
+    warning = warning_text(meta)
+    banner = [f"> **{warning}**", ""] if warning else []
+    out = ["# Where to add dropout: the placement study", "", *banner,
+           "Generated by " + (f"`{meta['command']}`" if meta.get("command") else "`minicnn study`") + ".",
+           "It tests the claims of the blog post \"Where to Add Dropout in Neural Network?\" and of the papers "
+           "it leans on. (The post says that at test time outputs are \"scaled down by the dropout rate\": with "
+           "classic dropout they are scaled by the *keep* probability 1 - rate; minicnn uses inverted dropout.)",
+           "", "## Setup", "", *_setup(rows, meta), "", "## Verdicts", "",
+           f"In every (data set, size, seed) block each arm is represented by its configuration with the best "
+           f"**validation** accuracy (the rate, and for arms with two placements the placement, is chosen there; "
+           f"the column 'chosen' counts the choices). The chosen runs' test accuracies give one paired "
+           f"difference per seed (treatment minus control, percentage points): two-sided paired t-test "
+           f"(`scipy.stats.ttest_rel`), alpha = {ALPHA}, Holm correction over all {len(results)} tests below; "
+           f"d_z = mean / std of the differences. The small-sets claim compares the gain of dropout at the "
+           f"largest size with the gain at the smallest (Welch's t-test, `scipy.stats.ttest_ind`). Per data set "
+           f"and per size: sizes are never pooled.", "", *_verdict_table(results), "",
+           "## Test accuracy per configuration (mean ± std over seeds, %)", "", *_accuracy_tables(rows),
+           "## Caveats", "",
+           "- 'Does not hold' means the recommended choice was significantly *worse* here; 'not significant' that "
+           "no difference was detected with these seeds (not that there is none: read the interval).",
+           "- The validation split that chooses rates also stops training, so validation accuracies are slightly "
+           "optimistic; this is the same for every arm, and the test set stays untouched.",
+           "- 1000 MNIST images are not Srivastava et al.'s 'very small' sets (100-500); digits' 100 is.", "",
+           "## Plots", ""]
+    if plots:
+        out += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    else:
+        out.append(f"matplotlib is not installed, so no plots were drawn: `{PLOT_INSTALL}` and run "
+                   "`minicnn study --from-csv runs.csv`.")
+    out += ["", "## Recommendation", ""]
+    for data, rec in recommendations.items():
+        out += recommendation_lines(rec, data)
+    if warning:
+        out += ["", f"**{warning}**"]
+    out += ["", "## How to reproduce", "", "```", meta.get("command") or "minicnn study",
+            "minicnn study --from-csv runs.csv --out DIR   # re-analyse (and plot) without training", "```", ""]
+    return "\n".join(out)
+
+
+def plot(rows, results, out_dir):
+    """Accuracy vs training-set size per placement (one panel per data set and model), and the claims' effects.
+
+    Returns
+    -------
+    list of Path
+        The PNG files written (empty without matplotlib).
+    """
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out_dir = Path(out_dir)
+    paths = []
+    panels = sorted({(r["data"], r["group"]) for r in rows})
+    cols = min(3, len(panels))
+    fig, axes = plt.subplots(math.ceil(len(panels) / cols), cols, figsize=(5 * cols, 3.6 * math.ceil(len(panels)
+                                                                                                   / cols)),
+                             squeeze=False)
+    for ax, (data, group) in zip(axes.flat, panels):
+        mine = [r for r in rows if r["data"] == data and r["group"] == group]
+        sizes = sorted({r["size"] for r in mine}, key=_size_key)
+        for name in sorted({(r["placement"], r["kind"]) for r in mine}, key=lambda k: (k[0] != "none", k)):
+            means, errs = [], []
+            for size in sizes:   # per seed: the rate chosen on validation, then its test accuracy
+                best = {}
+                for r in mine:
+                    if (r["placement"], r["kind"]) == name and r["size"] == size:
+                        if r["seed"] not in best or r["val_accuracy"] > best[r["seed"]]["val_accuracy"]:
+                            best[r["seed"]] = r
+                acc = [100 * r["test_accuracy"] for r in best.values()]
+                means.append(np.mean(acc) if acc else np.nan)
+                errs.append(np.std(acc, ddof=1) / np.sqrt(len(acc)) if len(acc) > 1 else 0.0)
+            label = name[0] if name[0] == "none" else f"{name[0]} ({name[1]})"
+            ax.errorbar(range(len(sizes)), means, yerr=errs, marker="o", capsize=3, label=label)
+        ax.set_xticks(range(len(sizes)), [str(s) for s in sizes])
+        ax.set_title(f"{data}: {_GROUPS.get(group, group)}", fontsize=10)
+        ax.set_xlabel("training-set size")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.set_visible(False)
+    fig.suptitle("test accuracy vs training-set size, rate chosen on validation per seed (± s.e.)")
+    fig.tight_layout()
+    paths.append(out_dir / "study_accuracy_by_size.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    if results:
+        fig, ax = plt.subplots(figsize=(9, 0.35 * len(results) + 1.5))
+        names = [f"{r['key']} | {r['data']} | {r['size']}" for r in results]
+        means = np.array([100 * r["mean"] for r in results])
+        low = np.nan_to_num(means - np.array([100 * r["ci_low"] for r in results]))
+        high = np.nan_to_num(np.array([100 * r["ci_high"] for r in results]) - means)
+        colors = ["tab:green" if r["verdict"] == "holds" else "tab:red" if r["verdict"] == "does not hold"
+                  else "tab:gray" for r in results]
+        for i in range(len(results)):
+            ax.errorbar(means[i], i, xerr=[[low[i]], [high[i]]], fmt="o", capsize=3, color=colors[i])
+        ax.axvline(0, color="grey", lw=1)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.invert_yaxis()
+        ax.set_xlabel("treatment - control, test accuracy (pp), 95% CI; green holds, red does not, grey n.s.")
+        fig.tight_layout()
+        paths.append(out_dir / "study_claims.png")
+        fig.savefig(paths[-1], dpi=100)
+        plt.close(fig)
+    return paths
+
+
+__all__ = ["CSV_FIELDS", "read_runs", "render", "plot", "warning_text", "typed"]
