@@ -21,6 +21,15 @@ thread, a loaded 2-core machine): a digits batch of 64 gathered with
 ``("shift2", "crop2", "hflip")`` took 41.7 us against 28.3 us for the plain
 ``np.take``, in a 26.6 ms training step of the default network: +0.05% per
 step.
+
+Effect (Fashion-MNIST, first 4000 training and 2000 test images,
+conv16-maxpool-conv32-maxpool-dense64, padding="same", dropout after the
+last pool): augmentation needs longer training. 10 epochs, seeds 0/1: test
+accuracy 0.874/0.871 without, 0.868/0.851 with ``("hflip",)``, 0.856/0.826
+with ``("crop2", "hflip")``, 0.858/0.827 with ``("shift2",)`` (train accuracy
+drops from 0.95 to 0.85-0.92: underfitting). 30 epochs, seed 0: 0.867 without
+(train 0.994: overfitting), 0.874 with ``("hflip",)``, 0.877 with
+``("crop1", "hflip")`` (train 0.928).
 """
 
 import re
