@@ -19,7 +19,7 @@ generator, so results are identical on every backend and thread count.
 Cost (``benchmarks/bench_augment.py``, medians of 300 interleaved calls, 1
 thread, a loaded 2-core machine): a digits batch of 64 gathered with
 ``("shift2", "crop2", "hflip")`` took 41.7 us against 28.3 us for the plain
-``np.take``, in a 26.6 ms training step of the default network: +0.05% per
+``np.take``, in a 26.6 ms training step of the default layers with padding="valid": +0.05% per
 step.
 
 Effect (Fashion-MNIST, first 4000 training and 2000 test images,

@@ -27,11 +27,16 @@ _PARAMETERS = """
         ``ceil(size / stride)``). ``"same"`` since it takes any input,
         including the ``1 x n`` strips of tabular data (with ``"valid"``, the
         default 3x3 convs need images of at least 6 x 6). Measured with the
-        default layers, 20 epochs: digits (75/25 stratified split,
+        default layers: digits (20 epochs, 75/25 stratified split,
         random_state 0..4) mean test accuracy 0.980 (worst 0.971) with
         "valid", 0.987 (worst 0.984) with "same", at about 2.6x the fit time
         (median 45 s -> 118 s per fit on a loaded 2-core machine; the 8 x 8
-        maps stay 8 x 8).
+        maps stay 8 x 8 instead of shrinking to 4 x 4); MNIST (first 10000
+        training images, 5 epochs, random_state 0, the 10000 test images)
+        0.976 with "valid", 0.973 with "same", fit 527 s and 447 s
+        (run one after the other on the loaded machine: not a speed
+        comparison; "same" computes 28 x 28 maps instead of 26 x 26 and
+        24 x 24, about 1.3x the conv work).
     pool_size : int, default=2
         Window and stride of ``maxpool`` and ``avgpool``.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}, default="relu"
