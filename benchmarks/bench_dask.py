@@ -1,6 +1,6 @@
 """Same grid search, three ways to use 2 cores: Dask workers, joblib processes, or kernel threads.
 
-Run ``python benchmarks/bench_dask.py`` (needs ``pip install minicnn[distributed]``).
+Run ``python benchmarks/bench_dask.py`` (needs ``pip install ".[distributed]"``).
 A GridSearchCV over dropout placement x rate (digits, cv=3) runs:
 
 * ``dask 2w x 1t``: ``LocalCluster(n_workers=2, threads_per_worker=1)`` and

@@ -12,6 +12,10 @@ cdef enum:
     ACT_TANH = 3
     ACT_SIGMOID = 4
 
+#: The codes above, by name, in every including module (minicnn/backend/activation_codes.py mirrors them).
+ROW_ACTIVATION_CODES = {"identity": ACT_IDENTITY, "relu": ACT_RELU, "leaky_relu": ACT_LEAKY_RELU, "tanh": ACT_TANH,
+                        "sigmoid": ACT_SIGMOID}
+
 
 cdef inline void _bias_act_rows(floating *y, const floating *b, Py_ssize_t M, Py_ssize_t C,
                                 int act, floating a) noexcept nogil:

@@ -27,6 +27,9 @@ cdef enum:
     TANH = 3
     SIGMOID = 4
 
+#: The codes above, by name (minicnn/backend/activation_codes.py mirrors them; a test compares).
+ACTIVATION_CODES = {"identity": IDENTITY, "relu": RELU, "leaky_relu": LEAKY_RELU, "tanh": TANH, "sigmoid": SIGMOID}
+
 # Rows per block of the deterministic db reduction.
 DB_BLOCK_ROWS = 256
 

@@ -69,6 +69,8 @@ cdef enum:
     BLOCK_MNK = 1000000
     SLOT_CAP = 65536
     PACKED_SLOT = 131072
+# For Python (minicnn/backend/tuning.py mirrors them; a test compares).
+WGRAD_BLOCK_MNK, WGRAD_SLOT_CAP, WGRAD_PACKED_SLOT = BLOCK_MNK, SLOT_CAP, PACKED_SLOT
 
 
 # The optional second sgemm (_sgemm64.pxi). Measured (one thread, medians): MNIST conv2

@@ -76,6 +76,7 @@ cdef extern from "winograd_tf.h" nogil:
 # 12 / 24 / 36 / 48 / 72 / 144 tiles (flat from 24 on; 36 keeps the scratch at ~220 KB).
 cdef enum:
     TILE_BLOCK = 36
+WINOGRAD_TILE_BLOCK = TILE_BLOCK   # for Python (minicnn/backend/tuning.py mirrors it; a test compares)
 
 
 cdef inline Py_ssize_t _block_tiles(Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
@@ -89,6 +90,7 @@ cdef inline Py_ssize_t _block_tiles(Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil
 # block 48 took 26.4 ms against 18.5 ms for 36 on the MNIST conv2 shape, one thread).
 cdef enum:
     STRIDE_PAD = 16
+WINOGRAD_STRIDE_PAD = STRIDE_PAD   # for Python (minicnn/backend/tuning.py mirrors it)
 
 
 cdef inline Py_ssize_t _scratch_length(Py_ssize_t C, Py_ssize_t F, Py_ssize_t T) noexcept nogil:

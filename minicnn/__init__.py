@@ -17,9 +17,8 @@ Examples
 __version__ = "0.1.0"
 __all__ = ["CNNClassifier", "CNNRegressor", "load", "load_predictor", "Predictor", "export_onnx", "__version__"]
 
-_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "io",
-         "load_predictor": "predictor", "Predictor": "predictor",
-         "export_onnx": "onnx"}
+_LAZY = {"CNNClassifier": "estimator", "CNNRegressor": "estimator", "load": "estimator",
+         "load_predictor": "predictor", "Predictor": "predictor", "export_onnx": "onnx"}
 
 
 def __getattr__(name):

@@ -5,7 +5,9 @@ encoding, loss, output transform, score); everything else lives here.
 """
 
 import copy
+import functools
 import math
+import threading
 import warnings
 
 import numpy as np
@@ -17,9 +19,12 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, params, placement
-from ._predict import batched_outputs, check_mc_samples  # noqa: F401 (check_mc_samples re-exported)
-from ._architecture import network_for, plan
-from ._inputs import prepare_X
+from ._caller import warn
+from ._predict import batched_outputs, check_mc_samples, mc_offset  # noqa: F401 (check_mc_samples re-exported)
+from .architecture import network_for, parse_layers
+from .placement import plan
+from .inputs import prepare_X
+from .layers import BatchNorm
 from ._progress import EpochReporter
 from .optim import SGD, Adam
 from .threads import thread_limits
@@ -33,9 +38,32 @@ from .weights import fit_weights
 PREDICT_BATCH = _predict.PREDICT_BATCH
 
 
-#: Parameters that shape the network: changing them between warm-started fits is an error.
+#: Parameters that shape the network: changing them between warm-started fits is an error, and until the next
+#: fit every view of the model (predict, summary, save) uses the values of the last fit (``_built_with``).
 ARCHITECTURE_PARAMS = ("layers", "kernel_size", "padding", "pool_size", "activation", "batch_norm", "dropout",
                        "dropout_rate", "dropout_kind", "dropout_scaling", "input_shape", "data_format")
+
+#: An epoch whose mean loss exceeds this multiple of the loss at the start of the fit (or of the loss of a
+#: constant prediction, if larger) diverged: cross-entropy at 100 x log(n_classes) means probabilities of
+#: e^-230 on the true class, an MSE at 100 x var(y) predictions ten standard deviations off.
+DIVERGENCE_GROWTH = 100.0
+
+
+class _Interrupted(Exception):
+    """A KeyboardInterrupt before any epoch of a call continuing a fitted model completed."""
+
+    def __init__(self, epoch):
+        super().__init__(epoch)
+        self.epoch = epoch
+
+
+def serialized(method):
+    """Run ``method`` holding the estimator's lock (see :meth:`BaseCNN._lock`)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock():
+            return method(self, *args, **kwargs)
+    return locked
 
 
 _D = params.DEFAULTS
@@ -105,6 +133,31 @@ class BaseCNN(BaseEstimator):
         params = self.get_params(deep=False)
         return {name: copy.deepcopy(params[name]) for name in ARCHITECTURE_PARAMS}
 
+    def _fitted_params(self):
+        """The constructor parameters that describe the fitted model.
+
+        Parameters that shape the network (``ARCHITECTURE_PARAMS``) take
+        effect at the next ``fit``, as in scikit-learn: until then this returns
+        their values of the last fit; the others (training settings, backend,
+        n_threads) are returned as they are now.
+        """
+        params = self.get_params(deep=False)
+        params.update(copy.deepcopy(self.__dict__.get("_built_with", {})))
+        return params
+
+    def _lock(self):
+        """The lock that serializes fit, partial_fit, predict, summary and save on this estimator (re-entrant)."""
+        lock = self.__dict__.get("_fit_lock")
+        if lock is None:
+            lock = self.__dict__.setdefault("_fit_lock", threading.RLock())   # atomic: one lock even if raced
+        return lock
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        state.pop("_fit_lock", None)   # a lock is not data: copies and unpickled estimators get their own
+        return state
+
     def _new_network(self, tokens, specs, n_outputs, rng):
         return network_for(self, tokens, specs, n_outputs, rng)
 
@@ -115,7 +168,60 @@ class BaseCNN(BaseEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _fit(self, X, y, incremental, classes=None, sample_weight=None):
-        """Worker of ``fit`` (``incremental=False``) and ``partial_fit`` (one epoch, ``incremental=True``)."""
+        """Worker of ``fit`` (``incremental=False``) and ``partial_fit`` (one epoch, ``incremental=True``).
+
+        Atomic: if anything raises (bad input, MemoryError, KeyboardInterrupt
+        before an epoch of this call completed, divergence, a bug), the
+        estimator is restored exactly as it was before the call (attributes,
+        weights, BatchNorm statistics, dropout steps, optimizer, RNG).
+        """
+        saved = self._save_state()
+        try:
+            return self._fit_worker(X, y, incremental, classes, sample_weight)
+        except _Diverged as exc:
+            self._restore_state(saved)
+            raise self._diverged(exc) from None
+        except _Interrupted as exc:   # no epoch of this call completed: the call is undone, not the model
+            self._restore_state(saved)
+            warn(f"Training interrupted (KeyboardInterrupt) during epoch {exc.epoch}; kept the weights of epoch "
+                 f"{self.n_iter_} (n_iter_={self.n_iter_}).", UserWarning)
+            return self
+        except BaseException:
+            self._restore_state(saved)
+            raise
+
+    def _save_state(self):
+        attrs = dict(self.__dict__)
+        for key in ("loss_curve_", "validation_scores_"):
+            if isinstance(attrs.get(key), list):
+                attrs[key] = list(attrs[key])
+        network = attrs.get("network_")
+        net = None
+        if network is not None:
+            net = (self._snapshot(), [(layer, layer.step) for layer in network.layers if layer.stochastic],
+                   network.backend)
+        rng = attrs.get("_rng")
+        return (attrs, net, copy.deepcopy(attrs.get("_optimizer")),
+                None if rng is None else copy.deepcopy(rng.bit_generator.state))
+
+    def _restore_state(self, saved):
+        attrs, net, optimizer, rng_state = saved
+        self.__dict__.clear()
+        self.__dict__.update(attrs)
+        if net is not None:
+            (arrays, values), steps, backend = net
+            for target, value in zip(arrays, values):
+                target[...] = value
+            for layer, step in steps:
+                layer.step = step
+            if self.network_.backend != backend:
+                self.network_.set_backend(backend)
+        if optimizer is not None:
+            self._optimizer = optimizer
+        if rng_state is not None:
+            self._rng.bit_generator.state = rng_state
+
+    def _fit_worker(self, X, y, incremental, classes, sample_weight=None):
         fitted = hasattr(self, "network_")
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
@@ -138,7 +244,7 @@ class BaseCNN(BaseEstimator):
         rng = self._rng
         if first:
             for message in placement.lint_placement(tokens, specs, self.batch_norm):
-                warnings.warn(message, UserWarning, stacklevel=3)
+                warn(message, UserWarning)
             self.network_ = self._new_network(tokens, specs, self.n_outputs_, rng)
             self._built_with = self._architecture_key()
             self.dropout_layers_ = tuple(specs)
@@ -167,17 +273,51 @@ class BaseCNN(BaseEstimator):
             train_X, train_y, val_X, val_y = images, targets, None, None
             if self.best_loss_ is None:   # a previous fit used early stopping
                 self.best_loss_ = np.inf
+        min_batch = self._min_batch()
+        if min_batch > min(self.batch_size, len(train_X)):
+            source = (f"batch_size={self.batch_size}" if self.batch_size < min_batch
+                      else f"{len(train_X)} training sample(s)")
+            raise ValueError(f"Expected more than 1 value per channel when training: with batch_norm=True a BatchNorm "
+                             f"normalizes one value per sample and channel (after a dense layer or a 1x1 map), so a "
+                             f"batch needs at least 2 samples; received {source}. Use batch_size >= 2 and more "
+                             f"samples, or batch_norm=False.")
         with thread_limits(self.n_threads):
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
-                        first=first, weights=train_w, incremental=incremental,
-                        augmenter=make_augmenter(self.augment, self.network_._kernels()))
+                        first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
+                        augmenter=make_augmenter(self.augment, self.network_.kernels))
         return self
 
+    def _min_batch(self):
+        """2 if a BatchNorm sees one value per channel and sample (PyTorch refuses such one-value batches), else 1."""
+        counts = [math.prod(layer.input_shape[:-1]) for layer in self.network_.layers
+                  if isinstance(layer, BatchNorm)]
+        return 2 if counts and min(counts) == 1 else 1
+
     def _split(self, images, targets, rng, weights=None):
-        n_val = max(1, int(round(self.validation_fraction * len(images))))
-        if n_val >= len(images):
-            raise ValueError(f"early_stopping=True needs at least 2 samples to hold out a validation set; "
-                             f"received {len(images)} samples with validation_fraction={self.validation_fraction}")
+        n = len(images)
+        n_val = max(1, int(round(self.validation_fraction * n)))
+        setting = f"early_stopping=True with validation_fraction={self.validation_fraction!r}"
+        if n_val >= n:
+            raise ValueError(f"{setting} needs at least 2 samples to hold out a validation set; received {n} "
+                             f"samples. Pass more samples or set early_stopping=False.")
+        if self._stratify:
+            counts = np.bincount(targets, minlength=self.n_outputs_)
+            present = np.flatnonzero(counts)
+            rare = present[np.argmin(counts[present])]
+            if counts[rare] < 2:
+                raise ValueError(f"{setting} holds out a stratified validation set, which needs at least 2 samples "
+                                 f"of every class in y; class {self.classes_[rare].item()!r} has {counts[rare]}. "
+                                 f"Pass more samples of it, or set early_stopping=False.")
+            k = len(present)
+            if n_val < k or n - n_val < k:
+                raise ValueError(f"{setting} holds out {n_val} of {n} samples for validation and trains on "
+                                 f"{n - n_val}; the split is stratified, so both need at least one sample of each "
+                                 f"of the {k} classes in y. Change validation_fraction (validation needs at least "
+                                 f"{k / n:.3g} here), pass more samples, or set early_stopping=False.")
+        elif n_val < 2:
+            raise ValueError(f"The validation set is too small: {setting} holds out {n_val} of {n} samples, and the "
+                             f"validation score (R^2) needs at least 2. Increase validation_fraction or the size of "
+                             f"your dataset, or set early_stopping=False.")
         stratify = targets if self._stratify else None
         arrays = (images, targets) if weights is None else (images, targets, weights)
         return train_test_split(*arrays, test_size=n_val, stratify=stratify,
@@ -203,35 +343,63 @@ class BaseCNN(BaseEstimator):
         self._optimizer = optimizer
         rng.bit_generator.state = rng_state
 
-    def _forget_fit(self):
-        """Undo a first fit that trained no complete epoch: the estimator is unfitted again."""
-        for name in ("network_", "dropout_layers_", "_built_with", "_optimizer", "_optimizer_key"):
-            self.__dict__.pop(name, None)
+    def _likely_causes(self, X, y):
+        """What probably made training diverge, judged from the settings and the data seen."""
+        lr, wd = self.learning_rate, self.weight_decay
+        if lr * wd >= 1:
+            return [f"weight_decay: every step multiplies the weights by 1 - learning_rate * weight_decay = "
+                    f"{1 - lr * wd:.3g} (received learning_rate={lr!r}, weight_decay={wd!r}); keep "
+                    f"learning_rate * weight_decay well below 1"]
+        causes = []
+        if not self._stratify:
+            spread = float(np.max(np.std(y, axis=0))) if len(y) > 1 else 0.0
+            largest = float(np.max(np.abs(y)))
+            if spread > 100 or largest > 1e3:
+                causes.append(f"the scale of y: the targets reach {largest:.3g} (standard deviation {spread:.3g}); "
+                              f"standardize them, e.g. sklearn.compose.TransformedTargetRegressor("
+                              f"regressor=..., transformer=StandardScaler())")
+        largest = float(np.max(np.abs(X)))
+        if largest > 1e3:
+            causes.append(f"the scale of X: the inputs reach {largest:.3g}; scale them (e.g. divide 8-bit images "
+                          f"by 255, or StandardScaler)")
+        if not causes or lr > 0.1:
+            causes.append(f"learning_rate: the learning rate is probably too high (received learning_rate={lr!r}); "
+                          f"lower it")
+        return causes
 
-    def _diverged(self, epoch, detail, kept):
-        outcome = (f"The weights of epoch {epoch - 1} were kept (n_iter_={self.n_iter_})." if kept
-                   else "No epoch completed: the estimator is left unfitted.")
-        return ValueError(
-            f"Training diverged in epoch {epoch}: {detail}. The learning rate is probably too high (received "
-            f"learning_rate={self.learning_rate!r}): lower it, or scale the inputs (e.g. StandardScaler). "
-            f"{outcome}")
+    def _diverged(self, exc):
+        """The ValueError raised for a divergence, once the estimator is back at its state before the call."""
+        outcome = (f"The estimator is left as it was before this call: the weights of epoch {self.n_iter_} were "
+                   f"kept (n_iter_={self.n_iter_})." if hasattr(self, "network_")
+                   else "The estimator is left unfitted, as it was before this call.")
+        return ValueError(f"Training diverged in epoch {exc.epoch}: {exc.detail}. Likely cause: "
+                          f"{'; also '.join(exc.causes)}. {outcome}")
 
-    def _train(self, X, y, val_X, val_y, rng, epochs, first=False, weights=None, incremental=True,
+    def _baseline_loss(self, y):
+        """The loss of a constant prediction: log(n_classes) (uniform), or the variance of the targets."""
+        if self._stratify:
+            return math.log(self.n_outputs_)
+        return float(np.mean(np.var(y, axis=0))) if len(y) > 1 else 0.0
+
+    def _train(self, X, y, val_X, val_y, rng, epochs, first=False, min_batch=1, weights=None, incremental=True,
                augmenter=None):
         """Run up to ``epochs`` epochs.
 
         Every epoch starts from a checkpoint. A ``KeyboardInterrupt`` during
         an epoch rolls back to it (the weights of the last complete epoch),
         warns and returns, leaving a usable estimator; if no epoch of a first
-        fit completed, the estimator is left unfitted and the interrupt is
-        re-raised. A non-finite batch loss or non-finite weights roll back the
-        same way and raise ``ValueError`` (learning rate too high).
+        fit completed, the interrupt is re-raised (and ``_fit`` restores the
+        estimator). Divergence raises ``_Diverged``: a non-finite batch loss,
+        non-finite weights, or an epoch loss grown past ``DIVERGENCE_GROWTH``
+        times the loss at the start of the call (or of a constant prediction,
+        if larger).
         """
         network = self.network_
         loss_fn = self._loss_function
         reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,
                                  score_name=self._score_name)
         best, no_improvement, completed, stop = None, 0, 0, None
+        start = [None]
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
             progress = reporter.start_epoch(epoch)
@@ -239,35 +407,39 @@ class BaseCNN(BaseEstimator):
 
             def on_batch(done, batch_loss, progress=progress, epoch=epoch):
                 if not math.isfinite(batch_loss):
-                    raise _Diverged(f"the loss of a batch became {batch_loss} after {done} samples")
+                    raise _Diverged(epoch, f"the loss of a batch became {batch_loss} after {done} samples",
+                                    self._likely_causes(X, y))
+                if start[0] is None:
+                    start[0] = max(batch_loss, self._baseline_loss(y))
                 if progress is not None:
                     progress(done, batch_loss)
 
             self._optimizer.learning_rate = self.learning_rate * self._lr_state.factor
             try:
                 loss = train_epoch(network, loss_fn, self._optimizer, X, y, self.batch_size, rng, on_batch=on_batch,
-                                   sample_weight=weights, augmenter=augmenter)
+                                   min_batch=min_batch, sample_weight=weights, augmenter=augmenter)
                 if not np.isfinite(loss):
-                    raise _Diverged(f"the mean loss of the epoch is {loss}")
+                    raise _Diverged(epoch, f"the mean loss of the epoch is {loss}", self._likely_causes(X, y))
                 if not all(np.isfinite(p).all() for p, _ in network.params_and_grads()):
-                    raise _Diverged("the weights became non-finite")
+                    raise _Diverged(epoch, "the weights became non-finite", self._likely_causes(X, y))
+                if start[0] is not None and loss > DIVERGENCE_GROWTH * start[0]:
+                    raise _Diverged(epoch, f"the mean loss of the epoch grew to {loss:.4g}, more than "
+                                           f"{DIVERGENCE_GROWTH:g} times the loss at the start ({start[0]:.4g})",
+                                    self._likely_causes(X, y))
             except KeyboardInterrupt:
                 reporter.close_bar()
                 self._rollback(checkpoint, rng)
-                if first and completed == 0:
-                    self._forget_fit()
-                    raise
-                warnings.warn(f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; kept the weights "
-                              f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning, stacklevel=4)
+                if completed == 0:
+                    if first:
+                        raise
+                    raise _Interrupted(epoch) from None
+                warn(f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; kept the weights "
+                     f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning)
                 stop = "interrupted (KeyboardInterrupt)"
                 break
-            except _Diverged as exc:
+            except _Diverged:
                 reporter.close_bar()
-                self._rollback(checkpoint, rng)
-                kept = not (first and completed == 0)
-                if not kept:
-                    self._forget_fit()
-                raise self._diverged(epoch, exc, kept) from None
+                raise
             completed += 1
             self.n_iter_, self.t_ = epoch, self.t_ + len(X)
             self.loss_curve_.append(float(loss))
@@ -308,19 +480,39 @@ class BaseCNN(BaseEstimator):
                                  f"appropriate arguments before using this estimator.")
         return prepare_X(self, X, reset=False)
 
+    def _check_feature_names_in(self, X):
+        """scikit-learn's feature-name check of a prediction input (its warnings attributed to the caller)."""
+        if getattr(X, "columns", None) is None and not hasattr(self, "feature_names_in_"):
+            return
+        from sklearn.utils.validation import _check_feature_names
+
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _check_feature_names(self, X, reset=False)
+        for w in caught:
+            warn(str(w.message), w.category)
+
     def _outputs(self, images, transform, mc_samples=None, with_std=False):
-        """Batched forward passes (see :func:`minicnn._predict.batched_outputs`)."""
+        """Batched forward passes (see :func:`minicnn._predict.batched_outputs`).
+
+        Monte-Carlo passes use fresh masks on every call when ``random_state``
+        is None (or a RandomState instance, which is drawn from), and the same
+        masks on every call for an int ``random_state``.
+        """
+        offset = 0 if mc_samples is None else mc_offset(self.random_state)
         return batched_outputs(self.network_, images, transform, n_outputs=self.n_outputs_, backend=self.backend,
                                n_threads=self.n_threads, mc_samples=mc_samples, with_std=with_std,
-                               batch_size=PREDICT_BATCH)
+                               batch_size=PREDICT_BATCH, mc_offset=offset)
 
+    @serialized
     def predict_uncertainty(self, X, mc_samples=30):
         """Monte-Carlo dropout: mean and standard deviation over ``mc_samples`` stochastic passes.
 
-        Dropout stays active at prediction (Gal & Ghahramani 2016), with masks
-        keyed by the fitted seed, so results are deterministic for a fixed
-        ``random_state`` (and a fixed batch composition: masks are drawn per
-        position in a prediction batch of up to 1024 samples).
+        Dropout stays active at prediction (Gal & Ghahramani 2016). With an
+        int ``random_state`` the masks are keyed by the fitted seed, so results
+        are deterministic (for a fixed batch composition: masks are drawn per
+        position in a prediction batch of up to 1024 samples); with
+        ``random_state=None`` every call draws fresh masks.
 
         Parameters
         ----------
@@ -343,8 +535,12 @@ class BaseCNN(BaseEstimator):
         return values
 
     # ------------------------------------------------------------------ reporting and persistence
+    @serialized
     def summary(self):
         """The fitted network as a text table, with dropout positions, rates and kinds.
+
+        Describes the model of the last fit: parameters changed since take
+        effect at the next fit.
 
         Returns
         -------
@@ -354,9 +550,10 @@ class BaseCNN(BaseEstimator):
             ``dropout_rate`` and ``dropout_kind``.
         """
         check_is_fitted(self)
-        tokens = placement.parse_layers(self.layers)
-        lines = [f"{type(self).__name__}: dropout={self.dropout!r}, dropout_rate={self.dropout_rate!r}, "
-                 f"dropout_kind={self.dropout_kind!r}, dropout_scaling={self.dropout_scaling!r}",
+        fitted = self._fitted_params()
+        tokens = parse_layers(fitted["layers"])
+        lines = [f"{type(self).__name__}: dropout={fitted['dropout']!r}, dropout_rate={fitted['dropout_rate']!r}, "
+                 f"dropout_kind={fitted['dropout_kind']!r}, dropout_scaling={fitted['dropout_scaling']!r}",
                  self.network_.summary(), "Dropout placement:"]
         stochastic = [i for i, layer in enumerate(self.network_.layers) if layer.stochastic]
         for spec, index in zip(self.dropout_layers_, stochastic):
@@ -366,8 +563,13 @@ class BaseCNN(BaseEstimator):
             lines.append("  none")
         return "\n".join(lines)
 
+    @serialized
     def save(self, path):
-        """Write the fitted estimator to one safe ``.npz`` file (see :func:`minicnn.io.save`)."""
+        """Write the fitted estimator to one safe ``.npz`` file (see :func:`minicnn.io.save`).
+
+        The file describes the model of the last fit (parameters that shape
+        the network and were changed since are saved with their fitted values).
+        """
         from .io import save
 
         save(self, path)
@@ -385,9 +587,17 @@ class BaseCNN(BaseEstimator):
 
 
 class _Diverged(Exception):
-    """Raised inside the epoch loop when the loss or the weights become non-finite."""
+    """Raised inside the epoch loop when the loss or the weights become non-finite, or the loss grows."""
+
+    def __init__(self, epoch, detail, causes):
+        super().__init__(detail)
+        self.epoch, self.detail, self.causes = epoch, detail, causes
 
 
 def fit_context(method):
-    """``sklearn.base._fit_context`` with nested validation skipped (our own calls are trusted)."""
-    return _fit_context(prefer_skip_nested_validation=True)(method)
+    """``sklearn.base._fit_context`` with nested validation skipped (our own calls are trusted), under the lock.
+
+    fit and partial_fit hold the estimator's lock for the whole call, and
+    predictions wait for it: another thread never sees half-trained weights.
+    """
+    return serialized(_fit_context(prefer_skip_nested_validation=True)(method))

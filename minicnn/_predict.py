@@ -4,6 +4,7 @@ Nothing here imports scikit-learn, so a :class:`~minicnn.predictor.Predictor`
 loads and predicts in a fresh process without paying for it (~1 s here).
 """
 
+import math
 import numbers
 
 import numpy as np
@@ -23,6 +24,21 @@ def check_mc_samples(mc_samples, allow_none=True):
         choices = "a positive int or None" if allow_none else "a positive int"
         raise ValueError(f"Expected mc_samples to be {choices}. Received: mc_samples={mc_samples!r}")
     return int(mc_samples)
+
+
+def mc_offset(random_state):
+    """First Monte-Carlo pass index of a prediction call: fresh per call unless ``random_state`` is an int.
+
+    ``None`` draws from the operating system's entropy and a RandomState
+    instance is drawn from (as scikit-learn does in fit), so repeated calls
+    give independent dropout masks; an int gives 0, so every call repeats the
+    same masks (deterministic predictions).
+    """
+    if random_state is None:
+        return int(np.random.default_rng().integers(1, 2**38))
+    if isinstance(random_state, numbers.Integral):
+        return 0
+    return int(random_state.randint(1, 2**31)) * 128
 
 
 def softmax(logits):
@@ -48,7 +64,7 @@ def as_float64(raw):
 
 
 def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads, mc_samples=None,
-                    with_std=False, batch_size=PREDICT_BATCH):
+                    with_std=False, batch_size=PREDICT_BATCH, mc_offset=0):
     """Forward ``images`` in batches; ``transform`` maps each batch's raw output to the returned values.
 
     Parameters
@@ -67,6 +83,9 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
     with_std : bool
         Also return the standard deviation over the MC passes (zeros without).
     batch_size : int
+    mc_offset : int
+        Index of the first Monte-Carlo pass (:func:`mc_offset`): passes
+        ``mc_offset + batch * mc_samples + k`` key the dropout masks.
 
     Returns
     -------
@@ -80,7 +99,7 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
         with limits, network.lock:   # one batch: transform's result is the output, no copy
             if network.backend != backend:
                 network.set_backend(backend)
-            return transform(network.forward(images, training=False)), None
+            return _finite(transform(network.forward(images, training=False)), images), None
     mean = np.empty((n, n_outputs), dtype=np.float64)
     std = np.empty_like(mean) if with_std else None
     with limits:
@@ -96,7 +115,8 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
                 total = np.zeros((len(xb), n_outputs))
                 squares = np.zeros_like(total) if with_std else None
                 for k in range(mc_samples):
-                    values = transform(network.forward(xb, training=False, mc_pass=batch * mc_samples + k))
+                    values = transform(network.forward(xb, training=False,
+                                                       mc_pass=mc_offset + batch * mc_samples + k))
                     total += values
                     if with_std:
                         squares += values * values
@@ -105,4 +125,18 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
                 std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - mean[start:stop] ** 2, 0.0))
     if with_std and mc_samples is None:
         std[...] = 0.0
-    return mean, std
+    return _finite(mean, images), std
+
+
+def _finite(values, images):
+    """``values``, or a ValueError if the forward pass overflowed float32 (never NaN probabilities).
+
+    One reduction: the float64 sum of values of float32 range is finite exactly when every value is.
+    """
+    if math.isfinite(np.add.reduce(values, axis=None)):
+        return values
+    bad = int((~np.isfinite(values)).any(axis=1).sum())
+    largest = float(np.max(np.abs(images)))
+    raise ValueError(f"The network's output overflowed float32 (non-finite) for {bad} of {len(values)} samples of "
+                     f"X (largest |value| in X: {largest:.3g}): scale X (e.g. StandardScaler, or divide 8-bit "
+                     f"images by 255)")

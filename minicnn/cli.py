@@ -2,8 +2,13 @@
 
 Run ``minicnn COMMAND --help`` for the options of each command. Bad
 arguments and bad files end with a one-line error on stderr and a non-zero
-exit code (2 for bad arguments, 1 for errors while running); ``--debug``
-shows the full traceback instead.
+exit code (2 for bad arguments, 1 for errors while running, also for running
+out of memory); ``--debug`` shows the full traceback instead. Output paths are
+checked before any work starts.
+
+``minicnn fit``'s estimator options, their types, choices and defaults come
+from :mod:`minicnn.params`, the table ``CNNClassifier`` is built from: the
+command and ``CNNClassifier()`` share one set of defaults.
 
 Examples
 --------
@@ -14,19 +19,55 @@ Examples
 
 import argparse
 import csv
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
+from . import __version__, params
+
 COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
-DEFAULT_LAYERS = "conv16,maxpool,dense64"
-PNG_INSTALL = "pip install pillow (or pip install 'minicnn[plot]' for matplotlib)"
+PNG_INSTALL = "pip install pillow (or matplotlib)"
+#: Largest PNG read by ``predict`` (pixels): larger files are refused before decoding (decompression bombs).
+MAX_PNG_PIXELS = 64 * 1024 * 1024
+LAYERS_GRAMMAR = ("comma-separated tokens, in order: conv<N> (N filters, kernel --kernel-size), conv<N>x<K> "
+                  "(N filters, KxK kernel), maxpool and avgpool (window and stride --pool-size), gap (global "
+                  "average pool), dense<N> (N units); the output layer is added. Example: conv32,conv64,maxpool,"
+                  "dense128")
+
+
+def _show(value):
+    """A default as a user types it: tuples comma-separated, None as none."""
+    if isinstance(value, (tuple, list)):
+        return ",".join(str(v) for v in value)
+    return "none" if value is None else str(value)
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (as typed on the command line)."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or action.option_strings == []:
+            return text
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            return text
+        if action.required:
+            return text + " (required)"
+        if action.default is False and action.nargs == 0:
+            return text + " (default: off)"
+        return text + f" (default: {_show(action.default)})"
 
 
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr (exit code 2)."""
+    """An ArgumentParser whose errors are one line on stderr (exit code 2) and whose help shows defaults."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", _Formatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
@@ -50,16 +91,13 @@ def _number(kind, low=None, high=None, low_open=False, what=None):
 
 
 _POSITIVE_INT = _number(int, 1, what="an integer >= 1")
-_POSITIVE_FLOAT = _number(float, 0.0, low_open=True, what="a number > 0")
 _FRACTION = _number(float, 0.0, 1.0, low_open=True, what="a number in (0, 1)")
-_RATE = _number(float, 0.0, 1.0, what="a dropout rate in [0, 1)")
 
 
 def _layers(text):
     tokens = tuple(t.strip() for t in text.split(",") if t.strip())
     if not tokens:
-        raise argparse.ArgumentTypeError(f"expected comma-separated layer tokens, e.g. {DEFAULT_LAYERS}; "
-                                         f"received {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {LAYERS_GRAMMAR}; received {text!r}")
     return tokens
 
 
@@ -74,31 +112,30 @@ def _dropout(text):
 
 
 def _rates(text):
-    rates = tuple(_RATE(p.strip()) for p in text.split(","))
-    return rates[0] if len(rates) == 1 else rates
-
-
-def _seeds(text):
-    parts = [p.strip() for p in text.split(",")]
-    try:
-        values = [int(p) for p in parts]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seeds or comma-separated seeds; "
-                                         f"received {text!r}") from None
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def _sizes(text):
-    sizes = []
+    rates = []
     for part in (p.strip() for p in text.split(",")):
-        if part == "full":
-            sizes.append(part)
-        elif part.isdigit() and int(part) >= 20:
-            sizes.append(int(part))
-        else:
-            raise argparse.ArgumentTypeError(f"expected comma-separated sizes (integers >= 20 or 'full'); "
-                                             f"received {text!r}")
-    return tuple(sizes)
+        try:
+            rate = float(part)
+        except ValueError:
+            rate = part
+        problem = params.invalid("dropout_rate", rate)
+        if problem is not None:
+            raise argparse.ArgumentTypeError(f"expected {problem} (comma-separated), received {text!r}")
+        rates.append(rate)
+    return rates[0] if len(rates) == 1 else tuple(rates)
+
+
+def _shape(text):
+    if text.strip().lower() == "none":
+        return None
+    try:
+        shape = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        shape = ()
+    if not shape or min(shape) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive sizes in --data-format order "
+                                         f"(e.g. 28,28,1) or none; received {text!r}")
+    return shape
 
 
 # --------------------------------------------------------------------------- data
@@ -113,24 +150,69 @@ def _split(X, y, test_size, seed):
 
 
 def _load_npz(path, keys):
-    with np.load(path, allow_pickle=False) as archive:
-        missing = [k for k in keys if k not in archive.files]
-        if missing:
-            raise ValueError(f"{path}: expected arrays {list(keys)} in the .npz file, found {archive.files}")
-        return tuple(archive[k] for k in keys)
+    import zipfile
+    import zlib
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if not hasattr(archive, "files"):
+                raise ValueError(f"{path}: a .npy array, not a .npz archive")
+            missing = [k for k in keys if k not in archive.files]
+            if missing:
+                raise ValueError(f"{path}: expected arrays {list(keys)} in the .npz file, found {archive.files}")
+            return tuple(archive[k] for k in keys)
+    except (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"{path} is not a readable .npz file ({type(exc).__name__}: {exc})") from None
 
 
-def load_training_data(data, test_size, seed):
-    """Training and test arrays for ``minicnn fit --data DATA``.
+DATASETS = ("digits", "mnist", "fashion-mnist")
+
+
+def _data_files(spec):
+    """The files a ``--data``/``--test-data`` value reads (none for the named data sets)."""
+    if spec is None or spec in DATASETS:
+        return []
+    return spec[4:].split(",") if spec.startswith("idx:") else [spec]
+
+
+def _load_labeled(spec, option):
+    """``(X, y)`` from ``idx:IMAGES,LABELS`` or a ``.npz`` file with arrays ``X`` and ``y``."""
+    from . import datasets
+
+    if spec.startswith("idx:"):
+        paths = spec[4:].split(",")
+        if len(paths) != 2 or not all(paths):
+            raise ValueError(f"{option} idx:IMAGES,LABELS needs two comma-separated files; received {spec!r}")
+        X, y = datasets.load_idx(*paths)
+    elif spec.endswith(".npz"):
+        X, y = _load_npz(spec, ("X", "y"))
+    else:
+        raise ValueError(f"{option}: expected {', '.join(DATASETS) if option == '--data' else ''}"
+                         f"{', ' if option == '--data' else ''}idx:IMAGES,LABELS or a .npz file with arrays X "
+                         f"and y; received {spec!r}")
+    if len(X) == 0:
+        raise ValueError(f"{option} {spec}: holds no images")
+    return X, y
+
+
+def load_training_data(data, test_size, seed, test_data=None):
+    """Training and test arrays for ``minicnn fit --data DATA [--test-data TEST]``.
 
     Parameters
     ----------
     data : str
-        ``"digits"``, ``"mnist"`` (its standard test set), ``"idx:IMAGES,LABELS"``
-        or a ``.npz`` file with arrays ``X`` and ``y``.
+        ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` (these two with their
+        standard test sets), ``"idx:IMAGES,LABELS"`` or a ``.npz`` file with
+        arrays ``X`` and ``y``.
     test_size : float
-        Held-out fraction (stratified when every class has two samples).
+        Held-out fraction of ``data`` (stratified when every class has two
+        samples), when it has no standard test set and ``test_data`` is None.
     seed : int
+    test_data : str, default=None
+        ``"idx:IMAGES,LABELS"`` or a ``.npz`` file (``X``, ``y``): the test
+        set, instead of a split of ``data`` or its standard test set.
 
     Returns
     -------
@@ -138,19 +220,17 @@ def load_training_data(data, test_size, seed):
     """
     from . import datasets
 
-    if data == "digits":
-        return _split(*datasets.load_digits_images(), test_size, seed)
-    if data == "mnist":
-        X_train, y_train, X_test, y_test = datasets.load_mnist()
-        return X_train, X_test, y_train, y_test
-    if data.startswith("idx:"):
-        paths = data[4:].split(",")
-        if len(paths) != 2 or not all(paths):
-            raise ValueError(f"--data idx:IMAGES,LABELS needs two comma-separated files; received {data!r}")
-        return _split(*datasets.load_idx(*paths), test_size, seed)
-    if data.endswith(".npz"):
-        return _split(*_load_npz(data, ("X", "y")), test_size, seed)
-    raise ValueError(f"--data: expected digits, mnist, idx:IMAGES,LABELS or a .npz file; received {data!r}")
+    standard = {"mnist": datasets.load_mnist, "fashion-mnist": datasets.load_fashion_mnist}
+    if data in standard:
+        X_train, y_train, X_test, y_test = standard[data]()
+    elif test_data is not None:
+        X_train, y_train = datasets.load_digits_images() if data == "digits" else _load_labeled(data, "--data")
+    else:
+        X, y = datasets.load_digits_images() if data == "digits" else _load_labeled(data, "--data")
+        return _split(X, y, test_size, seed)
+    if test_data is not None:
+        X_test, y_test = _load_labeled(test_data, "--test-data")
+    return X_train, X_test, y_train, y_test
 
 
 def _read_png(path):
@@ -163,8 +243,21 @@ def _read_png(path):
             raise ImportError(f"reading PNG images ({path}) needs Pillow or matplotlib: {PNG_INSTALL}") from None
         image = np.asarray(mpimg.imread(path), dtype=np.float32)   # PNG: floats in [0, 1]
         return image[..., :3].mean(axis=-1) if image.ndim == 3 else image
-    with Image.open(path) as image:
-        return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(path) as image:
+                width, height = image.size   # read from the header, nothing decoded yet
+                if width * height > MAX_PNG_PIXELS:
+                    raise ValueError(f"PNG image {path} is {width}x{height} pixels, more than the limit of "
+                                     f"{MAX_PNG_PIXELS} (decompression bomb?)")
+                return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+            raise ValueError(f"PNG image {path}: {exc}") from None
+        except (Image.UnidentifiedImageError, SyntaxError, EOFError, OSError) as exc:
+            if isinstance(exc, (FileNotFoundError, PermissionError)):
+                raise
+            raise ValueError(f"PNG image {path} cannot be read ({type(exc).__name__}: {exc})") from None
 
 
 def load_inputs(paths):
@@ -175,8 +268,17 @@ def load_inputs(paths):
     X : ndarray
     ids : list of str
         Row numbers, or the file names for PNG images.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it cannot be read or does not hold an array of
+        at least 2 dimensions (images or rows of pixels).
     """
     paths = [str(p) for p in paths]
+    for path in paths:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"INPUT file not found: {path}")
     if all(p.lower().endswith(".png") for p in paths):
         images = [_read_png(p) for p in paths]
         shapes = {im.shape for im in images}
@@ -186,33 +288,79 @@ def load_inputs(paths):
     if len(paths) > 1:
         raise ValueError(f"several INPUT files are only allowed for PNG images; received {paths}")
     path = paths[0]
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"INPUT file not found: {path}")
     if path.endswith(".npz"):
         (X,) = _load_npz(path, ("X",))
     elif path.endswith(".npy"):
-        X = np.load(path, allow_pickle=False)
+        try:
+            X = np.load(path, allow_pickle=False)
+        except (ValueError, EOFError, OSError) as exc:
+            if isinstance(exc, (FileNotFoundError, PermissionError)):
+                raise
+            raise ValueError(f"INPUT {path} is not a readable .npy array ({type(exc).__name__}: {exc})") from None
     else:
         from .datasets import load_idx_images
 
         X = load_idx_images(path)
+    if not isinstance(X, np.ndarray) or X.ndim < 2:
+        raise ValueError(f"INPUT {path} holds an array of shape {getattr(X, 'shape', None)}; expected images "
+                         f"(n, height, width[, channels]) or rows of pixels (n, features)")
     return X, [str(i) for i in range(len(X))]
+
+
+def _same_file(a, b):
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_out(path, option, keep=()):
+    """Refuse ``path`` as an output before any work: missing or unwritable directory, a directory, a
+    read-only file, or one of the files ``keep`` (inputs the command reads) -- so no work is thrown away."""
+    from .io import _writable_target
+
+    for other_option, other in keep:
+        if other and Path(other).exists() and _same_file(path, other):
+            raise ValueError(f"{option} {path} is the same file as {other_option} {other}: refusing to overwrite it")
+    target = _writable_target(path)[0]   # follows links; PermissionError for read-only files
+    directory = os.path.dirname(target) or "."
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{option} {path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise PermissionError(f"{option} {path}: directory {directory} is not writable")
 
 
 # --------------------------------------------------------------------------- commands
 
+#: Estimator parameters set by other options (--seed, --quiet) or meaningless for one fit (warm_start).
+_NOT_OPTIONS = ("random_state", "verbose", "warm_start")
+#: Parameter kinds the command can parse (a parameter of another kind keeps its default).
+_CLI_KINDS = ("int", "float", "choice", "bool", "tokens", "dropout", "rates", "shape")
 
-def _fit(args):
+
+def _estimator_params():
+    """The table's parameters that ``fit`` exposes as options."""
+    return [p for p in params.PARAMS if p.name not in _NOT_OPTIONS and p.kind in _CLI_KINDS]
+
+
+def classifier(args):
+    """The ``CNNClassifier`` that ``minicnn fit`` trains for parsed arguments ``args``."""
     from .estimator import CNNClassifier
 
-    X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed)
-    clf = CNNClassifier(layers=args.layers, padding=args.padding, batch_norm=args.batch_norm, dropout=args.dropout,
-                        dropout_rate=args.dropout_rate, dropout_kind=args.dropout_kind,
-                        dropout_scaling=args.dropout_scaling, learning_rate=args.learning_rate,
-                        batch_size=args.batch_size, max_iter=args.epochs, backend=args.backend,
-                        n_threads=_threads(args), random_state=args.seed, verbose=0 if args.quiet else 1)
+    return CNNClassifier(**{p.name: getattr(args, p.name) for p in _estimator_params()},
+                         random_state=args.seed, verbose=0 if args.quiet else 1)
+
+
+def _fit(args):
+    keep = [("--data", f) for f in _data_files(args.data)] + [("--test-data", f) for f in _data_files(args.test_data)]
+    _check_out(args.out, "--out", keep)
+    clf = classifier(args)
+    X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
     if not args.quiet:
-        print(f"Training on {len(X_train)} images from {args.data}, testing on {len(X_test)}")
+        print(f"Training on {len(X_train)} images from {args.data}, testing on {len(X_test)}"
+              + (f" from {args.test_data}" if args.test_data else ""))
     start = time.perf_counter()
     clf.fit(X_train, y_train)
     seconds = time.perf_counter() - start
@@ -224,10 +372,6 @@ def _fit(args):
     return 0
 
 
-def _threads(args):
-    return 1 if args.n_threads is None and args.data == "digits" else args.n_threads
-
-
 def _load_model(path, predict_only=False):
     if not Path(path).is_file():
         raise FileNotFoundError(f"--model file not found: {path}")
@@ -235,12 +379,14 @@ def _load_model(path, predict_only=False):
         from .predictor import load_predictor
 
         return load_predictor(path)
-    from .io import load
+    from .estimator import load
 
     return load(path)
 
 
 def _predict(args):
+    if args.out:
+        _check_out(args.out, "--out", [("--model", args.model)] + [("INPUT", p) for p in args.inputs])
     model = _load_model(args.model, predict_only=True)
     X, ids = load_inputs(args.inputs)
     predictions = model.predict(X)
@@ -305,34 +451,58 @@ def _call_bench(entry, argv):
 # --------------------------------------------------------------------------- parser
 
 
+def _param_option(parser, p, flags=None, **overrides):
+    """An option for table parameter ``p``: type, choices, default and help all from :mod:`minicnn.params`."""
+    flags = flags or ["--" + p.name.replace("_", "-")]
+    kwargs = {"dest": p.name, "default": p.default, "help": p.doc}
+    if p.kind in ("int", "float", "choice"):
+        kwargs["type"] = params.cli_type(p.name)
+        if p.kind == "choice":
+            kwargs["choices"] = p.choices
+        else:
+            kwargs["metavar"] = p.kind.upper()
+            kwargs["help"] += f"; {params.describe(p.name)}"
+    elif p.kind == "bool":
+        kwargs["action"] = argparse.BooleanOptionalAction
+    else:
+        kwargs["type"] = {"tokens": _layers, "dropout": _dropout, "rates": _rates, "shape": _shape}[p.kind]
+        kwargs["metavar"] = {"tokens": "TOKENS", "dropout": "PLACEMENT", "rates": "RATE[,RATE...]",
+                             "shape": "H,W,C"}[p.kind]
+    kwargs.update(overrides)
+    kwargs["help"] += f" (default: {_show(kwargs['default']) if p.kind != 'bool' else ('on' if p.default else 'off')})"
+    parser.add_argument(*flags, **kwargs)
+
+
 def _add_fit(sub, common):
     p = sub.add_parser("fit", parents=[common], help="train a CNNClassifier and save it",
-                       description="Train a CNNClassifier, print its test accuracy and time, save the model file. "
-                                   "With no options: digits, a small CNN, >= 0.97 test accuracy in seconds.")
-    p.add_argument("--data", default="digits", help="digits (default), mnist, idx:IMAGES,LABELS or a .npz file "
-                                                    "with arrays X and y")
-    p.add_argument("--layers", type=_layers, default=_layers(DEFAULT_LAYERS),
-                   help=f"comma-separated layer tokens (default {DEFAULT_LAYERS})")
-    p.add_argument("--padding", choices=("valid", "same"), default="same", help="conv/pool padding (default same)")
-    p.add_argument("--batch-norm", action="store_true", help="BatchNorm after every conv and dense layer")
-    p.add_argument("--dropout", type=_dropout, default="after_last_pool",
-                   help="none, after_last_pool (default), after_each_layer, dense, last:K, or layer indices 2,3")
-    p.add_argument("--dropout-rate", type=_rates, default=0.25, help="one rate, or one per dropout: 0.25,0.5")
-    p.add_argument("--dropout-kind", choices=("auto", "element", "spatial"), default="element",
-                   help="element (default), spatial (whole channels) or auto (spatial on maps)")
-    p.add_argument("--dropout-scaling", choices=("inverted", "test_time"), default="inverted")
-    p.add_argument("--epochs", type=_POSITIVE_INT, default=30, help="maximum number of epochs (default 30)")
-    p.add_argument("--batch-size", type=_POSITIVE_INT, default=32)
-    p.add_argument("--learning-rate", type=_POSITIVE_FLOAT, default=3e-3)
-    p.add_argument("--backend", choices=("auto", "numpy", "numba", "cython"), default="auto")
-    p.add_argument("--n-threads", type=_POSITIVE_INT, default=None,
-                   help="kernel threads (default: 1 for digits, whose 8x8 images gain nothing from threads; "
-                        "every CPU otherwise)")
-    p.add_argument("--seed", type=int, default=0, help="random seed of the split and the model (default 0)")
-    p.add_argument("--test-size", type=_FRACTION, default=0.2, help="held-out fraction (default 0.2; mnist "
-                                                                     "uses its standard test set)")
-    p.add_argument("--out", default="model.npz", help="model file to write (default model.npz)")
-    p.add_argument("--quiet", action="store_true", help="no per-epoch progress")
+                       description="Train a CNNClassifier, print its test accuracy and training time, save the "
+                                   "model file. The estimator options and their defaults are CNNClassifier's "
+                                   "(one table, minicnn.params): 'minicnn fit' with no options trains "
+                                   "CNNClassifier(random_state=0, verbose=1) on the digits data.")
+    data = p.add_argument_group("data")
+    data.add_argument("--data", default="digits",
+                      help="digits, mnist, fashion-mnist (these two with their standard test sets), "
+                           "idx:IMAGES,LABELS (idx files, .gz or plain) or a .npz file with arrays X and y")
+    data.add_argument("--test-data", default=None,
+                      help="test set: idx:IMAGES,LABELS or a .npz file with arrays X and y "
+                           "(default: the standard test set, else a --test-size split of --data)")
+    data.add_argument("--test-size", type=_FRACTION, default=0.2,
+                      help="held-out fraction of --data when it has no standard test set and no --test-data")
+    model = p.add_argument_group("estimator (CNNClassifier parameters)")
+    for param in _estimator_params():
+        if param.name == "layers":
+            _param_option(model, param, help=LAYERS_GRAMMAR)
+        elif param.name == "max_iter":
+            _param_option(model, param, ["--epochs", "--max-iter"])
+        else:
+            _param_option(model, param)
+    p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
+                   help="random seed of the split and of the model, random_state (default: 0, so that runs "
+                        "repeat; CNNClassifier's random_state default is None)")
+    p.add_argument("--out", default="model.npz",
+                   help="model file to write; its directory must exist and be writable (checked before training)")
+    p.add_argument("--quiet", action="store_true",
+                   help="no per-epoch progress (verbose=0; without it verbose=1)")
     p.set_defaults(func=_fit)
 
 
@@ -342,9 +512,28 @@ def _add_predict(sub, common):
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.add_argument("inputs", metavar="INPUT", nargs="+",
                    help=".npz (array X), .npy, idx(.gz) images, or PNG image(s) (needs Pillow or matplotlib)")
-    p.add_argument("--out", default=None, help="CSV file (default: stdout)")
+    p.add_argument("--out", default=None,
+                   help="CSV file, never the --model or an INPUT file (default: none, i.e. stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
     p.set_defaults(func=_predict)
+
+
+def _add_summary(sub, common):
+    p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement",
+                       description="Print a saved model's layers (output shapes, parameter counts), its dropout "
+                                   "placement and its constructor parameters.")
+    p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
+    p.set_defaults(func=_summary)
+
+
+def _add_bench(sub, common):
+    p = sub.add_parser("bench", parents=[common], help="benchmarks (delegates to benchmarks/compare.py)",
+                       description="Run the benchmarks: every argument after 'bench' goes unchanged to the "
+                                   "benchmark runner (benchmarks/compare.py in a source checkout). "
+                                   "'minicnn bench -- --help' lists its options and their defaults.")
+    p.add_argument("bench_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                   help="arguments for the benchmark runner (see 'minicnn bench -- --help')")
+    p.set_defaults(func=_bench)
 
 
 def _add_study(sub, common):
@@ -361,23 +550,19 @@ def build_parser():
     """The ``minicnn`` argument parser."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                        help="show the full traceback on errors")
-    parser = _Parser(prog="minicnn", description="minicnn: a small, fast, CPU-only CNN engine.")
+                        help="show the full traceback on errors (default: off)")
+    parser = _Parser(prog="minicnn", description="minicnn: a small, fast, CPU-only CNN engine.",
+                     epilog="Run 'minicnn COMMAND --help' for the options of a command.")
+    parser.add_argument("--version", action="version", version=f"minicnn {__version__}")
     parser.add_argument("--debug", action="store_true", help="show the full traceback on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_fit(sub, common)
     _add_predict(sub, common)
-    p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement")
-    p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
-    p.set_defaults(func=_summary)
+    _add_summary(sub, common)
     from .onnx import _cli as onnx_cli   # imports no onnx until the command runs
 
     onnx_cli.add_parser(sub, common)
-    p = sub.add_parser("bench", parents=[common], help="benchmarks (delegates to benchmarks/compare.py)",
-                       description="Run the benchmarks: arguments after 'bench' go to benchmarks/compare.py "
-                                   "(use 'minicnn bench -- --help' for its options).")
-    p.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments for benchmarks/compare.py")
-    p.set_defaults(func=_bench)
+    _add_bench(sub, common)
     _add_study(sub, common)
     return parser
 
@@ -393,7 +578,10 @@ def _split_bench(argv):
 
 def _one_line(exc):
     text = " ".join(str(exc).split())
-    return f"{type(exc).__name__}: {text}" if not text or isinstance(exc, (KeyError, ImportError)) else text
+    if isinstance(exc, MemoryError):
+        return f"out of memory: {text or 'an allocation failed'} (try smaller --layers, --batch-size or inputs)"
+    plain = isinstance(exc, (ValueError, OSError)) and not isinstance(exc, KeyError)
+    return text if text and plain else f"{type(exc).__name__}: {text}"
 
 
 def main(argv=None):
@@ -419,15 +607,13 @@ def main(argv=None):
     if bench_args is not None:
         args.bench_args = bench_args
     if args.command is None:
-        if not argv:
-            parser.print_help()
-            return 0
+        parser.print_usage(sys.stderr)
         print(f"minicnn: error: choose a command: {', '.join(COMMANDS)} (see 'minicnn --help')", file=sys.stderr)
         return 2
     args.argv = argv
     try:
         return args.func(args)
-    except (ValueError, OSError, ImportError, KeyError) as exc:
+    except Exception as exc:   # anything, out of memory included: one line (the traceback with --debug)
         if args.debug:
             raise
         print(f"minicnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)

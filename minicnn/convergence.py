@@ -1,8 +1,8 @@
 """Why training stopped: scikit-learn's ``ConvergenceWarning`` and the ``verbose`` stop line."""
 
-import warnings
-
 from sklearn.exceptions import ConvergenceWarning
+
+from ._caller import warn
 
 
 def no_improvement_reason(estimator, validated):
@@ -34,9 +34,9 @@ def report_stop(estimator, stop, incremental):
         return
     if stop is None:
         stop = f"max_iter={estimator.max_iter} epochs reached"
-        warnings.warn(f"{type(estimator).__name__}: maximum iterations (max_iter={estimator.max_iter}) reached and "
-                      f"the optimization hasn't converged yet (the monitored score improved within the last "
-                      f"n_iter_no_change={estimator.n_iter_no_change} epochs); consider a larger max_iter.",
-                      ConvergenceWarning, stacklevel=6)
+        warn(f"{type(estimator).__name__}: maximum iterations (max_iter={estimator.max_iter}) reached and "
+             f"the optimization hasn't converged yet (the monitored score improved within the last "
+             f"n_iter_no_change={estimator.n_iter_no_change} epochs); consider a larger max_iter.",
+             ConvergenceWarning)
     if estimator.verbose:
         print(f"Training stopped after epoch {estimator.n_iter_}: {stop}.", flush=True)

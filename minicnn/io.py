@@ -10,8 +10,9 @@ File layout (a NumPy ``.npz`` zip of ``.npy`` members, written uncompressed):
     dropout}, ...], "classes": {...}, "fitted": {...}}``.
 ``classes``
     The classifier's labels as a typed array (ints, floats, bools or
-    unicode; object-dtype string labels are stored as unicode and restored
-    as object).
+    unicode). Object-dtype labels (strings, Python scalars) have no member:
+    the header's ``"classes": {"object": true, "values": [...]}`` holds them
+    exactly (a ``U`` array would drop trailing NUL characters).
 ``layer<i>.<name>``, ``layer<i>.state.<name>``
     Parameters and BatchNorm running statistics of network layer ``i``.
 
@@ -34,15 +35,18 @@ further ``partial_fit`` or warm-started ``fit`` calls start a fresh optimizer.
 """
 
 import json
+import errno
 import math
 import numbers
 import os
+import stat
 import tempfile
 import zipfile
 
 import numpy as np
 
 from ._inputs import user_shape_to_nhwc
+from .architecture import network_options, weight_count
 from .params import ADDED_PARAMS, DEFAULTS
 
 FORMAT = "minicnn"
@@ -93,29 +97,62 @@ def _fitted_fields(est):
     return fields
 
 
+def _class_value(c):
+    """A Python str/bool/int/float for one object-dtype class label (exact in JSON), or raise ValueError."""
+    if isinstance(c, str):
+        return str(c)
+    if isinstance(c, (bool, np.bool_)):
+        return bool(c)
+    if isinstance(c, numbers.Integral):
+        return int(c)
+    if isinstance(c, numbers.Real) and math.isfinite(c):
+        return float(c)
+    raise ValueError(f"Cannot save class label {c!r} of type {type(c).__name__}: a model file stores "
+                     f"str, bool, int and finite float labels")
+
+
 def _classes_array(est):
+    """``(array, values)``: typed labels as an array, object-dtype labels as exact JSON values.
+
+    NumPy's ``U`` dtype drops trailing NUL characters (``'cat\\x00'`` would
+    come back as ``'cat'``), so object labels (strings, or Python scalars) are
+    written as a JSON list instead, which keeps every code point.
+    """
     classes = est.classes_
     if classes.dtype == object:
-        if not all(isinstance(c, str) for c in classes):
-            raise ValueError(f"Cannot save classes_ of dtype object unless all are strings; received {classes!r}")
-        return np.array(classes.tolist(), dtype=str), True
+        return None, [_class_value(c) for c in classes]
     if classes.dtype.kind not in _CLASS_KINDS:
         raise ValueError(f"Cannot save classes_ of dtype {classes.dtype}")
-    return classes, False
+    return classes, None
 
 
 def save(estimator, path):
     """Write a fitted CNNClassifier or CNNRegressor to ``path`` (atomically).
 
-    The file is written to a temporary file in the same directory and moved
-    over ``path`` with ``os.replace``, so readers never see a partial file.
-    ``path`` is used as given (no ``.npz`` suffix is added).
+    The file is written to a temporary file next to its target and moved
+    over it with ``os.replace``, so readers never see a partial file and a
+    failed save leaves the old file intact. Otherwise ``save`` behaves like
+    ``open(path, "wb")``/``np.save``: ``path`` is used as given (no ``.npz``
+    suffix is added), a symbolic link is followed (its target gets the new
+    model, the link stays), a new file gets mode ``0o666 & ~umask`` and an
+    existing file keeps its mode.
 
     Parameters
     ----------
     estimator : CNNClassifier or CNNRegressor
         A fitted estimator.
     path : str or os.PathLike
+
+    Raises
+    ------
+    PermissionError
+        If an existing file at ``path`` is read-only (its owner-write bit is
+        clear, even for root) or cannot be opened for writing, or its
+        directory is not writable.
+    IsADirectoryError, FileNotFoundError
+        If ``path`` is a directory or its directory does not exist.
+    ValueError
+        If the estimator holds something a model file cannot store.
 
     Examples
     --------
@@ -151,22 +188,103 @@ def save(estimator, path):
             entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
         layers.append(entry)
     header = {"format": FORMAT, "version": VERSION, "estimator": name,
-              "params": {k: _jsonable(v) for k, v in estimator.get_params(deep=False).items()},
+              "params": {k: _jsonable(v) for k, v in estimator._fitted_params().items()},
               "input_shape": [int(d) for d in estimator.input_shape_],
               "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
               "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
     if name == "CNNClassifier":
-        arrays["classes"], as_object = _classes_array(estimator)
-        header["classes"] = {"dtype": arrays["classes"].dtype.str, "object": as_object}
+        typed, values = _classes_array(estimator)
+        if values is None:
+            arrays["classes"] = typed
+            header["classes"] = {"dtype": typed.dtype.str, "object": False}
+        else:
+            header["classes"] = {"dtype": "|O", "object": True, "values": values}
     arrays["header"] = np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)
-    directory = os.path.dirname(os.path.abspath(os.fspath(path)))
-    fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
+    _atomic_write(path, lambda f: _write_arrays(f, arrays))
+
+
+def _umask():
+    """The process umask: from ``/proc/self/status`` where it exists (thread-safe), else set and restored."""
     try:
-        with os.fdopen(fd, "wb") as f:
-            _write_arrays(f, arrays)
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _writable_target(path):
+    """The file ``open(path, "wb")`` would write, its mode, and its ``os.stat`` (None when new).
+
+    Symbolic links are followed (a link keeps pointing at the new model), an
+    existing file keeps its permission bits, a new file gets ``0o666 & ~umask``
+    (as ``np.save``/``open``). An existing file that cannot be opened for
+    writing, or whose owner-write bit is clear (read-only on purpose: refused
+    also for root, who could write it), raises :class:`PermissionError`.
+    """
+    target = os.path.realpath(os.fspath(path))
+    try:
+        st = os.stat(target)
+    except FileNotFoundError:
+        return target, 0o666 & ~_umask(), None
+    if os.path.isdir(target):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
+    if not st.st_mode & stat.S_IWUSR:
+        raise PermissionError(errno.EACCES, f"Permission denied: the file is read-only "
+                                            f"(mode {stat.S_IMODE(st.st_mode):04o})", os.fspath(path))
+    os.close(os.open(target, os.O_WRONLY))   # raises PermissionError exactly where open(path, "wb") would
+    return target, stat.S_IMODE(st.st_mode), st
+
+
+def _atomic_write(path, write):
+    """Call ``write(file)`` on a temporary file next to ``path``'s target, then move it over the target.
+
+    Readers never see a partial file and a failed write leaves the old file
+    untouched; otherwise the result is what ``open(path, "wb")`` would give
+    (see :func:`_writable_target`; an existing file also keeps its owner and
+    group where the process may set them). Two cases cannot be replaced
+    without changing what ``open`` would do, and are written in place once
+    the complete file exists: a file with several hard links (every name sees
+    the new model) and a writable file in a directory the process cannot
+    create files in.
+    """
+    target, mode, st = _writable_target(path)
+    directory = os.path.dirname(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
+    except PermissionError:
+        if st is None:
+            raise
+        fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp")   # complete copy elsewhere first
+    in_place = st is not None and (st.st_nlink > 1 or os.path.dirname(tmp) != directory)
+    try:
+        with os.fdopen(fd, "w+b") as f:
+            write(f)
             f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+            if in_place:
+                f.seek(0)
+                with open(target, "r+b") as out:
+                    while chunk := f.read(1 << 20):
+                        out.write(chunk)
+                    out.truncate()
+                    out.flush()
+                    os.fsync(out.fileno())
+            else:
+                os.fchmod(f.fileno(), mode)
+                if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                    try:
+                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
+                    except PermissionError:
+                        pass
+                os.fsync(f.fileno())
+        if in_place:
+            os.unlink(tmp)
+        else:
+            os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -295,22 +413,6 @@ def header_params(reader, header, expected, backend):
     return params
 
 
-def _make_estimator(reader, header, backend):
-    from sklearn.utils._param_validation import InvalidParameterError
-
-    from . import estimator as estimators
-
-    cls = getattr(estimators, header["estimator"])
-    params = header_params(reader, header, cls().get_params(deep=False), backend)
-    est = cls(**params)
-    try:
-        est._validate_params()
-        tokens, specs = est._plan()
-    except (InvalidParameterError, ValueError, TypeError) as exc:
-        reader.fail(f"invalid params ({exc})")
-    return est, tokens, specs
-
-
 def _restore_fitted(reader, est, header):
     fitted = header["fitted"]
     shape = header["input_shape"]
@@ -362,6 +464,22 @@ def _restore_classes(reader, est, header):
     info = header.get("classes")
     _expect(reader, isinstance(info, dict) and isinstance(info.get("dtype"), str)
             and isinstance(info.get("object"), bool), "classes description is invalid")
+    if "values" in info:   # object labels, stored exactly in the header
+        values = info["values"]
+        _expect(reader, info["object"] and isinstance(values, list) and len(values) == est.n_outputs_
+                and all(isinstance(v, (str, bool, int)) or _is_float_or_none(v) and v is not None
+                        for v in values),
+                f"classes values are invalid (expected {est.n_outputs_} str, bool, int or float labels)")
+        classes = np.empty(len(values), dtype=object)
+        classes[:] = values
+        try:
+            unique = np.unique(classes)
+        except TypeError as exc:
+            reader.fail(f"classes values cannot be ordered ({exc})")
+        _expect(reader, len(unique) == len(classes) and all(a is b or a == b for a, b in zip(unique, classes)),
+                "classes are not sorted and unique")
+        est.classes_ = classes
+        return
     try:
         dtype = np.dtype(info["dtype"])
     except (TypeError, ValueError, OverflowError, SyntaxError, RecursionError) as exc:
@@ -372,36 +490,9 @@ def _restore_classes(reader, est, header):
     est.classes_ = classes.astype(object) if info["object"] else classes
 
 
-def _weight_count(est, tokens, input_shape, n_outputs):
-    """Number of conv and dense weights the network built from ``tokens`` holds (computed without building it).
-
-    Exact for every network that builds (biases and BatchNorm vectors come on
-    top); used to refuse files whose parameters would allocate more than they
-    store.
-    """
-    from .layers.geometry import window_geometry
-
-    h, w, c = input_shape
-    total = 0
-    for token in tokens:
-        if token.kind == "conv":
-            k = token.kernel_size or est.kernel_size
-            total += k * k * c * token.units
-            h, w = (max(window_geometry(size, k, 1, 1, est.padding)[0], 1) for size in (h, w))
-            c = token.units
-        elif token.kind in ("maxpool", "avgpool"):
-            h, w = (max(window_geometry(size, est.pool_size, est.pool_size, 1, est.padding)[0], 1) for size in (h, w))
-        elif token.kind == "gap":
-            h = w = 1
-        else:
-            total += h * w * c * token.units
-            h, w, c = 1, 1, token.units
-    return total + h * w * c * n_outputs
-
-
 def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
-    weights = _weight_count(est, tokens, est.input_shape_, est.n_outputs_)
+    weights = weight_count(tokens, est.input_shape_, est.n_outputs_, **network_options(est))
     stored = sum(info.file_size for info in reader.archive.infolist() if info.filename.startswith("layer"))
     # Slack (MAX_EXPANSION x + 1 MiB) so that a mismatch of a few layers is reported layer by layer below.
     _expect(reader, 4 * weights <= MAX_EXPANSION * stored + 2**20,
@@ -453,19 +544,25 @@ def _check_directory(reader, disk_size):
                     f"refused unread (zip bomb?)")
 
 
-def load(path, backend=None):
-    """Load an estimator written by :func:`save` (or ``est.save``).
+def read_model(path, backend, make):
+    """Read and check a model file; each face (estimator, Predictor) builds its own object with ``make``.
 
     Parameters
     ----------
     path : str or os.PathLike
-    backend : {"auto", "numpy", "numba", "cython"} or None, default=None
-        Overrides the saved ``backend`` parameter (None keeps it).
+    backend : {"auto", "numpy", "numba", "cython"} or None
+        Passed to ``make`` (None keeps the saved ``backend`` parameter).
+    make : callable
+        ``make(reader, header, backend) -> (model, tokens, specs)``: builds the
+        object from the checked header (:func:`header_params` gives its
+        constructor parameters) and calls ``reader.fail(message)`` for
+        invalid ones. ``model`` then gets the fitted attributes, ``classes_``
+        (classifiers) and ``network_``.
 
     Returns
     -------
-    CNNClassifier or CNNRegressor
-        Predicts exactly like the saved estimator.
+    model, specs
+        The filled ``model`` and its dropout specs.
 
     Raises
     ------
@@ -474,32 +571,16 @@ def load(path, backend=None):
         format or version, declares more data than the limits allow, or any
         field or array is missing, malformed or inconsistent with the network
         rebuilt from the saved parameters. Nothing in the file is executed.
+    ValueError
+        If ``backend`` is not None or a backend name (raised before the file
+        is opened).
     OSError
         If ``path`` cannot be opened.
-
-    Examples
-    --------
-    >>> import io, os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "bad.npz")
-    >>> with open(path, "wb") as f:
-    ...     _ = f.write(b"not a zip")
-    >>> load(path)
-    Traceback (most recent call last):
-    ...
-    minicnn.io.ModelFileError: ... not a valid minicnn model file: not a zip archive (BadZipFile: ...)
     """
-    est, specs = _load_file(path, backend, _make_estimator)
-    est._built_with = est._architecture_key()
-    est.dropout_layers_ = tuple(specs)
-    return est
+    from .backend import BACKEND_NAMES
 
-
-def _load_file(path, backend, make):
-    """Read and check a model file; ``make(reader, header, backend)`` returns ``(model, tokens, specs)``.
-
-    ``model`` (an estimator, or a :class:`~minicnn.predictor.Predictor`) gets
-    the fitted attributes, ``classes_`` and ``network_``. Returns ``(model, specs)``.
-    """
+    if backend is not None and (not isinstance(backend, str) or backend not in BACKEND_NAMES):
+        raise ValueError(f"backend must be None or one of {BACKEND_NAMES}; received backend={backend!r}")
     source = os.fspath(path)
     with open(source, "rb") as f:   # a missing or unreadable path raises OSError, as for any file
         disk_size = os.fstat(f.fileno()).st_size
@@ -526,3 +607,19 @@ def _load_file(path, backend, make):
             if extra:
                 reader.fail(f"unexpected members {sorted(extra)}")
     return model, specs
+
+
+_load_file = read_model   # the name the Predictor used
+
+
+def __getattr__(name):
+    # ``minicnn.io.load`` moved next to the estimators (persistence knows no estimator): a deprecated alias.
+    if name == "load":
+        import warnings
+
+        from .estimator import load
+
+        warnings.warn("minicnn.io.load moved to minicnn.load (minicnn.estimator.load); the old name will be "
+                      "removed in the next release", DeprecationWarning, stacklevel=2)
+        return load
+    raise AttributeError(f"module 'minicnn.io' has no attribute {name!r}")

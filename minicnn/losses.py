@@ -1,25 +1,38 @@
-"""Losses as ``loss_and_grad(output, target) -> (mean loss, d loss / d output)``."""
+"""Losses as ``loss(output, target, kernels=None) -> (mean loss, d loss / d output)``.
+
+``kernels`` is the :class:`~minicnn.backend.Backend` the network runs on
+(:attr:`minicnn.network.Sequential.kernels`): a ``backend="numpy"`` fit runs
+the NumPy loss, not a compiled one.
+"""
 
 import numpy as np
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits, labels, kernels=None):
     """Mean cross-entropy of integer ``labels`` under ``softmax(logits)``, computed stably.
 
     Uses ``log_softmax = z - max(z) - log(sum(exp(z - max(z))))`` in float64, so
-    huge logits never overflow; one fused kernel pass (``softmax_xent`` of the
-    ``"auto"`` backend) computes the loss and the gradient together.
+    huge logits never overflow; one fused kernel pass (``softmax_xent``)
+    computes the loss and the gradient together.
 
     Parameters
     ----------
     logits : ndarray (N, K)
+        float32 or float64 (other dtypes are computed in float64).
     labels : ndarray of int (N,), values in ``[0, K)``
+    kernels : Backend or None, default=None
+        The backend whose ``softmax_xent`` runs; None means ``get_backend("auto")``.
 
     Returns
     -------
     loss : float
     grad : ndarray (N, K)
-        ``(softmax(logits) - onehot(labels)) / N``.
+        ``(softmax(logits) - onehot(labels)) / N``, of the dtype of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``labels`` cannot be read as int64.
 
     Examples
     --------
@@ -28,25 +41,34 @@ def softmax_cross_entropy(logits, labels):
     >>> float(loss), grad.shape
     (0.0, (1, 2))
     """
-    from .backend import get_backend
+    if kernels is None:
+        from .backend import get_backend
 
+        kernels = get_backend("auto")
     if logits.dtype not in (np.float32, np.float64):
         logits = logits.astype(np.float64)
     logits = np.ascontiguousarray(logits)
     labels = np.ascontiguousarray(labels, dtype=np.int64)
     grad = np.empty(logits.shape, dtype=logits.dtype)
-    loss = get_backend("auto").softmax_xent(grad, logits, labels)
+    loss = kernels.softmax_xent(grad, logits, labels)
     return loss, grad
 
 
-def log_softmax(logits):
-    """Row-wise ``log(softmax(logits))``, computed stably."""
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-
-
-def mean_squared_error(outputs, targets):
+def mean_squared_error(outputs, targets, kernels=None):
     """``mean((outputs - targets)**2)`` over all elements, and its gradient.
+
+    Parameters
+    ----------
+    outputs : ndarray (N, K)
+    targets : ndarray (N, K)
+    kernels : Backend or None, default=None
+        Accepted for the common loss signature; the loss is plain NumPy on every backend.
+
+    Returns
+    -------
+    loss : float
+    grad : ndarray (N, K)
+        ``2 * (outputs - targets) / outputs.size``, of the dtype of ``outputs``.
 
     Examples
     --------
@@ -58,6 +80,3 @@ def mean_squared_error(outputs, targets):
     diff = outputs - targets
     loss = float(np.mean(diff * diff))
     return loss, (diff * (2.0 / diff.size)).astype(outputs.dtype, copy=False)
-
-
-LOSSES = {"cross_entropy": softmax_cross_entropy, "mse": mean_squared_error}

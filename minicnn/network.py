@@ -43,16 +43,50 @@ class Sequential:
         self.lock = threading.Lock()
         self.input_shape = self.output_shape = None
 
-    def _kernels(self):
+    @property
+    def kernels(self):
+        """The :class:`~minicnn.backend.Backend` every kernel call of this network goes to.
+
+        ``backend`` is what was asked for (a name or a Backend); ``kernels`` is
+        what it resolves to. Layers, the loss and the optimizer all run on it.
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` is not a known backend name.
+        ImportError
+            If the named backend cannot be imported (e.g. the Cython kernels
+            are not built).
+        """
         return self.backend if not isinstance(self.backend, str) else get_backend(self.backend)
+
+    def _kernels(self):
+        """Former private name of :attr:`kernels` (benchmarks of earlier releases call it)."""
+        return self.kernels
 
     def build(self, input_shape, rng):
         """Create every layer's parameters for per-sample ``input_shape``.
 
-        ``rng`` (a ``numpy.random.Generator``) initializes the weights and draws
-        the seed that keys every dropout mask.
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Per-sample NHWC ``(height, width, channels)`` or ``(features,)``.
+        rng : numpy.random.Generator
+            Initializes the weights and draws the seed that keys every dropout mask.
+
+        Returns
+        -------
+        tuple of int
+            The per-sample output shape.
+
+        Raises
+        ------
+        ValueError
+            If a layer does not fit the shape it receives (the layer says which).
+        ImportError
+            If the network's backend cannot be imported.
         """
-        kernels = self._kernels()
+        kernels = self.kernels
         seed = int(rng.integers(0, 2**63 - 1))
         shape = tuple(input_shape)
         self.input_shape = shape
@@ -105,10 +139,22 @@ class Sequential:
         return [(flat[0], flat[1])]
 
     def set_backend(self, backend):
-        """Switch kernels without touching parameters (e.g. after unpickling)."""
+        """Switch kernels without touching parameters (e.g. after unpickling).
+
+        Parameters
+        ----------
+        backend : {"auto", "numpy", "numba", "cython"} or Backend
+
+        Raises
+        ------
+        ValueError
+            If ``backend`` is not a known backend name.
+        ImportError
+            If the backend cannot be imported.
+        """
         self.backend = backend
         self._plan = None
-        kernels = self._kernels()
+        kernels = self.kernels
         for layer in self.layers:
             layer.kernels = kernels
 
@@ -126,8 +172,13 @@ class Sequential:
 
         Returns
         -------
-        ndarray
+        ndarray (N, *output_shape)
             The last layer's output buffer: copy it to keep it past the next call.
+
+        Raises
+        ------
+        RuntimeError
+            Where a layer detects a misuse (e.g. a pass before :meth:`build`).
         """
         if training:
             for layer in self.layers:
@@ -183,7 +234,24 @@ class Sequential:
         return work
 
     def backward(self, dy):
-        """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads."""
+        """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads.
+
+        Parameters
+        ----------
+        dy : ndarray (N, *output_shape)
+            After :meth:`forward` of the same batch with ``training=True``.
+
+        Returns
+        -------
+        ndarray or None
+            The gradient with respect to the network input (None: the first
+            layer skips it).
+
+        Raises
+        ------
+        RuntimeError
+            Where a layer can tell that no training forward preceded the call.
+        """
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
@@ -227,7 +295,7 @@ class Sequential:
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         rule = "-" * max(len(line) for line in lines)
-        kernels = self._kernels()
+        kernels = self.kernels
         return "\n".join([rule, lines[0], rule, *lines[1:], rule,
                           f"Total params: {self.n_params:,}   input: {self.input_shape}   "
                           f"dtype: {self.dtype}   backend: {kernels.name}", rule])

@@ -190,6 +190,3 @@ def _auto_kernels():
     from .backend import get_backend
 
     return get_backend("auto")
-
-
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -33,7 +33,7 @@ import numpy as np
 from .augment import parse_augment
 from .backend import BACKEND_NAMES
 from .backend.activation_codes import CODES
-from .placement import KINDS
+from .placement import KINDS, number_hint
 from .schedules import SCHEDULES
 from .threads import MAX_THREADS
 
@@ -208,9 +208,8 @@ def invalid(name, value):
     elif kind == "tokens":
         ok = isinstance(value, (tuple, list))
     elif kind == "dropout":
-        if isinstance(value, numbers.Real) and not _is_bool(value):
-            return (f"{describe(name)}; a number is a rate: pass it as dropout_rate={value!r} "
-                    f"(with dropout='after_last_pool', say)")
+        if number_hint(value):
+            return f"{describe(name)} ({number_hint(value)})"
         ok = isinstance(value, (str, tuple, list))
     elif kind == "rates":
         ok = isinstance(value, (tuple, list)) or _number_ok(p, value, False)

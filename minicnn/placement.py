@@ -3,9 +3,8 @@
 Everything here is a pure function of the parameters (no layers, no arrays),
 so the rules are easy to read and to test:
 
-* :func:`parse_layers` turns layer tokens (``"conv32"``, ``"conv64x5"``,
-  ``"maxpool"``, ``"avgpool"``, ``"gap"``, ``"dense128"``) into
-  :class:`LayerToken` records, checking the order (no maps after vectors).
+* :func:`plan` parses a model's layer tokens (the grammar lives in
+  :mod:`minicnn.architecture`) and resolves its dropout parameters.
 * :func:`resolve_dropout` turns ``dropout`` (a policy name, ``"last:K"`` or a
   tuple of indices), ``dropout_rate`` and ``dropout_kind`` into
   :class:`DropoutSpec` records, one per dropout layer, in network order.
@@ -37,52 +36,25 @@ the output layer, which is not part of ``layers``.
 
 import numbers
 import re
+import warnings
 from dataclasses import dataclass
+
+from . import architecture
 
 POLICIES = ("none", "after_last_pool", "after_each_layer", "dense", "last:K")
 KINDS = ("element", "spatial", "auto")
-TOKEN_HELP = "'conv<N>', 'conv<N>x<K>', 'maxpool', 'avgpool', 'gap' or 'dense<N>'"
 
-_CONV = re.compile(r"conv([1-9][0-9]*)(?:x([1-9][0-9]*))?")
-_DENSE = re.compile(r"dense([1-9][0-9]*)")
 _LAST = re.compile(r"last:([0-9]+)")
-_POOLS = ("maxpool", "avgpool", "gap")
+#: Names that moved to :mod:`minicnn.architecture` (importable from here, with a DeprecationWarning, for one release).
+_MOVED = ("LayerToken", "TOKEN_HELP", "parse_layers")
 
 
-@dataclass(frozen=True)
-class LayerToken:
-    """One parsed hidden-layer token.
-
-    Attributes
-    ----------
-    index : int
-        Position in ``layers``.
-    text : str
-        The token as written.
-    kind : {"conv", "maxpool", "avgpool", "gap", "dense"}
-    units : int or None
-        Filters of a conv, units of a dense layer.
-    kernel_size : int or None
-        Kernel written in the token (``conv32x5`` -> 5); None means the
-        estimator's ``kernel_size``.
-    output : {"map", "vector"}
-        Whether the layer outputs ``(h, w, c)`` maps or flat vectors.
-    """
-
-    index: int
-    text: str
-    kind: str
-    units: int = None
-    kernel_size: int = None
-
-    @property
-    def output(self):
-        return "vector" if self.kind in ("gap", "dense") else "map"
-
-    @property
-    def weighted(self):
-        """True for conv and dense layers (the ones followed by BatchNorm when ``batch_norm=True``)."""
-        return self.kind in ("conv", "dense")
+def __getattr__(name):
+    if name in _MOVED:
+        warnings.warn(f"minicnn.placement.{name} moved to minicnn.architecture.{name}; the old name will be "
+                      f"removed in the next release", DeprecationWarning, stacklevel=2)
+        return getattr(architecture, name)
+    raise AttributeError(f"module 'minicnn.placement' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)
@@ -105,64 +77,6 @@ class DropoutSpec:
     kind: str
 
 
-def _parse_token(index, text):
-    if not isinstance(text, str):
-        raise ValueError(f"Expected each entry of layers to be a string token ({TOKEN_HELP}). "
-                         f"Received: layers[{index}]={text!r}")
-    conv = _CONV.fullmatch(text)
-    if conv:
-        kernel = int(conv.group(2)) if conv.group(2) else None
-        return LayerToken(index, text, "conv", int(conv.group(1)), kernel)
-    dense = _DENSE.fullmatch(text)
-    if dense:
-        return LayerToken(index, text, "dense", int(dense.group(1)))
-    if text in _POOLS:
-        return LayerToken(index, text, text)
-    raise ValueError(f"Expected each entry of layers to be one of {TOKEN_HELP}. Received: layers[{index}]={text!r}")
-
-
-def parse_layers(layers):
-    """Parse hidden-layer tokens and check their order.
-
-    Parameters
-    ----------
-    layers : sequence of str
-        Tokens ``"conv<N>"``, ``"conv<N>x<K>"``, ``"maxpool"``, ``"avgpool"``,
-        ``"gap"``, ``"dense<N>"``.
-
-    Returns
-    -------
-    tuple of LayerToken
-
-    Raises
-    ------
-    ValueError
-        For an unknown token, or a conv/pool layer after a layer that outputs
-        flat vectors (``dense`` or ``gap``).
-
-    Examples
-    --------
-    >>> [(t.kind, t.units, t.kernel_size) for t in parse_layers(("conv8x5", "maxpool", "dense16"))]
-    [('conv', 8, 5), ('maxpool', None, None), ('dense', 16, None)]
-    >>> parse_layers(("dense16", "conv8"))
-    Traceback (most recent call last):
-    ...
-    ValueError: layers[1]='conv8' needs (height, width, channels) maps, but layers[0]='dense16' outputs flat vectors. Received: layers=('dense16', 'conv8')
-    """
-    if isinstance(layers, str) or not isinstance(layers, (tuple, list)):
-        raise ValueError(f"Expected layers to be a tuple of string tokens ({TOKEN_HELP}). Received: layers={layers!r}")
-    tokens = tuple(_parse_token(i, text) for i, text in enumerate(layers))
-    flat_from = None
-    for token in tokens:
-        if token.output == "map" and flat_from is not None:
-            raise ValueError(f"layers[{token.index}]={token.text!r} needs (height, width, channels) maps, but "
-                             f"layers[{flat_from.index}]={flat_from.text!r} outputs flat vectors. "
-                             f"Received: layers={tuple(layers)!r}")
-        if token.output == "vector" and flat_from is None:
-            flat_from = token
-    return tokens
-
-
 def _positions(tokens, dropout):
     """Indices into ``layers`` after which a dropout goes, in increasing order."""
     n = len(tokens)
@@ -170,7 +84,7 @@ def _positions(tokens, dropout):
         if dropout == "none":
             return []
         if dropout == "after_last_pool":
-            pools = [t.index for t in tokens if t.kind in _POOLS]
+            pools = [t.index for t in tokens if t.pooling]
             if not pools:
                 raise ValueError(f"dropout='after_last_pool' needs a pooling layer ('maxpool', 'avgpool' or 'gap') "
                                  f"in layers; received layers={tuple(t.text for t in tokens)!r}. Add a pooling "
@@ -202,8 +116,27 @@ def _positions(tokens, dropout):
             raise ValueError(f"Expected dropout indices in strictly increasing order. "
                              f"Received: dropout={tuple(dropout)!r}")
         return [int(i) for i in dropout]
+    if number_hint(dropout):
+        raise ValueError(f"Expected dropout to be one of {POLICIES} or a tuple of layer indices. "
+                         f"Received: dropout={dropout!r}. {number_hint(dropout)}")
     raise ValueError(f"Expected dropout to be one of {POLICIES} or a tuple of layer indices. "
                      f"Received: dropout={dropout!r}")
+
+
+def number_hint(dropout):
+    """For a number passed as ``dropout`` (the placement), the sentence pointing to ``dropout_rate``; else "".
+
+    Examples
+    --------
+    >>> number_hint(0.5)
+    'dropout places dropout layers; their drop probability is dropout_rate: did you mean dropout_rate=0.5?'
+    >>> number_hint("dense")
+    ''
+    """
+    if isinstance(dropout, numbers.Real) and not isinstance(dropout, bool):
+        return (f"dropout places dropout layers; their drop probability is dropout_rate: did you mean "
+                f"dropout_rate={dropout!r}?")
+    return ""
 
 
 def _rates(dropout_rate, n_placed, dropout):
@@ -234,7 +167,7 @@ def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.5, dropout
     Parameters
     ----------
     tokens : tuple of LayerToken
-        From :func:`parse_layers`.
+        From :func:`minicnn.architecture.parse_layers`.
     dropout : str or tuple of int, default="after_last_pool"
         A policy (see the module docstring) or strictly increasing indices
         into ``layers``.
@@ -257,6 +190,7 @@ def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.5, dropout
 
     Examples
     --------
+    >>> from minicnn.architecture import parse_layers
     >>> tokens = parse_layers(("conv16", "maxpool", "dense64"))
     >>> resolve_dropout(tokens, "after_last_pool", 0.25)
     [DropoutSpec(after=1, rate=0.25, kind='spatial')]
@@ -306,6 +240,7 @@ def lint_placement(tokens, specs, batch_norm):
 
     Examples
     --------
+    >>> from minicnn.architecture import parse_layers
     >>> tokens = parse_layers(("conv8", "maxpool", "dense16"))
     >>> lint_placement(tokens, resolve_dropout(tokens, "after_last_pool"), batch_norm=False)
     []
@@ -333,3 +268,25 @@ def lint_placement(tokens, specs, batch_norm):
             f"matches its running statistics and accuracy can drop. Place dropout after the last normalization, "
             f"e.g. dropout=({last_norm},) (after layers[{last_norm}]={tokens[last_norm].text!r}) or later.")
     return messages
+
+
+def plan(model):
+    """Parse ``model.layers`` and place dropout from its ``dropout*`` parameters: ``(tokens, specs)``.
+
+    Parameters
+    ----------
+    model : estimator or Predictor
+        Anything with ``layers``, ``dropout``, ``dropout_rate`` and ``dropout_kind`` attributes.
+
+    Returns
+    -------
+    tokens : tuple of LayerToken
+    specs : list of DropoutSpec
+
+    Raises
+    ------
+    ValueError
+        Naming the bad parameter and the value received.
+    """
+    tokens = architecture.parse_layers(model.layers)
+    return tokens, resolve_dropout(tokens, model.dropout, model.dropout_rate, model.dropout_kind)

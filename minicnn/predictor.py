@@ -9,13 +9,11 @@ the returned :class:`Predictor` gives the same predictions using NumPy and the
 compiled kernels only.
 """
 
-import warnings
-
-import numpy as np
-
-from ._architecture import network_for, plan
-from ._inputs import _already_prepared, _as_array, _check_kind, _flat_to_nhwc, describe, user_shape_to_nhwc
-from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, softmax
+from .architecture import network_for
+from .placement import plan
+from ._caller import warn
+from .inputs import prepare_X, user_shape_to_nhwc
+from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset, softmax
 from .params import TABLE, invalid
 
 #: Constructor parameters of :class:`~minicnn.CNNClassifier` and :class:`~minicnn.CNNRegressor`
@@ -74,48 +72,10 @@ class Predictor:
 
     # ------------------------------------------------------------------ inputs
     def _images(self, X):
-        """``X`` as C-contiguous NHWC float32 images of the fitted shape, checked like the estimator checks it."""
-        ready = _already_prepared(self, X)
-        if ready is not None:
-            return ready
-        _check_kind(X)
-        self._check_feature_names(X)
-        X = _as_array(X)
-        _check_kind(X)
-        try:
-            array = np.asarray(X)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"X cannot be read as a numeric array: {exc} (received {describe(X)})") from None
-        if array.dtype.kind not in "biuf":
-            raise ValueError(f"Expected numeric X; received {describe(array)}")
-        if array.ndim not in (2, 3, 4):
-            raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D "
-                             f"images in data_format); received {describe(X)}. Reshape your data: "
-                             f"X.reshape(1, -1) for a single sample.")
-        if len(array) == 0:
-            raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
-        with np.errstate(over="ignore"):
-            values = np.ascontiguousarray(array, dtype=np.float32)
-        if not np.isfinite(values).all():
-            raise ValueError(f"Input X contains NaN, infinity or a value too large for float32 "
-                             f"(received {describe(X)})")
-        if values.ndim == 2:
-            if values.shape[1] != self.n_features_in_:
-                raise ValueError(f"X has {values.shape[1]} features, but this model expects {self.n_features_in_} "
-                                 f"(received {describe(X)})")
-            return _flat_to_nhwc(values, self.input_shape_, self.data_format)
-        if values.ndim == 3:
-            images = values[..., np.newaxis]
-        elif self.data_format == "channels_first":
-            images = np.ascontiguousarray(values.transpose(0, 2, 3, 1))
-        else:
-            images = values
-        if images.shape[1:] != tuple(self.input_shape_):
-            raise ValueError(f"X holds images of shape (height, width, channels)={images.shape[1:]}, but the "
-                             f"fitted model expects {tuple(self.input_shape_)} (data_format={self.data_format!r})")
-        return images
+        """``X`` as C-contiguous NHWC float32 images of the fitted shape (:func:`minicnn.inputs.prepare_X`)."""
+        return prepare_X(self, X, reset=False)
 
-    def _check_feature_names(self, X):
+    def _check_feature_names_in(self, X):
         columns = getattr(X, "columns", None)
         fitted = getattr(self, "feature_names_in_", None)
         if columns is not None and fitted is not None:
@@ -125,15 +85,16 @@ class Predictor:
                                  f"{names[:5]}{'...' if len(names) > 5 else ''}, expected "
                                  f"{list(fitted)[:5]}{'...' if len(fitted) > 5 else ''}")
         elif fitted is not None:
-            warnings.warn("X does not have valid feature names, but the model was fitted with feature names",
-                          UserWarning, stacklevel=3)
+            warn(f"X does not have valid feature names, but {self.estimator} was fitted with feature names",
+                 UserWarning)
 
     # ------------------------------------------------------------------ prediction
     def _outputs(self, X, transform, mc_samples=None):
         images = self._images(X)
+        offset = 0 if mc_samples is None else mc_offset(self.random_state)
         values, _ = batched_outputs(self.network_, images, transform, n_outputs=self.n_outputs_,
                                     backend=self.backend, n_threads=self.n_threads, mc_samples=mc_samples,
-                                    batch_size=PREDICT_BATCH)
+                                    batch_size=PREDICT_BATCH, mc_offset=offset)
         return values
 
     def _require_classifier(self, method):
@@ -234,7 +195,7 @@ def load_predictor(path, backend=None):
     """
     if backend is not None and invalid("backend", backend) is not None:
         raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
-    from .io import _load_file
+    from .io import read_model
 
-    predictor, _ = _load_file(path, backend, _make_predictor)
+    predictor, _ = read_model(path, backend, _make_predictor)
     return predictor

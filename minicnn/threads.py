@@ -27,10 +27,17 @@ BLAS limit is process-wide, so concurrent contexts share it through a counter
 and the first one to enter / last one to leave sets / restores it.
 
 Fork safety: GNU OpenMP (libgomp) is not fork-safe; a ``fork()``-ed child of a
-process that ran a parallel region hangs in its first parallel region. Use the
-``spawn`` or ``forkserver`` start methods for ``multiprocessing`` (joblib's
-default ``loky`` backend already spawns fresh workers; Dask workers are
-separate processes too).
+process that ran a parallel region hung in its first parallel region, and
+Numba's ``omp`` layer kills such a child (SIGTERM). An ``os.register_at_fork``
+hook therefore runs every kernel of a forked child on one thread (one thread
+never touches the parent's thread team): ``multiprocessing``'s ``fork`` start
+method (Python 3.11's default on Linux) and joblib's ``multiprocessing``
+backend work, single-threaded. A child whose parent had launched Numba's
+``omp`` thread pool cannot run Numba parallel kernels at all:
+:func:`thread_limits` raises a ``RuntimeError`` naming the start method
+instead of letting Numba kill the process. The ``spawn`` and ``forkserver``
+start methods (and joblib's default ``loky`` backend, Dask workers) start
+fresh processes and keep every thread.
 
 Importing this module is cheap: threadpoolctl is imported when the context is
 first entered, and Numba only if it is already loaded (entering the context
@@ -42,6 +49,8 @@ import os
 import sys
 import threading
 from contextlib import contextmanager, nullcontext
+
+from .backend.jit import THREAD_ENV_VARS, ThreadEnvironmentError, environment_error  # noqa: F401 (public here too)
 
 #: Environment variables whose value caps the default thread count (set e.g. by
 #: joblib/loky and Dask in their workers, or by a user sharing the machine).
@@ -146,9 +155,9 @@ def resolve_n_threads(n_threads=None):
 
 def _numba():
     """Numba, with minicnn's threading layer chosen before its threads start."""
-    from . import config
+    from .backend import jit
 
-    config.configure_threading()
+    jit.configure_threading()
     import numba
 
     return numba
@@ -263,13 +272,13 @@ def thread_limits(n_threads=None):
     ...     n
     1
     """
-    n = resolve_n_threads(n_threads)
+    n = _fork_safe_threads(resolve_n_threads(n_threads))
     # Numba is only touched when something already imported it (a Numba backend
     # imports it when loaded): importing it here would cost ~0.3 s on the
     # cold-start path of a Cython-only ("auto") model.
     numba = _numba() if "numba" in sys.modules else None
     openmp = _openmp()
-    old_numba = numba.get_num_threads() if numba is not None else None
+    old_numba = _numba_get_num_threads(numba) if numba is not None else None
     old_omp = openmp.get_max_threads() if openmp is not None else None
     if numba is not None:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -334,3 +343,54 @@ def _parallel_threshold():
         openmp = _openmp()
         threshold = _openmp_state["threshold"] = openmp.PARALLEL_WORK_THRESHOLD if openmp is not None else 0
     return threshold
+
+
+# ---------------------------------------------------------------------------- fork safety
+
+_fork_state = {"child": False, "numba_layer": None}
+
+
+def _numba_pool_layer():
+    """Numba's threading layer if its thread pool was launched in this process, else None."""
+    numba = sys.modules.get("numba")
+    if numba is None:
+        return None
+    try:
+        return numba.threading_layer()
+    except ValueError:   # no parallel kernel ran: no pool yet
+        return None
+
+
+def _after_fork_in_child():
+    """``os.register_at_fork`` hook: a forked child runs the OpenMP kernels on one thread."""
+    openmp = _openmp_state.get("module")
+    _fork_state.update(child=True, numba_layer=_numba_pool_layer())
+    if openmp is not None:
+        openmp.set_num_threads(1)   # also for kernels called outside thread_limits
+
+
+def _fork_safe_threads(n):
+    """``n``, or 1 in a forked child; a clear error where a forked child cannot run Numba's parallel kernels."""
+    if not _fork_state["child"]:
+        return n
+    if _fork_state["numba_layer"] == "omp":
+        raise RuntimeError(
+            "this process was forked (multiprocessing start method 'fork', or joblib's 'multiprocessing' "
+            "backend) after Numba had started its GNU OpenMP thread pool, which cannot run in a forked child "
+            "(Numba would kill it). Use the 'spawn' or 'forkserver' start method "
+            "(multiprocessing.get_context('spawn'); joblib's default 'loky' backend), or the 'cython' backend.")
+    return 1
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+# ---------------------------------------------------------------------------- environment errors
+
+def _numba_get_num_threads(numba):
+    """``numba.get_num_threads()`` (which launches Numba's pool on first use); an environment error as one."""
+    try:
+        return numba.get_num_threads()
+    except ValueError as exc:   # unknown or unloadable NUMBA_THREADING_LAYER, bad thread counts
+        raise environment_error("Numba", exc) from exc

@@ -90,13 +90,14 @@ def _per_sample_squared_error(outputs, targets):
 _PER_SAMPLE = {softmax_cross_entropy: _per_sample_cross_entropy, mean_squared_error: _per_sample_squared_error}
 
 
-def weighted_loss(loss_fn, output, target, weights):
+def weighted_loss(loss_fn, output, target, weights, **loss_kwargs):
     """``loss_fn`` with per-sample ``weights``: weighted-average loss and its gradient.
 
     ``loss_fn`` returns the gradient of the *mean* over the batch; each row is
-    rescaled by ``n * w_i / sum(w)``. Returns ``(loss, grad)`` like ``loss_fn``.
+    rescaled by ``n * w_i / sum(w)``. Returns ``(loss, grad)`` like ``loss_fn``
+    (called with ``loss_kwargs``, e.g. ``kernels``).
     """
-    loss, grad = loss_fn(output, target)
+    loss, grad = loss_fn(output, target, **loss_kwargs)
     total = float(weights.sum())
     if total == 0.0:
         grad[...] = 0

@@ -1,4 +1,6 @@
-"""Small helpers shared by several test modules."""
+"""Small helpers shared by several test modules (one definition each)."""
+
+import numpy as np
 
 from minicnn.backend import get_backend
 
@@ -26,3 +28,11 @@ def kernel_module(backend):
         return importlib.import_module(name)
     except ImportError as exc:
         pytest.skip(f"backend {backend!r} not importable: {exc}")
+
+
+def build_layer(layer, shape, backend, dtype=np.float64, seed=0):
+    """``layer`` built for per-sample ``shape`` on ``backend`` (a name or a Backend), weights from ``seed``."""
+    kernels = get_backend(backend) if isinstance(backend, str) else backend
+    layer.build(shape, dtype=dtype, rng=np.random.default_rng(seed), backend=kernels)
+    return layer
+

@@ -16,6 +16,7 @@ from minicnn.cli import main
 from minicnn.datasets import load_digits_images, save_idx
 
 REPO = Path(__file__).resolve().parent.parent
+SMALL_LAYERS = ["conv16,maxpool,dense64", "--padding", "same"]
 
 
 def run(*argv):
@@ -34,7 +35,7 @@ def read_csv(text):
 def model(tmp_path_factory):
     """A model trained by ``minicnn fit`` on digits (3 epochs), with the test images it holds out."""
     path = tmp_path_factory.mktemp("cli") / "model.npz"
-    code, out, err = run("fit", "--epochs", 3, "--out", path, "--seed", 1)
+    code, out, err = run("fit", "--epochs", 3, "--out", path, "--seed", 1, "--layers", *SMALL_LAYERS)
     assert code == 0, err
     assert "Epoch 1/3" in out   # verbose progress by default
     accuracy = float(out.split("test accuracy: ")[1].split()[0])
@@ -65,6 +66,7 @@ def test_fit_predict_summary_round_trip(model, digits, tmp_path):
     code, out, err = run("summary", "--model", model)
     assert code == 0, err
     assert "<-- dropout" in out and "Dropout placement:" in out and "after layers[1]='maxpool'" in out
+    assert load(model).get_params()["layers"] == ("conv16", "maxpool", "dense64")
 
 
 @pytest.mark.parametrize("fmt", ["npy", "idx", "idx.gz"])
@@ -128,6 +130,7 @@ def _bad_cases(tmp):
     (tmp / "a.png").write_bytes(b"not a png")
     return [
         ("no command", ["--debug"]),
+        ("nothing at all", []),
         ("unknown command", ["nosuch"]),
         ("unknown option", ["fit", "--nosuch"]),
         ("zero epochs", ["fit", "--epochs", "0"]),
@@ -165,7 +168,7 @@ def test_every_bad_argument_exits_nonzero_with_one_line(tmp_path):
     for name, argv in _bad_cases(tmp_path):
         code, out, err = run(*argv)
         assert code != 0, name
-        lines = err.strip().splitlines()
+        lines = [line for line in err.strip().splitlines() if not line.startswith("usage: minicnn [")]
         assert len(lines) == 1, (name, err)
         assert "error" in lines[0] and "Traceback" not in err, (name, err)
 
@@ -209,12 +212,149 @@ def test_debug_reraises(tmp_path):
         main(["fit", "--data", "cifar", "--debug"])
 
 
-def test_help_for_every_command():
-    for command in ("fit", "predict", "summary", "bench", "study"):
+def _subparsers():
+    import argparse
+
+    from minicnn.cli import build_parser
+
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, action.choices
+
+
+def test_help_for_every_command_lists_every_option_with_its_default():
+    import argparse
+
+    parser, commands = _subparsers()
+    assert sorted(commands) == sorted(["fit", "predict", "summary", "bench", "study"]) or set(commands) >= {
+        "fit", "predict", "summary", "bench", "study"}
+    for command, sub in commands.items():
         code, out, _ = run(command, "--help")
         assert code == 0 and "usage: minicnn " + command in out
-    code, out, _ = run()
-    assert code == 0 and "fit" in out and "study" in out
+        assert sub.description and len(sub.description) > 40, command
+        text = " ".join(out.split())
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction) or not action.option_strings:
+                continue
+            assert action.help and len(action.help) > 10, (command, action.option_strings)
+            assert action.option_strings[0] in out, (command, action.option_strings)
+            helptext = sub.formatter_class(prog="x")._get_help_string(action)
+            assert "default" in helptext or "required" in helptext, (command, action.option_strings, helptext)
+        assert "default: " in text
+
+
+def test_layers_help_documents_the_token_grammar():
+    code, out, _ = run("fit", "--help")
+    text = " ".join(out.split())
+    for token in ("conv<N>", "conv<N>x<K>", "maxpool", "avgpool", "gap", "dense<N>"):
+        assert token in text, token
+
+
+def test_no_command_exits_2_with_usage_and_version():
+    from minicnn import __version__
+
+    code, out, err = run()
+    assert code == 2 and "usage: minicnn" in err and "choose a command" in err and out == ""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        code = main(["--version"])
+    assert code == 0 and out.getvalue().strip() == f"minicnn {__version__}"
+
+
+def _parse_fit(*argv):
+    from minicnn import cli
+
+    return cli.classifier(cli.build_parser().parse_args(["fit", *map(str, argv)]))
+
+
+def test_fit_defaults_are_the_estimators_defaults():
+    """One set of defaults: 'minicnn fit' trains CNNClassifier() (seeded, verbose), whatever the table says."""
+    from minicnn import CNNClassifier
+
+    assert _parse_fit().get_params() == CNNClassifier(random_state=0, verbose=1).get_params()
+    assert _parse_fit("--quiet", "--seed", 7).get_params() == CNNClassifier(random_state=7).get_params()
+
+
+def _other_value(p):
+    """A valid value of table parameter ``p`` other than its default, and how it is typed."""
+    if p.kind == "choice":
+        value = next(c for c in p.choices if c != p.default)
+        return value, value
+    if p.kind == "bool":
+        return (not p.default), None
+    if p.kind == "int":
+        value = (p.default or 1) + 1
+        return value, str(value)
+    if p.kind == "float":
+        value = p.default / 2 if p.default else 0.25
+        if p.high is not None and value >= p.high:
+            value = p.high / 2
+        return value, repr(value)
+    return {"tokens": (("conv4", "maxpool"), "conv4,maxpool"), "dropout": ((0, 1), "0,1"),
+            "rates": ((0.1, 0.2), "0.1,0.2"), "shape": ((8, 8, 1), "8,8,1")}[p.kind]
+
+
+def test_every_estimator_parameter_reaches_the_estimator():
+    from minicnn import cli, params
+
+    exposed = {p.name for p in cli._estimator_params()}
+    assert exposed >= {"kernel_size", "optimizer", "weight_decay", "early_stopping", "validation_fraction",
+                       "activation", "pool_size", "data_format", "input_shape", "layers", "padding", "batch_size",
+                       "max_iter", "dropout", "dropout_rate", "dropout_kind", "learning_rate", "backend"}
+    assert exposed == {p.name for p in params.PARAMS} - {"random_state", "verbose", "warm_start"}
+    for p in cli._estimator_params():
+        value, text = _other_value(p)
+        flag = "--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-")
+        argv = [f"--{'no-' if not value else ''}{p.name.replace('_', '-')}"] if p.kind == "bool" else [flag, text]
+        assert _parse_fit(*argv).get_params()[p.name] == value, (p.name, argv)
+
+
+def test_out_path_is_checked_before_training(tmp_path, monkeypatch):
+    """A bad --out fails in well under a second, before any data is loaded or any epoch runs."""
+    from minicnn import cli
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the data were loaded before --out was checked")
+
+    monkeypatch.setattr(cli, "load_training_data", no_training)
+    np.savez(tmp_path / "train.npz", X=np.zeros((4, 8, 8, 1)), y=np.arange(4) % 2)
+    read_only = tmp_path / "ro.npz"
+    read_only.write_bytes(b"keep")
+    os.chmod(read_only, 0o444)
+    for out, match in ((tmp_path / "missing" / "m.npz", "does not exist"), (tmp_path, "directory"),
+                       (tmp_path / "train.npz", "same file"), (read_only, "ermission")):
+        code, _, err = run("fit", "--data", tmp_path / "train.npz", "--out", out)
+        assert code == 1 and match in err and len(err.strip().splitlines()) == 1, (out, err)
+    assert read_only.read_bytes() == b"keep" and (tmp_path / "train.npz").stat().st_size > 100
+
+
+def test_predict_out_never_overwrites_the_model_or_an_input(model, tmp_path):
+    copy = tmp_path / "m.npz"
+    shutil.copy(model, copy)
+    (tmp_path / "link.npz").symlink_to(copy)
+    np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), np.float32))
+    before = copy.read_bytes()
+    for out in (copy, tmp_path / "link.npz", tmp_path / "x.npy"):
+        code, _, err = run("predict", "--model", copy, tmp_path / "x.npy", "--out", out)
+        assert code == 1 and "same file" in err, (out, err)
+    assert copy.read_bytes() == before
+    code, _, err = run("predict", "--model", copy, tmp_path / "x.npy", "--out", tmp_path / "p.csv")
+    assert code == 0 and (tmp_path / "p.csv").read_text().startswith("id,prediction")
+
+
+def test_fit_test_data_scores_a_separate_test_set(tmp_path):
+    X, y = load_digits_images()
+    np.savez(tmp_path / "train.npz", X=X[:120], y=y[:120])
+    np.savez(tmp_path / "test.npz", X=X[1000:1050], y=y[1000:1050])
+    save_idx(X[1000:1030], y[1000:1030], tmp_path / "tx.idx.gz", tmp_path / "ty.idx.gz")
+    for test, n in ((tmp_path / "test.npz", 50), (f"idx:{tmp_path / 'tx.idx.gz'},{tmp_path / 'ty.idx.gz'}", 30)):
+        code, out, err = run("fit", "--data", tmp_path / "train.npz", "--test-data", test, "--epochs", 1, "--quiet",
+                             "--layers", "conv4,maxpool", "--out", tmp_path / "m.npz")
+        assert code == 0, err
+        from minicnn import load
+
+        expected = load(tmp_path / "m.npz").score(X[1000:1000 + n], y[1000:1000 + n])
+        assert f"test accuracy: {expected:.4f} ({n} images)" in out
 
 
 def test_bench_without_any_benchmark_is_a_clear_error(monkeypatch, tmp_path):
@@ -274,12 +414,14 @@ def test_console_entry_points(launcher, tmp_path):
     assert done.returncode == 0 and "predict" in done.stdout
 
 
+@pytest.mark.slow
 def test_default_fit_is_the_readme_main_job(tmp_path, monkeypatch):
-    """``minicnn fit`` with no options: digits, the default model, >= 0.97 held-out accuracy, model.npz."""
+    """``minicnn fit`` with no options: digits, CNNClassifier's defaults, >= 0.97 held-out accuracy, model.npz."""
+    from minicnn import CNNClassifier, load
+
     monkeypatch.chdir(tmp_path)
     code, out, err = run("fit", "--quiet")
     assert code == 0, err
     assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.97
     assert "(360 images)" in out and (tmp_path / "model.npz").is_file()
-    code, out, _ = run("summary", "--model", "model.npz")
-    assert "layers[1]='maxpool'" in out and "rate=0.25, kind=element" in out
+    assert load("model.npz").get_params() == CNNClassifier(random_state=0).get_params()

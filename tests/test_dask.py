@@ -3,7 +3,7 @@
 Every test runs against a real ``dask.distributed`` cluster on 127.0.0.1
 (spawned worker processes, no dashboard). Skipped when ``dask``,
 ``distributed`` or ``dask_ml`` are not installed (``pip install
-minicnn[distributed]``).
+".[distributed]"`` in a checkout of minicnn-engine).
 """
 
 import contextlib

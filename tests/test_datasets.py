@@ -5,6 +5,7 @@ import gzip
 import importlib.util
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -295,3 +296,184 @@ def test_restricted_unpickler_refuses_os_system(tmp_path):
 def test_doctests():
     result = doctest.testmod(ds)
     assert result.attempted > 0 and result.failed == 0
+
+
+# --------------------------------------------------------------------------- every loader: ValueError naming the file
+def _gz(content):
+    import io as _io
+
+    buf = _io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as f:
+        f.write(content)
+    return buf.getvalue()
+
+
+def _idx_images_file(n=3):
+    return _idx_bytes(0x803, (n, 4, 5), bytes(range(n * 20)))
+
+
+def _corruptions(good):
+    """Damaged versions of a file's bytes: empty, cut at several points, flipped bytes, bad gzip CRC/size."""
+    out = {"empty": b"", "one_byte": good[:1]}
+    for frac in (0.1, 0.5, 0.9):
+        out[f"cut_{frac}"] = good[: max(1, int(len(good) * frac))]
+    out["cut_last"] = good[:-1]
+    if good[:2] == b"\x1f\x8b":
+        for where in (10, len(good) // 2, len(good) - 6, len(good) - 2):   # deflate data, CRC32, ISIZE
+            flipped = bytearray(good)
+            flipped[where] ^= 0xFF
+            out[f"flip_{where}"] = bytes(flipped)
+        out["garbage_member"] = good + b"\x1f\x8bjunk"
+    return out
+
+
+def _expect_data_error(call, path):
+    with pytest.raises(ValueError) as info:
+        call()
+    assert str(path) in str(info.value)
+    assert isinstance(info.value, ds.DataFileError)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_every_corrupt_idx_file_is_a_value_error_naming_it(tmp_path, gz):
+    images = _idx_images_file()
+    labels = _idx_bytes(0x801, (3,), bytes([1, 2, 3]))
+    for kind, good in (("images", images), ("labels", labels)):
+        good = _gz(good) if gz else good
+        for name, content in _corruptions(good).items():
+            x, y = tmp_path / "x.idx", tmp_path / "y.idx"
+            x.write_bytes(_gz(images) if gz else images)
+            y.write_bytes(_gz(labels) if gz else labels)
+            bad = x if kind == "images" else y
+            bad.write_bytes(content)
+            if content == good:
+                continue
+            _expect_data_error(lambda: load_idx(x, y), bad)
+            if kind == "images":
+                _expect_data_error(lambda: load_idx_images(x), bad)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+@pytest.mark.parametrize("shape", [(0, 28, 28), (0, 0, 0), (0, 3, 1)])
+def test_a_valid_idx_pair_with_zero_images_loads_as_empty_arrays(tmp_path, gz, shape):
+    x = _write(tmp_path / "x.idx", _idx_bytes(0x803, shape, b""), gz)
+    y = _write(tmp_path / "y.idx", _idx_bytes(0x801, (0,), b""), gz)
+    X, labels = load_idx(x, y)
+    assert X.shape == (*shape, 1) and X.dtype == np.float32 and labels.shape == (0,) and labels.dtype == np.int64
+
+
+def _mnist_pickle(labels_dtype=np.int64, protocol=4, labels=None):
+    rng = np.random.default_rng(3)
+    splits = []
+    for n in (4, 2, 3):
+        y = rng.integers(0, 10, n).astype(labels_dtype) if labels is None else np.resize(labels, n)
+        splits.append((rng.random((n, 784), dtype=np.float32), y))
+    return _gz(pickle.dumps(tuple(splits), protocol=protocol)), splits
+
+
+def test_every_corrupt_mnist_pickle_is_a_value_error_naming_it(tmp_path):
+    good, _ = _mnist_pickle()
+    path = tmp_path / "m.pkl.gz"
+    cases = _corruptions(good)
+    cases["not_gzip"] = pickle.dumps((1, 2, 3))
+    cases["gzip_not_pickle"] = _gz(b"hello world")
+    cases["gzip_truncated_pickle"] = _gz(pickle.dumps(_mnist_pickle()[1])[:-40])
+    cases["pickle_of_a_dict"] = _gz(pickle.dumps({"a": 1}))
+    for name, content in cases.items():
+        path.write_bytes(content)
+        _expect_data_error(lambda: load_mnist(path), path)
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_mnist_pickles_of_every_protocol_load(tmp_path, protocol):
+    content, splits = _mnist_pickle(protocol=protocol)
+    path = tmp_path / "m.pkl.gz"
+    path.write_bytes(content)
+    X_train, y_train, X_test, y_test = load_mnist(path)
+    np.testing.assert_array_equal(X_test.reshape(3, 784), splits[2][0])
+    np.testing.assert_array_equal(y_train, np.concatenate([splits[0][1], splits[1][1]]))
+
+
+@pytest.mark.parametrize("labels,ok", [
+    (np.array([1.0, 7.0, 3.0]), True), (np.array([1.7, 2.0]), False), (np.array([-3.2, 1.0]), False),
+    (np.array([0.5]), False), (np.array([np.nan, 1.0]), False), (np.array([np.inf]), False),
+    (np.array([1e30]), False), (np.array([2, 4], dtype=np.uint8), True), (np.array([3, 4], dtype=np.int16), True),
+    (np.array([True, False]), True), (np.array(["1", "2"]), False), (np.array([2.0, 5.0], np.float32), True),
+])
+def test_mnist_labels_are_kept_exactly_or_refused(tmp_path, labels, ok):
+    content, splits = _mnist_pickle(labels=labels)
+    path = tmp_path / "m.pkl.gz"
+    path.write_bytes(content)
+    if ok:
+        _, y_train, _, y_test = load_mnist(path)
+        assert y_train.dtype == np.int64
+        assert (y_train == np.concatenate([splits[0][1], splits[1][1]])).all() and (y_test == splits[2][1]).all()
+    else:
+        _expect_data_error(lambda: load_mnist(path), path)
+
+
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+@pytest.mark.parametrize("labels", [[0.0, 1.0, 1.0], [3.0, 7.0, 9.0], [255.0, 0.0, 128.0], [True, False, True],
+                                    np.array([3, 7, 9], np.int16), np.array([0, 200, 255], np.uint64)])
+def test_save_idx_writes_label_values_unchanged(tmp_path, suffix, labels):
+    images = np.zeros((3, 2, 2), np.uint8)
+    x, y = tmp_path / f"x{suffix}", tmp_path / f"y{suffix}"
+    save_idx(images, labels, x, y)
+    np.testing.assert_array_equal(load_idx(x, y)[1], np.asarray(labels).astype(np.int64))
+
+
+@pytest.mark.parametrize("labels", [[0.5, 1.0, 2.0], [-1.0, 0.0, 1.0], [256, 0, 1], [np.nan, 1.0, 2.0],
+                                    ["a", "b", "c"], [1e10, 1.0, 2.0], [-1, 0, 1]])
+def test_save_idx_refuses_labels_it_cannot_store_and_writes_nothing(tmp_path, labels):
+    x, y = tmp_path / "x", tmp_path / "y"
+    with pytest.raises(ValueError, match="labels"):
+        save_idx(np.zeros((3, 2, 2), np.uint8), labels, x, y)
+    assert not x.exists() and not y.exists()
+
+
+def test_save_idx_refuses_one_path_for_images_and_labels(tmp_path):
+    x = tmp_path / "data.idx"
+    x.write_bytes(b"precious")
+    (tmp_path / "link").symlink_to(x)
+    os.link(x, tmp_path / "hard")
+    for other in (x, str(x), tmp_path / "link", tmp_path / "hard", tmp_path / "." / "data.idx"):
+        with pytest.raises(ValueError, match="same file"):
+            save_idx(np.zeros((1, 2, 2), np.uint8), [1], x, other)
+    assert x.read_bytes() == b"precious"
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+HAS_FASHION = all((Path(ds.FASHION_MNIST_DIR) / (f + ".gz")).is_file() for f in ds.FASHION_MNIST_FILES)
+
+
+@pytest.mark.skipif(not HAS_FASHION, reason="Debian package dataset-fashion-mnist not installed")
+def test_fashion_mnist_installed_files():
+    X_train, y_train, X_test, y_test = ds.load_fashion_mnist()
+    assert X_train.shape == (60000, 28, 28, 1) and X_test.shape == (10000, 28, 28, 1)
+    assert X_train.dtype == X_test.dtype == np.float32 and y_train.dtype == y_test.dtype == np.int64
+    assert 0.0 <= X_train.min() and X_train.max() == 1.0
+    # Fashion-MNIST is balanced: 6000 training and 1000 test images of each of the 10 classes.
+    assert np.bincount(y_train).tolist() == [6000] * 10 and np.bincount(y_test).tolist() == [1000] * 10
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_fashion_mnist_from_a_folder(tmp_path, gz):
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 5), ("t10k", 3)):
+        pixels = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        suffix = ".gz" if gz else ""
+        _write(tmp_path / f"{prefix}-images-idx3-ubyte{suffix}", _idx_bytes(0x803, (n, 28, 28), pixels.tobytes()), gz)
+        _write(tmp_path / f"{prefix}-labels-idx1-ubyte{suffix}", _idx_bytes(0x801, (n,), labels.tobytes()), gz)
+        if prefix == "t10k":
+            expected = (pixels, labels)
+    X_train, y_train, X_test, y_test = ds.load_fashion_mnist(tmp_path)
+    assert X_train.shape == (5, 28, 28, 1) and y_train.shape == (5,)
+    np.testing.assert_array_equal(np.rint(X_test[..., 0] * 255).astype(np.uint8), expected[0])
+    np.testing.assert_array_equal(y_test, expected[1])
+
+
+def test_fashion_mnist_missing_says_how_to_install(tmp_path):
+    for folder in (tmp_path / "absent", tmp_path):
+        with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
+            ds.load_fashion_mnist(folder)

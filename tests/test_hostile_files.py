@@ -347,3 +347,134 @@ def test_cli_predict_with_a_bad_model_exits_nonzero_with_one_line(model, tmp_pat
     assert len(lines) == 1, result.stderr
     assert "not a valid minicnn model file" in lines[0] and "BAD.npz" in lines[0]
     assert result.stdout == ""
+
+
+# ---------------------------------------------------------------- the command line: no traceback, whatever the file
+def _png(width, height, idat=b"", bit_depth=8, color=0):
+    """A PNG whose IHDR declares ``width`` x ``height`` (its data need not match: decoders must check first)."""
+    import struct
+    import zlib
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def _hostile_inputs(tmp, good_model_bytes):
+    """name -> path of one hostile file of every kind the command reads."""
+    import gzip
+    import zlib
+
+    idx_images = (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (3, 8, 8)) + bytes(192)
+    idx_labels = (0x801).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes([1, 2, 3])
+    gz_images = gzip.compress(idx_images)
+    files = {
+        "npy_0d.npy": ("npy", lambda p: np.save(p, np.float32(3.0))),
+        "npy_1d.npy": ("npy", lambda p: np.save(p, np.zeros(5, np.float32))),
+        "npy_object.npy": ("npy", lambda p: np.save(p, np.array([{"a": 1}], dtype=object), allow_pickle=True)),
+        "npy_truncated.npy": ("npy", lambda p: (np.save(p, np.zeros((4, 8, 8, 1))),
+                                                p.write_bytes(p.read_bytes()[:200]))),
+        "npy_empty.npy": ("npy", lambda p: p.write_bytes(b"")),
+        "npy_strings.npy": ("npy", lambda p: np.save(p, np.array([["a", "b"], ["c", "d"]]))),
+        "npy_zero_images.npy": ("npy", lambda p: np.save(p, np.zeros((0, 8, 8, 1), np.float32))),
+        "idx_empty.idx": ("idx", lambda p: p.write_bytes(b"")),
+        "idx_zero_images.idx": ("idx", lambda p: p.write_bytes(
+            (0x803).to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in (0, 8, 8)))),
+        "idx_truncated.idx": ("idx", lambda p: p.write_bytes(idx_images[:-5])),
+        "idx_truncated.idx.gz": ("idx", lambda p: p.write_bytes(gz_images[: len(gz_images) // 2])),
+        "idx_bad_crc.idx.gz": ("idx", lambda p: p.write_bytes(gz_images[:-8] + b"\x00" * 8)),
+        "idx_corrupt_deflate.idx.gz": ("idx", lambda p: p.write_bytes(gz_images[:10] + b"\xff" * 20 + gz_images[30:])),
+        "idx_labels_as_images.idx": ("idx", lambda p: p.write_bytes(idx_labels)),
+        "png_bomb.png": ("png", lambda p: p.write_bytes(_png(100_000, 100_000, zlib.compress(b"\x00" * 1000)))),
+        "png_large_header.png": ("png", lambda p: p.write_bytes(_png(12_000, 12_000, zlib.compress(b"\x00" * 10)))),
+        "png_truncated.png": ("png", lambda p: p.write_bytes(_png(8, 8, zlib.compress(bytes(72)))[:40])),
+        "png_not_png.png": ("png", lambda p: p.write_bytes(b"GIF89a not a png")),
+        "png_empty.png": ("png", lambda p: p.write_bytes(b"")),
+        "npz_truncated.npz": ("npz", lambda p: p.write_bytes(good_model_bytes[: len(good_model_bytes) // 3])),
+        "npz_not_zip.npz": ("npz", lambda p: p.write_bytes(b"PK\x03\x04 not really")),
+        "npz_empty.npz": ("npz", lambda p: p.write_bytes(b"")),
+        "npz_object.npz": ("npz", lambda p: np.savez(p, X=np.array([None, 1], dtype=object),
+                                                       y=np.array([None], dtype=object))),
+        "npz_0d.npz": ("npz", lambda p: np.savez(p, X=np.float32(1), y=np.int64(1))),
+        "npz_no_images.npz": ("npz", lambda p: np.savez(p, X=np.zeros((0, 8, 8, 1)), y=np.zeros(0))),
+        "csv_empty.csv": ("csv", lambda p: p.write_text("")),
+        "csv_binary.csv": ("csv", lambda p: p.write_bytes(b"\x00\xff\xfe" * 50)),
+        "csv_header_only.csv": ("csv", lambda p: p.write_text("placement,rate,seed,accuracy\n")),
+        "csv_bad_numbers.csv": ("csv", lambda p: p.write_text("placement,rate,seed,accuracy\na,b,c,d\n")),
+    }
+    out = {}
+    for name, (kind, make) in files.items():
+        make(tmp / name)
+        out[name] = (kind, tmp / name)
+    return out
+
+
+def _cli_cases(tmp, model_path, files):
+    """Every command, fed every hostile file where it reads one of that kind."""
+    good_idx = tmp / "good_labels.idx"
+    good_idx.write_bytes((0x801).to_bytes(4, "big") + (3).to_bytes(4, "big") + bytes([1, 2, 3]))
+    cases = []
+    for name, (kind, path) in files.items():
+        if kind in ("npy", "idx", "png", "npz"):
+            cases.append(["predict", "--model", model_path, path])
+        if kind == "npz":
+            cases += [["predict", "--model", path, tmp / "npy_1d.npy"], ["summary", "--model", path],
+                      ["fit", "--data", path, "--epochs", "1", "--quiet", "--out", tmp / "o.npz"],
+                      ["fit", "--test-data", path, "--epochs", "1", "--quiet", "--out", tmp / "o.npz",
+                       "--layers", "conv2,maxpool"]]
+        if kind == "idx":
+            cases += [["fit", "--data", f"idx:{path},{good_idx}", "--epochs", "1", "--quiet", "--out", tmp / "o.npz"],
+                      ["fit", "--data", f"idx:{good_idx},{path}", "--epochs", "1", "--quiet", "--out", tmp / "o.npz"]]
+        if kind == "csv":
+            cases.append(["study", "--from-csv", path, "--out", tmp / "study"])
+        if kind in ("npy", "png"):
+            cases.append(["summary", "--model", path])
+    return cases
+
+
+def test_every_command_with_every_hostile_file_ends_in_one_line_never_a_traceback(model, tmp_path):
+    from contextlib import redirect_stderr, redirect_stdout
+
+    from minicnn.cli import main
+
+    model_path = tmp_path / "model.npz"
+    model_path.write_bytes(model["bytes"])
+    files = _hostile_inputs(tmp_path, model["bytes"])
+    cases = _cli_cases(tmp_path, model_path, files)
+    assert len(cases) > 50
+    for argv in cases:
+        out, err = io.StringIO(), io.StringIO()
+        with redirect_stdout(out), redirect_stderr(err):
+            code = main([str(a) for a in argv])
+        lines = err.getvalue().strip().splitlines()
+        assert code in (1, 2) and len(lines) == 1 and "Traceback" not in err.getvalue(), (argv, code, err.getvalue())
+        assert lines[0].startswith(f"minicnn {argv[0]}: error: "), (argv, lines)
+    assert model_path.read_bytes() == model["bytes"]
+
+
+def test_debug_shows_the_traceback(model, tmp_path):
+    from minicnn.cli import main
+
+    np.save(tmp_path / "x.npy", np.float32(3.0))
+    (tmp_path / "m.npz").write_bytes(model["bytes"])
+    with pytest.raises(ValueError, match="x.npy"):
+        main(["predict", "--debug", "--model", str(tmp_path / "m.npz"), str(tmp_path / "x.npy")])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS is enforced on Linux")
+@pytest.mark.parametrize("argv", [
+    ["fit", "--layers", "conv1000000", "--epochs", "1", "--backend", "numpy", "--quiet", "--dropout", "none"],
+    ["fit", "--layers", "dense100000000", "--epochs", "1", "--backend", "numpy", "--quiet", "--dropout", "none"],
+])
+def test_out_of_memory_is_one_line(tmp_path, argv):
+    """Under a 3 GiB address-space limit, networks too large for memory end in one line, exit code 1."""
+    script = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (3 * 1024**3, 3 * 1024**3)); "
+              "from minicnn.cli import main; sys.exit(main(sys.argv[1:]))")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", script, *argv, "--out", str(tmp_path / "m.npz")],
+                          capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    lines = done.stderr.strip().splitlines()
+    assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
+    assert "memory" in lines[0].lower()

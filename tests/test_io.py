@@ -226,3 +226,147 @@ def test_declared_size_is_checked_before_reading(saved, tmp_path):
                 else:
                     np.lib.format.write_array(f, value)
     expect_invalid(out, "declares 1000000000000 bytes, more than the limit")
+
+
+# ---------------------------------------------------------------- model files behave like files (np.save/open)
+TINY = dict(layers=("conv2", "maxpool"), max_iter=1, backend="numpy", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    X = np.random.default_rng(0).random((12, 16), dtype=np.float32)
+    return CNNClassifier(**TINY).fit(X, np.arange(12) % 3), X
+
+
+@pytest.fixture
+def umask():
+    def set_umask(mask):
+        restore.append(os.umask(mask))
+    restore = []
+    yield set_umask
+    for mask in restore[:1]:
+        os.umask(mask)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002, 0o027, 0o000])
+def test_save_new_file_mode_follows_the_umask_like_np_save(tiny, tmp_path, umask, mask):
+    umask(mask)
+    tiny[0].save(tmp_path / "m.npz")
+    np.save(tmp_path / "ref.npy", np.zeros(1))
+    expected = os.stat(tmp_path / "ref.npy").st_mode & 0o7777
+    assert os.stat(tmp_path / "m.npz").st_mode & 0o7777 == expected == 0o666 & ~mask
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o600, 0o664, 0o755])
+def test_resave_keeps_the_existing_mode(tiny, tmp_path, umask, mode):
+    umask(0o077)
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    os.chmod(path, mode)
+    tiny[0].save(path)
+    assert os.stat(path).st_mode & 0o7777 == mode
+    minicnn.load(path)
+
+
+@pytest.mark.parametrize("layout", ["absolute", "relative", "chain", "dangling", "into_other_dir"])
+def test_save_through_a_symlink_writes_the_target_and_keeps_the_link(tiny, tmp_path, layout):
+    clf, X = tiny
+    other = tmp_path / "models"
+    other.mkdir()
+    target = (other if layout == "into_other_dir" else tmp_path) / "real.npz"
+    if layout != "dangling":
+        target.write_bytes(b"old model")
+    link = tmp_path / "link.npz"
+    if layout == "relative":
+        link.symlink_to(target.name)
+    elif layout == "chain":
+        (tmp_path / "mid.npz").symlink_to(target)
+        link.symlink_to(tmp_path / "mid.npz")
+    else:
+        link.symlink_to(target)
+    clf.save(link)
+    assert link.is_symlink() and target.is_file() and not target.is_symlink()
+    np.testing.assert_array_equal(minicnn.load(target).predict_proba(X), clf.predict_proba(X))
+    assert sorted(p.name for p in target.parent.iterdir() if p.name.startswith(".minicnn-")) == []
+
+
+@pytest.mark.parametrize("mode", [0o444, 0o400, 0o555, 0o044])
+def test_save_over_a_read_only_file_raises_permission_error_and_keeps_it(tiny, tmp_path, mode):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"precious")
+    os.chmod(path, mode)
+    link = tmp_path / "link.npz"
+    link.symlink_to(path)
+    for target in (path, link):
+        with pytest.raises(PermissionError, match="m.npz|link.npz"):
+            tiny[0].save(target)
+    os.chmod(path, 0o600)
+    assert path.read_bytes() == b"precious" and sorted(os.listdir(tmp_path)) == ["link.npz", "m.npz"]
+
+
+def test_save_to_a_directory_or_missing_directory_is_an_os_error(tiny, tmp_path):
+    with pytest.raises(IsADirectoryError):
+        tiny[0].save(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        tiny[0].save(tmp_path / "missing" / "m.npz")
+
+
+LABEL_SETS = {
+    "nul_suffix": np.array(["cat", "cat\x00"], dtype=object),
+    "nul_runs": np.array(["a", "a\x00\x00", "a\x00", "\x00"], dtype=object),
+    "empty_and_space": np.array(["", " ", "x "], dtype=object),
+    "unicode": np.array(["é", "猫", "🐈", "e\u0301"], dtype=object),
+    "unicode_dtype": np.array(["ab", "b", "c"]),
+    "int8": np.array([-3, 0, 5], dtype=np.int8),
+    "uint64_large": np.array([0, 2**64 - 1, 2**63 + 1], dtype=np.uint64),
+    "float": np.array([0.0, -3.0, 7.0]),
+    "float32": np.array([1.0, 9.0], dtype=np.float32),
+    "bool": np.array([True, False]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LABEL_SETS))
+def test_every_label_set_round_trips_exactly(tiny, tmp_path, name):
+    """Labels that fit are the labels that load: same values, types and dtype, from both loaders."""
+    _, X = tiny
+    labels = LABEL_SETS[name]
+    y = labels[np.arange(len(X)) % len(labels)]
+    clf = CNNClassifier(**TINY).fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    for loaded in (minicnn.load(tmp_path / "m.npz"), minicnn.load_predictor(tmp_path / "m.npz")):
+        assert loaded.classes_.dtype == clf.classes_.dtype
+        assert [(type(c), c) for c in loaded.classes_.tolist()] == [(type(c), c) for c in clf.classes_.tolist()]
+        assert [(type(c), c) for c in loaded.predict(X).tolist()] == [(type(c), c) for c in clf.predict(X).tolist()]
+
+
+@pytest.mark.parametrize("loader", [minicnn.load, minicnn.load_predictor])
+@pytest.mark.parametrize("backend", ["bogus", "", "NUMPY", 3, ("numpy",)])
+def test_a_bad_backend_argument_is_blamed_not_the_file(tiny, tmp_path, loader, backend):
+    tiny[0].save(tmp_path / "m.npz")
+    with pytest.raises(ValueError, match=r"backend must be .*received backend=") as info:
+        loader(tmp_path / "m.npz", backend=backend)
+    assert not isinstance(info.value, minicnn.io.ModelFileError) and "not a valid" not in str(info.value)
+    with pytest.raises(ValueError, match="received backend="):   # before the file is even opened
+        loader(tmp_path / "missing.npz", backend=backend)
+
+
+def test_save_over_a_hard_linked_file_updates_every_name_like_open(tiny, tmp_path):
+    clf, X = tiny
+    path, other = tmp_path / "m.npz", tmp_path / "same.npz"
+    path.write_bytes(b"old model")
+    os.chmod(path, 0o640)
+    os.link(path, other)
+    clf.save(path)
+    assert os.path.samefile(path, other) and other.read_bytes() == path.read_bytes()
+    assert os.stat(path).st_mode & 0o7777 == 0o640
+    np.testing.assert_array_equal(minicnn.load(other).predict_proba(X), clf.predict_proba(X))
+    assert sorted(os.listdir(tmp_path)) == ["m.npz", "same.npz"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
+def test_resave_keeps_the_owner_and_group(tiny, tmp_path):
+    path = tmp_path / "m.npz"
+    path.write_bytes(b"old")
+    os.chown(path, 12345, 23456)
+    tiny[0].save(path)
+    assert (os.stat(path).st_uid, os.stat(path).st_gid) == (12345, 23456)

@@ -1,23 +1,22 @@
-"""Finite-difference gradient checks (float64) of every layer, on every available backend."""
+"""Gradients of every layer (float64): finite differences on the NumPy backend, the compiled backends against it.
+
+Finite differences check the math once, on the reference; each compiled
+backend (Numba, Cython) must then give the reference's outputs and gradients
+(training and inference forward, dx, every parameter gradient) for the same
+layers and inputs, which covers the same kernels at a fraction of the cost.
+"""
 
 import numpy as np
 import pytest
 
-from minicnn.backend import get_backend
 from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
                             GlobalAvgPool2D, MaxPool2D, SpatialDropout2D)
 
-from gradcheck import check_layer_gradients
+from gradcheck import check_against_numpy, check_layer_gradients
 
-from helpers import importable_backends
+from helpers import build_layer, importable_backends
 
-
-
-def available_backends():
-    return importable_backends(("numpy", "numba", "cython"))
-
-
-BACKENDS = available_backends()
+COMPILED = importable_backends(("numba", "cython"))
 
 IMAGE_LAYERS = {
     "conv_valid": lambda: Conv2D(3, 3, activation="tanh"),
@@ -46,38 +45,79 @@ FLAT_LAYERS = {
 
 
 def build(layer, shape, backend):
-    layer.build(shape, dtype=np.float64, rng=np.random.default_rng(1), backend=get_backend(backend))
+    return build_layer(layer, shape, backend, seed=1)
+
+
+IMAGE_X = np.random.default_rng(2).standard_normal((2, 7, 6, 3))
+FLAT_X = np.random.default_rng(3).standard_normal((4, 5))
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_LAYERS))
+def test_image_layer_gradients(name):
+    check_layer_gradients(build(IMAGE_LAYERS[name](), (7, 6, 3), "numpy"), IMAGE_X)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("name", sorted(IMAGE_LAYERS))
+def test_image_layer_backends_match_numpy(name, backend):
+    check_against_numpy(lambda b: build(IMAGE_LAYERS[name](), (7, 6, 3), b), IMAGE_X, backend)
+
+
+@pytest.mark.parametrize("name", sorted(FLAT_LAYERS))
+def test_flat_layer_gradients(name):
+    check_layer_gradients(build(FLAT_LAYERS[name](), (5,), "numpy"), FLAT_X)
+
+
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("name", sorted(FLAT_LAYERS))
+def test_flat_layer_backends_match_numpy(name, backend):
+    check_against_numpy(lambda b: build(FLAT_LAYERS[name](), (5,), b), FLAT_X, backend)
+
+
+DROPOUTS = [(Dropout, (5, 4, 3)), (SpatialDropout2D, (5, 4, 3)), (Dropout, (7,))]
+
+
+def dropout_layer(cls, shape, scaling, backend):
+    layer = build(cls(0.4, scaling=scaling), shape, backend)
+    layer.seed, layer.layer_id = 123, 4
     return layer
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", sorted(IMAGE_LAYERS))
-def test_image_layer_gradients(name, backend):
-    layer = build(IMAGE_LAYERS[name](), (7, 6, 3), backend)
-    x = np.random.default_rng(2).standard_normal((2, 7, 6, 3))
-    check_layer_gradients(layer, x)
+def same_step(layer):
+    layer.step = 7
 
 
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("name", sorted(FLAT_LAYERS))
-def test_flat_layer_gradients(name, backend):
-    layer = build(FLAT_LAYERS[name](), (5,), backend)
-    x = np.random.default_rng(3).standard_normal((4, 5))
-    check_layer_gradients(layer, x)
-
-
-@pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("cls, shape", [(Dropout, (5, 4, 3)), (SpatialDropout2D, (5, 4, 3)), (Dropout, (7,))])
+@pytest.mark.parametrize("cls, shape", DROPOUTS)
 @pytest.mark.parametrize("scaling", ["inverted", "test_time"])
-def test_dropout_gradients_with_fixed_step(cls, shape, scaling, backend):
-    layer = build(cls(0.4, scaling=scaling), shape, backend)
-    layer.seed, layer.layer_id = 123, 4
+def test_dropout_gradients_with_fixed_step(cls, shape, scaling):
+    layer = dropout_layer(cls, shape, scaling, "numpy")
     x = np.random.default_rng(4).standard_normal((3, *shape))
+    check_layer_gradients(layer, x, before_forward=lambda: same_step(layer))
 
-    def same_step():
-        layer.step = 7
 
-    check_layer_gradients(layer, x, before_forward=same_step)
+@pytest.mark.parametrize("backend", COMPILED)
+@pytest.mark.parametrize("cls, shape", DROPOUTS)
+@pytest.mark.parametrize("scaling", ["inverted", "test_time"])
+def test_dropout_backends_match_numpy(cls, shape, scaling, backend):
+    x = np.random.default_rng(4).standard_normal((3, *shape))
+    check_against_numpy(lambda b: dropout_layer(cls, shape, scaling, b), x, backend, before_forward=same_step)
+
+
+def test_a_wrong_kernel_fails_the_backend_comparison():
+    """The comparison is sharp: a compiled backend whose kernel is off by one ulp-scale bias fails it."""
+    from minicnn.backend import get_backend
+
+    real = get_backend("numpy")
+    skewed = type(real)(**{**vars(real), "name": "skewed"})
+
+    def maxpool2d_backward(dx, dy, *args):
+        real.maxpool2d_backward(dx, dy, *args)
+        dx *= 1 + 1e-6
+
+    skewed.maxpool2d_backward = maxpool2d_backward
+    with pytest.raises(AssertionError, match="dx"):
+        check_against_numpy(lambda b: build(MaxPool2D(2), (7, 6, 3), skewed if b != "numpy" else b), IMAGE_X,
+                            "skewed")
 
 
 def test_first_layer_skips_input_gradient():

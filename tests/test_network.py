@@ -133,3 +133,77 @@ def test_conv_filters_validation_names_value(bad):
 def test_activation_validation_names_value():
     with pytest.raises(ValueError, match="activation='gelu'"):
         Activation("gelu")
+
+
+NUMPY_FIT = """
+import sys
+import numpy as np
+from minicnn import CNNClassifier, CNNRegressor
+rng = np.random.default_rng(0)
+X = rng.random((24, 12, 12, 1), dtype=np.float32)
+for est, y in [(CNNClassifier, np.arange(24) % 3), (CNNRegressor, rng.random(24))]:
+    for optimizer in ("adam", "sgd"):
+        model = est(layers=("conv4", "maxpool", "conv8", "avgpool", "dense8"), batch_norm=True, backend="numpy",
+                    optimizer=optimizer, max_iter=2, batch_size=8, random_state=0).fit(X, y)
+        model.predict(X)
+        model.predict_uncertainty(X[:2], mc_samples=2)
+compiled = sorted(name for name in sys.modules
+                  if name.startswith(("minicnn.backend._", "numba")) or name.endswith("_kernels"))
+print(",".join(compiled))
+"""
+
+
+def test_a_numpy_backend_fit_imports_no_compiled_kernel():
+    """Loss, optimizer and layers of a ``backend="numpy"`` fit all run the NumPy kernels (OpenMP control aside)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", NUMPY_FIT], capture_output=True, text=True, check=True).stdout
+    assert set(out.split()[-1].split(",")) <= {"minicnn.backend._openmp"}, out
+
+
+@pytest.mark.parametrize("loss_name", ["softmax_cross_entropy", "mean_squared_error"])
+def test_train_step_runs_the_loss_and_optimizer_on_the_network_kernels(loss_name):
+    from minicnn import losses
+    from minicnn.backend import get_backend
+    from minicnn.training import train_step
+
+    calls = []
+    real = get_backend("numpy")
+    spy = type(real)(**{**vars(real), "name": "spy"})
+    for kernel in ("softmax_xent", "adam_update"):
+        def wrapped(*args, _kernel=getattr(real, kernel), _name=kernel):
+            calls.append(_name)
+            return _kernel(*args)
+        setattr(spy, kernel, wrapped)
+    net = small_net(backend=spy, dtype=np.float32)
+    net.build((6, 6, 2), rng=np.random.default_rng(0))
+    assert net.kernels is spy
+    x = np.random.default_rng(1).standard_normal((4, 6, 6, 2)).astype(np.float32)
+    y = np.array([0, 1, 2, 0]) if loss_name == "softmax_cross_entropy" else np.zeros((4, 3), np.float32)
+    train_step(net, getattr(losses, loss_name), Adam(1e-3), x, y)
+    assert "adam_update" in calls
+    assert ("softmax_xent" in calls) == (loss_name == "softmax_cross_entropy")
+
+
+@pytest.mark.parametrize("n_threads", [1, 2, 3])
+def test_conv_workspaces_have_one_slot_per_thread_the_kernels_run(n_threads):
+    """Per-thread workspaces are sized by the OpenMP team of ``n_threads``, not by the machine's CPU count."""
+    from minicnn.backend import get_backend
+    from minicnn.threads import thread_limits
+
+    try:
+        kernels = get_backend("cython")
+    except ImportError as exc:
+        pytest.skip(f"Cython kernels not built: {exc}")
+    net = Sequential([Conv2D(8, 3, activation="relu"), Conv2D(8, 3), Flatten(), Dense(2)], backend=kernels,
+                     dtype=np.float32)
+    net.build((10, 10, 8), rng=np.random.default_rng(0))
+    x = np.random.default_rng(1).standard_normal((8, 10, 10, 8)).astype(np.float32)
+    with thread_limits(n_threads):
+        assert kernels.team_size() == n_threads
+        net.backward(np.ones_like(net.forward(x, training=True)))
+    slotted = {name: view.shape for layer in net.layers[:2] for name, view in layer._views.items()
+               if name in ("winograd", "winograd_dx", "dcol")}
+    assert slotted and all(shape[0] == n_threads for shape in slotted.values()), slotted
+    assert get_backend("numpy").team_size() == 1

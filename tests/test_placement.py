@@ -1,12 +1,17 @@
 """Dropout placement rules (pure functions), the variance-shift lint, and the layer lists they build."""
 
 import doctest
+import importlib
+import sys
 
 import pytest
 
-from minicnn import _architecture, _inputs, _progress, placement
-from minicnn._architecture import build_layers
-from minicnn.placement import DropoutSpec, lint_placement, parse_layers, resolve_dropout
+import numpy as np
+
+from minicnn import _inputs, _progress, architecture, placement
+from minicnn.architecture import LAYER_KINDS, build_layers, build_network, parse_layers, weight_count
+from minicnn.layers import Conv2D, Dense
+from minicnn.placement import DropoutSpec, lint_placement, resolve_dropout
 
 LAYERS = ("conv8", "conv16x5", "maxpool", "conv32", "avgpool", "dense64", "dense32")
 
@@ -180,7 +185,70 @@ def test_dropout_spec_is_a_plain_record():
     assert DropoutSpec(1, 0.5, "element") == DropoutSpec(1, 0.5, "element")
 
 
-@pytest.mark.parametrize("module", [placement, _architecture, _inputs, _progress])
+@pytest.mark.parametrize("module", [placement, architecture, _inputs, _progress])
 def test_private_module_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
+
+
+# ---------------------------------------------------------------- the architecture table
+#: One token of every kind in the table (a new kind without an example here fails the next test).
+EXAMPLES = {"conv": "conv3x2", "maxpool": "maxpool", "avgpool": "avgpool", "gap": "gap", "dense": "dense5"}
+
+
+def test_every_table_kind_has_an_example_and_parses_to_itself():
+    assert set(EXAMPLES) == set(LAYER_KINDS)
+    for kind, text in EXAMPLES.items():
+        (token,) = parse_layers((text,))
+        assert token.kind == kind and token.output == LAYER_KINDS[kind].output
+
+
+@pytest.mark.parametrize("layers", [
+    (), ("conv3", "maxpool", "dense5"), ("conv3x2", "avgpool", "conv4", "gap", "dense5", "dense2"),
+    ("maxpool", "conv2x3", "maxpool", "dense4"), ("gap",), ("dense7", "dense3"), ("conv2", "conv3x1", "avgpool"),
+])
+@pytest.mark.parametrize("options", [
+    {}, {"kernel_size": 2, "padding": "same", "pool_size": 3}, {"batch_norm": True, "pool_size": 2},
+])
+def test_weight_count_equals_the_weights_of_the_built_network(layers, options):
+    """The shape rules of the table agree with the layers the builders make (every kind, both paddings)."""
+    tokens = parse_layers(layers)
+    for input_shape in [(9, 8, 2), (12, 12, 1)]:
+        network, _ = build_network(tokens, [], n_outputs=3, input_shape=input_shape, rng=np.random.default_rng(0),
+                                   backend="numpy", **options)
+        built = sum(layer.params["w"].size for layer in network.layers if isinstance(layer, (Conv2D, Dense)))
+        assert weight_count(tokens, input_shape, 3, **options) == built
+
+
+def test_moved_names_warn_and_still_work():
+    for name in ("parse_layers", "LayerToken", "TOKEN_HELP"):
+        with pytest.warns(DeprecationWarning, match=f"minicnn.architecture.{name}"):
+            assert getattr(placement, name) is getattr(architecture, name)
+    sys.modules.pop("minicnn._architecture", None)
+    with pytest.warns(DeprecationWarning, match="minicnn.architecture"):
+        _architecture = importlib.import_module("minicnn._architecture")
+    assert _architecture.build_layers is build_layers and _architecture.plan is placement.plan
+
+
+@pytest.mark.parametrize("number", [0.5, 0, 1, 0.25, np.float32(0.3), np.int64(2)])
+def test_a_number_for_dropout_suggests_dropout_rate(number):
+    with pytest.raises(ValueError, match=r"did you mean dropout_rate=") as info:
+        resolve_dropout(parse_layers(("conv4", "maxpool")), number)
+    assert f"dropout={number!r}" in str(info.value)
+    assert placement.number_hint(number) in str(info.value)
+
+
+@pytest.mark.parametrize("face", ["CNNClassifier", "CNNRegressor"])
+def test_estimators_suggest_dropout_rate_for_a_number_passed_as_dropout(face):
+    import minicnn
+
+    from sklearn.utils._param_validation import InvalidParameterError
+
+    X, y = np.zeros((4, 6, 6, 1), dtype=np.float32), np.array([0, 1, 0, 1])
+    for number in (0.5, 3, np.float64(0.2)):
+        est = getattr(minicnn, face)(layers=("conv2", "maxpool"), dropout=number, max_iter=1)
+        with pytest.raises(InvalidParameterError, match=r"'dropout' parameter.*did you mean dropout_rate=.*Got "):
+            est.fit(X, y)
+    with pytest.raises(InvalidParameterError) as info:   # other bad values keep scikit-learn's message alone
+        getattr(minicnn, face)(dropout=None).fit(X, y)
+    assert "dropout_rate" not in str(info.value)

@@ -93,9 +93,11 @@ def test_regressor_predictions_are_identical(digits, tmp_path, two_d):
 
 
 @pytest.mark.parametrize("bad, match", [
-    (np.full((2, 64), np.nan), "NaN, infinity"),
+    (np.full((2, 64), np.nan), "Input X contains NaN"),
+    (np.full((2, 64), np.inf), "Input X contains infinity"),
+    (np.full((2, 64), 1e38), "too large for float32 arithmetic"),
     (np.full((2, 64), 1e39), "too large for float32"),
-    (np.zeros((2, 10)), "X has 10 features, but this model expects 64"),
+    (np.zeros((2, 10)), "X has 10 features, but CNNClassifier is expecting 64"),
     (np.zeros((2, 9, 9)), r"images of shape \(height, width, channels\)=\(9, 9, 1\)"),
     (np.zeros((0, 64)), "X has 0 samples"),
     (np.zeros(64), "Expected X with 2 to 4 dimensions"),

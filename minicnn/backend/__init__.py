@@ -76,14 +76,44 @@ class Backend(SimpleNamespace):
 
     ``uses_numba`` is True when any kernel is a Numba one (whose thread pool
     must always be set, see :func:`minicnn.threads.kernel_thread_limits`).
+
+    ``team_size()`` is the number of threads the kernels that take
+    per-thread workspaces (the compiled ones) run with now, the number of
+    slots to give those workspaces: ``omp_get_max_threads()``, which
+    :func:`minicnn.threads.thread_limits` sets from ``n_threads``; 1 for
+    backends without compiled kernels (their kernels take no per-thread
+    workspace).
+
+    Examples
+    --------
+    >>> get_backend("numpy").team_size()
+    1
     """
 
     def __init__(self, **kernels):
         super().__init__(**kernels)
         self.uses_numba = "numba" in self.sources.values()
+        if "team_size" not in kernels:
+            self.team_size = _openmp_max_threads(self.sources)
 
     def __repr__(self):
         return f"Backend({self.name!r})"
+
+
+def _one():
+    return 1
+
+
+def _openmp_max_threads(sources):
+    """``omp_get_max_threads`` of the compiled kernels when ``sources`` use them, else a constant 1."""
+    if "cython" in sources.values():
+        try:
+            from . import _openmp
+        except ImportError:
+            pass
+        else:
+            return _openmp.get_max_threads   # >= 1 (the OpenMP runtime's nthreads-var)
+    return _one
 
 
 def _load_module(name):
@@ -91,6 +121,10 @@ def _load_module(name):
         return importlib.import_module(_MODULES[name])
     except ImportError:
         return None
+    except ValueError as exc:   # Numba refuses its environment on import (e.g. NUMBA_NUM_THREADS=0)
+        from .jit import environment_error
+
+        raise environment_error("Numba", exc) from exc
 
 
 def _resolve(name):

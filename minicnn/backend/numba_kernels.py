@@ -2,7 +2,7 @@
 
 Read the contract in the ``reference`` module docstring. Batch loops are
 ``prange`` loops over samples (each thread writes its own slice, so results do
-not depend on the thread count). Flags come from :mod:`minicnn.config`;
+not depend on the thread count). Flags come from :mod:`minicnn.backend.jit`;
 float32 and float64 each get their own compiled specialization on first call.
 
 Convolution layout (measured, ``benchmarks/test_bench_kernels.py``): as in
@@ -20,13 +20,14 @@ thread count.
 import numpy as np
 from numba import prange
 
-from ..config import jit
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # anything else: identity
 from .augment_numba import augment_batch  # noqa: F401 (kernel of this backend)
 from .hash_rng import MIX_MUL1, MIX_MUL2
+from .jit import jit
+from .tuning import DB_BLOCK_ROWS, DW_GROUPS
 
 NAME = "numba"
-_ROWS_PER_CHUNK = 256  # fixed db-reduction chunk: the sum order never depends on thread count
+_ROWS_PER_CHUNK = DB_BLOCK_ROWS  # fixed db-reduction chunk: the sum order never depends on thread count
 
 
 # ----------------------------------------------------------------------------- conv
@@ -70,7 +71,7 @@ def _col2im_one(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
                             dx[ih, iw, c] += dcol[p, base + c]
 
 
-_WEIGHT_GROUPS = 8  # fixed batch groups of the weight gradient: the sum order never depends on threads
+_WEIGHT_GROUPS = DW_GROUPS  # fixed batch groups of the weight gradient: the sum order never depends on threads
 
 
 @jit(parallel=True)

@@ -33,6 +33,7 @@ import numpy as np
 from .activation_codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 from .augment_reference import augment_batch  # noqa: F401 (kernel of this backend)
 from .hash_rng import hash_reference
+from .tuning import DW_GROUPS, conv_wgrad_workspace_length, winograd_workspace_length  # noqa: F401 (the layouts)
 
 NAME = "numpy"
 
@@ -297,22 +298,6 @@ WINOGRAD_AT = np.array([[1, 1, 1, 0],
                         [0, 1, -1, -1]], dtype=np.float64)
 
 
-def winograd_workspace_length(H, W, C, F, Ho, Wo):
-    """Row length ``L`` of the ``(slots, L)`` workspace of :func:`conv2d_winograd_bias_act_forward`.
-
-    The layout of the Cython kernel (``kernels/winograd.pyx``): the transformed
-    weights ``U (16, C, F)`` at the head of row 0, then one thread's scratch for
-    a block of ``T = min(36, ceil(Ho/2) * ceil(Wo/2))`` tiles: 16 matrices
-    ``V_k (T, C)`` and 16 ``M_k (T, F)``, each padded by 16 elements, a 4x4xC
-    border patch and a 2x2xF output tile. A pure function of the shapes; this
-    reference ignores the workspace.
-    """
-    if min(H, W, C, F, Ho, Wo) < 0:
-        raise ValueError(f"sizes must be >= 0; received H={H}, W={W}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
-    T = min(36, ((Ho + 1) // 2) * ((Wo + 1) // 2))
-    return 16 * C * F + 16 * (T * C + 16) + 16 * (T * F + 16) + 16 * C + 4 * F
-
-
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     """``y = f(conv(x, w) + b)`` for a 3x3, stride-1 conv by Winograd F(2x2, 3x3); ``work`` is ignored.
 
@@ -352,53 +337,6 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
 
 
 # ----------------------------------------------------------------------------- conv weight gradient from the input
-#: Fixed sample groups of the Cython weight-gradient kernels (``kernels/conv.pyx`` and
-#: ``kernels/conv_wgrad.pyx``); partial gradients are summed in group order.
-DW_GROUPS = 8
-#: Block of output rows ``R >= 1`` per im2col + GEMM step of ``kernels/conv_wgrad.pyx``: if
-#: ``Wo*K*F <= WGRAD_BLOCK_MNK``, the most rows with ``R*Wo*K*F <= WGRAD_BLOCK_MNK`` (the m*n*k of
-#: one GEMM) and ``R*Wo*K <= WGRAD_SLOT_CAP``; otherwise ``WGRAD_PACKED_SLOT // (Wo*K)`` rows.
-WGRAD_BLOCK_MNK = 1000000
-WGRAD_SLOT_CAP = 65536
-WGRAD_PACKED_SLOT = 131072
-
-
-def _wgrad_block_rows(Wo, K, F):
-    """Output rows per block of the Cython ``conv2d_backward_weight_from_input`` (see ``WGRAD_BLOCK_MNK``)."""
-    if Wo * K * F == 0:
-        return 1
-    if Wo * K * F > WGRAD_BLOCK_MNK:
-        return max(1, WGRAD_PACKED_SLOT // (Wo * K))
-    return max(1, min(WGRAD_BLOCK_MNK // (Wo * K * F), WGRAD_SLOT_CAP // (Wo * K)))
-
-
-def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
-    """Length of the 1-D workspace of :func:`conv2d_backward_weight_from_input` for ``slots`` threads.
-
-    The layout of the Cython kernel (``kernels/conv_wgrad.pyx``): ``G = min(N,
-    DW_GROUPS)`` partial gradients of ``K*F`` elements (``K = KH*KW*C``), then
-    ``slots`` im2col slots of ``min(R, rows) * Wo * K`` elements, where ``R``
-    is the block of output rows (see ``WGRAD_BLOCK_MNK``) and ``rows =
-    ceil(N / G) * Ho`` the output rows of the largest group. A pure function of
-    the shapes (``H`` and ``W`` do not change it); this reference only checks
-    the length.
-
-    Examples
-    --------
-    >>> conv_wgrad_workspace_length(128, 26, 26, 32, 3, 3, 64, 24, 24, 2)   # 8*288*64 + 2 * 2*24*288
-    175104
-    """
-    if min(N, H, W, C, KH, KW, F, Ho, Wo) < 0:
-        raise ValueError(f"sizes must be >= 0; received N={N}, H={H}, W={W}, C={C}, KH={KH}, KW={KW}, "
-                         f"F={F}, Ho={Ho}, Wo={Wo}")
-    if slots < 1:
-        raise ValueError(f"slots must be >= 1; received slots={slots}")
-    K = KH * KW * C
-    G = min(N, DW_GROUPS)
-    rows = -(-N // G) * Ho if G else 0
-    return G * K * F + slots * min(_wgrad_block_rows(Wo, K, F), rows) * Wo * K
-
-
 def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
     """Weight gradient of a conv from its input ``x``: :func:`conv2d_backward_weight` without ``col``.
 

@@ -29,8 +29,6 @@ class Activation(Layer):
     array([[0., 0., 2.]], dtype=float32)
     """
 
-    kind = "activation"
-
     def __init__(self, activation="relu", alpha=0.01):
         super().__init__()
         self.activation, self.alpha = activation, alpha

@@ -12,10 +12,34 @@ FORWARD_CACHE = ("_x", "_y", "_col", "_argmax", "_x_shape", "_inv_std", "_key", 
 
 
 class Layer:
-    """Base class: a forward/backward pair with parameters, gradients and reused buffers.
+    """Base class of every layer: the protocol a :class:`~minicnn.network.Sequential` relies on, declared once.
 
-    Subclasses implement ``_build(input_shape, rng)`` (returns the output shape,
-    creates parameters), ``forward(x, training)`` and ``backward(dy)``.
+    Shapes are per sample, channels-last: ``input_shape`` is ``(H, W, C)``
+    for image layers and ``(D,)`` for flat ones; every array a method takes
+    or returns has a leading batch axis ``N`` and the network's dtype.
+
+    Protocol
+    --------
+    ``build(input_shape, *, dtype, rng, backend)``
+        Once, before any pass: creates ``params`` (and their ``grads``) and
+        returns the output shape. Subclasses implement ``_build``.
+    ``forward(x, training)``
+        ``x (N, *input_shape)`` C-contiguous -> ``y (N, *output_shape)``.
+        ``training=True`` keeps what ``backward`` needs.
+    ``backward(dy)``
+        ``dy (N, *output_shape)`` -> ``dx (N, *input_shape)``, after a
+        ``forward(x, training=True)`` of the same batch; fills ``grads``
+        (overwritten, not accumulated). Returns None when
+        ``needs_input_grad`` is False.
+    ``sample(x, pass_index)``
+        Monte-Carlo forward: stochastic layers (dropout) draw the masks of
+        pass ``pass_index``; every other layer runs ``forward(x, False)``.
+
+    Buffer ownership: ``forward``, ``backward`` and ``sample`` return arrays
+    the layer owns (workspaces reused by its next call of the same method)
+    or, for identity-like passes, ``x`` itself. Callers copy what they keep
+    and never write into a returned array; layers never write into their
+    inputs.
 
     Attributes
     ----------
@@ -26,10 +50,14 @@ class Layer:
         and return None.
     stochastic : bool
         True for layers whose training forward draws random numbers (dropout).
+    kernels : Backend
+        The kernels the layer runs (set by ``build`` from ``backend``, and by
+        :meth:`minicnn.network.Sequential.set_backend`).
+    input_shape, output_shape : tuple of int or None
+        Per-sample shapes (None before ``build``).
     """
 
     stochastic = False
-    kind = "layer"
 
     def __init__(self):
         self.params, self.grads = {}, {}
@@ -39,7 +67,30 @@ class Layer:
         self._views = {}
 
     def build(self, input_shape, *, dtype, rng, backend):
-        """Create parameters for per-sample ``input_shape`` and return the output shape."""
+        """Create parameters for per-sample ``input_shape`` and return the output shape.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            Per-sample shape, ``(H, W, C)`` or ``(D,)``.
+        dtype : numpy dtype
+            Of parameters, workspaces and outputs.
+        rng : numpy.random.Generator
+            Initializes the weights.
+        backend : Backend
+            The kernels (see :func:`minicnn.backend.get_backend`), stored as ``kernels``.
+
+        Returns
+        -------
+        tuple of int
+            The per-sample output shape.
+
+        Raises
+        ------
+        ValueError
+            If the layer does not fit ``input_shape`` (e.g. a kernel larger
+            than the padded input, or an image layer given flat vectors).
+        """
         self.input_shape = tuple(int(d) for d in input_shape)
         self.dtype = np.dtype(dtype)
         self.kernels = backend
@@ -48,6 +99,60 @@ class Layer:
 
     def _build(self, input_shape, rng):
         return input_shape
+
+    def forward(self, x, training=False):
+        """Output of the layer for the batch ``x`` (see the protocol in the class docstring).
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape)
+            C-contiguous, of the layer's dtype.
+        training : bool, default=False
+            Training mode: keep what :meth:`backward` needs, dropout active,
+            batch statistics in BatchNorm.
+
+        Returns
+        -------
+        ndarray of shape (N, *output_shape)
+            A buffer the layer owns (or ``x`` itself): valid until its next call.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dy):
+        """Gradient with respect to the input of the last training forward; fills ``grads``.
+
+        Parameters
+        ----------
+        dy : ndarray of shape (N, *output_shape)
+            Gradient of the loss with respect to this layer's output.
+
+        Returns
+        -------
+        ndarray of shape (N, *input_shape) or None
+            A buffer the layer owns; None when ``needs_input_grad`` is False.
+
+        Raises
+        ------
+        RuntimeError
+            Where a layer can tell that no training forward of this batch
+            preceded the call.
+        """
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def sample(self, x, pass_index):
+        """Monte-Carlo forward for pass ``pass_index``: inference everywhere but in stochastic layers.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape)
+        pass_index : int
+            Keys the dropout masks of the pass (the same index gives the same masks).
+
+        Returns
+        -------
+        ndarray of shape (N, *output_shape)
+        """
+        return self.forward(x, False)
 
     def _buffer(self, name, shape, dtype=None):
         """A C-contiguous array of ``shape`` reused across calls (grown, never shrunk).

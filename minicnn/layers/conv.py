@@ -5,19 +5,14 @@ import math
 import numpy as np
 
 from ..backend.activation_codes import CODES
-from ..backend.reference import conv_wgrad_workspace_length, winograd_workspace_length
-from ..threads import available_cpus
+from ..backend.tuning import conv_wgrad_workspace_length, winograd_workspace_length
 from .base import Layer, activation_code, glorot_or_he_uniform
 from .geometry import as_pair, check_padding, window_geometry
 
-_state = {"cpus": None}
 
-
-def _cpus():
-    """CPUs this process may use (cached): the thread slots of the Cython conv backward workspace."""
-    if _state["cpus"] is None:
-        _state["cpus"] = available_cpus()
-    return _state["cpus"]
+def _slots(layer, n):
+    """Thread slots of a per-thread workspace for ``n`` samples: at most the team the kernels run with."""
+    return min(n, layer.kernels.team_size())
 
 
 #: Fewest channels into a 3x3 stride-1 conv for which Winograd F(2x2, 3x3) is used: it lost to the direct
@@ -70,8 +65,6 @@ class Conv2D(Layer):
     ...            backend=get_backend("numpy"))
     (8, 8, 4)
     """
-
-    kind = "conv"
 
     def __init__(self, filters, kernel_size=3, strides=1, padding="valid", dilation=1,
                  use_bias=True, activation="identity", alpha=0.01):
@@ -126,7 +119,7 @@ class Conv2D(Layer):
         winograd = self._winograd_kernel(self._winograd_forward)
         if winograd is not None and (not training or hasattr(self.kernels, _WGRAD_FROM_INPUT)):
             H, W, _ = self.input_shape
-            work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+            work = self._buffer("winograd", (_slots(self, N), winograd_workspace_length(H, W, C, F, Ho, Wo)))
             winograd(y, x, self.params["w"], self.params.get("b", self._zero_bias), work, self.act, self.alpha,
                      self.pt, self.pl)
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
@@ -153,7 +146,7 @@ class Conv2D(Layer):
             H, W, C = self.input_shape
             KH, KW = self.kernel_size
             work = self._buffer("wgrad", (conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo,
-                                                                      min(N, _cpus())),))
+                                                                      _slots(self, N)),))
             getattr(self.kernels, _WGRAD_FROM_INPUT)(self.grads["w"], dz, self._x, work, *self._geometry())
         else:
             self.kernels.conv2d_backward_weight(self.grads["w"], dz, self._col)
@@ -168,7 +161,7 @@ class Conv2D(Layer):
         P, K = Ho * Wo, math.prod(self.params["w"].shape[:3])
         if getattr(self.kernels, "sources", {}).get("conv2d_backward_input") == "cython":
             # per-thread slots instead of the whole batch (see kernels/conv.pyx)
-            dcol = self._buffer("dcol", (min(N, _cpus()), P, K))
+            dcol = self._buffer("dcol", (_slots(self, N), P, K))
         else:
             dcol = self._buffer("dcol", (N, P, K))
         self.kernels.conv2d_backward_input(dx, dcol, dz, self.params["w"], *self._geometry())
@@ -199,7 +192,7 @@ class Conv2D(Layer):
         H, W, C = self.input_shape
         Ho, Wo, F = self.output_shape
         y = self._buffer("y_pooled", (N, Ho // 2, Wo // 2, F))
-        work = self._buffer("winograd", (min(N, _cpus()), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+        work = self._buffer("winograd", (_slots(self, N), winograd_workspace_length(H, W, C, F, Ho, Wo)))
         getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], self.params.get("b", self._zero_bias), work,
                                               self.act, self.alpha, self.pt, self.pl, Ho, Wo)
         return y
@@ -210,7 +203,7 @@ class Conv2D(Layer):
         Ho, Wo, F = self.output_shape
         flipped = self._buffer("w_flipped", (3, 3, F, C))
         np.copyto(flipped, self.params["w"][::-1, ::-1].transpose(0, 1, 3, 2))
-        work = self._buffer("winograd_dx", (min(len(dz), _cpus()), winograd_workspace_length(Ho, Wo, F, C, H, W)))
+        work = self._buffer("winograd_dx", (_slots(self, len(dz)), winograd_workspace_length(Ho, Wo, F, C, H, W)))
         winograd(dx, dz, flipped, self._zero_input_bias, work, _IDENTITY, 0.0, 2 - self.pt, 2 - self.pl)
 
     def describe(self):

@@ -16,8 +16,6 @@ class Flatten(Layer):
     (12,)
     """
 
-    kind = "flatten"
-
     def _build(self, input_shape, rng):
         return (int(np.prod(input_shape)),)
 
@@ -50,8 +48,6 @@ class Dense(Layer):
     >>> layer.forward(np.ones((2, 5), dtype=np.float32)).shape
     (2, 3)
     """
-
-    kind = "dense"
 
     def __init__(self, units, activation="identity", use_bias=True, alpha=0.01):
         super().__init__()

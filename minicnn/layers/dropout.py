@@ -31,7 +31,7 @@ class Dropout(Layer):
     Parameters
     ----------
     rate : float in [0, 1)
-        Drop probability.
+        Drop probability; 0 makes the layer the identity (in training too).
     scaling : {"inverted", "test_time"}, default="inverted"
         See the module docstring.
 
@@ -57,7 +57,6 @@ class Dropout(Layer):
     True
     """
 
-    kind = "dropout"
     stochastic = True
     noise = "element"
 
@@ -79,8 +78,11 @@ class Dropout(Layer):
 
     # -- shared logic
     def forward(self, x, training=False):
-        if not training or self.rate == 0.0:
+        if not training:
             return self._inference(x)
+        if self.rate == 0.0:   # the identity, forward and backward (no mask to draw)
+            self._active = True
+            return x
         self._key = dropout_key(self.seed, self.layer_id, self.step)
         self.step += 1
         return self._masked(x, self._key)
@@ -109,6 +111,8 @@ class Dropout(Layer):
     def backward(self, dy):
         if not getattr(self, "_active", False):
             raise RuntimeError("Dropout.backward called without a training forward pass")
+        if self.rate == 0.0:
+            return dy
         dx = self._buffer("dx", dy.shape)
         scale = 1.0 / (1.0 - self.rate) if self.scaling == "inverted" else 1.0
         self._kernels()[1](self._view(dx), self._view(dy), *self._key, keep_threshold(self.rate), scale)

@@ -11,7 +11,8 @@ class BatchNorm(Layer):
     Training normalizes with the batch mean and (biased) variance and updates
     the running estimates as ``running = (1 - momentum) * running + momentum * batch``
     (unbiased variance, PyTorch's convention); inference uses the running
-    estimates.
+    estimates. Like PyTorch, a training batch with one value per channel
+    raises ``ValueError`` (its variance is 0).
 
     Parameters
     ----------
@@ -29,8 +30,6 @@ class BatchNorm(Layer):
     >>> bool(abs(y.mean()) < 1e-5)
     True
     """
-
-    kind = "norm"
 
     def __init__(self, momentum=0.1, eps=1e-5):
         super().__init__()
@@ -54,6 +53,9 @@ class BatchNorm(Layer):
         y = self._buffer("y", x.shape)
         if training:
             m = x2.shape[0]
+            if m < 2:   # PyTorch's rule: a one-value variance is 0 and would corrupt the running statistics
+                raise ValueError(f"Expected more than 1 value per channel when training, got input of shape "
+                                 f"{x.shape}")
             mean = x2.mean(axis=0)
             var = x2.var(axis=0)
             self.running_mean *= 1 - self.momentum

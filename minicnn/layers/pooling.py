@@ -9,7 +9,6 @@ from .geometry import as_pair, check_padding, window_geometry
 class _Pool2D(Layer):
     """Shared window geometry; subclasses only pick the kernels (the ``mode`` hook)."""
 
-    kind = "pool"
     mode = None
 
     def __init__(self, pool_size=2, strides=None, padding="valid"):
@@ -124,8 +123,6 @@ class GlobalAvgPool2D(Layer):
     >>> gap.build((4, 4, 3), dtype=np.float32, rng=None, backend=get_backend("numpy"))
     (3,)
     """
-
-    kind = "pool"
 
     def _build(self, input_shape, rng):
         if len(input_shape) != 3:

@@ -29,7 +29,7 @@ checks those; NaN inputs propagate instead of raising).
 import os
 
 #: The command that installs what an export needs (one place: errors and docs quote it).
-INSTALL_HINT = 'pip install "minicnn[onnx]"'
+INSTALL_HINT = "pip install onnx onnxruntime skl2onnx, the onnx extra of minicnn-engine"
 #: Opset written when ``opset=None`` (see the module docstring for why).
 DEFAULT_OPSET = 13
 #: Lowest opset the translation supports.

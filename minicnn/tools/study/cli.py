@@ -102,7 +102,9 @@ def add_arguments(parser):
                              "sizes and seeds until the estimate fits")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny grid, verdicts not meaningful")
     parser.add_argument("--n-jobs", type=int, default=-1, help="joblib workers (default -1: every CPU)")
-    parser.add_argument("--scheduler", default=None, help="Dask scheduler address (needs minicnn[distributed])")
+    parser.add_argument("--scheduler", default=None,
+                        help="Dask scheduler address (needs the distributed extra: "
+                             "pip install 'dask[distributed]' dask-ml)")
     parser.add_argument("--out", default=None, help="output directory (default ./study, or docs with --docs); "
                                                      "an existing runs CSV there is resumed")
     parser.add_argument("--docs", action="store_true",

@@ -28,7 +28,7 @@ learning-rate schedule :data:`SCHEDULE` when the estimator has the
 import math
 from dataclasses import dataclass, field, replace
 
-from minicnn import placement
+from minicnn import architecture, placement
 
 RATES = (0.1, 0.25, 0.5)
 SCHEDULE = "cosine"
@@ -217,7 +217,7 @@ class Config:
     def resolved(self):
         """Hashable description of the network actually built (for sharing identical runs)."""
         params = self.estimator_params()
-        tokens = placement.parse_layers(params["layers"])
+        tokens = architecture.parse_layers(params["layers"])
         specs = placement.resolve_dropout(tokens, params["dropout"], params["dropout_rate"], params["dropout_kind"])
         return (self.layers, self.padding, self.batch_norm, tuple((s.after, s.rate, s.kind) for s in specs))
 

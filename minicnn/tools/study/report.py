@@ -8,7 +8,7 @@ import numpy as np
 from .runner import CSV_FIELDS, read_csv
 from .stats import ALPHA
 
-PLOT_INSTALL = "pip install 'minicnn[plot]'"
+PLOT_INSTALL = "pip install matplotlib (the plot extra of minicnn-engine)"
 NOT_MEANINGFUL = ("NOT MEANINGFUL: this was a {why} run; its verdicts and recommendation are not meaningful "
                   "evidence (too few seeds, rates, sizes or epochs). Run the full study for real verdicts.")
 _GROUPS = {"base": "base model", "bn": "base model with batch_norm=True", "deep": "deep model",

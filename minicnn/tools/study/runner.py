@@ -142,7 +142,8 @@ def _backend(scheduler):
         from distributed import Client
     except ImportError as exc:
         raise ImportError(f"--scheduler needs Dask's distributed scheduler, which is not installed "
-                          f"({exc}); install it with: pip install 'minicnn[distributed]'") from None
+                          f"({exc}); install it with: pip install 'dask[distributed]' dask-ml "
+                          f"(the distributed extra of minicnn-engine)") from None
     import joblib
 
     with Client(scheduler):
@@ -151,7 +152,7 @@ def _backend(scheduler):
 
 
 class _Progress:
-    """tqdm when installed (``pip install 'minicnn[progress]'``), else a line every 10% of the runs."""
+    """tqdm when installed (``pip install tqdm``), else a line every 10% of the runs."""
 
     def __init__(self, total, done, verbose, stream, label):
         self.total, self.done, self.verbose, self.stream = total, done, verbose, stream

@@ -1,0 +1,384 @@
+"""The layer-token grammar and every shape rule, in one table: token kind -> grammar, builder, output, shape.
+
+The estimators describe their hidden layers with tokens (``"conv32"``,
+``"conv64x5"``, ``"maxpool"``, ``"avgpool"``, ``"gap"``, ``"dense128"``).
+:data:`LAYER_KINDS` holds, per kind, everything the package knows about it:
+
+* the grammar (a regular expression whose groups are the units and the
+  kernel size written in the token) and its help text for error messages;
+* the output kind (``"map"``: (height, width, channels); ``"vector"``: flat);
+* whether it is *weighted* (conv and dense: the layers BatchNorm follows) and
+  whether it *pools* (the anchor of ``dropout="after_last_pool"``);
+* the builder: the engine layers of one token;
+* the shape rule: the output shape and the number of weights of those layers
+  for a given input shape, computed without building them (a model file is
+  checked against it before anything is allocated).
+
+:func:`parse_layers` turns tokens into :class:`LayerToken` records;
+:func:`build_layers` / :func:`build_network` turn them (and the dropout specs
+of :mod:`minicnn.placement`) into a :class:`~minicnn.network.Sequential`;
+:func:`weight_count` applies the shape rules. Adding a layer kind means one
+row here, its layer file and its kernels.
+"""
+
+import re
+from dataclasses import dataclass
+
+from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
+                     MaxPool2D, SpatialDropout2D)
+from .layers.geometry import window_geometry
+from .network import Sequential
+
+
+@dataclass(frozen=True)
+class LayerKind:
+    """One row of :data:`LAYER_KINDS`.
+
+    Attributes
+    ----------
+    pattern : str
+        Regular expression the whole token matches; optional groups are
+        ``units`` and ``kernel``.
+    help : str
+        How the token is written (for error messages).
+    input : {"map", "vector"}
+        What the layer consumes (a Flatten is inserted before a ``"vector"``
+        consumer fed maps).
+    output : {"map", "vector"}
+        What the layer outputs.
+    weighted : bool
+        Conv or dense (followed by BatchNorm when ``batch_norm=True``).
+    pooling : bool
+        A pooling layer (``dropout="after_last_pool"`` anchors on the last one).
+    build : callable
+        ``build(token, options) -> list of Layer``: the engine layers of one
+        token; ``options`` holds ``kernel_size``, ``padding``, ``pool_size``,
+        ``activation`` and ``batch_norm``.
+    shape : callable
+        ``shape(token, (h, w, c), options) -> ((h, w, c), weights)``: output
+        shape (a vector of ``n`` units is ``(1, 1, n)``) and the number of
+        conv/dense weights, exact for every network that builds.
+    """
+
+    pattern: str
+    help: str
+    input: str
+    output: str
+    weighted: bool
+    pooling: bool
+    build: object
+    shape: object
+
+
+def _conv_kernel(token, options):
+    return token.kernel_size or options["kernel_size"]
+
+
+def _build_conv(token, options):
+    kernel, padding, activation = _conv_kernel(token, options), options["padding"], options["activation"]
+    if options["batch_norm"]:
+        return [Conv2D(token.units, kernel, padding=padding, use_bias=False), BatchNorm(), Activation(activation)]
+    return [Conv2D(token.units, kernel, padding=padding, activation=activation)]
+
+
+def _build_dense(token, options):
+    if options["batch_norm"]:
+        return [Dense(token.units, use_bias=False), BatchNorm(), Activation(options["activation"])]
+    return [Dense(token.units, activation=options["activation"])]
+
+
+def _window(size, kernel, stride, padding):
+    return max(window_geometry(size, kernel, stride, 1, padding)[0], 1)
+
+
+def _conv_shape(token, shape, options):
+    h, w, c = shape
+    k = _conv_kernel(token, options)
+    padding = options["padding"]
+    return (_window(h, k, 1, padding), _window(w, k, 1, padding), token.units), k * k * c * token.units
+
+
+def _pool_shape(token, shape, options):
+    h, w, c = shape
+    p = options["pool_size"]
+    return (_window(h, p, p, options["padding"]), _window(w, p, p, options["padding"]), c), 0
+
+
+def _dense_shape(token, shape, options):
+    h, w, c = shape
+    return (1, 1, token.units), h * w * c * token.units
+
+
+#: THE table of hidden-layer kinds (see the module docstring). Ordered as in error messages.
+LAYER_KINDS = {
+    "conv": LayerKind(r"conv(?P<units>[1-9][0-9]*)(?:x(?P<kernel>[1-9][0-9]*))?", "'conv<N>', 'conv<N>x<K>'",
+                      "map", "map", weighted=True, pooling=False, build=_build_conv, shape=_conv_shape),
+    "maxpool": LayerKind(r"maxpool", "'maxpool'", "map", "map", weighted=False, pooling=True,
+                         build=lambda token, o: [MaxPool2D(o["pool_size"], padding=o["padding"])], shape=_pool_shape),
+    "avgpool": LayerKind(r"avgpool", "'avgpool'", "map", "map", weighted=False, pooling=True,
+                         build=lambda token, o: [AvgPool2D(o["pool_size"], padding=o["padding"])], shape=_pool_shape),
+    "gap": LayerKind(r"gap", "'gap'", "map", "vector", weighted=False, pooling=True,
+                     build=lambda token, o: [GlobalAvgPool2D()], shape=lambda token, s, o: ((1, 1, s[2]), 0)),
+    "dense": LayerKind(r"dense(?P<units>[1-9][0-9]*)", "'dense<N>'", "vector", "vector", weighted=True, pooling=False,
+                       build=_build_dense, shape=_dense_shape),
+}
+_HELPS = [kind.help for kind in LAYER_KINDS.values()]
+TOKEN_HELP = ", ".join(_HELPS[:-1]) + " or " + _HELPS[-1]
+_PATTERNS = {name: re.compile(kind.pattern) for name, kind in LAYER_KINDS.items()}
+
+
+@dataclass(frozen=True)
+class LayerToken:
+    """One parsed hidden-layer token.
+
+    Attributes
+    ----------
+    index : int
+        Position in ``layers``.
+    text : str
+        The token as written.
+    kind : str
+        A key of :data:`LAYER_KINDS` (``"conv"``, ``"maxpool"``, ``"avgpool"``, ``"gap"``, ``"dense"``).
+    units : int or None
+        Filters of a conv, units of a dense layer.
+    kernel_size : int or None
+        Kernel written in the token (``conv32x5`` -> 5); None means the
+        estimator's ``kernel_size``.
+    """
+
+    index: int
+    text: str
+    kind: str
+    units: int = None
+    kernel_size: int = None
+
+    @property
+    def output(self):
+        """``"map"`` for (height, width, channels) outputs, ``"vector"`` for flat ones."""
+        return LAYER_KINDS[self.kind].output
+
+    @property
+    def weighted(self):
+        """True for conv and dense layers (the ones followed by BatchNorm when ``batch_norm=True``)."""
+        return LAYER_KINDS[self.kind].weighted
+
+    @property
+    def pooling(self):
+        """True for pooling layers (``maxpool``, ``avgpool``, ``gap``)."""
+        return LAYER_KINDS[self.kind].pooling
+
+
+def _parse_token(index, text):
+    if not isinstance(text, str):
+        raise ValueError(f"Expected each entry of layers to be a string token ({TOKEN_HELP}). "
+                         f"Received: layers[{index}]={text!r}")
+    for name, pattern in _PATTERNS.items():
+        match = pattern.fullmatch(text)
+        if match:
+            groups = match.groupdict()
+            units, kernel = groups.get("units"), groups.get("kernel")
+            return LayerToken(index, text, name, None if units is None else int(units),
+                              None if kernel is None else int(kernel))
+    raise ValueError(f"Expected each entry of layers to be one of {TOKEN_HELP}. Received: layers[{index}]={text!r}")
+
+
+def parse_layers(layers):
+    """Parse hidden-layer tokens and check their order.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Tokens ``"conv<N>"``, ``"conv<N>x<K>"``, ``"maxpool"``, ``"avgpool"``,
+        ``"gap"``, ``"dense<N>"``.
+
+    Returns
+    -------
+    tuple of LayerToken
+
+    Raises
+    ------
+    ValueError
+        For an unknown token, or a conv/pool layer after a layer that outputs
+        flat vectors (``dense`` or ``gap``).
+
+    Examples
+    --------
+    >>> [(t.kind, t.units, t.kernel_size) for t in parse_layers(("conv8x5", "maxpool", "dense16"))]
+    [('conv', 8, 5), ('maxpool', None, None), ('dense', 16, None)]
+    >>> parse_layers(("dense16", "conv8"))
+    Traceback (most recent call last):
+    ...
+    ValueError: layers[1]='conv8' needs (height, width, channels) maps, but layers[0]='dense16' outputs flat vectors. Received: layers=('dense16', 'conv8')
+    """
+    if isinstance(layers, str) or not isinstance(layers, (tuple, list)):
+        raise ValueError(f"Expected layers to be a tuple of string tokens ({TOKEN_HELP}). Received: layers={layers!r}")
+    tokens = tuple(_parse_token(i, text) for i, text in enumerate(layers))
+    flat_from = None
+    for token in tokens:
+        if token.output == "map" and flat_from is not None:
+            raise ValueError(f"layers[{token.index}]={token.text!r} needs (height, width, channels) maps, but "
+                             f"layers[{flat_from.index}]={flat_from.text!r} outputs flat vectors. "
+                             f"Received: layers={tuple(layers)!r}")
+        if token.output == "vector" and flat_from is None:
+            flat_from = token
+    return tokens
+
+
+def _options(kernel_size, padding, pool_size, activation, batch_norm):
+    return {"kernel_size": kernel_size, "padding": padding, "pool_size": pool_size, "activation": activation,
+            "batch_norm": batch_norm}
+
+
+def weight_count(tokens, input_shape, n_outputs, *, kernel_size=3, padding="valid", pool_size=2, **_):
+    """Number of conv and dense weights of the network :func:`build_layers` makes, computed without building it.
+
+    Exact for every network that builds (biases and BatchNorm vectors come on
+    top); used to refuse model files whose parameters would allocate more
+    than they store.
+
+    Parameters
+    ----------
+    tokens : tuple of LayerToken
+    input_shape : tuple of int
+        Per-sample NHWC ``(height, width, channels)``.
+    n_outputs : int
+        Units of the output layer.
+    kernel_size, padding, pool_size
+        As the estimator parameters (other estimator parameters are ignored).
+
+    Returns
+    -------
+    int
+
+    Examples
+    --------
+    >>> weight_count(parse_layers(("conv4", "maxpool", "dense8")), (8, 8, 1), n_outputs=3)
+    348
+    """
+    options = _options(kernel_size, padding, pool_size, None, False)
+    shape, total = tuple(input_shape), 0
+    for token in tokens:
+        shape, weights = LAYER_KINDS[token.kind].shape(token, shape, options)
+        total += weights
+    h, w, c = shape
+    return total + h * w * c * n_outputs
+
+
+def build_layers(tokens, specs, *, n_outputs, kernel_size=3, padding="valid", pool_size=2, activation="relu",
+                 batch_norm=False, dropout_scaling="inverted"):
+    """The full layer list: hidden blocks, dropouts where ``specs`` say, Flattens, the output Dense.
+
+    Parameters
+    ----------
+    tokens : tuple of LayerToken
+        From :func:`parse_layers`.
+    specs : list of DropoutSpec
+        From :func:`minicnn.placement.resolve_dropout`.
+    n_outputs : int
+        Units of the output layer (identity activation: logits or values).
+    kernel_size, padding, pool_size, activation, batch_norm, dropout_scaling
+        As the estimator parameters; ``padding`` applies to conv and pooling
+        layers.
+
+    Returns
+    -------
+    layers : list of Layer
+    origin : list of int or None
+        For every layer, the index into ``tokens`` it comes from (None for
+        inserted Flatten layers and the output layer).
+
+    Raises
+    ------
+    ValueError
+        If a layer refuses its settings (e.g. an unknown ``activation``).
+
+    Examples
+    --------
+    >>> from minicnn.placement import resolve_dropout
+    >>> tokens = parse_layers(("conv4", "maxpool", "dense8"))
+    >>> layers, origin = build_layers(tokens, resolve_dropout(tokens), n_outputs=3)
+    >>> [type(layer).__name__ for layer in layers]
+    ['Conv2D', 'MaxPool2D', 'SpatialDropout2D', 'Flatten', 'Dense', 'Dense']
+    >>> origin
+    [0, 1, 1, None, 2, None]
+    """
+    options = _options(kernel_size, padding, pool_size, activation, batch_norm)
+    by_position = {spec.after: spec for spec in specs}
+    layers, origin = [], []
+    flat = False
+    for token in tokens:
+        if LAYER_KINDS[token.kind].input == "vector" and not flat:
+            layers.append(Flatten())
+            origin.append(None)
+        block = LAYER_KINDS[token.kind].build(token, options)
+        flat = flat or token.output == "vector"
+        spec = by_position.get(token.index)
+        if spec is not None:
+            kind = SpatialDropout2D if spec.kind == "spatial" else Dropout
+            block.append(kind(spec.rate, scaling=dropout_scaling))
+        layers.extend(block)
+        origin.extend([token.index] * len(block))
+    if not flat:
+        layers.append(Flatten())
+        origin.append(None)
+    layers.append(Dense(n_outputs))
+    origin.append(None)
+    return layers, origin
+
+
+def build_network(tokens, specs, *, n_outputs, input_shape, rng, backend, **options):
+    """Create and build a :class:`~minicnn.network.Sequential` for per-sample NHWC ``input_shape``.
+
+    Parameters
+    ----------
+    tokens, specs, n_outputs, **options
+        As for :func:`build_layers`.
+    input_shape : tuple of int
+        Per-sample ``(height, width, channels)``.
+    rng : numpy.random.Generator
+        Initializes the weights and keys the dropout masks.
+    backend : str or Backend
+        See :func:`minicnn.backend.get_backend`.
+
+    Returns
+    -------
+    network : Sequential
+    origin : list of int or None
+        As for :func:`build_layers`.
+
+    Raises
+    ------
+    ValueError
+        Layer-geometry errors (a kernel or pool that does not fit), re-raised
+        naming the input shape and the layer token.
+    """
+    layers, origin = build_layers(tokens, specs, n_outputs=n_outputs, **options)
+    network = Sequential(layers, backend=backend)
+    try:
+        network.build(input_shape, rng=rng)
+    except ValueError as exc:
+        bad = next((i for i, layer in enumerate(layers) if layer.output_shape is None), None)
+        where = ""
+        if bad is not None and origin[bad] is not None:
+            where = f" at layers[{origin[bad]}]={tokens[origin[bad]].text!r}"
+        raise ValueError(f"The network does not fit images of shape (height, width, channels)={tuple(input_shape)}"
+                         f"{where}: {exc}. Use padding='same', fewer pooling layers, or set input_shape.") from exc
+    return network, origin
+
+
+def network_options(model):
+    """The layer options (keyword arguments of :func:`build_layers`) held by ``model``'s parameters."""
+    return {"kernel_size": model.kernel_size, "padding": model.padding, "pool_size": model.pool_size,
+            "activation": model.activation, "batch_norm": model.batch_norm,
+            "dropout_scaling": model.dropout_scaling}
+
+
+def network_for(model, tokens, specs, n_outputs, rng):
+    """The network ``model``'s parameters describe, built for its fitted ``input_shape_``.
+
+    ``model`` is an estimator or a :class:`~minicnn.predictor.Predictor` (anything with
+    those attributes).
+    """
+    network, _ = build_network(tokens, specs, n_outputs=n_outputs, input_shape=model.input_shape_, rng=rng,
+                               backend=model.backend, **network_options(model))
+    return network

@@ -1,0 +1,122 @@
+"""Every tuning constant and workspace layout the Python side mirrors from ``kernels/*.pyx``, written once.
+
+The compiled kernels choose these values (each is justified by a measurement
+in the ``.pyx`` file named); the Python side needs them to size workspaces
+(:mod:`minicnn.layers.conv`), to give the NumPy reference and the Numba
+kernels the same summation order, and to skip thread settings for small calls.
+``tests/test_tuning.py`` checks each against the compiled module that exposes
+it, so a change in a ``.pyx`` file that is not made here fails the suite.
+
+Importing this module imports nothing compiled.
+"""
+
+#: Fixed sample groups of the weight-gradient kernels (``kernels/conv.pyx``, ``kernels/conv_wgrad.pyx``):
+#: partial gradients are summed in group order, so the result never depends on the thread count.
+DW_GROUPS = 8
+#: Rows per block of the deterministic bias-gradient reduction (``kernels/bias_act.pyx``).
+DB_BLOCK_ROWS = 256
+#: Work (elementary operations) below which a Cython kernel runs on the calling thread
+#: (``kernels/_parallel.pxi``, ``MIN_PARALLEL_WORK``).
+PARALLEL_WORK_THRESHOLD = 262144
+#: Winograd tiles per block (``kernels/winograd.pyx``, ``TILE_BLOCK``).
+WINOGRAD_TILE_BLOCK = 36
+#: Elements of padding between the 16 Winograd matrices (``kernels/winograd.pyx``, ``STRIDE_PAD``).
+WINOGRAD_STRIDE_PAD = 16
+#: Block of output rows ``R >= 1`` per im2col + GEMM step of ``kernels/conv_wgrad.pyx``: if
+#: ``Wo*K*F <= WGRAD_BLOCK_MNK``, the most rows with ``R*Wo*K*F <= WGRAD_BLOCK_MNK`` (the m*n*k of
+#: one GEMM) and ``R*Wo*K <= WGRAD_SLOT_CAP``; otherwise ``WGRAD_PACKED_SLOT // (Wo*K)`` rows.
+WGRAD_BLOCK_MNK = 1000000
+WGRAD_SLOT_CAP = 65536
+WGRAD_PACKED_SLOT = 131072
+
+
+def winograd_workspace_length(H, W, C, F, Ho, Wo):
+    """Row length ``L`` of the ``(slots, L)`` workspace of ``conv2d_winograd_bias_act_forward``.
+
+    The layout of the Cython kernel (``kernels/winograd.pyx``): the transformed
+    weights ``U (16, C, F)`` at the head of row 0, then one thread's scratch for
+    a block of ``T = min(WINOGRAD_TILE_BLOCK, ceil(Ho/2) * ceil(Wo/2))`` tiles:
+    16 matrices ``V_k (T, C)`` and 16 ``M_k (T, F)``, each padded by
+    ``WINOGRAD_STRIDE_PAD`` elements, a 4x4xC border patch and a 2x2xF output
+    tile. A pure function of the shapes (``H`` and ``W`` do not change it).
+
+    Parameters
+    ----------
+    H, W, C : int
+        Input height, width, channels.
+    F, Ho, Wo : int
+        Filters, output height and width.
+
+    Returns
+    -------
+    int
+        Elements (of the kernel's dtype) per row.
+
+    Raises
+    ------
+    ValueError
+        If a size is negative.
+
+    Examples
+    --------
+    >>> winograd_workspace_length(26, 26, 32, 64, 24, 24)
+    89344
+    """
+    if min(H, W, C, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received H={H}, W={W}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
+    T = min(WINOGRAD_TILE_BLOCK, ((Ho + 1) // 2) * ((Wo + 1) // 2))
+    pad = WINOGRAD_STRIDE_PAD
+    return 16 * C * F + 16 * (T * C + pad) + 16 * (T * F + pad) + 16 * C + 4 * F
+
+
+def _wgrad_block_rows(Wo, K, F):
+    """Output rows per block of the Cython ``conv2d_backward_weight_from_input`` (see ``WGRAD_BLOCK_MNK``)."""
+    if Wo * K * F == 0:
+        return 1
+    if Wo * K * F > WGRAD_BLOCK_MNK:
+        return max(1, WGRAD_PACKED_SLOT // (Wo * K))
+    return max(1, min(WGRAD_BLOCK_MNK // (Wo * K * F), WGRAD_SLOT_CAP // (Wo * K)))
+
+
+def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
+    """Length of the 1-D workspace of ``conv2d_backward_weight_from_input`` for ``slots`` threads.
+
+    The layout of the Cython kernel (``kernels/conv_wgrad.pyx``): ``G = min(N,
+    DW_GROUPS)`` partial gradients of ``K*F`` elements (``K = KH*KW*C``), then
+    ``slots`` im2col slots of ``min(R, rows) * Wo * K`` elements, where ``R``
+    is the block of output rows (see ``WGRAD_BLOCK_MNK``) and ``rows =
+    ceil(N / G) * Ho`` the output rows of the largest group. A pure function of
+    the shapes (``H`` and ``W`` do not change it).
+
+    Parameters
+    ----------
+    N, H, W, C : int
+        Batch, input height, width, channels.
+    KH, KW, F, Ho, Wo : int
+        Kernel height and width, filters, output height and width.
+    slots : int
+        Threads that may run (>= 1).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If a size is negative or ``slots < 1``.
+
+    Examples
+    --------
+    >>> conv_wgrad_workspace_length(128, 26, 26, 32, 3, 3, 64, 24, 24, 2)   # 8*288*64 + 2 * 2*24*288
+    175104
+    """
+    if min(N, H, W, C, KH, KW, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received N={N}, H={H}, W={W}, C={C}, KH={KH}, KW={KW}, "
+                         f"F={F}, Ho={Ho}, Wo={Wo}")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    K = KH * KW * C
+    G = min(N, DW_GROUPS)
+    rows = -(-N // G) * Ho if G else 0
+    return G * K * F + slots * min(_wgrad_block_rows(Wo, K, F), rows) * Wo * K

@@ -1,0 +1,84 @@
+"""The constants and workspace layouts of minicnn.backend.tuning equal those of the compiled kernels."""
+
+import importlib
+import itertools
+import sys
+import warnings
+
+import pytest
+
+from minicnn.backend import activation_codes, tuning
+
+
+def compiled(name):
+    try:
+        return importlib.import_module(f"minicnn.backend.{name}")
+    except ImportError as exc:
+        pytest.skip(f"compiled kernels not built: {exc}")
+
+
+#: (compiled module, its name, the name in tuning): every constant tuning mirrors.
+MIRRORED = [
+    ("_conv", "DW_GROUPS", "DW_GROUPS"),
+    ("_conv_wgrad", "DW_GROUPS", "DW_GROUPS"),
+    ("_bias_act", "DB_BLOCK_ROWS", "DB_BLOCK_ROWS"),
+    ("_openmp", "PARALLEL_WORK_THRESHOLD", "PARALLEL_WORK_THRESHOLD"),
+    ("_winograd", "WINOGRAD_TILE_BLOCK", "WINOGRAD_TILE_BLOCK"),
+    ("_winograd", "WINOGRAD_STRIDE_PAD", "WINOGRAD_STRIDE_PAD"),
+    ("_conv_wgrad", "WGRAD_BLOCK_MNK", "WGRAD_BLOCK_MNK"),
+    ("_conv_wgrad", "WGRAD_SLOT_CAP", "WGRAD_SLOT_CAP"),
+    ("_conv_wgrad", "WGRAD_PACKED_SLOT", "WGRAD_PACKED_SLOT"),
+]
+
+
+@pytest.mark.parametrize("module, name, mirror", MIRRORED)
+def test_tuning_constants_equal_the_compiled_ones(module, name, mirror):
+    assert getattr(compiled(module), name) == getattr(tuning, mirror)
+
+
+def test_every_tuning_constant_is_compared():
+    constants = {name for name in vars(tuning) if name.isupper()}
+    assert constants == {mirror for _, _, mirror in MIRRORED}
+
+
+@pytest.mark.parametrize("module, name", [("_bias_act", "ACTIVATION_CODES"), ("_conv", "ROW_ACTIVATION_CODES"),
+                                          ("_gemm", "ROW_ACTIVATION_CODES"), ("_winograd", "ROW_ACTIVATION_CODES")])
+def test_activation_codes_equal_the_compiled_enums(module, name):
+    assert getattr(compiled(module), name) == activation_codes.CODES
+
+
+SHAPES = [dict(zip("HWCFhw", s)) for s in itertools.product((1, 5, 26), (3, 26), (1, 8, 32), (1, 64), (1, 3, 24),
+                                                                 (1, 24, 101))]
+
+
+def test_workspace_layouts_equal_the_compiled_ones():
+    winograd, wgrad = compiled("_winograd"), compiled("_conv_wgrad")
+    for s in SHAPES:
+        shape = (s["H"], s["W"], s["C"], s["F"], s["h"], s["w"])
+        assert tuning.winograd_workspace_length(*shape) == winograd.winograd_workspace_length(*shape), shape
+        for N, K, slots in itertools.product((1, 7, 128), (1, 3), (1, 2, 16)):
+            args = (N, s["H"], s["W"], s["C"], K, K, s["F"], s["h"], s["w"], slots)
+            assert tuning.conv_wgrad_workspace_length(*args) == wgrad.conv_wgrad_workspace_length(*args), args
+
+
+def test_the_numpy_and_numba_backends_use_the_same_constants():
+    from minicnn.backend import reference
+
+    assert reference.winograd_workspace_length is tuning.winograd_workspace_length
+    assert reference.conv_wgrad_workspace_length is tuning.conv_wgrad_workspace_length
+    assert reference.DW_GROUPS == tuning.DW_GROUPS
+    numba_kernels = pytest.importorskip("minicnn.backend.numba_kernels")
+    assert (numba_kernels._WEIGHT_GROUPS, numba_kernels._ROWS_PER_CHUNK) == (tuning.DW_GROUPS, tuning.DB_BLOCK_ROWS)
+
+
+def test_config_is_a_deprecated_alias_of_backend_jit():
+    from minicnn.backend import jit
+
+    sys.modules.pop("minicnn.config", None)
+    with pytest.warns(DeprecationWarning, match="minicnn.backend.jit"):
+        config = importlib.import_module("minicnn.config")
+    assert config is jit
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from minicnn.config import jit as decorator
+    assert decorator is jit.jit
