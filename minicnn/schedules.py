@@ -24,6 +24,7 @@ epoch per call (``cosine`` and ``step`` restart every ``max_iter`` calls,
 """
 
 import math
+from dataclasses import dataclass
 
 SCHEDULES = ("constant", "cosine", "step", "adaptive")
 STEP_MILESTONES = (0.5, 0.75)
@@ -61,8 +62,9 @@ def schedule_factor(schedule, epoch, max_iter):
     return 1.0
 
 
+@dataclass
 class LRSchedule:
-    """The state of a schedule across the epochs of one estimator.
+    """The state of a schedule across the epochs of one estimator (a dataclass: compared by value).
 
     Parameters
     ----------
@@ -84,9 +86,11 @@ class LRSchedule:
     0.2
     """
 
-    def __init__(self, schedule, max_iter):
-        self.schedule, self.max_iter = schedule, max_iter
-        self.epoch, self._stalled, self._adaptive = 0, 0, 1.0
+    schedule: str
+    max_iter: int
+    epoch: int = 0
+    _stalled: int = 0
+    _adaptive: float = 1.0
 
     @property
     def factor(self):
