@@ -29,6 +29,10 @@ from ._progress import EpochReporter
 from .optim import SGD, Adam
 from .threads import thread_limits
 from .training import train_epoch
+from .augment import make_augmenter
+from .convergence import no_improvement_reason, report_stop
+from .schedules import LRSchedule
+from .weights import fit_weights
 
 #: Samples per forward pass in predict (tests lower it to force several batches).
 PREDICT_BATCH = _predict.PREDICT_BATCH
@@ -74,7 +78,8 @@ class BaseCNN(BaseEstimator):
                  pool_size=_D["pool_size"], activation=_D["activation"], batch_norm=_D["batch_norm"],
                  dropout=_D["dropout"], dropout_rate=_D["dropout_rate"], dropout_kind=_D["dropout_kind"],
                  dropout_scaling=_D["dropout_scaling"], optimizer=_D["optimizer"], learning_rate=_D["learning_rate"],
-                 batch_size=_D["batch_size"], max_iter=_D["max_iter"], weight_decay=_D["weight_decay"],
+                 lr_schedule=_D["lr_schedule"], batch_size=_D["batch_size"], augment=_D["augment"],
+                 class_weight=_D["class_weight"], max_iter=_D["max_iter"], weight_decay=_D["weight_decay"],
                  early_stopping=_D["early_stopping"], validation_fraction=_D["validation_fraction"],
                  n_iter_no_change=_D["n_iter_no_change"], tol=_D["tol"], input_shape=_D["input_shape"],
                  data_format=_D["data_format"], backend=_D["backend"], n_threads=_D["n_threads"],
@@ -91,7 +96,10 @@ class BaseCNN(BaseEstimator):
         self.dropout_scaling = dropout_scaling
         self.optimizer = optimizer
         self.learning_rate = learning_rate
+        self.lr_schedule = lr_schedule
         self.batch_size = batch_size
+        self.augment = augment
+        self.class_weight = class_weight
         self.max_iter = max_iter
         self.weight_decay = weight_decay
         self.early_stopping = early_stopping
@@ -159,7 +167,7 @@ class BaseCNN(BaseEstimator):
         return Adam(self.learning_rate, weight_decay=self.weight_decay)
 
     # ------------------------------------------------------------------ fitting
-    def _fit(self, X, y, incremental, classes=None):
+    def _fit(self, X, y, incremental, classes=None, sample_weight=None):
         """Worker of ``fit`` (``incremental=False``) and ``partial_fit`` (one epoch, ``incremental=True``).
 
         Atomic: if anything raises (bad input, MemoryError, KeyboardInterrupt
@@ -169,7 +177,7 @@ class BaseCNN(BaseEstimator):
         """
         saved = self._save_state()
         try:
-            return self._fit_worker(X, y, incremental, classes)
+            return self._fit_worker(X, y, incremental, classes, sample_weight)
         except _Diverged as exc:
             self._restore_state(saved)
             raise self._diverged(exc) from None
@@ -213,7 +221,7 @@ class BaseCNN(BaseEstimator):
         if rng_state is not None:
             self._rng.bit_generator.state = rng_state
 
-    def _fit_worker(self, X, y, incremental, classes):
+    def _fit_worker(self, X, y, incremental, classes, sample_weight=None):
         fitted = hasattr(self, "network_")
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
@@ -229,6 +237,7 @@ class BaseCNN(BaseEstimator):
         if len(images) != len(targets):
             raise ValueError(f"X and y have inconsistent numbers of samples: X has {len(images)} (shape "
                              f"{images.shape}), y has {len(targets)} (shape {np.shape(y)})")
+        weights = fit_weights(self, sample_weight, targets, incremental)
         if first or not incremental or not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(0, 2**32, size=4, dtype=np.uint64))
@@ -247,11 +256,16 @@ class BaseCNN(BaseEstimator):
         optimizer_key = (self.optimizer, self.learning_rate, self.weight_decay)
         if first or getattr(self, "_optimizer_key", None) != optimizer_key:
             self._optimizer, self._optimizer_key = self._new_optimizer(), optimizer_key
+        if first or not incremental or getattr(self, "_lr_state", None) is None or (
+                self._lr_state.schedule, self._lr_state.max_iter) != (self.lr_schedule, self.max_iter):
+            self._lr_state = LRSchedule(self.lr_schedule, self.max_iter)   # a fit starts a new cycle
         if self.network_.backend != self.backend:
             self.network_.set_backend(self.backend)
         early = self.early_stopping and not incremental
+        train_w = weights
         if early:
-            train_X, val_X, train_y, val_y = self._split(images, targets, rng)
+            train_X, val_X, train_y, val_y, *split_w = self._split(images, targets, rng, weights)
+            train_w = split_w[0] if split_w else None
             if self.validation_scores_ is None:
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
             self.best_loss_ = None
@@ -269,7 +283,8 @@ class BaseCNN(BaseEstimator):
                              f"samples, or batch_norm=False.")
         with thread_limits(self.n_threads):
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
-                        first=first, min_batch=min_batch)
+                        first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
+                        augmenter=make_augmenter(self.augment, self.network_.kernels))
         return self
 
     def _min_batch(self):
@@ -278,7 +293,7 @@ class BaseCNN(BaseEstimator):
                   if isinstance(layer, BatchNorm)]
         return 2 if counts and min(counts) == 1 else 1
 
-    def _split(self, images, targets, rng):
+    def _split(self, images, targets, rng, weights=None):
         n = len(images)
         n_val = max(1, int(round(self.validation_fraction * n)))
         setting = f"early_stopping=True with validation_fraction={self.validation_fraction!r}"
@@ -304,7 +319,8 @@ class BaseCNN(BaseEstimator):
                              f"validation score (R^2) needs at least 2. Increase validation_fraction or the size of "
                              f"your dataset, or set early_stopping=False.")
         stratify = targets if self._stratify else None
-        return train_test_split(images, targets, test_size=n_val, stratify=stratify,
+        arrays = (images, targets) if weights is None else (images, targets, weights)
+        return train_test_split(*arrays, test_size=n_val, stratify=stratify,
                                 random_state=int(rng.integers(0, 2**31 - 1)))
 
     def _snapshot(self):
@@ -365,7 +381,8 @@ class BaseCNN(BaseEstimator):
             return math.log(self.n_outputs_)
         return float(np.mean(np.var(y, axis=0))) if len(y) > 1 else 0.0
 
-    def _train(self, X, y, val_X, val_y, rng, epochs, first=False, min_batch=1):
+    def _train(self, X, y, val_X, val_y, rng, epochs, first=False, min_batch=1, weights=None, incremental=True,
+               augmenter=None):
         """Run up to ``epochs`` epochs.
 
         Every epoch starts from a checkpoint. A ``KeyboardInterrupt`` during
@@ -381,7 +398,7 @@ class BaseCNN(BaseEstimator):
         loss_fn = self._loss_function
         reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,
                                  score_name=self._score_name)
-        best, no_improvement, completed = None, 0, 0
+        best, no_improvement, completed, stop = None, 0, 0, None
         start = [None]
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
@@ -397,9 +414,10 @@ class BaseCNN(BaseEstimator):
                 if progress is not None:
                     progress(done, batch_loss)
 
+            self._optimizer.learning_rate = self.learning_rate * self._lr_state.factor
             try:
                 loss = train_epoch(network, loss_fn, self._optimizer, X, y, self.batch_size, rng, on_batch=on_batch,
-                                   min_batch=min_batch)
+                                   min_batch=min_batch, sample_weight=weights, augmenter=augmenter)
                 if not np.isfinite(loss):
                     raise _Diverged(epoch, f"the mean loss of the epoch is {loss}", self._likely_causes(X, y))
                 if not all(np.isfinite(p).all() for p, _ in network.params_and_grads()):
@@ -417,6 +435,7 @@ class BaseCNN(BaseEstimator):
                     raise _Interrupted(epoch) from None
                 warn(f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; kept the weights "
                      f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning)
+                stop = "interrupted (KeyboardInterrupt)"
                 break
             except _Diverged:
                 reporter.close_bar()
@@ -436,12 +455,22 @@ class BaseCNN(BaseEstimator):
                 improved = loss < self.best_loss_ - self.tol
                 self.best_loss_ = min(self.best_loss_, float(loss))
             reporter.end_epoch(epoch, loss, score)
+            self._lr_state.end_epoch(improved)
             no_improvement = 0 if improved else no_improvement + 1
             if no_improvement >= self.n_iter_no_change:
+                stop = no_improvement_reason(self, val_X is not None)
                 break
+        report_stop(self, stop, incremental)
         if best is not None:   # early stopping keeps the best weights seen
             for target, saved in zip(*best):
                 target[...] = saved
+
+    @property
+    def loss_(self):
+        """Mean training loss of the last epoch (``loss_curve_[-1]``), as scikit-learn's MLP; fitted only."""
+        if not getattr(self, "loss_curve_", None):
+            raise AttributeError(f"This {type(self).__name__} has no loss_: it has not completed an epoch")
+        return self.loss_curve_[-1]
 
     # ------------------------------------------------------------------ prediction
     def _images(self, X):

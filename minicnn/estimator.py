@@ -25,9 +25,21 @@ _PARAMETERS = """
         when needed).
     kernel_size : int, default=3
         Kernel of ``conv<N>`` tokens.
-    padding : {"valid", "same"}, default="valid"
+    padding : {"valid", "same"}, default="same"
         Padding of the conv and pooling layers (``"same"`` keeps
-        ``ceil(size / stride)``).
+        ``ceil(size / stride)``). ``"same"`` since it takes any input,
+        including the ``1 x n`` strips of tabular data (with ``"valid"``, the
+        default 3x3 convs need images of at least 6 x 6). Measured with the
+        default layers: digits (20 epochs, 75/25 stratified split,
+        random_state 0..4) mean test accuracy 0.980 (worst 0.971) with
+        "valid", 0.987 (worst 0.984) with "same", at about 2.6x the fit time
+        (median 45 s -> 118 s per fit on a loaded 2-core machine; the 8 x 8
+        maps stay 8 x 8 instead of shrinking to 4 x 4); MNIST (first 10000
+        training images, 5 epochs, random_state 0, the 10000 test images)
+        0.976 with "valid", 0.973 with "same", fit 527 s and 447 s
+        (run one after the other on the loaded machine: not a speed
+        comparison; "same" computes 28 x 28 maps instead of 26 x 26 and
+        24 x 24, about 1.3x the conv work).
     pool_size : int, default=2
         Window and stride of ``maxpool`` and ``avgpool``.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}, default="relu"
@@ -68,7 +80,37 @@ _PARAMETERS = """
         0.969) at 1e-3, 0.979 (worst 0.971) at 3e-3; the default layers, 20
         epochs: 0.984 at 1e-3, 0.987 at 3e-3. Small networks trained for a
         few epochs are step-limited at 1e-3.
+    lr_schedule : {"constant", "cosine", "step", "adaptive"}, default="constant"
+        Learning rate of each epoch, ``learning_rate * factor``:
+        ``"cosine"`` from 1 towards 0 over ``max_iter`` epochs
+        (``0.5 * (1 + cos(pi * e / max_iter))``, SGDR without restarts);
+        ``"step"`` 0.1x from epoch ``max_iter // 2`` and 0.01x from
+        ``3 * max_iter // 4`` (PyTorch ``MultiStepLR``); ``"adaptive"``
+        divided by 5 each time 2 consecutive epochs fail to improve the
+        monitored score by ``tol`` (MLPClassifier's ``adaptive``). Every
+        ``fit`` (also with ``warm_start``) starts a new cycle at
+        ``learning_rate``; ``partial_fit`` continues it one epoch per call
+        (cosine and step restart every ``max_iter`` calls; adaptive keeps its
+        reduced rate). See :mod:`minicnn.schedules`.
     batch_size : int, default=64
+    augment : tuple of str, default=()
+        Random augmentation of every training batch (never at predict nor of
+        the early-stopping validation split): ``"shift<k>"`` (translation by
+        up to k pixels, reflected border, Keras ``RandomTranslation``),
+        ``"crop<k>"`` (zero-pad by k, random crop back, torchvision
+        ``RandomCrop(padding=k)``), ``"hflip"`` (left-right flip with
+        probability 1/2); e.g. ``("crop2", "hflip")``. Drawn per sample from
+        the counter-based hash of the dropout masks, so identical on every
+        backend and thread count, and continued by ``warm_start`` and
+        ``partial_fit`` from the fit's generator. See :mod:`minicnn.augment`.
+    class_weight : None, "balanced" or dict, default=None
+        CNNClassifier only (the regressor raises ``ValueError`` unless None).
+        Multiplies each sample's loss weight by the weight of its class:
+        ``"balanced"`` is ``n_samples / (n_classes * count(class))`` over
+        the labels given to ``fit`` (not supported by ``partial_fit``: pass
+        ``compute_class_weight("balanced", ...)`` as a dict); a dict maps
+        labels to weights (omitted classes weigh 1; a key that is not a class
+        is an error). Combines with ``sample_weight`` multiplicatively.
     max_iter : int, default=20
         Maximum number of epochs.
     weight_decay : float, default=0.0
@@ -123,6 +165,20 @@ _PARAMETERS = """
         Continue training the fitted network on the next ``fit``.
 """.strip("\n")
 
+_SAMPLE_WEIGHT = """        sample_weight : array-like of shape (n,), default=None
+            Non-negative finite weight of each sample's loss term. Each batch's
+            loss is the weighted average ``sum(w_i * l_i) / sum(w_i)`` (as
+            MLPClassifier since scikit-learn 1.7); all-ones weights give the
+            same model as None, zero weights remove samples' influence.
+            Multiplied by ``class_weight``. With early stopping the weights
+            follow the training split; the validation score is unweighted."""
+
+
+def _sample_weight_doc(method):
+    """Insert the ``sample_weight`` entry (one text for every fit method) into ``method``'s docstring."""
+    method.__doc__ = method.__doc__.replace("{_SAMPLE_WEIGHT}", _SAMPLE_WEIGHT)
+    return method
+
 _ATTRIBUTES = """
     n_features_in_ : int
         Values per sample (height * width * channels).
@@ -142,6 +198,8 @@ _ATTRIBUTES = """
     best_validation_score_ : float or None
     best_loss_ : float or None
         Lowest training loss (None with early stopping).
+    loss_ : float
+        Mean training loss of the last epoch (``loss_curve_[-1]``).
     n_iter_ : int
         Epochs run.
     t_ : int
@@ -212,7 +270,8 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
     _output_transform = staticmethod(softmax)
 
     @fit_context
-    def fit(self, X, y):
+    @_sample_weight_doc
+    def fit(self, X, y, sample_weight=None):
         """Train on images ``X`` and labels ``y``.
 
         Parameters
@@ -220,15 +279,23 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         X : array-like of shape (n, h, w, c), (n, c, h, w), (n, h, w) or (n, n_features)
         y : array-like of shape (n,)
             Labels (ints or strings).
+{_SAMPLE_WEIGHT}
 
         Returns
         -------
         self
+
+        Warns
+        -----
+        ConvergenceWarning
+            When ``max_iter`` epochs ran and the monitored score was still
+            improving (the ``n_iter_no_change`` rule did not stop the fit).
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @fit_context
-    def partial_fit(self, X, y, classes=None):
+    @_sample_weight_doc
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on ``(X, y)``, continuing from the current weights.
 
         Parameters
@@ -236,6 +303,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         X, y : as in :meth:`fit`
         classes : array-like of shape (n_classes,), default=None
             All labels that will ever appear; required on the first call.
+{_SAMPLE_WEIGHT}
 
         Returns
         -------
@@ -243,7 +311,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         """
         if not hasattr(self, "network_") and classes is None:
             raise ValueError("classes must be passed on the first call to partial_fit; received classes=None")
-        return self._fit(X, y, incremental=True, classes=classes)
+        return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def _prepare_y(self, y, first, classes):
         y = check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y")
@@ -356,24 +424,42 @@ class CNNRegressor(RegressorMixin, BaseCNN):
     _output_transform = staticmethod(as_float64)
 
     @fit_context
-    def fit(self, X, y):
+    @_sample_weight_doc
+    def fit(self, X, y, sample_weight=None):
         """Train on images ``X`` and targets ``y`` of shape (n,) or (n, n_outputs).
 
+        Parameters
+        ----------
+        X : array-like of shape (n, h, w, c), (n, c, h, w), (n, h, w) or (n, n_features)
+        y : array-like of shape (n,) or (n, n_outputs)
+{_SAMPLE_WEIGHT}
+
         Returns
         -------
         self
+
+        Warns
+        -----
+        ConvergenceWarning
+            When ``max_iter`` epochs ran and the monitored score was still improving.
         """
-        return self._fit(X, y, incremental=False)
+        return self._fit(X, y, incremental=False, sample_weight=sample_weight)
 
     @fit_context
-    def partial_fit(self, X, y):
+    @_sample_weight_doc
+    def partial_fit(self, X, y, sample_weight=None):
         """Train one epoch on ``(X, y)``, continuing from the current weights.
+
+        Parameters
+        ----------
+        X, y : as in :meth:`fit`
+{_SAMPLE_WEIGHT}
 
         Returns
         -------
         self
         """
-        return self._fit(X, y, incremental=True)
+        return self._fit(X, y, incremental=True, sample_weight=sample_weight)
 
     def _prepare_y(self, y, first, classes):
         y = check_array(y, ensure_2d=False, allow_nd=True, dtype=np.float32, input_name="y")

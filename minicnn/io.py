@@ -47,6 +47,7 @@ import numpy as np
 
 from ._inputs import user_shape_to_nhwc
 from .architecture import network_options, weight_count
+from .params import ADDED_PARAMS, DEFAULTS
 
 FORMAT = "minicnn"
 VERSION = 1
@@ -58,7 +59,7 @@ MAX_MODEL_BYTES = 4 * 1024**3
 MAX_EXPANSION = 16
 #: Cap of the number of hidden-layer tokens in a loaded model.
 MAX_LAYERS = 1000
-_TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape")
+_TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape", "augment")
 _CLASS_KINDS = "biufU"
 
 
@@ -73,6 +74,8 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, dict):   # JSON object keys are strings: keep the keys' types as [key, value] pairs
+        return {"items": [[_jsonable(k), _jsonable(v)] for k, v in value.items()]}
     if isinstance(value, np.random.RandomState):
         return None   # a RandomState instance is not a value: saved as None
     raise ValueError(f"Cannot save parameter value {value!r} of type {type(value).__name__}")
@@ -387,6 +390,16 @@ def _read_header(reader):
 def header_params(reader, header, expected, backend):
     """The saved constructor parameters: keys checked against ``expected``, JSON lists made tuples again."""
     params = dict(header["params"])
+    for key in ADDED_PARAMS:   # files written before these parameters existed
+        if key in expected:
+            params.setdefault(key, DEFAULTS[key])
+    for key, value in params.items():
+        if isinstance(value, dict):
+            items = value.get("items")
+            _expect(reader, set(value) == {"items"} and isinstance(items, list) and all(
+                isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (str, int, float, bool))
+                for kv in items), f"params {key} is not a saved dict")
+            params[key] = {k: v for k, v in items}
     _expect(reader, set(params) == set(expected),
             f"params have keys {sorted(params)}, expected {sorted(expected)}")
     _expect(reader, not isinstance(params["layers"], list) or len(params["layers"]) <= MAX_LAYERS,

@@ -30,9 +30,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .augment import parse_augment
 from .backend import BACKEND_NAMES
 from .backend.activation_codes import CODES
 from .placement import KINDS, number_hint
+from .schedules import SCHEDULES
 from .threads import MAX_THREADS
 
 
@@ -50,7 +52,9 @@ class Param:
         of int), ``"rates"`` (float in [low, high) or a tuple of them),
         ``"shape"`` (None or tuple of int), ``"seed"`` (None, an int in
         [0, 2**32) or a ``numpy.random.RandomState``), ``"verbose"`` (int >= 0
-        or bool).
+        or bool), ``"augment"`` (tuple of augmentation tokens, see
+        :func:`minicnn.augment.parse_augment`), ``"class_weight"`` (None,
+        ``"balanced"`` or a dict label -> finite weight >= 0).
     low, high : float or None
         Bounds of ``"int"``, ``"float"`` and ``"rates"`` values (None: unbounded).
     closed : {"left", "right", "both", "neither"}
@@ -78,7 +82,7 @@ PARAMS = (
     Param("layers", ("conv32", "conv64", "maxpool", "dense128"), "tokens",
           doc="hidden layers in order (conv<N>, conv<N>x<K>, maxpool, avgpool, gap, dense<N>)"),
     Param("kernel_size", 3, "int", 1, doc="kernel of conv<N> tokens"),
-    Param("padding", "valid", "choice", choices=("valid", "same"), doc="padding of conv and pooling layers"),
+    Param("padding", "same", "choice", choices=("valid", "same"), doc="padding of conv and pooling layers"),
     Param("pool_size", 2, "int", 1, doc="window and stride of maxpool and avgpool"),
     Param("activation", "relu", "choice", choices=tuple(CODES), doc="activation of hidden conv and dense layers"),
     Param("batch_norm", False, "bool", doc="BatchNorm after every hidden conv and dense layer"),
@@ -90,7 +94,12 @@ PARAMS = (
           doc="inverted (scale by 1/(1-rate) in training) or test_time (scale by 1-rate at inference)"),
     Param("optimizer", "adam", "choice", choices=("adam", "sgd"), doc="adam, or sgd with Nesterov momentum 0.9"),
     Param("learning_rate", 3e-3, "float", 0, None, "neither", doc="step size"),
+    Param("lr_schedule", "constant", "choice", choices=SCHEDULES,
+          doc="learning-rate schedule over the epochs of a fit: constant, cosine, step or adaptive"),
     Param("batch_size", 64, "int", 1, doc="samples per training step"),
+    Param("augment", (), "augment", doc="training-batch augmentation tokens: shift<k>, crop<k>, hflip"),
+    Param("class_weight", None, "class_weight",
+          doc="CNNClassifier: None, 'balanced' or a dict class -> weight multiplying the loss of its samples"),
     Param("max_iter", 20, "int", 1, doc="maximum number of epochs"),
     Param("weight_decay", 0.0, "float", 0, doc="decoupled weight decay (AdamW style)"),
     Param("early_stopping", False, "bool", doc="stop when the score on a held-out validation split stops improving"),
@@ -107,6 +116,9 @@ PARAMS = (
     Param("verbose", 0, "verbose", doc="1: a line per epoch; 2: also a progress bar"),
     Param("warm_start", False, "bool", doc="continue training the fitted network on the next fit"),
 )
+
+#: Parameters added after model files were first written: a file without them loads them at their defaults.
+ADDED_PARAMS = ("lr_schedule", "augment", "class_weight")
 
 #: Parameters by name, in constructor order.
 TABLE = {p.name: p for p in PARAMS}
@@ -138,6 +150,8 @@ def describe(name):
         "shape": "None or a tuple of int",
         "seed": "None, an int in [0, 2**32) or a numpy.random.RandomState",
         "verbose": "an int >= 0 or a bool",
+        "augment": "a tuple of augmentation tokens ('shift<k>', 'crop<k>' with k >= 1, 'hflip'), each kind once",
+        "class_weight": "None, 'balanced' or a dict {class label: finite weight >= 0}",
     }[p.kind]
 
 
@@ -206,6 +220,16 @@ def invalid(name, value):
               or (isinstance(value, numbers.Integral) and not _is_bool(value) and 0 <= value < 2**32))
     elif kind == "verbose":
         ok = _is_bool(value) or (isinstance(value, numbers.Integral) and value >= 0)
+    elif kind == "augment":
+        try:
+            parse_augment(value)
+            ok = True
+        except ValueError:
+            ok = False
+    elif kind == "class_weight":
+        ok = value is None or value == "balanced" or (isinstance(value, dict) and all(
+            isinstance(w, numbers.Real) and not _is_bool(w) and math.isfinite(w) and w >= 0
+            for w in value.values()))
     else:   # pragma: no cover - a new kind must be handled above
         raise AssertionError(f"unknown parameter kind {kind!r}")
     if ok:
@@ -245,6 +269,8 @@ def sklearn_constraints():
             "shape": lambda: [tuple, list, None],
             "seed": lambda: ["random_state"],
             "verbose": lambda: ["verbose"],
+            "augment": lambda: [tuple, list],
+            "class_weight": lambda: [None, StrOptions({"balanced"}), dict],
         }[p.kind]()
     return constraints
 

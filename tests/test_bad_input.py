@@ -162,6 +162,11 @@ PARAM_CASES = [
     ("random_state", "a", InvalidParameterError, r"'random_state' parameter.*Got 'a'"),
     ("verbose", -1, InvalidParameterError, r"'verbose' parameter.*Got -1"),
     ("warm_start", None, InvalidParameterError, r"'warm_start' parameter.*Got None"),
+    ("lr_schedule", "linear", InvalidParameterError, r"'lr_schedule' parameter.*Got 'linear'"),
+    ("augment", ("shift0",), InvalidParameterError, r"'augment' parameter.*Got \('shift0',\)"),
+    ("class_weight", "auto", InvalidParameterError, r"'class_weight' parameter.*Got 'auto'"),
+    ("class_weight", {99: 2.0}, ValueError,
+     r"class_weight has key 99, which is not a class|CNNRegressor received class_weight=\{99: 2.0\}"),
 ]
 
 

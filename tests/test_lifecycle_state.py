@@ -49,7 +49,7 @@ def assert_same(a, b):
 
 # ------------------------------------------------------------------------- 1. views describe the fitted model
 #: A valid new value for every parameter that shapes the network (the fitted values are TINY's and the defaults).
-CHANGES = {"layers": ("conv2", "dense8"), "kernel_size": 2, "padding": "same", "pool_size": 3, "activation": "tanh",
+CHANGES = {"layers": ("conv2", "dense8"), "kernel_size": 2, "padding": "valid", "pool_size": 3, "activation": "tanh",
            "batch_norm": True, "dropout": "none", "dropout_rate": 0.1, "dropout_kind": "element",
            "dropout_scaling": "test_time", "input_shape": (4, 16, 1), "data_format": "channels_first"}
 

@@ -24,7 +24,8 @@ from helpers import importable_backends
 
 ESTIMATORS = (CNNClassifier, CNNRegressor)
 BACKENDS = importable_backends(("numpy", "numba", "cython"))
-TINY = dict(layers=("conv4", "maxpool", "dense8"), max_iter=2, batch_size=16, random_state=0, backend="numpy")
+TINY = dict(layers=("conv4", "maxpool", "dense8"), padding="valid", max_iter=2, batch_size=16, random_state=0,
+            backend="numpy")
 
 
 def data(cls, n=48, shape=(8, 8, 1), seed=0, n_classes=3):

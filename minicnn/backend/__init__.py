@@ -22,7 +22,7 @@ KERNELS = (
     "spatial_dropout_forward", "spatial_dropout_backward",
     "bias_act_forward", "bias_act_backward",
     "matmul", "adam_update", "softmax_xent",
-    "conv2d_bias_act_forward", "dense_bias_act_forward",
+    "conv2d_bias_act_forward", "dense_bias_act_forward", "augment_batch",
 )
 
 #: Kernels a backend may lack; layers fall back to the contract kernels without them.

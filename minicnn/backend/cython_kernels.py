@@ -29,6 +29,7 @@ from ._conv_wgrad import (  # noqa: F401
     conv_wgrad_workspace_length,
     set_sgemm64 as set_wgrad_sgemm64,
 )
+from ._augment import augment_batch  # noqa: F401
 from ._dropout import (  # noqa: F401
     dropout_backward,
     dropout_forward,

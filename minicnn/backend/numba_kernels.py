@@ -27,6 +27,7 @@ configure_openmp_waiting()   # before Numba's "omp" layer loads libgomp
 from numba import prange  # noqa: E402
 
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
+from .augment_numba import augment_batch  # noqa: F401,E402 (kernel of this backend)
 from .hash_rng import MIX_MUL1, MIX_MUL2  # noqa: E402
 from .jit import jit  # noqa: E402
 from .tuning import DB_BLOCK_ROWS, DW_GROUPS  # noqa: E402

@@ -31,6 +31,7 @@ The backend contract (shared by ``reference``, ``numba_kernels`` and
 import numpy as np
 
 from .activation_codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
+from .augment_reference import augment_batch  # noqa: F401 (kernel of this backend)
 from .hash_rng import hash_reference
 from .tuning import DW_GROUPS, conv_wgrad_workspace_length, winograd_workspace_length  # noqa: F401 (the layouts)
 

@@ -1,0 +1,56 @@
+"""Convergence signals as in scikit-learn: ConvergenceWarning, loss_, the verbose stop line."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.exceptions import ConvergenceWarning
+
+from minicnn import CNNClassifier, CNNRegressor
+from minicnn.datasets import load_digits_images
+
+SMALL = dict(layers=("conv4", "maxpool", "dense16"), padding="same", backend="cython", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_images()
+    return X[:120], y[:120]
+
+
+@pytest.mark.parametrize("cls", [CNNClassifier, CNNRegressor])
+def test_max_iter_cutting_an_improving_fit_warns(cls, digits):
+    X, y = digits
+    with pytest.warns(ConvergenceWarning, match=r"maximum iterations \(max_iter=3\) reached"):
+        est = cls(**SMALL, max_iter=3).fit(X, y)
+    assert est.loss_ == est.loss_curve_[-1] and isinstance(est.loss_, float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        est.partial_fit(X, y)   # one epoch by design: no warning (as scikit-learn's MLP)
+        # stopped by n_iter_no_change: converged, no warning
+        stopped = cls(**SMALL, max_iter=50, tol=1e9, n_iter_no_change=2).fit(X, y)
+    assert stopped.n_iter_ == 3   # epoch 1 improves on inf, epochs 2 and 3 do not
+    assert est.loss_ == est.loss_curve_[-1] and len(est.loss_curve_) == 4
+
+
+def test_unfitted_estimator_has_no_loss():
+    assert not hasattr(CNNClassifier(), "loss_")
+
+
+@pytest.mark.parametrize("early_stopping, monitored", [(False, "training loss"), (True, "validation score")])
+def test_verbose_says_why_training_stopped(digits, capsys, early_stopping, monitored):
+    X, y = digits
+    CNNClassifier(**SMALL, max_iter=50, tol=1e9, n_iter_no_change=2, verbose=1,
+                  early_stopping=early_stopping).fit(X, y)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == (f"Training stopped after epoch 3: the {monitored} did not improve by more than tol=1000000000.0 "
+                    f"for n_iter_no_change=2 consecutive epochs.")
+    with pytest.warns(ConvergenceWarning):
+        CNNClassifier(**SMALL, max_iter=2, verbose=1).fit(X, y)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "Training stopped after epoch 2: max_iter=2 epochs reached."
+    est = CNNClassifier(**SMALL, max_iter=2)
+    with pytest.warns(ConvergenceWarning):
+        est.fit(X, y)
+    assert capsys.readouterr().out == ""   # silent without verbose
+    np.testing.assert_array_equal(est.classes_, np.arange(10))
