@@ -16,19 +16,12 @@ import minicnn
 from minicnn import CNNClassifier, CNNRegressor, _estimator_base
 from minicnn.datasets import load_digits_images
 
-from helpers import importable_backends
+from helpers import importable_backends, weights
 
 SMALL = dict(layers=("conv4", "maxpool", "dense16"), max_iter=2, backend="numpy", random_state=0)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:240], y[:240]
-
-
-def weights(est):
-    return [p.copy() for p, _ in est.network_.params_and_grads()]
+N_DIGITS = 240   # samples in the digits fixture (conftest.py)
 
 
 def same_weights(a, b):
@@ -36,8 +29,7 @@ def same_weights(a, b):
 
 
 
-def available_backends():
-    return importable_backends(("numpy", "numba", "cython", "auto"))
+BACKENDS = importable_backends()
 
 
 # ---------------------------------------------------------------- the bar
@@ -302,7 +294,7 @@ def test_optimizers_and_weight_decay_learn(digits, optimizer):
 
 
 # ---------------------------------------------------------------- reproducibility
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_same_seed_same_model_on_every_backend(digits, backend):
     X, y = digits
     params = {**SMALL, "backend": backend, "dropout": "last:3", "dropout_rate": 0.3}
