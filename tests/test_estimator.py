@@ -2,7 +2,6 @@
 
 import os
 import pickle
-import threading
 import warnings
 
 import numpy as np
@@ -16,7 +15,7 @@ import minicnn
 from minicnn import CNNClassifier, CNNRegressor, _estimator_base
 from minicnn.datasets import load_digits_images
 
-from helpers import importable_backends, weights
+from helpers import importable_backends, run_at_once, weights
 
 SMALL = dict(layers=("conv4", "maxpool", "dense16"), max_iter=2, backend="numpy", random_state=0)
 
@@ -383,17 +382,7 @@ def test_concurrent_predictions_are_identical(digits, monkeypatch):
     est = CNNClassifier(**SMALL, dropout="last:1").fit(X, y)
     monkeypatch.setattr(_estimator_base, "PREDICT_BATCH", 32)   # many batches, so threads interleave
     expected, expected_mc = est.predict_proba(X), est.predict_proba(X, mc_samples=2)
-    results, barrier = [None] * 8, threading.Barrier(8)
-
-    def work(i):
-        barrier.wait()
-        results[i] = (est.predict_proba(X), est.predict_proba(X, mc_samples=2))
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_at_once([lambda: (est.predict_proba(X), est.predict_proba(X, mc_samples=2))] * 8)
     for proba, mc in results:
         np.testing.assert_array_equal(proba, expected)
         np.testing.assert_array_equal(mc, expected_mc)
