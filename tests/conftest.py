@@ -5,11 +5,26 @@ import contextlib
 import numpy as np
 import pytest
 
+from helpers import first_digits
+
 
 @pytest.fixture
 def rng():
     """A freshly seeded generator per test (tests never touch the global RNG)."""
     return np.random.default_rng(20240531)
+
+
+@pytest.fixture(scope="module")
+def digits(request):
+    """The first ``N_DIGITS`` of scikit-learn's digits as NHWC float32 images in [0, 1] and int64 labels.
+
+    ``N_DIGITS`` is a constant of the requesting test module (each module states its own size); the
+    arrays are loaded afresh for each module, so no module sees another's changes.
+    """
+    n = getattr(request.module, "N_DIGITS", None)
+    if n is None:
+        raise RuntimeError(f"{request.module.__name__} uses the digits fixture but sets no N_DIGITS")
+    return first_digits(n)
 
 
 @pytest.fixture(scope="session")

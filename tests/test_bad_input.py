@@ -7,15 +7,11 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from minicnn import CNNClassifier, CNNRegressor
-from minicnn.datasets import load_digits_images
 
 SMALL = dict(layers=("conv4", "maxpool", "dense8"), max_iter=1, batch_size=32, backend="numpy", random_state=0)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:96], y[:96]
+N_DIGITS = 96   # samples in the digits fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")

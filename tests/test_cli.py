@@ -6,7 +6,6 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import numpy as np
@@ -15,16 +14,10 @@ import pytest
 from minicnn.cli import main
 from minicnn.datasets import load_digits_images, save_idx
 
+from helpers import run_cli
+
 REPO = Path(__file__).resolve().parent.parent
 SMALL_LAYERS = ["conv16,maxpool,dense64", "--padding", "same"]
-
-
-def run(*argv):
-    """Run ``main(argv)`` in-process; return (exit code, stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
 
 
 def read_csv(text):
@@ -35,7 +28,7 @@ def read_csv(text):
 def model(tmp_path_factory):
     """A model trained by ``minicnn fit`` on digits (3 epochs), with the test images it holds out."""
     path = tmp_path_factory.mktemp("cli") / "model.npz"
-    code, out, err = run("fit", "--epochs", 3, "--out", path, "--seed", 1, "--layers", *SMALL_LAYERS)
+    code, out, err = run_cli("fit", "--epochs", 3, "--out", path, "--seed", 1, "--layers", *SMALL_LAYERS)
     assert code == 0, err
     assert "Epoch 1/3" in out   # verbose progress by default
     accuracy = float(out.split("test accuracy: ")[1].split()[0])
@@ -44,10 +37,7 @@ def model(tmp_path_factory):
     return path
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:12], y[:12]
+N_DIGITS = 12   # samples in the digits fixture (conftest.py)
 
 
 def test_fit_predict_summary_round_trip(model, digits, tmp_path):
@@ -56,14 +46,14 @@ def test_fit_predict_summary_round_trip(model, digits, tmp_path):
     X, _ = digits
     expected = load(model).predict(X)
     np.savez(tmp_path / "x.npz", X=X)
-    code, out, err = run("predict", "--model", model, tmp_path / "x.npz")
+    code, out, err = run_cli("predict", "--model", model, tmp_path / "x.npz")
     assert code == 0, err
     rows = read_csv(out)
     assert rows[0] == ["id", "prediction"]
     assert [int(r[1]) for r in rows[1:]] == expected.tolist()
     assert [r[0] for r in rows[1:]] == [str(i) for i in range(len(X))]
 
-    code, out, err = run("summary", "--model", model)
+    code, out, err = run_cli("summary", "--model", model)
     assert code == 0, err
     assert "<-- dropout" in out and "Dropout placement:" in out and "after layers[1]='maxpool'" in out
     assert load(model).get_params()["layers"] == ("conv16", "maxpool", "dense64")
@@ -82,7 +72,7 @@ def test_predict_reads_every_input_format(model, digits, tmp_path, fmt):
         save_idx(X, y, path, tmp_path / f"y.{fmt}")
         X = np.rint(X * 255) / 255   # what an idx file can hold
     out_csv = tmp_path / "preds.csv"
-    code, _, err = run("predict", "--model", model, path, "--out", out_csv, "--proba")
+    code, _, err = run_cli("predict", "--model", model, path, "--out", out_csv, "--proba")
     assert code == 0, err
     rows = read_csv(out_csv.read_text())
     clf = load(model)
@@ -101,7 +91,7 @@ def test_predict_png_images(model, digits, tmp_path):
     for i in range(3):
         paths.append(tmp_path / f"digit{i}.png")
         Image.fromarray(np.rint(X[i, :, :, 0] * 255).astype(np.uint8), mode="L").save(paths[-1])
-    code, out, err = run("predict", "--model", model, *paths)
+    code, out, err = run_cli("predict", "--model", model, *paths)
     assert code == 0, err
     rows = read_csv(out)
     assert [r[0] for r in rows[1:]] == ["digit0.png", "digit1.png", "digit2.png"]
@@ -110,14 +100,14 @@ def test_predict_png_images(model, digits, tmp_path):
 def test_fit_reads_npz_and_idx_training_data(tmp_path):
     X, y = load_digits_images()
     np.savez(tmp_path / "train.npz", X=X[:200], y=y[:200])
-    code, out, err = run("fit", "--data", tmp_path / "train.npz", "--epochs", 1, "--quiet", "--layers",
-                         "conv4,maxpool,dense8", "--out", tmp_path / "a.npz", "--dropout-rate", "0.1,0.2",
-                         "--dropout", "1,2")
+    code, out, err = run_cli("fit", "--data", tmp_path / "train.npz", "--epochs", 1, "--quiet", "--layers",
+                             "conv4,maxpool,dense8", "--out", tmp_path / "a.npz", "--dropout-rate", "0.1,0.2",
+                             "--dropout", "1,2")
     assert code == 0, err
     assert "(40 images)" in out and "Epoch" not in out
     save_idx(X[:100], y[:100], tmp_path / "x.idx", tmp_path / "y.idx")
-    code, out, err = run("fit", "--data", f"idx:{tmp_path / 'x.idx'},{tmp_path / 'y.idx'}", "--epochs", 1,
-                         "--quiet", "--layers", "conv4,maxpool,dense8", "--out", tmp_path / "b.npz")
+    code, out, err = run_cli("fit", "--data", f"idx:{tmp_path / 'x.idx'},{tmp_path / 'y.idx'}", "--epochs", 1,
+                             "--quiet", "--layers", "conv4,maxpool,dense8", "--out", tmp_path / "b.npz")
     assert code == 0, err
     assert (tmp_path / "b.npz").is_file()
 
@@ -166,7 +156,7 @@ def _bad_cases(tmp):
 
 def test_every_bad_argument_exits_nonzero_with_one_line(tmp_path):
     for name, argv in _bad_cases(tmp_path):
-        code, out, err = run(*argv)
+        code, out, err = run_cli(*argv)
         assert code != 0, name
         lines = [line for line in err.strip().splitlines() if not line.startswith("usage: minicnn [")]
         assert len(lines) == 1, (name, err)
@@ -185,7 +175,7 @@ def test_bad_model_files_and_inputs_exit_nonzero(model, tmp_path):
         [tmp_path / "x.npy", tmp_path / "x.npy"],     # several non-PNG inputs
     ]
     for inputs in cases:
-        code, _, err = run("predict", "--model", model, *inputs)
+        code, _, err = run_cli("predict", "--model", model, *inputs)
         assert code == 1, inputs
         assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, (inputs, err)
 
@@ -202,7 +192,7 @@ def test_png_without_reader_gives_install_hint(model, tmp_path, monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_png_readers)
     (tmp_path / "a.png").write_bytes(b"\x89PNG")
-    code, _, err = run("predict", "--model", model, tmp_path / "a.png")
+    code, _, err = run_cli("predict", "--model", model, tmp_path / "a.png")
     assert code == 1
     assert "pip install pillow" in err and len(err.strip().splitlines()) == 1
 
@@ -229,7 +219,7 @@ def test_help_for_every_command_lists_every_option_with_its_default():
     assert sorted(commands) == sorted(["fit", "predict", "summary", "bench", "study"]) or set(commands) >= {
         "fit", "predict", "summary", "bench", "study"}
     for command, sub in commands.items():
-        code, out, _ = run(command, "--help")
+        code, out, _ = run_cli(command, "--help")
         assert code == 0 and "usage: minicnn " + command in out
         assert sub.description and len(sub.description) > 40, command
         text = " ".join(out.split())
@@ -244,7 +234,7 @@ def test_help_for_every_command_lists_every_option_with_its_default():
 
 
 def test_layers_help_documents_the_token_grammar():
-    code, out, _ = run("fit", "--help")
+    code, out, _ = run_cli("fit", "--help")
     text = " ".join(out.split())
     for token in ("conv<N>", "conv<N>x<K>", "maxpool", "avgpool", "gap", "dense<N>"):
         assert token in text, token
@@ -253,12 +243,10 @@ def test_layers_help_documents_the_token_grammar():
 def test_no_command_exits_2_with_usage_and_version():
     from minicnn import __version__
 
-    code, out, err = run()
+    code, out, err = run_cli()
     assert code == 2 and "usage: minicnn" in err and "choose a command" in err and out == ""
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main(["--version"])
-    assert code == 0 and out.getvalue().strip() == f"minicnn {__version__}"
+    code, out, err = run_cli("--version")
+    assert code == 0 and out.strip() == f"minicnn {__version__}"
 
 
 def _parse_fit(*argv):
@@ -326,7 +314,7 @@ def test_out_path_is_checked_before_training(tmp_path, monkeypatch):
     os.chmod(read_only, 0o444)
     for out, match in ((tmp_path / "missing" / "m.npz", "does not exist"), (tmp_path, "directory"),
                        (tmp_path / "train.npz", "same file"), (read_only, "ermission")):
-        code, _, err = run("fit", "--data", tmp_path / "train.npz", "--out", out)
+        code, _, err = run_cli("fit", "--data", tmp_path / "train.npz", "--out", out)
         assert code == 1 and match in err and len(err.strip().splitlines()) == 1, (out, err)
     assert read_only.read_bytes() == b"keep" and (tmp_path / "train.npz").stat().st_size > 100
 
@@ -338,10 +326,10 @@ def test_predict_out_never_overwrites_the_model_or_an_input(model, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((2, 8, 8, 1), np.float32))
     before = copy.read_bytes()
     for out in (copy, tmp_path / "link.npz", tmp_path / "x.npy"):
-        code, _, err = run("predict", "--model", copy, tmp_path / "x.npy", "--out", out)
+        code, _, err = run_cli("predict", "--model", copy, tmp_path / "x.npy", "--out", out)
         assert code == 1 and "same file" in err, (out, err)
     assert copy.read_bytes() == before
-    code, _, err = run("predict", "--model", copy, tmp_path / "x.npy", "--out", tmp_path / "p.csv")
+    code, _, err = run_cli("predict", "--model", copy, tmp_path / "x.npy", "--out", tmp_path / "p.csv")
     assert code == 0 and (tmp_path / "p.csv").read_text().startswith("id,prediction")
 
 
@@ -351,8 +339,8 @@ def test_fit_test_data_scores_a_separate_test_set(tmp_path):
     np.savez(tmp_path / "test.npz", X=X[1000:1050], y=y[1000:1050])
     save_idx(X[1000:1030], y[1000:1030], tmp_path / "tx.idx.gz", tmp_path / "ty.idx.gz")
     for test, n in ((tmp_path / "test.npz", 50), (f"idx:{tmp_path / 'tx.idx.gz'},{tmp_path / 'ty.idx.gz'}", 30)):
-        code, out, err = run("fit", "--data", tmp_path / "train.npz", "--test-data", test, "--epochs", 1, "--quiet",
-                             "--layers", "conv4,maxpool", "--out", tmp_path / "m.npz")
+        code, out, err = run_cli("fit", "--data", tmp_path / "train.npz", "--test-data", test, "--epochs", 1,
+                                 "--quiet", "--layers", "conv4,maxpool", "--out", tmp_path / "m.npz")
         assert code == 0, err
         from minicnn import load
 
@@ -364,14 +352,14 @@ def test_bench_delegates_to_the_bench_module(monkeypatch):
     import minicnn.tools.bench as bench
 
     monkeypatch.setattr(bench, "main", lambda argv: print("bench module called with", argv) or 0)
-    code, out, _ = run("bench", "--quick")
+    code, out, _ = run_cli("bench", "--quick")
     assert code == 0 and "bench module called with ['--quick']" in out
 
     def refuse(argv):
         raise SystemExit("minicnn bench: unknown models ['x']")
 
     monkeypatch.setattr(bench, "main", refuse)
-    code, _, err = run("bench", "--models", "x")
+    code, _, err = run_cli("bench", "--models", "x")
     assert code == 1 and err.strip() == "minicnn bench: error: unknown models ['x']"
 
 
@@ -398,7 +386,7 @@ def test_default_fit_is_the_readme_main_job(tmp_path, monkeypatch):
     from minicnn import CNNClassifier, load
 
     monkeypatch.chdir(tmp_path)
-    code, out, err = run("fit", "--quiet")
+    code, out, err = run_cli("fit", "--quiet")
     assert code == 0, err
     assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.97
     assert "(360 images)" in out and (tmp_path / "model.npz").is_file()

@@ -14,7 +14,7 @@ from minicnn.layers import Conv2D
 from minicnn.layers.conv import WINOGRAD_MIN_CHANNELS
 
 from gradcheck import check_layer_gradients
-from helpers import importable_backends
+from helpers import build_layer, importable_backends
 
 # every backend has the Winograd kernels (a backend without them takes the im2col path: uses_winograd)
 BACKENDS = importable_backends(("numpy", "numba", "cython"))
@@ -22,7 +22,8 @@ C = WINOGRAD_MIN_CHANNELS
 
 
 def build(layer, shape, backend, dtype=np.float64, seed=0):
-    layer.build(shape, dtype=dtype, rng=np.random.default_rng(seed), backend=get_backend(backend))
+    """``build_layer``, then a random bias (the built layer's is zero) so that the bias path is checked too."""
+    build_layer(layer, shape, backend, dtype=dtype, seed=seed)
     if layer.use_bias:
         layer.params["b"][...] = np.random.default_rng(seed + 1).standard_normal(layer.filters)
     return layer

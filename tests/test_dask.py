@@ -31,7 +31,6 @@ from scipy.stats import uniform  # noqa: E402
 from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, cross_val_score  # noqa: E402
 
 from minicnn import CNNClassifier  # noqa: E402
-from minicnn.datasets import load_digits_images  # noqa: E402
 
 N_WORKERS, THREADS_PER_WORKER = 2, 1
 CLUSTER = dict(n_workers=N_WORKERS, threads_per_worker=THREADS_PER_WORKER, processes=True, host="127.0.0.1",
@@ -75,10 +74,7 @@ def client():
         cloudpickle.unregister_pickle_by_value(module)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:240], y[:240]
+N_DIGITS = 240   # samples in the digits fixture (conftest.py)
 
 
 def _workers(client, n=N_WORKERS):

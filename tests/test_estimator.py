@@ -2,7 +2,6 @@
 
 import os
 import pickle
-import threading
 import warnings
 
 import numpy as np
@@ -17,19 +16,12 @@ import minicnn
 from minicnn import CNNClassifier, CNNRegressor, _estimator_base
 from minicnn.datasets import load_digits_images
 
-from helpers import importable_backends
+from helpers import importable_backends, run_at_once, weights
 
 SMALL = dict(layers=("conv4", "maxpool", "dense16"), max_iter=2, backend="numpy", random_state=0)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:240], y[:240]
-
-
-def weights(est):
-    return [p.copy() for p, _ in est.network_.params_and_grads()]
+N_DIGITS = 240   # samples in the digits fixture (conftest.py)
 
 
 def same_weights(a, b):
@@ -37,8 +29,7 @@ def same_weights(a, b):
 
 
 
-def available_backends():
-    return importable_backends(("numpy", "numba", "cython", "auto"))
+BACKENDS = importable_backends()
 
 
 # ---------------------------------------------------------------- the bar
@@ -305,7 +296,7 @@ def test_optimizers_and_weight_decay_learn(digits, optimizer):
 
 
 # ---------------------------------------------------------------- reproducibility
-@pytest.mark.parametrize("backend", available_backends())
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_same_seed_same_model_on_every_backend(digits, backend):
     X, y = digits
     params = {**SMALL, "backend": backend, "dropout": "last:3", "dropout_rate": 0.3}
@@ -394,17 +385,7 @@ def test_concurrent_predictions_are_identical(digits, monkeypatch):
     est = CNNClassifier(**SMALL, dropout="last:1").fit(X, y)
     monkeypatch.setattr(_estimator_base, "PREDICT_BATCH", 32)   # many batches, so threads interleave
     expected, expected_mc = est.predict_proba(X), est.predict_proba(X, mc_samples=2)
-    results, barrier = [None] * 8, threading.Barrier(8)
-
-    def work(i):
-        barrier.wait()
-        results[i] = (est.predict_proba(X), est.predict_proba(X, mc_samples=2))
-
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = run_at_once([lambda: (est.predict_proba(X), est.predict_proba(X, mc_samples=2))] * 8)
     for proba, mc in results:
         np.testing.assert_array_equal(proba, expected)
         np.testing.assert_array_equal(mc, expected_mc)

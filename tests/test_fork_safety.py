@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from minicnn.backend import get_backend
+from helpers import importable_backends
 
 CHILD_TIMEOUT = 120   # generous: a hang is the failure this guards against, not slowness
 
@@ -48,19 +48,11 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _available(backend):
-    try:
-        get_backend(backend)
-    except (ImportError, ValueError):
-        return False
-    return True
-
-
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
 @pytest.mark.parametrize("backend", ["cython", "numba"])
 def test_forked_child_after_a_two_thread_fit_works_or_fails_clearly(tmp_path, backend):
     """os.fork, then multiprocessing's 'fork' start method (also joblib's multiprocessing backend)."""
-    if not _available(backend):
+    if backend not in importable_backends((backend,)):
         pytest.skip(f"{backend} backend not available")
     (tmp_path / "fork_child.py").write_text(SCRIPT)
     done = subprocess.run([sys.executable, str(tmp_path / "fork_child.py"), backend], capture_output=True,

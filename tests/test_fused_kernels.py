@@ -6,8 +6,6 @@ matmul splits), within float rounding where libm and NumPy may differ by an
 ulp (``exp``/``log`` of the loss).
 """
 
-import importlib
-
 import numpy as np
 import pytest
 
@@ -18,17 +16,11 @@ from minicnn.losses import softmax_cross_entropy
 from minicnn.network import Sequential
 from minicnn.optim import Adam, SGD
 
-MODULES = {"numba": "minicnn.backend.numba_kernels", "cython": "minicnn.backend.cython_kernels"}
+from helpers import build_layer, importable_backends, kernel_module
 
 
 def kernel(backend, name):
-    if backend == "numpy":
-        return getattr(ref, name)
-    try:
-        module = importlib.import_module(MODULES[backend])
-    except ImportError:
-        pytest.skip(f"backend {backend!r} is not available")
-    return getattr(module, name)
+    return getattr(kernel_module(backend), name)
 
 
 BACKENDS = ("numpy", "numba", "cython")
@@ -86,11 +78,7 @@ def test_optimizer_regroups_per_array_state_into_flat_layout():
 
 
 def _has(backend):
-    try:
-        get_backend(backend)
-    except ImportError:
-        return False
-    return True
+    return backend in importable_backends((backend,))
 
 
 # ----------------------------------------------------------------------------- softmax cross-entropy
@@ -422,7 +410,7 @@ def test_shallow_conv_then_maxpool_runs_fused_at_inference_and_matches_unfused(b
         y = layer.forward(y, False)
     np.testing.assert_allclose(fused, y, rtol=1e-5, atol=1e-6)
     wide = Conv2D(4, 5, padding="same")   # K = 25 * 2 = 50: too deep for the direct route
-    wide.build((8, 8, 2), dtype=np.float32, rng=np.random.default_rng(0), backend=get_backend(backend))
+    build_layer(wide, (8, 8, 2), backend, dtype=np.float32)
     pool = MaxPool2D(2)
     pool.build(wide.output_shape, dtype=np.float32, rng=None, backend=get_backend(backend))
     assert not wide.fuses_with(pool)

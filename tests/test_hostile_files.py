@@ -18,8 +18,9 @@ from hypothesis import strategies as st
 
 import minicnn
 from minicnn import CNNClassifier
-from minicnn.datasets import load_digits_images
 from minicnn.io import MAX_EXPANSION, ModelFileError
+
+from helpers import first_digits, run_cli
 
 FAST, SLOW = 25, 300          # examples per strategy (4 strategies): 100 by default, 1,200 with --runslow
 HYPOTHESIS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow,
@@ -28,8 +29,7 @@ HYPOTHESIS = dict(deadline=None, derandomize=True, suppress_health_check=[Health
 
 @pytest.fixture(scope="module")
 def model():
-    X, y = load_digits_images()
-    X, y = X[:120], y[:120]
+    X, y = first_digits(120)
     est = CNNClassifier(layers=("conv4", "maxpool", "dense8"), batch_norm=True, dropout="last:1", max_iter=1,
                         backend="numpy", random_state=0).fit(X, y)
     with tempfile.TemporaryDirectory() as d:
@@ -435,21 +435,15 @@ def _cli_cases(tmp, model_path, files):
 
 
 def test_every_command_with_every_hostile_file_ends_in_one_line_never_a_traceback(model, tmp_path):
-    from contextlib import redirect_stderr, redirect_stdout
-
-    from minicnn.cli import main
-
     model_path = tmp_path / "model.npz"
     model_path.write_bytes(model["bytes"])
     files = _hostile_inputs(tmp_path, model["bytes"])
     cases = _cli_cases(tmp_path, model_path, files)
     assert len(cases) > 50
     for argv in cases:
-        out, err = io.StringIO(), io.StringIO()
-        with redirect_stdout(out), redirect_stderr(err):
-            code = main([str(a) for a in argv])
-        lines = err.getvalue().strip().splitlines()
-        assert code in (1, 2) and len(lines) == 1 and "Traceback" not in err.getvalue(), (argv, code, err.getvalue())
+        code, _, err = run_cli(*argv)
+        lines = err.strip().splitlines()
+        assert code in (1, 2) and len(lines) == 1 and "Traceback" not in err, (argv, code, err)
         assert lines[0].startswith(f"minicnn {argv[0]}: error: "), (argv, lines)
     assert model_path.read_bytes() == model["bytes"]
 

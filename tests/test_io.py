@@ -12,15 +12,11 @@ from sklearn.exceptions import NotFittedError
 
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor
-from minicnn.datasets import load_digits_images
 
 SMALL = dict(layers=("conv4", "maxpool", "dense16"), max_iter=2, backend="numpy", random_state=0)
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:200], y[:200]
+N_DIGITS = 200   # samples in the digits fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")

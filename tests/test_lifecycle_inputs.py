@@ -9,16 +9,14 @@ import pytest
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor, training
 
+from helpers import random_images
+
 ESTIMATORS = (CNNClassifier, CNNRegressor)
 TINY = dict(layers=("conv4", "maxpool", "dense8"), max_iter=1, batch_size=16, random_state=0, backend="numpy")
 
 
 def targets(cls, n):
     return np.arange(n) % 3 if cls is CNNClassifier else np.linspace(0, 1, n)
-
-
-def images(n=24, shape=(8, 8, 1), seed=0):
-    return np.random.default_rng(seed).random((n, *shape), dtype=np.float32)
 
 
 def recorded(call):
@@ -47,7 +45,7 @@ FITTED = [  # (per-sample shape of X in fit, data_format)
 def fitted(request, tmp_path_factory):
     shape, data_format = FITTED[request.param // 2]
     cls = ESTIMATORS[request.param % 2]
-    X = images(shape=shape)
+    X = random_images(24, shape=shape)
     est = cls(**TINY, data_format=data_format).fit(X, targets(cls, len(X)))
     path = tmp_path_factory.mktemp("fitted") / "m.npz"
     est.save(path)
@@ -104,7 +102,7 @@ def test_zero_sized_image_dimensions_are_a_value_error_naming_x(fitted, bad):
     ((1, 8, 8), "channels_first", False), ((3, 8, 8), "channels_first", False),
 ])
 def test_layouts_that_look_like_the_other_data_format_warn(cls, shape, data_format, warns):
-    X = images(shape=shape)
+    X = random_images(24, shape=shape)
     params = {**TINY, "data_format": data_format, "padding": "same"}
     caught = recorded(lambda: cls(**params).fit(X, targets(cls, len(X))))
     if warns:
@@ -118,7 +116,7 @@ def test_layouts_that_look_like_the_other_data_format_warn(cls, shape, data_form
                                                (np.float32, 255, False), (np.int64, 255, False)])
 @pytest.mark.parametrize("flat", [False, True])
 def test_uint8_images_in_0_255_warn(cls, dtype, top, warns, flat):
-    X = np.round(images() * top).astype(dtype)
+    X = np.round(random_images(24) * top).astype(dtype)
     if flat:
         X = X.reshape(len(X), -1)
     caught = recorded(lambda: cls(**TINY).fit(X, targets(cls, len(X))))
@@ -132,7 +130,7 @@ def test_uint8_images_in_0_255_warn(cls, dtype, top, warns, flat):
 @pytest.mark.parametrize("width, input_shape, warns", [(60, None, True), (7, None, True), (64, None, False),
                                                        (60, (6, 10), False), (49, None, False)])
 def test_a_flat_width_that_is_no_square_warns_unless_input_shape_is_given(cls, width, input_shape, warns):
-    X = images(shape=(width,), n=24)
+    X = random_images(24, shape=(width,))
     params = {**TINY, "input_shape": input_shape, "padding": "same"}
     caught = recorded(lambda: cls(**params).fit(X, targets(cls, len(X))))
     if warns:
@@ -143,7 +141,7 @@ def test_a_flat_width_that_is_no_square_warns_unless_input_shape_is_given(cls, w
 
 @pytest.mark.parametrize("labels", [["a", 1, "b", 2], [1.5, "x", 2.5, "y"], ["cat", "dog", 3, "cat"]])
 def test_labels_mixing_strings_and_numbers_are_a_value_error_naming_y(labels):
-    X = images(n=24)
+    X = random_images(24)
     y = np.array(labels * 6, dtype=object)
     with pytest.raises(ValueError, match=r"y mixes string labels with labels of other types"):
         CNNClassifier(**TINY).fit(X, y)
@@ -154,7 +152,7 @@ def test_labels_mixing_strings_and_numbers_are_a_value_error_naming_y(labels):
 
 # ------------------------------------------------------------------------- 8. warnings point at the caller
 def test_training_warnings_point_at_the_callers_line(monkeypatch):
-    X = images(n=48)
+    X = random_images(48)
     y = targets(CNNClassifier, len(X))
     lint = dict(TINY, layers=("conv4", "conv4", "dense8"), batch_norm=True, dropout="after_each_layer")
     assert_warned_here(recorded(lambda: CNNClassifier(**lint).fit(X, y)), "BatchNorm")
@@ -176,7 +174,7 @@ def test_training_warnings_point_at_the_callers_line(monkeypatch):
 def test_a_column_vector_y_warning_points_at_the_callers_line():
     from sklearn.exceptions import DataConversionWarning
 
-    X = images(n=24)
+    X = random_images(24)
     y = targets(CNNClassifier, 24)[:, None]
     caught = recorded(lambda: CNNClassifier(**TINY).fit(X, y))
     assert_warned_here(caught, "A column-vector y was passed")
@@ -185,7 +183,7 @@ def test_a_column_vector_y_warning_points_at_the_callers_line():
 
 def test_feature_name_warnings_point_at_the_callers_line(tmp_path):
     pd = pytest.importorskip("pandas")
-    X = images(n=24).reshape(24, -1)
+    X = random_images(24).reshape(24, -1)
     frame = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
     est = CNNClassifier(**TINY).fit(frame, targets(CNNClassifier, 24))
     est.save(tmp_path / "m.npz")
@@ -210,7 +208,7 @@ def mc_draws(model, X, k=6):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("random_state", [None, 0, 12345])
 def test_mc_dropout_draws_fresh_masks_without_a_seed_and_repeats_them_with_one(cls, random_state, tmp_path):
-    X = images(n=16)
+    X = random_images(16)
     est = cls(**{**TINY, "random_state": random_state, "dropout": "last:2", "dropout_rate": 0.5})
     est.fit(X, targets(cls, len(X)))
     est.save(tmp_path / "m.npz")

@@ -9,7 +9,6 @@
 import copy
 import io
 import json
-import threading
 import zipfile
 
 import numpy as np
@@ -20,18 +19,11 @@ from sklearn.utils._param_validation import Interval
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor, training
 
-from helpers import importable_backends
+from helpers import importable_backends, random_data, run_at_once
 
 ESTIMATORS = (CNNClassifier, CNNRegressor)
 TINY = dict(layers=("conv4", "maxpool", "dense8"), max_iter=2, batch_size=16, random_state=0, dropout="last:2",
             backend="numpy")
-
-
-def data(cls, n=48, shape=(8, 8, 1), seed=0):
-    rng = np.random.default_rng(seed)
-    X = rng.random((n, *shape), dtype=np.float32)
-    y = np.arange(n) % 3 if cls is CNNClassifier else X.mean(axis=(1, 2, 3)) * 4
-    return X, y
 
 
 def outputs(model, X):
@@ -66,7 +58,7 @@ def test_changes_cover_every_architecture_parameter():
 def test_every_view_reports_the_fitted_model_after_set_params(cls, name, scaling, tmp_path):
     if name == "dropout_scaling" and scaling == "test_time":
         pytest.skip("the change is the scaling itself")
-    X, y = data(cls)
+    X, y = random_data(cls)
     est = cls(**TINY, dropout_scaling=scaling).fit(X, y)
     before, summary = outputs(est, X), est.summary()
     est.set_params(**{name: CHANGES[name]})
@@ -94,7 +86,7 @@ def numeric_parameters():
 @pytest.mark.parametrize("name", numeric_parameters())
 @pytest.mark.parametrize("value", [True, False, np.bool_(True)])
 def test_bools_are_refused_for_every_numeric_parameter(cls, name, value):
-    X, y = data(cls)
+    X, y = random_data(cls)
     est = cls(**TINY).fit(X, y)
     twin = copy.deepcopy(est)
     with pytest.raises(ValueError, match=rf"The '{name}' parameter .* not a bool"):
@@ -120,7 +112,7 @@ def _rewrite_param(path, name, value):
 
 @pytest.mark.parametrize("name", numeric_parameters())
 def test_load_and_load_predictor_refuse_bools_like_the_estimator(name, tmp_path):
-    X, y = data(CNNClassifier)
+    X, y = random_data(CNNClassifier)
     path = tmp_path / "m.npz"
     CNNClassifier(**TINY).fit(X, y).save(path)
     _rewrite_param(path, name, True)
@@ -196,7 +188,7 @@ def _call(est, scenario, X, y):
 @pytest.mark.parametrize("batch", [0, 1, 4])          # first batch, mid first epoch, second epoch
 @pytest.mark.parametrize("exc", [MemoryError, Boom, KeyboardInterrupt])
 def test_any_exception_during_fit_rolls_back_exactly(cls, scenario, batch, exc, monkeypatch):
-    X, y = data(cls)
+    X, y = random_data(cls)
     est = _prepare(cls, scenario, X, y)
     twin = copy.deepcopy(est)
     if scenario.startswith("partial_fit") and batch >= 3:
@@ -228,7 +220,7 @@ def test_any_exception_during_fit_rolls_back_exactly(cls, scenario, batch, exc, 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_a_failing_validation_score_rolls_back(cls, monkeypatch):
-    X, y = data(cls)
+    X, y = random_data(cls)
     est = cls(**TINY, early_stopping=True).fit(X, y)
     twin = copy.deepcopy(est)
 
@@ -243,32 +235,10 @@ def test_a_failing_validation_score_rolls_back(cls, monkeypatch):
 
 
 # ------------------------------------------------------------------------- 3. threads are serialized
-def run_together(*works, rounds):
-    """Run each ``work()`` ``rounds`` times in its own thread, all released together; re-raise the first error."""
-    errors, barrier = [], threading.Barrier(len(works))
-
-    def target(work):
-        try:
-            barrier.wait(timeout=120)
-            for _ in range(rounds):
-                work()
-        except BaseException as exc:   # noqa: BLE001 - reported to the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=target, args=(w,), daemon=True) for w in works]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=600)
-    assert not any(t.is_alive() for t in threads), "a thread did not finish"
-    if errors:
-        raise errors[0]
-
-
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("backend", importable_backends(("numpy", "cython")))
 def test_fit_partial_fit_and_predict_from_threads_never_give_a_wrong_answer(cls, backend):
-    X, y = data(cls, n=96)
+    X, y = random_data(cls, n=96)
     params = {**TINY, "backend": backend, "max_iter": 3}
     est = cls(**params).fit(X, y)
     expected = outputs(est, X)          # every refit with the same seed gives this model again
@@ -280,14 +250,14 @@ def test_fit_partial_fit_and_predict_from_threads_never_give_a_wrong_answer(cls,
     def predict():
         seen.append(outputs(est, X))
 
-    run_together(refit, predict, predict, rounds=4)
+    run_at_once([refit, predict, predict], rounds=4)
     assert len(seen) == 8
     for got in seen:
         assert_same(got, expected)
     # partial_fit from two threads: each call is one whole epoch, so two calls give exactly two epochs
     twin = copy.deepcopy(est)
     extra = {"classes": np.unique(y)} if cls is CNNClassifier else {}
-    run_together(lambda: est.partial_fit(X, y, **extra), lambda: est.partial_fit(X, y, **extra), rounds=1)
+    run_at_once([lambda: est.partial_fit(X, y, **extra), lambda: est.partial_fit(X, y, **extra)])
     twin.partial_fit(X, y, **extra).partial_fit(X, y, **extra)
     assert est.n_iter_ == twin.n_iter_ == 5
     assert_same(outputs(est, X), outputs(twin, X))
@@ -297,7 +267,7 @@ def test_fit_partial_fit_and_predict_from_threads_never_give_a_wrong_answer(cls,
 def test_copies_and_pickles_get_their_own_lock(cls):
     import pickle
 
-    X, y = data(cls)
+    X, y = random_data(cls)
     est = cls(**TINY).fit(X, y)
     est.predict(X)                                   # the lock exists now
     for other in (copy.deepcopy(est), pickle.loads(pickle.dumps(est))):

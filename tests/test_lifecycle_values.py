@@ -20,19 +20,12 @@ import minicnn
 from minicnn import CNNClassifier, CNNRegressor
 from minicnn.layers import BatchNorm
 
-from helpers import importable_backends
+from helpers import importable_backends, random_data
 
 ESTIMATORS = (CNNClassifier, CNNRegressor)
 BACKENDS = importable_backends(("numpy", "numba", "cython"))
 TINY = dict(layers=("conv4", "maxpool", "dense8"), padding="valid", max_iter=2, batch_size=16, random_state=0,
             backend="numpy")
-
-
-def data(cls, n=48, shape=(8, 8, 1), seed=0, n_classes=3):
-    rng = np.random.default_rng(seed)
-    X = rng.random((n, *shape), dtype=np.float32)
-    y = np.arange(n) % n_classes if cls is CNNClassifier else X.mean(axis=(1, 2, 3)) * 4
-    return X, y
 
 
 def predictions(est, X):
@@ -80,7 +73,7 @@ def test_the_edge_sweep_covers_every_numeric_parameter():
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("name, value", edge_cases(), ids=lambda v: repr(v))
 def test_every_constraint_edge_fits_and_predicts(cls, name, value):
-    X, y = data(cls)
+    X, y = random_data(cls)
     params = {**TINY, "dropout": "last:2", name: value}
     if name in ("validation_fraction", "n_iter_no_change", "tol"):
         params["early_stopping"] = True
@@ -102,7 +95,7 @@ PLACEMENTS = ["after_last_pool", "after_each_layer", "last:2", "dense", (0, 2)]
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dropout", PLACEMENTS, ids=str)
 def test_rate_zero_is_the_model_without_dropout(cls, backend, dropout):
-    X, y = data(cls)
+    X, y = random_data(cls)
     params = {**TINY, "backend": backend}
     reference = predictions(cls(**params, dropout="none").fit(X, y), X)
     for kind in ("auto", "element", "spatial"):
@@ -119,7 +112,7 @@ def test_rate_zero_is_the_model_without_dropout(cls, backend, dropout):
 def test_rate_zero_in_a_grid_search_scores_like_any_rate():
     from sklearn.model_selection import GridSearchCV
 
-    X, y = data(CNNClassifier, n=60)
+    X, y = random_data(CNNClassifier, n=60)
     search = GridSearchCV(CNNClassifier(**TINY), {"dropout_rate": [0.0, 0.3]}, cv=2, error_score="raise")
     search.fit(X, y)
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
@@ -129,7 +122,7 @@ def test_rate_zero_in_a_grid_search_scores_like_any_rate():
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("value", [3e38, -3e38, 3.4e38, 1e38, 1e30, 1e20, -5e19])
 def test_values_that_overflow_float32_are_refused_on_every_backend(backend, value, tmp_path):
-    X, y = data(CNNClassifier)
+    X, y = random_data(CNNClassifier)
     clf = CNNClassifier(**{**TINY, "backend": backend}).fit(X, y)
     clf.save(tmp_path / "m.npz")
     predictor = minicnn.load_predictor(tmp_path / "m.npz")
@@ -140,7 +133,7 @@ def test_values_that_overflow_float32_are_refused_on_every_backend(backend, valu
             with pytest.raises(ValueError, match=r"X .*too large for float32"):
                 model.predict_proba(layout)
     for cls in ESTIMATORS:
-        Xf, yf = data(cls)
+        Xf, yf = random_data(cls)
         Xf[5, 1, 1, 0] = value
         with pytest.raises(ValueError, match=r"X .*too large for float32"):
             cls(**{**TINY, "backend": backend}).fit(Xf, yf)
@@ -166,7 +159,7 @@ DIVERGING = [
 @pytest.mark.parametrize("cls, params, x_scale, y_scale, blamed, not_blamed", DIVERGING)
 def test_divergence_is_detected_by_growth_and_names_the_likely_cause(cls, params, x_scale, y_scale, blamed,
                                                                    not_blamed):
-    X, y = data(cls, n=64)
+    X, y = random_data(cls, n=64)
     X = X * np.float32(x_scale)
     if cls is CNNRegressor:
         y = y * y_scale
@@ -184,7 +177,7 @@ def test_divergence_is_detected_by_growth_and_names_the_likely_cause(cls, params
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_a_healthy_fit_is_not_called_divergent(cls):
-    X, y = data(cls, n=96)
+    X, y = random_data(cls, n=96)
     est = cls(**{**TINY, "max_iter": 15, "learning_rate": 0.03}).fit(X, y)
     assert est.n_iter_ >= 1 and np.isfinite(est.loss_curve_).all()
 
@@ -192,7 +185,7 @@ def test_a_healthy_fit_is_not_called_divergent(cls):
 @pytest.mark.parametrize("cls", ESTIMATORS)
 @pytest.mark.parametrize("layers", [("dense8",), ("conv4", "gap"), ("conv4", "maxpool", "dense8")], ids=str)
 def test_batchnorm_never_trains_on_one_value_per_channel(cls, layers):
-    X, y = data(cls, n=65)
+    X, y = random_data(cls, n=65)
     one_value = any(t.startswith("dense") for t in layers)   # a BatchNorm over vectors (dense8 has one)
     params = {**TINY, "layers": layers, "batch_norm": True, "dropout": "none"}
     if one_value:
@@ -220,7 +213,7 @@ def _batchnorm_inputs(est, X):
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("n, batch_size", [(65, 64), (33, 16), (40, 13)])
 def test_batchnorm_running_statistics_match_the_data(cls, backend, n, batch_size):
-    X, y = data(cls, n=n)
+    X, y = random_data(cls, n=n)
     # a learning rate so small that the layers before the BatchNorm do not move: its running estimates must
     # converge to the mean and the unbiased variance of what it sees (momentum 0.1: 0.9**80 ~ 2e-4)
     est = cls(layers=("dense8",), batch_norm=True, dropout="none", learning_rate=1e-9, max_iter=80,
@@ -236,7 +229,7 @@ def test_batchnorm_running_statistics_match_the_data(cls, backend, n, batch_size
 @pytest.mark.parametrize("fraction", [0.01, 0.1, 0.2, 0.5, 0.9])
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_early_stopping_on_small_data_names_its_parameters(cls, n, fraction):
-    X, y = data(cls, n=n)
+    X, y = random_data(cls, n=n)
     n_val = max(1, round(fraction * n))
     k = len(np.unique(y)) if cls is CNNClassifier else 0
     feasible = n_val < n and (n_val >= 2 if cls is CNNRegressor
@@ -253,12 +246,12 @@ def test_early_stopping_on_small_data_names_its_parameters(cls, n, fraction):
 
 
 def test_a_one_sample_class_with_early_stopping_names_the_class():
-    X, y = data(CNNClassifier, n=30)
+    X, y = random_data(CNNClassifier, n=30)
     y = y.copy()
     y[0] = 7
     with pytest.raises(ValueError, match=r"early_stopping=True .*class 7 has 1"):
         CNNClassifier(**TINY, early_stopping=True).fit(X, y)
     CNNClassifier(**TINY).fit(X, y)               # without early stopping the same data fits
-    reg_X, reg_y = data(CNNRegressor, n=12)
+    reg_X, reg_y = random_data(CNNRegressor, n=12)
     with pytest.raises(ValueError, match=r"validation set is too small.*validation_fraction"):
         CNNRegressor(**TINY, early_stopping=True).fit(reg_X, reg_y)

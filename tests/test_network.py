@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from minicnn.datasets import load_digits_images
 from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D,
                             SpatialDropout2D)
 from minicnn.losses import softmax_cross_entropy
@@ -55,11 +56,9 @@ def test_summary_marks_dropout_and_counts_parameters():
 
 
 def digits_subset():
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    X = (digits.images / 16.0).astype(np.float32)[..., None]
+    X, y = load_digits_images()
     order = np.random.default_rng(0).permutation(len(X))   # the file is ordered by writer
-    return X[order], digits.target[order]
+    return X[order], y[order]
 
 
 def fit_digits(seed, epochs=8, backend="numpy"):

@@ -10,20 +10,14 @@ from sklearn.exceptions import NotFittedError
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor, _estimator_base
 from minicnn import io as mio
-from minicnn.datasets import load_digits_images
+
+from helpers import weights
 
 SMALL = dict(layers=("conv4", "maxpool", "dense8"), max_iter=3, batch_size=32, backend="numpy", random_state=0,
              dropout="last:1")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:160], y[:160]
-
-
-def weights(est):
-    return [p.copy() for p, _ in est.network_.params_and_grads()]
+N_DIGITS = 160   # samples in the digits fixture (conftest.py)
 
 
 # ---------------------------------------------------------------- atomic save

@@ -23,12 +23,14 @@ pytestmark = pytest.mark.filterwarnings("ignore:Dropout after:UserWarning")
 FORMATS = ("channels_last", "channels_first")
 
 
-@pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
+N_DIGITS = 96   # samples in the digits fixture (conftest.py)
 
-    X, y = load_digits(return_X_y=True)
-    return (X[:96] / 16).astype(np.float32), y[:96]
+
+@pytest.fixture(scope="module")
+def digits(digits):
+    """The shared digits fixture with each image as a flat row of 64 features (scikit-learn's layout)."""
+    X, y = digits
+    return X.reshape(len(X), -1), y
 
 
 def images(X, data_format, channels=1):

@@ -8,14 +8,10 @@ import pytest
 
 import minicnn
 from minicnn import CNNClassifier, CNNRegressor
-from minicnn.datasets import load_digits_images
 from minicnn.predictor import PARAM_RULES, Predictor
 
 
-@pytest.fixture(scope="module")
-def digits():
-    X, y = load_digits_images()
-    return X[:300], y[:300]
+N_DIGITS = 300   # samples in the digits fixture (conftest.py)
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ import pytest
 from minicnn import CNNClassifier, _estimator_base
 from minicnn.datasets import load_digits_images
 
+from helpers import first_digits
+
 SMALL = dict(layers=("conv8", "maxpool", "dense16"), padding="same", max_iter=2, backend="auto", random_state=0)
 
 
@@ -56,8 +58,7 @@ def test_predict_runs_in_fixed_size_batches(monkeypatch):
 @needs_proc
 @pytest.mark.slow
 def test_no_rss_growth_over_200_fit_predict_cycles():
-    X, y = load_digits_images()
-    X, y = X[:400], y[:400]
+    X, y = first_digits(400)
 
     def cycle(seed):
         est = CNNClassifier(**{**SMALL, "random_state": seed, "max_iter": 1}).fit(X, y)

@@ -3,27 +3,20 @@
 import io
 import math
 import warnings
-from contextlib import redirect_stderr, redirect_stdout
 from dataclasses import replace
 
 import numpy as np
 import pytest
 from scipy import stats as sps
 
-from minicnn.cli import main
 from minicnn.tools.study import data as study_data
 from minicnn.tools.study import grid, make_plan, report, run_study, stats
 from minicnn.tools.study.cli import parse_budget
 from minicnn.tools.study.runner import CSV_FIELDS, did_not_train, read_csv, run_plan
 
+from helpers import run_cli
+
 VERDICTS = ("holds", "does not hold", "not significant")
-
-
-def run_cli(*argv):
-    out, err = io.StringIO(), io.StringIO()
-    with redirect_stdout(out), redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, out.getvalue(), err.getvalue()
 
 
 def tiny_plan(labels=("base/none", "base/after_last_pool/element/0.5"), seeds=2):

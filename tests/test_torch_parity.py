@@ -9,6 +9,8 @@ from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dro
 from minicnn.losses import mean_squared_error, softmax_cross_entropy
 from minicnn.optim import SGD, Adam
 
+from helpers import build_layer
+
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
 
@@ -24,7 +26,7 @@ def nhwc(t):
 
 
 def run_layer(layer, x, dy, training=True, backend="numpy"):
-    layer.build(x.shape[1:], dtype=np.float64, rng=np.random.default_rng(0), backend=get_backend(backend))
+    build_layer(layer, x.shape[1:], backend)
     y = layer.forward(x, training).copy()
     dx = layer.backward(dy).copy()
     return y, dx
