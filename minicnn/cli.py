@@ -125,6 +125,35 @@ def _rates(text):
     return rates[0] if len(rates) == 1 else tuple(rates)
 
 
+def _augment(text):
+    tokens = () if text.strip().lower() in ("", "none") else tuple(t.strip() for t in text.split(","))
+    problem = params.invalid("augment", tokens)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"expected {problem} (comma-separated, or none); received {text!r}")
+    return tokens
+
+
+def _class_weight(text):
+    """``none``, ``balanced``, or ``CLASS:WEIGHT,...`` (classes that read as integers are integers)."""
+    if text.strip().lower() in ("none", "balanced"):
+        return None if text.strip().lower() == "none" else "balanced"
+    weights = {}
+    for part in text.split(","):
+        key, sep, value = part.partition(":")
+        try:
+            key = int(key) if key.strip().lstrip("-").isdigit() else key.strip()
+            weights[key] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep or key in ("", None):
+            raise argparse.ArgumentTypeError(f"expected none, balanced or CLASS:WEIGHT pairs separated by commas "
+                                             f"(e.g. 0:1,7:2.5); received {text!r}")
+    problem = params.invalid("class_weight", weights)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"expected {problem}; received {text!r}")
+    return weights
+
+
 def _shape(text):
     if text.strip().lower() == "none":
         return None
@@ -337,7 +366,7 @@ def _check_out(path, option, keep=()):
 #: Estimator parameters set by other options (--seed, --quiet) or meaningless for one fit (warm_start).
 _NOT_OPTIONS = ("random_state", "verbose", "warm_start")
 #: Parameter kinds the command can parse (a parameter of another kind keeps its default).
-_CLI_KINDS = ("int", "float", "choice", "bool", "tokens", "dropout", "rates", "shape")
+_CLI_KINDS = ("int", "float", "choice", "bool", "tokens", "dropout", "rates", "shape", "augment", "class_weight")
 
 
 def _estimator_params():
@@ -451,9 +480,11 @@ def _param_option(parser, p, flags=None, **overrides):
     elif p.kind == "bool":
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
-        kwargs["type"] = {"tokens": _layers, "dropout": _dropout, "rates": _rates, "shape": _shape}[p.kind]
+        kwargs["type"] = {"tokens": _layers, "dropout": _dropout, "rates": _rates, "shape": _shape,
+                          "augment": _augment, "class_weight": _class_weight}[p.kind]
         kwargs["metavar"] = {"tokens": "TOKENS", "dropout": "PLACEMENT", "rates": "RATE[,RATE...]",
-                             "shape": "H,W,C"}[p.kind]
+                             "shape": "H,W,C", "augment": "TOKEN[,TOKEN...]",
+                             "class_weight": "balanced|CLASS:WEIGHT,..."}[p.kind]
     kwargs.update(overrides)
     kwargs["help"] += f" (default: {_show(kwargs['default']) if p.kind != 'bool' else ('on' if p.default else 'off')})"
     parser.add_argument(*flags, **kwargs)

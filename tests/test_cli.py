@@ -279,7 +279,16 @@ def _other_value(p):
             value = p.high / 2
         return value, repr(value)
     return {"tokens": (("conv4", "maxpool"), "conv4,maxpool"), "dropout": ((0, 1), "0,1"),
-            "rates": ((0.1, 0.2), "0.1,0.2"), "shape": ((8, 8, 1), "8,8,1")}[p.kind]
+            "rates": ((0.1, 0.2), "0.1,0.2"), "shape": ((8, 8, 1), "8,8,1"),
+            "augment": (("shift2", "hflip"), "shift2,hflip"), "class_weight": ({0: 1.0, 7: 2.5}, "0:1,7:2.5")}[p.kind]
+
+
+@pytest.mark.parametrize("argv", [["--augment", "spin3"], ["--augment", "shift0"], ["--augment", "hflip,hflip"],
+                                  ["--class-weight", "heavy"], ["--class-weight", "0:"], ["--class-weight", "0:-1"],
+                                  ["--class-weight", "0:nan"]])
+def test_bad_augment_and_class_weight_options_are_one_line_errors(argv):
+    code, _, err = run_cli("fit", *argv)
+    assert code == 2 and argv[1] in err and len(err.strip().splitlines()) == 1, err
 
 
 def test_every_estimator_parameter_reaches_the_estimator():
@@ -289,10 +298,7 @@ def test_every_estimator_parameter_reaches_the_estimator():
     assert exposed >= {"kernel_size", "optimizer", "weight_decay", "early_stopping", "validation_fraction",
                        "activation", "pool_size", "data_format", "input_shape", "layers", "padding", "batch_size",
                        "max_iter", "dropout", "dropout_rate", "dropout_kind", "learning_rate", "backend"}
-    # augment (tuple of tokens) and class_weight (None, "balanced" or a dict) have kinds the command has no
-    # option type for yet
-    assert exposed == {p.name for p in params.PARAMS} - {"random_state", "verbose", "warm_start", "augment",
-                                                         "class_weight"}
+    assert exposed == {p.name for p in params.PARAMS} - {"random_state", "verbose", "warm_start"}
     for p in cli._estimator_params():
         value, text = _other_value(p)
         flag = "--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-")
