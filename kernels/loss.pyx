@@ -44,3 +44,65 @@ def softmax_xent(floating[:, ::1] grad, const floating[:, ::1] logits, const int
     if bad:
         raise ValueError(f"labels must be in [0, {K}); received a label {label}")
     return total * inv_n
+
+
+# ----------------------------------------------------------------------------- prediction softmax (float64)
+# The passes around NumPy's exp (see minicnn.backend.reference.softmax_shift_rows): z = logits - row max, then
+# p /= row sum with the row sum taken in NumPy's pairwise order, so the probabilities equal the reference bit for
+# bit. Tiny problems (batch x classes): the calling thread, no OpenMP.
+
+def softmax_shift_rows(double[:, ::1] z, const floating[:, ::1] logits):
+    """``z = logits - max(logits, axis=1)`` in float64 (a row holding NaN becomes all NaN, as NumPy's max)."""
+    cdef Py_ssize_t N = logits.shape[0], K = logits.shape[1], n, k
+    cdef double mx, v
+    if K == 0:
+        return
+    with nogil:
+        for n in range(N):
+            mx = logits[n, 0]
+            for k in range(1, K):
+                v = logits[n, k]
+                if v > mx or v != v:   # v != v: NaN, kept (nothing compares above it afterwards)
+                    mx = v
+            for k in range(K):
+                z[n, k] = <double>logits[n, k] - mx
+
+
+cdef double _pairwise_sum(const double* a, Py_ssize_t n) noexcept nogil:
+    """NumPy's ``pairwise_sum_DOUBLE`` (numpy/_core/src/umath/loops_utils.h.src), same order of additions."""
+    cdef double r0, r1, r2, r3, r4, r5, r6, r7, res
+    cdef Py_ssize_t i, n2
+    if n < 8:
+        res = 0.0
+        for i in range(n):
+            res = res + a[i]
+        return res
+    if n <= 128:
+        r0 = a[0]; r1 = a[1]; r2 = a[2]; r3 = a[3]
+        r4 = a[4]; r5 = a[5]; r6 = a[6]; r7 = a[7]
+        i = 8
+        while i < n - (n % 8):
+            r0 = r0 + a[i]; r1 = r1 + a[i + 1]; r2 = r2 + a[i + 2]; r3 = r3 + a[i + 3]
+            r4 = r4 + a[i + 4]; r5 = r5 + a[i + 5]; r6 = r6 + a[i + 6]; r7 = r7 + a[i + 7]
+            i += 8
+        res = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+        while i < n:
+            res = res + a[i]
+            i += 1
+        return res
+    n2 = n // 2
+    n2 -= n2 % 8
+    return _pairwise_sum(a, n2) + _pairwise_sum(a + n2, n - n2)
+
+
+def softmax_normalize_rows(double[:, ::1] p):
+    """``p /= p.sum(axis=1)`` in place; the row sum is ``0.0 +`` NumPy's pairwise sum of the row."""
+    cdef Py_ssize_t N = p.shape[0], K = p.shape[1], n, k
+    cdef double s
+    if K == 0:
+        return
+    with nogil:
+        for n in range(N):
+            s = 0.0 + _pairwise_sum(&p[n, 0], K)
+            for k in range(K):
+                p[n, k] = p[n, k] / s
