@@ -148,13 +148,14 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
 def _finite(values, images):
     """``values``, or a ValueError if the forward pass overflowed float32 (never NaN probabilities).
 
-    One reduction decides for the usual finite output: the float64 sum of squares of up to 8192 values of float32
-    range (one BLAS dot, ~3x cheaper than ``np.add.reduce`` on a one-sample output), the plain sum above, is finite
-    exactly when every value is. A non-finite reduction is confirmed value by value, so outputs beyond float32
+    One reduction decides for the usual finite output: the float64 sum of the values is finite exactly when every
+    value is, for values of float32 range; a float32 network's outputs (``images`` float32) are, and for up to
+    8192 of them the sum of squares (one BLAS dot, ~3x cheaper than ``np.add.reduce`` on a one-sample output, at
+    most ~1e81) decides as well. A non-finite reduction is confirmed value by value, so outputs beyond float32
     range (a float64 network) are never refused for an overflowing sum alone.
     """
     flat = values.reshape(-1)
-    total = flat.dot(flat) if flat.size <= 8192 else np.add.reduce(flat)
+    total = flat.dot(flat) if flat.size <= 8192 and images.dtype.itemsize == 4 else np.add.reduce(flat)
     if math.isfinite(total):
         return values
     bad = int((~np.isfinite(values)).any(axis=1).sum())

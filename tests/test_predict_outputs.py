@@ -1,10 +1,12 @@
-"""The prediction softmax: its row kernels against their NumPy twins, and the probabilities of every backend.
+"""Prediction outputs: the softmax row kernels against their NumPy twins, the probabilities of every backend, and the output check.
 
 ``minicnn._predict.softmax`` runs ``softmax_shift_rows``, NumPy's ``exp`` and
 ``softmax_normalize_rows``; the compiled kernels must give the reference's bits
 (same row maximum, same pairwise order of the row sum), so ``predict_proba`` is
 the float64 textbook softmax of the logits, bit for bit, on every backend.
 """
+
+import warnings
 
 import numpy as np
 import pytest
@@ -108,3 +110,41 @@ def test_predict_proba_is_the_textbook_softmax_of_the_network_output(backend, di
     np.testing.assert_array_equal(clf.predict(X), clf.classes_[logits.argmax(axis=1)])
     clf.save(tmp_path / "m.npz")
     np.testing.assert_array_equal(load_predictor(tmp_path / "m.npz").predict_proba(X), expected)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cython"])
+def test_softmax_row_kernels_refuse_mismatched_outputs(backend):
+    module = kernel_module(backend)
+    with pytest.raises(ValueError):
+        module.softmax_shift_rows(np.empty((3, 4)), np.zeros((3, 5), np.float32))
+    if backend == "cython":   # the compiled contract: float64 C-contiguous 2-D outputs, named in the error
+        with pytest.raises(ValueError, match="z has dtype"):
+            module.softmax_shift_rows(np.empty((3, 4), np.float32), np.zeros((3, 4), np.float32))
+        with pytest.raises(ValueError, match="p must be C-contiguous"):
+            module.softmax_normalize_rows(np.empty((4, 3)).T)
+
+
+# ----------------------------------------------------------------------------- the output check
+def test_output_check_refuses_non_finite_rows_and_counts_them():
+    from minicnn._predict import _finite
+
+    images = np.full((4, 2), 7.0, np.float32)
+    for size in (4, 3000):   # one dot product below 8192 values, a sum above
+        values = np.ones((size, 3))
+        assert _finite(values, images) is values
+        values[1, 2], values[2, 0], values[2, 1] = np.nan, np.inf, -np.inf
+        with pytest.raises(ValueError, match=r"non-finite\) for 2 of %d samples.*largest \|value\| in X: 7" % size):
+            _finite(values, images)
+
+
+def test_output_check_accepts_finite_outputs_whose_sum_overflows():
+    """Outputs of a float64 network beyond float32 range are finite: never refused for an overflowing sum."""
+    from minicnn._predict import _finite
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")   # and no overflow warning from the check itself
+        for values in (np.full((2, 3), 1e200), np.full((4000, 3), 1e200)):
+            assert _finite(values, np.zeros((1, 1), np.float64)) is values
+    with np.errstate(over="ignore"):
+        values = np.full((4000, 3), 1e305)   # its sum overflows
+        assert _finite(values, np.zeros((1, 1), np.float64)) is values
