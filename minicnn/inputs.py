@@ -42,6 +42,10 @@ _NAMES_X = re.compile(r"\bX\b")
 #: finite nonsense on others): refused with a clear error instead.
 MAX_ABS = float(np.sqrt(np.finfo(np.float32).max))
 
+#: The native float32 dtype (one instance): an identity test is ~0.3 us cheaper than ``dtype != np.float32``
+#: per prediction; any other float32 dtype object (e.g. byte-swapped) takes the full checks.
+_FLOAT32 = np.dtype(np.float32)
+
 
 def describe(X, name="X"):
     """A short description of what was received, for error messages (shape and dtype, never the values).
@@ -220,7 +224,7 @@ def _already_prepared(estimator, X):
     forward pass on one digits sample. Anything else (and any value out of
     range, for its error message) takes the full path.
     """
-    if (type(X) is not np.ndarray or X.dtype != np.float32 or not X.flags.c_contiguous
+    if (type(X) is not np.ndarray or X.dtype is not _FLOAT32 or not X.flags.c_contiguous
             or X.shape[:1] == (0,) or hasattr(estimator, "feature_names_in_")):
         return None
     shape = getattr(estimator, "input_shape_", None)

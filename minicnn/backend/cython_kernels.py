@@ -37,7 +37,7 @@ from ._dropout import (  # noqa: F401
     spatial_dropout_forward,
 )
 from ._gemm import dense_bias_act_forward, matmul  # noqa: F401
-from ._loss import softmax_xent  # noqa: F401
+from ._loss import softmax_normalize_rows, softmax_shift_rows, softmax_xent  # noqa: F401
 from ._optim import adam_update  # noqa: F401
 from ._pool import (  # noqa: F401
     avgpool2d_backward,

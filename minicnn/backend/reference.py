@@ -268,6 +268,30 @@ def softmax_xent(grad, logits, labels):
     return loss
 
 
+# ----------------------------------------------------------------------------- prediction softmax (float64)
+# Class probabilities are ``exp(z) / sum(exp(z))`` per row with ``z = logits - max(logits)``, in float64. The
+# exponential stays NumPy's ``np.exp`` (its SIMD routine rounds differently from C's ``exp`` in ~5% of values):
+# these two kernels do the passes around it, so every backend returns the probabilities of this file, bit for bit.
+def softmax_shift_rows(z, logits):
+    """``z = logits - max(logits, axis=1)`` in float64.
+
+    ``z``: (N, K) float64; ``logits``: (N, K) float32 or float64. A row holding
+    NaN gets an all-NaN ``z`` row (NumPy's ``max`` propagates NaN).
+    """
+    z[...] = logits
+    z -= z.max(axis=1, keepdims=True)
+
+
+def softmax_normalize_rows(p):
+    """``p /= p.sum(axis=1)`` in place, ``p``: (N, K) float64.
+
+    The row sum is NumPy's reduction: ``0.0 +`` its pairwise sum (8 running
+    partial sums up to 128 values, halves in multiples of 8 above), so the
+    compiled kernels reproduce it bit for bit.
+    """
+    p /= p.sum(axis=1, keepdims=True)
+
+
 # ----------------------------------------------------------------------------- fused forward epilogues
 def conv2d_bias_act_forward(y, x, w, b, col, act, alpha, sh, sw, pt, pl, dh, dw):
     """``y = f(conv(x, w) + b)``: :func:`conv2d_forward` then :func:`bias_act_forward`, in one kernel call."""
