@@ -47,7 +47,7 @@ import numpy as np
 
 from ._inputs import user_shape_to_nhwc
 from .architecture import network_options, weight_count
-from .params import ADDED_PARAMS, DEFAULTS
+from .params import ADDED_PARAMS, DEFAULTS, invalid
 
 FORMAT = "minicnn"
 VERSION = 1
@@ -152,7 +152,10 @@ def save(estimator, path):
     IsADirectoryError, FileNotFoundError
         If ``path`` is a directory or its directory does not exist.
     ValueError
-        If the estimator holds something a model file cannot store.
+        If the estimator holds something a model file cannot store, or a
+        parameter set since the fit is invalid (checked against
+        :mod:`minicnn.params` before anything is written, as :func:`load`
+        checks it).
 
     Examples
     --------
@@ -174,6 +177,12 @@ def save(estimator, path):
     name = type(estimator).__name__
     if name not in ESTIMATORS:
         raise ValueError(f"Expected a CNNClassifier or CNNRegressor; received {name}")
+    fitted_params = estimator._fitted_params()
+    for key, value in fitted_params.items():   # before anything is written: load refuses what this refuses
+        problem = invalid(key, value)
+        if problem is not None:
+            raise ValueError(f"Cannot save: the {key!r} parameter of {name} must be {problem}. Got {value!r} "
+                             f"instead (set a valid value before saving; nothing was written)")
     network = estimator.network_
     arrays, layers = {}, []
     for i, layer in enumerate(network.layers):
@@ -188,7 +197,7 @@ def save(estimator, path):
             entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
         layers.append(entry)
     header = {"format": FORMAT, "version": VERSION, "estimator": name,
-              "params": {k: _jsonable(v) for k, v in estimator._fitted_params().items()},
+              "params": {k: _jsonable(v) for k, v in fitted_params.items()},
               "input_shape": [int(d) for d in estimator.input_shape_],
               "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
               "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}

@@ -370,3 +370,61 @@ def test_resave_keeps_the_owner_and_group(tiny, tmp_path):
     os.chown(path, 12345, 23456)
     tiny[0].save(path)
     assert (os.stat(path).st_uid, os.stat(path).st_gid) == (12345, 23456)
+
+
+# ---------------------------------------------------------------- save checks every parameter before writing
+def _invalid_candidates(p):
+    """Values of the kinds users get wrong for parameter ``p`` (filtered to the ones the table refuses)."""
+    nan, inf = float("nan"), float("inf")
+    by_kind = {
+        "int": [True, False, 1.5, "3", None, 0, -1, 10**9, (p.low or 0) - 1],
+        "float": [nan, inf, -inf, True, "0.1", None, -1.0, (p.low or 0) - 1.0, p.low, p.high, 1e300 if p.high else nan],
+        "bool": ["yes", 1, 0, None, 1.0],
+        "choice": ["bogus", None, 3, ("numpy",), ""],
+        "tokens": ["conv4", 3, None],
+        "dropout": [3, 0.5, None, True],
+        "rates": [1.0, -0.1, nan, inf, True, "x", None],
+        "shape": [3, "8x8", 8.0],
+        "seed": [-5, 2**32, True, "x", 1.5],
+        "verbose": [-1, 1.5, "x", None],
+        "augment": ["bogus", ("bogus",), 3, ("shift-1",)],
+        "class_weight": ["bal", {0: -1.0}, {0: float("nan")}, {0: True}, 3],
+    }[p.kind]
+    return [v for v in by_kind if minicnn.params.invalid(p.name, v) is not None]
+
+
+@pytest.mark.parametrize("name", sorted(minicnn.params.TABLE))
+def test_save_refuses_every_invalid_parameter_before_writing(tiny, tmp_path, name):
+    """After fit, ``set_params(name=<invalid>)`` then ``save`` never writes a file that load refuses.
+
+    Parameters that shape the network are saved with their fitted values (they take effect at the next
+    fit); every other invalid value is refused with a ValueError naming the parameter, nothing is
+    written, and a good model already at the path stays byte for byte.
+    """
+    import copy
+
+    from minicnn._estimator_base import ARCHITECTURE_PARAMS
+
+    clf, X = tiny
+    expected = clf.predict_proba(X)
+    good, new = tmp_path / "good.npz", tmp_path / "new.npz"
+    clf.save(good)
+    before = good.read_bytes()
+    candidates = _invalid_candidates(minicnn.params.TABLE[name])
+    assert candidates, name
+    for value in candidates:
+        est = copy.deepcopy(clf)
+        est.set_params(**{name: value})
+        if name in ARCHITECTURE_PARAMS:
+            est.save(new)
+            for loader in (minicnn.load, minicnn.load_predictor):
+                np.testing.assert_array_equal(loader(new).predict_proba(X), expected)
+            continue
+        for path in (good, new):
+            with pytest.raises(ValueError, match=rf"'{name}' parameter") as info:
+                est.save(path)
+            assert "not JSON compliant" not in str(info.value)
+        assert good.read_bytes() == before and not new.exists(), (name, value)
+        assert sorted(os.listdir(tmp_path)) == ["good.npz"]
+    for loader in (minicnn.load, minicnn.load_predictor):
+        np.testing.assert_array_equal(loader(good).predict_proba(X), expected)
