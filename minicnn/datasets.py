@@ -523,13 +523,29 @@ def _same_file(a, b):
         return False
 
 
-def _write_idx(path, magic, data):
-    """Write ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
+def _idx_writer(path, magic, data):
+    """A ``write(file)`` that writes ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
-    opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if str(path).endswith(".gz") else (lambda p: open(p, "wb"))
-    with opener(path) as f:
-        f.write(header)
-        f.write(np.ascontiguousarray(data).tobytes())
+
+    def write(f):
+        with (gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") if os.fsdecode(path).endswith(".gz")
+              else _Unclosed(f)) as out:
+            out.write(header)
+            out.write(np.ascontiguousarray(data).tobytes())
+    return write
+
+
+class _Unclosed:
+    """``f`` in a ``with`` block that leaves it open."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self.f
+
+    def __exit__(self, *exc):
+        return False
 
 
 def save_idx(images, labels, images_path, labels_path):
@@ -544,13 +560,18 @@ def save_idx(images, labels, images_path, labels_path):
         Labels in 0..255 of any numeric dtype, each an integer value (float
         labels ``[3., 7., 9.]`` are written as 3, 7, 9; ``1.5`` is refused).
     images_path, labels_path : str or path-like
-        Output files; two different files.
+        Output files; two different files. Both are complete before either
+        is put in place (each as :func:`minicnn.io.save` writes a model), so
+        an error leaves both paths as they were.
 
     Raises
     ------
     ValueError
         For a shape, dtype or value the idx format cannot store exactly (see
         above), or when both paths name the same file (nothing is written).
+    OSError
+        When a path cannot be written (missing directory, a directory,
+        read-only file), naming that path; nothing is written.
 
     Examples
     --------
@@ -575,7 +596,15 @@ def save_idx(images, labels, images_path, labels_path):
     if _same_file(images_path, labels_path):
         raise ValueError(f"images_path and labels_path must be two files; received the same file "
                          f"{os.fspath(images_path)!r} for both")
+    from .io import _Staged
+
     images_u8 = _images_to_uint8(images)
     labels_u8 = _labels_to_uint8(labels)
-    _write_idx(images_path, _IDX_IMAGES_MAGIC, images_u8)
-    _write_idx(labels_path, _IDX_LABELS_MAGIC, labels_u8)
+    staged_images = _Staged(images_path, _idx_writer(images_path, _IDX_IMAGES_MAGIC, images_u8))
+    try:   # both files complete before either is put in place: a failure leaves both paths as they were
+        staged_labels = _Staged(labels_path, _idx_writer(labels_path, _IDX_LABELS_MAGIC, labels_u8))
+    except BaseException:
+        staged_images.discard()
+        raise
+    staged_images.commit()
+    staged_labels.commit()
