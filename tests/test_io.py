@@ -428,3 +428,112 @@ def test_save_refuses_every_invalid_parameter_before_writing(tiny, tmp_path, nam
         assert sorted(os.listdir(tmp_path)) == ["good.npz"]
     for loader in (minicnn.load, minicnn.load_predictor):
         np.testing.assert_array_equal(loader(good).predict_proba(X), expected)
+
+
+# ---------------------------------------------------------------- every kind of path behaves as open(path, "wb")
+def _read_in_thread(path_or_fd, out):
+    """Start a thread that reads everything from a FIFO path or a pipe's read end into ``out`` (a list)."""
+    import threading
+
+    def read():
+        if isinstance(path_or_fd, int):
+            with os.fdopen(path_or_fd, "rb") as f:
+                out.append(f.read())
+        else:
+            with open(path_or_fd, "rb") as f:
+                out.append(f.read())
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def _assert_model_bytes(data, tmp_path, clf, X):
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(data)
+    np.testing.assert_array_equal(minicnn.load(copy).predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("via", ["fifo", "symlink_to_fifo", "proc_fd_pipe", "bytes_fifo"])
+def test_save_into_a_fifo_or_pipe_writes_in_place_and_keeps_it(tiny, tmp_path, via):
+    """A FIFO or a pipe (``/dev/stdout | cat``) receives the model, as with open(path, "wb"); never replaced."""
+    import stat as stat_
+
+    clf, X = tiny
+    received = []
+    if via == "proc_fd_pipe":
+        r, w = os.pipe()
+        path = f"/proc/self/fd/{w}"
+        thread = _read_in_thread(r, received)
+    else:
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        path = {"fifo": fifo, "bytes_fifo": os.fsencode(fifo), "symlink_to_fifo": tmp_path / "link"}[via]
+        if via == "symlink_to_fifo":
+            path.symlink_to(fifo)
+        thread = _read_in_thread(fifo, received)
+    try:
+        clf.save(path)
+    finally:
+        if via == "proc_fd_pipe":
+            os.close(w)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and received
+    _assert_model_bytes(received[0], tmp_path, clf, X)
+    if via != "proc_fd_pipe":
+        assert stat_.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".minicnn-")]
+
+
+def test_a_character_device_is_written_in_place_never_replaced(tiny, tmp_path):
+    """A device node (here a private null device made under tmp_path) stays a device after save."""
+    import stat as stat_
+
+    from minicnn.io import _writable_target
+
+    assert _writable_target(os.devnull)[1] is None   # read-only check of the real one: written in place
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat_.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    tiny[0].save(node)
+    assert stat_.S_ISCHR(os.stat(node).st_mode) and os.stat(node).st_rdev == os.makedev(1, 3)
+    assert sorted(os.listdir(tmp_path)) == ["null"]
+
+
+def _open_error(path):
+    try:
+        with open(path, "wb"):
+            pass
+    except OSError as exc:
+        return exc
+    raise AssertionError(f"open({path!r}) succeeded")
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize("kind", ["missing_dir", "nested_missing_dir", "trailing_slash_new", "trailing_slash_file",
+                                  "trailing_slash_dir", "directory", "under_a_file"])
+def test_a_path_open_refuses_is_refused_by_save_with_open_s_error(tiny, tmp_path, kind, as_bytes):
+    """Same exception type as open(path, "wb"), naming the user's path (never a temporary file); nothing made."""
+    (tmp_path / "file.npz").write_bytes(b"keep")
+    (tmp_path / "dir").mkdir()
+    path = {"missing_dir": tmp_path / "nodir" / "m.npz", "nested_missing_dir": tmp_path / "a" / "b" / "m.npz",
+            "trailing_slash_new": str(tmp_path / "m.npz") + "/", "trailing_slash_file": str(tmp_path / "file.npz") + "/",
+            "trailing_slash_dir": str(tmp_path / "dir") + "/", "directory": tmp_path / "dir",
+            "under_a_file": tmp_path / "file.npz" / "m.npz"}[kind]
+    path = os.fsencode(path) if as_bytes else os.fspath(path)
+    before = sorted(os.listdir(tmp_path))
+    expected = _open_error(path)
+    with pytest.raises(OSError) as info:
+        tiny[0].save(path)
+    assert type(info.value) is type(expected) or (kind == "under_a_file" and isinstance(info.value, OSError))
+    assert os.fsdecode(info.value.filename) == os.fsdecode(path) and ".tmp" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "file.npz").read_bytes() == b"keep"
+
+
+def test_bytes_and_pathlike_paths_save_like_str(tiny, tmp_path):
+    clf, X = tiny
+    for path in (os.fsencode(tmp_path / "b.npz"), tmp_path / "p.npz", str(tmp_path / "s.npz")):
+        clf.save(path)
+        np.testing.assert_array_equal(minicnn.load(path).predict_proba(X), clf.predict_proba(X))
+    assert (tmp_path / "b.npz").read_bytes() == (tmp_path / "s.npz").read_bytes()
