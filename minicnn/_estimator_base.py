@@ -146,17 +146,19 @@ class BaseCNN(BaseEstimator):
         return params
 
     def _lock(self):
-        """The lock that serializes fit, partial_fit, predict, summary and save on this estimator (re-entrant)."""
+        """The lock that serializes fit, partial_fit, predict, summary, save and pickling/copying (re-entrant)."""
         lock = self.__dict__.get("_fit_lock")
         if lock is None:
             lock = self.__dict__.setdefault("_fit_lock", threading.RLock())   # atomic: one lock even if raced
         return lock
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        state.pop("_fit_lock", None)   # a lock is not data: copies and unpickled estimators get their own
-        return state
+        # pickle, copy.deepcopy and joblib.dump read the state after this returns: copy it under the lock,
+        # so a fit in another thread can neither tear the copy nor change it while it is written
+        with self._lock():
+            state = dict(super().__getstate__())
+            state.pop("_fit_lock", None)   # a lock is not data: copies and unpickled estimators get their own
+            return copy.deepcopy(state)
 
     def _new_network(self, tokens, specs, n_outputs, rng):
         return network_for(self, tokens, specs, n_outputs, rng)
