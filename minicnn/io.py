@@ -111,18 +111,20 @@ def _class_value(c):
                      f"str, bool, int and finite float labels")
 
 
-def _classes_array(est):
+def _classes_array(classes):
     """``(array, values)``: typed labels as an array, object-dtype labels as exact JSON values.
 
     NumPy's ``U`` dtype drops trailing NUL characters (``'cat\\x00'`` would
     come back as ``'cat'``), so object labels (strings, or Python scalars) are
-    written as a JSON list instead, which keeps every code point.
+    written as a JSON list instead, which keeps every code point. Raises
+    ValueError for labels a model file cannot store (the classifier's fit
+    refuses them with this check).
     """
-    classes = est.classes_
     if classes.dtype == object:
         return None, [_class_value(c) for c in classes]
     if classes.dtype.kind not in _CLASS_KINDS:
-        raise ValueError(f"Cannot save classes_ of dtype {classes.dtype}")
+        raise ValueError(f"Cannot save classes_ of dtype {classes.dtype}: a model file stores bool, int, float "
+                         f"and str labels")
     return classes, None
 
 
@@ -202,7 +204,7 @@ def save(estimator, path):
               "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
               "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
     if name == "CNNClassifier":
-        typed, values = _classes_array(estimator)
+        typed, values = _classes_array(estimator.classes_)
         if values is None:
             arrays["classes"] = typed
             header["classes"] = {"dtype": typed.dtype.str, "object": False}

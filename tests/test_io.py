@@ -537,3 +537,50 @@ def test_bytes_and_pathlike_paths_save_like_str(tiny, tmp_path):
         clf.save(path)
         np.testing.assert_array_equal(minicnn.load(path).predict_proba(X), clf.predict_proba(X))
     assert (tmp_path / "b.npz").read_bytes() == (tmp_path / "s.npz").read_bytes()
+
+
+def _label_kinds():
+    import datetime
+    import decimal
+    import fractions
+
+    return {
+        "datetime64_D": np.array(["2020-01-01", "2021-06-30", "1999-12-31"], dtype="datetime64[D]"),
+        "datetime64_ns": np.array([0, 10**18, 5], dtype="datetime64[ns]"),
+        "timedelta64_s": np.array([1, 2, 3], dtype="timedelta64[s]"),
+        "bytes": np.array([b"cat", b"dog"]),
+        "bytes_nul": np.array([b"a", b"a\x00"], dtype=object),
+        "object_date": np.array([datetime.date(2020, 1, 1), datetime.date(2021, 1, 1)], dtype=object),
+        "object_decimal": np.array([decimal.Decimal("0.1"), decimal.Decimal("0.2")], dtype=object),
+        "object_fraction": np.array([fractions.Fraction(1, 3), fractions.Fraction(2, 3)], dtype=object),
+        "object_nan": np.array([1.0, float("nan")], dtype=object),
+        "object_inf": np.array([1.0, float("inf")], dtype=object),
+        "object_tuple": np.array([(1, 2), (3, 4)] + [None], dtype=object)[:2],
+        "float16": np.array([0.5, 1.5], dtype=np.float16),
+        "longdouble": np.array([0.1, 0.2], dtype=np.longdouble),
+        "object_int_huge": np.array([2**70, 3], dtype=object),
+        "object_np_scalars": np.array([np.int32(3), np.float32(0.25)], dtype=object),
+        "str_": np.array(["a", "b"], dtype=np.str_),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_label_kinds()))
+def test_labels_fit_accepts_are_labels_save_stores(tiny, tmp_path, name):
+    """Every label kind: fit refuses it with a ValueError naming y, or save -> load gives the same labels exactly."""
+    _, X = tiny
+    labels = _label_kinds()[name]
+    y = labels[np.arange(len(X)) % len(labels)]
+    try:
+        clf = CNNClassifier(**TINY).fit(X, y)
+    except (ValueError, TypeError) as exc:
+        assert isinstance(exc, ValueError) and "y" in str(exc), (name, exc)
+        return
+    clf.save(tmp_path / "m.npz")
+    for loaded in (minicnn.load(tmp_path / "m.npz"), minicnn.load_predictor(tmp_path / "m.npz")):
+        assert loaded.classes_.dtype == clf.classes_.dtype
+        assert [(type(c), c) for c in loaded.classes_.tolist()] == [(type(c), c) for c in clf.classes_.tolist()]
+        assert [(type(c), c) for c in loaded.predict(X).tolist()] == [(type(c), c) for c in clf.predict(X).tolist()]
+    # partial_fit's classes= argument follows the same rule
+    if labels.dtype.kind in "mM":
+        with pytest.raises(ValueError, match="classes"):
+            CNNClassifier(**TINY).partial_fit(X, y, classes=labels)
