@@ -498,11 +498,13 @@ def _labels_to_uint8(labels):
 
 
 def _images_to_uint8(images):
-    """Integer gray levels 0..255 as they are; floats in [0, 1] scaled by 255 and rounded."""
+    """Integer gray levels 0..255 as they are; floats in [0, 1] scaled by 255 and rounded; bools as 0 and 1 floats."""
     if images.dtype == np.uint8:
         return images
+    if images.dtype == bool:   # a mask: False/True are black/white (0 and 255), as the floats 0.0 and 1.0
+        return images.astype(np.uint8) * np.uint8(255)
     received = f"range [{images.min()}, {images.max()}]" if images.size else ""
-    if np.issubdtype(images.dtype, np.integer) or images.dtype == bool:
+    if np.issubdtype(images.dtype, np.integer):
         if images.size and (images.min() < 0 or images.max() > 255):
             raise ValueError(f"images must hold integers in [0, 255]. Received: {received}")
         return images.astype(np.uint8)
@@ -554,8 +556,10 @@ def save_idx(images, labels, images_path, labels_path):
     Parameters
     ----------
     images : array-like of shape (n, rows, cols) or (n, rows, cols, 1)
-        uint8/integer gray levels in 0..255 (written as they are), or floats
-        in [0, 1] (scaled by 255 and rounded: the idx format stores uint8).
+        uint8/integer gray levels in 0..255 (written as they are), floats
+        in [0, 1] (scaled by 255 and rounded: the idx format stores uint8),
+        or bools (as the floats 0.0 and 1.0: written as 0 and 255).
+        :func:`load_idx` gives back ``levels / 255``.
     labels : array-like of shape (n,)
         Labels in 0..255 of any numeric dtype, each an integer value (float
         labels ``[3., 7., 9.]`` are written as 3, 7, 9; ``1.5`` is refused).

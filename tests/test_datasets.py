@@ -527,3 +527,31 @@ def test_save_idx_failing_on_either_path_changes_neither_file(tmp_path, monkeypa
     images, labels = load_idx(x, y)
     assert images.shape == (3, 4, 4, 1) and labels.tolist() == [1, 2, 3]
     assert sorted(os.listdir(tmp_path)) == listing   # no temporary file left behind
+
+
+_IMAGE_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64", "longdouble"]
+
+
+@pytest.mark.parametrize("dtype", _IMAGE_DTYPES)
+@pytest.mark.parametrize("layout", ["nhw", "nhwc"])
+def test_save_idx_keeps_image_values_for_every_dtype(tmp_path, dtype, layout):
+    """What load_idx gives back is what save_idx received: integers as levels/255, floats and bools as they are."""
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 256, size=(4, 3, 5))
+    levels[0, 0, :2] = (0, 255)
+    if dtype == "bool":
+        images = levels > 127
+        expected = images.astype(np.float64)
+    elif np.issubdtype(np.dtype(dtype), np.floating):
+        grid = levels if dtype != "float16" else levels // 5 * 5   # float16 holds k/255 only approximately
+        images = (grid / 255.0).astype(dtype)
+        expected = grid / 255.0
+    else:
+        images = np.clip(levels, 0, np.iinfo(dtype).max).astype(dtype)
+        expected = images.astype(np.float64) / 255.0
+    x, y = tmp_path / "x", tmp_path / "y"
+    save_idx(images[..., None] if layout == "nhwc" else images, np.arange(4), x, y)
+    loaded, labels = load_idx(x, y)
+    np.testing.assert_allclose(loaded[..., 0], expected, rtol=0, atol=0.5 / 255 + 1e-6)
+    assert loaded.max() == pytest.approx(expected.max(), abs=0.5 / 255) and labels.tolist() == [0, 1, 2, 3]
