@@ -20,7 +20,7 @@ Conventions (documented on the estimators):
 
 Probable mistakes are caught: one image without the batch axis, images that
 look channels-first under ``data_format="channels_last"`` (or the reverse),
-uint8 images in 0..255, a flat width that is not a perfect square without
+unscaled 8-bit gray levels (integer values in 0..255, any dtype), a flat width that is not a perfect square without
 ``input_shape``, zero-sized image dimensions, and values too large for
 float32 arithmetic (:data:`MAX_ABS`).
 """
@@ -192,13 +192,37 @@ def _check_image_shape(shape, X):
                          f"(received {describe(X)}); every image needs height, width and channels >= 1")
 
 
+def _gray_levels_top(values, chunk=1 << 22):
+    """The maximum of ``values`` when they look like unscaled 8-bit gray levels, else None.
+
+    Gray levels: every value an integer in 0..255 and the maximum above 1
+    (0/1 masks are already scaled), whatever the dtype (uint8, int64 from a
+    CSV, floats holding integers). Checked in chunks, stopping at the first
+    non-integer value (bounded extra memory).
+    """
+    if not values.size:
+        return None
+    top, low = float(values.max()), float(values.min())
+    if not (1 < top <= 255 and low >= 0):
+        return None
+    flat = values.reshape(-1)
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        if not np.array_equal(part, np.rint(part)):
+            return None
+    return int(top)
+
+
 def _warn_layout(model, X, images, data_format):
     """Warnings at fit for inputs that are probably a mistake (the model would train, badly)."""
     shape = getattr(X, "shape", None)
-    dtype = getattr(X, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype == np.uint8 and images.size and float(images.max()) > 1:
-        warn(f"X is uint8 with values up to {int(images.max())}: the images are used unscaled. Networks train "
-             f"well on inputs of order 1: scale them, e.g. X / 255 (or MinMaxScaler for flat X).", UserWarning)
+    top = _gray_levels_top(images)
+    if top is not None:
+        dtype = getattr(X, "dtype", None)
+        received = f"dtype {dtype}" if isinstance(dtype, np.dtype) else type(X).__name__
+        warn(f"X holds integer values in 0..{top} ({received}): they look like unscaled 8-bit gray levels and are "
+             f"used as they are. Networks train well on inputs of order 1: scale them, e.g. X / 255 (or "
+             f"MinMaxScaler for flat X).", UserWarning)
     if shape is not None and len(shape) == 4:
         a, b, c = shape[1:]
         if data_format == "channels_last" and a <= 4 < c and b > 4:

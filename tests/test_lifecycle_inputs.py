@@ -113,19 +113,48 @@ def test_layouts_that_look_like_the_other_data_format_warn(cls, shape, data_form
         assert not [w for w in caught if "looks channels-" in str(w.message)]
 
 
+GRAY = "look like unscaled 8-bit gray levels"
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
-@pytest.mark.parametrize("dtype, top, warns", [(np.uint8, 255, True), (np.uint8, 16, True), (np.uint8, 1, False),
-                                               (np.float32, 255, False), (np.int64, 255, False)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32,
+                                   np.float64])
+@pytest.mark.parametrize("top, rounded, warns", [(255, True, True), (16, True, True), (2, True, True),
+                                                 (1, True, False), (255, False, False), (0.9, False, False)])
 @pytest.mark.parametrize("flat", [False, True])
-def test_uint8_images_in_0_255_warn(cls, dtype, top, warns, flat):
-    X = np.round(images() * top).astype(dtype)
+def test_unscaled_gray_levels_warn_whatever_the_dtype(cls, dtype, top, rounded, warns, flat):
+    """Integer values in 0..255 (max > 1) warn for every dtype; scaled, non-integer or 0/1 values do not."""
+    values = images() * top
+    X = np.round(values) if rounded else values
+    if np.issubdtype(dtype, np.integer) and (not rounded or top > np.iinfo(dtype).max):
+        pytest.skip("not representable")
+    X = X.astype(dtype)
     if flat:
         X = X.reshape(len(X), -1)
     caught = recorded(lambda: cls(**TINY).fit(X, targets(cls, len(X))))
     if warns:
-        assert_warned_here(caught, "X is uint8 with values up to")
+        assert_warned_here(caught, GRAY)
     else:
-        assert not [w for w in caught if "uint8" in str(w.message)]
+        assert not [w for w in caught if GRAY in str(w.message)]
+
+
+@pytest.mark.parametrize("container", ["list", "dataframe", "negative", "above_255"])
+def test_unscaled_gray_levels_warn_from_every_container_only_in_0_255(container):
+    X = np.round(images(shape=(8, 8)) * 255).astype(np.int64).reshape(-1, 64)
+    if container == "list":
+        X = X.tolist()
+    elif container == "dataframe":
+        pd = pytest.importorskip("pandas")
+        X = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    elif container == "negative":
+        X = X - 128
+    else:
+        X = X * 16
+    caught = recorded(lambda: CNNClassifier(**TINY).fit(X, targets(CNNClassifier, len(X))))
+    if container in ("list", "dataframe"):
+        assert_warned_here(caught, GRAY)
+    else:
+        assert not [w for w in caught if GRAY in str(w.message)]
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
