@@ -30,7 +30,7 @@ from .optim import SGD, Adam
 from .threads import thread_limits
 from .training import train_epoch
 from .augment import make_augmenter
-from .convergence import no_improvement_reason, report_stop
+from .convergence import no_improvement_reason, report_stop, warn_if_unstable
 from .schedules import LRSchedule
 from .weights import fit_weights
 
@@ -463,6 +463,10 @@ class BaseCNN(BaseEstimator):
                 stop = no_improvement_reason(self, val_X is not None)
                 break
         report_stop(self, stop, incremental)
+        if not incremental:
+            untrained = math.log(self.n_outputs_) if self._stratify else float(np.mean(np.square(y)))
+            warn_if_unstable(self, self.loss_curve_[len(self.loss_curve_) - completed:], self._baseline_loss(y),
+                             untrained, lambda: self._likely_causes(X, y))
         if best is not None:   # early stopping keeps the best weights seen
             for target, saved in zip(*best):
                 target[...] = saved

@@ -262,3 +262,39 @@ def test_a_one_sample_class_with_early_stopping_names_the_class():
     reg_X, reg_y = data(CNNRegressor, n=12)
     with pytest.raises(ValueError, match=r"validation set is too small.*validation_fraction"):
         CNNRegressor(**TINY, early_stopping=True).fit(reg_X, reg_y)
+
+
+def _unstable_data(cls):
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 6, 6, 1)).astype(np.float32)
+    means = X.mean(axis=(1, 2, 3))
+    if cls is CNNClassifier:
+        return X, (means > means.mean()).astype(int)
+    return X, (means - means.mean()) / means.std()
+
+
+@pytest.mark.parametrize("cls, optimizer, learning_rate, warns", [
+    (CNNClassifier, "sgd", 1.0, True), (CNNClassifier, "adam", 1.0, True), (CNNClassifier, "adam", 0.3, True),
+    (CNNClassifier, "adam", 3e-3, False), (CNNClassifier, "sgd", 0.05, False),
+    (CNNRegressor, "sgd", 0.2, True), (CNNRegressor, "adam", 0.3, True),
+    (CNNRegressor, "adam", 0.03, False), (CNNRegressor, "adam", 3e-3, False),
+])
+def test_a_divergence_below_the_raising_growth_warns_naming_learning_rate(cls, optimizer, learning_rate, warns):
+    """Epoch losses well above a constant prediction's, never below it: ConvergenceWarning naming learning_rate."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = _unstable_data(cls)
+    est = cls(layers=("conv3", "maxpool", "dense5"), batch_size=8, max_iter=8, optimizer=optimizer,
+              learning_rate=learning_rate, backend="numpy", random_state=0, n_iter_no_change=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    hits = [w for w in caught if "no better than a constant prediction" in str(w.message)]
+    if warns:
+        assert len(hits) == 1 and issubclass(hits[0].category, ConvergenceWarning)
+        assert "learning_rate" in str(hits[0].message) and hits[0].filename == __file__
+        assert max(est.loss_curve_) < 100 * math.log(2) if cls is CNNClassifier else True   # below the raising rule
+    else:
+        assert not hits, [str(w.message) for w in hits]
