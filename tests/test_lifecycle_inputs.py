@@ -254,3 +254,34 @@ def test_mc_dropout_draws_fresh_masks_without_a_seed_and_repeats_them_with_one(c
         mean, std = est.predict_uncertainty(X, mc_samples=4)
         again, std_again = est.predict_uncertainty(X, mc_samples=4)
         assert (np.array_equal(mean, again) and np.array_equal(std, std_again)) == (random_state is not None)
+
+
+def _routes():
+    """Ways users call fit: directly and through scikit-learn's helpers (which run it through joblib)."""
+    from sklearn.model_selection import GridSearchCV, cross_val_predict, cross_val_score, cross_validate
+    from sklearn.pipeline import make_pipeline
+    from joblib import Parallel, delayed
+
+    return {
+        "fit": lambda est, X, y: est.fit(X, y),
+        "pipeline": lambda est, X, y: make_pipeline(est).fit(X, y),
+        "cross_val_score": lambda est, X, y: cross_val_score(est, X, y, cv=2),
+        "cross_validate": lambda est, X, y: cross_validate(est, X, y, cv=2),
+        "cross_val_predict": lambda est, X, y: cross_val_predict(est, X, y, cv=2),
+        "grid_search": lambda est, X, y: GridSearchCV(est, {"max_iter": [1]}, cv=2).fit(X, y),
+        "joblib_parallel": lambda est, X, y: Parallel(n_jobs=1)(delayed(est.fit)(X, y) for _ in range(1)),
+    }
+
+
+@pytest.mark.parametrize("route", sorted(_routes()))
+@pytest.mark.parametrize("kind", ["gray_levels", "placement_lint"])
+def test_fit_warnings_point_at_the_callers_line_through_every_route(route, kind):
+    X = images(n=48)
+    y = targets(CNNClassifier, len(X))
+    if kind == "gray_levels":
+        est, X, match = CNNClassifier(**TINY), np.round(X * 255).astype(np.uint8), GRAY
+    else:
+        est, match = CNNClassifier(**dict(TINY, layers=("conv4", "conv4", "dense8"), batch_norm=True,
+                                          dropout="after_each_layer")), "BatchNorm"
+    call = _routes()[route]
+    assert_warned_here(recorded(lambda: call(est, X, y)), match)
