@@ -354,8 +354,8 @@ class BaseCNN(BaseEstimator):
                     f"learning_rate * weight_decay well below 1"]
         causes = []
         if not self._stratify:
-            spread = float(np.max(np.std(y, axis=0))) if len(y) > 1 else 0.0
-            largest = float(np.max(np.abs(y)))
+            spread = float(np.max(np.std(y, axis=0, dtype=np.float64))) if len(y) > 1 else 0.0   # no float32
+            largest = float(np.max(np.abs(y.astype(np.float64))))                                # overflow
             if spread > 100 or largest > 1e3:
                 causes.append(f"the scale of y: the targets reach {largest:.3g} (standard deviation {spread:.3g}); "
                               f"standardize them, e.g. sklearn.compose.TransformedTargetRegressor("

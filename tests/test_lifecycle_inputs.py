@@ -285,3 +285,23 @@ def test_fit_warnings_point_at_the_callers_line_through_every_route(route, kind)
                                           dropout="after_each_layer")), "BatchNorm"
     call = _routes()[route]
     assert_warned_here(recorded(lambda: call(est, X, y)), match)
+
+
+@pytest.mark.parametrize("ndim", [0, 1, 5, 6])
+@pytest.mark.parametrize("stage", ["fit", "predict"])
+def test_x_with_the_wrong_number_of_axes_gets_a_hint_for_its_shape(ndim, stage):
+    """1-D X is told about reshape(1, -1); 5-D and more about merging or dropping axes, never reshape(1, -1)."""
+    shape = {0: (), 1: (64,), 5: (2, 12, 8, 8, 1), 6: (1, 2, 12, 8, 8, 1)}[ndim]
+    X = np.random.default_rng(0).random(shape).astype(np.float32)
+    est = CNNClassifier(**TINY)
+    if stage == "predict":
+        est.fit(images(n=24), targets(CNNClassifier, 24))
+        call = lambda: est.predict(X)   # noqa: E731
+    else:
+        call = lambda: est.fit(X, targets(CNNClassifier, len(X) if ndim else 1))   # noqa: E731
+    with pytest.raises(ValueError, match="2 to 4 dimensions") as info:
+        call()
+    message = str(info.value)
+    assert ("reshape(1, -1)" in message) == (ndim < 2), message
+    if ndim > 4:
+        assert f"X has {ndim} axes" in message

@@ -298,3 +298,20 @@ def test_a_divergence_below_the_raising_growth_warns_naming_learning_rate(cls, o
         assert max(est.loss_curve_) < 100 * math.log(2) if cls is CNNClassifier else True   # below the raising rule
     else:
         assert not hits, [str(w.message) for w in hits]
+
+
+@pytest.mark.parametrize("y_scale", [1e4, 1e10, 1e20, 1e30, 1e36, -1e30])
+def test_a_divergence_message_reports_the_targets_in_finite_numbers(y_scale):
+    """The scale of y is measured in float64: the message never says 'inf' or 'nan' for finite targets."""
+    import re
+
+    X, y = data(CNNRegressor, n=64)
+    y = (y * y_scale).astype(np.float64)
+    est = CNNRegressor(**{**TINY, "max_iter": 6, "dropout": "none", "optimizer": "sgd", "learning_rate": 3e-3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="Training diverged") as info:
+            est.fit(X, y)
+    message = str(info.value)
+    assert "Likely cause: the scale of y" in message
+    assert not re.search(r"\b(inf|nan)\b", message.split("Likely cause:")[1]), message
