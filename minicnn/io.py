@@ -136,8 +136,10 @@ def save(estimator, path):
     failed save leaves the old file intact. Otherwise ``save`` behaves like
     ``open(path, "wb")``/``np.save``: ``path`` is used as given (no ``.npz``
     suffix is added), a symbolic link is followed (its target gets the new
-    model, the link stays), a new file gets mode ``0o666 & ~umask`` and an
-    existing file keeps its mode.
+    model, the link stays), a new file gets mode ``0o666 & ~umask``, an
+    existing file keeps its mode, and a FIFO, pipe or device (``/dev/stdout``)
+    receives the complete file in place (never replaced). ``path`` may be
+    str, bytes or os.PathLike; errors name it, never a temporary file.
 
     Parameters
     ----------
@@ -151,8 +153,9 @@ def save(estimator, path):
         If an existing file at ``path`` is read-only (its owner-write bit is
         clear, even for root) or cannot be opened for writing, or its
         directory is not writable.
-    IsADirectoryError, FileNotFoundError
-        If ``path`` is a directory or its directory does not exist.
+    IsADirectoryError, NotADirectoryError, FileNotFoundError
+        If ``path`` is a directory or ends in a separator, or its directory
+        does not exist (as ``open(path, "wb")``).
     ValueError
         If the estimator holds something a model file cannot store, or a
         parameter set since the fit is invalid (checked against
