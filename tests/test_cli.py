@@ -397,3 +397,54 @@ def test_default_fit_is_the_readme_main_job(tmp_path, monkeypatch):
     assert float(out.split("test accuracy: ")[1].split()[0]) >= 0.97
     assert "(360 images)" in out and (tmp_path / "model.npz").is_file()
     assert load("model.npz").get_params() == CNNClassifier(random_state=0).get_params()
+
+
+@pytest.mark.parametrize("via", ["fifo", "proc_fd_pipe"])
+def test_fit_out_into_a_fifo_or_pipe_writes_the_model_there(tmp_path, via):
+    """``fit --out /dev/stdout | cat`` and ``--out FIFO``: accepted before training, the model arrives, no file made."""
+    import stat
+    import threading
+
+    from minicnn import load
+
+    np.savez(tmp_path / "train.npz", X=np.random.default_rng(0).random((8, 6, 6, 1)), y=np.arange(8) % 2)
+    received = []
+    if via == "fifo":
+        out = tmp_path / "fifo"
+        os.mkfifo(out)
+        source = out
+    else:
+        source, w = os.pipe()
+        out = f"/proc/self/fd/{w}"
+
+    def read():
+        with (os.fdopen(source, "rb") if isinstance(source, int) else open(source, "rb")) as f:
+            received.append(f.read())
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    try:
+        code, _, err = run_cli("fit", "--data", tmp_path / "train.npz", "--out", out, "--epochs", 1, "--layers", "conv2,maxpool",
+                           "--test-size", 0.25, "--quiet")
+    finally:
+        if via != "fifo":
+            os.close(w)
+    thread.join(timeout=30)
+    assert code == 0, err
+    assert not thread.is_alive() and received
+    (tmp_path / "copy.npz").write_bytes(received[0])
+    assert load(tmp_path / "copy.npz").n_features_in_ == 36
+    if via == "fifo":
+        assert stat.S_ISFIFO(os.stat(out).st_mode)
+
+
+@pytest.mark.parametrize("kind", ["missing", "directory", "dot", "devnull", "empty_file"])
+def test_predict_input_kinds_get_the_error_of_what_they_are(model, tmp_path, kind):
+    """A directory is a directory, a device or empty file is unreadable data, only a missing path is 'not found'."""
+    (tmp_path / "empty.npy").write_bytes(b"")
+    path = {"missing": tmp_path / "missing.npy", "directory": tmp_path, "dot": ".", "devnull": os.devnull,
+            "empty_file": tmp_path / "empty.npy"}[kind]
+    code, _, err = run_cli("predict", "--model", model, path)
+    assert code == 1 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert ("not found" in err) == (kind == "missing"), err
+    if kind in ("directory", "dot"):
+        assert "is a directory" in err

@@ -477,3 +477,94 @@ def test_fashion_mnist_missing_says_how_to_install(tmp_path):
     for folder in (tmp_path / "absent", tmp_path):
         with pytest.raises(FileNotFoundError, match="apt-get install dataset-fashion-mnist"):
             ds.load_fashion_mnist(folder)
+
+
+def _second_path_failures(tmp_path):
+    """Ways a path of ``save_idx`` cannot be written: each must leave every path as it was."""
+    (tmp_path / "a_dir").mkdir()
+    read_only = tmp_path / "read_only"
+    read_only.write_bytes(b"keep")
+    os.chmod(read_only, 0o444)
+    (tmp_path / "afile").write_bytes(b"keep")
+    return {"directory": tmp_path / "a_dir", "missing_dir": tmp_path / "missing" / "l",
+            "missing_dir_gz": tmp_path / "missing" / "l.gz", "read_only": read_only,
+            "trailing_slash": str(tmp_path / "new") + "/", "under_a_file": tmp_path / "afile" / "l"}
+
+
+@pytest.mark.parametrize("which", ["labels", "images"])
+@pytest.mark.parametrize("failure", ["directory", "missing_dir", "missing_dir_gz", "read_only", "trailing_slash",
+                                     "under_a_file", "write_error"])
+@pytest.mark.parametrize("suffix", ["", ".gz"])
+def test_save_idx_failing_on_either_path_changes_neither_file(tmp_path, monkeypatch, which, failure, suffix):
+    """A pair already on disk survives any failure of a new save_idx intact (both files, byte for byte)."""
+    x, y = tmp_path / f"x{suffix}", tmp_path / f"y{suffix}"
+    save_idx(np.zeros((3, 4, 4), np.uint8), [1, 2, 3], x, y)
+    before = {p: p.read_bytes() for p in (x, y)}
+    listing = sorted(os.listdir(tmp_path))
+    bad = {"x": x, "y": y}
+    if failure == "write_error":
+        real = ds._idx_writer
+
+        def failing(path, magic, data):
+            write = real(path, magic, data)
+            if magic == (ds._IDX_LABELS_MAGIC if which == "labels" else ds._IDX_IMAGES_MAGIC):
+                def write(f, write=write):
+                    f.write(b"partial")
+                    raise OSError(28, "No space left on device")
+            return write
+        monkeypatch.setattr(ds, "_idx_writer", failing)
+        with pytest.raises(OSError, match="No space left") as info:
+            save_idx(np.ones((5, 2, 2), np.uint8), [0] * 5, x, y)
+        assert (x if which == "images" else y).name in str(info.value.filename)
+    else:
+        failures = _second_path_failures(tmp_path)
+        listing = sorted(os.listdir(tmp_path))
+        bad["x" if which == "images" else "y"] = failures[failure]
+        with pytest.raises(OSError) as info:
+            save_idx(np.ones((5, 2, 2), np.uint8), [0] * 5, bad["x"], bad["y"])
+        assert ".tmp" not in str(info.value) and os.fspath(failures[failure]).rstrip("/") in str(info.value)
+    assert {p: p.read_bytes() for p in (x, y)} == before
+    images, labels = load_idx(x, y)
+    assert images.shape == (3, 4, 4, 1) and labels.tolist() == [1, 2, 3]
+    assert sorted(os.listdir(tmp_path)) == listing   # no temporary file left behind
+
+
+_IMAGE_DTYPES = ["bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
+                 "float16", "float32", "float64", "longdouble"]
+
+
+@pytest.mark.parametrize("dtype", _IMAGE_DTYPES)
+@pytest.mark.parametrize("layout", ["nhw", "nhwc"])
+def test_save_idx_keeps_image_values_for_every_dtype(tmp_path, dtype, layout):
+    """What load_idx gives back is what save_idx received: integers as levels/255, floats and bools as they are."""
+    rng = np.random.default_rng(0)
+    levels = rng.integers(0, 256, size=(4, 3, 5))
+    levels[0, 0, :2] = (0, 255)
+    if dtype == "bool":
+        images = levels > 127
+        expected = images.astype(np.float64)
+    elif np.issubdtype(np.dtype(dtype), np.floating):
+        grid = levels if dtype != "float16" else levels // 5 * 5   # float16 holds k/255 only approximately
+        images = (grid / 255.0).astype(dtype)
+        expected = grid / 255.0
+    else:
+        images = np.clip(levels, 0, np.iinfo(dtype).max).astype(dtype)
+        expected = images.astype(np.float64) / 255.0
+    x, y = tmp_path / "x", tmp_path / "y"
+    save_idx(images[..., None] if layout == "nhwc" else images, np.arange(4), x, y)
+    loaded, labels = load_idx(x, y)
+    np.testing.assert_allclose(loaded[..., 0], expected, rtol=0, atol=0.5 / 255 + 1e-6)
+    assert loaded.max() == pytest.approx(expected.max(), abs=0.5 / 255) and labels.tolist() == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("content, says", [((), "tuple of length 0"), ((np.zeros(3),), "tuple of length 1"),
+                                           ((np.zeros(3), np.zeros(3)), "tuple of length 2"),
+                                           ((0, 1, 2, 3), "tuple of length 4"), ([0, 1, 2], "list of length 3"),
+                                           ({"a": 1}, "dict of length 1"), (np.zeros(3), "ndarray")])
+def test_mnist_wrong_container_says_what_it_got(tmp_path, content, says):
+    path = tmp_path / "m.pkl.gz"
+    with gzip.open(path, "wb") as f:
+        pickle.dump(content, f)
+    with pytest.raises(ValueError, match="train, validation, test") as info:
+        load_mnist(path)
+    assert says in str(info.value) and str(path) in str(info.value)

@@ -366,3 +366,217 @@ def test_resave_keeps_the_owner_and_group(tiny, tmp_path):
     os.chown(path, 12345, 23456)
     tiny[0].save(path)
     assert (os.stat(path).st_uid, os.stat(path).st_gid) == (12345, 23456)
+
+
+# ---------------------------------------------------------------- save checks every parameter before writing
+def _invalid_candidates(p):
+    """Values of the kinds users get wrong for parameter ``p`` (filtered to the ones the table refuses)."""
+    nan, inf = float("nan"), float("inf")
+    by_kind = {
+        "int": [True, False, 1.5, "3", None, 0, -1, 10**9, (p.low or 0) - 1],
+        "float": [nan, inf, -inf, True, "0.1", None, -1.0, (p.low or 0) - 1.0, p.low, p.high, 1e300 if p.high else nan],
+        "bool": ["yes", 1, 0, None, 1.0],
+        "choice": ["bogus", None, 3, ("numpy",), ""],
+        "tokens": ["conv4", 3, None],
+        "dropout": [3, 0.5, None, True],
+        "rates": [1.0, -0.1, nan, inf, True, "x", None],
+        "shape": [3, "8x8", 8.0],
+        "seed": [-5, 2**32, True, "x", 1.5],
+        "verbose": [-1, 1.5, "x", None],
+        "augment": ["bogus", ("bogus",), 3, ("shift-1",)],
+        "class_weight": ["bal", {0: -1.0}, {0: float("nan")}, {0: True}, 3],
+    }[p.kind]
+    return [v for v in by_kind if minicnn.params.invalid(p.name, v) is not None]
+
+
+@pytest.mark.parametrize("name", sorted(minicnn.params.TABLE))
+def test_save_refuses_every_invalid_parameter_before_writing(tiny, tmp_path, name):
+    """After fit, ``set_params(name=<invalid>)`` then ``save`` never writes a file that load refuses.
+
+    Parameters that shape the network are saved with their fitted values (they take effect at the next
+    fit); every other invalid value is refused with a ValueError naming the parameter, nothing is
+    written, and a good model already at the path stays byte for byte.
+    """
+    import copy
+
+    from minicnn._estimator_base import ARCHITECTURE_PARAMS
+
+    clf, X = tiny
+    expected = clf.predict_proba(X)
+    good, new = tmp_path / "good.npz", tmp_path / "new.npz"
+    clf.save(good)
+    before = good.read_bytes()
+    candidates = _invalid_candidates(minicnn.params.TABLE[name])
+    assert candidates, name
+    for value in candidates:
+        est = copy.deepcopy(clf)
+        est.set_params(**{name: value})
+        if name in ARCHITECTURE_PARAMS:
+            est.save(new)
+            for loader in (minicnn.load, minicnn.load_predictor):
+                np.testing.assert_array_equal(loader(new).predict_proba(X), expected)
+            continue
+        for path in (good, new):
+            with pytest.raises(ValueError, match=rf"'{name}' parameter") as info:
+                est.save(path)
+            assert "not JSON compliant" not in str(info.value)
+        assert good.read_bytes() == before and not new.exists(), (name, value)
+        assert sorted(os.listdir(tmp_path)) == ["good.npz"]
+    for loader in (minicnn.load, minicnn.load_predictor):
+        np.testing.assert_array_equal(loader(good).predict_proba(X), expected)
+
+
+# ---------------------------------------------------------------- every kind of path behaves as open(path, "wb")
+def _read_in_thread(path_or_fd, out):
+    """Start a thread that reads everything from a FIFO path or a pipe's read end into ``out`` (a list)."""
+    import threading
+
+    def read():
+        if isinstance(path_or_fd, int):
+            with os.fdopen(path_or_fd, "rb") as f:
+                out.append(f.read())
+        else:
+            with open(path_or_fd, "rb") as f:
+                out.append(f.read())
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread
+
+
+def _assert_model_bytes(data, tmp_path, clf, X):
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(data)
+    np.testing.assert_array_equal(minicnn.load(copy).predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("via", ["fifo", "symlink_to_fifo", "proc_fd_pipe", "bytes_fifo"])
+def test_save_into_a_fifo_or_pipe_writes_in_place_and_keeps_it(tiny, tmp_path, via):
+    """A FIFO or a pipe (``/dev/stdout | cat``) receives the model, as with open(path, "wb"); never replaced."""
+    import stat as stat_
+
+    clf, X = tiny
+    received = []
+    if via == "proc_fd_pipe":
+        r, w = os.pipe()
+        path = f"/proc/self/fd/{w}"
+        thread = _read_in_thread(r, received)
+    else:
+        fifo = tmp_path / "fifo"
+        os.mkfifo(fifo)
+        path = {"fifo": fifo, "bytes_fifo": os.fsencode(fifo), "symlink_to_fifo": tmp_path / "link"}[via]
+        if via == "symlink_to_fifo":
+            path.symlink_to(fifo)
+        thread = _read_in_thread(fifo, received)
+    try:
+        clf.save(path)
+    finally:
+        if via == "proc_fd_pipe":
+            os.close(w)
+    thread.join(timeout=30)
+    assert not thread.is_alive() and received
+    _assert_model_bytes(received[0], tmp_path, clf, X)
+    if via != "proc_fd_pipe":
+        assert stat_.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+        assert not [p for p in os.listdir(tmp_path) if p.startswith(".minicnn-")]
+
+
+def test_a_character_device_is_written_in_place_never_replaced(tiny, tmp_path):
+    """A device node (here a private null device made under tmp_path) stays a device after save."""
+    import stat as stat_
+
+    from minicnn.io import _writable_target
+
+    assert _writable_target(os.devnull)[1] is None   # read-only check of the real one: written in place
+    node = tmp_path / "null"
+    try:
+        os.mknod(node, 0o666 | stat_.S_IFCHR, os.makedev(1, 3))
+    except (PermissionError, OSError) as exc:
+        pytest.skip(f"cannot make a device node here: {exc}")
+    tiny[0].save(node)
+    assert stat_.S_ISCHR(os.stat(node).st_mode) and os.stat(node).st_rdev == os.makedev(1, 3)
+    assert sorted(os.listdir(tmp_path)) == ["null"]
+
+
+def _open_error(path):
+    try:
+        with open(path, "wb"):
+            pass
+    except OSError as exc:
+        return exc
+    raise AssertionError(f"open({path!r}) succeeded")
+
+
+@pytest.mark.parametrize("as_bytes", [False, True])
+@pytest.mark.parametrize("kind", ["missing_dir", "nested_missing_dir", "trailing_slash_new", "trailing_slash_file",
+                                  "trailing_slash_dir", "directory", "under_a_file"])
+def test_a_path_open_refuses_is_refused_by_save_with_open_s_error(tiny, tmp_path, kind, as_bytes):
+    """Same exception type as open(path, "wb"), naming the user's path (never a temporary file); nothing made."""
+    (tmp_path / "file.npz").write_bytes(b"keep")
+    (tmp_path / "dir").mkdir()
+    path = {"missing_dir": tmp_path / "nodir" / "m.npz", "nested_missing_dir": tmp_path / "a" / "b" / "m.npz",
+            "trailing_slash_new": str(tmp_path / "m.npz") + "/", "trailing_slash_file": str(tmp_path / "file.npz") + "/",
+            "trailing_slash_dir": str(tmp_path / "dir") + "/", "directory": tmp_path / "dir",
+            "under_a_file": tmp_path / "file.npz" / "m.npz"}[kind]
+    path = os.fsencode(path) if as_bytes else os.fspath(path)
+    before = sorted(os.listdir(tmp_path))
+    expected = _open_error(path)
+    with pytest.raises(OSError) as info:
+        tiny[0].save(path)
+    assert type(info.value) is type(expected) or (kind == "under_a_file" and isinstance(info.value, OSError))
+    assert os.fsdecode(info.value.filename) == os.fsdecode(path) and ".tmp" not in str(info.value)
+    assert sorted(os.listdir(tmp_path)) == before and (tmp_path / "file.npz").read_bytes() == b"keep"
+
+
+def test_bytes_and_pathlike_paths_save_like_str(tiny, tmp_path):
+    clf, X = tiny
+    for path in (os.fsencode(tmp_path / "b.npz"), tmp_path / "p.npz", str(tmp_path / "s.npz")):
+        clf.save(path)
+        np.testing.assert_array_equal(minicnn.load(path).predict_proba(X), clf.predict_proba(X))
+    assert (tmp_path / "b.npz").read_bytes() == (tmp_path / "s.npz").read_bytes()
+
+
+def _label_kinds():
+    import datetime
+    import decimal
+    import fractions
+
+    return {
+        "datetime64_D": np.array(["2020-01-01", "2021-06-30", "1999-12-31"], dtype="datetime64[D]"),
+        "datetime64_ns": np.array([0, 10**18, 5], dtype="datetime64[ns]"),
+        "timedelta64_s": np.array([1, 2, 3], dtype="timedelta64[s]"),
+        "bytes": np.array([b"cat", b"dog"]),
+        "bytes_nul": np.array([b"a", b"a\x00"], dtype=object),
+        "object_date": np.array([datetime.date(2020, 1, 1), datetime.date(2021, 1, 1)], dtype=object),
+        "object_decimal": np.array([decimal.Decimal("0.1"), decimal.Decimal("0.2")], dtype=object),
+        "object_fraction": np.array([fractions.Fraction(1, 3), fractions.Fraction(2, 3)], dtype=object),
+        "object_nan": np.array([1.0, float("nan")], dtype=object),
+        "object_inf": np.array([1.0, float("inf")], dtype=object),
+        "object_tuple": np.array([(1, 2), (3, 4)] + [None], dtype=object)[:2],
+        "float16": np.array([0.5, 1.5], dtype=np.float16),
+        "longdouble": np.array([0.1, 0.2], dtype=np.longdouble),
+        "object_int_huge": np.array([2**70, 3], dtype=object),
+        "object_np_scalars": np.array([np.int32(3), np.float32(0.25)], dtype=object),
+        "str_": np.array(["a", "b"], dtype=np.str_),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_label_kinds()))
+def test_labels_fit_accepts_are_labels_save_stores(tiny, tmp_path, name):
+    """Every label kind: fit refuses it with a ValueError naming y, or save -> load gives the same labels exactly."""
+    _, X = tiny
+    labels = _label_kinds()[name]
+    y = labels[np.arange(len(X)) % len(labels)]
+    try:
+        clf = CNNClassifier(**TINY).fit(X, y)
+    except (ValueError, TypeError) as exc:
+        assert isinstance(exc, ValueError) and "y" in str(exc), (name, exc)
+        return
+    clf.save(tmp_path / "m.npz")
+    for loaded in (minicnn.load(tmp_path / "m.npz"), minicnn.load_predictor(tmp_path / "m.npz")):
+        assert loaded.classes_.dtype == clf.classes_.dtype
+        assert [(type(c), c) for c in loaded.classes_.tolist()] == [(type(c), c) for c in clf.classes_.tolist()]
+        assert [(type(c), c) for c in loaded.predict(X).tolist()] == [(type(c), c) for c in clf.predict(X).tolist()]
+    # partial_fit's classes= argument follows the same rule
+    if labels.dtype.kind in "mM":
+        with pytest.raises(ValueError, match="classes"):
+            CNNClassifier(**TINY).partial_fit(X, y, classes=labels)

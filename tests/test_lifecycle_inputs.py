@@ -111,19 +111,48 @@ def test_layouts_that_look_like_the_other_data_format_warn(cls, shape, data_form
         assert not [w for w in caught if "looks channels-" in str(w.message)]
 
 
+GRAY = "look like unscaled 8-bit gray levels"
+
+
 @pytest.mark.parametrize("cls", ESTIMATORS)
-@pytest.mark.parametrize("dtype, top, warns", [(np.uint8, 255, True), (np.uint8, 16, True), (np.uint8, 1, False),
-                                               (np.float32, 255, False), (np.int64, 255, False)])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.int8, np.int16, np.int32, np.int64, np.float16, np.float32,
+                                   np.float64])
+@pytest.mark.parametrize("top, rounded, warns", [(255, True, True), (16, True, True), (2, True, True),
+                                                 (1, True, False), (255, False, False), (0.9, False, False)])
 @pytest.mark.parametrize("flat", [False, True])
-def test_uint8_images_in_0_255_warn(cls, dtype, top, warns, flat):
-    X = np.round(random_images(24) * top).astype(dtype)
+def test_unscaled_gray_levels_warn_whatever_the_dtype(cls, dtype, top, rounded, warns, flat):
+    """Integer values in 0..255 (max > 1) warn for every dtype; scaled, non-integer or 0/1 values do not."""
+    values = random_images(24) * top
+    X = np.round(values) if rounded else values
+    if np.issubdtype(dtype, np.integer) and (not rounded or top > np.iinfo(dtype).max):
+        pytest.skip("not representable")
+    X = X.astype(dtype)
     if flat:
         X = X.reshape(len(X), -1)
     caught = recorded(lambda: cls(**TINY).fit(X, targets(cls, len(X))))
     if warns:
-        assert_warned_here(caught, "X is uint8 with values up to")
+        assert_warned_here(caught, GRAY)
     else:
-        assert not [w for w in caught if "uint8" in str(w.message)]
+        assert not [w for w in caught if GRAY in str(w.message)]
+
+
+@pytest.mark.parametrize("container", ["list", "dataframe", "negative", "above_255"])
+def test_unscaled_gray_levels_warn_from_every_container_only_in_0_255(container):
+    X = np.round(random_images(24, shape=(8, 8)) * 255).astype(np.int64).reshape(-1, 64)
+    if container == "list":
+        X = X.tolist()
+    elif container == "dataframe":
+        pd = pytest.importorskip("pandas")
+        X = pd.DataFrame(X, columns=[f"p{i}" for i in range(64)])
+    elif container == "negative":
+        X = X - 128
+    else:
+        X = X * 16
+    caught = recorded(lambda: CNNClassifier(**TINY).fit(X, targets(CNNClassifier, len(X))))
+    if container in ("list", "dataframe"):
+        assert_warned_here(caught, GRAY)
+    else:
+        assert not [w for w in caught if GRAY in str(w.message)]
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -223,3 +252,54 @@ def test_mc_dropout_draws_fresh_masks_without_a_seed_and_repeats_them_with_one(c
         mean, std = est.predict_uncertainty(X, mc_samples=4)
         again, std_again = est.predict_uncertainty(X, mc_samples=4)
         assert (np.array_equal(mean, again) and np.array_equal(std, std_again)) == (random_state is not None)
+
+
+def _routes():
+    """Ways users call fit: directly and through scikit-learn's helpers (which run it through joblib)."""
+    from sklearn.model_selection import GridSearchCV, cross_val_predict, cross_val_score, cross_validate
+    from sklearn.pipeline import make_pipeline
+    from joblib import Parallel, delayed
+
+    return {
+        "fit": lambda est, X, y: est.fit(X, y),
+        "pipeline": lambda est, X, y: make_pipeline(est).fit(X, y),
+        "cross_val_score": lambda est, X, y: cross_val_score(est, X, y, cv=2),
+        "cross_validate": lambda est, X, y: cross_validate(est, X, y, cv=2),
+        "cross_val_predict": lambda est, X, y: cross_val_predict(est, X, y, cv=2),
+        "grid_search": lambda est, X, y: GridSearchCV(est, {"max_iter": [1]}, cv=2).fit(X, y),
+        "joblib_parallel": lambda est, X, y: Parallel(n_jobs=1)(delayed(est.fit)(X, y) for _ in range(1)),
+    }
+
+
+@pytest.mark.parametrize("route", sorted(_routes()))
+@pytest.mark.parametrize("kind", ["gray_levels", "placement_lint"])
+def test_fit_warnings_point_at_the_callers_line_through_every_route(route, kind):
+    X = random_images(48)
+    y = targets(CNNClassifier, len(X))
+    if kind == "gray_levels":
+        est, X, match = CNNClassifier(**TINY), np.round(X * 255).astype(np.uint8), GRAY
+    else:
+        est, match = CNNClassifier(**dict(TINY, layers=("conv4", "conv4", "dense8"), batch_norm=True,
+                                          dropout="after_each_layer")), "BatchNorm"
+    call = _routes()[route]
+    assert_warned_here(recorded(lambda: call(est, X, y)), match)
+
+
+@pytest.mark.parametrize("ndim", [0, 1, 5, 6])
+@pytest.mark.parametrize("stage", ["fit", "predict"])
+def test_x_with_the_wrong_number_of_axes_gets_a_hint_for_its_shape(ndim, stage):
+    """1-D X is told about reshape(1, -1); 5-D and more about merging or dropping axes, never reshape(1, -1)."""
+    shape = {0: (), 1: (64,), 5: (2, 12, 8, 8, 1), 6: (1, 2, 12, 8, 8, 1)}[ndim]
+    X = np.random.default_rng(0).random(shape).astype(np.float32)
+    est = CNNClassifier(**TINY)
+    if stage == "predict":
+        est.fit(random_images(24), targets(CNNClassifier, 24))
+        call = lambda: est.predict(X)   # noqa: E731
+    else:
+        call = lambda: est.fit(X, targets(CNNClassifier, len(X) if ndim else 1))   # noqa: E731
+    with pytest.raises(ValueError, match="2 to 4 dimensions") as info:
+        call()
+    message = str(info.value)
+    assert ("reshape(1, -1)" in message) == (ndim < 2), message
+    if ndim > 4:
+        assert f"X has {ndim} axes" in message

@@ -7,6 +7,7 @@
 """
 
 import copy
+import threading
 import io
 import json
 import zipfile
@@ -273,3 +274,50 @@ def test_copies_and_pickles_get_their_own_lock(cls):
     for other in (copy.deepcopy(est), pickle.loads(pickle.dumps(est))):
         assert other._lock() is not est._lock()
         assert_same(outputs(other, X), outputs(est, X))
+
+
+def _pickle_copy(est):
+    import pickle
+
+    return pickle.loads(pickle.dumps(est))
+
+
+def _joblib_copy(est):
+    import joblib
+
+    buffer = io.BytesIO()
+    joblib.dump(est, buffer)
+    buffer.seek(0)
+    return joblib.load(buffer)
+
+
+@pytest.mark.parametrize("how", [_pickle_copy, copy.deepcopy, _joblib_copy], ids=["pickle", "deepcopy", "joblib"])
+@pytest.mark.parametrize("cls", ESTIMATORS)
+def test_a_copy_taken_during_a_fit_in_another_thread_is_never_torn(cls, how, tmp_path):
+    """pickle / deepcopy / joblib.dump while another thread fits: every copy is the model before or after the fit."""
+    X, y = random_data(cls, n=96)
+    est = cls(**{**TINY, "max_iter": 1, "batch_size": 8, "warm_start": True}).fit(X, y)
+    before, fitted_before = outputs(est, X), (est.n_iter_, list(est.loss_curve_))
+    est.set_params(max_iter=12)
+    copies, errors = [], []
+
+    def fit():
+        try:
+            est.fit(X, y)
+        except BaseException as exc:   # pragma: no cover - reported below
+            errors.append(exc)
+    thread = threading.Thread(target=fit)
+    thread.start()
+    while thread.is_alive() and len(copies) < 200:
+        copies.append(how(est))
+    thread.join(timeout=120)
+    assert not thread.is_alive() and not errors
+    after = outputs(est, X)
+    assert copies
+    for i, twin in enumerate(copies):
+        got = outputs(twin, X)
+        is_before = all(np.array_equal(a, b) for a, b in zip(got, before))
+        is_after = all(np.array_equal(a, b) for a, b in zip(got, after))
+        assert is_before or is_after, f"copy {i} of {len(copies)} is torn (n_iter_={twin.n_iter_})"
+        assert (twin.n_iter_, twin.loss_curve_) == ((est.n_iter_, est.loss_curve_) if is_after else fitted_before)
+    copies[-1].save(tmp_path / "m.npz")

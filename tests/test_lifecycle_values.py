@@ -255,3 +255,56 @@ def test_a_one_sample_class_with_early_stopping_names_the_class():
     reg_X, reg_y = random_data(CNNRegressor, n=12)
     with pytest.raises(ValueError, match=r"validation set is too small.*validation_fraction"):
         CNNRegressor(**TINY, early_stopping=True).fit(reg_X, reg_y)
+
+
+def _unstable_data(cls):
+    rng = np.random.default_rng(0)
+    X = rng.random((64, 6, 6, 1)).astype(np.float32)
+    means = X.mean(axis=(1, 2, 3))
+    if cls is CNNClassifier:
+        return X, (means > means.mean()).astype(int)
+    return X, (means - means.mean()) / means.std()
+
+
+@pytest.mark.parametrize("cls, optimizer, learning_rate, warns", [
+    (CNNClassifier, "sgd", 1.0, True), (CNNClassifier, "adam", 1.0, True), (CNNClassifier, "adam", 0.3, True),
+    (CNNClassifier, "adam", 3e-3, False), (CNNClassifier, "sgd", 0.05, False),
+    (CNNRegressor, "sgd", 0.2, True), (CNNRegressor, "adam", 0.3, True),
+    (CNNRegressor, "adam", 0.03, False), (CNNRegressor, "adam", 3e-3, False),
+])
+def test_a_divergence_below_the_raising_growth_warns_naming_learning_rate(cls, optimizer, learning_rate, warns):
+    """Epoch losses well above a constant prediction's, never below it: ConvergenceWarning naming learning_rate."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = _unstable_data(cls)
+    est = cls(layers=("conv3", "maxpool", "dense5"), batch_size=8, max_iter=8, optimizer=optimizer,
+              learning_rate=learning_rate, backend="numpy", random_state=0, n_iter_no_change=100)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        est.fit(X, y)
+    hits = [w for w in caught if "no better than a constant prediction" in str(w.message)]
+    if warns:
+        assert len(hits) == 1 and issubclass(hits[0].category, ConvergenceWarning)
+        assert "learning_rate" in str(hits[0].message) and hits[0].filename == __file__
+        assert max(est.loss_curve_) < 100 * math.log(2) if cls is CNNClassifier else True   # below the raising rule
+    else:
+        assert not hits, [str(w.message) for w in hits]
+
+
+@pytest.mark.parametrize("y_scale", [1e4, 1e10, 1e20, 1e30, 1e36, -1e30])
+def test_a_divergence_message_reports_the_targets_in_finite_numbers(y_scale):
+    """The scale of y is measured in float64: the message never says 'inf' or 'nan' for finite targets."""
+    import re
+
+    X, y = random_data(CNNRegressor, n=64)
+    y = (y * y_scale).astype(np.float64)
+    est = CNNRegressor(**{**TINY, "max_iter": 6, "dropout": "none", "optimizer": "sgd", "learning_rate": 3e-3})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        with pytest.raises(ValueError, match="Training diverged") as info:
+            est.fit(X, y)
+    message = str(info.value)
+    assert "Likely cause: the scale of y" in message
+    assert not re.search(r"\b(inf|nan)\b", message.split("Likely cause:")[1]), message

@@ -440,3 +440,19 @@ def test_export_onnx_is_a_lazy_package_export():
     import minicnn.onnx
 
     assert minicnn.export_onnx is minicnn.onnx.export_onnx and "export_onnx" in minicnn.__all__
+
+
+@pytest.mark.parametrize("kind", [int, np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint64])
+def test_integer_arguments_take_every_integer_type_and_refuse_bools_and_floats(digits, kind):
+    """opset and input_ndim: NumPy integers work as ints (as elsewhere); bools and floats are refused by name."""
+    X, y = digits
+    clf = fit(CNNClassifier, X, y, "channels_last", layers=("conv4", "maxpool"))
+    proto = to_onnx_model(clf, opset=kind(13), input_ndim=kind(4))
+    assert proto.opset_import[0].version == 13 and type(proto.opset_import[0].version) is int
+    assert len(proto.graph.input[0].type.tensor_type.shape.dim) == 4
+    for bad in (True, np.bool_(True), np.float64(13.0), 13.0):
+        with pytest.raises(ValueError, match="opset="):
+            to_onnx_model(clf, opset=bad)
+    for bad in (True, np.bool_(True), 4.0, np.float32(4.0)):
+        with pytest.raises(ValueError, match="input_ndim="):
+            to_onnx_model(clf, input_ndim=bad)

@@ -26,6 +26,7 @@ and strings; input validation beyond the tensor's type and shape (ONNX Runtime
 checks those; NaN inputs propagate instead of raising).
 """
 
+import numbers
 import os
 
 #: The command that installs what an export needs (one place: errors and docs quote it).
@@ -61,10 +62,11 @@ def check_opset(opset, onnx):
     if opset is None:
         return DEFAULT_OPSET
     newest = onnx.defs.onnx_opset_version()
-    if not (isinstance(opset, int) and not isinstance(opset, bool) and MIN_OPSET <= opset <= newest):
+    if not (isinstance(opset, numbers.Integral) and not isinstance(opset, bool)
+            and MIN_OPSET <= opset <= newest):
         raise ValueError(f"opset must be an int in [{MIN_OPSET}, {newest}] (the newest this onnx {onnx.__version__} "
                          f"knows); received opset={opset!r}")
-    return opset
+    return int(opset)   # a NumPy integer (np.int64(13)) as every other integer parameter
 
 
 def to_onnx_model(model, *, opset=None, input_ndim=None):

@@ -1,5 +1,7 @@
 """Build a standalone ``onnx.ModelProto`` with ``onnx.helper`` (the graph of :func:`minicnn.onnx.export_onnx`)."""
 
+import numbers
+
 from .. import __version__
 from . import DEFAULT_INPUT_NDIM, INPUT_NDIMS
 from . import ExportError
@@ -32,8 +34,9 @@ def check_input_ndim(input_ndim, fitted):
     """``input_ndim`` (None: the default rank) validated against the fitted input shape."""
     if input_ndim is None:
         return DEFAULT_INPUT_NDIM
-    if input_ndim not in INPUT_NDIMS or isinstance(input_ndim, bool):
+    if not isinstance(input_ndim, numbers.Integral) or isinstance(input_ndim, bool) or input_ndim not in INPUT_NDIMS:
         raise ValueError(f"input_ndim must be one of {INPUT_NDIMS} or None; received input_ndim={input_ndim!r}")
+    input_ndim = int(input_ndim)   # a NumPy integer as any int; 4.0 is refused, as for every integer parameter
     if input_ndim == 3 and fitted.input_shape[2] != 1:
         raise ValueError(f"input_ndim=3 takes single-channel (n, height, width) images, but the model was fitted "
                          f"on {fitted.input_shape[2]} channels (input_shape_={fitted.input_shape})")
