@@ -690,37 +690,49 @@ def _winograd_weights(U, w):
 def _winograd_input_tile(V, t, x, d, r0, s0):
     """``V[:, t, :]`` = B^T d B of the 4x4xC patch of ``x (H, W, C)`` at (r0, s0) (zero outside).
 
-    Scalar locals and the channel loop innermost (contiguous loads and stores): no temporary arrays.
+    An interior patch is read from ``x`` in place; a border patch is first copied into the
+    zero-extended ``d (4, 4, C)`` (kernels/winograd.pyx). Scalar locals and the channel loop
+    innermost (contiguous loads and stores): no temporary arrays.
     """
     H, W, C = x.shape
+    if 0 <= r0 and r0 + 4 <= H and 0 <= s0 and s0 + 4 <= W:
+        _winograd_input_tf(V, t, x, r0, s0)
+        return
     for r in range(4):
         ih = r0 + r
         for s in range(4):
             iw = s0 + s
             if 0 <= ih < H and 0 <= iw < W:
                 for c in range(C):
-                    d[4 * r + s, c] = x[ih, iw, c]
+                    d[r, s, c] = x[ih, iw, c]
             else:
                 for c in range(C):
-                    d[4 * r + s, c] = 0
+                    d[r, s, c] = 0
+    _winograd_input_tf(V, t, d, 0, 0)
+
+
+@jit()
+def _winograd_input_tf(V, t, p, r0, s0):
+    """``V[:, t, :]`` = B^T d B of the 4x4xC patch ``d = p[r0:r0+4, s0:s0+4]`` (inside ``p``)."""
+    C = p.shape[2]
     for c in range(C):
         # e = B^T d (rows), column by column
-        e00 = d[0, c] - d[8, c]
-        e01 = d[1, c] - d[9, c]
-        e02 = d[2, c] - d[10, c]
-        e03 = d[3, c] - d[11, c]
-        e10 = d[4, c] + d[8, c]
-        e11 = d[5, c] + d[9, c]
-        e12 = d[6, c] + d[10, c]
-        e13 = d[7, c] + d[11, c]
-        e20 = d[8, c] - d[4, c]
-        e21 = d[9, c] - d[5, c]
-        e22 = d[10, c] - d[6, c]
-        e23 = d[11, c] - d[7, c]
-        e30 = d[4, c] - d[12, c]
-        e31 = d[5, c] - d[13, c]
-        e32 = d[6, c] - d[14, c]
-        e33 = d[7, c] - d[15, c]
+        e00 = p[r0 + 0, s0 + 0, c] - p[r0 + 2, s0 + 0, c]
+        e01 = p[r0 + 0, s0 + 1, c] - p[r0 + 2, s0 + 1, c]
+        e02 = p[r0 + 0, s0 + 2, c] - p[r0 + 2, s0 + 2, c]
+        e03 = p[r0 + 0, s0 + 3, c] - p[r0 + 2, s0 + 3, c]
+        e10 = p[r0 + 1, s0 + 0, c] + p[r0 + 2, s0 + 0, c]
+        e11 = p[r0 + 1, s0 + 1, c] + p[r0 + 2, s0 + 1, c]
+        e12 = p[r0 + 1, s0 + 2, c] + p[r0 + 2, s0 + 2, c]
+        e13 = p[r0 + 1, s0 + 3, c] + p[r0 + 2, s0 + 3, c]
+        e20 = p[r0 + 2, s0 + 0, c] - p[r0 + 1, s0 + 0, c]
+        e21 = p[r0 + 2, s0 + 1, c] - p[r0 + 1, s0 + 1, c]
+        e22 = p[r0 + 2, s0 + 2, c] - p[r0 + 1, s0 + 2, c]
+        e23 = p[r0 + 2, s0 + 3, c] - p[r0 + 1, s0 + 3, c]
+        e30 = p[r0 + 1, s0 + 0, c] - p[r0 + 3, s0 + 0, c]
+        e31 = p[r0 + 1, s0 + 1, c] - p[r0 + 3, s0 + 1, c]
+        e32 = p[r0 + 1, s0 + 2, c] - p[r0 + 3, s0 + 2, c]
+        e33 = p[r0 + 1, s0 + 3, c] - p[r0 + 3, s0 + 3, c]
         # V = e B (columns)
         V[0, t, c] = e00 - e02
         V[1, t, c] = e01 + e02
@@ -771,7 +783,7 @@ def _winograd(y, x, U, pt, pl, Ho, Wo, pooled, S):
     for s in prange(S):
         V = np.empty((16, T, C), dtype=x.dtype)
         M = np.empty((16, T, F), dtype=x.dtype)
-        d = np.empty((16, C), dtype=x.dtype)
+        d = np.empty((4, 4, C), dtype=x.dtype)
         o = np.empty((4, F), dtype=x.dtype)
         for n in range(s * N // S, (s + 1) * N // S):
             _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T)
