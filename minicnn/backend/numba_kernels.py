@@ -13,8 +13,12 @@ A single batch GEMM ran on that one BLAS thread and did not scale: 145.6 ms
 for a MNIST conv fwd+bwd at both 1 and 2 threads. Outside ``thread_limits``
 (BLAS at two threads inside two kernel threads) the per-sample layout
 oversubscribes the cores: always call kernels inside ``thread_limits``.
-The weight gradient sums fixed batch groups in order: bit-identical for any
-thread count.
+Shallow products (``K = KH*KW*C < 32``, a first layer on 1-3 channels) are a
+plain loop instead of BLAS, and the bias/activation epilogue runs per sample
+while its output is in cache. The weight gradient sums fixed batch groups in
+order: bit-identical for any thread count. Where ``np.dot`` cannot express a
+call (beta = 1, a block of rows of a larger matrix), kernels call Numba's own
+BLAS entry point ``numba_xxgemm`` (SciPy's BLAS, as ``np.dot``).
 """
 
 import numba
@@ -874,8 +878,9 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, 
 # The Cython kernel's scheme (kernels/conv_wgrad.pyx): fixed groups of samples, each group's output rows taken
 # in blocks of R rows (tuning.WGRAD_BLOCK_MNK: OpenBLAS's unpacked small-matrix path), im2col of a block into
 # the run's slot of ``work``, then ``part[g] += col_block.T @ dy_block`` by one BLAS call with beta = 1 (np.dot
-# has no beta). Measured on the MNIST conv2 (128, 26x26x32 -> 64, one thread): a whole-sample np.dot per
-# sample (k = 576, SciPy's packed sgemm path) cost ~30 ms more per step than these 2-row blocks.
+# has no beta). Measured on the MNIST conv2 (128, 26x26x32 -> 64, interleaved with the Cython kernel, medians):
+# numba / cython time 1.00-1.04 at 1 and 2 threads, where one whole-sample np.dot per sample (k = 576, the
+# packed sgemm path) and a partial-sum add made the layer's backward 0.72x the Cython one's speed.
 def _gemm_acc(part, dyb, colb, scal):
     """``part (K, F) = colb.T @ dyb + scal[1] * part`` (``scal[0]`` = 1): the plain-Python twin.
 
