@@ -53,7 +53,6 @@ def _im2col_rows(col, x, KH, KW, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw):
     """
     H, W, C = x.shape
     if C == 1:
-        K = KH * KW
         for oh in range(oh0, oh1):
             r = (oh - oh0) * Wo
             for i in range(KH):
