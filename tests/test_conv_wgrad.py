@@ -6,7 +6,7 @@ im2col of ``x`` (filled by ``reference.conv2d_forward``) up to rounding, for
 any kernel size, stride, dilation and padding, more and fewer samples than the
 8 fixed groups, float32 and float64. Outputs and workspaces are pre-filled
 with NaN (an element left unwritten, or stale scratch read, fails); the Cython
-kernel must give the same bits for 1 and 2 OpenMP threads and for any number
+and Numba kernels must give the same bits for 1 and 2 threads and for any number
 of workspace slots, and reject bad arguments by name.
 """
 
@@ -134,9 +134,10 @@ def test_groups_match_the_col_based_kernel():
     assert _conv_wgrad.DW_GROUPS == _conv.DW_GROUPS == ref.DW_GROUPS
 
 
+@pytest.mark.parametrize("backend", ["numba", "cython"])
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_cython_wgrad_same_bits_for_any_thread_count_and_slots(dtype):
-    cy = _module("cython")
+def test_wgrad_same_bits_for_any_thread_count_and_slots(backend, dtype):
+    cy = _module(backend)
     from minicnn.threads import thread_limits
 
     # 16 * 100 * 144 * 48 / 16 >= MIN_PARALLEL_WORK: the group loop really runs on 2 threads;
@@ -154,9 +155,10 @@ def test_cython_wgrad_same_bits_for_any_thread_count_and_slots(dtype):
     _assert_close(results[0], want)
 
 
-def test_cython_wgrad_reuses_the_workspace():
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+def test_wgrad_reuses_the_workspace(backend):
     """Stale workspace contents (the previous call's) never leak into the result."""
-    cy = _module("cython")
+    cy = _module(backend)
     case = (9, 9, 9, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)
     x, dy, want = _problem(*case, np.float64, seed=4)
     g = (1, 1, 1, 1, 1, 1)

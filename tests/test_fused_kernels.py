@@ -133,21 +133,38 @@ def test_matmul_matches_reference(backend, dtype, trans_a, trans_b, M, N, K):
     np.testing.assert_allclose(got, expected, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
-def test_cython_matmul_same_for_1_and_2_threads():
-    if not _has("cython"):
-        pytest.skip("cython backend not built")
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_matmul_same_for_1_and_2_threads(backend, trans_a, trans_b):
+    """Big enough for one block of rows per thread (work >= 2^18): the row split changes no bit,
+    with NaN-filled outputs; the dense forward's fused split too."""
+    if not _has(backend):
+        pytest.skip(f"{backend} backend not available")
     from minicnn.threads import thread_limits
 
-    matmul = get_backend("cython").matmul
+    kernels = get_backend(backend)
     rng = np.random.default_rng(4)
-    a, b = rng.standard_normal((256, 512)).astype(np.float32), rng.standard_normal((512, 96)).astype(np.float32)
-    out = []
+    M, N, K = 256, 96, 512
+    a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
+    b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    expected = np.empty((M, N), dtype=np.float32)
+    ref.matmul(expected, a, b, trans_a, trans_b)
+    out, dense = [], []
     for n in (1, 2):
-        c = np.empty((256, 96), dtype=np.float32)
+        c = np.full((M, N), np.nan, dtype=np.float32)
         with thread_limits(n):
-            matmul(c, a, b, 0, 0)
+            kernels.matmul(c, a, b, trans_a, trans_b)
+            if not trans_a and not trans_b:
+                y = np.full((M, N), np.nan, dtype=np.float32)
+                kernels.dense_bias_act_forward(y, a, b, bias, 1, 0.0)   # 1: relu (activation_codes)
+                dense.append(y)
         out.append(c)
-    np.testing.assert_allclose(out[0], out[1], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(out[0], out[1])
+    np.testing.assert_allclose(out[0], expected, rtol=1e-5, atol=1e-4)
+    if dense:
+        np.testing.assert_array_equal(dense[0], dense[1])
+        np.testing.assert_allclose(dense[0], np.maximum(expected + bias, 0), rtol=1e-5, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- flat parameter buffer

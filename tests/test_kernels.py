@@ -72,6 +72,8 @@ CONV_CASES = [
     (3, 6, 7, 17, 9, 2, 2, 2, 2, 0, 1, 0, 1, 1, 1),    # many channels, stride 2, pad bottom/right
     (2, 8, 8, 4, 3, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),     # dilation 2 "same"
     (2, 5, 4, 6, 7, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1),     # 1x1
+    (2, 9, 8, 1, 5, 3, 3, 2, 3, 1, 0, 2, 1, 2, 1),     # one channel: stride 2x3, dilation, asymmetric padding
+    (1, 4, 5, 1, 40, 5, 5, 1, 1, 4, 4, 5, 3, 1, 1),    # one channel, padding past the kernel, K = 25, 40 filters
 ]
 
 
@@ -125,6 +127,32 @@ def test_conv_backward_weight_independent_of_thread_counts(numba_threads):
             nk.conv2d_backward_weight(dw, dy, col)
             results.append(dw)
     np.testing.assert_array_equal(results[0], results[1])
+
+
+def test_numba_conv_and_pool_independent_of_thread_counts(numba_threads):
+    """Bit-identical conv forward (one-channel small-K route and BLAS route, with the fused epilogue)
+    and max-pool forward/backward for Numba 1 vs 2 threads, outputs pre-filled with NaN."""
+    nk = _module("numba")
+    rng = np.random.default_rng(5)
+    xs = [rng.standard_normal((6, 10, 9, C)).astype(np.float32) for C in (1, 8)]
+    results = []
+    for threads in (1, 2):
+        got = []
+        with numba_threads(threads):
+            for x, F in zip(xs, (32, 16)):
+                C = x.shape[3]
+                w = np.random.default_rng(C).standard_normal((3, 3, C, F)).astype(np.float32)
+                b = np.linspace(-1, 1, F, dtype=np.float32)
+                y, col = nans((6, 8, 7, F), np.float32), nans((6, 56, 9 * C), np.float32)
+                nk.conv2d_bias_act_forward(y, x, w, b, col, CODES["relu"], 0.0, 1, 1, 0, 0, 1, 1)
+                yp, am = nans((6, 4, 3, F), np.float32), np.full((6, 4, 3, F), -7, np.int64)
+                nk.maxpool2d_forward(yp, am, y, 2, 2, 2, 2, 0, 0)
+                dx = nans(y.shape, np.float32)
+                nk.maxpool2d_backward(dx, yp, am)
+                got += [y, col, yp, am, dx]
+        results.append(got)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
 
 
 # ----------------------------------------------------------------------------- pooling

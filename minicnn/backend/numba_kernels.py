@@ -13,8 +13,12 @@ A single batch GEMM ran on that one BLAS thread and did not scale: 145.6 ms
 for a MNIST conv fwd+bwd at both 1 and 2 threads. Outside ``thread_limits``
 (BLAS at two threads inside two kernel threads) the per-sample layout
 oversubscribes the cores: always call kernels inside ``thread_limits``.
-The weight gradient sums fixed batch groups in order: bit-identical for any
-thread count.
+Shallow products (``K = KH*KW*C < 32``, a first layer on 1-3 channels) are a
+plain loop instead of BLAS, and the bias/activation epilogue runs per sample
+while its output is in cache. The weight gradient sums fixed batch groups in
+order: bit-identical for any thread count. Where ``np.dot`` cannot express a
+call (beta = 1, a block of rows of a larger matrix), kernels call Numba's own
+BLAS entry point ``numba_xxgemm`` (SciPy's BLAS, as ``np.dot``).
 """
 
 import numba
@@ -24,12 +28,16 @@ from .environment import configure_openmp_waiting
 
 configure_openmp_waiting()   # before Numba's "omp" layer loads libgomp
 
+from llvmlite import ir as llvm_ir  # noqa: E402
 from numba import prange  # noqa: E402
+from numba.core import types as nb_types  # noqa: E402
+from numba.extending import intrinsic, overload  # noqa: E402
 
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
 from .augment_numba import augment_batch  # noqa: F401,E402 (kernel of this backend)
 from .hash_rng import MIX_MUL1, MIX_MUL2  # noqa: E402
 from .jit import jit  # noqa: E402
+from . import tuning as _tuning  # noqa: E402
 from .tuning import DB_BLOCK_ROWS, DW_GROUPS  # noqa: E402
 
 NAME = "numba"
@@ -38,12 +46,40 @@ _ROWS_PER_CHUNK = DB_BLOCK_ROWS  # fixed db-reduction chunk: the sum order never
 
 # ----------------------------------------------------------------------------- conv
 @jit()
-def _im2col_one(col, x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
-    """im2col of one sample: ``col`` is ``(Ho*Wo, KH*KW*C)``, ``x`` is ``(H, W, C)``."""
+def _im2col_rows(col, x, KH, KW, oh0, oh1, Wo, sh, sw, pt, pl, dh, dw):
+    """im2col of output rows ``oh0 <= oh < oh1`` of one sample into ``col ((oh1-oh0)*Wo, KH*KW*C)``.
+
+    One channel: tap by tap, each tap's in-image output columns one range (kernels/_im2col.pxi; the
+    per-pixel loop measured 4.5 ns per value there). More channels: per pixel, channel loop innermost.
+    """
     H, W, C = x.shape
-    for oh in range(Ho):
+    if C == 1:
+        for oh in range(oh0, oh1):
+            r = (oh - oh0) * Wo
+            for i in range(KH):
+                ih = oh * sh - pt + i * dh
+                if ih < 0 or ih >= H:
+                    for ow in range(Wo):
+                        for j in range(KW):
+                            col[r + ow, i * KW + j] = 0
+                    continue
+                for j in range(KW):
+                    t = i * KW + j
+                    a = j * dw - pl                     # input column iw = ow*sw + a
+                    lo = 0 if a >= 0 else (-a + sw - 1) // sw
+                    hi = 0 if W - 1 - a < 0 else (W - 1 - a) // sw + 1
+                    lo = min(lo, Wo)
+                    hi = max(min(hi, Wo), lo)
+                    for ow in range(lo):
+                        col[r + ow, t] = 0
+                    for ow in range(lo, hi):
+                        col[r + ow, t] = x[ih, ow * sw + a, 0]
+                    for ow in range(hi, Wo):
+                        col[r + ow, t] = 0
+        return
+    for oh in range(oh0, oh1):
         for ow in range(Wo):
-            p = oh * Wo + ow
+            p = (oh - oh0) * Wo + ow
             for i in range(KH):
                 ih = oh * sh - pt + i * dh
                 for j in range(KW):
@@ -80,16 +116,63 @@ def _col2im_one(dx, dcol, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
 _WEIGHT_GROUPS = DW_GROUPS  # fixed batch groups of the weight gradient: the sum order never depends on threads
 
 
+#: Below this inner size ``K = KH*KW*C`` the forward product is a plain loop instead of BLAS (as
+#: ``SMALL_K`` of kernels/conv.pyx): on a shallow K (a first layer on 1-channel images, K = 9) sgemm is
+#: mostly call and packing overhead.
+_SMALL_K = 32
+
+
+@jit()
+def _small_matmul(y, col, w2):
+    """``y (P, F) = col (P, K) @ w2 (K, F)``, each output summed over k in order, row by row in a scratch row
+    allocated here (LLVM then knows it aliases nothing).
+
+    Measured (MNIST conv1, 128 x 676 x 9 x 32, one thread, product alone): 2.4 ms accumulating in
+    ``y``'s row, 1.9 ms in a scratch row; eight scalar accumulators per filter block (4.2 ms), three
+    taps per pass and flat 1-D indexing (numba's negative-index wrap-around blocks vectorization) were
+    slower.
+    """
+    P, K = col.shape
+    F = w2.shape[1]
+    acc = np.empty(F, dtype=y.dtype)
+    for p in range(P):
+        a = col[p, 0]
+        for f in range(F):
+            acc[f] = a * w2[0, f]
+        for k in range(1, K):
+            a = col[p, k]
+            for f in range(F):
+                acc[f] += a * w2[k, f]
+        for f in range(F):
+            y[p, f] = acc[f]
+
+
 @jit(parallel=True)
-def conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw):
-    """``y = conv(x, w)`` (no bias): per sample, im2col into ``col[n]`` and one GEMM, in ``prange``."""
+def _conv(y, x, w, b, col, act, alpha, epilogue, sh, sw, pt, pl, dh, dw):
+    """Per sample (``prange``): im2col into ``col[n]``, product, and with ``epilogue`` ``f(. + b)`` in cache."""
     N, Ho, Wo, F = y.shape
     KH, KW, C, _ = w.shape
     K = KH * KW * C
     w2 = w.reshape((K, F))
     for n in prange(N):
-        _im2col_one(col[n], x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)
-        np.dot(col[n], w2, y[n].reshape((Ho * Wo, F)))
+        yn = y[n].reshape((Ho * Wo, F))
+        _im2col_rows(col[n], x[n], KH, KW, 0, Ho, Wo, sh, sw, pt, pl, dh, dw)
+        if K < _SMALL_K:
+            _small_matmul(yn, col[n], w2)
+        else:
+            np.dot(col[n], w2, yn)
+        if epilogue:
+            _bias_act_rows(yn, yn, b, act, alpha, 0, Ho * Wo)
+
+
+def conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw):
+    """``y = conv(x, w)`` (no bias): per sample, im2col into ``col[n]`` and one product, in ``prange``."""
+    if y.size == 0:
+        return
+    if w.shape[0] * w.shape[1] * w.shape[2] == 0:
+        y[...] = 0
+        return
+    _conv(y, x, w, w[0, 0, 0], col, 0, 0.0, False, sh, sw, pt, pl, dh, dw)
 
 
 @jit(parallel=True)
@@ -129,6 +212,54 @@ def conv2d_backward_weight(dw, dy, col):
 
 
 # ----------------------------------------------------------------------------- pooling
+@jit()
+def _maxpool_one(y, argmax, x, kh, kw, sh, sw, pt, pl):
+    """Max-pool one ``(H, W, C)`` sample into ``(Ho, Wo, C)`` values and winners (``kernels/pool.pyx``).
+
+    Each window starts from its first tap; every other tap updates the window's channel rows (1-D views)
+    by selects, the winner by a bit mask: no branch per channel, so the channel loop vectorizes. Measured
+    on the MNIST max-pool (128, 24x24x64, one thread): 10.1 ms with a branch per element, 4.2 ms with
+    the views and a select for the winner, 2.1 ms with the mask (Cython's: 2.3 ms).
+    """
+    H, W, C = x.shape
+    Ho, Wo = y.shape[0], y.shape[1]
+    ninf = x.dtype.type(-np.inf)
+    for oh in range(Ho):
+        for ow in range(Wo):
+            yr = y[oh, ow]
+            ar = argmax[oh, ow]
+            ih = oh * sh - pt
+            iw = ow * sw - pl
+            pos = ih * W + iw
+            if 0 <= ih < H and 0 <= iw < W:
+                xr = x[ih, iw]
+                for c in range(C):
+                    yr[c] = xr[c]
+                    ar[c] = pos
+            else:
+                for c in range(C):
+                    yr[c] = ninf
+                    ar[c] = pos
+            for i in range(kh):
+                ih = oh * sh - pt + i
+                if ih < 0 or ih >= H:
+                    continue
+                for j in range(kw):
+                    iw = ow * sw - pl + j
+                    if (i == 0 and j == 0) or iw < 0 or iw >= W:
+                        continue
+                    pos = ih * W + iw
+                    xr = x[ih, iw]
+                    for c in range(C):
+                        v = xr[c]
+                        best = yr[c]
+                        # strict '>' keeps the first maximum; a NaN wins and then stays
+                        take = (v > best) | ((v != v) & (best == best))
+                        yr[c] = v if take else best
+                        mask = -np.int64(take)
+                        ar[c] = ar[c] ^ ((ar[c] ^ pos) & mask)
+
+
 @jit(parallel=True)
 def maxpool2d_forward(y, argmax, x, kh, kw, sh, sw, pt, pl):
     """Max over each window (padding counts as -inf); ``argmax`` holds ``h * W + w``.
@@ -136,39 +267,29 @@ def maxpool2d_forward(y, argmax, x, kh, kw, sh, sw, pt, pl):
     Ties keep the first maximum in row-major window order and a NaN wins, as
     ``np.argmax`` does.
     """
-    N, H, W, C = x.shape
-    Ho, Wo = y.shape[1], y.shape[2]
-    ninf = x.dtype.type(-np.inf)
-    for n in prange(N):
-        for oh in range(Ho):
-            for ow in range(Wo):
-                for i in range(kh):
-                    ih = oh * sh - pt + i
-                    for j in range(kw):
-                        iw = ow * sw - pl + j
-                        pos = ih * W + iw
-                        valid = 0 <= ih < H and 0 <= iw < W
-                        first = i == 0 and j == 0
-                        for c in range(C):
-                            v = x[n, ih, iw, c] if valid else ninf
-                            best = y[n, oh, ow, c]
-                            if first or v > best or (v != v and best == best):
-                                y[n, oh, ow, c] = v
-                                argmax[n, oh, ow, c] = pos
+    for n in prange(x.shape[0]):
+        _maxpool_one(y[n], argmax[n], x[n], kh, kw, sh, sw, pt, pl)
 
 
 @jit(parallel=True)
 def maxpool2d_backward(dx, dy, argmax):
-    """Route each output gradient to its window's winner (overlaps accumulate)."""
+    """Route each output gradient to its window's winner (overlaps accumulate).
+
+    Flat per sample: winner ``a`` of channel ``c`` is element ``a * C + c`` (no division per element).
+    """
     N, H, W, C = dx.shape
-    Ho, Wo = dy.shape[1], dy.shape[2]
+    Q = dy.shape[1] * dy.shape[2]
+    HW = H * W
     for n in prange(N):
-        dx[n] = 0
-        for oh in range(Ho):
-            for ow in range(Wo):
-                for c in range(C):
-                    a = argmax[n, oh, ow, c]
-                    dx[n, a // W, a % W, c] += dy[n, oh, ow, c]
+        dxn = dx[n].reshape(HW * C)
+        dyn = dy[n].reshape(Q * C)
+        amn = argmax[n].reshape(Q * C)
+        dxn[:] = 0
+        for q in range(Q):
+            for c in range(C):
+                a = amn[q * C + c]
+                if 0 <= a < HW:          # a window made only of padding has no winner
+                    dxn[a * C + c] += dyn[q * C + c]
 
 
 @jit()
@@ -279,35 +400,53 @@ def spatial_dropout_backward(dx, dy, key0, key1, threshold, scale):
 
 
 # ----------------------------------------------------------------------------- bias + activation
+@jit()
+def _bias_act_row(y, m, b, act, alpha):
+    """``y[m] = f(y[m] + b)`` in place on a row of an ``(M, C)`` array; the branch outside the channel loop.
+
+    In place on purpose: with a separate input row that is the same memory (the layers' ``y = f(y + b)``)
+    LLVM's run-time overlap check sends the loop to its scalar version (measured 2.5 ms against ~1 ms
+    for the MNIST conv1 output).
+    """
+    C = y.shape[1]
+    one = y.dtype.type(1)
+    zero = y.dtype.type(0)
+    a = y.dtype.type(alpha)
+    if act == RELU:
+        for c in range(C):
+            z = y[m, c] + b[c]
+            y[m, c] = z if z > zero else zero
+    elif act == LEAKY_RELU:
+        for c in range(C):
+            z = y[m, c] + b[c]
+            y[m, c] = z if z > zero else z * a
+    elif act == TANH:
+        for c in range(C):
+            y[m, c] = np.tanh(y[m, c] + b[c])
+    elif act == SIGMOID:
+        for c in range(C):
+            y[m, c] = one / (one + np.exp(-(y[m, c] + b[c])))
+    else:
+        for c in range(C):
+            y[m, c] = y[m, c] + b[c]
+
+
+@jit()
+def _bias_act_rows(y, x, b, act, alpha, m0, m1):
+    """``y[m] = f(x[m] + b)`` for rows ``m0 <= m < m1`` of ``(M, C)`` arrays (``y`` may alias ``x``)."""
+    if y.ctypes.data != x.ctypes.data:
+        for m in range(m0, m1):
+            for c in range(x.shape[1]):
+                y[m, c] = x[m, c]
+    for m in range(m0, m1):
+        _bias_act_row(y, m, b, act, alpha)
+
+
 @jit(parallel=True)
 def bias_act_forward(y, x, b, act, alpha):
-    """``y = f(x + b)`` on ``(M, C)`` arrays (``y`` may alias ``x``).
-
-    The activation branch sits outside the inner (channel) loop; one parallel
-    loop for all activations keeps the compile time down.
-    """
-    M, C = x.shape
-    one = x.dtype.type(1)
-    zero = x.dtype.type(0)
-    a = x.dtype.type(alpha)
-    for m in prange(M):
-        if act == RELU:
-            for c in range(C):
-                z = x[m, c] + b[c]
-                y[m, c] = z if z > zero else zero
-        elif act == LEAKY_RELU:
-            for c in range(C):
-                z = x[m, c] + b[c]
-                y[m, c] = z if z > zero else z * a
-        elif act == TANH:
-            for c in range(C):
-                y[m, c] = np.tanh(x[m, c] + b[c])
-        elif act == SIGMOID:
-            for c in range(C):
-                y[m, c] = one / (one + np.exp(-(x[m, c] + b[c])))
-        else:
-            for c in range(C):
-                y[m, c] = x[m, c] + b[c]
+    """``y = f(x + b)`` on ``(M, C)`` arrays (``y`` may alias ``x``), rows in ``prange``."""
+    for m in prange(x.shape[0]):
+        _bias_act_rows(y, x, b, act, alpha, m, m + 1)
 
 
 @jit(parallel=True)
@@ -351,11 +490,52 @@ def bias_act_backward(dx, db, dy, y, act, alpha):
 
 
 # ----------------------------------------------------------------------------- dense matrix product
+#: Fewest output rows per thread's block of a dense product (``MIN_BLOCK_ROWS`` of kernels/gemm.pyx).
+_MIN_BLOCK_ROWS = 32
+
+
+@jit(parallel=True)
+def _matmul_blocks(c, a, b, trans_a, trans_b, G, bias, act, alpha, epilogue):
+    """``c = op(a) @ op(b)`` as ``G`` blocks of output rows in ``prange``, one single-threaded BLAS gemm each.
+
+    Row-major ``c`` is column-major ``c^T = op(b)^T @ op(a)^T``: nothing is copied or transposed (gemm.pyx).
+    """
+    M, N = c.shape
+    K = a.shape[0] if trans_a else a.shape[1]
+    lda, ldb = a.shape[1], b.shape[1]
+    kind = np.int8(115) if c.itemsize == 4 else np.int8(100)   # s(gemm) or d(gemm)
+    ta = np.int8(116) if trans_a else np.int8(110)
+    tb = np.int8(116) if trans_b else np.int8(110)
+    for g in prange(G):
+        m0, m1 = g * M // G, (g + 1) * M // G
+        scal = np.empty(2, dtype=c.dtype)
+        scal[0] = 1
+        scal[1] = 0
+        ablock = a[:, m0:] if trans_a else a[m0:]
+        _XXGEMM(kind, tb, ta, N, m1 - m0, K, _address(scal[0:1]), _address(b), ldb, _address(ablock), lda,
+                _address(scal[1:2]), _address(c[m0:]), N)
+        if epilogue:
+            _bias_act_rows(c, c, bias, act, alpha, m0, m1)
+
+
+def _blocks(M, N, K):
+    """Row blocks of a dense product: one per thread when the work is worth a parallel region."""
+    if numba.config.DISABLE_JIT or M * N * K // 16 < _tuning.PARALLEL_WORK_THRESHOLD:
+        return 1
+    return max(1, min(numba.get_num_threads(), M // _MIN_BLOCK_ROWS))
+
+
 def matmul(c, a, b, trans_a, trans_b):
-    """``c = op(a) @ op(b)``: NumPy's BLAS call from Python (a jitted ``np.dot`` on a transposed
-    view measured 5-12 ms for a 64x256x64 product; this is ~20 us). One BLAS call, so it
-    uses the BLAS thread count in force."""
-    np.dot(a.T if trans_a else a, b.T if trans_b else b, out=c)
+    """``c = op(a) @ op(b)``: one BLAS call from Python for a one-thread team (a jitted ``np.dot`` on a
+    transposed view measured 5-12 ms for a 64x256x64 product; this is ~20 us); with more threads, one
+    single-threaded gemm per thread's block of output rows (BLAS is held at one thread inside
+    ``thread_limits``: a single call would use one core)."""
+    K = a.shape[0] if trans_a else a.shape[1]
+    G = _blocks(c.shape[0], c.shape[1], K)
+    if G == 1 or K == 0:
+        np.dot(a.T if trans_a else a, b.T if trans_b else b, out=c)
+    else:
+        _matmul_blocks(c, a, b, bool(trans_a), bool(trans_b), G, c[0], 0, 0.0, False)
 
 
 # ----------------------------------------------------------------------------- optimizer
@@ -416,16 +596,25 @@ def softmax_xent(grad, logits, labels):
 
 # ----------------------------------------------------------------------------- fused forward epilogues
 def conv2d_bias_act_forward(y, x, w, b, col, act, alpha, sh, sw, pt, pl, dh, dw):
-    """``y = f(conv(x, w) + b)`` (the two Numba kernels in sequence)."""
-    conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw)
-    y2 = y.reshape(-1, y.shape[-1])
-    bias_act_forward(y2, y2, b, act, alpha)
+    """``y = f(conv(x, w) + b)``: the conv and the bias+activation epilogue in one pass per sample."""
+    if y.size == 0:
+        return
+    if w.shape[0] * w.shape[1] * w.shape[2] == 0:
+        y[...] = 0
+        y2 = y.reshape(-1, y.shape[-1])
+        bias_act_forward(y2, y2, b, act, alpha)
+        return
+    _conv(y, x, w, b, col, act, alpha, True, sh, sw, pt, pl, dh, dw)
 
 
 def dense_bias_act_forward(y, x, w, b, act, alpha):
-    """``y = f(x @ w + b)`` (BLAS product, then the Numba bias+activation kernel)."""
-    np.dot(x, w, out=y)
-    bias_act_forward(y, y, b, act, alpha)
+    """``y = f(x @ w + b)``: BLAS product and epilogue per thread's block of rows (see :func:`matmul`)."""
+    G = _blocks(y.shape[0], y.shape[1], x.shape[1])
+    if G == 1 or x.shape[1] == 0:
+        np.dot(x, w, out=y)
+        bias_act_forward(y, y, b, act, alpha)
+    else:
+        _matmul_blocks(y, x, w, False, False, G, b, act, alpha, True)
 
 
 # ----------------------------------------------------------------------------- direct conv + 2x2 max-pool
@@ -505,37 +694,49 @@ def _winograd_weights(U, w):
 def _winograd_input_tile(V, t, x, d, r0, s0):
     """``V[:, t, :]`` = B^T d B of the 4x4xC patch of ``x (H, W, C)`` at (r0, s0) (zero outside).
 
-    Scalar locals and the channel loop innermost (contiguous loads and stores): no temporary arrays.
+    An interior patch is read from ``x`` in place; a border patch is first copied into the
+    zero-extended ``d (4, 4, C)`` (kernels/winograd.pyx). Scalar locals and the channel loop
+    innermost (contiguous loads and stores): no temporary arrays.
     """
     H, W, C = x.shape
+    if 0 <= r0 and r0 + 4 <= H and 0 <= s0 and s0 + 4 <= W:
+        _winograd_input_tf(V, t, x, r0, s0)
+        return
     for r in range(4):
         ih = r0 + r
         for s in range(4):
             iw = s0 + s
             if 0 <= ih < H and 0 <= iw < W:
                 for c in range(C):
-                    d[4 * r + s, c] = x[ih, iw, c]
+                    d[r, s, c] = x[ih, iw, c]
             else:
                 for c in range(C):
-                    d[4 * r + s, c] = 0
+                    d[r, s, c] = 0
+    _winograd_input_tf(V, t, d, 0, 0)
+
+
+@jit()
+def _winograd_input_tf(V, t, p, r0, s0):
+    """``V[:, t, :]`` = B^T d B of the 4x4xC patch ``d = p[r0:r0+4, s0:s0+4]`` (inside ``p``)."""
+    C = p.shape[2]
     for c in range(C):
         # e = B^T d (rows), column by column
-        e00 = d[0, c] - d[8, c]
-        e01 = d[1, c] - d[9, c]
-        e02 = d[2, c] - d[10, c]
-        e03 = d[3, c] - d[11, c]
-        e10 = d[4, c] + d[8, c]
-        e11 = d[5, c] + d[9, c]
-        e12 = d[6, c] + d[10, c]
-        e13 = d[7, c] + d[11, c]
-        e20 = d[8, c] - d[4, c]
-        e21 = d[9, c] - d[5, c]
-        e22 = d[10, c] - d[6, c]
-        e23 = d[11, c] - d[7, c]
-        e30 = d[4, c] - d[12, c]
-        e31 = d[5, c] - d[13, c]
-        e32 = d[6, c] - d[14, c]
-        e33 = d[7, c] - d[15, c]
+        e00 = p[r0 + 0, s0 + 0, c] - p[r0 + 2, s0 + 0, c]
+        e01 = p[r0 + 0, s0 + 1, c] - p[r0 + 2, s0 + 1, c]
+        e02 = p[r0 + 0, s0 + 2, c] - p[r0 + 2, s0 + 2, c]
+        e03 = p[r0 + 0, s0 + 3, c] - p[r0 + 2, s0 + 3, c]
+        e10 = p[r0 + 1, s0 + 0, c] + p[r0 + 2, s0 + 0, c]
+        e11 = p[r0 + 1, s0 + 1, c] + p[r0 + 2, s0 + 1, c]
+        e12 = p[r0 + 1, s0 + 2, c] + p[r0 + 2, s0 + 2, c]
+        e13 = p[r0 + 1, s0 + 3, c] + p[r0 + 2, s0 + 3, c]
+        e20 = p[r0 + 2, s0 + 0, c] - p[r0 + 1, s0 + 0, c]
+        e21 = p[r0 + 2, s0 + 1, c] - p[r0 + 1, s0 + 1, c]
+        e22 = p[r0 + 2, s0 + 2, c] - p[r0 + 1, s0 + 2, c]
+        e23 = p[r0 + 2, s0 + 3, c] - p[r0 + 1, s0 + 3, c]
+        e30 = p[r0 + 1, s0 + 0, c] - p[r0 + 3, s0 + 0, c]
+        e31 = p[r0 + 1, s0 + 1, c] - p[r0 + 3, s0 + 1, c]
+        e32 = p[r0 + 1, s0 + 2, c] - p[r0 + 3, s0 + 2, c]
+        e33 = p[r0 + 1, s0 + 3, c] - p[r0 + 3, s0 + 3, c]
         # V = e B (columns)
         V[0, t, c] = e00 - e02
         V[1, t, c] = e01 + e02
@@ -575,8 +776,8 @@ def _winograd_output_tile(o, M, t):
 
 
 @jit(parallel=True)
-def _winograd(y, x, U, pt, pl, Ho, Wo, pooled, S):
-    """Winograd conv of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``).
+def _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, S):
+    """``f(conv(x) + b)`` of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``).
 
     The batch is cut into ``S`` runs of samples (one per thread), each with its own scratch.
     """
@@ -586,15 +787,19 @@ def _winograd(y, x, U, pt, pl, Ho, Wo, pooled, S):
     for s in prange(S):
         V = np.empty((16, T, C), dtype=x.dtype)
         M = np.empty((16, T, F), dtype=x.dtype)
-        d = np.empty((16, C), dtype=x.dtype)
+        d = np.empty((4, 4, C), dtype=x.dtype)
         o = np.empty((4, F), dtype=x.dtype)
         for n in range(s * N // S, (s + 1) * N // S):
-            _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T)
+            _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T)
 
 
 @jit()
-def _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T):
-    """Sample ``n`` of :func:`_winograd` with the scratch ``V, M, d, o``."""
+def _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T):
+    """Sample ``n`` of :func:`_winograd` with the scratch ``V, M, d, o``.
+
+    The bias and activation are applied to each output tile while it is in ``o`` (as the Cython kernel):
+    a separate pass over the MNIST conv2 output (19 MB) cost a memory round trip.
+    """
     F = U.shape[2]
     tw = (Wo + 1) // 2
     tiles = ((Ho + 1) // 2) * tw
@@ -617,9 +822,13 @@ def _winograd_sample(y, x, U, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T):
                         v = o[q, f]
                         if v > best or (v != v and best == best):
                             best = v
-                    y[n, ti, tj, f] = best
+                    o[0, f] = best
+                _bias_act_row(o, 0, b, act, alpha)
+                for f in range(F):
+                    y[n, ti, tj, f] = o[0, f]
             else:
                 for q in range(4):
+                    _bias_act_row(o, q, b, act, alpha)
                     oh, ow = 2 * ti + q // 2, 2 * tj + q % 2
                     if oh < Ho and ow < Wo:
                         for f in range(F):
@@ -643,10 +852,10 @@ def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled):
     _winograd_weights(U, w)
     if C == 0:
         y[...] = 0
+        y2 = y.reshape(-1, F)
+        bias_act_forward(y2, y2, b, act, alpha)
     else:
-        _winograd(y, x, U, pt, pl, Ho, Wo, pooled, max(1, min(x.shape[0], numba.get_num_threads())))
-    y2 = y.reshape(-1, F)
-    bias_act_forward(y2, y2, b, act, alpha)
+        _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, max(1, min(x.shape[0], numba.get_num_threads())))
 
 
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
@@ -666,45 +875,120 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, 
 
 
 # ----------------------------------------------------------------------------- conv weight gradient from the input
+# The Cython kernel's scheme (kernels/conv_wgrad.pyx): fixed groups of samples, each group's output rows taken
+# in blocks of R rows (tuning.WGRAD_BLOCK_MNK: OpenBLAS's unpacked small-matrix path), im2col of a block into
+# the run's slot of ``work``, then ``part[g] += col_block.T @ dy_block`` by one BLAS call with beta = 1 (np.dot
+# has no beta). Measured on the MNIST conv2 (128, 26x26x32 -> 64, interleaved with the Cython kernel, medians):
+# numba / cython time 1.00-1.04 at 1 and 2 threads, where one whole-sample np.dot per sample (k = 576, the
+# packed sgemm path) and a partial-sum add made the layer's backward 0.72x the Cython one's speed.
+def _gemm_acc(part, dyb, colb, scal):
+    """``part (K, F) = colb.T @ dyb + scal[1] * part`` (``scal[0]`` = 1): the plain-Python twin.
+
+    ``part``, ``dyb (rows, F)`` and ``colb (rows, K)`` are C-contiguous 2-D arrays. Runs only with
+    ``NUMBA_DISABLE_JIT=1``; jitted callers get the BLAS call of :func:`_gemm_acc_blas`.
+    """
+    prod = np.dot(colb.T, dyb)
+    if scal[1] == 0:
+        part[...] = prod
+    else:
+        part += prod
+
+
+@intrinsic
+def _address(typingctx, arr):
+    """Data pointer of an array (view) as ``void *``."""
+    def codegen(context, builder, signature, args):
+        ary = context.make_array(signature.args[0])(context, builder, args[0])
+        return builder.bitcast(ary.data, llvm_ir.IntType(8).as_pointer())
+    return nb_types.voidptr(arr), codegen
+
+
+# Numba's own BLAS entry point (numba/_helperlib.c, column-major ?gemm of SciPy's cython_blas, looked up
+# by name: cacheable, unlike a ctypes pointer).
+_XXGEMM = nb_types.ExternalFunction("numba_xxgemm", nb_types.intc(
+    nb_types.char, nb_types.char, nb_types.char, nb_types.intp, nb_types.intp, nb_types.intp,
+    nb_types.voidptr, nb_types.voidptr, nb_types.intp, nb_types.voidptr, nb_types.intp,
+    nb_types.voidptr, nb_types.voidptr, nb_types.intp))
+
+
+@overload(_gemm_acc)
+def _gemm_acc_blas(part, dyb, colb, scal):
+    kind = ord("s") if part.dtype == nb_types.float32 else ord("d")
+
+    def impl(part, dyb, colb, scal):
+        # column-major: part^T (F, K) = dyb^T (F, rows) @ colb (rows, K) + beta * part^T
+        rows, F = dyb.shape
+        K = colb.shape[1]
+        _XXGEMM(np.int8(kind), np.int8(110), np.int8(116), F, K, rows, _address(scal[0:1]), _address(dyb), F,
+                _address(colb), K, _address(scal[1:2]), _address(part), F)
+    return impl
+
+
 @jit(parallel=True)
-def _wgrad_from_input(dw, dy, x, sh, sw, pt, pl, dh, dwl):
+def _wgrad_from_input(dw, dy, x, work, S, R, runs, sh, sw, pt, pl, dh, dwl):
     N, Ho, Wo, F = dy.shape
     KH, KW, C, _ = dw.shape
     K = KH * KW * C
-    P = Ho * Wo
+    KF = K * F
     G = min(_WEIGHT_GROUPS, N)
-    partial = np.zeros((G, K, F), dtype=dw.dtype)
-    for g in prange(G):
-        col = np.empty((P, K), dtype=x.dtype)
-        tmp = np.empty((K, F), dtype=x.dtype)
-        for n in range(g * N // G, (g + 1) * N // G):   # samples of the group in order: any thread count
-            _im2col_one(col, x[n], Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dwl)
-            np.dot(col.T, dy[n].reshape((P, F)), tmp)
-            partial[g] += tmp
-    dw2 = dw.reshape((K, F))
-    dw2[:] = partial[0]
-    for g in range(1, G):
-        dw2 += partial[g]
+    dy2 = dy.reshape((N * Ho * Wo, F))
+    for s in prange(runs):                               # run s: groups s, s + runs, ... with slot s
+        scal = np.empty(2, dtype=dw.dtype)
+        scal[0] = 1
+        slot = work[G * KF + s * S:G * KF + (s + 1) * S]
+        for g in range(s, G, runs):
+            part = work[g * KF:(g + 1) * KF].reshape((K, F))
+            n0, n1 = g * N // G, (g + 1) * N // G
+            scal[1] = 0
+            r0 = n0 * Ho
+            while r0 < n1 * Ho:                          # blocks of R output rows, spanning samples
+                r1 = min(r0 + R, n1 * Ho)
+                r = r0
+                while r < r1:
+                    n = r // Ho
+                    oh = r - n * Ho
+                    oh1 = min(oh + (r1 - r), Ho)
+                    lo = (r - r0) * Wo * K
+                    _im2col_rows(slot[lo:lo + (oh1 - oh) * Wo * K].reshape(((oh1 - oh) * Wo, K)), x[n],
+                                 KH, KW, oh, oh1, Wo, sh, sw, pt, pl, dh, dwl)
+                    r += oh1 - oh
+                rows = (r1 - r0) * Wo
+                _gemm_acc(part, dy2[r0 * Wo:r1 * Wo], slot[:rows * K].reshape((rows, K)), scal)
+                scal[1] = 1
+                r0 = r1
+    dw2 = dw.reshape(KF)
+    for e in prange(KF):                                 # ((part[0] + part[1]) + ...) + part[G-1]
+        acc = work[e]
+        for g in range(1, G):
+            acc += work[g * KF + e]
+        dw2[e] = acc
 
 
 def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
-    """Length of the weight-gradient workspace (the reference's; this backend allocates its own scratch)."""
-    from .reference import conv_wgrad_workspace_length as length
-
-    return length(N, H, W, C, KH, KW, F, Ho, Wo, slots)
+    """Length of the weight-gradient workspace: the Cython kernel's layout (``tuning``), which this one uses."""
+    return _tuning.conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots)
 
 
 def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
-    """Weight gradient of a conv rebuilt from its input ``x`` sample by sample (no stored im2col columns).
+    """Weight gradient of a conv rebuilt from its input ``x`` (no stored im2col columns).
 
-    ``work`` is only checked against :func:`conv_wgrad_workspace_length` (one slot), as in the reference.
+    ``work`` is laid out as the Cython kernel's (``[part (G*K*F) | slot 0 | slot 1 | ...]``, see
+    ``tuning.conv_wgrad_workspace_length``); at most as many threads run as it has slots. Same bits for
+    any thread count and slot count.
     """
     N, H, W, C = x.shape
     KH, KW, _, F = dw.shape
-    need = conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, dy.shape[1], dy.shape[2], 1)
+    Ho, Wo = dy.shape[1], dy.shape[2]
+    need = conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, 1)
     if work.ndim != 1 or work.shape[0] < need:
         raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
-    if dy.shape[0] == 0 or dw.size == 0:
+    if dy.shape[0] == 0 or dw.size == 0 or Ho * Wo == 0:
         dw[...] = 0
         return
-    _wgrad_from_input(dw, dy, x, sh, sw, pt, pl, dh, dwl)
+    K = KH * KW * C
+    G = min(_WEIGHT_GROUPS, N)
+    S = need - G * K * F
+    slots = (work.shape[0] - G * K * F) // S if S > 0 else 1
+    runs = max(1, min(slots, G, numba.get_num_threads()))
+    _wgrad_from_input(dw, dy, x, work, max(S, 1), _tuning._wgrad_block_rows(Wo, K, F), runs,
+                      sh, sw, pt, pl, dh, dwl)
