@@ -22,7 +22,8 @@ dask-ml's.
   it is set to another shape); the weights are the same as those of the
   same ``partial_fit`` calls on the image blocks in memory.
 
-Requires ``dask[array]`` and ``dask-ml`` (``pip install "minicnn-engine[distributed]"``).
+Requires ``dask[array]`` and ``dask-ml``: the ``distributed`` extra (``pip install ".[distributed]"`` from a
+checkout, or the built wheel with ``[distributed]``; see docs/CLUSTER.md).
 
 Examples
 --------

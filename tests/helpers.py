@@ -115,3 +115,22 @@ def run_cli(*argv):
     with redirect_stdout(out), redirect_stderr(err):
         code = main([str(a) for a in argv])
     return code, out.getvalue(), err.getvalue()
+
+
+#: Modules of the package that need an optional extra, with the packages it brings (the tests of such a module
+#: skip when one is missing, so the README's test command runs on a machine with only the test extra).
+OPTIONAL_MODULES = {
+    "minicnn.dask_wrappers": ("dask", "dask_ml", "distributed"),
+    "minicnn.onnx": ("onnx", "onnxruntime", "skl2onnx"),
+}
+
+
+def skip_without_extras(module):
+    """``pytest.importorskip`` each package that ``module`` (a name of the package) needs beyond the core."""
+    import pytest
+
+    for name, needs in OPTIONAL_MODULES.items():
+        if module == name or module.startswith(name + "."):
+            for package in needs:
+                pytest.importorskip(package, reason=f"{module} needs the optional package {package}")
+

@@ -8,6 +8,7 @@ import pkgutil
 import pytest
 
 import minicnn
+from helpers import skip_without_extras
 
 SKIP = {"minicnn.__main__"}   # runs the CLI on import
 
@@ -25,6 +26,7 @@ MODULES = all_modules()
 
 @pytest.mark.parametrize("name", MODULES)
 def test_docstring_examples_run(name):
+    skip_without_extras(name)
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
@@ -32,6 +34,7 @@ def test_docstring_examples_run(name):
 
 @pytest.mark.parametrize("name", MODULES)
 def test_public_callables_have_docstrings(name):
+    skip_without_extras(name)
     module = importlib.import_module(name)
     assert module.__doc__, f"{name} has no module docstring"
     missing = []

@@ -8,6 +8,7 @@ import warnings
 import pytest
 
 import minicnn
+from helpers import skip_without_extras
 
 ROOT = pathlib.Path(minicnn.__file__).parent
 #: Deprecated aliases kept for one release; each is a module ``__getattr__`` that warns before importing upward.
@@ -132,6 +133,7 @@ def test_lower_layers_never_import_upper_ones(layer, above):
 
 @pytest.mark.parametrize("module", sorted(set(MODULES) - {"minicnn.__main__"}))
 def test_every_module_imports(module):
+    skip_without_extras(module)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)   # the deprecated aliases are tested where they live
         importlib.import_module(module)
