@@ -16,17 +16,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 
 
-cdef inline uint32_t mix32(uint32_t h) noexcept nogil:
-    h ^= h >> 16
-    h *= <uint32_t>0x7FEB352D
-    h ^= h >> 15
-    h *= <uint32_t>0x846CA68B
-    h ^= h >> 16
-    return h
-
-
-cdef inline uint32_t _hash(uint32_t i, uint32_t key0, uint32_t key1) noexcept nogil:
-    return mix32(mix32(i ^ key0) ^ key1)
+include "_hash.pxi"
 
 
 cdef inline Py_ssize_t _reflect(Py_ssize_t t, Py_ssize_t L) noexcept nogil:
@@ -49,11 +39,11 @@ def augment_batch(floating[:, :, :, ::1] out, const floating[:, :, :, ::1] x, co
         return
     for b in prange(B, nogil=True, schedule="static", num_threads=team(B * H * W * C)):
         base = <uint32_t>(5 * b)
-        sy = <Py_ssize_t>(_hash(base, key0, key1) % ms) - shift
-        sx = <Py_ssize_t>(_hash(base + 1, key0, key1) % ms) - shift
-        cy = <Py_ssize_t>(_hash(base + 2, key0, key1) % mc) - crop
-        cx = <Py_ssize_t>(_hash(base + 3, key0, key1) % mc) - crop
-        mirror = flip and _hash(base + 4, key0, key1) >= <uint32_t>2147483648u
+        sy = <Py_ssize_t>(counter_hash(base, key0, key1) % ms) - shift
+        sx = <Py_ssize_t>(counter_hash(base + 1, key0, key1) % ms) - shift
+        cy = <Py_ssize_t>(counter_hash(base + 2, key0, key1) % mc) - crop
+        cx = <Py_ssize_t>(counter_hash(base + 3, key0, key1) % mc) - crop
+        mirror = flip and counter_hash(base + 4, key0, key1) >= <uint32_t>2147483648u
         n = index[b]
         for i in range(H):
             ii = i + cy

@@ -21,17 +21,7 @@ ctypedef fused floating:
 include "_parallel.pxi"
 
 
-cdef inline uint32_t mix32(uint32_t h) noexcept nogil:
-    h ^= h >> 16
-    h *= <uint32_t>0x7FEB352D
-    h ^= h >> 15
-    h *= <uint32_t>0x846CA68B
-    h ^= h >> 16
-    return h
-
-
-cdef inline uint32_t dropout_hash(uint32_t i, uint32_t key0, uint32_t key1) noexcept nogil:
-    return mix32(mix32(i ^ key0) ^ key1)
+include "_hash.pxi"
 
 
 # Elements per parallel work item of the element-wise kernel (a multiple of the SIMD width).
@@ -52,7 +42,7 @@ cdef inline void _drop_chunk(floating *y, const floating *x, uint32_t start, uin
     cdef uint64_t b64
     for i in range(count):
         v = x[i] * scale
-        keep = dropout_hash(start + i, key0, key1) < threshold
+        keep = counter_hash(start + i, key0, key1) < threshold
         if floating is float:
             memcpy(&b32, &v, 4)
             b32 = b32 & (0 - keep)
@@ -101,7 +91,7 @@ def spatial_dropout_forward(floating[:, :, ::1] y, const floating[:, :, ::1] x,
     for n in prange(N, nogil=True, schedule="static", num_threads=team(N * S * C)):
         keep = &mask[n, 0]
         for c in range(C):
-            keep[c] = 0 - <uint32_t>(dropout_hash(<uint32_t>(n * C + c), key0, key1) < threshold)
+            keep[c] = 0 - <uint32_t>(counter_hash(<uint32_t>(n * C + c), key0, key1) < threshold)
         for s in range(S):
             yn = &y[n, s, 0]
             xn = &x[n, s, 0]

@@ -7,23 +7,13 @@ import numpy as np
 from numba import prange
 
 from .jit import jit
-from .hash_rng import MIX_MUL1, MIX_MUL2
-
-
-@jit(inline="always")
-def _mix32(h):
-    h = np.uint32(h ^ (h >> np.uint32(16)))
-    h = np.uint32(h * np.uint32(MIX_MUL1))
-    h = np.uint32(h ^ (h >> np.uint32(15)))
-    h = np.uint32(h * np.uint32(MIX_MUL2))
-    return np.uint32(h ^ (h >> np.uint32(16)))
+from .numba_hash import counter_hash
 
 
 @jit(inline="always")
 def _draw(i, k0, k1, modulus):
     """``hash(i) % modulus`` as an int64 (``modulus`` >= 1)."""
-    h = _mix32(np.uint32(_mix32(np.uint32(np.uint32(i) ^ k0)) ^ k1))
-    return np.int64(h % np.uint32(modulus))
+    return np.int64(counter_hash(i, k0, k1) % np.uint32(modulus))
 
 
 @jit(inline="always")
@@ -43,7 +33,7 @@ def _augment(out, x, index, key0, key1, shift, crop, flip):
         sx = _draw(base + 1, k0, k1, 2 * shift + 1) - shift
         cy = _draw(base + 2, k0, k1, 2 * crop + 1) - crop
         cx = _draw(base + 3, k0, k1, 2 * crop + 1) - crop
-        mirror = flip and _mix32(np.uint32(_mix32(np.uint32(np.uint32(base + 4) ^ k0)) ^ k1)) >= np.uint32(2**31)
+        mirror = flip and counter_hash(base + 4, k0, k1) >= np.uint32(2**31)
         n = index[b]
         for i in range(H):
             ii = i + cy

@@ -35,7 +35,7 @@ from numba.extending import intrinsic, overload  # noqa: E402
 
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
 from .augment_numba import augment_batch  # noqa: F401,E402 (kernel of this backend)
-from .hash_rng import MIX_MUL1, MIX_MUL2  # noqa: E402
+from .numba_hash import counter_hash  # noqa: E402
 from .jit import jit  # noqa: E402
 from . import tuning as _tuning  # noqa: E402
 from .tuning import DB_BLOCK_ROWS, DW_GROUPS  # noqa: E402
@@ -339,20 +339,9 @@ def avgpool2d_backward(dx, dy, kh, kw, sh, sw, pt, pl):
 
 # ----------------------------------------------------------------------------- dropout
 @jit(inline="always")
-def _mix32(h):
-    """Wellons' lowbias32 in uint32 (every intermediate cast back so it vectorizes)."""
-    h = np.uint32(h ^ (h >> np.uint32(16)))
-    h = np.uint32(h * np.uint32(MIX_MUL1))
-    h = np.uint32(h ^ (h >> np.uint32(15)))
-    h = np.uint32(h * np.uint32(MIX_MUL2))
-    return np.uint32(h ^ (h >> np.uint32(16)))
-
-
-@jit(inline="always")
 def _keep(i, key0, key1, threshold):
     """Mask bit of element ``i``: ``mix32(mix32(i ^ key0) ^ key1) < threshold``."""
-    h = _mix32(np.uint32(np.uint32(i) ^ key0))
-    return _mix32(np.uint32(h ^ key1)) < threshold
+    return counter_hash(i, key0, key1) < threshold
 
 
 @jit(parallel=True)
