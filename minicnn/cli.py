@@ -338,23 +338,14 @@ def load_inputs(paths):
     return X, [str(i) for i in range(len(X))]
 
 
-def _same_file(a, b):
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _check_out(path, option, keep=()):
     """Refuse ``path`` as an output before any work: missing or unwritable directory, a directory, a
     read-only file, or one of the files ``keep`` (inputs the command reads) -- so no work is thrown away.
     A FIFO or a device (``/dev/stdout``) is accepted: the output is written into it, never replaces it."""
-    from .io import _writable_target
+    from .io import _writable_target, same_file
 
     for other_option, other in keep:
-        if other and Path(other).exists() and _same_file(path, other):
+        if other and Path(other).exists() and same_file(path, other):
             raise ValueError(f"{option} {path} is the same file as {other_option} {other}: refusing to overwrite it")
     try:
         target, mode, _ = _writable_target(path)   # follows links; PermissionError for read-only files

@@ -518,16 +518,6 @@ def _images_to_uint8(images):
     return np.rint(images * 255.0).astype(np.uint8)
 
 
-def _same_file(a, b):
-    """True when paths ``a`` and ``b`` name one file (same path after resolving links, or the same inode)."""
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
 def _idx_writer(path, magic, data):
     """A ``write(file)`` that writes ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
     header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
@@ -600,11 +590,11 @@ def save_idx(images, labels, images_path, labels_path):
         raise ValueError(f"images must have shape (n, rows, cols) or (n, rows, cols, 1). Received shape {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(f"labels must have shape ({len(images)},) to match images. Received shape {labels.shape}")
-    if _same_file(images_path, labels_path):
+    from .io import _Staged, same_file
+
+    if same_file(images_path, labels_path):
         raise ValueError(f"images_path and labels_path must be two files; received the same file "
                          f"{os.fspath(images_path)!r} for both")
-    from .io import _Staged
-
     images_u8 = _images_to_uint8(images)
     labels_u8 = _labels_to_uint8(labels)
     staged_images = _Staged(images_path, _idx_writer(images_path, _IDX_IMAGES_MAGIC, images_u8))

@@ -217,6 +217,24 @@ def save(estimator, path):
     _atomic_write(path, lambda f: _write_arrays(f, arrays))
 
 
+def same_file(a, b):
+    """True when paths ``a`` and ``b`` name one file (the same path after resolving links, or the same inode).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
+    >>> same_file(path, os.path.join(os.path.dirname(path), ".", "m.npz"))
+    True
+    """
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def _umask():
     """The process umask: from ``/proc/self/status`` where it exists (thread-safe), else set and restored."""
     try:
