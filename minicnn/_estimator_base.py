@@ -283,7 +283,7 @@ class BaseCNN(BaseEstimator):
                              f"normalizes one value per sample and channel (after a dense layer or a 1x1 map), so a "
                              f"batch needs at least 2 samples; received {source}. Use batch_size >= 2 and more "
                              f"samples, or batch_norm=False.")
-        with thread_limits(self.n_threads):
+        with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))):
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
                         first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
                         augmenter=make_augmenter(self.augment, self.network_.kernels))

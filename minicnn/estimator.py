@@ -141,8 +141,12 @@ _PARAMETERS = """
     backend : {"auto", "numpy", "numba", "cython"}, default="auto"
         Kernel backend; may be changed on a fitted estimator.
     n_threads : int or None, default=None
-        Threads of the kernels during fit and predict (None: every CPU this
-        process may use); see :func:`minicnn.threads.thread_limits`. Calls
+        Most threads of the kernels during fit and predict (None: every CPU
+        this process may use, less those other processes keep busy). A step
+        with little work runs on fewer: one thread per
+        :data:`minicnn.threads.MIN_WORK_PER_THREAD` operations, because a
+        small model ran slower on more threads; see
+        :func:`minicnn.threads.thread_limits`. Calls
         from several Python threads on one estimator are serialized: fit,
         partial_fit, predict*, summary and save hold the estimator's lock, so
         a prediction waits for a running fit and never sees half-trained

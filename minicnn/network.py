@@ -233,6 +233,15 @@ class Sequential:
         self._forward_work = work
         return work
 
+    def training_work(self, batch_size):
+        """Elementary operations of one training step on ``batch_size`` samples (for the thread team's size).
+
+        The forward pass plus the backward pass, which computes an input and a
+        weight gradient of each layer's size: ``3 * batch_size *``
+        :meth:`forward_work_per_sample`.
+        """
+        return 3 * batch_size * self.forward_work_per_sample()
+
     def backward(self, dy):
         """Back-propagate ``dy`` (gradient of the loss wrt the output); fills every layer's grads.
 

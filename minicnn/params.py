@@ -111,7 +111,7 @@ PARAMS = (
           doc="layout of image inputs"),
     Param("backend", "auto", "choice", choices=BACKEND_NAMES, doc="kernel backend"),
     Param("n_threads", None, "int", 1, MAX_THREADS, "both", none=True,
-          doc="threads of the kernels (None: every CPU this process may use)"),
+          doc="most threads of the kernels; small steps use fewer (None: every CPU this process may use)"),
     Param("random_state", None, "seed", doc="seed of initialization, dropout masks, shuffling and splits"),
     Param("verbose", 0, "verbose", doc="1: a line per epoch; 2: also a progress bar"),
     Param("warm_start", False, "bool", doc="continue training the fitted network on the next fit"),

@@ -69,6 +69,14 @@ LIMIT_ENV_VARS = ("OMP_NUM_THREADS", "NUMBA_NUM_THREADS")
 #: Cython fit).
 MAX_THREADS = 1024
 
+#: Elementary operations (units of ``Sequential.forward_work_per_sample``) a call must give each thread of its
+#: team: a call doing ``work`` runs on at most ``work // MIN_WORK_PER_THREAD`` threads (at least 1). Measured on a
+#: 16-CPU machine (benchmarks/RESULTS.md, "Scaling on a 16-core machine"): the digits model (~1.7 M per batch of 64)
+#: trained fastest on 2 threads and predicted no faster past 1 (141k samples/s on 2 threads, 101k on 16); one MNIST
+#: sample (~12 M) predicted fastest on 4-8 threads (469 us, 586 us on 16); a MNIST training batch (~1.5 G) gained up
+#: to 16 threads.
+MIN_WORK_PER_THREAD = 2 ** 21
+
 _blas_lock = threading.Lock()
 _openmp_state = {}
 _blas_state = {"depth": 0, "saved": [], "controllers": [], "scan_key": None}
@@ -310,9 +318,34 @@ def _exit_blas_single():
             _blas_state["saved"] = []
 
 
+def team_for_work(n, work):
+    """Threads worth running for a call doing ``work`` operations with at most ``n`` threads.
+
+    Parameters
+    ----------
+    n : int
+        The most threads (a resolved ``n_threads``).
+    work : int or None
+        The call's elementary operations (see :data:`MIN_WORK_PER_THREAD`); None: no cap.
+
+    Returns
+    -------
+    int
+        ``min(n, max(1, work // MIN_WORK_PER_THREAD))``.
+
+    Examples
+    --------
+    >>> team_for_work(16, 3 * MIN_WORK_PER_THREAD), team_for_work(2, 10), team_for_work(4, None)
+    (3, 1, 4)
+    """
+    if work is None:
+        return n
+    return max(1, min(n, int(work) // MIN_WORK_PER_THREAD))
+
+
 @contextmanager
-def thread_limits(n_threads=None):
-    """Run the enclosed code with ``n_threads`` kernel threads and one BLAS thread.
+def thread_limits(n_threads=None, work=None):
+    """Run the enclosed code with at most ``n_threads`` kernel threads and one BLAS thread.
 
     Sets Numba's thread count (clamped to ``NUMBA_NUM_THREADS``, its pool
     size; only when Numba is already imported, which a Numba backend is
@@ -326,6 +359,12 @@ def thread_limits(n_threads=None):
         Threads for the batch-parallel kernels; None means
         :func:`default_team_size` (the available CPUs that other processes
         leave free, read when the context is entered).
+    work : int or None
+        Elementary operations of one step inside the context (a forward pass:
+        ``batch * network.forward_work_per_sample()``; a training step:
+        :meth:`~minicnn.network.Sequential.training_work`): the team is capped
+        at :func:`team_for_work` threads, because a step too small to share ran
+        slower on more threads. None: no cap.
 
     Yields
     ------
@@ -341,7 +380,7 @@ def thread_limits(n_threads=None):
     n = resolve_n_threads(n_threads)
     if n_threads is None:
         n = min(n, default_team_size())
-    n = _fork_safe_threads(n)
+    n = _fork_safe_threads(team_for_work(n, work))
     # Numba is only touched when something already imported it (a Numba backend
     # imports it when loaded): importing it here would cost ~0.3 s on the
     # cold-start path of a Cython-only ("auto") model.
@@ -382,7 +421,8 @@ def kernel_thread_limits(n_threads, work, backend):
         Validated as by :func:`resolve_n_threads`.
     work : int
         Upper bound of any kernel's elementary operations in the call
-        (e.g. ``batch * network.forward_work_per_sample()``).
+        (e.g. ``batch * network.forward_work_per_sample()``); also caps the
+        team (:func:`team_for_work`).
     backend : Backend
         The kernels that will run (``backend.sources`` says where each comes from).
 
@@ -400,7 +440,7 @@ def kernel_thread_limits(n_threads, work, backend):
         resolve_n_threads(n_threads)
     if work < _parallel_threshold() and not getattr(backend, "uses_numba", True):
         return _NO_LIMITS
-    return thread_limits(n_threads)
+    return thread_limits(n_threads, work)
 
 
 _NO_LIMITS = nullcontext()

@@ -16,6 +16,7 @@ openmp = pytest.importorskip("minicnn.backend._openmp")
 numba = pytest.importorskip("numba")
 
 TWO = min(2, threads.available_cpus())
+N_DIGITS = 100
 
 
 def _blas_threads():
@@ -204,6 +205,44 @@ def test_kernel_thread_limits_skips_only_calls_below_the_parallel_threshold():
         threads.kernel_thread_limits(0, 10, cython)
 
 
+# ----------------------------------------------------------------------------- team size from the work of a step
+@pytest.mark.parametrize("n, work, team", [
+    (4, None, 4), (4, 0, 1), (4, threads.MIN_WORK_PER_THREAD - 1, 1), (4, threads.MIN_WORK_PER_THREAD, 1),
+    (4, 2 * threads.MIN_WORK_PER_THREAD, 2), (4, 3 * threads.MIN_WORK_PER_THREAD + 5, 3),
+    (4, 100 * threads.MIN_WORK_PER_THREAD, 4), (1, 100 * threads.MIN_WORK_PER_THREAD, 1)])
+def test_the_team_is_capped_by_the_work_of_a_step(n, work, team):
+    threads._numba()
+    assert threads.team_for_work(n, work) == team
+    with threads.thread_limits(n, work) as resolved:
+        assert resolved == team
+        assert openmp.get_max_threads() == team
+        assert numba.get_num_threads() == min(team, numba.config.NUMBA_NUM_THREADS)
+        assert _blas_threads() == [1]
+
+
+def test_fit_and_predict_size_the_team_from_their_steps(monkeypatch, digits):
+    """fit sizes its team from a training step (forward + backward) of its batch, predict from a forward batch."""
+    import minicnn._estimator_base as base
+    from minicnn import CNNClassifier
+
+    X, y = digits
+    calls = []
+    real = threads.thread_limits
+
+    def recorder(n=None, work=None):
+        calls.append((n, work))
+        return real(n, work)
+
+    monkeypatch.setattr(base, "thread_limits", recorder)
+    monkeypatch.setattr(threads, "thread_limits", recorder)
+    clf = CNNClassifier(layers=("conv4", "maxpool", "dense16"), batch_size=32, max_iter=1, n_threads=3,
+                        backend="numba", random_state=0).fit(X[:100], y[:100])
+    per_sample = clf.network_.forward_work_per_sample()
+    assert calls == [(3, 3 * 32 * per_sample)]
+    clf.predict(X[:40])
+    assert calls[1:] == [(3, 40 * per_sample)]
+
+
 def test_forward_work_bounds_every_layer_of_the_reference_model():
     from minicnn.tools.bench import MinicnnContender
 
@@ -221,7 +260,7 @@ def test_one_sample_predict_leaves_thread_settings_alone_and_a_large_batch_sets_
     clf = MinicnnContender("digits", "cython").clf
     entered = []
     real = threads.thread_limits
-    monkeypatch.setattr(threads, "thread_limits", lambda n=None: entered.append(n) or real(n))
+    monkeypatch.setattr(threads, "thread_limits", lambda n=None, work=None: entered.append(n) or real(n, work))
     clf.n_threads = 1
     one = clf.predict_proba(clf._images(np.zeros((1, 8, 8, 1), np.float32)))
     assert entered == []

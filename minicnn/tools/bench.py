@@ -155,7 +155,7 @@ class MinicnnContender:
 
         net, opt, loss = self.clf.network_, self.clf._optimizer, self.clf._loss_function
         times = []
-        with thread_limits(n_threads):
+        with thread_limits(n_threads, net.training_work(len(self.xb))):   # the team fit would use
             for _ in range(steps):
                 start = time.perf_counter()
                 train_step(net, loss, opt, self.xb, self.yb)
@@ -171,10 +171,10 @@ class MinicnnContender:
         return _timed(lambda: self.clf.predict(self.x1), steps)
 
     def latency_engine(self, n_threads, steps):
-        from minicnn.threads import thread_limits
+        from minicnn.threads import kernel_thread_limits
 
         net = self.clf.network_
-        with thread_limits(n_threads):
+        with kernel_thread_limits(n_threads, net.forward_work_per_sample(), net.kernels):   # as predict does
             return _timed(lambda: net.forward(self.x1, training=False), steps)
 
 
