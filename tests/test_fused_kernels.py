@@ -135,16 +135,17 @@ def test_matmul_matches_reference(backend, dtype, trans_a, trans_b, M, N, K):
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("trans_a, trans_b", [(0, 0), (1, 0), (0, 1), (1, 1)])
-def test_matmul_same_for_1_and_2_threads(backend, trans_a, trans_b):
-    """Big enough for one block of rows per thread (work >= 2^18): the row split changes no bit,
-    with NaN-filled outputs; the dense forward's fused split too."""
+@pytest.mark.parametrize("M, N, K", [(256, 96, 512),
+                                     (1, 100, 2700), (1, 2100, 130)])   # one row split into gemv blocks
+def test_matmul_same_for_1_and_2_threads(backend, trans_a, trans_b, M, N, K):
+    """Big enough for one block of rows (or of a single row's outputs) per thread (work >= 2^18): the
+    split changes no bit, with NaN-filled outputs; the dense forward's fused split too."""
     if not _has(backend):
         pytest.skip(f"{backend} backend not available")
     from minicnn.threads import thread_limits
 
     kernels = get_backend(backend)
     rng = np.random.default_rng(4)
-    M, N, K = 256, 96, 512
     a = rng.standard_normal((K, M) if trans_a else (M, K)).astype(np.float32)
     b = rng.standard_normal((N, K) if trans_b else (K, N)).astype(np.float32)
     bias = rng.standard_normal(N).astype(np.float32)
