@@ -19,6 +19,7 @@ Examples
 
 import argparse
 import csv
+import functools
 import os
 import sys
 import time
@@ -600,6 +601,12 @@ def _one_line(exc):
     return text if text and plain else f"{type(exc).__name__}: {text}"
 
 
+def _show_warning(command, message, category, filename, lineno, file=None, line=None):
+    """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line."""
+    text = " ".join(str(message).split())
+    print(f"minicnn {command}: warning: {category.__name__}: {text}", file=sys.stderr if file is None else file)
+
+
 def main(argv=None):
     """Entry point of the ``minicnn`` console script and of ``python -m minicnn``.
 
@@ -628,7 +635,10 @@ def main(argv=None):
         return 2
     args.argv = argv
     try:
-        return args.func(args)
+        with warnings.catch_warnings():
+            if not args.debug:   # one line per warning, like the errors (the Python form with --debug)
+                warnings.showwarning = functools.partial(_show_warning, args.command)
+            return args.func(args)
     except Exception as exc:   # anything, out of memory included: one line (the traceback with --debug)
         if args.debug:
             raise

@@ -202,6 +202,27 @@ def test_debug_reraises(tmp_path):
         main(["fit", "--data", "cifar", "--debug"])
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_warnings_are_one_line_each_like_the_errors(tmp_path, debug):
+    """A warning during a command prints as ``minicnn CMD: warning: Category: message`` (Python's form with --debug)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as python_form:
+        warnings.simplefilter("always")
+        code, out, err = run_cli("fit", "--epochs", "1", "--quiet", "--out", tmp_path / "m.npz",
+                                 *(["--debug"] if debug else []))
+    assert code == 0 and "saved model" in out
+    lines = err.splitlines()
+    if debug:
+        assert "warning:" not in err
+        assert any(w.category.__name__ == "ConvergenceWarning" for w in python_form)
+        return
+    assert not python_form
+    assert lines and all(line.startswith("minicnn fit: warning: ") for line in lines), err
+    assert any(line.startswith("minicnn fit: warning: ConvergenceWarning: CNNClassifier: maximum iterations "
+                               "(max_iter=1)") for line in lines)
+
+
 def _subparsers():
     import argparse
 
