@@ -50,6 +50,23 @@ ARMS = {
 ANY_DROPOUT = "any_dropout"   # the union of a group's dropout arms (Srivastava et al.'s "with dropout")
 
 
+def rate_text(rate):
+    """A rate as text, exact (the shortest form that reads back as the same float): ``0.25`` -> ``"0.25"``.
+
+    Labels and CSV keys use it, so two rates never share a label (``:g`` would merge 0.1234561 and 0.1234564).
+    """
+    return repr(float(rate))
+
+
+def min_size(n_classes):
+    """The smallest training-set size whose validation split (:data:`VALIDATION_FRACTION`, stratified) holds one
+    image of each of ``n_classes`` classes, and the training part too (the estimator's early-stopping split)."""
+    size = 2
+    while not (round(VALIDATION_FRACTION * size) >= n_classes and size - round(VALIDATION_FRACTION * size) >= n_classes):
+        size += 1
+    return size
+
+
 @dataclass(frozen=True)
 class Model:
     """One model of a profile and the placements it is trained with.
@@ -206,7 +223,7 @@ class Config:
         """Short unique name, e.g. ``"base/after_last_pool/spatial/0.25"``."""
         if self.placement == "none":
             return f"{self.group}/none"
-        return f"{self.group}/{self.placement}/{self.kind}/{self.rate:g}"
+        return f"{self.group}/{self.placement}/{self.kind}/{rate_text(self.rate)}"
 
     def estimator_params(self):
         """Architecture and dropout parameters of :class:`minicnn.CNNClassifier`."""
@@ -341,7 +358,7 @@ def make_plan(data="digits", sizes=None, seeds=None, quick=False, layers=None, p
     seeds : int or sequence of int, default=None
         An int ``k`` means seeds ``0..k-1``; None means :data:`MIN_SEEDS` (2 with ``quick``).
     quick : bool, default=False
-        Smoke-test grid: smallest size, rate 0.5 only, two seeds, 30% of the epochs.
+        Smoke-test grid: smallest size, rate 0.5 only (or ``rates`` when given), two seeds, 30% of the epochs.
     layers : sequence of str, default=None
         The user's model; required for user data, replaces the profile's models otherwise.
     padding : {"same", "valid"}, default="same"
@@ -378,17 +395,22 @@ def make_plan(data="digits", sizes=None, seeds=None, quick=False, layers=None, p
         raise ValueError(f"Expected data to be one of {tuple(PROFILES)}, 'idx:IMAGES,LABELS' or a .npz file. "
                          f"Received: data={data!r}")
     seeds = _seed_tuple((2 if quick else MIN_SEEDS) if seeds is None else seeds)
+    given_rates = rates
     rates = tuple(profile.rates if rates is None else rates)
     if not rates or not all(0.0 < float(r) < 1.0 for r in rates):
         raise ValueError(f"Expected rates in (0, 1). Received: rates={rates}")
+    if len({rate_text(r) for r in rates}) != len(rates):
+        raise ValueError(f"Expected distinct rates. Received: rates={rates}")
     if quick:
         sizes = sizes or (min((s for s in profile.sizes if s != "full"), default="full"),)
-        rates = (0.5,)
+        rates = (0.5,) if given_rates is None else rates
         epochs_scale = epochs_scale * 0.3
     sizes = tuple(profile.sizes if sizes is None else sizes)
     for size in sizes:
         if size != "full" and not (isinstance(size, int) and not isinstance(size, bool) and size >= 20):
             raise ValueError(f"Expected every size to be an int >= 20 or 'full'. Received: sizes={sizes}")
+    if len(set(sizes)) != len(sizes):
+        raise ValueError(f"Expected distinct sizes. Received: sizes={sizes}")
     if not (epochs_scale > 0 and math.isfinite(epochs_scale)):
         raise ValueError(f"Expected epochs_scale > 0. Received: epochs_scale={epochs_scale!r}")
     configs = [c for model in profile.models for c in configs_for(model, rates)]

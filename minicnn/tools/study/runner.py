@@ -75,28 +75,43 @@ def run_one(data, test_size, config, size, seed, max_epochs, profile, schedule, 
 
 def run_key(row):
     """What identifies a run in the CSV: data set, configuration, size, seed and epoch budget."""
+    from .grid import rate_text
+
     label = (f"{row['group']}/none" if row["placement"] == "none"
-             else f"{row['group']}/{row['placement']}/{row['kind']}/{float(row['rate']):g}")
+             else f"{row['group']}/{row['placement']}/{row['kind']}/{rate_text(row['rate'])}")
     return (row["data"], label, str(row["size"]), int(row["seed"]), int(row["max_epochs"]))
 
 
-def read_csv(path):
-    """Rows of a study CSV as dicts of strings ([] when the file does not exist).
+def read_csv(path, advice="delete it or choose another --out directory"):
+    """Rows of a study CSV as dicts of strings ([] when the file does not exist or is empty).
 
     Raises
     ------
     ValueError
-        When the file has other columns than :data:`CSV_FIELDS` (another study, or another version).
+        When the file is not a text CSV, has other columns than :data:`CSV_FIELDS` (another study, or another
+        version), or a row with more or fewer fields than the header; the message names the file and ends in
+        ``advice``.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.is_file() or path.stat().st_size == 0:
         return []
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if tuple(reader.fieldnames or ()) != CSV_FIELDS:
-            raise ValueError(f"{path}: not a runs.csv of this study version (columns {reader.fieldnames}); "
-                             f"delete it or choose another --out directory")
-        return list(reader)
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != CSV_FIELDS:
+                raise ValueError(f"{path}: not a runs.csv of this study version (columns {reader.fieldnames}); "
+                                 f"{advice}")
+            rows = []
+            for row in reader:
+                if None in row or None in row.values():
+                    raise ValueError(f"{path}, line {reader.line_num}: {'more' if None in row else 'fewer'} fields "
+                                     f"than the {len(CSV_FIELDS)} columns of the header (a damaged file); {advice}")
+                rows.append(row)
+            return rows
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a text CSV file (byte {exc.start} is not UTF-8); {advice}") from None
+    except csv.Error as exc:
+        raise ValueError(f"{path}: not a readable CSV file ({exc}); {advice}") from None
 
 
 class _Appender:
