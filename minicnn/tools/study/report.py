@@ -15,36 +15,85 @@ _GROUPS = {"base": "base model", "bn": "base model with batch_norm=True", "deep"
            "keras": "Keras MNIST CNN", "user": "your model"}
 
 
+def _bool(text):
+    if text not in ("True", "False"):
+        raise ValueError(f"expected True or False, received {text!r}")
+    return text == "True"
+
+
 def typed(raw):
-    """One CSV row (strings) with numbers and booleans parsed."""
-    return dict(raw, batch_norm=raw["batch_norm"] == "True", rate=float(raw["rate"]), n_train=int(raw["n_train"]),
+    """One CSV row (strings) with numbers and booleans parsed.
+
+    Raises
+    ------
+    ValueError
+        For a value that does not parse (a boolean other than True/False, a size other than an int or "full").
+    """
+    if raw["size"] != "full" and not raw["size"].isdigit():
+        raise ValueError(f"size: expected an integer or 'full', received {raw['size']!r}")
+    return _typed(raw)
+
+
+def _typed(raw):
+    bool_fields = {k: _bool(raw[k]) for k in ("batch_norm", "stopped_early", "did_not_train")}
+    return dict(raw, **bool_fields, rate=float(raw["rate"]), n_train=int(raw["n_train"]),
                 seed=int(raw["seed"]), max_epochs=int(raw["max_epochs"]), epochs=int(raw["epochs"]),
-                stopped_early=raw["stopped_early"] == "True", final_train_loss=float(raw["final_train_loss"]),
-                did_not_train=raw["did_not_train"] == "True", val_accuracy=float(raw["val_accuracy"]),
+                final_train_loss=float(raw["final_train_loss"]), val_accuracy=float(raw["val_accuracy"]),
                 test_accuracy=float(raw["test_accuracy"]), train_time_s=float(raw["train_time_s"]))
 
 
-def read_runs(path):
+def read_runs(path, advice="delete it or choose another --out directory", allow_empty=False):
     """Read a study ``runs.csv`` into typed rows.
 
     Raises
     ------
     ValueError
-        When a column is missing, a value does not parse, or there are no runs.
+        When a column is missing, a value does not parse, or there are no runs (unless ``allow_empty``); the
+        message names the file (and the line).
     FileNotFoundError
         When ``path`` does not exist.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"{path}: no such runs CSV")
     rows = []
-    for line, raw in enumerate(read_csv(path), start=2):
+    for line, raw in enumerate(read_csv(path, advice), start=2):
         try:
             rows.append(typed(raw))
-        except (ValueError, KeyError) as exc:
-            raise ValueError(f"{path}, line {line}: {exc}") from None
-    if not rows:
-        raise ValueError(f"{path}: no runs")
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}, line {line}: {exc}; {advice}") from None
+    if not rows and not allow_empty:
+        raise ValueError(f"{path}: no runs in it")
     return rows
+
+
+def check_one_study(rows, path):
+    """Refuse rows of different study runs in one CSV (they would be pooled as more seeds).
+
+    One run trains each (data set, configuration, size, seed) once, with one schedule, one epoch budget per size
+    and one set of layers per model.
+
+    Raises
+    ------
+    ValueError
+        Naming ``path`` and what differs.
+    """
+    seen, values = {}, {}
+    for row in rows:
+        key = (row["data"], row["group"], row["placement"], row["kind"], row["rate"], row["size"], row["seed"])
+        if key in seen:
+            raise ValueError(f"{path}: holds the run {'/'.join(map(str, key))} twice (max_epochs {seen[key]} and "
+                             f"{row['max_epochs']}): rows of different study runs, which would count as more seeds; "
+                             f"re-analyse one run's rows at a time")
+        seen[key] = row["max_epochs"]
+        for what, where, value in (("max_epochs", f"{row['data']} size {row['size']}", row["max_epochs"]),
+                                   ("schedule", row["data"], row["schedule"]),
+                                   ("layers", f"{row['data']} model {row['group']}", row["layers"]),
+                                   ("n_train", f"{row['data']} size {row['size']}", row["n_train"])):
+            first = values.setdefault((what, where), value)
+            if first != value:
+                raise ValueError(f"{path}: holds runs of different study settings ({what} {first} and {value} for "
+                                 f"{where}), which would be pooled as more seeds; re-analyse one run's rows at a "
+                                 f"time")
 
 
 def _pp(value):
@@ -59,11 +108,21 @@ def _size_key(size):
     return (1, 0) if size == "full" else (0, int(size))
 
 
+def seeds_per_block(rows):
+    """The fewest seeds of any (data set, model, size) block of ``rows`` (0 without rows)."""
+    blocks = {}
+    for row in rows:
+        blocks.setdefault((row["data"], row["group"], row["size"]), set()).add(row["seed"])
+    return min((len(s) for s in blocks.values()), default=0)
+
+
 def warning_text(meta):
-    """The "not meaningful" sentence for quick, too-small or over-budget runs (None for a real study)."""
+    """The "not meaningful" sentence for quick, too-small, over-budget or unknown runs (None for a real study)."""
     why = [w for w, on in (("--quick smoke", meta.get("quick")),
                            (f"fewer-than-10-seeds ({meta.get('n_seeds')})", meta.get("few_seeds")),
-                           ("over-budget", meta.get("over_budget"))) if on]
+                           ("over-budget", meta.get("over_budget")),
+                           (f"settings-unknown ({meta.get('unknown_settings')})", meta.get("unknown_settings")))
+           if on]
     return NOT_MEANINGFUL.format(why=" and ".join(why)) if why else None
 
 
@@ -158,9 +217,11 @@ def recommendation_lines(rec, data):
         f"`dropout_kind=\"{'auto' if rec['kind'] == 'spatial' else 'element'}\"`")
     vs = rec["vs_none"]
     low, high = rec["test_ci"]
+    clipped = low < 0 or high > 1
+    note = (f"; clipped to [0, 100]: with {rec['n_seeds']} seeds the interval is uninformative" if clipped else "")
     line = (f"- **{data}** ({_GROUPS.get(rec['group'], rec['group'])}, {rec['size']} training images): {what} — "
-            f"test accuracy {100 * rec['test_mean']:.2f}% (95% CI [{100 * low:.2f}, {100 * high:.2f}], "
-            f"{rec['n_seeds']} seeds)")
+            f"test accuracy {100 * rec['test_mean']:.2f}% (95% CI [{100 * max(low, 0.0):.2f}, "
+            f"{100 * min(high, 1.0):.2f}]{note}, {rec['n_seeds']} seeds)")
     if rec["placement"] != "none" and vs["n"]:
         line += f", {_pp(vs['mean'])} pp vs no dropout (95% CI [{_pp(vs['ci_low'])}, {_pp(vs['ci_high'])}])"
     return [line + ". Chosen by mean validation accuracy; the test set only reports it."]
@@ -292,4 +353,5 @@ def plot(rows, results, out_dir):
     return paths
 
 
-__all__ = ["CSV_FIELDS", "read_runs", "render", "plot", "warning_text", "typed"]
+__all__ = ["CSV_FIELDS", "read_runs", "render", "plot", "warning_text", "typed", "check_one_study",
+           "seeds_per_block"]

@@ -28,6 +28,7 @@ from .grid import ANY_DROPOUT, ARMS
 
 ALPHA = 0.05
 HOLDS, FAILS, NOT_SIGNIFICANT = "holds", "does not hold", "not significant"
+NOT_APPLICABLE = "not applicable"   # the two arms build the same networks on this model: nothing to compare
 
 
 @dataclass(frozen=True)
@@ -202,19 +203,48 @@ def size_order(rows):
 
 def _chosen_summary(rows):
     """Which configurations the validation split chose, e.g. ``{"after_last_pool 0.25": 7, ...}``."""
+    from .grid import rate_text
+
     counts = {}
     for row in rows:
-        name = "none" if row["placement"] == "none" else f"{row['placement']} {row['kind']} {row['rate']:g}"
+        name = "none" if row["placement"] == "none" else f"{row['placement']} {row['kind']} {rate_text(row['rate'])}"
         counts[name] = counts.get(name, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+def _networks(rows, group, arm, data, size):
+    """The distinct networks trained for ``arm`` in one (data set, size): a copied row counts as its source."""
+    from .grid import rate_text
+
+    out = set()
+    for row in _arm_members(rows, group, arm):
+        if row["data"] == data and row["size"] == size:
+            own = (f"{row['group']}/none" if row["placement"] == "none"
+                   else f"{row['group']}/{row['placement']}/{row['kind']}/{rate_text(row['rate'])}")
+            out.add(row.get("same_as") or own)
+    return out
+
+
 def evaluate(rows, claim, data, size):
-    """One claim on one data set and size (paired over seeds); None when the study has no such runs."""
+    """One claim on one data set and size (paired over seeds); None when the study has no such runs.
+
+    When both arms consist of the same networks (e.g. spatial and element dropout on a model without conv maps,
+    whose rows share one run through ``same_as``), the result has ``same_network=True``, no p-value, and its
+    verdict is "not applicable".
+    """
     treated, control = select(rows, claim.group, claim.treatment), select(rows, claim.group, claim.control)
     seeds = sorted(k[2] for k in set(treated) & set(control) if k[:2] == (data, size))
     if not seeds:
         return None
+    if _networks(rows, claim.group, claim.treatment, data, size) == \
+            _networks(rows, claim.group, claim.control, data, size):
+        nan = float("nan")
+        mean = float(np.mean([treated[(data, size, s)]["test_accuracy"] for s in seeds]))
+        return dict(n=len(seeds), mean=nan, ci_low=nan, ci_high=nan, d_z=nan, p_t=nan, p_wilcoxon=nan,
+                    treatment_mean=mean, control_mean=mean, same_network=True,
+                    chosen_treatment=_chosen_summary([treated[(data, size, s)] for s in seeds]),
+                    chosen_control=_chosen_summary([control[(data, size, s)] for s in seeds]),
+                    not_trained=sum(treated[(data, size, s)]["did_not_train"] for s in seeds))
     t_rows = [treated[(data, size, s)] for s in seeds]
     c_rows = [control[(data, size, s)] for s in seeds]
     result = paired_test([t["test_accuracy"] - c["test_accuracy"] for t, c in zip(t_rows, c_rows)])
@@ -257,7 +287,8 @@ def analyse(rows, alpha=ALPHA):
     Returns
     -------
     list of dict
-        One result per (claim, data set, size) that the rows cover: :func:`paired_test` fields plus ``key``,
+        One result per (claim, data set, size) that the rows cover (verdict "not applicable", outside Holm's
+        correction, when both arms build the same networks): :func:`paired_test` fields plus ``key``,
         ``title``, ``source``, ``data``, ``size``, ``treatment_mean``, ``control_mean``, ``chosen_treatment``,
         ``chosen_control``, ``not_trained``, ``p_holm`` and ``verdict``.
     """
@@ -279,7 +310,7 @@ def analyse(rows, alpha=ALPHA):
                     results.append(result)
     for result, p_adj in zip(results, holm([r["p_t"] for r in results])):
         result["p_holm"] = p_adj
-        result["verdict"] = verdict(result["mean"], p_adj, alpha)
+        result["verdict"] = NOT_APPLICABLE if result.get("same_network") else verdict(result["mean"], p_adj, alpha)
     return results
 
 
