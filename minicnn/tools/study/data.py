@@ -64,17 +64,105 @@ def _hold_out(X, y, test_size):
     return X_pool, y_pool, X_test, y_test
 
 
-def _load_npz(path):
-    with np.load(path, allow_pickle=False) as archive:
+def _read_npz(path):
+    import zipfile
+    import zlib
+
+    where = f"--data {path}"
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ValueError(f"{where}: no such file") from None
+    except IsADirectoryError:
+        raise ValueError(f"{where}: is a directory, not a .npz file") from None
+    except PermissionError:
+        raise ValueError(f"{where}: permission denied") from None
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+        raise ValueError(f"{where}: not a readable .npz archive ({type(exc).__name__}: {exc}); save one with "
+                         f"numpy.savez(path, X=X, y=y)") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ValueError(f"{where}: holds one array in .npy format, not a .npz archive with arrays X and y; save one "
+                         f"with numpy.savez(path, X=X, y=y)")
+    with archive:
         missing = [k for k in ("X", "y") if k not in archive.files]
         if missing:
-            raise ValueError(f"{path}: expected arrays ['X', 'y'] in the .npz file, found {archive.files}")
-        return archive["X"], archive["y"]
+            raise ValueError(f"{where}: expected arrays ['X', 'y'] in the .npz file, found {archive.files}")
+        try:
+            return archive["X"], archive["y"]
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError) as exc:
+            hint = "; save numbers, not Python objects" if "Object arrays" in str(exc) else ""
+            raise ValueError(f"{where}: array X or y cannot be read ({type(exc).__name__}: {exc}){hint}") from None
+
+
+def _read_idx(data):
+    from minicnn import datasets
+
+    images, labels = data[4:].split(",")
+    try:
+        return datasets.load_idx(images, labels)
+    except FileNotFoundError as exc:
+        raise ValueError(f"--data {data}: no such file {exc.filename or ''}".rstrip()) from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise ValueError(f"--data {data}: {exc}") from None
+
+
+def _check_arrays(X, y, data):
+    """Shapes of the user's ``X`` and ``y`` (one line naming ``--data`` and the file)."""
+    where = f"--data {data}"
+    if X.ndim < 2:
+        raise ValueError(f"{where}: X has shape {X.shape}; expected images (n, height, width[, channels]) or "
+                         f"(n, features)")
+    if y.ndim == 0:
+        raise ValueError(f"{where}: y is a scalar ({y.item()!r}); expected one class label per sample, shape (n,)")
+    if y.ndim == 2 and y.shape[1] > 1:
+        raise ValueError(f"{where}: y has shape {y.shape} (one-hot or several outputs?); expected one class label "
+                         f"per sample, shape (n,) (for one-hot y pass y.argmax(axis=1))")
+    if y.ndim > 2:
+        raise ValueError(f"{where}: y has shape {y.shape}; expected one class label per sample, shape (n,)")
+    if len(X) == 0 or len(y) == 0:
+        raise ValueError(f"{where}: X has {len(X)} samples and y {len(y)}; the study needs data")
+    if len(X) != len(y):
+        raise ValueError(f"{where}: X has {len(X)} samples but y has {len(y)} labels")
+    if y.dtype.kind == "f" and not (np.isfinite(y).all() and np.array_equal(y, np.rint(y))):
+        bad = y[~(np.isfinite(y) & (y == np.rint(y)))].ravel()[0]
+        raise ValueError(f"{where}: y holds non-integer labels such as {bad.item()!r}; expected class labels "
+                         f"(integers or strings)")
+
+
+def _stamp(data):
+    """What identifies the file(s) of user data now: resolved path, size and modification time (None: built-in)."""
+    import os
+
+    if not (data.startswith("idx:") or data.endswith(".npz")):
+        return None
+    paths = data[4:].split(",") if data.startswith("idx:") else [data]
+    out = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+            out.append((os.path.realpath(path), st.st_size, st.st_mtime_ns, st.st_ino))
+        except OSError:
+            out.append((path, None))
+    return tuple(out)
+
+
+def user_arrays(data):
+    """The user's ``X`` and ``y`` from ``"idx:IMAGES,LABELS"`` or a ``.npz`` file, shapes checked.
+
+    Cached per process while the file is unchanged (a file rewritten in between is read again).
+    """
+    return _user_arrays(data, _stamp(data))
 
 
 @functools.lru_cache(maxsize=2)
+def _user_arrays(data, stamp):
+    X, y = _read_idx(data) if data.startswith("idx:") else _read_npz(data)
+    _check_arrays(X, y, data)
+    return X, y
+
+
 def load_split(data, test_size):
-    """Training pool and fixed held-out test set of ``data`` (cached per process).
+    """Training pool and fixed held-out test set of ``data`` (cached per process while its file is unchanged).
 
     Parameters
     ----------
@@ -90,8 +178,13 @@ def load_split(data, test_size):
     Raises
     ------
     ValueError
-        For an unknown ``data`` or a malformed file.
+        For an unknown ``data`` or a malformed file (naming ``--data`` and the file).
     """
+    return _load_split(data, test_size, _stamp(data))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_split(data, test_size, stamp):
     from minicnn import datasets
 
     if data == "mnist":
@@ -100,15 +193,53 @@ def load_split(data, test_size):
         return load_fashion_mnist()
     if data == "digits":
         return _hold_out(*datasets.load_digits_images(), test_size)
-    if data.startswith("idx:"):
-        paths = data[4:].split(",")
-        if len(paths) != 2 or not all(paths):
+    if data.startswith("idx:") or data.endswith(".npz"):
+        if data.startswith("idx:") and (len(data[4:].split(",")) != 2 or not all(data[4:].split(","))):
             raise ValueError(f"--data idx:IMAGES,LABELS needs two comma-separated files; received {data!r}")
-        return _hold_out(*datasets.load_idx(*paths), test_size)
-    if data.endswith(".npz"):
-        return _hold_out(*_load_npz(data), test_size)
+        X, y = user_arrays(data)
+        try:
+            return _hold_out(X, y.reshape(len(y)), test_size)
+        except ValueError as exc:
+            raise ValueError(f"--data {data}: its {len(y)} samples are too few to hold out a stratified test set "
+                             f"of {test_size:.0%} ({exc})") from None
     raise ValueError(f"Expected data to be digits, mnist, fashion-mnist, idx:IMAGES,LABELS or a .npz file. "
                      f"Received: data={data!r}")
+
+
+def check_user_data(data, layers, padding="same"):
+    """Validate the user's data once, as :class:`minicnn.CNNClassifier` will, with its warnings shown.
+
+    The runs silence the estimator's warnings (they would repeat in every run), so the warnings about ``X``
+    (unscaled gray levels, a channels-first layout, a flat strip) and ``y`` (a column vector) are given here,
+    in the main process, before anything trains.
+
+    Raises
+    ------
+    ValueError
+        Naming ``--data`` and the file: NaN or infinite values, a single class, labels the estimator refuses.
+    """
+    from minicnn import CNNClassifier
+    from minicnn.inputs import prepare_X
+
+    X, y = user_arrays(data)
+    clf = CNNClassifier(layers=tuple(layers), padding=padding)
+    try:
+        prepare_X(clf, X, reset=True)
+        clf._prepare_y(y, True, None)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"--data {data}: {exc}") from None
+
+
+def data_digest(data, test_size):
+    """SHA-256 of the pool and test arrays of ``data`` (shapes and dtypes included): the data's identity."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for array in load_split(data, test_size):
+        array = np.ascontiguousarray(array)
+        digest.update(f"{array.shape}{array.dtype.str}".encode())
+        digest.update(array.tobytes() if array.dtype.kind != "O" else repr(array.tolist()).encode())
+    return digest.hexdigest()
 
 
 def training_subset(y_pool, size, seed):
