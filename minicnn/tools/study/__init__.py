@@ -29,8 +29,8 @@ import platform
 import time
 from pathlib import Path
 
-from .grid import DEFAULT_DATA, fit_budget, make_plan
-from .report import plot, read_runs, render, typed, warning_text
+from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, make_plan
+from .report import check_one_study, plot, read_runs, render, seeds_per_block, typed, warning_text
 from .runner import run_plan
 from .stats import analyse, recommend
 
@@ -101,6 +101,128 @@ def _workers(n_jobs):
     return _cpus() if n_jobs == -1 else max(1, n_jobs)
 
 
+def _check_sizes(plan, n_pool, n_classes):
+    """Every size of ``plan`` below the pool and large enough for the validation split (naming ``--sizes``)."""
+    from .grid import VALIDATION_FRACTION, min_size
+
+    smallest = min_size(n_classes)
+    for size in plan.sizes:
+        n = n_pool if size == "full" else size
+        if size != "full" and size >= n_pool:
+            raise ValueError(f"--sizes: {size} is not below the training pool of {plan.data} ({n_pool} images): it "
+                             f"would train on the whole pool, as 'full' does; choose sizes below {n_pool}, or 'full'")
+        if n < smallest:
+            what = (f"--sizes: {size}" if size != "full" else f"--sizes: full (the training pool of {plan.data}, "
+                                                                  f"{n_pool} images)")
+            raise ValueError(f"{what} is too small: the {VALIDATION_FRACTION:.0%} validation split that stops training "
+                             f"and chooses rates needs one image of each of the {n_classes} classes, and so does the "
+                             f"rest; sizes of {plan.data} start at {smallest}")
+
+
+def plan_settings(plan, digest):
+    """The settings that make runs of ``plan`` comparable: its fingerprint, recorded in the meta JSON.
+
+    Rates, sizes and seeds are left out (a resumed study may add some); everything that changes what a run of a
+    given (configuration, size, seed) is, is in: the models, the schedule, the epoch budgets, the optimiser, the
+    early stopping, the test split and the data's contents (``digest``, see
+    :func:`minicnn.tools.study.data.data_digest`).
+    """
+    from .grid import VALIDATION_FRACTION, schedule_params
+
+    profile = plan.profile
+    return dict(models={m.group: dict(layers=",".join(m.layers), padding=m.padding, batch_norm=m.batch_norm)
+                        for m in profile.models},
+                schedule=schedule_params(plan.schedule).get("lr_schedule", "constant"), quick=plan.quick,
+                max_epochs={str(size): plan.max_epochs(size) for size in plan.sizes},
+                batch_size=profile.batch_size, learning_rate=profile.learning_rate,
+                patience=profile.n_iter_no_change, validation_fraction=VALIDATION_FRACTION,
+                test_size=profile.test_size, data_sha256=digest)
+
+
+def _settings_differences(old, new):
+    """What differs between two :func:`plan_settings` (epoch budgets compared on the sizes both have)."""
+    out = []
+    for key in new:
+        if key not in old:
+            continue
+        a, b = old[key], new[key]
+        if key == "max_epochs":
+            a = {s: e for s, e in a.items() if s in b}
+            b = {s: e for s, e in b.items() if s in a}
+        if a != b:
+            out.append(f"{key} {a} then, {b} now" if key != "data_sha256" else "the data's contents changed")
+    return out
+
+
+def _row_differences(rows, plan, settings):
+    """What the runs of ``plan.data`` in an older CSV (without a fingerprint) show to differ from ``plan``."""
+    models = settings["models"]
+    out = set()
+    for row in rows:
+        if row["data"] != plan.data:
+            continue
+        model = models.get(row["group"])
+        if model is None:
+            out.add(f"model {row['group']} (layers {row['layers']}) is not trained now")
+        elif row["layers"] != model["layers"] or row["batch_norm"] != model["batch_norm"]:
+            out.add(f"model {row['group']}: layers {row['layers']} then, {model['layers']} now")
+        if row["schedule"] != settings["schedule"]:
+            out.add(f"schedule {row['schedule']} then, {settings['schedule']} now")
+        budget = settings["max_epochs"].get(row["size"])
+        if budget is not None and row["max_epochs"] != budget:
+            out.add(f"max_epochs at size {row['size']}: {row['max_epochs']} then, {budget} now")
+    return sorted(out)
+
+
+def _read_meta(path, required=False):
+    """The meta JSON at ``path`` as a dict ({} when absent and not ``required``); errors name the file."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"{path}: not a study meta JSON file ({exc}); delete it or fix it") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"{path}: not a study meta JSON file (a {type(meta).__name__}, not an object); delete it "
+                         f"or fix it")
+    return meta
+
+
+def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
+    """Refuse to resume ``csv_path`` when its runs were trained with other settings than ``plans``.
+
+    Compares the fingerprint recorded in the meta JSON when there is one; a CSV without one (written by an older
+    version) is checked on what its rows and meta record (layers, schedule, epoch budgets, quick, optimiser), and
+    resumed with a warning that the rest (padding, the data's contents) cannot be checked.
+    """
+    import warnings
+
+    recorded = old_meta.get("settings") if isinstance(old_meta.get("settings"), dict) else {}
+    for plan in plans:
+        if not any(r["data"] == plan.data for r in rows):
+            continue
+        new = settings[plan.data]
+        old = recorded.get(plan.data)
+        if isinstance(old, dict):
+            differences = _settings_differences(old, new)
+        else:
+            differences = _row_differences(rows, plan, new)
+            legacy = dict(quick=plan.quick, schedule=plan.schedule, batch_size=plans[0].profile.batch_size,
+                          learning_rate=plans[0].profile.learning_rate, patience=plans[0].profile.n_iter_no_change)
+            differences += [f"{k} {old_meta[k]!r} then, {v!r} now" for k, v in legacy.items()
+                            if k in old_meta and old_meta[k] != v]
+        if differences:
+            raise ValueError(f"--out {csv_path.parent}: {csv_path.name} holds runs of {plan.data} trained with other "
+                             f"settings ({'; '.join(differences)}); resuming would mix them. Choose another --out "
+                             f"directory, or delete {csv_path} to train anew")
+        if not isinstance(old, dict):
+            warnings.warn(f"resuming {csv_path}: {meta_path.name if meta_path.is_file() else 'no meta JSON'} records "
+                          f"no settings fingerprint for {plan.data} (older study files), so its padding and data "
+                          f"contents cannot be checked; its runs with the same layers, schedule and epoch budgets "
+                          f"are reused", UserWarning, stacklevel=3)
+
+
 def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=False, layers=None,
               padding="same", rates=None, schedule="cosine", budget_s=None, n_jobs=-1, scheduler=None, verbose=1,
               command=None, stream=None, names=None):
@@ -109,7 +231,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     Parameters
     ----------
     out_dir : str or path-like, default="study"
-        Created if missing; a ``runs.csv`` already there is resumed (finished runs are skipped).
+        Created if missing; a ``runs.csv`` already there is resumed (finished runs are skipped) when its runs
+        were trained with the same settings (the fingerprint in ``study.json``), refused otherwise.
     data : str or sequence of str, default=("digits", "mnist", "fashion-mnist")
         Built-in data sets, ``"idx:IMAGES,LABELS"`` or a ``.npz`` file with arrays ``X`` and ``y``.
     sizes, seeds, quick, layers, padding, rates, schedule
@@ -136,47 +259,80 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
         :func:`minicnn.tools.study.stats.analyse` results.
     meta : dict
         Run facts, including ``warning`` (None for a meaningful study).
+
+    Raises
+    ------
+    ValueError
+        For bad input (data, sizes, schedule, n_jobs, an ``out_dir`` that is a file, a damaged CSV or meta JSON
+        there, or runs there trained with other settings), before anything trains or is written.
     """
     import sys
 
-    from .data import load_split
+    from minicnn.params import invalid
+
+    from .data import check_user_data, data_digest, load_split
 
     names = dict(NAMES, **(names or {}))
     datas = (data,) if isinstance(data, str) else tuple(data)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a directory")
+    if schedule not in (None, "constant") and invalid("lr_schedule", schedule):
+        raise ValueError(f"--schedule: expected {invalid('lr_schedule', schedule)}; received {schedule!r}")
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs == -1 or n_jobs >= 1):
+        raise ValueError(f"--n-jobs: expected -1 (every CPU) or a number of workers >= 1; received {n_jobs!r}")
+    if len(set(datas)) != len(datas):
+        raise ValueError(f"--data: a data set is given twice (its runs would count twice); received {datas}")
     plans = [make_plan(d, sizes=sizes, seeds=seeds, quick=quick, layers=layers, padding=padding, rates=rates,
                        schedule=schedule) for d in datas]
+    pools = {}
+    for p in plans:   # the data, checked before anything trains or is written
+        if p.data not in DEFAULT_DATA:
+            check_user_data(p.data, layers, padding)
+        X_pool, y_pool, X_test, _ = load_split(p.data, p.profile.test_size)
+        _check_sizes(p, len(X_pool), len(set(y_pool.tolist())))
+        pools[p.data] = dict(n_pool=len(X_pool), n_test=len(X_test))
+    csv_path, meta_path = out_dir / names["runs"], out_dir / names["meta"]
+    old_rows = read_runs(csv_path, allow_empty=True) if csv_path.is_file() else []
+    old_meta = _read_meta(meta_path) if old_rows else {}
     workers = _workers(n_jobs)
     over_budget, cuts, estimates = False, [], {}
     if budget_s is not None:
         costs = {p.data: measure_epoch_cost(p) for p in plans}
-        pools = {p.data: len(load_split(p.data, p.profile.test_size)[0]) for p in plans}
-        full = {p.data: p.estimated_cost_s(pools[p.data], costs[p.data]) for p in plans}
+        full = {p.data: p.estimated_cost_s(pools[p.data]["n_pool"], costs[p.data]) for p in plans}
         fitted = []
         for p in plans:
             share = budget_s * full[p.data] / max(sum(full.values()), 1e-9)
-            p, wall = fit_budget(p, share, pools[p.data], workers, costs[p.data])
+            was_meaningful = p.meaningful
+            p, wall = fit_budget(p, share, pools[p.data]["n_pool"], workers, costs[p.data])
             estimates[p.data] = wall
-            over_budget |= wall > share * 1.05 or not p.meaningful
+            # over budget: the cuts did not reach the budget, or the budget cut a meaningful plan below meaning
+            over_budget |= wall > share * 1.05 or (was_meaningful and not p.meaningful)
             cuts += [f"{p.data}: {c}" for c in p.cuts]
             fitted.append(p)
         plans = fitted
     else:
         for p in plans:
-            estimates[p.data] = p.estimated_cost_s(len(load_split(p.data, p.profile.test_size)[0])) / workers
+            estimates[p.data] = p.estimated_cost_s(pools[p.data]["n_pool"]) / workers
+    settings = {p.data: plan_settings(p, data_digest(p.data, p.profile.test_size)) for p in plans}
+    _check_resume(old_rows, old_meta, settings, plans, csv_path, meta_path)
     out = sys.stdout if stream is None else stream
+    recorded = old_meta.get("settings") if isinstance(old_meta.get("settings"), dict) else {}
+    kept = {d: s for d, s in recorded.items() if d not in settings and any(r["data"] == d for r in old_rows)}
     meta = dict(command=command, quick=quick, over_budget=over_budget, cuts=cuts,
                 few_seeds=any(len(p.seeds) < 10 for p in plans), n_seeds=min(len(p.seeds) for p in plans),
                 schedule=schedule, batch_size=plans[0].profile.batch_size,
                 learning_rate=plans[0].profile.learning_rate, patience=plans[0].profile.n_iter_no_change,
                 n_jobs=n_jobs, machine=f"{platform.machine()}, {_cpus()} CPUs", budget_s=budget_s,
                 estimated_wall_s={d: round(s) for d, s in estimates.items()},
-                default_cuts={p.data: p.profile.cut for p in plans if p.profile.cut})
+                default_cuts={p.data: p.profile.cut for p in plans if p.profile.cut},
+                settings=dict(kept, **settings))
     warning = warning_text(meta)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    meta_path.write_text(json.dumps(dict(meta, warning=warning), indent=2), encoding="utf-8")   # the fingerprint
     if verbose:
         for p in plans:
-            n = len(load_split(p.data, p.profile.test_size)[0])
+            n = pools[p.data]["n_pool"]
             print(f"study: {p.data}: {len(p.runs(n))} runs ({len(p.unique_configs)} networks, sizes "
                   f"{', '.join(map(str, p.sizes))}, {len(p.seeds)} seeds), estimated "
                   f"{estimates[p.data] / 60:.0f} min on {workers} workers", file=out, flush=True)
@@ -185,12 +341,11 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     start = time.perf_counter()
     rows = []
     for p in plans:
-        rows += [typed(r) for r in run_plan(p, out_dir / names["runs"], n_jobs=n_jobs, scheduler=scheduler,
+        rows += [typed(r) for r in run_plan(p, csv_path, n_jobs=n_jobs, scheduler=scheduler,
                                             verbose=verbose, stream=stream)]
-        X_pool, _, X_test, _ = load_split(p.data, p.profile.test_size)
-        meta.setdefault("data_info", {})[p.data] = dict(n_pool=len(X_pool), n_test=len(X_test))
+        meta.setdefault("data_info", {})[p.data] = pools[p.data]
     meta.update(wall_time_s=time.perf_counter() - start, load_average=_load(), warning=warning)
-    (out_dir / names["meta"]).write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
     return _write_outputs(rows, meta, out_dir, names["report"]), meta
 
 
@@ -211,17 +366,36 @@ def _write_outputs(rows, meta, out_dir, report_name):
 def report_from_csv(csv_path, out_dir, names=None):
     """Re-analyse an existing runs CSV (and its ``study.json`` or ``study_meta.json``) into ``out_dir``.
 
+    Without a meta JSON next to the CSV the settings are unknown, and the report says its verdicts are not
+    meaningful; the number of seeds is read from the rows either way.
+
     Returns
     -------
     results : list of dict
     meta : dict
+
+    Raises
+    ------
+    ValueError
+        For a damaged CSV or meta JSON, or a CSV holding rows of different study runs (naming the file).
     """
     csv_path = Path(csv_path)
-    rows = read_runs(csv_path)
+    advice = "--from-csv takes the runs CSV that minicnn study wrote"
+    if csv_path.exists() and not csv_path.is_file():
+        raise ValueError(f"--from-csv {csv_path}: not a file")
+    rows = read_runs(csv_path, advice)
+    check_one_study(rows, csv_path)
     names = dict(NAMES, **(names or {}))
     metas = [csv_path.with_name(n) for n in (NAMES["meta"], DOCS_NAMES["meta"]) if csv_path.with_name(n).is_file()]
-    meta = json.loads(metas[0].read_text(encoding="utf-8")) if metas else {}
+    meta = _read_meta(metas[0]) if metas else {}
+    seeds = seeds_per_block(rows)
+    meta["n_seeds"] = min(seeds, meta["n_seeds"]) if isinstance(meta.get("n_seeds"), int) else seeds
+    meta["few_seeds"] = bool(meta.get("few_seeds")) or seeds < MIN_SEEDS
+    if not metas:
+        meta["unknown_settings"] = f"no {NAMES['meta']} or {DOCS_NAMES['meta']} next to {csv_path.name}"
     meta["warning"] = warning_text(meta)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir}: exists and is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     return _write_outputs(rows, meta, out_dir, names["report"]), meta
