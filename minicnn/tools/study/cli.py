@@ -11,6 +11,7 @@ Examples
 """
 
 import argparse
+import math
 import re
 from pathlib import Path
 
@@ -19,44 +20,89 @@ BUILTIN = ("digits", "mnist", "fashion-mnist")
 
 
 def parse_budget(text):
-    """``"30m"``, ``"2h"``, ``"1h30m"``, ``"90s"`` -> seconds (a unit is required)."""
-    parts = re.fullmatch(r"\s*((?:\d+(?:\.\d+)?[hms]\s*)+)", text or "")
-    if not parts:
-        raise argparse.ArgumentTypeError(f"expected a duration with units, e.g. 30m, 2h, 1h30m or 90s; "
-                                         f"received {text!r}")
-    seconds = sum(float(v) * _UNITS[u] for v, u in re.findall(r"(\d+(?:\.\d+)?)([hms])", text))
-    if seconds <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive duration; received {text!r}")
+    """``"30m"``, ``"2h"``, ``"1h30m"``, ``"90s"`` -> seconds (a unit is required; h, m, s once each, in order)."""
+    parts = re.fullmatch(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?", (text or "").strip())
+    if not (text or "").strip() or not parts:
+        raise argparse.ArgumentTypeError(f"expected a duration with units, e.g. 30m, 2h, 1h30m or 90s (h, m and s "
+                                         f"at most once each, in that order, no spaces); received {text!r}")
+    seconds = sum(float(v) * unit for v, unit in zip(parts.groups(), _UNITS.values()) if v is not None)
+    if not (0 < seconds < math.inf):
+        raise argparse.ArgumentTypeError(f"expected a positive, finite duration; received {text!r}")
     return seconds
 
 
+def _repeated(values):
+    """The first value that appears twice in ``values`` (None when all differ)."""
+    seen = set()
+    for v in values:
+        if v in seen:
+            return v
+        seen.add(v)
+    return None
+
+
 def parse_data(text):
-    """Comma-separated built-in data sets, or one ``idx:IMAGES,LABELS`` or ``.npz`` file."""
-    if text.startswith("idx:") or text.endswith(".npz"):
-        return (text,)
-    names = tuple(t.strip() for t in text.split(",") if t.strip())
+    """Comma-separated built-in data sets, or one ``idx:IMAGES,LABELS`` or ``.npz`` file (not both)."""
+    text = text.strip()
+    if text.startswith("idx:"):
+        paths = [p.strip() for p in text[4:].split(",")]
+        if len(paths) != 2 or not all(paths):
+            raise argparse.ArgumentTypeError(f"expected idx:IMAGES,LABELS (two comma-separated files); "
+                                             f"received {text!r}")
+        return ("idx:" + ",".join(paths),)
+    names = tuple(t.strip() for t in text.split(","))
+    files = [n for n in names if n.endswith(".npz") or n.startswith("idx:")]
+    if files and len(names) > 1:
+        raise argparse.ArgumentTypeError(f"built-in data sets and a file cannot be mixed, nor two files given: "
+                                         f"study one file per run; received {text!r}")
+    if files:
+        return names
     bad = [n for n in names if n not in BUILTIN]
     if bad or not names:
         raise argparse.ArgumentTypeError(f"expected digits, mnist, fashion-mnist (comma-separated), "
                                          f"idx:IMAGES,LABELS or a .npz file with arrays X and y; received {text!r}")
+    if _repeated(names):
+        raise argparse.ArgumentTypeError(f"{_repeated(names)!r} is given twice (its runs would count twice); "
+                                         f"received {text!r}")
     return names
 
 
 def _layers(text):
-    tokens = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not tokens:
+    from minicnn.architecture import parse_layers
+
+    tokens = tuple(t.strip() for t in text.split(","))
+    if not text.strip():
         raise argparse.ArgumentTypeError(f"expected comma-separated layer tokens, e.g. conv16,maxpool,dense64; "
                                          f"received {text!r}")
+    try:
+        parse_layers(tokens)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (in {text!r})") from None
     return tokens
 
 
+MAX_SEED = 2**32 - 1
+
+
 def _seeds(text):
-    try:
-        values = [int(p) for p in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of seeds or comma-separated seeds; "
-                                         f"received {text!r}") from None
-    return values[0] if len(values) == 1 else tuple(values)
+    parts = [p.strip() for p in text.split(",")]
+    if not all(re.fullmatch(r"-?[0-9]+", p) for p in parts):
+        raise argparse.ArgumentTypeError(f"expected a number of seeds (>= 2) or comma-separated seeds "
+                                         f"(integers in [0, {MAX_SEED}]); received {text!r}")
+    values = [int(p) for p in parts]
+    if len(values) == 1:
+        if not 2 <= values[0] <= 10_000:
+            raise argparse.ArgumentTypeError(f"expected a number of seeds in [2, 10000] (paired tests need at least "
+                                             f"two seeds), or comma-separated seeds; received {text!r}")
+        return values[0]
+    bad = [v for v in values if not 0 <= v <= MAX_SEED]
+    if bad:
+        raise argparse.ArgumentTypeError(f"expected seeds in [0, {MAX_SEED}] (random_state of the estimator); "
+                                         f"{bad[0]} is not, in {text!r}")
+    if _repeated(values) is not None:
+        raise argparse.ArgumentTypeError(f"seed {_repeated(values)} is given twice (its runs would count twice); "
+                                         f"received {text!r}")
+    return tuple(values)
 
 
 def _sizes(text):
@@ -64,11 +110,14 @@ def _sizes(text):
     for part in (p.strip() for p in text.split(",")):
         if part == "full":
             sizes.append(part)
-        elif part.isdigit() and int(part) >= 20:
+        elif re.fullmatch(r"[0-9]+", part) and int(part) >= 1:
             sizes.append(int(part))
         else:
-            raise argparse.ArgumentTypeError(f"expected comma-separated sizes (integers >= 20 or 'full'); "
-                                             f"received {text!r}")
+            raise argparse.ArgumentTypeError(f"expected comma-separated sizes (positive integers or 'full'); "
+                                             f"{part!r} is not, in {text!r}")
+    if _repeated(sizes) is not None:
+        raise argparse.ArgumentTypeError(f"size {_repeated(sizes)!r} is given twice (its runs would count twice); "
+                                         f"received {text!r}")
     return tuple(sizes)
 
 
@@ -79,7 +128,22 @@ def _rates(text):
         rates = ()
     if not rates or not all(0.0 < r < 1.0 for r in rates):
         raise argparse.ArgumentTypeError(f"expected comma-separated dropout rates in (0, 1); received {text!r}")
+    if _repeated(rates) is not None:
+        raise argparse.ArgumentTypeError(f"rate {_repeated(rates)!r} is given twice (its runs would count twice); "
+                                         f"received {text!r}")
     return rates
+
+
+def _n_jobs(text):
+    if not re.fullmatch(r"-?[0-9]+", text.strip()) or not (int(text) == -1 or int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"expected -1 (every CPU) or a number of workers >= 1; received {text!r}")
+    return int(text)
+
+
+def _schedule(text):
+    from minicnn.params import cli_type
+
+    return cli_type("lr_schedule")(text)
 
 
 def add_arguments(parser):
@@ -91,17 +155,17 @@ def add_arguments(parser):
                         help="your model's layer tokens (required for your data), e.g. conv16,maxpool,dense64")
     parser.add_argument("--padding", choices=("same", "valid"), default="same", help="padding of --layers")
     parser.add_argument("--sizes", type=_sizes, default=None,
-                        help="training-set sizes incl. the validation split, e.g. 1000,10000,full")
+                        help="training-set sizes incl. the validation split, e.g. 1000,10000,full (each at least 5 images per class, below the pool's size)")
     parser.add_argument("--seeds", type=_seeds, default=None, help="number of seeds (default 10) or a list 0,1,2")
     parser.add_argument("--rates", type=_rates, default=None, help="candidate dropout rates, e.g. 0.1,0.25,0.5")
-    parser.add_argument("--schedule", default="cosine",
+    parser.add_argument("--schedule", type=_schedule, default="cosine",
                         help="learning-rate schedule (default cosine; constant when the estimator has no "
                              "lr_schedule parameter)")
     parser.add_argument("--budget", type=parse_budget, default=None,
                         help="wall-time budget, e.g. 30m or 2h: measures the cost of a fit, then cuts rates, "
                              "sizes and seeds until the estimate fits")
     parser.add_argument("--quick", action="store_true", help="smoke run: tiny grid, verdicts not meaningful")
-    parser.add_argument("--n-jobs", type=int, default=-1, help="joblib workers (default -1: every CPU)")
+    parser.add_argument("--n-jobs", type=_n_jobs, default=-1, help="joblib workers (default -1: every CPU)")
     parser.add_argument("--scheduler", default=None,
                         help="Dask scheduler address (needs the distributed extra: "
                              "pip install 'dask[distributed]' dask-ml)")
@@ -114,6 +178,31 @@ def add_arguments(parser):
     parser.add_argument("--quiet", action="store_true", help="no progress display")
 
 
+TRAINING_OPTIONS = ("--data", "--layers", "--padding", "--sizes", "--seeds", "--rates", "--schedule", "--budget",
+                    "--quick", "--n-jobs", "--scheduler")
+_ALL_OPTIONS = TRAINING_OPTIONS + ("--out", "--docs", "--from-csv", "--quiet", "--debug", "--help")
+
+
+def given_options(argv):
+    """The study options named in ``argv`` (long names; argparse's unique prefixes are resolved)."""
+    found = []
+    for token in argv:
+        if not token.startswith("--") or token == "--":
+            continue
+        name = token.split("=", 1)[0]
+        matches = [o for o in _ALL_OPTIONS if o == name] or [o for o in _ALL_OPTIONS if o.startswith(name)]
+        if len(matches) == 1 and matches[0] not in found:
+            found.append(matches[0])
+    return found
+
+
+def _usage_error(message):
+    import sys
+
+    print(f"minicnn study: error: {message} (see 'minicnn study --help')", file=sys.stderr)
+    return 2
+
+
 def run(args):
     """Run the study for parsed ``args``; print the verdicts and the recommendation; return the exit code."""
     from . import DOCS_NAMES, NAMES, report_from_csv, run_study
@@ -122,8 +211,14 @@ def run(args):
     names = DOCS_NAMES if args.docs else NAMES
     out = Path(args.out or ("docs" if args.docs else "study"))
 
-    command = "minicnn " + " ".join(getattr(args, "argv", ["study"]))
+    argv = list(getattr(args, "argv", ["study"]))
+    command = "minicnn " + " ".join(argv)
     if args.from_csv:
+        training = [o for o in given_options(argv[1:] if argv[:1] == ["study"] else argv) if o in TRAINING_OPTIONS]
+        if training:
+            return _usage_error(f"{', '.join(training)} {'train' if len(training) > 1 else 'trains'}, and "
+                                f"--from-csv only re-analyses the runs of its CSV: pass --from-csv with --out, "
+                                f"--docs or --quiet only")
         results, meta = report_from_csv(args.from_csv, out, names)
     else:
         if any(d not in BUILTIN for d in args.data) and args.layers is None:
@@ -135,8 +230,9 @@ def run(args):
                                   scheduler=args.scheduler, verbose=0 if args.quiet else 1,
                                   command=command.strip(), names=names)
     for r in results:
-        print(f"{r['verdict']:>15}: {r['title']} [{r['data']}, {r['size']}] ({100 * r['mean']:+.2f} pp, "
-              f"Holm p = {r['p_holm']:.2g})")
+        detail = ("the two arms build the same networks on this model" if r.get("same_network")
+                  else f"{100 * r['mean']:+.2f} pp, Holm p = {r['p_holm']:.2g}")
+        print(f"{r['verdict']:>15}: {r['title']} [{r['data']}, {r['size']}] ({detail})")
     for data, rec in meta.get("recommendations", {}).items():
         print("recommendation" + recommendation_lines(rec, data)[0][1:].replace("**", ""))
     if meta.get("warning"):
