@@ -217,10 +217,10 @@ def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
                              f"settings ({'; '.join(differences)}); resuming would mix them. Choose another --out "
                              f"directory, or delete {csv_path} to train anew")
         if not isinstance(old, dict):
-            warnings.warn(f"resuming {csv_path}: {meta_path.name if meta_path.is_file() else 'no meta JSON'} records "
-                          f"no settings fingerprint for {plan.data} (older study files), so its padding and data "
-                          f"contents cannot be checked; its runs with the same layers, schedule and epoch budgets "
-                          f"are reused", UserWarning, stacklevel=3)
+            source = f"{meta_path.name} records" if meta_path.is_file() else f"there is no {meta_path.name}, so"
+            warnings.warn(f"resuming {csv_path}: {source} no settings fingerprint for {plan.data} (older study "
+                          f"files), so its padding and data contents cannot be checked; its runs with the same "
+                          f"layers, schedule and epoch budgets are reused", UserWarning, stacklevel=3)
 
 
 def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=False, layers=None,
