@@ -31,7 +31,40 @@ def typed(raw):
     """
     if raw["size"] != "full" and not raw["size"].isdigit():
         raise ValueError(f"size: expected an integer or 'full', received {raw['size']!r}")
-    return _typed(raw)
+    return _validated(_typed(raw))
+
+
+PLACEMENTS = ("none", "after_last_pool", "after_each_layer", "last:1", "last:2")
+KINDS = ("-", "element", "spatial")
+
+
+def _check(column, ok, value, expected):
+    if not ok:
+        raise ValueError(f"column {column}: expected {expected}, received {value!r}")
+
+
+def _validated(row):
+    """Refuse values a study never writes (hand-edited or damaged rows): ranges and known names, per column."""
+    for column in ("val_accuracy", "test_accuracy"):
+        _check(column, 0.0 <= row[column] <= 1.0, row[column], "an accuracy in [0, 1]")
+    _check("group", row["group"] in _GROUPS, row["group"], f"one of {', '.join(_GROUPS)}")
+    _check("placement", row["placement"] in PLACEMENTS, row["placement"], f"one of {', '.join(PLACEMENTS)}")
+    none = row["placement"] == "none"
+    _check("kind", row["kind"] == "-" if none else row["kind"] in KINDS[1:], row["kind"],
+           "'-' for placement none" if none else "element or spatial")
+    _check("rate", row["rate"] == 0.0 if none else 0.0 < row["rate"] < 1.0, row["rate"],
+           "0.0 for placement none" if none else "a dropout rate in (0, 1)")
+    _check("max_epochs", row["max_epochs"] >= 1, row["max_epochs"], "an epoch budget >= 1")
+    _check("epochs", 1 <= row["epochs"] <= row["max_epochs"], row["epochs"],
+           f"epochs trained in [1, max_epochs={row['max_epochs']}]")
+    _check("n_train", row["n_train"] >= 1, row["n_train"], "a training-set size >= 1")
+    _check("seed", row["seed"] >= 0, row["seed"], "a seed >= 0")
+    _check("size", row["size"] == "full" or int(row["size"]) >= 1, row["size"], "a size >= 1 or full")
+    # a diverged run may end with a NaN or infinite loss (it counts as not trained); a negative one is impossible
+    _check("final_train_loss", not row["final_train_loss"] < 0, row["final_train_loss"], "a loss >= 0")
+    _check("train_time_s", math.isfinite(row["train_time_s"]) and row["train_time_s"] >= 0, row["train_time_s"],
+           "a finite number of seconds >= 0")
+    return row
 
 
 def _typed(raw):
@@ -102,6 +135,15 @@ def _pp(value):
 
 def _p(value):
     return "n/a" if not np.isfinite(value) else (f"{value:.2g}" if value >= 1e-4 else "<1e-4")
+
+
+def _ci_text(low, high):
+    """A difference's 95% interval in pp, clipped to [-100, +100] (a difference of accuracies cannot leave it)."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "n/a"
+    if low < -1 or high > 1:
+        return f"[{_pp(max(low, -1.0))}, {_pp(min(high, 1.0))}] (clipped: uninformative)"
+    return f"[{_pp(low)}, {_pp(high)}]"
 
 
 def _size_key(size):
@@ -179,8 +221,9 @@ def _verdict_table(results):
         chosen = (", ".join(f"{k} x{v}" for k, v in list(r["chosen_treatment"].items())[:3]) + " / "
                   + ", ".join(f"{k} x{v}" for k, v in list(r["chosen_control"].items())[:3]))
         d_z = "n/a" if not np.isfinite(r["d_z"]) else f"{r['d_z']:+.2f}"
+        ci = _ci_text(r["ci_low"], r["ci_high"])
         out.append(f"| {r['title']} ({r['source']}) | {r['data']} | {r['size']} | {chosen} | {r['n']} | "
-                   f"{_pp(r['mean'])} | [{_pp(r['ci_low'])}, {_pp(r['ci_high'])}] | {d_z} | {_p(r['p_t'])} | "
+                   f"{_pp(r['mean'])} | {ci} | {d_z} | {_p(r['p_t'])} | "
                    f"{_p(r['p_holm'])} | {r['not_trained']} | **{r['verdict']}** |")
     return out
 
@@ -223,7 +266,7 @@ def recommendation_lines(rec, data):
             f"test accuracy {100 * rec['test_mean']:.2f}% (95% CI [{100 * max(low, 0.0):.2f}, "
             f"{100 * min(high, 1.0):.2f}]{note}, {rec['n_seeds']} seeds)")
     if rec["placement"] != "none" and vs["n"]:
-        line += f", {_pp(vs['mean'])} pp vs no dropout (95% CI [{_pp(vs['ci_low'])}, {_pp(vs['ci_high'])}])"
+        line += f", {_pp(vs['mean'])} pp vs no dropout (95% CI {_ci_text(vs['ci_low'], vs['ci_high'])})"
     return [line + ". Chosen by mean validation accuracy; the test set only reports it."]
 
 

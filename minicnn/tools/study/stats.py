@@ -29,6 +29,7 @@ from .grid import ANY_DROPOUT, ARMS
 ALPHA = 0.05
 HOLDS, FAILS, NOT_SIGNIFICANT = "holds", "does not hold", "not significant"
 NOT_APPLICABLE = "not applicable"   # the two arms build the same networks on this model: nothing to compare
+NOT_TESTABLE = "not testable"   # fewer than 2 pairs, or every paired difference equal: no variance, p undefined
 
 
 @dataclass(frozen=True)
@@ -136,9 +137,11 @@ def paired_test(differences):
     out = dict(n=int(d.size), mean=float(d.mean()) if d.size else nan, ci_low=nan, ci_high=nan, d_z=nan,
                p_t=nan, p_wilcoxon=nan)
     if d.size < 2 or np.allclose(d, d[0], rtol=0, atol=1e-12):
-        if d.size >= 2:   # identical differences: no variance, no test (but an exact zero is "no effect")
-            out["ci_low"] = out["ci_high"] = out["mean"]
-            out["p_t"] = out["p_wilcoxon"] = 1.0 if abs(out["mean"]) < 1e-12 else nan
+        # identical differences: no variance, so no interval and no test (p undefined), never an exact effect;
+        # only all-zero differences (the arms scored the same on every seed) read as "no difference", p = 1
+        if d.size >= 2 and abs(out["mean"]) < 1e-12:
+            out["ci_low"] = out["ci_high"] = 0.0
+            out["p_t"] = out["p_wilcoxon"] = 1.0
         return out
     t = stats.ttest_rel(d, np.zeros_like(d))
     ci = t.confidence_interval(0.95)
@@ -310,7 +313,12 @@ def analyse(rows, alpha=ALPHA):
                     results.append(result)
     for result, p_adj in zip(results, holm([r["p_t"] for r in results])):
         result["p_holm"] = p_adj
-        result["verdict"] = NOT_APPLICABLE if result.get("same_network") else verdict(result["mean"], p_adj, alpha)
+        if result.get("same_network"):
+            result["verdict"] = NOT_APPLICABLE
+        elif not np.isfinite(result["p_t"]):
+            result["verdict"] = NOT_TESTABLE
+        else:
+            result["verdict"] = verdict(result["mean"], p_adj, alpha)
     return results
 
 
