@@ -10,6 +10,7 @@ seen before the final score.
 """
 
 import functools
+import math
 
 import numpy as np
 
@@ -197,6 +198,7 @@ def _load_split(data, test_size, stamp):
         if data.startswith("idx:") and (len(data[4:].split(",")) != 2 or not all(data[4:].split(","))):
             raise ValueError(f"--data idx:IMAGES,LABELS needs two comma-separated files; received {data!r}")
         X, y = user_arrays(data)
+        check_class_counts(data, y.reshape(len(y)), test_size)
         try:
             return _hold_out(X, y.reshape(len(y)), test_size)
         except ValueError as exc:
@@ -204,6 +206,77 @@ def _load_split(data, test_size, stamp):
                              f"of {test_size:.0%} ({exc})") from None
     raise ValueError(f"Expected data to be digits, mnist, fashion-mnist, idx:IMAGES,LABELS or a .npz file. "
                      f"Received: data={data!r}")
+
+
+def min_per_class(test_size):
+    """The fewest samples of a class the study's splits take: a stratified ``test_size`` hold-out must leave at
+    least 2 in the training pool (the stratified validation split of early stopping needs 2 of every class)."""
+    c = 2
+    while c - math.ceil(test_size * c) < 2 or math.ceil(test_size * c) < 1:
+        c += 1
+    return c
+
+
+def check_class_counts(data, y, test_size):
+    """Refuse a class with too few samples for the stratified splits (naming ``--data``, the file and the class)."""
+    classes, counts = np.unique(y, return_counts=True)
+    need = min_per_class(test_size)
+    if counts.min() < need:
+        rare = classes[np.argmin(counts)]
+        raise ValueError(f"--data {data}: class {rare.item()!r} has {counts.min()} sample(s); the study needs at least "
+                         f"{need} samples per class (a stratified {test_size:.0%} test hold-out, then 2 per class "
+                         f"left for the stratified validation split that stops training)")
+
+
+def check_subsets(data, y_pool, sizes, seeds):
+    """Every run's training subset holds 2 samples of each class (the estimator's stratified validation split)."""
+    classes = np.unique(y_pool)
+    for size in sizes:
+        if size == "full":
+            continue
+        for seed in seeds:
+            counts = np.bincount(np.searchsorted(classes, y_pool[training_subset(y_pool, size, seed)]),
+                                 minlength=len(classes))
+            if counts.min() < 2:
+                rare = classes[np.argmin(counts)]
+                raise ValueError(f"--sizes: {size} is too small for --data {data}: with seed {seed} its training "
+                                 f"subset holds {counts.min()} sample(s) of class {rare.item()!r}, and the stratified "
+                                 f"validation split needs 2 of every class; choose larger sizes")
+
+
+def check_architecture(data, layers, padding, input_shape, n_classes):
+    """Build the network of ``layers`` for the data's image shape once (no training): refuse layers that do not
+    fit, naming ``--layers`` and ``--padding``."""
+    from minicnn import CNNClassifier
+    from minicnn.architecture import build_network, network_options, parse_layers
+
+    clf = CNNClassifier(layers=tuple(layers), padding=padding)
+    try:
+        build_network(parse_layers(tuple(layers)), [], n_outputs=max(2, n_classes), input_shape=tuple(input_shape),
+                      rng=np.random.default_rng(0), backend="numpy", **network_options(clf))
+    except ValueError as exc:
+        raise ValueError(f"--layers {','.join(layers)} with --padding {padding} does not fit the images of --data "
+                         f"{data} (height, width, channels = {tuple(input_shape)}): {exc}") from None
+
+
+def _suspicious(data, X):
+    """Warnings the estimator does not give: large float values, and images with all pixels equal."""
+    import warnings
+
+    from minicnn.inputs import _gray_levels_top
+
+    values = np.asarray(X)
+    if values.dtype.kind in "fiu" and values.size and _gray_levels_top(values) is None:
+        top = float(np.max(np.abs(values)))
+        if top > 10:
+            warnings.warn(f"--data {data}: X values reach {top:g} ({values.dtype}), far from the order 1 networks "
+                          f"train well on; scale them (e.g. X / {255 if top <= 255 else 'X.max()'})", UserWarning)
+    if values.size and values.ndim >= 2:
+        flat = values.reshape(len(values), -1)
+        constant = int(np.sum(np.all(flat == flat[:, :1], axis=1)))
+        if constant:
+            warnings.warn(f"--data {data}: {constant} of {len(values)} images have all pixels equal (nothing to "
+                          f"learn from them)", UserWarning)
 
 
 def check_user_data(data, layers, padding="same"):
@@ -228,6 +301,8 @@ def check_user_data(data, layers, padding="same"):
         clf._prepare_y(y, True, None)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"--data {data}: {exc}") from None
+    _suspicious(data, X)
+    check_architecture(data, layers, padding, clf.input_shape_, len(np.unique(np.asarray(y).reshape(len(y)))))
 
 
 def data_digest(data, test_size):
