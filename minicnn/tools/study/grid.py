@@ -421,7 +421,7 @@ def make_plan(data="digits", sizes=None, seeds=None, quick=False, layers=None, p
 def fit_budget(plan, budget_s, n_pool, n_workers, epoch_cost_s=None):
     """Shrink ``plan`` until its estimated wall time fits ``budget_s`` seconds; record each cut in ``plan.cuts``.
 
-    Order of cuts (least damaging first): rates down to 0.25 and 0.5; the largest sizes; seeds down to
+    Order of cuts (least damaging first): rates down to the two largest (0.25 and 0.5 by default); the largest sizes; seeds down to
     :data:`MIN_SEEDS`; then seeds down to 3 and epochs down to half (both make the verdicts not meaningful).
 
     Returns
@@ -441,8 +441,8 @@ def fit_budget(plan, budget_s, n_pool, n_workers, epoch_cost_s=None):
     steps = []
     rates = sorted({c.rate for c in plan.configs if c.placement != "none"})
     if len(rates) > 2:
-        keep = (0.25, 0.5)
-        steps.append((f"rates {', '.join(f'{r:g}' for r in rates)} -> 0.25, 0.5",
+        keep = tuple(rates[-2:])   # the two largest of the plan's own rates (every dropout arm keeps its configs)
+        steps.append((f"rates {', '.join(f'{r:g}' for r in rates)} -> {', '.join(f'{r:g}' for r in keep)}",
                       lambda p: rebuild(p, configs=[c for c in p.configs if c.placement == "none"
                                                     or c.rate in keep])))
     for size in sorted(plan.sizes, key=lambda s: math.inf if s == "full" else s, reverse=True)[:-1]:
