@@ -97,8 +97,40 @@ def estimate(plans, n_workers):
     return sum(p.estimated_cost_s(len(load_split(p.data, p.profile.test_size)[0])) for p in plans) / n_workers
 
 
-def _workers(n_jobs):
-    return _cpus() if n_jobs == -1 else max(1, n_jobs)
+def _workers(n_jobs, scheduler=None):
+    """The workers that will really run side by side (joblib runs at most one per CPU here usefully)."""
+    if n_jobs == -1:
+        return _cpus()
+    return max(1, n_jobs if scheduler else min(n_jobs, _cpus()))
+
+
+def _check_out(out_dir, option="--out"):
+    """Refuse an output directory that is a file, or lies under one (naming ``option``)."""
+    out_dir = Path(out_dir)
+    for parent in (out_dir, *out_dir.parents):
+        if parent.exists():
+            if not parent.is_dir():
+                what = "exists and is not a directory" if parent == out_dir else f"{parent} is not a directory"
+                raise ValueError(f"{option} {out_dir}: {what}")
+            if not os.access(parent, os.W_OK | os.X_OK):
+                raise ValueError(f"{option} {out_dir}: {parent} is not writable")
+            break
+
+
+def _canonical_data(data):
+    """One spelling per data file: ``a.npz``, ``./a.npz`` and a symlink to it all name the resolved file (relative
+    to the working directory when it lies below it), so that resuming and re-analysing never split one data set."""
+    def one(path):
+        real = os.path.realpath(path)
+        cwd = os.path.realpath(os.getcwd())
+        return os.path.relpath(real, cwd) if real.startswith(cwd + os.sep) else real
+
+    if data.startswith("idx:"):
+        parts = data[4:].split(",")
+        return "idx:" + ",".join(one(p) if p else p for p in parts)
+    if data.endswith(".npz"):
+        return one(data)
+    return data
 
 
 def _check_sizes(plan, n_pool, n_classes):
@@ -199,15 +231,21 @@ def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
     import warnings
 
     recorded = old_meta.get("settings") if isinstance(old_meta.get("settings"), dict) else {}
+    try:
+        check_one_study(rows, csv_path)
+    except ValueError as exc:
+        raise ValueError(f"--out {csv_path.parent}: {exc} (resuming would count them as more seeds); choose another "
+                         f"--out directory, or keep one run's rows in {csv_path.name}") from None
+    unverified = {}
     for plan in plans:
         if not any(r["data"] == plan.data for r in rows):
             continue
         new = settings[plan.data]
         old = recorded.get(plan.data)
+        differences = _row_differences(rows, plan, new)   # the rows themselves, whatever the meta says
         if isinstance(old, dict):
-            differences = _settings_differences(old, new)
+            differences += _settings_differences(old, new)
         else:
-            differences = _row_differences(rows, plan, new)
             legacy = dict(quick=plan.quick, schedule=plan.schedule, batch_size=plans[0].profile.batch_size,
                           learning_rate=plans[0].profile.learning_rate, patience=plans[0].profile.n_iter_no_change)
             differences += [f"{k} {old_meta[k]!r} then, {v!r} now" for k, v in legacy.items()
@@ -217,10 +255,17 @@ def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
                              f"settings ({'; '.join(differences)}); resuming would mix them. Choose another --out "
                              f"directory, or delete {csv_path} to train anew")
         if not isinstance(old, dict):
-            source = f"{meta_path.name} records" if meta_path.is_file() else f"there is no {meta_path.name}, so"
-            warnings.warn(f"resuming {csv_path}: {source} no settings fingerprint for {plan.data} (older study "
-                          f"files), so its padding and data contents cannot be checked; its runs with the same "
-                          f"layers, schedule and epoch budgets are reused", UserWarning, stacklevel=3)
+            if meta_path.is_file():
+                source = f"{meta_path.name} records no settings fingerprint for {plan.data} (older study files)"
+            else:
+                source = f"there is no {meta_path.name}"
+                unverified[plan.data] = (f"{csv_path.name} was resumed without {meta_path.name}: the padding and "
+                                         f"data contents of its runs of {plan.data} are unknown")
+            warnings.warn(f"resuming {csv_path}: {source}, so its padding and data contents cannot be checked; its "
+                          f"runs with the same layers, schedule and epoch budgets are reused"
+                          + (" and the report is marked settings-unknown" if plan.data in unverified else ""),
+                          UserWarning, stacklevel=3)
+    return unverified
 
 
 def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=False, layers=None,
@@ -270,17 +315,25 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
 
     from minicnn.params import invalid
 
-    from .data import check_user_data, data_digest, load_split
+    from .data import check_architecture, check_subsets, check_user_data, data_digest, load_split
 
     names = dict(NAMES, **(names or {}))
     datas = (data,) if isinstance(data, str) else tuple(data)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir}: exists and is not a directory")
+    _check_out(out_dir)
     if schedule not in (None, "constant") and invalid("lr_schedule", schedule):
         raise ValueError(f"--schedule: expected {invalid('lr_schedule', schedule)}; received {schedule!r}")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs == -1 or n_jobs >= 1):
         raise ValueError(f"--n-jobs: expected -1 (every CPU) or a number of workers >= 1; received {n_jobs!r}")
+    if scheduler is None and n_jobs > _cpus():
+        raise ValueError(f"--n-jobs {n_jobs}: more workers than the {_cpus()} CPUs available here (they would only "
+                         f"share them, and the budget would assume {n_jobs}x the speed); pass at most {_cpus()}, or "
+                         f"-1 for every CPU")
+    if scheduler is not None:
+        from .runner import check_scheduler
+
+        check_scheduler(scheduler)
+    datas = tuple(_canonical_data(d) for d in datas)
     if len(set(datas)) != len(datas):
         raise ValueError(f"--data: a data set is given twice (its runs would count twice); received {datas}")
     plans = [make_plan(d, sizes=sizes, seeds=seeds, quick=quick, layers=layers, padding=padding, rates=rates,
@@ -291,11 +344,14 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
             check_user_data(p.data, layers, padding)
         X_pool, y_pool, X_test, _ = load_split(p.data, p.profile.test_size)
         _check_sizes(p, len(X_pool), len(set(y_pool.tolist())))
+        check_subsets(p.data, y_pool, p.sizes, p.seeds)
+        if p.data in DEFAULT_DATA and layers is not None:
+            check_architecture(p.data, layers, padding, X_pool.shape[1:], len(set(y_pool.tolist())))
         pools[p.data] = dict(n_pool=len(X_pool), n_test=len(X_test))
     csv_path, meta_path = out_dir / names["runs"], out_dir / names["meta"]
     old_rows = read_runs(csv_path, allow_empty=True) if csv_path.is_file() else []
     old_meta = _read_meta(meta_path) if old_rows else {}
-    workers = _workers(n_jobs)
+    workers = _workers(n_jobs, scheduler)
     over_budget, cuts, estimates = False, [], {}
     if budget_s is not None:
         costs = {p.data: measure_epoch_cost(p) for p in plans}
@@ -315,7 +371,11 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
         for p in plans:
             estimates[p.data] = p.estimated_cost_s(pools[p.data]["n_pool"]) / workers
     settings = {p.data: plan_settings(p, data_digest(p.data, p.profile.test_size)) for p in plans}
-    _check_resume(old_rows, old_meta, settings, plans, csv_path, meta_path)
+    unverified = _check_resume(old_rows, old_meta, settings, plans, csv_path, meta_path)
+    if isinstance(old_meta.get("unverified"), dict):
+        unverified = dict(old_meta["unverified"], **unverified)
+    # never record a fingerprint over rows whose settings could not be checked
+    settings = {d: s for d, s in settings.items() if d not in unverified}
     out = sys.stdout if stream is None else stream
     recorded = old_meta.get("settings") if isinstance(old_meta.get("settings"), dict) else {}
     kept = {d: s for d, s in recorded.items() if d not in settings and any(r["data"] == d for r in old_rows)}
@@ -327,6 +387,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
                 estimated_wall_s={d: round(s) for d, s in estimates.items()},
                 default_cuts={p.data: p.profile.cut for p in plans if p.profile.cut},
                 settings=dict(kept, **settings))
+    if unverified:
+        meta.update(unverified=unverified, unknown_settings="; ".join(unverified.values()))
     warning = warning_text(meta)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(dict(meta, warning=warning), indent=2), encoding="utf-8")   # the fingerprint
@@ -381,21 +443,44 @@ def report_from_csv(csv_path, out_dir, names=None):
     """
     csv_path = Path(csv_path)
     advice = "--from-csv takes the runs CSV that minicnn study wrote"
-    if csv_path.exists() and not csv_path.is_file():
+    if not csv_path.exists():
+        raise ValueError(f"--from-csv {csv_path}: no such file")
+    if not csv_path.is_file():
         raise ValueError(f"--from-csv {csv_path}: not a file")
+    _check_out(out_dir)
     rows = read_runs(csv_path, advice)
-    check_one_study(rows, csv_path)
     names = dict(NAMES, **(names or {}))
-    metas = [csv_path.with_name(n) for n in (NAMES["meta"], DOCS_NAMES["meta"]) if csv_path.with_name(n).is_file()]
+    meta_path = csv_path.with_name(meta_name(csv_path.name))
+    metas = [meta_path] if meta_path.is_file() else []
     meta = _read_meta(metas[0]) if metas else {}
+    rows = _merge_same_data(rows, meta)
+    check_one_study(rows, csv_path)
     seeds = seeds_per_block(rows)
     meta["n_seeds"] = min(seeds, meta["n_seeds"]) if isinstance(meta.get("n_seeds"), int) else seeds
     meta["few_seeds"] = bool(meta.get("few_seeds")) or seeds < MIN_SEEDS
     if not metas:
-        meta["unknown_settings"] = f"no {NAMES['meta']} or {DOCS_NAMES['meta']} next to {csv_path.name}"
+        meta["unknown_settings"] = f"no {meta_path.name} (the meta of {csv_path.name}) next to it"
     meta["warning"] = warning_text(meta)
     out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ValueError(f"--out {out_dir}: exists and is not a directory")
     out_dir.mkdir(parents=True, exist_ok=True)
     return _write_outputs(rows, meta, out_dir, names["report"]), meta
+
+
+def meta_name(csv_name):
+    """The meta JSON written with a runs CSV: ``study_meta.json`` for ``study_runs.csv`` (``--docs``),
+    ``study.json`` otherwise (never the other run's meta)."""
+    return DOCS_NAMES["meta"] if csv_name == DOCS_NAMES["runs"] else NAMES["meta"]
+
+
+def _merge_same_data(rows, meta):
+    """Rows of one data file under several spellings (the meta records the same contents digest for them) under
+    one name, so that they are analysed as one data set (and duplicates among them are found)."""
+    settings = meta.get("settings") if isinstance(meta.get("settings"), dict) else {}
+    first, alias = {}, {}
+    for name in sorted(settings):
+        digest = settings[name].get("data_sha256") if isinstance(settings[name], dict) else None
+        if digest:
+            alias[name] = first.setdefault(digest, name)
+    if all(a == n for n, a in alias.items()):
+        return rows
+    return [dict(r, data=alias.get(r["data"], r["data"])) for r in rows]

@@ -147,6 +147,25 @@ def _copies(plan, row):
     return out
 
 
+SCHEDULER_FORMAT = "tcp://HOST:PORT (or tls://, ws://, wss://, ucx://, inproc://, or HOST:PORT)"
+
+
+def check_scheduler(scheduler):
+    """Refuse a Dask scheduler address of the wrong form, or a missing ``distributed``, before anything is written."""
+    import re
+
+    text = str(scheduler).strip()
+    if not re.fullmatch(r"(?:(?:tcp|tls|ws|wss|ucx)://)?\[?[A-Za-z0-9_.:-]+\]?:[0-9]{1,5}|inproc://\S+", text) or (
+            ":" in text and not text.startswith("inproc") and not 0 < int(text.rsplit(":", 1)[1]) < 65536):
+        raise ValueError(f"--scheduler: expected a Dask scheduler address {SCHEDULER_FORMAT}; received {scheduler!r}")
+    try:
+        import distributed   # noqa: F401
+    except ImportError as exc:
+        raise ValueError(f"--scheduler needs Dask's distributed scheduler, which is not installed ({exc}); install it "
+                         f"with: pip install 'dask[distributed]' dask-ml (the distributed extra of minicnn-engine)"
+                         ) from None
+
+
 @contextlib.contextmanager
 def _backend(scheduler):
     """joblib's default backend, or the Dask backend connected to ``scheduler``."""
