@@ -134,9 +134,13 @@ def _rates(text):
     return rates
 
 
+MAX_JOBS = 1024
+
+
 def _n_jobs(text):
-    if not re.fullmatch(r"-?[0-9]+", text.strip()) or not (int(text) == -1 or int(text) >= 1):
-        raise argparse.ArgumentTypeError(f"expected -1 (every CPU) or a number of workers >= 1; received {text!r}")
+    if not re.fullmatch(r"-?[0-9]+", text.strip()) or not (int(text) == -1 or 1 <= int(text) <= MAX_JOBS):
+        raise argparse.ArgumentTypeError(f"expected -1 (every CPU) or a number of workers in [1, {MAX_JOBS}] (at "
+                                         f"most the CPUs available without --scheduler); received {text!r}")
     return int(text)
 
 
@@ -183,15 +187,18 @@ TRAINING_OPTIONS = ("--data", "--layers", "--padding", "--sizes", "--seeds", "--
 _ALL_OPTIONS = TRAINING_OPTIONS + ("--out", "--docs", "--from-csv", "--quiet", "--debug", "--help")
 
 
-def given_options(argv):
-    """The study options named in ``argv`` (long names; argparse's unique prefixes are resolved)."""
+def given_options(argv, repeats=False):
+    """The study options named in ``argv`` (long names; argparse's unique prefixes are resolved).
+
+    With ``repeats``, every occurrence (an option given twice is listed twice).
+    """
     found = []
     for token in argv:
         if not token.startswith("--") or token == "--":
             continue
         name = token.split("=", 1)[0]
         matches = [o for o in _ALL_OPTIONS if o == name] or [o for o in _ALL_OPTIONS if o.startswith(name)]
-        if len(matches) == 1 and matches[0] not in found:
+        if len(matches) == 1 and (repeats or matches[0] not in found):
             found.append(matches[0])
     return found
 
@@ -213,14 +220,22 @@ def run(args):
 
     argv = list(getattr(args, "argv", ["study"]))
     command = "minicnn " + " ".join(argv)
+    options = argv[1:] if argv[:1] == ["study"] else argv
+    given = given_options(options, repeats=True)
+    twice = _repeated(given)
+    if twice:
+        return _usage_error(f"argument {twice}: given twice (only one would be used); pass it once")
     if args.from_csv:
-        training = [o for o in given_options(argv[1:] if argv[:1] == ["study"] else argv) if o in TRAINING_OPTIONS]
+        training = [o for o in given_options(options) if o in TRAINING_OPTIONS]
         if training:
             return _usage_error(f"{', '.join(training)} {'train' if len(training) > 1 else 'trains'}, and "
                                 f"--from-csv only re-analyses the runs of its CSV: pass --from-csv with --out, "
                                 f"--docs or --quiet only")
         results, meta = report_from_csv(args.from_csv, out, names)
     else:
+        if "--padding" in given and args.layers is None:
+            return _usage_error(f"argument --padding: applies to the model of --layers, and the built-in models have "
+                                f"their own padding; pass --padding with --layers, or leave it out")
         if any(d not in BUILTIN for d in args.data) and args.layers is None:
             raise ValueError(f"--layers is required with your own data (e.g. --layers conv16,maxpool,dense64); "
                              f"received --data {args.data[0]}")
@@ -230,8 +245,13 @@ def run(args):
                                   scheduler=args.scheduler, verbose=0 if args.quiet else 1,
                                   command=command.strip(), names=names)
     for r in results:
-        detail = ("the two arms build the same networks on this model" if r.get("same_network")
-                  else f"{100 * r['mean']:+.2f} pp, Holm p = {r['p_holm']:.2g}")
+        if r.get("same_network"):
+            detail = "the two arms build the same networks on this model"
+        elif r["verdict"] == "not testable":
+            detail = (f"{100 * r['mean']:+.2f} pp; every paired difference equal or fewer than 2 pairs: no "
+                      f"variance, p undefined" if r["n"] else "no pairs")
+        else:
+            detail = f"{100 * r['mean']:+.2f} pp, Holm p = {r['p_holm']:.2g}"
         print(f"{r['verdict']:>15}: {r['title']} [{r['data']}, {r['size']}] ({detail})")
     for data, rec in meta.get("recommendations", {}).items():
         print("recommendation" + recommendation_lines(rec, data)[0][1:].replace("**", ""))
