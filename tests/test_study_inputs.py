@@ -32,6 +32,8 @@ def files(tmp_path_factory):
         "oneclass": dict(X=X, y=np.zeros(300, int)), "onlyX": dict(X=X),
         "chfirst": dict(X=X.transpose(0, 3, 1, 2), y=y), "u8": dict(X=(X * 255).round().astype(np.uint8), y=y),
         "flat60": dict(X=X.reshape(300, 64)[:, :60], y=y), "ycolumn": dict(X=X, y=y[:, None]),
+        "single": dict(X=X[(y != 9) | (np.cumsum(y == 9) == 1)], y=y[(y != 9) | (np.cumsum(y == 9) == 1)]),
+        "f255": dict(X=(X * 255).astype(np.float64), y=y), "const": dict(X=np.ones_like(X), y=y),
     }
     for name, content in arrays.items():
         np.savez(folder / f"{name}.npz", **content)
@@ -49,10 +51,11 @@ def files(tmp_path_factory):
 
 
 def study(files, tmp_path, *args):
-    """Run ``minicnn study`` on ok.npz (unless --data is given) into tmp_path/out; (code, stdout, stderr, out)."""
+    """Run ``minicnn study`` on ok.npz with LAYERS (unless --data, --layers are given) into tmp_path/out; (code, stdout, stderr, out)."""
     out = tmp_path / "out"
     data = () if "--data" in args else ("--data", files / "ok.npz")
-    code, stdout, stderr = run_cli("study", *data, "--layers", LAYERS, *QUICK, "--out", out, *args)
+    layers = () if "--layers" in args else ("--layers", LAYERS)
+    code, stdout, stderr = run_cli("study", *data, *layers, *QUICK, "--out", out, *args)
     return code, stdout, stderr, out
 
 
@@ -91,7 +94,7 @@ def test_a_repeated_value_is_refused_naming_the_option(files, tmp_path, option, 
     ("--sizes", "-100"), ("--sizes", "1e3"), ("--sizes", ""), ("--rates", "0"), ("--rates", "1"),
     ("--rates", "nan"), ("--budget", "0m"), ("--budget", "-5m"), ("--budget", "abc"), ("--budget", "30m 2h"),
     ("--budget", "30m2h"), ("--budget", "1h1h"), ("--data", "digits,ok.npz"), ("--data", "ok.npz,digits"),
-    ("--data", "mnist,foo"), ("--data", "idx:a.idx"),
+    ("--data", "mnist,foo"), ("--data", "idx:a.idx"), ("--n-jobs", "1025"),
 ])
 def test_a_bad_argument_exits_2_naming_the_option(files, tmp_path, option, value):
     code, _, err, out = study(files, tmp_path, f"{option}={value}")
@@ -119,6 +122,7 @@ def test_from_csv_refuses_the_options_that_train(tmp_path, option):
     ("small", "too few"), ("floatlab", "non-integer labels such as 1.5"), ("onehot", "one-hot"),
     ("Xscalar", "X has shape ()"), ("yscalar", "y is a scalar"), ("object", "Object arrays"), ("nan", "NaN"),
     ("inf", "infinity"), ("oneclass", "at least 2 classes"), ("onlyX", "expected arrays ['X', 'y']"),
+    ("single", "class 9 has 1 sample(s); the study needs at least 3 samples per class"),
 ])
 def test_a_bad_data_file_is_refused_before_training(files, tmp_path, name, what):
     path = files / f"{name}.npz"
@@ -130,7 +134,7 @@ def test_a_bad_data_file_is_refused_before_training(files, tmp_path, name, what)
 
 @pytest.mark.parametrize("name, warning", [
     ("chfirst", "looks channels-first"), ("u8", "unscaled 8-bit gray levels"), ("flat60", "1 x 60"),
-    ("ycolumn", "column-vector y"),
+    ("ycolumn", "column-vector y"), ("f255", "X values reach 255"), ("const", "300 of 300 images have all pixels equal"),
 ])
 def test_suspicious_data_gets_the_estimators_warning_once_before_training(files, tmp_path, monkeypatch, name,
                                                                           warning):
@@ -155,6 +159,55 @@ def test_sizes_the_data_cannot_give_are_refused(files, tmp_path, sizes, what):
     line = one_error_line(err, code, 1)
     assert "--sizes" in line and what in line and ("240 images" in line or "10 classes" in line)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("args, option", [
+    (("--data", "ok.npz", "--data", "ok.npz"), "--data"), (("--layers", "conv8", "--layers", "dense8"), "--layers"),
+    (("--seeds=2",), "--seeds"), (("--quiet",), "--quiet"), (("--out", "elsewhere"), "--out"),
+])
+def test_a_repeated_option_is_refused(files, tmp_path, args, option):
+    code, _, err, out = study(files, tmp_path, *args)
+    line = one_error_line(err, code, 2)
+    assert f"argument {option}: given twice" in line and not out.exists()
+
+
+def test_padding_without_layers_is_refused(tmp_path):
+    code, _, err = run_cli("study", "--data", "digits", "--padding", "valid", *QUICK, "--out", tmp_path / "out")
+    line = one_error_line(err, code, 2)
+    assert "argument --padding" in line and "--layers" in line and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("data, layers, padding", [
+    ("ok.npz", "conv8,conv8,conv8,conv8,dense8", "valid"), ("digits", "conv8,conv8,conv8,conv8,dense8", "valid"),
+])
+def test_layers_that_do_not_fit_the_images_are_refused_up_front(files, tmp_path, data, layers, padding):
+    data = files / data if data.endswith(".npz") else data
+    code, _, err = run_cli("study", "--data", data, "--layers", layers, "--padding", padding, *QUICK,
+                           "--out", tmp_path / "out")
+    line = one_error_line(err, code, 1)
+    assert f"--layers {layers} with --padding {padding} does not fit the images of --data {data}" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("args, what", [
+    (("--scheduler", "bogus"), "--scheduler: expected a Dask scheduler address"),
+    (("--scheduler", "tcp://host"), "--scheduler: expected a Dask scheduler address"),
+    (("--n-jobs", "1024"), "--n-jobs 1024: more workers than the"),
+])
+def test_bad_values_are_refused_before_anything_is_written(files, tmp_path, args, what):
+    quick = [a for a in QUICK if a not in ("--n-jobs", "1")] if "--n-jobs" in args else QUICK
+    code, _, err = run_cli("study", "--data", files / "ok.npz", "--layers", LAYERS, *quick, *args,
+                           "--out", tmp_path / "out")
+    assert what in one_error_line(err, code, 1) and not (tmp_path / "out").exists()
+
+
+def test_out_under_a_file_and_a_missing_from_csv_are_named(files, tmp_path):
+    code, _, err = run_cli("study", "--data", files / "ok.npz", "--layers", LAYERS, *QUICK, "--out",
+                           files / "ok.npz" / "sub")
+    assert f"--out {files / 'ok.npz' / 'sub'}: " in one_error_line(err, code, 1)
+    code, _, err = run_cli("study", "--from-csv", tmp_path / "missing.csv", "--out", tmp_path / "out")
+    assert f"--from-csv {tmp_path / 'missing.csv'}: no such file" in one_error_line(err, code, 1)
+    assert not (tmp_path / "out").exists()
 
 
 def test_out_that_is_a_file_is_refused(files, tmp_path):
@@ -317,3 +370,124 @@ def test_the_recommendation_interval_stays_within_0_and_100():
                test_ci=(-0.7589, 1.3589), n_seeds=2, vs_none=dict(n=0))
     line = report.recommendation_lines(rec, "ok.npz")[0]
     assert "[0.00, 100.00]" in line and "uninformative" in line and "-75.89" not in line
+
+
+# --------------------------------------------------------------------------- A: resume checks the rows too
+
+
+def _edit_rows(csv_path, change, seeds=None, duplicate=False):
+    """Append to ``csv_path`` copies of its rows with ``change`` applied (and seeds renumbered from 7)."""
+    import csv
+
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    extra = []
+    for row in rows:
+        new = dict(row, **change)
+        if not duplicate:
+            new["seed"] = str(int(row["seed"]) + 7)
+        extra.append(new)
+    with open(csv_path, "a", newline="") as f:
+        csv.DictWriter(f, fieldnames=list(rows[0])).writerows(extra)
+
+
+@pytest.mark.parametrize("change, duplicate, what", [
+    (dict(schedule="constant"), False, "schedule"), (dict(layers="conv4,maxpool,dense16"), False, "layers"),
+    (dict(max_epochs="7", epochs="7"), False, "max_epochs"), ({}, True, "twice"),
+])
+def test_resume_refuses_rows_of_other_runs_in_the_csv(finished, tmp_path, monkeypatch, change, duplicate, what):
+    code, _, err, before, after = _resume(finished, tmp_path, monkeypatch, meta=lambda meta_path: _edit_rows(
+        meta_path.with_name("runs.csv"), change, duplicate=duplicate))
+    line = one_error_line(err, code, 1)
+    assert "--out out" in line and what in line and after == before
+
+
+def test_resume_without_meta_never_records_a_fingerprint_and_says_settings_unknown(finished, tmp_path,
+                                                                                   monkeypatch):
+    import minicnn.tools.study.runner as runner
+
+    monkeypatch.setattr(runner, "run_one", lambda *a: pytest.fail("trained"))
+    code, stdout, err, before, after = _resume(finished, tmp_path, monkeypatch, meta=lambda path: path.unlink())
+    assert code == 0 and after == before and "there is no study.json" in err, err
+    meta = json.loads((tmp_path / "f" / "out" / "study.json").read_text())
+    assert "data.npz" not in meta["settings"] and "settings-unknown" in stdout and "NOT MEANINGFUL" in stdout
+    code, stdout, err = run_cli("study", "--data", "data.npz", "--layers", LAYERS, *QUICK, "--out", "out")
+    assert code == 0 and "settings-unknown" in stdout, err   # still unknown on the next resume
+
+
+@pytest.mark.parametrize("spelling", ["./data.npz", "lnk.npz", "ABS"])
+def test_one_data_file_under_other_spellings_is_resumed_not_retrained(finished, tmp_path, monkeypatch, spelling):
+    import minicnn.tools.study.runner as runner
+
+    monkeypatch.setattr(runner, "run_one", lambda *a: pytest.fail("trained"))
+    folder = tmp_path / "f"
+    shutil.copytree(finished[0], folder)
+    (folder / "lnk.npz").symlink_to(folder / "data.npz")
+    monkeypatch.chdir(folder)
+    data = str(folder / "data.npz") if spelling == "ABS" else spelling
+    code, _, err = run_cli("study", "--data", data, "--layers", LAYERS, *QUICK, "--out", "out")
+    assert code == 0 and err == "", err
+
+
+# --------------------------------------------------------------------------- --from-csv: its own meta, valid rows
+
+
+@pytest.mark.parametrize("csv_name, meta_name, unknown", [
+    ("study_runs.csv", "study_meta.json", False), ("study_runs.csv", "study.json", True),
+    ("runs.csv", "study.json", False), ("runs.csv", "study_meta.json", True),
+])
+def test_from_csv_reads_the_meta_of_its_own_name_only(finished, tmp_path, csv_name, meta_name, unknown):
+    folder, _ = finished
+    shutil.copy(folder / "out" / "runs.csv", tmp_path / csv_name)
+    _legacy_copy = json.loads((folder / "out" / "study.json").read_text())
+    del _legacy_copy["settings"]   # as the previous version wrote it: still a known run
+    (tmp_path / meta_name).write_text(json.dumps(_legacy_copy))
+    code, stdout, err = run_cli("study", "--from-csv", tmp_path / csv_name, "--out", tmp_path / "out")
+    assert code == 0, err
+    assert ("settings-unknown" in stdout) == unknown
+
+
+@pytest.mark.parametrize("column, value, what", [
+    ("test_accuracy", "5.0", "an accuracy in [0, 1]"), ("test_accuracy", "inf", "an accuracy in [0, 1]"),
+    ("val_accuracy", "nan", "an accuracy in [0, 1]"), ("rate", "1.5", "a dropout rate in (0, 1)"),
+    ("rate", "0.0", "a dropout rate in (0, 1)"), ("placement", "everywhere", "one of none"),
+    ("kind", "gaussian", "element or spatial"), ("group", "mine", "one of base"),
+    ("epochs", "999", "epochs trained in [1, max_epochs"), ("final_train_loss", "-1", "a loss >= 0"),
+    ("train_time_s", "inf", "a finite number"),
+])
+def test_from_csv_refuses_values_a_study_never_writes(finished, tmp_path, column, value, what):
+    import csv
+
+    folder, _ = finished
+    with open(folder / "out" / "runs.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    target = next(i for i, r in enumerate(rows) if r["placement"] != "none")
+    rows[target][column] = value
+    path = tmp_path / "runs.csv"
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    code, _, err = run_cli("study", "--from-csv", path, "--out", tmp_path / "out")
+    line = one_error_line(err, code, 1)
+    assert f"{path}, line {target + 2}: column {column}: expected {what}" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+# --------------------------------------------------------------------------- C: statistics and budget cuts
+
+
+def test_equal_nonzero_differences_are_not_testable_and_intervals_stay_within_100_pp():
+    r = stats.paired_test([0.02, 0.02])
+    assert np.isnan(r["p_t"]) and np.isnan(r["ci_low"]) and np.isnan(r["ci_high"])
+    assert stats.paired_test([0.0, 0.0])["p_t"] == 1.0   # the same score on every seed: no difference
+    assert report._ci_text(-1.3089, 0.8089) == "[-100.00, +80.89] (clipped: uninformative)"
+    assert report._ci_text(float("nan"), float("nan")) == "n/a"
+
+
+def test_a_budget_cut_keeps_the_users_own_rates_and_every_dropout_arm():
+    plan = grid.make_plan("ok.npz", layers=tuple(LAYERS.split(",")), rates=(0.1, 0.2, 0.3))
+    cut, _ = grid.fit_budget(plan, 2.0, 240, 2)
+    assert cut.cuts[0] == "rates 0.1, 0.2, 0.3 -> 0.2, 0.3" and not cut.meaningful
+    assert {c.rate for c in cut.configs if c.placement != "none"} == {0.2, 0.3}
+    assert {c.placement for c in cut.configs} == {c.placement for c in plan.configs}
