@@ -402,6 +402,16 @@ def test_resume_refuses_rows_of_other_runs_in_the_csv(finished, tmp_path, monkey
     assert "--out out" in line and what in line and after == before
 
 
+def test_resume_refuses_runs_of_the_same_file_under_an_older_spelling(finished, tmp_path, monkeypatch):
+    def respell(meta_path):
+        csv = meta_path.with_name("runs.csv")
+        csv.write_text(csv.read_text().replace("\ndata.npz,", "\n./data.npz,"))
+
+    code, _, err, before, after = _resume(finished, tmp_path, monkeypatch, meta=respell)
+    line = one_error_line(err, code, 1)
+    assert "--out out" in line and "under the name ./data.npz" in line and after == before
+
+
 def test_resume_without_meta_never_records_a_fingerprint_and_says_settings_unknown(finished, tmp_path,
                                                                                    monkeypatch):
     import minicnn.tools.study.runner as runner

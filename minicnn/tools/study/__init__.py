@@ -238,6 +238,12 @@ def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
                          f"--out directory, or keep one run's rows in {csv_path.name}") from None
     unverified = {}
     for plan in plans:
+        others = sorted({r["data"] for r in rows if r["data"] != plan.data
+                         and r["data"] not in DEFAULT_DATA and _canonical_data(r["data"]) == plan.data})
+        if others:   # rows of an older version, which named the file as given
+            raise ValueError(f"--out {csv_path.parent}: {csv_path.name} holds runs of --data {plan.data} under the "
+                             f"name {others[0]}; resume them with --data {others[0]} (the name would otherwise "
+                             f"split one data set in two)")
         if not any(r["data"] == plan.data for r in rows):
             continue
         new = settings[plan.data]
