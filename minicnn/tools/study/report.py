@@ -303,7 +303,9 @@ def render(rows, results, recommendations, meta, plots=()):
            "## Test accuracy per configuration (mean ± std over seeds, %)", "", *_accuracy_tables(rows),
            "## Caveats", "",
            "- 'Does not hold' means the recommended choice was significantly *worse* here; 'not significant' that "
-           "no difference was detected with these seeds (not that there is none: read the interval).",
+           "no difference was detected with these seeds (not that there is none: read the interval); 'not "
+           "testable' that the paired differences had no variance (fewer than 2 pairs, or all equal), so no "
+           "p-value or interval exists.",
            "- The validation split that chooses rates also stops training, so validation accuracies are slightly "
            "optimistic; this is the same for every arm, and the test set stays untouched.",
            "- 1000 MNIST images are not Srivastava et al.'s 'very small' sets (100-500); digits' 100 is.", "",
