@@ -393,8 +393,11 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
                 estimated_wall_s={d: round(s) for d, s in estimates.items()},
                 default_cuts={p.data: p.profile.cut for p in plans if p.profile.cut},
                 settings=dict(kept, **settings))
-    if unverified:
-        meta.update(unverified=unverified, unknown_settings="; ".join(unverified.values()))
+    if unverified:   # kept for later resumes; the report is settings-unknown when it analyses such rows
+        meta["unverified"] = unverified
+        notes = [note for d, note in unverified.items() if any(p.data == d for p in plans)]
+        if notes:
+            meta["unknown_settings"] = "; ".join(notes)
     warning = warning_text(meta)
     out_dir.mkdir(parents=True, exist_ok=True)
     meta_path.write_text(json.dumps(dict(meta, warning=warning), indent=2), encoding="utf-8")   # the fingerprint
