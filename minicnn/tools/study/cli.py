@@ -41,6 +41,14 @@ def _repeated(values):
     return None
 
 
+def _refuse_repeats(values, what, text):
+    """An ArgumentTypeError naming the first of ``values`` given twice in ``text`` (its runs would count twice)."""
+    twice = _repeated(values)
+    if twice is not None:
+        raise argparse.ArgumentTypeError(f"{what} {twice!r} is given twice (its runs would count twice); "
+                                         f"received {text!r}")
+
+
 def parse_data(text):
     """Comma-separated built-in data sets, or one ``idx:IMAGES,LABELS`` or ``.npz`` file (not both)."""
     text = text.strip()
@@ -61,9 +69,7 @@ def parse_data(text):
     if bad or not names:
         raise argparse.ArgumentTypeError(f"expected digits, mnist, fashion-mnist (comma-separated), "
                                          f"idx:IMAGES,LABELS or a .npz file with arrays X and y; received {text!r}")
-    if _repeated(names):
-        raise argparse.ArgumentTypeError(f"{_repeated(names)!r} is given twice (its runs would count twice); "
-                                         f"received {text!r}")
+    _refuse_repeats(names, "data set", text)
     return names
 
 
@@ -99,9 +105,7 @@ def _seeds(text):
     if bad:
         raise argparse.ArgumentTypeError(f"expected seeds in [0, {MAX_SEED}] (random_state of the estimator); "
                                          f"{bad[0]} is not, in {text!r}")
-    if _repeated(values) is not None:
-        raise argparse.ArgumentTypeError(f"seed {_repeated(values)} is given twice (its runs would count twice); "
-                                         f"received {text!r}")
+    _refuse_repeats(values, "seed", text)
     return tuple(values)
 
 
@@ -115,9 +119,7 @@ def _sizes(text):
         else:
             raise argparse.ArgumentTypeError(f"expected comma-separated sizes (positive integers or 'full'); "
                                              f"{part!r} is not, in {text!r}")
-    if _repeated(sizes) is not None:
-        raise argparse.ArgumentTypeError(f"size {_repeated(sizes)!r} is given twice (its runs would count twice); "
-                                         f"received {text!r}")
+    _refuse_repeats(sizes, "size", text)
     return tuple(sizes)
 
 
@@ -128,9 +130,7 @@ def _rates(text):
         rates = ()
     if not rates or not all(0.0 < r < 1.0 for r in rates):
         raise argparse.ArgumentTypeError(f"expected comma-separated dropout rates in (0, 1); received {text!r}")
-    if _repeated(rates) is not None:
-        raise argparse.ArgumentTypeError(f"rate {_repeated(rates)!r} is given twice (its runs would count twice); "
-                                         f"received {text!r}")
+    _refuse_repeats(rates, "rate", text)
     return rates
 
 
