@@ -47,14 +47,20 @@ class ExportError(ValueError):
     """A fitted model that cannot be written as ONNX (the message says which part and why)."""
 
 
+def require(package, needed_by, install=INSTALL_HINT):
+    """Import and return ``package``, or raise ImportError saying what needs it and how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(package)
+    except ImportError as exc:
+        raise ImportError(f"{needed_by} needs the {package} package, which is not installed ({exc}); "
+                          f"install it with: {install}") from None
+
+
 def import_onnx():
     """Import and return the ``onnx`` package, or raise ImportError saying how to install it."""
-    try:
-        import onnx
-    except ImportError as exc:
-        raise ImportError(f"exporting to ONNX needs the onnx package, which is not installed ({exc}); "
-                          f"install it with: {INSTALL_HINT}") from None
-    return onnx
+    return require("onnx", "exporting to ONNX")
 
 
 def check_opset(opset, onnx):

@@ -19,14 +19,9 @@ CLASSIFIER_OPTIONS = {"zipmap": [True, False, "columns"], "nocl": [False, True],
 
 
 def _import_skl2onnx():
-    from . import INSTALL_HINT
+    from . import INSTALL_HINT, require
 
-    try:
-        import skl2onnx
-    except ImportError as exc:
-        raise ImportError(f"register_skl2onnx needs the skl2onnx package, which is not installed ({exc}); "
-                          f"install it with: pip install skl2onnx (and {INSTALL_HINT})") from None
-    return skl2onnx
+    return require("skl2onnx", "register_skl2onnx", f"pip install skl2onnx (and {INSTALL_HINT})")
 
 
 class ContainerSink(NodeSink):
