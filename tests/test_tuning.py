@@ -2,8 +2,6 @@
 
 import importlib
 import itertools
-import sys
-import warnings
 
 import pytest
 
@@ -71,14 +69,3 @@ def test_the_numpy_and_numba_backends_use_the_same_constants():
     assert (numba_kernels._WEIGHT_GROUPS, numba_kernels._ROWS_PER_CHUNK) == (tuning.DW_GROUPS, tuning.DB_BLOCK_ROWS)
 
 
-def test_config_is_a_deprecated_alias_of_backend_jit():
-    from minicnn.backend import jit
-
-    sys.modules.pop("minicnn.config", None)
-    with pytest.warns(DeprecationWarning, match="minicnn.backend.jit"):
-        config = importlib.import_module("minicnn.config")
-    assert config is jit
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from minicnn.config import jit as decorator
-    assert decorator is jit.jit
