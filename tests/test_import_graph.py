@@ -122,7 +122,7 @@ def test_every_module_imports(module):
     importlib.import_module(module)
 
 
-# ---------------------------------------------------------------- the layers: nothing below the estimator knows scikit-learn
+# ---------------------------------------------------------------- the layers: no scikit-learn below the estimator
 #: Each module (a package stands for all its modules) -> its layer in DESIGN.md, bottom to top. The engine (kernels,
 #: layers, network, training, persistence and the tables they read) must import without scikit-learn; so must the
 #: Predictor, the face that predicts without it. A module not listed here counts as engine.
