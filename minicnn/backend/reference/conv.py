@@ -53,7 +53,7 @@ def conv2d_backward_weight(dw, dy, col):
 
 
 def conv2d_bias_act_forward(y, x, w, b, col, act, alpha, sh, sw, pt, pl, dh, dw):
-    """``y = f(conv(x, w) + b)``: :func:`conv2d_forward` then :func:`bias_act_forward`, in one kernel call."""
+    """``y = f(conv(x, w) + b)``: :func:`conv2d_forward` then the reference ``bias_act_forward``, in one kernel call."""
     conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw)
     y2 = y.reshape(-1, y.shape[-1])
     bias_act_forward(y2, y2, b, act, alpha)
@@ -66,7 +66,7 @@ def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, 
     pooled size of the conv output (an odd last row/column is dropped).
     Readable twin of the compiled kernels, which write neither im2col columns
     nor the conv output (a first layer on few channels): the conv into a
-    temporary, then :func:`maxpool2d_forward`.
+    temporary, then :func:`~minicnn.backend.reference.maxpool2d_forward`.
     """
     N, H, W, C = x.shape
     KH, KW, _, F = w.shape

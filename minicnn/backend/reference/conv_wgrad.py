@@ -14,14 +14,14 @@ __all__ = ["conv2d_backward_weight_from_input"]
 
 
 def conv2d_backward_weight_from_input(dw, dy, x, work, sh, sw, pt, pl, dh, dwl):
-    """Weight gradient of a conv from its input ``x``: :func:`conv2d_backward_weight` without ``col``.
+    """Weight gradient of a conv from its input ``x``: the reference ``conv2d_backward_weight`` without ``col``.
 
     ``dw (KH, KW, C, F)``, ``dy (N, Ho, Wo, F)`` (gradient wrt the conv output),
-    ``x (N, H, W, C)``; geometry as :func:`conv2d_forward` (``dwl`` is the
+    ``x (N, H, W, C)``; geometry as :func:`~minicnn.backend.reference.conv2d_forward` (``dwl`` is the
     dilation along the width). Tap ``(i, j)`` of the kernel saw the input
     window ``xp[:, rows, cols, :]`` of the padded input, so its gradient is
     that window contracted with ``dy`` over samples and output pixels. ``work``
-    is only checked against :func:`conv_wgrad_workspace_length` (one slot).
+    is only checked against :func:`~minicnn.backend.tuning.conv_wgrad_workspace_length` (one slot).
     """
     N, H, W, C = x.shape
     KH, KW, _, F = dw.shape

@@ -17,6 +17,6 @@ def matmul(c, a, b, trans_a, trans_b):
 
 
 def dense_bias_act_forward(y, x, w, b, act, alpha):
-    """``y = f(x @ w + b)``: :func:`matmul` then :func:`bias_act_forward`, in one kernel call."""
+    """``y = f(x @ w + b)``: :func:`matmul` then the reference ``bias_act_forward``, in one kernel call."""
     matmul(y, x, w, 0, 0)
     bias_act_forward(y, y, b, act, alpha)

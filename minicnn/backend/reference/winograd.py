@@ -32,7 +32,7 @@ WINOGRAD_AT = np.array([[1, 1, 1, 0],
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     """``y = f(conv(x, w) + b)`` for a 3x3, stride-1 conv by Winograd F(2x2, 3x3); ``work`` is ignored.
 
-    Same result (up to rounding) as :func:`conv2d_bias_act_forward` with
+    Same result (up to rounding) as :func:`~minicnn.backend.reference.conv2d_bias_act_forward` with
     ``sh = sw = dh = dw = 1``. The output is cut into ``ceil(Ho/2) x ceil(Wo/2)``
     tiles of 2x2 pixels; tile ``(i, j)`` reads the 4x4 input window at rows
     ``2i - pt ...`` and columns ``2j - pl ...`` of the input zero-extended on every
@@ -73,9 +73,9 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, 
     ``Ho, Wo >= 2`` is the conv output size; ``y (N, Ho // 2, Wo // 2, F)`` its
     2x2, stride-2, unpadded, floor-mode max-pool (an odd last row/column is
     dropped). ``work`` is ignored (the Cython kernel takes the workspace of
-    :func:`winograd_workspace_length` for the conv size ``Ho, Wo``). Readable
+    :func:`~minicnn.backend.tuning.winograd_workspace_length` for the conv size ``Ho, Wo``). Readable
     twin of the fused Cython kernel: the Winograd forward into a temporary,
-    then :func:`maxpool2d_forward`.
+    then :func:`~minicnn.backend.reference.maxpool2d_forward`.
     """
     if Ho < 2 or Wo < 2:
         raise ValueError(f"conv output size must be >= 2 for a 2x2 max-pool; received Ho={Ho}, Wo={Wo}")
