@@ -9,7 +9,7 @@ run: NumPy's sgemm on the same GEMM shape and a memcpy of the same bytes.
 torch (when importable) is timed on the same problems as an outside yardstick.
 Conv runs once with the default BLAS threads and once with BLAS limited to one
 thread: OpenMP threads (Numba, Cython) and OpenBLAS threads interfere (see
-``minicnn/threads.py`` and ``minicnn/backend/numba_kernels.py``).
+``minicnn/threads.py`` and ``minicnn/backend/numba_kernels/``).
 """
 
 import contextlib

@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""Batch augmentation kernel, Cython + OpenMP: the twin of ``minicnn.backend.augment_reference.augment_batch``.
+"""Batch augmentation kernel, Cython + OpenMP: the twin of ``minicnn.backend.reference.augment_batch``.
 
 Shape letters: B batch rows written, N source rows, H, W, C image height, width, channels (NHWC).
 Same contract and the same bits as the reference for any thread count (each row's draws are hashes of

@@ -20,7 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, params, placement
 from ._caller import warn
-from ._predict import batched_outputs, check_mc_samples, mc_offset  # noqa: F401 (check_mc_samples re-exported)
+from ._predict import batched_outputs, check_mc_samples, mc_offset
 from .architecture import network_for, parse_layers
 from .placement import plan
 from .inputs import prepare_X

@@ -8,7 +8,8 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._caller import warn
-from ._estimator_base import BaseCNN, check_mc_samples, fit_context, serialized
+from ._estimator_base import BaseCNN, fit_context, serialized
+from ._predict import check_mc_samples
 from ._predict import as_float64, log_softmax, softmax
 from .io import header_params, read_model
 from .losses import mean_squared_error, softmax_cross_entropy

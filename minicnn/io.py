@@ -45,7 +45,7 @@ import zipfile
 
 import numpy as np
 
-from ._inputs import user_shape_to_nhwc
+from .inputs import user_shape_to_nhwc
 from .architecture import network_options, weight_count
 from .params import ADDED_PARAMS, DEFAULTS, invalid
 
@@ -708,19 +708,3 @@ def read_model(path, backend, make):
             if extra:
                 reader.fail(f"unexpected members {sorted(extra)}")
     return model, specs
-
-
-_load_file = read_model   # the name the Predictor used
-
-
-def __getattr__(name):
-    # ``minicnn.io.load`` moved next to the estimators (persistence knows no estimator): a deprecated alias.
-    if name == "load":
-        import warnings
-
-        from .estimator import load
-
-        warnings.warn("minicnn.io.load moved to minicnn.load (minicnn.estimator.load); the old name will be "
-                      "removed in the next release", DeprecationWarning, stacklevel=2)
-        return load
-    raise AttributeError(f"module 'minicnn.io' has no attribute {name!r}")

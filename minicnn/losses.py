@@ -80,3 +80,34 @@ def mean_squared_error(outputs, targets, kernels=None):
     diff = outputs - targets
     loss = float(np.mean(diff * diff))
     return loss, (diff * (2.0 / diff.size)).astype(outputs.dtype, copy=False)
+
+
+def _per_sample_cross_entropy(logits, labels):
+    z = logits.astype(np.float64)
+    z = z - z.max(axis=1, keepdims=True)
+    log_norm = np.log(np.exp(z).sum(axis=1))
+    return log_norm - z[np.arange(len(z)), labels]
+
+
+def _per_sample_squared_error(outputs, targets):
+    diff = outputs.astype(np.float64) - targets
+    return (diff * diff).mean(axis=1)
+
+
+_PER_SAMPLE = {softmax_cross_entropy: _per_sample_cross_entropy, mean_squared_error: _per_sample_squared_error}
+
+
+def weighted_loss(loss_fn, output, target, weights, **loss_kwargs):
+    """``loss_fn`` with per-sample ``weights``: weighted-average loss and its gradient.
+
+    ``loss_fn`` returns the gradient of the *mean* over the batch; each row is
+    rescaled by ``n * w_i / sum(w)``. Returns ``(loss, grad)`` like ``loss_fn``
+    (called with ``loss_kwargs``, e.g. ``kernels``).
+    """
+    loss, grad = loss_fn(output, target, **loss_kwargs)
+    total = float(weights.sum())
+    if total == 0.0:
+        grad[...] = 0
+        return 0.0, grad
+    grad *= (weights * (len(weights) / total)).astype(grad.dtype).reshape(-1, *([1] * (grad.ndim - 1)))
+    return float(np.dot(_PER_SAMPLE[loss_fn](output, target), weights) / total), grad

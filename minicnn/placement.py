@@ -36,7 +36,6 @@ the output layer, which is not part of ``layers``.
 
 import numbers
 import re
-import warnings
 from dataclasses import dataclass
 
 from . import architecture
@@ -45,16 +44,6 @@ POLICIES = ("none", "after_last_pool", "after_each_layer", "dense", "last:K")
 KINDS = ("element", "spatial", "auto")
 
 _LAST = re.compile(r"last:([0-9]+)")
-#: Names that moved to :mod:`minicnn.architecture` (importable from here, with a DeprecationWarning, for one release).
-_MOVED = ("LayerToken", "TOKEN_HELP", "parse_layers")
-
-
-def __getattr__(name):
-    if name in _MOVED:
-        warnings.warn(f"minicnn.placement.{name} moved to minicnn.architecture.{name}; the old name will be "
-                      f"removed in the next release", DeprecationWarning, stacklevel=2)
-        return getattr(architecture, name)
-    raise AttributeError(f"module 'minicnn.placement' has no attribute {name!r}")
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .weights import weighted_loss
+from .losses import weighted_loss
 
 
 def iterate_minibatches(n_samples, batch_size, rng, min_batch=1):

@@ -1,4 +1,4 @@
-"""Sample and class weights: validated once per fit, applied to each batch's loss and gradient.
+"""Sample and class weights of a fit, validated once per call (:func:`minicnn.losses.weighted_loss` applies them).
 
 Normalization (as scikit-learn's ``MLPClassifier`` since 1.7): a batch's loss
 is the weighted *average* of its samples' loss terms,
@@ -10,8 +10,6 @@ The epoch loss in ``loss_curve_`` is the weighted average over the epoch.
 import numpy as np
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.validation import _check_sample_weight
-
-from .losses import mean_squared_error, softmax_cross_entropy
 
 
 def check_class_weight(class_weight, classes):
@@ -73,37 +71,6 @@ def training_weights(sample_weight, class_weight, targets, classes, n_samples):
     if weights is None or np.all(weights == 1.0):
         return None
     return weights
-
-
-def _per_sample_cross_entropy(logits, labels):
-    z = logits.astype(np.float64)
-    z = z - z.max(axis=1, keepdims=True)
-    log_norm = np.log(np.exp(z).sum(axis=1))
-    return log_norm - z[np.arange(len(z)), labels]
-
-
-def _per_sample_squared_error(outputs, targets):
-    diff = outputs.astype(np.float64) - targets
-    return (diff * diff).mean(axis=1)
-
-
-_PER_SAMPLE = {softmax_cross_entropy: _per_sample_cross_entropy, mean_squared_error: _per_sample_squared_error}
-
-
-def weighted_loss(loss_fn, output, target, weights, **loss_kwargs):
-    """``loss_fn`` with per-sample ``weights``: weighted-average loss and its gradient.
-
-    ``loss_fn`` returns the gradient of the *mean* over the batch; each row is
-    rescaled by ``n * w_i / sum(w)``. Returns ``(loss, grad)`` like ``loss_fn``
-    (called with ``loss_kwargs``, e.g. ``kernels``).
-    """
-    loss, grad = loss_fn(output, target, **loss_kwargs)
-    total = float(weights.sum())
-    if total == 0.0:
-        grad[...] = 0
-        return 0.0, grad
-    grad *= (weights * (len(weights) / total)).astype(grad.dtype).reshape(-1, *([1] * (grad.ndim - 1)))
-    return float(np.dot(_PER_SAMPLE[loss_fn](output, target), weights) / total), grad
 
 
 def fit_weights(estimator, sample_weight, targets, incremental):

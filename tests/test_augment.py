@@ -8,7 +8,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 from minicnn import CNNClassifier, CNNRegressor, training
 from minicnn.augment import AUGMENT_STREAM, Augmenter, parse_augment
 from minicnn.backend import get_backend
-from minicnn.backend.augment_reference import augment_draws
+from minicnn.backend.reference.augment import augment_draws
 from minicnn.backend.hash_rng import dropout_key
 from minicnn.datasets import load_digits_images
 from minicnn.threads import thread_limits

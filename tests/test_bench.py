@@ -3,9 +3,6 @@
 import importlib
 import importlib.util
 import json
-import sys
-
-import pytest
 
 from minicnn.tools import bench
 
@@ -53,13 +50,6 @@ def test_format_report_marks_unmet_and_missing_targets():
     report["targets"] = bench.evaluate_targets(report)
     text = bench.format_report(report)
     assert "n/a" in text and "mnist" in text
-
-
-def test_old_module_name_warns_and_is_the_same_module(monkeypatch):
-    monkeypatch.delitem(sys.modules, "minicnn.bench", raising=False)
-    with pytest.warns(DeprecationWarning, match="minicnn.tools.bench"):
-        old = importlib.import_module("minicnn.bench")
-    assert old is bench and old.main is bench.main
 
 
 def test_onnxruntime_missing_is_skipped_cleanly(monkeypatch):

@@ -17,6 +17,7 @@ import pytest
 from helpers import kernel_module
 
 from minicnn.backend import reference as ref
+from minicnn.backend import tuning
 
 BACKENDS = ("numpy", "numba", "cython")
 DTYPES = (np.float32, np.float64)
@@ -47,7 +48,7 @@ def _wgrad(module, x, dy, KH, KW, geometry, slots=2, work=None):
     N, H, W, C = x.shape
     _, Ho, Wo, F = dy.shape
     if work is None:
-        work = np.full(module.conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots), np.nan, x.dtype)
+        work = np.full(tuning.conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots), np.nan, x.dtype)
     dw = np.full((KH, KW, C, F), np.nan, x.dtype)
     module.conv2d_backward_weight_from_input(dw, dy, x, work, *geometry)
     return dw
@@ -114,14 +115,14 @@ def test_wgrad_workspace_length_agrees():
               (2, 2, 2, 2, 3, 3, 4, 0, 0), (32, 32, 32, 64, 3, 3, 128, 32, 32), (1, 1, 1, 1, 1, 1, 1, 1, 1)]
     for shape in shapes:
         for slots in (1, 2, 3):
-            assert cy.conv_wgrad_workspace_length(*shape, slots) == ref.conv_wgrad_workspace_length(*shape, slots)
+            assert cy.conv_wgrad_workspace_length(*shape, slots) == tuning.conv_wgrad_workspace_length(*shape, slots)
     # G partials of K*F plus the slots; independent of H and W; small next to the (N, P, K) col
     N, H, W, C, KH, KW, F, Ho, Wo = shapes[0]
-    one, two = (ref.conv_wgrad_workspace_length(*shapes[0], s) for s in (1, 2))
+    one, two = (tuning.conv_wgrad_workspace_length(*shapes[0], s) for s in (1, 2))
     assert one > 8 * 9 * C * F and two > one
-    assert ref.conv_wgrad_workspace_length(N, 99, 99, C, KH, KW, F, Ho, Wo, 2) == two
+    assert tuning.conv_wgrad_workspace_length(N, 99, 99, C, KH, KW, F, Ho, Wo, 2) == two
     assert two < N * Ho * Wo * KH * KW * C // 100
-    for module in (cy, ref):
+    for module in (cy, tuning):
         with pytest.raises(ValueError, match="C=-1"):
             module.conv_wgrad_workspace_length(2, 5, 5, -1, 3, 3, 4, 3, 3, 1)
         with pytest.raises(ValueError, match="slots must be >= 1; received slots=0"):
@@ -131,7 +132,7 @@ def test_wgrad_workspace_length_agrees():
 def test_groups_match_the_col_based_kernel():
     from minicnn.backend import _conv, _conv_wgrad
 
-    assert _conv_wgrad.DW_GROUPS == _conv.DW_GROUPS == ref.DW_GROUPS
+    assert _conv_wgrad.DW_GROUPS == _conv.DW_GROUPS == tuning.DW_GROUPS
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython"])
@@ -162,7 +163,7 @@ def test_wgrad_reuses_the_workspace(backend):
     case = (9, 9, 9, 8, 8, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1)
     x, dy, want = _problem(*case, np.float64, seed=4)
     g = (1, 1, 1, 1, 1, 1)
-    work = np.full(cy.conv_wgrad_workspace_length(9, 9, 9, 8, 3, 3, 8, 9, 9, 2), np.nan)
+    work = np.full(tuning.conv_wgrad_workspace_length(9, 9, 9, 8, 3, 3, 8, 9, 9, 2), np.nan)
     first = _wgrad(cy, x, dy, 3, 3, g, work=work)
     _wgrad(cy, -x, 2 * dy, 3, 3, g, work=work)
     np.testing.assert_array_equal(_wgrad(cy, x, dy, 3, 3, g, work=work), first)
@@ -175,7 +176,7 @@ def test_wgrad_checks_the_workspace_length(backend):
     x = np.zeros((2, 6, 6, 3), np.float32)
     dy = np.zeros((2, 4, 4, 4), np.float32)
     dw = np.empty((3, 3, 3, 4), np.float32)
-    L = module.conv_wgrad_workspace_length(2, 6, 6, 3, 3, 3, 4, 4, 4, 1)
+    L = tuning.conv_wgrad_workspace_length(2, 6, 6, 3, 3, 3, 4, 4, 4, 1)
     module.conv2d_backward_weight_from_input(dw, dy, x, np.empty(L, np.float32), 1, 1, 0, 0, 1, 1)
     with pytest.raises(ValueError, match=r"work must have length >= %d.*\(one slot\).*%d" % (L, L - 1)):
         module.conv2d_backward_weight_from_input(dw, dy, x, np.empty(L - 1, np.float32), 1, 1, 0, 0, 1, 1)

@@ -330,7 +330,8 @@ def _fit_numba_at_once(X, y, barrier):
     assert Event(barrier[1]).wait(timeout=TIMEOUT), "the other worker never started"
     model = CNNClassifier(layers=("dense8",), dropout="dense", max_iter=1, batch_size=32, backend="numba",
                           random_state=0).fit(X, y)
-    dispatchers = [f for f in vars(numba_kernels).values() if isinstance(f, numba.core.registry.CPUDispatcher)]
+    families = [m for name, m in sys.modules.items() if name.startswith(numba_kernels.__name__ + ".")]
+    dispatchers = [f for m in families for f in vars(m).values() if isinstance(f, numba.core.registry.CPUDispatcher)]
     hits = sum(sum(f.stats.cache_hits.values()) for f in dispatchers)
     return os.environ["NUMBA_CACHE_DIR"], model.predict_proba(X), hits
 

@@ -108,10 +108,7 @@ def test_readme_mnist_command_is_the_benchmarked_keras_cnn():
 
     from minicnn import cli
 
-    try:
-        from minicnn.tools.bench import MODELS
-    except ImportError:
-        from minicnn.bench import MODELS
+    from minicnn.tools.bench import MODELS
     text = (REPO / "README.md").read_text().replace("\\\n", " ")
     line = next(ln for ln in text.splitlines() if ln.strip().startswith("minicnn fit --data mnist"))
     argv = shlex.split(line.split("#")[0])[1:]

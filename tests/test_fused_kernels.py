@@ -386,6 +386,22 @@ def test_direct_conv_maxpool2_matches_conv_then_maxpool(backend, dtype, case):
             np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)   # NaN where the reference has NaN
 
 
+@pytest.mark.parametrize("backend", ("numba", "cython"))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", DIRECT_POOL_CASES)
+def test_direct_conv_maxpool2_matches_reference(backend, dtype, case):
+    """The fused direct conv + 2x2 max-pool against its NumPy twin, every pooled pixel written, every activation."""
+    x, w, b, shape, geometry = _direct_pool_problem(case, dtype, seed=case[6])
+    for act, alpha in ACTS:
+        want = np.full(shape, np.nan, dtype)
+        ref.conv2d_direct_bias_act_maxpool2_forward(want, x, w, b, act, alpha, *geometry)
+        got = np.full(shape, np.nan, dtype)
+        kernel(backend, "conv2d_direct_bias_act_maxpool2_forward")(got, x, w, b, act, alpha, *geometry)
+        assert not np.isnan(want).any()
+        tol = 1e-5 if dtype == np.float32 else 1e-12
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * 10)
+
+
 @pytest.mark.parametrize("backend", ["numba", "cython"])
 def test_direct_conv_maxpool2_same_bits_for_1_and_2_threads(backend):
     from minicnn.threads import thread_limits

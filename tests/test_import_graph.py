@@ -1,9 +1,12 @@
-"""The package's import graph: every module imports, and no module imports itself back (lazy imports included)."""
+"""The package's import graph: every module imports, no module imports itself back (lazy imports included), the
+engine never loads scikit-learn, and no alias of an old name is left."""
 
 import ast
 import importlib
+import json
 import pathlib
-import warnings
+import subprocess
+import sys
 
 import pytest
 
@@ -11,8 +14,6 @@ import minicnn
 from helpers import skip_without_extras
 
 ROOT = pathlib.Path(minicnn.__file__).parent
-#: Deprecated aliases kept for one release; each is a module ``__getattr__`` that warns before importing upward.
-DEPRECATED_ALIAS_EDGES = {("minicnn.io", "minicnn.estimator")}
 
 
 def module_name(path):
@@ -45,33 +46,18 @@ def _targets(module, node, is_package):
     return found
 
 
-def _deprecated_alias_nodes(tree):
-    """Import statements inside a module-level ``__getattr__`` that issues a DeprecationWarning."""
-    nodes = set()
-    for func in tree.body:
-        if (isinstance(func, ast.FunctionDef) and func.name == "__getattr__"
-                and "DeprecationWarning" in ast.unparse(func)):
-            nodes.update(id(n) for n in ast.walk(func) if isinstance(n, (ast.Import, ast.ImportFrom)))
-    return nodes
-
-
 def import_graph():
-    """``(edges, alias_edges)``: module -> set of modules it imports anywhere in its source."""
-    edges, alias_edges = {}, set()
+    """module -> set of modules it imports anywhere in its source."""
+    edges = {}
     for module, path in MODULES.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        aliases = _deprecated_alias_nodes(tree)
         edges[module] = set()
         for node in ast.walk(tree):
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 # a module's own packages are initialized before it: importing them is no back edge
                 ancestors = {module} | {t for t in MODULES if module.startswith(t + ".")}
-                targets = _targets(module, node, path.name == "__init__.py") - ancestors
-                if id(node) in aliases:
-                    alias_edges.update((module, target) for target in targets)
-                else:
-                    edges[module] |= targets
-    return edges, alias_edges
+                edges[module] |= _targets(module, node, path.name == "__init__.py") - ancestors
+    return edges
 
 
 def find_cycle(edges):
@@ -101,10 +87,9 @@ def find_cycle(edges):
 
 
 def test_the_import_graph_has_no_cycle():
-    edges, alias_edges = import_graph()
+    edges = import_graph()
     assert sum(len(v) for v in edges.values()) > 50   # the parser sees the package's imports
     assert ("minicnn.estimator", "minicnn.io") in {(a, b) for a in edges for b in edges[a]}
-    assert alias_edges == DEPRECATED_ALIAS_EDGES
     assert find_cycle(edges) is None, " -> ".join(find_cycle(edges))
 
 
@@ -122,7 +107,7 @@ def test_the_cycle_finder_finds_a_lazy_cycle():
     ("minicnn.network", ("minicnn.architecture", "minicnn.estimator", "minicnn.training")),
 ])
 def test_lower_layers_never_import_upper_ones(layer, above):
-    edges, _ = import_graph()
+    edges = import_graph()
     reach, todo = set(), [layer]
     while todo:
         for nxt in edges[todo.pop()] - reach:
@@ -134,6 +119,165 @@ def test_lower_layers_never_import_upper_ones(layer, above):
 @pytest.mark.parametrize("module", sorted(set(MODULES) - {"minicnn.__main__"}))
 def test_every_module_imports(module):
     skip_without_extras(module)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)   # the deprecated aliases are tested where they live
-        importlib.import_module(module)
+    importlib.import_module(module)
+
+
+# ---------------------------------------------------------------- the layers: no scikit-learn below the estimator
+#: Each module (a package stands for all its modules) -> its layer in DESIGN.md, bottom to top. The engine (kernels,
+#: layers, network, training, persistence and the tables they read) must import without scikit-learn; so must the
+#: Predictor, the face that predicts without it. A module not listed here counts as engine.
+LAYERS = {
+    "minicnn": "engine",   # the lazy loader only
+    "minicnn.backend": "engine",
+    "minicnn.layers": "engine",
+    "minicnn.network": "engine",
+    "minicnn.losses": "engine",
+    "minicnn.optim": "engine",
+    "minicnn.schedules": "engine",
+    "minicnn.augment": "engine",
+    "minicnn.training": "engine",
+    "minicnn.threads": "engine",
+    "minicnn._predict": "engine",
+    "minicnn._caller": "engine",
+    "minicnn._progress": "engine",
+    "minicnn.architecture": "engine",
+    "minicnn.placement": "engine",
+    "minicnn.params": "engine",
+    "minicnn.inputs": "engine",
+    "minicnn.io": "engine",
+    "minicnn.predictor": "face without scikit-learn",
+    "minicnn.estimator": "estimator",
+    "minicnn._estimator_base": "estimator",
+    "minicnn.convergence": "estimator",
+    "minicnn.weights": "estimator",
+    "minicnn.onnx": "face",
+    "minicnn.dask_wrappers": "face",
+    "minicnn.datasets": "face",
+    "minicnn.cli": "face",
+    "minicnn.__main__": "face",
+    "minicnn.tools": "face",
+}
+SKLEARN_FREE = ("engine", "face without scikit-learn")
+
+
+def layer_of(module):
+    owner = max((name for name in LAYERS if module == name or module.startswith(name + ".")), key=len, default=None)
+    return LAYERS.get(owner, "engine")
+
+
+def test_every_layer_table_row_names_a_module():
+    assert set(LAYERS) <= set(MODULES)
+    assert {layer_of(m) for m in MODULES} == {"engine", "estimator", "face", "face without scikit-learn"}
+
+
+def test_nothing_below_the_estimator_imports_scikit_learn():
+    """A fresh process imports every engine module (and the Predictor) one by one: none loads scikit-learn."""
+    names = sorted(m for m in MODULES if layer_of(m) in SKLEARN_FREE)
+    code = ("import importlib, json, sys\n"
+            "loaded, missing, first = [], [], None\n"
+            f"for name in {names!r}:\n"
+            "    try:\n"
+            "        importlib.import_module(name)\n"
+            "    except ImportError as exc:\n"
+            "        missing.append([name, exc.name])\n"
+            "        continue\n"
+            "    loaded.append(name)\n"
+            "    if first is None and 'sklearn' in sys.modules:\n"
+            "        first = name\n"
+            "print(json.dumps({'loaded': loaded, 'missing': missing, 'first': first}))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          cwd=ROOT.parent)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["first"] is None, f"importing {result['first']} loaded scikit-learn"
+    # only the optional compiled or Numba kernels may be absent
+    assert all(name == "numba" or (name or "").startswith("minicnn.backend._") for _, name in result["missing"]), \
+        result["missing"]
+    assert {"minicnn.training", "minicnn.network", "minicnn.io", "minicnn.predictor"} <= set(result["loaded"])
+
+
+# ---------------------------------------------------------------- no alias of an old name
+#: Modules and attributes that were deprecated aliases in 0.1.0 (never released); they stay gone.
+REMOVED = ("minicnn.config", "minicnn.bench", "minicnn.study", "minicnn._architecture", "minicnn._inputs",
+           "minicnn.io:load", "minicnn.io:_load_file", "minicnn.placement:LayerToken",
+           "minicnn.placement:TOKEN_HELP", "minicnn.placement:parse_layers")
+#: The one module-level ``__getattr__``: the package's lazy loader of its public names.
+LAZY_LOADER = "minicnn"
+#: Modules that may re-export names of another minicnn module (besides package ``__init__`` files and the
+#: backends' kernel namespaces), with the reason.
+REEXPORTS = {"minicnn.threads": "the thread runtime's environment is public here (README: "
+                                "minicnn.threads.ThreadEnvironmentError)"}
+
+
+@pytest.mark.parametrize("name", REMOVED)
+def test_removed_aliases_stay_removed(name):
+    module, _, attribute = name.partition(":")
+    if not attribute:
+        assert module not in MODULES   # no file in the package (an editable install elsewhere may still find one)
+    else:
+        assert not hasattr(importlib.import_module(module), attribute)
+
+
+def _problems(module, path):
+    """Ways ``module`` forwards old names: what the next test refuses."""
+    from minicnn.backend import _MODULES as backend_modules
+
+    source = path.read_text()
+    tree = ast.parse(source, filename=str(path))
+    problems = []
+    if "DeprecationWarning" in source:
+        problems.append("issues a DeprecationWarning (0.1.0 was never released: nothing is deprecated)")
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef) and node.name == "__getattr__" and module != LAZY_LOADER:
+            problems.append("has a module-level __getattr__")
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Subscript) and ast.unparse(t.value) == "sys.modules"
+                                                for t in node.targets):
+            problems.append("replaces a module in sys.modules")
+    if path.name == "__init__.py":
+        return problems
+    own = [n for n in tree.body if not isinstance(n, (ast.Import, ast.ImportFrom))
+           and not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    if not own:
+        problems.append("only imports: a module without a purpose of its own")
+    if module in REEXPORTS or module in backend_modules.values():
+        return problems
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    exported = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in node.targets):
+            exported = {e.value for e in node.value.elts}
+    for node in tree.body:
+        if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("minicnn")):
+            unused = [a.asname or a.name for a in node.names if (a.asname or a.name) not in used | exported]
+            if unused:
+                problems.append(f"re-exports {unused} without using them")
+    return problems
+
+
+def test_no_module_forwards_old_names():
+    problems = {module: _problems(module, path) for module, path in MODULES.items()}
+    assert {m: p for m, p in problems.items() if p} == {}
+
+
+def test_the_rules_catch_each_kind_of_alias(tmp_path):
+    kinds = {
+        "warns.py": "import warnings\nwarnings.warn('moved', DeprecationWarning)\nX = 1\n",
+        "getattr.py": "def __getattr__(name):\n    return name\n",
+        "swap.py": "import sys\nfrom . import jit\nsys.modules[__name__] = jit\n",
+        "star.py": '"""Old name."""\nfrom .inputs import *\n',
+        "forward.py": "from .inputs import prepare_X\n\nY = 2\n",
+    }
+    for name, text in kinds.items():
+        (tmp_path / name).write_text(text)
+        assert _problems(f"minicnn.{name[:-3]}", tmp_path / name), name
+    (tmp_path / "fine.py").write_text("from .inputs import prepare_X\n\n\ndef f(x):\n    return prepare_X(x)\n")
+    assert _problems("minicnn.fine", tmp_path / "fine.py") == []
+
+
+def test_the_lazy_loader_serves_the_public_names_only():
+    assert set(minicnn._LAZY) == set(minicnn.__all__) - {"__version__"}
+    for name in minicnn.__all__:
+        assert getattr(minicnn, name) is not None
+    with pytest.raises(AttributeError, match="no attribute 'config'"):
+        minicnn.config   # noqa: B018

@@ -1,14 +1,12 @@
 """Dropout placement rules (pure functions), the variance-shift lint, and the layer lists they build."""
 
 import doctest
-import importlib
-import sys
 
 import pytest
 
 import numpy as np
 
-from minicnn import _inputs, _progress, architecture, placement
+from minicnn import _progress, architecture, inputs, placement
 from minicnn.architecture import LAYER_KINDS, build_layers, build_network, parse_layers, weight_count
 from minicnn.layers import Conv2D, Dense
 from minicnn.placement import DropoutSpec, lint_placement, resolve_dropout
@@ -185,7 +183,7 @@ def test_dropout_spec_is_a_plain_record():
     assert DropoutSpec(1, 0.5, "element") == DropoutSpec(1, 0.5, "element")
 
 
-@pytest.mark.parametrize("module", [placement, architecture, _inputs, _progress])
+@pytest.mark.parametrize("module", [placement, architecture, inputs, _progress])
 def test_private_module_examples_run(module):
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
@@ -218,16 +216,6 @@ def test_weight_count_equals_the_weights_of_the_built_network(layers, options):
                                    backend="numpy", **options)
         built = sum(layer.params["w"].size for layer in network.layers if isinstance(layer, (Conv2D, Dense)))
         assert weight_count(tokens, input_shape, 3, **options) == built
-
-
-def test_moved_names_warn_and_still_work():
-    for name in ("parse_layers", "LayerToken", "TOKEN_HELP"):
-        with pytest.warns(DeprecationWarning, match=f"minicnn.architecture.{name}"):
-            assert getattr(placement, name) is getattr(architecture, name)
-    sys.modules.pop("minicnn._architecture", None)
-    with pytest.warns(DeprecationWarning, match="minicnn.architecture"):
-        _architecture = importlib.import_module("minicnn._architecture")
-    assert _architecture.build_layers is build_layers and _architecture.plan is placement.plan
 
 
 @pytest.mark.parametrize("number", [0.5, 0, 1, 0.25, np.float32(0.3), np.int64(2)])

@@ -2,7 +2,6 @@
 
 import io
 import math
-import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -450,21 +449,6 @@ def test_from_csv_reproduces_the_report(user_study, tmp_path):
 def test_user_data_needs_layers(tmp_path):
     code, _, err = run_cli("study", "--data", tmp_path / "my.npz", "--out", tmp_path)
     assert code == 1 and "--layers" in err
-
-
-def test_minicnn_study_is_a_deprecated_alias():
-    import importlib
-    import sys
-
-    sys.modules.pop("minicnn.study", None)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        old = importlib.import_module("minicnn.study")
-    assert any(issubclass(w.category, DeprecationWarning) and "minicnn.tools.study" in str(w.message)
-               for w in caught)
-    from minicnn.tools import study as new
-
-    assert old.run_study is new.run_study and old.stats is new.stats
 
 
 def test_schedule_is_one_value_with_a_constant_fallback(monkeypatch):

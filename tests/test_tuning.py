@@ -1,9 +1,10 @@
 """The constants and workspace layouts of minicnn.backend.tuning equal those of the compiled kernels."""
 
+import ast
 import importlib
 import itertools
-import sys
-import warnings
+import pathlib
+import re
 
 import pytest
 
@@ -36,9 +37,27 @@ def test_tuning_constants_equal_the_compiled_ones(module, name, mirror):
     assert getattr(compiled(module), name) == getattr(tuning, mirror)
 
 
+#: (.pyx file, its compile-time ``cdef enum`` name, the name in tuning): constants the compiled modules do not
+#: expose, compared with the source they are built from.
+MIRRORED_ENUMS = [
+    ("conv.pyx", "SMALL_K", "CONV_SMALL_K"),
+    ("gemm.pyx", "MIN_BLOCK_ROWS", "GEMM_MIN_BLOCK_ROWS"),
+]
+
+
+@pytest.mark.parametrize("source, name, mirror", MIRRORED_ENUMS)
+def test_tuning_constants_equal_the_pyx_enums(source, name, mirror):
+    path = pathlib.Path(tuning.__file__).parents[2] / "kernels" / source
+    if not path.exists():
+        pytest.skip(f"no kernel sources next to the package: {path}")
+    text = path.read_text()
+    values = re.findall(rf"^\s+{name} = (\d+)$", text, flags=re.M)
+    assert values == [str(getattr(tuning, mirror))]
+
+
 def test_every_tuning_constant_is_compared():
     constants = {name for name in vars(tuning) if name.isupper()}
-    assert constants == {mirror for _, _, mirror in MIRRORED}
+    assert constants == {mirror for _, _, mirror in MIRRORED + MIRRORED_ENUMS}
 
 
 @pytest.mark.parametrize("module, name", [("_bias_act", "ACTIVATION_CODES"), ("_conv", "ROW_ACTIVATION_CODES"),
@@ -61,24 +80,13 @@ def test_workspace_layouts_equal_the_compiled_ones():
             assert tuning.conv_wgrad_workspace_length(*args) == wgrad.conv_wgrad_workspace_length(*args), args
 
 
-def test_the_numpy_and_numba_backends_use_the_same_constants():
-    from minicnn.backend import reference
-
-    assert reference.winograd_workspace_length is tuning.winograd_workspace_length
-    assert reference.conv_wgrad_workspace_length is tuning.conv_wgrad_workspace_length
-    assert reference.DW_GROUPS == tuning.DW_GROUPS
-    numba_kernels = pytest.importorskip("minicnn.backend.numba_kernels")
-    assert (numba_kernels._WEIGHT_GROUPS, numba_kernels._ROWS_PER_CHUNK) == (tuning.DW_GROUPS, tuning.DB_BLOCK_ROWS)
-
-
-def test_config_is_a_deprecated_alias_of_backend_jit():
-    from minicnn.backend import jit
-
-    sys.modules.pop("minicnn.config", None)
-    with pytest.warns(DeprecationWarning, match="minicnn.backend.jit"):
-        config = importlib.import_module("minicnn.config")
-    assert config is jit
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        from minicnn.config import jit as decorator
-    assert decorator is jit.jit
+def test_the_backends_define_no_constant_of_their_own():
+    """Every number a NumPy or Numba kernel file tunes by (groups, blocks, thresholds) is read from ``tuning``."""
+    root = pathlib.Path(tuning.__file__).parent
+    found = []
+    for path in sorted([*root.glob("reference/*.py"), *root.glob("numba_kernels/*.py")]):
+        for node in ast.parse(path.read_text()).body:
+            if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+                    and isinstance(node.value.value, (int, float)) and not isinstance(node.value.value, bool)):
+                found.append(f"{path.relative_to(root)}: {ast.unparse(node)}")
+    assert found == []

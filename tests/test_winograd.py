@@ -15,6 +15,7 @@ import pytest
 from helpers import kernel_module
 
 from minicnn.backend import reference as ref
+from minicnn.backend import tuning
 from minicnn.backend.activation_codes import CODES
 
 BACKENDS = ("numpy", "numba", "cython")
@@ -50,7 +51,7 @@ def _winograd(module, x, w, b, Ho, Wo, act, alpha, pt, pl, slots=2):
     N, H, W, C = x.shape
     F = w.shape[3]
     y = np.full((N, Ho, Wo, F), np.nan, x.dtype)
-    work = np.full((slots, module.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.nan, x.dtype)
+    work = np.full((slots, tuning.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.nan, x.dtype)
     module.conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl)
     return y
 
@@ -123,12 +124,12 @@ def test_winograd_workspace_length_agrees():
     cy = _module("cython")
     for shape in [(26, 26, 32, 64, 24, 24), (8, 8, 1, 16, 8, 8), (3, 3, 1, 1, 1, 1), (5, 5, 0, 4, 3, 3),
                   (2, 2, 2, 4, 0, 0), (101, 7, 5, 3, 99, 5)]:
-        assert cy.winograd_workspace_length(*shape) == ref.winograd_workspace_length(*shape)
+        assert cy.winograd_workspace_length(*shape) == tuning.winograd_workspace_length(*shape)
     # U (16*C*F) plus the scratch of one block of tiles: grows with C and F, not with H and W
-    assert ref.winograd_workspace_length(26, 26, 32, 64, 24, 24) >= 16 * 32 * 64 + 16 * 36 * (32 + 64)
-    assert ref.winograd_workspace_length(260, 260, 32, 64, 258, 258) == ref.winograd_workspace_length(
+    assert tuning.winograd_workspace_length(26, 26, 32, 64, 24, 24) >= 16 * 32 * 64 + 16 * 36 * (32 + 64)
+    assert tuning.winograd_workspace_length(260, 260, 32, 64, 258, 258) == tuning.winograd_workspace_length(
         26, 26, 32, 64, 24, 24)
-    for module in (cy, ref):
+    for module in (cy, tuning):
         with pytest.raises(ValueError, match="C=-1"):
             module.winograd_workspace_length(5, 5, -1, 4, 3, 3)
 
@@ -224,7 +225,7 @@ def _winograd_pool(module, x, w, b, Ho, Wo, act, alpha, pt, pl, slots=2):
     N, H, W, C = x.shape
     F = w.shape[3]
     y = np.full((N, Ho // 2, Wo // 2, F), np.nan, x.dtype)
-    work = np.full((slots, module.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.nan, x.dtype)
+    work = np.full((slots, tuning.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.nan, x.dtype)
     module.conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo)
     return y
 
@@ -309,7 +310,7 @@ def test_winograd_maxpool2_checks_its_arguments(backend):
     w = np.zeros((3, 3, 3, 4), np.float32)
     b = np.zeros(4, np.float32)
     y = np.empty((2, 2, 2, 4), np.float32)
-    L = module.winograd_workspace_length(7, 7, 3, 4, 5, 5)
+    L = tuning.winograd_workspace_length(7, 7, 3, 4, 5, 5)
     work = np.zeros((2, L), np.float32)
     f(y, x, w, b, work, 1, 0.0, 0, 0, 5, 5)
     with pytest.raises(ValueError, match=r"received Ho=1, Wo=5"):
@@ -344,7 +345,7 @@ def test_numba_winograd_kernels_same_bits_for_1_and_2_threads():
 
     x, w, b, (Ho, Wo) = _problem(6, 14, 13, 16, 32, 1, 1, 0, 1, np.float32, seed=9)
     dy = np.random.default_rng(3).standard_normal((6, Ho, Wo, 32)).astype(np.float32)
-    work = np.zeros(ref.conv_wgrad_workspace_length(6, 14, 13, 16, 3, 3, 32, Ho, Wo, 2), np.float32)
+    work = np.zeros(tuning.conv_wgrad_workspace_length(6, 14, 13, 16, 3, 3, 32, Ho, Wo, 2), np.float32)
     results = []
     for n_threads in (1, 2):
         with thread_limits(n_threads):

@@ -25,6 +25,9 @@ _MASK32 = 0xFFFFFFFF
 _MASK64 = 0xFFFFFFFFFFFFFFFF
 MIX_MUL1 = 0x7FEB352D
 MIX_MUL2 = 0x846CA68B
+#: Hashes drawn per row of an augmented batch: row ``b`` uses the counters ``AUGMENT_DRAWS * b + j``, ``j <
+#: AUGMENT_DRAWS`` (shift y, shift x, crop y, crop x, flip; see :func:`minicnn.backend.reference.augment_batch`).
+AUGMENT_DRAWS = 5
 
 
 def _splitmix64(z):

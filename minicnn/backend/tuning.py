@@ -28,6 +28,11 @@ WINOGRAD_STRIDE_PAD = 16
 WGRAD_BLOCK_MNK = 1000000
 WGRAD_SLOT_CAP = 65536
 WGRAD_PACKED_SLOT = 131072
+#: Below this inner size ``K = KH*KW*C`` a conv's forward product is a plain loop instead of BLAS (``kernels/conv.pyx``,
+#: ``SMALL_K``): on a shallow K (a first layer on 1-channel images, K = 9) sgemm is mostly call and packing overhead.
+CONV_SMALL_K = 32
+#: Fewest output rows per thread's block of a dense product (``kernels/gemm.pyx``, ``MIN_BLOCK_ROWS``).
+GEMM_MIN_BLOCK_ROWS = 32
 
 
 def winograd_workspace_length(H, W, C, F, Ho, Wo):

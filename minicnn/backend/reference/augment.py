@@ -1,10 +1,10 @@
-"""Plain-NumPy reference of the batch augmentation kernel (the ground truth of its Numba and Cython twins).
+"""The batch augmentation reference (the ground truth of its Numba and Cython twins).
 
 Shape letters: B batch rows written, N rows of the source, H, W, C image height, width, channels (NHWC).
 
 ``augment_batch(out, x, index, key0, key1, shift, crop, flip)`` writes
 ``out[b] = T_b(x[index[b]])`` for every ``b < B``, where ``T_b`` is drawn from
-five hashes of the counters ``5 * b + j`` (``j = 0..4``) with the keys of
+``AUGMENT_DRAWS`` = 5 hashes of the counters ``5 * b + j`` (``j = 0..4``) with the keys of
 :func:`minicnn.backend.hash_rng.dropout_key` (so the draw is a pure function
 of ``(seed, step, b)``, identical on every backend and thread count)::
 
@@ -26,14 +26,14 @@ probability 1/2. Every element of ``out`` is written.
 
 import numpy as np
 
-from .hash_rng import hash_reference
+from ..hash_rng import AUGMENT_DRAWS, hash_reference
 
-DRAWS = 5
+__all__ = ["augment_batch"]
 
 
 def augment_draws(B, key0, key1, shift, crop, flip):
     """The per-row draws ``(sy, sx, cy, cx, mirror)`` as int64 arrays of shape (B,)."""
-    h = hash_reference(np.arange(DRAWS * B, dtype=np.uint64), key0, key1).reshape(B, DRAWS)
+    h = hash_reference(np.arange(AUGMENT_DRAWS * B, dtype=np.uint64), key0, key1).reshape(B, AUGMENT_DRAWS)
     s, c = np.uint64(2 * shift + 1), np.uint64(2 * crop + 1)
     sy, sx = (h[:, 0] % s).astype(np.int64) - shift, (h[:, 1] % s).astype(np.int64) - shift
     cy, cx = (h[:, 2] % c).astype(np.int64) - crop, (h[:, 3] % c).astype(np.int64) - crop

@@ -1,12 +1,13 @@
-"""The counter-based hash in Numba, shared by the dropout and augmentation kernels (reference: :mod:`.hash_rng`).
+"""The counter-based hash in Numba, shared by the dropout and augmentation kernels.
 
-Every intermediate is cast back to uint32, so loops over it vectorize (AVX2).
+The NumPy reference and the definition are in :mod:`minicnn.backend.hash_rng`. Every intermediate is cast
+back to uint32, so loops over it vectorize (AVX2). Shape letters: none (scalars).
 """
 
 import numpy as np
 
-from .hash_rng import MIX_MUL1, MIX_MUL2
-from .jit import jit
+from ..hash_rng import MIX_MUL1, MIX_MUL2
+from ..jit import jit
 
 
 @jit(inline="always")

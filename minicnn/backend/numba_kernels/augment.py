@@ -1,13 +1,18 @@
-"""Numba twin of :func:`minicnn.backend.augment_reference.augment_batch` (same contract, same bits).
+"""The batch augmentation kernel in Numba: the twin of :func:`minicnn.backend.reference.augment_batch`.
 
 Shape letters: B batch rows written, H, W, C image height, width, channels (NHWC).
+
+Same contract, same bits (the draws of row ``b`` are hashes of the counters ``AUGMENT_DRAWS * b + j``).
 """
 
 import numpy as np
 from numba import prange
 
-from .jit import jit
-from .numba_hash import counter_hash
+from ..hash_rng import AUGMENT_DRAWS
+from ..jit import jit
+from ._hash import counter_hash
+
+__all__ = ["augment_batch"]
 
 
 @jit(inline="always")
@@ -28,7 +33,7 @@ def _augment(out, x, index, key0, key1, shift, crop, flip):
     k0, k1 = np.uint32(key0), np.uint32(key1)
     zero = out.dtype.type(0)
     for b in prange(B):
-        base = 5 * b
+        base = AUGMENT_DRAWS * b
         sy = _draw(base, k0, k1, 2 * shift + 1) - shift
         sx = _draw(base + 1, k0, k1, 2 * shift + 1) - shift
         cy = _draw(base + 2, k0, k1, 2 * crop + 1) - crop
@@ -52,5 +57,5 @@ def _augment(out, x, index, key0, key1, shift, crop, flip):
 
 
 def augment_batch(out, x, index, key0, key1, shift, crop, flip):
-    """See :func:`minicnn.backend.augment_reference.augment_batch`."""
+    """See :func:`minicnn.backend.reference.augment_batch`."""
     _augment(out, x, index, key0, key1, shift, crop, bool(flip))
