@@ -24,6 +24,7 @@ from ._predict import batched_outputs, check_mc_samples, mc_offset  # noqa: F401
 from .architecture import network_for, parse_layers
 from .placement import plan
 from .inputs import prepare_X
+from .images import model_input
 from .layers import BatchNorm
 from ._progress import EpochReporter
 from .optim import SGD, Adam
@@ -485,7 +486,7 @@ class BaseCNN(BaseEstimator):
             # what check_is_fitted does, without its tag lookups (~4 us of a ~30 us one-sample predict)
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  f"appropriate arguments before using this estimator.")
-        return prepare_X(self, preprocessing.model_input(self, X), reset=False)
+        return prepare_X(self, model_input(self, X), reset=False)
 
     def _check_feature_names_in(self, X):
         """scikit-learn's feature-name check of a prediction input (its warnings attributed to the caller)."""

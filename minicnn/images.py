@@ -137,7 +137,8 @@ def expand(inputs, follow_links=True):
             found = [p for p in _walk(item, follow_links, {(os.stat(item).st_dev, os.stat(item).st_ino): item})
                      if os.path.splitext(p)[1].lower() in extensions]
             if not found:
-                raise ImageFileError(f"folder {item} holds no image files ({', '.join(sorted(extensions)[:8])}, ...)")
+                raise ImageFileError(f"{item} is a directory holding no image files (files with an extension "
+                                     f"Pillow opens: .png, .jpg, .bmp, .gif, .webp, .tif, ...)")
             paths += found
         else:
             paths.append(item)
@@ -611,3 +612,20 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
             raise ImageFileError(f"class folder(s) {lost} of directory {os.fspath(directory)} hold no readable "
                                  f"image after on_error='skip'")
     return X, y, class_names
+
+
+def model_input(model, X):
+    """``X`` as the model's input: image files read with the model's record (in its ``data_format``)."""
+    if not preprocessing.is_paths(X):
+        return X
+    paths = [X] if isinstance(X, (str, os.PathLike)) else list(X)
+    record = preprocessing.for_model(model)
+    images = load_images(paths, **{k: record[k] for k in preprocessing.KEYS if k != "scale"})
+    h, w, _ = model.input_shape_
+    if images.shape[1:3] != (h, w):
+        raise ValueError(f"image files of {images.shape[2]}x{images.shape[1]} pixels (width x height), e.g. "
+                         f"{os.fspath(paths[0])}; the model takes {w}x{h}: it records no image_size to resize to, "
+                         f"so resize the files or refit with image_size=({h}, {w})")
+    if getattr(model, "data_format", "channels_last") == "channels_first":
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return np.asarray(images)

@@ -15,7 +15,7 @@ from ._caller import warn
 from .inputs import prepare_X, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset, softmax
 from .params import TABLE, invalid
-from .preprocessing import model_input
+from .images import model_input
 
 #: Constructor parameters of :class:`~minicnn.CNNClassifier` and :class:`~minicnn.CNNRegressor`
 #: (the table of :mod:`minicnn.params`), which a saved model's parameters are checked against.

@@ -140,22 +140,3 @@ def is_paths(X):
         return X.ndim == 1 and X.size > 0 and X.dtype.kind in "UO" and all(
             isinstance(p, (str, os.PathLike)) for p in X)
     return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(p, (str, os.PathLike)) for p in X)
-
-
-def model_input(model, X):
-    """``X`` as the model's input: image files read with the model's record (in its ``data_format``)."""
-    if not is_paths(X):
-        return X
-    from .images import load_images
-
-    paths = [X] if isinstance(X, (str, os.PathLike)) else list(X)
-    record = for_model(model)
-    images = load_images(paths, **{k: record[k] for k in KEYS if k != "scale"})
-    h, w, _ = model.input_shape_
-    if images.shape[1:3] != (h, w):
-        raise ValueError(f"image files of {images.shape[2]}x{images.shape[1]} pixels (width x height), e.g. "
-                         f"{os.fspath(paths[0])}; the model takes {w}x{h}: it records no image_size to resize to, "
-                         f"so resize the files or refit with image_size=({h}, {w})")
-    if getattr(model, "data_format", "channels_last") == "channels_first":
-        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
-    return np.asarray(images)
