@@ -101,6 +101,8 @@ def _walk(folder, follow_links, seen):
             seen[key] = path
             files += _walk(path, follow_links, seen)
             del seen[key]
+        elif entry.is_dir(follow_symlinks=True):
+            continue   # a link to a folder, not followed (follow_links=False)
         elif entry.is_file(follow_symlinks=True) or entry.is_symlink():
             files.append(path)
     return files
@@ -269,10 +271,14 @@ def _header(path):
     """``(width, height, colour)`` from the header, or an :class:`ImageFileError`."""
     Image, _ = _pil()
     with _open(path, Image) as image:
-        width, height = image.size
-        if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # a quarter turn swaps width and height
-            width, height = height, width
-        return width, height, _colour_of(image)
+        try:
+            width, height = image.size
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # a quarter turn swaps width and height
+                width, height = height, width
+            return width, height, _colour_of(image)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc}); it may be "
+                                 f"truncated or corrupt") from None
 
 
 def _threads(n_threads):
@@ -292,6 +298,7 @@ def _map(function, items, n_threads, on_error):
             results[index] = function(items[index])
         except ImageFileError as exc:
             if on_error == "raise":
+                exc.file_error = True   # one file is unreadable: load_image_folder says how to skip such files
                 raise
             failures.append((index, str(exc)))
     with ThreadPoolExecutor(n_threads) as pool:
@@ -309,8 +316,12 @@ def _fingerprint(paths, labels, options):
 
     digest.update(json.dumps([CACHE_VERSION, PIL.__version__, options, labels]).encode())
     for path in paths:
-        st = os.stat(path)
-        digest.update(f"{os.path.abspath(path)}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:   # a missing file: reading it reports it
+            size, mtime = -1, -1
+        digest.update(f"{os.path.abspath(path)}\0{size}\0{mtime}\n".encode())
     return digest.hexdigest()[:32]
 
 
@@ -601,8 +612,13 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
                                  f"{values.shape}")
             class_names_arr, codes = np.unique(values, return_inverse=True)
             y, class_names = codes.tolist(), [str(c) for c in class_names_arr.tolist()]
-    X, kept, _ = _load(paths, y, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
-                       n_threads, on_error, cache, mmap_mode)
+    try:
+        X, kept, _ = _load(paths, y, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+                           n_threads, on_error, cache, mmap_mode)
+    except ImageFileError as exc:
+        if not getattr(exc, "file_error", False):
+            raise
+        raise ImageFileError(f"{exc} (on_error='skip' leaves unreadable files out, with one warning)") from None
     if y is None:
         return X, None, class_names
     y = np.asarray(y, dtype=np.int64)[kept]
