@@ -171,7 +171,7 @@ with warnings.catch_warnings():
         order = np.random.default_rng(0).permutation(len(X) // chunk + (len(X) % chunk > 0))
         for block in order:   # shuffled blocks of rows; partial_fit shuffles inside each
             rows = slice(block * chunk, (block + 1) * chunk)
-            clf.partial_fit(np.asarray(X[rows]), y[rows], classes=np.arange(len(names)))
+            clf.partial_fit(X[rows], y[rows], classes=np.arange(len(names)))
 time.sleep(0.05)
 with open("/proc/self/status") as f:
     hwm = [int(l.split()[1]) for l in f if l.startswith("VmHWM:")][0]
