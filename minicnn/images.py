@@ -347,7 +347,11 @@ def _write_cache_meta(cache, key, meta):
 
 
 def _decode_all(paths, options, n_threads, on_error, out_for):
-    """Decode ``paths`` into the array ``out_for(shape)`` returns; ``(X, kept paths indices, colour)``."""
+    """Decode ``paths`` into the array ``out_for(shape)`` returns.
+
+    Returns ``(X, kept, color, failures, dropped_rows)``: indices of the paths read, the resolved colour,
+    ``(index, message)`` of skipped files, and rows of ``X`` whose file failed after its header was read.
+    """
     image_size = options["image_size"]
     headers, failures = _map(_header, paths, n_threads, on_error)
     keep = [i for i in range(len(paths)) if headers[i] is not None]
@@ -371,13 +375,12 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
     shape = (len(keep), image_size_out[0], image_size_out[1], preprocessing.CHANNELS[color])
     X = out_for(shape)
     row = {i: r for r, i in enumerate(keep)}
-    dropped = []
 
     def one(i):
         X[row[i]] = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
                            options["pad_to_aspect_ratio"], options["interpolation"])
         return True
-    done, failed = _map(one, keep, n_threads, on_error)
+    _, failed = _map(one, keep, n_threads, on_error)
     dropped = [keep[j] for j, _ in failed]
     failures = failures + [(keep[j], message) for j, message in failed]
     return X, [i for i in keep if i not in set(dropped)], color, sorted(failures), [row[i] for i in dropped]

@@ -146,3 +146,10 @@ def test_predict_command_reads_files_of_a_model_without_record(tmp_path, capsys)
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     code, out, err = run_cli("predict", "--model", model, tmp_path / "broken.png", capsys=capsys)
     assert code == 1 and "broken.png" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_images_too_small_for_the_network_are_one_line_naming_their_shape(photos, tmp_path, capsys):
+    code, out, err = run_cli("fit", "--data", f"folder:{photos}", "--image-size", "2,2", "--layers",
+                             "conv4,maxpool,conv4", "--padding", "valid", "--epochs", 1, "--quiet", "--out",
+                             tmp_path / "m.npz", capsys=capsys)
+    assert code == 1 and "(2, 2, 3)" in err and len(err.strip().splitlines()) == 1, err

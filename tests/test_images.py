@@ -400,3 +400,21 @@ def test_partial_fit_refuses_images_read_another_way(tmp_path):
     clf.partial_fit(np.asarray(X2), y)   # plain arrays: the user vouches for them
     with pytest.raises(ValueError, match="crop_to_aspect_ratio"):
         clf.partial_fit(X2, y)
+
+
+def test_memory_mapped_cache_and_partial_fit_on_chunks_keep_the_record(tmp_path):
+    """The route for folders larger than memory: chunks of the mapped cache train like chunks in memory."""
+    from minicnn import CNNClassifier
+
+    root = _folder(tmp_path, mode="RGB", n=6)
+    X, y, names = load_image_folder(root, image_size=(8, 8))
+    Xm, ym, _ = load_image_folder(root, image_size=(8, 8), cache=tmp_path / "cache", mmap_mode="r")
+    assert isinstance(Xm.base, np.memmap) and not Xm.flags.writeable
+    models = []
+    for data in (X, Xm):
+        clf = CNNClassifier(layers=("conv2", "maxpool"), backend="numpy", random_state=0)
+        for rows in (slice(0, 5), slice(5, 12)):
+            clf.partial_fit(data[rows], y[rows], classes=np.arange(len(names)))
+        models.append(clf)
+    assert models[1].preprocessing_ == X.preprocessing
+    np.testing.assert_array_equal(models[0].predict_proba(X), models[1].predict_proba(X))
