@@ -463,7 +463,9 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
         def out_for(shape):
             return np.empty(shape, dtype=np.float32)
     try:
-        X, kept, color, failures, dropped_rows = _decode_all(paths, options, n_threads, on_error, out_for)
+        with warnings.catch_warnings():   # once, around the thread pool: sizes are checked against our own limit
+            warnings.simplefilter("ignore", _pil()[0].DecompressionBombWarning)
+            X, kept, color, failures, dropped_rows = _decode_all(paths, options, n_threads, on_error, out_for)
         if dropped_rows:
             X = np.delete(X, dropped_rows, axis=0) if cache is None else X
         record = preprocessing.make_record(X.shape[1:3] if image_size is not None else None, color,
