@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -291,6 +290,8 @@ def _threads(n_threads):
 
 def _map(function, items, n_threads, on_error):
     """``function`` over ``items`` on threads, in order; ``(results, failures)`` where failures are skipped."""
+    from concurrent.futures import ThreadPoolExecutor
+
     results, failures = [None] * len(items), []
 
     def guarded(index):
