@@ -523,9 +523,10 @@ def _add_predict(sub, common):
                        description="Predict with a saved model; writes CSV (id,prediction[,proba_<class>...]).")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.add_argument("inputs", metavar="INPUT", nargs="+",
-                   help="image files and folders of them (any format Pillow reads: PNG, JPEG, BMP, GIF, WebP, "
-                        "TIFF; read with the model's recorded size and colour; one row per file, keyed by its "
-                        "path as given), or one .npz (array X), .npy or idx(.gz) file")
+                   help="image files and folders (any format Pillow reads: PNG, JPEG, BMP, GIF, WebP, TIFF; a "
+                        "folder's files with an image extension, recursively, sorted), read with the model's "
+                        "recorded size and colour, one row per file keyed by its path as given; or one .npz "
+                        "(array X), .npy or idx(.gz) file")
     p.add_argument("--out", default=None,
                    help="CSV file, never the --model or an INPUT file (default: none, i.e. stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")

@@ -366,9 +366,11 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
         if len(sizes) > 1:
             shown = "; ".join(f"{w}x{h}: {files[0]}" + (f" and {len(files) - 1} more" if len(files) > 1 else "")
                               for (w, h), files in sorted(sizes.items(), key=lambda kv: -len(kv[1]))[:4])
-            raise ImageFileError(f"images of different sizes (width x height: {shown}) and image_size=None: pass "
-                                 f"image_size=(height, width) to resize them (with crop_to_aspect_ratio or "
-                                 f"pad_to_aspect_ratio to keep their aspect ratio)")
+            error = ImageFileError(f"images of different sizes (width x height: {shown}) and image_size=None: "
+                                   f"pass image_size=(height, width) to resize them (with crop_to_aspect_ratio or "
+                                   f"pad_to_aspect_ratio to keep their aspect ratio)")
+            error.sizes = shown
+            raise error
         width, height = next(iter(sizes)) if sizes else (1, 1)
         image_size_out = (height, width)
     else:
@@ -642,8 +644,15 @@ def model_input(model, X):
         return X
     paths = [X] if isinstance(X, (str, os.PathLike)) else list(X)
     record = preprocessing.for_model(model)
-    images = load_images(paths, **{k: record[k] for k in preprocessing.KEYS if k != "scale"})
     h, w, _ = model.input_shape_
+    try:
+        images = load_images(paths, **{k: record[k] for k in preprocessing.KEYS if k != "scale"})
+    except ImageFileError as exc:
+        if not hasattr(exc, "sizes"):
+            raise
+        raise ImageFileError(f"image files of different sizes (width x height: {exc.sizes}); the model takes "
+                             f"{w}x{h} and records no image_size to resize to: resize the files or refit with "
+                             f"image_size=({h}, {w})") from None
     if images.shape[1:3] != (h, w):
         raise ValueError(f"image files of {images.shape[2]}x{images.shape[1]} pixels (width x height), e.g. "
                          f"{os.fspath(paths[0])}; the model takes {w}x{h}: it records no image_size to resize to, "

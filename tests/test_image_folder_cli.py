@@ -143,6 +143,16 @@ def test_predict_command_reads_files_of_a_model_without_record(tmp_path, capsys)
     code, out, err = run_cli("predict", "--model", model, tmp_path / "deep0.png", tmp_path / "notes.txt",
                              capsys=capsys)
     assert code == 1 and len(err.strip().splitlines()) == 1, err
+    Image.fromarray(np.zeros((8, 9), np.uint8)).save(tmp_path / "wide.png")
+    code, out, err = run_cli("predict", "--model", model, tmp_path / "deep0.png", tmp_path / "wide.png",
+                             capsys=capsys)
+    assert code == 1 and "different sizes" in err and "takes 8x8" in err and "wide.png" in err, err
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Image.fromarray(levels[0]).save(folder / "a.png")
+    (folder / "notes.txt").write_text("not an image: a folder's files with an image extension are read")
+    code, out, err = run_cli("predict", "--model", model, folder, capsys=capsys)
+    assert code == 0 and [r[0] for r in rows_of(out)[1:]] == [str(folder / "a.png")], err
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     code, out, err = run_cli("predict", "--model", model, tmp_path / "broken.png", capsys=capsys)
     assert code == 1 and "broken.png" in err and len(err.strip().splitlines()) == 1, err
