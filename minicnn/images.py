@@ -354,8 +354,12 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
     ``(index, message)`` of skipped files, and rows of ``X`` whose file failed after its header was read.
     """
     image_size = options["image_size"]
-    headers, failures = _map(_header, paths, n_threads, on_error)
-    keep = [i for i in range(len(paths)) if headers[i] is not None]
+    if image_size is not None and options["color"] != "auto":   # nothing to learn from the headers first
+        headers, failures = [None] * len(paths), []
+        keep = list(range(len(paths)))
+    else:
+        headers, failures = _map(_header, paths, n_threads, on_error)
+        keep = [i for i in range(len(paths)) if headers[i] is not None]
     color = options["color"]
     if color == "auto":
         color = "rgb" if any(headers[i][2] == "rgb" for i in keep) else "grayscale"

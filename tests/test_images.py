@@ -239,20 +239,23 @@ BAD_FILES = {
 
 
 @pytest.mark.parametrize("kind", sorted(BAD_FILES))
-def test_a_bad_file_is_one_error_naming_it_or_skipped_with_one_warning(tmp_path, kind):
+@pytest.mark.parametrize("reading", [{}, {"image_size": (10, 12), "color": "rgb"}], ids=["headers-first", "direct"])
+def test_a_bad_file_is_one_error_naming_it_or_skipped_with_one_warning(tmp_path, kind, reading):
     root = _folder(tmp_path, mode="RGB")
     BAD_FILES[kind](root / "dog")
     bad = sorted(set(os.listdir(root / "dog")) - {"0000.png", "0001.png", "0002.png"})
     cache = tmp_path / "cache"
     with pytest.raises(ImageFileError, match=bad[0].replace(".", r"\.")) as info:
-        load_image_folder(root, cache=cache)
+        load_image_folder(root, cache=cache, **reading)
     assert "on_error='skip'" in str(info.value)
     assert not any(cache.iterdir()), "nothing half-written"
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        X, y, class_names = load_image_folder(root, on_error="skip")
-    assert len(caught) == 1 and bad[0] in str(caught[0].message) and "skipped 1" in str(caught[0].message)
-    assert X.shape == (6, 10, 12, 3) and y.tolist() == [0, 0, 0, 1, 1, 1]
+    for use_cache in (None, cache, cache):   # decoded, written to the cache, read from it
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            X, y, class_names = load_image_folder(root, on_error="skip", cache=use_cache, **reading)
+        assert len(caught) == 1 and bad[0] in str(caught[0].message) and "skipped 1" in str(caught[0].message)
+        assert X.shape == (6, 10, 12, 3) and y.tolist() == [0, 0, 0, 1, 1, 1]
+        np.testing.assert_allclose(X[3:, 0, 0, 0], np.array([30, 40, 50]) / 255, rtol=1e-6)
 
 
 def test_bad_file_through_load_images_names_it(tmp_path):
