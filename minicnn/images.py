@@ -384,13 +384,17 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
     row = {i: r for r, i in enumerate(keep)}
 
     def one(i):
-        X[row[i]] = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
-                           options["pad_to_aspect_ratio"], options["interpolation"])
+        pixels = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
+                        options["pad_to_aspect_ratio"], options["interpolation"])
+        if pixels.shape != shape[1:]:   # the header promised another size
+            raise ImageFileError(f"image file {paths[i]} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
+                                 f"its header says {shape[2]}x{shape[1]}: a corrupt file")
+        X[row[i]] = pixels
         return True
     _, failed = _map(one, keep, n_threads, on_error)
-    dropped = [keep[j] for j, _ in failed]
+    dropped = {keep[j] for j, _ in failed}
     failures = failures + [(keep[j], message) for j, message in failed]
-    return X, [i for i in keep if i not in set(dropped)], color, sorted(failures), [row[i] for i in dropped]
+    return X, [i for i in keep if i not in dropped], color, sorted(failures), sorted(row[i] for i in dropped)
 
 
 def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
