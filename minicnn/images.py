@@ -557,7 +557,9 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
     cache : str or path-like, default=None
         A folder for the decoded array (``FINGERPRINT.npy`` + ``.json``): the
         fingerprint covers every file's path, size and modification time and
-        the options, so a changed folder is decoded again. Written atomically.
+        the options, so a changed folder is decoded again. Written atomically;
+        entries of earlier versions of the folder stay until the folder is
+        deleted.
     mmap_mode : {None, "r", "c"}, default=None
         With ``cache``: return the cached array memory-mapped (for folders
         larger than memory; train with ``partial_fit`` on chunks of rows).

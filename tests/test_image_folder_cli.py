@@ -163,3 +163,18 @@ def test_images_too_small_for_the_network_are_one_line_naming_their_shape(photos
                              "conv4,maxpool,conv4", "--padding", "valid", "--epochs", 1, "--quiet", "--out",
                              tmp_path / "m.npz", capsys=capsys)
     assert code == 1 and "(2, 2, 3)" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_rgb_model_without_record_predicts_rgb_files(tmp_path, capsys):
+    """The reported case: an RGB model could not predict an RGB PNG ("expects (8, 8, 3)"), a JPEG was read as idx."""
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (40, 8, 8, 3)).astype(np.uint8)
+    clf = _fit(X / np.float32(255), np.arange(40) % 2)
+    clf.save(tmp_path / "rgb.npz")
+    Image.fromarray(X[0]).save(tmp_path / "a.png")
+    Image.fromarray(X[1]).save(tmp_path / "b.bmp")
+    code, out, err = run_cli("predict", "--model", tmp_path / "rgb.npz", tmp_path / "a.png", tmp_path / "b.bmp",
+                             "--proba", capsys=capsys)
+    assert code == 0, err
+    proba = np.array([[float(v) for v in r[2:]] for r in rows_of(out)[1:]])
+    np.testing.assert_allclose(proba, clf.predict_proba(X[:2] / np.float32(255)), rtol=1e-5, atol=1e-6)
