@@ -18,12 +18,13 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from . import _predict, params, placement
+from . import _predict, params, placement, preprocessing
 from ._caller import warn
 from ._predict import batched_outputs, check_mc_samples, mc_offset
 from .architecture import network_for, parse_layers
 from .placement import plan
 from .inputs import prepare_X
+from .images import model_input
 from .layers import BatchNorm
 from ._progress import EpochReporter
 from .optim import SGD, Adam
@@ -235,6 +236,7 @@ class BaseCNN(BaseEstimator):
                              f"after changing {changed}: the fitted network was built with "
                              f"{ {k: self._built_with[k] for k in changed} }. Call fit with warm_start=False.")
         images = prepare_X(self, X, reset=first)
+        preprocessing.record_fit(self, X, first)   # images read from files: how, recorded in the model
         targets = self._prepare_y(y, first=first, classes=classes)
         if len(images) != len(targets):
             raise ValueError(f"X and y have inconsistent numbers of samples: X has {len(images)} (shape "
@@ -484,7 +486,7 @@ class BaseCNN(BaseEstimator):
             # what check_is_fitted does, without its tag lookups (~4 us of a ~30 us one-sample predict)
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  f"appropriate arguments before using this estimator.")
-        return prepare_X(self, X, reset=False)
+        return prepare_X(self, model_input(self, X), reset=False)
 
     def _check_feature_names_in(self, X):
         """scikit-learn's feature-name check of a prediction input (its warnings attributed to the caller)."""

@@ -31,9 +31,6 @@ import numpy as np
 from . import __version__, params
 
 COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
-PNG_INSTALL = "pip install pillow (or matplotlib)"
-#: Largest PNG read by ``predict`` (pixels): larger files are refused before decoding (decompression bombs).
-MAX_PNG_PIXELS = 64 * 1024 * 1024
 LAYERS_GRAMMAR = ("comma-separated tokens, in order: conv<N> (N filters, kernel --kernel-size), conv<N>x<K> "
                   "(N filters, KxK kernel), maxpool and avgpool (window and stride --pool-size), gap (global "
                   "average pool), dense<N> (N units); the output layer is added. Example: conv32,conv64,maxpool,"
@@ -207,11 +204,15 @@ def _data_files(spec):
     return spec[4:].split(",") if spec.startswith("idx:") else [spec]
 
 
-def _load_labeled(spec, option):
-    """``(X, y)`` from ``idx:IMAGES,LABELS`` or a ``.npz`` file with arrays ``X`` and ``y``."""
+def _load_labeled(spec, option, reading=None):
+    """``(X, y)`` from ``idx:IMAGES,LABELS``, a ``.npz`` file with arrays ``X`` and ``y`` or ``folder:PATH``."""
     from . import datasets
 
-    if spec.startswith("idx:"):
+    if spec.startswith("folder:"):
+        from ._images_cli import read_labeled_folder
+
+        X, y = read_labeled_folder(spec[7:], option, reading or {})
+    elif spec.startswith("idx:"):
         paths = spec[4:].split(",")
         if len(paths) != 2 or not all(paths):
             raise ValueError(f"{option} idx:IMAGES,LABELS needs two comma-separated files; received {spec!r}")
@@ -220,29 +221,35 @@ def _load_labeled(spec, option):
         X, y = _load_npz(spec, ("X", "y"))
     else:
         raise ValueError(f"{option}: expected {', '.join(DATASETS) if option == '--data' else ''}"
-                         f"{', ' if option == '--data' else ''}idx:IMAGES,LABELS or a .npz file with arrays X "
-                         f"and y; received {spec!r}")
+                         f"{', ' if option == '--data' else ''}idx:IMAGES,LABELS, a .npz file with arrays X "
+                         f"and y or folder:PATH; received {spec!r}")
     if len(X) == 0:
         raise ValueError(f"{option} {spec}: holds no images")
     return X, y
 
 
-def load_training_data(data, test_size, seed, test_data=None):
+def load_training_data(data, test_size, seed, test_data=None, reading=None):
     """Training and test arrays for ``minicnn fit --data DATA [--test-data TEST]``.
 
     Parameters
     ----------
     data : str
         ``"digits"``, ``"mnist"``, ``"fashion-mnist"`` (these two with their
-        standard test sets), ``"idx:IMAGES,LABELS"`` or a ``.npz`` file with
-        arrays ``X`` and ``y``.
+        standard test sets), ``"idx:IMAGES,LABELS"``, a ``.npz`` file with
+        arrays ``X`` and ``y``, or ``"folder:PATH"`` (class subfolders of
+        image files; labels are the folder names).
     test_size : float
         Held-out fraction of ``data`` (stratified when every class has two
         samples), when it has no standard test set and ``test_data`` is None.
     seed : int
     test_data : str, default=None
-        ``"idx:IMAGES,LABELS"`` or a ``.npz`` file (``X``, ``y``): the test
-        set, instead of a split of ``data`` or its standard test set.
+        ``"idx:IMAGES,LABELS"``, a ``.npz`` file (``X``, ``y``) or
+        ``"folder:PATH"``: the test set, instead of a split of ``data`` or its
+        standard test set.
+    reading : dict, default=None
+        Options of :func:`minicnn.datasets.load_image_folder` for ``folder:``
+        data (``image_size``, ``color``, ...); a test folder is read as the
+        training images were.
 
     Returns
     -------
@@ -254,50 +261,30 @@ def load_training_data(data, test_size, seed, test_data=None):
     if data in standard:
         X_train, y_train, X_test, y_test = standard[data]()
     elif test_data is not None:
-        X_train, y_train = datasets.load_digits_images() if data == "digits" else _load_labeled(data, "--data")
+        X_train, y_train = (datasets.load_digits_images() if data == "digits"
+                            else _load_labeled(data, "--data", reading))
     else:
-        X, y = datasets.load_digits_images() if data == "digits" else _load_labeled(data, "--data")
+        X, y = datasets.load_digits_images() if data == "digits" else _load_labeled(data, "--data", reading)
         return _split(X, y, test_size, seed)
     if test_data is not None:
-        X_test, y_test = _load_labeled(test_data, "--test-data")
+        from ._images_cli import reading_like
+
+        X_test, y_test = _load_labeled(test_data, "--test-data", reading_like(X_train, reading))
     return X_train, X_test, y_train, y_test
 
 
-def _read_png(path):
-    try:
-        from PIL import Image
-    except ImportError:
-        try:
-            import matplotlib.image as mpimg
-        except ImportError:
-            raise ImportError(f"reading PNG images ({path}) needs Pillow or matplotlib: {PNG_INSTALL}") from None
-        image = np.asarray(mpimg.imread(path), dtype=np.float32)   # PNG: floats in [0, 1]
-        return image[..., :3].mean(axis=-1) if image.ndim == 3 else image
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            with Image.open(path) as image:
-                width, height = image.size   # read from the header, nothing decoded yet
-                if width * height > MAX_PNG_PIXELS:
-                    raise ValueError(f"PNG image {path} is {width}x{height} pixels, more than the limit of "
-                                     f"{MAX_PNG_PIXELS} (decompression bomb?)")
-                return np.asarray(image.convert("L"), dtype=np.float32) / np.float32(255.0)
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-            raise ValueError(f"PNG image {path}: {exc}") from None
-        except (Image.UnidentifiedImageError, SyntaxError, EOFError, OSError) as exc:
-            if isinstance(exc, (FileNotFoundError, PermissionError)):
-                raise
-            raise ValueError(f"PNG image {path} cannot be read ({type(exc).__name__}: {exc})") from None
+def load_inputs(paths, model=None):
+    """Images to predict and their ids, from a .npz (array ``X``), .npy, idx(.gz) file, or image files and folders.
 
-
-def load_inputs(paths):
-    """Images to predict and their ids, from a .npz (array ``X``), .npy, idx(.gz) file or PNG files.
+    Image files (any format Pillow reads) and folders of them are read as
+    ``model`` reads files (:func:`minicnn.preprocessing.model_input`: its
+    recorded size, colour and resize policy, or its exact input size).
 
     Returns
     -------
     X : ndarray
     ids : list of str
-        Row numbers, or the file names for PNG images.
+        Row numbers, or the image paths as given (a folder's images as FOLDER/RELATIVE/PATH).
 
     Raises
     ------
@@ -305,20 +292,21 @@ def load_inputs(paths):
         Naming the file, when it cannot be read or does not hold an array of
         at least 2 dimensions (images or rows of pixels).
     """
+    from . import _images_cli as images
+
     paths = [str(p) for p in paths]
     for path in paths:
-        if Path(path).is_dir():
-            raise IsADirectoryError(f"INPUT {path} is a directory; expected a file (.npz, .npy, idx or PNG)")
         if not Path(path).exists():
             raise FileNotFoundError(f"INPUT file not found: {path}")
-    if all(p.lower().endswith(".png") for p in paths):
-        images = [_read_png(p) for p in paths]
-        shapes = {im.shape for im in images}
-        if len(shapes) > 1:
-            raise ValueError(f"PNG images must all have the same size; received sizes {sorted(shapes)}")
-        return np.stack(images)[..., np.newaxis], [Path(p).name for p in paths]
+    if images.are_image_inputs(paths):
+        files = images.expand(paths)
+        return images.read_for_model(model, files), files
+    for path in paths:
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"INPUT {path} is a directory of no images; expected image files and folders, "
+                                    f"or one .npz, .npy or idx file")
     if len(paths) > 1:
-        raise ValueError(f"several INPUT files are only allowed for PNG images; received {paths}")
+        raise ValueError(f"several INPUT files are only allowed for image files and folders; received {paths}")
     path = paths[0]
     if path.endswith(".npz"):
         (X,) = _load_npz(path, ("X",))
@@ -386,7 +374,10 @@ def _fit(args):
     keep = [("--data", f) for f in _data_files(args.data)] + [("--test-data", f) for f in _data_files(args.test_data)]
     _check_out(args.out, "--out", keep)
     clf = classifier(args)
-    X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
+    from ._images_cli import cli_reading
+
+    X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data,
+                                                          cli_reading(args))
     if not args.quiet:
         print(f"Training on {len(X_train)} images from {args.data}, testing on {len(X_test)}"
               + (f" from {args.test_data}" if args.test_data else ""))
@@ -417,7 +408,7 @@ def _predict(args):
     if args.out:
         _check_out(args.out, "--out", [("--model", args.model)] + [("INPUT", p) for p in args.inputs])
     model = _load_model(args.model, predict_only=True)
-    X, ids = load_inputs(args.inputs)
+    X, ids = load_inputs(args.inputs, model)
     predictions = model.predict(X)
     header = ["id", "prediction"]
     columns = [ids, predictions.tolist()]
@@ -499,12 +490,16 @@ def _add_fit(sub, common):
     data = p.add_argument_group("data")
     data.add_argument("--data", default="digits",
                       help="digits, mnist, fashion-mnist (these two with their standard test sets), "
-                           "idx:IMAGES,LABELS (idx files, .gz or plain) or a .npz file with arrays X and y")
+                           "idx:IMAGES,LABELS (idx files, .gz or plain), a .npz file with arrays X and y, or "
+                           "folder:PATH (a folder of class subfolders of image files)")
     data.add_argument("--test-data", default=None,
-                      help="test set: idx:IMAGES,LABELS or a .npz file with arrays X and y "
+                      help="test set: idx:IMAGES,LABELS, a .npz file with arrays X and y or folder:PATH "
                            "(default: the standard test set, else a --test-size split of --data)")
     data.add_argument("--test-size", type=_FRACTION, default=0.2,
                       help="held-out fraction of --data when it has no standard test set and no --test-data")
+    from ._images_cli import add_cli_options
+
+    add_cli_options(data)
     model = p.add_argument_group("estimator (CNNClassifier parameters)")
     for param in _estimator_params():
         if param.name == "layers":
@@ -528,7 +523,10 @@ def _add_predict(sub, common):
                        description="Predict with a saved model; writes CSV (id,prediction[,proba_<class>...]).")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.add_argument("inputs", metavar="INPUT", nargs="+",
-                   help=".npz (array X), .npy, idx(.gz) images, or PNG image(s) (needs Pillow or matplotlib)")
+                   help="image files and folders (any format Pillow reads: PNG, JPEG, BMP, GIF, WebP, TIFF; a "
+                        "folder's files with an image extension, recursively, sorted), read with the model's "
+                        "recorded size and colour, one row per file keyed by its path as given; or one .npz "
+                        "(array X), .npy or idx(.gz) file")
     p.add_argument("--out", default=None,
                    help="CSV file, never the --model or an INPUT file (default: none, i.e. stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")

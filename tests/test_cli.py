@@ -94,7 +94,7 @@ def test_predict_png_images(model, digits, tmp_path):
     code, out, err = run_cli("predict", "--model", model, *paths)
     assert code == 0, err
     rows = read_csv(out)
-    assert [r[0] for r in rows[1:]] == ["digit0.png", "digit1.png", "digit2.png"]
+    assert [r[0] for r in rows[1:]] == [str(p) for p in paths]   # keyed by the path as given
 
 
 def test_fit_reads_npz_and_idx_training_data(tmp_path):
@@ -459,9 +459,11 @@ def test_fit_out_into_a_fifo_or_pipe_writes_the_model_there(tmp_path, via):
 
 
 @pytest.mark.parametrize("kind", ["missing", "directory", "dot", "devnull", "empty_file"])
-def test_predict_input_kinds_get_the_error_of_what_they_are(model, tmp_path, kind):
-    """A directory is a directory, a device or empty file is unreadable data, only a missing path is 'not found'."""
+def test_predict_input_kinds_get_the_error_of_what_they_are(model, tmp_path, kind, monkeypatch):
+    """A directory without images is a directory, a device or empty file is unreadable data, only a missing path
+    is 'not found'."""
     (tmp_path / "empty.npy").write_bytes(b"")
+    monkeypatch.chdir(tmp_path)   # "." holds no images (a folder of images is an input like its files)
     path = {"missing": tmp_path / "missing.npy", "directory": tmp_path, "dot": ".", "devnull": os.devnull,
             "empty_file": tmp_path / "empty.npy"}[kind]
     code, _, err = run_cli("predict", "--model", model, path)

@@ -13,6 +13,8 @@ EXAMPLES = REPO / "examples"
 CASES = {
     "quickstart.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"}, ["test accuracy:", "reloaded model predicts identically: True"]),
     "grid_search_placement.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"}, ["after_each_layer", "best: {"]),
+    "image_folder.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"}, ["preprocessing: {", "best: {",
+                                                        "command-line predictions match: True"]),
     "pipeline_persistence.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"},
                                 ["pipeline test accuracy:", "restored pipeline predicts identically: True"]),
     "mc_dropout_uncertainty.py": ({"MINICNN_EXAMPLE_EPOCHS": "10"},

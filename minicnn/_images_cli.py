@@ -1,0 +1,86 @@
+"""The ``minicnn`` command's image options: ``fit --data folder:PATH --image-size H,W --color rgb`` and
+``predict`` on image files and folders (the logic lives in :mod:`minicnn.images`)."""
+
+import argparse
+import os
+
+import numpy as np
+
+from . import images, preprocessing
+
+#: Extensions recognised as images when Pillow is missing (reading them then says how to install it).
+_COMMON_EXTENSIONS = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"))
+_OPTIONS = ("image_size", "color", "crop_to_aspect_ratio", "pad_to_aspect_ratio")
+
+
+def _image_size(text):
+    try:
+        size = tuple(int(p) for p in text.split(","))
+    except ValueError:
+        size = ()
+    if len(size) != 2 or min(size) < 1:
+        raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH (two positive integers, e.g. 64,64); received "
+                                         f"{text!r}")
+    return size
+
+
+def add_cli_options(group):
+    """``fit``'s options for ``folder:`` data."""
+    group.add_argument("--image-size", type=_image_size, default=None, metavar="H,W",
+                       help="with folder: data, resize every image to H,W (default: none, i.e. images must all "
+                            "have one size)")
+    group.add_argument("--color", choices=("auto",) + preprocessing.COLORS, default="auto",
+                       help="with folder: data, channels: auto (rgb if any image has colour), grayscale or rgb")
+    group.add_argument("--crop-to-aspect-ratio", action="store_true",
+                       help="with --image-size, centre-crop to its aspect ratio before resizing")
+    group.add_argument("--pad-to-aspect-ratio", action="store_true",
+                       help="with --image-size, pad with black to its aspect ratio before resizing")
+
+
+def cli_reading(args):
+    """The reading options of parsed ``fit`` arguments; refused when no data is a folder."""
+    reading = {name: getattr(args, name) for name in _OPTIONS}
+    given = [name for name in _OPTIONS if reading[name] not in (None, "auto", False)]
+    folders = [s for s in (args.data, args.test_data) if s is not None and s.startswith("folder:")]
+    if given and not folders:
+        flags = ", ".join("--" + name.replace("_", "-") for name in given)
+        raise ValueError(f"{flags}: only for folder:PATH data (--data or --test-data); received --data {args.data}")
+    preprocessing.check_options(*(reading[name] for name in _OPTIONS), "bilinear")
+    return reading
+
+
+def read_labeled_folder(path, option, reading):
+    """``(X, y)`` of ``folder:PATH``: labels are the class folder names."""
+    if not path:
+        raise ValueError(f"{option} folder:PATH needs a folder; received {'folder:' + path!r}")
+    try:
+        X, y, class_names = images.load_image_folder(path, **reading)
+    except images.ImageFileError as exc:
+        raise images.ImageFileError(f"{option} folder:{path}: {exc}") from None
+    return X, np.asarray(class_names, dtype=object)[y]
+
+
+def reading_like(X_train, reading):
+    """A test folder is read as the training images were (same colour and size)."""
+    record = preprocessing.of(X_train)
+    if record is None:
+        return reading
+    return dict(reading or {}, color=record["color"],
+                image_size=record["image_size"] or tuple(X_train.shape[1:3]))
+
+
+def are_image_inputs(paths):
+    """Whether ``predict``'s inputs are image files and folders (else one array file)."""
+    try:
+        extensions = images.image_extensions()
+    except ImportError:
+        extensions = _COMMON_EXTENSIONS
+    return all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in extensions for p in paths)
+
+
+expand = images.expand   # files as given; each folder's images as FOLDER/RELATIVE/PATH, sorted
+
+
+def read_for_model(model, files):
+    """The files as ``model`` reads them (its preprocessing record)."""
+    return images.model_input(model, files)

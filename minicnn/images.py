@@ -1,0 +1,672 @@
+"""Your own images as arrays: :func:`load_image_folder` and :func:`load_images` (decoding with Pillow).
+
+A folder of class subfolders (``root/cat/001.jpg``, ``root/dog/xyz.png``), or
+a list of files with their labels, becomes NHWC float32 images in [0, 1],
+integer labels and the sorted class names: plain arrays that
+``train_test_split``, ``GridSearchCV`` and ``cross_val_score`` take as they are
+(Keras's ``image_dataset_from_directory`` and torchvision's ``ImageFolder``
+are the references for the options).
+
+Pillow decodes every format it knows (PNG 8/16-bit, JPEG, BMP, GIF, WebP,
+TIFF, ...). The images returned carry their preprocessing record
+(``X.preprocessing``, see :mod:`minicnn.preprocessing`): an estimator fitted on
+them stores it in its model file and applies it to image files at
+prediction, so a file is read the same way at training and serving time.
+
+Decoding runs on threads (Pillow releases the GIL while decoding and
+resizing); ``cache=DIR`` stores the decoded array beside a fingerprint of the
+files and options, so the next load maps it instead of decoding, and
+``mmap_mode="r"`` returns that memory-mapped array for folders larger than
+memory (train with ``partial_fit`` on chunks of it).
+"""
+
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from . import preprocessing
+
+PILLOW_INSTALL = "pip install 'minicnn-engine[images]' (or: pip install pillow)"
+#: Largest image read (pixels): larger files are refused from their header, before decoding (decompression bombs).
+MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+ON_ERROR = ("raise", "skip")
+CACHE_VERSION = 1
+#: Modes whose bands are gray levels (a palette image is gray when every palette entry is).
+_GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
+_WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
+_CHUNK = 256   # images decoded per round of the thread pool (bounds memory of pending results)
+
+
+class ImageArray(np.ndarray):
+    """NHWC float32 images that carry the preprocessing that produced them (``.preprocessing``).
+
+    An ndarray in every other way: slicing and indexing (``train_test_split``,
+    cross-validation) keep the record; ``np.asarray(X)`` drops it.
+    """
+
+    def __array_finalize__(self, obj):
+        self.preprocessing = getattr(obj, "preprocessing", None)
+
+    def __reduce__(self):
+        rebuild, args, state = super().__reduce__()
+        return rebuild, args, (state, self.preprocessing)
+
+    def __setstate__(self, state):
+        base, self.preprocessing = state
+        super().__setstate__(base)
+
+
+class ImageFileError(ValueError):
+    """An image file or folder cannot be read as asked (names the file and the parameter)."""
+
+
+def _pil():
+    try:
+        from PIL import Image, ImageOps
+    except ImportError:
+        raise ImportError(f"reading image files needs Pillow: {PILLOW_INSTALL}") from None
+    return Image, ImageOps
+
+
+def image_extensions():
+    """The file extensions Pillow can open (lower case, with the dot)."""
+    Image, _ = _pil()
+    return frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+def _walk(folder, follow_links, seen):
+    """Files under ``folder``, recursively, sorted; refuses a symbolic-link loop (naming it)."""
+    files = []
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as exc:
+        raise ImageFileError(f"folder {folder} cannot be listed ({type(exc).__name__}: {exc})") from None
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue   # hidden files (.DS_Store, ._x) are never images
+        path = os.path.join(folder, entry.name)
+        if entry.is_dir(follow_symlinks=follow_links):
+            key = (os.stat(path).st_dev, os.stat(path).st_ino)
+            if key in seen:
+                raise ImageFileError(f"symbolic link loop: {path} leads back to a folder already listed "
+                                     f"({seen[key]}); remove the link or pass follow_links=False")
+            seen[key] = path
+            files += _walk(path, follow_links, seen)
+            del seen[key]
+        elif entry.is_dir(follow_symlinks=True):
+            continue   # a link to a folder, not followed (follow_links=False)
+        elif entry.is_file(follow_symlinks=True) or entry.is_symlink():
+            files.append(path)
+    return files
+
+
+def list_folder(directory, follow_links=True):
+    """``(paths, labels, class_names)`` of a folder of class subfolders (every file, images or not)."""
+    root = Path(directory)
+    if not root.is_dir():
+        raise ImageFileError(f"directory={os.fspath(directory)!r} is not a folder")
+    classes = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".")
+                     and e.is_dir(follow_symlinks=follow_links))
+    if not classes:
+        raise ImageFileError(f"directory {root} has no class subfolders: expected root/CLASS/IMAGE files "
+                             f"(or pass a list of image paths with labels)")
+    paths, labels = [], []
+    for index, name in enumerate(classes):
+        folder = os.path.join(root, name)
+        seen = {(os.stat(root).st_dev, os.stat(root).st_ino): str(root),
+                (os.stat(folder).st_dev, os.stat(folder).st_ino): folder}
+        found = _walk(folder, follow_links, seen)
+        paths += found
+        labels += [index] * len(found)
+    return paths, labels, classes
+
+
+def expand(inputs, follow_links=True):
+    """Files and folders as given -> image paths: a folder becomes its images (sorted, recursively) joined to it."""
+    extensions = image_extensions()
+    paths = []
+    for item in inputs:
+        item = os.fspath(item)
+        if os.path.isdir(item):
+            found = [p for p in _walk(item, follow_links, {(os.stat(item).st_dev, os.stat(item).st_ino): item})
+                     if os.path.splitext(p)[1].lower() in extensions]
+            if not found:
+                raise ImageFileError(f"{item} is a directory holding no image files (files with an extension "
+                                     f"Pillow opens: .png, .jpg, .bmp, .gif, .webp, .tif, ...)")
+            paths += found
+        else:
+            paths.append(item)
+    return paths
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _colour_of(image):
+    """"grayscale" or "rgb": the colour of an opened (not decoded) image, from its mode and palette."""
+    if image.mode in _GRAY_MODES:
+        return "grayscale"
+    if image.mode in ("P", "PA"):
+        palette = image.getpalette() or []
+        rgb = np.asarray(palette[:len(palette) // 3 * 3]).reshape(-1, 3)
+        return "grayscale" if (rgb == rgb[:, :1]).all() else "rgb"
+    return "rgb"
+
+
+def _open(path, Image):
+    """The opened image (header read only), its size checked; errors name the file."""
+    try:
+        image = Image.open(path)
+    except FileNotFoundError:
+        raise ImageFileError(f"image file not found: {path}") from None
+    except IsADirectoryError:
+        raise ImageFileError(f"{path} is a folder, not an image file") from None
+    except Image.UnidentifiedImageError:
+        raise ImageFileError(f"{path} is not an image file Pillow can read") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc})") from None
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        image.close()
+        raise ImageFileError(f"image {path} is {width}x{height} pixels, more than the limit of {MAX_IMAGE_PIXELS} "
+                             f"(minicnn.images.MAX_IMAGE_PIXELS; a decompression bomb?)")
+    return image
+
+
+def _target_box(width, height, image_size, crop, pad):
+    """``(box, canvas)``: the source region to resize (crop) or the padded canvas size (pad)."""
+    th, tw = image_size
+    if crop:   # the largest centred box of the target aspect ratio (Keras crop_to_aspect_ratio)
+        cw, ch = min(width, round(height * tw / th)), min(height, round(width * th / tw))
+        left, top = (width - cw) // 2, (height - ch) // 2
+        return (left, top, left + cw, top + ch), None
+    if pad:    # the smallest centred canvas of the target aspect ratio holding the image (black borders)
+        pw, ph = max(width, round(height * tw / th)), max(height, round(width * th / tw))
+        return None, (pw, ph)
+    return None, None
+
+
+def _as_float(image, path):
+    """Pixels of a decoded L/RGB/F image as float32 in [0, 1]."""
+    pixels = np.asarray(image)
+    if pixels.dtype == np.uint8:
+        return pixels.astype(np.float32) / np.float32(255.0)
+    out = pixels.astype(np.float32)
+    if not (out.min() >= 0.0 and out.max() <= 1.0):
+        raise ImageFileError(f"image {path}: values outside [0, 1] after scaling ([{out.min()}, {out.max()}])")
+    return out
+
+
+def _wide_to_float(image, path):
+    """A 16-bit (or 32-bit int / float) gray image as an "F" image in [0, 1]: 65535 is white, as 255 is."""
+    pixels = np.asarray(image)
+    if pixels.dtype.kind == "f":
+        values = pixels.astype(np.float32)
+    else:
+        if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
+            raise ImageFileError(f"image {path}: {image.mode} values in [{pixels.min()}, {pixels.max()}], outside "
+                                 f"the 16-bit range [0, 65535]")
+        values = pixels.astype(np.float32) / np.float32(65535.0)
+    Image, _ = _pil()
+    return Image.fromarray(np.ascontiguousarray(values), mode="F")
+
+
+def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+           interpolation="bilinear"):
+    """One image file as float32 ``(height, width, channels)`` in [0, 1], ``color`` "grayscale" or "rgb".
+
+    EXIF orientation is applied; alpha is dropped (as Keras and torchvision
+    do); palette images take their palette's colours; 16-bit images are
+    scaled by 65535; RGB becomes gray with ITU-R 601-2 luma (Pillow's
+    ``convert("L")``, TensorFlow's ``rgb_to_grayscale``); gray becomes RGB by
+    repeating the gray level. Errors are :class:`ImageFileError` naming the file.
+    """
+    Image, ImageOps = _pil()
+    with _open(path, Image) as image:
+        try:
+            image.load()
+            if image.getexif().get(0x0112, 1) != 1:
+                image = ImageOps.exif_transpose(image)
+            native = _colour_of(image)
+            if image.mode in _WIDE_MODES:
+                image = _wide_to_float(image, path)
+            elif native == "grayscale":
+                image = image.convert("L")
+            else:
+                image = image.convert("RGB")
+                if color == "grayscale":
+                    image = image.convert("L")
+            if image_size is not None:
+                box, canvas = _target_box(image.width, image.height, image_size, crop_to_aspect_ratio,
+                                          pad_to_aspect_ratio)
+                if canvas is not None and canvas != image.size:
+                    padded = Image.new(image.mode, canvas, 0)
+                    padded.paste(image, ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
+                    image = padded
+                if box is not None or image.size != (image_size[1], image_size[0]):
+                    resample = getattr(Image.Resampling, interpolation.upper())
+                    image = image.resize((image_size[1], image_size[0]), resample, box=box)
+            pixels = _as_float(image, path)
+        except ImageFileError:
+            raise
+        except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+            raise ImageFileError(f"image file {path} cannot be decoded ({type(exc).__name__}: {exc}); it may be "
+                                 f"truncated or corrupt") from None
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, np.newaxis]
+    if color == "rgb" and pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    return pixels
+
+
+def _header(path):
+    """``(width, height, colour)`` from the header, or an :class:`ImageFileError`."""
+    Image, _ = _pil()
+    with _open(path, Image) as image:
+        try:
+            width, height = image.size
+            if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # a quarter turn swaps width and height
+                width, height = height, width
+            return width, height, _colour_of(image)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc}); it may be "
+                                 f"truncated or corrupt") from None
+
+
+def _threads(n_threads):
+    if n_threads is None:
+        return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()))
+    if isinstance(n_threads, bool) or not isinstance(n_threads, int) or n_threads < 1:
+        raise ValueError(f"n_threads must be None or an integer >= 1; received n_threads={n_threads!r}")
+    return n_threads
+
+
+def _map(function, items, n_threads, on_error):
+    """``function`` over ``items`` on threads, in order; ``(results, failures)`` where failures are skipped."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    results, failures = [None] * len(items), []
+
+    def guarded(index):
+        try:
+            results[index] = function(items[index])
+        except ImageFileError as exc:
+            if on_error == "raise":
+                exc.file_error = True   # one file is unreadable: load_image_folder says how to skip such files
+                raise
+            failures.append((index, str(exc)))
+    with ThreadPoolExecutor(n_threads) as pool:
+        for start in range(0, len(items), _CHUNK):
+            list(pool.map(guarded, range(start, min(start + _CHUNK, len(items)))))
+    return results, sorted(failures)
+
+
+# --------------------------------------------------------------------------- the loaders
+
+
+def _fingerprint(paths, labels, options):
+    digest = hashlib.sha256()
+    import PIL
+
+    digest.update(json.dumps([CACHE_VERSION, PIL.__version__, options, labels]).encode())
+    for path in paths:
+        try:
+            st = os.stat(path)
+            size, mtime = st.st_size, st.st_mtime_ns
+        except OSError:   # a missing file: reading it reports it
+            size, mtime = -1, -1
+        digest.update(f"{os.path.abspath(path)}\0{size}\0{mtime}\n".encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_cache(cache, key, mmap_mode):
+    meta_path, data_path = os.path.join(cache, key + ".json"), os.path.join(cache, key + ".npy")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+        X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if list(X.shape) != meta.get("shape") or X.dtype != np.float32:
+        return None
+    return X, meta
+
+
+def _write_cache_meta(cache, key, meta):
+    path = os.path.join(cache, key + ".json")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(meta, f)
+    os.replace(tmp, path)
+
+
+def _decode_all(paths, options, n_threads, on_error, out_for):
+    """Decode ``paths`` into the array ``out_for(shape)`` returns.
+
+    Returns ``(X, kept, color, failures, dropped_rows)``: indices of the paths read, the resolved colour,
+    ``(index, message)`` of skipped files, and rows of ``X`` whose file failed after its header was read.
+    """
+    image_size = options["image_size"]
+    if image_size is not None and options["color"] != "auto":   # nothing to learn from the headers first
+        headers, failures = [None] * len(paths), []
+        keep = list(range(len(paths)))
+    else:
+        headers, failures = _map(_header, paths, n_threads, on_error)
+        keep = [i for i in range(len(paths)) if headers[i] is not None]
+    color = options["color"]
+    if color == "auto":
+        color = "rgb" if any(headers[i][2] == "rgb" for i in keep) else "grayscale"
+    if image_size is None:
+        sizes = {}
+        for i in keep:
+            sizes.setdefault(headers[i][:2], []).append(paths[i])
+        if len(sizes) > 1:
+            shown = "; ".join(f"{w}x{h}: {files[0]}" + (f" and {len(files) - 1} more" if len(files) > 1 else "")
+                              for (w, h), files in sorted(sizes.items(), key=lambda kv: -len(kv[1]))[:4])
+            error = ImageFileError(f"images of different sizes (width x height: {shown}) and image_size=None: "
+                                   f"pass image_size=(height, width) to resize them (with crop_to_aspect_ratio or "
+                                   f"pad_to_aspect_ratio to keep their aspect ratio)")
+            error.sizes = shown
+            raise error
+        width, height = next(iter(sizes)) if sizes else (1, 1)
+        image_size_out = (height, width)
+    else:
+        image_size_out = image_size
+    shape = (len(keep), image_size_out[0], image_size_out[1], preprocessing.CHANNELS[color])
+    X = out_for(shape)
+    row = {i: r for r, i in enumerate(keep)}
+
+    def one(i):
+        pixels = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
+                        options["pad_to_aspect_ratio"], options["interpolation"])
+        if pixels.shape != shape[1:]:   # the header promised another size
+            raise ImageFileError(f"image file {paths[i]} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
+                                 f"its header says {shape[2]}x{shape[1]}: a corrupt file")
+        X[row[i]] = pixels
+        return True
+    _, failed = _map(one, keep, n_threads, on_error)
+    dropped = {keep[j] for j, _ in failed}
+    failures = failures + [(keep[j], message) for j, message in failed]
+    return X, [i for i in keep if i not in dropped], color, sorted(failures), sorted(row[i] for i in dropped)
+
+
+def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
+                interpolation="bilinear", n_threads=None):
+    """Read image files into NHWC float32 images in [0, 1] (every file must be readable).
+
+    Parameters
+    ----------
+    paths : list of str or path-like
+        Image files of any format Pillow reads, in the order of the rows.
+    image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads
+        As in :func:`load_image_folder`.
+
+    Returns
+    -------
+    X : ImageArray of shape (n, height, width, channels), dtype float32
+        With ``X.preprocessing``, the record of how the files were read.
+
+    Raises
+    ------
+    ImageFileError
+        A ``ValueError`` naming the file (missing, not an image, truncated or
+        corrupt, too large) or the parameter (mixed sizes without image_size).
+    ImportError
+        When Pillow is not installed (with the install command).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from minicnn.images import load_images
+    >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+    >>> Image.fromarray(np.full((6, 4), 255, np.uint8)).save(path)
+    >>> X = load_images([path], image_size=(3, 2))
+    >>> X.shape, X.dtype, float(X.max()), X.preprocessing["color"]
+    ((1, 3, 2, 1), dtype('float32'), 1.0, 'grayscale')
+    """
+    X, _, _ = _load(list(paths), None, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+                    n_threads, "raise", None, None)
+    return X
+
+
+def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads,
+          on_error, cache, mmap_mode):
+    image_size = preprocessing.check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
+                                             interpolation)
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}; received on_error={on_error!r}")
+    if mmap_mode not in (None, "r", "c"):
+        raise ValueError(f"mmap_mode must be None, 'r' or 'c'; received mmap_mode={mmap_mode!r}")
+    if mmap_mode is not None and cache is None:
+        raise ValueError(f"mmap_mode={mmap_mode!r} maps the cache file: pass cache=FOLDER too")
+    n_threads = _threads(n_threads)
+    if not paths:
+        raise ImageFileError("no image files to read (received an empty list of paths)")
+    options = {"image_size": image_size, "color": color, "crop_to_aspect_ratio": bool(crop_to_aspect_ratio),
+               "pad_to_aspect_ratio": bool(pad_to_aspect_ratio), "interpolation": interpolation,
+               "on_error": on_error}
+    key = None
+    if cache is not None:
+        cache = os.fspath(cache)
+        os.makedirs(cache, exist_ok=True)
+        key = _fingerprint(paths, labels, options)
+        found = _read_cache(cache, key, mmap_mode)
+        if found is not None:
+            X, meta = found
+            if meta["skipped"]:
+                _warn_skipped(meta["skipped"])
+            return _tagged(X, meta["record"]), meta["kept"], meta["record"]
+        data_path = os.path.join(cache, key + ".npy")
+        tmp = f"{data_path}.{os.getpid()}.tmp"
+
+        def out_for(shape):
+            return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+    else:
+        def out_for(shape):
+            return np.empty(shape, dtype=np.float32)
+    try:
+        with warnings.catch_warnings():   # once, around the thread pool: sizes are checked against our own limit
+            warnings.simplefilter("ignore", _pil()[0].DecompressionBombWarning)
+            X, kept, color, failures, dropped_rows = _decode_all(paths, options, n_threads, on_error, out_for)
+        if dropped_rows:
+            X = np.delete(X, dropped_rows, axis=0) if cache is None else X
+        record = preprocessing.make_record(X.shape[1:3] if image_size is not None else None, color,
+                                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation)
+        if not kept:
+            raise ImageFileError(f"none of the {len(paths)} files could be read as an image (on_error='skip')")
+        skipped = [message for _, message in failures]
+        if cache is not None:
+            if dropped_rows:   # rare: a file failed after its header was read; rewrite without its row
+                full = np.delete(np.asarray(X), dropped_rows, axis=0)
+                del X
+                with open(tmp, "wb") as f:
+                    np.save(f, full)
+                del full
+            else:
+                X.flush()
+                del X
+            os.replace(tmp, data_path)
+            X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
+            _write_cache_meta(cache, key, {"shape": list(X.shape), "record": record, "kept": kept,
+                                           "skipped": skipped})
+    except BaseException:
+        if cache is not None and os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    if skipped:
+        _warn_skipped(skipped)
+    return _tagged(X, record), kept, record
+
+
+def _warn_skipped(messages):
+    warnings.warn(f"skipped {len(messages)} unreadable file(s) (on_error='skip'): " + "; ".join(messages),
+                  UserWarning, stacklevel=4)
+
+
+def _tagged(X, record):
+    tagged = X.view(ImageArray)
+    tagged.preprocessing = dict(record)
+    return tagged
+
+
+def load_image_folder(directory, labels=None, *, image_size=None, color="auto", crop_to_aspect_ratio=False,
+                      pad_to_aspect_ratio=False, interpolation="bilinear", follow_links=True, on_error="raise",
+                      cache=None, mmap_mode=None, n_threads=None):
+    """Read a folder of class subfolders (or a list of image files with labels) as NHWC images.
+
+    Parameters
+    ----------
+    directory : str or path-like, or list of them
+        A folder whose subfolders are the classes (``root/CLASS/...``, read
+        recursively; class names sorted; hidden files skipped), or a list of
+        image files (then ``labels`` gives their labels).
+    labels : array-like of shape (n_files,), default=None
+        With a list of files: their labels (class names are their sorted
+        unique values). None with a list: ``y`` is None.
+    image_size : (height, width) or None, default=None
+        Resize every image to this size. None: images are used at their own
+        size, which must be the same for all (else an error naming sizes).
+    color : {"auto", "grayscale", "rgb"}, default="auto"
+        Channels of the result: 1 or 3. ``"auto"`` gives RGB when any image
+        is stored with colour (an RGB file or a coloured palette), else
+        grayscale. Alpha is dropped; palettes give their colours.
+    crop_to_aspect_ratio : bool, default=False
+        Before resizing, take the largest centred box of the target aspect
+        ratio (Keras's option), so the image is not distorted.
+    pad_to_aspect_ratio : bool, default=False
+        Before resizing, pad with black to the target aspect ratio (Keras's
+        option). At most one of the two; both need ``image_size``.
+    interpolation : {"bilinear", "nearest", "bicubic", "lanczos", "box", "hamming"}, default="bilinear"
+        Pillow resampling filter of the resize.
+    follow_links : bool, default=True
+        Descend into symbolic links to folders (a loop is an error naming
+        the link); False skips them.
+    on_error : {"raise", "skip"}, default="raise"
+        "raise": the first unreadable file (not an image, truncated, corrupt,
+        too large) raises, naming it. "skip": such files are left out, with
+        one warning listing them all.
+    cache : str or path-like, default=None
+        A folder for the decoded array (``FINGERPRINT.npy`` + ``.json``): the
+        fingerprint covers every file's path, size and modification time and
+        the options, so a changed folder is decoded again. Written atomically;
+        entries of earlier versions of the folder stay until the folder is
+        deleted.
+    mmap_mode : {None, "r", "c"}, default=None
+        With ``cache``: return the cached array memory-mapped (for folders
+        larger than memory; train with ``partial_fit`` on chunks of rows).
+    n_threads : int, default=None
+        Decoding threads (None: the available cores, at most 8).
+
+    Returns
+    -------
+    X : ImageArray of shape (n, height, width, channels), dtype float32
+        Values in [0, 1], in the order of the files (classes sorted, files
+        sorted by name). ``X.preprocessing`` records how they were read; a
+        model fitted on ``X`` stores it and reads image files the same way.
+    y : ndarray of shape (n,), dtype int64, or None
+        Index of each image's class in ``class_names``.
+    class_names : list of str
+        Sorted class names (folder names, or the sorted labels).
+
+    Raises
+    ------
+    ImageFileError
+        A ``ValueError`` naming the file or folder and the parameter: a
+        missing, unreadable, truncated or non-image file (with
+        ``on_error="raise"``), an empty class folder, a single class, a
+        symbolic-link loop, mixed sizes without ``image_size``. Nothing is
+        returned half-loaded.
+    ValueError
+        For an invalid option, naming it and the value received.
+    ImportError
+        When Pillow is not installed (with the install command).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from PIL import Image
+    >>> from minicnn.datasets import load_image_folder
+    >>> root = tempfile.mkdtemp()
+    >>> for name, level in (("dark", 20), ("light", 230)):
+    ...     os.makedirs(os.path.join(root, name))
+    ...     for i in range(3):
+    ...         Image.fromarray(np.full((10, 12, 3), level + i, np.uint8)).save(os.path.join(root, name, f"{i}.png"))
+    >>> X, y, class_names = load_image_folder(root, image_size=(8, 8))
+    >>> X.shape, X.dtype, y.tolist(), class_names
+    ((6, 8, 8, 3), dtype('float32'), [0, 0, 0, 1, 1, 1], ['dark', 'light'])
+    """
+    if isinstance(directory, (str, os.PathLike)):
+        if labels is not None:
+            raise ValueError("labels are given by the class subfolders of a directory; pass labels only with a "
+                             "list of image files")
+        paths, y, class_names = list_folder(directory, follow_links)
+        counts = np.bincount(y, minlength=len(class_names)) if y else np.zeros(len(class_names), int)
+        empty = [os.path.join(os.fspath(directory), c) for c, n in zip(class_names, counts) if n == 0]
+        if empty:
+            raise ImageFileError(f"empty class folder(s) in directory {os.fspath(directory)}: {', '.join(empty)}; "
+                                 f"remove them or add images")
+        if len(class_names) < 2:
+            raise ImageFileError(f"directory {os.fspath(directory)} has one class subfolder ({class_names[0]!r}); "
+                                 f"a classifier needs at least 2 (pass a list of files to read images without "
+                                 f"classes)")
+    else:
+        paths = [os.fspath(p) for p in directory]
+        if labels is None:
+            y, class_names = None, []
+        else:
+            values = np.asarray(labels)
+            if values.shape != (len(paths),):
+                raise ValueError(f"labels must have one value per path ({len(paths)}); received shape "
+                                 f"{values.shape}")
+            class_names_arr, codes = np.unique(values, return_inverse=True)
+            y, class_names = codes.tolist(), [str(c) for c in class_names_arr.tolist()]
+    try:
+        X, kept, _ = _load(paths, y, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+                           n_threads, on_error, cache, mmap_mode)
+    except ImageFileError as exc:
+        if not getattr(exc, "file_error", False):
+            raise
+        raise ImageFileError(f"{exc} (on_error='skip' leaves unreadable files out, with one warning)") from None
+    if y is None:
+        return X, None, class_names
+    y = np.asarray(y, dtype=np.int64)[kept]
+    if isinstance(directory, (str, os.PathLike)):
+        lost = [c for i, c in enumerate(class_names) if not (y == i).any()]
+        if lost:
+            raise ImageFileError(f"class folder(s) {lost} of directory {os.fspath(directory)} hold no readable "
+                                 f"image after on_error='skip'")
+    return X, y, class_names
+
+
+def model_input(model, X):
+    """``X`` as the model's input: image files read with the model's record (in its ``data_format``)."""
+    if not preprocessing.is_paths(X):
+        return X
+    paths = [X] if isinstance(X, (str, os.PathLike)) else list(X)
+    record = preprocessing.for_model(model)
+    h, w, _ = model.input_shape_
+    try:
+        images = load_images(paths, **{k: record[k] for k in preprocessing.KEYS if k != "scale"})
+    except ImageFileError as exc:
+        if not hasattr(exc, "sizes"):
+            raise
+        raise ImageFileError(f"image files of different sizes (width x height: {exc.sizes}); the model takes "
+                             f"{w}x{h} and records no image_size to resize to: resize the files or refit with "
+                             f"image_size=({h}, {w})") from None
+    if images.shape[1:3] != (h, w):
+        raise ValueError(f"image files of {images.shape[2]}x{images.shape[1]} pixels (width x height), e.g. "
+                         f"{os.fspath(paths[0])}; the model takes {w}x{h}: it records no image_size to resize to, "
+                         f"so resize the files or refit with image_size=({h}, {w})")
+    if getattr(model, "data_format", "channels_last") == "channels_first":
+        images = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
+    return np.asarray(images)
