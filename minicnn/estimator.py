@@ -1,5 +1,7 @@
 """scikit-learn estimators: CNNClassifier and CNNRegressor, with dropout placement set by parameters."""
 
+import textwrap
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
@@ -8,6 +10,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._caller import warn
+from .architecture import TOKEN_DOCS
 from ._estimator_base import BaseCNN, check_mc_samples, fit_context, serialized
 from ._predict import as_float64, log_softmax, softmax
 from .io import header_params, read_model
@@ -18,11 +21,12 @@ _PARAMETERS = """
     ----------
     layers : tuple of str, default=("conv32", "conv64", "maxpool", "dense128")
         Hidden layers in order; the output layer is added automatically.
-        Tokens: ``"conv<N>"`` (N filters, ``kernel_size`` kernel),
-        ``"conv<N>x<K>"`` (K x K kernel), ``"maxpool"``, ``"avgpool"``,
-        ``"gap"`` (global average pooling) and ``"dense<N>"``. A Flatten is
-        inserted before the first dense layer (and before the output layer
-        when needed).
+        Tokens (``[...]`` optional; :data:`minicnn.architecture.LAYER_KINDS`):
+
+{tokens}
+
+        A Flatten is inserted before the first dense layer (and before the
+        output layer when needed).
     kernel_size : int, default=3
         Kernel of ``conv<N>`` tokens.
     padding : {"valid", "same"}, default="same"
@@ -167,7 +171,8 @@ _PARAMETERS = """
         installed).
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit``.
-""".strip("\n")
+""".replace("{tokens}", "\n".join(textwrap.fill(line, 110, initial_indent="        - ", subsequent_indent="          ")
+                                  for line in TOKEN_DOCS)).strip("\n")
 
 _SAMPLE_WEIGHT = """        sample_weight : array-like of shape (n,), default=None
             Non-negative finite weight of each sample's loss term. Each batch's
