@@ -62,6 +62,9 @@ class LayerKind:
         ``shape(token, (h, w, c), options) -> ((h, w, c), weights)``: output
         shape (a vector of ``n`` units is ``(1, 1, n)``) and the number of
         conv/dense weights, exact for every network that builds.
+    inner_dropout : bool
+        A block whose dropout goes inside it, before its last convolution
+        (and that convolution's BatchNorm), never on its skip path.
     """
 
     pattern: str
@@ -73,6 +76,7 @@ class LayerKind:
     pooling: bool
     build: object
     shape: object
+    inner_dropout: bool = False
 
 
 def _conv_kernel(token, options):
@@ -200,7 +204,8 @@ LAYER_KINDS = {
     "res": LayerKind(rf"res{_N}{_S}", "'res<N>[s<S>]'",
                      "residual block (He et al. 2016): two 3x3 convolutions of N filters, the first of stride S, "
                      "plus the identity or a 1x1 projection, always padded 'same', e.g. res32, res64s2",
-                     "map", "map", weighted=True, pooling=False, build=_build_residual, shape=_residual_shape),
+                     "map", "map", weighted=True, pooling=False, build=_build_residual, shape=_residual_shape,
+                     inner_dropout=True),
     "dw": LayerKind(rf"dw{_K}{_S}{_D}", "'dw<K>[s<S>][d<D>]'",
                     "depthwise convolution: one KxK filter per channel, stride S, e.g. dw3, dw3s2",
                     "map", "map", weighted=True, pooling=False, build=_build_depthwise, shape=_depthwise_shape),
@@ -230,6 +235,8 @@ TOKEN_HELP = ", ".join(_HELPS[:-1]) + " or " + _HELPS[-1]
 TOKEN_DOCS = tuple(f"{kind.help.strip(chr(39))}: {kind.doc}" for kind in LAYER_KINDS.values())
 #: The token forms only, comma-separated (``conv<N>[x<K>][s<S>][d<D>], res<N>[s<S>], ...``).
 TOKEN_FORMS = ", ".join(kind.help.strip("'") for kind in LAYER_KINDS.values())
+#: The pooling kinds (``dropout="after_last_pool"`` anchors on the last one), for messages.
+POOLING_TOKENS = tuple(name for name, kind in LAYER_KINDS.items() if kind.pooling)
 _PATTERNS = {name: re.compile(kind.pattern) for name, kind in LAYER_KINDS.items()}
 
 

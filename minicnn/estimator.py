@@ -28,7 +28,7 @@ _PARAMETERS = """
         A Flatten is inserted before the first dense layer (and before the
         output layer when needed).
     kernel_size : int, default=3
-        Kernel of ``conv<N>`` tokens.
+        Kernel of ``conv<N>`` and ``sep<N>`` tokens written without ``x<K>``.
     padding : {"valid", "same"}, default="same"
         Padding of the conv and pooling layers (``"same"`` keeps
         ``ceil(size / stride)``). ``"same"`` since it takes any input,
@@ -57,7 +57,8 @@ _PARAMETERS = """
         batch joins the batch before it.
     dropout : str or tuple of int, default="after_last_pool"
         Where dropout goes: ``"none"``; ``"after_last_pool"`` (after the last
-        ``maxpool``/``avgpool``/``gap``; an error if there is none);
+        pooling token: ``maxpool``/``avgpool``/``gap``/``gmp``; an error if
+        there is none);
         ``"after_each_layer"`` (after every conv and dense layer);
         ``"last:K"`` (after the last K hidden layers); ``"dense"`` (after each
         dense layer only); or strictly increasing indices into ``layers``

@@ -82,7 +82,7 @@ class Param:
 PARAMS = (
     Param("layers", ("conv32", "conv64", "maxpool", "dense128"), "tokens",
           doc=f"hidden layers in order ({TOKEN_FORMS})"),
-    Param("kernel_size", 3, "int", 1, doc="kernel of conv<N> tokens"),
+    Param("kernel_size", 3, "int", 1, doc="kernel of conv<N> and sep<N> tokens written without x<K>"),
     Param("padding", "same", "choice", choices=("valid", "same"), doc="padding of conv and pooling layers"),
     Param("pool_size", 2, "int", 1, doc="window and stride of maxpool and avgpool"),
     Param("activation", "relu", "choice", choices=tuple(CODES), doc="activation of hidden conv and dense layers"),
