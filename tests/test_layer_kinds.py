@@ -5,6 +5,9 @@ the command, the parameter table and the estimators' docstrings; the texts
 that cannot be generated (prose docstrings) are checked against the table.
 """
 
+import re
+from pathlib import Path
+
 import pytest
 
 import minicnn
@@ -62,3 +65,28 @@ def test_every_layer_a_token_builds_has_an_onnx_translation_and_shape_sections()
                 assert type(layer) in translated, f"{type(layer).__name__} has no ONNX translator"
                 doc = type(layer).__doc__
                 assert "Input shape" in doc and "Output shape" in doc, type(layer).__name__
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "LAYERS.md"
+
+
+def test_the_layers_doc_lists_every_kind():
+    text = DOC.read_text()
+    missing = [form for form in FORMS if f"`{form}`" not in text]
+    assert not missing, f"docs/LAYERS.md does not list {missing}"
+
+
+def test_the_zoo_numbers_in_the_doc_are_those_of_the_built_networks():
+    import numpy as np
+
+    from minicnn.tools.bench import macs_per_sample
+
+    rows = re.findall(r"^\| [^|]+ \| `([a-z0-9,]+)` \| ([0-9,]+) \| ([0-9.]+) M \|$", DOC.read_text(), re.MULTILINE)
+    assert len(rows) == 4
+    for layers, weights, macs in rows:
+        tokens = parse_layers(tuple(layers.split(",")))
+        network, _ = architecture.build_network(tokens, [], n_outputs=10, input_shape=(32, 32, 3),
+                                                rng=np.random.default_rng(0), backend="numpy", padding="same",
+                                                batch_norm=True)
+        assert network.n_params == int(weights.replace(",", "")), layers
+        assert round(macs_per_sample(network) / 1e6, 2 if float(macs) < 10 else 1) == float(macs), layers

@@ -38,8 +38,12 @@ class _Pool2D(Layer):
         Wo, self.pl, _ = window_geometry(W, kw, sw, 1, pad_w)
         if Ho < 1 or Wo < 1:
             raise ValueError(f"pool_size={self.pool_size} does not fit input of height x width {H}x{W}")
-        self._map_shape = (Ho, Wo, C)
         return (Ho, Wo, C)
+
+    @property
+    def _map_shape(self):
+        """``(Ho, Wo, C)`` of the pooled maps (a global pool outputs them flattened)."""
+        return self.output_shape if len(self.output_shape) == 3 else (1, 1, *self.output_shape)
 
     def _geometry(self):
         return (*self.pool_size, *self.strides, self.pt, self.pl)
@@ -155,9 +159,9 @@ class GlobalMaxPool2D(_Pool2D):
     >>> gmp = GlobalMaxPool2D()
     >>> gmp.build((4, 4, 3), dtype=np.float32, rng=None, backend=get_backend("numpy"))
     (3,)
-    >>> x = np.arange(32, dtype=np.float32).reshape(1, 4, 4, 2)
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 4, 4, 3)
     >>> gmp.forward(x)
-    array([[30., 31.]], dtype=float32)
+    array([[45., 46., 47.]], dtype=float32)
     """
 
     mode = "max"
