@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import minicnn
-from minicnn.architecture import LAYER_KINDS, build_network, parse_layers, weight_count
+from minicnn.architecture import LAYER_KINDS, build_layers, build_network, parse_layers, weight_count
 from minicnn.backend import get_backend
 from minicnn.layers import BatchNorm, Chain, Conv2D, Dense, DepthwiseConv2D, GlobalMaxPool2D, Residual
 from minicnn.network import Sequential
@@ -28,6 +28,8 @@ from gradcheck import ATOL, RTOL, numerical_grad
 from helpers import importable_backends
 
 BACKENDS = importable_backends(("numpy", "numba", "cython"))
+#: Two-epoch fits only check that every face of a fitted model agrees with the others.
+pytestmark = pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 
 
 def nested_network(backend, dtype=np.float64, batch_norm=False):
@@ -263,3 +265,83 @@ def test_depthwise_matches_torch_grouped_conv(strides, padding, dilation):
     np.testing.assert_allclose(layer.grads["w"], tw.grad.numpy()[:, 0].transpose(1, 2, 0), rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layer.grads["b"], tb.grad.numpy(), rtol=1e-10, atol=1e-12)
 
+
+
+def test_residual_block_with_projection_matches_torch():
+    """A res<N>s2 block (conv-BN-relu-conv-BN + 1x1 conv-BN projection, relu after the add) against torch."""
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    layers, _ = build_layers(parse_layers(("res4s2",)), [], n_outputs=1, batch_norm=True)
+    block = layers[0]
+    rng = np.random.default_rng(0)
+    block.build((6, 6, 3), dtype=np.float64, rng=rng, backend=get_backend("numpy"))
+    conv1, bn1, _, conv2, bn2 = block.main.layers
+    proj, bn3 = block.shortcut.layers
+    for bn in (bn1, bn2, bn3):
+        bn.params["gamma"][...] = rng.uniform(0.5, 2, bn.params["gamma"].shape)
+        bn.params["beta"][...] = rng.normal(0, 0.5, bn.params["beta"].shape)
+    x = rng.standard_normal((4, 6, 6, 3))
+    r = rng.standard_normal((4, 3, 3, 4))
+    y = block.forward(x, training=True).copy()
+    dx = block.backward(r.copy()).copy()
+
+    def t(a):
+        return torch.tensor(np.ascontiguousarray(a), requires_grad=True)
+
+    tx = t(x.transpose(0, 3, 1, 2))
+    w = {id(c): t(c.params["w"].transpose(3, 2, 0, 1)) for c in (conv1, conv2, proj)}
+    g = {id(b): (t(b.params["gamma"]), t(b.params["beta"])) for b in (bn1, bn2, bn3)}
+
+    def bn(z, layer):
+        return F.batch_norm(z, None, None, *g[id(layer)], training=True, eps=layer.eps)
+
+    # TF "same" for 3x3 stride 2 on 6 pixels pads 0 before and 1 after
+    a = F.relu(bn(F.conv2d(F.pad(tx, (0, 1, 0, 1)), w[id(conv1)], stride=2), bn1))
+    a = bn(F.conv2d(a, w[id(conv2)], padding=1), bn2)
+    s = bn(F.conv2d(tx, w[id(proj)], stride=2), bn3)
+    ty = F.relu(a + s)
+    (ty * torch.tensor(r.transpose(0, 3, 1, 2))).sum().backward()
+    tol = dict(rtol=1e-9, atol=1e-10)
+    np.testing.assert_allclose(y, ty.detach().numpy().transpose(0, 2, 3, 1), **tol)
+    np.testing.assert_allclose(dx, tx.grad.numpy().transpose(0, 2, 3, 1), **tol)
+    for conv in (conv1, conv2, proj):
+        np.testing.assert_allclose(conv.grads["w"], w[id(conv)].grad.numpy().transpose(2, 3, 1, 0), **tol)
+    for layer in (bn1, bn2, bn3):
+        np.testing.assert_allclose(layer.grads["gamma"], g[id(layer)][0].grad.numpy(), **tol)
+
+
+def test_global_max_pool_matches_torch():
+    torch = pytest.importorskip("torch")
+    layer = GlobalMaxPool2D()
+    layer.build((5, 4, 3), dtype=np.float64, rng=None, backend=get_backend("numpy"))
+    x = np.random.default_rng(0).standard_normal((2, 5, 4, 3))
+    r = np.random.default_rng(1).standard_normal((2, 3))
+    y = layer.forward(x, training=True).copy()
+    dx = layer.backward(r).copy()
+    tx = torch.tensor(x.transpose(0, 3, 1, 2).copy(), requires_grad=True)
+    ty = torch.amax(tx, dim=(2, 3))
+    (ty * torch.tensor(r)).sum().backward()
+    np.testing.assert_array_equal(y, ty.detach().numpy())
+    np.testing.assert_array_equal(dx, tx.grad.numpy().transpose(0, 2, 3, 1))
+
+
+def test_a_pipeline_with_blocks_converts_through_skl2onnx():
+    skl2onnx = pytest.importorskip("skl2onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from minicnn.onnx import register_skl2onnx
+
+    register_skl2onnx()
+    rng = np.random.default_rng(0)
+    X, y = rng.random((30, 64)), np.arange(30) % 3
+    pipe = make_pipeline(StandardScaler(), minicnn.CNNClassifier(
+        layers=("conv4", "res4s2", "dw3", "sep6", "gmp"), input_shape=(8, 8), max_iter=2, batch_norm=True,
+        dropout="none", backend="numpy", random_state=0)).fit(X, y)
+    onx = skl2onnx.to_onnx(pipe, X[:1].astype(np.float32), options={id(pipe[-1]): {"zipmap": False}})
+    assert {"Add", "GlobalMaxPool"} <= {node.op_type for node in onx.graph.node}
+    session = ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+    label, proba = session.run(None, {session.get_inputs()[0].name: X.astype(np.float32)})
+    np.testing.assert_allclose(proba, pipe.predict_proba(X), rtol=1e-4, atol=1e-5)
+    assert label.tolist() == pipe.predict(X).tolist()
