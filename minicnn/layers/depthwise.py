@@ -6,7 +6,9 @@ top/left padding.
 
 The three ``depthwise_conv2d_*`` functions below are plain NumPy with the
 kernel contract (outputs first, written in place; inputs; then sizes): one
-strided slice per kernel tap, vectorized over N, Ho, Wo and C.
+strided slice per kernel tap, vectorized over N, Ho, Wo and C. The layer
+calls the backend's kernels of the same names and signatures where the
+backend has them (:func:`_kernel`), these otherwise.
 """
 
 import numpy as np
@@ -76,6 +78,11 @@ def depthwise_conv2d_backward_weight(dw_, dy, x, sh, sw, pt, pl, dh, dw):
         dw_[p, q] = np.einsum("nijc,nijc->c", xp[:, rows, cols], dy)
 
 
+def _kernel(layer, name):
+    """The backend's kernel ``name`` where it has one, else this module's NumPy function of that name."""
+    return getattr(layer.kernels, name, None) or globals()[name]
+
+
 class DepthwiseConv2D(_WindowConv):
     """Depthwise 2-D convolution over NHWC images: each channel convolved with its own KxK filter.
 
@@ -136,7 +143,7 @@ class DepthwiseConv2D(_WindowConv):
     def forward(self, x, training=False):
         C = x.shape[-1]
         z = self._buffer("z", (x.shape[0], *self.output_shape))
-        depthwise_conv2d_forward(z, x, self.params["w"], *self._geometry())
+        _kernel(self, "depthwise_conv2d_forward")(z, x, self.params["w"], *self._geometry())
         y = self._buffer("y", z.shape)
         self.kernels.bias_act_forward(y.reshape(-1, C), z.reshape(-1, C), self.params.get("b", self._zero_bias),
                                       self.act, self.alpha)
@@ -151,11 +158,11 @@ class DepthwiseConv2D(_WindowConv):
         db = self.grads["b"] if self.use_bias else self._buffer("db", (C,))
         self.kernels.bias_act_backward(dz.reshape(-1, C), db, dy.reshape(-1, C), self._y.reshape(-1, C),
                                        self.act, self.alpha)
-        depthwise_conv2d_backward_weight(self.grads["w"], dz, self._x, *self._geometry())
+        _kernel(self, "depthwise_conv2d_backward_weight")(self.grads["w"], dz, self._x, *self._geometry())
         if not self.needs_input_grad:
             return None
         dx = self._buffer("dx", self._x.shape)
-        depthwise_conv2d_backward_input(dx, dz, self.params["w"], *self._geometry())
+        _kernel(self, "depthwise_conv2d_backward_input")(dx, dz, self.params["w"], *self._geometry())
         return dx
 
     def describe(self):
