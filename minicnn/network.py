@@ -77,7 +77,7 @@ class Sequential(Chain):
         """
         return self.backend if not isinstance(self.backend, str) else get_backend(self.backend)
 
-    def build(self, input_shape, rng):  # noqa: D417 - the root has its own dtype and backend
+    def build(self, input_shape, rng):
         """Create every layer's parameters for per-sample ``input_shape``.
 
         Parameters

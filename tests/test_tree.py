@@ -210,9 +210,10 @@ def test_block_tokens_fit_save_load_predict_and_export(layers, batch_norm, tmp_p
 
 
 # ---------------------------------------------------------------- placement inside blocks
-def test_dropout_at_a_residual_block_goes_between_its_convolutions_never_on_the_skip_path():
+@pytest.mark.parametrize("dropout", ["after_each_layer", "last:3", (0, 1)])
+def test_dropout_at_a_residual_block_goes_between_its_convolutions_never_on_the_skip_path(dropout):
     tokens = parse_layers(("res4s2", "sep4", "gap"))
-    specs = resolve_dropout(tokens, "after_each_layer", 0.3)
+    specs = [spec for spec in resolve_dropout(tokens, dropout, 0.3) if spec.after < 2]
     assert [spec.after for spec in specs] == [0, 1]
     for batch_norm in (False, True):
         net, origin = build_network(tokens, specs, n_outputs=2, input_shape=(6, 6, 3), rng=np.random.default_rng(0),

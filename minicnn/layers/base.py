@@ -34,6 +34,9 @@ class Layer:
     ``sample(x, pass_index)``
         Monte-Carlo forward: stochastic layers (dropout) draw the masks of
         pass ``pass_index``; every other layer runs ``forward(x, False)``.
+    ``sublayers()`` / ``walk()``
+        The tree: a composite (:mod:`minicnn.layers.composite`) returns the
+        layers it is made of, a leaf none; ``walk()`` visits them all.
 
     Buffer ownership: ``forward``, ``backward`` and ``sample`` return arrays
     the layer owns (workspaces reused by its next call of the same method)
