@@ -90,3 +90,13 @@ def test_the_zoo_numbers_in_the_doc_are_those_of_the_built_networks():
                                                 batch_norm=True)
         assert network.n_params == int(weights.replace(",", "")), layers
         assert round(macs_per_sample(network) / 1e6, 2 if float(macs) < 10 else 1) == float(macs), layers
+
+
+def test_every_public_layer_documents_its_input_and_output_shapes():
+    from minicnn import layers
+
+    for name in layers.__all__:
+        if name in ("Layer", "Composite"):   # the protocol and the abstract composite
+            continue
+        doc = getattr(layers, name).__doc__
+        assert "Input shape\n    -----------" in doc and "Output shape\n    ------------" in doc, name
