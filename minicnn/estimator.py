@@ -10,9 +10,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_array, column_or_1d
 
 from ._caller import warn
-from .architecture import TOKEN_DOCS
 from ._estimator_base import BaseCNN, check_mc_samples, fit_context, serialized
 from ._predict import as_float64, log_softmax, softmax
+from .architecture import TOKEN_DOCS
 from .io import header_params, read_model
 from .losses import mean_squared_error, softmax_cross_entropy
 
@@ -59,7 +59,8 @@ _PARAMETERS = """
         Where dropout goes: ``"none"``; ``"after_last_pool"`` (after the last
         pooling token: ``maxpool``/``avgpool``/``gap``/``gmp``; an error if
         there is none);
-        ``"after_each_layer"`` (after every conv and dense layer);
+        ``"after_each_layer"`` (after every conv and dense layer; inside
+        a ``res`` block, between its two convolutions);
         ``"last:K"`` (after the last K hidden layers); ``"dense"`` (after each
         dense layer only); or strictly increasing indices into ``layers``
         (dropout after ``layers[i]``). "After" a conv/dense layer means after
