@@ -10,7 +10,7 @@ warnings.simplefilter("ignore")
 X, y = load_digits_images()
 est = CNNClassifier(max_iter=1, random_state=0).fit(X, y)   # defaults (the network and optimizer of a digits fit)
 net, opt = est.network_, est._optimizer
-kernels = net._kernels()
+kernels = net.kernels
 rng = np.random.default_rng(0)
 aug = Augmenter(("shift2", "crop2", "hflip"), kernels); aug.start_epoch(rng)
 xb = np.empty((64, *X.shape[1:]), X.dtype)

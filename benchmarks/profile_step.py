@@ -40,7 +40,7 @@ def profile(model, backend, n_threads, steps):
             loss, dy = timed("loss", lambda: loss_fn(x, yb))
             for name, layer in zip(reversed(names), reversed(net.layers)):
                 dy = timed(f"bwd {name}", lambda: layer.backward(dy))
-            timed("optimizer", lambda: opt.step(net.flat_params_and_grads(), kernels=net._kernels()))
+            timed("optimizer", lambda: opt.step(net.flat_params_and_grads(), kernels=net.kernels))
             x = xb
             for name, layer in zip(names, net.layers):
                 x = timed(f"infer {name}", lambda: layer.forward(x, False))

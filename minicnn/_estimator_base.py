@@ -201,7 +201,7 @@ class BaseCNN(BaseEstimator):
         network = attrs.get("network_")
         net = None
         if network is not None:
-            net = (self._snapshot(), [(layer, layer.step) for layer in network.layers if layer.stochastic],
+            net = (self._snapshot(), [(layer, layer.step) for layer in network.walk() if layer.stochastic],
                    network.backend)
         rng = attrs.get("_rng")
         return (attrs, net, copy.deepcopy(attrs.get("_optimizer")),
@@ -293,7 +293,7 @@ class BaseCNN(BaseEstimator):
 
     def _min_batch(self):
         """2 if a BatchNorm sees one value per channel and sample (PyTorch refuses such one-value batches), else 1."""
-        counts = [math.prod(layer.input_shape[:-1]) for layer in self.network_.layers
+        counts = [math.prod(layer.input_shape[:-1]) for layer in self.network_.walk()
                   if isinstance(layer, BatchNorm)]
         return 2 if counts and min(counts) == 1 else 1
 
@@ -329,12 +329,12 @@ class BaseCNN(BaseEstimator):
 
     def _snapshot(self):
         arrays = [p for p, _ in self.network_.params_and_grads()]
-        arrays += [a for layer in self.network_.layers for a in getattr(layer, "state", {}).values()]
+        arrays += [a for layer in self.network_.walk() for a in getattr(layer, "state", {}).values()]
         return arrays, [a.copy() for a in arrays]
 
     def _checkpoint(self, rng):
         """Everything one epoch changes: weights, BatchNorm statistics, dropout steps, optimizer, RNG."""
-        steps = [(layer, layer.step) for layer in self.network_.layers if layer.stochastic]
+        steps = [(layer, layer.step) for layer in self.network_.walk() if layer.stochastic]
         return self._snapshot(), steps, copy.deepcopy(self._optimizer), copy.deepcopy(rng.bit_generator.state)
 
     def _rollback(self, checkpoint, rng):
@@ -563,7 +563,7 @@ class BaseCNN(BaseEstimator):
         lines = [f"{type(self).__name__}: dropout={fitted['dropout']!r}, dropout_rate={fitted['dropout_rate']!r}, "
                  f"dropout_kind={fitted['dropout_kind']!r}, dropout_scaling={fitted['dropout_scaling']!r}",
                  self.network_.summary(), "Dropout placement:"]
-        stochastic = [i for i, layer in enumerate(self.network_.layers) if layer.stochastic]
+        stochastic = [i for i, layer in enumerate(self.network_.descendants()) if layer.stochastic]
         for spec, index in zip(self.dropout_layers_, stochastic):
             lines.append(f"  after layers[{spec.after}]={tokens[spec.after].text!r} (network layer {index}): "
                          f"rate={spec.rate}, kind={spec.kind}")

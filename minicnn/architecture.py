@@ -24,8 +24,8 @@ row here, its layer file and its kernels.
 import re
 from dataclasses import dataclass
 
-from .layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
-                     MaxPool2D, SpatialDropout2D)
+from .layers import (Activation, AvgPool2D, BatchNorm, Chain, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                     GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Residual, SpatialDropout2D)
 from .layers.geometry import window_geometry
 from .network import Sequential
 
@@ -38,64 +38,143 @@ class LayerKind:
     ----------
     pattern : str
         Regular expression the whole token matches; optional groups are
-        ``units`` and ``kernel``.
+        ``units``, ``kernel``, ``stride`` and ``dilation``.
     help : str
         How the token is written (for error messages).
+    doc : str
+        What the token means, in a few words (for help texts and docstrings).
     input : {"map", "vector"}
         What the layer consumes (a Flatten is inserted before a ``"vector"``
         consumer fed maps).
     output : {"map", "vector"}
         What the layer outputs.
     weighted : bool
-        Conv or dense (followed by BatchNorm when ``batch_norm=True``).
+        Holds convolution or dense weights (followed by BatchNorm when
+        ``batch_norm=True``; what ``dropout="after_each_layer"`` follows).
     pooling : bool
         A pooling layer (``dropout="after_last_pool"`` anchors on the last one).
     build : callable
-        ``build(token, options) -> list of Layer``: the engine layers of one
-        token; ``options`` holds ``kernel_size``, ``padding``, ``pool_size``,
-        ``activation`` and ``batch_norm``.
+        ``build(token, options, dropout) -> list of Layer``: the engine layers
+        of one token; ``options`` holds ``kernel_size``, ``padding``,
+        ``pool_size``, ``activation`` and ``batch_norm``; ``dropout`` is the
+        dropout layer placed after the token, or None.
     shape : callable
         ``shape(token, (h, w, c), options) -> ((h, w, c), weights)``: output
         shape (a vector of ``n`` units is ``(1, 1, n)``) and the number of
         conv/dense weights, exact for every network that builds.
+    inner_dropout : bool
+        A block whose dropout goes inside it, before its last convolution
+        (and that convolution's BatchNorm), never on its skip path.
     """
 
     pattern: str
     help: str
+    doc: str
     input: str
     output: str
     weighted: bool
     pooling: bool
     build: object
     shape: object
+    inner_dropout: bool = False
 
 
 def _conv_kernel(token, options):
     return token.kernel_size or options["kernel_size"]
 
 
-def _build_conv(token, options):
-    kernel, padding, activation = _conv_kernel(token, options), options["padding"], options["activation"]
+def _then(layers, dropout):
+    """``layers`` followed by ``dropout`` (when one is placed after the token)."""
+    return layers if dropout is None else [*layers, dropout]
+
+
+def _conv_stack(conv, options, activation=True):
+    """``conv`` with its activation, or ``conv`` (no bias), BatchNorm and activation when ``batch_norm``."""
     if options["batch_norm"]:
-        return [Conv2D(token.units, kernel, padding=padding, use_bias=False), BatchNorm(), Activation(activation)]
-    return [Conv2D(token.units, kernel, padding=padding, activation=activation)]
+        return [conv, BatchNorm(), Activation(options["activation"])] if activation else [conv, BatchNorm()]
+    return [conv]
 
 
-def _build_dense(token, options):
+def _conv_options(options, activation=True):
+    """Bias and activation keyword arguments of a conv layer (none fused when BatchNorm follows)."""
     if options["batch_norm"]:
-        return [Dense(token.units, use_bias=False), BatchNorm(), Activation(options["activation"])]
-    return [Dense(token.units, activation=options["activation"])]
+        return {"use_bias": False}
+    return {"activation": options["activation"] if activation else "identity"}
 
 
-def _window(size, kernel, stride, padding):
-    return max(window_geometry(size, kernel, stride, 1, padding)[0], 1)
+def _build_conv(token, options, dropout):
+    conv = Conv2D(token.units, _conv_kernel(token, options), strides=token.stride, dilation=token.dilation,
+                  padding=options["padding"], **_conv_options(options))
+    return _then(_conv_stack(conv, options), dropout)
+
+
+def _build_dense(token, options, dropout):
+    if options["batch_norm"]:
+        return _then([Dense(token.units, use_bias=False), BatchNorm(), Activation(options["activation"])], dropout)
+    return _then([Dense(token.units, activation=options["activation"])], dropout)
+
+
+def _build_depthwise(token, options, dropout):
+    layer = DepthwiseConv2D(token.kernel_size, strides=token.stride, dilation=token.dilation,
+                            padding=options["padding"], **_conv_options(options))
+    return _then(_conv_stack(layer, options), dropout)
+
+
+def _build_separable(token, options, dropout):
+    """Depthwise KxK then pointwise 1x1 (Keras ``SeparableConv2D``; MobileNet's BN and activation after each
+    with ``batch_norm``)."""
+    depthwise = DepthwiseConv2D(_conv_kernel(token, options), strides=token.stride, dilation=token.dilation,
+                                padding=options["padding"], use_bias=False)
+    if options["batch_norm"]:
+        inner = [depthwise, BatchNorm(), Activation(options["activation"])]
+    else:
+        inner = [depthwise]
+    pointwise = Conv2D(token.units, 1, **_conv_options(options))
+    return _then([Chain([*inner, *_conv_stack(pointwise, options)], name=token.text)], dropout)
+
+
+def _build_residual(token, options, dropout):
+    """He et al. (2016) basic block: conv3x3(stride)-(BN)-act-[dropout]-conv3x3-(BN), plus the identity or a 1x1
+    projection (with BN) when channels or stride change, then the activation after the add.
+
+    A dropout placed after the token goes between the two convolutions (Wide ResNet), never on the skip path.
+    The block always pads "same" (both paths must keep the same size).
+    """
+    def conv(kernel, stride, activation=True):
+        layer = Conv2D(token.units, kernel, strides=stride, padding="same", **_conv_options(options, activation))
+        return _conv_stack(layer, options, activation)
+
+    main = [*conv(3, token.stride), *([] if dropout is None else [dropout]), *conv(3, 1, activation=False)]
+    return [Residual(Chain(main, name="main"), Chain(conv(1, token.stride, activation=False), name="projection"),
+                     activation=options["activation"])]
+
+
+def _window(size, kernel, stride, padding, dilation=1):
+    return max(window_geometry(size, kernel, stride, dilation, padding)[0], 1)
 
 
 def _conv_shape(token, shape, options):
     h, w, c = shape
-    k = _conv_kernel(token, options)
-    padding = options["padding"]
-    return (_window(h, k, 1, padding), _window(w, k, 1, padding), token.units), k * k * c * token.units
+    k, s, d, padding = _conv_kernel(token, options), token.stride, token.dilation, options["padding"]
+    return (_window(h, k, s, padding, d), _window(w, k, s, padding, d), token.units), k * k * c * token.units
+
+
+def _depthwise_shape(token, shape, options):
+    h, w, c = shape
+    k, s, d, padding = _conv_kernel(token, options), token.stride, token.dilation, options["padding"]
+    return (_window(h, k, s, padding, d), _window(w, k, s, padding, d), c), k * k * c
+
+
+def _separable_shape(token, shape, options):
+    (h, w, c), depthwise = _depthwise_shape(token, shape, options)
+    return (h, w, token.units), depthwise + c * token.units
+
+
+def _residual_shape(token, shape, options):
+    h, w, c = shape
+    n, s = token.units, token.stride
+    projection = c * n if (c != n or s != 1) else 0
+    return (_window(h, 1, s, "same"), _window(w, 1, s, "same"), n), 9 * c * n + 9 * n * n + projection
 
 
 def _pool_shape(token, shape, options):
@@ -109,21 +188,55 @@ def _dense_shape(token, shape, options):
     return (1, 1, token.units), h * w * c * token.units
 
 
-#: THE table of hidden-layer kinds (see the module docstring). Ordered as in error messages.
+def _global_shape(token, shape, options):
+    return (1, 1, shape[2]), 0
+
+
+_N, _K, _S, _D = (r"(?P<units>[1-9][0-9]*)", r"(?P<kernel>[1-9][0-9]*)", r"(?:s(?P<stride>[1-9][0-9]*))?",
+                  r"(?:d(?P<dilation>[1-9][0-9]*))?")
+
+#: THE table of hidden-layer kinds (see the module docstring). Ordered as in error messages and help texts.
 LAYER_KINDS = {
-    "conv": LayerKind(r"conv(?P<units>[1-9][0-9]*)(?:x(?P<kernel>[1-9][0-9]*))?", "'conv<N>', 'conv<N>x<K>'",
+    "conv": LayerKind(rf"conv{_N}(?:x{_K})?{_S}{_D}", "'conv<N>[x<K>][s<S>][d<D>]'",
+                      "convolution: N filters, KxK kernel (default kernel_size), stride S, dilation D "
+                      "(default 1), e.g. conv32, conv32x5, conv32s2, conv32d2",
                       "map", "map", weighted=True, pooling=False, build=_build_conv, shape=_conv_shape),
-    "maxpool": LayerKind(r"maxpool", "'maxpool'", "map", "map", weighted=False, pooling=True,
-                         build=lambda token, o: [MaxPool2D(o["pool_size"], padding=o["padding"])], shape=_pool_shape),
-    "avgpool": LayerKind(r"avgpool", "'avgpool'", "map", "map", weighted=False, pooling=True,
-                         build=lambda token, o: [AvgPool2D(o["pool_size"], padding=o["padding"])], shape=_pool_shape),
-    "gap": LayerKind(r"gap", "'gap'", "map", "vector", weighted=False, pooling=True,
-                     build=lambda token, o: [GlobalAvgPool2D()], shape=lambda token, s, o: ((1, 1, s[2]), 0)),
-    "dense": LayerKind(r"dense(?P<units>[1-9][0-9]*)", "'dense<N>'", "vector", "vector", weighted=True, pooling=False,
-                       build=_build_dense, shape=_dense_shape),
+    "res": LayerKind(rf"res{_N}{_S}", "'res<N>[s<S>]'",
+                     "residual block (He et al. 2016): two 3x3 convolutions of N filters, the first of stride S, "
+                     "plus the identity or a 1x1 projection, always padded 'same', e.g. res32, res64s2",
+                     "map", "map", weighted=True, pooling=False, build=_build_residual, shape=_residual_shape,
+                     inner_dropout=True),
+    "dw": LayerKind(rf"dw{_K}{_S}{_D}", "'dw<K>[s<S>][d<D>]'",
+                    "depthwise convolution: one KxK filter per channel, stride S, e.g. dw3, dw3s2",
+                    "map", "map", weighted=True, pooling=False, build=_build_depthwise, shape=_depthwise_shape),
+    "sep": LayerKind(rf"sep{_N}(?:x{_K})?{_S}{_D}", "'sep<N>[x<K>][s<S>][d<D>]'",
+                     "depthwise-separable convolution: depthwise KxK (stride S) then pointwise 1x1 to N "
+                     "channels, e.g. sep64, sep64s2",
+                     "map", "map", weighted=True, pooling=False, build=_build_separable, shape=_separable_shape),
+    "maxpool": LayerKind(r"maxpool", "'maxpool'", "max pooling, window and stride pool_size",
+                         "map", "map", weighted=False, pooling=True, shape=_pool_shape,
+                         build=lambda token, o, d: _then([MaxPool2D(o["pool_size"], padding=o["padding"])], d)),
+    "avgpool": LayerKind(r"avgpool", "'avgpool'", "average pooling, window and stride pool_size",
+                         "map", "map", weighted=False, pooling=True, shape=_pool_shape,
+                         build=lambda token, o, d: _then([AvgPool2D(o["pool_size"], padding=o["padding"])], d)),
+    "gap": LayerKind(r"gap", "'gap'", "global average pooling (maps to vectors)", "map", "vector",
+                     weighted=False, pooling=True, shape=_global_shape,
+                     build=lambda token, o, d: _then([GlobalAvgPool2D()], d)),
+    "gmp": LayerKind(r"gmp", "'gmp'", "global max pooling (maps to vectors)", "map", "vector",
+                     weighted=False, pooling=True, shape=_global_shape,
+                     build=lambda token, o, d: _then([GlobalMaxPool2D()], d)),
+    "dense": LayerKind(rf"dense{_N}", "'dense<N>'", "fully connected layer of N units", "vector", "vector",
+                       weighted=True, pooling=False, build=_build_dense, shape=_dense_shape),
 }
 _HELPS = [kind.help for kind in LAYER_KINDS.values()]
+#: How the tokens are written, for error messages: generated from :data:`LAYER_KINDS`.
 TOKEN_HELP = ", ".join(_HELPS[:-1]) + " or " + _HELPS[-1]
+#: One line per kind (``token: meaning``), for help texts and docstrings: generated from :data:`LAYER_KINDS`.
+TOKEN_DOCS = tuple(f"{kind.help.strip(chr(39))}: {kind.doc}" for kind in LAYER_KINDS.values())
+#: The token forms only, comma-separated (``conv<N>[x<K>][s<S>][d<D>], res<N>[s<S>], ...``).
+TOKEN_FORMS = ", ".join(kind.help.strip("'") for kind in LAYER_KINDS.values())
+#: The pooling kinds (``dropout="after_last_pool"`` anchors on the last one), for messages.
+POOLING_TOKENS = tuple(name for name, kind in LAYER_KINDS.items() if kind.pooling)
 _PATTERNS = {name: re.compile(kind.pattern) for name, kind in LAYER_KINDS.items()}
 
 
@@ -138,12 +251,14 @@ class LayerToken:
     text : str
         The token as written.
     kind : str
-        A key of :data:`LAYER_KINDS` (``"conv"``, ``"maxpool"``, ``"avgpool"``, ``"gap"``, ``"dense"``).
+        A key of :data:`LAYER_KINDS`.
     units : int or None
-        Filters of a conv, units of a dense layer.
+        Filters of a conv, residual or separable block, units of a dense layer.
     kernel_size : int or None
-        Kernel written in the token (``conv32x5`` -> 5); None means the
-        estimator's ``kernel_size``.
+        Kernel written in the token (``conv32x5`` -> 5, ``dw3`` -> 3); None
+        means the estimator's ``kernel_size``.
+    stride, dilation : int
+        Written as ``s<S>`` and ``d<D>`` (``conv32s2``); 1 when absent.
     """
 
     index: int
@@ -151,6 +266,8 @@ class LayerToken:
     kind: str
     units: int = None
     kernel_size: int = None
+    stride: int = 1
+    dilation: int = 1
 
     @property
     def output(self):
@@ -159,12 +276,12 @@ class LayerToken:
 
     @property
     def weighted(self):
-        """True for conv and dense layers (the ones followed by BatchNorm when ``batch_norm=True``)."""
+        """True for kinds holding conv or dense weights (followed by BatchNorm when ``batch_norm=True``)."""
         return LAYER_KINDS[self.kind].weighted
 
     @property
     def pooling(self):
-        """True for pooling layers (``maxpool``, ``avgpool``, ``gap``)."""
+        """True for pooling layers (``maxpool``, ``avgpool``, ``gap``, ``gmp``)."""
         return LAYER_KINDS[self.kind].pooling
 
 
@@ -175,10 +292,9 @@ def _parse_token(index, text):
     for name, pattern in _PATTERNS.items():
         match = pattern.fullmatch(text)
         if match:
-            groups = match.groupdict()
-            units, kernel = groups.get("units"), groups.get("kernel")
-            return LayerToken(index, text, name, None if units is None else int(units),
-                              None if kernel is None else int(kernel))
+            numbers = {key: int(value) for key, value in match.groupdict().items() if value is not None}
+            return LayerToken(index, text, name, numbers.get("units"), numbers.get("kernel"),
+                              numbers.get("stride", 1), numbers.get("dilation", 1))
     raise ValueError(f"Expected each entry of layers to be one of {TOKEN_HELP}. Received: layers[{index}]={text!r}")
 
 
@@ -188,8 +304,7 @@ def parse_layers(layers):
     Parameters
     ----------
     layers : sequence of str
-        Tokens ``"conv<N>"``, ``"conv<N>x<K>"``, ``"maxpool"``, ``"avgpool"``,
-        ``"gap"``, ``"dense<N>"``.
+        Tokens (see :data:`TOKEN_DOCS`).
 
     Returns
     -------
@@ -199,7 +314,7 @@ def parse_layers(layers):
     ------
     ValueError
         For an unknown token, or a conv/pool layer after a layer that outputs
-        flat vectors (``dense`` or ``gap``).
+        flat vectors (``dense``, ``gap`` or ``gmp``).
 
     Examples
     --------
@@ -310,12 +425,12 @@ def build_layers(tokens, specs, *, n_outputs, kernel_size=3, padding="valid", po
         if LAYER_KINDS[token.kind].input == "vector" and not flat:
             layers.append(Flatten())
             origin.append(None)
-        block = LAYER_KINDS[token.kind].build(token, options)
-        flat = flat or token.output == "vector"
         spec = by_position.get(token.index)
+        dropout = None
         if spec is not None:
-            kind = SpatialDropout2D if spec.kind == "spatial" else Dropout
-            block.append(kind(spec.rate, scaling=dropout_scaling))
+            dropout = (SpatialDropout2D if spec.kind == "spatial" else Dropout)(spec.rate, scaling=dropout_scaling)
+        block = LAYER_KINDS[token.kind].build(token, options, dropout)
+        flat = flat or token.output == "vector"
         layers.extend(block)
         origin.extend([token.index] * len(block))
     if not flat:

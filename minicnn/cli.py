@@ -29,12 +29,13 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, params
+from .architecture import TOKEN_DOCS
 
 COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
-LAYERS_GRAMMAR = ("comma-separated tokens, in order: conv<N> (N filters, kernel --kernel-size), conv<N>x<K> "
-                  "(N filters, KxK kernel), maxpool and avgpool (window and stride --pool-size), gap (global "
-                  "average pool), dense<N> (N units); the output layer is added. Example: conv32,conv64,maxpool,"
-                  "dense128")
+#: Generated from the one table of layer kinds (``[...]`` optional; options named as on the command line).
+LAYERS_GRAMMAR = ("comma-separated tokens, in order: " + "; ".join(TOKEN_DOCS).replace("kernel_size", "--kernel-size")
+                  .replace("pool_size", "--pool-size") + "; the output layer is added. Example: "
+                  "conv32,conv64,maxpool,dense128")
 
 
 def _show(value):

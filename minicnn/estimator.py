@@ -1,5 +1,7 @@
 """scikit-learn estimators: CNNClassifier and CNNRegressor, with dropout placement set by parameters."""
 
+import textwrap
+
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.exceptions import DataConversionWarning
@@ -11,6 +13,7 @@ from ._caller import warn
 from ._estimator_base import BaseCNN, fit_context, serialized
 from ._predict import check_mc_samples
 from ._predict import as_float64, log_softmax, softmax
+from .architecture import TOKEN_DOCS
 from .io import header_params, read_model
 from .losses import mean_squared_error, softmax_cross_entropy
 
@@ -19,13 +22,14 @@ _PARAMETERS = """
     ----------
     layers : tuple of str, default=("conv32", "conv64", "maxpool", "dense128")
         Hidden layers in order; the output layer is added automatically.
-        Tokens: ``"conv<N>"`` (N filters, ``kernel_size`` kernel),
-        ``"conv<N>x<K>"`` (K x K kernel), ``"maxpool"``, ``"avgpool"``,
-        ``"gap"`` (global average pooling) and ``"dense<N>"``. A Flatten is
-        inserted before the first dense layer (and before the output layer
-        when needed).
+        Tokens (``[...]`` optional; :data:`minicnn.architecture.LAYER_KINDS`):
+
+{tokens}
+
+        A Flatten is inserted before the first dense layer (and before the
+        output layer when needed).
     kernel_size : int, default=3
-        Kernel of ``conv<N>`` tokens.
+        Kernel of ``conv<N>`` and ``sep<N>`` tokens written without ``x<K>``.
     padding : {"valid", "same"}, default="same"
         Padding of the conv and pooling layers (``"same"`` keeps
         ``ceil(size / stride)``). ``"same"`` since it takes any input,
@@ -54,8 +58,10 @@ _PARAMETERS = """
         batch joins the batch before it.
     dropout : str or tuple of int, default="after_last_pool"
         Where dropout goes: ``"none"``; ``"after_last_pool"`` (after the last
-        ``maxpool``/``avgpool``/``gap``; an error if there is none);
-        ``"after_each_layer"`` (after every conv and dense layer);
+        pooling token: ``maxpool``/``avgpool``/``gap``/``gmp``; an error if
+        there is none);
+        ``"after_each_layer"`` (after every conv and dense layer; inside
+        a ``res`` block, between its two convolutions);
         ``"last:K"`` (after the last K hidden layers); ``"dense"`` (after each
         dense layer only); or strictly increasing indices into ``layers``
         (dropout after ``layers[i]``). "After" a conv/dense layer means after
@@ -168,7 +174,8 @@ _PARAMETERS = """
         installed).
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit``.
-""".strip("\n")
+""".replace("{tokens}", "\n".join(textwrap.fill(line, 110, initial_indent="        - ", subsequent_indent="          ")
+                                  for line in TOKEN_DOCS)).strip("\n")
 
 _SAMPLE_WEIGHT = """        sample_weight : array-like of shape (n,), default=None
             Non-negative finite weight of each sample's loss term. Each batch's

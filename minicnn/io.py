@@ -191,7 +191,7 @@ def save(estimator, path):
                              f"instead (set a valid value before saving; nothing was written)")
     network = estimator.network_
     arrays, layers = {}, []
-    for i, layer in enumerate(network.layers):
+    for i, layer in enumerate(network.descendants()):   # every layer of the tree, blocks' inner ones too
         entry = {"type": type(layer).__name__,
                  "params": {k: list(v.shape) for k, v in sorted(layer.params.items())},
                  "state": {k: list(v.shape) for k, v in sorted(getattr(layer, "state", {}).items())}}
@@ -611,10 +611,10 @@ def _restore_network(reader, est, header, tokens, specs):
             f"the parameters describe a network of {weights} weights ({4 * weights} bytes), far more than the "
             f"{stored} bytes of layer arrays the file stores")
     network = est._new_network(tokens, specs, est.n_outputs_, np.random.default_rng(0))
-    saved = header["layers"]
-    _expect(reader, len(saved) == len(network.layers),
-            f"the header lists {len(saved)} layers, the parameters rebuild {len(network.layers)}")
-    for i, (layer, entry) in enumerate(zip(network.layers, saved)):
+    saved, layers = header["layers"], network.descendants()
+    _expect(reader, len(saved) == len(layers),
+            f"the header lists {len(saved)} layers, the parameters rebuild {len(layers)}")
+    for i, (layer, entry) in enumerate(zip(layers, saved)):
         _expect(reader, isinstance(entry, dict) and entry.get("type") == type(layer).__name__,
                 f"layer {i} is {entry.get('type') if isinstance(entry, dict) else entry!r}, the parameters "
                 f"rebuild {type(layer).__name__}")

@@ -1,4 +1,10 @@
-"""Sequential network: a forward loop, a reversed backward loop, parameters and a summary."""
+"""Sequential network: the root of a layer tree, with parameters, backend, dropout seeds and a summary.
+
+A network is a tree: :class:`Sequential` is a :class:`~minicnn.layers.Chain`
+(the simplest composite) whose sublayers may be composites themselves
+(residual blocks, separable convolutions). Every method here that visits
+layers does it through :meth:`~minicnn.layers.Layer.walk`.
+"""
 
 import math
 import threading
@@ -6,10 +12,11 @@ import threading
 import numpy as np
 
 from .backend import get_backend
+from .layers.composite import Chain
 
 
-class Sequential:
-    """A stack of layers applied in order.
+class Sequential(Chain):
+    """A stack of layers applied in order (the root of the layer tree).
 
     Parameters
     ----------
@@ -37,11 +44,21 @@ class Sequential:
     """
 
     def __init__(self, layers, backend="auto", dtype=np.float32):
-        self.layers = list(layers)
+        super().__init__(layers)
+        self.needs_input_grad = False   # the network input is data: its first layers skip dx
         self.backend = backend
         self.dtype = np.dtype(dtype)
         self.lock = threading.Lock()
-        self.input_shape = self.output_shape = None
+
+    def descendants(self):
+        """Every layer of the tree below the network, depth first (:meth:`walk` without the network itself).
+
+        The position of a layer in this list is its network layer index (dropout
+        masks are keyed by it, model files number their arrays by it).
+        """
+        walk = self.walk()
+        next(walk)
+        return list(walk)
 
     @property
     def kernels(self):
@@ -59,10 +76,6 @@ class Sequential:
             are not built).
         """
         return self.backend if not isinstance(self.backend, str) else get_backend(self.backend)
-
-    def _kernels(self):
-        """Former private name of :attr:`kernels` (benchmarks of earlier releases call it)."""
-        return self.kernels
 
     def build(self, input_shape, rng):
         """Create every layer's parameters for per-sample ``input_shape``.
@@ -88,17 +101,18 @@ class Sequential:
         """
         kernels = self.kernels
         seed = int(rng.integers(0, 2**63 - 1))
-        shape = tuple(input_shape)
-        self.input_shape = shape
+        self.input_shape = tuple(input_shape)
         self._forward_work = self._plan = None
-        for index, layer in enumerate(self.layers):
-            shape = layer.build(shape, dtype=self.dtype, rng=rng, backend=kernels)
-            layer.needs_input_grad = index > 0
+        self._layer_kernels = kernels
+        self.output_shape = self._build(self.input_shape, rng)
+        for index, layer in enumerate(self.descendants()):
             if layer.stochastic:
                 layer.seed, layer.layer_id = seed, index
-        self.output_shape = shape
         self._pack_parameters()
-        return shape
+        return self.output_shape
+
+    def _build_sublayer(self, layer, shape, rng):
+        return layer.build(shape, dtype=self.dtype, rng=rng, backend=self._layer_kernels)
 
     def _pack_parameters(self):
         """Move every parameter and gradient into one flat buffer each; layers keep views.
@@ -108,7 +122,7 @@ class Sequential:
         array. Values are copied in, so this is safe to repeat (e.g. after
         unpickling, when the views became separate arrays).
         """
-        entries = [(layer, key) for layer in self.layers for key in sorted(layer.params)]
+        entries = [(layer, key) for layer in self.walk() for key in sorted(layer.params)]
         total = sum(layer.params[key].size for layer, key in entries)
         flat_p = np.empty(total, dtype=self.dtype)
         flat_g = np.zeros(total, dtype=self.dtype)
@@ -155,7 +169,7 @@ class Sequential:
         self.backend = backend
         self._plan = None
         kernels = self.kernels
-        for layer in self.layers:
+        for layer in self.descendants():
             layer.kernels = kernels
 
     def forward(self, x, training=False, mc_pass=None):
@@ -181,16 +195,12 @@ class Sequential:
             Where a layer detects a misuse (e.g. a pass before :meth:`build`).
         """
         if training:
-            for layer in self.layers:
-                x = layer.forward(x, True)
-            return x
+            return super().forward(x, True)
         if mc_pass is None:
             for layer, pooled in self._inference_plan():
                 x = layer.forward_pooled(x) if pooled else layer.forward(x, False)
             return x
-        for layer in self.layers:
-            x = layer.sample(x, mc_pass) if layer.stochastic else layer.forward(x, training)
-        return x
+        return self.sample(x, mc_pass)
 
     def _inference_plan(self):
         """``[(layer, fused)]`` for an inference pass: ``fused`` runs ``layer`` and the next one as one kernel.
@@ -225,7 +235,10 @@ class Sequential:
         if work is not None:
             return work
         work = 0
-        for layer in self.layers:
+        for layer in self.descendants():
+            if layer.sublayers():   # a composite's work is its sublayers' (plus its merge, counted here)
+                work += math.prod(layer.output_shape) * (len(layer.sublayers()) + 1)
+                continue
             weights = layer.params.get("w")
             fan_in = weights.size // weights.shape[-1] if weights is not None and weights.size else 0
             window = math.prod(getattr(layer, "pool_size", (1,)))
@@ -261,42 +274,43 @@ class Sequential:
         RuntimeError
             Where a layer can tell that no training forward preceded the call.
         """
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+        return super().backward(dy)
 
     def params_and_grads(self):
-        """List of ``(param, grad)`` array pairs, in a fixed order."""
-        return [(layer.params[k], layer.grads[k]) for layer in self.layers for k in sorted(layer.params)]
-
-    @property
-    def n_params(self):
-        return sum(layer.n_params for layer in self.layers)
-
-    def release_buffers(self):
-        """Free every layer's cached workspaces."""
-        for layer in self.layers:
-            layer.release_buffers()
+        """List of ``(param, grad)`` array pairs of every layer of the tree, in a fixed order."""
+        return [(layer.params[k], layer.grads[k]) for layer in self.walk() for k in sorted(layer.params)]
 
     def __getstate__(self):
         state = self.__dict__.copy()
         state.pop("lock")
         state.pop("_flat", None)   # the layers pickle their own (view) arrays
         state.pop("_plan", None)   # re-planned on first use
+        state.pop("_layer_kernels", None)
         return state
 
     def __setstate__(self, state):
         self.__dict__.update(state)
+        for key, value in (("_needs_input_grad", False), ("params", {}), ("grads", {}), ("_buffers", {}),
+                           ("_views", {})):   # pickled before the network was a Chain
+            self.__dict__.setdefault(key, value)
         self.lock = threading.Lock()
         if self.input_shape is not None:
             self.set_backend(self.backend)
             self._pack_parameters()
 
     def summary(self):
-        """A text table: layer, output shape, parameter count; dropout rows marked ``<-- dropout``."""
+        """A text table: layer, output shape, parameter count; dropout rows marked ``<-- dropout``.
+
+        One row per layer of the tree (:meth:`descendants`, numbered by network
+        layer index); a block's inner layers follow it, indented, and the
+        block's row counts the parameters of all of them.
+        """
         rows = [("#", "layer", "output shape", "params")]
-        for index, layer in enumerate(self.layers):
-            name = f"{type(layer).__name__}({layer.describe()})"
+        depth = {id(layer): 0 for layer in self.layers}
+        for index, layer in enumerate(self.descendants()):
+            for inner in layer.sublayers():
+                depth[id(inner)] = depth[id(layer)] + 1
+            name = "  " * depth[id(layer)] + f"{type(layer).__name__}({layer.describe()})"
             if layer.stochastic:
                 name += "  <-- dropout"
             shape = "(None, " + ", ".join(str(d) for d in (layer.output_shape or ())) + ")"

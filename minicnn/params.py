@@ -33,6 +33,7 @@ import numpy as np
 from .augment import parse_augment
 from .backend import BACKEND_NAMES
 from .backend.activation_codes import CODES
+from .architecture import TOKEN_FORMS
 from .placement import KINDS, number_hint
 from .schedules import SCHEDULES
 from .threads import MAX_THREADS
@@ -80,8 +81,8 @@ class Param:
 
 PARAMS = (
     Param("layers", ("conv32", "conv64", "maxpool", "dense128"), "tokens",
-          doc="hidden layers in order (conv<N>, conv<N>x<K>, maxpool, avgpool, gap, dense<N>)"),
-    Param("kernel_size", 3, "int", 1, doc="kernel of conv<N> tokens"),
+          doc=f"hidden layers in order ({TOKEN_FORMS})"),
+    Param("kernel_size", 3, "int", 1, doc="kernel of conv<N> and sep<N> tokens written without x<K>"),
     Param("padding", "same", "choice", choices=("valid", "same"), doc="padding of conv and pooling layers"),
     Param("pool_size", 2, "int", 1, doc="window and stride of maxpool and avgpool"),
     Param("activation", "relu", "choice", choices=tuple(CODES), doc="activation of hidden conv and dense layers"),

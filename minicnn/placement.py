@@ -16,7 +16,7 @@ Placement policies (``dropout=``):
 ``"none"``
     No dropout.
 ``"after_last_pool"``
-    After the last pooling layer (``maxpool``, ``avgpool`` or ``gap``): the
+    After the last pooling layer (``maxpool``, ``avgpool``, ``gap``, ``gmp``): the
     rule of thumb of the blog post that started this project.
 ``"after_each_layer"``
     After every conv and dense layer.
@@ -32,6 +32,22 @@ tuple of int
 "After" a conv or dense layer means after its activation (and after its
 BatchNorm and activation when ``batch_norm=True``). Dropout is never placed on
 the output layer, which is not part of ``layers``.
+
+Positions are indices into ``layers`` (one per token): a block (``res<N>``,
+``sep<N>``) is one position, whatever the number of layers inside it.
+
+Inside blocks:
+
+* a dropout placed at a residual block (``res<N>``; by ``"after_each_layer"``,
+  ``"last:K"`` or an index) goes *inside* it, between its two convolutions
+  (after the first one's BatchNorm and activation), as in Wide ResNet
+  (Zagoruyko & Komodakis 2016); it is never on the skip path and never after
+  the add, so the identity path carries the signal undropped;
+* a dropout placed at a separable convolution (``sep<N>``) follows the whole
+  block (after the pointwise convolution's activation), as after a conv;
+* ``"after_last_pool"`` with a global pooling head (``gap`` or ``gmp``, the
+  last pooling layer) puts element-wise dropout on the pooled vector, right
+  before the output layer (or the dense layers that follow).
 """
 
 import numbers
@@ -75,7 +91,7 @@ def _positions(tokens, dropout):
         if dropout == "after_last_pool":
             pools = [t.index for t in tokens if t.pooling]
             if not pools:
-                raise ValueError(f"dropout='after_last_pool' needs a pooling layer ('maxpool', 'avgpool' or 'gap') "
+                raise ValueError(f"dropout='after_last_pool' needs a pooling layer {architecture.POOLING_TOKENS} "
                                  f"in layers; received layers={tuple(t.text for t in tokens)!r}. Add a pooling "
                                  f"layer or choose another placement: {POLICIES} or a tuple of layer indices")
             return [pools[-1]]
@@ -245,6 +261,15 @@ def lint_placement(tokens, specs, batch_norm):
     last_norm = weighted[-1]
     messages = []
     for spec in specs:
+        token = tokens[spec.after]
+        if architecture.LAYER_KINDS[token.kind].inner_dropout:
+            messages.append(
+                f"Dropout inside the block layers[{spec.after}]={token.text!r} sits right before the BatchNorm of "
+                f"its second convolution (batch_norm=True). This causes a variance shift (Li et al. 2019): the "
+                f"BatchNorm's running statistics are gathered on dropped activations and no longer match the "
+                f"inputs it sees at inference. Use batch_norm=False for dropout inside blocks, or place dropout "
+                f"after the blocks (e.g. dropout='after_last_pool' or dropout='dense').")
+            continue
         fed = [i for i in weighted if i > spec.after]
         if not fed:
             continue

@@ -19,6 +19,7 @@ CASES = {
                                 ["pipeline test accuracy:", "restored pipeline predicts identically: True"]),
     "mc_dropout_uncertainty.py": ({"MINICNN_EXAMPLE_EPOCHS": "10"},
                                   ["uncertainty higher on every corrupted input than on clean digits: True"]),
+    "model_zoo.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"}, ["ResNet-20", "272,474 weights", "residual ", "Residual("]),
     "mnist_keras_cnn.py": ({"MINICNN_EXAMPLE_EPOCHS": "1", "MINICNN_EXAMPLE_TRAIN_SIZE": "300",
                             "MINICNN_EXAMPLE_TEST_SIZE": "300"}, []),
 }

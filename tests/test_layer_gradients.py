@@ -9,8 +9,8 @@ layers and inputs, which covers the same kernels at a fraction of the cost.
 import numpy as np
 import pytest
 
-from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,
-                            GlobalAvgPool2D, MaxPool2D, SpatialDropout2D)
+from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                            GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, SpatialDropout2D)
 
 from gradcheck import check_against_numpy, check_layer_gradients
 
@@ -29,6 +29,11 @@ IMAGE_LAYERS = {
     "avgpool": lambda: AvgPool2D(2),
     "avgpool_pad": lambda: AvgPool2D(3, strides=2, padding=1),
     "gap": lambda: GlobalAvgPool2D(),
+    "gmp": lambda: GlobalMaxPool2D(),
+    "depthwise_valid": lambda: DepthwiseConv2D(3, activation="tanh"),
+    "depthwise_same_stride2": lambda: DepthwiseConv2D(3, strides=2, padding="same", activation="relu"),
+    "depthwise_dilated_nobias": lambda: DepthwiseConv2D((3, 2), dilation=2, padding=1, use_bias=False,
+                                                        activation="sigmoid"),
     "flatten": lambda: Flatten(),
     "batchnorm4d": lambda: BatchNorm(),
     "relu": lambda: Activation("relu"),

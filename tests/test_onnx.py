@@ -11,11 +11,12 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
 from minicnn import CNNClassifier, CNNRegressor, export_onnx, load_predictor  # noqa: E402
-from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten,  # noqa: E402
-                            GlobalAvgPool2D, MaxPool2D, SpatialDropout2D)
+from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Chain, Conv2D, Dense, DepthwiseConv2D,  # noqa: E402
+                            Dropout, Flatten, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Residual,
+                            SpatialDropout2D)
 from minicnn.network import Sequential  # noqa: E402
 from minicnn.onnx import DEFAULT_OPSET, INSTALL_HINT, to_onnx_model  # noqa: E402
-from minicnn.onnx._graph import ACTIVATION_OPS, TRANSLATORS  # noqa: E402
+from minicnn.onnx._graph import ACTIVATION_OPS, COMPOSITE_TRANSLATORS, TRANSLATORS  # noqa: E402
 
 TOL = 1e-5
 #: Placement lint of fits with batch_norm and dropout (irrelevant to the export)
@@ -67,7 +68,7 @@ def assert_same_outputs(model, X, **kwargs):
 
 def randomize_batch_norm(model, rng):
     """Give every BatchNorm distinct statistics and affine parameters (one epoch leaves them near 0 / 1)."""
-    for layer in model.network_.layers:
+    for layer in model.network_.walk():
         if isinstance(layer, BatchNorm):
             C = layer.running_mean.shape[0]
             layer.running_mean[...] = rng.normal(0, 0.5, C)
@@ -166,6 +167,12 @@ STACKS = {
     "dropouts": lambda: [Conv2D(4, 3, activation="relu"), SpatialDropout2D(0.3, scaling="test_time"), Flatten(),
                          Dropout(0.2, scaling="test_time"), Dense(6, activation="tanh"), Dropout(0.5)],
     "winograd_fused_pool": lambda: [Conv2D(8, 3, padding="same"), Conv2D(8, 3, padding="same"), MaxPool2D(2)],
+    "residual_depthwise_gmp": lambda: [
+        Residual(Chain([Conv2D(4, 3, strides=2, padding="same", use_bias=False), BatchNorm(), Activation("relu"),
+                        Conv2D(4, 3, padding="same")]), Conv2D(4, 1, strides=2, padding="same"), activation="tanh"),
+        Residual(Chain([DepthwiseConv2D(3, padding="same", activation="relu"), Conv2D(4, 1)])),
+        DepthwiseConv2D((3, 2), strides=(2, 1), padding=(1, 0), dilation=(1, 2), use_bias=False),
+        GlobalMaxPool2D()],
 }
 
 
@@ -175,7 +182,7 @@ def with_network(model, layers, rng):
         layers = [*layers, Flatten()]
     net = Sequential([*layers, Dense(model.n_outputs_)], backend=model.backend)
     net.build(model.input_shape_, rng=rng)
-    for layer in net.layers:
+    for layer in net.walk():
         for value in layer.params.values():
             value[...] = rng.normal(0, 0.5, value.shape)
     model.network_ = net
@@ -197,9 +204,10 @@ def test_every_layer_setting(digits, stack, data_format, rng):
 def test_every_layer_class_has_a_translation_and_a_test():
     from minicnn import layers as layer_module
 
-    classes = {getattr(layer_module, name) for name in layer_module.__all__} - {layer_module.Layer}
-    assert classes == set(TRANSLATORS)
-    used = {type(layer) for make in STACKS.values() for layer in make()} | {Dense, Flatten}
+    classes = {getattr(layer_module, name) for name in layer_module.__all__} - {layer_module.Layer,
+                                                                                layer_module.Composite}
+    assert classes == set(TRANSLATORS) | set(COMPOSITE_TRANSLATORS)
+    used = {type(layer) for make in STACKS.values() for top in make() for layer in top.walk()} | {Dense, Flatten}
     assert used == classes
 
 

@@ -191,7 +191,8 @@ def test_private_module_examples_run(module):
 
 # ---------------------------------------------------------------- the architecture table
 #: One token of every kind in the table (a new kind without an example here fails the next test).
-EXAMPLES = {"conv": "conv3x2", "maxpool": "maxpool", "avgpool": "avgpool", "gap": "gap", "dense": "dense5"}
+EXAMPLES = {"conv": "conv3x2", "maxpool": "maxpool", "avgpool": "avgpool", "gap": "gap", "dense": "dense5",
+            "res": "res4s2", "dw": "dw3", "sep": "sep4x3", "gmp": "gmp"}
 
 
 def test_every_table_kind_has_an_example_and_parses_to_itself():
@@ -204,6 +205,8 @@ def test_every_table_kind_has_an_example_and_parses_to_itself():
 @pytest.mark.parametrize("layers", [
     (), ("conv3", "maxpool", "dense5"), ("conv3x2", "avgpool", "conv4", "gap", "dense5", "dense2"),
     ("maxpool", "conv2x3", "maxpool", "dense4"), ("gap",), ("dense7", "dense3"), ("conv2", "conv3x1", "avgpool"),
+    ("conv4s2", "res4", "res6s2", "gmp"), ("conv3d2", "res2", "dw2s2", "sep5x1", "dense3"),
+    ("sep3s2", "res3", "dw2d2", "gap"),
 ])
 @pytest.mark.parametrize("options", [
     {}, {"kernel_size": 2, "padding": "same", "pool_size": 3}, {"batch_norm": True, "pool_size": 2},
@@ -214,7 +217,7 @@ def test_weight_count_equals_the_weights_of_the_built_network(layers, options):
     for input_shape in [(9, 8, 2), (12, 12, 1)]:
         network, _ = build_network(tokens, [], n_outputs=3, input_shape=input_shape, rng=np.random.default_rng(0),
                                    backend="numpy", **options)
-        built = sum(layer.params["w"].size for layer in network.layers if isinstance(layer, (Conv2D, Dense)))
+        built = sum(layer.params["w"].size for layer in network.walk() if "w" in layer.params)
         assert weight_count(tokens, input_shape, 3, **options) == built
 
 

@@ -2,11 +2,14 @@
 
 from .activation import Activation
 from .base import Layer
+from .composite import Chain, Composite, Residual
 from .conv import Conv2D
 from .dense import Dense, Flatten
 from .dropout import Dropout, SpatialDropout2D
 from .normalization import BatchNorm
-from .pooling import AvgPool2D, GlobalAvgPool2D, MaxPool2D
+from .depthwise import DepthwiseConv2D
+from .pooling import AvgPool2D, GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D
 
 __all__ = ["Layer", "Conv2D", "MaxPool2D", "AvgPool2D", "GlobalAvgPool2D", "Flatten", "Dense",
-           "Activation", "BatchNorm", "Dropout", "SpatialDropout2D"]
+           "Activation", "BatchNorm", "Dropout", "SpatialDropout2D", "Composite", "Chain", "Residual",
+           "DepthwiseConv2D", "GlobalMaxPool2D"]

@@ -11,6 +11,14 @@ class Activation(Layer):
     Conv2D and Dense fuse their own activation with the bias; this layer is for
     the places where the activation stands alone.
 
+    Input shape
+    -----------
+    Any ``(N, ..., C)``.
+
+    Output shape
+    ------------
+    The input shape.
+
     Parameters
     ----------
     activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}

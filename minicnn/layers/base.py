@@ -34,6 +34,9 @@ class Layer:
     ``sample(x, pass_index)``
         Monte-Carlo forward: stochastic layers (dropout) draw the masks of
         pass ``pass_index``; every other layer runs ``forward(x, False)``.
+    ``sublayers()`` / ``walk()``
+        The tree: a composite (:mod:`minicnn.layers.composite`) returns the
+        layers it is made of, a leaf none; ``walk()`` visits them all.
 
     Buffer ownership: ``forward``, ``backward`` and ``sample`` return arrays
     the layer owns (workspaces reused by its next call of the same method)
@@ -176,9 +179,10 @@ class Layer:
         return view
 
     def release_buffers(self):
-        """Drop cached workspaces (they are recreated on the next call)."""
-        self._buffers = {}
-        self._views = {}
+        """Drop cached workspaces of this layer and every layer inside it (they are recreated on the next call)."""
+        for layer in self.walk():
+            layer._buffers = {}
+            layer._views = {}
 
     def __getstate__(self):
         """Pickle parameters and settings only: no workspaces, forward caches or gradients.
@@ -200,9 +204,30 @@ class Layer:
         self.__dict__.update(state)
         self.grads = {key: np.zeros_like(self.params[key]) for key in self.grads}
 
+    def sublayers(self):
+        """The layers this one is made of, in order (none for a leaf layer; see :mod:`minicnn.layers.composite`)."""
+        return ()
+
+    def walk(self):
+        """This layer, then every layer inside it, depth first in order: THE traversal of a network.
+
+        Parameters and gradients, the optimizer's buffers, backend binding,
+        workspaces, work estimates, dropout seeds, persistence, ``summary()``
+        and placement all visit layers through it, so a layer nested in a
+        block is seen exactly like a top-level one.
+
+        Yields
+        ------
+        Layer
+        """
+        yield self
+        for layer in self.sublayers():
+            yield from layer.walk()
+
     @property
     def n_params(self):
-        return int(sum(p.size for p in self.params.values()))
+        """Number of parameters of this layer and every layer inside it."""
+        return int(sum(p.size for layer in self.walk() for p in layer.params.values()))
 
     def describe(self):
         """Short text for ``summary()``: the layer's settings."""

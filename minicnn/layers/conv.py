@@ -37,7 +37,39 @@ DIRECT_POOL_MAX_K = 27
 _IDENTITY = CODES["identity"]
 
 
-class Conv2D(Layer):
+class _WindowConv(Layer):
+    """Settings and output geometry shared by :class:`Conv2D` and the depthwise convolution."""
+
+    def __init__(self, kernel_size, strides, padding, dilation, use_bias, activation, alpha):
+        super().__init__()
+        self.kernel_size = as_pair(kernel_size, "kernel_size")
+        self.strides = as_pair(strides, "strides")
+        self.dilation = as_pair(dilation, "dilation")
+        self.padding = check_padding(padding)
+        self.use_bias = bool(use_bias)
+        self.activation, self.alpha = activation, alpha
+        self.act = activation_code(activation, alpha)
+
+    def _output_size(self, input_shape):
+        """``(Ho, Wo)`` for per-sample ``input_shape``; sets the top/left padding ``pt``, ``pl``."""
+        if len(input_shape) != 3:
+            raise ValueError(f"{type(self).__name__} expects (height, width, channels) inputs; "
+                             f"received input_shape={input_shape}")
+        H, W, _ = input_shape
+        (KH, KW), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation
+        pad_h, pad_w = (self.padding, self.padding) if isinstance(self.padding, str) else self.padding
+        Ho, self.pt, _ = window_geometry(H, KH, sh, dh, pad_h)
+        Wo, self.pl, _ = window_geometry(W, KW, sw, dw, pad_w)
+        if Ho < 1 or Wo < 1:
+            raise ValueError(f"{type(self).__name__} kernel_size={self.kernel_size} with dilation={self.dilation} "
+                             f"does not fit input of height x width {H}x{W} with padding={self.padding!r}")
+        return Ho, Wo
+
+    def _geometry(self):
+        return (*self.strides, self.pt, self.pl, *self.dilation)
+
+
+class Conv2D(_WindowConv):
     """2-D convolution over NHWC images: im2col + one matrix product per sample.
 
     A 3x3, stride-1, undilated conv with at least :data:`WINOGRAD_MIN_CHANNELS`
@@ -51,6 +83,16 @@ class Conv2D(Layer):
     columns the weight gradient reads. At inference, such a conv followed
     by a 2x2 max-pool runs as one kernel (:meth:`fuses_with`). Only backends
     that compile these kernels use them (``backend.sources``).
+
+    Input shape
+    -----------
+    ``(N, H, W, C)``.
+
+    Output shape
+    ------------
+    ``(N, Ho, Wo, filters)``: ``Ho = floor((H + pad_top + pad_bottom -
+    dilation * (kernel - 1) - 1) / stride) + 1`` (``ceil(H / stride)`` with
+    ``"same"``), likewise ``Wo``.
 
     Parameters
     ----------
@@ -80,29 +122,15 @@ class Conv2D(Layer):
 
     def __init__(self, filters, kernel_size=3, strides=1, padding="valid", dilation=1,
                  use_bias=True, activation="identity", alpha=0.01):
-        super().__init__()
         if not (isinstance(filters, (int, np.integer)) and not isinstance(filters, bool) and filters >= 1):
             raise ValueError(f"filters must be a positive int; received filters={filters!r}")
+        super().__init__(kernel_size, strides, padding, dilation, use_bias, activation, alpha)
         self.filters = int(filters)
-        self.kernel_size = as_pair(kernel_size, "kernel_size")
-        self.strides = as_pair(strides, "strides")
-        self.dilation = as_pair(dilation, "dilation")
-        self.padding = check_padding(padding)
-        self.use_bias = bool(use_bias)
-        self.activation, self.alpha = activation, alpha
-        self.act = activation_code(activation, alpha)
 
     def _build(self, input_shape, rng):
-        if len(input_shape) != 3:
-            raise ValueError(f"Conv2D expects (height, width, channels) inputs; received input_shape={input_shape}")
-        H, W, C = input_shape
+        Ho, Wo = self._output_size(input_shape)
+        C = input_shape[2]
         (KH, KW), (sh, sw), (dh, dw) = self.kernel_size, self.strides, self.dilation
-        pad_h, pad_w = (self.padding, self.padding) if isinstance(self.padding, str) else self.padding
-        Ho, self.pt, _ = window_geometry(H, KH, sh, dh, pad_h)
-        Wo, self.pl, _ = window_geometry(W, KW, sw, dw, pad_w)
-        if Ho < 1 or Wo < 1:
-            raise ValueError(f"Conv2D kernel_size={self.kernel_size} with dilation={self.dilation} does not fit "
-                             f"input of height x width {H}x{W} with padding={self.padding!r}")
         fan_in, fan_out = KH * KW * C, KH * KW * self.filters
         self.params["w"] = glorot_or_he_uniform(rng, (KH, KW, C, self.filters), fan_in, fan_out,
                                                 self.activation, self.dtype)
@@ -116,9 +144,6 @@ class Conv2D(Layer):
         self._winograd_input_grad = (square3 and self.filters >= WINOGRAD_MIN_CHANNELS
                                      and self.pt <= 2 and self.pl <= 2)
         return (Ho, Wo, self.filters)
-
-    def _geometry(self):
-        return (*self.strides, self.pt, self.pl, *self.dilation)
 
     def _winograd_kernel(self, wanted):
         return getattr(self.kernels, _WINOGRAD, None) if wanted else None
@@ -235,4 +260,6 @@ class Conv2D(Layer):
 
     def describe(self):
         KH, KW = self.kernel_size
-        return f"{self.filters}, {KH}x{KW}, padding={self.padding!r}, activation={self.activation!r}"
+        strides = "" if self.strides == (1, 1) else f", strides={self.strides}"
+        dilation = "" if self.dilation == (1, 1) else f", dilation={self.dilation}"
+        return f"{self.filters}, {KH}x{KW}{strides}{dilation}, padding={self.padding!r}, activation={self.activation!r}"

@@ -8,6 +8,14 @@ from .base import Layer, activation_code, glorot_or_he_uniform
 class Flatten(Layer):
     """Reshape ``(N, H, W, C)`` to ``(N, H*W*C)`` in channels-last order (a view, no copy).
 
+    Input shape
+    -----------
+    ``(N, H, W, C)`` (or any ``(N, ...)``).
+
+    Output shape
+    ------------
+    ``(N, H*W*C)``.
+
     Examples
     --------
     >>> import numpy as np
@@ -28,6 +36,14 @@ class Flatten(Layer):
 
 class Dense(Layer):
     """``y = activation(x @ W + b)`` on ``(N, D)`` inputs.
+
+    Input shape
+    -----------
+    ``(N, D)``.
+
+    Output shape
+    ------------
+    ``(N, units)``.
 
     Parameters
     ----------

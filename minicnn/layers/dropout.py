@@ -28,6 +28,14 @@ MC_STREAM = 1 << 40   # step offset separating Monte-Carlo passes from training 
 class Dropout(Layer):
     """Zero each element with probability ``rate`` during training.
 
+    Input shape
+    -----------
+    Any ``(N, ...)``.
+
+    Output shape
+    ------------
+    The input shape.
+
     Parameters
     ----------
     rate : float in [0, 1)
@@ -69,12 +77,11 @@ class Dropout(Layer):
         self.rate, self.scaling = float(rate), scaling
         self.seed, self.layer_id, self.step = 0, 0, 0
 
-    # -- the hook subclasses override: how the data is viewed and which kernels mask it
+    # -- the hooks subclasses override: how the data is viewed and which kernels (backend names) mask it
+    forward_kernel, backward_kernel = "dropout_forward", "dropout_backward"
+
     def _view(self, a):
         return a.reshape(-1)
-
-    def _kernels(self):
-        return self.kernels.dropout_forward, self.kernels.dropout_backward
 
     # -- shared logic
     def forward(self, x, training=False):
@@ -96,7 +103,7 @@ class Dropout(Layer):
     def _masked(self, x, key):
         y = self._buffer("y", x.shape)
         scale = 1.0 / (1.0 - self.rate) if self.scaling == "inverted" else 1.0
-        self._kernels()[0](self._view(y), self._view(x), *key, keep_threshold(self.rate), scale)
+        getattr(self.kernels, self.forward_kernel)(self._view(y), self._view(x), *key, keep_threshold(self.rate), scale)
         self._active = True
         return y
 
@@ -115,7 +122,7 @@ class Dropout(Layer):
             return dy
         dx = self._buffer("dx", dy.shape)
         scale = 1.0 / (1.0 - self.rate) if self.scaling == "inverted" else 1.0
-        self._kernels()[1](self._view(dx), self._view(dy), *self._key, keep_threshold(self.rate), scale)
+        getattr(self.kernels, self.backward_kernel)(self._view(dx), self._view(dy), *self._key, keep_threshold(self.rate), scale)
         return dx
 
     def describe(self):
@@ -128,6 +135,14 @@ class SpatialDropout2D(Dropout):
     Neighbouring pixels of a feature map are strongly correlated, so dropping
     single pixels barely regularizes a conv layer (Tompson et al. 2015); this
     drops the whole map. Parameters as :class:`Dropout`.
+
+    Input shape
+    -----------
+    ``(N, H, W, C)``.
+
+    Output shape
+    ------------
+    ``(N, H, W, C)``.
 
     Examples
     --------
@@ -150,8 +165,7 @@ class SpatialDropout2D(Dropout):
                              f"received input_shape={input_shape}")
         return input_shape
 
+    forward_kernel, backward_kernel = "spatial_dropout_forward", "spatial_dropout_backward"
+
     def _view(self, a):
         return a.reshape(a.shape[0], -1, a.shape[-1])
-
-    def _kernels(self):
-        return self.kernels.spatial_dropout_forward, self.kernels.spatial_dropout_backward

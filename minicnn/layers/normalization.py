@@ -14,6 +14,14 @@ class BatchNorm(Layer):
     estimates. Like PyTorch, a training batch with one value per channel
     raises ``ValueError`` (its variance is 0).
 
+    Input shape
+    -----------
+    ``(N, H, W, C)`` or ``(N, C)``: normalized over every axis but the last.
+
+    Output shape
+    ------------
+    The input shape.
+
     Parameters
     ----------
     momentum : float, default=0.1

@@ -1,4 +1,4 @@
-"""Max and average pooling over NHWC windows, and global average pooling."""
+"""Max and average pooling over NHWC windows, and global average and max pooling."""
 
 import numpy as np
 
@@ -7,8 +7,15 @@ from .geometry import as_pair, check_padding, window_geometry
 
 
 class _Pool2D(Layer):
-    """Shared window geometry; subclasses only pick the kernels (the ``mode`` hook)."""
+    """Sliding-window pooling over NHWC maps: the window geometry, forward and backward, written once.
 
+    A variant only sets :attr:`mode` (Keras's ``BasePooling(pool_mode=...)``):
+    ``"max"`` runs the max-pool kernels (the backward routes each gradient to
+    its window's first maximum), ``"avg"`` the average-pool kernels (padded
+    positions excluded from each window's mean).
+    """
+
+    #: ``"max"`` or ``"avg"``: which kernels run (the one hook of a variant).
     mode = None
 
     def __init__(self, pool_size=2, strides=None, padding="valid"):
@@ -33,8 +40,34 @@ class _Pool2D(Layer):
             raise ValueError(f"pool_size={self.pool_size} does not fit input of height x width {H}x{W}")
         return (Ho, Wo, C)
 
+    @property
+    def _map_shape(self):
+        """``(Ho, Wo, C)`` of the pooled maps (a global pool outputs them flattened)."""
+        return self.output_shape if len(self.output_shape) == 3 else (1, 1, *self.output_shape)
+
     def _geometry(self):
         return (*self.pool_size, *self.strides, self.pt, self.pl)
+
+    def forward(self, x, training=False):
+        N = x.shape[0]
+        y = self._buffer("y", (N, *self._map_shape))
+        if self.mode == "max":
+            argmax = self._buffer("argmax", y.shape, np.int64)
+            self.kernels.maxpool2d_forward(y, argmax, x, *self._geometry())
+            self._argmax = argmax
+        else:
+            self.kernels.avgpool2d_forward(y, x, *self._geometry())
+        self._x_shape = x.shape
+        return y.reshape(N, *self.output_shape)
+
+    def backward(self, dy):
+        dx = self._buffer("dx", self._x_shape)
+        dy = dy.reshape(dy.shape[0], *self._map_shape)
+        if self.mode == "max":
+            self.kernels.maxpool2d_backward(dx, dy, self._argmax)
+        else:
+            self.kernels.avgpool2d_backward(dx, dy, *self._geometry())
+        return dx
 
     def describe(self):
         kh, kw = self.pool_size
@@ -43,6 +76,15 @@ class _Pool2D(Layer):
 
 class MaxPool2D(_Pool2D):
     """Max pooling; the backward routes each gradient to its window's first maximum.
+
+    Input shape
+    -----------
+    ``(N, H, W, C)``.
+
+    Output shape
+    ------------
+    ``(N, Ho, Wo, C)``: ``Ho = floor((H + padding - pool) / stride) + 1``
+    (``ceil(H / stride)`` with ``"same"``), likewise ``Wo``.
 
     Parameters
     ----------
@@ -64,21 +106,17 @@ class MaxPool2D(_Pool2D):
 
     mode = "max"
 
-    def forward(self, x, training=False):
-        y = self._buffer("y", (x.shape[0], *self.output_shape))
-        argmax = self._buffer("argmax", y.shape, np.int64)
-        self.kernels.maxpool2d_forward(y, argmax, x, *self._geometry())
-        self._argmax, self._x_shape = argmax, x.shape
-        return y
-
-    def backward(self, dy):
-        dx = self._buffer("dx", self._x_shape)
-        self.kernels.maxpool2d_backward(dx, dy, self._argmax)
-        return dx
-
 
 class AvgPool2D(_Pool2D):
     """Average pooling; padded positions are excluded from each window's mean.
+
+    Input shape
+    -----------
+    ``(N, H, W, C)``.
+
+    Output shape
+    ------------
+    ``(N, Ho, Wo, C)``, as :class:`MaxPool2D`.
 
     Parameters
     ----------
@@ -99,20 +137,59 @@ class AvgPool2D(_Pool2D):
 
     mode = "avg"
 
-    def forward(self, x, training=False):
-        y = self._buffer("y", (x.shape[0], *self.output_shape))
-        self.kernels.avgpool2d_forward(y, x, *self._geometry())
-        self._x_shape = x.shape
-        return y
 
-    def backward(self, dy):
-        dx = self._buffer("dx", self._x_shape)
-        self.kernels.avgpool2d_backward(dx, dy, *self._geometry())
-        return dx
+class GlobalMaxPool2D(_Pool2D):
+    """Maximum over height and width: a max-pool whose window is the whole map (the same kernels).
+
+    The gradient goes to each channel's first maximum (row-major order).
+
+    Input shape
+    -----------
+    ``(N, H, W, C)``.
+
+    Output shape
+    ------------
+    ``(N, C)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from minicnn.layers import GlobalMaxPool2D
+    >>> from minicnn.backend import get_backend
+    >>> gmp = GlobalMaxPool2D()
+    >>> gmp.build((4, 4, 3), dtype=np.float32, rng=None, backend=get_backend("numpy"))
+    (3,)
+    >>> x = np.arange(48, dtype=np.float32).reshape(1, 4, 4, 3)
+    >>> gmp.forward(x)
+    array([[45., 46., 47.]], dtype=float32)
+    """
+
+    mode = "max"
+
+    def __init__(self):
+        super().__init__(1)
+
+    def _build(self, input_shape, rng):
+        if len(input_shape) != 3:
+            raise ValueError(f"GlobalMaxPool2D expects (height, width, channels) inputs; "
+                             f"received input_shape={input_shape}")
+        self.pool_size = self.strides = tuple(input_shape[:2])
+        return (super()._build(input_shape, rng)[2],)
+
+    def describe(self):
+        return ""
 
 
 class GlobalAvgPool2D(Layer):
     """Mean over height and width: ``(N, H, W, C) -> (N, C)``.
+
+    Input shape
+    -----------
+    ``(N, H, W, C)``.
+
+    Output shape
+    ------------
+    ``(N, C)``.
 
     Examples
     --------

@@ -11,8 +11,8 @@ Shape letters: N samples, H/W height/width, C channels, D features, K outputs.
 import numpy as np
 
 from ..backend.activation_codes import CODES
-from ..layers import (Activation, AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, GlobalAvgPool2D,
-                      MaxPool2D, SpatialDropout2D)
+from ..layers import (Activation, AvgPool2D, BatchNorm, Chain, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                      GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Residual, SpatialDropout2D)
 from ..layers.geometry import window_geometry
 from . import ExportError
 
@@ -122,7 +122,7 @@ def _activation(sink, x, activation, alpha, hint):
 def _pads(layer, dilation=(1, 1)):
     """ONNX ``pads`` [top, left, bottom, right]: the same split as the engine (``window_geometry``)."""
     H, W, _ = layer.input_shape
-    (kh, kw) = layer.kernel_size if isinstance(layer, Conv2D) else layer.pool_size
+    (kh, kw) = layer.kernel_size if isinstance(layer, (Conv2D, DepthwiseConv2D)) else layer.pool_size
     (sh, sw) = layer.strides
     pad_h, pad_w = (layer.padding, layer.padding) if isinstance(layer.padding, str) else layer.padding
     _, top, bottom = window_geometry(H, kh, sh, dilation[0], pad_h)
@@ -140,6 +140,18 @@ def _conv(sink, x, layer):
     return _activation(sink, y, layer.activation, layer.alpha, "conv_act")
 
 
+def _depthwise_conv(sink, x, layer):
+    """A grouped Conv with one group per channel (torch's ``groups=C``)."""
+    channels = layer.input_shape[-1]
+    w = np.ascontiguousarray(layer.params["w"].transpose(2, 0, 1)[:, None], dtype=np.float32)   # (C, 1, KH, KW)
+    inputs = [x, sink.const("depthwise_w", w)]
+    if layer.use_bias:
+        inputs.append(sink.const("depthwise_b", layer.params["b"].astype(np.float32)))
+    y = sink.node("Conv", inputs, "depthwise", group=channels, kernel_shape=list(layer.kernel_size),
+                  strides=list(layer.strides), dilations=list(layer.dilation), pads=_pads(layer, layer.dilation))
+    return _activation(sink, y, layer.activation, layer.alpha, "depthwise_act")
+
+
 def _dense(sink, x, layer):
     inputs = [x, sink.const("dense_w", layer.params["w"].astype(np.float32))]
     if layer.use_bias:
@@ -150,7 +162,7 @@ def _dense(sink, x, layer):
 
 def _pool(sink, x, layer):
     common = {"kernel_shape": list(layer.pool_size), "strides": list(layer.strides), "pads": _pads(layer)}
-    if isinstance(layer, MaxPool2D):     # padded positions never win: ONNX pads max-pool with -inf
+    if layer.mode == "max":     # padded positions never win: ONNX pads max-pool with -inf
         return sink.node("MaxPool", [x], "maxpool", **common)
     # the engine divides by the count of non-padding elements of each window
     return sink.node("AveragePool", [x], "avgpool", count_include_pad=0, **common)
@@ -159,6 +171,11 @@ def _pool(sink, x, layer):
 def _global_avg_pool(sink, x, layer):
     y = sink.node("GlobalAveragePool", [x], "gap")
     return sink.node("Flatten", [y], "gap_flat", axis=1)
+
+
+def _global_max_pool(sink, x, layer):
+    y = sink.node("GlobalMaxPool", [x], "gmp")
+    return sink.node("Flatten", [y], "gmp_flat", axis=1)
 
 
 def _flatten(sink, x, layer):
@@ -189,20 +206,46 @@ def _standalone_activation(sink, x, layer):
     return _activation(sink, x, layer.activation, layer.alpha, "act")
 
 
+def _chain(sink, x, layer, emit):
+    for inner in layer.sublayers():
+        x = emit(x, inner)
+    return x
+
+
+def _residual(sink, x, layer, emit):
+    main = emit(x, layer.main)
+    skip = x if layer.shortcut is None else emit(x, layer.shortcut)
+    y = sink.node("Add", [main, skip], "residual_add")
+    return _activation(sink, y, layer.activation, layer.alpha, "residual_act")
+
+
 #: One translator per layer class (subclasses are matched by their exact class only).
 TRANSLATORS = {Conv2D: _conv, Dense: _dense, MaxPool2D: _pool, AvgPool2D: _pool, GlobalAvgPool2D: _global_avg_pool,
                Flatten: _flatten, BatchNorm: _batch_norm, Dropout: _dropout, SpatialDropout2D: _dropout,
-               Activation: _standalone_activation}
+               Activation: _standalone_activation, DepthwiseConv2D: _depthwise_conv,
+               GlobalMaxPool2D: _global_max_pool}
+#: Translators of composite layers: ``translate(sink, x, layer, emit)``, ``emit(x, sublayer)`` translating a sublayer.
+COMPOSITE_TRANSLATORS = {Chain: _chain, Residual: _residual}
 
 
 def emit_network(sink, x, network):
-    """Every layer of ``network`` (a built Sequential) applied to NCHW images ``x``; returns the output name."""
-    for index, layer in enumerate(network.layers):
+    """Every layer of ``network`` (a built Sequential) applied to NCHW images ``x``; returns the output name.
+
+    The layer tree is translated recursively: a composite's translator emits
+    its sublayers (through ``emit``) and joins them (e.g. ``Add``).
+    """
+    index = {id(layer): i for i, layer in enumerate(network.descendants())}
+
+    def emit(x, layer):
+        composite = COMPOSITE_TRANSLATORS.get(type(layer))
+        if composite is not None:
+            return composite(sink, x, layer, emit)
         translate = TRANSLATORS.get(type(layer))
         if translate is None:
-            raise ExportError(f"layer {index} ({type(layer).__name__}) has no ONNX translation")
-        x = translate(sink, x, layer)
-    return x
+            raise ExportError(f"layer {index[id(layer)]} ({type(layer).__name__}) has no ONNX translation")
+        return translate(sink, x, layer)
+
+    return _chain(sink, x, network, emit)
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -427,8 +427,8 @@ def measure_cold_start(model, workdir, repeats):
 def macs_per_sample(network):
     """Multiply-adds of one sample's forward pass through the conv and dense layers of ``network``."""
     total = 0
-    for layer in network.layers:
-        w = getattr(layer, "params", {}).get("w")
+    for layer in network.walk():   # inner layers of blocks too
+        w = layer.params.get("w")
         if w is not None:
             total += int(np.prod(layer.output_shape)) * (w.size // w.shape[-1])
     return total
