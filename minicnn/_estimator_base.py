@@ -18,9 +18,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from . import _predict, params, placement
+from . import _predict, checkpoint, params, placement
 from ._caller import warn
-from ._predict import batched_outputs, check_mc_samples, mc_offset  # noqa: F401 (check_mc_samples re-exported)
+from ._predict import as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset  # noqa: F401
 from .architecture import network_for, parse_layers
 from .placement import plan
 from .inputs import prepare_X
@@ -83,7 +83,8 @@ class BaseCNN(BaseEstimator):
                  early_stopping=_D["early_stopping"], validation_fraction=_D["validation_fraction"],
                  n_iter_no_change=_D["n_iter_no_change"], tol=_D["tol"], input_shape=_D["input_shape"],
                  data_format=_D["data_format"], backend=_D["backend"], n_threads=_D["n_threads"],
-                 random_state=_D["random_state"], verbose=_D["verbose"], warm_start=_D["warm_start"]):
+                 random_state=_D["random_state"], verbose=_D["verbose"], warm_start=_D["warm_start"],
+                 checkpoint_path=_D["checkpoint_path"]):
         self.layers = layers
         self.kernel_size = kernel_size
         self.padding = padding
@@ -113,6 +114,7 @@ class BaseCNN(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
 
     def _validate_params(self):
         """Check every parameter against :mod:`minicnn.params` (stricter than scikit-learn: a bool is
@@ -194,7 +196,7 @@ class BaseCNN(BaseEstimator):
 
     def _save_state(self):
         attrs = dict(self.__dict__)
-        for key in ("loss_curve_", "validation_scores_"):
+        for key in ("loss_curve_", "validation_scores_", "validation_loss_curve_"):
             if isinstance(attrs.get(key), list):
                 attrs[key] = list(attrs[key])
         network = attrs.get("network_")
@@ -240,9 +242,14 @@ class BaseCNN(BaseEstimator):
             raise ValueError(f"X and y have inconsistent numbers of samples: X has {len(images)} (shape "
                              f"{images.shape}), y has {len(targets)} (shape {np.shape(y)})")
         weights = fit_weights(self, sample_weight, targets, incremental)
+        ckpt = checkpoint.prepare(self, images, targets, weights, first, incremental)
         if first or not incremental or not hasattr(self, "_rng"):
-            self._rng = np.random.default_rng(
-                check_random_state(self.random_state).randint(0, 2**32, size=4, dtype=np.uint64))
+            seed = None if ckpt is None else ckpt.seed
+            if seed is None:
+                seed = check_random_state(self.random_state).randint(0, 2**32, size=4, dtype=np.uint64)
+            if ckpt is not None:
+                ckpt.seed = seed
+            self._rng = np.random.default_rng(seed)
         rng = self._rng
         if first:
             for message in placement.lint_placement(tokens, specs, self.batch_norm):
@@ -254,6 +261,7 @@ class BaseCNN(BaseEstimator):
             self.loss_curve_ = []
             self.best_loss_ = np.inf
             self.validation_scores_ = None
+            self.validation_loss_curve_ = None
             self.best_validation_score_ = None
         optimizer_key = (self.optimizer, self.learning_rate, self.weight_decay)
         if first or getattr(self, "_optimizer_key", None) != optimizer_key:
@@ -270,6 +278,8 @@ class BaseCNN(BaseEstimator):
             train_w = split_w[0] if split_w else None
             if self.validation_scores_ is None:
                 self.validation_scores_, self.best_validation_score_ = [], -np.inf
+            if getattr(self, "validation_loss_curve_", None) is None:
+                self.validation_loss_curve_ = [np.nan] * (len(self.validation_scores_))
             self.best_loss_ = None
         else:
             train_X, train_y, val_X, val_y = images, targets, None, None
@@ -283,10 +293,12 @@ class BaseCNN(BaseEstimator):
                              f"normalizes one value per sample and channel (after a dense layer or a 1x1 map), so a "
                              f"batch needs at least 2 samples; received {source}. Use batch_size >= 2 and more "
                              f"samples, or batch_norm=False.")
+        if ckpt is not None:
+            ckpt.restore(self, rng)
         with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))):
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
                         first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
-                        augmenter=make_augmenter(self.augment, self.network_.kernels))
+                        augmenter=make_augmenter(self.augment, self.network_.kernels), ckpt=ckpt)
         return self
 
     def _min_batch(self):
@@ -384,7 +396,7 @@ class BaseCNN(BaseEstimator):
         return float(np.mean(np.var(y, axis=0))) if len(y) > 1 else 0.0
 
     def _train(self, X, y, val_X, val_y, rng, epochs, first=False, min_batch=1, weights=None, incremental=True,
-               augmenter=None):
+               augmenter=None, ckpt=None):
         """Run up to ``epochs`` epochs.
 
         Every epoch starts from a checkpoint. A ``KeyboardInterrupt`` during
@@ -402,6 +414,12 @@ class BaseCNN(BaseEstimator):
                                  score_name=self._score_name)
         best, no_improvement, completed, stop = None, 0, 0, None
         start = [None]
+        finished = False
+        if ckpt is not None:   # a resumed fit continues its loop where the checkpoint left it
+            best, no_improvement, completed, start[0], finished = ckpt.loop_state(self)
+            epochs = 0 if finished or no_improvement >= self.n_iter_no_change else epochs - completed
+            if no_improvement >= self.n_iter_no_change and not finished:
+                stop = no_improvement_reason(self, val_X is not None)
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
             progress = reporter.start_epoch(epoch)
@@ -447,8 +465,9 @@ class BaseCNN(BaseEstimator):
             self.loss_curve_.append(float(loss))
             score = None
             if val_X is not None:
-                score = float(self._internal_score(val_X, val_y))
+                score, val_loss = self._validation_metrics(val_X, val_y)
                 self.validation_scores_.append(score)
+                self.validation_loss_curve_.append(val_loss)
                 improved = score > self.best_validation_score_ + self.tol
                 if score > self.best_validation_score_:
                     self.best_validation_score_ = score
@@ -459,9 +478,14 @@ class BaseCNN(BaseEstimator):
             reporter.end_epoch(epoch, loss, score)
             self._lr_state.end_epoch(improved)
             no_improvement = 0 if improved else no_improvement + 1
+            if ckpt is not None:
+                ckpt.write(self, rng, best=best, no_improvement=no_improvement, completed=completed,
+                           start=start[0], finished=False)
             if no_improvement >= self.n_iter_no_change:
                 stop = no_improvement_reason(self, val_X is not None)
                 break
+        if finished:   # the checkpoint holds the finished fit: its model, nothing left to train or report
+            return
         report_stop(self, stop, incremental)
         if not incremental:
             untrained = math.log(self.n_outputs_) if self._stratify else float(np.mean(np.square(y)))
@@ -470,6 +494,18 @@ class BaseCNN(BaseEstimator):
         if best is not None:   # early stopping keeps the best weights seen
             for target, saved in zip(*best):
                 target[...] = saved
+        if ckpt is not None and stop != "interrupted (KeyboardInterrupt)":
+            ckpt.write(self, rng, best=None, no_improvement=no_improvement, completed=completed, start=start[0],
+                       finished=True)
+
+    def _validation_metrics(self, images, targets):
+        """``(score, loss)`` on the validation split from one forward pass (the loss in float64)."""
+        outputs, _ = self._outputs(images, as_float64)
+        if self._stratify:
+            loss = -float(np.mean(log_softmax(outputs)[np.arange(len(targets)), targets]))
+        else:
+            loss = float(np.mean(np.square(outputs - targets)))
+        return float(self._internal_score(images, targets, outputs)), loss
 
     @property
     def loss_(self):

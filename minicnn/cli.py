@@ -363,8 +363,8 @@ def _check_out(path, option, keep=()):
 
 # --------------------------------------------------------------------------- commands
 
-#: Estimator parameters set by other options (--seed, --quiet) or meaningless for one fit (warm_start).
-_NOT_OPTIONS = ("random_state", "verbose", "warm_start")
+#: Estimator parameters set by other options (--seed, --quiet, --checkpoint) or meaningless for one fit (warm_start).
+_NOT_OPTIONS = ("random_state", "verbose", "warm_start", "checkpoint_path")
 #: Parameter kinds the command can parse (a parameter of another kind keeps its default).
 _CLI_KINDS = ("int", "float", "choice", "bool", "tokens", "dropout", "rates", "shape", "augment", "class_weight")
 
@@ -379,12 +379,17 @@ def classifier(args):
     from .estimator import CNNClassifier
 
     return CNNClassifier(**{p.name: getattr(args, p.name) for p in _estimator_params()},
-                         random_state=args.seed, verbose=0 if args.quiet else 1)
+                         random_state=args.seed, verbose=0 if args.quiet else 1,
+                         checkpoint_path=args.checkpoint)
 
 
 def _fit(args):
     keep = [("--data", f) for f in _data_files(args.data)] + [("--test-data", f) for f in _data_files(args.test_data)]
     _check_out(args.out, "--out", keep)
+    if args.checkpoint is not None:
+        from .checkpoint import check_path
+
+        check_path(args.checkpoint)
     clf = classifier(args)
     X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
     if not args.quiet:
@@ -520,6 +525,9 @@ def _add_fit(sub, common):
                    help="model file to write; its directory must exist and be writable (checked before training)")
     p.add_argument("--quiet", action="store_true",
                    help="no per-epoch progress (verbose=0; without it verbose=1)")
+    p.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="checkpoint file written after every epoch (checkpoint_path); run the same command again "
+                        "after a crash or kill to resume where it stopped, with the same final model")
     p.set_defaults(func=_fit)
 
 
