@@ -11,7 +11,7 @@ import threading
 import warnings
 
 import numpy as np
-from sklearn.base import BaseEstimator, _fit_context
+from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
@@ -69,7 +69,7 @@ def serialized(method):
 _D = params.DEFAULTS
 
 
-class BaseCNN(BaseEstimator):
+class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
     """Base class of the CNN estimators (see :class:`minicnn.CNNClassifier` for the parameters)."""
 
     _parameter_constraints = params.sklearn_constraints()
@@ -115,6 +115,20 @@ class BaseCNN(BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
         self.checkpoint_path = checkpoint_path
+
+    @classmethod
+    def _from_header(cls, reader, header, backend):
+        """``(estimator, tokens, specs)`` of a checked model-file header (``make`` of :func:`minicnn.io.read_model`)."""
+        from .io import header_params
+
+        params = header_params(reader, header, cls().get_params(deep=False), backend)
+        est = cls(**params)
+        try:
+            est._validate_params()
+            tokens, specs = est._plan()
+        except (InvalidParameterError, ValueError, TypeError) as exc:
+            reader.fail(f"invalid params ({exc})")
+        return est, tokens, specs
 
     def _validate_params(self):
         """Check every parameter against :mod:`minicnn.params` (stricter than scikit-learn: a bool is
@@ -575,6 +589,58 @@ class BaseCNN(BaseEstimator):
 
     def _shape_output(self, values):
         return values
+
+    @serialized
+    def transform(self, X, layer=None, mc_samples=None):
+        """Embeddings: the outputs of one layer of the fitted network, one flat row per sample.
+
+        Makes the estimator a feature extractor in a Pipeline (e.g. CNN
+        features -> LogisticRegression; see
+        ``examples/cnn_features_pipeline.py``).
+
+        Parameters
+        ----------
+        X : array-like
+            Inputs as for ``predict``.
+        layer : int, str or None, default=None
+            None: the penultimate layer (the input of the output layer); an
+            int: a network layer as numbered by :meth:`summary` (negative
+            from the end); a str: a Keras-style layer name (``"dense"``,
+            ``"max_pool2d"``, ``"conv2d_1"``; see
+            :func:`minicnn.embedding.layer_names`).
+        mc_samples : int or None, default=None
+            With an int k, the mean embedding over k Monte-Carlo dropout
+            passes (masks keyed as in :meth:`predict_uncertainty`).
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features), float64
+            ``n_features`` is the product of the layer's output shape
+            (channels-last order).
+
+        Raises
+        ------
+        ValueError
+            Naming ``layer`` for a layer that does not exist, or
+            ``mc_samples`` for a value that is not a positive int.
+        """
+        from .embedding import embed, resolve_layer
+
+        mc_samples = check_mc_samples(mc_samples)
+        images = self._images(X)
+        index = resolve_layer(self.network_, layer)
+        offset = 0 if mc_samples is None else mc_offset(self.random_state)
+        return embed(self.network_, images, index, backend=self.backend, n_threads=self.n_threads,
+                     mc_samples=mc_samples, mc_offset=offset, batch_size=PREDICT_BATCH)
+
+    @property
+    def _n_features_out(self):
+        """Width of :meth:`transform`'s default output (scikit-learn's feature-names protocol)."""
+        if "network_" not in self.__dict__:
+            raise AttributeError("_n_features_out")
+        from .embedding import resolve_layer
+
+        return int(math.prod(self.network_.layers[resolve_layer(self.network_, None)].output_shape))
 
     # ------------------------------------------------------------------ reporting and persistence
     @serialized

@@ -176,10 +176,14 @@ class Checkpoint:
     # ------------------------------------------------------------------ resuming
     def _read(self, est):
         """Read and check the file: the loaded estimator and the checkpoint fields, or ValueError naming the path."""
-        from .estimator import _make_estimator
         from .io import ModelFileError, read_model
 
         found = {}
+
+        def make(reader, header, backend):
+            if header["estimator"] != type(est).__name__:
+                reader.fail(f"it holds a {header['estimator']}, not a {type(est).__name__}")
+            return type(est)._from_header(reader, header, backend)
 
         def extra(reader, model):
             raw = reader.array("checkpoint", dtype=np.uint8, max_bytes=1 << 24)
@@ -202,7 +206,7 @@ class Checkpoint:
                              if fields["loop"]["best"] else None)
 
         try:
-            model, _ = read_model(self.path, None, _make_estimator, extra=extra)
+            model, _ = read_model(self.path, None, make, extra=extra)
         except ModelFileError as exc:
             raise _fail(self.path, f"cannot resume from it: {exc}. Delete the file to start a new fit, or set "
                                    f"another checkpoint_path") from None

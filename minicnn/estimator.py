@@ -10,7 +10,7 @@ from sklearn.utils.validation import check_array, column_or_1d
 from ._caller import warn
 from ._estimator_base import BaseCNN, check_mc_samples, fit_context, serialized
 from ._predict import as_float64, log_softmax, softmax
-from .io import header_params, read_model
+from .io import read_model
 from .losses import mean_squared_error, softmax_cross_entropy
 
 _PARAMETERS = """
@@ -543,17 +543,8 @@ class CNNRegressor(RegressorMixin, BaseCNN):
 
 def _make_estimator(reader, header, backend):
     """The estimator a checked model-file header describes (see :func:`minicnn.io.read_model`)."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
     cls = {"CNNClassifier": CNNClassifier, "CNNRegressor": CNNRegressor}[header["estimator"]]
-    params = header_params(reader, header, cls().get_params(deep=False), backend)
-    est = cls(**params)
-    try:
-        est._validate_params()
-        tokens, specs = est._plan()
-    except (InvalidParameterError, ValueError, TypeError) as exc:
-        reader.fail(f"invalid params ({exc})")
-    return est, tokens, specs
+    return cls._from_header(reader, header, backend)
 
 
 def load(path, backend=None):

@@ -17,6 +17,9 @@ CASES = {
                                 ["pipeline test accuracy:", "restored pipeline predicts identically: True"]),
     "mc_dropout_uncertainty.py": ({"MINICNN_EXAMPLE_EPOCHS": "10"},
                                   ["uncertainty higher on every corrupted input than on clean digits: True"]),
+    "cnn_features_pipeline.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"},
+                                 ["CNN features: 64 (cnnclassifier0 ... cnnclassifier63)",
+                                  "CNN features + LogisticRegression test accuracy:"]),
     "mnist_keras_cnn.py": ({"MINICNN_EXAMPLE_EPOCHS": "1", "MINICNN_EXAMPLE_TRAIN_SIZE": "300",
                             "MINICNN_EXAMPLE_TEST_SIZE": "300"}, []),
 }

@@ -195,14 +195,22 @@ TRANSLATORS = {Conv2D: _conv, Dense: _dense, MaxPool2D: _pool, AvgPool2D: _pool,
                Activation: _standalone_activation}
 
 
-def emit_network(sink, x, network):
-    """Every layer of ``network`` (a built Sequential) applied to NCHW images ``x``; returns the output name."""
+def emit_network(sink, x, network, tap=None):
+    """Every layer of ``network`` (a built Sequential) applied to NCHW images ``x``; returns the output name.
+
+    With ``tap`` (the index of a layer with vector outputs), returns
+    ``(output, embedding)``: ``embedding`` is that layer's output, as
+    :func:`minicnn.embedding.embed` (``transform``) returns it.
+    """
+    tapped = None
     for index, layer in enumerate(network.layers):
         translate = TRANSLATORS.get(type(layer))
         if translate is None:
             raise ExportError(f"layer {index} ({type(layer).__name__}) has no ONNX translation")
         x = translate(sink, x, layer)
-    return x
+        if index == tap:   # the penultimate layer: vectors (a Flatten, gap or dense precedes the output layer)
+            tapped = sink.node("Flatten", [x], "embedding", axis=1, _output="embedding")
+    return x if tap is None else (x, tapped)
 
 
 # ----------------------------------------------------------------------------- outputs
