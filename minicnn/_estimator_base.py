@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassNamePrefixFeaturesOutMixin, TransformerMixin, _fit_context
+from sklearn.callback import CallbackSupportMixin
+from sklearn.callback._callback_support import callback_management_context
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import InvalidParameterError
@@ -19,6 +21,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, checkpoint, params, placement
+from ._callbacks import FitHooks
 from ._caller import warn
 from ._predict import as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset  # noqa: F401
 from .architecture import network_for, parse_layers
@@ -69,7 +72,11 @@ def serialized(method):
 _D = params.DEFAULTS
 
 
-class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
+#: Attributes that scikit-learn's callback API sets on an estimator (shared by copies, never deep-copied).
+_CALLBACK_ATTRS = ("_skl_callbacks", "_callback_fit_ctx", "_skl_callbacks_to_teardown", "_parent_callback_ctx")
+
+
+class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
     """Base class of the CNN estimators (see :class:`minicnn.CNNClassifier` for the parameters)."""
 
     _parameter_constraints = params.sklearn_constraints()
@@ -174,7 +181,9 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         with self._lock():
             state = dict(super().__getstate__())
             state.pop("_fit_lock", None)   # a lock is not data: copies and unpickled estimators get their own
-            return copy.deepcopy(state)
+            # scikit-learn callbacks and their contexts are shared, not data (they hold listeners and threads)
+            shared = {key: state.pop(key) for key in _CALLBACK_ATTRS if key in state}
+            return {**copy.deepcopy(state), **shared}
 
     def _new_network(self, tokens, specs, n_outputs, rng):
         return network_for(self, tokens, specs, n_outputs, rng)
@@ -195,7 +204,11 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         """
         saved = self._save_state()
         try:
-            return self._fit_worker(X, y, incremental, classes, sample_weight)
+            with callback_management_context(self):   # callbacks' teardown runs before a restore
+                hooks = FitHooks(self, X, y, sample_weight, 1 if incremental else self.max_iter)
+                self._fit_worker(X, y, incremental, classes, sample_weight, hooks)
+                hooks.end_fit()
+                return self
         except _Diverged as exc:
             self._restore_state(saved)
             raise self._diverged(exc) from None
@@ -239,7 +252,7 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         if rng_state is not None:
             self._rng.bit_generator.state = rng_state
 
-    def _fit_worker(self, X, y, incremental, classes, sample_weight=None):
+    def _fit_worker(self, X, y, incremental, classes, sample_weight=None, hooks=None):
         fitted = hasattr(self, "network_")
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
@@ -312,7 +325,7 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))):
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
                         first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
-                        augmenter=make_augmenter(self.augment, self.network_.kernels), ckpt=ckpt)
+                        augmenter=make_augmenter(self.augment, self.network_.kernels), ckpt=ckpt, hooks=hooks)
         return self
 
     def _min_batch(self):
@@ -410,7 +423,7 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
         return float(np.mean(np.var(y, axis=0))) if len(y) > 1 else 0.0
 
     def _train(self, X, y, val_X, val_y, rng, epochs, first=False, min_batch=1, weights=None, incremental=True,
-               augmenter=None, ckpt=None):
+               augmenter=None, ckpt=None, hooks=None):
         """Run up to ``epochs`` epochs.
 
         Every epoch starts from a checkpoint. A ``KeyboardInterrupt`` during
@@ -436,6 +449,8 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
                 stop = no_improvement_reason(self, val_X is not None)
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
+            if hooks is not None:
+                hooks.begin_epoch()
             progress = reporter.start_epoch(epoch)
             checkpoint = self._checkpoint(rng)
 
@@ -497,6 +512,9 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
                            start=start[0], finished=False)
             if no_improvement >= self.n_iter_no_change:
                 stop = no_improvement_reason(self, val_X is not None)
+            if hooks is not None and hooks.end_epoch() and stop is None:
+                stop = "a callback asked to stop (on_fit_task_end returned True)"
+            if stop is not None:
                 break
         if finished:   # the checkpoint holds the finished fit: its model, nothing left to train or report
             return
@@ -579,9 +597,25 @@ class BaseCNN(TransformerMixin, ClassNamePrefixFeaturesOutMixin, BaseEstimator):
 
         Returns
         -------
-        mean, std : ndarray of shape (n_samples, n_outputs)
-            Class probabilities (classifier) or predictions (regressor); for a
-            regressor fitted on 1-D ``y``, 1-D arrays.
+        mean, std : ndarray of shape (n_samples, n_outputs), float64
+            Mean and standard deviation over the passes of the class
+            probabilities (classifier) or predictions (regressor; for a
+            regressor fitted on 1-D ``y``, 1-D arrays). ``std`` is the spread
+            of the passes (model uncertainty as dropout sees it), not a
+            calibrated error bar.
+
+        Notes
+        -----
+        When it helps is an empirical question: measure it on held-out data
+        with :func:`minicnn.uncertainty.mc_report` (``minicnn mc-report``),
+        which compares the MC mean with the deterministic prediction (log
+        loss, Brier score, calibration error, accuracy) and says how well
+        ``std`` ranks wrong predictions above right ones (AUROC). On digits
+        with dropout 0.2 after each layer, 30 passes raised the log loss
+        from 0.059 to 0.127; docs/UNCERTAINTY.md has MNIST and
+        Fashion-MNIST numbers. For calibrated probabilities use
+        ``CalibratedClassifierCV(FrozenEstimator(clf), method="temperature")``.
+        A model without dropout warns (every pass is the same).
         """
         mc_samples = check_mc_samples(mc_samples, allow_none=False)
         mean, std = self._outputs(self._images(X), self._output_transform, mc_samples, with_std=True)
