@@ -256,3 +256,49 @@ def test_cli_fit_checkpoint_resumes_to_the_same_model(tmp_path):
     assert _same(a, b) and a.n_iter_ == b.n_iter_ == 2
     code, out, err = run_cli("fit", *options, "--checkpoint", str(tmp_path / "missing" / "c.npz"))
     assert code != 0 and "checkpoint_path=" in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_every_fingerprinted_parameter_changes_the_fingerprint(digits):
+    """Each parameter of the table but verbose, n_threads and checkpoint_path is part of the fingerprint."""
+    from minicnn.params import PARAMS
+
+    X, y = digits
+    images, targets = X, y.astype(np.int64)
+    base = _make()
+    reference = checkpoint.fingerprint(base, images, targets, None)
+    other = {"int": lambda v: (v or 1) + 1, "float": lambda v: (v or 0.1) / 2, "bool": lambda v: not v,
+             "choice": None, "tokens": lambda v: ("conv2",), "dropout": lambda v: "none", "rates": lambda v: 0.25,
+             "shape": lambda v: (8, 8, 1), "seed": lambda v: 4, "verbose": lambda v: 2, "augment": lambda v: ("hflip",),
+             "class_weight": lambda v: "balanced", "path": lambda v: "elsewhere.npz"}
+    for p in PARAMS:
+        value = base.get_params()[p.name]
+        if p.kind == "choice":
+            changed = next(c for c in p.choices if c != value)
+        else:
+            changed = other[p.kind](value)
+        est = _make(**{p.name: changed})
+        same = checkpoint.fingerprint(est, images, targets, None) == reference
+        assert same == (p.name in checkpoint.NOT_FINGERPRINTED), (p.name, changed)
+    assert checkpoint.fingerprint(base, images, targets, np.ones(len(y))) != reference   # sample weights
+    assert checkpoint.fingerprint(base, images, targets, None, start=[np.zeros(3)]) != reference   # warm start
+
+
+def test_resume_with_random_state_none_continues_that_fit(digits, tmp_path):
+    """random_state=None: the checkpoint keeps the fit's seed, so a resumed fit ends as that fit did."""
+    X, y = digits
+    path = tmp_path / "c.npz"
+    first_epochs = tmp_path / "after1.npz"
+    original = checkpoint.Checkpoint.write
+
+    def keep_first(self, est, rng, **state):
+        original(self, est, rng, **state)
+        if est.n_iter_ == 1 and not first_epochs.exists():
+            first_epochs.write_bytes(path.read_bytes())
+
+    checkpoint.Checkpoint.write = keep_first
+    try:
+        written = _fit(_make(checkpoint_path=path, random_state=None, max_iter=3), X, y)
+    finally:
+        checkpoint.Checkpoint.write = original
+    resumed = _fit(_make(checkpoint_path=first_epochs, random_state=None, max_iter=3), X, y)
+    assert _same(resumed, written) and resumed.loss_curve_ == written.loss_curve_

@@ -137,3 +137,17 @@ def test_pipeline_and_grid_search_on_cnn_features(digits):
         search = GridSearchCV(pipe, {"logisticregression__C": [0.1, 1.0]}, cv=2).fit(X.reshape(len(X), -1), y)
     assert search.predict(X.reshape(len(X), -1)).shape == (len(X),)
     assert len(search.best_estimator_[:-1].get_feature_names_out()) == 8
+
+
+def test_cli_export_embedding(model, predictor, tmp_path):
+    onnxruntime = pytest.importorskip("onnxruntime")
+    from helpers import run_cli
+
+    est, X = model
+    path = tmp_path / "m.npz"
+    est.save(path)
+    code, _, err = run_cli("export", "--model", str(path), "--out", str(tmp_path / "m.onnx"), "--embedding")
+    assert code == 0 and "embedding" in err, err
+    session = onnxruntime.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    embedding = session.run(["embedding"], {"X": X})[0]
+    assert np.allclose(embedding, est.transform(X), atol=1e-5)
