@@ -132,10 +132,14 @@ def _optimizer_arrays(optimizer):
 
 def _start_state(est):
     """What a continuing fit starts from (hashed into its fingerprint)."""
-    arrays = [a for a in est._snapshot()[1]]
-    info, optimizer = _optimizer_arrays(est._optimizer)
-    arrays += list(optimizer.values())
-    arrays.append(np.array([est.n_iter_, info["iterations"]], dtype=np.int64))
+    arrays = list(est._snapshot()[1])
+    optimizer = getattr(est, "_optimizer", None)   # a loaded model has none: its next fit starts a fresh one
+    iterations = -1
+    if optimizer is not None:
+        info, state = _optimizer_arrays(optimizer)
+        arrays += list(state.values())
+        iterations = info["iterations"]
+    arrays.append(np.array([est.n_iter_, iterations], dtype=np.int64))
     return arrays
 
 

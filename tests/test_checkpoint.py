@@ -304,3 +304,34 @@ def test_resume_with_random_state_none_continues_that_fit(digits, tmp_path):
         checkpoint.Checkpoint.write = original
     resumed = _fit(_make(checkpoint_path=first_epochs, random_state=None, max_iter=3), X, y)
     assert _same(resumed, written) and resumed.loss_curve_ == written.loss_curve_
+
+
+def test_warm_start_from_a_loaded_model_resumes(digits, tmp_path):
+    """A loaded model (no optimizer state yet) continued with warm_start and a checkpoint resumes exactly."""
+    from minicnn import load
+
+    X, y = digits
+    base = _fit(_make(max_iter=2), X, y)
+    base.save(tmp_path / "m.npz")
+    path = tmp_path / "c.npz"
+    kept = tmp_path / "after.npz"
+    original = checkpoint.Checkpoint.write
+
+    def keep_first(self, est, rng, **state):
+        original(self, est, rng, **state)
+        if not kept.exists():
+            kept.write_bytes(path.read_bytes())
+
+    def continued(checkpoint_path):
+        est = load(tmp_path / "m.npz")
+        est.set_params(warm_start=True, max_iter=3, checkpoint_path=checkpoint_path)
+        return _fit(est, X, y)
+
+    checkpoint.Checkpoint.write = keep_first
+    try:
+        written = continued(path)
+    finally:
+        checkpoint.Checkpoint.write = original
+    resumed = continued(kept)
+    assert written.n_iter_ == resumed.n_iter_ == 5
+    assert _same(resumed, written) and resumed.loss_curve_ == written.loss_curve_
