@@ -206,8 +206,15 @@ class Checkpoint:
             found["optimizer"] = None if parts is None else [
                 None if n is None else tuple(reader.array(f"optimizer.{i}.{j}") for j in range(max(n, 1)))
                 for i, n in enumerate(parts)]
-            found["best"] = ([reader.array(f"best.{i}") for i in range(len(model._snapshot()[0]))]
+            targets = model._snapshot()[0]
+            found["best"] = ([reader.array(f"best.{i}", shape=t.shape, dtype=t.dtype) for i, t in enumerate(targets)]
                              if fields["loop"]["best"] else None)
+            n_params = sum(p.size for p, _ in model.network_.params_and_grads())
+            state = [st for st in found["optimizer"] or () if st is not None]
+            for j in range(max((len(st) for st in state), default=0)):   # each part covers every parameter once
+                part = [st[j] for st in state if j < len(st)]
+                if sum(a.size for a in part) != n_params or any(a.dtype != targets[0].dtype for a in part):
+                    reader.fail(f"the optimizer state does not match the network's {n_params} parameters")
 
         try:
             model, _ = read_model(self.path, None, make, extra=extra)

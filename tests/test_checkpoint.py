@@ -204,6 +204,14 @@ def test_refusals_name_checkpoint_path(digits, tmp_path):
     assert zipfile.is_zipfile(path)
     with pytest.raises(ValueError, match=r"checkpoint_path=.*format version 2"):
         _fit(_make(checkpoint_path=path, max_iter=2), X, y)
+    # an optimizer moment of the wrong size (or dtype)
+    for change in (lambda a: a[:-1], lambda a: a.astype(np.float64)):
+        members = dict(np.load(io.BytesIO(before)))
+        members["optimizer.0.0"] = change(members["optimizer.0.0"])
+        with open(path, "wb") as f:
+            np.savez(f, **members)
+        with pytest.raises(ValueError, match=r"checkpoint_path=.*optimizer state does not match"):
+            _fit(_make(checkpoint_path=path, max_iter=2), X, y)
     # partial_fit
     with pytest.raises(ValueError, match=r"checkpoint_path=.*partial_fit"):
         _make(checkpoint_path=tmp_path / "p.npz").partial_fit(X, y, classes=np.arange(10))
