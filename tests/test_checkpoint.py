@@ -148,7 +148,8 @@ def test_sigkill_at_random_points_then_resume(digits, tmp_path, case):
     offset = float(plan.uniform(0, 0.3))
     path = str(tmp_path / "kill.npz")
     code = CHILD.format(tests=os.path.dirname(__file__), n=N_DIGITS, path=path, params=_params())
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd()] + sys.path))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([repo] + sys.path))
     proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE)
     try:
