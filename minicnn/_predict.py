@@ -41,6 +41,16 @@ def mc_offset(random_state):
     return int(random_state.randint(1, 2**31)) * 128
 
 
+def warn_if_no_dropout(network):
+    """Warn (UserWarning, at the caller's line) when Monte-Carlo passes are asked of a network without dropout."""
+    if not any(layer.stochastic for layer in network.layers):
+        from ._caller import warn
+
+        warn("Monte-Carlo dropout (mc_samples) on a model without dropout: every pass is the same "
+             "deterministic prediction, so the mean equals the plain prediction and the standard deviation is 0. "
+             "Fit with dropout (e.g. dropout='after_each_layer') to measure uncertainty this way.", UserWarning)
+
+
 def softmax(logits, kernels=None):
     """Row-wise softmax in float64 (a new array): ``exp(z) / sum(exp(z))`` with ``z = logits - max(logits)``.
 
@@ -109,6 +119,8 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
     std : ndarray (n, n_outputs) or None
     """
     n = len(images)
+    if mc_samples is not None:
+        warn_if_no_dropout(network)
     work = min(n, batch_size) * network.forward_work_per_sample()
     kernels = get_backend(backend)
     limits = kernel_thread_limits(n_threads, work, kernels)

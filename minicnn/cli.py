@@ -352,8 +352,8 @@ def _check_out(path, option, keep=()):
 
 # --------------------------------------------------------------------------- commands
 
-#: Estimator parameters set by other options (--seed, --quiet) or meaningless for one fit (warm_start).
-_NOT_OPTIONS = ("random_state", "verbose", "warm_start")
+#: Estimator parameters set by other options (--seed, --quiet, --checkpoint) or meaningless for one fit (warm_start).
+_NOT_OPTIONS = ("random_state", "verbose", "warm_start", "checkpoint_path")
 #: Parameter kinds the command can parse (a parameter of another kind keeps its default).
 _CLI_KINDS = ("int", "float", "choice", "bool", "tokens", "dropout", "rates", "shape", "augment", "class_weight")
 
@@ -368,12 +368,17 @@ def classifier(args):
     from .estimator import CNNClassifier
 
     return CNNClassifier(**{p.name: getattr(args, p.name) for p in _estimator_params()},
-                         random_state=args.seed, verbose=0 if args.quiet else 1)
+                         random_state=args.seed, verbose=0 if args.quiet else 1,
+                         checkpoint_path=args.checkpoint)
 
 
 def _fit(args):
     keep = [("--data", f) for f in _data_files(args.data)] + [("--test-data", f) for f in _data_files(args.test_data)]
     _check_out(args.out, "--out", keep)
+    if args.checkpoint is not None:
+        from .checkpoint import check_path
+
+        check_path(args.checkpoint)
     clf = classifier(args)
     from ._images_cli import cli_reading
 
@@ -410,9 +415,13 @@ def _predict(args):
         _check_out(args.out, "--out", [("--model", args.model)] + [("INPUT", p) for p in args.inputs])
     model = _load_model(args.model, predict_only=True)
     X, ids = load_inputs(args.inputs, model)
-    predictions = model.predict(X)
-    header = ["id", "prediction"]
-    columns = [ids, predictions.tolist()]
+    if args.mc_samples is not None:
+        header, columns = _mc_columns(model, X, args.mc_samples)
+        columns.insert(0, ids)
+        header.insert(0, "id")
+    else:
+        header = ["id", "prediction"]
+        columns = [ids, model.predict(X).tolist()]
     if args.proba:
         if model.estimator != "CNNClassifier":
             raise ValueError(f"--proba needs a classifier; {args.model} holds a {model.estimator}")
@@ -430,6 +439,56 @@ def _predict(args):
     if args.out:
         print(f"wrote {len(ids)} predictions to {args.out}", file=sys.stderr)
     return 0
+
+
+def _mc_columns(model, X, mc_samples):
+    """``(header, columns)`` of ``predict --mc-samples``: the MC prediction, then mean and std columns."""
+    mean, std = model.predict_uncertainty(X, mc_samples=mc_samples)
+    if model.estimator == "CNNClassifier":
+        names = [str(c) for c in model.classes_]
+        header = ["prediction"] + [f"mean_{c}" for c in names] + [f"std_{c}" for c in names]
+        columns = [model.classes_[mean.argmax(axis=1)].tolist()]
+    else:
+        mean, std = mean.reshape(len(X), -1), std.reshape(len(X), -1)
+        suffix = [""] if mean.shape[1] == 1 else [f"_{j}" for j in range(mean.shape[1])]
+        header = ["prediction" + s for s in suffix] + ["std" + s for s in suffix]
+        columns = [[f"{v:.6g}" for v in mean[:, j]] for j in range(mean.shape[1])]
+        return header, columns + [[f"{v:.6g}" for v in std[:, j]] for j in range(std.shape[1])]
+    columns += [[f"{v:.6g}" for v in values[:, j]] for values in (mean, std) for j in range(values.shape[1])]
+    return header, columns
+
+
+def _mc_report(args):
+    from .uncertainty import format_report, mc_report
+
+    model = _load_model(args.model, predict_only=True)
+    if model.estimator != "CNNClassifier":
+        raise ValueError(f"mc-report needs a classifier; {args.model} holds a {model.estimator}")
+    _, X_test, _, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
+    if args.limit is not None:
+        X_test, y_test = X_test[:args.limit], y_test[:args.limit]
+    print(format_report(mc_report(model, X_test, y_test, mc_samples=args.mc_samples)))
+    return 0
+
+
+def _add_mc_report(sub, common):
+    p = sub.add_parser("mc-report", parents=[common], help="deterministic vs Monte-Carlo dropout on held-out data",
+                       description="Compare a saved classifier's deterministic predictions with the mean of K "
+                                   "Monte-Carlo dropout passes on held-out data: log loss, Brier score, expected "
+                                   "calibration error, accuracy, and the AUROC of the uncertainty separating wrong "
+                                   "from right predictions (minicnn.uncertainty.mc_report). The held-out data are "
+                                   "those 'minicnn fit' tests on for the same --data, --test-data, --test-size "
+                                   "and --seed. For calibrated probabilities use scikit-learn's "
+                                   "CalibratedClassifierCV(FrozenEstimator(model), method='temperature').")
+    p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
+    _add_data_options(p)
+    p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
+                   help="seed of the --test-size split, as given to 'minicnn fit' (default: 0)")
+    p.add_argument("--mc-samples", type=_POSITIVE_INT, default=30, metavar="K",
+                   help="Monte-Carlo passes (default: 30)")
+    p.add_argument("--limit", type=_POSITIVE_INT, default=None, metavar="N",
+                   help="use the first N held-out samples only (default: all)")
+    p.set_defaults(func=_mc_report)
 
 
 def _summary(args):
@@ -482,12 +541,8 @@ def _param_option(parser, p, flags=None, **overrides):
     parser.add_argument(*flags, **kwargs)
 
 
-def _add_fit(sub, common):
-    p = sub.add_parser("fit", parents=[common], help="train a CNNClassifier and save it",
-                       description="Train a CNNClassifier, print its test accuracy and training time, save the "
-                                   "model file. The estimator options and their defaults are CNNClassifier's "
-                                   "(one table, minicnn.params): 'minicnn fit' with no options trains "
-                                   "CNNClassifier(random_state=0, verbose=1) on the digits data.")
+def _add_data_options(p):
+    """``--data``, ``--test-data``, ``--test-size``: the data of ``fit`` and the held-out data of ``mc-report``."""
     data = p.add_argument_group("data")
     data.add_argument("--data", default="digits",
                       help="digits, mnist, fashion-mnist (these two with their standard test sets), "
@@ -501,6 +556,15 @@ def _add_fit(sub, common):
     from ._images_cli import add_cli_options
 
     add_cli_options(data)
+
+
+def _add_fit(sub, common):
+    p = sub.add_parser("fit", parents=[common], help="train a CNNClassifier and save it",
+                       description="Train a CNNClassifier, print its test accuracy and training time, save the "
+                                   "model file. The estimator options and their defaults are CNNClassifier's "
+                                   "(one table, minicnn.params): 'minicnn fit' with no options trains "
+                                   "CNNClassifier(random_state=0, verbose=1) on the digits data.")
+    _add_data_options(p)
     model = p.add_argument_group("estimator (CNNClassifier parameters)")
     for param in _estimator_params():
         if param.name == "layers":
@@ -516,6 +580,9 @@ def _add_fit(sub, common):
                    help="model file to write; its directory must exist and be writable (checked before training)")
     p.add_argument("--quiet", action="store_true",
                    help="no per-epoch progress (verbose=0; without it verbose=1)")
+    p.add_argument("--checkpoint", metavar="PATH", default=None,
+                   help="checkpoint file written after every epoch (checkpoint_path); run the same command again "
+                        "after a crash or kill to resume where it stopped, with the same final model")
     p.set_defaults(func=_fit)
 
 
@@ -531,6 +598,10 @@ def _add_predict(sub, common):
     p.add_argument("--out", default=None,
                    help="CSV file, never the --model or an INPUT file (default: none, i.e. stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
+    p.add_argument("--mc-samples", type=_POSITIVE_INT, default=None, metavar="K",
+                   help="Monte-Carlo dropout with K passes: the prediction of the mean, and one mean_<class> and "
+                        "std_<class> column per class (regressor: mean and std columns); see 'minicnn mc-report' "
+                        "for whether it helps on your data")
     p.set_defaults(func=_predict)
 
 
@@ -575,6 +646,7 @@ def build_parser():
     _add_fit(sub, common)
     _add_predict(sub, common)
     _add_summary(sub, common)
+    _add_mc_report(sub, common)
     from .onnx import _cli as onnx_cli   # imports no onnx until the command runs
 
     onnx_cli.add_parser(sub, common)

@@ -174,6 +174,19 @@ _PARAMETERS = """
         installed).
     warm_start : bool, default=False
         Continue training the fitted network on the next ``fit``.
+    checkpoint_path : str, os.PathLike or None, default=None
+        A file that ``fit`` writes at the end of every epoch (atomically, in
+        the model-file format plus the optimizer, schedule, random-generator
+        and early-stopping state; never pickle). A ``fit`` that finds a
+        checkpoint of the same data and parameters (a fingerprint of ``X``,
+        ``y``, ``sample_weight``, the parameters and, for ``warm_start``,
+        the starting model) resumes from it and ends with exactly the weights
+        of an uninterrupted fit (same backend); a checkpoint of other data or
+        parameters, of a newer format, or truncated raises ``ValueError``
+        naming ``checkpoint_path``, and a missing or read-only directory is
+        refused before training. A finished fit's checkpoint holds the final
+        model: fitting again returns it without training. ``partial_fit``
+        refuses it. See :mod:`minicnn.checkpoint`.
 """.replace("{tokens}", "\n".join(textwrap.fill(line, 110, initial_indent="        - ", subsequent_indent="          ")
                                   for line in TOKEN_DOCS)).strip("\n")
 
@@ -213,6 +226,12 @@ _ATTRIBUTES = """
         Mean training loss of every epoch.
     validation_scores_ : list of float or None
         Validation score of every epoch (None without early stopping).
+    validation_loss_curve_ : list of float or None
+        Mean loss on the validation split of every epoch (the training
+        loss, unweighted; None without early stopping), beside
+        ``loss_curve_``: a validation loss rising while the training loss
+        falls is over-fitting. NaN for epochs of an earlier fit of a model
+        loaded from a file (model files keep ``validation_scores_`` only).
     best_validation_score_ : float or None
     best_loss_ : float or None
         Lowest training loss (None with early stopping).
@@ -375,8 +394,9 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
             raise ValueError(f"y contains labels {unseen.tolist()} not in classes_={self.classes_.tolist()}")
         return np.searchsorted(self.classes_, y).astype(np.int64)
 
-    def _internal_score(self, images, labels):
-        logits, _ = self._outputs(images, as_float64)
+    def _internal_score(self, images, labels, logits=None):
+        if logits is None:
+            logits, _ = self._outputs(images, as_float64)
         return float(np.mean(logits.argmax(axis=1) == labels))
 
     @serialized
@@ -509,8 +529,9 @@ class CNNRegressor(RegressorMixin, BaseCNN):
             raise ValueError(f"y has {n_outputs} outputs, but the fitted model has n_outputs_={self.n_outputs_}")
         return np.ascontiguousarray(y.reshape(len(y), n_outputs))
 
-    def _internal_score(self, images, targets):
-        predictions, _ = self._outputs(images, as_float64)
+    def _internal_score(self, images, targets, predictions=None):
+        if predictions is None:
+            predictions, _ = self._outputs(images, as_float64)
         return r2_score(targets, predictions)
 
     def _shape_output(self, values):
@@ -536,17 +557,8 @@ class CNNRegressor(RegressorMixin, BaseCNN):
 
 def _make_estimator(reader, header, backend):
     """The estimator a checked model-file header describes (see :func:`minicnn.io.read_model`)."""
-    from sklearn.utils._param_validation import InvalidParameterError
-
     cls = {"CNNClassifier": CNNClassifier, "CNNRegressor": CNNRegressor}[header["estimator"]]
-    params = header_params(reader, header, cls().get_params(deep=False), backend)
-    est = cls(**params)
-    try:
-        est._validate_params()
-        tokens, specs = est._plan()
-    except (InvalidParameterError, ValueError, TypeError) as exc:
-        reader.fail(f"invalid params ({exc})")
-    return est, tokens, specs
+    return cls._from_header(reader, header, backend)
 
 
 def load(path, backend=None):
@@ -587,4 +599,6 @@ def load(path, backend=None):
     est, specs = read_model(path, backend, _make_estimator)
     est._built_with = est._architecture_key()
     est.dropout_layers_ = tuple(specs)
+    scores = est.validation_scores_   # model files keep no validation losses
+    est.validation_loss_curve_ = None if scores is None else [float("nan")] * len(scores)
     return est

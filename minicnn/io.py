@@ -75,6 +75,8 @@ def _jsonable(value):
         return [_jsonable(v) for v in value]
     if value is None or isinstance(value, str):
         return value
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, dict):   # JSON object keys are strings: keep the keys' types as [key, value] pairs
         return {"items": [[_jsonable(k), _jsonable(v)] for k, v in value.items()]}
     if isinstance(value, np.random.RandomState):
@@ -129,7 +131,7 @@ def _classes_array(classes):
     return classes, None
 
 
-def save(estimator, path):
+def save(estimator, path, extra=None):
     """Write a fitted CNNClassifier or CNNRegressor to ``path`` (atomically).
 
     The file is written to a temporary file next to its target and moved
@@ -147,6 +149,10 @@ def save(estimator, path):
     estimator : CNNClassifier or CNNRegressor
         A fitted estimator.
     path : str or os.PathLike
+    extra : dict of str to ndarray, optional
+        More members to write (their names must not start with ``layer`` nor
+        be ``header`` or ``classes``); :func:`read_model` reads them with its
+        ``extra`` argument (a checkpoint, see :mod:`minicnn.checkpoint`).
 
     Raises
     ------
@@ -217,6 +223,7 @@ def save(estimator, path):
         else:
             header["classes"] = {"dtype": "|O", "object": True, "values": values}
     arrays["header"] = np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)
+    arrays.update(extra or {})
     _atomic_write(path, lambda f: _write_arrays(f, arrays))
 
 
@@ -656,7 +663,7 @@ def _check_directory(reader, disk_size):
                     f"refused unread (zip bomb?)")
 
 
-def read_model(path, backend, make):
+def read_model(path, backend, make, extra=None):
     """Read and check a model file; each face (estimator, Predictor) builds its own object with ``make``.
 
     Parameters
@@ -670,6 +677,9 @@ def read_model(path, backend, make):
         constructor parameters) and calls ``reader.fail(message)`` for
         invalid ones. ``model`` then gets the fitted attributes, ``classes_``
         (classifiers) and ``network_``.
+    extra : callable, optional
+        ``extra(reader, model)``, called last: reads the members ``save``
+        wrote from its ``extra`` (``reader.array(key, ...)``).
 
     Returns
     -------
@@ -712,6 +722,8 @@ def read_model(path, backend, make):
                 if header["estimator"] == "CNNClassifier":
                     _restore_classes(reader, model, header)
                 model.network_ = _restore_network(reader, model, header, tokens, specs)
+                if extra is not None:
+                    extra(reader, model)
             except ModelFileError:
                 raise
             except Exception as exc:   # zlib/CRC errors, encrypted or unsupported members, anything malformed

@@ -26,6 +26,7 @@ True
 
 import math
 import numbers
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,7 +56,8 @@ class Param:
         [0, 2**32) or a ``numpy.random.RandomState``), ``"verbose"`` (int >= 0
         or bool), ``"augment"`` (tuple of augmentation tokens, see
         :func:`minicnn.augment.parse_augment`), ``"class_weight"`` (None,
-        ``"balanced"`` or a dict label -> finite weight >= 0).
+        ``"balanced"`` or a dict label -> finite weight >= 0), ``"path"``
+        (None, a non-empty str or a ``str``-valued ``os.PathLike``).
     low, high : float or None
         Bounds of ``"int"``, ``"float"`` and ``"rates"`` values (None: unbounded).
     closed : {"left", "right", "both", "neither"}
@@ -116,10 +118,12 @@ PARAMS = (
     Param("random_state", None, "seed", doc="seed of initialization, dropout masks, shuffling and splits"),
     Param("verbose", 0, "verbose", doc="1: a line per epoch; 2: also a progress bar"),
     Param("warm_start", False, "bool", doc="continue training the fitted network on the next fit"),
+    Param("checkpoint_path", None, "path",
+          doc="file written at the end of every epoch of fit; a fit finding a matching one resumes from it"),
 )
 
 #: Parameters added after model files were first written: a file without them loads them at their defaults.
-ADDED_PARAMS = ("lr_schedule", "augment", "class_weight")
+ADDED_PARAMS = ("lr_schedule", "augment", "class_weight", "checkpoint_path")
 
 #: Parameters by name, in constructor order.
 TABLE = {p.name: p for p in PARAMS}
@@ -153,6 +157,7 @@ def describe(name):
         "verbose": "an int >= 0 or a bool",
         "augment": "a tuple of augmentation tokens ('shift<k>', 'crop<k>' with k >= 1, 'hflip'), each kind once",
         "class_weight": "None, 'balanced' or a dict {class label: finite weight >= 0}",
+        "path": "None or a file path (a non-empty str or os.PathLike)",
     }[p.kind]
 
 
@@ -231,6 +236,9 @@ def invalid(name, value):
         ok = value is None or value == "balanced" or (isinstance(value, dict) and all(
             isinstance(w, numbers.Real) and not _is_bool(w) and math.isfinite(w) and w >= 0
             for w in value.values()))
+    elif kind == "path":
+        ok = value is None or (isinstance(value, (str, os.PathLike)) and isinstance(os.fspath(value), str)
+                               and os.fspath(value) != "")
     else:   # pragma: no cover - a new kind must be handled above
         raise AssertionError(f"unknown parameter kind {kind!r}")
     if ok:
@@ -272,6 +280,7 @@ def sklearn_constraints():
             "verbose": lambda: ["verbose"],
             "augment": lambda: [tuple, list],
             "class_weight": lambda: [None, StrOptions({"balanced"}), dict],
+            "path": lambda: [None, str, os.PathLike],
         }[p.kind]()
     return constraints
 

@@ -9,6 +9,8 @@ the returned :class:`Predictor` gives the same predictions using NumPy and the
 compiled kernels only.
 """
 
+import numpy as np
+
 from .architecture import network_for
 from .placement import plan
 from ._caller import warn
@@ -133,6 +135,56 @@ class Predictor:
         """
         self._require_classifier("predict_proba")
         return self._outputs(X, softmax, check_mc_samples(mc_samples))
+
+    def predict_uncertainty(self, X, mc_samples=30):
+        """Monte-Carlo dropout mean and standard deviation, as the estimator's ``predict_uncertainty``.
+
+        Returns
+        -------
+        mean, std : ndarray of shape (n, n_outputs), float64
+            Class probabilities (classifier) or predictions (regressor; 1-D
+            for a 1-D target).
+        """
+        mc_samples = check_mc_samples(mc_samples, allow_none=False)
+        images = self._images(X)
+        mean, std = batched_outputs(self.network_, images, softmax if self.estimator == "CNNClassifier" else as_float64,
+                                    n_outputs=self.n_outputs_, backend=self.backend, n_threads=self.n_threads,
+                                    mc_samples=mc_samples, with_std=True, batch_size=PREDICT_BATCH,
+                                    mc_offset=mc_offset(self.random_state))
+        if self.estimator != "CNNClassifier" and getattr(self, "_y_ndim", 1) == 1:
+            return mean.ravel(), std.ravel()
+        return mean, std
+
+    def transform(self, X, layer=None, mc_samples=None):
+        """Embeddings of one layer, flattened per sample, as the estimator's ``transform``.
+
+        Returns
+        -------
+        ndarray of shape (n, n_features), float64
+        """
+        from .embedding import embed, resolve_layer
+
+        mc_samples = check_mc_samples(mc_samples)
+        images = self._images(X)
+        index = resolve_layer(self.network_, layer)
+        return embed(self.network_, images, index, backend=self.backend, n_threads=self.n_threads,
+                     mc_samples=mc_samples, mc_offset=0 if mc_samples is None else mc_offset(self.random_state),
+                     batch_size=PREDICT_BATCH)
+
+    def get_feature_names_out(self, input_features=None):
+        """Names of :meth:`transform`'s default columns: ``"<estimator lowercase><i>"``, as the estimator's.
+
+        Returns
+        -------
+        ndarray of str, shape (n_features,)
+        """
+        from .embedding import resolve_layer
+
+        width = 1
+        for d in self.network_.layers[resolve_layer(self.network_, None)].output_shape:
+            width *= int(d)
+        prefix = self.estimator.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(width)], dtype=object)
 
     def predict_log_proba(self, X):
         """Log class probabilities (classifiers only), as ``CNNClassifier.predict_log_proba``.

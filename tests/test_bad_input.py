@@ -163,6 +163,8 @@ PARAM_CASES = [
     ("class_weight", "auto", InvalidParameterError, r"'class_weight' parameter.*Got 'auto'"),
     ("class_weight", {99: 2.0}, ValueError,
      r"class_weight has key 99, which is not a class|CNNRegressor received class_weight=\{99: 2.0\}"),
+    ("checkpoint_path", 3, InvalidParameterError, r"'checkpoint_path' parameter.*Got 3"),
+    ("checkpoint_path", "/nonexistent-folder/c.npz", ValueError, r"checkpoint_path=.*does not exist"),
 ]
 
 

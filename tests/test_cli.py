@@ -321,7 +321,7 @@ def test_every_estimator_parameter_reaches_the_estimator():
     assert exposed >= {"kernel_size", "optimizer", "weight_decay", "early_stopping", "validation_fraction",
                        "activation", "pool_size", "data_format", "input_shape", "layers", "padding", "batch_size",
                        "max_iter", "dropout", "dropout_rate", "dropout_kind", "learning_rate", "backend"}
-    assert exposed == {p.name for p in params.PARAMS} - {"random_state", "verbose", "warm_start"}
+    assert exposed == {p.name for p in params.PARAMS} - {"random_state", "verbose", "warm_start", "checkpoint_path"}
     for p in cli._estimator_params():
         value, text = _other_value(p)
         flag = "--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-")

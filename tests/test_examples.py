@@ -20,6 +20,9 @@ CASES = {
     "mc_dropout_uncertainty.py": ({"MINICNN_EXAMPLE_EPOCHS": "10"},
                                   ["uncertainty higher on every corrupted input than on clean digits: True"]),
     "model_zoo.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"}, ["ResNet-20", "272,474 weights", "residual ", "Residual("]),
+    "cnn_features_pipeline.py": ({"MINICNN_EXAMPLE_EPOCHS": "2"},
+                                 ["CNN features: 64 (cnnclassifier0 ... cnnclassifier63)",
+                                  "CNN features + LogisticRegression test accuracy:"]),
     "mnist_keras_cnn.py": ({"MINICNN_EXAMPLE_EPOCHS": "1", "MINICNN_EXAMPLE_TRAIN_SIZE": "300",
                             "MINICNN_EXAMPLE_TEST_SIZE": "300"}, []),
 }

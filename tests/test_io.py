@@ -385,6 +385,7 @@ def _invalid_candidates(p):
         "verbose": [-1, 1.5, "x", None],
         "augment": ["bogus", ("bogus",), 3, ("shift-1",)],
         "class_weight": ["bal", {0: -1.0}, {0: float("nan")}, {0: True}, 3],
+        "path": ["", 3, b"c.npz", True],
     }[p.kind]
     return [v for v in by_kind if minicnn.params.invalid(p.name, v) is not None]
 

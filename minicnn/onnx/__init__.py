@@ -75,7 +75,7 @@ def check_opset(opset, onnx):
     return int(opset)   # a NumPy integer (np.int64(13)) as every other integer parameter
 
 
-def to_onnx_model(model, *, opset=None, input_ndim=None):
+def to_onnx_model(model, *, opset=None, input_ndim=None, embedding=False):
     """Build the ONNX model of a fitted estimator or :class:`~minicnn.Predictor` (nothing written).
 
     Parameters and errors as :func:`export_onnx`.
@@ -89,10 +89,12 @@ def to_onnx_model(model, *, opset=None, input_ndim=None):
     onnx = import_onnx()
     from ._helper import build_model
 
-    return build_model(onnx, model, opset=check_opset(opset, onnx), input_ndim=input_ndim)
+    if not isinstance(embedding, bool):
+        raise ValueError(f"Expected embedding to be a bool. Received: embedding={embedding!r}")
+    return build_model(onnx, model, opset=check_opset(opset, onnx), input_ndim=input_ndim, embedding=embedding)
 
 
-def export_onnx(model, path, *, opset=None, input_ndim=None):
+def export_onnx(model, path, *, opset=None, input_ndim=None, embedding=False):
     """Write a fitted model as an ONNX file that ONNX Runtime runs with the same outputs.
 
     Parameters
@@ -113,6 +115,10 @@ def export_onnx(model, path, *, opset=None, input_ndim=None):
         3 takes single-channel images ``(N, h, w)``. The estimators accept all
         three at ``predict``; an ONNX input has one rank, so pick the one your
         caller sends (the fitted model does not record which rank ``fit`` saw).
+    embedding : bool, default=False
+        Add an output ``embedding`` ``(N, n_features)`` float32: the
+        penultimate layer's outputs, equal to ``transform(X)`` within float32
+        rounding.
 
     Returns
     -------
@@ -161,7 +167,7 @@ def export_onnx(model, path, *, opset=None, input_ndim=None):
     (True, True)
     """
     target = os.fspath(path)
-    proto = to_onnx_model(model, opset=opset, input_ndim=input_ndim)
+    proto = to_onnx_model(model, opset=opset, input_ndim=input_ndim, embedding=embedding)
     with open(target, "wb") as f:
         f.write(proto.SerializeToString())
     return target

@@ -26,6 +26,8 @@ def add_parser(subparsers, common):
     p.add_argument("--input-ndim", type=int, choices=INPUT_NDIMS, default=None,
                    help="rank of the input: 4 = images in the model's data_format (default), 2 = flat rows, "
                         "3 = single-channel (n, height, width)")
+    p.add_argument("--embedding", action="store_true",
+                   help="add an output 'embedding': the penultimate layer's outputs, as transform(X)")
     p.set_defaults(func=run)
     return p
 
@@ -46,8 +48,9 @@ def run(args):
     if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
         raise ValueError(f"--out {args.out} is the model file itself; choose another file name")
     predictor = load_predictor(args.model)
-    path = export_onnx(predictor, args.out, opset=args.opset, input_ndim=args.input_ndim)
+    path = export_onnx(predictor, args.out, opset=args.opset, input_ndim=args.input_ndim, embedding=args.embedding)
     outputs = "label, probabilities" if predictor.estimator == "CNNClassifier" else "variable"
+    outputs += ", embedding" if args.embedding else ""
     print(f"wrote {path} ({predictor.estimator}, opset {args.opset or DEFAULT_OPSET}, input X float32, "
           f"outputs {outputs})", file=sys.stderr)
     return 0

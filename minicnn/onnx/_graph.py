@@ -228,11 +228,14 @@ TRANSLATORS = {Conv2D: _conv, Dense: _dense, MaxPool2D: _pool, AvgPool2D: _pool,
 COMPOSITE_TRANSLATORS = {Chain: _chain, Residual: _residual}
 
 
-def emit_network(sink, x, network):
+def emit_network(sink, x, network, tap=None):
     """Every layer of ``network`` (a built Sequential) applied to NCHW images ``x``; returns the output name.
 
     The layer tree is translated recursively: a composite's translator emits
-    its sublayers (through ``emit``) and joins them (e.g. ``Add``).
+    its sublayers (through ``emit``) and joins them (e.g. ``Add``). With
+    ``tap`` (the index of a top-level layer with vector outputs), returns
+    ``(output, embedding)``: ``embedding`` is that layer's output, as
+    :func:`minicnn.embedding.embed` (``transform``) returns it.
     """
     index = {id(layer): i for i, layer in enumerate(network.descendants())}
 
@@ -245,7 +248,12 @@ def emit_network(sink, x, network):
             raise ExportError(f"layer {index[id(layer)]} ({type(layer).__name__}) has no ONNX translation")
         return translate(sink, x, layer)
 
-    return _chain(sink, x, network, emit)
+    tapped = None
+    for position, layer in enumerate(network.sublayers()):
+        x = emit(x, layer)
+        if position == tap:   # the penultimate layer: vectors (a Flatten, gap or dense precedes the output layer)
+            tapped = sink.node("Flatten", [x], "embedding", axis=1, _output="embedding")
+    return x if tap is None else (x, tapped)
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -2,6 +2,8 @@
 
 import numbers
 
+import numpy as np
+
 from .. import __version__
 from . import DEFAULT_INPUT_NDIM, INPUT_NDIMS
 from . import ExportError
@@ -49,13 +51,23 @@ def input_dims(fitted, ndim):
     return {2: [fitted.n_features], 3: [h, w], 4: list(fitted.user_shape())}[ndim]
 
 
-def build_model(onnx, model, *, opset, input_ndim):
+def build_model(onnx, model, *, opset, input_ndim, embedding=False):
     """The checked ModelProto of ``model`` (see :func:`minicnn.onnx.export_onnx`)."""
     fitted = Fitted(model)
     ndim = check_input_ndim(input_ndim, fitted)
     helper, T = onnx.helper, onnx.TensorProto
     sink = HelperSink(onnx)
-    logits = emit_network(sink, emit_input(sink, "X", fitted, ndim), fitted.network)
+    x = emit_input(sink, "X", fitted, ndim)
+    extra = []
+    if embedding:
+        from ..embedding import resolve_layer
+
+        tap = resolve_layer(fitted.network, None)
+        logits, _ = emit_network(sink, x, fitted.network, tap=tap)
+        width = int(np.prod(fitted.network.layers[tap].output_shape))
+        extra = [helper.make_tensor_value_info("embedding", T.FLOAT, ["N", width])]
+    else:
+        logits = emit_network(sink, x, fitted.network)
     inputs = [helper.make_tensor_value_info("X", T.FLOAT, ["N", *input_dims(fitted, ndim)])]
     if fitted.is_classifier:
         emit_classifier_outputs(sink, logits, fitted, "label", "probabilities")
@@ -66,6 +78,7 @@ def build_model(onnx, model, *, opset, input_ndim):
         emit_regressor_output(sink, logits, fitted, "variable")
         shape = ["N"] if fitted.y_ndim == 1 else ["N", fitted.n_outputs]
         outputs = [helper.make_tensor_value_info("variable", T.FLOAT, shape)]
+    outputs += extra
     name = "CNNClassifier" if fitted.is_classifier else "CNNRegressor"
     graph = helper.make_graph(sink.nodes, f"minicnn_{name}", inputs, outputs, sink.initializers)
     proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="minicnn",
