@@ -241,7 +241,7 @@ class Checkpoint:
         source, target = model._snapshot()[0], est._snapshot()[0]
         for t, s in zip(target, source):
             t[...] = s
-        for mine, theirs in zip(est.network_.layers, model.network_.layers):
+        for mine, theirs in zip(est.network_.walk(), model.network_.walk()):
             if mine.stochastic:
                 mine.step = theirs.step
         for name in ("n_iter_", "t_", "loss_curve_", "validation_scores_", "best_loss_", "best_validation_score_"):
