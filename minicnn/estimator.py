@@ -14,7 +14,7 @@ from ._estimator_base import BaseCNN, fit_context, serialized
 from ._predict import check_mc_samples
 from ._predict import as_float64, log_softmax, softmax
 from .architecture import TOKEN_DOCS
-from .io import header_params, read_model
+from .io import read_model
 from .losses import mean_squared_error, softmax_cross_entropy
 
 _PARAMETERS = """
