@@ -34,19 +34,19 @@ Adam/SGD moments are not saved: a loaded estimator predicts identically;
 further ``partial_fit`` or warm-started ``fit`` calls start a fresh optimizer.
 """
 
+import io
 import json
-import errno
 import math
 import numbers
 import os
 import stat
-import tempfile
 import zipfile
 
 import numpy as np
 
 from ._inputs import user_shape_to_nhwc
 from .architecture import network_options, weight_count
+from .files import atomic_write
 from .params import ADDED_PARAMS, DEFAULTS, invalid
 
 FORMAT = "minicnn"
@@ -81,22 +81,6 @@ def _jsonable(value):
     raise ValueError(f"Cannot save parameter value {value!r} of type {type(value).__name__}")
 
 
-def _fitted_fields(est):
-    fields = {"n_iter": int(est.n_iter_), "t": int(est.t_), "loss_curve": [float(v) for v in est.loss_curve_],
-              "best_loss": None if est.best_loss_ is None else float(est.best_loss_),
-              "validation_scores": (None if est.validation_scores_ is None
-                                    else [float(v) for v in est.validation_scores_]),
-              "best_validation_score": (None if est.best_validation_score_ is None
-                                        else float(est.best_validation_score_)),
-              "feature_names_in": (None if not hasattr(est, "feature_names_in_")
-                                   else [str(v) for v in est.feature_names_in_]),
-              "y_ndim": int(getattr(est, "_y_ndim", 1)),
-              "rng_state": est._rng.bit_generator.state}
-    if not all(math.isfinite(v) for v in fields["loss_curve"]):
-        raise ValueError("Cannot save an estimator whose loss_curve_ holds non-finite values")
-    return fields
-
-
 def _class_value(c):
     """A Python str/bool/int/float for one object-dtype class label (exact in JSON), or raise ValueError."""
     if isinstance(c, str):
@@ -128,24 +112,32 @@ def _classes_array(classes):
     return classes, None
 
 
-def save(estimator, path):
-    """Write a fitted CNNClassifier or CNNRegressor to ``path`` (atomically).
+def save(record, path):
+    """Write a model record (see :func:`minicnn._record.model_record`) to ``path`` atomically.
 
-    The file is written to a temporary file next to its target and moved
-    over it with ``os.replace``, so readers never see a partial file and a
-    failed save leaves the old file intact. Otherwise ``save`` behaves like
-    ``open(path, "wb")``/``np.save``: ``path`` is used as given (no ``.npz``
-    suffix is added), a symbolic link is followed (its target gets the new
-    model, the link stays), a new file gets mode ``0o666 & ~umask``, an
-    existing file keeps its mode, and a FIFO, pipe or device (``/dev/stdout``)
-    receives the complete file in place (never replaced). ``path`` may be
-    str, bytes or os.PathLike; errors name it, never a temporary file.
+    ``record`` is a plain dict, made by the estimator from its fitted state:
+    ``estimator`` (class name), ``params`` (constructor parameters of the
+    fitted model), ``input_shape``, ``n_features_in``, ``n_outputs``,
+    ``dtype``, ``fitted`` (the fitted attributes as JSON values), ``classes``
+    (an array, classifiers only, else None) and ``layers``: one dict per
+    network layer with ``type``, ``params`` and ``state`` (``{name: array}``)
+    and, for dropout layers, ``seed``, ``layer_id`` and ``step``.
+
+    The file is written as :func:`minicnn.files.atomic_write` writes every
+    file: readers never see a partial file, a failed save leaves the old file
+    whole and no temporary file, errors name ``path``. Otherwise ``save``
+    behaves like ``open(path, "wb")``/``np.save``: ``path`` is used as given
+    (no ``.npz`` suffix is added), a symbolic link is followed, a new file
+    gets mode ``0o666 & ~umask``, an existing file keeps its mode, a FIFO,
+    pipe or device (``/dev/stdout``) receives the complete file in place
+    (never replaced); a hard-linked file is replaced under the name given
+    (its other links keep the old model). ``path`` may be str, bytes or
+    os.PathLike.
 
     Parameters
     ----------
-    estimator : CNNClassifier or CNNRegressor
-        A fitted estimator.
-    path : str or os.PathLike
+    record : dict
+    path : str, bytes or os.PathLike
 
     Raises
     ------
@@ -157,10 +149,9 @@ def save(estimator, path):
         If ``path`` is a directory or ends in a separator, or its directory
         does not exist (as ``open(path, "wb")``).
     ValueError
-        If the estimator holds something a model file cannot store, or a
-        parameter set since the fit is invalid (checked against
-        :mod:`minicnn.params` before anything is written, as :func:`load`
-        checks it).
+        If the record holds something a model file cannot store, or an
+        invalid parameter (checked against :mod:`minicnn.params` before
+        anything is written, as :func:`read_model` checks it).
 
     Examples
     --------
@@ -172,231 +163,64 @@ def save(estimator, path):
     >>> clf = minicnn.CNNClassifier(layers=("conv2", "maxpool"), max_iter=1, backend="numpy",
     ...                             random_state=0).fit(X, y)
     >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> save(clf, path)
+    >>> clf.save(path)
     >>> bool((minicnn.load(path).predict_proba(X) == clf.predict_proba(X)).all())
     True
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(estimator)
-    name = type(estimator).__name__
+    name = record["estimator"]
     if name not in ESTIMATORS:
         raise ValueError(f"Expected a CNNClassifier or CNNRegressor; received {name}")
-    fitted_params = estimator._fitted_params()
-    for key, value in fitted_params.items():   # before anything is written: load refuses what this refuses
+    for key, value in record["params"].items():   # before anything is written: load refuses what this refuses
         problem = invalid(key, value)
         if problem is not None:
             raise ValueError(f"Cannot save: the {key!r} parameter of {name} must be {problem}. Got {value!r} "
                              f"instead (set a valid value before saving; nothing was written)")
-    network = estimator.network_
+    if not all(math.isfinite(v) for v in record["fitted"]["loss_curve"]):
+        raise ValueError(f"Cannot save a {name} whose loss_curve_ holds non-finite values")
     arrays, layers = {}, []
-    for i, layer in enumerate(network.layers):
-        entry = {"type": type(layer).__name__,
-                 "params": {k: list(v.shape) for k, v in sorted(layer.params.items())},
-                 "state": {k: list(v.shape) for k, v in sorted(getattr(layer, "state", {}).items())}}
-        for k, v in layer.params.items():
+    for i, layer in enumerate(record["layers"]):
+        entry = {"type": layer["type"],
+                 "params": {k: list(v.shape) for k, v in sorted(layer["params"].items())},
+                 "state": {k: list(v.shape) for k, v in sorted(layer["state"].items())}}
+        for k, v in layer["params"].items():
             arrays[f"layer{i}.{k}"] = v
-        for k, v in getattr(layer, "state", {}).items():
+        for k, v in layer["state"].items():
             arrays[f"layer{i}.state.{k}"] = v
-        if layer.stochastic:
-            entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
+        entry.update({k: int(layer[k]) for k in ("seed", "layer_id", "step") if k in layer})
         layers.append(entry)
     header = {"format": FORMAT, "version": VERSION, "estimator": name,
-              "params": {k: _jsonable(v) for k, v in fitted_params.items()},
-              "input_shape": [int(d) for d in estimator.input_shape_],
-              "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
-              "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
+              "params": {k: _jsonable(v) for k, v in record["params"].items()},
+              "input_shape": [int(d) for d in record["input_shape"]],
+              "n_features_in": int(record["n_features_in"]), "n_outputs": int(record["n_outputs"]),
+              "dtype": str(record["dtype"]), "layers": layers, "fitted": record["fitted"]}
     if name == "CNNClassifier":
-        typed, values = _classes_array(estimator.classes_)
+        typed, values = _classes_array(record["classes"])
         if values is None:
             arrays["classes"] = typed
             header["classes"] = {"dtype": typed.dtype.str, "object": False}
         else:
             header["classes"] = {"dtype": "|O", "object": True, "values": values}
     arrays["header"] = np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)
-    _atomic_write(path, lambda f: _write_arrays(f, arrays))
-
-
-def same_file(a, b):
-    """True when paths ``a`` and ``b`` name one file (the same path after resolving links, or the same inode).
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
-    >>> same_file(path, os.path.join(os.path.dirname(path), ".", "m.npz"))
-    True
-    """
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _umask():
-    """The process umask: from ``/proc/self/status`` where it exists (thread-safe), else set and restored."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _user_path(path):
-    """``path`` (str, bytes or os.PathLike) as a str, decoded as the OS does: the name errors report."""
-    return os.fsdecode(os.fspath(path))
-
-
-def _naming(exc, path):
-    """An ``OSError`` raised on a temporary file, raised again naming the user's ``path`` as ``open`` would."""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return type(exc)(exc.errno, exc.strerror, path)
-    return exc
-
-
-def _writable_target(path):
-    """The file ``open(path, "wb")`` would write, its mode, and its ``os.stat`` (None when new).
-
-    Symbolic links are followed (a link keeps pointing at the new model), an
-    existing file keeps its permission bits, a new file gets ``0o666 & ~umask``
-    (as ``np.save``/``open``). An existing file that cannot be opened for
-    writing, or whose owner-write bit is clear (read-only on purpose: refused
-    also for root, who could write it), raises :class:`PermissionError`. A
-    path ending in a separator raises what ``open`` raises for it
-    (:class:`IsADirectoryError` or :class:`NotADirectoryError`). An existing
-    file that is not a regular file (a FIFO, a character device such as
-    ``/dev/stdout``) is returned as given, with mode None: it is written in
-    place, as ``open`` would, never replaced. A missing directory raises
-    :class:`FileNotFoundError` naming ``path``.
-    """
-    user = _user_path(path)
-    if user.endswith(os.sep) or (os.altsep and user.endswith(os.altsep)):
-        with open(user, "ab"):   # O_CREAT with a trailing separator never creates a file: this raises
-            pass
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", user)   # pragma: no cover - open raised
-    try:
-        st = os.stat(user)   # follows links, also /proc/self/fd/N links to pipes that realpath cannot name
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-        return user, None, st
-    target = os.path.realpath(user)
-    if st is None:
-        directory = os.path.dirname(target) or "."
-        if not os.path.isdir(directory):
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", user)
-        return target, 0o666 & ~_umask(), None
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", user)
-    if not st.st_mode & stat.S_IWUSR:
-        raise PermissionError(errno.EACCES, f"Permission denied: the file is read-only "
-                                            f"(mode {stat.S_IMODE(st.st_mode):04o})", user)
-    os.close(os.open(target, os.O_WRONLY))   # raises PermissionError exactly where open(path, "wb") would
-    return target, stat.S_IMODE(st.st_mode), st
-
-
-class _Staged:
-    """A complete new file for ``path``, written by ``write(file)`` but not yet in place.
-
-    :meth:`commit` puts it in place (``os.replace`` of a temporary file next
-    to the target, so readers never see a partial file and a failed write
-    leaves the old file untouched), :meth:`discard` removes it. The result is
-    what ``open(path, "wb")`` would give (see :func:`_writable_target`; an
-    existing file also keeps its owner and group where the process may set
-    them). Three cases cannot be replaced without changing what ``open``
-    would do, and are written in place once the complete file exists: a file
-    that is not a regular file (FIFO, device), a file with several hard links
-    (every name sees the new model) and a writable file in a directory the
-    process cannot create files in. Every ``OSError`` names ``path``, never
-    the temporary file.
-    """
-
-    def __init__(self, path, write):
-        self.path = _user_path(path)
-        self.target, mode, st = _writable_target(path)
-        directory = os.path.dirname(self.target)
-        try:
-            if mode is None:   # not a regular file: the complete content waits in an anonymous file
-                anonymous, self.tmp = tempfile.TemporaryFile(), None
-                fd = os.dup(anonymous.fileno())
-                anonymous.close()
-            else:
-                try:
-                    fd, self.tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
-                except PermissionError:
-                    if st is None:
-                        raise
-                    fd, self.tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp")   # complete copy elsewhere
-        except OSError as exc:
-            raise _naming(exc, self.path) from None
-        self.in_place = mode is None or (st is not None and (st.st_nlink > 1 or os.path.dirname(self.tmp) != directory))
-        self.file = os.fdopen(fd, "w+b")
-        try:
-            try:
-                write(self.file)
-                self.file.flush()
-                if not self.in_place:
-                    os.fchmod(self.file.fileno(), mode)
-                    if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                        try:
-                            os.fchown(self.file.fileno(), st.st_uid, st.st_gid)
-                        except PermissionError:
-                            pass
-                    os.fsync(self.file.fileno())
-            except OSError as exc:
-                raise _naming(exc, self.path) from None
-        except BaseException:
-            self.discard()
-            raise
-
-    def commit(self):
-        """Put the new file in place (then it is closed)."""
-        try:
-            if self.in_place:
-                self.file.seek(0)
-                with open(self.target, "r+b" if self.tmp is not None else "wb") as out:
-                    while chunk := self.file.read(1 << 20):
-                        out.write(chunk)
-                    if self.tmp is not None:
-                        out.truncate()
-                        out.flush()
-                        os.fsync(out.fileno())
-                self.discard()
-            else:
-                self.file.close()
-                os.replace(self.tmp, self.target)
-        except OSError as exc:
-            self.discard()
-            raise _naming(exc, self.path) from None
-        except BaseException:
-            self.discard()
-            raise
-
-    def discard(self):
-        """Remove the new file (the target is left as it was)."""
-        self.file.close()
-        if self.tmp is not None:
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
-
-
-def _atomic_write(path, write):
-    """Call ``write(file)`` on a new file for ``path`` and put it in place (see :class:`_Staged`)."""
-    _Staged(path, write).commit()
+    atomic_write(path, lambda f: _write_arrays(f, arrays))
 
 
 def _write_arrays(f, arrays):
-    """Write the members (uncompressed ``.npz``) to the open file ``f``."""
-    np.savez(f, **arrays)
+    """Write the members (an uncompressed ``.npz``, as ``np.savez``) to the open file ``f``.
+
+    On any failure the archive is abandoned unfinished (the file is
+    discarded): ``ZipFile.close`` would refuse while a member is open and hide
+    the original error (a KeyboardInterrupt) behind its own.
+    """
+    archive = zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    for key, value in arrays.items():
+        member = archive.open(f"{key}.npy", mode="w", force_zip64=True)
+        try:
+            np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+        except BaseException:
+            io.BufferedIOBase.close(member)   # closed without finishing the member (nothing more is written)
+            raise
+        member.close()
+    archive.close()
 
 
 # ---------------------------------------------------------------------------- loading
@@ -708,19 +532,3 @@ def read_model(path, backend, make):
             if extra:
                 reader.fail(f"unexpected members {sorted(extra)}")
     return model, specs
-
-
-_load_file = read_model   # the name the Predictor used
-
-
-def __getattr__(name):
-    # ``minicnn.io.load`` moved next to the estimators (persistence knows no estimator): a deprecated alias.
-    if name == "load":
-        import warnings
-
-        from .estimator import load
-
-        warnings.warn("minicnn.io.load moved to minicnn.load (minicnn.estimator.load); the old name will be "
-                      "removed in the next release", DeprecationWarning, stacklevel=2)
-        return load
-    raise AttributeError(f"module 'minicnn.io' has no attribute {name!r}")
