@@ -402,7 +402,7 @@ def _fit(args):
 
 
 def _load_model(path, predict_only=False):
-    if not Path(path).is_file():
+    if not Path(path).exists():   # a FIFO or device is refused by the loader, saying what it is
         raise FileNotFoundError(f"--model file not found: {path}")
     if predict_only:   # no scikit-learn import: ~1 s less per call
         from .predictor import load_predictor

@@ -28,12 +28,18 @@ uncompressed sizes are capped (:data:`MAX_MODEL_BYTES` in total, at most
 unread), encrypted members and unknown compression methods are refused, each
 array must fit in its member, and the weights the saved parameters would
 allocate may exceed what the file stores by at most :data:`MAX_EXPANSION`
-times plus 1 MiB (so a small file cannot make ``load`` build a huge network).
+times plus 1 MiB (so a small file cannot make ``load`` build a huge network), and
+the activation memory one sample needs may be at most
+:data:`MAX_ACTIVATION_EXPANSION` times the sample's bytes plus
+:data:`ACTIVATION_SLACK_BYTES` (so a small file cannot make ``predict``
+allocate without bound). Only regular files are read (a FIFO or a device such
+as ``/dev/zero`` has no size to bound the reading).
 
 Adam/SGD moments are not saved: a loaded estimator predicts identically;
 further ``partial_fit`` or warm-started ``fit`` calls start a fresh optimizer.
 """
 
+import errno
 import io
 import json
 import math
@@ -45,8 +51,9 @@ import zipfile
 import numpy as np
 
 from ._inputs import user_shape_to_nhwc
-from .architecture import network_options, weight_count
+from .architecture import LAYER_KINDS, network_options, parse_layers, weight_count
 from .files import atomic_write
+from .layers.geometry import window_geometry
 from .params import ADDED_PARAMS, DEFAULTS, invalid
 
 FORMAT = "minicnn"
@@ -59,6 +66,10 @@ MAX_MODEL_BYTES = 4 * 1024**3
 MAX_EXPANSION = 16
 #: Cap of the number of hidden-layer tokens in a loaded model.
 MAX_LAYERS = 1000
+#: Cap of the activation memory one sample needs (estimated from the header, see :func:`activation_bytes`):
+#: this many times the sample's own bytes, plus :data:`ACTIVATION_SLACK_BYTES`.
+MAX_ACTIVATION_EXPANSION = 1024
+ACTIVATION_SLACK_BYTES = 64 * 1024**2
 _TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape", "augment")
 _CLASS_KINDS = "biufU"
 
@@ -175,6 +186,11 @@ def save(record, path):
         if problem is not None:
             raise ValueError(f"Cannot save: the {key!r} parameter of {name} must be {problem}. Got {value!r} "
                              f"instead (set a valid value before saving; nothing was written)")
+    problem = _activation_problem(parse_layers(record["params"]["layers"]), tuple(record["input_shape"]),
+                                  record["params"])
+    if problem is not None:   # load refuses it: nothing is written
+        raise ValueError(f"Cannot save: the {name} is {problem}; a model file may not describe it (nothing was "
+                         f"written)")
     if not all(math.isfinite(v) for v in record["fitted"]["loss_curve"]):
         raise ValueError(f"Cannot save a {name} whose loss_curve_ holds non-finite values")
     arrays, layers = {}, []
@@ -255,7 +271,7 @@ class _Reader:
                 got_shape, fortran, got_dtype = reader[major](fp)
             except ModelFileError:
                 raise
-            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
+            except (ValueError, SyntaxError, TypeError, RecursionError) as exc:
                 self.fail(f"array {key!r} has a malformed header ({type(exc).__name__}: {exc})")
             if not all(isinstance(d, int) and d >= 0 for d in got_shape):
                 self.fail(f"array {key!r} has an invalid shape {got_shape!r}")
@@ -415,6 +431,57 @@ def _restore_classes(reader, est, header):
     est.classes_ = classes.astype(object) if info["object"] else classes
 
 
+def activation_bytes(tokens, input_shape, *, kernel_size=3, padding="valid", pool_size=2, batch_norm=False,
+                     itemsize=4, **_):
+    """Bytes one sample's forward pass needs, estimated from the layer tokens (an upper bound, all backends).
+
+    Every layer keeps its output (three buffers for a weighted layer with
+    BatchNorm); the largest temporary of one layer comes on top: the padded
+    input a conv or pooling window reads (twice for pooling: its windows),
+    plus a conv's im2col rows. Used to refuse model files whose header
+    describes a network that would allocate without bound per sample (e.g. a
+    ``pool_size`` of 3000 with ``padding="same"`` on 8x8 images).
+
+    Examples
+    --------
+    >>> from minicnn.architecture import parse_layers
+    >>> activation_bytes(parse_layers(("conv4", "maxpool")), (8, 8, 1))
+    2528
+    """
+    options = {"kernel_size": kernel_size, "padding": padding, "pool_size": pool_size, "activation": None,
+               "batch_norm": batch_norm}
+    shape = tuple(input_shape)
+    kept, temporary = math.prod(shape), 0
+    for token in tokens:
+        kind = LAYER_KINDS[token.kind]
+        out, _ = kind.shape(token, shape, options)
+        if kind.input == kind.output == "map":
+            h, w, c = shape
+            k, stride = (token.kernel_size or kernel_size, 1) if kind.weighted else (pool_size, pool_size)
+            (ho, pt, pb), (wo, pl, pr) = (window_geometry(h, k, stride, 1, padding),
+                                          window_geometry(w, k, stride, 1, padding))
+            padded = max(h + pt + pb, (ho - 1) * stride + k) * max(w + pl + pr, (wo - 1) * stride + k) * c
+            temporary = max(temporary, padded + ho * wo * k * k * c if kind.weighted else 2 * padded)
+        kept += math.prod(out) * (3 if kind.weighted and batch_norm else 1)
+        shape = out
+    return itemsize * (kept + temporary)
+
+
+_ACTIVATION_OPTIONS = ("kernel_size", "padding", "pool_size", "batch_norm")
+
+
+def _activation_problem(tokens, input_shape, options):
+    """None, or what is wrong when one sample's activations exceed the cap (see :data:`MAX_ACTIVATION_EXPANSION`)."""
+    needed = activation_bytes(tokens, input_shape, **{k: options[k] for k in _ACTIVATION_OPTIONS})
+    sample = 4 * math.prod(input_shape)
+    if needed <= MAX_ACTIVATION_EXPANSION * sample + ACTIVATION_SLACK_BYTES:
+        return None
+    return (f"a network whose forward pass needs about {needed} bytes per sample, more than the limit of "
+            f"{MAX_ACTIVATION_EXPANSION} x the {sample} bytes of one input sample + {ACTIVATION_SLACK_BYTES} "
+            f"(kernel_size={options['kernel_size']!r}, pool_size={options['pool_size']!r}, "
+            f"padding={options['padding']!r} on input_shape {list(input_shape)})")
+
+
 def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
     weights = weight_count(tokens, est.input_shape_, est.n_outputs_, **network_options(est))
@@ -423,6 +490,8 @@ def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, 4 * weights <= MAX_EXPANSION * stored + 2**20,
             f"the parameters describe a network of {weights} weights ({4 * weights} bytes), far more than the "
             f"{stored} bytes of layer arrays the file stores")
+    problem = _activation_problem(tokens, est.input_shape_, network_options(est))
+    _expect(reader, problem is None, f"the parameters describe {problem}")
     network = est._new_network(tokens, specs, est.n_outputs_, np.random.default_rng(0))
     saved = header["layers"]
     _expect(reader, len(saved) == len(network.layers),
@@ -469,6 +538,41 @@ def _check_directory(reader, disk_size):
                     f"refused unread (zip bomb?)")
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+               (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def _open_regular(source):
+    """``open(source, "rb")`` for a regular file only: a FIFO, device or socket is refused unread.
+
+    Opened without blocking (a FIFO with no writer would hang ``open``) and
+    checked with ``fstat`` on the open descriptor: what is read is the file
+    checked. Only a regular file has a size that bounds what is read.
+    """
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", source)
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+            raise ModelFileError(f"{source} is not a valid minicnn model file: it is a {kind}, not a regular file "
+                                 f"(a model is read only from a regular file, whose size bounds what is read; "
+                                 f"copy the stream to a file first)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _out_of_memory(source, exc):
+    """A MemoryError that says so: reading a file within the limits found the machine short of memory."""
+    return MemoryError(f"out of memory while loading {source} (the file is within minicnn's limits; free memory "
+                       f"or load it on a larger machine): {exc}")
+
+
 def read_model(path, backend, make):
     """Read and check a model file; each face (estimator, Predictor) builds its own object with ``make``.
 
@@ -493,9 +597,16 @@ def read_model(path, backend, make):
     ------
     ModelFileError
         (a ``ValueError``) If the file is not a zip, is truncated, has another
-        format or version, declares more data than the limits allow, or any
-        field or array is missing, malformed or inconsistent with the network
-        rebuilt from the saved parameters. Nothing in the file is executed.
+        format or version, declares more data than the limits allow (stored
+        bytes, weights, or activation memory per sample: see
+        :func:`activation_bytes`), or any field or array is missing,
+        malformed or inconsistent with the network rebuilt from the saved
+        parameters; or if ``path`` is not a regular file (a FIFO, a pipe, a
+        device such as ``/dev/zero``: refused unread). Nothing in the file is
+        executed.
+    MemoryError
+        If the machine runs out of memory reading a file within the limits
+        (named as memory, never as a bad file).
     ValueError
         If ``backend`` is not None or a backend name (raised before the file
         is opened).
@@ -507,10 +618,12 @@ def read_model(path, backend, make):
     if backend is not None and (not isinstance(backend, str) or backend not in BACKEND_NAMES):
         raise ValueError(f"backend must be None or one of {BACKEND_NAMES}; received backend={backend!r}")
     source = os.fspath(path)
-    with open(source, "rb") as f:   # a missing or unreadable path raises OSError, as for any file
+    with _open_regular(source) as f:   # a missing or unreadable path raises OSError, as for any file
         disk_size = os.fstat(f.fileno()).st_size
         try:
             archive = zipfile.ZipFile(f)
+        except MemoryError as exc:
+            raise _out_of_memory(source, exc) from exc
         except Exception as exc:   # BadZipFile, EOFError, struct/overflow errors of a corrupted directory
             raise ModelFileError(f"{source} is not a valid minicnn model file: not a zip archive "
                                  f"({type(exc).__name__}: {exc})") from None
@@ -526,6 +639,8 @@ def read_model(path, backend, make):
                 model.network_ = _restore_network(reader, model, header, tokens, specs)
             except ModelFileError:
                 raise
+            except MemoryError as exc:   # the limits above hold: this is the machine's memory, not the file
+                raise _out_of_memory(source, exc) from exc
             except Exception as exc:   # zlib/CRC errors, encrypted or unsupported members, anything malformed
                 reader.fail(f"{type(exc).__name__}: {exc}")
             extra = reader.names - reader.read
