@@ -31,7 +31,6 @@ anonymous temporary file, then copied into it, as ``open`` would.
 
 import contextlib
 import errno
-import io
 import os
 import signal
 import stat
@@ -142,6 +141,11 @@ def writable_target(path):
     return target, stat.S_IMODE(st.st_mode), st
 
 
+def _open_temp(fd):
+    """The file object a :class:`Staged` writes its temporary file through."""
+    return os.fdopen(fd, "w+b")
+
+
 class Staged:
     """A complete new file for ``path``, written by ``write(file)`` but not yet in place.
 
@@ -164,7 +168,7 @@ class Staged:
                 else:
                     fd, self.tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX,
                                                     dir=os.path.dirname(self.target))
-                    self.file = os.fdopen(fd, "w+b")
+                    self.file = _open_temp(fd)
         except PermissionError as exc:
             self.discard()
             if st is None:
@@ -261,13 +265,9 @@ def write_bytes(path, data):
 
 
 def write_text(path, text, encoding="utf-8", newline=None):
-    """Write ``text`` to ``path`` atomically, encoded as ``open(path, "w", encoding, newline)`` would."""
-    def write(f):
-        wrapper = io.TextIOWrapper(f, encoding=encoding, newline=newline)
-        wrapper.write(text)
-        wrapper.flush()
-        wrapper.detach()
-    atomic_write(path, write)
+    """Write ``text`` to ``path`` atomically, encoded as ``open(path, "w", encoding, newline)`` would write it."""
+    newline = os.linesep if newline is None else newline
+    write_bytes(path, (text.replace("\n", newline) if newline and newline != "\n" else text).encode(encoding))
 
 
 def _backup(target):

@@ -228,15 +228,18 @@ def _write_arrays(f, arrays):
     the original error (a KeyboardInterrupt) behind its own.
     """
     archive = zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
-    for key, value in arrays.items():
-        member = archive.open(f"{key}.npy", mode="w", force_zip64=True)
-        try:
+    member = None
+    try:
+        for key, value in arrays.items():
+            member = archive.open(f"{key}.npy", mode="w", force_zip64=True)
             np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
-        except BaseException:
+            member.close()
+        archive.close()
+    except BaseException:
+        if member is not None:
             io.BufferedIOBase.close(member)   # closed without finishing the member (nothing more is written)
-            raise
-        member.close()
-    archive.close()
+        archive.fp = None   # abandoned: neither close() nor the garbage collector writes or raises any more
+        raise
 
 
 # ---------------------------------------------------------------------------- loading
@@ -433,7 +436,7 @@ def _restore_classes(reader, est, header):
 
 def activation_bytes(tokens, input_shape, *, kernel_size=3, padding="valid", pool_size=2, batch_norm=False,
                      itemsize=4, **_):
-    """Bytes one sample's forward pass needs, estimated from the layer tokens (an upper bound, all backends).
+    """Estimated bytes one sample's forward pass needs, from the layer tokens (within a small factor, every backend).
 
     Every layer keeps its output (three buffers for a weighted layer with
     BatchNorm); the largest temporary of one layer comes on top: the padded

@@ -327,11 +327,11 @@ def render(rows, results, recommendations, meta, plots=()):
 
 
 def _save_figure(fig, path):
-    """Save ``fig`` (format from the suffix) atomically: a failed write leaves the previous plot whole."""
+    """Save ``fig`` (format from the suffix, else PNG) atomically: a failed write leaves the previous plot whole."""
     import io
 
     buffer = io.BytesIO()
-    fig.savefig(buffer, dpi=100, format=Path(path).suffix[1:])
+    fig.savefig(buffer, dpi=100, format=Path(path).suffix[1:] or "png")
     write_bytes(path, buffer.getvalue())
 
 
