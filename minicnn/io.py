@@ -69,7 +69,7 @@ MAX_LAYERS = 1000
 #: Cap of the activation memory one sample needs (estimated from the header, see :func:`activation_bytes`):
 #: this many times the sample's own bytes, plus :data:`ACTIVATION_SLACK_BYTES`.
 MAX_ACTIVATION_EXPANSION = 1024
-ACTIVATION_SLACK_BYTES = 64 * 1024**2
+ACTIVATION_SLACK_BYTES = 16 * 1024**2
 _TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape", "augment")
 _CLASS_KINDS = "biufU"
 
