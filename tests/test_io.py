@@ -582,3 +582,24 @@ def test_labels_fit_accepts_are_labels_save_stores(tiny, tmp_path, name):
     if labels.dtype.kind in "mM":
         with pytest.raises(ValueError, match="classes"):
             CNNClassifier(**TINY).partial_fit(X, y, classes=labels)
+
+
+def test_io_writes_a_plain_record_and_imports_no_estimator_and_no_scikit_learn(tiny, tmp_path):
+    """The estimator hands io a plain record (dicts, lists, arrays): io reads no estimator state."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from minicnn._record import model_record
+
+    clf, X = tiny
+    record = model_record(clf)
+    assert all(isinstance(layer, dict) for layer in record["layers"])
+    minicnn.io.save(record, tmp_path / "m.npz")
+    np.testing.assert_array_equal(minicnn.load(tmp_path / "m.npz").predict_proba(X), clf.predict_proba(X))
+    code = ("import sys, minicnn.io, minicnn.files; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}), "
+            "'minicnn.estimator' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert done.stdout.split() == ["[]", "False"], done.stderr
