@@ -338,24 +338,30 @@ while True:
 
 
 @pytest.mark.parametrize("kills", [1, pytest.param(8, marks=pytest.mark.slow)])   # each kill: a fresh child
-def test_sigkill_at_random_moments_leaves_the_old_or_the_new_content_whole(writer, made, tmp_path, kills):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_a_signal_at_a_random_moment_leaves_the_old_or_the_new_content_whole(writer, made, tmp_path, kills, signum):
+    """SIGKILL may leave a temporary file (nothing can remove it); SIGINT (Ctrl-C) leaves none."""
     import pickle
 
     name, write, contents = writer
     path = _setup(tmp_path, write, contents)
     payload = pickle.dumps({"dir": made["dir"], "X": made["X"]}).hex()
-    rng = random.Random(f"kill-{name}-{kills}")
+    rng = random.Random(f"kill-{name}-{kills}-{signum}")
     for _ in range(kills):
         child = subprocess.Popen([sys.executable, "-c", _KILL_CHILD.format(tests=str(REPO / "tests")), payload, name,
                                   str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                  env=dict(os.environ, PYTHONPATH=str(REPO)), cwd=tmp_path)
         assert child.stdout.readline().strip() == "ready", child.stderr.read()[-3000:]
         time.sleep(rng.uniform(0.05, 0.6))
-        child.send_signal(signal.SIGKILL)
-        child.communicate(timeout=600)
+        child.send_signal(signum)
+        _, err = child.communicate(timeout=600)
+        if signum == signal.SIGINT:
+            assert "KeyboardInterrupt" in err and "ZIP" not in err, err[-3000:]
         assert path.read_bytes() in (contents["old"], contents["new"])
     leftovers = [p for p in os.listdir(tmp_path) if p != "target"]
-    assert all(p.startswith(files.TEMP_PREFIX) for p in leftovers), leftovers   # only SIGKILL leaves these
+    if signum == signal.SIGINT:
+        assert not leftovers
+    assert all(p.startswith(files.TEMP_PREFIX) for p in leftovers), leftovers
 
 
 # ------------------------------------------------------------ the idx pair
