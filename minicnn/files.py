@@ -87,19 +87,30 @@ def _naming(exc, path):
 
 @contextlib.contextmanager
 def _no_interrupt():
-    """Hold SIGINT (Ctrl-C) back for a few bookkeeping steps; it is raised as KeyboardInterrupt right after.
+    """Hold Ctrl-C (SIGINT) back for a few bookkeeping steps; its KeyboardInterrupt is raised right after.
 
     Used where an interruption would leak a temporary file (between its
     creation and its registration, between ``os.replace`` and the cleanup).
+    The Python handler is swapped for one that only records the signal (a
+    signal mask would not do: any native thread, e.g. a BLAS worker, may
+    receive the signal and CPython raises it in the main thread anyway).
+    Only the main thread receives KeyboardInterrupt, so other threads need
+    no protection.
     """
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGINT) is None:
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    received = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, old)
+        if received:
+            if callable(old):
+                old(signal.SIGINT, None)
+            elif old == signal.SIG_DFL:
+                signal.raise_signal(signal.SIGINT)
 
 
 def writable_target(path):

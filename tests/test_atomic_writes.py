@@ -13,7 +13,6 @@ import random
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -461,3 +460,15 @@ def test_every_file_the_package_writes_goes_through_minicnn_files():
                 if not any(rel == f and key in code for f, key in _NOT_REPLACEMENTS):
                     found.append(f"{rel}:{number}: {line.strip()}")
     assert not found, "writes that bypass minicnn.files:\n" + "\n".join(found)
+
+
+def test_ctrl_c_during_the_bookkeeping_steps_is_raised_right_after_them():
+    """A SIGINT arriving between creating a temporary file and registering it (or between os.replace and the
+    cleanup) waits until the step is done, then is raised as KeyboardInterrupt."""
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with files._no_interrupt():
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.05)   # the handler has run by now
+            steps.append("finished")
+    assert steps == ["finished"] and signal.getsignal(signal.SIGINT) is signal.default_int_handler

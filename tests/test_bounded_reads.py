@@ -2,7 +2,6 @@
 model (minicnn.load, load_predictor, ``minicnn predict/summary/export``) x hostile sources (devices, FIFOs, pipes,
 headers declaring huge activations or weights, oversized archives), and memory named as memory."""
 
-import io
 import json
 import os
 import threading
