@@ -714,9 +714,10 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         The file describes the model of the last fit (parameters that shape
         the network and were changed since are saved with their fitted values).
         """
+        from ._record import model_record
         from .io import save
 
-        save(self, path)
+        save(model_record(self), path)
 
     def __sklearn_is_fitted__(self):
         # Fitted means "has a network": a fit that failed after validating X (which sets n_features_in_)

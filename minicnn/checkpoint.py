@@ -158,6 +158,7 @@ class Checkpoint:
     # ------------------------------------------------------------------ writing
     def write(self, est, rng, *, best, no_improvement, completed, start, finished):
         """Write the state at the end of an epoch (or of the fit, ``finished=True``) to ``path``, atomically."""
+        from ._record import model_record
         from .io import save
 
         info, arrays = _optimizer_arrays(est._optimizer)
@@ -175,7 +176,7 @@ class Checkpoint:
         if best is not None:
             arrays.update({f"best.{i}": a for i, a in enumerate(best[1])})
         arrays["checkpoint"] = np.frombuffer(json.dumps(fields, allow_nan=False).encode("utf-8"), dtype=np.uint8)
-        save(est, self.path, extra=arrays)
+        save(model_record(est), self.path, extra=arrays)
 
     # ------------------------------------------------------------------ resuming
     def _read(self, est):

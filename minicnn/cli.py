@@ -332,13 +332,13 @@ def _check_out(path, option, keep=()):
     """Refuse ``path`` as an output before any work: missing or unwritable directory, a directory, a
     read-only file, or one of the files ``keep`` (inputs the command reads) -- so no work is thrown away.
     A FIFO or a device (``/dev/stdout``) is accepted: the output is written into it, never replaces it."""
-    from .io import _writable_target, same_file
+    from .files import same_file, writable_target
 
     for other_option, other in keep:
         if other and Path(other).exists() and same_file(path, other):
             raise ValueError(f"{option} {path} is the same file as {other_option} {other}: refusing to overwrite it")
     try:
-        target, mode, _ = _writable_target(path)   # follows links; PermissionError for read-only files
+        target, mode, _ = writable_target(path)   # follows links; PermissionError for read-only files
     except FileNotFoundError:
         target, mode = os.path.abspath(path), 0
     if mode is None:   # a FIFO or a device such as /dev/stdout: written in place, as open(path, "wb") would
@@ -399,7 +399,7 @@ def _fit(args):
 
 
 def _load_model(path, predict_only=False):
-    if not Path(path).is_file():
+    if not Path(path).exists():   # a FIFO or device is refused by the loader, saying what it is
         raise FileNotFoundError(f"--model file not found: {path}")
     if predict_only:   # no scikit-learn import: ~1 s less per call
         from .predictor import load_predictor
@@ -428,15 +428,19 @@ def _predict(args):
         proba = model.predict_proba(X)
         header += [f"proba_{c}" for c in model.classes_]
         columns += [[f"{p:.6g}" for p in proba[:, j]] for j in range(proba.shape[1])]
-    out = open(args.out, "w", newline="") if args.out else sys.stdout
-    try:
-        writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(zip(*columns))
-    finally:
-        if args.out:
-            out.close()
-    if args.out:
+    import io
+    import locale
+
+    from .files import write_text
+
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(zip(*columns))
+    if not args.out:
+        sys.stdout.write(text.getvalue())
+    else:   # atomically: a failed write leaves the previous CSV whole and no temporary file
+        write_text(args.out, text.getvalue(), encoding=locale.getpreferredencoding(False), newline="")
         print(f"wrote {len(ids)} predictions to {args.out}", file=sys.stderr)
     return 0
 

@@ -13,7 +13,9 @@ parsed by hand with their declared sizes checked before any large read.
 """
 
 import gzip
+import hashlib
 import importlib.util
+import json
 import os
 import pickle
 import struct
@@ -472,7 +474,8 @@ def load_idx(images_path, labels_path):
     ------
     ValueError
         Naming the file, for any corruption listed in :func:`load_idx_images`,
-        or when the image and label counts differ.
+        when the image and label counts differ, or when an interrupted
+        :func:`save_idx` left one file of the pair new and the other old.
 
     Examples
     --------
@@ -486,6 +489,7 @@ def load_idx(images_path, labels_path):
     >>> X.shape, X.dtype, y.tolist()
     ((2, 4, 5, 1), dtype('float32'), [7, 9])
     """
+    _check_pair(images_path, labels_path)
     X = load_idx_images(images_path)
     y = _read_idx(labels_path, _IDX_LABELS_MAGIC).astype(np.int64)
     if len(X) != len(y):
@@ -528,28 +532,51 @@ def _images_to_uint8(images):
 
 
 def _idx_writer(path, magic, data):
-    """A ``write(file)`` that writes ``data`` (uint8) as an idx file, gzipped when ``path`` ends in ``.gz``."""
-    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
+    """A ``write(file)`` that writes ``data`` (uint8) as an idx file, gzipped (reproducibly) when ``path`` ends in
+    ``.gz``."""
+    raw = (magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in data.shape)
+           + np.ascontiguousarray(data).tobytes())
 
     def write(f):
-        with (gzip.GzipFile(fileobj=f, mode="wb", mtime=0, filename="") if os.fsdecode(path).endswith(".gz")
-              else _Unclosed(f)) as out:
-            out.write(header)
-            out.write(np.ascontiguousarray(data).tobytes())
+        f.write(gzip.compress(raw, mtime=0) if os.fsdecode(path).endswith(".gz") else raw)
     return write
 
 
-class _Unclosed:
-    """``f`` in a ``with`` block that leaves it open."""
+def _pair_journal(images_target):
+    """The file :func:`save_idx` keeps next to the images while it replaces a pair (see :func:`load_idx`)."""
+    directory, name = os.path.split(images_target)
+    return os.path.join(directory, f".{name}.minicnn-pair")
 
-    def __init__(self, f):
-        self.f = f
 
-    def __enter__(self):
-        return self.f
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
-    def __exit__(self, *exc):
-        return False
+
+def _check_pair(images_path, labels_path):
+    """Refuse a pair that an interrupted :func:`save_idx` left half replaced (its journal names both files)."""
+    journal = _pair_journal(os.path.realpath(images_path))
+    try:
+        with open(journal, encoding="utf-8") as f:
+            record = json.load(f)
+    except FileNotFoundError:
+        return
+    except (OSError, ValueError) as exc:
+        raise DataFileError(f"idx files {images_path} and {labels_path}: the pair journal {journal} left by an "
+                            f"interrupted save_idx is unreadable ({type(exc).__name__}: {exc}); save the pair "
+                            f"again") from None
+    if not isinstance(record, dict) or record.get("labels") != os.path.realpath(labels_path):
+        return   # the journal is about another labels file
+    new_images = _sha256(images_path) == record.get("images_sha256")
+    new_labels = _sha256(labels_path) == record.get("labels_sha256")
+    if new_images != new_labels:
+        newer, older = (images_path, labels_path) if new_images else (labels_path, images_path)
+        raise DataFileError(f"idx files {images_path} and {labels_path} are a mixed pair: save_idx was "
+                            f"interrupted after replacing {newer} but not {older} (journal {journal}); save the "
+                            f"pair again")
 
 
 def save_idx(images, labels, images_path, labels_path):
@@ -567,8 +594,12 @@ def save_idx(images, labels, images_path, labels_path):
         labels ``[3., 7., 9.]`` are written as 3, 7, 9; ``1.5`` is refused).
     images_path, labels_path : str or path-like
         Output files; two different files. Both are complete before either
-        is put in place (each as :func:`minicnn.io.save` writes a model), so
-        an error leaves both paths as they were.
+        is put in place (each atomically, see :mod:`minicnn.files`), and an
+        error while replacing the second puts the first back, so an error
+        leaves both paths as they were. Only a kill between the two
+        replacements can leave a new file next to an old one: a journal
+        ``.<images name>.minicnn-pair`` next to the images file (removed once
+        both are in place) then makes :func:`load_idx` refuse the mixed pair.
 
     Raises
     ------
@@ -599,18 +630,23 @@ def save_idx(images, labels, images_path, labels_path):
         raise ValueError(f"images must have shape (n, rows, cols) or (n, rows, cols, 1). Received shape {images.shape}")
     if labels.ndim != 1 or len(labels) != len(images):
         raise ValueError(f"labels must have shape ({len(images)},) to match images. Received shape {labels.shape}")
-    from .io import _Staged, same_file
+    from .files import Staged, commit_together, same_file
 
     if same_file(images_path, labels_path):
         raise ValueError(f"images_path and labels_path must be two files; received the same file "
                          f"{os.fspath(images_path)!r} for both")
     images_u8 = _images_to_uint8(images)
     labels_u8 = _labels_to_uint8(labels)
-    staged_images = _Staged(images_path, _idx_writer(images_path, _IDX_IMAGES_MAGIC, images_u8))
-    try:   # both files complete before either is put in place: a failure leaves both paths as they were
-        staged_labels = _Staged(labels_path, _idx_writer(labels_path, _IDX_LABELS_MAGIC, labels_u8))
+    staged = [Staged(images_path, _idx_writer(images_path, _IDX_IMAGES_MAGIC, images_u8))]
+    try:   # both files complete before either is put in place
+        staged.append(Staged(labels_path, _idx_writer(labels_path, _IDX_LABELS_MAGIC, labels_u8)))
+        journal, text = None, ""
+        if not any(s.in_place for s in staged):   # regular files: a kill between the replacements is detectable
+            journal = _pair_journal(staged[0].target)
+            text = json.dumps({"labels": staged[1].target, "images_sha256": _sha256(staged[0].tmp),
+                               "labels_sha256": _sha256(staged[1].tmp)})
     except BaseException:
-        staged_images.discard()
+        for s in staged:
+            s.discard()
         raise
-    staged_images.commit()
-    staged_labels.commit()
+    commit_together(staged, journal, text)

@@ -28,25 +28,32 @@ uncompressed sizes are capped (:data:`MAX_MODEL_BYTES` in total, at most
 unread), encrypted members and unknown compression methods are refused, each
 array must fit in its member, and the weights the saved parameters would
 allocate may exceed what the file stores by at most :data:`MAX_EXPANSION`
-times plus 1 MiB (so a small file cannot make ``load`` build a huge network).
+times plus 1 MiB (so a small file cannot make ``load`` build a huge network), and
+the activation memory one sample needs may be at most
+:data:`MAX_ACTIVATION_EXPANSION` times the sample's bytes plus
+:data:`ACTIVATION_SLACK_BYTES` (so a small file cannot make ``predict``
+allocate without bound). Only regular files are read (a FIFO or a device such
+as ``/dev/zero`` has no size to bound the reading).
 
 Adam/SGD moments are not saved: a loaded estimator predicts identically;
 further ``partial_fit`` or warm-started ``fit`` calls start a fresh optimizer.
 """
 
-import json
 import errno
+import io
+import json
 import math
 import numbers
 import os
 import stat
-import tempfile
 import zipfile
 
 import numpy as np
 
 from .inputs import user_shape_to_nhwc
-from .architecture import network_options, weight_count
+from .architecture import LAYER_KINDS, network_options, parse_layers, weight_count
+from .files import atomic_write
+from .layers.geometry import window_geometry
 from .params import ADDED_PARAMS, DEFAULTS, invalid
 from . import preprocessing
 
@@ -60,6 +67,10 @@ MAX_MODEL_BYTES = 4 * 1024**3
 MAX_EXPANSION = 16
 #: Cap of the number of hidden-layer tokens in a loaded model.
 MAX_LAYERS = 1000
+#: Cap of the activation memory one sample needs (estimated from the header, see :func:`activation_bytes`):
+#: this many times the sample's own bytes, plus :data:`ACTIVATION_SLACK_BYTES`.
+MAX_ACTIVATION_EXPANSION = 1024
+ACTIVATION_SLACK_BYTES = 16 * 1024**2
 _TUPLE_PARAMS = ("layers", "dropout", "dropout_rate", "input_shape", "augment")
 _CLASS_KINDS = "biufU"
 
@@ -82,22 +93,6 @@ def _jsonable(value):
     if isinstance(value, np.random.RandomState):
         return None   # a RandomState instance is not a value: saved as None
     raise ValueError(f"Cannot save parameter value {value!r} of type {type(value).__name__}")
-
-
-def _fitted_fields(est):
-    fields = {"n_iter": int(est.n_iter_), "t": int(est.t_), "loss_curve": [float(v) for v in est.loss_curve_],
-              "best_loss": None if est.best_loss_ is None else float(est.best_loss_),
-              "validation_scores": (None if est.validation_scores_ is None
-                                    else [float(v) for v in est.validation_scores_]),
-              "best_validation_score": (None if est.best_validation_score_ is None
-                                        else float(est.best_validation_score_)),
-              "feature_names_in": (None if not hasattr(est, "feature_names_in_")
-                                   else [str(v) for v in est.feature_names_in_]),
-              "y_ndim": int(getattr(est, "_y_ndim", 1)),
-              "rng_state": est._rng.bit_generator.state}
-    if not all(math.isfinite(v) for v in fields["loss_curve"]):
-        raise ValueError("Cannot save an estimator whose loss_curve_ holds non-finite values")
-    return fields
 
 
 def _class_value(c):
@@ -131,24 +126,32 @@ def _classes_array(classes):
     return classes, None
 
 
-def save(estimator, path, extra=None):
-    """Write a fitted CNNClassifier or CNNRegressor to ``path`` (atomically).
+def save(record, path, extra=None):
+    """Write a model record (see :func:`minicnn._record.model_record`) to ``path`` atomically.
 
-    The file is written to a temporary file next to its target and moved
-    over it with ``os.replace``, so readers never see a partial file and a
-    failed save leaves the old file intact. Otherwise ``save`` behaves like
-    ``open(path, "wb")``/``np.save``: ``path`` is used as given (no ``.npz``
-    suffix is added), a symbolic link is followed (its target gets the new
-    model, the link stays), a new file gets mode ``0o666 & ~umask``, an
-    existing file keeps its mode, and a FIFO, pipe or device (``/dev/stdout``)
-    receives the complete file in place (never replaced). ``path`` may be
-    str, bytes or os.PathLike; errors name it, never a temporary file.
+    ``record`` is a plain dict, made by the estimator from its fitted state:
+    ``estimator`` (class name), ``params`` (constructor parameters of the
+    fitted model), ``input_shape``, ``n_features_in``, ``n_outputs``,
+    ``dtype``, ``fitted`` (the fitted attributes as JSON values), ``classes``
+    (an array, classifiers only, else None) and ``layers``: one dict per
+    network layer with ``type``, ``params`` and ``state`` (``{name: array}``)
+    and, for dropout layers, ``seed``, ``layer_id`` and ``step``.
+
+    The file is written as :func:`minicnn.files.atomic_write` writes every
+    file: readers never see a partial file, a failed save leaves the old file
+    whole and no temporary file, errors name ``path``. Otherwise ``save``
+    behaves like ``open(path, "wb")``/``np.save``: ``path`` is used as given
+    (no ``.npz`` suffix is added), a symbolic link is followed, a new file
+    gets mode ``0o666 & ~umask``, an existing file keeps its mode, a FIFO,
+    pipe or device (``/dev/stdout``) receives the complete file in place
+    (never replaced); a hard-linked file is replaced under the name given
+    (its other links keep the old model). ``path`` may be str, bytes or
+    os.PathLike.
 
     Parameters
     ----------
-    estimator : CNNClassifier or CNNRegressor
-        A fitted estimator.
-    path : str or os.PathLike
+    record : dict
+    path : str, bytes or os.PathLike
     extra : dict of str to ndarray, optional
         More members to write (their names must not start with ``layer`` nor
         be ``header`` or ``classes``); :func:`read_model` reads them with its
@@ -164,10 +167,9 @@ def save(estimator, path, extra=None):
         If ``path`` is a directory or ends in a separator, or its directory
         does not exist (as ``open(path, "wb")``).
     ValueError
-        If the estimator holds something a model file cannot store, or a
-        parameter set since the fit is invalid (checked against
-        :mod:`minicnn.params` before anything is written, as :func:`load`
-        checks it).
+        If the record holds something a model file cannot store, or an
+        invalid parameter (checked against :mod:`minicnn.params` before
+        anything is written, as :func:`read_model` checks it).
 
     Examples
     --------
@@ -179,44 +181,45 @@ def save(estimator, path, extra=None):
     >>> clf = minicnn.CNNClassifier(layers=("conv2", "maxpool"), max_iter=1, backend="numpy",
     ...                             random_state=0).fit(X, y)
     >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
-    >>> save(clf, path)
+    >>> clf.save(path)
     >>> bool((minicnn.load(path).predict_proba(X) == clf.predict_proba(X)).all())
     True
     """
-    from sklearn.utils.validation import check_is_fitted
-
-    check_is_fitted(estimator)
-    name = type(estimator).__name__
+    name = record["estimator"]
     if name not in ESTIMATORS:
         raise ValueError(f"Expected a CNNClassifier or CNNRegressor; received {name}")
-    fitted_params = estimator._fitted_params()
-    for key, value in fitted_params.items():   # before anything is written: load refuses what this refuses
+    for key, value in record["params"].items():   # before anything is written: load refuses what this refuses
         problem = invalid(key, value)
         if problem is not None:
             raise ValueError(f"Cannot save: the {key!r} parameter of {name} must be {problem}. Got {value!r} "
                              f"instead (set a valid value before saving; nothing was written)")
-    network = estimator.network_
+    problem = _activation_problem(parse_layers(record["params"]["layers"]), tuple(record["input_shape"]),
+                                  record["params"])
+    if problem is not None:   # load refuses it: nothing is written
+        raise ValueError(f"Cannot save: the {name} is {problem}; a model file may not describe it (nothing was "
+                         f"written)")
+    if not all(math.isfinite(v) for v in record["fitted"]["loss_curve"]):
+        raise ValueError(f"Cannot save a {name} whose loss_curve_ holds non-finite values")
     arrays, layers = {}, []
-    for i, layer in enumerate(network.descendants()):   # every layer of the tree, blocks' inner ones too
-        entry = {"type": type(layer).__name__,
-                 "params": {k: list(v.shape) for k, v in sorted(layer.params.items())},
-                 "state": {k: list(v.shape) for k, v in sorted(getattr(layer, "state", {}).items())}}
-        for k, v in layer.params.items():
+    for i, layer in enumerate(record["layers"]):
+        entry = {"type": layer["type"],
+                 "params": {k: list(v.shape) for k, v in sorted(layer["params"].items())},
+                 "state": {k: list(v.shape) for k, v in sorted(layer["state"].items())}}
+        for k, v in layer["params"].items():
             arrays[f"layer{i}.{k}"] = v
-        for k, v in getattr(layer, "state", {}).items():
+        for k, v in layer["state"].items():
             arrays[f"layer{i}.state.{k}"] = v
-        if layer.stochastic:
-            entry.update(seed=int(layer.seed), layer_id=int(layer.layer_id), step=int(layer.step))
+        entry.update({k: int(layer[k]) for k in ("seed", "layer_id", "step") if k in layer})
         layers.append(entry)
     header = {"format": FORMAT, "version": VERSION, "estimator": name,
-              "params": {k: _jsonable(v) for k, v in fitted_params.items()},
-              "input_shape": [int(d) for d in estimator.input_shape_],
-              "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
-              "dtype": str(network.dtype), "layers": layers, "fitted": _fitted_fields(estimator)}
-    if getattr(estimator, "preprocessing_", None) is not None:   # how image files were read (minicnn.preprocessing)
-        header["preprocessing"] = estimator.preprocessing_
+              "params": {k: _jsonable(v) for k, v in record["params"].items()},
+              "input_shape": [int(d) for d in record["input_shape"]],
+              "n_features_in": int(record["n_features_in"]), "n_outputs": int(record["n_outputs"]),
+              "dtype": str(record["dtype"]), "layers": layers, "fitted": record["fitted"]}
+    if record.get("preprocessing") is not None:   # how image files were read (minicnn.preprocessing)
+        header["preprocessing"] = record["preprocessing"]
     if name == "CNNClassifier":
-        typed, values = _classes_array(estimator.classes_)
+        typed, values = _classes_array(record["classes"])
         if values is None:
             arrays["classes"] = typed
             header["classes"] = {"dtype": typed.dtype.str, "object": False}
@@ -224,189 +227,29 @@ def save(estimator, path, extra=None):
             header["classes"] = {"dtype": "|O", "object": True, "values": values}
     arrays["header"] = np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)
     arrays.update(extra or {})
-    _atomic_write(path, lambda f: _write_arrays(f, arrays))
-
-
-def same_file(a, b):
-    """True when paths ``a`` and ``b`` name one file (the same path after resolving links, or the same inode).
-
-    Examples
-    --------
-    >>> import os, tempfile
-    >>> path = os.path.join(tempfile.mkdtemp(), "m.npz")
-    >>> same_file(path, os.path.join(os.path.dirname(path), ".", "m.npz"))
-    True
-    """
-    if os.path.realpath(a) == os.path.realpath(b):
-        return True
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _umask():
-    """The process umask: from ``/proc/self/status`` where it exists (thread-safe), else set and restored."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError, IndexError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _user_path(path):
-    """``path`` (str, bytes or os.PathLike) as a str, decoded as the OS does: the name errors report."""
-    return os.fsdecode(os.fspath(path))
-
-
-def _naming(exc, path):
-    """An ``OSError`` raised on a temporary file, raised again naming the user's ``path`` as ``open`` would."""
-    if isinstance(exc, OSError) and exc.errno is not None:
-        return type(exc)(exc.errno, exc.strerror, path)
-    return exc
-
-
-def _writable_target(path):
-    """The file ``open(path, "wb")`` would write, its mode, and its ``os.stat`` (None when new).
-
-    Symbolic links are followed (a link keeps pointing at the new model), an
-    existing file keeps its permission bits, a new file gets ``0o666 & ~umask``
-    (as ``np.save``/``open``). An existing file that cannot be opened for
-    writing, or whose owner-write bit is clear (read-only on purpose: refused
-    also for root, who could write it), raises :class:`PermissionError`. A
-    path ending in a separator raises what ``open`` raises for it
-    (:class:`IsADirectoryError` or :class:`NotADirectoryError`). An existing
-    file that is not a regular file (a FIFO, a character device such as
-    ``/dev/stdout``) is returned as given, with mode None: it is written in
-    place, as ``open`` would, never replaced. A missing directory raises
-    :class:`FileNotFoundError` naming ``path``.
-    """
-    user = _user_path(path)
-    if user.endswith(os.sep) or (os.altsep and user.endswith(os.altsep)):
-        with open(user, "ab"):   # O_CREAT with a trailing separator never creates a file: this raises
-            pass
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", user)   # pragma: no cover - open raised
-    try:
-        st = os.stat(user)   # follows links, also /proc/self/fd/N links to pipes that realpath cannot name
-    except FileNotFoundError:
-        st = None
-    if st is not None and not stat.S_ISREG(st.st_mode) and not stat.S_ISDIR(st.st_mode):
-        return user, None, st
-    target = os.path.realpath(user)
-    if st is None:
-        directory = os.path.dirname(target) or "."
-        if not os.path.isdir(directory):
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", user)
-        return target, 0o666 & ~_umask(), None
-    if stat.S_ISDIR(st.st_mode):
-        raise IsADirectoryError(errno.EISDIR, "Is a directory", user)
-    if not st.st_mode & stat.S_IWUSR:
-        raise PermissionError(errno.EACCES, f"Permission denied: the file is read-only "
-                                            f"(mode {stat.S_IMODE(st.st_mode):04o})", user)
-    os.close(os.open(target, os.O_WRONLY))   # raises PermissionError exactly where open(path, "wb") would
-    return target, stat.S_IMODE(st.st_mode), st
-
-
-class _Staged:
-    """A complete new file for ``path``, written by ``write(file)`` but not yet in place.
-
-    :meth:`commit` puts it in place (``os.replace`` of a temporary file next
-    to the target, so readers never see a partial file and a failed write
-    leaves the old file untouched), :meth:`discard` removes it. The result is
-    what ``open(path, "wb")`` would give (see :func:`_writable_target`; an
-    existing file also keeps its owner and group where the process may set
-    them). Three cases cannot be replaced without changing what ``open``
-    would do, and are written in place once the complete file exists: a file
-    that is not a regular file (FIFO, device), a file with several hard links
-    (every name sees the new model) and a writable file in a directory the
-    process cannot create files in. Every ``OSError`` names ``path``, never
-    the temporary file.
-    """
-
-    def __init__(self, path, write):
-        self.path = _user_path(path)
-        self.target, mode, st = _writable_target(path)
-        directory = os.path.dirname(self.target)
-        try:
-            if mode is None:   # not a regular file: the complete content waits in an anonymous file
-                anonymous, self.tmp = tempfile.TemporaryFile(), None
-                fd = os.dup(anonymous.fileno())
-                anonymous.close()
-            else:
-                try:
-                    fd, self.tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp", dir=directory)
-                except PermissionError:
-                    if st is None:
-                        raise
-                    fd, self.tmp = tempfile.mkstemp(prefix=".minicnn-", suffix=".tmp")   # complete copy elsewhere
-        except OSError as exc:
-            raise _naming(exc, self.path) from None
-        self.in_place = mode is None or (st is not None and (st.st_nlink > 1 or os.path.dirname(self.tmp) != directory))
-        self.file = os.fdopen(fd, "w+b")
-        try:
-            try:
-                write(self.file)
-                self.file.flush()
-                if not self.in_place:
-                    os.fchmod(self.file.fileno(), mode)
-                    if st is not None and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                        try:
-                            os.fchown(self.file.fileno(), st.st_uid, st.st_gid)
-                        except PermissionError:
-                            pass
-                    os.fsync(self.file.fileno())
-            except OSError as exc:
-                raise _naming(exc, self.path) from None
-        except BaseException:
-            self.discard()
-            raise
-
-    def commit(self):
-        """Put the new file in place (then it is closed)."""
-        try:
-            if self.in_place:
-                self.file.seek(0)
-                with open(self.target, "r+b" if self.tmp is not None else "wb") as out:
-                    while chunk := self.file.read(1 << 20):
-                        out.write(chunk)
-                    if self.tmp is not None:
-                        out.truncate()
-                        out.flush()
-                        os.fsync(out.fileno())
-                self.discard()
-            else:
-                self.file.close()
-                os.replace(self.tmp, self.target)
-        except OSError as exc:
-            self.discard()
-            raise _naming(exc, self.path) from None
-        except BaseException:
-            self.discard()
-            raise
-
-    def discard(self):
-        """Remove the new file (the target is left as it was)."""
-        self.file.close()
-        if self.tmp is not None:
-            try:
-                os.unlink(self.tmp)
-            except OSError:
-                pass
-
-
-def _atomic_write(path, write):
-    """Call ``write(file)`` on a new file for ``path`` and put it in place (see :class:`_Staged`)."""
-    _Staged(path, write).commit()
+    atomic_write(path, lambda f: _write_arrays(f, arrays))
 
 
 def _write_arrays(f, arrays):
-    """Write the members (uncompressed ``.npz``) to the open file ``f``."""
-    np.savez(f, **arrays)
+    """Write the members (an uncompressed ``.npz``, as ``np.savez``) to the open file ``f``.
+
+    On any failure the archive is abandoned unfinished (the file is
+    discarded): ``ZipFile.close`` would refuse while a member is open and hide
+    the original error (a KeyboardInterrupt) behind its own.
+    """
+    archive = zipfile.ZipFile(f, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    member = None
+    try:
+        for key, value in arrays.items():
+            member = archive.open(f"{key}.npy", mode="w", force_zip64=True)
+            np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+            member.close()
+        archive.close()
+    except BaseException:
+        if member is not None:
+            io.BufferedIOBase.close(member)   # closed without finishing the member (nothing more is written)
+        archive.fp = None   # abandoned: neither close() nor the garbage collector writes or raises any more
+        raise
 
 
 # ---------------------------------------------------------------------------- loading
@@ -441,7 +284,7 @@ class _Reader:
                 got_shape, fortran, got_dtype = reader[major](fp)
             except ModelFileError:
                 raise
-            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError) as exc:
+            except (ValueError, SyntaxError, TypeError, RecursionError) as exc:
                 self.fail(f"array {key!r} has a malformed header ({type(exc).__name__}: {exc})")
             if not all(isinstance(d, int) and d >= 0 for d in got_shape):
                 self.fail(f"array {key!r} has an invalid shape {got_shape!r}")
@@ -609,6 +452,57 @@ def _restore_classes(reader, est, header):
     est.classes_ = classes.astype(object) if info["object"] else classes
 
 
+def activation_bytes(tokens, input_shape, *, kernel_size=3, padding="valid", pool_size=2, batch_norm=False,
+                     itemsize=4, **_):
+    """Estimated bytes one sample's forward pass needs, from the layer tokens (within a small factor, every backend).
+
+    Every layer keeps its output (three buffers for a weighted layer with
+    BatchNorm); the largest temporary of one layer comes on top: the padded
+    input a conv or pooling window reads (twice for pooling: its windows),
+    plus a conv's im2col rows. Used to refuse model files whose header
+    describes a network that would allocate without bound per sample (e.g. a
+    ``pool_size`` of 3000 with ``padding="same"`` on 8x8 images).
+
+    Examples
+    --------
+    >>> from minicnn.architecture import parse_layers
+    >>> activation_bytes(parse_layers(("conv4", "maxpool")), (8, 8, 1))
+    2528
+    """
+    options = {"kernel_size": kernel_size, "padding": padding, "pool_size": pool_size, "activation": None,
+               "batch_norm": batch_norm}
+    shape = tuple(input_shape)
+    kept, temporary = math.prod(shape), 0
+    for token in tokens:
+        kind = LAYER_KINDS[token.kind]
+        out, _ = kind.shape(token, shape, options)
+        if kind.input == kind.output == "map":
+            h, w, c = shape
+            k, stride = (token.kernel_size or kernel_size, 1) if kind.weighted else (pool_size, pool_size)
+            (ho, pt, pb), (wo, pl, pr) = (window_geometry(h, k, stride, 1, padding),
+                                          window_geometry(w, k, stride, 1, padding))
+            padded = max(h + pt + pb, (ho - 1) * stride + k) * max(w + pl + pr, (wo - 1) * stride + k) * c
+            temporary = max(temporary, padded + ho * wo * k * k * c if kind.weighted else 2 * padded)
+        kept += math.prod(out) * (3 if kind.weighted and batch_norm else 1)
+        shape = out
+    return itemsize * (kept + temporary)
+
+
+_ACTIVATION_OPTIONS = ("kernel_size", "padding", "pool_size", "batch_norm")
+
+
+def _activation_problem(tokens, input_shape, options):
+    """None, or what is wrong when one sample's activations exceed the cap (see :data:`MAX_ACTIVATION_EXPANSION`)."""
+    needed = activation_bytes(tokens, input_shape, **{k: options[k] for k in _ACTIVATION_OPTIONS})
+    sample = 4 * math.prod(input_shape)
+    if needed <= MAX_ACTIVATION_EXPANSION * sample + ACTIVATION_SLACK_BYTES:
+        return None
+    return (f"a network whose forward pass needs about {needed} bytes per sample, more than the limit of "
+            f"{MAX_ACTIVATION_EXPANSION} x the {sample} bytes of one input sample + {ACTIVATION_SLACK_BYTES} "
+            f"(kernel_size={options['kernel_size']!r}, pool_size={options['pool_size']!r}, "
+            f"padding={options['padding']!r} on input_shape {list(input_shape)})")
+
+
 def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, header["dtype"] == "float32", f"dtype {header['dtype']!r} is not float32")
     weights = weight_count(tokens, est.input_shape_, est.n_outputs_, **network_options(est))
@@ -617,6 +511,8 @@ def _restore_network(reader, est, header, tokens, specs):
     _expect(reader, 4 * weights <= MAX_EXPANSION * stored + 2**20,
             f"the parameters describe a network of {weights} weights ({4 * weights} bytes), far more than the "
             f"{stored} bytes of layer arrays the file stores")
+    problem = _activation_problem(tokens, est.input_shape_, network_options(est))
+    _expect(reader, problem is None, f"the parameters describe {problem}")
     network = est._new_network(tokens, specs, est.n_outputs_, np.random.default_rng(0))
     saved, layers = header["layers"], network.descendants()
     _expect(reader, len(saved) == len(layers),
@@ -663,6 +559,41 @@ def _check_directory(reader, disk_size):
                     f"refused unread (zip bomb?)")
 
 
+_FILE_KINDS = ((stat.S_ISFIFO, "FIFO (named pipe)"), (stat.S_ISCHR, "character device"),
+               (stat.S_ISBLK, "block device"), (stat.S_ISSOCK, "socket"))
+
+
+def _open_regular(source):
+    """``open(source, "rb")`` for a regular file only: a FIFO, device or socket is refused unread.
+
+    Opened without blocking (a FIFO with no writer would hang ``open``) and
+    checked with ``fstat`` on the open descriptor: what is read is the file
+    checked. Only a regular file has a size that bounds what is read.
+    """
+    fd = os.open(source, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", source)
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _FILE_KINDS if test(mode)), "special file")
+            raise ModelFileError(f"{source} is not a valid minicnn model file: it is a {kind}, not a regular file "
+                                 f"(a model is read only from a regular file, whose size bounds what is read; "
+                                 f"copy the stream to a file first)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _out_of_memory(source, exc):
+    """A MemoryError that says so: reading a file within the limits found the machine short of memory."""
+    return MemoryError(f"out of memory while loading {source} (the file is within minicnn's limits; free memory "
+                       f"or load it on a larger machine): {exc}")
+
+
 def read_model(path, backend, make, extra=None):
     """Read and check a model file; each face (estimator, Predictor) builds its own object with ``make``.
 
@@ -690,9 +621,16 @@ def read_model(path, backend, make, extra=None):
     ------
     ModelFileError
         (a ``ValueError``) If the file is not a zip, is truncated, has another
-        format or version, declares more data than the limits allow, or any
-        field or array is missing, malformed or inconsistent with the network
-        rebuilt from the saved parameters. Nothing in the file is executed.
+        format or version, declares more data than the limits allow (stored
+        bytes, weights, or activation memory per sample: see
+        :func:`activation_bytes`), or any field or array is missing,
+        malformed or inconsistent with the network rebuilt from the saved
+        parameters; or if ``path`` is not a regular file (a FIFO, a pipe, a
+        device such as ``/dev/zero``: refused unread). Nothing in the file is
+        executed.
+    MemoryError
+        If the machine runs out of memory reading a file within the limits
+        (named as memory, never as a bad file).
     ValueError
         If ``backend`` is not None or a backend name (raised before the file
         is opened).
@@ -704,10 +642,12 @@ def read_model(path, backend, make, extra=None):
     if backend is not None and (not isinstance(backend, str) or backend not in BACKEND_NAMES):
         raise ValueError(f"backend must be None or one of {BACKEND_NAMES}; received backend={backend!r}")
     source = os.fspath(path)
-    with open(source, "rb") as f:   # a missing or unreadable path raises OSError, as for any file
+    with _open_regular(source) as f:   # a missing or unreadable path raises OSError, as for any file
         disk_size = os.fstat(f.fileno()).st_size
         try:
             archive = zipfile.ZipFile(f)
+        except MemoryError as exc:
+            raise _out_of_memory(source, exc) from exc
         except Exception as exc:   # BadZipFile, EOFError, struct/overflow errors of a corrupted directory
             raise ModelFileError(f"{source} is not a valid minicnn model file: not a zip archive "
                                  f"({type(exc).__name__}: {exc})") from None
@@ -726,6 +666,8 @@ def read_model(path, backend, make, extra=None):
                     extra(reader, model)
             except ModelFileError:
                 raise
+            except MemoryError as exc:   # the limits above hold: this is the machine's memory, not the file
+                raise _out_of_memory(source, exc) from exc
             except Exception as exc:   # zlib/CRC errors, encrypted or unsupported members, anything malformed
                 reader.fail(f"{type(exc).__name__}: {exc}")
             extra = reader.names - reader.read

@@ -102,7 +102,8 @@ def test_the_cycle_finder_finds_a_lazy_cycle():
 
 
 @pytest.mark.parametrize("layer, above", [
-    ("minicnn.io", ("minicnn.estimator", "minicnn._estimator_base", "minicnn.predictor")),
+    ("minicnn.io", ("minicnn.estimator", "minicnn._estimator_base", "minicnn.predictor", "minicnn._record")),
+    ("minicnn.files", ("minicnn.io", "minicnn.estimator", "minicnn.predictor", "minicnn.datasets", "minicnn.network")),
     ("minicnn.architecture", ("minicnn.placement", "minicnn.estimator", "minicnn.io")),
     ("minicnn.network", ("minicnn.architecture", "minicnn.estimator", "minicnn.training")),
 ])

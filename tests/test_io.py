@@ -346,16 +346,18 @@ def test_a_bad_backend_argument_is_blamed_not_the_file(tiny, tmp_path, loader, b
         loader(tmp_path / "missing.npz", backend=backend)
 
 
-def test_save_over_a_hard_linked_file_updates_every_name_like_open(tiny, tmp_path):
+def test_save_over_a_hard_linked_file_replaces_the_name_and_the_other_link_keeps_the_old_file(tiny, tmp_path):
+    """The promise for hard links: the name given is replaced atomically (mode kept); other names keep the old
+    content whole (copying over the shared inode would let their readers see a half-written file)."""
     clf, X = tiny
     path, other = tmp_path / "m.npz", tmp_path / "same.npz"
     path.write_bytes(b"old model")
     os.chmod(path, 0o640)
     os.link(path, other)
     clf.save(path)
-    assert os.path.samefile(path, other) and other.read_bytes() == path.read_bytes()
-    assert os.stat(path).st_mode & 0o7777 == 0o640
-    np.testing.assert_array_equal(minicnn.load(other).predict_proba(X), clf.predict_proba(X))
+    assert not os.path.samefile(path, other) and other.read_bytes() == b"old model"
+    assert os.stat(path).st_mode & 0o7777 == 0o640 and os.stat(other).st_nlink == 1
+    np.testing.assert_array_equal(minicnn.load(path).predict_proba(X), clf.predict_proba(X))
     assert sorted(os.listdir(tmp_path)) == ["m.npz", "same.npz"]
 
 
@@ -485,7 +487,7 @@ def test_a_character_device_is_written_in_place_never_replaced(tiny, tmp_path):
     """A device node (here a private null device made under tmp_path) stays a device after save."""
     import stat as stat_
 
-    from minicnn.io import _writable_target
+    from minicnn.files import writable_target as _writable_target
 
     assert _writable_target(os.devnull)[1] is None   # read-only check of the real one: written in place
     node = tmp_path / "null"
@@ -581,3 +583,24 @@ def test_labels_fit_accepts_are_labels_save_stores(tiny, tmp_path, name):
     if labels.dtype.kind in "mM":
         with pytest.raises(ValueError, match="classes"):
             CNNClassifier(**TINY).partial_fit(X, y, classes=labels)
+
+
+def test_io_writes_a_plain_record_and_imports_no_estimator_and_no_scikit_learn(tiny, tmp_path):
+    """The estimator hands io a plain record (dicts, lists, arrays): io reads no estimator state."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from minicnn._record import model_record
+
+    clf, X = tiny
+    record = model_record(clf)
+    assert all(isinstance(layer, dict) for layer in record["layers"])
+    minicnn.io.save(record, tmp_path / "m.npz")
+    np.testing.assert_array_equal(minicnn.load(tmp_path / "m.npz").predict_proba(X), clf.predict_proba(X))
+    code = ("import sys, minicnn.io, minicnn.files; "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sklearn', 'scipy'}), "
+            "'minicnn.estimator' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parent.parent)))
+    assert done.stdout.split() == ["[]", "False"], done.stderr

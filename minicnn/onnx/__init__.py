@@ -147,7 +147,9 @@ def export_onnx(model, path, *, opset=None, input_ndim=None, embedding=False):
         exported (:class:`ExportError`, e.g. object
         ``classes_`` that are not all strings).
     OSError
-        If ``path`` cannot be written.
+        If ``path`` cannot be written (as ``open(path, "wb")``; a read-only
+        file is refused). The file is written atomically (see
+        :mod:`minicnn.files`): a failed export leaves the old file whole.
 
     Examples
     --------
@@ -168,8 +170,9 @@ def export_onnx(model, path, *, opset=None, input_ndim=None, embedding=False):
     """
     target = os.fspath(path)
     proto = to_onnx_model(model, opset=opset, input_ndim=input_ndim, embedding=embedding)
-    with open(target, "wb") as f:
-        f.write(proto.SerializeToString())
+    from ..files import write_bytes
+
+    write_bytes(target, proto.SerializeToString())   # atomically: a failed export leaves the old file whole
     return target
 
 

@@ -43,7 +43,7 @@ def run(args):
         raise FileNotFoundError(f"--out {args.out}: folder {folder} does not exist")
     if os.path.isdir(args.out):
         raise IsADirectoryError(f"--out {args.out} is a folder; give a file name such as model.onnx")
-    if not os.path.isfile(args.model):
+    if not os.path.exists(args.model):   # a FIFO or device is refused by the loader, saying what it is
         raise FileNotFoundError(f"--model {args.model}: no such file")
     if os.path.exists(args.out) and os.path.samefile(args.out, args.model):
         raise ValueError(f"--out {args.out} is the model file itself; choose another file name")

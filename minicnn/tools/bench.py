@@ -678,7 +678,9 @@ def main(argv=None):
                  rss=not args.no_rss, cold=not args.no_cold_start, with_ort=not args.no_onnxruntime)
     print(format_report(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=1))
+        from ..files import write_text
+
+        write_text(args.json, json.dumps(report, indent=1))   # atomically
     return 0
 
 

@@ -29,6 +29,7 @@ import platform
 import time
 from pathlib import Path
 
+from ...files import write_text
 from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, make_plan
 from .report import check_one_study, plot, read_runs, render, seeds_per_block, typed, warning_text
 from .runner import run_plan
@@ -400,7 +401,7 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
             meta["unknown_settings"] = "; ".join(notes)
     warning = warning_text(meta)
     out_dir.mkdir(parents=True, exist_ok=True)
-    meta_path.write_text(json.dumps(dict(meta, warning=warning), indent=2), encoding="utf-8")   # the fingerprint
+    write_text(meta_path, json.dumps(dict(meta, warning=warning), indent=2))   # the fingerprint (atomically)
     if verbose:
         for p in plans:
             n = pools[p.data]["n_pool"]
@@ -416,7 +417,7 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
                                             verbose=verbose, stream=stream)]
         meta.setdefault("data_info", {})[p.data] = pools[p.data]
     meta.update(wall_time_s=time.perf_counter() - start, load_average=_load(), warning=warning)
-    meta_path.write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    write_text(meta_path, json.dumps(meta, indent=2))
     return _write_outputs(rows, meta, out_dir, names["report"]), meta
 
 
@@ -429,7 +430,7 @@ def _write_outputs(rows, meta, out_dir, report_name):
         recs[data] = recommend(rows, data, "user" if "user" in groups else "base" if "base" in groups
                                else sorted(groups)[0])
     plots = plot(rows, results, out_dir)
-    (out_dir / report_name).write_text(render(rows, results, recs, meta, plots), encoding="utf-8")
+    write_text(out_dir / report_name, render(rows, results, recs, meta, plots))
     meta["recommendations"] = recs
     return results
 

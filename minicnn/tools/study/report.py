@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...files import write_bytes
 from .runner import CSV_FIELDS, read_csv
 from .stats import ALPHA
 
@@ -325,6 +326,15 @@ def render(rows, results, recommendations, meta, plots=()):
     return "\n".join(out)
 
 
+def _save_figure(fig, path):
+    """Save ``fig`` (format from the suffix, else PNG) atomically: a failed write leaves the previous plot whole."""
+    import io
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=100, format=Path(path).suffix[1:] or "png")
+    write_bytes(path, buffer.getvalue())
+
+
 def plot(rows, results, out_dir):
     """Accuracy vs training-set size per placement (one panel per data set and model), and the claims' effects.
 
@@ -374,7 +384,7 @@ def plot(rows, results, out_dir):
     fig.suptitle("test accuracy vs training-set size, rate chosen on validation per seed (± s.e.)")
     fig.tight_layout()
     paths.append(out_dir / "study_accuracy_by_size.png")
-    fig.savefig(paths[-1], dpi=100)
+    _save_figure(fig, paths[-1])
     plt.close(fig)
 
     if results:
@@ -393,7 +403,7 @@ def plot(rows, results, out_dir):
         ax.set_xlabel("treatment - control, test accuracy (pp), 95% CI; green holds, red does not, grey n.s.")
         fig.tight_layout()
         paths.append(out_dir / "study_claims.png")
-        fig.savefig(paths[-1], dpi=100)
+        _save_figure(fig, paths[-1])
         plt.close(fig)
     return paths
 
