@@ -341,10 +341,9 @@ def _read_cache(cache, key, mmap_mode):
 
 def _write_cache_meta(cache, key, meta):
     path = os.path.join(cache, key + ".json")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(meta, f)
-    os.replace(tmp, path)
+    from .files import write_text
+
+    write_text(path, json.dumps(meta))
 
 
 def _decode_all(paths, options, n_threads, on_error, out_for):

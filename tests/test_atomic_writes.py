@@ -441,6 +441,11 @@ _NOT_REPLACEMENTS = {
     ("minicnn/tools/study/runner.py", 'open(self.path, "a"'): "the study's run log: appended and fsynced per row",
     ("minicnn/tools/bench.py", "np.save(xpath"): "an input array in the benchmark's private temporary folder",
     ("minicnn/io.py", "archive.open("): "a member inside the model file being written (through minicnn.files)",
+    ("minicnn/checkpoint.py", "mkstemp("): "a probe that the directory accepts new files, removed at once",
+    ("minicnn/images.py", 'open(tmp, "wb")'): "the image cache's array, filled in its own temporary file (through a "
+                                              "memory map when larger than memory), removed on failure",
+    ("minicnn/images.py", "np.save(f, full)"): "the same temporary file",
+    ("minicnn/images.py", "os.replace(tmp, data_path)"): "puts that complete temporary file in place",
 }
 
 

@@ -151,6 +151,10 @@ LAYERS = {
     "minicnn._estimator_base": "estimator",
     "minicnn.convergence": "estimator",
     "minicnn.weights": "estimator",
+    "minicnn._record": "estimator",   # the record an estimator hands io.save
+    "minicnn._callbacks": "estimator",   # scikit-learn's callback API
+    "minicnn.checkpoint": "estimator",
+    "minicnn.uncertainty": "face",   # the MC report (scikit-learn metrics)
     "minicnn.onnx": "face",
     "minicnn.dask_wrappers": "face",
     "minicnn.datasets": "face",
