@@ -32,6 +32,9 @@ import numpy as np
 
 from .activation_codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 from .augment_reference import augment_batch  # noqa: F401 (kernel of this backend)
+from .depthwise_reference import (  # noqa: F401 (kernels of this backend)
+    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_bias_act_forward,
+    depthwise_conv2d_forward)
 from .hash_rng import hash_reference
 from .tuning import DW_GROUPS, conv_wgrad_workspace_length, winograd_workspace_length  # noqa: F401 (the layouts)
 
