@@ -15,7 +15,7 @@ from minicnn.threads import thread_limits
 from gradcheck import ATOL, RTOL, numerical_grad
 from helpers import kernel_module
 
-BACKENDS = ("numpy",)
+BACKENDS = ("numpy", "numba")
 DTYPES = (np.float32, np.float64)
 NAMES = ("depthwise_conv2d_forward", "depthwise_conv2d_bias_act_forward",
          "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight")

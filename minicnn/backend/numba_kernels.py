@@ -35,6 +35,9 @@ from numba.extending import intrinsic, overload  # noqa: E402
 
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
 from .augment_numba import augment_batch  # noqa: F401,E402 (kernel of this backend)
+from .depthwise_numba import (  # noqa: F401,E402 (kernels of this backend)
+    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_bias_act_forward,
+    depthwise_conv2d_forward)
 from .numba_hash import counter_hash  # noqa: E402
 from .jit import jit  # noqa: E402
 from . import tuning as _tuning  # noqa: E402
