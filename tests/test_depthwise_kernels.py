@@ -15,7 +15,7 @@ from minicnn.threads import thread_limits
 from gradcheck import ATOL, RTOL, numerical_grad
 from helpers import kernel_module
 
-BACKENDS = ("numpy", "numba")
+BACKENDS = ("numpy", "numba", "cython")
 DTYPES = (np.float32, np.float64)
 NAMES = ("depthwise_conv2d_forward", "depthwise_conv2d_bias_act_forward",
          "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight")
@@ -164,3 +164,11 @@ def test_gradients_match_finite_differences(backend, case):
     np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=RTOL, atol=ATOL, err_msg="dx")
     np.testing.assert_allclose(dw, numerical_grad(loss, w), rtol=RTOL, atol=ATOL, err_msg="dw")
     np.testing.assert_allclose(db, numerical_grad(loss, b), rtol=RTOL, atol=ATOL, err_msg="db")
+
+
+def test_compiled_weight_groups_match_tuning():
+    """The compiled weight gradient's fixed sample groups are the ones :mod:`minicnn.backend.tuning` states."""
+    compiled = pytest.importorskip("minicnn.backend._depthwise")
+    from minicnn.backend.tuning import DW_GROUPS
+
+    assert compiled.DW_GROUPS == DW_GROUPS

@@ -1,0 +1,296 @@
+# cython: language_level=3
+"""Depthwise convolution kernels (NHWC, weights ``(KH, KW, C)``), Cython + OpenMP.
+
+Shape letters: N batch, H, W input height and width, C channels, KH, KW kernel
+height and width, Ho, Wo output height and width.
+
+Same contract and results (up to the summation order) as
+``minicnn.backend.depthwise_reference``. Every loop runs over channels
+innermost, in register blocks of ``CB`` contiguous channels: a pixel's block of
+accumulators stays in vector registers while the taps are summed into it, and
+the tap ranges that fall inside the image are found once per pixel, so the
+inner loops carry no bounds checks.
+
+* Forward: one output row ``(n, oh)`` per parallel iteration; the
+  bias+activation epilogue (``_bias_act_rows.pxi``, the bits of
+  ``bias_act_forward``) runs on the row while it is in cache.
+* Input gradient: one sample per parallel iteration, scattering each ``dy``
+  block (held in registers) times each tap's weights into that sample's ``dx``
+  (any stride, no division in the loops).
+* Weight gradient: ``DW_GROUPS`` fixed sample groups in parallel, each into its
+  own partial gradient; the partials are then added in group order.
+
+Each output element is written by one thread in a fixed order, so every result
+is bit-identical for any OpenMP thread count.
+"""
+
+from cython.parallel cimport prange
+from libc.string cimport memset
+
+import numpy as np
+
+ctypedef fused floating:
+    float
+    double
+
+include "_parallel.pxi"
+include "_bias_act_rows.pxi"
+
+# Fixed sample groups of the weight gradient (minicnn/backend/tuning.py mirrors it as DW_GROUPS).
+DW_GROUPS = 8
+
+cdef enum:
+    GROUPS = 8
+    # Channels per register block: 16 floats are two AVX vectors (four for doubles).
+    CB = 16
+
+
+cdef inline void _tap_range(Py_ssize_t *k0, Py_ssize_t *k1, Py_ssize_t start, Py_ssize_t K, Py_ssize_t dil,
+                            Py_ssize_t size) noexcept nogil:
+    """Taps ``k0 <= k < k1`` whose position ``start + k*dil`` lies in ``[0, size)`` (a contiguous range)."""
+    cdef Py_ssize_t k = 0
+    while k < K and start + k * dil < 0:
+        k += 1
+    k0[0] = k
+    while k < K and start + k * dil < size:
+        k += 1
+    k1[0] = k
+
+
+cdef inline void _out_range(Py_ssize_t *lo, Py_ssize_t *hi, Py_ssize_t a, Py_ssize_t stride, Py_ssize_t size,
+                            Py_ssize_t out) noexcept nogil:
+    """Outputs ``lo <= o < hi`` (of ``out``) whose input position ``o*stride + a`` lies in ``[0, size)``."""
+    cdef Py_ssize_t l = 0 if a >= 0 else (-a + stride - 1) // stride
+    cdef Py_ssize_t h = 0 if size - 1 - a < 0 else (size - 1 - a) // stride + 1
+    l = min(l, out)
+    lo[0] = l
+    hi[0] = max(min(h, out), l)
+
+
+# ----------------------------------------------------------------------------- forward
+cdef void _forward_row(floating *y, const floating *x, const floating *w, const floating *bias, int act,
+                       floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW,
+                       Py_ssize_t Wo, Py_ssize_t oh, int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    """Output row ``oh`` of one sample: ``y (Wo, C)`` from ``x (H, W, C)``, then the epilogue if ``bias``."""
+    cdef Py_ssize_t i0, i1, j0, j1, ow, i, j, c0, c, n
+    cdef Py_ssize_t ih0 = oh * sh - pt, iw0
+    cdef floating acc[CB]
+    cdef const floating *xp
+    cdef const floating *wp
+    cdef floating *out
+    _tap_range(&i0, &i1, ih0, KH, dh, H)
+    for ow in range(Wo):
+        iw0 = ow * sw - pl
+        _tap_range(&j0, &j1, iw0, KW, dw, W)
+        out = y + ow * C
+        c0 = 0
+        while c0 < C:
+            n = min(<Py_ssize_t>CB, C - c0)
+            if n == CB:
+                for c in range(CB):
+                    acc[c] = 0
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        xp = x + ((ih0 + i * dh) * W + iw0 + j * dw) * C + c0
+                        wp = w + (i * KW + j) * C + c0
+                        for c in range(CB):
+                            acc[c] = acc[c] + xp[c] * wp[c]
+                for c in range(CB):
+                    out[c0 + c] = acc[c]
+            else:
+                for c in range(n):
+                    acc[c] = 0
+                for i in range(i0, i1):
+                    for j in range(j0, j1):
+                        xp = x + ((ih0 + i * dh) * W + iw0 + j * dw) * C + c0
+                        wp = w + (i * KW + j) * C + c0
+                        for c in range(n):
+                            acc[c] = acc[c] + xp[c] * wp[c]
+                for c in range(n):
+                    out[c0 + c] = acc[c]
+            c0 += CB
+    if bias != NULL:
+        _bias_act_rows(y, bias, Wo, C, act, alpha)
+
+
+cdef void _forward(floating *y, const floating *x, const floating *w, const floating *bias, int act,
+                   floating alpha, Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
+                   Py_ssize_t KW, Py_ssize_t Ho, Py_ssize_t Wo,
+                   int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    cdef Py_ssize_t r, n, oh
+    cdef int nt = team(N * Ho * Wo * C * KH * KW)
+    if nt == 1:
+        for r in range(N * Ho):
+            n = r // Ho
+            oh = r - n * Ho
+            _forward_row(y + r * Wo * C, x + n * H * W * C, w, bias, act, alpha, H, W, C, KH, KW, Wo, oh,
+                         sh, sw, pt, pl, dh, dw)
+        return
+    for r in prange(N * Ho, schedule="static", num_threads=nt):
+        n = r // Ho
+        oh = r - n * Ho
+        _forward_row(y + r * Wo * C, x + n * H * W * C, w, bias, act, alpha, H, W, C, KH, KW, Wo, oh,
+                     sh, sw, pt, pl, dh, dw)
+
+
+def depthwise_conv2d_forward(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] x,
+                             const floating[:, :, ::1] w, int sh, int sw, int pt, int pl, int dh, int dw):
+    """``y = depthwise_conv(x, w)`` (no bias): one output row per parallel iteration."""
+    if y.shape[0] * y.shape[1] * y.shape[2] * y.shape[3] == 0:
+        return
+    if x.shape[1] * x.shape[2] * w.shape[0] * w.shape[1] == 0:
+        y[...] = 0
+        return
+    _forward(&y[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0], NULL, 0, 0, x.shape[0], x.shape[1], x.shape[2],
+             x.shape[3], w.shape[0], w.shape[1], y.shape[1], y.shape[2], sh, sw, pt, pl, dh, dw)
+
+
+def depthwise_conv2d_bias_act_forward(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] x,
+                                      const floating[:, :, ::1] w, const floating[::1] b, int act, double alpha,
+                                      int sh, int sw, int pt, int pl, int dh, int dw):
+    """``y = f(depthwise_conv(x, w) + b)``: the conv and the bias+activation epilogue, row by row."""
+    cdef Py_ssize_t N = y.shape[0], Ho = y.shape[1], Wo = y.shape[2], C = y.shape[3], r
+    if N * Ho * Wo * C == 0:
+        return
+    if x.shape[1] * x.shape[2] * w.shape[0] * w.shape[1] == 0:
+        y[...] = 0
+        for r in range(N * Ho):
+            _bias_act_rows(&y[0, 0, 0, 0] + r * Wo * C, &b[0], Wo, C, act, <floating>alpha)
+        return
+    _forward(&y[0, 0, 0, 0], &x[0, 0, 0, 0], &w[0, 0, 0], &b[0], act, <floating>alpha, N, x.shape[1],
+             x.shape[2], C, w.shape[0], w.shape[1], Ho, Wo, sh, sw, pt, pl, dh, dw)
+
+
+# ----------------------------------------------------------------------------- input gradient
+cdef void _backward_input_one(floating *dx, const floating *dy, const floating *w, Py_ssize_t H, Py_ssize_t W,
+                              Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t Ho, Py_ssize_t Wo,
+                              int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    """One sample: ``dx (H, W, C)`` = sum over output pixels and taps of ``dy`` block times tap weights."""
+    cdef Py_ssize_t i0, i1, j0, j1, oh, ow, i, j, c0, c, n, ih0, iw0
+    cdef floating g[CB]
+    cdef const floating *src
+    cdef const floating *wp
+    cdef floating *dst
+    memset(dx, 0, H * W * C * sizeof(floating))
+    for oh in range(Ho):
+        ih0 = oh * sh - pt
+        _tap_range(&i0, &i1, ih0, KH, dh, H)
+        for ow in range(Wo):
+            iw0 = ow * sw - pl
+            _tap_range(&j0, &j1, iw0, KW, dw, W)
+            src = dy + (oh * Wo + ow) * C
+            c0 = 0
+            while c0 < C:
+                n = min(<Py_ssize_t>CB, C - c0)
+                if n == CB:
+                    for c in range(CB):
+                        g[c] = src[c0 + c]
+                    for i in range(i0, i1):
+                        for j in range(j0, j1):
+                            dst = dx + ((ih0 + i * dh) * W + iw0 + j * dw) * C + c0
+                            wp = w + (i * KW + j) * C + c0
+                            for c in range(CB):
+                                dst[c] = dst[c] + g[c] * wp[c]
+                else:
+                    for i in range(i0, i1):
+                        for j in range(j0, j1):
+                            dst = dx + ((ih0 + i * dh) * W + iw0 + j * dw) * C + c0
+                            wp = w + (i * KW + j) * C + c0
+                            for c in range(n):
+                                dst[c] = dst[c] + src[c0 + c] * wp[c]
+                c0 += CB
+
+
+def depthwise_conv2d_backward_input(floating[:, :, :, ::1] dx, const floating[:, :, :, ::1] dy,
+                                    const floating[:, :, ::1] w, int sh, int sw, int pt, int pl, int dh, int dw):
+    """Gradient with respect to the input: one sample per parallel iteration (scatter-add, any stride)."""
+    cdef Py_ssize_t N = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3], n
+    cdef Py_ssize_t Ho = dy.shape[1], Wo = dy.shape[2], KH = w.shape[0], KW = w.shape[1]
+    if N * H * W * C == 0:
+        return
+    if Ho * Wo * KH * KW == 0:
+        dx[...] = 0
+        return
+    cdef floating *dxp = &dx[0, 0, 0, 0]
+    cdef const floating *dyp = &dy[0, 0, 0, 0]
+    cdef const floating *wp = &w[0, 0, 0]
+    cdef int nt = team(N * Ho * Wo * C * KH * KW)
+    for n in prange(N, nogil=True, schedule="static", num_threads=nt):
+        _backward_input_one(dxp + n * H * W * C, dyp + n * Ho * Wo * C, wp, H, W, C, KH, KW, Ho, Wo,
+                            sh, sw, pt, pl, dh, dw)
+
+
+# ----------------------------------------------------------------------------- weight gradient
+cdef void _backward_weight_group(floating *part, const floating *dy, const floating *x, Py_ssize_t n0,
+                                 Py_ssize_t n1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH,
+                                 Py_ssize_t KW, Py_ssize_t Ho, Py_ssize_t Wo,
+                                 int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
+    """``part (KH, KW, C)`` = sum over samples ``n0 <= n < n1``, output rows, then output columns."""
+    cdef Py_ssize_t s, oh, i, j, ow, lo, hi, c0, c, nc, ih, a
+    cdef floating acc[CB]
+    cdef const floating *xrow
+    cdef const floating *dyrow
+    cdef const floating *xp
+    cdef const floating *gp
+    cdef floating *pp
+    memset(part, 0, KH * KW * C * sizeof(floating))
+    for s in range(n0, n1):
+        for oh in range(Ho):
+            dyrow = dy + (s * Ho + oh) * Wo * C
+            for i in range(KH):
+                ih = oh * sh - pt + i * dh
+                if ih < 0 or ih >= H:
+                    continue
+                xrow = x + (s * H + ih) * W * C
+                for j in range(KW):
+                    a = j * dw - pl
+                    _out_range(&lo, &hi, a, sw, W, Wo)
+                    pp = part + (i * KW + j) * C
+                    c0 = 0
+                    while c0 < C:
+                        nc = min(<Py_ssize_t>CB, C - c0)
+                        for c in range(CB):
+                            acc[c] = 0
+                        if nc == CB:
+                            for ow in range(lo, hi):
+                                xp = xrow + (ow * sw + a) * C + c0
+                                gp = dyrow + ow * C + c0
+                                for c in range(CB):
+                                    acc[c] = acc[c] + xp[c] * gp[c]
+                        else:
+                            for ow in range(lo, hi):
+                                xp = xrow + (ow * sw + a) * C + c0
+                                gp = dyrow + ow * C + c0
+                                for c in range(nc):
+                                    acc[c] = acc[c] + xp[c] * gp[c]
+                        for c in range(nc):
+                            pp[c0 + c] = pp[c0 + c] + acc[c]
+                        c0 += CB
+
+
+def depthwise_conv2d_backward_weight(floating[:, :, ::1] dw, const floating[:, :, :, ::1] dy,
+                                     const floating[:, :, :, ::1] x, int sh, int sw, int pt, int pl,
+                                     int dh, int dwl):
+    """Gradient with respect to the weights: ``DW_GROUPS`` fixed sample groups in parallel, added in order."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef Py_ssize_t KH = dw.shape[0], KW = dw.shape[1], Ho = dy.shape[1], Wo = dy.shape[2]
+    cdef Py_ssize_t K = KH * KW * C, G = min(N, <Py_ssize_t>GROUPS), g, e
+    if K == 0:
+        return
+    if N * H * W * Ho * Wo == 0:
+        dw[...] = 0
+        return
+    cdef floating[:, ::1] part = np.empty((G, K), dtype=np.float32 if floating is float else np.float64)
+    cdef floating *pp = &part[0, 0]
+    cdef floating *out = &dw[0, 0, 0]
+    cdef const floating *dyp = &dy[0, 0, 0, 0]
+    cdef const floating *xp = &x[0, 0, 0, 0]
+    cdef floating acc
+    for g in prange(G, nogil=True, schedule="static", chunksize=1, num_threads=team(N * Ho * Wo * K)):
+        _backward_weight_group(pp + g * K, dyp, xp, g * N // G, (g + 1) * N // G, H, W, C, KH, KW, Ho, Wo,
+                               sh, sw, pt, pl, dh, dwl)
+    for e in range(K):
+        acc = pp[e]
+        for g in range(1, G):
+            acc = acc + pp[g * K + e]
+        out[e] = acc
