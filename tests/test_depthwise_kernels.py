@@ -33,6 +33,8 @@ CASES = [
     (1, 4, 5, 3, 5, 5, 1, 1, 4, 4, 5, 3, 1, 1),       # padding past the kernel
     (2, 6, 6, 16, 3, 3, 3, 2, 0, 2, 1, 0, 1, 2),      # stride 3x2, dilation along the width
     (2, 3, 3, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1),       # output 1x1
+    (2, 11, 21, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),    # stride 2, wide rows: blocks of pixels and of channels
+    (2, 9, 20, 32, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),     # dilation 2 "same", wide rows
     (0, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),       # empty batch: dw is zero
 ]
 
