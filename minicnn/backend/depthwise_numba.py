@@ -42,16 +42,6 @@ def depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw):
                         out[c] += src[c] * tap[c]
 
 
-def depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
-    """``y = f(depthwise_conv(x, w) + b)``: the conv, then this backend's ``bias_act_forward`` on ``y``."""
-    from .numba_kernels import bias_act_forward   # here: numba_kernels imports this module
-
-    depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw)
-    if y.size:
-        y2 = y.reshape(-1, y.shape[-1])
-        bias_act_forward(y2, y2, b, act, alpha)
-
-
 @jit(parallel=True)
 def depthwise_conv2d_backward_input(dx, dy, w, sh, sw, pt, pl, dh, dw):
     """``dx``: per input pixel, the sum over the taps that read it of ``dy * w`` (one input row per iteration)."""

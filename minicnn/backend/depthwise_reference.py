@@ -22,12 +22,13 @@ no workspace. Geometry: strides ``sh, sw``, top/left zero padding ``pt, pl``
 ``dh, dw``; the output size is read from ``y`` (``dy``).
 
 * ``depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw)``: ``y (N, Ho, Wo, C)``.
-* ``depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw)``:
-  ``y = f(conv(x, w) + b)`` with ``b (C,)`` and the activation code ``act``
-  of :mod:`minicnn.backend.activation_codes` (the epilogue of
-  ``bias_act_forward``, same bits). The bias gradient and the activation
-  derivative come from ``bias_act_backward`` on ``(N*Ho*Wo, C)`` views, as
-  for ``Conv2D``.
+* ``depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw)``
+  (defined by each backend module next to ``conv2d_bias_act_forward``, whose
+  ``bias_act_forward`` it fuses): ``y = f(conv(x, w) + b)`` with ``b (C,)``
+  and the activation code ``act`` of :mod:`minicnn.backend.activation_codes`,
+  the bits of this forward then ``bias_act_forward``. The bias gradient and
+  the activation derivative come from ``bias_act_backward`` on
+  ``(N*Ho*Wo, C)`` views, as for ``Conv2D``.
 * ``depthwise_conv2d_backward_input(dx, dy, w, sh, sw, pt, pl, dh, dw)``:
   ``dx (N, H, W, C)``, the gradient with respect to ``x`` of ``sum(y * dy)``.
 * ``depthwise_conv2d_backward_weight(dw, dy, x, sh, sw, pt, pl, dh, dwl)``:
@@ -77,17 +78,6 @@ def depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw):
         for j in range(KW):
             acc += xp[_tap(Ho, Wo, i, j, sh, sw, dh, dw)] * w[i, j]
     y[...] = acc
-
-
-def depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
-    """``y = f(depthwise_conv(x, w) + b)``: the conv, then the ``bias_act_forward`` epilogue."""
-    from .reference import bias_act_forward   # here: reference imports this module
-
-    depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw)
-    if y.size == 0:
-        return
-    y2 = y.reshape(-1, y.shape[-1])
-    bias_act_forward(y2, y2, b, act, alpha)
 
 
 def depthwise_conv2d_backward_input(dx, dy, w, sh, sw, pt, pl, dh, dw):

@@ -36,8 +36,7 @@ from numba.extending import intrinsic, overload  # noqa: E402
 from .activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # noqa: E402 (anything else: identity)
 from .augment_numba import augment_batch  # noqa: F401,E402 (kernel of this backend)
 from .depthwise_numba import (  # noqa: F401,E402 (kernels of this backend)
-    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_bias_act_forward,
-    depthwise_conv2d_forward)
+    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_forward)
 from .numba_hash import counter_hash  # noqa: E402
 from .jit import jit  # noqa: E402
 from . import tuning as _tuning  # noqa: E402
@@ -597,6 +596,14 @@ def conv2d_bias_act_forward(y, x, w, b, col, act, alpha, sh, sw, pt, pl, dh, dw)
         bias_act_forward(y2, y2, b, act, alpha)
         return
     _conv(y, x, w, b, col, act, alpha, True, sh, sw, pt, pl, dh, dw)
+
+
+def depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = f(depthwise_conv(x, w) + b)``: :func:`depthwise_conv2d_forward` then :func:`bias_act_forward`."""
+    depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw)
+    if y.size:
+        y2 = y.reshape(-1, y.shape[-1])
+        bias_act_forward(y2, y2, b, act, alpha)
 
 
 def dense_bias_act_forward(y, x, w, b, act, alpha):

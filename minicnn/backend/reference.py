@@ -33,8 +33,7 @@ import numpy as np
 from .activation_codes import IDENTITY, LEAKY_RELU, RELU, SIGMOID, TANH
 from .augment_reference import augment_batch  # noqa: F401 (kernel of this backend)
 from .depthwise_reference import (  # noqa: F401 (kernels of this backend)
-    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_bias_act_forward,
-    depthwise_conv2d_forward)
+    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_forward)
 from .hash_rng import hash_reference
 from .tuning import DW_GROUPS, conv_wgrad_workspace_length, winograd_workspace_length  # noqa: F401 (the layouts)
 
@@ -301,6 +300,14 @@ def conv2d_bias_act_forward(y, x, w, b, col, act, alpha, sh, sw, pt, pl, dh, dw)
     conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw)
     y2 = y.reshape(-1, y.shape[-1])
     bias_act_forward(y2, y2, b, act, alpha)
+
+
+def depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = f(depthwise_conv(x, w) + b)``: :func:`depthwise_conv2d_forward` then :func:`bias_act_forward`."""
+    depthwise_conv2d_forward(y, x, w, sh, sw, pt, pl, dh, dw)
+    if y.size:
+        y2 = y.reshape(-1, y.shape[-1])
+        bias_act_forward(y2, y2, b, act, alpha)
 
 
 def dense_bias_act_forward(y, x, w, b, act, alpha):
