@@ -92,6 +92,29 @@ cdef extern from *:
         }
     }
 
+    /* One output pixel, channels [0, Cfull) in blocks of 16, taps i0 <= i < i1, j0 <= j < j1 (a border
+       pixel, or one left over from the blocks of 4). */
+    static inline void dw_pixel1_f32(float *out, const float *x, const float *w, Py_ssize_t step,
+                                     Py_ssize_t W, Py_ssize_t C, Py_ssize_t KW, Py_ssize_t i0, Py_ssize_t i1,
+                                     Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t ih0, Py_ssize_t iw0, int dh, int dw,
+                                     Py_ssize_t Cfull)
+    {
+        for (Py_ssize_t c0 = 0; c0 < Cfull; c0 += 16) {
+            dw_v8 a0 = {0}, b0 = {0};
+            for (Py_ssize_t i = i0; i < i1; i++) {
+                const float *xr = x + ((ih0 + i * dh) * W + iw0) * C + c0;
+                const float *wr = w + i * KW * step + c0;
+                for (Py_ssize_t j = j0; j < j1; j++) {
+                    const float *xp = xr + j * dw * C, *wp = wr + j * step;
+                    a0 = a0 + DW_LD(xp) * DW_LD(wp);
+                    b0 = b0 + DW_LD(xp + 8) * DW_LD(wp + 8);
+                }
+            }
+            DW_ST(out + c0, a0);
+            DW_ST(out + c0 + 8, b0);
+        }
+    }
+
     /* Weight gradient of one tap, channels [c0, c0 + 16): sum over output columns lo <= ow < hi of
        x[ow*sw + a] * dy[ow], two columns at a time into two accumulator pairs added at the end. */
     static inline void dw_wgrad16_f32(float *part, const float *xrow, const float *dyrow, Py_ssize_t C,
@@ -136,6 +159,9 @@ cdef extern from *:
     void dw_pixels4_f32(float *out, const float *x, const float *w, Py_ssize_t step, Py_ssize_t W, Py_ssize_t C,
                         Py_ssize_t KW, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t ih0, Py_ssize_t iw0,
                         int dh, int dw, int sw, Py_ssize_t Cfull) noexcept nogil
+    void dw_pixel1_f32(float *out, const float *x, const float *w, Py_ssize_t step, Py_ssize_t W, Py_ssize_t C,
+                       Py_ssize_t KW, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t j0, Py_ssize_t j1, Py_ssize_t ih0,
+                       Py_ssize_t iw0, int dh, int dw, Py_ssize_t Cfull) noexcept nogil
     void dw_wgrad16_f32(float *part, const float *xrow, const float *dyrow, Py_ssize_t C, Py_ssize_t lo,
                         Py_ssize_t hi, Py_ssize_t a, int sw) noexcept nogil
     void dw_wgrad3x16_f32(float *part, const float *xrow, const float *dyrow, Py_ssize_t C, Py_ssize_t lo,
@@ -174,6 +200,9 @@ cdef inline void _pixel(floating *out, const floating *x, const floating *w, Py_
     cdef const floating *xp
     cdef const floating *wp
     c0 = c_start
+    if floating is float and c_start == 0:
+        c0 = C - C % CB
+        dw_pixel1_f32(out, x, w, step, W, C, KW, i0, i1, j0, j1, ih0, iw0, dh, dw, c0)
     while c0 < C:
         n = min(<Py_ssize_t>CB, C - c0)
         if n == CB:
