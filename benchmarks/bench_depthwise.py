@@ -1,8 +1,8 @@
 """Depthwise 3x3 convolution, forward + backward (input and weight gradients): minicnn vs PyTorch CPU.
 
 Run ``python benchmarks/bench_depthwise.py [--rounds R] [--threads 1 2] [--backends cython numba]``.
-For each shape (batch 64, 32 and 64 px maps, 32-128 channels, "same" padding,
-float32) it first checks every contender's output and both gradients against
+For each shape (batch 64, 32 and 64 px maps, 32-128 channels, padding 1, stride 1
+("same") and one stride-2 downsampling shape, float32) it first checks every contender's output and both gradients against
 the NumPy reference, then times one training step of the layer's convolution
 in interleaved rounds (one step of each contender per round) with 1 and 2
 threads, and prints the medians (ms) and the ratio torch / minicnn (> 1:
@@ -11,7 +11,7 @@ minicnn is faster; the target is >= 2).
 * minicnn: ``depthwise_conv2d_forward``, ``depthwise_conv2d_backward_input``,
   ``depthwise_conv2d_backward_weight`` on NHWC arrays, outputs preallocated
   (as a layer keeps them), inside :func:`minicnn.threads.thread_limits`.
-* torch: ``conv2d(x, w, padding=1, groups=C)`` then ``backward`` for the
+* torch: ``conv2d(x, w, stride, padding=1, groups=C)`` then ``backward`` for the
   gradients of ``x`` and ``w`` (no bias on either side), with
   ``torch.set_num_threads``, on the same data in two memory formats: the
   NHWC array seen as a channels-last tensor (``torch nhwc``, no copy) and a
@@ -31,32 +31,36 @@ import numpy as np
 from minicnn.backend import depthwise_reference as ref
 from minicnn.threads import thread_limits
 
-#         N   H   W    C
-SHAPES = [(64, 32, 32, 32), (64, 32, 32, 64), (64, 32, 32, 128), (64, 64, 64, 32), (64, 64, 64, 64)]
-GEOMETRY = (1, 1, 1, 1, 1, 1)   # stride 1, padding 1 ("same"), dilation 1
+#         N   H   W    C  stride (padding 1, dilation 1: "same" at stride 1, MobileNet's downsampling at 2)
+SHAPES = [(64, 32, 32, 32, 1), (64, 32, 32, 64, 1), (64, 32, 32, 128, 1), (64, 64, 64, 32, 1), (64, 64, 64, 64, 1),
+          (64, 64, 64, 32, 2)]
 
 
-def _problem(N, H, W, C, rng):
+def _geometry(stride):
+    return (stride, stride, 1, 1, 1, 1)
+
+
+def _problem(N, H, W, C, stride, rng):
     x = rng.standard_normal((N, H, W, C), dtype=np.float32)
     w = rng.standard_normal((3, 3, C), dtype=np.float32) / np.float32(3)
-    dy = rng.standard_normal((N, H, W, C), dtype=np.float32)
+    dy = rng.standard_normal((N, (H - 1) // stride + 1, (W - 1) // stride + 1, C), dtype=np.float32)
     return x, w, dy
 
 
-def _minicnn_step(module, x, w, dy):
+def _minicnn_step(module, x, w, dy, geometry):
     """A closure running one forward + backward into preallocated arrays; returns (y, dx, dw)."""
     y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
 
     def step():
-        module.depthwise_conv2d_forward(y, x, w, *GEOMETRY)
-        module.depthwise_conv2d_backward_input(dx, dy, w, *GEOMETRY)
-        module.depthwise_conv2d_backward_weight(dw, dy, x, *GEOMETRY)
+        module.depthwise_conv2d_forward(y, x, w, *geometry)
+        module.depthwise_conv2d_backward_input(dx, dy, w, *geometry)
+        module.depthwise_conv2d_backward_weight(dw, dy, x, *geometry)
         return y, dx, dw
 
     return step
 
 
-def _torch_step(torch, x, w, dy, channels_last):
+def _torch_step(torch, x, w, dy, stride, channels_last):
     """One ``conv2d(groups=C)`` forward + backward; returns (y, dx, dw) as NHWC / (KH, KW, C) arrays."""
     C = x.shape[3]
     xt = torch.from_numpy(x).permute(0, 3, 1, 2)
@@ -68,7 +72,7 @@ def _torch_step(torch, x, w, dy, channels_last):
 
     def step():
         xt.grad = wt.grad = None
-        yt = torch.nn.functional.conv2d(xt, wt, padding=1, groups=C)
+        yt = torch.nn.functional.conv2d(xt, wt, stride=stride, padding=1, groups=C)
         yt.backward(dyt)
         return yt, xt.grad, wt.grad
 
@@ -80,12 +84,12 @@ def _torch_step(torch, x, w, dy, channels_last):
     return step, as_numpy
 
 
-def _check(got, x, w, dy):
+def _check(got, x, w, dy, geometry):
     """Output and both gradients against the NumPy reference (float32; only the summation order differs)."""
     want = [np.empty_like(dy), np.empty_like(x), np.empty_like(w)]
-    ref.depthwise_conv2d_forward(want[0], x, w, *GEOMETRY)
-    ref.depthwise_conv2d_backward_input(want[1], dy, w, *GEOMETRY)
-    ref.depthwise_conv2d_backward_weight(want[2], dy, x, *GEOMETRY)
+    ref.depthwise_conv2d_forward(want[0], x, w, *geometry)
+    ref.depthwise_conv2d_backward_input(want[1], dy, w, *geometry)
+    ref.depthwise_conv2d_backward_weight(want[2], dy, x, *geometry)
     for name, g, r in zip(("y", "dx", "dw"), got, want):
         scale = max(float(np.abs(r).max()), 1.0)
         np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4 * scale, err_msg=name)
@@ -95,17 +99,20 @@ def bench(shape, threads, rounds, contenders):
     """Median ms per contender over ``rounds`` interleaved rounds with ``threads`` threads."""
     import torch
 
+    stride = shape[-1]
+    geometry = _geometry(stride)
     x, w, dy = _problem(*shape, np.random.default_rng(0))
-    steps = {name: (_minicnn_step(module, x, w, dy), lambda result: result) for name, module in contenders.items()}
+    steps = {name: (_minicnn_step(module, x, w, dy, geometry), lambda result: result)
+             for name, module in contenders.items()}
     for name, channels_last in (("torch nhwc", True), ("torch nchw", False)):
-        steps[name] = _torch_step(torch, x, w, dy, channels_last)
+        steps[name] = _torch_step(torch, x, w, dy, stride, channels_last)
     times = {name: [] for name in steps}
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with thread_limits(threads):
             for step, as_numpy in steps.values():   # correctness first, and warm-up (first touch, JIT)
-                _check(as_numpy(step()), x, w, dy)
+                _check(as_numpy(step()), x, w, dy, geometry)
                 step()
             for _ in range(rounds):
                 for name, (step, _) in steps.items():
@@ -129,15 +136,15 @@ def main():
     contenders = {name: importlib.import_module(f"minicnn.backend.{module}") for name, module in
                   (("cython", "cython_kernels"), ("numba", "numba_kernels")) if name in args.backends}
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
-          f"medians of {args.rounds} interleaved rounds (ms), 3x3 stride 1 'same', float32, forward + dx + dw")
+          f"medians of {args.rounds} interleaved rounds (ms), 3x3, padding 1, float32, forward + dx + dw")
     names = list(contenders) + ["torch nhwc", "torch nchw"]
-    print(f"{'NxHxWxC':>15s} {'T':>2s} " + " ".join(f"{n:>11s}" for n in names)
+    print(f"{'NxHxWxC/stride':>17s} {'T':>2s} " + " ".join(f"{n:>11s}" for n in names)
           + " " + " ".join(f"{'torch/' + n:>13s}" for n in contenders))
     for shape in SHAPES:
         for threads in args.threads:
             ms = bench(shape, threads, args.rounds, contenders)
             best_torch = min(ms["torch nhwc"], ms["torch nchw"])
-            print(f"{'x'.join(map(str, shape)):>15s} {threads:2d} " + " ".join(f"{ms[n]:11.2f}" for n in names)
+            print(f"{'x'.join(map(str, shape[:4])) + '/' + str(shape[4]):>17s} {threads:2d} " + " ".join(f"{ms[n]:11.2f}" for n in names)
                   + " " + " ".join(f"{best_torch / ms[n]:13.2f}" for n in contenders), flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
