@@ -174,3 +174,15 @@ def test_compiled_weight_groups_match_tuning():
     from minicnn.backend.tuning import DW_GROUPS
 
     assert compiled.DW_GROUPS == DW_GROUPS
+
+
+@pytest.mark.parametrize("backend", BACKENDS[1:])
+def test_same_signatures_as_the_reference(backend):
+    """Every backend's kernels take the reference's parameters, by name and in order."""
+    import inspect
+
+    def names(func):
+        return list(inspect.signature(getattr(func, "py_func", func)).parameters)
+
+    for want, got in zip(_kernels("numpy"), _kernels(backend)):
+        assert names(got) == names(want), want.__name__
