@@ -34,6 +34,10 @@ REFERENCE_TESTS = {
     "conv2d_bias_act_forward": "test_fused_kernels.py::test_conv2d_bias_act_forward_matches_unfused",
     "dense_bias_act_forward": "test_fused_kernels.py::test_dense_bias_act_forward_matches_unfused",
     "augment_batch": "test_augment.py::test_kernel_matches_the_numpy_twin",
+    "depthwise_conv2d_forward": "test_depthwise_kernels.py::test_matches_reference",
+    "depthwise_conv2d_backward_input": "test_depthwise_kernels.py::test_matches_reference",
+    "depthwise_conv2d_backward_weight": "test_depthwise_kernels.py::test_matches_reference",
+    "depthwise_conv2d_bias_act_forward": "test_depthwise_kernels.py::test_bias_act_is_conv_then_bias_act_forward",
     "conv2d_winograd_bias_act_forward": "test_winograd.py::test_winograd_matches_direct_reference",
     "conv2d_backward_weight_from_input": "test_conv_wgrad.py::test_wgrad_from_input_matches_col_reference",
     "conv2d_winograd_bias_act_maxpool2_forward":

@@ -23,6 +23,8 @@ KERNELS = (
     "bias_act_forward", "bias_act_backward",
     "matmul", "adam_update", "softmax_xent",
     "conv2d_bias_act_forward", "dense_bias_act_forward", "augment_batch",
+    "depthwise_conv2d_forward", "depthwise_conv2d_bias_act_forward",
+    "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
 )
 
 #: Kernels a backend may lack; layers fall back to the contract kernels without them.

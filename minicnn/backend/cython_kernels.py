@@ -30,6 +30,9 @@ from ._conv_wgrad import (  # noqa: F401
     set_sgemm64 as set_wgrad_sgemm64,
 )
 from ._augment import augment_batch  # noqa: F401
+from ._depthwise import (  # noqa: F401
+    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_bias_act_forward,
+    depthwise_conv2d_forward)
 from ._dropout import (  # noqa: F401
     dropout_backward,
     dropout_forward,

@@ -37,6 +37,7 @@ from .augment import *  # noqa: F401,F403
 from .bias_act import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .conv_wgrad import *  # noqa: F401,F403
+from .depthwise import *  # noqa: F401,F403
 from .dropout import *  # noqa: F401,F403
 from .gemm import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
