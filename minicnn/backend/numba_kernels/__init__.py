@@ -32,6 +32,7 @@ from .augment import *  # noqa: E402,F401,F403
 from .bias_act import *  # noqa: E402,F401,F403
 from .conv import *  # noqa: E402,F401,F403
 from .conv_wgrad import *  # noqa: E402,F401,F403
+from .depthwise import *  # noqa: E402,F401,F403
 from .dropout import *  # noqa: E402,F401,F403
 from .gemm import *  # noqa: E402,F401,F403
 from .loss import *  # noqa: E402,F401,F403
