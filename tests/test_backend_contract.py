@@ -98,8 +98,12 @@ def test_each_package_has_one_file_per_family_and_exports_it(package):
 
 
 def _test_nodes(path, name):
-    """Test ``name`` of ``path`` and every function of that file it calls (transitively), as AST nodes."""
-    functions = {node.name: node for node in ast.parse(path.read_text()).body if isinstance(node, ast.FunctionDef)}
+    """Test ``name`` of ``path``, every function of that file it calls (transitively) and the module-level names they
+    read, as AST nodes."""
+    body = ast.parse(path.read_text()).body
+    functions = {node.name: node for node in body if isinstance(node, ast.FunctionDef)}
+    constants = {t.id: node for node in body if isinstance(node, ast.Assign) for t in node.targets
+                 if isinstance(t, ast.Name)}   # module-level tables a test reads (e.g. a tuple of kernel names)
     if name not in functions:
         return None
     seen, todo = {}, [name]
@@ -109,7 +113,8 @@ def _test_nodes(path, name):
             seen[node.name] = node
             todo += [n.func.id for n in ast.walk(node) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
                      and n.func.id in functions]
-    return list(seen.values())
+    read = {n.id for node in seen.values() for n in ast.walk(node) if isinstance(n, ast.Name)}
+    return list(seen.values()) + [constants[n] for n in sorted(read & set(constants))]
 
 
 REFERENCE_NAMES = ("ref", "reference")
