@@ -80,7 +80,7 @@ class Model:
     Attributes
     ----------
     group : str
-        Name in the report and the CSV ("base", "deep", "bn", "keras", "user").
+        Name in the report and the CSV ("base", "deep", "resdeep", "bn", "keras", "user").
     layers : tuple of str
     padding : {"same", "valid"}
     batch_norm : bool
