@@ -16,9 +16,9 @@ batch 64, Adam, random data:
 
 At 1 and 2 threads, every contender and thread count in turn each round
 (interleaved, so a load spike hits them all); medians over the rounds after
-one warm-up round. ``--profile`` adds a per-layer breakdown of minicnn's
-training step (forward and backward of each top-level layer, loss, optimizer;
-``benchmarks/profile_step.py``).
+one warm-up round. ``--profile`` adds where minicnn's training step spends its
+time: forward and backward of each kind of leaf layer, inside the blocks too
+(:func:`leaf_profile`).
 
 Usage: ``python benchmarks/bench_zoo.py [--rounds 7] [--steps 3] [--batch 64] [--profile]``
 """
@@ -33,12 +33,10 @@ import warnings
 
 import numpy as np
 
-NETS = {
-    "ResNet-8 style": ("conv16", "res16", "res32s2", "res64s2", "gap"),
-    "MobileNet style": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap"),
-}
+from minicnn.tools.bench import N_CLASSES, ZOO
+
+NETS = {name: ZOO[name] for name in ("ResNet-8 style", "MobileNet style")}
 SHAPE = (32, 32, 3)
-N_CLASSES = 10
 
 
 def _data(batch):
@@ -105,6 +103,49 @@ def _timed(call, steps):
     for _ in range(steps):
         call()
     return (time.perf_counter() - start) / steps
+
+
+def leaf_profile(clf, X, y, n_threads, steps):
+    """Seconds per training step spent in each kind of leaf layer (forward and backward apart), and the step.
+
+    Every leaf reached through ``network.walk()`` (the sublayers of residual blocks and separable
+    convolutions included) is timed through a wrapper around its ``forward`` and ``backward`` while
+    :func:`minicnn.training.train_step` runs ``steps`` times; what the leaves do not cover (the residual add
+    and activation, the loss, the optimizer) is the step minus their sum.
+    """
+    from minicnn.layers.composite import Composite
+    from minicnn.threads import thread_limits
+    from minicnn.training import train_step
+
+    net, times = clf.network_, {}
+
+    def wrapped(method, key):
+        def call(*args, **kwargs):
+            start = time.perf_counter()
+            out = method(*args, **kwargs)
+            times[key] = times.get(key, 0.0) + time.perf_counter() - start
+            return out
+        return call
+
+    leaves = [layer for layer in net.walk() if not isinstance(layer, Composite)]
+    for layer in leaves:
+        kind = type(layer).__name__
+        layer.forward, layer.backward = wrapped(layer.forward, f"{kind} forward"), \
+            wrapped(layer.backward, f"{kind} backward")
+    try:
+        with thread_limits(n_threads, net.training_work(len(X))):
+            train_step(net, clf._loss_function, clf._optimizer, X, y)   # warm-up
+            times.clear()
+            start = time.perf_counter()
+            for _ in range(steps):
+                train_step(net, clf._loss_function, clf._optimizer, X, y)
+            step = (time.perf_counter() - start) / steps
+    finally:
+        for layer in leaves:   # the instance attributes shadowed the class methods: drop them
+            del layer.forward, layer.backward
+    parts = {key: value / steps for key, value in times.items()}
+    parts["rest (residual merge, loss, optimizer)"] = step - sum(parts.values())
+    return parts, step
 
 
 class Contenders:
@@ -178,7 +219,6 @@ class Contenders:
 def main(argv=None):
     import onnxruntime as ort
     import torch
-    from profile_step import profile_network   # benchmarks/profile_step.py, next to this script
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
@@ -211,12 +251,10 @@ def main(argv=None):
                     print(f"{metric:6s} {n:3d} {ours:10.0f} {torch_s:9.0f} {ours / torch_s:8.2f} {ort_cols}")
             if args.profile:
                 for n in (1, 2):
-                    parts = profile_network(c.clf, c.X, c.y, n, max(5, args.rounds))
-                    step = sum(parts.values())
-                    print(f"  per-layer training step, {n} thread(s), sum {step / 1e3:.1f} ms:")
+                    parts, step = leaf_profile(c.clf, c.X, c.y, n, max(5, args.rounds))
+                    print(f"  training step by leaf layer, {n} thread(s): {step * 1e3:.1f} ms")
                     for name, value in sorted(parts.items(), key=lambda kv: -kv[1]):
-                        print(f"    {name:32s} {value:9.0f} us {100 * value / step:5.1f}%")
-
+                        print(f"    {name:40s} {value * 1e3:8.1f} ms {100 * value / step:5.1f}%")
 
 if __name__ == "__main__":
     main()

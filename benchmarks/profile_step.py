@@ -21,12 +21,8 @@ from minicnn.threads import thread_limits
 def profile(model, backend, n_threads, steps):
     """``{part: median microseconds}`` for a training step, then inference parts prefixed ``infer``."""
     contender = MinicnnContender(model, backend)
-    return profile_network(contender.clf, contender.xb, contender.yb, n_threads, steps, x1=contender.x1)
-
-
-def profile_network(clf, xb, yb, n_threads, steps, x1=None):
-    """The parts of a fitted estimator's training step on ``(xb, yb)`` (and, with ``x1``, its inference)."""
-    net, loss_fn, opt = clf.network_, clf._loss_function, clf._optimizer
+    net, loss_fn, opt = contender.clf.network_, contender.clf._loss_function, contender.clf._optimizer
+    xb, yb = contender.xb, contender.yb
     times = {}
 
     def timed(name, call):
@@ -45,13 +41,11 @@ def profile_network(clf, xb, yb, n_threads, steps, x1=None):
             for name, layer in zip(reversed(names), reversed(net.layers)):
                 dy = timed(f"bwd {name}", lambda: layer.backward(dy))
             timed("optimizer", lambda: opt.step(net.flat_params_and_grads(), kernels=net.kernels))
-            if x1 is None:
-                continue
             x = xb
             for name, layer in zip(names, net.layers):
                 x = timed(f"infer {name}", lambda: layer.forward(x, False))
             timed("infer batch (whole forward)", lambda: net.forward(xb, False))
-            timed("infer one sample (whole forward)", lambda: net.forward(x1, False))
+            timed("infer one sample (whole forward)", lambda: net.forward(contender.x1, False))
     return {name: 1e6 * float(np.median(values[3:])) for name, values in times.items()}
 
 

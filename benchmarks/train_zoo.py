@@ -20,11 +20,7 @@ import warnings
 
 import numpy as np
 
-ZOO = {
-    "ResNet-8 style": ("conv16", "res16", "res32s2", "res64s2", "gap"),
-    "plain, ResNet-8 shape": ("conv16", "conv16", "conv16", "conv32s2", "conv32", "conv64s2", "conv64", "gap"),
-    "MobileNet style": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap"),
-}
+TRAINED = ("ResNet-8 style", "plain, ResNet-8 shape", "MobileNet style")   # keys of minicnn.tools.bench.ZOO
 
 
 def to_32x32_rgb(X):
@@ -46,14 +42,14 @@ def main(argv=None):
 
     from minicnn import CNNClassifier
     from minicnn.datasets import load_fashion_mnist
-    from minicnn.tools.bench import macs_per_sample
+    from minicnn.tools.bench import ZOO, macs_per_sample
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=5000)
     parser.add_argument("--test", type=int, default=2000)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--only", choices=list(ZOO), action="append", help="train only these nets (repeatable)")
+    parser.add_argument("--only", choices=TRAINED, action="append", help="train only these nets (repeatable)")
     args = parser.parse_args(argv)
 
     X_train, y_train, X_test, y_test = load_fashion_mnist()
@@ -65,9 +61,8 @@ def main(argv=None):
           f"{args.threads} thread(s), {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{time.strftime('%Y-%m-%d %H:%M')}")
     print(f"{'model':22s} {'weights':>8s} {'M MACs':>7s} {'test acc':>8s} {'fit s':>7s}  layers")
-    for name, layers in ZOO.items():
-        if args.only and name not in args.only:
-            continue
+    for name in args.only or TRAINED:
+        layers = ZOO[name]
         clf = CNNClassifier(layers=layers, padding="same", batch_norm=True, dropout="none", max_iter=args.epochs,
                             batch_size=64, n_threads=args.threads, random_state=0)
         start = time.perf_counter()
