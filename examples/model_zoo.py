@@ -20,17 +20,10 @@ from sklearn.model_selection import train_test_split
 from minicnn import CNNClassifier
 from minicnn.architecture import build_network, parse_layers
 from minicnn.datasets import load_digits_images
-from minicnn.tools.bench import macs_per_sample
+from minicnn.tools.bench import ZOO, macs_per_sample
 
 EPOCHS = int(os.environ.get("MINICNN_EXAMPLE_EPOCHS", 20))
 
-ZOO = {
-    "ResNet-8 style": ("conv16", "res16", "res32s2", "res64s2", "gap"),
-    "plain, ResNet-8 shape": ("conv16", "conv16", "conv16", "conv32s2", "conv32", "conv64s2", "conv64", "gap"),
-    "ResNet-20": ("conv16", "res16", "res16", "res16", "res32s2", "res32", "res32", "res64s2", "res64", "res64",
-                  "gap"),
-    "MobileNet style": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap"),
-}
 print("32x32 RGB input, 10 classes, batch_norm=True:")
 for name, layers in ZOO.items():
     network, _ = build_network(parse_layers(layers), [], n_outputs=10, input_shape=(32, 32, 3),

@@ -61,6 +61,14 @@ MODELS = {
     "digits": dict(input_shape=(8, 8, 1), batch_size=64, layers=("conv16", "maxpool", "dense64"),
                    padding="same", dropout=(1, 2), dropout_rate=(0.25, 0.5)),
 }
+#: The model zoo of docs/LAYERS.md (32x32 RGB input, ``batch_norm=True``, ``padding="same"``): name -> layer tokens.
+ZOO = {
+    "ResNet-8 style": ("conv16", "res16", "res32s2", "res64s2", "gap"),
+    "plain, ResNet-8 shape": ("conv16", "conv16", "conv16", "conv32s2", "conv32", "conv64s2", "conv64", "gap"),
+    "ResNet-20": ("conv16", "res16", "res16", "res16", "res32s2", "res32", "res32", "res64s2", "res64", "res64",
+                  "gap"),
+    "MobileNet style": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap"),
+}
 N_CLASSES = 10
 LEARNING_RATE = 3e-3
 ENGINE_BACKENDS = ("numpy", "numba", "cython", "auto")

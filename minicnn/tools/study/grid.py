@@ -8,15 +8,21 @@ on a validation split carved from the training subset; the test set never
 chooses anything, see :mod:`minicnn.tools.study.stats`).
 
 The default study (:data:`PROFILES`), sized with the measured per-epoch costs of :data:`EPOCH_COST_S` to
-about two hours of wall time on 2 cores (``make_plan(d).estimated_cost_s(pool) / 2`` summed over the data sets):
+about 2 h 45 min of wall time on 2 cores (``make_plan(d).estimated_cost_s(pool) / 2`` summed over the data
+sets; the residual deep model adds about 40 min to the two hours of the others):
 
 =============  ====================  ============================================================
 data           sizes                 models (configurations: arms x rates), 10 seeds each
 =============  ====================  ============================================================
-digits         100, 300, 1257        base (19), bn (5), deep (7); rates 0.1, 0.25, 0.5 (~10 min)
-mnist,         1000, 10000           base (13) at both sizes; bn (5), deep (5) and the Keras CNN
-fashion-mnist                        (7) at 1000 only; rates 0.25, 0.5 (~55 min each)
+digits         100, 300, 1257        base (19), bn (7), deep (7), resdeep (7); rates 0.1, 0.25, 0.5
+                                     (~17 min)
+mnist,         1000, 10000           base (13) at both sizes; bn (5), deep (5), resdeep (5) and the
+fashion-mnist                        Keras CNN (7) at 1000 only; rates 0.25, 0.5 (~73 min each)
 =============  ====================  ============================================================
+
+``resdeep`` is the deep model's residual twin (blocks of He et al. 2016 with ``batch_norm=True``, the same
+widths, pools and dense head): the claim "in a deep net, dropout after every layer" is tested on it too, on a
+deep net that trains at every rate (the plain deep model does not train at rate 0.5 after every layer).
 
 What each profile leaves out to fit is its ``cut`` (printed in the report's setup).
 Every profile trains 10 seeds with Adam, early stopping on the validation
@@ -74,7 +80,7 @@ class Model:
     Attributes
     ----------
     group : str
-        Name in the report and the CSV ("base", "deep", "bn", "keras", "user").
+        Name in the report and the CSV ("base", "deep", "resdeep", "bn", "keras", "user").
     layers : tuple of str
     padding : {"same", "valid"}
     batch_norm : bool
@@ -97,10 +103,12 @@ _MNIST_BASE = ("conv16", "maxpool", "conv32", "maxpool", "dense64")
 KERAS_MNIST = ("conv32", "conv64", "maxpool", "dense128")   # keras.io/examples/vision/mnist_convnet (1.2M weights)
 
 
-def _models(base, deep, keras_size):
+def _models(base, deep, keras_size, resdeep):
     models = [Model("base", base),
               Model("bn", base, batch_norm=True, arms=("none", "after_each_layer", "last:1"), max_size=keras_size),
-              Model("deep", deep, arms=("none", "after_last_pool", "after_each_layer"), max_size=keras_size)]
+              Model("deep", deep, arms=("none", "after_last_pool", "after_each_layer"), max_size=keras_size),
+              Model("resdeep", resdeep, batch_norm=True, arms=("none", "after_last_pool", "after_each_layer"),
+                    max_size=keras_size)]
     if keras_size:
         models.append(Model("keras", KERAS_MNIST, padding="valid", max_size=keras_size,
                             arms=("none", "after_last_pool", "after_each_layer", "after_last_pool_spatial")))
@@ -146,14 +154,18 @@ class Profile:
 _CUT_28 = ("rate 0.1; the batch-norm, deep and Keras models at 10000 images; the full 60000-image training set "
            "(to fit about two hours on 2 cores)")
 _DEEP_MNIST = ("conv16", "conv16", "maxpool", "conv32", "conv32", "maxpool", "dense64", "dense64")
+# The deep models' residual twins (He et al. 2016 blocks, batch_norm=True): the same widths and pools, one more
+# weight layer (the first block's 1x1 projection aside), and deep nets that train at every rate of the grid.
+_RESDEEP_DIGITS = ("conv8", "res8", "maxpool", "res16", "maxpool", "dense32", "dense32")
+_RESDEEP_MNIST = ("conv16", "res16", "maxpool", "res32", "maxpool", "dense64", "dense64")
 PROFILES = {
     "digits": Profile(models=_models(_DIGITS_BASE, ("conv8", "conv8", "maxpool", "conv16", "conv16", "maxpool",
-                                                    "dense32", "dense32"), None),
+                                                    "dense32", "dense32"), None, _RESDEEP_DIGITS),
                       sizes=(100, 300, "full"), max_epochs={100: 200, 300: 150}, default_epochs=100,
                       n_iter_no_change=15, test_size=0.3, learning_rate=3e-3),
-    "mnist": Profile(models=_models(_MNIST_BASE, _DEEP_MNIST, 1000), sizes=(1000, 10000), rates=(0.25, 0.5),
-                     max_epochs={1000: 40, 10000: 20}, cut=_CUT_28),
-    "fashion-mnist": Profile(models=_models(_MNIST_BASE, _DEEP_MNIST, 1000), sizes=(1000, 10000),
+    "mnist": Profile(models=_models(_MNIST_BASE, _DEEP_MNIST, 1000, _RESDEEP_MNIST), sizes=(1000, 10000),
+                     rates=(0.25, 0.5), max_epochs={1000: 40, 10000: 20}, cut=_CUT_28),
+    "fashion-mnist": Profile(models=_models(_MNIST_BASE, _DEEP_MNIST, 1000, _RESDEEP_MNIST), sizes=(1000, 10000),
                              rates=(0.25, 0.5), max_epochs={1000: 40, 10000: 20}, cut=_CUT_28),
 }
 DEFAULT_DATA = ("digits", "mnist", "fashion-mnist")
@@ -163,8 +175,8 @@ DEFAULT_DATA = ("digits", "mnist", "fashion-mnist")
 # machine does not inflate it). Measured with one run per model at size 1000 (digits: 100 to 1257), AMD EPYC
 # (AVX2), numba backend, while the machine was loaded (wall time was 4-6x the CPU time).
 EPOCH_COST_S = {
-    "digits": {"base": 0.02, "bn": 0.04, "deep": 0.03},
-    "mnist": {"base": 0.175, "bn": 0.45, "deep": 0.45, "keras": 0.8},
+    "digits": {"base": 0.02, "bn": 0.04, "deep": 0.03, "resdeep": 0.09},
+    "mnist": {"base": 0.175, "bn": 0.45, "deep": 0.45, "keras": 0.8, "resdeep": 1.35},
 }
 EPOCH_COST_S["fashion-mnist"] = EPOCH_COST_S["mnist"]   # same image size and models
 OVERHEAD = 1.1   # joblib dispatch, data loading per worker, the summed-up rounding of the table

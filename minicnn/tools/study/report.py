@@ -13,6 +13,7 @@ PLOT_INSTALL = "pip install matplotlib (the plot extra of minicnn-engine)"
 NOT_MEANINGFUL = ("NOT MEANINGFUL: this was a {why} run; its verdicts and recommendation are not meaningful "
                   "evidence (too few seeds, rates, sizes or epochs). Run the full study for real verdicts.")
 _GROUPS = {"base": "base model", "bn": "base model with batch_norm=True", "deep": "deep model",
+           "resdeep": "deep residual model (batch_norm=True)",
            "keras": "Keras MNIST CNN", "user": "your model"}
 
 

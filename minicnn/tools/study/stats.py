@@ -43,7 +43,7 @@ class Claim:
         The claim in its source's words.
     source : str
     group : str
-        Model group ("base", "deep", "bn", "keras").
+        Model group ("base", "deep", "resdeep", "bn", "keras").
     treatment, control : str
         Arm names (:data:`minicnn.tools.study.grid.ARMS`, or ``ANY_DROPOUT``).
     smallest_only : bool
@@ -69,6 +69,9 @@ CLAIMS = (
           "the last pool", "blog post (premise)", "keras", "after_last_pool", "none"),
     Claim("every_layer_deep", "In a deep net, dropout after every layer beats after the last pool only",
           "blog post", "deep", "after_each_layer", "after_last_pool"),
+    Claim("every_layer_deep_residual", "In a deep net, dropout after every layer beats after the last pool only "
+          "(residual blocks with batch norm: a deep net that trains)", "blog post", "resdeep", "after_each_layer",
+          "after_last_pool"),
     Claim("last_layers_small_data", "On small data, dropout only in the last layers beats every layer",
           "blog post", "base", "last_layers", "after_each_layer", smallest_only=True),
     Claim("no_dropout_before_bn", "No dropout before BatchNorm: after the last layer only beats before every BN",
