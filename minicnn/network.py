@@ -6,7 +6,7 @@ import threading
 import numpy as np
 
 from .backend import get_backend
-from .backend.isa import describe as describe_isa
+from .backend.levels import describe as describe_isa
 
 
 class Sequential:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from minicnn.backend import isa
+from minicnn.backend import isa, levels
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -130,7 +130,7 @@ def test_a_cpu_without_any_level_feature_runs_baseline():
 def test_forcing_a_level_the_cpu_lacks_fails_the_import_clearly(backend):
     """In a fresh process whose CPU reports no AVX2 (for real, or pretended): the backend errors, no fallback."""
     out = _python(f"""
-        from minicnn.backend import isa
+        from minicnn.backend import isa, levels
         isa.cpu_features = lambda: {{"SSE3"}}
         from minicnn.backend import get_backend
         try:
@@ -240,4 +240,4 @@ def test_bench_report_names_the_level():
               "load_average_start": None, "physical": {}, "results": [], "targets": []}
     assert "kernels: cpu level: avx2 (x86-64-v3;" in bench.format_report(report).splitlines()[1]
     machine = bench.machine_description(torch=None)
-    assert machine["kernels"] == isa.describe({"cython", "numba"})
+    assert machine["kernels"] == levels.describe({"cython", "numba"})

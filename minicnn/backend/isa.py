@@ -35,7 +35,7 @@ the NumPy reference keep their tolerances at every level.
 The Numba kernels are not concerned: Numba compiles them for the host CPU when
 first called (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` choose another target,
 e.g. ``NUMBA_CPU_NAME=generic`` for a cache shared between machines);
-:func:`numba_target` reports the target.
+:func:`minicnn.backend.levels.numba_target` reports the target.
 
 This module imports only the standard library (``setup.py`` loads it by path).
 """
@@ -225,43 +225,3 @@ missing SSSE3, ..., AVX2, ...; set MINICNN_CPU_LEVEL to a lower level (baseline)
             + f"missing {', '.join(missing)}; set {ENV_VAR} to a lower level ({', '.join(runnable)}) or unset it")
     return value
 
-
-def numba_target(environ=None):
-    """The CPU the Numba kernels are compiled for: ``NUMBA_CPU_NAME`` when set, else the host's (LLVM's name).
-
-    ``NUMBA_CPU_FEATURES``, when set, is appended (``"generic +avx2"``).
-    Imports llvmlite (already loaded wherever a Numba kernel ran).
-    """
-    environ = os.environ if environ is None else environ
-    name = environ.get("NUMBA_CPU_NAME")
-    if not name:
-        from llvmlite import binding
-
-        name = f"host ({binding.get_host_cpu_name()})"
-    features = environ.get("NUMBA_CPU_FEATURES")
-    return f"{name} {features}" if features else name
-
-
-def describe(backends):
-    """One line naming the instruction set each of ``backends`` (backend names) runs at, for reports.
-
-    ``"cython"``: the level of the compiled kernels (imports them); ``"numba"``: :func:`numba_target`;
-    the NumPy reference has no level of its own.
-
-    Examples
-    --------
-    >>> describe({"numpy"})
-    'cpu level: none (NumPy)'
-    """
-    parts = []
-    if "cython" in backends:
-        try:
-            from . import cython_kernels
-        except ImportError:
-            parts.append("cpu level: none (compiled kernels not built)")
-        else:
-            level = cython_kernels.CPU_LEVEL
-            parts.append(f"cpu level: {level} ({LEVEL_TABLE[level][2]}; {ENV_VAR} forces a lower one)")
-    if "numba" in backends:
-        parts.append(f"numba target: {numba_target()}")
-    return ", ".join(parts) or "cpu level: none (NumPy)"

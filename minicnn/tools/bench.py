@@ -118,7 +118,7 @@ def _cpu_model():
 
 def machine_description(torch):
     """The machine part of the report: CPU, versions, and the instruction set the kernels run at."""
-    from minicnn.backend.isa import describe
+    from minicnn.backend.levels import describe
 
     return {"cpu": _cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "numpy": np.__version__, "torch": torch.__version__ if torch else None,
