@@ -12,6 +12,7 @@ import threading
 import numpy as np
 
 from .backend import get_backend
+from .backend.levels import describe as describe_isa
 from .layers.composite import Chain
 
 
@@ -321,4 +322,5 @@ class Sequential(Chain):
         kernels = self.kernels
         return "\n".join([rule, lines[0], rule, *lines[1:], rule,
                           f"Total params: {self.n_params:,}   input: {self.input_shape}   "
-                          f"dtype: {self.dtype}   backend: {kernels.name}", rule])
+                          f"dtype: {self.dtype}   backend: {kernels.name}",
+                          describe_isa(set(kernels.sources.values())), rule])

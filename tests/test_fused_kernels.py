@@ -418,6 +418,31 @@ def test_direct_conv_maxpool2_same_bits_for_1_and_2_threads(backend):
     np.testing.assert_array_equal(out[0], out[1])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("C", [1, 2, 3])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_shallow_first_layer_takes_the_measured_pooled_route_and_matches_unfused(backend, C, padding):
+    """A 3x3 first conv on 1-3 channels + 2x2 max-pool at inference: one channel runs the direct kernel,
+    2-3 channels Winograd + pool (``WINOGRAD_POOL_MIN_CHANNELS``); either equals the layer-by-layer forward."""
+    from minicnn.layers import conv as conv_module
+
+    if backend != "numpy":
+        kernel(backend, "conv2d_winograd_bias_act_maxpool2_forward")   # skips when the backend is missing
+    net = Sequential([Conv2D(32, 3, padding=padding, activation="relu"), MaxPool2D(2), Flatten(), Dense(4)],
+                     backend=backend)
+    net.build((13, 12, C), rng=np.random.default_rng(C))
+    layer = net.layers[0]
+    assert layer.fuses_with(net.layers[1])
+    route = conv_module._WINOGRAD_POOL if C >= conv_module.WINOGRAD_POOL_MIN_CHANNELS else conv_module._DIRECT_POOL
+    assert layer._pooled_kernel() is getattr(layer.kernels, route)
+    x = np.random.default_rng(1).random((5, 13, 12, C), dtype=np.float32)
+    fused = net.forward(x, training=False).copy()
+    y = x
+    for each in net.layers:
+        y = each.forward(y, False)
+    np.testing.assert_allclose(fused, y, rtol=1e-5, atol=1e-5)
+
+
 def test_cython_direct_conv_maxpool2_checks_its_arguments():
     f = kernel("cython", "conv2d_direct_bias_act_maxpool2_forward")
     x, w, b = np.zeros((2, 8, 8, 1), np.float32), np.zeros((3, 3, 1, 4), np.float32), np.zeros(4, np.float32)

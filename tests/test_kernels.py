@@ -7,6 +7,11 @@ unwritten fails. Also: bit-identical dropout masks and reductions across
 backends and Numba thread counts, the Numba source under
 ``NUMBA_DISABLE_JIT=1``, and :mod:`minicnn.backend.jit` (cache fallback, threading
 layer).
+
+Bit-identity across thread counts is a contract per machine, backend and instruction-set level: these tests run
+the compiled kernels at the level chosen for this process (the CPU's highest, or ``MINICNN_CPU_LEVEL``), and
+``tests/test_dispatch.py`` runs every compiled kernel at every level the machine has. The tolerances against the
+reference are the same at every level.
 """
 
 import importlib

@@ -6,53 +6,75 @@ Importing this module fails with ImportError when the extensions were not built
 The kernels parallelize over the batch with OpenMP and call single-threaded
 BLAS per sample; run them inside :func:`minicnn.threads.thread_limits` so that
 OpenMP owns the cores and BLAS stays at one thread (see that module).
+
+Each kernel module is loaded in the build for the instruction-set level
+chosen at import (:data:`CPU_LEVEL`: the CPU's highest, or the one
+``MINICNN_CPU_LEVEL`` forces; see :mod:`minicnn.backend.isa`), falling back
+per module to the highest lower level it was compiled at
+(:data:`MODULE_LEVELS` says which). Importing raises
+:class:`~minicnn.backend.isa.CPULevelError` when ``MINICNN_CPU_LEVEL`` asks
+for a level this CPU or this build lacks.
 """
 
+import importlib
+import importlib.util
 import os
 
+from . import isa
 from .environment import configure_openmp_waiting
 
 configure_openmp_waiting()   # before the first compiled module loads libgomp
 
-from ._bias_act import bias_act_backward, bias_act_forward  # noqa: F401,E402
+#: kernel module (``kernels/<name>.pyx`` stem) -> the kernels it gives this namespace.
+EXPORTS = {
+    "bias_act": ("bias_act_backward", "bias_act_forward"),
+    "conv": ("conv2d_bias_act_forward", "conv2d_backward_input", "conv2d_backward_weight",
+             "conv2d_direct_bias_act_maxpool2_forward", "conv2d_forward"),
+    "conv_wgrad": ("conv2d_backward_weight_from_input", "conv_wgrad_workspace_length"),
+    "augment": ("augment_batch",),
+    "depthwise": ("depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
+                  "depthwise_conv2d_bias_act_forward", "depthwise_conv2d_forward"),
+    "dropout": ("dropout_backward", "dropout_forward", "spatial_dropout_backward", "spatial_dropout_forward"),
+    "gemm": ("dense_bias_act_forward", "matmul"),
+    "loss": ("softmax_normalize_rows", "softmax_shift_rows", "softmax_xent"),
+    "optim": ("adam_update",),
+    "pool": ("avgpool2d_backward", "avgpool2d_forward", "maxpool2d_backward", "maxpool2d_forward"),
+    "winograd": ("conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
+                 "winograd_workspace_length"),
+}
 
-from ._conv import (  # noqa: F401
-    conv2d_bias_act_forward,
-    conv2d_backward_input,
-    conv2d_backward_weight,
-    conv2d_direct_bias_act_maxpool2_forward,
-    conv2d_forward,
-    set_sgemm64,
-)
-from ._conv_wgrad import (  # noqa: F401
-    conv2d_backward_weight_from_input,
-    conv_wgrad_workspace_length,
-    set_sgemm64 as set_wgrad_sgemm64,
-)
-from ._augment import augment_batch  # noqa: F401
-from ._depthwise import (  # noqa: F401
-    depthwise_conv2d_backward_input, depthwise_conv2d_backward_weight, depthwise_conv2d_bias_act_forward,
-    depthwise_conv2d_forward)
-from ._dropout import (  # noqa: F401
-    dropout_backward,
-    dropout_forward,
-    spatial_dropout_backward,
-    spatial_dropout_forward,
-)
-from ._gemm import dense_bias_act_forward, matmul  # noqa: F401
-from ._loss import softmax_normalize_rows, softmax_shift_rows, softmax_xent  # noqa: F401
-from ._optim import adam_update  # noqa: F401
-from ._pool import (  # noqa: F401
-    avgpool2d_backward,
-    avgpool2d_forward,
-    maxpool2d_backward,
-    maxpool2d_forward,
-)
-from ._winograd import (  # noqa: F401
-    conv2d_winograd_bias_act_forward,
-    conv2d_winograd_bias_act_maxpool2_forward,
-    winograd_workspace_length,
-)
+
+def _is_built(module, level):
+    return importlib.util.find_spec(isa.module_name(module, level)) is not None
+
+
+def _built_levels():
+    """The levels this build compiled: baseline, and each level with a module of :data:`isa.LEVEL_MODULES` built."""
+    return tuple(level for level in isa.LEVELS
+                 if level == "baseline" or any(_is_built(m, level) for m in isa.LEVEL_MODULES[level]))
+
+
+#: The instruction-set level the compiled kernels run at in this process (:func:`minicnn.backend.isa.choose_level`).
+CPU_LEVEL = isa.choose_level(built=_built_levels())
+
+
+def _load(module):
+    """Kernel module ``module`` built at the highest level not above :data:`CPU_LEVEL`, and that level."""
+    top = isa.LEVELS.index(CPU_LEVEL)
+    for level in reversed(isa.levels_of(module)):
+        if isa.LEVELS.index(level) <= top and (level == "baseline" or _is_built(module, level)):
+            return importlib.import_module(isa.module_name(module, level)), level
+    raise AssertionError(module)   # pragma: no cover - baseline is always a candidate
+
+
+_modules = {}
+#: kernel module -> the level of the build loaded (at most :data:`CPU_LEVEL`).
+MODULE_LEVELS = {}
+for _name, _kernels in EXPORTS.items():
+    _modules[_name], MODULE_LEVELS[_name] = _load(_name)
+    globals().update({kernel: getattr(_modules[_name], kernel) for kernel in _kernels})
+set_sgemm64 = _modules["conv"].set_sgemm64
+set_wgrad_sgemm64 = _modules["conv_wgrad"].set_sgemm64
 
 NAME = "cython"
 

@@ -34,6 +34,14 @@ _DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
 #: conv (K = 9, 64 samples, 1 thread): conv + pool 90 us as two kernels (im2col + register-blocked product,
 #: then max-pool with winners) against ~25 us fused (``benchmarks/profile_step.py``).
 DIRECT_POOL_MAX_K = 27
+#: Fewest channels of a shallow (``K <= DIRECT_POOL_MAX_K``) 3x3 stride-1 conv whose inference conv + 2x2
+#: max-pool runs as Winograd + pool instead of the direct kernel: the direct kernel's fast path is for one
+#: channel. Measured on the 3-channel first layer (3 -> 32, "same", 1 thread, Cython, medians of 11,
+#: ``benchmarks/bench_cpu_levels.py`` shapes): direct / Winograd + pool 0.10 / 0.03 ms at 28 px batch 1,
+#: 0.87 / 0.19 at batch 8, 18.4 / 5.1 at batch 64; 0.54 / 0.13 at 64 px batch 1, 12.3 / 0.98 at batch 8;
+#: 2.2 / 0.46 at 128 px batch 1, 54 / 16 at batch 8 (im2col + BLAS + pool in between: 0.04-24 ms); on 2
+#: channels 16.6 / 9.1 ms (28 px, batch 64) and 27 / 6.4 (64 px, batch 16).
+WINOGRAD_POOL_MIN_CHANNELS = 2
 _IDENTITY = CODES["identity"]
 
 
@@ -141,6 +149,7 @@ class Conv2D(_WindowConv):
         self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
         square3 = (KH, KW, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
         self._winograd_forward = square3 and C >= WINOGRAD_MIN_CHANNELS
+        self._winograd_shallow_pool = square3 and C >= WINOGRAD_POOL_MIN_CHANNELS
         self._winograd_input_grad = (square3 and self.filters >= WINOGRAD_MIN_CHANNELS
                                      and self.pt <= 2 and self.pl <= 2)
         return (Ho, Wo, self.filters)
@@ -209,7 +218,8 @@ class Conv2D(_WindowConv):
 
         ``following`` must be a 2x2, stride-2, unpadded max-pool (each Winograd
         tile is then one pool window) and this layer on the Winograd route, or
-        shallow (``K = KH*KW*C <= DIRECT_POOL_MAX_K``: the direct kernel), of a
+        shallow (``K = KH*KW*C <= DIRECT_POOL_MAX_K``: the direct kernel, or Winograd + pool
+        for a 3x3 stride-1 conv on at least ``WINOGRAD_POOL_MIN_CHANNELS`` channels), of a
         backend that has the fused kernel. :class:`~minicnn.network.Sequential`
         asks when it plans its inference pass.
         """
@@ -225,28 +235,33 @@ class Conv2D(_WindowConv):
         if self._winograd_forward:
             return getattr(self.kernels, _WINOGRAD_POOL, None)
         if math.prod(self.params["w"].shape[:3]) <= DIRECT_POOL_MAX_K:
+            if self._winograd_shallow_pool:
+                return getattr(self.kernels, _WINOGRAD_POOL, None) or getattr(self.kernels, _DIRECT_POOL, None)
             return getattr(self.kernels, _DIRECT_POOL, None)
         return None
 
     def forward_pooled(self, x):
         """Inference forward followed by a 2x2 max-pool (see :meth:`fuses_with`): the conv output is never stored.
 
-        Winograd route: equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite
-        inputs (the direct route sums the taps in the same order but skips padded ones: equal up to
-        rounding): ``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic
-        activations and the monotonic rounding of the bias add.
+        Winograd route of a conv whose forward is Winograd too (``C >= WINOGRAD_MIN_CHANNELS``):
+        equal, bit for bit, to ``pool.forward(self.forward(x))`` on finite inputs
+        (``max(f(v_i + b)) = f(max(v_i) + b)`` for the monotonic activations and the monotonic
+        rounding of the bias add). The shallow routes are equal up to rounding: the direct kernel
+        (one channel) sums the taps in the same order but skips padded ones, and a 3x3 stride-1
+        conv on ``WINOGRAD_POOL_MIN_CHANNELS`` to 3 channels runs Winograd + pool while its
+        forward runs im2col.
         """
         N = x.shape[0]
         H, W, C = self.input_shape
         Ho, Wo, F = self.output_shape
         y = self._buffer("y_pooled", (N, Ho // 2, Wo // 2, F))
         b = self.params.get("b", self._zero_bias)
-        if not self._winograd_forward:
-            getattr(self.kernels, _DIRECT_POOL)(y, x, self.params["w"], b, self.act, self.alpha, *self._geometry())
+        kernel = self._pooled_kernel()
+        if kernel is getattr(self.kernels, _DIRECT_POOL, None):
+            kernel(y, x, self.params["w"], b, self.act, self.alpha, *self._geometry())
             return y
         work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
-        getattr(self.kernels, _WINOGRAD_POOL)(y, x, self.params["w"], b, work, self.act, self.alpha,
-                                              self.pt, self.pl, Ho, Wo)
+        kernel(y, x, self.params["w"], b, work, self.act, self.alpha, self.pt, self.pl, Ho, Wo)
         return y
 
     def _input_grad_winograd(self, winograd, dx, dz):

@@ -124,6 +124,15 @@ def _cpu_model():
     return platform.processor() or platform.machine()
 
 
+def machine_description(torch):
+    """The machine part of the report: CPU, versions, and the instruction set the kernels run at."""
+    from minicnn.backend.levels import describe
+
+    return {"cpu": _cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+            "numpy": np.__version__, "torch": torch.__version__ if torch else None,
+            "kernels": describe({"cython", "numba"})}
+
+
 def _torch():
     try:
         import torch
@@ -498,8 +507,7 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
     torch = _torch() if with_torch else None
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
     report = {"command": "python -m minicnn.tools.bench " + " ".join(sys.argv[1:]) if sys.argv else "",
-              "machine": {"cpu": _cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                          "numpy": np.__version__, "torch": torch.__version__ if torch else None},
+              "machine": machine_description(torch),
               "load_average_start": _load_average(), "settings": {"rounds": rounds, "steps": steps,
                                                                   "threads": list(threads)}}
     log("physical yardstick ...")
@@ -594,6 +602,7 @@ def format_report(report):
     lines = [f"machine: {report['machine']['cpu']}, {report['machine']['cpus']} CPUs, python "
              f"{report['machine']['python']}, numpy {report['machine']['numpy']}, torch {report['machine']['torch']}, "
              f"onnxruntime {report['machine'].get('onnxruntime')}",
+             f"kernels: {report['machine'].get('kernels')}",
              f"load average: start {report['load_average_start']}, end {report.get('load_average_end')}",
              "physical: " + ", ".join(f"{k}={v}" for k, v in report["physical"].items()), ""]
     f = lambda r, key, fmt=".2f": "" if r.get(key) is None else format(r[key], fmt)

@@ -1,0 +1,160 @@
+"""Every compiled kernel at one instruction-set level: against the NumPy reference, and 1 vs 2 threads bit-identical.
+
+Run in a fresh process by ``tests/test_dispatch.py`` as
+``MINICNN_CPU_LEVEL=<level> python tests/level_check.py <level>`` (the level
+is chosen once per process, at import). The contract checked, per machine and
+level: each kernel's output (pre-filled with NaN) agrees with the reference
+within the tolerances of ``tests/test_kernels.py`` (bit for bit where the
+reference is exact: dropout masks, the Adam update, the augmentation copy),
+and the same call on 1 and on 2 OpenMP threads gives the same bits. Shapes are
+large enough that the kernels really run on two threads. Prints one line per
+kernel and ``ok <level>`` at the end.
+"""
+
+import sys
+
+import numpy as np
+
+from minicnn.backend import cython_kernels as ck
+from minicnn.backend import isa, tuning
+from minicnn.backend import reference as ref
+from minicnn.backend.augment_reference import augment_batch as ref_augment_batch
+from minicnn.backend.hash_rng import dropout_key, keep_threshold
+from minicnn.threads import thread_limits
+
+#: Kernels compared bit for bit with the reference (no rounding differs: selects, copies, the reference's order).
+EXACT = {"dropout_forward", "dropout_backward", "spatial_dropout_forward", "spatial_dropout_backward",
+         "adam_update", "augment_batch", "softmax_shift_rows", "softmax_normalize_rows"}
+#: Exported names that are not kernels (workspace sizes, checked by tests/test_tuning.py).
+NOT_KERNELS = {"conv_wgrad_workspace_length", "winograd_workspace_length"}
+
+
+def _conv(rng, dtype, N, H, W, C, F):
+    x = rng.standard_normal((N, H, W, C)).astype(dtype)
+    w = (rng.standard_normal((3, 3, C, F)) / (3 * C ** 0.5)).astype(dtype)
+    b = rng.standard_normal(F).astype(dtype)
+    return x, w, b
+
+
+def cases(dtype, slots):
+    """``{kernel: [make, ...]}``: ``make()`` returns fresh arguments (the outputs first, NaN-filled) and the
+    number of output arguments; the NumPy reference takes the same arguments."""
+    rng = np.random.default_rng(7)
+    nan = lambda shape, t=dtype: np.full(shape, np.nan, t)  # noqa: E731
+    N, H, W, C, F = 16, 14, 13, 8, 32
+    Ho, Wo = H - 2, W - 2
+    x, w, b = _conv(rng, dtype, N, H, W, C, F)
+    col_shape = (N, Ho * Wo, 9 * C)
+    col = np.empty(col_shape, dtype)
+    ref.conv2d_forward(np.empty((N, Ho, Wo, F), dtype), x, w, col, 1, 1, 0, 0, 1, 1)
+    dy = rng.standard_normal((N, Ho, Wo, F)).astype(dtype)
+    wlen = tuning.winograd_workspace_length(H, W, C, F, Ho, Wo)
+    glen = tuning.conv_wgrad_workspace_length(N, H, W, C, 3, 3, F, Ho, Wo, slots)
+    first = {c: _conv(rng, dtype, 32, 28, 27, c, 32) for c in (1, 3)}   # the shallow first layers: direct paths
+    y = rng.standard_normal((N, 12, 10, F)).astype(dtype)
+    yp, am = np.empty((N, 6, 5, F), dtype), np.empty((N, 6, 5, F), np.int64)
+    ref.maxpool2d_forward(yp, am, y, 2, 2, 2, 2, 0, 0)
+    z = y.reshape(-1, F)
+    flat = rng.standard_normal(300_001).astype(dtype)
+    key, thr = dropout_key(3, 1, 4), keep_threshold(0.3)
+    p = rng.standard_normal(300_001).astype(dtype)
+    m, v = rng.standard_normal(p.size).astype(dtype), np.abs(rng.standard_normal(p.size)).astype(dtype)
+    a, wd = rng.standard_normal((64, 2000)).astype(dtype), (rng.standard_normal((2000, 40)) / 40).astype(dtype)
+    bd = rng.standard_normal(40).astype(dtype)
+    logits, labels = rng.standard_normal((3000, 10)).astype(dtype), (np.arange(3000) % 10).astype(np.int64)
+    images, index = rng.random((80, 28, 28, 3)).astype(dtype), rng.permutation(80)[:64].astype(np.int64)
+    wd3 = rng.standard_normal((3, 3, C)).astype(dtype)   # depthwise (KH, KW, C), stride 2, "same" padding
+    Hd, Wd = (H + 1) // 2, (W + 1) // 2
+    dyd = rng.standard_normal((N, Hd, Wd, C)).astype(dtype)
+    return {
+        "depthwise_conv2d_forward": lambda: ((nan((N, Hd, Wd, C)), x, wd3, 2, 2, 1, 1, 1, 1), 1),
+        "depthwise_conv2d_bias_act_forward": lambda: ((nan((N, Hd, Wd, C)), x, wd3, b[:C], 2, 0.1,
+                                                       2, 2, 1, 1, 1, 1), 1),
+        "depthwise_conv2d_backward_input": lambda: ((nan(x.shape), dyd, wd3, 2, 2, 1, 1, 1, 1), 1),
+        "depthwise_conv2d_backward_weight": lambda: ((nan(wd3.shape), dyd, x, 2, 2, 1, 1, 1, 1), 1),
+        "conv2d_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, nan(col_shape), 1, 1, 0, 0, 1, 1), 2),
+        "conv2d_bias_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, nan(col_shape), 2, 0.1,
+                                             1, 1, 0, 0, 1, 1), 1),
+        "conv2d_backward_input": lambda: ((nan(x.shape), nan(col_shape), dy, w, 1, 1, 0, 0, 1, 1), 1),
+        "conv2d_backward_weight": lambda: ((nan(w.shape), dy, col), 1),
+        "conv2d_direct_bias_act_maxpool2_forward": [
+            lambda c=c: ((nan((32, 13, 12, 32)), *first[c], 1, 0.0, 1, 1, 0, 0, 1, 1), 1) for c in first],
+        "conv2d_winograd_bias_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, np.empty((slots, wlen), dtype),
+                                                      2, 0.1, 0, 0), 1),
+        "conv2d_winograd_bias_act_maxpool2_forward": lambda: (
+            (nan((N, Ho // 2, Wo // 2, F)), x, w, b, np.empty((slots, wlen), dtype), 1, 0.0, 0, 0, Ho, Wo), 1),
+        "conv2d_backward_weight_from_input": lambda: ((nan(w.shape), dy, x, np.empty(glen, dtype),
+                                                       1, 1, 0, 0, 1, 1), 1),
+        "maxpool2d_forward": lambda: ((nan(yp.shape), np.full(am.shape, -1, np.int64), y, 2, 2, 2, 2, 0, 0), 2),
+        "maxpool2d_backward": lambda: ((nan(y.shape), yp, am), 1),
+        "avgpool2d_forward": lambda: ((nan(yp.shape), y, 2, 2, 2, 2, 0, 0), 1),
+        "avgpool2d_backward": lambda: ((nan(y.shape), yp, 2, 2, 2, 2, 0, 0), 1),
+        "bias_act_forward": lambda: ((nan(z.shape), z, b, 2, 0.1), 1),
+        "bias_act_backward": lambda: ((nan(z.shape), nan(b.shape), z, np.abs(z), 2, 0.1), 2),
+        "dropout_forward": lambda: ((nan(flat.shape), flat, *key, thr, 1 / 0.7), 1),
+        "dropout_backward": lambda: ((nan(flat.shape), flat, *key, thr, 1 / 0.7), 1),
+        "spatial_dropout_forward": lambda: ((nan(y.shape).reshape(N, -1, F), y.reshape(N, -1, F), *key, thr,
+                                             1 / 0.7), 1),
+        "spatial_dropout_backward": lambda: ((nan(y.shape).reshape(N, -1, F), y.reshape(N, -1, F), *key, thr,
+                                              1 / 0.7), 1),
+        "adam_update": lambda: ((p.copy(), m.copy(), v.copy(), flat, 0.01, 0.9, 0.999, 0.1, 1e-8, 0.999), 3),
+        "matmul": lambda: ((nan((64, 40)), a, wd, 0, 0), 1),
+        "dense_bias_act_forward": lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1),
+        "softmax_xent": lambda: ((nan(logits.shape), logits, labels), 1),
+        "softmax_shift_rows": lambda: ((nan(logits.shape, np.float64), logits), 1),
+        "softmax_normalize_rows": lambda: ((np.abs(logits).astype(np.float64) + 0.5,), 1),
+        "augment_batch": lambda: ((nan((64, 28, 28, 3)), images, index, 9, 2, 3, 2, 1), 1),
+    }
+
+
+#: Kernels that take only one dtype (the float64 prediction softmax passes).
+FLOAT64_ONLY = {"softmax_shift_rows", "softmax_normalize_rows"}
+
+
+def _reference(name):
+    return ref_augment_batch if name == "augment_batch" else getattr(ref, name)
+
+
+def _assert_close(got, want, name):
+    if got.dtype.kind != "f":
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    elif name in EXACT:
+        np.testing.assert_array_equal(got.view(np.uint8), want.view(np.uint8), err_msg=name)
+    else:
+        tol = 2e-5 if got.dtype == np.float32 else 1e-12
+        scale = max(float(np.abs(want).max(initial=0.0)), 1.0)
+        np.testing.assert_allclose(got, want, rtol=tol, atol=tol * scale, err_msg=name)
+
+
+def check(level):
+    assert ck.CPU_LEVEL == level, (ck.CPU_LEVEL, level)
+    for module, loaded in ck.MODULE_LEVELS.items():
+        wanted = [lv for lv in isa.levels_of(module) if isa.LEVELS.index(lv) <= isa.LEVELS.index(level)][-1]
+        assert loaded == wanted, (module, loaded, wanted)
+        for kernel in ck.EXPORTS[module]:
+            assert getattr(ck, kernel).__module__ == isa.module_name(module, loaded), (kernel, loaded)
+    exported = {k for names in ck.EXPORTS.values() for k in names} - NOT_KERNELS
+    for dtype in (np.float32, np.float64):
+        table = cases(dtype, slots=2)
+        assert set(table) == exported, sorted(set(table) ^ exported)
+        for name, make in ((n, mk) for n, m in table.items() for mk in (m if isinstance(m, list) else [m])):
+            if name in FLOAT64_ONLY and dtype != np.float64:
+                continue
+            want, n_out = make()
+            _reference(name)(*want)
+            runs = []
+            for threads in (1, 2):
+                args, _ = make()
+                with thread_limits(threads):
+                    getattr(ck, name)(*args)
+                runs.append(args[:n_out])
+            for got, expected, again in zip(runs[0], want[:n_out], runs[1]):
+                _assert_close(got, expected, f"{name} {dtype.__name__} at {level}")
+                np.testing.assert_array_equal(again.view(np.uint8), got.view(np.uint8),
+                                              err_msg=f"{name} {dtype.__name__} at {level}: 1 vs 2 threads")
+            print(f"{level} {name} {dtype.__name__} ok", flush=True)
+    print(f"ok {level}")
+
+
+if __name__ == "__main__":
+    check(sys.argv[1])
