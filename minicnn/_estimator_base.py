@@ -152,6 +152,12 @@ class BaseCNN(BaseEstimator):
             lock = self.__dict__.setdefault("_fit_lock", threading.RLock())   # atomic: one lock even if raced
         return lock
 
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``, under the estimator's lock: it waits for a fit running in another
+        thread, so a fit reads one set of parameters from start to end (and ``save`` then writes a loadable file)."""
+        with self._lock():
+            return super().set_params(**params)
+
     def __getstate__(self):
         # pickle, copy.deepcopy and joblib.dump read the state after this returns: copy it under the lock,
         # so a fit in another thread can neither tear the copy nor change it while it is written
@@ -228,8 +234,9 @@ class BaseCNN(BaseEstimator):
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        key = self._architecture_key()   # what the network is built from, read once
         tokens, specs = self._plan()
-        if not first and self._architecture_key() != self._built_with:
+        if not first and key != self._built_with:
             changed = [k for k in ARCHITECTURE_PARAMS if self._built_with[k] != self._architecture_key()[k]]
             raise ValueError(f"Cannot continue training ({'partial_fit' if incremental else 'warm_start=True'}) "
                              f"after changing {changed}: the fitted network was built with "
@@ -248,7 +255,7 @@ class BaseCNN(BaseEstimator):
             for message in placement.lint_placement(tokens, specs, self.batch_norm):
                 warn(message, UserWarning)
             self.network_ = self._new_network(tokens, specs, self.n_outputs_, rng)
-            self._built_with = self._architecture_key()
+            self._built_with = key
             self.dropout_layers_ = tuple(specs)
             self.n_iter_, self.t_ = 0, 0
             self.loss_curve_ = []
