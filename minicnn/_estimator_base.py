@@ -123,6 +123,10 @@ class BaseCNN(BaseEstimator):
                 raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} must be {problem}. "
                                             f"Got {value!r} instead.")
         super()._validate_params()
+        for name, value in self.get_params(deep=False).items():   # valid NumPy scalars act as their value
+            as_python = params.python_value(value)
+            if as_python is not value:
+                setattr(self, name, as_python)
 
     # ------------------------------------------------------------------ planning
     def _plan(self):
@@ -512,9 +516,9 @@ class BaseCNN(BaseEstimator):
         is None (or a RandomState instance, which is drawn from), and the same
         masks on every call for an int ``random_state``.
         """
-        offset = 0 if mc_samples is None else mc_offset(self.random_state)
+        offset = 0 if mc_samples is None else mc_offset(params.python_value(self.random_state))
         return batched_outputs(self.network_, images, transform, n_outputs=self.n_outputs_, backend=self.backend,
-                               n_threads=self.n_threads, mc_samples=mc_samples, with_std=with_std,
+                               n_threads=params.python_value(self.n_threads), mc_samples=mc_samples, with_std=with_std,
                                batch_size=PREDICT_BATCH, mc_offset=offset)
 
     @serialized
