@@ -20,6 +20,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _predict, params, placement
 from ._caller import warn
+from ._targets import standardize, standardized_output
 from ._predict import batched_outputs, check_mc_samples, mc_offset  # noqa: F401 (check_mc_samples re-exported)
 from .architecture import network_for, parse_layers
 from .placement import plan
@@ -251,6 +252,8 @@ class BaseCNN(BaseEstimator):
             raise ValueError(f"X and y have inconsistent numbers of samples: X has {len(images)} (shape "
                              f"{images.shape}), y has {len(targets)} (shape {np.shape(y)})")
         weights = fit_weights(self, sample_weight, targets, incremental)
+        if not self._stratify:   # the regressor trains on standardized targets (see minicnn._targets)
+            targets = standardize(self, targets, first, weights)
         if first or not incremental or not hasattr(self, "_rng"):
             self._rng = np.random.default_rng(
                 check_random_state(self.random_state).randint(0, 2**32, size=4, dtype=np.uint64))
@@ -294,7 +297,8 @@ class BaseCNN(BaseEstimator):
                              f"normalizes one value per sample and channel (after a dense layer or a 1x1 map), so a "
                              f"batch needs at least 2 samples; received {source}. Use batch_size >= 2 and more "
                              f"samples, or batch_norm=False.")
-        with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))):
+        with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))), \
+                standardized_output(self, first):
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
                         first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
                         augmenter=make_augmenter(self.augment, self.network_.kernels))
@@ -363,14 +367,7 @@ class BaseCNN(BaseEstimator):
             return [f"weight_decay: every step multiplies the weights by 1 - learning_rate * weight_decay = "
                     f"{1 - lr * wd:.3g} (received learning_rate={lr!r}, weight_decay={wd!r}); keep "
                     f"learning_rate * weight_decay well below 1"]
-        causes = []
-        if not self._stratify:
-            spread = float(np.max(np.std(y, axis=0, dtype=np.float64))) if len(y) > 1 else 0.0   # no float32
-            largest = float(np.max(np.abs(y.astype(np.float64))))                                # overflow
-            if spread > 100 or largest > 1e3:
-                causes.append(f"the scale of y: the targets reach {largest:.3g} (standard deviation {spread:.3g}); "
-                              f"standardize them, e.g. sklearn.compose.TransformedTargetRegressor("
-                              f"regressor=..., transformer=StandardScaler())")
+        causes = []   # (the regressor trains on standardized targets: the scale of y is never a cause)
         largest = float(np.max(np.abs(X)))
         if largest > 1e3:
             causes.append(f"the scale of X: the inputs reach {largest:.3g}; scale them (e.g. divide 8-bit images "

@@ -46,6 +46,7 @@ import zipfile
 import numpy as np
 
 from ._inputs import user_shape_to_nhwc
+from ._targets import fitted_fields as target_fields, restore_fitted as restore_targets
 from .architecture import network_options, weight_count
 from .params import ADDED_PARAMS, DEFAULTS, invalid
 
@@ -91,7 +92,7 @@ def _fitted_fields(est):
               "feature_names_in": (None if not hasattr(est, "feature_names_in_")
                                    else [str(v) for v in est.feature_names_in_]),
               "y_ndim": int(getattr(est, "_y_ndim", 1)),
-              "rng_state": est._rng.bit_generator.state}
+              "rng_state": est._rng.bit_generator.state, **target_fields(est)}
     if not all(math.isfinite(v) for v in fields["loss_curve"]):
         raise ValueError("Cannot save an estimator whose loss_curve_ holds non-finite values")
     return fields
@@ -559,6 +560,8 @@ def _restore_fitted(reader, est, header):
     est._rng = rng
     if header["estimator"] == "CNNRegressor":
         est._y_ndim = fitted["y_ndim"]
+        problem = restore_targets(est, fitted, header["n_outputs"])
+        _expect(reader, problem is None, problem)
 
 
 def _restore_classes(reader, est, header):

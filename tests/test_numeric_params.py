@@ -142,3 +142,100 @@ def test_prediction_settings_set_after_fit_as_numpy_scalars(name, numpy_type):
     got = est.set_params(**{name: numpy_type(value)}).predict_proba(X, mc_samples=3)
     np.testing.assert_array_equal(got, want)
     assert math.isfinite(got.sum())
+
+
+# ------------------------------------------------------------------------- regression targets far from 0
+def _regression_data(n=200, outputs=1):
+    rng = np.random.default_rng(0)
+    X = rng.random((n, 8, 8, 1), dtype=np.float32)
+    left, right = X[:, :, :4].mean(axis=(1, 2, 3)), X[:, :, 4:].mean(axis=(1, 2, 3))
+    y = np.stack([left - right, left + right], axis=1)[:, :outputs]
+    return X, (y - y.min(axis=0)) / (y.max(axis=0) - y.min(axis=0))   # in [0, 1]
+
+
+def _fit_regressor(X, y, **params):
+    from sklearn.metrics import r2_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = CNNRegressor(layers=("conv4", "maxpool", "dense16"), max_iter=15, random_state=0, backend="numpy",
+                           dropout="none", **params).fit(X, y)
+    return est, r2_score(y, est.predict(X))
+
+
+@pytest.mark.parametrize("outputs", [1, 2])
+@pytest.mark.parametrize("shift,scale", [(1000.0, 1.0), (-1e4, 1.0), (0.0, 1e4), (0.0, 1e-3), (1000.0, 1e3)])
+def test_a_regressor_fits_shifted_and_scaled_targets_as_well_as_unit_ones(outputs, shift, scale, tmp_path):
+    """The targets are standardized inside: an affine change of y gives the same model, in y's units."""
+    X, y = _regression_data(outputs=outputs)
+    if outputs == 1:
+        y = y[:, 0]
+    base, r2 = _fit_regressor(X, y)
+    moved, moved_r2 = _fit_regressor(X, y * scale + shift)
+    assert r2 > 0.05
+    assert moved_r2 == pytest.approx(r2, abs=0.01)
+    # the same model up to float32 rounding of outputs near |shift| + scale
+    tolerance = 1e-5 * (abs(shift) + scale) + 1e-3 * scale
+    np.testing.assert_allclose((moved.predict(X) - shift) / scale, base.predict(X), atol=tolerance / scale)
+    # every face answers in y's units: the model file, the Predictor
+    moved.save(tmp_path / "m.npz")
+    np.testing.assert_array_equal(minicnn.load(tmp_path / "m.npz").predict(X), moved.predict(X))
+    np.testing.assert_array_equal(minicnn.load_predictor(tmp_path / "m.npz").predict(X), moved.predict(X))
+
+
+def test_the_target_scaling_is_fitted_state_kept_by_the_model_file(tmp_path):
+    X, y = _regression_data()
+    est, _ = _fit_regressor(X, y[:, 0] + 1000)
+    est.save(tmp_path / "m.npz")
+    loaded = minicnn.load(tmp_path / "m.npz")
+    np.testing.assert_array_equal(loaded._y_mean, est._y_mean)
+    np.testing.assert_array_equal(loaded._y_scale, est._y_scale)
+    # continuing the loaded model trains in the same standardized units (it stays a good model)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded.set_params(warm_start=True, max_iter=3).fit(X, y[:, 0] + 1000)
+    from sklearn.metrics import r2_score
+
+    assert r2_score(y[:, 0] + 1000, loaded.predict(X)) > 0.3
+
+
+@pytest.mark.parametrize("how", ["warm_start", "partial_fit"])
+def test_continuing_a_fit_continues_from_the_trained_weights(how):
+    """The continued epochs start from the model of the last fit, in standardized units (loss near its last)."""
+    X, y = _regression_data()
+    y = y[:, 0] * 7 + 1000
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        est = CNNRegressor(layers=("conv4", "maxpool", "dense16"), random_state=0, backend="numpy", dropout="none",
+                           max_iter=5, warm_start=how == "warm_start").fit(X, y)
+        last = est.loss_curve_[-1]
+        if how == "warm_start":
+            est.set_params(max_iter=1).fit(X, y)
+        else:
+            est.partial_fit(X, y)
+    assert est.n_iter_ == 6
+    assert est.loss_curve_[-1] < 1.5 * last   # a wrongly unfolded layer starts near (1000 / scale) ** 2
+
+
+def test_training_reads_the_exact_standardized_weights_of_the_last_fit():
+    """Unfolding an unchanged output layer restores the standardized weights bit for bit, folding them back too."""
+    from minicnn._targets import standardized_output
+
+    X, y = _regression_data()
+    est, _ = _fit_regressor(X, y[:, 0] * 3 + 1000)
+    layer = est.network_.layers[-1]
+    folded = [layer.params["w"].copy(), layer.params["b"].copy()]
+    with standardized_output(est, fresh=False):
+        np.testing.assert_array_equal(layer.params["w"], est._standardized_output[0])
+        np.testing.assert_array_equal(layer.params["b"], est._standardized_output[1])
+    np.testing.assert_array_equal(layer.params["w"], folded[0])
+    np.testing.assert_array_equal(layer.params["b"], folded[1])
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_targets_of_a_large_scale_never_diverge(optimizer):
+    """y * 1e4 made SGD diverge ("the scale of y"): standardized inside, it trains as y does."""
+    X, y = _regression_data()
+    _, r2 = _fit_regressor(X, y[:, 0], optimizer=optimizer)
+    _, big_r2 = _fit_regressor(X, y[:, 0] * 1e4, optimizer=optimizer)
+    assert big_r2 == pytest.approx(r2, abs=0.01)
