@@ -196,6 +196,7 @@ class BaseCNN(BaseEstimator):
             raise self._diverged(exc) from None
         except _Interrupted as exc:   # no epoch of this call completed: the call is undone, not the model
             self._restore_state(saved)
+            self.interrupted_ = True
             warn(f"Training interrupted (KeyboardInterrupt) during epoch {exc.epoch}; kept the weights of epoch "
                  f"{self.n_iter_} (n_iter_={self.n_iter_}).", UserWarning)
             return self
@@ -410,6 +411,7 @@ class BaseCNN(BaseEstimator):
                                  score_name=self._score_name)
         best, no_improvement, completed, stop = None, 0, 0, None
         start = [None]
+        self.interrupted_ = False   # set when a KeyboardInterrupt ends this call (the completed epochs are kept)
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
             progress = reporter.start_epoch(epoch)
@@ -446,6 +448,7 @@ class BaseCNN(BaseEstimator):
                 warn(f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; kept the weights "
                      f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning)
                 stop = "interrupted (KeyboardInterrupt)"
+                self.interrupted_ = True
                 break
             except _Diverged:
                 reporter.close_bar()

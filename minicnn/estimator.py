@@ -208,6 +208,11 @@ _ATTRIBUTES = """
         Epochs run.
     t_ : int
         Training samples seen.
+    interrupted_ : bool
+        True when a ``KeyboardInterrupt`` (Ctrl-C) ended the last ``fit`` or
+        ``partial_fit`` call, which then kept the weights of the last complete
+        epoch (fewer epochs than asked: a caller that records results checks
+        it); not saved in a model file.
 """.strip("\n")
 
 
