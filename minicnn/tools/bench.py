@@ -641,7 +641,9 @@ def _table(rows):
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="minicnn bench", description=__doc__.split("\n")[0])
+    from ..cli import _Parser   # errors on one line, as every other minicnn command
+
+    p = _Parser(prog="minicnn bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a few-second smoke run (digits, auto, 1 thread)")
     p.add_argument("--models", default=None, help="comma list of " + ",".join(MODELS))
     p.add_argument("--backends", default=None, help="comma list of " + ",".join(ENGINE_BACKENDS))

@@ -337,6 +337,10 @@ class StudyPlan:
         return total * len(self.seeds)
 
 
+#: Smallest training-set size of a run (the estimator's validation split needs a few samples of every class).
+MIN_SIZE = 20
+
+
 def _seed_tuple(seeds):
     if isinstance(seeds, int) and not isinstance(seeds, bool):
         if seeds < 2:
@@ -410,8 +414,8 @@ def make_plan(data="digits", sizes=None, seeds=None, quick=False, layers=None, p
         epochs_scale = epochs_scale * 0.3
     sizes = tuple(profile.sizes if sizes is None else sizes)
     for size in sizes:
-        if size != "full" and not (isinstance(size, int) and not isinstance(size, bool) and size >= 20):
-            raise ValueError(f"Expected every size to be an int >= 20 or 'full'. Received: sizes={sizes}")
+        if size != "full" and not (isinstance(size, int) and not isinstance(size, bool) and size >= MIN_SIZE):
+            raise ValueError(f"Expected every size to be an int >= {MIN_SIZE} or 'full'. Received: sizes={sizes}")
     if len(set(sizes)) != len(sizes):
         raise ValueError(f"Expected distinct sizes. Received: sizes={sizes}")
     if not (epochs_scale > 0 and math.isfinite(epochs_scale)):
