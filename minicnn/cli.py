@@ -217,7 +217,7 @@ def _load_labeled(spec, option):
     """``(X, y)`` from ``idx:IMAGES,LABELS`` or a ``.npz`` file with arrays ``X`` and ``y``."""
     from . import datasets
 
-    for path in _data_files(spec):
+    for path in _data_files(spec) if spec.startswith("idx:") or spec.endswith(".npz") else []:
         if not Path(path).exists():
             raise FileNotFoundError(f"{option} {spec}: no such file: {path}")
         if Path(path).is_dir():

@@ -29,6 +29,7 @@ def files(tmp_path_factory):
             X, np.arange(40) % 2).save(folder / "m.npz")
     np.save(folder / "x.npy", X)
     (folder / "sub").mkdir()
+    (folder / "dir.npz").mkdir()
     return folder
 
 
@@ -69,9 +70,9 @@ def test_a_directory_where_a_file_belongs_is_named_with_its_option(files, comman
 
 
 @pytest.mark.parametrize("option", ["--data", "--test-data"])
-@pytest.mark.parametrize("spec", ["missing.npz", "idx:missing-images,missing-labels", "{sub}"])
+@pytest.mark.parametrize("spec", ["missing.npz", "idx:missing-images,missing-labels", "{folder}/dir.npz"])
 def test_missing_data_files_are_named_with_their_option(files, option, spec):
-    spec = spec.format(sub=files / "sub")
+    spec = spec.format(folder=files)
     extra = ["--data", "digits"] if option == "--test-data" else []
     err = check(["fit", "--quiet", "--epochs", "1", "--out", files / "o.npz", *extra, option, spec], 1,
                 f"{option} {spec}:")
