@@ -24,6 +24,7 @@ from . import _predict, checkpoint, params, placement, preprocessing
 from ._callbacks import FitHooks
 from ._caller import warn
 from ._predict import as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset  # noqa: F401
+from ._targets import standardize, standardized_output
 from .architecture import network_for, parse_layers
 from .placement import plan
 from .inputs import prepare_X
@@ -147,6 +148,10 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                 raise InvalidParameterError(f"The {name!r} parameter of {type(self).__name__} must be {problem}. "
                                             f"Got {value!r} instead.")
         super()._validate_params()
+        for name, value in self.get_params(deep=False).items():   # valid NumPy scalars act as their value
+            as_python = params.python_value(value)
+            if as_python is not value:
+                setattr(self, name, as_python)
 
     # ------------------------------------------------------------------ planning
     def _plan(self):
@@ -175,6 +180,12 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         if lock is None:
             lock = self.__dict__.setdefault("_fit_lock", threading.RLock())   # atomic: one lock even if raced
         return lock
+
+    def set_params(self, **params):
+        """scikit-learn's ``set_params``, under the estimator's lock: it waits for a fit running in another
+        thread, so a fit reads one set of parameters from start to end (and ``save`` then writes a loadable file)."""
+        with self._lock():
+            return super().set_params(**params)
 
     def __getstate__(self):
         # pickle, copy.deepcopy and joblib.dump read the state after this returns: copy it under the lock,
@@ -215,6 +226,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             raise self._diverged(exc) from None
         except _Interrupted as exc:   # no epoch of this call completed: the call is undone, not the model
             self._restore_state(saved)
+            self.interrupted_ = True
             warn(f"Training interrupted (KeyboardInterrupt) during epoch {exc.epoch}; kept the weights of epoch "
                  f"{self.n_iter_} (n_iter_={self.n_iter_}).", UserWarning)
             return self
@@ -258,8 +270,9 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        key = self._architecture_key()   # what the network is built from, read once
         tokens, specs = self._plan()
-        if not first and self._architecture_key() != self._built_with:
+        if not first and key != self._built_with:
             changed = [k for k in ARCHITECTURE_PARAMS if self._built_with[k] != self._architecture_key()[k]]
             raise ValueError(f"Cannot continue training ({'partial_fit' if incremental else 'warm_start=True'}) "
                              f"after changing {changed}: the fitted network was built with "
@@ -272,6 +285,8 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                              f"{images.shape}), y has {len(targets)} (shape {np.shape(y)})")
         weights = fit_weights(self, sample_weight, targets, incremental)
         ckpt = checkpoint.prepare(self, images, targets, weights, first, incremental)
+        if not self._stratify:   # the regressor trains on standardized targets (see minicnn._targets)
+            targets = standardize(self, targets, first, weights)
         if first or not incremental or not hasattr(self, "_rng"):
             seed = None if ckpt is None else ckpt.seed
             if seed is None:
@@ -284,7 +299,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             for message in placement.lint_placement(tokens, specs, self.batch_norm):
                 warn(message, UserWarning)
             self.network_ = self._new_network(tokens, specs, self.n_outputs_, rng)
-            self._built_with = self._architecture_key()
+            self._built_with = key
             self.dropout_layers_ = tuple(specs)
             self.n_iter_, self.t_ = 0, 0
             self.loss_curve_ = []
@@ -322,9 +337,10 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                              f"normalizes one value per sample and channel (after a dense layer or a 1x1 map), so a "
                              f"batch needs at least 2 samples; received {source}. Use batch_size >= 2 and more "
                              f"samples, or batch_norm=False.")
-        if ckpt is not None:
-            ckpt.restore(self, rng)
-        with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))):
+        with thread_limits(self.n_threads, self.network_.training_work(min(self.batch_size, len(train_X)))), \
+                standardized_output(self, first):
+            if ckpt is not None:   # inside: a warm start's weights were just put in standardized units
+                ckpt.restore(self, rng)
             self._train(train_X, train_y, val_X, val_y, rng, epochs=1 if incremental else self.max_iter,
                         first=first, min_batch=min_batch, weights=train_w, incremental=incremental,
                         augmenter=make_augmenter(self.augment, self.network_.kernels), ckpt=ckpt, hooks=hooks)
@@ -393,14 +409,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             return [f"weight_decay: every step multiplies the weights by 1 - learning_rate * weight_decay = "
                     f"{1 - lr * wd:.3g} (received learning_rate={lr!r}, weight_decay={wd!r}); keep "
                     f"learning_rate * weight_decay well below 1"]
-        causes = []
-        if not self._stratify:
-            spread = float(np.max(np.std(y, axis=0, dtype=np.float64))) if len(y) > 1 else 0.0   # no float32
-            largest = float(np.max(np.abs(y.astype(np.float64))))                                # overflow
-            if spread > 100 or largest > 1e3:
-                causes.append(f"the scale of y: the targets reach {largest:.3g} (standard deviation {spread:.3g}); "
-                              f"standardize them, e.g. sklearn.compose.TransformedTargetRegressor("
-                              f"regressor=..., transformer=StandardScaler())")
+        causes = []   # (the regressor trains on standardized targets: the scale of y is never a cause)
         largest = float(np.max(np.abs(X)))
         if largest > 1e3:
             causes.append(f"the scale of X: the inputs reach {largest:.3g}; scale them (e.g. divide 8-bit images "
@@ -443,6 +452,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                                  score_name=self._score_name)
         best, no_improvement, completed, stop = None, 0, 0, None
         start = [None]
+        self.interrupted_ = False   # set when a KeyboardInterrupt ends this call (the completed epochs are kept)
         finished = False
         if ckpt is not None:   # a resumed fit continues its loop where the checkpoint left it
             best, no_improvement, completed, start[0], finished = ckpt.loop_state(self)
@@ -487,6 +497,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                 warn(f"Training interrupted (KeyboardInterrupt) during epoch {epoch}; kept the weights "
                      f"of epoch {epoch - 1} (n_iter_={self.n_iter_}).", UserWarning)
                 stop = "interrupted (KeyboardInterrupt)"
+                self.interrupted_ = True
                 break
             except _Diverged:
                 reporter.close_bar()
@@ -575,9 +586,9 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         is None (or a RandomState instance, which is drawn from), and the same
         masks on every call for an int ``random_state``.
         """
-        offset = 0 if mc_samples is None else mc_offset(self.random_state)
+        offset = 0 if mc_samples is None else mc_offset(params.python_value(self.random_state))
         return batched_outputs(self.network_, images, transform, n_outputs=self.n_outputs_, backend=self.backend,
-                               n_threads=self.n_threads, mc_samples=mc_samples, with_std=with_std,
+                               n_threads=params.python_value(self.n_threads), mc_samples=mc_samples, with_std=with_std,
                                batch_size=PREDICT_BATCH, mc_offset=offset)
 
     @serialized

@@ -2,6 +2,8 @@
 
 from sklearn.utils.validation import check_is_fitted
 
+from ._targets import fitted_fields as target_fields
+
 
 def _fitted_fields(est):
     """The fitted attributes as JSON values."""
@@ -14,7 +16,7 @@ def _fitted_fields(est):
             "feature_names_in": (None if not hasattr(est, "feature_names_in_")
                                  else [str(v) for v in est.feature_names_in_]),
             "y_ndim": int(getattr(est, "_y_ndim", 1)),
-            "rng_state": est._rng.bit_generator.state}
+            "rng_state": est._rng.bit_generator.state, **target_fields(est)}
 
 
 def _layer_record(layer):

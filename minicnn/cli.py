@@ -94,9 +94,15 @@ _FRACTION = _number(float, 0.0, 1.0, low_open=True, what="a number in (0, 1)")
 
 
 def _layers(text):
-    tokens = tuple(t.strip() for t in text.split(",") if t.strip())
-    if not tokens:
-        raise argparse.ArgumentTypeError(f"expected {LAYERS_GRAMMAR}; received {text!r}")
+    tokens = tuple(t.strip() for t in text.split(","))
+    if not text.strip() or not all(tokens):
+        raise argparse.ArgumentTypeError(f"expected {LAYERS_GRAMMAR} (no empty token); received {text!r}")
+    from .architecture import parse_layers
+
+    try:
+        parse_layers(tokens)
+    except ValueError as exc:   # the grammar's own words, about the option's value
+        raise argparse.ArgumentTypeError(_cli_spelling(" ".join(str(exc).split()))) from None
     return tokens
 
 
@@ -209,6 +215,11 @@ def _load_labeled(spec, option, reading=None):
     """``(X, y)`` from ``idx:IMAGES,LABELS``, a ``.npz`` file with arrays ``X`` and ``y`` or ``folder:PATH``."""
     from . import datasets
 
+    for path in _data_files(spec) if spec.startswith("idx:") or spec.endswith(".npz") else []:
+        if not Path(path).exists():
+            raise FileNotFoundError(f"{option} {spec}: no such file: {path}")
+        if Path(path).is_dir():
+            raise IsADirectoryError(f"{option} {spec}: {path} is a directory; expected a file")
     if spec.startswith("folder:"):
         from ._images_cli import read_labeled_folder
 
@@ -334,6 +345,8 @@ def _check_out(path, option, keep=()):
     A FIFO or a device (``/dev/stdout``) is accepted: the output is written into it, never replaces it."""
     from .files import same_file, writable_target
 
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{option} {path} is a directory; give a file name")
     for other_option, other in keep:
         if other and Path(other).exists() and same_file(path, other):
             raise ValueError(f"{option} {path} is the same file as {other_option} {other}: refusing to overwrite it")
@@ -399,6 +412,8 @@ def _fit(args):
 
 
 def _load_model(path, predict_only=False):
+    if Path(path).is_dir():
+        raise IsADirectoryError(f"--model {path} is a directory; expected a model file written by 'minicnn fit'")
     if not Path(path).exists():   # a FIFO or device is refused by the loader, saying what it is
         raise FileNotFoundError(f"--model file not found: {path}")
     if predict_only:   # no scikit-learn import: ~1 s less per call
@@ -659,6 +674,39 @@ def build_parser():
     return parser
 
 
+def commands_parser(parser, command):
+    """The sub-parser of ``command``."""
+    return parser._subparsers._group_actions[0].choices[command]
+
+
+def _check_fit_options(args, fit_parser):
+    """Options that are valid one by one but not together (e.g. --dropout after_last_pool without a pooling
+    layer in --layers): exit 2 with one line in the options' spelling, before any data is read."""
+    clf = classifier(args)
+    try:
+        clf._validate_params()
+        clf._plan()
+    except ValueError as exc:
+        fit_parser.error(f"the options do not go together: {_cli_spelling(' '.join(str(exc).split()))}")
+
+
+def _cli_spelling(text):
+    """An estimator message in the command's spelling: ``dropout='after_last_pool'`` -> ``--dropout after_last_pool``,
+    ``layers=('conv2',)`` -> ``--layers conv2``, ``the 'dropout_rate' parameter`` -> ``--dropout-rate``."""
+    import re
+
+    def option(name):
+        return "--epochs" if name == "max_iter" else "--" + name.replace("_", "-")
+
+    names = "|".join(sorted((p.name for p in _estimator_params()), key=len, reverse=True))
+    text = re.sub(rf"\b({names})=\(([^()]*)\)",
+                  lambda m: f"{option(m[1])} {','.join(t.strip().strip(chr(39)) for t in m[2].split(',') if t.strip())}",
+                  text)
+    text = re.sub(rf"\b({names})='([^']*)'", lambda m: f"{option(m[1])} {m[2]}", text)
+    text = re.sub(rf"\b({names})=([^\s,;)]+)", lambda m: f"{option(m[1])} {m[2]}", text)
+    return re.sub(rf"'({names})'", lambda m: option(m[1]), text)
+
+
 def _split_bench(argv):
     """Arguments after ``bench`` (passed through untouched), or None for other commands and ``bench --help``."""
     commands = [i for i, a in enumerate(argv) if not a.startswith("-")]
@@ -699,7 +747,12 @@ def main(argv=None):
     parser = build_parser()
     bench_args = _split_bench(argv)
     try:
-        args = parser.parse_args(argv if bench_args is None else argv[:len(argv) - len(bench_args)])
+        args, extra = parser.parse_known_args(argv if bench_args is None else argv[:len(argv) - len(bench_args)])
+        if extra:   # said by the command that was given: "minicnn fit: error: ... (see 'minicnn fit --help')"
+            commands = parser._subparsers._group_actions[0].choices
+            (commands.get(args.command) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
+        if args.command == "fit":
+            _check_fit_options(args, commands_parser(parser, "fit"))
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     if bench_args is not None:

@@ -72,11 +72,15 @@ def warn_if_unstable(estimator, curve, baseline, untrained, causes):
         grew, rather than starting high) and no epoch's mean loss was
         below ``baseline``: the fitted model is no better than predicting a
         constant (a divergence that stayed below the growth that raises).
+        Never when the loss fell in every epoch (a high start, e.g. of a
+        regressor's random output layer on standardized targets, that
+        training is still bringing down).
     """
     if len(curve) < 2 or not baseline > 0:
         return
     worst = max(curve)
-    if worst > UNSTABLE_GROWTH * max(baseline, untrained) and min(curve) >= baseline:
+    steady = all(b < a for a, b in zip(curve, curve[1:]))   # a loss falling every epoch is not unstable
+    if worst > UNSTABLE_GROWTH * max(baseline, untrained) and min(curve) >= baseline and not steady:
         warn(f"{type(estimator).__name__}: training was unstable and the model is no better than a constant "
              f"prediction: the mean training loss reached {worst:.4g} in epoch {curve.index(worst) + 1} of this fit "
              f"and never fell below {baseline:.4g}, the loss of a constant prediction (last epoch: "

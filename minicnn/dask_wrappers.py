@@ -83,24 +83,51 @@ def _with_input_shape(estimator, X):
         raise ValueError(f"X has per-sample shape {shape} but the estimator has input_shape={declared!r}")
 
 
-class ParallelPostFit(wrappers.ParallelPostFit):
+def check_like_predict(estimator, X):
+    """Raise what ``estimator.predict`` raises for the shape and dtype of dask array ``X``, before any block runs.
+
+    Flat blocks lose the layout of the images: channels-first images for a
+    channels-last model, or ``(4, 16)`` images for an ``(8, 8)`` model, hold
+    the same number of values per sample as the images the model was fitted
+    on. One all-zero sample of ``X``'s per-sample shape and dtype goes through
+    the estimator's own input check (``_images``: the one that in-memory
+    ``predict`` runs), so every view refuses what ``predict`` refuses, with
+    its message. Anything else (a NumPy array, an unfitted estimator) is left
+    to the estimator.
+    """
+    check = getattr(estimator, "_images", None)
+    if not isinstance(X, da.Array) or check is None or not hasattr(estimator, "network_"):
+        return
+    if X.ndim < 2 or any(d != d for d in X.shape[1:]):   # 1-D or unknown per-sample shape: the blocks check it
+        return
+    import numpy as np
+
+    try:
+        check(np.zeros((1, *(int(d) for d in X.shape[1:])), dtype=X.dtype))
+    except ValueError as exc:   # the message describes the dask array, not the one-sample probe
+        if X.shape[0] != X.shape[0]:
+            raise
+        raise type(exc)(str(exc).replace("with shape (1, ", f"with shape ({X.shape[0]}, ")) from None
+
+
+class _PostFitChecks:
+    """Predictions and scores check the dask array's per-sample shape as ``predict`` does, then flatten it."""
+
+    def _check_array(self, X):
+        check_like_predict(self._postfit_estimator, X)
+        return super()._check_array(flatten_images(X))
+
+    def score(self, X, y, compute=True):
+        check_like_predict(self._postfit_estimator, X)
+        return super().score(flatten_images(X), y, compute=compute)
+
+
+class ParallelPostFit(_PostFitChecks, wrappers.ParallelPostFit):
     """``dask_ml.wrappers.ParallelPostFit`` that also takes dask image arrays (see :mod:`minicnn.dask_wrappers`)."""
 
-    def _check_array(self, X):
-        return super()._check_array(flatten_images(X))
 
-    def score(self, X, y, compute=True):
-        return super().score(flatten_images(X), y, compute=compute)
-
-
-class Incremental(wrappers.Incremental):
+class Incremental(_PostFitChecks, wrappers.Incremental):
     """``dask_ml.wrappers.Incremental`` that also takes dask image arrays (see :mod:`minicnn.dask_wrappers`)."""
-
-    def _check_array(self, X):
-        return super()._check_array(flatten_images(X))
-
-    def score(self, X, y, compute=True):
-        return super().score(flatten_images(X), y, compute=compute)
 
     def _fit_for_estimator(self, estimator, X, y, **fit_kwargs):
         _with_input_shape(estimator, X)

@@ -241,6 +241,11 @@ _ATTRIBUTES = """
         Epochs run.
     t_ : int
         Training samples seen.
+    interrupted_ : bool
+        True when a ``KeyboardInterrupt`` (Ctrl-C) ended the last ``fit`` or
+        ``partial_fit`` call, which then kept the weights of the last complete
+        epoch (fewer epochs than asked: a caller that records results checks
+        it); not saved in a model file.
 """.strip("\n")
 
 
@@ -286,7 +291,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
     ``predict``, ``summary`` and ``save`` describe the fitted model. Calls
     from several threads on one estimator are serialized by its lock.
     Training stops with a ``ValueError`` naming the likely cause
-    (``learning_rate``, ``weight_decay``, or the scale of ``X`` or ``y``)
+    (``learning_rate``, ``weight_decay``, or the scale of ``X``)
     when the loss becomes non-finite or grows past 100 times its start.
 
 {_PARAMETERS}
@@ -454,7 +459,11 @@ class CNNRegressor(RegressorMixin, BaseCNN):
 
     Same inputs, parameters and lifecycle as :class:`CNNClassifier`; ``y``
     may be 1-D or 2-D and ``predict`` returns the dimensionality ``y`` had in
-    ``fit``. Standardize large targets (e.g. TransformedTargetRegressor).
+    ``fit``. The targets are standardized inside (per output, with the mean
+    and standard deviation of the first ``fit`` or ``partial_fit``; see
+    :mod:`minicnn._targets`), so ``y`` far from 0 trains as well as ``y`` near
+    it; ``loss_curve_`` is the mean squared error of the standardized targets,
+    and ``predict`` answers in the units of ``y``.
 
 {_PARAMETERS}
 

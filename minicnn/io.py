@@ -54,6 +54,7 @@ from .inputs import user_shape_to_nhwc
 from .architecture import LAYER_KINDS, network_options, parse_layers, weight_count
 from .files import atomic_write
 from .layers.geometry import window_geometry
+from ._targets import restore_fitted as restore_targets
 from .params import ADDED_PARAMS, DEFAULTS, invalid
 from . import preprocessing
 
@@ -412,6 +413,8 @@ def _restore_fitted(reader, est, header):
     est._rng = rng
     if header["estimator"] == "CNNRegressor":
         est._y_ndim = fitted["y_ndim"]
+        problem = restore_targets(est, fitted, header["n_outputs"])
+        _expect(reader, problem is None, problem)
 
 
 def _restore_preprocessing(reader, model, header):

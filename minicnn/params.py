@@ -249,6 +249,34 @@ def invalid(name, value):
     return text
 
 
+def python_value(value):
+    """``value`` with every NumPy scalar replaced by the Python value it holds (``value`` itself if none).
+
+    NumPy scalars keep their type in arithmetic: ``np.int8(100) + 28`` wraps
+    and ``np.int8(100) * 20`` raises ``OverflowError``. A parameter given as a
+    NumPy scalar (``batch_size=np.int8(100)``, ``learning_rate=np.float16(0.01)``,
+    ``input_shape=(np.int64(8), np.int64(8))``) therefore behaves as
+    ``value.item()``, the Python int, float, bool or str of equal value.
+    Tuples and lists are converted element by element (same container type),
+    dict values (not keys) likewise; other objects are returned unchanged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> python_value(np.int8(100)), python_value((np.uint64(3), 4))
+    (100, (3, 4))
+    """
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (tuple, list)):
+        items = [python_value(v) for v in value]
+        return value if all(a is b for a, b in zip(items, value)) else type(value)(items)
+    if isinstance(value, dict):
+        items = {k: python_value(v) for k, v in value.items()}
+        return value if all(items[k] is value[k] for k in value) else items
+    return value
+
+
 def sklearn_constraints():
     """``_parameter_constraints`` for scikit-learn's parameter validation (imports scikit-learn).
 

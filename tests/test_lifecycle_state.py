@@ -200,9 +200,11 @@ def test_any_exception_during_fit_rolls_back_exactly(cls, scenario, batch, exc, 
         # documented: an interrupt keeps the complete epochs of this call (none here when batch < 3), warning
         with pytest.warns(UserWarning, match="interrupted"):
             _call(est, scenario, X, y)
+        assert est.interrupted_ is True   # the caller can tell that the call was cut short
         if batch >= 3:
             assert est.n_iter_ == (1 if refit else twin.n_iter_ + 1)
             return
+        twin.interrupted_ = True          # nothing else of the call is kept
     else:
         with pytest.raises(exc):
             _call(est, scenario, X, y)

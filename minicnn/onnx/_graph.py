@@ -8,6 +8,9 @@ each provide one, so the layer translation exists once.
 Shape letters: N samples, H/W height/width, C channels, D features, K outputs.
 """
 
+import contextlib
+import copy
+
 import numpy as np
 
 from ..backend.activation_codes import CODES
@@ -42,19 +45,29 @@ class Fitted:
     """What the export needs from a fitted estimator or Predictor (read once, validated here)."""
 
     def __init__(self, model):
-        self.is_classifier = _kind(model) == "CNNClassifier"
-        self.network = model.network_
-        self.input_shape = tuple(int(d) for d in model.input_shape_)   # (h, w, c)
-        self.data_format = model.data_format
-        self.n_features = int(model.n_features_in_)
-        self.n_outputs = int(model.n_outputs_)
-        self.y_ndim = int(getattr(model, "_y_ndim", 1))
-        self.classes = label_array(model.classes_) if self.is_classifier else None
+        kind = _kind(model)
+        with _holding(model):   # a fit in another thread finishes first: never mid-fit weights
+            self.is_classifier = kind == "CNNClassifier"
+            self.network = copy.deepcopy(model.network_)   # a snapshot: a later fit cannot change the export
+            self.input_shape = tuple(int(d) for d in model.input_shape_)   # (h, w, c)
+            # the layout of the last fit (set_params(data_format=...) takes effect at the next fit)
+            fitted = getattr(model, "_fitted_params", None)
+            self.data_format = fitted()["data_format"] if fitted is not None else model.data_format
+            self.n_features = int(model.n_features_in_)
+            self.n_outputs = int(model.n_outputs_)
+            self.y_ndim = int(getattr(model, "_y_ndim", 1))
+            self.classes = label_array(model.classes_) if self.is_classifier else None
 
     def user_shape(self):
         """Per-sample image shape in ``data_format`` order."""
         h, w, c = self.input_shape
         return (c, h, w) if self.data_format == "channels_first" else (h, w, c)
+
+
+def _holding(model):
+    """The estimator's lock (fit, partial_fit and set_params hold it), or no lock for a Predictor."""
+    lock = getattr(model, "_lock", None)
+    return lock() if lock is not None else contextlib.nullcontext()
 
 
 def _kind(model):

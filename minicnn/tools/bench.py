@@ -657,8 +657,15 @@ def _table(rows):
     return [out[0], "-" * len(out[0]), *out[1:]]
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """Errors on one line (exit code 2), as every other ``minicnn`` command."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
+
+
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="minicnn bench", description=__doc__.split("\n")[0])
+    p = _OneLineParser(prog="minicnn bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a few-second smoke run (digits, auto, 1 thread)")
     p.add_argument("--models", default=None, help="comma list of " + ",".join(MODELS))
     p.add_argument("--backends", default=None, help="comma list of " + ",".join(ENGINE_BACKENDS))

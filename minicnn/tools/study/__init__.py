@@ -31,6 +31,7 @@ from pathlib import Path
 
 from ...files import write_text
 from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, make_plan
+from .lock import holding_out_lock, lock_out
 from .report import check_one_study, plot, read_runs, render, seeds_per_block, typed, warning_text
 from .runner import run_plan
 from .stats import analyse, recommend
@@ -275,6 +276,7 @@ def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
     return unverified
 
 
+@holding_out_lock
 def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=False, layers=None,
               padding="same", rates=None, schedule="cosine", budget_s=None, n_jobs=-1, scheduler=None, verbose=1,
               command=None, stream=None, names=None):
@@ -284,7 +286,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     ----------
     out_dir : str or path-like, default="study"
         Created if missing; a ``runs.csv`` already there is resumed (finished runs are skipped) when its runs
-        were trained with the same settings (the fingerprint in ``study.json``), refused otherwise.
+        were trained with the same settings (the fingerprint in ``study.json``), refused otherwise. One study
+        at a time: a study running in ``out_dir`` locks it (:mod:`minicnn.tools.study.lock`).
     data : str or sequence of str, default=("digits", "mnist", "fashion-mnist")
         Built-in data sets, ``"idx:IMAGES,LABELS"`` or a ``.npz`` file with arrays ``X`` and ``y``.
     sizes, seeds, quick, layers, padding, rates, schedule
@@ -316,7 +319,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     ------
     ValueError
         For bad input (data, sizes, schedule, n_jobs, an ``out_dir`` that is a file, a damaged CSV or meta JSON
-        there, or runs there trained with other settings), before anything trains or is written.
+        there, runs there trained with other settings, or another study running there), before anything
+        trains or is written.
     """
     import sys
 
@@ -328,6 +332,7 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     datas = (data,) if isinstance(data, str) else tuple(data)
     out_dir = Path(out_dir)
     _check_out(out_dir)
+    lock_out(out_dir)   # another study in this directory is refused before anything is read or trained
     if schedule not in (None, "constant") and invalid("lr_schedule", schedule):
         raise ValueError(f"--schedule: expected {invalid('lr_schedule', schedule)}; received {schedule!r}")
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or not (n_jobs == -1 or n_jobs >= 1):
@@ -351,7 +356,6 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
             check_user_data(p.data, layers, padding)
         X_pool, y_pool, X_test, _ = load_split(p.data, p.profile.test_size)
         _check_sizes(p, len(X_pool), len(set(y_pool.tolist())))
-        check_subsets(p.data, y_pool, p.sizes, p.seeds)
         if p.data in DEFAULT_DATA and layers is not None:
             check_architecture(p.data, layers, padding, X_pool.shape[1:], len(set(y_pool.tolist())))
         pools[p.data] = dict(n_pool=len(X_pool), n_test=len(X_test))
@@ -377,6 +381,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     else:
         for p in plans:
             estimates[p.data] = p.estimated_cost_s(pools[p.data]["n_pool"]) / workers
+    for p in plans:   # every run's subset, once the budget fixed the runs (10000 seeds cost no planning time)
+        check_subsets(p.data, load_split(p.data, p.profile.test_size)[1], p.sizes, p.seeds)
     settings = {p.data: plan_settings(p, data_digest(p.data, p.profile.test_size)) for p in plans}
     unverified = _check_resume(old_rows, old_meta, settings, plans, csv_path, meta_path)
     if isinstance(old_meta.get("unverified"), dict):
@@ -401,6 +407,7 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
             meta["unknown_settings"] = "; ".join(notes)
     warning = warning_text(meta)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock_out(out_dir)   # a directory this study created
     write_text(meta_path, json.dumps(dict(meta, warning=warning), indent=2))   # the fingerprint (atomically)
     if verbose:
         for p in plans:
@@ -435,6 +442,7 @@ def _write_outputs(rows, meta, out_dir, report_name):
     return results
 
 
+@holding_out_lock
 def report_from_csv(csv_path, out_dir, names=None):
     """Re-analyse an existing runs CSV (and its ``study.json`` or ``study_meta.json``) into ``out_dir``.
 
@@ -458,6 +466,7 @@ def report_from_csv(csv_path, out_dir, names=None):
     if not csv_path.is_file():
         raise ValueError(f"--from-csv {csv_path}: not a file")
     _check_out(out_dir)
+    lock_out(Path(out_dir))   # never write a report where a study is running
     rows = read_runs(csv_path, advice)
     names = dict(NAMES, **(names or {}))
     meta_path = csv_path.with_name(meta_name(csv_path.name))
@@ -473,6 +482,7 @@ def report_from_csv(csv_path, out_dir, names=None):
     meta["warning"] = warning_text(meta)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    lock_out(out_dir)
     return _write_outputs(rows, meta, out_dir, names["report"]), meta
 
 

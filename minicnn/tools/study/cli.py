@@ -15,6 +15,8 @@ import math
 import re
 from pathlib import Path
 
+from .grid import MIN_SIZE
+
 _UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
 BUILTIN = ("digits", "mnist", "fashion-mnist")
 
@@ -114,10 +116,10 @@ def _sizes(text):
     for part in (p.strip() for p in text.split(",")):
         if part == "full":
             sizes.append(part)
-        elif re.fullmatch(r"[0-9]+", part) and int(part) >= 1:
+        elif re.fullmatch(r"[0-9]+", part) and int(part) >= MIN_SIZE:
             sizes.append(int(part))
         else:
-            raise argparse.ArgumentTypeError(f"expected comma-separated sizes (positive integers or 'full'); "
+            raise argparse.ArgumentTypeError(f"expected comma-separated sizes (integers >= {MIN_SIZE} or 'full'); "
                                              f"{part!r} is not, in {text!r}")
     _refuse_repeats(sizes, "size", text)
     return tuple(sizes)

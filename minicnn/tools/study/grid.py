@@ -340,10 +340,17 @@ class StudyPlan:
         """
         costs = EPOCH_COST_S.get(self.data, EPOCH_COST_S["mnist"]) if epoch_cost_s is None else epoch_cost_s
         total = 0.0
-        for config, size, n_train, _ in self.runs(n_pool):
+        for size in self.sizes:   # every seed of a (configuration, size) costs the same: no loop over seeds
+            n_train = n_pool if size == "full" else min(size, n_pool)
             epochs = self.max_epochs(size) * EPOCH_FRACTION
-            total += costs.get(config.group, max(costs.values())) * n_train / 1000 * epochs * OVERHEAD
-        return total
+            for config in self.unique_configs:
+                if config.trains_at(n_train):
+                    total += costs.get(config.group, max(costs.values())) * n_train / 1000 * epochs * OVERHEAD
+        return total * len(self.seeds)
+
+
+#: Smallest training-set size of a run (the estimator's validation split needs a few samples of every class).
+MIN_SIZE = 20
 
 
 def _seed_tuple(seeds):
@@ -419,8 +426,8 @@ def make_plan(data="digits", sizes=None, seeds=None, quick=False, layers=None, p
         epochs_scale = epochs_scale * 0.3
     sizes = tuple(profile.sizes if sizes is None else sizes)
     for size in sizes:
-        if size != "full" and not (isinstance(size, int) and not isinstance(size, bool) and size >= 20):
-            raise ValueError(f"Expected every size to be an int >= 20 or 'full'. Received: sizes={sizes}")
+        if size != "full" and not (isinstance(size, int) and not isinstance(size, bool) and size >= MIN_SIZE):
+            raise ValueError(f"Expected every size to be an int >= {MIN_SIZE} or 'full'. Received: sizes={sizes}")
     if len(set(sizes)) != len(sizes):
         raise ValueError(f"Expected distinct sizes. Received: sizes={sizes}")
     if not (epochs_scale > 0 and math.isfinite(epochs_scale)):
@@ -459,14 +466,19 @@ def fit_budget(plan, budget_s, n_pool, n_workers, epoch_cost_s=None):
                                                     or c.rate in keep])))
     for size in sorted(plan.sizes, key=lambda s: math.inf if s == "full" else s, reverse=True)[:-1]:
         steps.append((f"size {size} dropped", lambda p, s=size: rebuild(p, sizes=tuple(x for x in p.sizes if x != s))))
-    for n in range(len(plan.seeds) - 1, 2, -1):
-        tag = "" if n >= MIN_SEEDS else " (below 10: verdicts not meaningful)"
-        steps.append((f"seeds -> {n}{tag}", lambda p, n=n: rebuild(p, seeds=p.seeds[:n])))
+    if len(plan.seeds) > 3:   # the cost is linear in the seeds: one step to the most seeds that fit (at least 3)
+        def fewer_seeds(p):
+            n = min(len(p.seeds) - 1, max(3, int(budget_s / max(wall(p) / len(p.seeds), 1e-12))))
+            p = rebuild(p, seeds=p.seeds[:n])
+            p.cuts.append(f"seeds -> {n}{'' if n >= MIN_SEEDS else ' (below 10: verdicts not meaningful)'}")
+            return p
+        steps.append((None, fewer_seeds))
     steps.append(("epochs halved (models may not converge)",
                   lambda p: rebuild(p, epochs_scale=p.epochs_scale / 2)))
     for what, step in steps:
         if wall(plan) <= budget_s:
             break
         plan = step(plan)
-        plan.cuts.append(what)
+        if what is not None:
+            plan.cuts.append(what)
     return plan, wall(plan)

@@ -10,7 +10,11 @@ later chooses rates) and, only then, the test accuracy.
 
 Every finished run is appended to the CSV at once (with copies for the
 configurations that share its network), so an interrupted study loses at most
-the runs in flight; running it again skips every run already in the CSV.
+the runs in flight; running it again skips every run already in the CSV. A
+run that Ctrl-C cut short is never a finished run: the estimator keeps the
+epochs it completed (``interrupted_``), and :func:`run_one` raises
+``KeyboardInterrupt`` instead of returning its row, so the study stops
+(``minicnn study`` exits 130) and a resume trains the run again.
 """
 
 import contextlib
@@ -62,6 +66,8 @@ def run_one(data, test_size, config, size, seed, max_epochs, profile, schedule, 
         start = time.perf_counter()
         clf.fit(X_pool[index], y_pool[index])
         elapsed = time.perf_counter() - start
+    if clf.interrupted_:   # Ctrl-C: the estimator kept the epochs before it, but this run is not finished
+        raise KeyboardInterrupt(f"run {config.label}, size {size}, seed {seed} interrupted in epoch {clf.n_iter_ + 1}")
     final_loss = float(clf.loss_curve_[-1])
     val_accuracy = float(clf.best_validation_score_)
     test_accuracy = float(clf.score(X_test, y_test))   # after the model is final: the test set chooses nothing
