@@ -39,7 +39,7 @@ def test_digits_accuracy_bar():
     Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
     clf = CNNClassifier(layers=("conv16", "maxpool", "dense64"), padding="same", dropout="after_last_pool",
                         max_iter=30, random_state=0).fit(Xtr, ytr)
-    assert [(s.after, s.kind) for s in clf.dropout_layers_] == [(1, "spatial")]
+    assert [(s.after, s.rate, s.kind) for s in clf.dropout_layers_] == [(1, 0.25, "element")]   # the study's choice
     assert clf.score(Xte, yte) >= 0.97
 
 
@@ -185,7 +185,7 @@ def test_variance_shift_warning(digits):
 def test_summary_lists_dropout_positions_rates_and_kinds(digits):
     X, y = digits
     est = CNNClassifier(**{**SMALL, "layers": ("conv4", "maxpool", "dense16")}, dropout="last:2",
-                        dropout_rate=(0.2, 0.4)).fit(X, y)
+                        dropout_rate=(0.2, 0.4), dropout_kind="auto").fit(X, y)
     text = est.summary()
     assert "SpatialDropout2D(rate=0.2, spatial" in text and "Dropout(rate=0.4, element" in text
     assert text.count("<-- dropout") == 2

@@ -280,7 +280,8 @@ def test_a_divergence_below_the_raising_growth_warns_naming_learning_rate(cls, o
 
     X, y = _unstable_data(cls)
     est = cls(layers=("conv3", "maxpool", "dense5"), batch_size=8, max_iter=8, optimizer=optimizer,
-              learning_rate=learning_rate, backend="numpy", random_state=0, n_iter_no_change=100)
+              learning_rate=learning_rate, backend="numpy", random_state=0, n_iter_no_change=100,
+              dropout_rate=0.5, dropout_kind="auto")   # the rates above were tuned to this dropout, not the default
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         est.fit(X, y)
