@@ -462,7 +462,7 @@ class BaseCNN(BaseEstimator):
             if no_improvement >= self.n_iter_no_change:
                 stop = no_improvement_reason(self, val_X is not None)
                 break
-        report_stop(self, stop, incremental)
+        report_stop(self, stop, incremental, self._baseline_loss(y))
         if not incremental:
             untrained = math.log(self.n_outputs_) if self._stratify else float(np.mean(np.square(y)))
             warn_if_unstable(self, self.loss_curve_[len(self.loss_curve_) - completed:], self._baseline_loss(y),

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, params
+from . import __version__, params, placement
 
-COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
+COMMANDS = ("fit", "predict", "evaluate", "summary", "export", "bench", "study")
 PNG_INSTALL = "pip install pillow (or matplotlib)"
 #: Largest PNG read by ``predict`` (pixels): larger files are refused before decoding (decompression bombs).
 MAX_PNG_PIXELS = 64 * 1024 * 1024
@@ -386,12 +386,18 @@ def _fit(args):
     keep = [("--data", f) for f in _data_files(args.data)] + [("--test-data", f) for f in _data_files(args.test_data)]
     _check_out(args.out, "--out", keep)
     clf = classifier(args)
+    placement.plan(clf)   # the layer grammar and dropout placement, before loading any data
     X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
     if not args.quiet:
         print(f"Training on {len(X_train)} images from {args.data}, testing on {len(X_test)}"
               + (f" from {args.test_data}" if args.test_data else ""))
+    from . import convergence
+
     start = time.perf_counter()
-    clf.fit(X_train, y_train)
+    with warnings.catch_warnings():
+        if not args.quiet:   # --epochs states the stop, and the progress's stop line says whether it came early
+            warnings.filterwarnings("ignore", message=f".*{convergence.MAX_ITER_WARNING} \\(max_iter=")
+        clf.fit(X_train, y_train)
     seconds = time.perf_counter() - start
     accuracy = clf.score(X_test, y_test)
     clf.save(args.out)
@@ -437,6 +443,33 @@ def _predict(args):
             out.close()
     if args.out:
         print(f"wrote {len(ids)} predictions to {args.out}", file=sys.stderr)
+    return 0
+
+
+def _evaluate(args):
+    """Score a saved model on held-out data: accuracy or R^2, plus scikit-learn's confusion matrix and report."""
+    from sklearn.metrics import classification_report, confusion_matrix, r2_score
+
+    model = _load_model(args.model)
+    if args.data is None and args.test_data is not None:
+        X, y = _load_labeled(args.test_data, "--test-data")
+        source = args.test_data
+    else:
+        data = args.data or "digits"
+        _, X, _, y = load_training_data(data, args.test_size, args.seed, args.test_data)
+        source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
+                                    f"{data} (the --test-size {args.test_size} split of --seed {args.seed}, "
+                                    f"as 'minicnn fit' held it out)")
+    predictions = model.predict(X)
+    print(f"evaluated {args.model} on {len(X)} samples from {source}")
+    if type(model).__name__ == "CNNRegressor":
+        print(f"R^2: {r2_score(y, predictions):.4f}")
+        return 0
+    labels = model.classes_
+    print(f"accuracy: {np.mean(predictions == y):.4f}")
+    print("confusion matrix (rows: true class, columns: predicted; classes " + ", ".join(map(str, labels)) + "):")
+    print(confusion_matrix(y, predictions, labels=labels))
+    print(classification_report(y, predictions, labels=labels, zero_division=0, digits=4))
     return 0
 
 
@@ -535,6 +568,22 @@ def _add_predict(sub, common):
     p.set_defaults(func=_predict)
 
 
+def _add_evaluate(sub, common):
+    p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
+                       description="Score a saved model: accuracy, confusion matrix and classification report "
+                                   "(scikit-learn's) for a classifier, R^2 for a regressor. --data, --test-data, "
+                                   "--test-size and --seed mean what they mean for 'minicnn fit', so the same "
+                                   "options score the test set that fit held out.")
+    p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
+    p.add_argument("--data", default=None,
+                   help="as in 'minicnn fit' (default: digits, unless only --test-data is given)")
+    p.add_argument("--test-data", default=None, help="as in 'minicnn fit': the labelled data to score")
+    p.add_argument("--test-size", type=_FRACTION, default=0.2, help="as in 'minicnn fit'")
+    p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
+                   help="as in 'minicnn fit': the seed of its split")
+    p.set_defaults(func=_evaluate)
+
+
 def _add_summary(sub, common):
     p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement",
                        description="Print a saved model's layers (output shapes, parameter counts), its dropout "
@@ -575,6 +624,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_fit(sub, common)
     _add_predict(sub, common)
+    _add_evaluate(sub, common)
     _add_summary(sub, common)
     from .onnx import _cli as onnx_cli   # imports no onnx until the command runs
 
@@ -603,7 +653,9 @@ def _one_line(exc):
 
 def _show_warning(command, message, category, filename, lineno, file=None, line=None):
     """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line."""
-    text = " ".join(str(message).split())
+    from ._cli_words import cli_spelling
+
+    text = cli_spelling(" ".join(str(message).split()))
     print(f"minicnn {command}: warning: {category.__name__}: {text}", file=sys.stderr if file is None else file)
 
 
