@@ -503,3 +503,48 @@ def test_a_budget_cut_keeps_the_users_own_rates_and_every_dropout_arm():
     assert cut.cuts[0] == "rates 0.1, 0.2, 0.3 -> 0.2, 0.3" and not cut.meaningful
     assert {c.rate for c in cut.configs if c.placement != "none"} == {0.2, 0.3}
     assert {c.placement for c in cut.configs} == {c.placement for c in plan.configs}
+
+
+# --------------------------------------------------------------------------- estimator options
+
+
+def test_the_study_options_are_the_estimator_s_minus_what_the_study_sets():
+    """Every CNNClassifier parameter the arms and design leave alone is a study option, with fit's spelling."""
+    import argparse
+
+    from minicnn import params
+    from minicnn.tools.study import cli as study_cli
+
+    parser = argparse.ArgumentParser()
+    study_cli.add_arguments(parser)
+    dests = {a.dest for a in parser._actions}
+    assert set(params.TABLE) - set(grid.STUDY_OWNS) <= dests
+    assert not set(grid.STUDY_OWNS) & dests
+    assert {p.name for p in grid.estimator_options()} == set(params.TABLE) - set(grid.STUDY_OWNS)
+
+
+def test_your_data_trains_with_the_estimator_s_defaults():
+    from minicnn import params
+
+    shared = grid.profile_for_user(("conv8", "maxpool", "dense16")).estimator_params()
+    for name, value in shared.items():
+        assert value == params.DEFAULTS[name], name
+
+
+def test_options_reach_every_run_and_the_meta(files, tmp_path):
+    code, stdout, stderr, out = study(files, tmp_path, "--learning-rate", "0.01", "--batch-size", "16",
+                                      "--batch-norm", "--epochs", "3", "--optimizer", "sgd")
+    assert code == 0, stderr
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["estimator_options"] == {"learning_rate": 0.01, "batch_size": 16, "batch_norm": True,
+                                         "max_iter": 3, "optimizer": "sgd"}
+    assert meta["learning_rate"] == 0.01 and meta["batch_size"] == 16
+    settings = next(iter(meta["settings"].values()))
+    assert settings["estimator"] == {"optimizer": "sgd"} and settings["models"]["user"]["batch_norm"] is True
+    runs = (out / "runs.csv").read_text().splitlines()
+    assert all(",True," in line for line in runs[1:])   # batch_norm column
+
+
+def test_batch_norm_on_the_built_in_study_is_refused(tmp_path):
+    code, _, stderr = run_cli("study", "--data", "digits", *QUICK, "--batch-norm", "--out", tmp_path / "o")
+    assert code == 1 and "--batch-norm applies to your model" in stderr, stderr

@@ -180,10 +180,49 @@ def add_arguments(parser):
                              "(default --out docs)")
     parser.add_argument("--from-csv", default=None, help="re-analyse an existing runs.csv instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_estimator_options(parser)
+
+
+def _add_estimator_options(parser):
+    """Every estimator parameter the study's arms and design leave alone, as ``minicnn fit`` spells it."""
+    from minicnn.cli import _param_option, _show
+
+    from .grid import estimator_options, profile_for_user
+
+    user = profile_for_user(("dense8",))
+    group = parser.add_argument_group("estimator options", f"CNNClassifier's parameters, set in every run and "
+                                      f"recorded in the study's meta JSON. Unset: on your data the estimator's "
+                                      f"defaults (shown), except --epochs {user.default_epochs} and "
+                                      f"--n-iter-no-change {user.n_iter_no_change} (the early-stopping patience); "
+                                      f"on the built-in data the built-in study's settings (docs/STUDY.md).")
+    for p in estimator_options():
+        if p.name in ("layers", "padding"):   # the options above: your model's
+            continue
+        flags = ["--epochs", "--max-iter"] if p.name == "max_iter" else None
+        _param_option(group, p, flags, default=None)
+        action = group._group_actions[-1]
+        shown = ("on" if p.default else "off") if p.kind == "bool" else _show(p.default)
+        action.help = action.help.rsplit(" (default:", 1)[0] + f" (estimator default: {shown})"
+
+
+def estimator_option_flags():
+    """The long options :func:`_add_estimator_options` adds."""
+    from .grid import estimator_options
+
+    return tuple("--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-")
+                 for p in estimator_options() if p.name not in ("layers", "padding"))
+
+
+def estimator_option_values(args):
+    """The estimator options given in parsed ``args``: name -> value."""
+    from .grid import estimator_options
+
+    return {p.name: getattr(args, p.name) for p in estimator_options()
+            if p.name not in ("layers", "padding") and getattr(args, p.name, None) is not None}
 
 
 TRAINING_OPTIONS = ("--data", "--layers", "--padding", "--sizes", "--seeds", "--rates", "--schedule", "--budget",
-                    "--quick", "--n-jobs", "--scheduler")
+                    "--quick", "--n-jobs", "--scheduler") + estimator_option_flags() + ("--max-iter",)
 _ALL_OPTIONS = TRAINING_OPTIONS + ("--out", "--docs", "--from-csv", "--quiet", "--debug", "--help")
 
 
@@ -243,7 +282,7 @@ def run(args):
                                   layers=args.layers, padding=args.padding, rates=args.rates,
                                   schedule=args.schedule, budget_s=args.budget, n_jobs=args.n_jobs,
                                   scheduler=args.scheduler, verbose=0 if args.quiet else 1,
-                                  command=command.strip(), names=names)
+                                  command=command.strip(), names=names, options=estimator_option_values(args))
     for r in results:
         if r.get("same_network"):
             detail = "the two arms build the same networks on this model"
