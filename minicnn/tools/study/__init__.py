@@ -29,7 +29,7 @@ import platform
 import time
 from pathlib import Path
 
-from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, make_plan, with_options
+from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, load_note, make_plan, with_options
 from .report import check_one_study, plot, read_runs, render, seeds_per_block, typed, warning_text
 from .runner import run_plan
 from .stats import analyse, recommend
@@ -410,7 +410,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
             n = pools[p.data]["n_pool"]
             print(f"study: {p.data}: {len(p.runs(n))} runs ({len(p.unique_configs)} networks, sizes "
                   f"{', '.join(map(str, p.sizes))}, {len(p.seeds)} seeds), estimated "
-                  f"{estimates[p.data] / 60:.0f} min on {workers} workers", file=out, flush=True)
+                  f"{estimates[p.data] / 60:.0f} min on {workers} workers{load_note(workers)}",
+                  file=out, flush=True)
         if warning:
             print(f"study: {warning}", file=out, flush=True)
     start = time.perf_counter()

@@ -293,7 +293,7 @@ def run(args):
             detail = f"{100 * r['mean']:+.2f} pp, Holm p = {r['p_holm']:.2g}"
         print(f"{r['verdict']:>15}: {r['title']} [{r['data']}, {r['size']}] ({detail})")
     for data, rec in meta.get("recommendations", {}).items():
-        print("recommendation" + recommendation_lines(rec, data)[0][1:].replace("**", ""))
+        print("recommendation" + recommendation_lines(rec, data, results)[0][1:].replace("**", ""))
     if meta.get("warning"):
         print(meta["warning"])
     print(f"wrote {out / names['report']}" + ("" if args.from_csv else f" and {out / names['runs']}"))

@@ -520,3 +520,31 @@ def fit_budget(plan, budget_s, n_pool, n_workers, epoch_cost_s=None):
         plan = step(plan)
         plan.cuts.append(what)
     return plan, wall(plan)
+
+
+def load_note(n_workers, load=None, cpus=None):
+    """What the machine's load does to an estimate made from CPU seconds ("" on a machine with CPUs to spare).
+
+    The cost table and :func:`minicnn.tools.study.measure_epoch_cost` count CPU time, so an estimate assumes the
+    workers get whole CPUs; with ``load`` runnable processes already on ``cpus`` CPUs each worker gets about
+    ``cpus / (load + n_workers)`` of one.
+
+    Examples
+    --------
+    >>> load_note(2, load=4.0, cpus=2)
+    '; assumes free CPUs: with the load now (4.0 on 2 CPUs) expect about 3x as long'
+    >>> load_note(2, load=0.1, cpus=2)
+    ''
+    """
+    import os
+
+    if load is None:
+        if not hasattr(os, "getloadavg"):
+            return ""
+        load = os.getloadavg()[0]
+    cpus = cpus or os.cpu_count() or 1
+    factor = (load + n_workers) / max(cpus, n_workers)
+    if factor < 1.25:
+        return ""
+    return f"; assumes free CPUs: with the load now ({load:.1f} on {cpus} CPUs) expect about {factor:.0f}x as long"
+
