@@ -608,7 +608,7 @@ def _add_study(sub, common):
     p = sub.add_parser("study", parents=[common], help="the dropout-placement study (built-in or your data)",
                        description="Where should dropout go? Trains placements x rates x sizes x seeds, chooses "
                                    "rates on validation data, tests the claims, writes runs.csv and report.md.")
-    study_cli.add_arguments(p)
+    study_cli.add_arguments(p, param_option=_param_option)
     p.set_defaults(func=study_cli.run)
 
 

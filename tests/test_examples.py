@@ -76,6 +76,27 @@ def test_doc_snippets_use_no_undefined_names(doc):
         assert used <= defined, (doc.name, sorted(used - defined), block[:200])
 
 
+def test_readme_snippets_run_as_documented_without_a_warning(tmp_path):
+    """The README's Python snippets, run in order as a reader would: they finish and print no warning at all
+    (ConvergenceWarning included: the README promises fits that converge at the epochs it sets)."""
+    script = tmp_path / "readme.py"
+    script.write_text("\n".join(_python_blocks(REPO / "README.md")))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-W", "error", str(script)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Warning" not in done.stderr, done.stderr[-3000:]
+    assert "best_params_" not in done.stdout and "'dropout'" in done.stdout   # the grid search printed its choice
+
+
+def test_readme_default_command_runs_without_a_warning(tmp_path):
+    """`minicnn fit` as the README's first line runs it: no warning on stderr."""
+    from helpers import run_cli
+
+    code, out, err = run_cli("fit", "--out", tmp_path / "model.npz")
+    assert code == 0 and "test accuracy" in out and err == "", err
+
+
 def _grid_searches(doc):
     import ast
 

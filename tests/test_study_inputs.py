@@ -513,10 +513,11 @@ def test_the_study_options_are_the_estimator_s_minus_what_the_study_sets():
     import argparse
 
     from minicnn import params
+    from minicnn.cli import _param_option
     from minicnn.tools.study import cli as study_cli
 
     parser = argparse.ArgumentParser()
-    study_cli.add_arguments(parser)
+    study_cli.add_arguments(parser, _param_option)
     dests = {a.dest for a in parser._actions}
     assert set(params.TABLE) - set(grid.STUDY_OWNS) <= dests
     assert not set(grid.STUDY_OWNS) & dests

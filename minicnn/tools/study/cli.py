@@ -150,8 +150,12 @@ def _schedule(text):
     return cli_type("lr_schedule")(text)
 
 
-def add_arguments(parser):
-    """Add the study's options to ``parser`` (the ``study`` subcommand of ``minicnn``)."""
+def add_arguments(parser, param_option=None):
+    """Add the study's options to ``parser`` (the ``study`` subcommand of ``minicnn``).
+
+    ``param_option`` is ``minicnn fit``'s option builder (``minicnn.cli._param_option``, passed in by the
+    command, which imports this module); with it, the estimator options are added too.
+    """
     parser.add_argument("--data", type=parse_data, default=BUILTIN,
                         help="digits, mnist, fashion-mnist (comma-separated; default all three), "
                              "idx:IMAGES,LABELS or a .npz file with arrays X and y (your data)")
@@ -180,13 +184,12 @@ def add_arguments(parser):
                              "(default --out docs)")
     parser.add_argument("--from-csv", default=None, help="re-analyse an existing runs.csv instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    _add_estimator_options(parser)
+    if param_option is not None:
+        _add_estimator_options(parser, param_option)
 
 
-def _add_estimator_options(parser):
+def _add_estimator_options(parser, param_option):
     """Every estimator parameter the study's arms and design leave alone, as ``minicnn fit`` spells it."""
-    from minicnn.cli import _param_option, _show
-
     from .grid import estimator_options, profile_for_user
 
     user = profile_for_user(("dense8",))
@@ -199,10 +202,11 @@ def _add_estimator_options(parser):
         if p.name in ("layers", "padding"):   # the options above: your model's
             continue
         flags = ["--epochs", "--max-iter"] if p.name == "max_iter" else None
-        _param_option(group, p, flags, default=None)
+        param_option(group, p, flags)   # its help shows the estimator's default ...
         action = group._group_actions[-1]
-        shown = ("on" if p.default else "off") if p.kind == "bool" else _show(p.default)
-        action.help = action.help.rsplit(" (default:", 1)[0] + f" (estimator default: {shown})"
+        action.default = None              # ... but unset means "the study's setting" (see the group's text)
+        head, _, shown = action.help.rpartition(" (default: ")
+        action.help = f"{head} (estimator default: {shown}"
 
 
 def estimator_option_flags():
