@@ -164,3 +164,16 @@ def test_no_install_line_installs_the_other_projects_minicnn():
     hits = [f"{path.relative_to(REPO)}: {m.group(0)}" for path, text in _text_files()
             for m in wrong.finditer(text) if path.name != "test_examples.py"]
     assert hits == []
+
+
+def test_the_all_extra_installs_every_user_extra_in_one_go():
+    """The README says to install everything in one command (each install compiles the kernels): `.[all]`."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    (spec,) = extras["all"]
+    named = set(re.fullmatch(rf"{project['name']}\[(.*)\]", spec).group(1).split(","))
+    assert named == set(extras) - {"all", "bench"}   # bench: the benchmark tools, not a user feature
+    assert '".[all]"' in (REPO / "README.md").read_text()
