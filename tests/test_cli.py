@@ -217,6 +217,25 @@ def test_evaluate_scores_the_test_set_fit_held_out(tmp_path):
     assert code == 1 and "--model file not found" in err
 
 
+def test_evaluate_scores_a_regressor_with_r2(tmp_path):
+    import warnings
+
+    from sklearn.metrics import r2_score
+
+    from minicnn import CNNRegressor
+
+    X, y = load_digits_images()
+    target = (y - 4.5) / 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a 2-epoch fit: its warnings are not what this test is about
+        reg = CNNRegressor(layers=("conv4", "gap"), max_iter=2, random_state=0).fit(X[:200], target[:200])
+    reg.save(tmp_path / "r.npz")
+    np.savez(tmp_path / "t.npz", X=X[200:260], y=target[200:260])
+    code, out, err = run_cli("evaluate", "--model", tmp_path / "r.npz", "--test-data", str(tmp_path / "t.npz"))
+    assert code == 0, err
+    assert f"R^2: {r2_score(target[200:260], reg.predict(X[200:260])):.4f}" in out.splitlines()
+
+
 def test_debug_reraises(tmp_path):
     with pytest.raises(ValueError, match="expected digits, mnist"):
         main(["fit", "--data", "cifar", "--debug"])
