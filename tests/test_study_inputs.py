@@ -596,3 +596,11 @@ def test_the_plot_title_fits_its_figure(width):
 def test_the_estimate_says_what_load_does_to_it():
     assert grid.load_note(2, load=0.0, cpus=2) == ""
     assert "expect about 3x as long" in grid.load_note(2, load=4.0, cpus=2)
+
+
+@pytest.mark.parametrize("option", [("--learning-rate", "0.01"), ("--epochs", "3"), ("--no-batch-norm",)])
+def test_from_csv_refuses_the_estimator_options_too(tmp_path, option):
+    (tmp_path / "runs.csv").write_text("x\n")
+    code, _, stderr = run_cli("study", "--from-csv", tmp_path / "runs.csv", *option, "--out", tmp_path / "o")
+    assert code == 2 and option[0] in stderr and "--from-csv only re-analyses" in stderr, stderr
+

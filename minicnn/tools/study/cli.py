@@ -213,8 +213,13 @@ def estimator_option_flags():
     """The long options :func:`_add_estimator_options` adds."""
     from .grid import estimator_options
 
-    return tuple("--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-")
-                 for p in estimator_options() if p.name not in ("layers", "padding"))
+    flags = []
+    for p in estimator_options():
+        if p.name not in ("layers", "padding"):
+            flags.append("--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-"))
+            if p.kind == "bool":
+                flags.append("--no-" + p.name.replace("_", "-"))
+    return tuple(flags)
 
 
 def estimator_option_values(args):
