@@ -531,7 +531,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                 break
         if finished:   # the checkpoint holds the finished fit: its model, nothing left to train or report
             return
-        report_stop(self, stop, incremental)
+        report_stop(self, stop, incremental, self._baseline_loss(y))
         if not incremental:
             untrained = math.log(self.n_outputs_) if self._stratify else float(np.mean(np.square(y)))
             warn_if_unstable(self, self.loss_curve_[len(self.loss_curve_) - completed:], self._baseline_loss(y),

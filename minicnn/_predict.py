@@ -167,7 +167,8 @@ def _finite(values, images):
     range (a float64 network) are never refused for an overflowing sum alone.
     """
     flat = values.reshape(-1)
-    total = flat.dot(flat) if flat.size <= 8192 and images.dtype.itemsize == 4 else np.add.reduce(flat)
+    with np.errstate(over="ignore", invalid="ignore"):   # an overflowing sum is the signal, confirmed below
+        total = flat.dot(flat) if flat.size <= 8192 and images.dtype.itemsize == 4 else np.add.reduce(flat)
     if math.isfinite(total):
         return values
     bad = int((~np.isfinite(values)).any(axis=1).sum())

@@ -413,7 +413,7 @@ def build_layers(tokens, specs, *, n_outputs, kernel_size=3, padding="valid", po
     >>> tokens = parse_layers(("conv4", "maxpool", "dense8"))
     >>> layers, origin = build_layers(tokens, resolve_dropout(tokens), n_outputs=3)
     >>> [type(layer).__name__ for layer in layers]
-    ['Conv2D', 'MaxPool2D', 'SpatialDropout2D', 'Flatten', 'Dense', 'Dense']
+    ['Conv2D', 'MaxPool2D', 'Dropout', 'Flatten', 'Dense', 'Dense']
     >>> origin
     [0, 1, 1, None, 2, None]
     """

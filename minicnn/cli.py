@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, params
+from . import __version__, params, placement
 from .architecture import TOKEN_DOCS
 
-COMMANDS = ("fit", "predict", "summary", "export", "bench", "study")
+COMMANDS = ("fit", "predict", "evaluate", "summary", "export", "bench", "study")
 #: Generated from the one table of layer kinds (``[...]`` optional; options named as on the command line).
 LAYERS_GRAMMAR = ("comma-separated tokens, in order: " + "; ".join(TOKEN_DOCS).replace("kernel_size", "--kernel-size")
                   .replace("pool_size", "--pool-size") + "; the output layer is added. Example: "
@@ -393,6 +393,7 @@ def _fit(args):
 
         check_path(args.checkpoint)
     clf = classifier(args)
+    placement.plan(clf)   # the layer grammar and dropout placement, before loading any data
     from ._images_cli import cli_reading
 
     X_train, X_test, y_train, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data,
@@ -400,8 +401,13 @@ def _fit(args):
     if not args.quiet:
         print(f"Training on {len(X_train)} images from {args.data}, testing on {len(X_test)}"
               + (f" from {args.test_data}" if args.test_data else ""))
+    from . import convergence
+
     start = time.perf_counter()
-    clf.fit(X_train, y_train)
+    with warnings.catch_warnings():
+        if not args.quiet:   # --epochs states the stop, and the progress's stop line says whether it came early
+            warnings.filterwarnings("ignore", message=f".*{convergence.MAX_ITER_WARNING} \\(max_iter=")
+        clf.fit(X_train, y_train)
     seconds = time.perf_counter() - start
     accuracy = clf.score(X_test, y_test)
     clf.save(args.out)
@@ -508,6 +514,33 @@ def _add_mc_report(sub, common):
     p.add_argument("--limit", type=_POSITIVE_INT, default=None, metavar="N",
                    help="use the first N held-out samples only (default: all)")
     p.set_defaults(func=_mc_report)
+
+
+def _evaluate(args):
+    """Score a saved model on held-out data: accuracy or R^2, plus scikit-learn's confusion matrix and report."""
+    from sklearn.metrics import classification_report, confusion_matrix, r2_score
+
+    model = _load_model(args.model)
+    if args.data is None and args.test_data is not None:
+        X, y = _load_labeled(args.test_data, "--test-data")
+        source = args.test_data
+    else:
+        data = args.data or "digits"
+        _, X, _, y = load_training_data(data, args.test_size, args.seed, args.test_data)
+        source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
+                                    f"{data} (the --test-size {args.test_size} split of --seed {args.seed}, "
+                                    f"as 'minicnn fit' held it out)")
+    predictions = model.predict(X)
+    print(f"evaluated {args.model} on {len(X)} samples from {source}")
+    if type(model).__name__ == "CNNRegressor":
+        print(f"R^2: {r2_score(y, predictions):.4f}")
+        return 0
+    labels = model.classes_
+    print(f"accuracy: {np.mean(predictions == y):.4f}")
+    print("confusion matrix (rows: true class, columns: predicted; classes " + ", ".join(map(str, labels)) + "):")
+    print(confusion_matrix(y, predictions, labels=labels))
+    print(classification_report(y, predictions, labels=labels, zero_division=0, digits=4))
+    return 0
 
 
 def _summary(args):
@@ -624,6 +657,22 @@ def _add_predict(sub, common):
     p.set_defaults(func=_predict)
 
 
+def _add_evaluate(sub, common):
+    p = sub.add_parser("evaluate", parents=[common], help="score a saved model on labelled data",
+                       description="Score a saved model: accuracy, confusion matrix and classification report "
+                                   "(scikit-learn's) for a classifier, R^2 for a regressor. --data, --test-data, "
+                                   "--test-size and --seed mean what they mean for 'minicnn fit', so the same "
+                                   "options score the test set that fit held out.")
+    p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
+    p.add_argument("--data", default=None,
+                   help="as in 'minicnn fit' (default: digits, unless only --test-data is given)")
+    p.add_argument("--test-data", default=None, help="as in 'minicnn fit': the labelled data to score")
+    p.add_argument("--test-size", type=_FRACTION, default=0.2, help="as in 'minicnn fit'")
+    p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
+                   help="as in 'minicnn fit': the seed of its split")
+    p.set_defaults(func=_evaluate)
+
+
 def _add_summary(sub, common):
     p = sub.add_parser("summary", parents=[common], help="print a saved model's layers and dropout placement",
                        description="Print a saved model's layers (output shapes, parameter counts), its dropout "
@@ -648,7 +697,7 @@ def _add_study(sub, common):
     p = sub.add_parser("study", parents=[common], help="the dropout-placement study (built-in or your data)",
                        description="Where should dropout go? Trains placements x rates x sizes x seeds, chooses "
                                    "rates on validation data, tests the claims, writes runs.csv and report.md.")
-    study_cli.add_arguments(p)
+    study_cli.add_arguments(p, param_option=_param_option)
     p.set_defaults(func=study_cli.run)
 
 
@@ -664,6 +713,7 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     _add_fit(sub, common)
     _add_predict(sub, common)
+    _add_evaluate(sub, common)
     _add_summary(sub, common)
     _add_mc_report(sub, common)
     from .onnx import _cli as onnx_cli   # imports no onnx until the command runs
@@ -726,7 +776,9 @@ def _one_line(exc):
 
 def _show_warning(command, message, category, filename, lineno, file=None, line=None):
     """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line."""
-    text = " ".join(str(message).split())
+    from ._cli_words import cli_spelling
+
+    text = cli_spelling(" ".join(str(message).split()))
     print(f"minicnn {command}: warning: {category.__name__}: {text}", file=sys.stderr if file is None else file)
 
 

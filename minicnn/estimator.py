@@ -34,17 +34,12 @@ _PARAMETERS = """
         Padding of the conv and pooling layers (``"same"`` keeps
         ``ceil(size / stride)``). ``"same"`` since it takes any input,
         including the ``1 x n`` strips of tabular data (with ``"valid"``, the
-        default 3x3 convs need images of at least 6 x 6). Measured with the
-        default layers: digits (20 epochs, 75/25 stratified split,
-        random_state 0..4) mean test accuracy 0.980 (worst 0.971) with
-        "valid", 0.987 (worst 0.984) with "same", at about 2.6x the fit time
-        (median 45 s -> 118 s per fit on a loaded 2-core machine; the 8 x 8
-        maps stay 8 x 8 instead of shrinking to 4 x 4); MNIST (first 10000
-        training images, 5 epochs, random_state 0, the 10000 test images)
-        0.976 with "valid", 0.973 with "same", fit 527 s and 447 s
-        (run one after the other on the loaded machine: not a speed
-        comparison; "same" computes 28 x 28 maps instead of 26 x 26 and
-        24 x 24, about 1.3x the conv work).
+        default 3x3 convs need images of at least 6 x 6), and scored a little
+        higher on digits (default layers, 5 seeds: mean test accuracy 0.990
+        against 0.988 with ``"valid"``) at about twice the fit time, since
+        the 8 x 8 maps stay 8 x 8 instead of shrinking to 4 x 4
+        (``benchmarks/bench_defaults.py``; benchmarks/RESULTS.md, "Defaults
+        and example options on digits").
     pool_size : int, default=2
         Window and stride of ``maxpool`` and ``avgpool``.
     activation : {"relu", "leaky_relu", "tanh", "sigmoid", "identity"}, default="relu"
@@ -68,12 +63,18 @@ _PARAMETERS = """
         its activation (and its BatchNorm). Never on the output layer. See
         :mod:`minicnn.placement`; a ``UserWarning`` flags dropout that feeds a
         BatchNorm (variance shift).
-    dropout_rate : float or tuple of float, default=0.5
+    dropout_rate : float or tuple of float, default=0.25
         Drop probability in [0, 1), or one per placed dropout (network order);
-        0 gives exactly the model without that dropout.
-    dropout_kind : {"auto", "element", "spatial"}, default="auto"
-        ``"auto"``: channel-wise (SpatialDropout2D) after conv/pool maps,
-        element-wise after dense/gap vectors.
+        0 gives exactly the model without that dropout. 0.25 after the last
+        pool was the best rate on Fashion-MNIST and within 0.3 points of the
+        best on digits (0.1) and MNIST (0.5) in the placement study
+        (docs/STUDY.md, base model, 10 seeds).
+    dropout_kind : {"element", "spatial", "auto"}, default="element"
+        ``"element"``: Dropout on every value; ``"spatial"``: whole channels
+        of conv/pool maps (SpatialDropout2D); ``"auto"``: spatial after
+        conv/pool maps, element-wise after dense/gap vectors. Element, since
+        spatial dropout never beat it in the placement study (-0.8 to +0.7
+        points, docs/STUDY.md).
     dropout_scaling : {"inverted", "test_time"}, default="inverted"
         ``"inverted"`` scales kept units by ``1 / (1 - rate)`` in training;
         ``"test_time"`` (the classic scheme) scales by the keep probability
@@ -81,12 +82,12 @@ _PARAMETERS = """
     optimizer : {"adam", "sgd"}, default="adam"
         ``"sgd"`` uses Nesterov momentum 0.9.
     learning_rate : float, default=3e-3
-        Step size. Raised from Adam's usual 1e-3 after measuring on digits
-        (75/25 stratified split, random_state 0..4): conv16-maxpool-dense64
-        with padding="same", 30 epochs: mean test accuracy 0.973 (worst
-        0.969) at 1e-3, 0.979 (worst 0.971) at 3e-3; the default layers, 20
-        epochs: 0.984 at 1e-3, 0.987 at 3e-3. Small networks trained for a
-        few epochs are step-limited at 1e-3.
+        Step size. Raised from Adam's usual 1e-3: on digits (5 seeds) the
+        small conv16-maxpool-dense64 network scored 0.982 at 3e-3 against
+        0.975 at 1e-3 (worst 0.973 against 0.964), the default layers 0.990
+        at both; small networks trained for a few epochs are step-limited at
+        1e-3 (``benchmarks/bench_defaults.py``; benchmarks/RESULTS.md,
+        "Defaults and example options on digits").
     lr_schedule : {"constant", "cosine", "step", "adaptive"}, default="constant"
         Learning rate of each epoch, ``learning_rate * factor``:
         ``"cosine"`` from 1 towards 0 over ``max_iter`` epochs
@@ -309,7 +310,7 @@ class CNNClassifier(ClassifierMixin, BaseCNN):
     >>> rng = np.random.default_rng(0)
     >>> X = rng.random((60, 8, 8, 1), dtype=np.float32)
     >>> y = (X[:, :4].mean(axis=(1, 2, 3)) > X[:, 4:].mean(axis=(1, 2, 3))).astype(int)
-    >>> clf = CNNClassifier(layers=("conv4", "maxpool", "dense8"), max_iter=3, backend="numpy",
+    >>> clf = CNNClassifier(layers=("conv4", "maxpool", "dense8"), max_iter=3, batch_size=16, backend="numpy",
     ...                     random_state=0).fit(X, y)
     >>> clf.predict_proba(X[:2]).shape
     (2, 2)
@@ -477,7 +478,8 @@ class CNNRegressor(RegressorMixin, BaseCNN):
     >>> from minicnn import CNNRegressor
     >>> rng = np.random.default_rng(0)
     >>> X = rng.random((40, 6, 6, 1), dtype=np.float32)
-    >>> y = X.mean(axis=(1, 2, 3))
+    >>> m = X.mean(axis=(1, 2, 3))
+    >>> y = (m - m.mean()) / m.std()            # standardized targets, as regressors like them
     >>> reg = CNNRegressor(layers=("conv4", "gap"), dropout="none", max_iter=2, backend="numpy",
     ...                    random_state=0).fit(X, y)
     >>> reg.predict(X[:3]).shape

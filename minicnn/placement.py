@@ -166,7 +166,7 @@ def _rates(dropout_rate, n_placed, dropout):
     return [float(r) for r in rates]
 
 
-def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.5, dropout_kind="auto"):
+def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.25, dropout_kind="element"):
     """Turn the placement parameters into dropout layers to insert.
 
     Parameters
@@ -176,10 +176,10 @@ def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.5, dropout
     dropout : str or tuple of int, default="after_last_pool"
         A policy (see the module docstring) or strictly increasing indices
         into ``layers``.
-    dropout_rate : float or tuple of float, default=0.5
+    dropout_rate : float or tuple of float, default=0.25
         One rate for every dropout, or one per placed dropout (in network
         order).
-    dropout_kind : {"auto", "element", "spatial"}, default="auto"
+    dropout_kind : {"element", "spatial", "auto"}, default="element"
         ``"auto"``: channel-wise (spatial) dropout after layers that output
         maps (conv, pooling), element-wise after layers that output vectors.
 
@@ -198,8 +198,8 @@ def resolve_dropout(tokens, dropout="after_last_pool", dropout_rate=0.5, dropout
     >>> from minicnn.architecture import parse_layers
     >>> tokens = parse_layers(("conv16", "maxpool", "dense64"))
     >>> resolve_dropout(tokens, "after_last_pool", 0.25)
-    [DropoutSpec(after=1, rate=0.25, kind='spatial')]
-    >>> resolve_dropout(tokens, "last:2", (0.1, 0.5))
+    [DropoutSpec(after=1, rate=0.25, kind='element')]
+    >>> resolve_dropout(tokens, "last:2", (0.1, 0.5), "auto")
     [DropoutSpec(after=1, rate=0.1, kind='spatial'), DropoutSpec(after=2, rate=0.5, kind='element')]
     >>> resolve_dropout(tokens, (0, 2), 0.3, "element")
     [DropoutSpec(after=0, rate=0.3, kind='element'), DropoutSpec(after=2, rate=0.3, kind='element')]

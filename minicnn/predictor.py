@@ -49,6 +49,7 @@ class Predictor:
     >>> from sklearn.datasets import load_digits
     >>> from minicnn import CNNClassifier, load_predictor
     >>> X, y = load_digits(return_X_y=True)
+    >>> X = X / 16.0                                     # gray levels 0..16 -> [0, 1]
     >>> clf = CNNClassifier(layers=("conv4", "maxpool"), max_iter=1, random_state=0).fit(X[:100], y[:100])
     >>> path = os.path.join(tempfile.mkdtemp(), "digits.npz")
     >>> clf.save(path)

@@ -82,6 +82,7 @@ FIT_CASES = {
 
 
 @pytest.mark.parametrize("case", FIT_CASES)
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")   # scikit-learn's check of 1e39
 def test_bad_fit_input(digits, case):
     make, exc, match = FIT_CASES[case]
     X, y = make(*digits)
@@ -231,6 +232,7 @@ def test_fortran_and_non_contiguous_inputs_give_the_same_model(digits, fitted):
         np.testing.assert_array_equal(fitted.predict_proba(variant), expected)
 
 
+@pytest.mark.filterwarnings("ignore:X holds integer values")   # unscaled 0..16 on purpose (asserted in test_estimator)
 def test_uint8_and_list_inputs_work(digits):
     X, y = digits
     raw = np.round(X * 16).astype(np.uint8)

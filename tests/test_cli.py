@@ -197,6 +197,45 @@ def test_png_without_reader_gives_install_hint(model, tmp_path, monkeypatch):
     assert "pip install pillow" in err and len(err.strip().splitlines()) == 1
 
 
+def test_fit_checks_the_layer_grammar_before_loading_data(tmp_path):
+    code, out, err = run_cli("fit", "--layers", "conv16,bogus", "--data", str(tmp_path / "absent.npz"))
+    assert code == 1 and "layers[1]='bogus'" in err and "absent" not in err, err
+
+
+def test_evaluate_scores_the_test_set_fit_held_out(tmp_path):
+    model = tmp_path / "m.npz"
+    code, out, _ = run_cli("fit", "--epochs", "2", "--quiet", "--out", model)
+    accuracy = next(line for line in out.splitlines() if line.startswith("test accuracy:")).split()[2]
+    code, out, err = run_cli("evaluate", "--model", model)
+    assert code == 0 and f"accuracy: {accuracy}" in out.splitlines(), out + err
+    assert "confusion matrix" in out and "macro avg" in out and "weighted avg" in out
+    X, y = load_digits_images()
+    np.savez(tmp_path / "t.npz", X=X[:50], y=y[:50])
+    code, out, err = run_cli("evaluate", "--model", model, "--test-data", str(tmp_path / "t.npz"))
+    assert code == 0 and "on 50 samples" in out, err
+    code, out, err = run_cli("evaluate", "--model", tmp_path / "absent.npz")
+    assert code == 1 and "--model file not found" in err
+
+
+def test_evaluate_scores_a_regressor_with_r2(tmp_path):
+    import warnings
+
+    from sklearn.metrics import r2_score
+
+    from minicnn import CNNRegressor
+
+    X, y = load_digits_images()
+    target = (y - 4.5) / 3
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # a 2-epoch fit: its warnings are not what this test is about
+        reg = CNNRegressor(layers=("conv4", "gap"), max_iter=2, random_state=0).fit(X[:200], target[:200])
+    reg.save(tmp_path / "r.npz")
+    np.savez(tmp_path / "t.npz", X=X[200:260], y=target[200:260])
+    code, out, err = run_cli("evaluate", "--model", tmp_path / "r.npz", "--test-data", str(tmp_path / "t.npz"))
+    assert code == 0, err
+    assert f"R^2: {r2_score(target[200:260], reg.predict(X[200:260])):.4f}" in out.splitlines()
+
+
 def test_debug_reraises(tmp_path):
     with pytest.raises(ValueError, match="expected digits, mnist"):
         main(["fit", "--data", "cifar", "--debug"])
@@ -209,18 +248,51 @@ def test_warnings_are_one_line_each_like_the_errors(tmp_path, debug):
 
     with warnings.catch_warnings(record=True) as python_form:
         warnings.simplefilter("always")
-        code, out, err = run_cli("fit", "--epochs", "1", "--quiet", "--out", tmp_path / "m.npz",
-                                 *(["--debug"] if debug else []))
+        code, out, err = run_cli("fit", "--epochs", "1", "--quiet", "--out", tmp_path / "m.npz", "--batch-norm",
+                                 "--dropout", "after_each_layer", *(["--debug"] if debug else []))
     assert code == 0 and "saved model" in out
     lines = err.splitlines()
     if debug:
         assert "warning:" not in err
-        assert any(w.category.__name__ == "ConvergenceWarning" for w in python_form)
+        assert any("variance shift" in str(w.message) for w in python_form)
         return
     assert not python_form
     assert lines and all(line.startswith("minicnn fit: warning: ") for line in lines), err
+    assert any(line.startswith("minicnn fit: warning: UserWarning: ") and "variance shift" in line for line in lines)
     assert any(line.startswith("minicnn fit: warning: ConvergenceWarning: CNNClassifier: maximum iterations "
-                               "(max_iter=1)") for line in lines)
+                               "(--epochs 1)") for line in lines)   # --quiet: no stop line, so the warning
+
+
+def test_a_run_with_progress_shows_the_stop_line_instead_of_the_max_iter_warning(tmp_path):
+    code, out, err = run_cli("fit", "--epochs", "2", "--out", tmp_path / "m.npz")
+    assert code == 0 and "max_iter=2 epochs reached" in out and "ConvergenceWarning" not in err, err
+
+
+def test_cli_messages_use_the_options_spelling_for_every_parameter():
+    """Every estimator parameter written ``name=value`` in a message becomes an option the parser has."""
+    from minicnn import params
+    from minicnn._cli_words import cli_spelling
+    from minicnn.cli import build_parser
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+    options = {flag for action in fit._actions for flag in action.option_strings}
+    for p in params.PARAMS:
+        if p.name in ("verbose", "warm_start"):   # not options of one fit
+            continue
+        text = cli_spelling(f"Received: {p.name}={p.default!r}.")
+        flag = text.split()[1]
+        assert flag in options and f"{p.name}=" not in text, (p.name, text)
+
+
+def test_cli_warnings_use_option_spellings(tmp_path):
+    """A warning the estimator words with Python keywords reaches the command line with the options' spelling."""
+    X, y = load_digits_images()
+    np.savez(tmp_path / "d.npz", X=X[:200, :, :, 0], y=y[:200])   # (n, 8, 8) read as channels_last 8x8x1
+    X3 = np.repeat(X[:200], 3, axis=-1).transpose(0, 3, 1, 2)      # (n, 3, 8, 8): channels first, read as last
+    np.savez(tmp_path / "c.npz", X=X3, y=y[:200])
+    code, out, err = run_cli("fit", "--data", str(tmp_path / "c.npz"), "--epochs", "1", "--quiet",
+                             "--out", tmp_path / "m.npz")
+    assert code == 0 and "--data-format channels_first" in err and "data_format=" not in err, err
 
 
 def _subparsers():

@@ -33,6 +33,33 @@ def test_max_iter_cutting_an_improving_fit_warns(cls, digits):
     assert est.loss_ == est.loss_curve_[-1] and len(est.loss_curve_) == 4
 
 
+@pytest.mark.parametrize("cls", [CNNClassifier, CNNRegressor])
+def test_max_iter_ending_a_flat_loss_is_silent_and_says_so_in_the_stop_line(cls, digits, capsys):
+    """The max_iter policy (minicnn.convergence): a loss that no longer falls by 1% of a constant prediction's
+    loss per n_iter_no_change epochs has converged for practical purposes: no warning, the stop line says why."""
+    X, y = digits
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        cls(**SMALL, max_iter=3, learning_rate=1e-9, dropout="none", verbose=1).fit(X, y)   # cannot move
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == "Training stopped after epoch 3: max_iter=3 epochs reached."
+
+
+def test_max_iter_warning_with_early_stopping_watches_the_validation_score(digits):
+    from minicnn.convergence import still_improving
+
+    est = CNNClassifier(**SMALL, max_iter=2)
+    est.n_iter_no_change, est.loss_curve_ = 3, [2.0, 1.0, 0.5]
+    est.validation_scores_ = [0.5, 0.9, 0.905, 0.91]
+    assert not still_improving(est, 2.3)    # +0.005 per epoch over the last 3: below one point
+    est.validation_scores_ = [0.5, 0.9, 0.93, 0.95]
+    assert still_improving(est, 2.3)
+    est.validation_scores_ = []
+    assert still_improving(est, 2.3) and not still_improving(est, 200.0)   # -0.75 per epoch vs 1% of the baseline
+    est.loss_curve_ = [1.0, 0.30, 0.36, 0.25, 0.33]   # dropout noise: the last two epochs differ by 0.08
+    assert not still_improving(est, 2.3)
+
+
 def test_unfitted_estimator_has_no_loss():
     assert not hasattr(CNNClassifier(), "loss_")
 
@@ -48,7 +75,8 @@ def test_verbose_says_why_training_stopped(digits, capsys, early_stopping, monit
     with pytest.warns(ConvergenceWarning):
         CNNClassifier(**SMALL, max_iter=2, verbose=1).fit(X, y)
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == "Training stopped after epoch 2: max_iter=2 epochs reached."
+    assert last == ("Training stopped after epoch 2: max_iter=2 epochs reached (the training loss was still "
+                    "improving: more epochs may help).")
     est = CNNClassifier(**SMALL, max_iter=2)
     with pytest.warns(ConvergenceWarning):
         est.fit(X, y)

@@ -82,6 +82,27 @@ def test_doc_snippets_use_no_undefined_names(doc):
         assert used <= defined, (doc.name, sorted(used - defined), block[:200])
 
 
+def test_readme_snippets_run_as_documented_without_a_warning(tmp_path):
+    """The README's Python snippets, run in order as a reader would: they finish and print no warning at all
+    (ConvergenceWarning included: the README promises fits that converge at the epochs it sets)."""
+    script = tmp_path / "readme.py"
+    script.write_text("\n".join(_python_blocks(REPO / "README.md")))
+    env = dict(os.environ, PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-W", "error", str(script)], capture_output=True, text=True, env=env,
+                          cwd=tmp_path, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Warning" not in done.stderr, done.stderr[-3000:]
+    assert "best_params_" not in done.stdout and "'dropout'" in done.stdout   # the grid search printed its choice
+
+
+def test_readme_default_command_runs_without_a_warning(tmp_path):
+    """`minicnn fit` as the README's first line runs it: no warning on stderr."""
+    from helpers import run_cli
+
+    code, out, err = run_cli("fit", "--out", tmp_path / "model.npz")
+    assert code == 0 and "test accuracy" in out and err == "", err
+
+
 def _grid_searches(doc):
     import ast
 
@@ -149,3 +170,16 @@ def test_no_install_line_installs_the_other_projects_minicnn():
     hits = [f"{path.relative_to(REPO)}: {m.group(0)}" for path, text in _text_files()
             for m in wrong.finditer(text) if path.name != "test_examples.py"]
     assert hits == []
+
+
+def test_the_all_extra_installs_every_user_extra_in_one_go():
+    """The README says to install everything in one command (each install compiles the kernels): `.[all]`."""
+    import re
+    import tomllib
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    (spec,) = extras["all"]
+    named = set(re.fullmatch(rf"{project['name']}\[(.*)\]", spec).group(1).split(","))
+    assert named == set(extras) - {"all", "bench"}   # bench: the benchmark tools, not a user feature
+    assert '".[all]"' in (REPO / "README.md").read_text()

@@ -76,6 +76,8 @@ def test_classifier_round_trip(fitted, digits, tmp_path):
     assert minicnn.load(path, backend="auto").backend == "auto"
 
 
+# tiny targets and a few epochs: the regressor ends "no better than a constant", which is not what is tested here
+@pytest.mark.filterwarnings("ignore:CNN[A-Za-z]+. training was unstable:sklearn.exceptions.ConvergenceWarning")
 def test_string_classes_and_regressor_round_trip(digits, tmp_path):
     X, y = digits
     labels = np.array([f"digit-{d}" for d in y], dtype=object)

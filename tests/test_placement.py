@@ -115,7 +115,7 @@ def test_invalid_rates(rate, match):
 
 
 def test_auto_kind_is_spatial_on_maps_and_element_on_vectors():
-    specs = resolve_dropout(parse_layers(("conv4", "maxpool", "gap", "dense8")), "last:4", 0.2)
+    specs = resolve_dropout(parse_layers(("conv4", "maxpool", "gap", "dense8")), "last:4", 0.2, "auto")
     assert [s.kind for s in specs] == ["spatial", "spatial", "element", "element"]
     specs = resolve_dropout(parse_layers(("conv4", "maxpool", "dense8")), "last:3", 0.2, "element")
     assert [s.kind for s in specs] == ["element"] * 3
@@ -154,7 +154,7 @@ def names(layers):
 
 def test_build_layers_inserts_flatten_and_output_without_dropout():
     tokens = parse_layers(("conv4", "maxpool", "dense8"))
-    layers, origin = build_layers(tokens, resolve_dropout(tokens, "last:3", 0.25), n_outputs=3)
+    layers, origin = build_layers(tokens, resolve_dropout(tokens, "last:3", 0.25, "auto"), n_outputs=3)
     assert names(layers) == ["Conv2D", "SpatialDropout2D", "MaxPool2D", "SpatialDropout2D", "Flatten", "Dense",
                              "Dropout", "Dense"]
     assert origin == [0, 0, 1, 1, None, 2, 2, None]
@@ -164,7 +164,7 @@ def test_build_layers_inserts_flatten_and_output_without_dropout():
 
 def test_build_layers_batch_norm_puts_dropout_after_norm_and_activation():
     tokens = parse_layers(("conv4x5", "gap", "dense8"))
-    layers, _ = build_layers(tokens, resolve_dropout(tokens, (0, 2), (0.1, 0.2)), n_outputs=2, batch_norm=True,
+    layers, _ = build_layers(tokens, resolve_dropout(tokens, (0, 2), (0.1, 0.2), "auto"), n_outputs=2, batch_norm=True,
                              activation="tanh", dropout_scaling="test_time")
     assert names(layers) == ["Conv2D", "BatchNorm", "Activation", "SpatialDropout2D", "GlobalAvgPool2D", "Dense",
                              "BatchNorm", "Activation", "Dropout", "Dense"]

@@ -503,3 +503,104 @@ def test_a_budget_cut_keeps_the_users_own_rates_and_every_dropout_arm():
     assert cut.cuts[0] == "rates 0.1, 0.2, 0.3 -> 0.2, 0.3" and not cut.meaningful
     assert {c.rate for c in cut.configs if c.placement != "none"} == {0.2, 0.3}
     assert {c.placement for c in cut.configs} == {c.placement for c in plan.configs}
+
+
+# --------------------------------------------------------------------------- estimator options
+
+
+def test_the_study_options_are_the_estimator_s_minus_what_the_study_sets():
+    """Every CNNClassifier parameter the arms and design leave alone is a study option, with fit's spelling."""
+    import argparse
+
+    from minicnn import params
+    from minicnn.cli import _param_option
+    from minicnn.tools.study import cli as study_cli
+
+    parser = argparse.ArgumentParser()
+    study_cli.add_arguments(parser, _param_option)
+    dests = {a.dest for a in parser._actions}
+    assert set(params.TABLE) - set(grid.STUDY_OWNS) <= dests
+    assert not set(grid.STUDY_OWNS) & dests
+    assert {p.name for p in grid.estimator_options()} == set(params.TABLE) - set(grid.STUDY_OWNS)
+
+
+def test_your_data_trains_with_the_estimator_s_defaults():
+    from minicnn import params
+
+    shared = grid.profile_for_user(("conv8", "maxpool", "dense16")).estimator_params()
+    for name, value in shared.items():
+        assert value == params.DEFAULTS[name], name
+
+
+def test_options_reach_every_run_and_the_meta(files, tmp_path):
+    code, stdout, stderr, out = study(files, tmp_path, "--learning-rate", "0.01", "--batch-size", "16",
+                                      "--batch-norm", "--epochs", "3", "--optimizer", "sgd")
+    assert code == 0, stderr
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["estimator_options"] == {"learning_rate": 0.01, "batch_size": 16, "batch_norm": True,
+                                         "max_iter": 3, "optimizer": "sgd"}
+    assert meta["learning_rate"] == 0.01 and meta["batch_size"] == 16
+    settings = next(iter(meta["settings"].values()))
+    assert settings["estimator"] == {"optimizer": "sgd"} and settings["models"]["user"]["batch_norm"] is True
+    runs = (out / "runs.csv").read_text().splitlines()
+    assert all(",True," in line for line in runs[1:])   # batch_norm column
+
+
+def test_batch_norm_on_the_built_in_study_is_refused(tmp_path):
+    code, _, stderr = run_cli("study", "--data", "digits", *QUICK, "--batch-norm", "--out", tmp_path / "o")
+    assert code == 1 and "--batch-norm applies to your model" in stderr, stderr
+
+
+# --------------------------------------------------------------------------- the report reads right
+
+
+def _published(data):
+    from pathlib import Path
+
+    rows = report.read_runs(Path(__file__).resolve().parent.parent / "docs" / "study_runs.csv")
+    return [r for r in rows if r["data"] in data]
+
+
+def test_the_recommendation_says_how_sure_it_is_in_one_sentence():
+    rows = _published(("digits",))
+    results = stats.analyse(rows)
+    rec = stats.recommend(rows, "digits", "base")
+    line = report.recommendation_lines(rec, "digits", results)[0]
+    assert "How sure: not sure. None of the" in line and "tie" in line   # every digits test: not significant
+    fake = dict(rec, best_test=dict(placement="none", kind="-", rate=0.0, mean=rec["test_mean"] + 0.01))
+    line = report.recommendation_lines(fake, "digits", results)[0]
+    assert f"the best test mean in the table, {100 * fake['best_test']['mean']:.2f}% (no dropout)" in line
+    found = [dict(r, verdict="holds") if i == 0 else r for i, r in enumerate(results)]
+    assert "found a real difference" in report.recommendation_lines(rec, results[0]["data"], found)[0]
+
+
+@pytest.mark.parametrize("data, caveat", [(("digits",), False), (("digits", "mnist"), True)])
+def test_the_mnist_caveat_appears_only_with_mnist(data, caveat):
+    rows = _published(data)
+    results = stats.analyse(rows)
+    text = report.render(rows, results, {d: stats.recommend(rows, d, "base") for d in data}, {})
+    assert ("1000 MNIST images are not Srivastava" in text) == caveat
+
+
+@pytest.mark.parametrize("width", [5, 10, 15])
+def test_the_plot_title_fits_its_figure(width):
+    plt = pytest.importorskip("matplotlib.pyplot")
+    fig, _ = plt.subplots(figsize=(width, 3.6))
+    title = report._suptitle(fig, "test accuracy vs training-set size, rate chosen on validation per seed (± s.e.)")
+    fig.canvas.draw()
+    box, frame = title.get_window_extent(), fig.bbox
+    plt.close(fig)
+    assert frame.x0 <= box.x0 and box.x1 <= frame.x1 and box.y1 <= frame.y1
+
+
+def test_the_estimate_says_what_load_does_to_it():
+    assert grid.load_note(2, load=0.0, cpus=2) == ""
+    assert "expect about 3x as long" in grid.load_note(2, load=4.0, cpus=2)
+
+
+@pytest.mark.parametrize("option", [("--learning-rate", "0.01"), ("--epochs", "3"), ("--no-batch-norm",)])
+def test_from_csv_refuses_the_estimator_options_too(tmp_path, option):
+    (tmp_path / "runs.csv").write_text("x\n")
+    code, _, stderr = run_cli("study", "--from-csv", tmp_path / "runs.csv", *option, "--out", tmp_path / "o")
+    assert code == 2 and option[0] in stderr and "--from-csv only re-analyses" in stderr, stderr
+

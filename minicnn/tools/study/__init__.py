@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from ...files import write_text
-from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, make_plan
+from .grid import DEFAULT_DATA, MIN_SEEDS, fit_budget, load_note, make_plan, with_options
 from .lock import holding_out_lock, lock_out
 from .report import check_one_study, plot, read_runs, render, seeds_per_block, typed, warning_text
 from .runner import run_plan
@@ -81,7 +81,7 @@ def measure_epoch_cost(plan, n_images=300):
                 heaviest[config.group] = config
     costs = {}
     for config in heaviest.values():
-        clf = CNNClassifier(**config.estimator_params(), batch_size=plan.profile.batch_size, max_iter=1,
+        clf = CNNClassifier(**config.estimator_params(), **plan.profile.estimator_params(), max_iter=1,
                             n_threads=1, random_state=0)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -170,7 +170,8 @@ def plan_settings(plan, digest):
                 max_epochs={str(size): plan.max_epochs(size) for size in plan.sizes},
                 batch_size=profile.batch_size, learning_rate=profile.learning_rate,
                 patience=profile.n_iter_no_change, validation_fraction=VALIDATION_FRACTION,
-                test_size=profile.test_size, data_sha256=digest)
+                test_size=profile.test_size, data_sha256=digest,
+                **({"estimator": dict(profile.estimator)} if profile.estimator else {}))
 
 
 def _settings_differences(old, new):
@@ -279,7 +280,7 @@ def _check_resume(rows, old_meta, settings, plans, csv_path, meta_path):
 @holding_out_lock
 def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=False, layers=None,
               padding="same", rates=None, schedule="cosine", budget_s=None, n_jobs=-1, scheduler=None, verbose=1,
-              command=None, stream=None, names=None):
+              command=None, stream=None, names=None, options=None):
     """Run (or resume) the placement study and write ``runs.csv``, ``study.json`` and ``report.md``.
 
     Parameters
@@ -307,6 +308,9 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     names : dict, default=None
         File names of the ``report``, the ``runs`` CSV and the ``meta`` JSON (default :data:`NAMES`;
         :data:`DOCS_NAMES` writes the project's ``docs/STUDY.md`` and ``docs/study_runs.csv``).
+    options : dict, default=None
+        Estimator parameters set in every run (name -> value; any of
+        :func:`minicnn.tools.study.grid.estimator_options`), recorded in the meta JSON.
 
     Returns
     -------
@@ -348,8 +352,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
     datas = tuple(_canonical_data(d) for d in datas)
     if len(set(datas)) != len(datas):
         raise ValueError(f"--data: a data set is given twice (its runs would count twice); received {datas}")
-    plans = [make_plan(d, sizes=sizes, seeds=seeds, quick=quick, layers=layers, padding=padding, rates=rates,
-                       schedule=schedule) for d in datas]
+    plans = [with_options(make_plan(d, sizes=sizes, seeds=seeds, quick=quick, layers=layers, padding=padding,
+                                    rates=rates, schedule=schedule), options) for d in datas]
     pools = {}
     for p in plans:   # the data, checked before anything trains or is written
         if p.data not in DEFAULT_DATA:
@@ -399,7 +403,7 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
                 n_jobs=n_jobs, machine=f"{platform.machine()}, {_cpus()} CPUs", budget_s=budget_s,
                 estimated_wall_s={d: round(s) for d, s in estimates.items()},
                 default_cuts={p.data: p.profile.cut for p in plans if p.profile.cut},
-                settings=dict(kept, **settings))
+                settings=dict(kept, **settings), estimator_options=dict(options or {}))
     if unverified:   # kept for later resumes; the report is settings-unknown when it analyses such rows
         meta["unverified"] = unverified
         notes = [note for d, note in unverified.items() if any(p.data == d for p in plans)]
@@ -414,7 +418,8 @@ def run_study(out_dir="study", data=DEFAULT_DATA, sizes=None, seeds=None, quick=
             n = pools[p.data]["n_pool"]
             print(f"study: {p.data}: {len(p.runs(n))} runs ({len(p.unique_configs)} networks, sizes "
                   f"{', '.join(map(str, p.sizes))}, {len(p.seeds)} seeds), estimated "
-                  f"{estimates[p.data] / 60:.0f} min on {workers} workers", file=out, flush=True)
+                  f"{estimates[p.data] / 60:.0f} min on {workers} workers{load_note(workers)}",
+                  file=out, flush=True)
         if warning:
             print(f"study: {warning}", file=out, flush=True)
     start = time.perf_counter()

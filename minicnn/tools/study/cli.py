@@ -152,8 +152,12 @@ def _schedule(text):
     return cli_type("lr_schedule")(text)
 
 
-def add_arguments(parser):
-    """Add the study's options to ``parser`` (the ``study`` subcommand of ``minicnn``)."""
+def add_arguments(parser, param_option=None):
+    """Add the study's options to ``parser`` (the ``study`` subcommand of ``minicnn``).
+
+    ``param_option`` is ``minicnn fit``'s option builder (``minicnn.cli._param_option``, passed in by the
+    command, which imports this module); with it, the estimator options are added too.
+    """
     parser.add_argument("--data", type=parse_data, default=BUILTIN,
                         help="digits, mnist, fashion-mnist (comma-separated; default all three), "
                              "idx:IMAGES,LABELS or a .npz file with arrays X and y (your data)")
@@ -182,10 +186,54 @@ def add_arguments(parser):
                              "(default --out docs)")
     parser.add_argument("--from-csv", default=None, help="re-analyse an existing runs.csv instead of training")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
+    if param_option is not None:
+        _add_estimator_options(parser, param_option)
+
+
+def _add_estimator_options(parser, param_option):
+    """Every estimator parameter the study's arms and design leave alone, as ``minicnn fit`` spells it."""
+    from .grid import estimator_options, profile_for_user
+
+    user = profile_for_user(("dense8",))
+    group = parser.add_argument_group("estimator options", f"CNNClassifier's parameters, set in every run and "
+                                      f"recorded in the study's meta JSON. Unset: on your data the estimator's "
+                                      f"defaults (shown), except --epochs {user.default_epochs} and "
+                                      f"--n-iter-no-change {user.n_iter_no_change} (the early-stopping patience); "
+                                      f"on the built-in data the built-in study's settings (docs/STUDY.md).")
+    for p in estimator_options():
+        if p.name in ("layers", "padding"):   # the options above: your model's
+            continue
+        flags = ["--epochs", "--max-iter"] if p.name == "max_iter" else None
+        param_option(group, p, flags)   # its help shows the estimator's default ...
+        action = group._group_actions[-1]
+        action.default = None              # ... but unset means "the study's setting" (see the group's text)
+        head, _, shown = action.help.rpartition(" (default: ")
+        action.help = f"{head} (estimator default: {shown}"
+
+
+def estimator_option_flags():
+    """The long options :func:`_add_estimator_options` adds."""
+    from .grid import estimator_options
+
+    flags = []
+    for p in estimator_options():
+        if p.name not in ("layers", "padding"):
+            flags.append("--epochs" if p.name == "max_iter" else "--" + p.name.replace("_", "-"))
+            if p.kind == "bool":
+                flags.append("--no-" + p.name.replace("_", "-"))
+    return tuple(flags)
+
+
+def estimator_option_values(args):
+    """The estimator options given in parsed ``args``: name -> value."""
+    from .grid import estimator_options
+
+    return {p.name: getattr(args, p.name) for p in estimator_options()
+            if p.name not in ("layers", "padding") and getattr(args, p.name, None) is not None}
 
 
 TRAINING_OPTIONS = ("--data", "--layers", "--padding", "--sizes", "--seeds", "--rates", "--schedule", "--budget",
-                    "--quick", "--n-jobs", "--scheduler")
+                    "--quick", "--n-jobs", "--scheduler") + estimator_option_flags() + ("--max-iter",)
 _ALL_OPTIONS = TRAINING_OPTIONS + ("--out", "--docs", "--from-csv", "--quiet", "--debug", "--help")
 
 
@@ -245,7 +293,7 @@ def run(args):
                                   layers=args.layers, padding=args.padding, rates=args.rates,
                                   schedule=args.schedule, budget_s=args.budget, n_jobs=args.n_jobs,
                                   scheduler=args.scheduler, verbose=0 if args.quiet else 1,
-                                  command=command.strip(), names=names)
+                                  command=command.strip(), names=names, options=estimator_option_values(args))
     for r in results:
         if r.get("same_network"):
             detail = "the two arms build the same networks on this model"
@@ -256,7 +304,7 @@ def run(args):
             detail = f"{100 * r['mean']:+.2f} pp, Holm p = {r['p_holm']:.2g}"
         print(f"{r['verdict']:>15}: {r['title']} [{r['data']}, {r['size']}] ({detail})")
     for data, rec in meta.get("recommendations", {}).items():
-        print("recommendation" + recommendation_lines(rec, data)[0][1:].replace("**", ""))
+        print("recommendation" + recommendation_lines(rec, data, results)[0][1:].replace("**", ""))
     if meta.get("warning"):
         print(meta["warning"])
     print(f"wrote {out / names['report']}" + ("" if args.from_csv else f" and {out / names['runs']}"))

@@ -35,6 +35,7 @@ import math
 from dataclasses import dataclass, field, replace
 
 from minicnn import architecture, placement
+from minicnn.params import DEFAULTS, PARAMS, invalid
 
 RATES = (0.1, 0.25, 0.5)
 SCHEDULE = "cosine"
@@ -146,9 +147,14 @@ class Profile:
     batch_size: int = 32
     learning_rate: float = 1e-3
     cut: str = ""
+    estimator: tuple = ()
 
     def epochs(self, size):
         return self.max_epochs.get(size, self.default_epochs)
+
+    def estimator_params(self):
+        """The estimator parameters every run of this profile shares (besides the arms', the design's)."""
+        return dict(batch_size=self.batch_size, learning_rate=self.learning_rate, **dict(self.estimator))
 
 
 _CUT_28 = ("rate 0.1; the batch-norm, deep and Keras models at 10000 images; the full 60000-image training set "
@@ -185,10 +191,66 @@ EPOCH_FRACTION = 0.65
 
 
 def profile_for_user(layers, padding="same", sizes=("full",), test_size=0.2):
-    """A profile for the user's own data: one model (``layers``), every dropout arm, rates 0.1/0.25/0.5."""
+    """A profile for the user's own data: one model (``layers``), every dropout arm, rates 0.1/0.25/0.5.
+
+    It trains with the estimator's defaults (``batch_size``, ``learning_rate``, ...), so that the study's model
+    is the user's model; :func:`with_options` sets any of them.
+    """
     arms = ("none", "after_last_pool", "after_each_layer", "last_layers", "conv_maps_spatial")
     return Profile(models=(Model("user", tuple(layers), padding=padding, arms=arms),), sizes=tuple(sizes),
-                   default_epochs=40, test_size=test_size)
+                   default_epochs=40, test_size=test_size, batch_size=DEFAULTS["batch_size"],
+                   learning_rate=DEFAULTS["learning_rate"])
+
+
+#: Estimator parameters the study sets itself, and how (every other one is a ``minicnn study`` option, generated
+#: from :mod:`minicnn.params` as ``minicnn fit``'s are; see :func:`estimator_options`).
+STUDY_OWNS = {
+    "dropout": "the arms", "dropout_rate": "--rates", "dropout_kind": "the arms",
+    "early_stopping": "always on: the validation split chooses the rates",
+    "validation_fraction": f"{VALIDATION_FRACTION} of each training subset",
+    "lr_schedule": "--schedule", "random_state": "--seeds", "verbose": "--quiet", "warm_start": "a new fit per run",
+    "n_threads": "one thread per worker (--n-jobs)",
+}
+
+
+def estimator_options():
+    """The :mod:`minicnn.params` parameters that ``minicnn study`` takes as options (all but :data:`STUDY_OWNS`)."""
+    return [p for p in PARAMS if p.name not in STUDY_OWNS]
+
+
+def with_options(plan, options):
+    """``plan`` with the estimator ``options`` (name -> value) set in every run; ``plan`` itself when empty.
+
+    ``max_iter`` is every size's epoch budget, ``n_iter_no_change`` the early-stopping patience; ``layers`` and
+    ``padding`` are the user model's (see :func:`make_plan`) and ``batch_norm`` too, so the built-in study, which
+    varies ``batch_norm`` itself, refuses it.
+
+    Raises
+    ------
+    ValueError
+        Naming the option and the value received.
+    """
+    options = {k: v for k, v in (options or {}).items() if k not in ("layers", "padding")}
+    if not options:
+        return plan
+    for name, value in options.items():
+        problem = "not an option of the study" if name in STUDY_OWNS or name not in DEFAULTS else invalid(name, value)
+        if problem:
+            raise ValueError(f"--{name.replace('_', '-')}: expected {problem}; received {value!r}")
+    profile, configs = plan.profile, plan.configs
+    if "batch_norm" in options:
+        if any(m.group != "user" for m in profile.models):
+            raise ValueError("--batch-norm applies to your model (--data FILE --layers ...); the built-in study "
+                             "compares models with and without batch norm itself")
+        profile = replace(profile, models=tuple(replace(m, batch_norm=options["batch_norm"]) for m in profile.models))
+        configs = [replace(c, batch_norm=options["batch_norm"]) for c in configs]
+    changes = {name: options[name] for name in ("batch_size", "learning_rate", "n_iter_no_change") if name in options}
+    if "max_iter" in options:
+        changes.update(default_epochs=options["max_iter"], max_epochs={})
+    rest = {k: v for k, v in options.items()
+            if k not in changes and k not in ("batch_norm", "max_iter")}
+    profile = replace(profile, estimator=tuple(sorted(dict(profile.estimator, **rest).items())), **changes)
+    return replace(plan, profile=profile, configs=configs, shared={})
 
 
 def schedule_params(schedule=SCHEDULE):
@@ -482,3 +544,31 @@ def fit_budget(plan, budget_s, n_pool, n_workers, epoch_cost_s=None):
         if what is not None:
             plan.cuts.append(what)
     return plan, wall(plan)
+
+
+def load_note(n_workers, load=None, cpus=None):
+    """What the machine's load does to an estimate made from CPU seconds ("" on a machine with CPUs to spare).
+
+    The cost table and :func:`minicnn.tools.study.measure_epoch_cost` count CPU time, so an estimate assumes the
+    workers get whole CPUs; with ``load`` runnable processes already on ``cpus`` CPUs each worker gets about
+    ``cpus / (load + n_workers)`` of one.
+
+    Examples
+    --------
+    >>> load_note(2, load=4.0, cpus=2)
+    '; assumes free CPUs: with the load now (4.0 on 2 CPUs) expect about 3x as long'
+    >>> load_note(2, load=0.1, cpus=2)
+    ''
+    """
+    import os
+
+    if load is None:
+        if not hasattr(os, "getloadavg"):
+            return ""
+        load = os.getloadavg()[0]
+    cpus = cpus or os.cpu_count() or 1
+    factor = (load + n_workers) / max(cpus, n_workers)
+    if factor < 1.25:
+        return ""
+    return f"; assumes free CPUs: with the load now ({load:.1f} on {cpus} CPUs) expect about {factor:.0f}x as long"
+

@@ -207,7 +207,8 @@ def _setup(rows, meta):
     ]
     if meta.get("estimated_wall_s"):
         lines.append("- Estimated wall time before the run: " + ", ".join(
-            f"{d} {s / 60:.0f} min" for d, s in meta["estimated_wall_s"].items()) + ".")
+            f"{d} {s / 60:.0f} min" for d, s in meta["estimated_wall_s"].items())
+            + " (from CPU time, assuming free CPUs: a loaded machine takes longer).")
     for data, cut in meta.get("default_cuts", {}).items():
         lines.append(f"- Left out of the {data} grid: {cut}.")
     if meta.get("cuts"):
@@ -253,8 +254,36 @@ def _accuracy_tables(rows):
     return out
 
 
-def recommendation_lines(rec, data):
-    """The report's closing recommendation for ``data``."""
+def _config_text(placement, kind, rate):
+    return "no dropout" if placement == "none" else f"{placement} {kind} {rate:g}"
+
+
+def uncertainty_sentence(rec, data, results=()):
+    """One plain sentence on how sure the recommendation for ``data`` is (from the tests in ``results``)."""
+    mine = [r for r in results if r.get("data") == data and r.get("verdict") in ("holds", "does not hold",
+                                                                               "not significant")]
+    found = [r for r in mine if r["verdict"] != "not significant"]
+    best = rec.get("best_test")
+    other = (best is not None and (best["placement"], best["kind"], best["rate"])
+             != (rec["placement"], rec["kind"], rec["rate"]) and best["mean"] > rec["test_mean"])
+    if mine and not found:
+        text = (f"How sure: not sure. None of the {len(mine)} tests on {data} found a difference larger than "
+                f"the seed-to-seed noise, so the placements are a tie here and this pick only breaks it by "
+                f"validation accuracy")
+    elif mine:
+        text = (f"How sure: {len(found)} of the {len(mine)} tests on {data} found a real difference (see the "
+                f"verdicts); where they found none, this pick is a tie broken by validation accuracy")
+    else:
+        text = f"How sure: no test was run on {data}, so this pick is only the best validation accuracy"
+    if other:
+        text += (f"; the best test mean in the table, {100 * best['mean']:.2f}% "
+                 f"({_config_text(best['placement'], best['kind'], best['rate'])}), is not a better choice, "
+                 f"since picking by test accuracy would fit the noise of the test set")
+    return text + "."
+
+
+def recommendation_lines(rec, data, results=()):
+    """The report's closing recommendation for ``data``, with how sure it is (given the tests' ``results``)."""
     if rec is None:
         return [f"- {data}: no runs to recommend from."]
     what = "no dropout" if rec["placement"] == "none" else (
@@ -269,7 +298,8 @@ def recommendation_lines(rec, data):
             f"{100 * min(high, 1.0):.2f}]{note}, {rec['n_seeds']} seeds)")
     if rec["placement"] != "none" and vs["n"]:
         line += f", {_pp(vs['mean'])} pp vs no dropout (95% CI {_ci_text(vs['ci_low'], vs['ci_high'])})"
-    return [line + ". Chosen by mean validation accuracy; the test set only reports it."]
+    return [line + ". Chosen by mean validation accuracy; the test set only reports it. "
+            + uncertainty_sentence(rec, data, results)]
 
 
 def render(rows, results, recommendations, meta, plots=()):
@@ -310,7 +340,8 @@ def render(rows, results, recommendations, meta, plots=()):
            "p-value or interval exists.",
            "- The validation split that chooses rates also stops training, so validation accuracies are slightly "
            "optimistic; this is the same for every arm, and the test set stays untouched.",
-           "- 1000 MNIST images are not Srivastava et al.'s 'very small' sets (100-500); digits' 100 is.", "",
+           *(["- 1000 MNIST images are not Srivastava et al.'s 'very small' sets (100-500); digits' 100 is."]
+             if any(r["data"] in ("mnist", "fashion-mnist") for r in rows) else []), "",
            "## Plots", ""]
     if plots:
         out += [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
@@ -319,7 +350,7 @@ def render(rows, results, recommendations, meta, plots=()):
                    "`minicnn study --from-csv runs.csv`.")
     out += ["", "## Recommendation", ""]
     for data, rec in recommendations.items():
-        out += recommendation_lines(rec, data)
+        out += recommendation_lines(rec, data, results)
     if warning:
         out += ["", f"**{warning}**"]
     out += ["", "## How to reproduce", "", "```", meta.get("command") or "minicnn study",
@@ -334,6 +365,17 @@ def _save_figure(fig, path):
     buffer = io.BytesIO()
     fig.savefig(buffer, dpi=100, format=Path(path).suffix[1:] or "png")
     write_bytes(path, buffer.getvalue())
+
+
+def _suptitle(fig, text, fontsize=11):
+    """A figure title wrapped to the figure's width (a one-panel figure clipped the one-line title), then the
+    layout tightened below it."""
+    import textwrap
+
+    width_chars = max(20, int(fig.get_figwidth() * 72 / (0.6 * fontsize)))
+    title = fig.suptitle(textwrap.fill(text, width_chars), fontsize=fontsize)
+    fig.tight_layout()
+    return title
 
 
 def plot(rows, results, out_dir):
@@ -382,8 +424,7 @@ def plot(rows, results, out_dir):
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
-    fig.suptitle("test accuracy vs training-set size, rate chosen on validation per seed (± s.e.)")
-    fig.tight_layout()
+    _suptitle(fig, "test accuracy vs training-set size, rate chosen on validation per seed (± s.e.)")
     paths.append(out_dir / "study_accuracy_by_size.png")
     _save_figure(fig, paths[-1])
     plt.close(fig)

@@ -57,8 +57,8 @@ def run_one(data, test_size, config, size, seed, max_epochs, profile, schedule, 
     X_pool, y_pool, X_test, y_test = load_split(data, test_size)
     index = training_subset(y_pool, size, seed)
     extra = schedule_params(schedule)
-    clf = CNNClassifier(**config.estimator_params(), batch_size=profile.batch_size,
-                        learning_rate=profile.learning_rate, max_iter=max_epochs, early_stopping=True,
+    clf = CNNClassifier(**config.estimator_params(), **profile.estimator_params(), max_iter=max_epochs,
+                        early_stopping=True,
                         validation_fraction=VALIDATION_FRACTION, n_iter_no_change=profile.n_iter_no_change,
                         n_threads=n_threads, random_state=seed, **extra)
     with warnings.catch_warnings():

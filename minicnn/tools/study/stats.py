@@ -335,7 +335,8 @@ def recommend(rows, data, group):
     -------
     dict or None
         ``placement``, ``kind``, ``rate``, ``size``, ``val_mean``, ``test_mean``, ``test_ci``, ``vs_none``
-        (:func:`paired_test` of chosen minus none), ``n_seeds``.
+        (:func:`paired_test` of chosen minus none), ``n_seeds``, ``best_test`` (the configuration with the best
+        mean test accuracy at that size: ``placement``, ``kind``, ``rate``, ``mean``).
     """
     from scipy import stats
 
@@ -356,8 +357,11 @@ def recommend(rows, data, group):
         low, high = stats.t.interval(0.95, len(test) - 1, loc=test.mean(), scale=stats.sem(test))
     else:
         low = high = float(test.mean())
+    top = max(cells, key=lambda k: np.mean([r["test_accuracy"] for r in cells[k]]))
+    best_test = dict(placement=top[0], kind=top[1], rate=top[2],
+                     mean=float(np.mean([r["test_accuracy"] for r in cells[top]])))
     none = {r["seed"]: r["test_accuracy"] for r in cells.get(("none", "-", 0.0), [])}
     vs_none = paired_test([r["test_accuracy"] - none[r["seed"]] for r in runs if r["seed"] in none])
     return dict(placement=best[0], kind=best[1], rate=best[2], size=size, group=group,
                 val_mean=float(np.mean([r["val_accuracy"] for r in runs])), test_mean=float(test.mean()),
-                test_ci=(float(low), float(high)), vs_none=vs_none, n_seeds=len(runs))
+                test_ci=(float(low), float(high)), vs_none=vs_none, n_seeds=len(runs), best_test=best_test)
