@@ -20,6 +20,7 @@ files and options, so the next load maps it instead of decoding, and
 memory (train with ``partial_fit`` on chunks of it).
 """
 
+import contextlib
 import hashlib
 import json
 import os
@@ -44,12 +45,35 @@ _CHUNK = 256   # images decoded per round of the thread pool (bounds memory of p
 class ImageArray(np.ndarray):
     """NHWC float32 images that carry the preprocessing that produced them (``.preprocessing``).
 
-    An ndarray in every other way: slicing and indexing (``train_test_split``,
-    cross-validation) keep the record; ``np.asarray(X)`` drops it.
+    An ndarray in every other way: slicing, indexing (``train_test_split``,
+    cross-validation), copies and reshapes keep the record (each view its own
+    copy of it); ``np.asarray(X)`` drops it, and so does arithmetic (``X * 2 - 1``,
+    ``X -= X.mean()``, ``np.clip``: any ufunc), whose values the record no
+    longer describes, so a model fitted on them records no preprocessing
+    rather than a wrong one.
     """
 
     def __array_finalize__(self, obj):
-        self.preprocessing = getattr(obj, "preprocessing", None)
+        record = getattr(obj, "preprocessing", None)
+        self.preprocessing = dict(record) if isinstance(record, dict) else record
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """Ufuncs compute on plain arrays: results carry no record, and an array written in place loses its own."""
+        def plain(value):
+            return value.view(np.ndarray) if isinstance(value, ImageArray) else value
+
+        if method == "at" and isinstance(inputs[0], ImageArray):   # ufunc.at writes into its first input
+            inputs[0].preprocessing = None
+        out = kwargs.get("out")
+        if out is not None:
+            for array in out:
+                if isinstance(array, ImageArray):
+                    array.preprocessing = None
+            kwargs["out"] = tuple(plain(array) for array in out)
+        result = getattr(ufunc, method)(*(plain(value) for value in inputs), **kwargs)
+        if out is not None and method != "at":   # in place: hand back the arrays passed as out
+            return out[0] if len(out) == 1 else out
+        return result
 
     def __reduce__(self):
         rebuild, args, state = super().__reduce__()
@@ -149,10 +173,26 @@ def expand(inputs, follow_links=True):
 # --------------------------------------------------------------------------- decoding
 
 
+def _raw_mode(tile):
+    """The raw (stored) mode of one of Pillow's tiles, or None."""
+    args = tile[-1] if isinstance(tile, tuple) else None
+    if isinstance(args, tuple) and args:
+        args = args[0]
+    return args if isinstance(args, str) else None
+
+
 def _colour_of(image):
-    """"grayscale" or "rgb": the colour of an opened (not decoded) image, from its mode and palette."""
+    """"grayscale" or "rgb": the colour of an opened (not decoded) image, from its mode and palette.
+
+    The stored colour counts, not the mode Pillow widens it to: a 16-bit
+    gray+alpha PNG opens as "RGBA" but its raw mode (``LA;16B``) is gray.
+    """
     if image.mode in _GRAY_MODES:
         return "grayscale"
+    if image.mode in ("RGB", "RGBA"):
+        raw = [_raw_mode(tile) for tile in (getattr(image, "tile", None) or ())]
+        if raw and all(mode is not None and mode.split(";")[0] in _GRAY_MODES for mode in raw):
+            return "grayscale"
     if image.mode in ("P", "PA"):
         palette = image.getpalette() or []
         rgb = np.asarray(palette[:len(palette) // 3 * 3]).reshape(-1, 3)
@@ -170,6 +210,8 @@ def _open(path, Image):
         raise ImageFileError(f"{path} is a folder, not an image file") from None
     except Image.UnidentifiedImageError:
         raise ImageFileError(f"{path} is not an image file Pillow can read") from None
+    except Image.DecompressionBombError as exc:   # Pillow's own limit, checked while opening
+        raise ImageFileError(f"image {path} is larger than Pillow's decompression-bomb limit ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc})") from None
     width, height = image.size
@@ -231,10 +273,10 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     Image, ImageOps = _pil()
     with _open(path, Image) as image:
         try:
+            native = _colour_of(image)   # before load(), which forgets the raw mode
             image.load()
             if image.getexif().get(0x0112, 1) != 1:
                 image = ImageOps.exif_transpose(image)
-            native = _colour_of(image)
             if image.mode in _WIDE_MODES:
                 image = _wide_to_float(image, path)
             elif native == "grayscale":
@@ -272,9 +314,10 @@ def _header(path):
     with _open(path, Image) as image:
         try:
             width, height = image.size
+            colour = _colour_of(image)   # before getexif(), which may load the image and forget its raw mode
             if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # a quarter turn swaps width and height
                 width, height = height, width
-            return width, height, _colour_of(image)
+            return width, height, colour
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc}); it may be "
                                  f"truncated or corrupt") from None
@@ -317,13 +360,23 @@ def _fingerprint(paths, labels, options):
 
     digest.update(json.dumps([CACHE_VERSION, PIL.__version__, options, labels]).encode())
     for path in paths:
-        try:
+        try:   # ctime: a rewrite that keeps the size and puts the old mtime back still changes it
             st = os.stat(path)
-            size, mtime = st.st_size, st.st_mtime_ns
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         except OSError:   # a missing file: reading it reports it
-            size, mtime = -1, -1
-        digest.update(f"{os.path.abspath(path)}\0{size}\0{mtime}\n".encode())
+            stamp = (-1,)
+        digest.update(f"{os.path.abspath(path)}\0{stamp}\n".encode())
     return digest.hexdigest()[:32]
+
+
+@contextlib.contextmanager
+def _cache_errors(cache):
+    """An OSError while creating or writing the cache folder, as an error naming ``cache``."""
+    try:
+        yield
+    except OSError as exc:
+        raise ImageFileError(f"cache={cache!r} cannot be used as a cache folder ({type(exc).__name__}: "
+                             f"{exc.strerror or exc}); pass a writable folder or cache=None") from None
 
 
 def _read_cache(cache, key, mmap_mode):
@@ -334,8 +387,9 @@ def _read_cache(cache, key, mmap_mode):
         X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    if list(X.shape) != meta.get("shape") or X.dtype != np.float32:
-        return None
+    if (not isinstance(meta, dict) or not {"shape", "record", "kept", "skipped"} <= set(meta)
+            or list(X.shape) != meta["shape"] or X.dtype != np.float32):
+        return None   # an entry from another version or a damaged one: decoded again
     return X, meta
 
 
@@ -457,7 +511,8 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
     key = None
     if cache is not None:
         cache = os.fspath(cache)
-        os.makedirs(cache, exist_ok=True)
+        with _cache_errors(cache):
+            os.makedirs(cache, exist_ok=True)
         key = _fingerprint(paths, labels, options)
         found = _read_cache(cache, key, mmap_mode)
         if found is not None:
@@ -469,7 +524,8 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
         tmp = f"{data_path}.{os.getpid()}.tmp"
 
         def out_for(shape):
-            return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            with _cache_errors(cache):
+                return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
     else:
         def out_for(shape):
             return np.empty(shape, dtype=np.float32)
@@ -485,19 +541,20 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
             raise ImageFileError(f"none of the {len(paths)} files could be read as an image (on_error='skip')")
         skipped = [message for _, message in failures]
         if cache is not None:
-            if dropped_rows:   # rare: a file failed after its header was read; rewrite without its row
-                full = np.delete(np.asarray(X), dropped_rows, axis=0)
-                del X
-                with open(tmp, "wb") as f:
-                    np.save(f, full)
-                del full
-            else:
-                X.flush()
-                del X
-            os.replace(tmp, data_path)
-            X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
-            _write_cache_meta(cache, key, {"shape": list(X.shape), "record": record, "kept": kept,
-                                           "skipped": skipped})
+            with _cache_errors(cache):
+                if dropped_rows:   # rare: a file failed after its header was read; rewrite without its row
+                    full = np.delete(np.asarray(X), dropped_rows, axis=0)
+                    del X
+                    with open(tmp, "wb") as f:
+                        np.save(f, full)
+                    del full
+                else:
+                    X.flush()
+                    del X
+                os.replace(tmp, data_path)
+                X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
+                _write_cache_meta(cache, key, {"shape": list(X.shape), "record": record, "kept": kept,
+                                               "skipped": skipped})
     except BaseException:
         if cache is not None and os.path.exists(tmp):
             os.unlink(tmp)

@@ -44,6 +44,11 @@ def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, 
             raise ValueError(f"image_size must be None or (height, width), two integers >= 1; received "
                              f"image_size={image_size!r}")
         image_size = (int(image_size[0]), int(image_size[1]))
+        from .images import MAX_IMAGE_PIXELS   # the one limit on image size, read and written alike
+
+        if image_size[0] * image_size[1] > MAX_IMAGE_PIXELS:
+            raise ValueError(f"image_size={image_size} asks for {image_size[0] * image_size[1]} pixels per image, "
+                             f"more than the limit of {MAX_IMAGE_PIXELS} (minicnn.images.MAX_IMAGE_PIXELS)")
     colors = (("auto",) if auto else ()) + COLORS
     if color not in colors:
         raise ValueError(f"color must be one of {colors}; received color={color!r}")

@@ -1,0 +1,275 @@
+"""Hostile image files and options, swept by kind through every face that reads them.
+
+Each test covers one kind of fault: a file whose stored colour Pillow widens
+(every PNG colour type and bit depth), a header declaring a huge image (above
+Pillow's own decompression-bomb limit or only above ours), an ``image_size``
+too large to allocate, a cache folder that cannot be written, a file rewritten
+behind the cache with the same size and modification time, and arithmetic on
+images that would leave a stale preprocessing record on them.
+"""
+
+import copy
+import json
+import os
+import pickle
+import struct
+import warnings
+import zlib
+
+import numpy as np
+import pytest
+
+pytest.importorskip("PIL", reason="reading image files needs Pillow")
+from PIL import Image  # noqa: E402
+
+from minicnn import CNNClassifier, load, load_predictor, preprocessing  # noqa: E402
+from minicnn import images as images_module  # noqa: E402
+from minicnn.images import ImageFileError, load_image_folder, load_images  # noqa: E402
+
+from helpers import run_cli  # noqa: E402
+
+
+def _chunk(kind, body):
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+
+
+def write_png(path, pixels, colour_type, bit_depth, palette=None):
+    """A PNG written byte by byte (Pillow cannot write 16-bit colour or gray+alpha PNGs)."""
+    pixels = np.asarray(pixels)
+    height, width = pixels.shape[:2]
+    dtype = ">u2" if bit_depth == 16 else ">u1"
+    rows = b"".join(b"\0" + pixels[y].astype(dtype).tobytes() for y in range(height))
+    body = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0))
+    if palette is not None:
+        body += _chunk(b"PLTE", bytes(np.asarray(palette, np.uint8).ravel()))
+    body += _chunk(b"IDAT", zlib.compress(rows)) + _chunk(b"IEND", b"")
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + body)
+    return os.fspath(path)
+
+
+def header_only_png(path, width, height):
+    """A PNG whose header declares ``width`` x ``height`` pixels but holds almost no data."""
+    body = _chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0))
+    body += _chunk(b"IDAT", zlib.compress(b"\0" * 16)) + _chunk(b"IEND", b"")
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + body)
+    return os.fspath(path)
+
+
+# ---------------------------------------------------------------- every PNG colour type and bit depth
+LEVEL = 0.4   # the gray level (or red channel) stored, as a fraction of the bit depth's maximum
+#: (colour type, bit depth, channels stored, stored colour)
+PNG_KINDS = [(0, 8, 1, "grayscale"), (0, 16, 1, "grayscale"), (4, 8, 2, "grayscale"), (4, 16, 2, "grayscale"),
+             (2, 8, 3, "rgb"), (2, 16, 3, "rgb"), (6, 8, 4, "rgb"), (6, 16, 4, "rgb"), (3, 8, 0, "grayscale"),
+             (3, 8, 0, "rgb")]
+
+
+def _png_of_kind(path, colour_type, bit_depth, channels, colour):
+    top = 2 ** bit_depth - 1
+    level = round(LEVEL * top)
+    if colour_type == 3:   # palette: index 1 is the level (gray) or a red
+        entry = [level, level, level] if colour == "grayscale" else [level, 0, top]
+        return write_png(path, np.ones((5, 4), np.uint8), 3, 8, palette=[[0, 0, 0], entry])
+    values = [level] * channels
+    if colour == "rgb":
+        values[1:3] = [0, top]   # a colour: red = level, green 0, blue full
+    if channels in (2, 4):
+        values[-1] = top // 3   # a partly transparent alpha: dropped
+    return write_png(path, np.broadcast_to(np.array(values), (5, 4, channels)), colour_type, bit_depth)
+
+
+@pytest.mark.parametrize("colour_type, bit_depth, channels, colour", PNG_KINDS)
+def test_auto_colour_is_the_stored_colour_for_every_png_colour_type_and_bit_depth(tmp_path, colour_type, bit_depth,
+                                                                                  channels, colour):
+    path = _png_of_kind(tmp_path / "x.png", colour_type, bit_depth, channels, colour)
+    X = load_images([path])
+    assert X.preprocessing["color"] == colour
+    assert X.shape == (1, 5, 4, 1 if colour == "grayscale" else 3)
+    np.testing.assert_allclose(X[..., 0], LEVEL, atol=1 / 255)   # gray level or red channel, alpha dropped
+    for forced, channels_out in (("grayscale", 1), ("rgb", 3)):
+        Y = load_images([path], color=forced)
+        assert Y.shape[-1] == channels_out
+        if colour == "grayscale":   # a gray file read as RGB repeats its gray level
+            np.testing.assert_allclose(Y, LEVEL, atol=1 / 255)
+
+
+# ---------------------------------------------------------------- huge declared dimensions
+#: Above Pillow's own decompression-bomb limit (refused while opening), and above ours only (from the header).
+HUGE = [(60000, 60000), (9000, 9000)]
+
+
+@pytest.mark.parametrize("width, height", HUGE)
+@pytest.mark.parametrize("reading", [{}, {"image_size": (4, 4), "color": "grayscale"}])
+def test_a_huge_declared_image_is_one_error_naming_the_file_on_every_face(tmp_path, width, height, reading):
+    """load_images, load_image_folder (raise and skip), every predicting face and the command line."""
+    bomb = header_only_png(tmp_path / "bomb.png", width, height)
+    with pytest.raises(ImageFileError, match="bomb.png"):
+        load_images([bomb], **reading)
+    root = tmp_path / "root"
+    for name, level in (("a", 30), ("b", 200)):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (4, 4), level + i).save(root / name / f"{i}.png")
+    os.replace(bomb, root / "a" / "bomb.png")
+    with pytest.raises(ImageFileError, match="bomb.png.*on_error='skip'"):
+        load_image_folder(root, **reading)
+    with pytest.warns(UserWarning, match="skipped 1 .*bomb.png"):
+        X, y, _ = load_image_folder(root, on_error="skip", **reading)
+    assert X.shape[0] == 4 and y.tolist() == [0, 0, 1, 1]
+    clf = CNNClassifier(layers=("conv2", "gap"), max_iter=1, backend="numpy", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    bad = os.fspath(root / "a" / "bomb.png")
+    for model in (clf, load(tmp_path / "m.npz"), load_predictor(tmp_path / "m.npz")):
+        with pytest.raises(ImageFileError, match="bomb.png"):
+            model.predict([bad])
+    code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", bad)
+    assert code != 0 and "bomb.png" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- image_size too large to allocate
+@pytest.mark.parametrize("size", [(10 ** 6, 10 ** 6), (2 ** 40, 1), (1, 2 ** 27)])
+def test_an_image_size_too_large_is_refused_naming_it_on_every_face(tmp_path, size):
+    path = tmp_path / "a.png"
+    Image.new("L", (4, 4), 7).save(path)
+    for read in (lambda: load_images([path], image_size=size),
+                 lambda: load_image_folder([path], image_size=size),
+                 lambda: preprocessing.check_options(size, "rgb", False, False, "bilinear")):
+        with pytest.raises(ValueError, match=r"image_size=.*more than the limit"):
+            read()
+    record = preprocessing.make_record(size, "grayscale")   # a model file whose record asks for it
+    assert "more than the limit" in preprocessing.problem(record, (size[0], size[1], 1))
+    (tmp_path / "c" / "x").mkdir(parents=True)
+    (tmp_path / "c" / "y").mkdir()
+    code, out, err = run_cli("fit", "--data", f"folder:{tmp_path / 'c'}", "--image-size", f"{size[0]},{size[1]}",
+                             "--out", tmp_path / "m.npz")
+    assert code != 0 and "image_size" in err and "limit" in err and len(err.strip().splitlines()) == 1
+
+
+# ---------------------------------------------------------------- a cache folder that cannot be written
+def _two_classes(root, ext=".png"):
+    for name, level in (("a", 30), ("b", 200)):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.new("L", (4, 4), level + i).save(root / name / f"{i}{ext}")
+    return root
+
+
+def _cache_is_a_file(tmp_path, monkeypatch):
+    (tmp_path / "cache").write_text("x")
+    return tmp_path / "cache"
+
+
+def _cache_under_a_file(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("x")
+    return tmp_path / "file" / "cache"
+
+
+def _cache_not_writable(tmp_path, monkeypatch):   # chmod does not stop root: fail the write itself
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(np.lib.format, "open_memmap", refuse)
+    return tmp_path / "cache"
+
+
+def _cache_rename_fails(tmp_path, monkeypatch):   # e.g. a full disk or a read-only remount while writing
+    real = os.replace
+
+    def refuse(src, dst):
+        if os.fspath(dst).endswith(".npy"):
+            raise OSError(28, "No space left on device")
+        return real(src, dst)
+    monkeypatch.setattr(images_module.os, "replace", refuse)
+    return tmp_path / "cache"
+
+
+@pytest.mark.parametrize("make", [_cache_is_a_file, _cache_under_a_file, _cache_not_writable, _cache_rename_fails])
+def test_a_cache_that_cannot_be_written_is_an_error_naming_the_cache(tmp_path, monkeypatch, make):
+    root = _two_classes(tmp_path / "root")
+    cache = make(tmp_path, monkeypatch)
+    with pytest.raises(ImageFileError, match=r"cache=.*cannot be used as a cache folder"):
+        load_image_folder(root, cache=cache)
+    if os.path.isdir(cache):   # nothing half-written is left behind
+        assert not [name for name in os.listdir(cache) if name.endswith(".tmp")]
+
+
+def test_a_file_rewritten_with_the_same_size_and_mtime_is_decoded_again(tmp_path):
+    root = _two_classes(tmp_path / "root", ext=".bmp")   # a BMP's size on disk depends on its shape only
+    cache = tmp_path / "cache"
+    first, _, _ = load_image_folder(root, cache=cache)
+    path = root / "b" / "0.bmp"
+    before = os.stat(path)
+    Image.new("L", (4, 4), 99).save(path)   # same size on disk, other pixels
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert os.stat(path).st_size == before.st_size and os.stat(path).st_mtime_ns == before.st_mtime_ns
+    second, _, _ = load_image_folder(root, cache=cache)
+    np.testing.assert_array_equal(np.asarray(second)[2], np.float32(99) / np.float32(255))
+    assert not np.array_equal(first, second)
+
+
+@pytest.mark.parametrize("meta", [{}, {"shape": [4, 4, 4, 1]}, [], "x", {"shape": None, "record": 1, "kept": 2}])
+def test_a_damaged_cache_entry_is_decoded_again(tmp_path, meta):
+    root = _two_classes(tmp_path / "root")
+    cache = tmp_path / "cache"
+    first, y, _ = load_image_folder(root, cache=cache)
+    (entry,) = [name for name in os.listdir(cache) if name.endswith(".json")]
+    (cache / entry).write_text(json.dumps(meta))
+    second, y2, _ = load_image_folder(root, cache=cache)
+    np.testing.assert_array_equal(first, second)
+    assert y.tolist() == y2.tolist() and second.preprocessing == first.preprocessing
+
+
+# ---------------------------------------------------------------- the record on arrays of images
+CHANGES = {   # arithmetic: the values are no longer those the record describes
+    "scale": lambda X: X * 2 - 1, "divide": lambda X: X / 255, "negate": lambda X: -X, "sum": lambda X: X + X,
+    "clip": lambda X: np.clip(X, 0.1, 0.9), "sqrt": np.sqrt, "standardize": lambda X: (X - X.mean()) / X.std(),
+}
+IN_PLACE = {
+    "isub": lambda X: X.__isub__(0.5), "imul": lambda X: X.__imul__(2), "out": lambda X: np.multiply(X, 2, out=X),
+    "at": lambda X: np.add.at(X, (0,), 1.0),
+}
+KEEPS = {   # the same values (or a subset): the record still describes them
+    "slice": lambda X: X[1:], "fancy": lambda X: X[[0, 1]], "mask": lambda X: X[np.array([True, False, True, True])],
+    "copy": lambda X: X.copy(), "astype": lambda X: X.astype(np.float32), "pickle": lambda X: pickle.loads(
+        pickle.dumps(X)), "deepcopy": copy.deepcopy, "take": lambda X: X.take([0, 2], axis=0),
+}
+
+
+@pytest.fixture()
+def images(tmp_path):
+    X, y, _ = load_image_folder(_two_classes(tmp_path / "root"))
+    return X, y
+
+
+@pytest.mark.parametrize("name", sorted(CHANGES))
+def test_arithmetic_on_images_drops_the_record(images, name):
+    X, y = images
+    changed = CHANGES[name](X)
+    assert preprocessing.of(changed) is None
+    assert X.preprocessing is not None   # the original keeps its own
+    clf = CNNClassifier(layers=("conv2", "gap"), max_iter=1, backend="numpy", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(changed, y)
+    assert not hasattr(clf, "preprocessing_")   # no record of a reading these values did not come from
+
+
+@pytest.mark.parametrize("name", sorted(IN_PLACE))
+def test_arithmetic_in_place_drops_the_record_of_the_array_written(images, name):
+    X, _ = images
+    Y = X.copy()
+    IN_PLACE[name](Y)
+    assert preprocessing.of(Y) is None and isinstance(Y, images_module.ImageArray)
+    assert X.preprocessing is not None
+
+
+@pytest.mark.parametrize("name", sorted(KEEPS))
+def test_views_copies_and_pickles_keep_their_own_copy_of_the_record(images, name):
+    X, _ = images
+    kept = KEEPS[name](X)
+    assert kept.preprocessing == X.preprocessing
+    kept.preprocessing["color"] = "rgb"   # changing one array's record leaves the others alone
+    assert X.preprocessing["color"] == "grayscale"
