@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import uuid
 import warnings
 from pathlib import Path
 
@@ -369,6 +370,11 @@ def _fingerprint(paths, labels, options):
     return digest.hexdigest()[:32]
 
 
+def _temporary(path):
+    """A name beside ``path`` that no other process or thread writing the same cache entry uses."""
+    return f"{path}.{os.getpid()}-{uuid.uuid4().hex}.tmp"
+
+
 @contextlib.contextmanager
 def _cache_errors(cache):
     """An OSError while creating or writing the cache folder, as an error naming ``cache``."""
@@ -395,7 +401,7 @@ def _read_cache(cache, key, mmap_mode):
 
 def _write_cache_meta(cache, key, meta):
     path = os.path.join(cache, key + ".json")
-    tmp = f"{path}.{os.getpid()}.tmp"
+    tmp = _temporary(path)
     with open(tmp, "w") as f:
         json.dump(meta, f)
     os.replace(tmp, path)
@@ -521,7 +527,7 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
                 _warn_skipped(meta["skipped"])
             return _tagged(X, meta["record"]), meta["kept"], meta["record"]
         data_path = os.path.join(cache, key + ".npy")
-        tmp = f"{data_path}.{os.getpid()}.tmp"
+        tmp = _temporary(data_path)
 
         def out_for(shape):
             with _cache_errors(cache):

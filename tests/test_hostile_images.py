@@ -273,3 +273,52 @@ def test_views_copies_and_pickles_keep_their_own_copy_of_the_record(images, name
     assert kept.preprocessing == X.preprocessing
     kept.preprocessing["color"] = "rgb"   # changing one array's record leaves the others alone
     assert X.preprocessing["color"] == "grayscale"
+
+
+# ---------------------------------------------------------------- several writers filling one cache entry
+_FILL = """
+import sys, threading
+import numpy as np
+from minicnn.images import load_image_folder
+root, cache, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sums, errors = [], []
+def fill():
+    try:
+        X, y, _ = load_image_folder(root, cache=cache, n_threads=1)
+        sums.append((float(np.asarray(X, dtype=np.float64).sum()), y.tolist()))
+    except BaseException as exc:
+        errors.append(repr(exc))
+threads = [threading.Thread(target=fill) for _ in range(n)]
+for t in threads: t.start()
+for t in threads: t.join()
+print(len(set(map(repr, sums))), len(sums), errors)
+"""
+
+
+@pytest.mark.parametrize("processes, threads", [(1, 3), (3, 1), (2, 2)])
+def test_threads_and_processes_filling_the_same_cache_entry_at_once_all_get_the_images(tmp_path, processes, threads):
+    """Each writer uses its own temporary file (a shared one, truncated under another's memory map, crashed
+    the process with SIGBUS); run in child processes so such a crash fails the test, not the test run."""
+    import subprocess
+    import sys
+
+    root = tmp_path / "root"
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        (root / name).mkdir(parents=True)
+        for i in range(120):
+            Image.fromarray(rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(root / name / f"{i}.png")
+    expected, y, _ = load_image_folder(root)
+    cache = tmp_path / "cache"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+    children = [subprocess.Popen([sys.executable, "-c", _FILL, str(root), str(cache), str(threads)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for _ in range(processes)]
+    for child in children:
+        out, err = child.communicate(timeout=600)
+        assert child.returncode == 0, err[-2000:]
+        assert out.split(None, 2) == ["1", str(threads), "[]\n"], (out, err[-2000:])
+    X, y2, _ = load_image_folder(root, cache=cache)
+    np.testing.assert_array_equal(X, expected)
+    assert y2.tolist() == y.tolist()
+    assert sorted(name.rsplit(".", 1)[-1] for name in os.listdir(cache)) == ["json", "npy"]   # no temporary left
