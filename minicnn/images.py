@@ -366,7 +366,7 @@ def _fingerprint(paths, labels, options):
             stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
         except OSError:   # a missing file: reading it reports it
             stamp = (-1,)
-        digest.update(f"{os.path.abspath(path)}\0{stamp}\n".encode())
+        digest.update(os.fsencode(os.path.abspath(path)) + f"\0{stamp}\n".encode())   # any bytes a name holds
     return digest.hexdigest()[:32]
 
 

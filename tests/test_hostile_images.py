@@ -322,3 +322,41 @@ def test_threads_and_processes_filling_the_same_cache_entry_at_once_all_get_the_
     np.testing.assert_array_equal(X, expected)
     assert y2.tolist() == y.tolist()
     assert sorted(name.rsplit(".", 1)[-1] for name in os.listdir(cache)) == ["json", "npy"]   # no temporary left
+
+
+# ---------------------------------------------------------------- file and folder names of every kind
+NAMES = ["with space", "ünïcødé", "new\nline", "tab\there", os.fsdecode(b"bytes\xff"), "-dash", "'quote\""]
+
+
+def test_file_and_class_folder_names_of_every_kind_through_the_cache_the_model_and_the_command(tmp_path):
+    import csv
+    import io as text_io
+
+    root = tmp_path / "root"
+    paths = []
+    for c, folder in enumerate(("plain", NAMES[1], NAMES[4])):
+        for i, name in enumerate(NAMES):
+            path = root / folder / f"{name}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("L", (4, 4), 40 * c + i).save(path)
+            paths.append(os.fspath(path))
+    X, y, class_names = load_image_folder(root)
+    assert class_names == sorted(("plain", NAMES[1], NAMES[4]))
+    for _ in range(2):   # writes, then reads the cache
+        cached, y2, _ = load_image_folder(root, cache=tmp_path / "cache")
+        np.testing.assert_array_equal(cached, X)
+        assert y2.tolist() == y.tolist()
+    by_row = {os.fsencode(p): row for row, p in enumerate(sorted(paths, key=lambda p: (os.path.dirname(p), p)))}
+    np.testing.assert_array_equal(load_images(paths), np.asarray(X)[[by_row[os.fsencode(p)] for p in paths]])
+    clf = CNNClassifier(layers=("conv2", "gap"), max_iter=1, backend="numpy", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, np.array(class_names, dtype=object)[y])
+    clf.save(tmp_path / "m.npz")
+    expected = clf.predict(paths)
+    np.testing.assert_array_equal(load_predictor(tmp_path / "m.npz").predict(paths), expected)
+    code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", *paths)
+    assert code == 0, err
+    rows = list(csv.reader(text_io.StringIO(out)))
+    assert [row[0] for row in rows[1:]] == paths   # one row per file, keyed by the path as given
+    assert [row[1] for row in rows[1:]] == [str(label) for label in expected]
