@@ -138,10 +138,24 @@ def for_model(model):
 
 
 def is_paths(X):
-    """Whether ``X`` names image files: a str/path, or a list, tuple or 1-D array of them."""
+    """Whether ``X`` names image files: a str/path, or a list, tuple or 1-D array of them.
+
+    Raises
+    ------
+    ValueError
+        For a list (tuple, 1-D array) that mixes paths with other values,
+        naming the first value that is not a path.
+    """
     if isinstance(X, (str, os.PathLike)):
         return True
     if isinstance(X, np.ndarray):
-        return X.ndim == 1 and X.size > 0 and X.dtype.kind in "UO" and all(
-            isinstance(p, (str, os.PathLike)) for p in X)
-    return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(p, (str, os.PathLike)) for p in X)
+        if X.ndim != 1 or X.dtype.kind not in "UO":
+            return False
+    elif not isinstance(X, (list, tuple)):
+        return False
+    is_path = [isinstance(p, (str, os.PathLike)) for p in X]
+    if any(is_path) and not all(is_path):
+        i = is_path.index(False)
+        raise ValueError(f"X mixes image file paths with other values: X[{i}]={X[i]!r} is not a path (str or "
+                         f"os.PathLike); pass a list of paths or an array of images")
+    return len(is_path) > 0 and all(is_path)

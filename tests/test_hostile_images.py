@@ -360,3 +360,24 @@ def test_file_and_class_folder_names_of_every_kind_through_the_cache_the_model_a
     rows = list(csv.reader(text_io.StringIO(out)))
     assert [row[0] for row in rows[1:]] == paths   # one row per file, keyed by the path as given
     assert [row[1] for row in rows[1:]] == [str(label) for label in expected]
+
+
+# ---------------------------------------------------------------- paths mixed with other values
+@pytest.mark.parametrize("other", [3, None, 1.5, b"x.png", np.zeros((4, 4))])
+@pytest.mark.parametrize("container", [list, tuple, lambda v: np.array(v, dtype=object)])
+def test_paths_mixed_with_other_values_are_refused_naming_the_first_one_on_every_face(tmp_path, other, container):
+    path = tmp_path / "a.png"
+    Image.new("RGB", (4, 4), 7).save(path)
+    X, y, _ = load_image_folder([path, path, path, path], labels=[0, 1, 0, 1])
+    clf = CNNClassifier(layers=("conv2", "gap"), max_iter=1, backend="numpy", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    values = [os.fspath(path), str(path), None]
+    values[2] = other
+    mixed = container(values) if not isinstance(other, np.ndarray) else container([*values[:2], 0])
+    for model in (clf, load(tmp_path / "m.npz"), load_predictor(tmp_path / "m.npz")):
+        with pytest.raises(ValueError, match=r"mixes image file paths with other values: X\[2\]="):
+            model.predict(mixed)
+        assert model.predict(container(values[:2])).shape == (2,)
