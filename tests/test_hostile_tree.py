@@ -130,3 +130,24 @@ def test_a_strided_block_that_keeps_a_1x1_map_saves_and_loads_on_every_face(tmp_
     clf.save(tmp_path / "m.npz")
     for model in (load(tmp_path / "m.npz"), load_predictor(tmp_path / "m.npz")):
         np.testing.assert_allclose(model.predict_proba(X), clf.predict_proba(X), rtol=1e-6)
+
+
+def _huge_forms():
+    """Every form with a number of units or a kernel size far beyond any memory (terabytes of weights)."""
+    huge = set()
+    for kind, forms in FORMS.items():
+        for form in forms:
+            token = parse_layers((form,))[0]
+            if token.units is not None:
+                huge.add(re.sub(r"^([a-z]+)[0-9]+", r"\g<1>99999999999", form))
+            if token.kernel_size is not None:
+                huge.add(re.sub(r"(x|^dw)([0-9]+)", r"\g<1>1000000", form, count=1))
+    return sorted(huge)
+
+
+@pytest.mark.parametrize("token", _huge_forms())
+def test_a_token_too_large_for_memory_is_a_memory_error_naming_it(token):
+    assert "99999999999" in token or "1000000" in token
+    with pytest.raises(MemoryError, match=re.escape(f"does not fit in memory at layers[0]={token!r}")):
+        CNNClassifier(layers=(token,), padding="same", dropout="none").fit(np.zeros((4, 6, 6, 1), np.float32),
+                                                                           [0, 1, 0, 1])
