@@ -479,9 +479,9 @@ def build_network(tokens, specs, *, n_outputs, input_shape, rng, backend, **opti
         if bad is not None and origin[bad] is not None:
             where = f" at layers[{origin[bad]}]={tokens[origin[bad]].text!r}"
         if isinstance(exc, MemoryError):   # e.g. a token with a huge number of units
-            raise MemoryError(f"The network does not fit in memory{where} ({weight_count(tokens, input_shape, n_outputs, **options):,} "
-                              f"weights for images of shape {tuple(input_shape)}): {exc}. Use fewer units or "
-                              f"smaller kernels.") from exc
+            weights = weight_count(tokens, input_shape, n_outputs, **options)
+            raise MemoryError(f"The network does not fit in memory{where} ({weights:,} weights for images of "
+                              f"shape {tuple(input_shape)}): {exc}. Use fewer units or smaller kernels.") from exc
         raise ValueError(f"The network does not fit images of shape (height, width, channels)={tuple(input_shape)}"
                          f"{where}: {exc}. Use padding='same', fewer pooling layers, or set input_shape.") from exc
     return network, origin
