@@ -381,3 +381,26 @@ def test_paths_mixed_with_other_values_are_refused_naming_the_first_one_on_every
         with pytest.raises(ValueError, match=r"mixes image file paths with other values: X\[2\]="):
             model.predict(mixed)
         assert model.predict(container(values[:2])).shape == (2,)
+
+
+# ---------------------------------------------------------------- image files named without an image extension
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "BMP", "TIFF", "WEBP"])
+@pytest.mark.parametrize("name", ["photo", "photo.dat", "photo.jpg.bak"])
+def test_the_command_knows_an_image_by_its_content_whatever_its_name(tmp_path, fmt, name):
+    if fmt == "WEBP" and not __import__("PIL.features").features.check("webp"):
+        pytest.skip("Pillow without WebP")
+    Image.new("RGB", (4, 4), (10, 200, 30)).save(tmp_path / "a.png")
+    X, y, _ = load_image_folder([tmp_path / "a.png"] * 4, labels=[0, 1, 0, 1])
+    clf = CNNClassifier(layers=("conv2", "gap"), max_iter=1, backend="numpy", random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+    clf.save(tmp_path / "m.npz")
+    odd = tmp_path / name
+    Image.new("RGB", (4, 4), (10, 200, 30)).save(odd, format=fmt)
+    code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", odd, tmp_path / "a.png")
+    assert code == 0, err
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == [os.fspath(odd), os.fspath(tmp_path / "a.png")]
+    np.save(tmp_path / "rows.npy", np.asarray(X))   # an array file still goes the array way
+    code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", tmp_path / "rows.npy")
+    assert code == 0 and len(out.splitlines()) == 5, err
