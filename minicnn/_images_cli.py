@@ -69,20 +69,6 @@ def reading_like(X_train, reading):
                 image_size=record["image_size"] or tuple(X_train.shape[1:3]))
 
 
-#: File signatures of the common image formats: a file starting with one is an image whatever its name.
-_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*")
-
-
-def _has_image_signature(path):
-    """Whether the file starts with the signature of a common image format (PNG, JPEG, GIF, BMP, TIFF, WebP)."""
-    try:
-        with open(path, "rb") as f:
-            head = f.read(12)
-    except OSError:
-        return False
-    return head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
-
-
 def are_image_inputs(paths):
     """Whether ``predict``'s inputs are image files and folders (else one array file).
 
@@ -93,7 +79,7 @@ def are_image_inputs(paths):
         extensions = images.image_extensions()
     except ImportError:
         extensions = _COMMON_EXTENSIONS
-    return all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in extensions or _has_image_signature(p)
+    return all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in extensions or images.has_image_signature(p)
                for p in paths)
 
 

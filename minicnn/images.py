@@ -153,15 +153,34 @@ def list_folder(directory, follow_links=True):
     return paths, labels, classes
 
 
+#: File signatures of the common image formats: a file starting with one is an image whatever its name.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+
+
+def has_image_signature(path):
+    """Whether the file starts with the signature of a common image format (PNG, JPEG, GIF, BMP, TIFF, WebP)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[:2] == b"BM" and head[6:10] == b"\0\0\0\0"))   # BMP: "BM", size, 4 reserved zero bytes
+
+
 def expand(inputs, follow_links=True):
-    """Files and folders as given -> image paths: a folder becomes its images (sorted, recursively) joined to it."""
+    """Files and folders as given -> image paths: a folder becomes its images (sorted, recursively) joined to it.
+
+    A folder's images are its files with an extension Pillow opens, and its
+    files named otherwise whose content starts with an image signature.
+    """
     extensions = image_extensions()
     paths = []
     for item in inputs:
         item = os.fspath(item)
         if os.path.isdir(item):
             found = [p for p in _walk(item, follow_links, {(os.stat(item).st_dev, os.stat(item).st_ino): item})
-                     if os.path.splitext(p)[1].lower() in extensions]
+                     if os.path.splitext(p)[1].lower() in extensions or has_image_signature(p)]
             if not found:
                 raise ImageFileError(f"{item} is a directory holding no image files (files with an extension "
                                      f"Pillow opens: .png, .jpg, .bmp, .gif, .webp, .tif, ...)")

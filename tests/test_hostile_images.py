@@ -401,6 +401,13 @@ def test_the_command_knows_an_image_by_its_content_whatever_its_name(tmp_path, f
     code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", odd, tmp_path / "a.png")
     assert code == 0, err
     assert [line.split(",")[0] for line in out.splitlines()[1:]] == [os.fspath(odd), os.fspath(tmp_path / "a.png")]
+    folder = tmp_path / "folder"   # in a folder too, beside a file that is no image
+    folder.mkdir()
+    os.replace(odd, folder / name)
+    (folder / "notes.txt").write_text("BMW is not a bitmap")
+    code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", folder)
+    assert code == 0, err
+    assert [line.split(",")[0] for line in out.splitlines()[1:]] == [os.fspath(folder / name)]
     np.save(tmp_path / "rows.npy", np.asarray(X))   # an array file still goes the array way
     code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", tmp_path / "rows.npy")
     assert code == 0 and len(out.splitlines()) == 5, err
