@@ -620,7 +620,9 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
     color : {"auto", "grayscale", "rgb"}, default="auto"
         Channels of the result: 1 or 3. ``"auto"`` gives RGB when any image
         is stored with colour (an RGB file or a coloured palette), else
-        grayscale. Alpha is dropped; palettes give their colours.
+        grayscale. Alpha is dropped; palettes give their colours. A file
+        of several frames (animated GIF, PNG or WebP, multi-page TIFF)
+        gives its first frame, as Keras does.
     crop_to_aspect_ratio : bool, default=False
         Before resizing, take the largest centred box of the target aspect
         ratio (Keras's option), so the image is not distorted.

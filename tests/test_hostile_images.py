@@ -411,3 +411,29 @@ def test_the_command_knows_an_image_by_its_content_whatever_its_name(tmp_path, f
     np.save(tmp_path / "rows.npy", np.asarray(X))   # an array file still goes the array way
     code, out, err = run_cli("predict", "--model", tmp_path / "m.npz", tmp_path / "rows.npy")
     assert code == 0 and len(out.splitlines()) == 5, err
+
+
+# ---------------------------------------------------------------- files of several frames, EXIF values out of range
+@pytest.mark.parametrize("fmt", ["GIF", "PNG", "TIFF", "WEBP"])
+@pytest.mark.parametrize("reading", [{}, {"image_size": (3, 3), "color": "rgb"}, {"color": "grayscale"}])
+def test_a_file_of_several_frames_gives_its_first_frame(tmp_path, fmt, reading):
+    if fmt == "WEBP" and not __import__("PIL.features").features.check("webp"):
+        pytest.skip("Pillow without WebP")
+    frames = [Image.new("RGB", (6, 5), (60, 60, 60)), Image.new("RGB", (6, 5), (250, 0, 0))]
+    path = tmp_path / f"multi.{fmt.lower()}"
+    frames[0].save(path, format=fmt, save_all=True, append_images=frames[1:],
+                   **({"lossless": True} if fmt == "WEBP" else {}))
+    assert getattr(Image.open(path), "n_frames", 1) == 2
+    X = np.asarray(load_images([path], **reading))
+    np.testing.assert_allclose(X, 60 / 255, atol=1 / 255)   # the gray first frame, never the red second one
+
+
+@pytest.mark.parametrize("orientation", [0, 9, 65535])
+@pytest.mark.parametrize("reading", [{}, {"image_size": (3, 3), "color": "rgb"}, {"image_size": (3, 3)}])
+def test_an_exif_orientation_out_of_range_leaves_the_image_as_stored(tmp_path, orientation, reading):
+    image = Image.new("RGB", (6, 4), (100, 0, 0))
+    exif = image.getexif()
+    exif[0x0112] = orientation
+    image.save(tmp_path / "o.jpg", exif=exif)
+    X = load_images([tmp_path / "o.jpg"], **reading)
+    assert X.shape[1:3] == reading.get("image_size", (4, 6))
