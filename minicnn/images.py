@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import json
 import os
+import time
 import uuid
 import warnings
 from pathlib import Path
@@ -37,6 +38,10 @@ PILLOW_INSTALL = "pip install 'minicnn-engine[images]' (or: pip install pillow)"
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 ON_ERROR = ("raise", "skip")
 CACHE_VERSION = 1
+#: A cache entry is not trusted when a file changed less than this before the entry's reading began (ns): file
+#: times have a granularity (2 s on FAT, 1 s on some network file systems, a clock tick elsewhere), so a file
+#: rewritten within the same tick, at the same size, would keep its stamp ("racy git"). It is decoded again.
+RACY_NS = 2_000_000_000
 #: Modes whose bands are gray levels (a palette image is gray when every palette entry is).
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
@@ -375,7 +380,8 @@ def _map(function, items, n_threads, on_error):
 
 
 def _fingerprint(paths, labels, options):
-    digest = hashlib.sha256()
+    """``(key, newest)``: the hash of the files' paths, stats and the options; the newest modification time."""
+    digest, newest = hashlib.sha256(), 0
     import PIL
 
     digest.update(json.dumps([CACHE_VERSION, PIL.__version__, options, labels]).encode())
@@ -383,10 +389,11 @@ def _fingerprint(paths, labels, options):
         try:   # ctime: a rewrite that keeps the size and puts the old mtime back still changes it
             st = os.stat(path)
             stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
         except OSError:   # a missing file: reading it reports it
             stamp = (-1,)
         digest.update(os.fsencode(os.path.abspath(path)) + f"\0{stamp}\n".encode())   # any bytes a name holds
-    return digest.hexdigest()[:32]
+    return digest.hexdigest()[:32], newest
 
 
 def _temporary(path):
@@ -538,8 +545,11 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
         cache = os.fspath(cache)
         with _cache_errors(cache):
             os.makedirs(cache, exist_ok=True)
-        key = _fingerprint(paths, labels, options)
+        started = time.time_ns()
+        key, newest = _fingerprint(paths, labels, options)
         found = _read_cache(cache, key, mmap_mode)
+        if found is not None and found[1].get("racy", True):   # see RACY_NS
+            found = None
         if found is not None:
             X, meta = found
             if meta["skipped"]:
@@ -579,7 +589,7 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
                 os.replace(tmp, data_path)
                 X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
                 _write_cache_meta(cache, key, {"shape": list(X.shape), "record": record, "kept": kept,
-                                               "skipped": skipped})
+                                               "skipped": skipped, "racy": newest > started - RACY_NS})
     except BaseException:
         if cache is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -643,7 +653,8 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         fingerprint covers every file's path, size and modification time and
         the options, so a changed folder is decoded again. Written atomically;
         entries of earlier versions of the folder stay until the folder is
-        deleted.
+        deleted. Files modified less than 2 s before a load (within the
+        granularity of file times) are decoded again at the next load.
     mmap_mode : {None, "r", "c"}, default=None
         With ``cache``: return the cached array memory-mapped (for folders
         larger than memory; train with ``partial_fit`` on chunks of rows).

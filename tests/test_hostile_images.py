@@ -437,3 +437,38 @@ def test_an_exif_orientation_out_of_range_leaves_the_image_as_stored(tmp_path, o
     image.save(tmp_path / "o.jpg", exif=exif)
     X = load_images([tmp_path / "o.jpg"], **reading)
     assert X.shape[1:3] == reading.get("image_size", (4, 6))
+
+
+def test_a_cache_entry_of_files_changed_within_the_granularity_of_file_times_is_decoded_again(tmp_path,
+                                                                                             monkeypatch):
+    """Racy entries: a file rewritten within one tick of its time stamps, at the same size, keeps its stamp, so an
+    entry read less than RACY_NS after a file changed is not trusted; one read later is."""
+    root = _two_classes(tmp_path / "root", ext=".bmp")
+    cache = tmp_path / "cache"
+    decoded = []
+    real = images_module.decode
+
+    def counting(*args, **kwargs):
+        decoded.append(args[0])
+        return real(*args, **kwargs)
+    monkeypatch.setattr(images_module, "decode", counting)
+    first, _, _ = load_image_folder(root, cache=cache)   # files just written: a racy entry
+    assert len(decoded) == 4
+    path = root / "b" / "0.bmp"
+    stamp = os.stat(path)
+    with open(path, "r+b") as f:   # the same size; the tick of the time stamps simulated by restoring them below
+        f.seek(-1, os.SEEK_END)
+        f.write(b"\x07")
+    real_stat = os.stat
+
+    def coarse_stat(name, *args, **kwargs):   # the rewritten file shows its old stamp, as within one tick
+        return stamp if os.fspath(name) == os.fspath(path) else real_stat(name, *args, **kwargs)
+    monkeypatch.setattr(images_module.os, "stat", coarse_stat)
+    second, _, _ = load_image_folder(root, cache=cache)
+    assert len(decoded) == 8   # decoded again: the entry was racy
+    assert not np.array_equal(first, second)
+    monkeypatch.setattr(images_module, "RACY_NS", -10 ** 12)   # as if the files had been written long ago
+    load_image_folder(root, cache=cache)   # a fresh, trusted entry is written...
+    load_image_folder(root, cache=cache)   # ...and reused
+    assert len(decoded) == 12
+
