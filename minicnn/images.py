@@ -489,8 +489,9 @@ def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=Fa
 
     Parameters
     ----------
-    paths : list of str or path-like
-        Image files of any format Pillow reads, in the order of the rows.
+    paths : list of str or path-like, or one of them
+        Image files of any format Pillow reads, in the order of the rows
+        (bytes names are decoded as the file system does).
     image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads
         As in :func:`load_image_folder`.
 
@@ -519,9 +520,28 @@ def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=Fa
     >>> X.shape, X.dtype, float(X.max()), X.preprocessing["color"]
     ((1, 3, 2, 1), dtype('float32'), 1.0, 'grayscale')
     """
-    X, _, _ = _load(list(paths), None, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
-                    n_threads, "raise", None, None)
+    X, _, _ = _load(_as_paths(paths, "paths"), None, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
+                    interpolation, n_threads, "raise", None, None)
     return X
+
+
+def _as_paths(values, name, single=True):
+    """``values`` as a list of str paths: one path (when ``single``) or an iterable of them, bytes decoded."""
+    def path(value):
+        return os.fsdecode(value) if isinstance(value, bytes) else os.fspath(value)
+
+    if single and isinstance(values, (str, bytes, os.PathLike)):
+        return [path(values)]
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(f"{name} must be {'a path or ' if single else 'a folder or '}a list of image file paths; "
+                         f"received {name}={values!r}") from None
+    for i, value in enumerate(values):
+        if not isinstance(value, (str, bytes, os.PathLike)):
+            raise ValueError(f"{name} must hold image file paths (str, bytes or os.PathLike); received "
+                             f"{name}[{i}]={value!r}")
+    return [path(value) for value in values]
 
 
 def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads,
@@ -700,6 +720,8 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
     >>> X.shape, X.dtype, y.tolist(), class_names
     ((6, 8, 8, 3), dtype('float32'), [0, 0, 0, 1, 1, 1], ['dark', 'light'])
     """
+    if isinstance(directory, bytes):
+        directory = os.fsdecode(directory)
     if isinstance(directory, (str, os.PathLike)):
         if labels is not None:
             raise ValueError("labels are given by the class subfolders of a directory; pass labels only with a "
@@ -715,7 +737,7 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
                                  f"a classifier needs at least 2 (pass a list of files to read images without "
                                  f"classes)")
     else:
-        paths = [os.fspath(p) for p in directory]
+        paths = _as_paths(directory, "directory", single=False)
         if labels is None:
             y, class_names = None, []
         else:

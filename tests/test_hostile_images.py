@@ -472,3 +472,30 @@ def test_a_cache_entry_of_files_changed_within_the_granularity_of_file_times_is_
     load_image_folder(root, cache=cache)   # ...and reused
     assert len(decoded) == 12
 
+
+
+# ---------------------------------------------------------------- the paths argument itself
+PATH_FORMS = {"str": os.fspath, "Path": lambda p: p, "bytes": os.fsencode, "list": lambda p: [p],
+              "tuple": lambda p: (os.fspath(p),), "array": lambda p: np.array([os.fspath(p)]),
+              "generator": lambda p: (q for q in [p]), "list of bytes": lambda p: [os.fsencode(p)]}
+NOT_PATHS = {"int": (5, "=5"), "None": (None, "=None"), "float": (1.5, "=1.5"),
+             "list with None": ([None], r"\[0\]=None"), "list with an int": (["a.png", 5], r"\[1\]=5")}
+
+
+@pytest.mark.parametrize("form", sorted(PATH_FORMS))
+def test_every_form_of_paths_reads_the_same_images(tmp_path, form):
+    path = tmp_path / "a.png"
+    Image.new("RGB", (5, 4), (1, 2, 3)).save(path)
+    expected = load_images([os.fspath(path)])
+    np.testing.assert_array_equal(load_images(PATH_FORMS[form](path)), expected)
+    if form not in ("str", "Path", "bytes"):   # a single path names a folder for load_image_folder
+        np.testing.assert_array_equal(load_image_folder(PATH_FORMS[form](path))[0], expected)
+
+
+@pytest.mark.parametrize("kind", sorted(NOT_PATHS))
+def test_paths_that_are_not_paths_are_refused_naming_the_parameter_and_value(kind):
+    value, shown = NOT_PATHS[kind]
+    with pytest.raises(ValueError, match=r"paths.*received paths" + shown):
+        load_images(value)
+    with pytest.raises(ValueError, match=r"received directory" + shown):
+        load_image_folder(value)
