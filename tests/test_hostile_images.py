@@ -499,3 +499,40 @@ def test_paths_that_are_not_paths_are_refused_naming_the_parameter_and_value(kin
         load_images(value)
     with pytest.raises(ValueError, match=r"received directory" + shown):
         load_image_folder(value)
+
+
+# ---------------------------------------------------------------- files and folders that cannot be opened
+def _deny(monkeypatch, target, function_owner, name):
+    real = getattr(function_owner, name)
+
+    def denied(path, *args, **kwargs):
+        if os.fspath(path) == os.fspath(target):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return real(path, *args, **kwargs)
+    monkeypatch.setattr(function_owner, name, denied)
+
+
+@pytest.mark.parametrize("reading", [{}, {"image_size": (3, 3), "color": "grayscale"}])
+def test_an_unreadable_file_is_one_error_naming_it_or_skipped_with_one_warning(tmp_path, monkeypatch, reading):
+    """chmod 000 does not stop root (the test user in CI), so the permission error is raised where Pillow opens."""
+    import PIL.Image
+
+    root = _two_classes(tmp_path / "root")
+    locked = root / "a" / "1.png"
+    _deny(monkeypatch, locked, PIL.Image, "open")
+    with pytest.raises(ImageFileError, match=r"1\.png.*PermissionError.*on_error='skip'"):
+        load_image_folder(root, **reading)
+    with pytest.warns(UserWarning, match=r"skipped 1 .*1\.png"):
+        X, y, _ = load_image_folder(root, on_error="skip", **reading)
+    assert y.tolist() == [0, 1, 1]
+    with pytest.raises(ImageFileError, match=r"1\.png"):
+        load_images([locked], **reading)
+
+
+def test_an_unlistable_class_folder_is_one_error_naming_it(tmp_path, monkeypatch):
+    root = _two_classes(tmp_path / "root")
+    (root / "b" / "sub").mkdir()
+    _deny(monkeypatch, root / "b" / "sub", images_module.os, "scandir")
+    for on_error in ("raise", "skip"):
+        with pytest.raises(ImageFileError, match=r"folder .*sub cannot be listed \(PermissionError"):
+            load_image_folder(root, on_error=on_error)
