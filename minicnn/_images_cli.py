@@ -21,6 +21,10 @@ def _image_size(text):
     if len(size) != 2 or min(size) < 1:
         raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH (two positive integers, e.g. 64,64); received "
                                          f"{text!r}")
+    try:   # the library's own checks (e.g. the size limit), said of the option
+        preprocessing.check_options(size, "auto", False, False, "bilinear")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; received {text!r}") from None
     return size
 
 

@@ -146,7 +146,7 @@ def test_an_image_size_too_large_is_refused_naming_it_on_every_face(tmp_path, si
     (tmp_path / "c" / "y").mkdir()
     code, out, err = run_cli("fit", "--data", f"folder:{tmp_path / 'c'}", "--image-size", f"{size[0]},{size[1]}",
                              "--out", tmp_path / "m.npz")
-    assert code != 0 and "image_size" in err and "limit" in err and len(err.strip().splitlines()) == 1
+    assert code != 0 and "--image-size" in err and "limit" in err and len(err.strip().splitlines()) == 1
 
 
 # ---------------------------------------------------------------- a cache folder that cannot be written
