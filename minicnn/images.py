@@ -260,15 +260,17 @@ def _target_box(width, height, image_size, crop, pad):
     return None, None
 
 
-def _as_float(image, path):
-    """Pixels of a decoded L/RGB/F image as float32 in [0, 1]."""
+def _as_float(image):
+    """Pixels of a decoded L/RGB/F image as float32 in [0, 1].
+
+    An "F" image holds values checked to lie in [0, 1] before resizing;
+    bicubic and Lanczos filters overshoot near edges, which Pillow clips for
+    8-bit images: clipped here the same way.
+    """
     pixels = np.asarray(image)
     if pixels.dtype == np.uint8:
         return pixels.astype(np.float32) / np.float32(255.0)
-    out = pixels.astype(np.float32)
-    if not (out.min() >= 0.0 and out.max() <= 1.0):
-        raise ImageFileError(f"image {path}: values outside [0, 1] after scaling ([{out.min()}, {out.max()}])")
-    return out
+    return np.clip(pixels.astype(np.float32), np.float32(0.0), np.float32(1.0))
 
 
 def _wide_to_float(image, path):
@@ -276,6 +278,9 @@ def _wide_to_float(image, path):
     pixels = np.asarray(image)
     if pixels.dtype.kind == "f":
         values = pixels.astype(np.float32)
+        if values.size and not (values.min() >= 0.0 and values.max() <= 1.0):   # NaN fails too
+            raise ImageFileError(f"image {path}: {image.mode} values in [{values.min()}, {values.max()}], outside "
+                                 f"[0, 1] (floating-point images are read as they are)")
     else:
         if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
             raise ImageFileError(f"image {path}: {image.mode} values in [{pixels.min()}, {pixels.max()}], outside "
@@ -320,7 +325,7 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
                 if box is not None or image.size != (image_size[1], image_size[0]):
                     resample = getattr(Image.Resampling, interpolation.upper())
                     image = image.resize((image_size[1], image_size[0]), resample, box=box)
-            pixels = _as_float(image, path)
+            pixels = _as_float(image)
         except ImageFileError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
