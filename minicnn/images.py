@@ -111,8 +111,11 @@ def image_extensions():
 # --------------------------------------------------------------------------- listing
 
 
-def _walk(folder, follow_links, seen):
-    """Files under ``folder``, recursively, sorted; refuses a symbolic-link loop (naming it)."""
+def _walk(folder, follow_links, seen, skip=frozenset()):
+    """Files under ``folder``, recursively, sorted; refuses a symbolic-link loop (naming it).
+
+    ``skip``: ``(st_dev, st_ino)`` of folders left out (a cache folder kept inside the image folder).
+    """
     files = []
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -124,11 +127,13 @@ def _walk(folder, follow_links, seen):
         path = os.path.join(folder, entry.name)
         if entry.is_dir(follow_symlinks=follow_links):
             key = (os.stat(path).st_dev, os.stat(path).st_ino)
+            if key in skip:
+                continue
             if key in seen:
                 raise ImageFileError(f"symbolic link loop: {path} leads back to a folder already listed "
                                      f"({seen[key]}); remove the link or pass follow_links=False")
             seen[key] = path
-            files += _walk(path, follow_links, seen)
+            files += _walk(path, follow_links, seen, skip)
             del seen[key]
         elif entry.is_dir(follow_symlinks=True):
             continue   # a link to a folder, not followed (follow_links=False)
@@ -137,13 +142,22 @@ def _walk(folder, follow_links, seen):
     return files
 
 
-def list_folder(directory, follow_links=True):
-    """``(paths, labels, class_names)`` of a folder of class subfolders (every file, images or not)."""
+def _folder_key(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def list_folder(directory, follow_links=True, cache=None):
+    """``(paths, labels, class_names)`` of a folder of class subfolders (every file, images or not).
+
+    A ``cache`` folder kept inside ``directory`` is not a class and holds no images: it is left out.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise ImageFileError(f"directory={os.fspath(directory)!r} is not a folder")
+    skip = frozenset([_folder_key(cache)] if cache is not None and os.path.isdir(cache) else [])
     classes = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".")
-                     and e.is_dir(follow_symlinks=follow_links))
+                     and e.is_dir(follow_symlinks=follow_links) and _folder_key(e.path) not in skip)
     if not classes:
         raise ImageFileError(f"directory {root} has no class subfolders: expected root/CLASS/IMAGE files "
                              f"(or pass a list of image paths with labels)")
@@ -152,7 +166,7 @@ def list_folder(directory, follow_links=True):
         folder = os.path.join(root, name)
         seen = {(os.stat(root).st_dev, os.stat(root).st_ino): str(root),
                 (os.stat(folder).st_dev, os.stat(folder).st_ino): folder}
-        found = _walk(folder, follow_links, seen)
+        found = _walk(folder, follow_links, seen, skip)
         paths += found
         labels += [index] * len(found)
     return paths, labels, classes
@@ -731,7 +745,7 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         if labels is not None:
             raise ValueError("labels are given by the class subfolders of a directory; pass labels only with a "
                              "list of image files")
-        paths, y, class_names = list_folder(directory, follow_links)
+        paths, y, class_names = list_folder(directory, follow_links, cache)
         counts = np.bincount(y, minlength=len(class_names)) if y else np.zeros(len(class_names), int)
         empty = [os.path.join(os.fspath(directory), c) for c, n in zip(class_names, counts) if n == 0]
         if empty:

@@ -578,3 +578,15 @@ def test_a_float_image_outside_0_1_is_refused_naming_the_file_and_its_range(tmp_
     for reading in ({}, {"image_size": (3, 3), "interpolation": "bicubic"}):
         with pytest.raises(ImageFileError, match=r"f\.tif: F values in .*outside \[0, 1\]"):
             load_images([tmp_path / "f.tif"], **reading)
+
+
+@pytest.mark.parametrize("where", ["root/cache", "root/a/cache", "root/a/deeper/cache"])
+def test_a_cache_folder_kept_inside_the_image_folder_is_neither_a_class_nor_images(tmp_path, where):
+    root = _two_classes(tmp_path / "root")
+    cache = tmp_path / where
+    first, y, names = load_image_folder(root, cache=cache)
+    assert os.listdir(cache)   # written
+    for _ in range(2):
+        again, y2, names2 = load_image_folder(root, cache=cache)
+        np.testing.assert_array_equal(again, first)
+        assert names2 == names == ["a", "b"] and y2.tolist() == y.tolist()
