@@ -22,7 +22,7 @@ def _image_size(text):
         raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH (two positive integers, e.g. 64,64); received "
                                          f"{text!r}")
     try:   # the library's own checks (e.g. the size limit), said of the option
-        preprocessing.check_options(size, "auto", False, False, "bilinear")
+        preprocessing.check_options(size, "auto", False, False, "bilinear", max_pixels=images.MAX_IMAGE_PIXELS)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{exc}; received {text!r}") from None
     return size

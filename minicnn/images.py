@@ -566,7 +566,7 @@ def _as_paths(values, name, single=True):
 def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads,
           on_error, cache, mmap_mode):
     image_size = preprocessing.check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
-                                             interpolation)
+                                             interpolation, max_pixels=MAX_IMAGE_PIXELS)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}; received on_error={on_error!r}")
     if mmap_mode not in (None, "r", "c"):

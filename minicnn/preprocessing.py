@@ -29,8 +29,12 @@ CHANNELS = {"grayscale": 1, "rgb": 3}
 KEYS = ("image_size", "color", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "interpolation", "scale")
 
 
-def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, auto=True):
+def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, auto=True,
+                  max_pixels=None):
     """Validate the reading options once, at the edge; return ``image_size`` as a tuple (or None).
+
+    ``max_pixels``: the largest ``height * width`` allowed (the reader passes
+    :data:`minicnn.images.MAX_IMAGE_PIXELS`).
 
     Raises
     ------
@@ -44,11 +48,9 @@ def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, 
             raise ValueError(f"image_size must be None or (height, width), two integers >= 1; received "
                              f"image_size={image_size!r}")
         image_size = (int(image_size[0]), int(image_size[1]))
-        from .images import MAX_IMAGE_PIXELS   # the one limit on image size, read and written alike
-
-        if image_size[0] * image_size[1] > MAX_IMAGE_PIXELS:
+        if max_pixels is not None and image_size[0] * image_size[1] > max_pixels:
             raise ValueError(f"image_size={image_size} asks for {image_size[0] * image_size[1]} pixels per image, "
-                             f"more than the limit of {MAX_IMAGE_PIXELS} (minicnn.images.MAX_IMAGE_PIXELS)")
+                             f"more than the limit of {max_pixels} (minicnn.images.MAX_IMAGE_PIXELS)")
     colors = (("auto",) if auto else ()) + COLORS
     if color not in colors:
         raise ValueError(f"color must be one of {colors}; received color={color!r}")
