@@ -151,3 +151,35 @@ def test_a_token_too_large_for_memory_is_a_memory_error_naming_it(token):
     with pytest.raises(MemoryError, match=re.escape(f"does not fit in memory at layers[0]={token!r}")):
         CNNClassifier(layers=(token,), padding="same", dropout="none").fit(np.zeros((4, 6, 6, 1), np.float32),
                                                                            [0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("backend", ["numba", "cython"])
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_every_block_kind_is_bit_identical_across_thread_counts_and_round_trips_on_compiled_backends(
+        tmp_path, backend, batch_norm):
+    """numpy is swept in test_tree; here the compiled backends: 1 vs 2 threads, model file, pickle, Predictor."""
+    import pickle
+
+    from helpers import importable_backends
+
+    if backend not in importable_backends((backend,)):
+        pytest.skip(f"{backend} backend not importable")
+    layers = ("conv3s2", "res4", "res5s2", "dw3", "sep4x2d2", "gmp", "dense4")
+    assert {t.kind for t in parse_layers(layers)} >= set(LAYER_KINDS) - {"maxpool", "avgpool", "gap"}
+    X = np.random.default_rng(0).random((16, 9, 9, 2), dtype=np.float32)
+    y = np.arange(16) % 3
+    fitted = []
+    for n_threads in (1, 2):
+        clf = CNNClassifier(layers=layers, batch_norm=batch_norm, dropout="after_each_layer", dropout_rate=0.2,
+                            max_iter=2, batch_size=8, backend=backend, n_threads=n_threads, random_state=0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fitted.append(clf.fit(X, y))
+    for (p, _), (q, _) in zip(fitted[0].network_.params_and_grads(), fitted[1].network_.params_and_grads()):
+        np.testing.assert_array_equal(p, q)
+    clf = fitted[0]
+    clf.save(tmp_path / "m.npz")
+    expected = clf.predict_proba(X)
+    np.testing.assert_array_equal(load(tmp_path / "m.npz").predict_proba(X), expected)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(clf)).predict_proba(X), expected)
+    np.testing.assert_allclose(load_predictor(tmp_path / "m.npz").predict_proba(X), expected, rtol=1e-5)
