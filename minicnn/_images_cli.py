@@ -21,6 +21,10 @@ def _image_size(text):
     if len(size) != 2 or min(size) < 1:
         raise argparse.ArgumentTypeError(f"expected HEIGHT,WIDTH (two positive integers, e.g. 64,64); received "
                                          f"{text!r}")
+    try:   # the library's own checks (e.g. the size limit), said of the option
+        preprocessing.check_options(size, "auto", False, False, "bilinear", max_pixels=images.MAX_IMAGE_PIXELS)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{exc}; received {text!r}") from None
     return size
 
 
@@ -70,12 +74,17 @@ def reading_like(X_train, reading):
 
 
 def are_image_inputs(paths):
-    """Whether ``predict``'s inputs are image files and folders (else one array file)."""
+    """Whether ``predict``'s inputs are image files and folders (else one array file).
+
+    An image is known by its extension, or, for a file named otherwise
+    (``photo`` with no extension), by its content's signature.
+    """
     try:
         extensions = images.image_extensions()
     except ImportError:
         extensions = _COMMON_EXTENSIONS
-    return all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in extensions for p in paths)
+    return all(os.path.isdir(p) or os.path.splitext(p)[1].lower() in extensions or images.has_image_signature(p)
+               for p in paths)
 
 
 expand = images.expand   # files as given; each folder's images as FOLDER/RELATIVE/PATH, sorted

@@ -173,8 +173,9 @@ def _separable_shape(token, shape, options):
 def _residual_shape(token, shape, options):
     h, w, c = shape
     n, s = token.units, token.stride
-    projection = c * n if (c != n or s != 1) else 0
-    return (_window(h, 1, s, "same"), _window(w, 1, s, "same"), n), 9 * c * n + 9 * n * n + projection
+    out = (_window(h, 1, s, "same"), _window(w, 1, s, "same"), n)
+    projection = c * n if out != (h, w, c) else 0   # as Residual: a projection only where the shape changes
+    return out, 9 * c * n + 9 * n * n + projection
 
 
 def _pool_shape(token, shape, options):
@@ -313,8 +314,9 @@ def parse_layers(layers):
     Raises
     ------
     ValueError
-        For an unknown token, or a conv/pool layer after a layer that outputs
-        flat vectors (``dense``, ``gap`` or ``gmp``).
+        For an unknown token, or a layer that needs maps (conv, block or
+        pooling, global pooling included) after a layer that outputs flat
+        vectors (``dense``, ``gap`` or ``gmp``).
 
     Examples
     --------
@@ -330,7 +332,7 @@ def parse_layers(layers):
     tokens = tuple(_parse_token(i, text) for i, text in enumerate(layers))
     flat_from = None
     for token in tokens:
-        if token.output == "map" and flat_from is not None:
+        if LAYER_KINDS[token.kind].input == "map" and flat_from is not None:
             raise ValueError(f"layers[{token.index}]={token.text!r} needs (height, width, channels) maps, but "
                              f"layers[{flat_from.index}]={flat_from.text!r} outputs flat vectors. "
                              f"Received: layers={tuple(layers)!r}")
@@ -471,11 +473,15 @@ def build_network(tokens, specs, *, n_outputs, input_shape, rng, backend, **opti
     network = Sequential(layers, backend=backend)
     try:
         network.build(input_shape, rng=rng)
-    except ValueError as exc:
+    except (ValueError, MemoryError) as exc:
         bad = next((i for i, layer in enumerate(layers) if layer.output_shape is None), None)
         where = ""
         if bad is not None and origin[bad] is not None:
             where = f" at layers[{origin[bad]}]={tokens[origin[bad]].text!r}"
+        if isinstance(exc, MemoryError):   # e.g. a token with a huge number of units
+            weights = weight_count(tokens, input_shape, n_outputs, **options)
+            raise MemoryError(f"The network does not fit in memory{where} ({weights:,} weights for images of "
+                              f"shape {tuple(input_shape)}): {exc}. Use fewer units or smaller kernels.") from exc
         raise ValueError(f"The network does not fit images of shape (height, width, channels)={tuple(input_shape)}"
                          f"{where}: {exc}. Use padding='same', fewer pooling layers, or set input_shape.") from exc
     return network, origin

@@ -20,9 +20,12 @@ files and options, so the next load maps it instead of decoding, and
 memory (train with ``partial_fit`` on chunks of it).
 """
 
+import contextlib
 import hashlib
 import json
 import os
+import time
+import uuid
 import warnings
 from pathlib import Path
 
@@ -35,6 +38,10 @@ PILLOW_INSTALL = "pip install 'minicnn-engine[images]' (or: pip install pillow)"
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 ON_ERROR = ("raise", "skip")
 CACHE_VERSION = 1
+#: A cache entry is not trusted when a file changed less than this before the entry's reading began (ns): file
+#: times have a granularity (2 s on FAT, 1 s on some network file systems, a clock tick elsewhere), so a file
+#: rewritten within the same tick, at the same size, would keep its stamp ("racy git"). It is decoded again.
+RACY_NS = 2_000_000_000
 #: Modes whose bands are gray levels (a palette image is gray when every palette entry is).
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
@@ -44,12 +51,35 @@ _CHUNK = 256   # images decoded per round of the thread pool (bounds memory of p
 class ImageArray(np.ndarray):
     """NHWC float32 images that carry the preprocessing that produced them (``.preprocessing``).
 
-    An ndarray in every other way: slicing and indexing (``train_test_split``,
-    cross-validation) keep the record; ``np.asarray(X)`` drops it.
+    An ndarray in every other way: slicing, indexing (``train_test_split``,
+    cross-validation), copies and reshapes keep the record (each view its own
+    copy of it); ``np.asarray(X)`` drops it, and so does arithmetic (``X * 2 - 1``,
+    ``X -= X.mean()``, ``np.clip``: any ufunc), whose values the record no
+    longer describes, so a model fitted on them records no preprocessing
+    rather than a wrong one.
     """
 
     def __array_finalize__(self, obj):
-        self.preprocessing = getattr(obj, "preprocessing", None)
+        record = getattr(obj, "preprocessing", None)
+        self.preprocessing = dict(record) if isinstance(record, dict) else record
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        """Ufuncs compute on plain arrays: results carry no record, and an array written in place loses its own."""
+        def plain(value):
+            return value.view(np.ndarray) if isinstance(value, ImageArray) else value
+
+        if method == "at" and isinstance(inputs[0], ImageArray):   # ufunc.at writes into its first input
+            inputs[0].preprocessing = None
+        out = kwargs.get("out")
+        if out is not None:
+            for array in out:
+                if isinstance(array, ImageArray):
+                    array.preprocessing = None
+            kwargs["out"] = tuple(plain(array) for array in out)
+        result = getattr(ufunc, method)(*(plain(value) for value in inputs), **kwargs)
+        if out is not None and method != "at":   # in place: hand back the arrays passed as out
+            return out[0] if len(out) == 1 else out
+        return result
 
     def __reduce__(self):
         rebuild, args, state = super().__reduce__()
@@ -81,8 +111,11 @@ def image_extensions():
 # --------------------------------------------------------------------------- listing
 
 
-def _walk(folder, follow_links, seen):
-    """Files under ``folder``, recursively, sorted; refuses a symbolic-link loop (naming it)."""
+def _walk(folder, follow_links, seen, skip=frozenset()):
+    """Files under ``folder``, recursively, sorted; refuses a symbolic-link loop (naming it).
+
+    ``skip``: ``(st_dev, st_ino)`` of folders left out (a cache folder kept inside the image folder).
+    """
     files = []
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
@@ -94,11 +127,13 @@ def _walk(folder, follow_links, seen):
         path = os.path.join(folder, entry.name)
         if entry.is_dir(follow_symlinks=follow_links):
             key = (os.stat(path).st_dev, os.stat(path).st_ino)
+            if key in skip:
+                continue
             if key in seen:
                 raise ImageFileError(f"symbolic link loop: {path} leads back to a folder already listed "
                                      f"({seen[key]}); remove the link or pass follow_links=False")
             seen[key] = path
-            files += _walk(path, follow_links, seen)
+            files += _walk(path, follow_links, seen, skip)
             del seen[key]
         elif entry.is_dir(follow_symlinks=True):
             continue   # a link to a folder, not followed (follow_links=False)
@@ -107,13 +142,22 @@ def _walk(folder, follow_links, seen):
     return files
 
 
-def list_folder(directory, follow_links=True):
-    """``(paths, labels, class_names)`` of a folder of class subfolders (every file, images or not)."""
+def _folder_key(path):
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def list_folder(directory, follow_links=True, cache=None):
+    """``(paths, labels, class_names)`` of a folder of class subfolders (every file, images or not).
+
+    A ``cache`` folder kept inside ``directory`` is not a class and holds no images: it is left out.
+    """
     root = Path(directory)
     if not root.is_dir():
         raise ImageFileError(f"directory={os.fspath(directory)!r} is not a folder")
+    skip = frozenset([_folder_key(cache)] if cache is not None and os.path.isdir(cache) else [])
     classes = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".")
-                     and e.is_dir(follow_symlinks=follow_links))
+                     and e.is_dir(follow_symlinks=follow_links) and _folder_key(e.path) not in skip)
     if not classes:
         raise ImageFileError(f"directory {root} has no class subfolders: expected root/CLASS/IMAGE files "
                              f"(or pass a list of image paths with labels)")
@@ -122,21 +166,40 @@ def list_folder(directory, follow_links=True):
         folder = os.path.join(root, name)
         seen = {(os.stat(root).st_dev, os.stat(root).st_ino): str(root),
                 (os.stat(folder).st_dev, os.stat(folder).st_ino): folder}
-        found = _walk(folder, follow_links, seen)
+        found = _walk(folder, follow_links, seen, skip)
         paths += found
         labels += [index] * len(found)
     return paths, labels, classes
 
 
+#: File signatures of the common image formats: a file starting with one is an image whatever its name.
+_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
+
+
+def has_image_signature(path):
+    """Whether the file starts with the signature of a common image format (PNG, JPEG, GIF, BMP, TIFF, WebP)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+    except OSError:
+        return False
+    return (head.startswith(_SIGNATURES) or (head[:4] == b"RIFF" and head[8:12] == b"WEBP")
+            or (head[:2] == b"BM" and head[6:10] == b"\0\0\0\0"))   # BMP: "BM", size, 4 reserved zero bytes
+
+
 def expand(inputs, follow_links=True):
-    """Files and folders as given -> image paths: a folder becomes its images (sorted, recursively) joined to it."""
+    """Files and folders as given -> image paths: a folder becomes its images (sorted, recursively) joined to it.
+
+    A folder's images are its files with an extension Pillow opens, and its
+    files named otherwise whose content starts with an image signature.
+    """
     extensions = image_extensions()
     paths = []
     for item in inputs:
         item = os.fspath(item)
         if os.path.isdir(item):
             found = [p for p in _walk(item, follow_links, {(os.stat(item).st_dev, os.stat(item).st_ino): item})
-                     if os.path.splitext(p)[1].lower() in extensions]
+                     if os.path.splitext(p)[1].lower() in extensions or has_image_signature(p)]
             if not found:
                 raise ImageFileError(f"{item} is a directory holding no image files (files with an extension "
                                      f"Pillow opens: .png, .jpg, .bmp, .gif, .webp, .tif, ...)")
@@ -149,10 +212,26 @@ def expand(inputs, follow_links=True):
 # --------------------------------------------------------------------------- decoding
 
 
+def _raw_mode(tile):
+    """The raw (stored) mode of one of Pillow's tiles, or None."""
+    args = tile[-1] if isinstance(tile, tuple) else None
+    if isinstance(args, tuple) and args:
+        args = args[0]
+    return args if isinstance(args, str) else None
+
+
 def _colour_of(image):
-    """"grayscale" or "rgb": the colour of an opened (not decoded) image, from its mode and palette."""
+    """"grayscale" or "rgb": the colour of an opened (not decoded) image, from its mode and palette.
+
+    The stored colour counts, not the mode Pillow widens it to: a 16-bit
+    gray+alpha PNG opens as "RGBA" but its raw mode (``LA;16B``) is gray.
+    """
     if image.mode in _GRAY_MODES:
         return "grayscale"
+    if image.mode in ("RGB", "RGBA"):
+        raw = [_raw_mode(tile) for tile in (getattr(image, "tile", None) or ())]
+        if raw and all(mode is not None and mode.split(";")[0] in _GRAY_MODES for mode in raw):
+            return "grayscale"
     if image.mode in ("P", "PA"):
         palette = image.getpalette() or []
         rgb = np.asarray(palette[:len(palette) // 3 * 3]).reshape(-1, 3)
@@ -170,6 +249,8 @@ def _open(path, Image):
         raise ImageFileError(f"{path} is a folder, not an image file") from None
     except Image.UnidentifiedImageError:
         raise ImageFileError(f"{path} is not an image file Pillow can read") from None
+    except Image.DecompressionBombError as exc:   # Pillow's own limit, checked while opening
+        raise ImageFileError(f"image {path} is larger than Pillow's decompression-bomb limit ({exc})") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc})") from None
     width, height = image.size
@@ -193,15 +274,17 @@ def _target_box(width, height, image_size, crop, pad):
     return None, None
 
 
-def _as_float(image, path):
-    """Pixels of a decoded L/RGB/F image as float32 in [0, 1]."""
+def _as_float(image):
+    """Pixels of a decoded L/RGB/F image as float32 in [0, 1].
+
+    An "F" image holds values checked to lie in [0, 1] before resizing;
+    bicubic and Lanczos filters overshoot near edges, which Pillow clips for
+    8-bit images: clipped here the same way.
+    """
     pixels = np.asarray(image)
     if pixels.dtype == np.uint8:
         return pixels.astype(np.float32) / np.float32(255.0)
-    out = pixels.astype(np.float32)
-    if not (out.min() >= 0.0 and out.max() <= 1.0):
-        raise ImageFileError(f"image {path}: values outside [0, 1] after scaling ([{out.min()}, {out.max()}])")
-    return out
+    return np.clip(pixels.astype(np.float32), np.float32(0.0), np.float32(1.0))
 
 
 def _wide_to_float(image, path):
@@ -209,6 +292,9 @@ def _wide_to_float(image, path):
     pixels = np.asarray(image)
     if pixels.dtype.kind == "f":
         values = pixels.astype(np.float32)
+        if values.size and not (values.min() >= 0.0 and values.max() <= 1.0):   # NaN fails too
+            raise ImageFileError(f"image {path}: {image.mode} values in [{values.min()}, {values.max()}], outside "
+                                 f"[0, 1] (floating-point images are read as they are)")
     else:
         if pixels.size and (pixels.min() < 0 or pixels.max() > 65535):
             raise ImageFileError(f"image {path}: {image.mode} values in [{pixels.min()}, {pixels.max()}], outside "
@@ -231,10 +317,10 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     Image, ImageOps = _pil()
     with _open(path, Image) as image:
         try:
+            native = _colour_of(image)   # before load(), which forgets the raw mode
             image.load()
             if image.getexif().get(0x0112, 1) != 1:
                 image = ImageOps.exif_transpose(image)
-            native = _colour_of(image)
             if image.mode in _WIDE_MODES:
                 image = _wide_to_float(image, path)
             elif native == "grayscale":
@@ -253,7 +339,7 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
                 if box is not None or image.size != (image_size[1], image_size[0]):
                     resample = getattr(Image.Resampling, interpolation.upper())
                     image = image.resize((image_size[1], image_size[0]), resample, box=box)
-            pixels = _as_float(image, path)
+            pixels = _as_float(image)
         except ImageFileError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
@@ -272,9 +358,10 @@ def _header(path):
     with _open(path, Image) as image:
         try:
             width, height = image.size
+            colour = _colour_of(image)   # before getexif(), which may load the image and forget its raw mode
             if image.getexif().get(0x0112, 1) in (5, 6, 7, 8):   # a quarter turn swaps width and height
                 width, height = height, width
-            return width, height, _colour_of(image)
+            return width, height, colour
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageFileError(f"image file {path} cannot be read ({type(exc).__name__}: {exc}); it may be "
                                  f"truncated or corrupt") from None
@@ -312,18 +399,35 @@ def _map(function, items, n_threads, on_error):
 
 
 def _fingerprint(paths, labels, options):
-    digest = hashlib.sha256()
+    """``(key, newest)``: the hash of the files' paths, stats and the options; the newest modification time."""
+    digest, newest = hashlib.sha256(), 0
     import PIL
 
     digest.update(json.dumps([CACHE_VERSION, PIL.__version__, options, labels]).encode())
     for path in paths:
-        try:
+        try:   # ctime: a rewrite that keeps the size and puts the old mtime back still changes it
             st = os.stat(path)
-            size, mtime = st.st_size, st.st_mtime_ns
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
+            newest = max(newest, st.st_mtime_ns, st.st_ctime_ns)
         except OSError:   # a missing file: reading it reports it
-            size, mtime = -1, -1
-        digest.update(f"{os.path.abspath(path)}\0{size}\0{mtime}\n".encode())
-    return digest.hexdigest()[:32]
+            stamp = (-1,)
+        digest.update(os.fsencode(os.path.abspath(path)) + f"\0{stamp}\n".encode())   # any bytes a name holds
+    return digest.hexdigest()[:32], newest
+
+
+def _temporary(path):
+    """A name beside ``path`` that no other process or thread writing the same cache entry uses."""
+    return f"{path}.{os.getpid()}-{uuid.uuid4().hex}.tmp"
+
+
+@contextlib.contextmanager
+def _cache_errors(cache):
+    """An OSError while creating or writing the cache folder, as an error naming ``cache``."""
+    try:
+        yield
+    except OSError as exc:
+        raise ImageFileError(f"cache={cache!r} cannot be used as a cache folder ({type(exc).__name__}: "
+                             f"{exc.strerror or exc}); pass a writable folder or cache=None") from None
 
 
 def _read_cache(cache, key, mmap_mode):
@@ -334,8 +438,9 @@ def _read_cache(cache, key, mmap_mode):
         X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
     except (OSError, ValueError):
         return None
-    if list(X.shape) != meta.get("shape") or X.dtype != np.float32:
-        return None
+    if (not isinstance(meta, dict) or not {"shape", "record", "kept", "skipped"} <= set(meta)
+            or list(X.shape) != meta["shape"] or X.dtype != np.float32):
+        return None   # an entry from another version or a damaged one: decoded again
     return X, meta
 
 
@@ -402,8 +507,9 @@ def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=Fa
 
     Parameters
     ----------
-    paths : list of str or path-like
-        Image files of any format Pillow reads, in the order of the rows.
+    paths : list of str or path-like, or one of them
+        Image files of any format Pillow reads, in the order of the rows
+        (bytes names are decoded as the file system does).
     image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads
         As in :func:`load_image_folder`.
 
@@ -432,15 +538,34 @@ def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=Fa
     >>> X.shape, X.dtype, float(X.max()), X.preprocessing["color"]
     ((1, 3, 2, 1), dtype('float32'), 1.0, 'grayscale')
     """
-    X, _, _ = _load(list(paths), None, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
-                    n_threads, "raise", None, None)
+    X, _, _ = _load(_as_paths(paths, "paths"), None, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
+                    interpolation, n_threads, "raise", None, None)
     return X
+
+
+def _as_paths(values, name, single=True):
+    """``values`` as a list of str paths: one path (when ``single``) or an iterable of them, bytes decoded."""
+    def path(value):
+        return os.fsdecode(value) if isinstance(value, bytes) else os.fspath(value)
+
+    if single and isinstance(values, (str, bytes, os.PathLike)):
+        return [path(values)]
+    try:
+        values = list(values)
+    except TypeError:
+        raise ValueError(f"{name} must be {'a path or ' if single else 'a folder or '}a list of image file paths; "
+                         f"received {name}={values!r}") from None
+    for i, value in enumerate(values):
+        if not isinstance(value, (str, bytes, os.PathLike)):
+            raise ValueError(f"{name} must hold image file paths (str, bytes or os.PathLike); received "
+                             f"{name}[{i}]={value!r}")
+    return [path(value) for value in values]
 
 
 def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads,
           on_error, cache, mmap_mode):
     image_size = preprocessing.check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
-                                             interpolation)
+                                             interpolation, max_pixels=MAX_IMAGE_PIXELS)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}; received on_error={on_error!r}")
     if mmap_mode not in (None, "r", "c"):
@@ -456,19 +581,24 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
     key = None
     if cache is not None:
         cache = os.fspath(cache)
-        os.makedirs(cache, exist_ok=True)
-        key = _fingerprint(paths, labels, options)
+        with _cache_errors(cache):
+            os.makedirs(cache, exist_ok=True)
+        started = time.time_ns()
+        key, newest = _fingerprint(paths, labels, options)
         found = _read_cache(cache, key, mmap_mode)
+        if found is not None and found[1].get("racy", True):   # see RACY_NS
+            found = None
         if found is not None:
             X, meta = found
             if meta["skipped"]:
                 _warn_skipped(meta["skipped"])
             return _tagged(X, meta["record"]), meta["kept"], meta["record"]
         data_path = os.path.join(cache, key + ".npy")
-        tmp = f"{data_path}.{os.getpid()}.tmp"
+        tmp = _temporary(data_path)
 
         def out_for(shape):
-            return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
+            with _cache_errors(cache):
+                return np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=shape)
     else:
         def out_for(shape):
             return np.empty(shape, dtype=np.float32)
@@ -484,19 +614,20 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
             raise ImageFileError(f"none of the {len(paths)} files could be read as an image (on_error='skip')")
         skipped = [message for _, message in failures]
         if cache is not None:
-            if dropped_rows:   # rare: a file failed after its header was read; rewrite without its row
-                full = np.delete(np.asarray(X), dropped_rows, axis=0)
-                del X
-                with open(tmp, "wb") as f:
-                    np.save(f, full)
-                del full
-            else:
-                X.flush()
-                del X
-            os.replace(tmp, data_path)
-            X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
-            _write_cache_meta(cache, key, {"shape": list(X.shape), "record": record, "kept": kept,
-                                           "skipped": skipped})
+            with _cache_errors(cache):
+                if dropped_rows:   # rare: a file failed after its header was read; rewrite without its row
+                    full = np.delete(np.asarray(X), dropped_rows, axis=0)
+                    del X
+                    with open(tmp, "wb") as f:
+                        np.save(f, full)
+                    del full
+                else:
+                    X.flush()
+                    del X
+                os.replace(tmp, data_path)
+                X = np.load(data_path, mmap_mode=mmap_mode, allow_pickle=False)
+                _write_cache_meta(cache, key, {"shape": list(X.shape), "record": record, "kept": kept,
+                                               "skipped": skipped, "racy": newest > started - RACY_NS})
     except BaseException:
         if cache is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -537,7 +668,9 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
     color : {"auto", "grayscale", "rgb"}, default="auto"
         Channels of the result: 1 or 3. ``"auto"`` gives RGB when any image
         is stored with colour (an RGB file or a coloured palette), else
-        grayscale. Alpha is dropped; palettes give their colours.
+        grayscale. Alpha is dropped; palettes give their colours. A file
+        of several frames (animated GIF, PNG or WebP, multi-page TIFF)
+        gives its first frame, as Keras does.
     crop_to_aspect_ratio : bool, default=False
         Before resizing, take the largest centred box of the target aspect
         ratio (Keras's option), so the image is not distorted.
@@ -558,7 +691,8 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         fingerprint covers every file's path, size and modification time and
         the options, so a changed folder is decoded again. Written atomically;
         entries of earlier versions of the folder stay until the folder is
-        deleted.
+        deleted. Files modified less than 2 s before a load (within the
+        granularity of file times) are decoded again at the next load.
     mmap_mode : {None, "r", "c"}, default=None
         With ``cache``: return the cached array memory-mapped (for folders
         larger than memory; train with ``partial_fit`` on chunks of rows).
@@ -604,11 +738,13 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
     >>> X.shape, X.dtype, y.tolist(), class_names
     ((6, 8, 8, 3), dtype('float32'), [0, 0, 0, 1, 1, 1], ['dark', 'light'])
     """
+    if isinstance(directory, bytes):
+        directory = os.fsdecode(directory)
     if isinstance(directory, (str, os.PathLike)):
         if labels is not None:
             raise ValueError("labels are given by the class subfolders of a directory; pass labels only with a "
                              "list of image files")
-        paths, y, class_names = list_folder(directory, follow_links)
+        paths, y, class_names = list_folder(directory, follow_links, cache)
         counts = np.bincount(y, minlength=len(class_names)) if y else np.zeros(len(class_names), int)
         empty = [os.path.join(os.fspath(directory), c) for c, n in zip(class_names, counts) if n == 0]
         if empty:
@@ -619,7 +755,7 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
                                  f"a classifier needs at least 2 (pass a list of files to read images without "
                                  f"classes)")
     else:
-        paths = [os.fspath(p) for p in directory]
+        paths = _as_paths(directory, "directory", single=False)
         if labels is None:
             y, class_names = None, []
         else:

@@ -29,8 +29,12 @@ CHANNELS = {"grayscale": 1, "rgb": 3}
 KEYS = ("image_size", "color", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "interpolation", "scale")
 
 
-def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, auto=True):
+def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, auto=True,
+                  max_pixels=None):
     """Validate the reading options once, at the edge; return ``image_size`` as a tuple (or None).
+
+    ``max_pixels``: the largest ``height * width`` allowed (the reader passes
+    :data:`minicnn.images.MAX_IMAGE_PIXELS`).
 
     Raises
     ------
@@ -44,6 +48,9 @@ def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, 
             raise ValueError(f"image_size must be None or (height, width), two integers >= 1; received "
                              f"image_size={image_size!r}")
         image_size = (int(image_size[0]), int(image_size[1]))
+        if max_pixels is not None and image_size[0] * image_size[1] > max_pixels:
+            raise ValueError(f"image_size={image_size} asks for {image_size[0] * image_size[1]} pixels per image, "
+                             f"more than the limit of {max_pixels} (minicnn.images.MAX_IMAGE_PIXELS)")
     colors = (("auto",) if auto else ()) + COLORS
     if color not in colors:
         raise ValueError(f"color must be one of {colors}; received color={color!r}")
@@ -133,10 +140,24 @@ def for_model(model):
 
 
 def is_paths(X):
-    """Whether ``X`` names image files: a str/path, or a list, tuple or 1-D array of them."""
+    """Whether ``X`` names image files: a str/path, or a list, tuple or 1-D array of them.
+
+    Raises
+    ------
+    ValueError
+        For a list (tuple, 1-D array) that mixes paths with other values,
+        naming the first value that is not a path.
+    """
     if isinstance(X, (str, os.PathLike)):
         return True
     if isinstance(X, np.ndarray):
-        return X.ndim == 1 and X.size > 0 and X.dtype.kind in "UO" and all(
-            isinstance(p, (str, os.PathLike)) for p in X)
-    return isinstance(X, (list, tuple)) and len(X) > 0 and all(isinstance(p, (str, os.PathLike)) for p in X)
+        if X.ndim != 1 or X.dtype.kind not in "UO":
+            return False
+    elif not isinstance(X, (list, tuple)):
+        return False
+    is_path = [isinstance(p, (str, os.PathLike)) for p in X]
+    if any(is_path) and not all(is_path):
+        i = is_path.index(False)
+        raise ValueError(f"X mixes image file paths with other values: X[{i}]={X[i]!r} is not a path (str or "
+                         f"os.PathLike); pass a list of paths or an array of images")
+    return len(is_path) > 0 and all(is_path)
