@@ -24,7 +24,7 @@ from . import _predict, checkpoint, params, placement, preprocessing
 from ._callbacks import FitHooks
 from ._caller import warn
 from ._predict import as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset  # noqa: F401
-from ._targets import standardize, standardized_output
+from ._targets import in_target_units, standardize, standardized_output
 from .architecture import network_for, parse_layers
 from .placement import plan
 from .inputs import prepare_X
@@ -525,8 +525,11 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                            start=start[0], finished=False)
             if no_improvement >= self.n_iter_no_change:
                 stop = no_improvement_reason(self, val_X is not None)
-            if hooks is not None and hooks.end_epoch() and stop is None:
-                stop = "a callback asked to stop (on_fit_task_end returned True)"
+            if hooks is not None:
+                with in_target_units(self):   # callbacks score the model in y's units, as predict will
+                    asked = hooks.end_epoch()
+                if asked and stop is None:
+                    stop = "a callback asked to stop (on_fit_task_end returned True)"
             if stop is not None:
                 break
         if finished:   # the checkpoint holds the finished fit: its model, nothing left to train or report

@@ -91,6 +91,24 @@ def standardized_output(est, fresh):
         est._folded_output = (w.copy(), b.copy())
 
 
+@contextlib.contextmanager
+def in_target_units(est):
+    """Inside a fit: the output layer folded into ``y``'s units for a while (a callback that predicts or scores
+    sees the model as ``predict`` will), then exactly the standardized weights again."""
+    if "_y_mean" not in est.__dict__ or "network_" not in est.__dict__:
+        yield
+        return
+    layer = _output_layer(est)
+    w, b = layer.params["w"], layer.params["b"]
+    kept = (w.copy(), b.copy())
+    w[...] = w * est._y_scale
+    b[...] = b * est._y_scale + est._y_mean
+    try:
+        yield
+    finally:
+        w[...], b[...] = kept
+
+
 def fitted_fields(est):
     """The model file's fitted fields of the scaling (``{}`` for a classifier or an unscaled regressor)."""
     if "_y_mean" not in est.__dict__:
