@@ -199,7 +199,7 @@ def test_png_without_reader_gives_install_hint(model, tmp_path, monkeypatch):
 
 def test_fit_checks_the_layer_grammar_before_loading_data(tmp_path):
     code, out, err = run_cli("fit", "--layers", "conv16,bogus", "--data", str(tmp_path / "absent.npz"))
-    assert code == 1 and "layers[1]='bogus'" in err and "absent" not in err, err
+    assert code == 2 and "layers[1]='bogus'" in err and "absent" not in err, err
 
 
 def test_evaluate_scores_the_test_set_fit_held_out(tmp_path):

@@ -210,6 +210,7 @@ STUDY_OWNS = {
     "validation_fraction": f"{VALIDATION_FRACTION} of each training subset",
     "lr_schedule": "--schedule", "random_state": "--seeds", "verbose": "--quiet", "warm_start": "a new fit per run",
     "n_threads": "one thread per worker (--n-jobs)",
+    "checkpoint_path": "the study's own resume (runs CSV + meta): one checkpoint file cannot serve many fits",
 }
 
 
