@@ -33,7 +33,11 @@ def test_quick_bench_writes_table_and_json(tmp_path, capsys):
     assert report["macs_per_sample"]["digits"] == 8 * 8 * 16 * 9 + 256 * 64 + 64 * 10   # conv, dense, dense
     assert all("peak_rss_mib" in r for r in report["rss"]), report["rss"]
     cold = {c["path"]: c for c in report["cold_start"]}
-    assert set(cold) == set(bench.COLD_PATHS)
+    with_ort = bool(importlib.util.find_spec("onnxruntime") and importlib.util.find_spec("onnx"))
+    assert set(cold) == set(bench.COLD_PATHS) | ({bench.COLD_ORT_PATH} if with_ort else set())
+    if with_ort:
+        ratio = {t["target"]: t["reached"] for t in report["targets"]}["cold start load_predictor <= 1.0x onnxruntime"]
+        assert ratio == round(cold["predictor"]["wall_s"] / cold[bench.COLD_ORT_PATH]["wall_s"], 3)
     for entry in cold.values():
         assert entry["wall_s"] > 0 and entry["numba_imported"] is False   # auto never needs Numba to predict
     assert cold["estimator"]["sklearn_imported"] is True
