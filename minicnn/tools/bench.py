@@ -62,7 +62,19 @@ MODELS = {
     "digits": dict(input_shape=(8, 8, 1), batch_size=64, layers=("conv16", "maxpool", "dense64"),
                    padding="same", dropout=(1, 2), dropout_rate=(0.25, 0.5)),
 }
+#: The 3-channel size grid (``--grid``): conv32 -> maxpool -> conv64 -> maxpool -> dense128 -> dense10 on RGB
+#: images of each size, 3x3 "same" convolutions, no dropout; inference only, at every batch of GRID_BATCHES.
+GRID_SIZES = (28, 64, 128)
+GRID_BATCHES = (1, 8, 64, 256)
+GRID_MODELS = {f"rgb{size}": dict(input_shape=(size, size, 3), batch_size=64,
+                                  layers=("conv32", "maxpool", "conv64", "maxpool", "dense128"), padding="same",
+                                  dropout=(), dropout_rate=0.5) for size in GRID_SIZES}
 N_CLASSES = 10
+
+
+def _spec(model):
+    """The specification of a reference model (:data:`MODELS`) or a grid model (:data:`GRID_MODELS`)."""
+    return MODELS[model] if model in MODELS else GRID_MODELS[model]
 LEARNING_RATE = 3e-3
 ENGINE_BACKENDS = ("numpy", "numba", "cython", "auto")
 #: The numpy reference is only timed where it is affordable.
@@ -93,7 +105,7 @@ TARGETS = (
 
 # ----------------------------------------------------------------------------- helpers
 def _data(model, n, seed=0):
-    spec = MODELS[model]
+    spec = _spec(model)
     rng = np.random.default_rng(seed)
     X = rng.random((n, *spec["input_shape"]), dtype=np.float32)
     y = (np.arange(n) % N_CLASSES).astype(np.int64)
@@ -139,7 +151,7 @@ class MinicnnContender:
     def __init__(self, model, backend):
         from minicnn import CNNClassifier
 
-        spec = MODELS[model]
+        spec = _spec(model)
         self.name, self.model, self.backend = f"minicnn-{backend}", model, backend
         self.batch = spec["batch_size"]
         self.clf = CNNClassifier(layers=spec["layers"], padding=spec["padding"], dropout=spec["dropout"],
@@ -190,7 +202,7 @@ class TorchContender:
     def __init__(self, model):
         torch = _torch()
         nn = torch.nn
-        spec = MODELS[model]
+        spec = _spec(model)
         self.torch, self.name, self.model, self.backend = torch, "torch", model, "torch"
         self.batch = spec["batch_size"]
         torch.manual_seed(0)
@@ -200,6 +212,10 @@ class TorchContender:
                                      nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
                                      nn.Linear(64 * ((H - 4) // 2) * ((W - 4) // 2), 128), nn.ReLU(),
                                      nn.Dropout(0.5), nn.Linear(128, N_CLASSES))
+        elif model in GRID_MODELS:   # conv32 -> pool -> conv64 -> pool -> dense128 -> dense10, "same" padding
+            self.net = nn.Sequential(nn.Conv2d(C, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                     nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                     nn.Linear(64 * (H // 4) * (W // 4), 128), nn.ReLU(), nn.Linear(128, N_CLASSES))
         else:
             self.net = nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                                      nn.Dropout(0.25), nn.Flatten(), nn.Linear(16 * (H // 2) * (W // 2), 64),
@@ -298,6 +314,52 @@ class OrtContender:
     def latency(self, n_threads, steps):
         run, feed = self.sessions[n_threads].run, {self.input_name: self.x1}
         return _timed(lambda: run(None, feed), steps)
+
+
+def _openvino():
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino
+
+
+#: OpenVINO's two contenders: float32 forced (``INFERENCE_PRECISION_HINT=f32``) and its default precision (bf16
+#: where the CPU has AMX/AVX512-BF16, else f32).
+OPENVINO_PRECISIONS = {"openvino-f32": {"INFERENCE_PRECISION_HINT": "f32"}, "openvino": {}}
+
+
+class OpenVinoContender:
+    """OpenVINO's CPU plugin on the same ONNX model as ONNX Runtime (``INFERENCE_NUM_THREADS = n``, latency
+    hint, one stream); inference only. ``name`` is a key of :data:`OPENVINO_PRECISIONS`."""
+
+    METRICS = ("infer", "latency")
+
+    def __init__(self, model, onnx_bytes, threads, data_nchw, name):
+        ov = _openvino()
+        self.name, self.model, self.backend = name, model, name
+        core = ov.Core()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            Path(path).write_bytes(onnx_bytes)
+            network = core.read_model(path)
+        self.requests = {}
+        for n in threads:
+            config = {"INFERENCE_NUM_THREADS": n, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                      **OPENVINO_PRECISIONS[name]}
+            self.requests[n] = core.compile_model(network, "CPU", config).create_infer_request()
+        precision = self.requests[threads[0]].get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
+        self.precision = precision.to_string() if hasattr(precision, "to_string") else str(precision)   # "f32"
+        self.xb = data_nchw
+        self.x1 = np.ascontiguousarray(data_nchw[:1])
+
+    def infer(self, n_threads, steps):
+        request, x = self.requests[n_threads], self.xb
+        return _timed(lambda: request.infer({0: x}), steps)
+
+    def latency(self, n_threads, steps):
+        request, x = self.requests[n_threads], self.x1
+        return _timed(lambda: request.infer({0: x}), steps)
 
 
 def _timed(fn, steps):
@@ -476,7 +538,7 @@ TRAIN_FLOP_FACTOR = 3
 
 def _result_row(model, name, n, m, report):
     """One result row: medians of the timed metrics, effective GFLOP/s and their share of the same-run sgemm."""
-    batch = MODELS[model]["batch_size"]
+    batch = _spec(model)["batch_size"]
     row = {"model": model, "contender": name, "threads": n}
     flops = 2 * report["macs_per_sample"].get(model, 0)
     peak = report["physical"].get(f"sgemm_gflops_{n}t")
@@ -497,7 +559,7 @@ def _result_row(model, name, n, m, report):
 
 
 #: Ratio columns: (suffix, reference contender).
-REFERENCES = (("torch", "torch"), ("ort", "onnxruntime"))
+REFERENCES = (("torch", "torch"), ("ort", "onnxruntime"), ("ov_f32", "openvino-f32"), ("ov", "openvino"))
 
 
 def _add_ratios(results):
@@ -521,7 +583,7 @@ def _add_ratios(results):
 
 
 def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, rss=True, cold=True, verbose=True,
-        with_ort=True):
+        with_ort=True, with_openvino=True):
     """Measure everything; return the result dict (see the module docstring)."""
     torch = _torch() if with_torch else None
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
@@ -535,6 +597,10 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
     contenders, report["macs_per_sample"] = [], {}
     ort = _onnxruntime() if with_ort else None
     report["machine"]["onnxruntime"] = ort.__version__ if ort is not None else None
+    ov = _openvino() if with_openvino else None
+    report["machine"]["openvino"] = ov.__version__ if ov is not None else None
+    if with_openvino and ov is None:
+        log("openvino skipped: not installed (pip install openvino)")
     for model in models:
         for backend in backends:
             if backend == "numpy" and model not in NUMPY_MODELS:
@@ -548,8 +614,15 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
                 log(f"building {model} onnxruntime (ONNX exported from the torch model) ...")
                 torch_c = contenders[-1]
                 contenders.append(OrtContender(model, onnx_model(torch_c), list(threads), torch_c.xb.numpy()))
-        elif ort is not None:
-            log("onnxruntime skipped: its model is exported from the torch contender (torch not available)")
+            if ov is not None:
+                torch_c = next(c for c in contenders if c.name == "torch" and c.model == model)
+                for name in OPENVINO_PRECISIONS:
+                    log(f"building {model} {name} (the same ONNX model) ...")
+                    contenders.append(OpenVinoContender(model, onnx_model(torch_c), list(threads),
+                                                        torch_c.xb.numpy(), name))
+                    report["machine"][f"{name}_precision"] = contenders[-1].precision
+        elif ort is not None or ov is not None:
+            log("onnxruntime/openvino skipped: their model is exported from the torch contender (torch not available)")
     samples = {}
     for r in range(rounds + 1):   # round 0 is the warm-up, discarded
         log(f"round {r}/{rounds}{' (warm-up)' if r == 0 else ''} load={_load_average()}")
@@ -583,6 +656,90 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
     report["load_average_end"] = _load_average()
     report["targets"] = evaluate_targets(report)
     return report
+
+
+def _grid_callers(contender):
+    """``call(x_nhwc, x_nchw, n_threads)`` running one inference of ``contender`` on a batch."""
+    if isinstance(contender, MinicnnContender):
+        clf = contender.clf
+
+        def call(x, _, n):
+            clf.n_threads = n
+            clf.predict_proba(x)
+        return call
+    if isinstance(contender, TorchContender):
+        torch, net = contender.torch, contender.net.eval()
+
+        def call(_, x, n):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                net(torch.from_numpy(x))
+        return call
+    if isinstance(contender, OrtContender):
+        return lambda _, x, n: contender.sessions[n].run(None, {contender.input_name: x})
+    return lambda _, x, n: contender.requests[n].infer({0: x})
+
+
+def run_grid(threads, rounds, steps, sizes=GRID_SIZES, batches=GRID_BATCHES, log=lambda *a: None):
+    """Inference samples/s of every contender on the 3-channel grid, interleaved per size (medians).
+
+    Per image size: minicnn (backend auto), then PyTorch, ONNX Runtime and OpenVINO (f32 and default precision)
+    where installed, on the same architecture; round after round every contender, batch and thread count in
+    turn. Each measurement repeats a call up to ``steps`` times or about 0.2 s.
+    """
+    torch, ort, ov = _torch(), _onnxruntime(), _openvino()
+    rows = []
+    for size in sizes:
+        model = f"rgb{size}"
+        log(f"grid: building {model} ...")
+        contenders = [MinicnnContender(model, "auto")]
+        if torch is not None:
+            contenders.append(TorchContender(model))
+            onnx_bytes, torch_c = onnx_model(contenders[-1]), contenders[-1]
+            if ort is not None:
+                contenders.append(OrtContender(model, onnx_bytes, list(threads), torch_c.xb.numpy()))
+            if ov is not None:
+                contenders += [OpenVinoContender(model, onnx_bytes, list(threads), torch_c.xb.numpy(), name)
+                               for name in OPENVINO_PRECISIONS]
+        callers = [(c.name, _grid_callers(c)) for c in contenders]
+        X, _ = _data(model, max(batches), seed=1)
+        inputs = {b: (X[:b].copy(), np.ascontiguousarray(X[:b].transpose(0, 3, 1, 2))) for b in batches}
+        times, repeats = {}, {}
+        for r in range(rounds + 1):   # round 0 warms up and sizes the repeats
+            log(f"grid {model} round {r}/{rounds} load={_load_average()}")
+            for b in batches:
+                for n in threads:
+                    for name, call in callers:
+                        key = (name, b, n)
+                        k = repeats.get(key, 1)
+                        spent = _timed(lambda: call(*inputs[b], n), k)
+                        if r == 0:
+                            repeats[key] = max(1, min(steps, int(0.2 / max(min(spent), 1e-6))))
+                        else:
+                            times.setdefault(key, []).extend(spent)
+        for (name, b, n), t in times.items():
+            rows.append({"size": size, "batch": b, "threads": n, "contender": name,
+                         "samples_s": round(b / _median(t), 1)})
+    by = {(r["size"], r["batch"], r["threads"], r["contender"]): r for r in rows}
+    for r in rows:
+        if r["contender"] == "minicnn-auto":
+            for suffix, ref in REFERENCES:
+                other = by.get((r["size"], r["batch"], r["threads"], ref))
+                if other:
+                    r[f"vs_{suffix}"] = round(r["samples_s"] / other["samples_s"], 2)
+    return rows
+
+
+def format_grid(rows):
+    """The grid rows of minicnn as a table of samples/s and throughput ratios (> 1: minicnn ahead)."""
+    header = ("size", "batch", "thr", "minicnn/s") + tuple(f"x {ref}" for _, ref in REFERENCES)
+    table = [header]
+    for r in rows:
+        if r["contender"] == "minicnn-auto":
+            table.append((f"{r['size']}px", str(r["batch"]), str(r["threads"]), f"{r['samples_s']:.0f}",
+                          *(str(r.get(f"vs_{suffix}", "")) for suffix, _ in REFERENCES)))
+    return ["3-channel grid, inference samples/s (conv32-pool-conv64-pool-dense128; x ref: minicnn / ref):",
+            *_table(table)]
 
 
 def _lookup(report, model, field, threads):
@@ -655,6 +812,17 @@ def format_report(report):
                      f(r, "latency_forward_us", ".1f"), f(r, "latency_forward_vs_ort"),
                      f(r, "latency_forward_vs_torch")))
     lines += _table(rows)
+    ov_rows = [r for r in report["results"] if r.get("infer_vs_ov_f32") or r.get("infer_vs_ov")]
+    if ov_rows:
+        lines += ["", "vs OpenVINO (x ov_f32: INFERENCE_PRECISION_HINT=f32; x ov: its default precision, "
+                  f"here {report['machine'].get('openvino_precision')}; throughput and one-sample time as above):"]
+        rows = [("model", "contender", "thr", "infer x ov_f32", "infer x ov", "predict1 x ov_f32", "predict1 x ov")]
+        for r in ov_rows:
+            rows.append((r["model"], r["contender"], str(r["threads"]), f(r, "infer_vs_ov_f32"), f(r, "infer_vs_ov"),
+                         f(r, "latency_vs_ov_f32"), f(r, "latency_vs_ov")))
+        lines += _table(rows)
+    if report.get("grid"):
+        lines += ["", *format_grid(report["grid"])]
     if report.get("rss"):
         lines += ["", "peak RSS of a training run (own subprocess):"]
         rows = [("model", "contender", "peak MiB", "training delta MiB")]
@@ -699,6 +867,9 @@ def _parse(argv):
     p.add_argument("--no-torch", action="store_true",
                    help="skip PyTorch even when installed (and ONNX Runtime, whose model is exported from it)")
     p.add_argument("--no-onnxruntime", action="store_true", help="skip ONNX Runtime even when installed")
+    p.add_argument("--no-openvino", action="store_true", help="skip OpenVINO even when installed")
+    p.add_argument("--grid", action="store_true",
+                   help="also run the 3-channel grid (28, 64, 128 px; batch 1, 8, 64, 256; inference)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold-start subprocesses")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
@@ -723,7 +894,11 @@ def main(argv=None):
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
     steps = args.steps if args.steps is not None else (2 if args.quick else 10)
     report = run(models, backends, threads, rounds, steps, quick=args.quick, with_torch=not args.no_torch,
-                 rss=not args.no_rss, cold=not args.no_cold_start, with_ort=not args.no_onnxruntime)
+                 rss=not args.no_rss, cold=not args.no_cold_start, with_ort=not args.no_onnxruntime,
+                 with_openvino=not args.no_openvino)
+    if args.grid:
+        log = lambda *a: print(*a, file=sys.stderr, flush=True)
+        report["grid"] = run_grid(threads, rounds, steps, log=log)
     print(format_report(report))
     if args.json:
         from ..files import write_text
