@@ -228,23 +228,16 @@ def _team_of(cpus):
     return max(1, cpus - _other_runnable_tasks())
 
 
-#: Work (elementary operations, as :data:`MIN_WORK_PER_THREAD`) below which a step's explicit team is lowered
-#: to the CPUs that other processes leave free (:func:`_busy_capped`): about 5 ms of one core, a MNIST batch
-#: of 10 forward.
-#: Measured (``benchmarks/bench_contention.py --inference``, 2 cores, a busy-loop process and a loaded machine,
-#: 2 threads / 1 thread speed): one MNIST sample (1.2e7) 0.06, a digits batch of 512 (1.6e7) 0.09 in two runs;
-#: MNIST batches of 8 / 32 / 128 (9.8e7 / 3.9e8 / 1.6e9) 0.80 / 0.72 / 0.86 in one run and 1.04 / 1.10 / 1.40 in
-#: the other: a large step can absorb a worker's wait for a time slice, a small one is all wait.
-BUSY_CAP_MAX_WORK = 2 ** 27
-
-
 def _busy_capped(n):
-    """An explicit team of ``n`` for a small step, lowered to the CPUs other processes leave free when any is busy.
+    """An explicit team of ``n`` for a step, lowered to the CPUs other processes leave free when any is busy.
 
     A kernel's threads split a step in fixed shares (results must not depend on the team), so a worker on a
-    core that another process keeps busy finishes its share last, after waiting for a time slice: one MNIST
-    sample took 7.0 ms on 2 threads against 0.39 ms on 1 (:data:`BUSY_CAP_MAX_WORK`). An explicit count
-    above the CPUs on a quiet machine is kept.
+    core that another process keeps busy finishes its share last: at best (a large step) at the speed of one
+    thread, and a small step is all wait for a time slice. Measured on 2 cores with other processes busy
+    (``benchmarks/bench_contention.py --inference``, ``benchmarks/compare.py``), 2 threads / 1 thread speed:
+    one MNIST sample 0.06, a digits batch of 512 0.09, MNIST batches of 8 / 32 / 128 0.80 / 0.72 / 0.86 (and
+    1.04-1.40 in a run where the load had just dropped), a MNIST training step 0.49. An explicit count above
+    the CPUs on a quiet machine is kept.
     """
     cpus = available_cpus()
     free = _team_of(cpus)
@@ -394,10 +387,10 @@ def thread_limits(n_threads=None, work=None):
         Threads for the batch-parallel kernels; None means
         :func:`default_team_size` (the available CPUs that other processes
         leave free, read when the context is entered). With ``work`` given
-        and below :data:`BUSY_CAP_MAX_WORK` (a small step of fit or
-        predict), an explicit count is lowered the same way while other
-        processes keep CPUs busy: a team sharing a busy core ran such steps
-        up to 18x slower than one thread (:func:`_busy_capped`).
+        (a step of fit or predict), an explicit count is lowered the same
+        way while other processes keep CPUs busy: a team sharing a busy core
+        ran small steps up to 18x slower than one thread, and large ones up
+        to 2x (:func:`_busy_capped`).
     work : int or None
         Elementary operations of one step inside the context (a forward pass:
         ``batch * network.forward_work_per_sample()``; a training step:
@@ -420,7 +413,7 @@ def thread_limits(n_threads=None, work=None):
         n = _team_of(available_cpus())
     else:
         n = resolve_n_threads(n_threads)
-        if n > 1 and work is not None and work < BUSY_CAP_MAX_WORK:
+        if n > 1 and work is not None:
             n = _busy_capped(n)
     n = _fork_safe_threads(team_for_work(n, work))
     # Numba is only touched when something already imported it (a Numba backend

@@ -358,11 +358,10 @@ def test_default_team_leaves_out_the_cpus_other_processes_keep_busy(monkeypatch)
             assert n == team
         with threads.thread_limits(4) as n:   # an explicit count without a step's work is never lowered
             assert n == 4
-        small = (1, 10 * threads.MIN_WORK_PER_THREAD, threads.BUSY_CAP_MAX_WORK - 1)
-        for work in small + (threads.BUSY_CAP_MAX_WORK, 10**12):   # a small step: lowered while CPUs are busy
+        for work in (1, 10 * threads.MIN_WORK_PER_THREAD, 10**12):   # a step: lowered while CPUs are busy
             for explicit in (4, 2, 1):
                 with threads.thread_limits(explicit, work) as n:
-                    assert n == min(threads.team_for_work(explicit, work), team if work in small else explicit)
+                    assert n == min(threads.team_for_work(explicit, work), team)
     # on a quiet machine, an explicit count above the CPUs is kept (oversubscription on request)
     monkeypatch.setattr(threads, "_other_runnable_tasks", lambda: 0)
     with threads.thread_limits(8, 10**12) as n:
