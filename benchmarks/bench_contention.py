@@ -10,6 +10,11 @@ backend) and times training steps, interleaving ``n_threads=None`` (every availa
 ``n_threads=1``, round after round; it reports the median samples/s of each and their ratio. A busy loop
 (one Python process spinning) runs on the machine during every child unless ``--no-busy``. The target:
 ratio >= 1 (the default never slower than one thread). Speed is reported, never asserted.
+
+``--inference``: small-batch inference instead (``predict_proba`` on batches of 1 to 128 MNIST samples and
+1 to 512 digits samples), interleaving an explicit ``n_threads=2``, ``n_threads=None`` and ``n_threads=1``
+in this process under the busy loop. The target: 2 threads never slower than 1 (the team of a step shrinks
+to the CPUs other processes leave free, :func:`minicnn.threads.thread_limits`).
 """
 
 import argparse
@@ -54,6 +59,37 @@ def run_setting(extra_env, model, backend, rounds, steps):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+INFERENCE_BATCHES = {"mnist": (1, 8, 32, 128), "digits": (1, 64, 512)}
+
+
+def run_inference(rounds, steps):
+    """Median seconds of ``predict_proba`` per (model, batch, n_threads), interleaved round after round."""
+    import warnings
+
+    import numpy as np
+
+    from minicnn.tools.bench import MinicnnContender, _data
+
+    times = {}
+    for model, batches in INFERENCE_BATCHES.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf = MinicnnContender(model, "auto").clf
+        X, _ = _data(model, max(batches))
+        for r in range(rounds + 1):   # round 0: warm-up
+            for batch in batches:
+                xb = X[:batch].copy()
+                for n in (1, 2, None):
+                    clf.n_threads = n
+                    for _ in range(steps):
+                        start = time.perf_counter()
+                        clf.predict_proba(xb)
+                        if r:
+                            times.setdefault((model, batch), {}).setdefault(n, []).append(
+                                time.perf_counter() - start)
+    return {key: {n: float(np.median(v)) for n, v in by_n.items()} for key, by_n in times.items()}
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="mnist", choices=("mnist", "digits"))
@@ -61,10 +97,20 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--steps", type=int, default=4)
     p.add_argument("--no-busy", action="store_true", help="no busy-loop process (the quiet-machine cost)")
+    p.add_argument("--inference", action="store_true", help="small-batch inference at 1, 2 and None threads")
     args = p.parse_args(argv)
     busy = None if args.no_busy else subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.5)
+        if args.inference:
+            print(f"inference, backend auto, busy loop: {'no' if args.no_busy else 'yes'}, "
+                  f"load average {os.getloadavg()}")
+            print(f"{'model':7s} {'batch':>5s} {'1 thread us':>12s} {'2 threads us':>13s} {'None us':>9s} "
+                  f"{'2t/1t speed':>12s} {'None/1t':>8s}")
+            for (model, batch), t in run_inference(args.rounds, args.steps).items():
+                print(f"{model:7s} {batch:5d} {1e6 * t[1]:12.0f} {1e6 * t[2]:13.0f} {1e6 * t[None]:9.0f} "
+                      f"{t[1] / t[2]:12.2f} {t[1] / t[None]:8.2f}")
+            return 0
         print(f"{args.model}, backend {args.backend}, busy loop: {'no' if args.no_busy else 'yes'}, "
               f"load average {os.getloadavg()}")
         print(f"{'setting':42s} {'n_threads=None':>15s} {'n_threads=1':>12s} {'ratio':>6s}")

@@ -110,7 +110,7 @@ def available_cpus():
     try:
         cpus = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cpus = os.cpu_count() or 1
+        cpus = _machine_cpus() or 1
     slots = _dask_task_slots()
     if slots:   # tasks this Dask worker runs at once share its cores
         cpus = max(1, cpus // slots)
@@ -218,10 +218,38 @@ def default_team_size():
     >>> 1 <= default_team_size() <= available_cpus()
     True
     """
-    cpus = available_cpus()
-    if cpus == 1 or cpus != (os.cpu_count() or cpus):
+    return _team_of(available_cpus())
+
+
+def _team_of(cpus):
+    """:func:`default_team_size` given :func:`available_cpus` (read once by :func:`thread_limits`)."""
+    if cpus == 1 or cpus != (_machine_cpus() or cpus):
         return cpus
     return max(1, cpus - _other_runnable_tasks())
+
+
+def _busy_capped(n):
+    """An explicit team of ``n`` for a step, lowered to the CPUs other processes leave free when any is busy.
+
+    A kernel's threads split a step in fixed shares (results must not depend on the team), so a worker on a
+    core that another process keeps busy finishes its share last: at best (a large step) at the speed of one
+    thread, and a small step is all wait for a time slice. Measured on 2 cores with other processes busy
+    (``benchmarks/bench_contention.py --inference``, ``benchmarks/compare.py``), 2 threads / 1 thread speed:
+    one MNIST sample 0.06, a digits batch of 512 0.09, MNIST batches of 8 / 32 / 128 0.80 / 0.72 / 0.86 (and
+    1.04-1.40 in a run where the load had just dropped), a MNIST training step 0.49. An explicit count above
+    the CPUs on a quiet machine is kept.
+    """
+    cpus = available_cpus()
+    free = _team_of(cpus)
+    return min(n, free) if free < cpus else n
+
+
+def _machine_cpus():
+    """``os.cpu_count()``, read once: it reads ``/sys`` on every call (measured 12 us, more than a digits
+    one-sample prediction) and the machine's CPU count does not change under a running process."""
+    if "cpus" not in _load_state:
+        _load_state["cpus"] = os.cpu_count()
+    return _load_state["cpus"]
 
 
 def _numba():
@@ -358,7 +386,11 @@ def thread_limits(n_threads=None, work=None):
     n_threads : int or None
         Threads for the batch-parallel kernels; None means
         :func:`default_team_size` (the available CPUs that other processes
-        leave free, read when the context is entered).
+        leave free, read when the context is entered). With ``work`` given
+        (a step of fit or predict), an explicit count is lowered the same
+        way while other processes keep CPUs busy: a team sharing a busy core
+        ran small steps up to 18x slower than one thread, and large ones up
+        to 2x (:func:`_busy_capped`).
     work : int or None
         Elementary operations of one step inside the context (a forward pass:
         ``batch * network.forward_work_per_sample()``; a training step:
@@ -377,9 +409,12 @@ def thread_limits(n_threads=None, work=None):
     ...     n
     1
     """
-    n = resolve_n_threads(n_threads)
     if n_threads is None:
-        n = min(n, default_team_size())
+        n = _team_of(available_cpus())
+    else:
+        n = resolve_n_threads(n_threads)
+        if n > 1 and work is not None:
+            n = _busy_capped(n)
     n = _fork_safe_threads(team_for_work(n, work))
     # Numba is only touched when something already imported it (a Numba backend
     # imports it when loaded): importing it here would cost ~0.3 s on the
@@ -436,7 +471,9 @@ def kernel_thread_limits(n_threads, work, backend):
     >>> with kernel_thread_limits(1, 10, get_backend("numpy")):
     ...     pass
     """
-    if type(n_threads) is not int or n_threads < 1:   # a plain positive int needs no check (~0.7 us per call)
+    if n_threads is not None and (type(n_threads) is not int or n_threads < 1):
+        # None and a plain positive int need no check (resolving None reads the affinity mask and the
+        # environment: ~5 us, half of a digits one-sample prediction, for a team that may not be needed)
         resolve_n_threads(n_threads)
     if work < _parallel_threshold() and not getattr(backend, "uses_numba", True):
         return _NO_LIMITS

@@ -14,6 +14,20 @@ def rng():
     return np.random.default_rng(20240531)
 
 
+@pytest.fixture(autouse=True)
+def quiet_machine_teams(monkeypatch):
+    """Thread teams as on a quiet machine: the busy-CPU reading (``minicnn.threads``) is pinned to 0 others.
+
+    The test machine is loaded by other processes, and the teams of fit and predict shrink while CPUs are
+    busy: tests that compare thread counts must get the counts they ask for. The load rule itself is tested
+    in tests/test_threads.py with its own readings.
+    """
+    from minicnn import threads
+
+    monkeypatch.setitem(threads._load_state, "time", float("inf"))   # the last reading stays valid
+    monkeypatch.setitem(threads._load_state, "others", 0)
+
+
 @pytest.fixture(scope="module")
 def digits(request):
     """The first ``N_DIGITS`` of scikit-learn's digits as NHWC float32 images in [0, 1] and int64 labels.

@@ -472,3 +472,31 @@ def test_out_of_memory_is_one_line(tmp_path, argv):
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr[-3000:]
     assert "memory" in lines[0].lower()
+
+
+
+# Ten labels of each label dtype kind the files allow (io._CLASS_KINDS; booleans give two classes, not ten).
+_CLASS_VALUES = {"i": (np.int64, list(range(-3, 7))), "u": (np.uint8, list(range(10))),
+                 "f": (np.float64, [v / 2 for v in range(-4, 6)]), "U": ("<U3", [f"c{v}" for v in range(10)])}
+
+
+@pytest.mark.parametrize("kind, order", [(kind, order) for kind in sorted(_CLASS_VALUES)
+                                         for order in ("sorted", "unsorted", "duplicate", "nan")
+                                         if order != "nan" or kind == "f"])   # only float labels can be NaN
+def test_stored_classes_must_be_sorted_and_unique_for_every_label_dtype(model, kind, order, tmp_path):
+    dtype, values = _CLASS_VALUES[kind]
+    values = {"sorted": values, "unsorted": values[1:2] + values[:1] + values[2:],
+              "duplicate": values[:1] + values[:-1], "nan": values[:-1] + [float("nan")]}[order]
+    classes = np.array(values, dtype=dtype)
+    members = dict(model["members"])
+    header = json.loads(members["header"].tobytes())
+    header["classes"].update(dtype=classes.dtype.str)
+    members["header"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    members["classes"] = classes
+    data = pack(members)
+    outcome = check_load(model, data)   # both loaders agree
+    assert outcome == ("loaded" if order == "sorted" else "refused")
+    if order != "sorted":
+        (tmp_path / "m.npz").write_bytes(data)
+        with pytest.raises(ModelFileError, match="classes are not sorted and unique"):
+            minicnn.load_predictor(tmp_path / "m.npz")

@@ -119,14 +119,32 @@ def test_bad_arguments(saved):
         predictor.predict(np.zeros((1, 64)), mc_samples=2)
 
 
-def test_a_fresh_process_predicts_without_importing_scikit_learn(saved, digits, tmp_path):
-    clf, path = saved
-    np.save(tmp_path / "x.npy", digits[0][:4])
+#: Modules a fresh process that loads a model with load_predictor and predicts must not import (scikit-learn,
+#: Numba and SciPy's linear algebra each cost a large share of a cold start; see minicnn/backend/blas.py).
+COLD_START_ABSENT = ('sklearn', 'numba', 'pandas', 'scipy.linalg', 'scipy')
+
+
+@pytest.mark.parametrize("size", ["small", "threaded"])
+def test_a_fresh_process_predicts_without_importing_scikit_learn_or_scipy(saved, digits, tmp_path, size):
+    # "small": one digits batch below the kernels' parallel threshold (no thread limits); "threaded": a 3-channel
+    # model on 24 px images whose batch enters thread_limits (threadpoolctl, OpenMP), with Winograd and dense GEMMs.
+    if size == "small":
+        clf, path = saved
+        X = digits[0][:4]
+    else:
+        rng = np.random.default_rng(0)
+        X = rng.random((40, 24, 24, 3), dtype=np.float32)
+        clf = CNNClassifier(layers=("conv8", "conv16", "maxpool", "dense32"), max_iter=1, random_state=0)
+        with pytest.warns(Warning):   # one iteration does not converge
+            clf.fit(X, np.arange(40) % 3)
+        path = tmp_path / "threaded.npz"
+        clf.save(path)
+    np.save(tmp_path / "x.npy", X)
     code = ("import sys, numpy as np, minicnn\n"
             f"p = minicnn.load_predictor({str(path)!r})\n"
             f"print(p.predict(np.load({str(tmp_path / 'x.npy')!r})).tolist())\n"
-            "print(sorted(m for m in ('sklearn', 'numba', 'pandas') if m in sys.modules))\n")
+            f"print(sorted(m for m in {COLD_START_ABSENT!r} if m in sys.modules))\n")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     labels, modules = done.stdout.strip().splitlines()
-    assert labels == str(clf.predict(digits[0][:4]).tolist())
+    assert labels == str(clf.predict(X).tolist())
     assert modules == "[]"

@@ -205,6 +205,25 @@ def test_kernel_thread_limits_skips_only_calls_below_the_parallel_threshold():
         threads.kernel_thread_limits(0, 10, cython)
 
 
+@pytest.mark.parametrize("n_threads", [0, -1, 1.5, True, "2", 2.0])
+@pytest.mark.parametrize("work", [10, 2**18, 10**9])
+def test_kernel_thread_limits_checks_n_threads_whether_or_not_it_skips(n_threads, work):
+    from minicnn.backend import get_backend
+
+    for backend in ("cython", "numpy"):
+        with pytest.raises(ValueError, match=f"n_threads={n_threads!r}"):
+            threads.kernel_thread_limits(n_threads, work, get_backend(backend))
+
+
+@pytest.mark.parametrize("n_threads", [None, 1, TWO, np.int64(1)])
+def test_kernel_thread_limits_accepts_every_valid_n_threads(n_threads):
+    from minicnn.backend import get_backend
+
+    with threads.kernel_thread_limits(n_threads, 2**30, get_backend("cython")):   # above the threshold: a team
+        team = openmp.get_max_threads()
+    assert 1 <= team <= (threads.available_cpus() if n_threads is None else int(n_threads))
+
+
 # ----------------------------------------------------------------------------- team size from the work of a step
 @pytest.mark.parametrize("n, work, team", [
     (4, None, 4), (4, 0, 1), (4, threads.MIN_WORK_PER_THREAD - 1, 1), (4, threads.MIN_WORK_PER_THREAD, 1),
@@ -329,7 +348,7 @@ def test_kernel_modules_set_the_spin_count_before_openmp_loads(module, user):
 def test_default_team_leaves_out_the_cpus_other_processes_keep_busy(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
-    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threads, "_machine_cpus", lambda: 4)   # os.cpu_count(), read once
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
     for others, team in ((0, 4), (1, 3), (3, 1), (9, 1)):
         monkeypatch.setattr(threads, "_other_runnable_tasks", lambda others=others: others)
@@ -337,8 +356,16 @@ def test_default_team_leaves_out_the_cpus_other_processes_keep_busy(monkeypatch)
         assert threads.resolve_n_threads(None) == 4   # the estimators' parameter still resolves to every CPU
         with threads.thread_limits(None) as n:
             assert n == team
-        with threads.thread_limits(4) as n:   # an explicit count is never lowered
+        with threads.thread_limits(4) as n:   # an explicit count without a step's work is never lowered
             assert n == 4
+        for work in (1, 10 * threads.MIN_WORK_PER_THREAD, 10**12):   # a step: lowered while CPUs are busy
+            for explicit in (4, 2, 1):
+                with threads.thread_limits(explicit, work) as n:
+                    assert n == min(threads.team_for_work(explicit, work), team)
+    # on a quiet machine, an explicit count above the CPUs is kept (oversubscription on request)
+    monkeypatch.setattr(threads, "_other_runnable_tasks", lambda: 0)
+    with threads.thread_limits(8, 10**12) as n:
+        assert n == 8
     # a process confined to some CPUs cannot read its share of the machine-wide count: no adjustment
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     assert threads.default_team_size() == 2

@@ -51,6 +51,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,19 @@ ZOO = {
                   "gap"),
     "MobileNet style": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap"),
 }
+#: The 3-channel size grid (``--grid``): conv32 -> maxpool -> conv64 -> maxpool -> dense128 -> dense10 on RGB
+#: images of each size, 3x3 "same" convolutions, no dropout; inference only, at every batch of GRID_BATCHES.
+GRID_SIZES = (28, 64, 128)
+GRID_BATCHES = (1, 8, 64, 256)
+GRID_MODELS = {f"rgb{size}": dict(input_shape=(size, size, 3), batch_size=64,
+                                  layers=("conv32", "maxpool", "conv64", "maxpool", "dense128"), padding="same",
+                                  dropout=(), dropout_rate=0.5) for size in GRID_SIZES}
 N_CLASSES = 10
+
+
+def _spec(model):
+    """The specification of a reference model (:data:`MODELS`) or a grid model (:data:`GRID_MODELS`)."""
+    return MODELS[model] if model in MODELS else GRID_MODELS[model]
 LEARNING_RATE = 3e-3
 ENGINE_BACKENDS = ("numpy", "numba", "cython", "auto")
 #: The numpy reference is only timed where it is affordable.
@@ -93,13 +106,14 @@ TARGETS = (
     ("mnist train 2 threads >= 1.7x 1 thread", ("mnist", "thread_scaling", None), ">=", 1.7),
     ("cold start <= 1.0 s (load_predictor)", ("cold", "predictor", None), "<=", 1.0),
     ("cold start <= 1.0 s (minicnn.load, estimator)", ("cold", "estimator", None), "<=", 1.0),
+    ("cold start load_predictor <= 1.0x onnxruntime", ("cold", "predictor_vs_ort", None), "<=", 1.0),
     ("mnist peak RSS training <= torch", ("mnist", "rss_ratio", None), "<=", 1.0),
 )
 
 
 # ----------------------------------------------------------------------------- helpers
 def _data(model, n, seed=0):
-    spec = MODELS[model]
+    spec = _spec(model)
     rng = np.random.default_rng(seed)
     X = rng.random((n, *spec["input_shape"]), dtype=np.float32)
     y = (np.arange(n) % N_CLASSES).astype(np.int64)
@@ -154,7 +168,7 @@ class MinicnnContender:
     def __init__(self, model, backend):
         from minicnn import CNNClassifier
 
-        spec = MODELS[model]
+        spec = _spec(model)
         self.name, self.model, self.backend = f"minicnn-{backend}", model, backend
         self.batch = spec["batch_size"]
         self.clf = CNNClassifier(layers=spec["layers"], padding=spec["padding"], dropout=spec["dropout"],
@@ -162,7 +176,9 @@ class MinicnnContender:
                                  learning_rate=LEARNING_RATE, batch_size=self.batch, max_iter=1, backend=backend,
                                  n_threads=1, random_state=0)
         X, y = _data(model, 2 * self.batch)
-        self.clf.fit(X, y)   # builds network and optimizer (and compiles/loads kernels)
+        with warnings.catch_warnings():   # one iteration never converges: not the benchmark's concern
+            warnings.filterwarnings("ignore", message=r".*maximum iterations \(max_iter=1\)")
+            self.clf.fit(X, y)   # builds network and optimizer (and compiles/loads kernels)
         self.xb, self.yb = X[:self.batch].copy(), y[:self.batch].copy()
         self.x1 = X[:1].copy()
 
@@ -203,7 +219,7 @@ class TorchContender:
     def __init__(self, model):
         torch = _torch()
         nn = torch.nn
-        spec = MODELS[model]
+        spec = _spec(model)
         self.torch, self.name, self.model, self.backend = torch, "torch", model, "torch"
         self.batch = spec["batch_size"]
         torch.manual_seed(0)
@@ -213,6 +229,10 @@ class TorchContender:
                                      nn.MaxPool2d(2), nn.Dropout(0.25), nn.Flatten(),
                                      nn.Linear(64 * ((H - 4) // 2) * ((W - 4) // 2), 128), nn.ReLU(),
                                      nn.Dropout(0.5), nn.Linear(128, N_CLASSES))
+        elif model in GRID_MODELS:   # conv32 -> pool -> conv64 -> pool -> dense128 -> dense10, "same" padding
+            self.net = nn.Sequential(nn.Conv2d(C, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                                     nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                                     nn.Linear(64 * (H // 4) * (W // 4), 128), nn.ReLU(), nn.Linear(128, N_CLASSES))
         else:
             self.net = nn.Sequential(nn.Conv2d(C, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
                                      nn.Dropout(0.25), nn.Flatten(), nn.Linear(16 * (H // 2) * (W // 2), 64),
@@ -313,6 +333,52 @@ class OrtContender:
         return _timed(lambda: run(None, feed), steps)
 
 
+def _openvino():
+    try:
+        import openvino
+    except ImportError:
+        return None
+    return openvino
+
+
+#: OpenVINO's two contenders: float32 forced (``INFERENCE_PRECISION_HINT=f32``) and its default precision (bf16
+#: where the CPU has AMX/AVX512-BF16, else f32).
+OPENVINO_PRECISIONS = {"openvino-f32": {"INFERENCE_PRECISION_HINT": "f32"}, "openvino": {}}
+
+
+class OpenVinoContender:
+    """OpenVINO's CPU plugin on the same ONNX model as ONNX Runtime (``INFERENCE_NUM_THREADS = n``, latency
+    hint, one stream); inference only. ``name`` is a key of :data:`OPENVINO_PRECISIONS`."""
+
+    METRICS = ("infer", "latency")
+
+    def __init__(self, model, onnx_bytes, threads, data_nchw, name):
+        ov = _openvino()
+        self.name, self.model, self.backend = name, model, name
+        core = ov.Core()
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.onnx")
+            Path(path).write_bytes(onnx_bytes)
+            network = core.read_model(path)
+        self.requests = {}
+        for n in threads:
+            config = {"INFERENCE_NUM_THREADS": n, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1,
+                      **OPENVINO_PRECISIONS[name]}
+            self.requests[n] = core.compile_model(network, "CPU", config).create_infer_request()
+        precision = self.requests[threads[0]].get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
+        self.precision = precision.to_string() if hasattr(precision, "to_string") else str(precision)   # "f32"
+        self.xb = data_nchw
+        self.x1 = np.ascontiguousarray(data_nchw[:1])
+
+    def infer(self, n_threads, steps):
+        request, x = self.requests[n_threads], self.xb
+        return _timed(lambda: request.infer({0: x}), steps)
+
+    def latency(self, n_threads, steps):
+        request, x = self.requests[n_threads], self.x1
+        return _timed(lambda: request.infer({0: x}), steps)
+
+
 def _timed(fn, steps):
     times = []
     for _ in range(steps):
@@ -365,8 +431,28 @@ print(json.dumps({"in_process_s": t4 - t0, "numpy_import_s": t1 - t0, "sklearn_i
                   "numba_imported": "numba" in sys.modules, "sklearn_imported": "sklearn" in sys.modules}))
 """
 
-#: The two ways to load a saved model: ``minicnn.load`` (an estimator) and ``minicnn.load_predictor``.
+#: The same cold start in ONNX Runtime, on the model exported by :func:`minicnn.export_onnx` (the peer's number).
+_COLD_ORT_CODE = """
+import json, sys, time
+t0 = time.perf_counter()
+import numpy as np
+t1 = time.perf_counter()
+import onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2])
+t3 = time.perf_counter()
+name = session.get_inputs()[0].name
+pred = session.run(None, {name: x.reshape(len(x), -1) if len(session.get_inputs()[0].shape) == 2 else x})
+t4 = time.perf_counter()
+print(json.dumps({"in_process_s": t4 - t0, "numpy_import_s": t1 - t0, "sklearn_import_s": 0.0,
+                  "minicnn_import_load_s": t3 - t1, "predict_s": t4 - t3,
+                  "numba_imported": "numba" in sys.modules, "sklearn_imported": "sklearn" in sys.modules}))
+"""
+
+#: The two ways to load a saved model: ``minicnn.load`` (an estimator) and ``minicnn.load_predictor``; with
+#: ONNX Runtime installed, ``onnxruntime`` (an ``InferenceSession`` of the exported model) is timed beside them.
 COLD_PATHS = ("estimator", "predictor")
+COLD_ORT_PATH = "onnxruntime"
 
 
 def _child_env():
@@ -409,27 +495,39 @@ def measure_rss(model, contender, n_threads, steps):
             "training_delta_mib": round((info["peak_kib"] - info["built_kib"]) / 1024, 1)}
 
 
-def measure_cold_start(model, workdir, repeats):
+def measure_cold_start(model, workdir, repeats, with_ort=True):
     """Save a fitted ``model`` (backend auto), then time fresh processes that load it and predict one sample.
 
-    Interleaves the two load paths (:data:`COLD_PATHS`); returns one result per path.
+    Interleaves the load paths (:data:`COLD_PATHS`, and :data:`COLD_ORT_PATH` on the ONNX export when
+    ``onnxruntime`` and ``onnx`` are installed and ``with_ort``); returns one result per path, medians of
+    ``repeats`` fresh processes each.
     """
     c = MinicnnContender(model, "auto")
     path, xpath = os.path.join(workdir, f"{model}.npz"), os.path.join(workdir, f"{model}_x1.npy")
     c.clf.save(path)
     np.save(xpath, c.x1)
-    runs = {kind: [] for kind in COLD_PATHS}
+    paths = {kind: (_COLD_CODE, path, xpath, kind) for kind in COLD_PATHS}
+    if with_ort and _onnxruntime() is not None:
+        try:
+            from ..onnx import export_onnx
+
+            onnx_path = os.path.join(workdir, f"{model}.onnx")
+            export_onnx(c.clf, onnx_path)
+            paths[COLD_ORT_PATH] = (_COLD_ORT_CODE, onnx_path, xpath)
+        except ImportError:   # onnx itself missing: no exported model to time
+            pass
+    runs = {kind: [] for kind in paths}
     for _ in range(repeats):
-        for kind in COLD_PATHS:
+        for kind, args in paths.items():
             start = time.perf_counter()
-            done = subprocess.run([sys.executable, "-c", _COLD_CODE, path, xpath, kind], capture_output=True,
-                                  text=True, env=_child_env(), timeout=300)
+            done = subprocess.run([sys.executable, "-c", *args], capture_output=True, text=True, env=_child_env(),
+                                  timeout=300)
             wall = time.perf_counter() - start
             if done.returncode != 0:
                 return [{"model": model, "path": kind, "error": done.stderr.strip().splitlines()[-1:]}]
             runs[kind].append(dict(json.loads(done.stdout.strip().splitlines()[-1]), wall_s=wall))
     out = []
-    for kind in COLD_PATHS:
+    for kind in paths:
         entry = {"model": model, "path": kind, "repeats": repeats}
         for key in ("wall_s", "in_process_s", "numpy_import_s", "sklearn_import_s", "minicnn_import_load_s",
                     "predict_s"):
@@ -457,7 +555,7 @@ TRAIN_FLOP_FACTOR = 3
 
 def _result_row(model, name, n, m, report):
     """One result row: medians of the timed metrics, effective GFLOP/s and their share of the same-run sgemm."""
-    batch = MODELS[model]["batch_size"]
+    batch = _spec(model)["batch_size"]
     row = {"model": model, "contender": name, "threads": n}
     flops = 2 * report["macs_per_sample"].get(model, 0)
     peak = report["physical"].get(f"sgemm_gflops_{n}t")
@@ -478,7 +576,7 @@ def _result_row(model, name, n, m, report):
 
 
 #: Ratio columns: (suffix, reference contender).
-REFERENCES = (("torch", "torch"), ("ort", "onnxruntime"))
+REFERENCES = (("torch", "torch"), ("ort", "onnxruntime"), ("ov_f32", "openvino-f32"), ("ov", "openvino"))
 
 
 def _add_ratios(results):
@@ -502,7 +600,7 @@ def _add_ratios(results):
 
 
 def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, rss=True, cold=True, verbose=True,
-        with_ort=True):
+        with_ort=True, with_openvino=True):
     """Measure everything; return the result dict (see the module docstring)."""
     torch = _torch() if with_torch else None
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
@@ -515,6 +613,10 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
     contenders, report["macs_per_sample"] = [], {}
     ort = _onnxruntime() if with_ort else None
     report["machine"]["onnxruntime"] = ort.__version__ if ort is not None else None
+    ov = _openvino() if with_openvino else None
+    report["machine"]["openvino"] = ov.__version__ if ov is not None else None
+    if with_openvino and ov is None:
+        log("openvino skipped: not installed (pip install openvino)")
     for model in models:
         for backend in backends:
             if backend == "numpy" and model not in NUMPY_MODELS:
@@ -528,8 +630,15 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
                 log(f"building {model} onnxruntime (ONNX exported from the torch model) ...")
                 torch_c = contenders[-1]
                 contenders.append(OrtContender(model, onnx_model(torch_c), list(threads), torch_c.xb.numpy()))
-        elif ort is not None:
-            log("onnxruntime skipped: its model is exported from the torch contender (torch not available)")
+            if ov is not None:
+                torch_c = next(c for c in contenders if c.name == "torch" and c.model == model)
+                for name in OPENVINO_PRECISIONS:
+                    log(f"building {model} {name} (the same ONNX model) ...")
+                    contenders.append(OpenVinoContender(model, onnx_model(torch_c), list(threads),
+                                                        torch_c.xb.numpy(), name))
+                    report["machine"][f"{name}_precision"] = contenders[-1].precision
+        elif ort is not None or ov is not None:
+            log("onnxruntime/openvino skipped: their model is exported from the torch contender (torch not available)")
     samples = {}
     for r in range(rounds + 1):   # round 0 is the warm-up, discarded
         log(f"round {r}/{rounds}{' (warm-up)' if r == 0 else ''} load={_load_average()}")
@@ -565,6 +674,90 @@ def run(models, backends, threads, rounds, steps, quick=False, with_torch=True, 
     return report
 
 
+def _grid_callers(contender):
+    """``call(x_nhwc, x_nchw, n_threads)`` running one inference of ``contender`` on a batch."""
+    if isinstance(contender, MinicnnContender):
+        clf = contender.clf
+
+        def call(x, _, n):
+            clf.n_threads = n
+            clf.predict_proba(x)
+        return call
+    if isinstance(contender, TorchContender):
+        torch, net = contender.torch, contender.net.eval()
+
+        def call(_, x, n):
+            torch.set_num_threads(n)
+            with torch.inference_mode():
+                net(torch.from_numpy(x))
+        return call
+    if isinstance(contender, OrtContender):
+        return lambda _, x, n: contender.sessions[n].run(None, {contender.input_name: x})
+    return lambda _, x, n: contender.requests[n].infer({0: x})
+
+
+def run_grid(threads, rounds, steps, sizes=GRID_SIZES, batches=GRID_BATCHES, log=lambda *a: None):
+    """Inference samples/s of every contender on the 3-channel grid, interleaved per size (medians).
+
+    Per image size: minicnn (backend auto), then PyTorch, ONNX Runtime and OpenVINO (f32 and default precision)
+    where installed, on the same architecture; round after round every contender, batch and thread count in
+    turn. Each measurement repeats a call up to ``steps`` times or about 0.2 s.
+    """
+    torch, ort, ov = _torch(), _onnxruntime(), _openvino()
+    rows = []
+    for size in sizes:
+        model = f"rgb{size}"
+        log(f"grid: building {model} ...")
+        contenders = [MinicnnContender(model, "auto")]
+        if torch is not None:
+            contenders.append(TorchContender(model))
+            onnx_bytes, torch_c = onnx_model(contenders[-1]), contenders[-1]
+            if ort is not None:
+                contenders.append(OrtContender(model, onnx_bytes, list(threads), torch_c.xb.numpy()))
+            if ov is not None:
+                contenders += [OpenVinoContender(model, onnx_bytes, list(threads), torch_c.xb.numpy(), name)
+                               for name in OPENVINO_PRECISIONS]
+        callers = [(c.name, _grid_callers(c)) for c in contenders]
+        X, _ = _data(model, max(batches), seed=1)
+        inputs = {b: (X[:b].copy(), np.ascontiguousarray(X[:b].transpose(0, 3, 1, 2))) for b in batches}
+        times, repeats = {}, {}
+        for r in range(rounds + 1):   # round 0 warms up and sizes the repeats
+            log(f"grid {model} round {r}/{rounds} load={_load_average()}")
+            for b in batches:
+                for n in threads:
+                    for name, call in callers:
+                        key = (name, b, n)
+                        k = repeats.get(key, 1)
+                        spent = _timed(lambda: call(*inputs[b], n), k)
+                        if r == 0:
+                            repeats[key] = max(1, min(steps, int(0.2 / max(min(spent), 1e-6))))
+                        else:
+                            times.setdefault(key, []).extend(spent)
+        for (name, b, n), t in times.items():
+            rows.append({"size": size, "batch": b, "threads": n, "contender": name,
+                         "samples_s": round(b / _median(t), 1)})
+    by = {(r["size"], r["batch"], r["threads"], r["contender"]): r for r in rows}
+    for r in rows:
+        if r["contender"] == "minicnn-auto":
+            for suffix, ref in REFERENCES:
+                other = by.get((r["size"], r["batch"], r["threads"], ref))
+                if other:
+                    r[f"vs_{suffix}"] = round(r["samples_s"] / other["samples_s"], 2)
+    return rows
+
+
+def format_grid(rows):
+    """The grid rows of minicnn as a table of samples/s and throughput ratios (> 1: minicnn ahead)."""
+    header = ("size", "batch", "thr", "minicnn/s") + tuple(f"x {ref}" for _, ref in REFERENCES)
+    table = [header]
+    for r in rows:
+        if r["contender"] == "minicnn-auto":
+            table.append((f"{r['size']}px", str(r["batch"]), str(r["threads"]), f"{r['samples_s']:.0f}",
+                          *(str(r.get(f"vs_{suffix}", "")) for suffix, _ in REFERENCES)))
+    return ["3-channel grid, inference samples/s (conv32-pool-conv64-pool-dense128; x ref: minicnn / ref):",
+            *_table(table)]
+
+
 def _lookup(report, model, field, threads):
     rows = {(r["contender"], r["threads"]): r for r in report["results"] if r["model"] == model}
     best = {n: r for (name, n), r in rows.items() if name == "minicnn-auto"}
@@ -582,13 +775,24 @@ def _lookup(report, model, field, threads):
     return None if row is None else row.get(field)
 
 
+def _cold_lookup(cold, field):
+    """The slowest model's cold-start wall time of load path ``field``, or ``<path>_vs_ort``: the largest ratio of
+    that path's wall time to ONNX Runtime's on the same model (< 1: minicnn starts faster)."""
+    wall = {(c["model"], c["path"]): c["wall_s"] for c in cold if "wall_s" in c}
+    if field.endswith("_vs_ort"):
+        path = field[:-len("_vs_ort")]
+        ratios = [t / wall[(model, COLD_ORT_PATH)] for (model, p), t in wall.items()
+                  if p == path and wall.get((model, COLD_ORT_PATH))]
+        return max(ratios, default=None)
+    return max((t for (_, p), t in wall.items() if p == field), default=None)
+
+
 def evaluate_targets(report):
     """The issue's targets with the reached value (minicnn-auto) and whether each is met."""
     out = []
     for text, (model, field, threads), op, value in TARGETS:
         if model == "cold":
-            cold = report.get("cold_start") or []
-            reached = max((c["wall_s"] for c in cold if "wall_s" in c and c["path"] == field), default=None)
+            reached = _cold_lookup(report.get("cold_start") or [], field)
         else:
             reached = _lookup(report, model, field, threads)
         met = None if reached is None else (reached >= value if op == ">=" else reached <= value)
@@ -625,6 +829,17 @@ def format_report(report):
                      f(r, "latency_forward_us", ".1f"), f(r, "latency_forward_vs_ort"),
                      f(r, "latency_forward_vs_torch")))
     lines += _table(rows)
+    ov_rows = [r for r in report["results"] if r.get("infer_vs_ov_f32") or r.get("infer_vs_ov")]
+    if ov_rows:
+        lines += ["", "vs OpenVINO (x ov_f32: INFERENCE_PRECISION_HINT=f32; x ov: its default precision, "
+                  f"here {report['machine'].get('openvino_precision')}; throughput and one-sample time as above):"]
+        rows = [("model", "contender", "thr", "infer x ov_f32", "infer x ov", "predict1 x ov_f32", "predict1 x ov")]
+        for r in ov_rows:
+            rows.append((r["model"], r["contender"], str(r["threads"]), f(r, "infer_vs_ov_f32"), f(r, "infer_vs_ov"),
+                         f(r, "latency_vs_ov_f32"), f(r, "latency_vs_ov")))
+        lines += _table(rows)
+    if report.get("grid"):
+        lines += ["", *format_grid(report["grid"])]
     if report.get("rss"):
         lines += ["", "peak RSS of a training run (own subprocess):"]
         rows = [("model", "contender", "peak MiB", "training delta MiB")]
@@ -634,7 +849,8 @@ def format_report(report):
         lines += _table(rows)
     if report.get("cold_start"):
         lines += ["", "cold start (fresh process: import minicnn, load, predict 1 sample; backend auto;",
-                  "path estimator = minicnn.load, predictor = minicnn.load_predictor):"]
+                  "path estimator = minicnn.load, predictor = minicnn.load_predictor, onnxruntime = an",
+                  "InferenceSession of the exported model, its 'minicnn import+load' column being onnxruntime's):"]
         keys = ("wall_s", "in_process_s", "numpy_import_s", "sklearn_import_s", "minicnn_import_load_s", "predict_s",
                 "sklearn_imported", "numba_imported")
         rows = [("model", "path", "wall s", "in-process s", "numpy import", "sklearn import", "minicnn import+load",
@@ -675,6 +891,9 @@ def _parse(argv):
     p.add_argument("--no-torch", action="store_true",
                    help="skip PyTorch even when installed (and ONNX Runtime, whose model is exported from it)")
     p.add_argument("--no-onnxruntime", action="store_true", help="skip ONNX Runtime even when installed")
+    p.add_argument("--no-openvino", action="store_true", help="skip OpenVINO even when installed")
+    p.add_argument("--grid", action="store_true",
+                   help="also run the 3-channel grid (28, 64, 128 px; batch 1, 8, 64, 256; inference)")
     p.add_argument("--no-rss", action="store_true", help="skip the peak-RSS subprocesses")
     p.add_argument("--no-cold-start", action="store_true", help="skip the cold-start subprocesses")
     p.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
@@ -699,7 +918,11 @@ def main(argv=None):
     rounds = args.rounds if args.rounds is not None else (1 if args.quick else 5)
     steps = args.steps if args.steps is not None else (2 if args.quick else 10)
     report = run(models, backends, threads, rounds, steps, quick=args.quick, with_torch=not args.no_torch,
-                 rss=not args.no_rss, cold=not args.no_cold_start, with_ort=not args.no_onnxruntime)
+                 rss=not args.no_rss, cold=not args.no_cold_start, with_ort=not args.no_onnxruntime,
+                 with_openvino=not args.no_openvino)
+    if args.grid:
+        log = lambda *a: print(*a, file=sys.stderr, flush=True)
+        report["grid"] = run_grid(threads, rounds, steps, log=log)
     print(format_report(report))
     if args.json:
         from ..files import write_text
