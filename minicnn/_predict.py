@@ -41,12 +41,16 @@ def mc_offset(random_state):
     return int(random_state.randint(1, 2**31)) * 128
 
 
-def warn_if_no_dropout(network):
-    """Warn (UserWarning, at the caller's line) when Monte-Carlo passes are asked of a network without dropout."""
-    if not any(layer.stochastic for layer in network.layers):
+def warn_if_no_dropout(network, layers=None):
+    """Warn (UserWarning, at the caller's line) when Monte-Carlo passes are asked of a network without dropout.
+
+    ``layers``: the top-level layers the passes run through (default all); a dropout inside a block counts.
+    """
+    where = "a model" if layers is None else "the layers up to the chosen one, a part of the model"
+    if not any(inner.stochastic for layer in (network.layers if layers is None else layers) for inner in layer.walk()):
         from ._caller import warn
 
-        warn("Monte-Carlo dropout (mc_samples) on a model without dropout: every pass is the same "
+        warn(f"Monte-Carlo dropout (mc_samples) on {where} without dropout: every pass is the same "
              "deterministic prediction, so the mean equals the plain prediction and the standard deviation is 0. "
              "Fit with dropout (e.g. dropout='after_each_layer') to measure uncertainty this way.", UserWarning)
 
