@@ -146,16 +146,19 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
                     mean[start:stop] = transform(network.forward(xb, training=False), kernels)
                     continue
                 total = np.zeros((len(xb), n_outputs))
-                squares = np.zeros_like(total) if with_std else None
+                shifted = np.zeros_like(total) if with_std else None   # sums of (pass - first pass): no cancellation,
+                squares = np.zeros_like(total) if with_std else None   # so equal passes give a std of exactly 0
                 for k in range(mc_samples):
                     values = transform(network.forward(xb, training=False,
                                                        mc_pass=mc_offset + batch * mc_samples + k), kernels)
                     total += values
                     if with_std:
-                        squares += values * values
+                        first = values if k == 0 else first
+                        shifted += values - first
+                        squares += (values - first) ** 2
             mean[start:stop] = total / mc_samples
             if with_std:
-                std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - mean[start:stop] ** 2, 0.0))
+                std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - (shifted / mc_samples) ** 2, 0.0))
     if with_std and mc_samples is None:
         std[...] = 0.0
     return _finite(mean, images), std

@@ -43,15 +43,25 @@ def _fail(path, message):
     return ValueError(f"checkpoint_path={os.fsdecode(os.fspath(path))!r}: {message}")
 
 
-def check_path(path):
+def check_path(path, others=()):
     """Raise ValueError naming ``checkpoint_path`` when ``path`` cannot receive a checkpoint (before training).
 
-    Refused: a directory (or a path ending in a separator), a missing parent
-    directory, a directory that is read-only (no owner-write bit, refused
-    also for root) or where a file cannot be created, an existing read-only
-    file.
+    Refused: a path with a NUL character, a directory (or a path ending in a
+    separator), a missing parent directory, a directory that is read-only
+    (no owner-write bit, refused also for root) or where a file cannot be
+    created, an existing read-only file, and one of the files ``others``
+    (``(option, path)`` pairs: the model file a command writes, its input
+    files), under any name (a link, ``./``).
     """
+    from .files import same_file
+
     user = os.fsdecode(os.fspath(path))
+    if "\0" in user:
+        raise _fail(path, "holds a NUL character (not a valid file name)")
+    for option, other in others:
+        if other is not None and same_file(user, other):
+            raise _fail(path, f"is the same file as {option} {os.fsdecode(os.fspath(other))}: the checkpoint and that "
+                              f"file would overwrite each other; give the checkpoint its own path")
     if user.endswith(os.sep) or os.path.isdir(user):
         raise _fail(path, "is a directory; give a file path, e.g. 'fit.ckpt.npz'")
     directory = os.path.dirname(os.path.realpath(user)) or "."
@@ -176,7 +186,13 @@ class Checkpoint:
         if best is not None:
             arrays.update({f"best.{i}": a for i, a in enumerate(best[1])})
         arrays["checkpoint"] = np.frombuffer(json.dumps(fields, allow_nan=False).encode("utf-8"), dtype=np.uint8)
-        save(model_record(est), self.path, extra=arrays)
+        try:
+            save(model_record(est), self.path, extra=arrays)
+        except OSError as exc:   # a full disk, a deleted directory ...: the same error, saying whose file it is
+            when = "the finished fit" if finished else f"epoch {est.n_iter_}"
+            raise type(exc)(exc.errno, f"checkpoint_path={os.fsdecode(os.fspath(self.path))!r}: cannot write the "
+                                       f"checkpoint of {when} ({exc.strerror}; the previous checkpoint, if any, is "
+                                       f"left whole)", exc.filename) from exc
 
     # ------------------------------------------------------------------ resuming
     def _read(self, est):
@@ -220,8 +236,9 @@ class Checkpoint:
         try:
             model, _ = read_model(self.path, None, make, extra=extra)
         except ModelFileError as exc:
-            raise _fail(self.path, f"cannot resume from it: {exc}. Delete the file to start a new fit, or set "
-                                   f"another checkpoint_path") from None
+            raise _fail(self.path, f"cannot resume from it: {exc}. Nothing was trained and the file is left as it "
+                                   f"is: if it is a damaged checkpoint of this fit, delete it to start a new fit; "
+                                   f"otherwise set another checkpoint_path") from None
         if found.get("newer", VERSION) != VERSION:
             raise _fail(self.path, f"the checkpoint has format version {found['newer']!r}; this minicnn reads "
                                    f"version {VERSION}. Delete the file or set another checkpoint_path")

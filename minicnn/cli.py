@@ -378,7 +378,7 @@ def _fit(args):
     if args.checkpoint is not None:
         from .checkpoint import check_path
 
-        check_path(args.checkpoint)
+        check_path(args.checkpoint, others=[("--out", args.out), *keep])
     clf = classifier(args)
     from ._images_cli import cli_reading
 
