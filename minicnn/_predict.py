@@ -153,7 +153,8 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
                                                        mc_pass=mc_offset + batch * mc_samples + k), kernels)
                     total += values
                     if with_std:
-                        first = values if k == 0 else first
+                        if k == 0:
+                            first = values
                         shifted += values - first
                         squares += (values - first) ** 2
             mean[start:stop] = total / mc_samples

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import run_cli
+from helpers import checkpoint_copies, run_cli
 from minicnn import CNNClassifier, CNNRegressor, checkpoint
 
 N_DIGITS = 96
@@ -55,20 +55,8 @@ def test_tree_network_resumes_from_every_epoch_bit_identical(digits, tmp_path, s
     y = _target(cls, y)
     reference = _fit(_make(cls, **TREE_SETTINGS[setting]), X, y)
     path = tmp_path / "fit.npz"
-    copies = []
-    original = checkpoint.Checkpoint.write
-
-    def spy(self, est, rng, **state):
-        original(self, est, rng, **state)
-        copy = tmp_path / f"epoch{len(copies)}.npz"
-        copy.write_bytes(path.read_bytes())
-        copies.append(copy)
-
-    checkpoint.Checkpoint.write = spy
-    try:
+    with checkpoint_copies(path, tmp_path) as copies:
         _fit(_make(cls, checkpoint_path=path, **TREE_SETTINGS[setting]), X, y)
-    finally:
-        checkpoint.Checkpoint.write = original
     steps = [layer.step for layer in reference.network_.walk() if layer.stochastic]
     assert len(steps) >= 1 and all(s > 0 for s in steps)
     for copy in copies:
