@@ -657,14 +657,16 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         Raises
         ------
         ValueError
-            Naming ``layer`` for a layer that does not exist, or
-            ``mc_samples`` for a value that is not a positive int.
+            Naming ``layer`` for a layer that does not exist, is inside a
+            block, or is not the default one while ``set_output`` asks for
+            a DataFrame; ``mc_samples`` for a value that is not a positive int.
         """
-        from .embedding import embed, resolve_layer
+        from .embedding import check_output_container, embed, resolve_layer
 
         mc_samples = check_mc_samples(mc_samples)
         images = self._images(X)
         index = resolve_layer(self.network_, layer)
+        check_output_container(self, self.network_, index, layer)
         offset = 0 if mc_samples is None else mc_offset(self.random_state)
         return embed(self.network_, images, index, backend=self.backend, n_threads=self.n_threads,
                      mc_samples=mc_samples, mc_offset=offset, batch_size=PREDICT_BATCH)

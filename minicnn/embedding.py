@@ -97,6 +97,32 @@ def resolve_layer(network, layer):
     return stages[index]
 
 
+def check_output_container(estimator, network, index, layer):
+    """Refuse a non-default ``layer`` when scikit-learn's ``set_output`` asks for a DataFrame (estimator only).
+
+    ``set_output(transform="pandas")`` (or the global ``transform_output``
+    config) labels ``transform``'s columns with ``get_feature_names_out()``,
+    which names the default layer's features; another layer's columns would
+    be mislabelled or fail inside pandas with a length mismatch.
+
+    Raises
+    ------
+    ValueError
+        Naming ``layer``, the value received and the output container.
+    """
+    if index == resolve_layer(network, None):
+        return
+    from sklearn.utils._set_output import _get_output_config
+
+    container = _get_output_config("transform", estimator)["dense"]
+    if container != "default":
+        raise ValueError(f"transform(layer={layer!r}) gives the features of another layer than the default one, but "
+                         f"set_output(transform={container!r}) labels the columns with get_feature_names_out(), the "
+                         f"names of the default layer's features. Call set_output(transform='default') (or "
+                         f"sklearn.set_config(transform_output='default')) to take another layer. Received: "
+                         f"layer={layer!r}")
+
+
 def embed(network, images, index, *, backend, n_threads, mc_samples=None, mc_offset=0, batch_size=PREDICT_BATCH):
     """Outputs of ``network.layers[index]`` for ``images``, flattened per sample (channels-last order).
 

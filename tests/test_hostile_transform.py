@@ -122,3 +122,41 @@ def test_mc_passes_sample_the_dropout_inside_blocks_and_warn_only_without_any(fa
             warnings.simplefilter("error")   # the network has dropout (inside a block, maybe): no warning
             mean, std = face.predict_uncertainty(X, mc_samples=4)
         assert std.max() > 0
+
+
+def _containers():
+    out = ["pandas"]
+    try:
+        import polars  # noqa: F401
+        out.append("polars")
+    except ImportError:
+        pass
+    return out
+
+
+@pytest.mark.parametrize("how", ["set_output", "set_config"])
+@pytest.mark.parametrize("container", _containers())
+def test_set_output_dataframes_label_the_default_layer_and_refuse_another(digits, container, how):
+    """A DataFrame output is labelled by get_feature_names_out (the default layer): another layer is refused."""
+    import sklearn
+
+    X, y = digits
+    for kind, est in (("classifier", _fit(CNNClassifier, X, y, **NETWORKS["tree"])),
+                      ("regressor", _fit(CNNRegressor, X, y.astype(np.float32), **NETWORKS["tree"]))):
+        context = sklearn.config_context(transform_output=container) if how == "set_config" else _nothing()
+        if how == "set_output":
+            est.set_output(transform=container)
+        with context:
+            frame = est.transform(X[:4])
+            assert list(frame.columns) == list(est.get_feature_names_out()), kind
+            default = est.network_.descendants().index(est.network_.layers[-2])
+            assert est.transform(X[:4], layer=default).shape == frame.shape
+            for layer in (0, "conv2d", -1):
+                with pytest.raises(ValueError, match=r"set_output.*Received: layer="):
+                    est.transform(X[:4], layer=layer)
+
+
+def _nothing():
+    import contextlib
+
+    return contextlib.nullcontext()
