@@ -22,7 +22,9 @@ of the starting weights and optimizer state. A ``fit`` finding a checkpoint
 with its fingerprint resumes from it (seed of the fit, weights, BatchNorm
 statistics, dropout steps, optimizer, schedule, random generator, early
 stopping counters and best weights, curves), so it runs the remaining epochs
-exactly as the uninterrupted fit would have. Nothing is unpickled.
+exactly as the uninterrupted fit would have. Nothing is unpickled, and every
+field is checked (types, ranges, agreement with the model read from the same
+file: :func:`field_problem`) before anything is restored.
 """
 
 import hashlib
@@ -153,6 +155,51 @@ def _start_state(est):
     return arrays
 
 
+def _finite(value, low=None):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    return ok and (low is None or value > low)
+
+
+def field_problem(fields, est, model, start_iter):
+    """What is wrong with the checkpoint fields (a sentence), or None: types, ranges and agreement with the model.
+
+    ``model`` is the estimator read from the same file, ``start_iter`` the
+    ``n_iter_`` the resuming fit starts from.
+    """
+    from .io import _is_int
+
+    seed, lr, loop, opt, curve = (fields.get(k) for k in ("seed", "lr_state", "loop", "optimizer",
+                                                          "validation_loss_curve"))
+    if not (isinstance(seed, list) and len(seed) == 4 and all(_is_int(v, 0, 2**32) for v in seed)):
+        return f"seed must be 4 ints in [0, 2**32), found {seed!r}"[:200]
+    if not (isinstance(loop, dict) and isinstance(lr, dict) and isinstance(opt, dict)):
+        return "loop, lr_state and optimizer must be objects"
+    completed = loop.get("completed")
+    if not _is_int(completed, 0, est.max_iter + 1) or model.n_iter_ != start_iter + completed:
+        return (f"loop.completed={completed!r} does not fit max_iter={est.max_iter} and the model's "
+                f"n_iter_={model.n_iter_} (the fit started at n_iter_={start_iter})")
+    if not (_is_int(loop.get("no_improvement"), 0, completed + 1) and isinstance(loop.get("finished"), bool)
+            and isinstance(loop.get("best"), bool) and (loop.get("start") is None or _finite(loop["start"]))):
+        return f"loop holds invalid values: {loop!r}"[:300]
+    if not (lr.get("schedule") == est.lr_schedule and lr.get("max_iter") == est.max_iter
+            and lr.get("epoch") == completed and _is_int(lr.get("stalled"), 0, completed + 1)
+            and _finite(lr.get("adaptive"), 0.0) and lr["adaptive"] <= 1):
+        return f"lr_state does not match the fit (schedule {est.lr_schedule!r}, {completed} epochs): {lr!r}"[:300]
+    parts = opt.get("parts")
+    parts_ok = parts is None or (isinstance(parts, list) and all(n is None or _is_int(n, 0, 3) for n in parts))
+    if not ("parts" in opt and _is_int(opt.get("iterations"), 0) and parts_ok):
+        return f"optimizer holds invalid values: {opt!r}"[:300]
+    scores = model.validation_scores_
+    if scores is None:
+        ok = curve is None
+    else:
+        ok = isinstance(curve, list) and len(curve) == len(scores) and all(v is None or _finite(v) for v in curve)
+    if not ok:
+        return (f"validation_loss_curve must be null or one finite number (or null) per validation score "
+                f"({None if scores is None else len(scores)}), found {curve!r}")[:300]
+    return None
+
+
 class Checkpoint:
     """The checkpoint of one ``fit`` call: resumes from the file when it matches, writes it every epoch.
 
@@ -160,8 +207,8 @@ class Checkpoint:
     (None for a new one, which then sets it).
     """
 
-    def __init__(self, path, fingerprint):
-        self.path, self.fingerprint = path, fingerprint
+    def __init__(self, path, fingerprint, start_iter=0):
+        self.path, self.fingerprint, self.start_iter = path, fingerprint, start_iter
         self.seed = None
         self.resumed = None   # the loaded estimator and its checkpoint fields
 
@@ -219,6 +266,9 @@ class Checkpoint:
                 found["newer"] = fields.get("version")
                 reader.read.update(reader.names)   # refused below, with the reason
                 return
+            problem = field_problem(fields, est, model, self.start_iter)
+            if problem is not None:
+                reader.fail(f"invalid checkpoint fields: {problem}")
             parts = fields["optimizer"]["parts"]
             found["optimizer"] = None if parts is None else [
                 None if n is None else tuple(reader.array(f"optimizer.{i}.{j}") for j in range(max(n, 1)))
@@ -305,7 +355,8 @@ def prepare(est, images, targets, weights, first, incremental):
         raise _fail(path, "partial_fit does not write or resume checkpoints (each call is one epoch that the "
                           "caller controls); use fit, or set checkpoint_path=None")
     check_path(path)
-    ckpt = Checkpoint(path, fingerprint(est, images, targets, weights, None if first else _start_state(est)))
+    ckpt = Checkpoint(path, fingerprint(est, images, targets, weights, None if first else _start_state(est)),
+                      0 if first else est.n_iter_)
     if os.path.exists(path):
         model, found = ckpt._read(est)
         ckpt.resumed = (model, found)

@@ -226,3 +226,73 @@ def test_a_checkpoint_write_over_the_file_size_limit_names_checkpoint_path(tmp_p
     assert "checkpoint_path=" in done.stdout and "cannot write the checkpoint of epoch 1" in done.stdout, (
         done.stdout + done.stderr)
     assert os.listdir(tmp_path) == []
+
+
+#: Edits of the checkpoint's JSON fields (the fingerprint kept, as a hand-edited or damaged file would keep it).
+FIELD_EDITS = {
+    "seed negative": lambda f: f.__setitem__("seed", [-1, 0, 0, 0]),
+    "seed short": lambda f: f.__setitem__("seed", [1]),
+    "seed str": lambda f: f.__setitem__("seed", "abc"),
+    "seed huge": lambda f: f.__setitem__("seed", [2**70, 0, 0, 0]),
+    "seed float": lambda f: f.__setitem__("seed", [1.5, 0, 0, 0]),
+    "no lr_state": lambda f: f.pop("lr_state"),
+    "lr epoch str": lambda f: f["lr_state"].__setitem__("epoch", "x"),
+    "lr epoch off": lambda f: f["lr_state"].__setitem__("epoch", f["lr_state"]["epoch"] + 1),
+    "lr adaptive negative": lambda f: f["lr_state"].__setitem__("adaptive", -1.0),
+    "lr schedule other": lambda f: f["lr_state"].__setitem__("schedule", "cosine"),
+    "no loop": lambda f: f.pop("loop"),
+    "loop list": lambda f: f.__setitem__("loop", [1, 2]),
+    "completed negative": lambda f: f["loop"].__setitem__("completed", -5),
+    "completed too many": lambda f: f["loop"].__setitem__("completed", 99),
+    "completed bool": lambda f: f["loop"].__setitem__("completed", True),
+    "no_improvement str": lambda f: f["loop"].__setitem__("no_improvement", "x"),
+    "start str": lambda f: f["loop"].__setitem__("start", "x"),
+    "finished str": lambda f: f["loop"].__setitem__("finished", "no"),
+    "iterations negative": lambda f: f["optimizer"].__setitem__("iterations", -1),
+    "parts str": lambda f: f["optimizer"].__setitem__("parts", "x"),
+    "parts 99": lambda f: f["optimizer"].__setitem__("parts", [99]),
+    "no parts": lambda f: f["optimizer"].pop("parts"),
+    "curve short": lambda f: f.__setitem__("validation_loss_curve", []),
+    "curve str": lambda f: f.__setitem__("validation_loss_curve", ["a"]),
+    "curve missing": lambda f: f.__setitem__("validation_loss_curve", None),
+    "best flipped": lambda f: f["loop"].__setitem__("best", not f["loop"]["best"]),
+}
+
+
+@pytest.fixture(scope="module")
+def epoch_one_checkpoint(digits, tmp_path_factory):
+    """The members of the checkpoint of epoch 1 of a 3-epoch early-stopping fit with the adaptive schedule."""
+    X, y = digits
+    path = tmp_path_factory.mktemp("c") / "c.npz"
+    with checkpoint_copies(path, path.parent) as copies:
+        _fit(_make(checkpoint_path=path, **EDITED_FIT), X, y)
+    return dict(np.load(copies[0]))
+
+
+EDITED_FIT = dict(layers=("conv4", "res4", "gap"), early_stopping=True, validation_fraction=0.25,
+                  lr_schedule="adaptive", n_iter_no_change=50)
+
+
+@pytest.mark.parametrize("edit", list(FIELD_EDITS))
+def test_every_invalid_checkpoint_field_is_refused_naming_checkpoint_path(digits, tmp_path, epoch_one_checkpoint,
+                                                                           edit):
+    import json
+
+    X, y = digits
+    members = dict(epoch_one_checkpoint)
+    fields = json.loads(members["checkpoint"].tobytes())
+    FIELD_EDITS[edit](fields)
+    members["checkpoint"] = np.frombuffer(json.dumps(fields).encode(), dtype=np.uint8)
+    path = tmp_path / "c.npz"
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    before = path.read_bytes()
+    est = _make(checkpoint_path=path, **EDITED_FIT)
+    with pytest.raises(ValueError, match=r"^checkpoint_path=.*cannot resume from it"):
+        _fit(est, X, y)
+    assert not hasattr(est, "network_") and path.read_bytes() == before
+    # the unedited file resumes
+    members["checkpoint"] = epoch_one_checkpoint["checkpoint"]
+    with open(path, "wb") as f:
+        np.savez(f, **members)
+    assert _fit(_make(checkpoint_path=path, **EDITED_FIT), X, y).n_iter_ == 3
