@@ -454,8 +454,6 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         """
         network = self.network_
         loss_fn = self._loss_function
-        reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,
-                                 score_name=self._score_name)
         best, no_improvement, completed, stop = None, 0, 0, None
         start = [None]
         finished = False
@@ -464,6 +462,8 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             epochs = 0 if finished or no_improvement >= self.n_iter_no_change else epochs - completed
             if no_improvement >= self.n_iter_no_change and not finished:
                 stop = no_improvement_reason(self, val_X is not None)
+        reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,   # after a resume:
+                                 score_name=self._score_name)                                 # the epochs left
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
             if hooks is not None:

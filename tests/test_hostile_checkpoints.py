@@ -296,3 +296,26 @@ def test_every_invalid_checkpoint_field_is_refused_naming_checkpoint_path(digits
     with open(path, "wb") as f:
         np.savez(f, **members)
     assert _fit(_make(checkpoint_path=path, **EDITED_FIT), X, y).n_iter_ == 3
+
+
+@pytest.mark.parametrize("warm", [False, True])
+def test_a_resumed_fit_reports_epochs_out_of_the_same_total(digits, tmp_path, capsys, warm):
+    """verbose=1 after a resume: 'Epoch i/N' with the N of the uninterrupted fit, each remaining epoch once."""
+    X, y = digits
+    path = tmp_path / "c.npz"
+
+    def make(**kw):
+        if not warm:
+            return _make(max_iter=3, layers=("conv4", "gap"), **kw)
+        est = _fit(_make(max_iter=3, layers=("conv4", "gap")), X, y)   # 3 epochs, then a warm-start fit of 3 more
+        return est.set_params(warm_start=True, **kw)
+
+    with checkpoint_copies(path, tmp_path) as copies:
+        _fit(make(checkpoint_path=path), X, y)
+    total = 6 if warm else 3
+    for done, copy in enumerate(copies[:-1], start=1):
+        capsys.readouterr()
+        _fit(make(checkpoint_path=copy, verbose=1), X, y)
+        lines = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch ")]
+        first = (3 if warm else 0) + done + 1
+        assert lines == [f"{i}/{total}" for i in range(first, total + 1)], (copy.name, lines)
