@@ -297,7 +297,9 @@ class Checkpoint:
                                    f"fingerprint differs: X, y, sample_weight, classes, a parameter other than "
                                    f"{', '.join(NOT_FINGERPRINTED)}, or the starting model of a warm_start fit). "
                                    f"Nothing was trained; delete the file to start a new fit, or set another "
-                                   f"checkpoint_path")
+                                   f"checkpoint_path. A meta-estimator (GridSearchCV, cross_val_score) gives every "
+                                   f"clone the same checkpoint_path, so each fit of other data or parameters meets "
+                                   f"this file: there, set checkpoint_path=None")
         return model, found
 
     def restore(self, est, rng):

@@ -319,3 +319,21 @@ def test_a_resumed_fit_reports_epochs_out_of_the_same_total(digits, tmp_path, ca
         lines = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("Epoch ")]
         first = (3 if warm else 0) + done + 1
         assert lines == [f"{i}/{total}" for i in range(first, total + 1)], (copy.name, lines)
+
+
+@pytest.mark.parametrize("meta", ["cross_val_score", "GridSearchCV"])
+def test_clones_sharing_checkpoint_path_are_refused_with_the_reason(digits, tmp_path, meta):
+    """Meta-estimators copy checkpoint_path to every clone: the second fit's refusal says so, the first file stays."""
+    from sklearn.model_selection import GridSearchCV, cross_val_score
+
+    X, y = digits
+    est = _make(max_iter=1, layers=("conv4", "gap"), checkpoint_path=tmp_path / "c.npz")
+    with pytest.raises(ValueError, match=r"checkpoint_path=.*other data or parameters.*GridSearchCV, "
+                                         r"cross_val_score.*checkpoint_path=None"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if meta == "cross_val_score":
+                cross_val_score(est, X, y, cv=2, error_score="raise")
+            else:
+                GridSearchCV(est, {"learning_rate": [1e-3, 1e-2]}, cv=2, error_score="raise").fit(X, y)
+    assert (tmp_path / "c.npz").exists()
