@@ -402,6 +402,21 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         self._optimizer = optimizer
         rng.bit_generator.state = rng_state
 
+    def _epoch_records(self, best, no_improvement, completed):
+        """What the bookkeeping of one epoch changes (curves, counters, schedule), for :meth:`_undo_epoch_records`."""
+        lengths = [None if getattr(self, k, None) is None else len(getattr(self, k))
+                   for k in ("loss_curve_", "validation_scores_", "validation_loss_curve_")]
+        return (lengths, self.n_iter_, self.t_, self.best_validation_score_, self.best_loss_,
+                copy.copy(self._lr_state), best, no_improvement, completed)
+
+    def _undo_epoch_records(self, marks):
+        """Return the records to :meth:`_epoch_records`; returns the loop's ``(best, no_improvement, completed)``."""
+        lengths, self.n_iter_, self.t_, self.best_validation_score_, self.best_loss_, self._lr_state, *loop = marks
+        for key, length in zip(("loss_curve_", "validation_scores_", "validation_loss_curve_"), lengths):
+            if length is not None:
+                del getattr(self, key)[length:]
+        return tuple(loop)
+
     def _likely_causes(self, X, y):
         """What probably made training diverge, judged from the settings and the data seen."""
         lr, wd = self.learning_rate, self.weight_decay
@@ -448,8 +463,6 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         """
         network = self.network_
         loss_fn = self._loss_function
-        reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,
-                                 score_name=self._score_name)
         best, no_improvement, completed, stop = None, 0, 0, None
         start = [None]
         self.interrupted_ = False   # set when a KeyboardInterrupt ends this call (the completed epochs are kept)
@@ -459,6 +472,8 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             epochs = 0 if finished or no_improvement >= self.n_iter_no_change else epochs - completed
             if no_improvement >= self.n_iter_no_change and not finished:
                 stop = no_improvement_reason(self, val_X is not None)
+        reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,   # after a resume:
+                                 score_name=self._score_name)                                 # the epochs left
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
             if hooks is not None:
@@ -476,6 +491,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                     progress(done, batch_loss)
 
             self._optimizer.learning_rate = self.learning_rate * self._lr_state.factor
+            marks = self._epoch_records(best, no_improvement, completed)   # Ctrl-C at any point undoes the epoch
             try:
                 loss = train_epoch(network, loss_fn, self._optimizer, X, y, self.batch_size, rng, on_batch=on_batch,
                                    min_batch=min_batch, sample_weight=weights, augmenter=augmenter)
@@ -487,9 +503,39 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                     raise _Diverged(epoch, f"the mean loss of the epoch grew to {loss:.4g}, more than "
                                            f"{DIVERGENCE_GROWTH:g} times the loss at the start ({start[0]:.4g})",
                                     self._likely_causes(X, y))
+                # the epoch's records: an interrupt here too rolls back to the previous epoch
+                completed += 1
+                self.n_iter_, self.t_ = epoch, self.t_ + len(X)
+                self.loss_curve_.append(float(loss))
+                score = None
+                if val_X is not None:
+                    score, val_loss = self._validation_metrics(val_X, val_y)
+                    self.validation_scores_.append(score)
+                    self.validation_loss_curve_.append(val_loss)
+                    improved = score > self.best_validation_score_ + self.tol
+                    if score > self.best_validation_score_:
+                        self.best_validation_score_ = score
+                        best = self._snapshot()
+                else:
+                    improved = loss < self.best_loss_ - self.tol
+                    self.best_loss_ = min(self.best_loss_, float(loss))
+                reporter.end_epoch(epoch, loss, score)
+                self._lr_state.end_epoch(improved)
+                no_improvement = 0 if improved else no_improvement + 1
+                if ckpt is not None:
+                    ckpt.write(self, rng, best=best, no_improvement=no_improvement, completed=completed,
+                               start=start[0], finished=False)
+                if no_improvement >= self.n_iter_no_change:
+                    stop = no_improvement_reason(self, val_X is not None)
+                if hooks is not None:
+                    with in_target_units(self):   # callbacks score the model in y's units, as predict will
+                        asked = hooks.end_epoch()
+                    if asked and stop is None:
+                        stop = "a callback asked to stop (on_fit_task_end returned True)"
             except KeyboardInterrupt:
                 reporter.close_bar()
                 self._rollback(checkpoint, rng)
+                best, no_improvement, completed = self._undo_epoch_records(marks)
                 if completed == 0:
                     if first:
                         raise
@@ -502,34 +548,6 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             except _Diverged:
                 reporter.close_bar()
                 raise
-            completed += 1
-            self.n_iter_, self.t_ = epoch, self.t_ + len(X)
-            self.loss_curve_.append(float(loss))
-            score = None
-            if val_X is not None:
-                score, val_loss = self._validation_metrics(val_X, val_y)
-                self.validation_scores_.append(score)
-                self.validation_loss_curve_.append(val_loss)
-                improved = score > self.best_validation_score_ + self.tol
-                if score > self.best_validation_score_:
-                    self.best_validation_score_ = score
-                    best = self._snapshot()
-            else:
-                improved = loss < self.best_loss_ - self.tol
-                self.best_loss_ = min(self.best_loss_, float(loss))
-            reporter.end_epoch(epoch, loss, score)
-            self._lr_state.end_epoch(improved)
-            no_improvement = 0 if improved else no_improvement + 1
-            if ckpt is not None:
-                ckpt.write(self, rng, best=best, no_improvement=no_improvement, completed=completed,
-                           start=start[0], finished=False)
-            if no_improvement >= self.n_iter_no_change:
-                stop = no_improvement_reason(self, val_X is not None)
-            if hooks is not None:
-                with in_target_units(self):   # callbacks score the model in y's units, as predict will
-                    asked = hooks.end_epoch()
-                if asked and stop is None:
-                    stop = "a callback asked to stop (on_fit_task_end returned True)"
             if stop is not None:
                 break
         if finished:   # the checkpoint holds the finished fit: its model, nothing left to train or report
@@ -671,14 +689,16 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         Raises
         ------
         ValueError
-            Naming ``layer`` for a layer that does not exist, or
-            ``mc_samples`` for a value that is not a positive int.
+            Naming ``layer`` for a layer that does not exist, is inside a
+            block, or is not the default one while ``set_output`` asks for
+            a DataFrame; ``mc_samples`` for a value that is not a positive int.
         """
-        from .embedding import embed, resolve_layer
+        from .embedding import check_output_container, embed, resolve_layer
 
         mc_samples = check_mc_samples(mc_samples)
         images = self._images(X)
         index = resolve_layer(self.network_, layer)
+        check_output_container(self, self.network_, index, layer)
         offset = 0 if mc_samples is None else mc_offset(self.random_state)
         return embed(self.network_, images, index, backend=self.backend, n_threads=self.n_threads,
                      mc_samples=mc_samples, mc_offset=offset, batch_size=PREDICT_BATCH)

@@ -41,12 +41,16 @@ def mc_offset(random_state):
     return int(random_state.randint(1, 2**31)) * 128
 
 
-def warn_if_no_dropout(network):
-    """Warn (UserWarning, at the caller's line) when Monte-Carlo passes are asked of a network without dropout."""
-    if not any(layer.stochastic for layer in network.layers):
+def warn_if_no_dropout(network, layers=None):
+    """Warn (UserWarning, at the caller's line) when Monte-Carlo passes are asked of a network without dropout.
+
+    ``layers``: the top-level layers the passes run through (default all); a dropout inside a block counts.
+    """
+    where = "a model" if layers is None else "the layers up to the chosen one, a part of the model"
+    if not any(inner.stochastic for layer in (network.layers if layers is None else layers) for inner in layer.walk()):
         from ._caller import warn
 
-        warn("Monte-Carlo dropout (mc_samples) on a model without dropout: every pass is the same "
+        warn(f"Monte-Carlo dropout (mc_samples) on {where} without dropout: every pass is the same "
              "deterministic prediction, so the mean equals the plain prediction and the standard deviation is 0. "
              "Fit with dropout (e.g. dropout='after_each_layer') to measure uncertainty this way.", UserWarning)
 
@@ -142,16 +146,20 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
                     mean[start:stop] = transform(network.forward(xb, training=False), kernels)
                     continue
                 total = np.zeros((len(xb), n_outputs))
-                squares = np.zeros_like(total) if with_std else None
+                shifted = np.zeros_like(total) if with_std else None   # sums of (pass - first pass): no cancellation,
+                squares = np.zeros_like(total) if with_std else None   # so equal passes give a std of exactly 0
                 for k in range(mc_samples):
                     values = transform(network.forward(xb, training=False,
                                                        mc_pass=mc_offset + batch * mc_samples + k), kernels)
                     total += values
                     if with_std:
-                        squares += values * values
+                        if k == 0:
+                            first = values
+                        shifted += values - first
+                        squares += (values - first) ** 2
             mean[start:stop] = total / mc_samples
             if with_std:
-                std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - mean[start:stop] ** 2, 0.0))
+                std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - (shifted / mc_samples) ** 2, 0.0))
     if with_std and mc_samples is None:
         std[...] = 0.0
     return _finite(mean, images), std

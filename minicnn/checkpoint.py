@@ -22,7 +22,9 @@ of the starting weights and optimizer state. A ``fit`` finding a checkpoint
 with its fingerprint resumes from it (seed of the fit, weights, BatchNorm
 statistics, dropout steps, optimizer, schedule, random generator, early
 stopping counters and best weights, curves), so it runs the remaining epochs
-exactly as the uninterrupted fit would have. Nothing is unpickled.
+exactly as the uninterrupted fit would have. Nothing is unpickled, and every
+field is checked (types, ranges, agreement with the model read from the same
+file: :func:`field_problem`) before anything is restored.
 """
 
 import hashlib
@@ -43,15 +45,25 @@ def _fail(path, message):
     return ValueError(f"checkpoint_path={os.fsdecode(os.fspath(path))!r}: {message}")
 
 
-def check_path(path):
+def check_path(path, others=()):
     """Raise ValueError naming ``checkpoint_path`` when ``path`` cannot receive a checkpoint (before training).
 
-    Refused: a directory (or a path ending in a separator), a missing parent
-    directory, a directory that is read-only (no owner-write bit, refused
-    also for root) or where a file cannot be created, an existing read-only
-    file.
+    Refused: a path with a NUL character, a directory (or a path ending in a
+    separator), a missing parent directory, a directory that is read-only
+    (no owner-write bit, refused also for root) or where a file cannot be
+    created, an existing read-only file, and one of the files ``others``
+    (``(option, path)`` pairs: the model file a command writes, its input
+    files), under any name (a link, ``./``).
     """
+    from .files import same_file
+
     user = os.fsdecode(os.fspath(path))
+    if "\0" in user:
+        raise _fail(path, "holds a NUL character (not a valid file name)")
+    for option, other in others:
+        if other is not None and same_file(user, other):
+            raise _fail(path, f"is the same file as {option} {os.fsdecode(os.fspath(other))}: the checkpoint and that "
+                              f"file would overwrite each other; give the checkpoint its own path")
     if user.endswith(os.sep) or os.path.isdir(user):
         raise _fail(path, "is a directory; give a file path, e.g. 'fit.ckpt.npz'")
     directory = os.path.dirname(os.path.realpath(user)) or "."
@@ -143,6 +155,51 @@ def _start_state(est):
     return arrays
 
 
+def _finite(value, low=None):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and np.isfinite(value)
+    return ok and (low is None or value > low)
+
+
+def field_problem(fields, est, model, start_iter):
+    """What is wrong with the checkpoint fields (a sentence), or None: types, ranges and agreement with the model.
+
+    ``model`` is the estimator read from the same file, ``start_iter`` the
+    ``n_iter_`` the resuming fit starts from.
+    """
+    from .io import _is_int
+
+    seed, lr, loop, opt, curve = (fields.get(k) for k in ("seed", "lr_state", "loop", "optimizer",
+                                                          "validation_loss_curve"))
+    if not (isinstance(seed, list) and len(seed) == 4 and all(_is_int(v, 0, 2**32) for v in seed)):
+        return f"seed must be 4 ints in [0, 2**32), found {seed!r}"[:200]
+    if not (isinstance(loop, dict) and isinstance(lr, dict) and isinstance(opt, dict)):
+        return "loop, lr_state and optimizer must be objects"
+    completed = loop.get("completed")
+    if not _is_int(completed, 0, est.max_iter + 1) or model.n_iter_ != start_iter + completed:
+        return (f"loop.completed={completed!r} does not fit max_iter={est.max_iter} and the model's "
+                f"n_iter_={model.n_iter_} (the fit started at n_iter_={start_iter})")
+    if not (_is_int(loop.get("no_improvement"), 0, completed + 1) and isinstance(loop.get("finished"), bool)
+            and isinstance(loop.get("best"), bool) and (loop.get("start") is None or _finite(loop["start"]))):
+        return f"loop holds invalid values: {loop!r}"[:300]
+    if not (lr.get("schedule") == est.lr_schedule and lr.get("max_iter") == est.max_iter
+            and lr.get("epoch") == completed and _is_int(lr.get("stalled"), 0, completed + 1)
+            and _finite(lr.get("adaptive"), 0.0) and lr["adaptive"] <= 1):
+        return f"lr_state does not match the fit (schedule {est.lr_schedule!r}, {completed} epochs): {lr!r}"[:300]
+    parts = opt.get("parts")
+    parts_ok = parts is None or (isinstance(parts, list) and all(n is None or _is_int(n, 0, 3) for n in parts))
+    if not ("parts" in opt and _is_int(opt.get("iterations"), 0) and parts_ok):
+        return f"optimizer holds invalid values: {opt!r}"[:300]
+    scores = model.validation_scores_
+    if scores is None:
+        ok = curve is None
+    else:
+        ok = isinstance(curve, list) and len(curve) == len(scores) and all(v is None or _finite(v) for v in curve)
+    if not ok:
+        return (f"validation_loss_curve must be null or one finite number (or null) per validation score "
+                f"({None if scores is None else len(scores)}), found {curve!r}")[:300]
+    return None
+
+
 class Checkpoint:
     """The checkpoint of one ``fit`` call: resumes from the file when it matches, writes it every epoch.
 
@@ -150,8 +207,8 @@ class Checkpoint:
     (None for a new one, which then sets it).
     """
 
-    def __init__(self, path, fingerprint):
-        self.path, self.fingerprint = path, fingerprint
+    def __init__(self, path, fingerprint, start_iter=0):
+        self.path, self.fingerprint, self.start_iter = path, fingerprint, start_iter
         self.seed = None
         self.resumed = None   # the loaded estimator and its checkpoint fields
 
@@ -176,7 +233,13 @@ class Checkpoint:
         if best is not None:
             arrays.update({f"best.{i}": a for i, a in enumerate(best[1])})
         arrays["checkpoint"] = np.frombuffer(json.dumps(fields, allow_nan=False).encode("utf-8"), dtype=np.uint8)
-        save(model_record(est), self.path, extra=arrays)
+        try:
+            save(model_record(est), self.path, extra=arrays)
+        except OSError as exc:   # a full disk, a deleted directory ...: the same error, saying whose file it is
+            when = "the finished fit" if finished else f"epoch {est.n_iter_}"
+            raise type(exc)(exc.errno, f"checkpoint_path={os.fsdecode(os.fspath(self.path))!r}: cannot write the "
+                                       f"checkpoint of {when} ({exc.strerror}; the previous checkpoint, if any, is "
+                                       f"left whole)", exc.filename) from exc
 
     # ------------------------------------------------------------------ resuming
     def _read(self, est):
@@ -203,6 +266,9 @@ class Checkpoint:
                 found["newer"] = fields.get("version")
                 reader.read.update(reader.names)   # refused below, with the reason
                 return
+            problem = field_problem(fields, est, model, self.start_iter)
+            if problem is not None:
+                reader.fail(f"invalid checkpoint fields: {problem}")
             parts = fields["optimizer"]["parts"]
             found["optimizer"] = None if parts is None else [
                 None if n is None else tuple(reader.array(f"optimizer.{i}.{j}") for j in range(max(n, 1)))
@@ -220,8 +286,9 @@ class Checkpoint:
         try:
             model, _ = read_model(self.path, None, make, extra=extra)
         except ModelFileError as exc:
-            raise _fail(self.path, f"cannot resume from it: {exc}. Delete the file to start a new fit, or set "
-                                   f"another checkpoint_path") from None
+            raise _fail(self.path, f"cannot resume from it: {exc}. Nothing was trained and the file is left as it "
+                                   f"is: if it is a damaged checkpoint of this fit, delete it to start a new fit; "
+                                   f"otherwise set another checkpoint_path") from None
         if found.get("newer", VERSION) != VERSION:
             raise _fail(self.path, f"the checkpoint has format version {found['newer']!r}; this minicnn reads "
                                    f"version {VERSION}. Delete the file or set another checkpoint_path")
@@ -230,7 +297,9 @@ class Checkpoint:
                                    f"fingerprint differs: X, y, sample_weight, classes, a parameter other than "
                                    f"{', '.join(NOT_FINGERPRINTED)}, or the starting model of a warm_start fit). "
                                    f"Nothing was trained; delete the file to start a new fit, or set another "
-                                   f"checkpoint_path")
+                                   f"checkpoint_path. A meta-estimator (GridSearchCV, cross_val_score) gives every "
+                                   f"clone the same checkpoint_path, so each fit of other data or parameters meets "
+                                   f"this file: there, set checkpoint_path=None")
         return model, found
 
     def restore(self, est, rng):
@@ -288,7 +357,8 @@ def prepare(est, images, targets, weights, first, incremental):
         raise _fail(path, "partial_fit does not write or resume checkpoints (each call is one epoch that the "
                           "caller controls); use fit, or set checkpoint_path=None")
     check_path(path)
-    ckpt = Checkpoint(path, fingerprint(est, images, targets, weights, None if first else _start_state(est)))
+    ckpt = Checkpoint(path, fingerprint(est, images, targets, weights, None if first else _start_state(est)),
+                      0 if first else est.n_iter_)
     if os.path.exists(path):
         model, found = ckpt._read(est)
         ckpt.resumed = (model, found)

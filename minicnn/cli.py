@@ -391,7 +391,7 @@ def _fit(args):
     if args.checkpoint is not None:
         from .checkpoint import check_path
 
-        check_path(args.checkpoint)
+        check_path(args.checkpoint, others=[("--out", args.out), *keep])
     clf = classifier(args)
     placement.plan(clf)   # the layer grammar and dropout placement, before loading any data
     from ._images_cli import cli_reading

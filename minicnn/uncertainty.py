@@ -100,23 +100,41 @@ def mc_report(model, X, y, mc_samples=30):
 
     Raises
     ------
+    NotFittedError
+        If ``model`` is an unfitted ``CNNClassifier``.
     ValueError
-        If ``model`` is not a classifier, or ``y`` holds labels not in
-        ``classes_``. A model without dropout gets a ``UserWarning`` (both
-        rows are then the same).
+        If ``model`` is not a classifier, ``mc_samples`` is not a positive
+        int, ``y`` is None, not 1-D, of another length than ``X`` or holds
+        labels not in ``classes_``. A model without dropout gets a
+        ``UserWarning`` (both rows are then the same).
     """
-    is_classifier = getattr(model, "estimator", type(model).__name__) == "CNNClassifier" or hasattr(model, "classes_")
+    from ._predict import check_mc_samples
+
+    mc_samples = check_mc_samples(mc_samples, allow_none=False)   # before any pass: a bad value costs nothing
+    if type(model).__name__ == "CNNClassifier" and "network_" not in model.__dict__:
+        from sklearn.exceptions import NotFittedError
+
+        raise NotFittedError("This CNNClassifier instance is not fitted yet: mc_report needs a fitted classifier. "
+                             "Call 'fit' first.")
+    is_classifier = getattr(model, "estimator", type(model).__name__) == "CNNClassifier" or (
+        getattr(model, "classes_", None) is not None)
     if not is_classifier:
         raise ValueError(f"mc_report needs a fitted classifier; received a {type(model).__name__} without classes_")
     classes = model.classes_
+    if y is None:
+        raise ValueError("mc_report needs the held-out labels: received y=None")
     y = np.asarray(y)
+    if y.ndim != 1:
+        raise ValueError(f"Expected y to be 1-D (one label per sample). Received: y with shape {y.shape}")
     unknown = np.setdiff1d(y, classes)
     if unknown.size:
         raise ValueError(f"y holds labels {unknown.tolist()[:5]} that are not in the model's classes_ "
                          f"{classes.tolist()[:10]}")
+    plain = model.predict_proba(X)
+    if len(plain) != len(y):
+        raise ValueError(f"X and y have inconsistent numbers of samples: X has {len(plain)}, y has {len(y)}")
     y_index = np.searchsorted(classes, y)
     n_classes = len(classes)
-    plain = model.predict_proba(X)
     mean, std = model.predict_uncertainty(X, mc_samples=mc_samples)
     report = {"deterministic": _metrics(y_index, plain, n_classes), "mc": _metrics(y_index, mean, n_classes),
               "n_samples": int(len(y_index)), "mc_samples": int(mc_samples)}

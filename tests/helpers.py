@@ -1,5 +1,6 @@
 """Small helpers shared by several test modules (one definition each)."""
 
+import contextlib
 import io
 import threading
 from contextlib import redirect_stderr, redirect_stdout
@@ -134,3 +135,27 @@ def skip_without_extras(module):
             for package in needs:
                 pytest.importorskip(package, reason=f"{module} needs the optional package {package}")
 
+
+
+@contextlib.contextmanager
+def checkpoint_copies(path, directory):
+    """While active, copy the checkpoint at ``path`` aside after every write; yields the list of copies (in order).
+
+    ``directory`` receives ``epoch0.npz``, ``epoch1.npz``, ...: the state a kill after each write would leave.
+    """
+    from minicnn import checkpoint
+
+    copies = []
+    original = checkpoint.Checkpoint.write
+
+    def spy(self, est, rng, **state):
+        original(self, est, rng, **state)
+        copy = directory / f"epoch{len(copies)}.npz"
+        copy.write_bytes(path.read_bytes())
+        copies.append(copy)
+
+    checkpoint.Checkpoint.write = spy
+    try:
+        yield copies
+    finally:
+        checkpoint.Checkpoint.write = original

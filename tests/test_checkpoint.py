@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from helpers import importable_backends
+from helpers import checkpoint_copies, importable_backends
 from minicnn import CNNClassifier, CNNRegressor
 from minicnn import checkpoint
 
@@ -57,20 +57,8 @@ def test_resume_after_each_epoch_equals_uninterrupted(digits, tmp_path, setting,
     kw = dict(SETTINGS[setting], backend=backend)
     reference = _fit(_make(**kw), X, y)
     path = tmp_path / "fit.npz"
-    copies = []
-    original = checkpoint.Checkpoint.write
-
-    def spy(self, est, rng, **state):
-        original(self, est, rng, **state)
-        copy = tmp_path / f"epoch{len(copies)}.npz"
-        copy.write_bytes(path.read_bytes())
-        copies.append(copy)
-
-    checkpoint.Checkpoint.write = spy
-    try:
+    with checkpoint_copies(path, tmp_path) as copies:
         written = _fit(_make(checkpoint_path=path, **kw), X, y)
-    finally:
-        checkpoint.Checkpoint.write = original
     assert _same(written, reference)
     assert len(copies) == reference.n_iter_ + 1   # every epoch, then the finished fit
     for copy in copies:   # resumed with another thread count: results do not depend on it (not fingerprinted)

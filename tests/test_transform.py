@@ -74,7 +74,8 @@ def test_mc_averaged_embeddings(model, predictor):
     assert np.array_equal(est.transform(X, mc_samples=8), mc)          # int random_state: same masks
     assert np.array_equal(predictor.transform(X, mc_samples=8), mc)
     first = est.network_.layers[0].forward(X, False).reshape(len(X), -1)   # before any dropout: MC changes nothing
-    assert np.allclose(est.transform(X, layer=0, mc_samples=3), first)
+    with pytest.warns(UserWarning, match="without dropout"):   # none before layer 0: the user is told
+        assert np.allclose(est.transform(X, layer=0, mc_samples=3), first)
 
 
 @pytest.mark.parametrize("layer", [99, -99, "dense_7", "Dense", True, 1.0, ""])
