@@ -14,6 +14,7 @@ from .environment import configure_openmp_waiting
 
 configure_openmp_waiting()   # before the first compiled module loads libgomp
 
+from ._batchnorm import batchnorm_backward, batchnorm_forward, batchnorm_inference_forward  # noqa: F401,E402
 from ._bias_act import bias_act_backward, bias_act_forward  # noqa: F401,E402
 
 from ._conv import (  # noqa: F401
