@@ -45,9 +45,10 @@ class BatchNorm(Layer):
     Examples
     --------
     >>> import numpy as np
+    >>> from minicnn.backend import get_backend
     >>> from minicnn.layers import BatchNorm
     >>> bn = BatchNorm()
-    >>> bn.build((4, 4, 3), dtype=np.float32, rng=None, backend=None)
+    >>> bn.build((4, 4, 3), dtype=np.float32, rng=None, backend=get_backend("numpy"))
     (4, 4, 3)
     >>> y = bn.forward(np.random.default_rng(0).normal(5, 2, (8, 4, 4, 3)).astype(np.float32), training=True)
     >>> bool(abs(y.mean()) < 1e-5)
