@@ -176,11 +176,18 @@ cdef inline void _grad_sum_rows(double *acc, const floating *dy, const floating 
     for c in range(2 * C):
         acc[c] = 0
     for r in range(r0, r1):
-        for c in range(C):
-            g = _act_grad(dy[r * C + c], y[r * C + c], act, a)
-            xhat = (x[r * C + c] - mean[c]) * inv_std[c]
-            acc[c] += g
-            acc[C + c] += <double>g * xhat
+        if act == ACT_IDENTITY:   # the common case (an Activation layer follows): y is not read
+            for c in range(C):
+                g = dy[r * C + c]
+                xhat = (x[r * C + c] - mean[c]) * inv_std[c]
+                acc[c] += g
+                acc[C + c] += <double>g * xhat
+        else:
+            for c in range(C):
+                g = _act_grad(dy[r * C + c], y[r * C + c], act, a)
+                xhat = (x[r * C + c] - mean[c]) * inv_std[c]
+                acc[c] += g
+                acc[C + c] += <double>g * xhat
 
 
 cdef inline void _grad_rows(floating *dx, const floating *dy, const floating *y, const floating *x,
@@ -191,10 +198,15 @@ cdef inline void _grad_rows(floating *dx, const floating *dy, const floating *y,
     cdef Py_ssize_t r, c
     cdef floating g, xhat
     for r in range(r0, r1):
-        for c in range(C):
-            g = _act_grad(dy[r * C + c], y[r * C + c], act, a)
-            xhat = (x[r * C + c] - mean[c]) * inv_std[c]
-            dx[r * C + c] = scale[c] * (m * g - dbeta[c] - xhat * dgamma[c])
+        if act == ACT_IDENTITY:
+            for c in range(C):
+                xhat = (x[r * C + c] - mean[c]) * inv_std[c]
+                dx[r * C + c] = scale[c] * (m * dy[r * C + c] - dbeta[c] - xhat * dgamma[c])
+        else:
+            for c in range(C):
+                g = _act_grad(dy[r * C + c], y[r * C + c], act, a)
+                xhat = (x[r * C + c] - mean[c]) * inv_std[c]
+                dx[r * C + c] = scale[c] * (m * g - dbeta[c] - xhat * dgamma[c])
 
 
 def batchnorm_backward(floating[:, ::1] dx, floating[::1] dgamma, floating[::1] dbeta, double[:, :, ::1] partial,
