@@ -8,6 +8,7 @@ that visits layers reaches them through :meth:`~minicnn.layers.Layer.walk`
 import numpy as np
 
 from .base import Layer, activation_code
+from .folding import fold_batchnorm
 
 
 class Composite(Layer):
@@ -88,15 +89,27 @@ class Chain(Composite):
 
     def _build(self, input_shape, rng):
         shape = input_shape
+        self._inference = None
         for i, layer in enumerate(self.layers):
             shape = self._build_sublayer(layer, shape, rng)
             layer.needs_input_grad = self.needs_input_grad if i == 0 else True
         return shape
 
     def forward(self, x, training=False):
-        for layer in self.layers:
-            x = layer.forward(x, training)
+        if training:
+            for layer in self.layers:
+                x = layer.forward(x, True)
+            return x
+        for layer in self._inference_layers():
+            x = layer.forward(x, False)
         return x
+
+    def _inference_layers(self):
+        """The layers of an inference pass: BatchNorm folded into the layer before it (:mod:`.folding`)."""
+        plan = self.__dict__.get("_inference")
+        if plan is None:
+            plan = self._inference = fold_batchnorm(self.layers)
+        return plan
 
     def sample(self, x, pass_index):
         for layer in self.layers:
