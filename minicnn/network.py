@@ -287,7 +287,8 @@ class Sequential(Chain):
         state.pop("lock")
         state.pop("_flat", None)   # the layers pickle their own (view) arrays
         state.pop("_plan", None)   # re-planned on first use
-        state.pop("_inference", None)   # BatchNorm folds: refolded on first use
+        state.pop("_inference", None)   # BatchNorm folds and fusions: replanned on first use
+        state.pop("_training", None)
         state.pop("_layer_kernels", None)
         return state
 

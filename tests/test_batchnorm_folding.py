@@ -128,3 +128,48 @@ def test_network_folds_before_the_max_pool_fusion_and_pickles_without_the_fold(b
     assert b"FoldedBatchNorm" not in state
     with thread_limits(1):
         np.testing.assert_array_equal(pickle.loads(state).forward(x, False), got)
+
+
+@pytest.mark.parametrize("act", sorted(CODES))
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_activation_training_pass_equals_the_layers_one_by_one(backend, dtype, act):
+    """A BatchNorm + Activation in a chain run as one kernel (forward and backward): the layers' own results."""
+    chain, layers, x = _chain("conv", act, backend, dtype)
+    assert [type(layer).__name__ for layer in chain._pass_layers(True)] == ["Conv2D", "NormActivation"]
+    dy = np.random.default_rng(3).standard_normal((x.shape[0], *chain.output_shape)).astype(dtype)
+    with thread_limits(1):
+        got = {"y": chain.forward(x, True).copy(), "dx": chain.backward(dy).copy()}
+        got.update({f"{i}{k}": g.copy() for i, layer in enumerate(layers) for k, g in layer.grads.items()})
+        y = x
+        for layer in layers:
+            y = layer.forward(y, True)
+        want = {"y": y.copy()}
+        g = dy
+        for layer in reversed(layers):
+            g = layer.backward(g)
+        want["dx"] = g.copy()
+        want.update({f"{i}{k}": v.copy() for i, layer in enumerate(layers) for k, v in layer.grads.items()})
+    for name in want:
+        _assert_rounding_only(got[name], want[name])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_fused_chain_gradients_match_finite_differences(backend):
+    """conv-BN-tanh and dense-BN-leaky_relu chains, float64: every gradient against central differences."""
+    from gradcheck import ATOL, RTOL, numerical_grad
+
+    for kind, act in (("conv_bias", "tanh"), ("dense", "leaky_relu")):
+        chain, layers, x = _chain(kind, act, backend, np.float64, seed=4)
+        r = np.random.default_rng(5).standard_normal((x.shape[0], *chain.output_shape))
+
+        def loss():
+            return float(np.sum(chain.forward(x, True) * r))
+
+        loss()
+        dx = chain.backward(r.copy()).copy()
+        grads = {(i, k): g.copy() for i, layer in enumerate(layers) for k, g in layer.grads.items()}
+        np.testing.assert_allclose(dx, numerical_grad(loss, x), rtol=RTOL, atol=ATOL, err_msg="dx")
+        for (i, k), grad in grads.items():
+            np.testing.assert_allclose(grad, numerical_grad(loss, layers[i].params[k]), rtol=RTOL, atol=ATOL,
+                                       err_msg=f"{kind} layer {i} d{k}")

@@ -1,4 +1,4 @@
-"""BatchNorm folded into the layer before it, for inference passes.
+"""BatchNorm folded into the layer before it (inference), and fused with the Activation after it (every pass).
 
 At inference a :class:`~minicnn.layers.BatchNorm` is a per-channel affine map,
 ``y = z * s + t`` with ``s = gamma / sqrt(running_var + eps)`` and
@@ -10,6 +10,10 @@ after folds into the layer's fused bias + activation. Three passes over the
 feature map become one (ONNX Runtime's Conv + BatchNormalization fusion does the
 same when it loads a graph). The folded weights are computed in float64 and
 cast, so the outputs differ from the unfolded pass by rounding only.
+
+A BatchNorm followed by an :class:`~minicnn.layers.Activation` that is not
+folded (every training pass) runs the activation inside its own kernels
+(:class:`NormActivation`): one pass over the map less forward, and backward.
 
 The folded copy is refreshed whenever one of its sources (weights, bias,
 ``gamma``, ``beta``, running statistics) differs from the values it was folded
@@ -95,27 +99,61 @@ class FoldedBatchNorm:
         return self.folded().forward_pooled(x)
 
 
-def fold_batchnorm(layers):
-    """``layers`` with each foldable layer, its BatchNorm (and an Activation after it) as one stand-in.
+class NormActivation:
+    """Stand-in for ``norm`` then ``activation``: the BatchNorm kernels with the activation fused.
+
+    Parameters
+    ----------
+    norm : BatchNorm
+    activation : Activation
+        The layer right after ``norm``.
+    """
+
+    def __init__(self, norm, activation):
+        self.norm, self.activation = norm, activation
+
+    def forward(self, x, training=False):
+        """``activation(norm(x))`` in one pass."""
+        return self.norm.forward(x, training, act=self.activation.act, alpha=self.activation.alpha)
+
+    def backward(self, dy):
+        """Gradient of both through the BatchNorm's backward (the activation's derivative from its output)."""
+        return self.norm.backward(dy)
+
+
+def fold_batchnorm(layers, training=False):
+    """``layers`` with BatchNorm folded and fused: the layers a pass runs, in order.
+
+    At inference each foldable layer, its BatchNorm (and an Activation after it) become one
+    :class:`FoldedBatchNorm`; in either pass a BatchNorm followed by an Activation (not folded)
+    becomes one :class:`NormActivation`.
 
     Parameters
     ----------
     layers : list of Layer
         Consecutive layers of a chain.
+    training : bool, default=False
+        Plan a training pass (no folding: batch statistics and gradients need the layers).
 
     Returns
     -------
     list
-        The layers to run at inference, in order.
+        Layers and stand-ins with the ``forward`` (and, for training, ``backward``) of the layers they replace.
     """
     out, i = [], 0
+
+    def at(k, kind):
+        return k < len(layers) and isinstance(layers[k], kind)
+
     while i < len(layers):
         layer = layers[i]
-        if (isinstance(layer, FOLDABLE) and i + 1 < len(layers) and isinstance(layers[i + 1], BatchNorm)
-                and layer.dtype == layers[i + 1].dtype):
-            activation = layers[i + 2] if i + 2 < len(layers) and isinstance(layers[i + 2], Activation) else None
+        if not training and isinstance(layer, FOLDABLE) and at(i + 1, BatchNorm) and layer.dtype == layers[i + 1].dtype:
+            activation = layers[i + 2] if at(i + 2, Activation) else None
             out.append(FoldedBatchNorm(layer, layers[i + 1], activation))
             i += 2 if activation is None else 3
+        elif isinstance(layer, BatchNorm) and at(i + 1, Activation):
+            out.append(NormActivation(layer, layers[i + 1]))
+            i += 2
         else:
             out.append(layer)
             i += 1

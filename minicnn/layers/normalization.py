@@ -71,7 +71,13 @@ class BatchNorm(Layer):
         self.running_var = np.ones(C, self.dtype)
         return input_shape
 
-    def forward(self, x, training=False):
+    def forward(self, x, training=False, *, act=IDENTITY, alpha=0.0):
+        """Normalize ``x`` (batch statistics when ``training``, running ones otherwise).
+
+        ``act``, ``alpha``: the kernel code and slope of an activation applied in the same pass (a composite
+        passes those of the :class:`~minicnn.layers.Activation` that follows, see :mod:`.folding`); the
+        backward then differentiates it too.
+        """
         C = x.shape[-1]
         x2 = x.reshape(-1, C)
         y = self._buffer("y", x.shape)
@@ -79,7 +85,7 @@ class BatchNorm(Layer):
         gamma, beta = self.params["gamma"], self.params["beta"]
         if not training:
             self.kernels.batchnorm_inference_forward(y2, x2, self.running_mean, self.running_var, gamma, beta,
-                                                     self.eps, IDENTITY, 0.0)
+                                                     self.eps, act, alpha)
             return y
         m = x2.shape[0]
         if m < 2:   # PyTorch's rule: a one-value variance is 0 and would corrupt the running statistics
@@ -87,12 +93,12 @@ class BatchNorm(Layer):
                              f"{x.shape}")
         mean, var = self._buffer("mean", (C,)), self._buffer("var", (C,))
         partial = self._buffer("partial", (row_blocks(m), 2, C), np.float64)
-        self.kernels.batchnorm_forward(y2, mean, var, partial, x2, gamma, beta, self.eps, IDENTITY, 0.0)
+        self.kernels.batchnorm_forward(y2, mean, var, partial, x2, gamma, beta, self.eps, act, alpha)
         self.running_mean *= 1 - self.momentum
         self.running_mean += self.momentum * mean
         self.running_var *= 1 - self.momentum
         self.running_var += self.momentum * var * (m / (m - 1))
-        self._x = x2
+        self._x, self._act = x2, (act, alpha)
         return y
 
     def backward(self, dy):
@@ -105,7 +111,7 @@ class BatchNorm(Layer):
         partial = self._buffer("partial", (row_blocks(m), 2, C), np.float64)
         self.kernels.batchnorm_backward(dx.reshape(-1, C), self.grads["gamma"], self.grads["beta"], partial, dy2,
                                         self._buffer("y", dy.shape).reshape(-1, C), x2, mean, var, self.params["gamma"],
-                                        self.eps, IDENTITY, 0.0)
+                                        self.eps, *self._act)
         return dx if self.needs_input_grad else None
 
     @property
