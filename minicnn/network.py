@@ -208,15 +208,17 @@ class Sequential(Chain):
 
         A conv followed by a 2x2 max-pool fuses when the conv says so
         (``Conv2D.fuses_with``: the Winograd route with the fused kernel in
-        the backend); the pool is then skipped. Planned once per build and
-        backend.
+        the backend); the pool is then skipped. A BatchNorm (and the
+        Activation after it) is folded into the conv or dense layer before it
+        first (:func:`minicnn.layers.folding.fold_batchnorm`). Planned once per
+        build and backend.
         """
         plan = self.__dict__.get("_plan")
         if plan is None:
-            plan, i = [], 0
-            while i < len(self.layers):
-                layer = self.layers[i]
-                following = self.layers[i + 1] if i + 1 < len(self.layers) else None
+            plan, i, layers = [], 0, self._inference_layers()
+            while i < len(layers):
+                layer = layers[i]
+                following = layers[i + 1] if i + 1 < len(layers) else None
                 fused = following is not None and getattr(layer, "fuses_with", lambda _: False)(following)
                 plan.append((layer, fused))
                 i += 2 if fused else 1
@@ -286,6 +288,8 @@ class Sequential(Chain):
         state.pop("lock")
         state.pop("_flat", None)   # the layers pickle their own (view) arrays
         state.pop("_plan", None)   # re-planned on first use
+        state.pop("_inference", None)   # BatchNorm folds and fusions: replanned on first use
+        state.pop("_training", None)
         state.pop("_layer_kernels", None)
         return state
 

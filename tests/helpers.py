@@ -36,6 +36,13 @@ def kernel_module(backend):
         pytest.skip(f"backend {backend!r} not importable: {exc}")
 
 
+def parameter_names(func):
+    """Parameter names of a kernel, in order (a Numba dispatcher's through its ``py_func``)."""
+    import inspect
+
+    return list(inspect.signature(getattr(func, "py_func", func)).parameters)
+
+
 def first_digits(n):
     """The first ``n`` of scikit-learn's digits: images (n, 8, 8, 1) float32 in [0, 1], labels (n,) int64."""
     from minicnn.datasets import load_digits_images

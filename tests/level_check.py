@@ -66,7 +66,17 @@ def cases(dtype, slots):
     wd3 = rng.standard_normal((3, 3, C)).astype(dtype)   # depthwise (KH, KW, C), stride 2, "same" padding
     Hd, Wd = (H + 1) // 2, (W + 1) // 2
     dyd = rng.standard_normal((N, Hd, Wd, C)).astype(dtype)
+    gamma, beta = (1 + 0.1 * rng.standard_normal(F)).astype(dtype), rng.standard_normal(F).astype(dtype)
+    bmean, bvar = z.mean(axis=0).astype(dtype), z.var(axis=0).astype(dtype)
+    ybn = np.empty_like(z)
+    ref.batchnorm_inference_forward(ybn, z, bmean, bvar, gamma, beta, 1e-5, 2, 0.1)
+    dybn = rng.standard_normal(z.shape).astype(dtype)
     return {
+        "batchnorm_inference_forward": lambda: ((nan(z.shape), z, bmean, bvar, gamma, beta, 1e-5, 2, 0.1), 1),
+        "batchnorm_forward": lambda: ((nan(z.shape), nan(F), nan(F), np.zeros((4, 2, F)), z, gamma, beta, 1e-5,
+                                       2, 0.1), 3),
+        "batchnorm_backward": lambda: ((nan(z.shape), nan(F), nan(F), np.zeros((4, 2, F)), dybn, ybn, z, bmean, bvar,
+                                        gamma, 1e-5, 2, 0.1), 3),
         "depthwise_conv2d_forward": lambda: ((nan((N, Hd, Wd, C)), x, wd3, 2, 2, 1, 1, 1, 1), 1),
         "depthwise_conv2d_bias_act_forward": lambda: ((nan((N, Hd, Wd, C)), x, wd3, b[:C], 2, 0.1,
                                                        2, 2, 1, 1, 1, 1), 1),

@@ -45,6 +45,9 @@ REFERENCE_TESTS = {
     "conv2d_direct_bias_act_maxpool2_forward": "test_fused_kernels.py::test_direct_conv_maxpool2_matches_reference",
     "softmax_shift_rows": "test_predict_outputs.py::test_softmax_row_kernels_bit_identical_to_reference",
     "softmax_normalize_rows": "test_predict_outputs.py::test_softmax_row_kernels_bit_identical_to_reference",
+    "batchnorm_forward": "test_batchnorm_kernels.py::test_matches_reference",
+    "batchnorm_inference_forward": "test_batchnorm_kernels.py::test_matches_reference",
+    "batchnorm_backward": "test_batchnorm_kernels.py::test_matches_reference",
 }
 #: Op families: one ``kernels/<family>.pyx`` each (``openmp.pyx`` holds the runtime's thread count, no kernel).
 FAMILIES = sorted(p.stem for p in PYX.glob("*.pyx") if p.stem != "openmp")

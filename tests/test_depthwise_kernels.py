@@ -13,7 +13,7 @@ from minicnn.backend.activation_codes import CODES
 from minicnn.threads import thread_limits
 
 from gradcheck import ATOL, RTOL, numerical_grad
-from helpers import kernel_module
+from helpers import kernel_module, parameter_names
 
 BACKENDS = ("numpy", "numba", "cython")
 DTYPES = (np.float32, np.float64)
@@ -179,10 +179,5 @@ def test_compiled_weight_groups_match_tuning():
 @pytest.mark.parametrize("backend", BACKENDS[1:])
 def test_same_signatures_as_the_reference(backend):
     """Every backend's kernels take the reference's parameters, by name and in order."""
-    import inspect
-
-    def names(func):
-        return list(inspect.signature(getattr(func, "py_func", func)).parameters)
-
     for want, got in zip(_kernels("numpy"), _kernels(backend)):
-        assert names(got) == names(want), want.__name__
+        assert parameter_names(got) == parameter_names(want), want.__name__

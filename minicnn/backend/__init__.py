@@ -25,6 +25,7 @@ KERNELS = (
     "conv2d_bias_act_forward", "dense_bias_act_forward", "augment_batch",
     "depthwise_conv2d_forward", "depthwise_conv2d_bias_act_forward",
     "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
+    "batchnorm_forward", "batchnorm_inference_forward", "batchnorm_backward",
 )
 
 #: Kernels a backend may lack; layers fall back to the contract kernels without them.

@@ -27,6 +27,7 @@ configure_openmp_waiting()   # before the first compiled module loads libgomp
 
 #: kernel module (``kernels/<name>.pyx`` stem) -> the kernels it gives this namespace.
 EXPORTS = {
+    "batchnorm": ("batchnorm_backward", "batchnorm_forward", "batchnorm_inference_forward"),
     "bias_act": ("bias_act_backward", "bias_act_forward"),
     "conv": ("conv2d_bias_act_forward", "conv2d_backward_input", "conv2d_backward_weight",
              "conv2d_direct_bias_act_maxpool2_forward", "conv2d_forward"),

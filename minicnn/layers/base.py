@@ -8,7 +8,8 @@ from ..backend.activation_codes import CODES
 
 
 #: Attributes a forward pass leaves for its backward pass (never pickled).
-FORWARD_CACHE = ("_x", "_y", "_col", "_argmax", "_x_shape", "_inv_std", "_key", "_active")
+FORWARD_CACHE = ("_x", "_y", "_col", "_argmax", "_x_shape", "_inv_std", "_key", "_active", "_inference", "_training",
+                 "_act")
 
 
 class Layer:

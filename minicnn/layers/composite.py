@@ -8,6 +8,7 @@ that visits layers reaches them through :meth:`~minicnn.layers.Layer.walk`
 import numpy as np
 
 from .base import Layer, activation_code
+from .folding import fold_batchnorm
 
 
 class Composite(Layer):
@@ -88,15 +89,28 @@ class Chain(Composite):
 
     def _build(self, input_shape, rng):
         shape = input_shape
+        self._inference = self._training = None
         for i, layer in enumerate(self.layers):
             shape = self._build_sublayer(layer, shape, rng)
             layer.needs_input_grad = self.needs_input_grad if i == 0 else True
         return shape
 
     def forward(self, x, training=False):
-        for layer in self.layers:
+        for layer in self._pass_layers(training):
             x = layer.forward(x, training)
         return x
+
+    def _pass_layers(self, training):
+        """The layers of a pass, BatchNorm folded (inference) and fused with its activation (:mod:`.folding`)."""
+        name = "_training" if training else "_inference"
+        plan = self.__dict__.get(name)
+        if plan is None:
+            plan = fold_batchnorm(self.layers, training)
+            setattr(self, name, plan)
+        return plan
+
+    def _inference_layers(self):
+        return self._pass_layers(False)
 
     def sample(self, x, pass_index):
         for layer in self.layers:
@@ -104,7 +118,7 @@ class Chain(Composite):
         return x
 
     def backward(self, dy):
-        for layer in reversed(self.layers):
+        for layer in reversed(self._pass_layers(True)):
             dy = layer.backward(dy)
         return dy
 

@@ -26,6 +26,9 @@ The backend contract (shared by ``reference``, ``numba_kernels`` and
   :mod:`minicnn.backend.activation_codes` and ``alpha`` the leaky-relu slope.
   The backward computes the derivative from the *output* ``y``; ``y`` may alias
   ``x`` and ``dx`` may alias ``dy``.
+* BatchNorm kernels work on 2-D ``(M, C)`` views and take a ``(B, 2, C)``
+  float64 scratch ``partial``: the rows split into ``B`` contiguous blocks whose
+  sums are added in block order (results depend on ``B``, never on threads).
 
 One module per op family, named as the Cython sources ``kernels/*.pyx``
 (``_im2col.py`` holds what ``kernels/_im2col.pxi`` holds); each opens with a
@@ -34,6 +37,7 @@ legend of its shape letters, and this package re-exports every kernel.
 
 # one line per op family (kernels/<family>.pyx)
 from .augment import *  # noqa: F401,F403
+from .batchnorm import *  # noqa: F401,F403
 from .bias_act import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .conv_wgrad import *  # noqa: F401,F403
