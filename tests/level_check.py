@@ -18,7 +18,7 @@ import numpy as np
 from minicnn.backend import cython_kernels as ck
 from minicnn.backend import isa, tuning
 from minicnn.backend import reference as ref
-from minicnn.backend.augment_reference import augment_batch as ref_augment_batch
+from minicnn.backend.reference.augment import augment_batch as ref_augment_batch
 from minicnn.backend.hash_rng import dropout_key, keep_threshold
 from minicnn.threads import thread_limits
 
