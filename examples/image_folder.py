@@ -11,6 +11,8 @@ epochs (the tests use 2).
 """
 
 import os
+import atexit
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -23,7 +25,7 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_sp
 from minicnn import CNNClassifier
 from minicnn.datasets import load_image_folder
 
-EPOCHS = int(os.environ.get("MINICNN_EXAMPLE_EPOCHS", 15))
+EPOCHS = int(os.environ.get("MINICNN_EXAMPLE_EPOCHS", 40))
 NAMES = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 
 
@@ -45,6 +47,7 @@ def write_digit_folder(root, per_class=40, seed=0):
 
 
 root = tempfile.mkdtemp(prefix="digit-photos-")
+atexit.register(shutil.rmtree, root, ignore_errors=True)   # the folder goes when the example ends
 write_digit_folder(root)
 X, y, class_names = load_image_folder(root, image_size=(16, 16))   # RGB: some files have colour
 labels = np.array(class_names)[y]
@@ -53,7 +56,8 @@ print(f"read {len(X)} images of shape {X.shape[1:]} in {len(class_names)} classe
 
 X_train, X_test, y_train, y_test = train_test_split(X, labels, test_size=0.25, stratify=labels, random_state=0)
 base = CNNClassifier(layers=("conv8", "maxpool", "conv16", "maxpool", "dense32"), padding="same",
-                     learning_rate=3e-3, batch_size=32, max_iter=EPOCHS, n_threads=1, random_state=0)
+                     learning_rate=3e-3, batch_size=32, max_iter=EPOCHS, early_stopping=True, n_threads=1,
+                     random_state=0)   # early stopping: the fits end when they stop improving
 search = GridSearchCV(base, {"dropout": ["none", "after_last_pool", "after_each_layer"]},
                       cv=StratifiedKFold(3, shuffle=True, random_state=0), n_jobs=2)
 search.fit(X_train, y_train)
@@ -66,7 +70,9 @@ model = os.path.join(root, "model.npz")
 best.save(model)
 files = sorted(os.path.join(root, name, f) for name in class_names for f in os.listdir(os.path.join(root, name)))
 done = subprocess.run([sys.executable, "-m", "minicnn", "predict", "--model", model, *files[:5], root],
-                      capture_output=True, text=True, check=True)
+                      capture_output=True, text=True)
+if done.returncode != 0:   # show what the command said
+    sys.exit(f"minicnn predict failed (exit {done.returncode}):\n{done.stderr}")
 rows = [line.split(",") for line in done.stdout.splitlines()[1:]]
 print("\n".join(done.stdout.splitlines()[:4]))
 from_cli = dict((path, label) for path, label in rows)

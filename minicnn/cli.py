@@ -530,7 +530,11 @@ def _evaluate(args):
         source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
                                     f"{data} (the --test-size {args.test_size} split of --seed {args.seed}, "
                                     f"as 'minicnn fit' held it out)")
-    predictions = model.predict(X)
+    try:
+        predictions = model.predict(X)
+    except ValueError as exc:   # e.g. digits given to a model of other images: say which data was scored
+        raise ValueError(f"{exc} (evaluate scored {source}; pass the --data or --test-data the model was fitted "
+                         f"on)") from None
     print(f"evaluated {args.model} on {len(X)} samples from {source}")
     if type(model).__name__ == "CNNRegressor":
         print(f"R^2: {r2_score(y, predictions):.4f}")
@@ -584,10 +588,10 @@ def _param_option(parser, p, flags=None, **overrides):
         kwargs["action"] = argparse.BooleanOptionalAction
     else:
         kwargs["type"] = {"tokens": _layers, "dropout": _dropout, "rates": _rates, "shape": _shape,
-                          "augment": _augment, "class_weight": _class_weight}[p.kind]
+                          "augment": _augment, "class_weight": _class_weight, "path": str}[p.kind]
         kwargs["metavar"] = {"tokens": "TOKENS", "dropout": "PLACEMENT", "rates": "RATE[,RATE...]",
                              "shape": "H,W,C", "augment": "TOKEN[,TOKEN...]",
-                             "class_weight": "balanced|CLASS:WEIGHT,..."}[p.kind]
+                             "class_weight": "balanced|CLASS:WEIGHT,...", "path": "PATH"}[p.kind]
     kwargs.update(overrides)
     kwargs["help"] += f" (default: {_show(kwargs['default']) if p.kind != 'bool' else ('on' if p.default else 'off')})"
     parser.add_argument(*flags, **kwargs)

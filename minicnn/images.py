@@ -33,7 +33,8 @@ import numpy as np
 
 from . import preprocessing
 
-PILLOW_INSTALL = "pip install 'minicnn-engine[images]' (or: pip install pillow)"
+PILLOW_INSTALL = ("pip install pillow (from a source checkout, the images extra: pip install -e \".[images]\"; "
+                  "from a wheel: pip install 'minicnn-engine[images]')")
 #: Largest image read (pixels): larger files are refused from their header, before decoding (decompression bombs).
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 ON_ERROR = ("raise", "skip")

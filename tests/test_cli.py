@@ -545,3 +545,13 @@ def test_predict_input_kinds_get_the_error_of_what_they_are(model, tmp_path, kin
     assert ("not found" in err) == (kind == "missing"), err
     if kind in ("directory", "dot"):
         assert "is a directory" in err
+
+
+def test_evaluate_on_data_of_another_shape_names_the_data_it_scored(tmp_path):
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "big.npz", X=rng.random((60, 12, 12, 1)).astype(np.float32), y=np.arange(60) % 3)
+    model = tmp_path / "m.npz"
+    code, _, err = run_cli("fit", "--data", str(tmp_path / "big.npz"), "--epochs", "1", "--quiet", "--out", model)
+    assert code == 0, err
+    code, _, err = run_cli("evaluate", "--model", model)   # the default --data: digits, 8x8
+    assert code == 1 and "digits" in err and "--data or --test-data the model was fitted on" in err, err
