@@ -20,7 +20,8 @@ one warm-up round. ``--profile`` adds where minicnn's training step spends its
 time: forward and backward of each kind of leaf layer, inside the blocks too
 (:func:`leaf_profile`).
 
-Usage: ``python benchmarks/bench_zoo.py [--rounds 7] [--steps 3] [--batch 64] [--profile]``
+Usage: ``python benchmarks/bench_zoo.py [--rounds 7] [--steps 3] [--batch 64] [--size 32] [--profile]``
+(``--size 64``: the same nets on 64x64 RGB images, the size users bring from photo folders).
 """
 
 import argparse
@@ -225,10 +226,13 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=3, help="calls per timing (their mean is one sample)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--size", type=int, default=32, help="image height and width (RGB), e.g. 64")
     args = parser.parse_args(argv)
+    global SHAPE
+    SHAPE = (args.size, args.size, 3)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__}, onnxruntime {ort.__version__}; batch "
-          f"{args.batch}, 32x32x3, {args.rounds} interleaved rounds x {args.steps} calls, medians")
+          f"{args.batch}, {args.size}x{args.size}x3, {args.rounds} interleaved rounds x {args.steps} calls, medians")
     with tempfile.TemporaryDirectory() as folder:
         for title, layers in NETS.items():
             c = Contenders(layers, args.batch, folder)

@@ -6,7 +6,7 @@ import re
 from . import params
 
 #: Parameters whose option is not ``--`` plus the name with dashes.
-OPTION_OF = {"max_iter": "--epochs", "random_state": "--seed", "verbose": "--quiet"}
+OPTION_OF = {"max_iter": "--epochs", "random_state": "--seed", "verbose": "--quiet", "checkpoint_path": "--checkpoint"}
 _VALUE = r"('[^']*'|\"[^\"]*\"|\([^()]*\)|\[[^\[\]]*\]|[^\s,;:()]+)"
 _PATTERN = re.compile(r"\b(" + "|".join(sorted(params.TABLE, key=len, reverse=True)) + r")=" + _VALUE)
 

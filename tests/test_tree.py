@@ -123,7 +123,9 @@ def test_summary_shows_inner_layers_and_counts_their_weights():
     net = nested_network("numpy")
     text = net.summary()
     rows = net.descendants()
-    table = text.splitlines()[3:-3]
+    lines = text.splitlines()
+    rules = [i for i, line in enumerate(lines) if line and set(line) == {"-"}]
+    table = lines[rules[1] + 1:rules[2]]   # between the header's rule and the totals' rule
     assert len(table) == len(rows)
     for line, layer in zip(table, rows):
         assert f"{type(layer).__name__}({layer.describe()})" in line and line.rstrip().endswith(f"{layer.n_params:,}")
@@ -213,7 +215,7 @@ def test_block_tokens_fit_save_load_predict_and_export(layers, batch_norm, tmp_p
 @pytest.mark.parametrize("dropout", ["after_each_layer", "last:3", (0, 1)])
 def test_dropout_at_a_residual_block_goes_between_its_convolutions_never_on_the_skip_path(dropout):
     tokens = parse_layers(("res4s2", "sep4", "gap"))
-    specs = [spec for spec in resolve_dropout(tokens, dropout, 0.3) if spec.after < 2]
+    specs = [spec for spec in resolve_dropout(tokens, dropout, 0.3, "auto") if spec.after < 2]   # spatial on maps
     assert [spec.after for spec in specs] == [0, 1]
     for batch_norm in (False, True):
         net, origin = build_network(tokens, specs, n_outputs=2, input_shape=(6, 6, 3), rng=np.random.default_rng(0),

@@ -56,6 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..files import write_bytes
+
 MODELS = {
     "mnist": dict(input_shape=(28, 28, 1), batch_size=128, layers=("conv32", "conv64", "maxpool", "dense128"),
                   padding="valid", dropout=(2, 3), dropout_rate=(0.25, 0.5)),
@@ -358,7 +360,7 @@ class OpenVinoContender:
         core = ov.Core()
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.onnx")
-            Path(path).write_bytes(onnx_bytes)
+            write_bytes(path, onnx_bytes)
             network = core.read_model(path)
         self.requests = {}
         for n in threads:
