@@ -31,7 +31,7 @@ import numpy as np
 from . import __version__, params, placement
 from .architecture import TOKEN_DOCS
 
-COMMANDS = ("fit", "predict", "evaluate", "summary", "export", "bench", "study")
+COMMANDS = ("fit", "predict", "evaluate", "summary", "export", "mc-report", "bench", "study")
 #: Generated from the one table of layer kinds (``[...]`` optional; options named as on the command line).
 LAYERS_GRAMMAR = ("comma-separated tokens, in order: " + "; ".join(TOKEN_DOCS).replace("kernel_size", "--kernel-size")
                   .replace("pool_size", "--pool-size") + "; the output layer is added. Example: "

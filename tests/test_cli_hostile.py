@@ -13,7 +13,7 @@ import pytest
 
 from helpers import run_cli
 
-COMMANDS = ("fit", "predict", "summary", "export", "study", "bench")
+COMMANDS = ("fit", "predict", "evaluate", "summary", "export", "mc-report", "study", "bench")
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +48,8 @@ def check(argv, code, *needles):
 @pytest.mark.parametrize("command", COMMANDS)
 def test_an_unknown_option_is_reported_by_its_command(files, command):
     required = {"predict": ["--model", files / "m.npz", files / "x.npy"], "summary": ["--model", files / "m.npz"],
-                "export": ["--model", files / "m.npz", "--out", files / "m.onnx"]}.get(command, [])
+                "export": ["--model", files / "m.npz", "--out", files / "m.onnx"],
+                "evaluate": ["--model", files / "m.npz"], "mc-report": ["--model", files / "m.npz"]}.get(command, [])
     check([command, *required, "--no-such-option"], 2, "unrecognized arguments: --no-such-option",
           f"(see 'minicnn {command} --help')")
 

@@ -363,7 +363,8 @@ def test_mc_dropout(digits):
 def test_mc_dropout_without_dropout_has_zero_spread(digits):
     X, y = digits
     reg = CNNRegressor(**SMALL, dropout="none").fit(X, y.astype(float))
-    mean, std = reg.predict_uncertainty(X[:20], mc_samples=3)
+    with pytest.warns(UserWarning, match="on a model without dropout"):
+        mean, std = reg.predict_uncertainty(X[:20], mc_samples=3)
     assert mean.shape == std.shape == (20,)
     np.testing.assert_allclose(mean, reg.predict(X[:20]), rtol=1e-6)
     np.testing.assert_allclose(std, 0.0, atol=1e-5)
