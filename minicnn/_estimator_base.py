@@ -26,6 +26,7 @@ from ._caller import warn
 from ._predict import as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset  # noqa: F401
 from ._targets import in_target_units, standardize, standardized_output
 from .architecture import network_for, parse_layers
+from .holdout import check_holdout, round_count
 from .placement import plan
 from .inputs import prepare_X
 from .images import model_input
@@ -367,12 +368,10 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                 raise ValueError(f"{setting} holds out a stratified validation set, which needs at least 2 samples "
                                  f"of every class in y; class {self.classes_[rare].item()!r} has {counts[rare]}. "
                                  f"Pass more samples of it, or set early_stopping=False.")
-            k = len(present)
-            if n_val < k or n - n_val < k:
-                raise ValueError(f"{setting} holds out {n_val} of {n} samples for validation and trains on "
-                                 f"{n - n_val}; the split is stratified, so both need at least one sample of each "
-                                 f"of the {k} classes in y. Change validation_fraction (validation needs at least "
-                                 f"{k / n:.3g} here), pass more samples, or set early_stopping=False.")
+            if n_val < len(present) or n - n_val < len(present):   # the message: minicnn.holdout
+                check_holdout(self.classes_[targets], self.validation_fraction, parameter="validation_fraction",
+                              count_of=round_count, stratify=True, other=", or set early_stopping=False",
+                              context="early_stopping=True with ")
         elif n_val < 2:
             raise ValueError(f"The validation set is too small: {setting} holds out {n_val} of {n} samples, and the "
                              f"validation score (R^2) needs at least 2. Increase validation_fraction or the size of "

@@ -50,7 +50,46 @@ def cli_reading(args):
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"{flags}: only for folder:PATH data (--data or --test-data); received --data {args.data}")
     preprocessing.check_options(*(reading[name] for name in _OPTIONS), "bilinear")
+    check_test_split(args.data, args.test_size, args.test_data)
     return reading
+
+
+def _labels_of(data):
+    """The labels of ``--data`` read cheaply (a folder's listing, a .npz's ``y``, an idx labels file), or None."""
+    from . import datasets
+
+    try:
+        if data.startswith("folder:"):
+            return np.asarray(images.list_folder(data[7:])[1])
+        if data.startswith("idx:") and len(data[4:].split(",")) == 2:
+            return datasets._read_idx(data[4:].split(",")[1], datasets._IDX_LABELS_MAGIC)
+        if data.endswith(".npz"):
+            with np.load(data, allow_pickle=False) as archive:
+                return np.asarray(archive["y"]).reshape(-1)
+    except Exception:   # unreadable data: reading it for the fit says what is wrong, in its own words
+        return None
+    return None
+
+
+def check_test_split(data, test_size, test_data):
+    """Refuse a ``--test-size`` split of ``--data`` that cannot hold out every class, before any image is decoded.
+
+    Raises
+    ------
+    ValueError
+        From :func:`minicnn.holdout.check_holdout`: the images per class, the
+        held-out count and what would be enough (more images per class, a
+        ``--test-size`` that fits, or ``--test-data``).
+    """
+    from .holdout import check_holdout
+
+    if test_data is not None or data is None or not data.startswith(("folder:", "idx:")) and \
+            not data.endswith(".npz"):
+        return
+    y = _labels_of(data)
+    if y is not None and len(y):
+        check_holdout(y, test_size, parameter="--test-size", unit="images",
+                      other=f", or pass --test-data (--data {data})")
 
 
 def read_labeled_folder(path, option, reading):

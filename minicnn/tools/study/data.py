@@ -58,8 +58,9 @@ def load_fashion_mnist(path=None):
 def _hold_out(X, y, test_size):
     from sklearn.model_selection import train_test_split
 
-    counts = np.unique(y, return_counts=True)[1]
-    stratify = y if counts.min() >= 2 else None
+    from minicnn.holdout import check_holdout
+
+    stratify = y if check_holdout(y, test_size, parameter="test_size", settable=False) else None
     X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=test_size, stratify=stratify,
                                                       random_state=0)
     return X_pool, y_pool, X_test, y_test

@@ -1,0 +1,136 @@
+"""Whether a data set is large enough to hold part of it out, said once for every place that splits.
+
+The command's ``--test-size`` split, the study's held-out test set and its
+validation splits, and the estimator's ``early_stopping`` /
+``validation_fraction`` split all hold out part of the data, stratified by
+class when every class has two samples. On a data set too small for that,
+scikit-learn's ``train_test_split`` answers in its own terms ("The test_size
+= 1 should be greater or equal to the number of classes = 2"), which names
+neither the option the user set nor how many images are missing.
+:func:`check_holdout` answers first, naming the parameter, the counts per
+class and what would be enough.
+"""
+
+import math
+
+import numpy as np
+
+
+def ceil_count(fraction, n):
+    """Held-out count of ``train_test_split(test_size=fraction)`` on ``n`` samples (an int is a count)."""
+    return int(fraction) if isinstance(fraction, (int, np.integer)) else math.ceil(fraction * n)
+
+
+def round_count(fraction, n):
+    """Held-out count of the estimator's ``validation_fraction``: at least one, rounded."""
+    return max(1, int(round(fraction * n)))
+
+
+def _per_class(counts, names, unit):
+    if counts.min() == counts.max():
+        return f"{counts.min()} {unit} per class"
+    rare = int(np.argmin(counts))
+    return f"{counts.min()} to {counts.max()} {unit} per class ({names[rare].item()!r} has {counts.min()})"
+
+
+def _fractions(works):
+    """The smallest and largest fractions with the fewest decimals (0.1 steps, then 0.01, ...) that work."""
+    for digits in range(1, 5):
+        found = [round(i / 10**digits, digits) for i in range(1, 10**digits) if works(round(i / 10**digits, digits))]
+        if found:
+            return found[0], found[-1]
+    return None
+
+
+def _set(parameter, value):
+    """``validation_fraction=0.1`` for a parameter, ``--test-size 0.2`` for an option."""
+    value = value if isinstance(value, str) else repr(value)
+    return f"{parameter}={value}" if parameter.isidentifier() else f"{parameter} {value}"
+
+
+def _enough_per_class(k, fraction, count_of, limit=1_000_000):
+    """The fewest samples per class (classes of equal size) that leave every class on both sides."""
+    for m in range(2, limit // max(k, 1) + 2):
+        held = count_of(fraction, k * m)
+        if k <= held <= k * m - k:
+            return m
+    return None
+
+
+def check_holdout(y, fraction, *, parameter, count_of=ceil_count, stratify=None, unit="samples",
+                  other="", settable=True, context=""):
+    """Refuse a hold-out split that cannot keep a sample of every class on both sides.
+
+    Parameters
+    ----------
+    y : array-like of shape (n_samples,)
+        Class labels (any comparable values).
+    fraction : float or int
+        The held-out fraction (an int: a count), as the user gave it.
+    parameter : str
+        How the user set it, e.g. ``"--test-size"`` or ``"validation_fraction"``:
+        the message says ``{parameter} {fraction}``.
+    count_of : callable, default=ceil_count
+        ``count_of(fraction, n)`` -> held-out count (``ceil_count`` is
+        ``train_test_split``'s rule, ``round_count`` the estimator's).
+    stratify : bool, default=None
+        Whether the split is stratified; None: when every class has at least 2
+        samples (the rule of the command and the study).
+    unit : str, default="samples"
+        What a sample is called in the message ("images").
+    other : str, default=""
+        A further remedy, e.g. ``", or pass --test-data"``.
+    settable : bool, default=True
+        Whether the user can change ``fraction`` (else no fraction is suggested).
+    context : str, default=""
+        Said before the setting, e.g. ``"early_stopping=True with "``.
+
+    Returns
+    -------
+    stratify : bool
+        Whether the split is stratified.
+
+    Raises
+    ------
+    ValueError
+        When the held-out or the kept part would be empty, or (stratified)
+        would miss a class; the message gives the counts per class, the
+        held-out count, and the samples per class or the fraction that would
+        be enough.
+
+    Examples
+    --------
+    >>> check_holdout([0, 0, 1, 1, 0, 1, 0, 1, 0, 1], 0.2, parameter="--test-size")
+    True
+    >>> check_holdout(["a", "a", "b", "b"], 0.2, parameter="--test-size", unit="images")
+    Traceback (most recent call last):
+    ...
+    ValueError: --test-size 0.2 holds out 1 of 4 images (2 classes, 2 images per class) and keeps 3; the split is stratified by class, so both parts need at least 2 images, one of each class. Pass at least 3 images per class, or --test-size 0.3 to 0.5
+    """
+    names, counts = np.unique(np.asarray(y), return_counts=True)
+    n, k = int(counts.sum()), len(counts)
+    if stratify is None:
+        stratify = k > 0 and counts.min() >= 2
+    held = count_of(fraction, n)
+    setting = context + _set(parameter, fraction)
+    where = f"{setting} holds out {held} of {n} {unit} ({k} classes, {_per_class(counts, names, unit)})" \
+        if k else f"{setting} holds out {held} of {n} {unit}"
+    if not stratify:
+        if 1 <= held <= n - 1:
+            return False
+        raise ValueError(f"{where} and keeps {n - held}; both parts need at least one. Pass more {unit}{other}")
+    if k <= held <= n - k:
+        return True
+    enough = _enough_per_class(k, fraction, count_of)
+    remedies = [f"at least {enough} {unit} per class"] if enough else []
+    if not settable:
+        pass
+    elif n >= 2 * k:
+        low, high = _fractions(lambda v: k <= count_of(v, n) <= n - k)
+        remedies.append(_set(parameter, f"{low}" if low == high else f"{low} to {high}"))
+    else:
+        remedies.append(f"more {unit} (no fraction of {n} leaves one of each of {k} classes on both sides)")
+    remedies = remedies or [f"more {unit}"]
+    ask = f"Pass {remedies[0]}" + "".join(f", or {r}" for r in remedies[1:])
+    raise ValueError(f"{where} and keeps {n - held}; the split is stratified by class, so both parts need at "
+                     f"least {k} {unit}, one of each class. {ask}{other}")
