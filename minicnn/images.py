@@ -275,17 +275,21 @@ def _target_box(width, height, image_size, crop, pad):
     return None, None
 
 
-def _as_float(image):
-    """Pixels of a decoded L/RGB/F image as float32 in [0, 1].
+def _as_float(image, out=None):
+    """Pixels of a decoded L/RGB/F image as float32 in [0, 1] (written into ``out`` when its shape matches).
 
     An "F" image holds values checked to lie in [0, 1] before resizing;
     bicubic and Lanczos filters overshoot near edges, which Pillow clips for
     8-bit images: clipped here the same way.
     """
     pixels = np.asarray(image)
-    if pixels.dtype == np.uint8:
-        return pixels.astype(np.float32) / np.float32(255.0)
-    return np.clip(pixels.astype(np.float32), np.float32(0.0), np.float32(1.0))
+    if pixels.ndim == 2:
+        pixels = pixels[:, :, np.newaxis]
+    if out is None or out.shape != pixels.shape:
+        out = np.empty(pixels.shape, np.float32)
+    if pixels.dtype == np.uint8:   # the same float32 division as astype then divide, with no temporary
+        return np.divide(pixels, np.float32(255.0), out=out, dtype=np.float32)
+    return np.clip(pixels, np.float32(0.0), np.float32(1.0), out=out, dtype=np.float32)
 
 
 def _wide_to_float(image, path):
@@ -306,7 +310,7 @@ def _wide_to_float(image, path):
 
 
 def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-           interpolation="bilinear"):
+           interpolation="bilinear", out=None):
     """One image file as float32 ``(height, width, channels)`` in [0, 1], ``color`` "grayscale" or "rgb".
 
     EXIF orientation is applied; alpha is dropped (as Keras and torchvision
@@ -314,6 +318,7 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     scaled by 65535; RGB becomes gray with ITU-R 601-2 luma (Pillow's
     ``convert("L")``, TensorFlow's ``rgb_to_grayscale``); gray becomes RGB by
     repeating the gray level. Errors are :class:`ImageFileError` naming the file.
+    ``out``: a float32 array of the result's shape to write it into (returned).
     """
     Image, ImageOps = _pil()
     with _open(path, Image) as image:
@@ -325,9 +330,9 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
             if image.mode in _WIDE_MODES:
                 image = _wide_to_float(image, path)
             elif native == "grayscale":
-                image = image.convert("L")
+                image = image if image.mode == "L" else image.convert("L")
             else:
-                image = image.convert("RGB")
+                image = image if image.mode == "RGB" else image.convert("RGB")
                 if color == "grayscale":
                     image = image.convert("L")
             if image_size is not None:
@@ -340,15 +345,16 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
                 if box is not None or image.size != (image_size[1], image_size[0]):
                     resample = getattr(Image.Resampling, interpolation.upper())
                     image = image.resize((image_size[1], image_size[0]), resample, box=box)
-            pixels = _as_float(image)
+            pixels = _as_float(image, out if color != "rgb" or image.mode != "L" else None)
         except ImageFileError:
             raise
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
             raise ImageFileError(f"image file {path} cannot be decoded ({type(exc).__name__}: {exc}); it may be "
                                  f"truncated or corrupt") from None
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, np.newaxis]
     if color == "rgb" and pixels.shape[2] == 1:
+        if out is not None and out.shape == pixels.shape[:2] + (3,):
+            out[...] = pixels
+            return out
         pixels = np.repeat(pixels, 3, axis=2)
     return pixels
 
@@ -390,9 +396,14 @@ def _map(function, items, n_threads, on_error):
                 exc.file_error = True   # one file is unreadable: load_image_folder says how to skip such files
                 raise
             failures.append((index, str(exc)))
+    def run(indices):   # a task decodes several images: one future per image cost ~20% of a small JPEG's time
+        for index in indices:
+            guarded(index)
     with ThreadPoolExecutor(n_threads) as pool:
         for start in range(0, len(items), _CHUNK):
-            list(pool.map(guarded, range(start, min(start + _CHUNK, len(items)))))
+            stop = min(start + _CHUNK, len(items))
+            step = max(1, -(-(stop - start) // (4 * n_threads)))   # 4 tasks a thread: uneven files still balance
+            list(pool.map(run, [range(i, min(i + step, stop)) for i in range(start, stop, step)]))
     return results, sorted(failures)
 
 
@@ -489,12 +500,14 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
     row = {i: r for r, i in enumerate(keep)}
 
     def one(i):
+        target = X[row[i]]
         pixels = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
-                        options["pad_to_aspect_ratio"], options["interpolation"])
+                        options["pad_to_aspect_ratio"], options["interpolation"], out=target)
         if pixels.shape != shape[1:]:   # the header promised another size
             raise ImageFileError(f"image file {paths[i]} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
                                  f"its header says {shape[2]}x{shape[1]}: a corrupt file")
-        X[row[i]] = pixels
+        if pixels is not target:
+            target[...] = pixels
         return True
     _, failed = _map(one, keep, n_threads, on_error)
     dropped = {keep[j] for j, _ in failed}
