@@ -1,5 +1,8 @@
 """Reading a folder of small JPEGs: ``load_image_folder`` against a PyTorch loader, then from the cache.
 
+(The benchmark of record against torchvision and Keras, with CPU time and peak memory per loader, is
+``benchmarks/bench_image_loaders.py``; ``--memory`` here measures the larger-than-memory route.)
+
 Run ``python benchmarks/bench_image_folder.py [--n 10000] [--size 32]`` (needs Pillow and torch).
 It writes ``--n`` 64x64 RGB JPEGs in 10 class folders (not timed), then times
 the decode + resize to ``--size`` + stack into one float32 array in [0, 1]:
@@ -173,9 +176,9 @@ with warnings.catch_warnings():
         clf.partial_fit(X, y, classes=np.arange(len(names)))
     else:
         X, y, names = load_image_folder(root, image_size=(64, 64), cache=cache, mmap_mode="r")
-        order = np.random.default_rng(0).permutation(len(X) // chunk + (len(X) % chunk > 0))
-        for block in order:   # shuffled blocks of rows; partial_fit shuffles inside each
-            rows = slice(block * chunk, (block + 1) * chunk)
+        order = np.random.default_rng(0).permutation(len(X))   # rows are in class order: mix them
+        for rows in np.array_split(order, -(-len(X) // chunk)):
+            rows = np.sort(rows)   # read in file order
             clf.partial_fit(X[rows], y[rows], classes=np.arange(len(names)))
 time.sleep(0.05)
 with open("/proc/self/status") as f:
