@@ -126,8 +126,10 @@ def check_holdout(y, fraction, *, parameter, count_of=ceil_count, stratify=None,
     if not settable:
         pass
     elif n >= 2 * k:
-        low, high = _fractions(lambda v: k <= count_of(v, n) <= n - k)
-        remedies.append(_set(parameter, f"{low}" if low == high else f"{low} to {high}"))
+        found = _fractions(lambda v: k <= count_of(v, n) <= n - k)
+        if found is not None:
+            low, high = found
+            remedies.append(_set(parameter, f"{low}" if low == high else f"{low} to {high}"))
     else:
         remedies.append(f"more {unit} (no fraction of {n} leaves one of each of {k} classes on both sides)")
     remedies = remedies or [f"more {unit}"]
