@@ -60,7 +60,10 @@ def _labels_of(data):
 
     try:
         if data.startswith("folder:"):
-            return np.asarray(images.list_folder(data[7:])[1])
+            _, labels, classes = images.list_folder(data[7:])
+            if len(classes) < 2 or len(set(labels)) < len(classes):   # reading it says what is wrong with it
+                return None
+            return np.asarray(labels)
         if data.startswith("idx:") and len(data[4:].split(",")) == 2:
             return datasets._read_idx(data[4:].split(",")[1], datasets._IDX_LABELS_MAGIC)
         if data.endswith(".npz"):

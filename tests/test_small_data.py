@@ -63,6 +63,22 @@ def test_fit_command_names_test_size_and_the_images_per_class(kind, per_class, n
     assert not SKLEARN_WORDING.search(err)
 
 
+@pytest.mark.parametrize("layout, expected", [({"a": 1, "b": 0}, "empty class folder"),
+                                              ({"a": 1}, "has one class subfolder")])
+def test_a_folder_wrong_in_itself_is_refused_for_that_first(layout, expected, tmp_path, capsys):
+    """An empty class folder or a single class is said as such, not as a split that cannot be made."""
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    for name, count in layout.items():
+        (tmp_path / name).mkdir()
+        for i in range(count):
+            Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / name / f"{i}.png")
+    code = main(["fit", "--data", f"folder:{tmp_path}", "--max-iter", "1", "--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code != 0 and expected in err and "--test-size" not in err
+
+
 @pytest.mark.parametrize("kind", ["folder", "npz", "idx"])
 def test_fit_command_trains_once_the_suggested_size_is_reached(kind, tmp_path, capsys):
     """The remedy the message gives (3 images per class at --test-size 0.2) is enough for the split."""
