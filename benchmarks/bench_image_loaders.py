@@ -20,7 +20,8 @@ folder into one float32 array in [0, 1] of ``--size`` x ``--size`` RGB images:
 * ``keras``: ``keras.utils.image_dataset_from_directory(root, image_size=(s, s),
   batch_size=256, shuffle=False)`` iterated and concatenated, divided by 255,
   run by ``--keras-python`` (a separate environment with keras and
-  tensorflow-cpu; skipped when absent);
+  tensorflow-cpu: ``python -m venv /tmp/kerasenv && /tmp/kerasenv/bin/pip
+  install keras tensorflow-cpu pillow numpy``; skipped when absent);
 * ``minicnn cache``: ``cache=DIR`` decoding and writing the cache (first),
   then the same call reading it (second), in one process.
 
@@ -34,6 +35,7 @@ worker's peak. The load average is printed before and after.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -194,6 +196,9 @@ def main(argv=None):
             with open(os.path.join(d, f), "rb") as fh:
                 fh.read()
     loaders = args.loaders.split(",")
+    if "torchvision" in loaders and importlib.util.find_spec("torchvision") is None:
+        print("torchvision: skipped (not installed: pip install torchvision==0.28.0 --no-deps)")
+        loaders.remove("torchvision")
     if "keras" in loaders and not os.path.exists(args.keras_python):
         print(f"keras: skipped ({args.keras_python} not found)")
         loaders.remove("keras")
@@ -225,7 +230,7 @@ def main(argv=None):
     print(f"load average after:  {loadavg()}")
     print(f"\n{args.n} JPEGs 64x64 RGB -> {X.shape[1:]} float32 in [0, 1], median of {args.rounds} interleaved "
           f"rounds (fresh process each)")
-    print(f"  {'loader':<14} {'seconds':>8} {'images/s':>9} {'vs minicnn':>10} {'CPU s':>7} {'peak RSS':>9} "
+    print(f"  {'loader':<14} {'seconds':>8} {'images/s':>9} {'t / minicnn':>11} {'CPU s':>7} {'peak RSS':>9} "
           f"{'after imports':>13}  |diff| max / mean")
     ours = statistics.median(r["seconds"] for r in results["minicnn"]) if "minicnn" in results else None
     for name in loaders:
@@ -245,7 +250,7 @@ def main(argv=None):
                      f"faster, per round {ratios[0]:.0f}x to {ratios[-1]:.0f}x; mmap_mode='r' {mmap:.3f} s)")
         ratio = f"{t / ours:.2f}x" if ours else ""
         version = results[name][0].get("version", "")
-        print(f"  {name:<14} {t:8.3f} {args.n / t:9.0f} {ratio:>10} {cpu_s:7.2f} {peak:6.0f} MiB {base:9.0f} MiB  "
+        print(f"  {name:<14} {t:8.3f} {args.n / t:9.0f} {ratio:>11} {cpu_s:7.2f} {peak:6.0f} MiB {base:9.0f} MiB  "
               f"{agreement[name][0]:.1e} / {agreement[name][1]:.1e}{extra} {version}")
 
 
