@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .backend import get_backend, reference
+from .backend import get_backend
 from .threads import kernel_thread_limits
 
 #: Samples per forward pass in predict: bounds the memory of the layer workspaces.
@@ -70,8 +70,12 @@ def softmax(logits, kernels=None):
     -------
     ndarray (n, k), float64
     """
-    shift = getattr(kernels, "softmax_shift_rows", None) or reference.softmax_shift_rows
-    normalize = getattr(kernels, "softmax_normalize_rows", None) or reference.softmax_normalize_rows
+    shift = getattr(kernels, "softmax_shift_rows", None)
+    normalize = getattr(kernels, "softmax_normalize_rows", None)
+    if shift is None or normalize is None:   # the reference only when needed: it imports every NumPy kernel
+        from .backend import reference
+
+        shift, normalize = shift or reference.softmax_shift_rows, normalize or reference.softmax_normalize_rows
     z = np.empty(logits.shape, dtype=np.float64)
     shift(z, np.ascontiguousarray(logits))
     np.exp(z, out=z)
