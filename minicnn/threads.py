@@ -309,6 +309,12 @@ BLAS_FILE_PREFIXES = ("libopenblas", "libblas", "libscipy_openblas", "openblas",
 _OPENBLAS_AFFIXES = tuple((p, s) for p in ("", "scipy_") for s in ("", "64_", "_64"))
 
 
+def _named_by(path, prefix, suffix):
+    """Whether the file name of ``path`` carries the symbol affixes (``libscipy_openblas64_-....so``: scipy_, 64_)."""
+    stem = os.path.basename(path).lower().split(".so")[0].split("-")[0]
+    return stem.startswith(f"lib{prefix}openblas") and stem.endswith(f"openblas{suffix}")
+
+
 def _openblas_accessors():
     """``(get, set)`` of every loaded BLAS library when all are OpenBLAS with a process-wide pool; else None.
 
@@ -339,7 +345,7 @@ def _openblas_accessors():
             library = ctypes.CDLL(path, mode=getattr(os, "RTLD_NOLOAD", 0) | ctypes.RTLD_LOCAL)   # loaded already
         except OSError:
             return None
-        for prefix, suffix in _OPENBLAS_AFFIXES:
+        for prefix, suffix in sorted(_OPENBLAS_AFFIXES, key=lambda a: not _named_by(path, *a)):
             get, set_, parallel = (getattr(library, f"{prefix}openblas_{name}{suffix}", None)
                                    for name in ("get_num_threads", "set_num_threads", "get_parallel"))
             if get is not None and set_ is not None and parallel is not None:
