@@ -222,3 +222,40 @@ def test_thread_limits_set_one_blas_thread_and_restore_it():
                   if c.user_api == "blas"]
     after = [c.num_threads for c in threadpoolctl.ThreadpoolController().lib_controllers if c.user_api == "blas"]
     assert inside == [1] * len(before) and after == before
+
+
+# ----------------------------------------------------------------------------- weights read straight into place
+def _model_file(digits, tmp_path):
+    X, y = digits
+    clf = _fit(CNNClassifier(layers=("conv4", "maxpool", "dense8"), max_iter=1, random_state=0), X, y)
+    clf.save(tmp_path / "m.npz")
+    return clf, tmp_path / "m.npz", X
+
+
+@pytest.mark.parametrize("face", ["load_predictor", "load"])
+def test_a_flipped_weight_byte_is_refused_by_its_crc(digits, tmp_path, face):
+    import zipfile
+
+    clf, path, _ = _model_file(digits, tmp_path)
+    with zipfile.ZipFile(path) as archive:
+        info = max((i for i in archive.infolist() if i.filename.startswith("layer")), key=lambda i: i.file_size)
+        assert info.compress_type == zipfile.ZIP_STORED   # what save writes: the direct read applies
+    raw = bytearray(path.read_bytes())
+    raw[info.header_offset + 30 + len(info.filename) + info.file_size - 3] ^= 0x40   # in the array's last bytes
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ModelFileError, match="Bad CRC-32 for file 'layer"):
+        getattr(minicnn, face)(path)
+
+
+def test_a_compressed_model_file_loads_the_same_values(digits, tmp_path):
+    import zipfile
+
+    clf, path, X = _model_file(digits, tmp_path)
+    packed = tmp_path / "deflated.npz"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(packed, "w", compression=zipfile.ZIP_DEFLATED) as dst:
+        for name in src.namelist():
+            dst.writestr(name, src.read(name))
+    for loaded in (minicnn.load_predictor(path), minicnn.load_predictor(packed)):
+        np.testing.assert_array_equal(loaded.network_.flat_params_and_grads()[0][0],
+                                      clf.network_.flat_params_and_grads()[0][0])
+        np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
