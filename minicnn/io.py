@@ -46,13 +46,15 @@ import math
 import numbers
 import os
 import stat
+import struct
 import zipfile
+import zlib
 
 import numpy as np
 
 from .inputs import user_shape_to_nhwc
 from .architecture import LAYER_KINDS, network_options, parse_layers, weight_count
-from .files import atomic_write
+from .layers.base import UNINITIALIZED
 from .layers.geometry import window_geometry
 from ._targets import restore_fitted as restore_targets
 from .params import ADDED_PARAMS, DEFAULTS, invalid
@@ -228,6 +230,8 @@ def save(record, path, extra=None):
             header["classes"] = {"dtype": "|O", "object": True, "values": values}
     arrays["header"] = np.frombuffer(json.dumps(header, allow_nan=False).encode("utf-8"), dtype=np.uint8)
     arrays.update(extra or {})
+    from .files import atomic_write   # here, not at the top: loading a model never writes (signal, tempfile)
+
     atomic_write(path, lambda f: _write_arrays(f, arrays))
 
 
@@ -263,15 +267,22 @@ class ModelFileError(ValueError):
 class _Reader:
     """Reads ``.npy`` members of a zip with their header checked before the data."""
 
-    def __init__(self, archive, source):
-        self.archive, self.source = archive, source
+    def __init__(self, archive, source, file=None):
+        self.archive, self.source, self.file = archive, source, file   # file: the archive's, for direct reads
         self.names = set(archive.namelist())
         self.read = set()
 
     def fail(self, message):
         raise ModelFileError(f"{self.source} is not a valid minicnn model file: {message}")
 
-    def array(self, key, shape=None, dtype=None, max_bytes=None):
+    def array(self, key, shape=None, dtype=None, max_bytes=None, copy=True, into=None):
+        """The checked array of member ``key``.
+
+        ``copy=False``: a read-only view of the bytes read. ``into``: an array of ``shape`` and ``dtype`` the
+        values are written to (and returned); a stored (uncompressed) member of a C-order array is read straight
+        into it from the file, its CRC-32 checked as :mod:`zipfile` checks it: no intermediate copies of the
+        weights (three 4.7 MB buffers for the MNIST model's dense layer).
+        """
         member = f"{key}.npy"
         if member not in self.names:
             self.fail(f"missing array {key!r}")
@@ -301,10 +312,41 @@ class _Reader:
             if nbytes > self.archive.getinfo(member).file_size:
                 self.fail(f"array {key!r} declares {nbytes} bytes, more than its zip member holds "
                           f"({self.archive.getinfo(member).file_size} bytes)")
+            info, start = self.archive.getinfo(member), fp.tell()
+            if (into is not None and self.file is not None and info.compress_type == zipfile.ZIP_STORED
+                    and not fortran and into.flags.c_contiguous and into.flags.writeable):
+                return self._read_stored(key, info, start, nbytes, into)
             data = fp.read(nbytes + 1)
+        if into is not None:
+            if len(data) == nbytes:
+                into[...] = np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C")
+                return into
         if len(data) != nbytes:
             self.fail(f"array {key!r} is truncated or has trailing data ({len(data)} bytes, expected {nbytes})")
-        return np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C").copy()
+        values = np.frombuffer(data, dtype=got_dtype).reshape(got_shape, order="F" if fortran else "C")
+        return values.copy() if copy else values
+
+    def _read_stored(self, key, info, start, nbytes, into):
+        """The data of stored member ``info`` (``start`` bytes of ``.npy`` header, then ``nbytes``) into ``into``."""
+        f = self.file
+        f.seek(info.header_offset)   # the local header (zipfile.open checked it): where the member's bytes start
+        local = f.read(zipfile.sizeFileHeader)
+        if len(local) != zipfile.sizeFileHeader:
+            raise EOFError("the local file header is truncated")
+        fields = struct.unpack(zipfile.structFileHeader, local)
+        f.seek(info.header_offset + zipfile.sizeFileHeader + fields[zipfile._FH_FILENAME_LENGTH]
+               + fields[zipfile._FH_EXTRA_FIELD_LENGTH])
+        head = f.read(start)
+        available = info.file_size - start
+        if available != nbytes:
+            self.fail(f"array {key!r} is truncated or has trailing data ({min(available, nbytes + 1)} bytes, "
+                      f"expected {nbytes})")
+        got = f.readinto(memoryview(into).cast("B")) if nbytes else 0
+        if len(head) != start or got != nbytes:
+            raise EOFError(f"member {info.filename!r} ends past the end of the file")
+        if zlib.crc32(into, zlib.crc32(head)) != info.CRC:   # as ZipExtFile checks at the end of a member
+            raise zipfile.BadZipFile(f"Bad CRC-32 for file {info.filename!r}")
+        return into
 
 
 def _expect(reader, condition, message):
@@ -368,7 +410,38 @@ def header_params(reader, header, expected, backend):
     return params
 
 
-def _restore_fitted(reader, est, header):
+def rng_state_problem(state):
+    """None, or what keeps ``state`` from being a saved generator state (``Generator.bit_generator.state``).
+
+    Checked without ``numpy.random`` (its import is ~7 ms of a cold start that never draws): the exact
+    layout of a PCG64 state, the bit generator of ``np.random.default_rng`` that fit uses, with every
+    integer in its range; at least as strict as PCG64's own ``state`` setter, which an estimator's load
+    applies next.
+
+    Examples
+    --------
+    >>> rng_state_problem({"bit_generator": "PCG64", "state": {"state": 3, "inc": 5}, "has_uint32": 0,
+    ...                    "uinteger": 0}) is None
+    True
+    >>> rng_state_problem({"bit_generator": "MT19937"})
+    "bit_generator 'MT19937' is not 'PCG64'"
+    """
+    if not isinstance(state, dict):
+        return f"{type(state).__name__} is not a dict"
+    if state.get("bit_generator") != "PCG64":
+        return f"bit_generator {state.get('bit_generator')!r} is not 'PCG64'"
+    if set(state) != {"bit_generator", "state", "has_uint32", "uinteger"}:
+        return f"keys {sorted(state)} are not bit_generator, state, has_uint32 and uinteger"
+    inner = state["state"]
+    if not (isinstance(inner, dict) and set(inner) == {"state", "inc"}
+            and all(_is_int(inner[k], 0, 2**128) for k in ("state", "inc"))):
+        return f"state {inner!r:.80} is not {{'state': int, 'inc': int}} of 128-bit unsigned integers"
+    if not (_is_int(state["has_uint32"], 0, 2) and _is_int(state["uinteger"], 0, 2**32)):
+        return f"has_uint32={state['has_uint32']!r} or uinteger={state['uinteger']!r} is out of range"
+    return None
+
+
+def _restore_fitted(reader, est, header, restore_rng=True):
     fitted = header["fitted"]
     shape = header["input_shape"]
     _expect(reader, len(shape) == 3 and all(_is_int(d, 1) for d in shape), f"input_shape {shape!r} is invalid")
@@ -396,11 +469,16 @@ def _restore_fitted(reader, est, header):
         reader.fail(f"invalid params ({exc})")
     _expect(reader, declared is None or list(declared) == shape,
             f"params input_shape={est.input_shape!r} does not match the fitted input_shape {shape}")
-    rng = np.random.default_rng()
-    try:
-        rng.bit_generator.state = fitted.get("rng_state")
-    except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
-        reader.fail(f"rng_state is invalid ({exc})")
+    state = fitted.get("rng_state")
+    problem = rng_state_problem(state)
+    _expect(reader, problem is None, f"rng_state is invalid ({problem})")
+    if restore_rng:
+        rng = np.random.default_rng()
+        try:
+            rng.bit_generator.state = state
+        except (TypeError, ValueError, KeyError, OverflowError, AttributeError) as exc:
+            reader.fail(f"rng_state is invalid ({exc})")
+        est._rng = rng
     est.input_shape_ = tuple(shape)
     est.n_features_in_ = header["n_features_in"]
     est.n_outputs_ = header["n_outputs"]
@@ -410,7 +488,6 @@ def _restore_fitted(reader, est, header):
     est.validation_scores_ = None if scores is None else [float(v) for v in scores]
     est.best_loss_ = fitted["best_loss"]
     est.best_validation_score_ = fitted["best_validation_score"]
-    est._rng = rng
     if header["estimator"] == "CNNRegressor":
         est._y_ndim = fitted["y_ndim"]
         problem = restore_targets(est, fitted, header["n_outputs"])
@@ -518,7 +595,7 @@ def _restore_network(reader, est, header, tokens, specs):
             f"{stored} bytes of layer arrays the file stores")
     problem = _activation_problem(tokens, est.input_shape_, network_options(est))
     _expect(reader, problem is None, f"the parameters describe {problem}")
-    network = est._new_network(tokens, specs, est.n_outputs_, np.random.default_rng(0))
+    network = est._new_network(tokens, specs, est.n_outputs_, UNINITIALIZED)   # every array is read below
     saved, layers = header["layers"], network.descendants()
     _expect(reader, len(saved) == len(layers),
             f"the header lists {len(saved)} layers, the parameters rebuild {len(layers)}")
@@ -532,11 +609,10 @@ def _restore_network(reader, est, header, tokens, specs):
             _expect(reader, declared == expected, f"layer {i} {group} are {declared!r}, expected {expected!r}")
             prefix = f"layer{i}." if group == "params" else f"layer{i}.state."
             for key, target in arrays.items():
-                values = reader.array(prefix + key, shape=target.shape, dtype=target.dtype)
+                values = reader.array(prefix + key, shape=target.shape, dtype=target.dtype, into=target)
                 _expect(reader, np.isfinite(values).all(), f"array {prefix + key!r} holds non-finite values")
                 if key == "running_var":
                     _expect(reader, (values >= 0).all(), f"array {prefix + key!r} holds negative variances")
-                target[...] = values
         if layer.stochastic:
             ok = (_is_int(entry.get("seed"), 0, 2**63) and entry.get("layer_id") == i
                   and _is_int(entry.get("step"), 0, 2**62))
@@ -599,7 +675,7 @@ def _out_of_memory(source, exc):
                        f"or load it on a larger machine): {exc}")
 
 
-def read_model(path, backend, make, extra=None):
+def read_model(path, backend, make, extra=None, restore_rng=True):
     """Read and check a model file; each face (estimator, Predictor) builds its own object with ``make``.
 
     Parameters
@@ -616,6 +692,11 @@ def read_model(path, backend, make, extra=None):
     extra : callable, optional
         ``extra(reader, model)``, called last: reads the members ``save``
         wrote from its ``extra`` (``reader.array(key, ...)``).
+    restore_rng : bool, default=True
+        Give ``model`` the fit's generator as ``_rng`` (in its saved state: an
+        estimator fits on from it). False: the saved state is checked all the
+        same (:func:`rng_state_problem`) but no generator is made (a
+        :class:`~minicnn.predictor.Predictor` never draws from it).
 
     Returns
     -------
@@ -657,12 +738,12 @@ def read_model(path, backend, make, extra=None):
             raise ModelFileError(f"{source} is not a valid minicnn model file: not a zip archive "
                                  f"({type(exc).__name__}: {exc})") from None
         with archive:
-            reader = _Reader(archive, source)
+            reader = _Reader(archive, source, f)
             try:
                 _check_directory(reader, disk_size)
                 header = _read_header(reader)
                 model, tokens, specs = make(reader, header, backend)
-                _restore_fitted(reader, model, header)
+                _restore_fitted(reader, model, header, restore_rng)
                 _restore_preprocessing(reader, model, header)
                 if header["estimator"] == "CNNClassifier":
                     _restore_classes(reader, model, header)

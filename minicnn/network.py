@@ -13,6 +13,7 @@ import numpy as np
 
 from .backend import get_backend
 from .backend.levels import describe as describe_isa
+from .layers.base import Uninitialized
 from .layers.composite import Chain
 
 
@@ -109,19 +110,21 @@ class Sequential(Chain):
         for index, layer in enumerate(self.descendants()):
             if layer.stochastic:
                 layer.seed, layer.layer_id = seed, index
-        self._pack_parameters()
+        self._pack_parameters(fill=not isinstance(rng, Uninitialized))
         return self.output_shape
 
     def _build_sublayer(self, layer, shape, rng):
         return layer.build(shape, dtype=self.dtype, rng=rng, backend=self._layer_kernels)
 
-    def _pack_parameters(self):
+    def _pack_parameters(self, fill=True):
         """Move every parameter and gradient into one flat buffer each; layers keep views.
 
         The optimizer then updates the whole network with one fused kernel
         call (:meth:`flat_params_and_grads`) instead of ~10 NumPy passes per
         array. Values are copied in, so this is safe to repeat (e.g. after
-        unpickling, when the views became separate arrays).
+        unpickling, when the views became separate arrays). ``fill=False``
+        (a build with the ``Uninitialized`` rng, whose parameters are read
+        from a file next and whose gradients are zeros): nothing is copied.
         """
         entries = [(layer, key) for layer in self.walk() for key in sorted(layer.params)]
         total = sum(layer.params[key].size for layer, key in entries)
@@ -133,8 +136,9 @@ class Sequential(Chain):
             size = param.size
             p_view = flat_p[offset:offset + size].reshape(param.shape)
             g_view = flat_g[offset:offset + size].reshape(param.shape)
-            p_view[...] = param
-            g_view[...] = grad
+            if fill:
+                p_view[...] = param
+                g_view[...] = grad
             layer.params[key], layer.grads[key] = p_view, g_view
             views.append((layer.params, layer.grads, key, p_view, g_view))
             offset += size

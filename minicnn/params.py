@@ -222,8 +222,8 @@ def invalid(name, value):
     elif kind == "shape":
         ok = value is None or isinstance(value, (tuple, list))
     elif kind == "seed":
-        ok = (value is None or isinstance(value, np.random.RandomState)
-              or (isinstance(value, numbers.Integral) and not _is_bool(value) and 0 <= value < 2**32))
+        ok = (value is None or (isinstance(value, numbers.Integral) and not _is_bool(value) and 0 <= value < 2**32)
+              or isinstance(value, np.random.RandomState))   # last: np.random's first use imports it (~7 ms)
     elif kind == "verbose":
         ok = _is_bool(value) or (isinstance(value, numbers.Integral) and value >= 0)
     elif kind == "augment":

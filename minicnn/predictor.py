@@ -17,7 +17,7 @@ from ._caller import warn
 from .inputs import prepare_X, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset, softmax
 from .params import TABLE, invalid
-from .images import model_input
+from .preprocessing import is_paths
 
 #: Constructor parameters of :class:`~minicnn.CNNClassifier` and :class:`~minicnn.CNNRegressor`
 #: (the table of :mod:`minicnn.params`), which a saved model's parameters are checked against.
@@ -76,8 +76,16 @@ class Predictor:
 
     # ------------------------------------------------------------------ inputs
     def _images(self, X):
-        """``X`` as C-contiguous NHWC float32 images of the fitted shape (:func:`minicnn.inputs.prepare_X`)."""
-        return prepare_X(self, model_input(self, X), reset=False)
+        """``X`` as C-contiguous NHWC float32 images of the fitted shape (:func:`minicnn.inputs.prepare_X`).
+
+        Image files are read by :func:`minicnn.images.model_input`, imported only when ``X`` names files (the
+        image reader and what it imports, ``hashlib`` among them, cost ~6 ms of a cold start that predicts arrays).
+        """
+        if is_paths(X):
+            from .images import model_input
+
+            X = model_input(self, X)
+        return prepare_X(self, X, reset=False)
 
     def _check_feature_names_in(self, X):
         columns = getattr(X, "columns", None)
@@ -251,5 +259,5 @@ def load_predictor(path, backend=None):
         raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
     from .io import read_model
 
-    predictor, _ = read_model(path, backend, _make_predictor)
+    predictor, _ = read_model(path, backend, _make_predictor, restore_rng=False)
     return predictor

@@ -286,3 +286,42 @@ def test_the_lazy_loader_serves_the_public_names_only():
         assert getattr(minicnn, name) is not None
     with pytest.raises(AttributeError, match="no attribute 'config'"):
         minicnn.config   # noqa: B018
+
+
+# ---------------------------------------------------------------- the cold-start path imports only what predicts
+#: Modules that the import of the Predictor face must not pull in at module level (they are imported inside the
+#: functions that need them): each costs part of a cold start that loads a model and predicts arrays
+#: (tests/test_cold_start.py checks a fresh process end to end, third-party modules included).
+COLD_PATH = ("minicnn.predictor", "minicnn.io", "minicnn._predict", "minicnn.backend.cython_kernels")
+NOT_ON_COLD_PATH = ("minicnn.images", "minicnn.files", "minicnn.backend.reference", "minicnn.backend.numba_kernels",
+                    "minicnn.estimator", "minicnn._estimator_base", "minicnn.training", "minicnn.embedding",
+                    "minicnn.onnx", "minicnn.checkpoint", "minicnn.datasets", "minicnn.tools")
+
+
+def module_level_graph():
+    """module -> minicnn modules it imports when it is imported (statements at module level, not in functions)."""
+    edges = {}
+    for module, path in MODULES.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        nodes = [n for top in tree.body if not isinstance(top, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                 for n in ast.walk(top) if isinstance(n, (ast.Import, ast.ImportFrom))]
+        ancestors = {module} | {t for t in MODULES if module.startswith(t + ".")}
+        edges[module] = set().union(*(_targets(module, n, path.name == "__init__.py") for n in nodes)) - ancestors
+    return edges
+
+
+@pytest.mark.parametrize("start", COLD_PATH)
+def test_the_cold_start_path_does_not_import_what_prediction_does_not_use(start):
+    edges, reach, todo = module_level_graph(), set(), [start]
+    while todo:
+        for nxt in edges[todo.pop()] - reach:
+            reach.add(nxt)
+            todo.append(nxt)
+    below = {m for m in reach for bad in NOT_ON_COLD_PATH if m == bad or m.startswith(bad + ".")}
+    assert below == set()
+
+
+def test_the_module_level_graph_sees_module_level_imports_only():
+    edges = module_level_graph()
+    assert "minicnn.architecture" in edges["minicnn.predictor"]   # at the top of the module
+    assert "minicnn.io" not in edges["minicnn.predictor"]   # inside load_predictor

@@ -60,11 +60,22 @@ CPU_LEVEL = isa.choose_level(built=_built_levels())
 
 
 def _load(module):
-    """Kernel module ``module`` built at the highest level not above :data:`CPU_LEVEL`, and that level."""
+    """Kernel module ``module`` built at the highest level not above :data:`CPU_LEVEL`, and that level.
+
+    Each candidate is imported directly (a level not built is a ModuleNotFoundError naming that very module):
+    looking each one up first (``find_spec``) searched the package directories twice, ~0.2 ms per module of a
+    cold start.
+    """
     top = isa.LEVELS.index(CPU_LEVEL)
     for level in reversed(isa.levels_of(module)):
-        if isa.LEVELS.index(level) <= top and (level == "baseline" or _is_built(module, level)):
-            return importlib.import_module(isa.module_name(module, level)), level
+        if isa.LEVELS.index(level) > top:
+            continue
+        name = isa.module_name(module, level)
+        try:
+            return importlib.import_module(name), level
+        except ModuleNotFoundError as exc:
+            if level == "baseline" or exc.name != name:   # baseline is always built; another module is missing
+                raise
     raise AssertionError(module)   # pragma: no cover - baseline is always a candidate
 
 
@@ -89,13 +100,15 @@ def _numpy_sgemm64_address():
     SciPy's BLAS.
     """
     import ctypes
-    import glob
-    import os
 
     import numpy
 
-    root = os.path.dirname(os.path.dirname(numpy.__file__))
-    for path in sorted(glob.glob(os.path.join(root, "numpy.libs", "libscipy_openblas64_*.so"))):
+    libs = os.path.join(os.path.dirname(os.path.dirname(numpy.__file__)), "numpy.libs")
+    try:   # listed by hand: glob and fnmatch compile a regular expression (~1 ms of a cold start)
+        names = sorted(n for n in os.listdir(libs) if n.startswith("libscipy_openblas64_") and n.endswith(".so"))
+    except OSError:
+        names = []
+    for path in (os.path.join(libs, n) for n in names):
         try:
             lib = ctypes.CDLL(path)
             return ctypes.cast(lib.scipy_sgemm_64_, ctypes.c_void_p).value or 0

@@ -146,7 +146,7 @@ class Conv2D(_WindowConv):
             self.params["b"] = np.zeros(self.filters, dtype=self.dtype)
         self._zero_bias = np.zeros(self.filters, dtype=self.dtype)
         self._zero_input_bias = np.zeros(C, dtype=self.dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.grads = {k: np.zeros(v.shape, v.dtype) for k, v in self.params.items()}   # untouched until used
         square3 = (KH, KW, sh, sw, dh, dw) == (3, 3, 1, 1, 1, 1)
         self._winograd_forward = square3 and C >= WINOGRAD_MIN_CHANNELS
         self._winograd_shallow_pool = square3 and C >= WINOGRAD_POOL_MIN_CHANNELS

@@ -83,7 +83,7 @@ class Dense(Layer):
         if self.use_bias:
             self.params["b"] = np.zeros(self.units, dtype=self.dtype)
         self._zero_bias = np.zeros(self.units, dtype=self.dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.grads = {k: np.zeros(v.shape, v.dtype) for k, v in self.params.items()}   # untouched until used
         return (self.units,)
 
     def forward(self, x, training=False):

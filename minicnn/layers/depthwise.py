@@ -68,7 +68,7 @@ class DepthwiseConv2D(_WindowConv):
         if self.use_bias:
             self.params["b"] = np.zeros(C, dtype=self.dtype)
         self._zero_bias = np.zeros(C, dtype=self.dtype)
-        self.grads = {k: np.zeros_like(v) for k, v in self.params.items()}
+        self.grads = {k: np.zeros(v.shape, v.dtype) for k, v in self.params.items()}   # untouched until used
         return (Ho, Wo, C)
 
     def forward(self, x, training=False):
