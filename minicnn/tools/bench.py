@@ -459,7 +459,7 @@ COLD_ORT_PATH = "onnxruntime"
 
 def _child_env():
     env = dict(os.environ)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parent.parent.parent)  # the folder holding the minicnn package
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
