@@ -1,0 +1,90 @@
+# cython: language_level=3
+"""int8 inference kernels on AVX512-VNNI: quantize, im2col and the u8 x s8 product with its float epilogue.
+
+Built only at the ``avx512`` level with ``-mavx512vnni`` (:data:`minicnn.backend.isa.FEATURE_MODULES`) and
+loaded only where the CPU reports AVX512_VNNI (:mod:`minicnn.backend.lowp`); the NumPy twins with the same
+signatures are in :mod:`minicnn.backend.reference.qgemm`.
+
+Shape letters: M rows (samples x pixels), K inner size, Kp = K padded to a multiple of 4, N output columns,
+Np = N padded to a multiple of 16. Activations are uint8 with a zero point ``z`` (``q = clip(rint(x * inv_scale)
++ z, 0, 255)``, Jacob et al. 2018); weights int8 symmetric per output column, packed ``(Kp/4, Np, 4)``.
+"""
+
+from cython.parallel cimport prange
+
+include "_parallel.pxi"
+include "_lowp.pxi"
+
+cdef extern from "qgemm_vnni.h" nogil:
+    void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr,
+                         const float *scale, const float *bias, int relu, Py_ssize_t m_begin, Py_ssize_t m_end,
+                         Py_ssize_t Kp, Py_ssize_t N, Py_ssize_t Np)
+
+cdef extern from "math.h" nogil:
+    float nearbyintf(float x)
+
+
+def quantize_u8(uint8_t[:, ::1] q, const float[:, ::1] x, float inv_scale, int zero_point):
+    """``q[:, :K] = clip(rint(x * inv_scale) + zero_point, 0, 255)``, ``q[:, K:] = zero_point``."""
+    cdef Py_ssize_t M = x.shape[0], K = x.shape[1], Kp = q.shape[1], m, k
+    cdef float v, z = zero_point
+    if q.shape[0] != M or Kp < K or not 0 <= zero_point <= 255:
+        raise ValueError(f"q ({q.shape[0]}, {Kp}) cannot hold x ({M}, {K}) with zero_point={zero_point}")
+    for m in prange(M, nogil=True, schedule="static", num_threads=team(M * K)):
+        for k in range(K):
+            v = nearbyintf(x[m, k] * inv_scale) + z
+            v = 0.0 if v < 0.0 else (255.0 if v > 255.0 else v)
+            q[m, k] = <uint8_t>v
+        for k in range(K, Kp):
+            q[m, k] = <uint8_t>zero_point
+
+
+def im2col_u8(uint8_t[:, ::1] col, const uint8_t[:, :, :, ::1] x, int pad, Py_ssize_t Ho, Py_ssize_t Wo,
+              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
+              Py_ssize_t dh, Py_ssize_t dw):
+    """The windows of ``x (N, H, W, C)`` as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past ``K``."""
+    _check_geometry(col.shape[0], col.shape[1], x.shape[0], x.shape[3], Ho, Wo, KH, KW)
+    if col.shape[0] == 0:
+        return
+    with nogil:
+        _im2col_lowp(&col[0, 0], &x[0, 0, 0, 0], <uint8_t>pad, x.shape[0], x.shape[1], x.shape[2], x.shape[3],
+                     Ho, Wo, col.shape[1], KH, KW, sh, sw, pt, pl, dh, dw)
+
+
+cdef void _run(const uint8_t *a, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr, const float *scale,
+               const float *bias, int relu, Py_ssize_t M, Py_ssize_t Kp, Py_ssize_t N, Py_ssize_t Np) noexcept nogil:
+    cdef Py_ssize_t chunk, begin
+    for chunk in prange(_lowp_chunks(M), schedule="static", num_threads=team(M * Kp * N)):
+        begin = chunk * LOWP_CHUNK_ROWS
+        qgemm_vnni_rows(a, bp, c, y, zcorr, scale, bias, relu, begin, min(begin + LOWP_CHUNK_ROWS, M), Kp, N, Np)
+
+
+cdef void _check_product(Py_ssize_t M, Py_ssize_t N, Py_ssize_t am, Py_ssize_t Kp, Py_ssize_t K4, Py_ssize_t Np,
+                         Py_ssize_t lanes) except *:
+    if am != M or Kp != 4 * K4 or Np % 16 or Np < N or lanes != 4:
+        raise ValueError(f"shapes do not match: output ({M}, {N}), a ({am}, {Kp}), packed weights ({K4}, {Np}, "
+                         f"{lanes}); expected a (M, Kp) and packed weights (Kp/4, Np >= N multiple of 16, 4)")
+
+
+def qgemm_u8s8(int32_t[:, ::1] c, const uint8_t[:, ::1] a, const int8_t[:, :, ::1] bp):
+    """``c = a @ w`` exactly in int32 (``w`` the unpacked ``bp``)."""
+    cdef Py_ssize_t M = c.shape[0], N = c.shape[1]
+    _check_product(M, N, a.shape[0], a.shape[1], bp.shape[0], bp.shape[1], bp.shape[2])
+    if M and N:
+        with nogil:
+            _run(&a[0, 0], &bp[0, 0, 0], &c[0, 0], NULL, NULL, NULL, NULL, 0, M, a.shape[1], N, bp.shape[1])
+
+
+def qgemm_u8s8_bias_act(float[:, ::1] y, const uint8_t[:, ::1] a, const int8_t[:, :, ::1] bp,
+                        const int32_t[::1] zcorr, const float[::1] scale, const float[::1] bias, int act):
+    """``y = act(float32(a @ w - zcorr) * scale + bias)``; ``act`` 0 (identity) or 1 (relu)."""
+    cdef Py_ssize_t M = y.shape[0], N = y.shape[1]
+    _check_product(M, N, a.shape[0], a.shape[1], bp.shape[0], bp.shape[1], bp.shape[2])
+    if act not in (0, 1):
+        raise ValueError(f"act must be 0 (identity) or 1 (relu); received act={act!r}")
+    if zcorr.shape[0] != N or scale.shape[0] != N or bias.shape[0] != N:
+        raise ValueError(f"zcorr, scale and bias must have {N} values each")
+    if M and N:
+        with nogil:
+            _run(&a[0, 0], &bp[0, 0, 0], NULL, &y[0, 0], &zcorr[0], &scale[0], &bias[0], act, M, a.shape[1], N,
+                 bp.shape[1])

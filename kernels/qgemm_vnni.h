@@ -1,0 +1,87 @@
+/* int8 matrix product on AVX512-VNNI (included by kernels/qgemm.pyx only, compiled with -mavx512vnni).
+ *
+ * Shape letters: M rows of A (samples x pixels), Kp inner size padded to a multiple of 4, N output columns,
+ * Np = N padded to a multiple of 16.
+ *   a  (M, Kp)        uint8   activations (their zero point added: q = round(x / s) + z)
+ *   bp (Kp/4, Np, 4)  int8    weights packed so that one 64-byte load holds 4 consecutive k of 16 columns
+ *   c  (M, N)         int32   c[m, n] = sum_k a[m, k] * w[k, n]   (exact: VPDPBUSD adds 4 u8 x s8 products
+ *                             into each int32 lane without intermediate saturation)
+ *   y  (M, N)         float32 y[m, n] = act((float)(c[m, n] - zcorr[n]) * scale[n] + bias[n])
+ * where zcorr[n] = z * sum_k w[k, n] removes the activations' zero point (the unsigned x signed offset trick).
+ * Each output element is computed by one thread in one fixed order: integer results are exact, and the float
+ * epilogue is one conversion, one multiply and one add (no contraction), as the NumPy reference.
+ */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#define QG_MR 4   /* rows of a register block */
+#define QG_NV 4   /* 16-column vectors of a register block (64 columns) */
+
+static inline __attribute__((always_inline)) void
+qg_block(const int mr, const int nv, const uint8_t *a, const int8_t *bp, int32_t *c, float *y,
+         const int32_t *zcorr, const float *scale, const float *bias, int relu,
+         Py_ssize_t m0, Py_ssize_t n0, Py_ssize_t Kp, Py_ssize_t N, Py_ssize_t Np)
+{
+    __m512i acc[QG_MR][QG_NV];
+    for (int r = 0; r < mr; r++)
+        for (int j = 0; j < nv; j++)
+            acc[r][j] = _mm512_setzero_si512();
+    const Py_ssize_t K4 = Kp / 4;
+    for (Py_ssize_t k4 = 0; k4 < K4; k4++) {
+        __m512i bv[QG_NV];
+        const int8_t *brow = bp + (k4 * Np + n0) * 4;
+        for (int j = 0; j < nv; j++)
+            bv[j] = _mm512_loadu_si512((const void *)(brow + 64 * j));
+        for (int r = 0; r < mr; r++) {
+            int32_t word;
+            memcpy(&word, a + (m0 + r) * Kp + 4 * k4, 4);
+            __m512i av = _mm512_set1_epi32(word);
+            for (int j = 0; j < nv; j++)
+                acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+        }
+    }
+    for (int j = 0; j < nv; j++) {
+        Py_ssize_t n = n0 + 16 * j;
+        Py_ssize_t left = N - n;
+        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        if (y == NULL) {
+            for (int r = 0; r < mr; r++)
+                _mm512_mask_storeu_epi32(c + (m0 + r) * N + n, mask, acc[r][j]);
+            continue;
+        }
+        __m512i zc = _mm512_maskz_loadu_epi32(mask, zcorr + n);
+        __m512 sc = _mm512_maskz_loadu_ps(mask, scale + n);
+        __m512 bi = _mm512_maskz_loadu_ps(mask, bias + n);
+        for (int r = 0; r < mr; r++) {
+            __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], zc));
+            v = _mm512_add_ps(_mm512_mul_ps(v, sc), bi);
+            if (relu)
+                v = _mm512_max_ps(v, _mm512_setzero_ps());
+            _mm512_mask_storeu_ps(y + (m0 + r) * N + n, mask, v);
+        }
+    }
+}
+
+#define QG_CASE(MR, NV) case (MR) * 8 + (NV): \
+    qg_block(MR, NV, a, bp, c, y, zcorr, scale, bias, relu, m0, n0, Kp, N, Np); break;
+
+/* Rows [m_begin, m_end) of the product, every column. */
+static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr,
+                            const float *scale, const float *bias, int relu, Py_ssize_t m_begin,
+                            Py_ssize_t m_end, Py_ssize_t Kp, Py_ssize_t N, Py_ssize_t Np)
+{
+    for (Py_ssize_t n0 = 0; n0 < N; n0 += 16 * QG_NV) {
+        Py_ssize_t vectors = (N - n0 + 15) / 16;
+        int nv = vectors > QG_NV ? QG_NV : (int)vectors;
+        for (Py_ssize_t m0 = m_begin; m0 < m_end; m0 += QG_MR) {
+            int mr = m_end - m0 > QG_MR ? QG_MR : (int)(m_end - m0);
+            switch (mr * 8 + nv) {
+                QG_CASE(4, 4) QG_CASE(4, 3) QG_CASE(4, 2) QG_CASE(4, 1)
+                QG_CASE(3, 4) QG_CASE(3, 3) QG_CASE(3, 2) QG_CASE(3, 1)
+                QG_CASE(2, 4) QG_CASE(2, 3) QG_CASE(2, 2) QG_CASE(2, 1)
+                QG_CASE(1, 4) QG_CASE(1, 3) QG_CASE(1, 2) QG_CASE(1, 1)
+            }
+        }
+    }
+}
