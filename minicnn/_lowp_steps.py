@@ -1,0 +1,159 @@
+"""The steps of a reduced-precision inference pass: conv and dense layers as int8 or bf16 products, the rest float32.
+
+A :class:`Product` runs a :class:`~minicnn.layers.Conv2D` (im2col on the encoded input) or a
+:class:`~minicnn.layers.Dense` (a BatchNorm folded into either first) as one reduced-precision matrix product
+with its bias and activation in the float32 epilogue; every other layer (pooling, flatten, dropout at
+inference, composite blocks) runs its own float32 forward. A codec says how a precision encodes activations
+and weights and which kernel multiplies them:
+
+* :class:`Int8` (Jacob et al. 2018; ONNX Runtime's static quantization, U8S8): activations uint8 with a
+  per-tensor scale and zero point from calibration, weights int8 symmetric per output channel
+  (``scale = max|w| / 127``), products exact in int32, dequantized in float32.
+* :class:`BF16`: activations and weights rounded to bfloat16 (round to nearest even), products accumulated
+  in float32; no calibration.
+"""
+
+import math
+
+import numpy as np
+
+from .backend.activation_codes import IDENTITY, RELU
+from .backend.reference.bias_act import bias_act_forward
+from .layers import Conv2D, Dense
+from .layers.folding import FoldedBatchNorm
+
+#: Largest inner size of an int8 product: ``K * 255 * 127`` must stay below 2**31 (int32 accumulation).
+INT8_MAX_K = (2**31 - 1) // (255 * 127)
+
+
+def activation_range(values, calibration, percentile):
+    """``(low, high)`` of a layer input over the calibration data, widened to hold 0 (zero stays exact).
+
+    ``"max"``: the observed minimum and maximum (ONNX Runtime's MinMax calibrator); ``"percentile"``: the
+    ``100 - percentile`` and ``percentile`` percentiles of every value (its Percentile calibrator, symmetric).
+    ``values``: a list of float32 arrays (one per calibration batch).
+    """
+    if calibration == "max":
+        low = min(float(v.min()) for v in values)
+        high = max(float(v.max()) for v in values)
+    else:
+        flat = np.concatenate([v.ravel() for v in values])
+        low, high = (float(q) for q in np.percentile(flat, [100.0 - percentile, percentile]))
+    return min(low, 0.0), max(high, 0.0)
+
+
+class Int8:
+    """int8 codec: uint8 activations with a zero point, int8 per-channel weights, int32 products."""
+
+    name, dtype = "int8", np.uint8
+
+    def __init__(self, kernels):
+        from .backend.reference import qgemm
+
+        self.kernels, self.k_multiple, self._ref = kernels, qgemm.K_MULTIPLE, qgemm
+
+    def prepare(self, w, b, x_range):
+        """Quantized weights and the epilogue's constants for ``w (K, N)``, ``b (N,)`` and the input range."""
+        low, high = x_range
+        x_scale = (high - low) / 255.0 or 1.0
+        zero_point = int(np.clip(round(-low / x_scale), 0, 255))
+        w = w.astype(np.float64)
+        w_scale = np.abs(w).max(axis=0) / 127.0
+        w_scale[w_scale == 0] = 1.0
+        wq = np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8)
+        return {"packed": self._ref.pack_int8(wq), "zero_point": zero_point,
+                "inv_scale": np.float32(1.0 / x_scale), "x_scale": x_scale,
+                "zcorr": (zero_point * wq.sum(axis=0, dtype=np.int64)).astype(np.int32),
+                "scale": (x_scale * w_scale).astype(np.float32), "bias": b.astype(np.float32)}
+
+    def pad(self, state):
+        return state["zero_point"]
+
+    def encode(self, out, x, state):
+        self.kernels.quantize_u8(out, x, state["inv_scale"], state["zero_point"])
+
+    def im2col(self, *args):
+        self.kernels.im2col_u8(*args)
+
+    def product(self, y, a, state, act):
+        self.kernels.qgemm_u8s8_bias_act(y, a, state["packed"], state["zcorr"], state["scale"], state["bias"], act)
+
+
+class BF16:
+    """bf16 codec: activations and weights rounded to bfloat16, float32 products."""
+
+    name, dtype = "bf16", np.uint16
+
+    def __init__(self, kernels):
+        from .backend.reference import bf16gemm
+
+        self.kernels, self.k_multiple, self._ref = kernels, bf16gemm.K_MULTIPLE, bf16gemm
+
+    def prepare(self, w, b, x_range):
+        return {"packed": self._ref.pack_bf16(self._ref.bf16_bits(w.astype(np.float32))),
+                "bias": b.astype(np.float32)}
+
+    def pad(self, state):
+        return 0   # bfloat16 +0.0
+
+    def encode(self, out, x, state):
+        self.kernels.to_bf16(out, x)
+
+    def im2col(self, *args):
+        self.kernels.im2col_u16(*args)
+
+    def product(self, y, a, state, act):
+        self.kernels.gemm_bf16_bias_act(y, a, state["packed"], state["bias"], act)
+
+
+def product_layer(layer):
+    """The Conv2D or Dense a reduced-precision product runs for ``layer`` (a BatchNorm folded in), or None."""
+    if isinstance(layer, FoldedBatchNorm):
+        layer = layer.folded()
+    return layer if isinstance(layer, (Conv2D, Dense)) else None
+
+
+class Product:
+    """One conv or dense layer as a reduced-precision product (see the module docstring).
+
+    Parameters
+    ----------
+    layer : Conv2D or Dense
+    codec : Int8 or BF16
+    x_range : (float, float) or None
+        The calibrated input range (int8).
+    """
+
+    def __init__(self, layer, codec, x_range):
+        w = layer.params["w"]
+        self.K, self.N = math.prod(w.shape[:-1]), w.shape[-1]
+        self.Kp = -(-self.K // codec.k_multiple) * codec.k_multiple
+        self.codec, self.layer = codec, layer
+        self.conv = isinstance(layer, Conv2D)
+        bias = layer.params.get("b", np.zeros(self.N, w.dtype))
+        self.state = codec.prepare(w.reshape(self.K, self.N), bias, x_range)
+        self.act = layer.act if layer.act in (IDENTITY, RELU) else IDENTITY
+        self.post = None if self.act == layer.act else (layer.act, layer.alpha)
+
+    def forward(self, x):
+        """The layer's output (float32, a new array) for its float32 input ``x``."""
+        codec, state = self.codec, self.state
+        dtype, x = x.dtype, np.ascontiguousarray(x, np.float32)
+        n = x.shape[0]
+        if self.conv:
+            _, H, W, C = x.shape
+            Ho, Wo, F = self.layer.output_shape
+            encoded = np.empty((n, H, W, C), codec.dtype)
+            codec.encode(encoded.reshape(-1, C), x.reshape(-1, C), state)
+            a = np.empty((n * Ho * Wo, self.Kp), codec.dtype)
+            codec.im2col(a, encoded, codec.pad(state), Ho, Wo, *self.layer.kernel_size, *self.layer._geometry())
+            shape = (n, Ho, Wo, F)
+        else:
+            a = np.empty((n, self.Kp), codec.dtype)
+            codec.encode(a, x.reshape(n, -1), state)
+            shape = (n, self.N)
+        y = np.empty((a.shape[0], self.N), np.float32)
+        codec.product(y, a, state, self.act)
+        if self.post is not None:
+            bias_act_forward(y, y, np.zeros(self.N, np.float32), *self.post)
+        return y.reshape(shape).astype(dtype, copy=False)
