@@ -172,7 +172,7 @@ def _calibrate(model, steps, images):
 
 
 def quantize(model, X_calibration=None, *, precision="int8", calibration="max", percentile=99.99,
-             X_validation=None, y_validation=None, backend="auto"):
+             X_validation=None, y_validation=None, backend=None):
     """A reduced-precision copy of a fitted model for inference (see the module docstring).
 
     Parameters
@@ -191,8 +191,9 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     percentile : float in (50, 100], default=99.99
     X_validation, y_validation : array-like or None
         Data on which the agreement with the float32 model (and, with labels, the accuracy) is measured.
-    backend : {"auto", "cython", "numpy"}, default="auto"
-        ``"numpy"`` runs the NumPy twins of the kernels (any CPU, slow).
+    backend : {"auto", "cython", "numpy"} or None, default=None
+        ``"numpy"`` runs the NumPy twins of the kernels (any CPU, slow); None: ``"numpy"`` for a model whose
+        ``backend`` is ``"numpy"``, else ``"auto"`` (the compiled kernels).
 
     Returns
     -------
@@ -219,6 +220,8 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     >>> q.agreement_ > 0.95
     True
     """
+    if backend is None:
+        backend = "numpy" if getattr(model, "backend", None) == "numpy" else "auto"
     _check(precision, calibration, percentile, backend)
     network = _fitted_network(model)
     if precision == "int8" and X_calibration is None:
