@@ -216,7 +216,7 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     >>> clf = CNNClassifier(layers=("conv8", "maxpool"), max_iter=3, random_state=0).fit(X / 16, y)
     >>> q = quantize(clf, X[:500] / 16, precision="int8", backend="numpy")
     >>> q.layer_precisions_
-    [('Conv2D', 'int8'), ('MaxPool2D', 'float32'), ('Flatten', 'float32'), ('Dense', 'int8')]
+    [('Conv2D', 'int8'), ('MaxPool2D', 'float32'), ('Dropout', 'float32'), ('Flatten', 'float32'), ('Dense', 'int8')]
     >>> q.agreement_ > 0.95
     True
     """

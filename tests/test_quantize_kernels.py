@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from minicnn.backend import lowp
-from minicnn.backend.reference import bf16gemm as ref_bf16
+from minicnn.backend.reference import bf16gemm
 from minicnn.backend.reference import qgemm as ref
 from minicnn.threads import thread_limits
 
@@ -93,7 +93,7 @@ def test_quantize_u8_matches_reference_exactly(zero_point, rng):
 @pytest.mark.parametrize("precision", ["int8", "bf16"])
 def test_im2col_matches_reference(precision, geometry, rng):
     fast, (call, twin, dtype, multiple) = compiled(precision), {
-        "int8": ("im2col_u8", ref.im2col_u8, np.uint8, 4), "bf16": ("im2col_u16", ref_bf16.im2col_u16, np.uint16, 2),
+        "int8": ("im2col_u8", ref.im2col_u8, np.uint8, 4), "bf16": ("im2col_u16", bf16gemm.im2col_u16, np.uint16, 2),
     }[precision]
     KH, KW, sh, sw, pt, pl, dh, dw = geometry
     N, H, W, C = 3, 11, 9, 5
@@ -108,11 +108,11 @@ def test_im2col_matches_reference(precision, geometry, rng):
 
 
 def test_to_bf16_matches_reference_exactly(rng):
-    fast = compiled("bf16")
+    fast, ref = compiled("bf16"), bf16gemm
     x = (rng.standard_normal((1000, 37)) * 10.0 ** rng.integers(-30, 30, (1000, 37))).astype(np.float32)
     x[0, :5] = [np.inf, -np.inf, np.nan, 1.00390625, 1.01171875]   # specials; ties to even (down, up)
     want = np.full((1000, 38), 7, np.uint16)
-    ref_bf16.to_bf16(want, x)
+    ref.to_bf16(want, x)
     got = twice(fast.to_bf16, lambda: (np.full((1000, 38), 7, np.uint16), x))
     np.testing.assert_array_equal(got, want)
     assert list(want[0, 3:5]) == [0x3F80, 0x3F82] and want[0, 37] == 0
@@ -123,16 +123,16 @@ def test_to_bf16_matches_reference_exactly(rng):
 def test_gemm_bf16_matches_reference_within_the_summation_bound(M, K, N, act, rng):
     """Stated tolerance: the float32 rounding of a K-term sum, ``K * 2**-24 * sum_k |a_k w_k|``, plus the
     rounding of the bias add (the reference sums the exact products in float64 and rounds once)."""
-    fast = compiled("bf16")
-    Kp = ref_bf16.padded(K, 2)
+    fast, ref = compiled("bf16"), bf16gemm
+    Kp = ref.padded(K, 2)
     a = np.empty((M, Kp), np.uint16)
-    ref_bf16.to_bf16(a, rng.standard_normal((M, K)).astype(np.float32))
-    w = ref_bf16.bf16_bits(rng.standard_normal((K, N)).astype(np.float32))
-    bp, bias = ref_bf16.pack_bf16(w), rng.standard_normal(N).astype(np.float32)
+    ref.to_bf16(a, rng.standard_normal((M, K)).astype(np.float32))
+    w = ref.bf16_bits(rng.standard_normal((K, N)).astype(np.float32))
+    bp, bias = ref.pack_bf16(w), rng.standard_normal(N).astype(np.float32)
     want = np.full((M, N), np.nan, np.float32)
-    ref_bf16.gemm_bf16_bias_act(want, a, bp, bias, act)
+    ref.gemm_bf16_bias_act(want, a, bp, bias, act)
     got = twice(fast.gemm_bf16_bias_act, lambda: (np.full((M, N), np.nan, np.float32), a, bp, bias, act))
-    magnitude = np.abs(ref_bf16.bf16_values(a[:, :K]).astype(np.float64)) @ np.abs(ref_bf16.bf16_values(w))
+    magnitude = np.abs(ref.bf16_values(a[:, :K]).astype(np.float64)) @ np.abs(ref.bf16_values(w))
     bound = K * 2.0**-24 * magnitude + 2.0**-23 * np.abs(want)
     assert (np.abs(got.astype(np.float64) - want) <= bound).all()
 

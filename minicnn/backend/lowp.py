@@ -33,7 +33,7 @@ def missing(precision, features=None):
     ()
     >>> missing("bf16", set(isa.LEVEL_TABLE["avx512"][1]))
     ('avx512_bf16',)
-    >>> missing("int8", {"AVX512VNNI"})[:2]
+    >>> missing("int8", {"AVX2"})[:2]
     ('avx512_vnni', 'SSE3')
     """
     level, _, required, name = isa.FEATURE_MODULES[MODULES[precision]]
