@@ -75,6 +75,23 @@ class Int8:
     def im2col(self, *args):
         self.kernels.im2col_u8(*args)
 
+    def implicit(self, channels):
+        """Whether a conv on ``channels`` input channels reads its windows in place (a whole 4-byte group per tap)."""
+        return channels % 4 == 0
+
+    def conv(self, x, layer, state, act):
+        """A conv layer's output rows ``(N*Ho*Wo, F)`` from its float32 input, the windows read in place."""
+        N, H, W, C = x.shape
+        Ho, Wo, F = layer.output_shape
+        (KH, KW), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
+        Hp, Wp = max(layer.pt + H, (Ho - 1) * sh + (KH - 1) * dh + 1), max(layer.pl + W, (Wo - 1) * sw + (KW - 1) * dw + 1)
+        xp = np.empty((N, Hp, Wp, C), np.uint8)
+        self.kernels.quantize_pad_u8(xp, x, state["inv_scale"], state["zero_point"], layer.pt, layer.pl)
+        y = np.empty((N * Ho * Wo, F), np.float32)
+        self.kernels.qconv_u8s8_bias_act(y, xp, state["packed"], state["zcorr"], state["scale"], state["bias"], act,
+                                         Ho, Wo, KH, KW, sh, sw, dh, dw)
+        return y
+
     def product(self, y, a, state, act):
         self.kernels.qgemm_u8s8_bias_act(y, a, state["packed"], state["zcorr"], state["scale"], state["bias"], act)
 
@@ -98,6 +115,9 @@ class BF16:
 
     def encode(self, out, x, state):
         self.kernels.to_bf16(out, x)
+
+    def implicit(self, channels):
+        return False
 
     def im2col(self, *args):
         self.kernels.im2col_u16(*args)
@@ -139,21 +159,28 @@ class Product:
         """The layer's output (float32, a new array) for its float32 input ``x``."""
         codec, state = self.codec, self.state
         dtype, x = x.dtype, np.ascontiguousarray(x, np.float32)
-        n = x.shape[0]
-        if self.conv:
-            _, H, W, C = x.shape
-            Ho, Wo, F = self.layer.output_shape
-            encoded = np.empty((n, H, W, C), codec.dtype)
-            codec.encode(encoded.reshape(-1, C), x.reshape(-1, C), state)
-            a = np.empty((n * Ho * Wo, self.Kp), codec.dtype)
-            codec.im2col(a, encoded, codec.pad(state), Ho, Wo, *self.layer.kernel_size, *self.layer._geometry())
-            shape = (n, Ho, Wo, F)
+        shape = (x.shape[0], *self.layer.output_shape)
+        if self.conv and codec.implicit(x.shape[3]):   # the windows read in place from the padded input
+            y = codec.conv(x, self.layer, state, self.act)
         else:
-            a = np.empty((n, self.Kp), codec.dtype)
-            codec.encode(a, x.reshape(n, -1), state)
-            shape = (n, self.N)
-        y = np.empty((a.shape[0], self.N), np.float32)
-        codec.product(y, a, state, self.act)
+            a = self._rows(x)
+            y = np.empty((a.shape[0], self.N), np.float32)
+            codec.product(y, a, state, self.act)
         if self.post is not None:
             bias_act_forward(y, y, np.zeros(self.N, np.float32), *self.post)
         return y.reshape(shape).astype(dtype, copy=False)
+
+    def _rows(self, x):
+        """The encoded rows of the product: im2col of the encoded input (conv), or the encoded input (dense)."""
+        codec, state, n = self.codec, self.state, x.shape[0]
+        if not self.conv:
+            a = np.empty((n, self.Kp), codec.dtype)
+            codec.encode(a, x.reshape(n, -1), state)
+            return a
+        _, H, W, C = x.shape
+        Ho, Wo, _ = self.layer.output_shape
+        encoded = np.empty((n, H, W, C), codec.dtype)
+        codec.encode(encoded.reshape(-1, C), x.reshape(-1, C), state)
+        a = np.empty((n * Ho * Wo, self.Kp), codec.dtype)
+        codec.im2col(a, encoded, codec.pad(state), Ho, Wo, *self.layer.kernel_size, *self.layer._geometry())
+        return a

@@ -53,6 +53,8 @@ REFERENCE_TESTS = {
 #: ``minicnn.backend.lowp``, not by ``get_backend``) -> the test comparing the compiled kernel with its NumPy twin.
 FEATURE_REFERENCE_TESTS = {
     "quantize_u8": "test_quantize_kernels.py::test_quantize_u8_matches_reference_exactly",
+    "quantize_pad_u8": "test_quantize_kernels.py::test_quantize_pad_u8_matches_reference_exactly",
+    "qconv_u8s8_bias_act": "test_quantize_kernels.py::test_qconv_matches_reference_exactly",
     "im2col_u8": "test_quantize_kernels.py::test_im2col_matches_reference",
     "qgemm_u8s8": "test_quantize_kernels.py::test_qgemm_matches_reference_exactly",
     "qgemm_u8s8_bias_act": "test_quantize_kernels.py::test_qgemm_bias_act_matches_reference_exactly",

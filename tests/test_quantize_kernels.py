@@ -150,3 +150,43 @@ def test_compiled_kernels_refuse_operands_they_would_read_past(precision, call, 
     """The compiled kernels check their operands' shapes (a mismatch would read out of bounds) and ``act``."""
     with pytest.raises(ValueError, match="shapes do not match|act must be"):
         getattr(compiled(precision), call)(*args())
+
+
+@pytest.mark.parametrize("pt, pl, extra", [(0, 0, 0), (1, 1, 1), (2, 0, 3)])
+def test_quantize_pad_u8_matches_reference_exactly(pt, pl, extra, rng):
+    fast = compiled("int8")
+    x = (rng.standard_normal((3, 9, 7, 8)) * 2).astype(np.float32)
+    shape = (3, 9 + pt + extra, 7 + pl + extra, 8)
+    want = np.full(shape, 3, np.uint8)
+    ref.quantize_pad_u8(want, x, 50.0, 77, pt, pl)
+    got = twice(fast.quantize_pad_u8, lambda: (np.full(shape, 3, np.uint8), x, 50.0, 77, pt, pl))
+    np.testing.assert_array_equal(got, want)
+    inner = np.empty((x.size // 8, 8), np.uint8)
+    ref.quantize_u8(inner, x.reshape(-1, 8), 50.0, 77)
+    np.testing.assert_array_equal(want[:, pt:pt + 9, pl:pl + 7], inner.reshape(x.shape))
+    assert (want[:, :pt] == 77).all() and (want[:, pt + 9:] == 77).all() and (want[:, :, pl + 7:] == 77).all()
+
+
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("geometry", [g for g in GEOMETRIES])
+@pytest.mark.parametrize("C, F", [(4, 1), (32, 64), (8, 77)])
+def test_qconv_matches_reference_exactly(C, F, geometry, act, rng):
+    """The implicit-im2col conv equals its twin, and both equal im2col + :func:`qgemm_u8s8_bias_act`."""
+    fast = compiled("int8")
+    KH, KW, sh, sw, pt, pl, dh, dw = geometry
+    N, H, W = 3, 11 + 2 * pt, 9 + 2 * pl   # already padded
+    Ho, Wo = (H - dh * (KH - 1) - 1) // sh + 1, (W - dw * (KW - 1) - 1) // sw + 1
+    xp = rng.integers(0, 256, (N, H, W, C), dtype=np.uint8)
+    w = rng.integers(-127, 128, (KH * KW * C, F), dtype=np.int8)
+    bp, zcorr = ref.pack_int8(w), (9 * w.sum(axis=0, dtype=np.int64)).astype(np.int32)
+    scale, bias = (rng.random(F) * 1e-3).astype(np.float32), rng.standard_normal(F).astype(np.float32)
+    args = (bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw)
+    want = np.full((N * Ho * Wo, F), np.nan, np.float32)
+    ref.qconv_u8s8_bias_act(want, xp, *args)
+    got = twice(fast.qconv_u8s8_bias_act, lambda: (np.full((N * Ho * Wo, F), np.nan, np.float32), xp, *args))
+    np.testing.assert_array_equal(got, want)
+    col = np.empty((N * Ho * Wo, KH * KW * C), np.uint8)
+    ref.im2col_u8(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
+    direct = np.empty_like(want)
+    ref.qgemm_u8s8_bias_act(direct, col, bp, zcorr, scale, bias, act)
+    np.testing.assert_array_equal(want, direct)

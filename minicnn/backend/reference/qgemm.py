@@ -16,7 +16,7 @@ import numpy as np
 
 from ._im2col import _pad_input, _window
 
-__all__ = ["quantize_u8", "im2col_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act"]
+__all__ = ["quantize_u8", "quantize_pad_u8", "im2col_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act"]
 
 #: Kp is a multiple of this (one VPDPBUSD lane sums 4 products), Np of :data:`N_MULTIPLE` (one 512-bit vector).
 K_MULTIPLE, N_MULTIPLE = 4, 16
@@ -63,6 +63,16 @@ def quantize_u8(q, x, inv_scale, zero_point):
     q[:, K:] = zero_point
 
 
+def quantize_pad_u8(xp, x, inv_scale, zero_point, pt, pl):
+    """``xp (N, Hp, Wp, C)`` = ``x (N, H, W, C)`` quantized as :func:`quantize_u8` at offset ``(pt, pl)``,
+    ``zero_point`` around it (a convolution's padding: real zero)."""
+    _, H, W, C = x.shape
+    xp[...] = zero_point
+    inner = np.empty((x.size // C, C), np.uint8)
+    quantize_u8(inner, x.reshape(-1, C), inv_scale, zero_point)
+    xp[:, pt:pt + H, pl:pl + W, :] = inner.reshape(x.shape)
+
+
 def im2col_u8(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
     """The windows of ``x (N, H, W, C)`` uint8 as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past ``K``."""
     N, _, _, C = x.shape
@@ -93,3 +103,11 @@ def qgemm_u8s8_bias_act(y, a, bp, zcorr, scale, bias, act):
     qgemm_u8s8(c, a, bp)
     z = (c - zcorr).astype(np.float32) * scale + bias
     y[...] = np.maximum(z, np.float32(0)) if act else z
+
+
+def qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw):
+    """:func:`qgemm_u8s8_bias_act` of the im2col rows of the padded input ``xp (N, Hp, Wp, C)`` (no padding left
+    to add; the compiled kernel reads the windows in place and needs ``C`` a multiple of 4)."""
+    col = np.empty((y.shape[0], KH * KW * xp.shape[3]), np.uint8)
+    im2col_u8(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
+    qgemm_u8s8_bias_act(y, col, bp, zcorr, scale, bias, act)

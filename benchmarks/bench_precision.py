@@ -1,0 +1,148 @@
+"""Reduced-precision inference: accuracy cost and throughput of int8 and bf16 against float32, side by side.
+
+For MNIST and Fashion-MNIST, the reference MNIST CNN (``minicnn.tools.bench.MODELS["mnist"]``: conv32 -
+conv64 - maxpool - dense128, the Keras example) is fitted on the training set (or loaded from ``--model-dir``),
+quantized with :func:`minicnn.quantize.quantize` (int8 calibrated on ``--calibration`` training images, max
+calibration; bf16) and scored on the 10000 test images: test accuracy and top-1 agreement with float32.
+Then, correctness first (the agreement above), throughput: ``predict_proba`` on a batch (``--batch``) and on
+one sample, 1 thread, interleaved rounds, medians, float32 vs int8 vs bf16, and ONNX Runtime / OpenVINO
+(float32 and its default precision) on the exported float32 model when installed::
+
+    python benchmarks/bench_precision.py [--epochs 2] [--rounds 15] [--model-dir DIR] [--json out.json]
+"""
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+
+import numpy as np
+
+import minicnn
+from minicnn import CNNClassifier
+from minicnn.backend import isa, lowp
+from minicnn.datasets import load_fashion_mnist, load_mnist
+from minicnn.quantize import quantize
+from minicnn.tools.bench import MODELS, OPENVINO_PRECISIONS, _openvino
+
+DATASETS = {"mnist": load_mnist, "fashion-mnist": load_fashion_mnist}
+
+
+def fitted_model(name, X, y, epochs, model_dir):
+    path = os.path.join(model_dir, f"{name}-cnn-{epochs}ep.npz") if model_dir else None
+    if path and os.path.exists(path):
+        return minicnn.load(path)
+    spec = {k: v for k, v in MODELS["mnist"].items() if k != "input_shape"}
+    clf = CNNClassifier(**spec, max_iter=epochs, random_state=0, tol=0.0).fit(X, y)
+    if path:
+        os.makedirs(model_dir, exist_ok=True)
+        clf.save(path)
+    return clf
+
+
+def peers(clf, threads):
+    """ONNX Runtime and OpenVINO sessions on the exported float32 model: {name: (run(x), precision)}."""
+    found = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        try:
+            minicnn.export_onnx(clf, path)
+            import onnxruntime as ort
+        except ImportError:
+            return found
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        name = session.get_inputs()[0].name
+        found["onnxruntime"] = (lambda x, s=session, n=name: s.run(None, {n: x})[0], "f32")
+        ov = _openvino()
+        if ov is not None:
+            core = ov.Core()
+            model = core.read_model(path)
+            for key, hint in OPENVINO_PRECISIONS.items():
+                config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, **hint}
+                request = core.compile_model(model, "CPU", config).create_infer_request()
+                precision = str(request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT"))
+                found[key] = (lambda x, r=request: r.infer({0: x})[0], precision)
+    return found
+
+
+def time_interleaved(calls, rounds):
+    """{name: median seconds} over ``rounds`` interleaved rounds (each call once per round after a warm-up)."""
+    for call in calls.values():
+        call()
+    times = {name: [] for name in calls}
+    for _ in range(rounds):
+        for name, call in calls.items():
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--calibration", type=int, default=1000, help="training images used to calibrate int8")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--datasets", default="mnist,fashion-mnist")
+    p.add_argument("--model-dir", default=None, help="cache of the fitted float32 models")
+    p.add_argument("--json", default=None)
+    args = p.parse_args()
+    report = {"cpu_level": isa.choose_level(), "features": {f: f in isa.cpu_features() for f in
+                                                               ("AVX512VNNI", "AVX512BF16")},
+              "threads": args.threads, "batch": args.batch, "datasets": {}}
+    for dataset in args.datasets.split(","):
+        X_train, y_train, X_test, y_test = DATASETS[dataset]()
+        clf = fitted_model(dataset, X_train, y_train, args.epochs, args.model_dir)
+        clf.set_params(n_threads=args.threads)
+        models = {"float32": clf}
+        rows = {"float32": {"test_accuracy": float((clf.predict(X_test) == y_test).mean())}}
+        for precision in ("int8", "bf16"):
+            backend = "numpy" if lowp.missing(precision) else "auto"
+            q = quantize(clf, X_train[:args.calibration], precision=precision, X_validation=X_test,
+                         y_validation=y_test, backend=backend)
+            q.n_threads = args.threads
+            rows[precision] = {"test_accuracy": q.accuracy_, "top1_agreement": q.agreement_,
+                               "max_abs_proba_difference": q.max_abs_difference_, "kernels": backend}
+            if backend != "numpy":
+                models[precision] = q
+        xb, x1 = np.ascontiguousarray(X_test[:args.batch]), np.ascontiguousarray(X_test[:1])
+        calls = {f"{name} batch": (lambda m=m: m.predict_proba(xb)) for name, m in models.items()}
+        calls.update({f"{name} 1 sample": (lambda m=m: m.predict_proba(x1)) for name, m in models.items()})
+        nchw_b, nchw_1 = (np.ascontiguousarray(x.transpose(0, 3, 1, 2)) for x in (xb, x1))
+        for name, (run, precision) in peers(clf, args.threads).items():
+            rows.setdefault(name, {})["precision"] = precision
+            calls[f"{name} batch"] = lambda run=run: run(nchw_b)
+            calls[f"{name} 1 sample"] = lambda run=run: run(nchw_1)
+        medians = time_interleaved(calls, args.rounds)
+        for key, seconds in medians.items():
+            name, kind = key.split(" ", 1)
+            n = args.batch if kind == "batch" else 1
+            rows[name][f"{'batch' if kind == 'batch' else 'one'}_samples_per_s"] = round(n / seconds, 1)
+        base = rows["float32"]
+        for name, row in rows.items():
+            for kind in ("batch", "one"):
+                if f"{kind}_samples_per_s" in row:
+                    row[f"{kind}_vs_float32"] = round(row[f"{kind}_samples_per_s"] / base[f"{kind}_samples_per_s"], 2)
+        report["datasets"][dataset] = rows
+        print(f"\n{dataset}: float32 test accuracy {base['test_accuracy']:.4f}")
+        print(f"{'':14}{'accuracy':>9}{'agree':>8}{'batch/s':>10}{'x f32':>7}{'1-smp/s':>10}{'x f32':>7}")
+        for name, row in rows.items():
+            cells = [f"{row[k]:.4f}" if isinstance(row.get(k), float) else "-" for k in ("test_accuracy",
+                                                                                       "top1_agreement")]
+            speed = [str(row.get(k, "-")) for k in ("batch_samples_per_s", "batch_vs_float32", "one_samples_per_s",
+                                                    "one_vs_float32")]
+            print(f"{name:14}{cells[0]:>9}{cells[1]:>8}{speed[0]:>10}{speed[1]:>7}{speed[2]:>10}{speed[3]:>7}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+
+
+if __name__ == "__main__":
+    main()
