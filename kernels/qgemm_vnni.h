@@ -24,7 +24,7 @@
  * The inner dimension is read as ntaps runs of 4 * C4 bytes, run t at offset tapoff[t] from each row pointer
  * (a matrix row: one run; a convolution window on the padded input: one run per tap, im2col's order). */
 static inline __attribute__((always_inline)) void
-qg_block(const int mr, const int nv, const uint8_t *const *rows, const Py_ssize_t *tapoff, Py_ssize_t ntaps,
+qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows, const Py_ssize_t *tapoff, Py_ssize_t ntaps,
          Py_ssize_t C4, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr, const float *scale,
          const float *bias, int relu, Py_ssize_t m0, Py_ssize_t n0, Py_ssize_t N, Py_ssize_t Np)
 {
@@ -48,6 +48,13 @@ qg_block(const int mr, const int nv, const uint8_t *const *rows, const Py_ssize_
             }
         }
     }
+    int out_rows = mr;
+    if (pool) {   /* the 4 rows are one 2x2 window of the conv output: its maximum (the epilogue is monotonic) */
+        for (int j = 0; j < nv; j++)
+            acc[0][j] = _mm512_max_epi32(_mm512_max_epi32(acc[0][j], acc[1][j]),
+                                         _mm512_max_epi32(acc[2][j], acc[3][j]));
+        out_rows = 1;
+    }
     for (int j = 0; j < nv; j++) {
         Py_ssize_t n = n0 + 16 * j;
         Py_ssize_t left = N - n;
@@ -60,7 +67,7 @@ qg_block(const int mr, const int nv, const uint8_t *const *rows, const Py_ssize_
         __m512i zc = _mm512_maskz_loadu_epi32(mask, zcorr + n);
         __m512 sc = _mm512_maskz_loadu_ps(mask, scale + n);
         __m512 bi = _mm512_maskz_loadu_ps(mask, bias + n);
-        for (int r = 0; r < mr; r++) {
+        for (int r = 0; r < out_rows; r++) {
             __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], zc));
             v = _mm512_add_ps(_mm512_mul_ps(v, sc), bi);
             if (relu)
@@ -71,15 +78,19 @@ qg_block(const int mr, const int nv, const uint8_t *const *rows, const Py_ssize_
 }
 
 #define QG_CASE(MR, NV) case (MR) * 8 + (NV): \
-    qg_block(MR, NV, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, m0, n0, N, Np); break;
+    qg_block(MR, NV, 0, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, m0, n0, N, Np); break;
+
+#define QG_POOL_CASE(NV) case NV: \
+    qg_block(4, NV, 1, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, m0, n0, N, Np); break;
 
 /* Output rows [m_begin, m_end), every column; row m of A starts at a + m * Kp, or, for a convolution
- * (Ho > 0), at the window of output pixel m = (b, i, j) in the padded input xp (Hp, Wp, C per sample). */
+ * (Ho > 0), at the window of output pixel m = (b, i, j) in the padded input xp (Hp, Wp, C per sample).
+ * With pool, a convolution's output row m is the 2x2 max-pooled pixel (b, i, j) of Ho/2 x Wo/2 (floor). */
 static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr,
                             const float *scale, const float *bias, int relu, Py_ssize_t m_begin,
                             Py_ssize_t m_end, Py_ssize_t Kp, Py_ssize_t N, Py_ssize_t Np,
                             Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t C,
-                            Py_ssize_t sh, Py_ssize_t sw, const Py_ssize_t *taps, Py_ssize_t ntaps)
+                            Py_ssize_t sh, Py_ssize_t sw, const Py_ssize_t *taps, Py_ssize_t ntaps, int pool)
 {
     const Py_ssize_t zero = 0;
     const Py_ssize_t *tapoff = Ho > 0 ? taps : &zero;
@@ -89,6 +100,17 @@ static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, floa
     for (Py_ssize_t n0 = 0; n0 < N; n0 += 16 * QG_NV) {
         Py_ssize_t vectors = (N - n0 + 15) / 16;
         int nv = vectors > QG_NV ? QG_NV : (int)vectors;
+        if (pool) {
+            const Py_ssize_t Hq = Ho / 2, Wq = Wo / 2;
+            for (Py_ssize_t m0 = m_begin; m0 < m_end; m0++) {
+                Py_ssize_t b = m0 / (Hq * Wq), i = 2 * ((m0 / Wq) % Hq), j = 2 * (m0 % Wq);
+                const uint8_t *rows[QG_MR];
+                for (int r = 0; r < 4; r++)
+                    rows[r] = a + ((b * Hp + (i + r / 2) * sh) * Wp + (j + r % 2) * sw) * C;
+                switch (nv) { QG_POOL_CASE(4) QG_POOL_CASE(3) QG_POOL_CASE(2) QG_POOL_CASE(1) }
+            }
+            continue;
+        }
         for (Py_ssize_t m0 = m_begin; m0 < m_end; m0 += QG_MR) {
             int mr = m_end - m0 > QG_MR ? QG_MR : (int)(m_end - m0);
             const uint8_t *rows[QG_MR];

@@ -75,21 +75,23 @@ class Int8:
     def im2col(self, *args):
         self.kernels.im2col_u8(*args)
 
-    def implicit(self, channels):
-        """Whether a conv on ``channels`` input channels reads its windows in place (a whole 4-byte group per tap)."""
-        return channels % 4 == 0
+    def conv_channels(self, channels):
+        """Channels of the padded input the in-place conv reads: a multiple of 4 (one 4-byte group per tap)."""
+        return -(-channels // 4) * 4
 
-    def conv(self, x, layer, state, act):
-        """A conv layer's output rows ``(N*Ho*Wo, F)`` from its float32 input, the windows read in place."""
-        N, H, W, C = x.shape
+    def conv(self, x, layer, state, act, channels, pool):
+        """A conv layer's output rows ``(N*Ho*Wo, F)`` (2x2 max-pooled with ``pool``) from its float32 input:
+        quantized into the zero-point-padded input (``channels`` channels), the windows read in place."""
+        N, H, W, _ = x.shape
         Ho, Wo, F = layer.output_shape
         (KH, KW), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
-        Hp, Wp = max(layer.pt + H, (Ho - 1) * sh + (KH - 1) * dh + 1), max(layer.pl + W, (Wo - 1) * sw + (KW - 1) * dw + 1)
-        xp = np.empty((N, Hp, Wp, C), np.uint8)
+        Hp = max(layer.pt + H, (Ho - 1) * sh + (KH - 1) * dh + 1)
+        Wp = max(layer.pl + W, (Wo - 1) * sw + (KW - 1) * dw + 1)
+        xp = np.empty((N, Hp, Wp, channels), np.uint8)
         self.kernels.quantize_pad_u8(xp, x, state["inv_scale"], state["zero_point"], layer.pt, layer.pl)
-        y = np.empty((N * Ho * Wo, F), np.float32)
+        y = np.empty((N * ((Ho // 2) * (Wo // 2) if pool else Ho * Wo), F), np.float32)
         self.kernels.qconv_u8s8_bias_act(y, xp, state["packed"], state["zcorr"], state["scale"], state["bias"], act,
-                                         Ho, Wo, KH, KW, sh, sw, dh, dw)
+                                         Ho, Wo, KH, KW, sh, sw, dh, dw, pool)
         return y
 
     def product(self, y, a, state, act):
@@ -116,8 +118,8 @@ class BF16:
     def encode(self, out, x, state):
         self.kernels.to_bf16(out, x)
 
-    def implicit(self, channels):
-        return False
+    def conv_channels(self, channels):
+        return None   # no in-place conv: im2col
 
     def im2col(self, *args):
         self.kernels.im2col_u16(*args)
@@ -133,6 +135,14 @@ def product_layer(layer):
     return layer if isinstance(layer, (Conv2D, Dense)) else None
 
 
+def fusable_pool(layer, following):
+    """Whether ``following`` is a 2x2 stride-2 unpadded max-pool of conv ``layer``'s whole output (floor)."""
+    Ho, Wo, F = layer.output_shape
+    return (getattr(following, "mode", None) == "max" and following.pool_size == (2, 2)
+            and following.strides == (2, 2) and (following.pt, following.pl) == (0, 0)
+            and following.output_shape == (Ho // 2, Wo // 2, F))
+
+
 class Product:
     """One conv or dense layer as a reduced-precision product (see the module docstring).
 
@@ -142,14 +152,24 @@ class Product:
     codec : Int8 or BF16
     x_range : (float, float) or None
         The calibrated input range (int8).
+    pool : MaxPool2D or None
+        A 2x2 max-pool after the conv (:func:`fusable_pool`) run inside the product (a codec with an in-place
+        conv only): the maximum of each window's accumulators goes through the epilogue (monotonic), so the
+        result equals pooling the product's output.
     """
 
-    def __init__(self, layer, codec, x_range):
+    def __init__(self, layer, codec, x_range, pool=None):
         w = layer.params["w"]
+        self.conv = isinstance(layer, Conv2D)
+        self.channels = codec.conv_channels(w.shape[2]) if self.conv else None
+        if self.channels is not None and self.channels != w.shape[2]:   # zero weights for the padding channels
+            w = np.concatenate([w, np.zeros((*w.shape[:2], self.channels - w.shape[2], w.shape[3]), w.dtype)], axis=2)
+        if pool is not None and self.channels is None:
+            raise ValueError(f"the {codec.name} codec runs no pooled conv")
         self.K, self.N = math.prod(w.shape[:-1]), w.shape[-1]
         self.Kp = -(-self.K // codec.k_multiple) * codec.k_multiple
-        self.codec, self.layer = codec, layer
-        self.conv = isinstance(layer, Conv2D)
+        self.codec, self.layer, self.pool = codec, layer, pool
+        self.output_shape = (pool or layer).output_shape
         bias = layer.params.get("b", np.zeros(self.N, w.dtype))
         self.state = codec.prepare(w.reshape(self.K, self.N), bias, x_range)
         self.act = layer.act if layer.act in (IDENTITY, RELU) else IDENTITY
@@ -159,16 +179,15 @@ class Product:
         """The layer's output (float32, a new array) for its float32 input ``x``."""
         codec, state = self.codec, self.state
         dtype, x = x.dtype, np.ascontiguousarray(x, np.float32)
-        shape = (x.shape[0], *self.layer.output_shape)
-        if self.conv and codec.implicit(x.shape[3]):   # the windows read in place from the padded input
-            y = codec.conv(x, self.layer, state, self.act)
+        if self.channels is not None:   # the windows read in place from the padded input
+            y = codec.conv(x, self.layer, state, self.act, self.channels, self.pool is not None)
         else:
             a = self._rows(x)
             y = np.empty((a.shape[0], self.N), np.float32)
             codec.product(y, a, state, self.act)
-        if self.post is not None:
+        if self.post is not None:   # monotonic: equal before or after the pooling
             bias_act_forward(y, y, np.zeros(self.N, np.float32), *self.post)
-        return y.reshape(shape).astype(dtype, copy=False)
+        return y.reshape(x.shape[0], *self.output_shape).astype(dtype, copy=False)
 
     def _rows(self, x):
         """The encoded rows of the product: im2col of the encoded input (conv), or the encoded input (dense)."""

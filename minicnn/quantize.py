@@ -20,9 +20,10 @@ import numbers
 
 import numpy as np
 
-from ._lowp_steps import BF16, INT8_MAX_K, Int8, Product, activation_range, product_layer
+from ._lowp_steps import BF16, INT8_MAX_K, Int8, Product, activation_range, fusable_pool, product_layer
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, softmax
 from .backend import get_backend, lowp
+from .layers import Conv2D
 from .params import python_value
 from .threads import kernel_thread_limits
 
@@ -59,7 +60,8 @@ class QuantizedPredictor:
     model : estimator or Predictor
         The float32 model it was made from (its weights were copied: refitting it does not change this one).
     layer_precisions_ : list of (str, str)
-        Each layer of the inference pass and the precision it runs at.
+        Each layer of the inference pass and the precision it runs at (a 2x2 max-pool after an int8 conv runs
+        inside the conv's kernel, on its int32 sums: ``int8``).
     agreement_ : float or None
         Classifiers: fraction of the validation samples (the calibration samples when no validation data was
         given) whose top-1 class equals the float32 model's; None for a regressor or without data.
@@ -73,11 +75,10 @@ class QuantizedPredictor:
         Threads of the kernels (the model's setting; may be changed).
     """
 
-    def __init__(self, model, precision, steps, kernels):
-        self.model, self.precision, self._steps, self._kernels = model, precision, steps, kernels
+    def __init__(self, model, precision, steps, layer_precisions):
+        self.model, self.precision, self._steps = model, precision, steps
         self.n_threads = python_value(getattr(model, "n_threads", None))
-        self.layer_precisions_ = [(type(getattr(s, "layer", s)).__name__, precision if isinstance(s, Product)
-                                   else "float32") for s in steps]
+        self.layer_precisions_ = layer_precisions
         self.agreement_ = self.max_abs_difference_ = self.accuracy_ = self.float32_accuracy_ = None
 
     @property
@@ -216,7 +217,7 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     >>> clf = CNNClassifier(layers=("conv8", "maxpool"), max_iter=3, random_state=0).fit(X / 16, y)
     >>> q = quantize(clf, X[:500] / 16, precision="int8", backend="numpy")
     >>> q.layer_precisions_
-    [('Conv2D', 'int8'), ('MaxPool2D', 'float32'), ('Dropout', 'float32'), ('Flatten', 'float32'), ('Dense', 'int8')]
+    [('Conv2D', 'int8'), ('MaxPool2D', 'int8'), ('Dropout', 'float32'), ('Flatten', 'float32'), ('Dense', 'int8')]
     >>> q.agreement_ > 0.95
     True
     """
@@ -238,9 +239,21 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
         seen = _calibrate(model, [(p if p is not None and _fits_int32(p) else None, layer) for p, layer in layers],
                           images)
         ranges = {i: activation_range(values, calibration, percentile) for i, values in seen.items()}
-    steps = [Product(p, codec, ranges.get(i)) if p is not None and (precision != "int8" or i in ranges) else layer
-             for i, (p, layer) in enumerate(layers)]
-    quantized = QuantizedPredictor(model, precision, steps, kernels)
+    steps, names, i = [], [], 0
+    while i < len(layers):
+        p, layer = layers[i]
+        if p is None or (precision == "int8" and i not in ranges):
+            steps.append(layer)
+            names.append((type(layer).__name__, "float32"))
+            i += 1
+            continue
+        following = layers[i + 1][1] if i + 1 < len(layers) else None
+        pool = following if (isinstance(p, Conv2D) and codec.conv_channels(1) is not None
+                             and fusable_pool(p, following)) else None
+        steps.append(Product(p, codec, ranges.get(i), pool))
+        names += [(type(p).__name__, precision)] + ([(type(pool).__name__, precision)] if pool else [])
+        i += 2 if pool else 1
+    quantized = QuantizedPredictor(model, precision, steps, names)
     if X_validation is not None or X_calibration is not None:
         quantized._measure(X_validation if X_validation is not None else X_calibration,
                            y_validation if X_validation is not None else None)

@@ -152,26 +152,30 @@ def test_compiled_kernels_refuse_operands_they_would_read_past(precision, call, 
         getattr(compiled(precision), call)(*args())
 
 
+@pytest.mark.parametrize("C, Cp", [(8, 8), (1, 4), (3, 4), (5, 8)])
 @pytest.mark.parametrize("pt, pl, extra", [(0, 0, 0), (1, 1, 1), (2, 0, 3)])
-def test_quantize_pad_u8_matches_reference_exactly(pt, pl, extra, rng):
+def test_quantize_pad_u8_matches_reference_exactly(pt, pl, extra, C, Cp, rng):
     fast = compiled("int8")
-    x = (rng.standard_normal((3, 9, 7, 8)) * 2).astype(np.float32)
-    shape = (3, 9 + pt + extra, 7 + pl + extra, 8)
+    x = (rng.standard_normal((3, 9, 7, C)) * 2).astype(np.float32)
+    shape = (3, 9 + pt + extra, 7 + pl + extra, Cp)
     want = np.full(shape, 3, np.uint8)
     ref.quantize_pad_u8(want, x, 50.0, 77, pt, pl)
     got = twice(fast.quantize_pad_u8, lambda: (np.full(shape, 3, np.uint8), x, 50.0, 77, pt, pl))
     np.testing.assert_array_equal(got, want)
-    inner = np.empty((x.size // 8, 8), np.uint8)
-    ref.quantize_u8(inner, x.reshape(-1, 8), 50.0, 77)
-    np.testing.assert_array_equal(want[:, pt:pt + 9, pl:pl + 7], inner.reshape(x.shape))
+    inner = np.empty((x.size // C, C), np.uint8)
+    ref.quantize_u8(inner, x.reshape(-1, C), 50.0, 77)
+    np.testing.assert_array_equal(want[:, pt:pt + 9, pl:pl + 7, :C], inner.reshape(x.shape))
     assert (want[:, :pt] == 77).all() and (want[:, pt + 9:] == 77).all() and (want[:, :, pl + 7:] == 77).all()
+    assert (want[..., C:] == 77).all()
 
 
+@pytest.mark.parametrize("pool", [False, True])
 @pytest.mark.parametrize("act", [0, 1])
 @pytest.mark.parametrize("geometry", [g for g in GEOMETRIES])
 @pytest.mark.parametrize("C, F", [(4, 1), (32, 64), (8, 77)])
-def test_qconv_matches_reference_exactly(C, F, geometry, act, rng):
-    """The implicit-im2col conv equals its twin, and both equal im2col + :func:`qgemm_u8s8_bias_act`."""
+def test_qconv_matches_reference_exactly(C, F, geometry, act, pool, rng):
+    """The implicit-im2col conv (and conv + 2x2 max-pool) equals its twin, and both equal im2col +
+    :func:`qgemm_u8s8_bias_act` (then the pool)."""
     fast = compiled("int8")
     KH, KW, sh, sw, pt, pl, dh, dw = geometry
     N, H, W = 3, 11 + 2 * pt, 9 + 2 * pl   # already padded
@@ -180,13 +184,16 @@ def test_qconv_matches_reference_exactly(C, F, geometry, act, rng):
     w = rng.integers(-127, 128, (KH * KW * C, F), dtype=np.int8)
     bp, zcorr = ref.pack_int8(w), (9 * w.sum(axis=0, dtype=np.int64)).astype(np.int32)
     scale, bias = (rng.random(F) * 1e-3).astype(np.float32), rng.standard_normal(F).astype(np.float32)
-    args = (bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw)
-    want = np.full((N * Ho * Wo, F), np.nan, np.float32)
+    args = (bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw, pool)
+    Hq, Wq = (Ho // 2, Wo // 2) if pool else (Ho, Wo)
+    want = np.full((N * Hq * Wq, F), np.nan, np.float32)
     ref.qconv_u8s8_bias_act(want, xp, *args)
-    got = twice(fast.qconv_u8s8_bias_act, lambda: (np.full((N * Ho * Wo, F), np.nan, np.float32), xp, *args))
+    got = twice(fast.qconv_u8s8_bias_act, lambda: (np.full((N * Hq * Wq, F), np.nan, np.float32), xp, *args))
     np.testing.assert_array_equal(got, want)
     col = np.empty((N * Ho * Wo, KH * KW * C), np.uint8)
     ref.im2col_u8(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
-    direct = np.empty_like(want)
+    direct = np.empty((N * Ho * Wo, F), np.float32)
     ref.qgemm_u8s8_bias_act(direct, col, bp, zcorr, scale, bias, act)
-    np.testing.assert_array_equal(want, direct)
+    if pool:
+        direct = direct.reshape(N, Ho, Wo, F)[:, :2 * Hq, :2 * Wq].reshape(N, Hq, 2, Wq, 2, F).max(axis=(2, 4))
+    np.testing.assert_array_equal(want, direct.reshape(want.shape))

@@ -64,13 +64,14 @@ def quantize_u8(q, x, inv_scale, zero_point):
 
 
 def quantize_pad_u8(xp, x, inv_scale, zero_point, pt, pl):
-    """``xp (N, Hp, Wp, C)`` = ``x (N, H, W, C)`` quantized as :func:`quantize_u8` at offset ``(pt, pl)``,
-    ``zero_point`` around it (a convolution's padding: real zero)."""
+    """``xp (N, Hp, Wp, Cp)`` = ``x (N, H, W, C)`` quantized as :func:`quantize_u8` at offset ``(pt, pl)`` in the
+    first ``C`` channels, ``zero_point`` everywhere else (a convolution's padding: real zero; channels
+    ``C..Cp``, which make the channel count a multiple of 4, meet zero weights)."""
     _, H, W, C = x.shape
     xp[...] = zero_point
     inner = np.empty((x.size // C, C), np.uint8)
     quantize_u8(inner, x.reshape(-1, C), inv_scale, zero_point)
-    xp[:, pt:pt + H, pl:pl + W, :] = inner.reshape(x.shape)
+    xp[:, pt:pt + H, pl:pl + W, :C] = inner.reshape(x.shape)
 
 
 def im2col_u8(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
@@ -105,9 +106,18 @@ def qgemm_u8s8_bias_act(y, a, bp, zcorr, scale, bias, act):
     y[...] = np.maximum(z, np.float32(0)) if act else z
 
 
-def qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw):
+def qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw, pool):
     """:func:`qgemm_u8s8_bias_act` of the im2col rows of the padded input ``xp (N, Hp, Wp, C)`` (no padding left
-    to add; the compiled kernel reads the windows in place and needs ``C`` a multiple of 4)."""
-    col = np.empty((y.shape[0], KH * KW * xp.shape[3]), np.uint8)
+    to add; the compiled kernel reads the windows in place and needs ``C`` a multiple of 4), ``y (N*Ho*Wo, F)``;
+    with ``pool`` followed by a 2x2 stride-2 max-pool (floor), ``y (N*(Ho//2)*(Wo//2), F)``."""
+    N, F = xp.shape[0], y.shape[1]
+    col = np.empty((N * Ho * Wo, KH * KW * xp.shape[3]), np.uint8)
     im2col_u8(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
-    qgemm_u8s8_bias_act(y, col, bp, zcorr, scale, bias, act)
+    full = np.empty((N * Ho * Wo, F), np.float32)
+    qgemm_u8s8_bias_act(full, col, bp, zcorr, scale, bias, act)
+    if not pool:
+        y[...] = full
+        return
+    Hq, Wq = Ho // 2, Wo // 2
+    windows = full.reshape(N, Ho, Wo, F)[:, :2 * Hq, :2 * Wq].reshape(N, Hq, 2, Wq, 2, F)
+    y[...] = windows.max(axis=(2, 4)).reshape(-1, F)
