@@ -1,5 +1,5 @@
 # cython: language_level=3
-"""int8 inference kernels on AVX512-VNNI: quantize, im2col and the u8 x s8 product with its float epilogue.
+"""int8 inference kernels on AVX512-VNNI: quantize, pad, and the u8 x s8 products with a float epilogue.
 
 Built only at the ``avx512`` level with ``-mavx512vnni`` (:data:`minicnn.backend.isa.FEATURE_MODULES`) and
 loaded only where the CPU reports AVX512_VNNI (:mod:`minicnn.backend.lowp`); the NumPy twins with the same
@@ -12,7 +12,6 @@ Np = N padded to a multiple of 16. Activations are uint8 with a zero point ``z``
 
 from cython.parallel cimport prange
 
-import numpy as np
 
 include "_parallel.pxi"
 include "_lowp.pxi"
@@ -37,18 +36,6 @@ def quantize_u8(uint8_t[:, ::1] q, const float[:, ::1] x, float inv_scale, int z
         qg_quantize_run(&q[m, 0], &x[m, 0], K, inv_scale, z)
         for k in range(K, Kp):
             q[m, k] = <uint8_t>zero_point
-
-
-def im2col_u8(uint8_t[:, ::1] col, const uint8_t[:, :, :, ::1] x, int pad, Py_ssize_t Ho, Py_ssize_t Wo,
-              Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t sh, Py_ssize_t sw, Py_ssize_t pt, Py_ssize_t pl,
-              Py_ssize_t dh, Py_ssize_t dw):
-    """The windows of ``x (N, H, W, C)`` as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past ``K``."""
-    _check_geometry(col.shape[0], col.shape[1], x.shape[0], x.shape[3], Ho, Wo, KH, KW)
-    if col.shape[0] == 0:
-        return
-    with nogil:
-        _im2col_lowp(&col[0, 0], &x[0, 0, 0, 0], <uint8_t>pad, x.shape[0], x.shape[1], x.shape[2], x.shape[3],
-                     Ho, Wo, col.shape[1], KH, KW, sh, sw, pt, pl, dh, dw)
 
 
 cdef void _run(const uint8_t *a, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr, const float *scale,
@@ -130,7 +117,7 @@ def qconv_u8s8_bias_act(float[:, ::1] y, const uint8_t[:, :, :, ::1] xp, const i
     left to add), read in place: ``C`` a multiple of 4, ``y (N*Ho*Wo, F)``; with ``pool``, followed by a 2x2
     stride-2 max-pool, ``y (N*(Ho//2)*(Wo//2), F)`` (equal bits: the epilogue is monotonic)."""
     cdef Py_ssize_t M = y.shape[0], F = y.shape[1], B = xp.shape[0], Hp = xp.shape[1], Wp = xp.shape[2]
-    cdef Py_ssize_t C = xp.shape[3], kh, kw
+    cdef Py_ssize_t C = xp.shape[3]
     if C % 4 or M != B * ((Ho // 2) * (Wo // 2) if pool else Ho * Wo) or (pool and (Ho < 2 or Wo < 2)) or (Ho - 1) * sh + (KH - 1) * dh >= Hp or (Wo - 1) * sw + (KW - 1) * dw >= Wp \
             or Ho < 1 or Wo < 1:
         raise ValueError(f"shapes do not match: output ({M}, {F}) for {Ho}x{Wo} windows {KH}x{KW} (strides {sh}, "
@@ -140,10 +127,7 @@ def qconv_u8s8_bias_act(float[:, ::1] y, const uint8_t[:, :, :, ::1] xp, const i
         raise ValueError(f"act must be 0 (identity) or 1 (relu); received act={act!r}")
     if zcorr.shape[0] != F or scale.shape[0] != F or bias.shape[0] != F:
         raise ValueError(f"zcorr, scale and bias must have {F} values each")
-    cdef Py_ssize_t[::1] taps = np.empty(KH * KW, dtype=np.intp)
-    for kh in range(KH):
-        for kw in range(KW):
-            taps[kh * KW + kw] = (kh * dh * Wp + kw * dw) * C
+    cdef Py_ssize_t[::1] taps = _window_taps(KH, KW, dh, dw, Wp, C)
     if M and F:
         with nogil:
             _run(&xp[0, 0, 0, 0], &bp[0, 0, 0], NULL, &y[0, 0], &zcorr[0], &scale[0], &bias[0], act, M, KH * KW * C,

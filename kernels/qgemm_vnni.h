@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "lowp_rows.h"
+
 #define QG_MR 4   /* rows of a register block */
 #define QG_NV 4   /* 16-column vectors of a register block (64 columns) */
 
@@ -101,12 +103,10 @@ static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, floa
         Py_ssize_t vectors = (N - n0 + 15) / 16;
         int nv = vectors > QG_NV ? QG_NV : (int)vectors;
         if (pool) {
-            const Py_ssize_t Hq = Ho / 2, Wq = Wo / 2;
             for (Py_ssize_t m0 = m_begin; m0 < m_end; m0++) {
-                Py_ssize_t b = m0 / (Hq * Wq), i = 2 * ((m0 / Wq) % Hq), j = 2 * (m0 % Wq);
                 const uint8_t *rows[QG_MR];
                 for (int r = 0; r < 4; r++)
-                    rows[r] = a + ((b * Hp + (i + r / 2) * sh) * Wp + (j + r % 2) * sw) * C;
+                    rows[r] = a + lowp_pooled_row(m0, r, Ho, Wo, Hp, Wp, C, sh, sw);
                 switch (nv) { QG_POOL_CASE(4) QG_POOL_CASE(3) QG_POOL_CASE(2) QG_POOL_CASE(1) }
             }
             continue;
@@ -114,15 +114,8 @@ static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, floa
         for (Py_ssize_t m0 = m_begin; m0 < m_end; m0 += QG_MR) {
             int mr = m_end - m0 > QG_MR ? QG_MR : (int)(m_end - m0);
             const uint8_t *rows[QG_MR];
-            for (int r = 0; r < mr; r++) {
-                Py_ssize_t m = m0 + r;
-                if (Ho > 0) {
-                    Py_ssize_t b = m / (Ho * Wo), i = (m / Wo) % Ho, j = m % Wo;
-                    rows[r] = a + ((b * Hp + i * sh) * Wp + j * sw) * C;
-                } else {
-                    rows[r] = a + m * Kp;
-                }
-            }
+            for (int r = 0; r < mr; r++)
+                rows[r] = a + lowp_row(m0 + r, Kp, Ho, Wo, Hp, Wp, C, sh, sw);
             switch (mr * 8 + nv) {
                 QG_CASE(4, 4) QG_CASE(4, 3) QG_CASE(4, 2) QG_CASE(4, 1)
                 QG_CASE(3, 4) QG_CASE(3, 3) QG_CASE(3, 2) QG_CASE(3, 1)

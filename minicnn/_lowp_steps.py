@@ -1,6 +1,7 @@
 """The steps of a reduced-precision inference pass: conv and dense layers as int8 or bf16 products, the rest float32.
 
-A :class:`Product` runs a :class:`~minicnn.layers.Conv2D` (im2col on the encoded input) or a
+A :class:`Product` runs a :class:`~minicnn.layers.Conv2D` (its windows read in place from the encoded, padded
+input; a 2x2 max-pool after it inside the same kernel) or a
 :class:`~minicnn.layers.Dense` (a BatchNorm folded into either first) as one reduced-precision matrix product
 with its bias and activation in the float32 epilogue; every other layer (pooling, flatten, dropout at
 inference, composite blocks) runs its own float32 forward. A codec says how a precision encodes activations
@@ -66,33 +67,19 @@ class Int8:
                 "zcorr": (zero_point * wq.sum(axis=0, dtype=np.int64)).astype(np.int32),
                 "scale": (x_scale * w_scale).astype(np.float32), "bias": b.astype(np.float32)}
 
-    def pad(self, state):
-        return state["zero_point"]
-
     def encode(self, out, x, state):
         self.kernels.quantize_u8(out, x, state["inv_scale"], state["zero_point"])
 
-    def im2col(self, *args):
-        self.kernels.im2col_u8(*args)
-
     def conv_channels(self, channels):
-        """Channels of the padded input the in-place conv reads: a multiple of 4 (one 4-byte group per tap)."""
+        """Channels of the padded input an in-place conv reads: a multiple of 4 (one 4-byte group per tap)."""
         return -(-channels // 4) * 4
 
-    def conv(self, x, layer, state, act, channels, pool):
-        """A conv layer's output rows ``(N*Ho*Wo, F)`` (2x2 max-pooled with ``pool``) from its float32 input:
-        quantized into the zero-point-padded input (``channels`` channels), the windows read in place."""
-        N, H, W, _ = x.shape
-        Ho, Wo, F = layer.output_shape
-        (KH, KW), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
-        Hp = max(layer.pt + H, (Ho - 1) * sh + (KH - 1) * dh + 1)
-        Wp = max(layer.pl + W, (Wo - 1) * sw + (KW - 1) * dw + 1)
-        xp = np.empty((N, Hp, Wp, channels), np.uint8)
-        self.kernels.quantize_pad_u8(xp, x, state["inv_scale"], state["zero_point"], layer.pt, layer.pl)
-        y = np.empty((N * ((Ho // 2) * (Wo // 2) if pool else Ho * Wo), F), np.float32)
+    def pad_input(self, xp, x, state, pt, pl):
+        self.kernels.quantize_pad_u8(xp, x, state["inv_scale"], state["zero_point"], pt, pl)
+
+    def conv(self, y, xp, state, act, *geometry):
         self.kernels.qconv_u8s8_bias_act(y, xp, state["packed"], state["zcorr"], state["scale"], state["bias"], act,
-                                         Ho, Wo, KH, KW, sh, sw, dh, dw, pool)
-        return y
+                                         *geometry)
 
     def product(self, y, a, state, act):
         self.kernels.qgemm_u8s8_bias_act(y, a, state["packed"], state["zcorr"], state["scale"], state["bias"], act)
@@ -112,17 +99,17 @@ class BF16:
         return {"packed": self._ref.pack_bf16(self._ref.bf16_bits(w.astype(np.float32))),
                 "bias": b.astype(np.float32)}
 
-    def pad(self, state):
-        return 0   # bfloat16 +0.0
-
     def encode(self, out, x, state):
         self.kernels.to_bf16(out, x)
 
     def conv_channels(self, channels):
-        return None   # no in-place conv: im2col
+        return -(-channels // 2) * 2
 
-    def im2col(self, *args):
-        self.kernels.im2col_u16(*args)
+    def pad_input(self, xp, x, state, pt, pl):
+        self.kernels.to_bf16_pad(xp, x, pt, pl)
+
+    def conv(self, y, xp, state, act, *geometry):
+        self.kernels.conv_bf16_bias_act(y, xp, state["packed"], state["bias"], act, *geometry)
 
     def product(self, y, a, state, act):
         self.kernels.gemm_bf16_bias_act(y, a, state["packed"], state["bias"], act)
@@ -153,8 +140,7 @@ class Product:
     x_range : (float, float) or None
         The calibrated input range (int8).
     pool : MaxPool2D or None
-        A 2x2 max-pool after the conv (:func:`fusable_pool`) run inside the product (a codec with an in-place
-        conv only): the maximum of each window's accumulators goes through the epilogue (monotonic), so the
+        A 2x2 max-pool after the conv (:func:`fusable_pool`) run inside the product: the maximum of each window's accumulators goes through the epilogue (monotonic), so the
         result equals pooling the product's output.
     """
 
@@ -164,8 +150,6 @@ class Product:
         self.channels = codec.conv_channels(w.shape[2]) if self.conv else None
         if self.channels is not None and self.channels != w.shape[2]:   # zero weights for the padding channels
             w = np.concatenate([w, np.zeros((*w.shape[:2], self.channels - w.shape[2], w.shape[3]), w.dtype)], axis=2)
-        if pool is not None and self.channels is None:
-            raise ValueError(f"the {codec.name} codec runs no pooled conv")
         self.K, self.N = math.prod(w.shape[:-1]), w.shape[-1]
         self.Kp = -(-self.K // codec.k_multiple) * codec.k_multiple
         self.codec, self.layer, self.pool = codec, layer, pool
@@ -179,8 +163,8 @@ class Product:
         """The layer's output (float32, a new array) for its float32 input ``x``."""
         codec, state = self.codec, self.state
         dtype, x = x.dtype, np.ascontiguousarray(x, np.float32)
-        if self.channels is not None:   # the windows read in place from the padded input
-            y = codec.conv(x, self.layer, state, self.act, self.channels, self.pool is not None)
+        if self.conv:   # the windows read in place from the padded input
+            y = self._conv(x)
         else:
             a = self._rows(x)
             y = np.empty((a.shape[0], self.N), np.float32)
@@ -189,17 +173,22 @@ class Product:
             bias_act_forward(y, y, np.zeros(self.N, np.float32), *self.post)
         return y.reshape(x.shape[0], *self.output_shape).astype(dtype, copy=False)
 
+    def _conv(self, x):
+        """The conv's output rows ``(N*Ho*Wo, F)`` (2x2 max-pooled with ``pool``): its input encoded into the padded
+        input (``channels`` channels), the windows read in place."""
+        layer, N, H, W = self.layer, *x.shape[:3]
+        Ho, Wo, F = layer.output_shape
+        (KH, KW), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
+        Hp = max(layer.pt + H, (Ho - 1) * sh + (KH - 1) * dh + 1)
+        Wp = max(layer.pl + W, (Wo - 1) * sw + (KW - 1) * dw + 1)
+        xp = np.empty((N, Hp, Wp, self.channels), self.codec.dtype)
+        self.codec.pad_input(xp, x, self.state, layer.pt, layer.pl)
+        y = np.empty((N * ((Ho // 2) * (Wo // 2) if self.pool else Ho * Wo), F), np.float32)
+        self.codec.conv(y, xp, self.state, self.act, Ho, Wo, KH, KW, sh, sw, dh, dw, self.pool is not None)
+        return y
+
     def _rows(self, x):
-        """The encoded rows of the product: im2col of the encoded input (conv), or the encoded input (dense)."""
-        codec, state, n = self.codec, self.state, x.shape[0]
-        if not self.conv:
-            a = np.empty((n, self.Kp), codec.dtype)
-            codec.encode(a, x.reshape(n, -1), state)
-            return a
-        _, H, W, C = x.shape
-        Ho, Wo, _ = self.layer.output_shape
-        encoded = np.empty((n, H, W, C), codec.dtype)
-        codec.encode(encoded.reshape(-1, C), x.reshape(-1, C), state)
-        a = np.empty((n * Ho * Wo, self.Kp), codec.dtype)
-        codec.im2col(a, encoded, codec.pad(state), Ho, Wo, *self.layer.kernel_size, *self.layer._geometry())
+        """The encoded input of a dense product ``(N, Kp)``."""
+        a = np.empty((x.shape[0], self.Kp), self.codec.dtype)
+        self.codec.encode(a, x.reshape(x.shape[0], -1), self.state)
         return a

@@ -248,8 +248,7 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
             i += 1
             continue
         following = layers[i + 1][1] if i + 1 < len(layers) else None
-        pool = following if (isinstance(p, Conv2D) and codec.conv_channels(1) is not None
-                             and fusable_pool(p, following)) else None
+        pool = following if isinstance(p, Conv2D) and fusable_pool(p, following) else None
         steps.append(Product(p, codec, ranges.get(i), pool))
         names += [(type(p).__name__, precision)] + ([(type(pool).__name__, precision)] if pool else [])
         i += 2 if pool else 1

@@ -15,7 +15,7 @@ from minicnn.threads import thread_limits
 #: shapes (first conv K=9 -> 32, second conv K=288 -> 64 over many rows, dense 9216 -> 128, output 128 -> 10).
 PRODUCTS = [(1, 9, 32), (1, 9216, 128), (7, 288, 64), (5, 3, 1), (130, 130, 10), (67, 21, 77), (2000, 288, 64),
             (300, 9216, 128), (33, 1, 200)]
-#: (KH, KW, sh, sw, pt, pl, dh, dw) of im2col: "same", strided "valid", dilated and asymmetric, 1x1.
+#: (KH, KW, sh, sw, pt, pl, dh, dw) of a conv: "same", strided "valid", dilated and asymmetric, 1x1.
 GEOMETRIES = [(3, 3, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 0, 0, 1, 1), (5, 3, 1, 2, 2, 1, 2, 1), (1, 1, 1, 1, 0, 0, 1, 1),
               (2, 2, 2, 2, 0, 0, 1, 1)]
 
@@ -87,24 +87,6 @@ def test_quantize_u8_matches_reference_exactly(zero_point, rng):
     got = twice(fast.quantize_u8, lambda: (np.full((999, 40), 3, np.uint8), x, 40.0, zero_point))
     np.testing.assert_array_equal(got, want)
     assert (want[:, 37:] == zero_point).all()
-
-
-@pytest.mark.parametrize("geometry", GEOMETRIES)
-@pytest.mark.parametrize("precision", ["int8", "bf16"])
-def test_im2col_matches_reference(precision, geometry, rng):
-    fast, (call, twin, dtype, multiple) = compiled(precision), {
-        "int8": ("im2col_u8", ref.im2col_u8, np.uint8, 4), "bf16": ("im2col_u16", bf16gemm.im2col_u16, np.uint16, 2),
-    }[precision]
-    KH, KW, sh, sw, pt, pl, dh, dw = geometry
-    N, H, W, C = 3, 11, 9, 5
-    Ho, Wo = (H + 2 * pt - dh * (KH - 1) - 1) // sh + 1, (W + 2 * pl - dw * (KW - 1) - 1) // sw + 1
-    x = rng.integers(0, 250, (N, H, W, C)).astype(dtype)
-    shape = (N * Ho * Wo, ref.padded(KH * KW * C, multiple))
-    want = np.full(shape, 251, dtype)
-    twin(want, x, 128, Ho, Wo, *geometry)
-    got = twice(getattr(fast, call), lambda: (np.full(shape, 251, dtype), x, 128, Ho, Wo, *geometry))
-    np.testing.assert_array_equal(got, want)
-    assert (want != 251).all()
 
 
 def test_to_bf16_matches_reference_exactly(rng):
@@ -191,9 +173,48 @@ def test_qconv_matches_reference_exactly(C, F, geometry, act, pool, rng):
     got = twice(fast.qconv_u8s8_bias_act, lambda: (np.full((N * Hq * Wq, F), np.nan, np.float32), xp, *args))
     np.testing.assert_array_equal(got, want)
     col = np.empty((N * Ho * Wo, KH * KW * C), np.uint8)
-    ref.im2col_u8(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
+    ref.im2col_windows(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
     direct = np.empty((N * Ho * Wo, F), np.float32)
     ref.qgemm_u8s8_bias_act(direct, col, bp, zcorr, scale, bias, act)
     if pool:
         direct = direct.reshape(N, Ho, Wo, F)[:, :2 * Hq, :2 * Wq].reshape(N, Hq, 2, Wq, 2, F).max(axis=(2, 4))
     np.testing.assert_array_equal(want, direct.reshape(want.shape))
+
+
+@pytest.mark.parametrize("C, Cp", [(8, 8), (1, 2), (3, 4)])
+@pytest.mark.parametrize("pt, pl, extra", [(0, 0, 0), (1, 1, 1), (2, 0, 3)])
+def test_to_bf16_pad_matches_reference_exactly(pt, pl, extra, C, Cp, rng):
+    fast, ref = compiled("bf16"), bf16gemm
+    x = (rng.standard_normal((3, 9, 7, C)) * 2).astype(np.float32)
+    shape = (3, 9 + pt + extra, 7 + pl + extra, Cp)
+    want = np.full(shape, 3, np.uint16)
+    ref.to_bf16_pad(want, x, pt, pl)
+    got = twice(fast.to_bf16_pad, lambda: (np.full(shape, 3, np.uint16), x, pt, pl))
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(want[:, pt:pt + 9, pl:pl + 7, :C], ref.bf16_bits(x))
+    assert want.sum(dtype=np.int64) == ref.bf16_bits(x).sum(dtype=np.int64)   # zeros elsewhere
+
+
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("geometry", GEOMETRIES)
+@pytest.mark.parametrize("C, F", [(2, 1), (32, 64), (8, 77)])
+def test_conv_bf16_matches_reference_within_the_summation_bound(C, F, geometry, act, pool, rng):
+    """The in-place conv (and conv + 2x2 max-pool) against its twin, within the bound of
+    :func:`test_gemm_bf16_matches_reference_within_the_summation_bound` taken at the largest window."""
+    fast, ref = compiled("bf16"), bf16gemm
+    KH, KW, sh, sw, pt, pl, dh, dw = geometry
+    N, H, W = 3, 11 + 2 * pt, 9 + 2 * pl
+    Ho, Wo = (H - dh * (KH - 1) - 1) // sh + 1, (W - dw * (KW - 1) - 1) // sw + 1
+    xp = ref.bf16_bits(rng.standard_normal((N, H, W, C)).astype(np.float32))
+    w = ref.bf16_bits(rng.standard_normal((KH * KW * C, F)).astype(np.float32))
+    bp, bias = ref.pack_bf16(w), rng.standard_normal(F).astype(np.float32)
+    args = (bp, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw, pool)
+    Hq, Wq = (Ho // 2, Wo // 2) if pool else (Ho, Wo)
+    want = np.full((N * Hq * Wq, F), np.nan, np.float32)
+    ref.conv_bf16_bias_act(want, xp, *args)
+    got = twice(fast.conv_bf16_bias_act, lambda: (np.full((N * Hq * Wq, F), np.nan, np.float32), xp, *args))
+    K = KH * KW * C
+    magnitude = float(np.abs(ref.bf16_values(xp)).max()) * np.abs(ref.bf16_values(w)).sum(axis=0)
+    bound = K * 2.0**-24 * magnitude + 2.0**-23 * np.abs(want)
+    assert (np.abs(got.astype(np.float64) - want) <= bound).all()

@@ -1,4 +1,4 @@
-"""bfloat16 inference references (the twins of ``kernels/bf16gemm.pyx``): rounding, im2col and the product.
+"""bfloat16 inference references (the twins of ``kernels/bf16gemm.pyx``): rounding, padding and the products.
 
 Shape letters: M rows (samples x pixels), K inner size, Kp = K padded to a multiple of 2 (:data:`K_MULTIPLE`),
 N output columns, Np = N padded to a multiple of 16; images ``x (N, H, W, C)`` (here N is the batch).
@@ -11,9 +11,9 @@ float32 rounding of a K-term sum, ``K * 2**-24 * sum_k |a[m, k] * w[k, n]|`` (th
 
 import numpy as np
 
-from .qgemm import im2col_u8, padded
+from .qgemm import im2col_windows, max_pool2, padded
 
-__all__ = ["to_bf16", "im2col_u16", "gemm_bf16_bias_act"]
+__all__ = ["to_bf16", "to_bf16_pad", "gemm_bf16_bias_act", "conv_bf16_bias_act"]
 
 #: Kp is a multiple of this (one VDPBF16PS lane sums a pair of products); Np of 16.
 K_MULTIPLE, N_MULTIPLE = 2, 16
@@ -53,9 +53,12 @@ def to_bf16(q, x):
     q[:, K:] = 0
 
 
-def im2col_u16(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
-    """The windows of ``x (N, H, W, C)`` uint16 as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past ``K``."""
-    im2col_u8(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw)   # the same copies, on any element type
+def to_bf16_pad(xp, x, pt, pl):
+    """``xp (N, Hp, Wp, Cp)`` = :func:`bf16_bits` of ``x (N, H, W, C)`` at offset ``(pt, pl)`` in the first ``C``
+    channels, 0 (+0.0) everywhere else (a convolution's padding; channels ``C..Cp`` meet zero weights)."""
+    _, H, W, C = x.shape
+    xp[...] = 0
+    xp[:, pt:pt + H, pl:pl + W, :C] = bf16_bits(x)
 
 
 def gemm_bf16_bias_act(y, a, bp, bias, act):
@@ -66,3 +69,15 @@ def gemm_bf16_bias_act(y, a, bp, bias, act):
     w = bp.transpose(0, 2, 1).reshape(-1, bp.shape[1])[:a.shape[1], :N]
     z = (bf16_values(a).astype(np.float64) @ bf16_values(w).astype(np.float64)).astype(np.float32) + bias
     y[...] = np.maximum(z, np.float32(0)) if act else z
+
+
+def conv_bf16_bias_act(y, xp, bp, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw, pool):
+    """:func:`gemm_bf16_bias_act` of the im2col rows of the padded input ``xp (N, Hp, Wp, C)`` (the compiled
+    kernel reads them in place and needs ``C`` even), ``y (N*Ho*Wo, F)``; with ``pool`` followed by a 2x2
+    stride-2 max-pool (floor), ``y (N*(Ho//2)*(Wo//2), F)``."""
+    N, F = xp.shape[0], y.shape[1]
+    col = np.empty((N * Ho * Wo, KH * KW * xp.shape[3]), np.uint16)
+    im2col_windows(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
+    full = np.empty((N * Ho * Wo, F), np.float32)
+    gemm_bf16_bias_act(full, col, bp, bias, act)
+    y[...] = max_pool2(full, N, Ho, Wo) if pool else full

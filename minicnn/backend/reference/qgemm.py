@@ -1,4 +1,4 @@
-"""int8 inference references (the twins of ``kernels/qgemm.pyx``): quantize, im2col and the u8 x s8 product.
+"""int8 inference references (the twins of ``kernels/qgemm.pyx``): quantize, pad and the u8 x s8 products.
 
 Shape letters: M rows (samples x pixels), K inner size, Kp = K padded to a multiple of 4 (:data:`K_MULTIPLE`),
 N output columns, Np = N padded to a multiple of 16 (:data:`N_MULTIPLE`); images ``x (N, H, W, C)`` (here N is
@@ -16,7 +16,7 @@ import numpy as np
 
 from ._im2col import _pad_input, _window
 
-__all__ = ["quantize_u8", "quantize_pad_u8", "im2col_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act"]
+__all__ = ["quantize_u8", "quantize_pad_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act"]
 
 #: Kp is a multiple of this (one VPDPBUSD lane sums 4 products), Np of :data:`N_MULTIPLE` (one 512-bit vector).
 K_MULTIPLE, N_MULTIPLE = 4, 16
@@ -74,8 +74,9 @@ def quantize_pad_u8(xp, x, inv_scale, zero_point, pt, pl):
     xp[:, pt:pt + H, pl:pl + W, :C] = inner.reshape(x.shape)
 
 
-def im2col_u8(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
-    """The windows of ``x (N, H, W, C)`` uint8 as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past ``K``."""
+def im2col_windows(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
+    """The windows of ``x (N, H, W, C)`` (any dtype) as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past
+    ``K`` (what the compiled convolutions read in place)."""
     N, _, _, C = x.shape
     K = KH * KW * C
     xp = _pad_input(x, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw, fill=pad)
@@ -112,12 +113,14 @@ def qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, 
     with ``pool`` followed by a 2x2 stride-2 max-pool (floor), ``y (N*(Ho//2)*(Wo//2), F)``."""
     N, F = xp.shape[0], y.shape[1]
     col = np.empty((N * Ho * Wo, KH * KW * xp.shape[3]), np.uint8)
-    im2col_u8(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
+    im2col_windows(col, xp, 0, Ho, Wo, KH, KW, sh, sw, 0, 0, dh, dw)
     full = np.empty((N * Ho * Wo, F), np.float32)
     qgemm_u8s8_bias_act(full, col, bp, zcorr, scale, bias, act)
-    if not pool:
-        y[...] = full
-        return
-    Hq, Wq = Ho // 2, Wo // 2
-    windows = full.reshape(N, Ho, Wo, F)[:, :2 * Hq, :2 * Wq].reshape(N, Hq, 2, Wq, 2, F)
-    y[...] = windows.max(axis=(2, 4)).reshape(-1, F)
+    y[...] = max_pool2(full, N, Ho, Wo) if pool else full
+
+
+def max_pool2(rows, N, Ho, Wo):
+    """The 2x2 stride-2 max-pool (floor) of conv output rows ``(N*Ho*Wo, F)``, as rows ``(N*(Ho//2)*(Wo//2), F)``."""
+    F, Hq, Wq = rows.shape[1], Ho // 2, Wo // 2
+    windows = rows.reshape(N, Ho, Wo, F)[:, :2 * Hq, :2 * Wq].reshape(N, Hq, 2, Wq, 2, F)
+    return windows.max(axis=(2, 4)).reshape(-1, F)
