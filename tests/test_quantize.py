@@ -213,3 +213,18 @@ def test_missing_or_empty_calibration_and_unfitted_models_are_refused(model, dig
     with pytest.raises(ValueError, match="received dict"):
         quantize({}, X[:10], backend="numpy")
     assert quantize(model, None, precision="bf16", backend="numpy").agreement_ is None
+
+
+def test_a_layer_whose_int32_sums_could_overflow_stays_float32(monkeypatch, model, digits):
+    """``K * 255 * 127`` must fit int32: a wider layer keeps its float32 forward (and says so)."""
+    import minicnn.quantize as quantize_module
+
+    X, _ = digits
+    monkeypatch.setattr(quantize_module, "INT8_MAX_K", 50)   # the conv (K = 9) fits, the dense (K = 64) not
+    q = quantize(model, X[:50], backend="numpy")
+    assert dict(q.layer_precisions_) == {"Conv2D": "int8", "MaxPool2D": "int8", "Dropout": "float32",
+                                         "Flatten": "float32", "Dense": "float32"}
+    monkeypatch.setattr(quantize_module, "INT8_MAX_K", 8)
+    q = quantize(model, X[:50], backend="numpy")
+    assert [p for _, p in q.layer_precisions_] == ["float32"] * len(q.layer_precisions_)
+    np.testing.assert_allclose(q.predict_proba(X[:20]), model.predict_proba(X[:20]), rtol=1e-6, atol=1e-7)
