@@ -62,7 +62,7 @@ class Int8:
         w_scale = np.abs(w).max(axis=0) / 127.0
         w_scale[w_scale == 0] = 1.0
         wq = np.clip(np.rint(w / w_scale), -127, 127).astype(np.int8)
-        return {"packed": self._ref.pack_int8(wq), "zero_point": zero_point,
+        return {"packed": self._ref.pack_int8(wq), "zero_point": zero_point, "w_scale": w_scale,
                 "inv_scale": np.float32(1.0 / x_scale), "x_scale": x_scale,
                 "zcorr": (zero_point * wq.sum(axis=0, dtype=np.int64)).astype(np.int32),
                 "scale": (x_scale * w_scale).astype(np.float32), "bias": b.astype(np.float32)}

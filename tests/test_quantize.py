@@ -228,3 +228,40 @@ def test_a_layer_whose_int32_sums_could_overflow_stays_float32(monkeypatch, mode
     q = quantize(model, X[:50], backend="numpy")
     assert [p for _, p in q.layer_precisions_] == ["float32"] * len(q.layer_precisions_)
     np.testing.assert_allclose(q.predict_proba(X[:20]), model.predict_proba(X[:20]), rtol=1e-6, atol=1e-7)
+
+
+# ----------------------------------------------------------------------------- ONNX export (QDQ)
+def test_int8_model_exports_as_qdq_onnx_that_onnx_runtime_runs_alike(digits, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    X, y = digits
+    clf = CNNClassifier(layers=("conv8", "maxpool", "conv16", "dense32"), padding="same", max_iter=4,
+                        random_state=0).fit(X[:400], y[:400])
+    q = quantize(clf, X[:300], backend="numpy")
+    path = q.export_onnx(tmp_path / "q.onnx")
+    graph = onnx.load(path).graph
+    ops = [node.op_type for node in graph.node]
+    assert ops.count("QuantizeLinear") == 4 and ops.count("DequantizeLinear") == 8   # 2 convs, 2 dense
+    weights = [i for i in graph.initializer if i.data_type == onnx.TensorProto.INT8 and len(i.dims) > 1]
+    assert len(weights) == 4
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    label, proba = session.run(None, {"X": X})
+    mine = q.predict_proba(X)
+    assert float((proba.argmax(1) == mine.argmax(1)).mean()) >= 0.99
+    assert float(np.abs(proba - mine).max()) < 0.05   # rounding of x / scale (ONNX) vs x * (1 / scale) only
+    assert float(np.abs(proba - clf.predict_proba(X)).max()) > 0   # the graph is quantized, not the float one
+
+
+@pytest.mark.parametrize("kind", ["bf16", "batchnorm"])
+def test_qdq_export_refuses_what_it_cannot_write(kind, digits, tmp_path):
+    pytest.importorskip("onnx")
+    X, y = digits
+    if kind == "bf16":
+        q = quantize(CNNClassifier(layers=("conv4", "maxpool"), max_iter=1, random_state=0).fit(X[:100], y[:100]),
+                     None, precision="bf16", backend="numpy")
+    else:
+        q = quantize(CNNClassifier(layers=("conv4", "maxpool"), batch_norm=True, dropout="none", max_iter=1,
+                                   random_state=0).fit(X[:100], y[:100]), X[:50], backend="numpy")
+    with pytest.raises(ValueError, match="export_onnx writes int8 models"):
+        q.export_onnx(tmp_path / "q.onnx")
+    assert not (tmp_path / "q.onnx").exists()
