@@ -11,7 +11,8 @@ Pooling, flatten and composite blocks run in float32. Each precision runs only w
 instructions and is refused elsewhere (:class:`minicnn.backend.lowp.UnsupportedPrecisionError`, naming the
 missing feature); ``backend="numpy"`` runs the same arithmetic in NumPy on any CPU.
 
-The accuracy cost is measured when quantizing: :attr:`QuantizedPredictor.agreement_` is the top-1 agreement
+:func:`minicnn.onnx.export_onnx_qdq` writes an int8 model as an ONNX QDQ graph. The accuracy cost is measured
+when quantizing: :attr:`QuantizedPredictor.agreement_` is the top-1 agreement
 with the float32 model on the validation data (the calibration data if none is given); docs/PRECISION.md
 has the figures on MNIST and Fashion-MNIST.
 """
@@ -136,40 +137,6 @@ class QuantizedPredictor:
         if not self._classifier:
             raise AttributeError("predict_proba is only available for a classifier")
         return self._outputs(X, softmax)
-
-    def export_onnx(self, path):
-        """Write this int8 model as an ONNX file in the QDQ format (QuantizeLinear / DequantizeLinear pairs).
-
-        Each int8 conv and dense layer gets its calibrated activation quantization and its per-channel int8
-        weights as QDQ pairs around the float32 graph of :func:`minicnn.export_onnx` (ONNX Runtime's static
-        quantization format: its optimizer runs them as integer kernels). Opset 13 (per-channel
-        ``DequantizeLinear``).
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-
-        Returns
-        -------
-        str
-            ``path`` as written.
-
-        Raises
-        ------
-        ImportError
-            If ``onnx`` is not installed.
-        ValueError
-            (``minicnn.onnx.ExportError``) For a bf16 model, or an int8 model with a conv or dense layer that
-            is not int8 or folds a BatchNorm.
-        """
-        import os
-
-        from .files import write_bytes
-        from .onnx._qdq import to_qdq_model
-
-        target = os.fspath(path)
-        write_bytes(target, to_qdq_model(self).SerializeToString())
-        return target
 
     def _measure(self, X, y):
         """Fill the accuracy attributes from ``X`` (and labels ``y``) against the float32 model."""

@@ -7,6 +7,7 @@ import pytest
 
 from minicnn import CNNClassifier, CNNRegressor, load_predictor
 from minicnn.backend import isa, lowp
+from minicnn.onnx import export_onnx_qdq
 from minicnn.quantize import PRECISIONS, QuantizedPredictor, quantize
 
 N_DIGITS = 600
@@ -238,7 +239,7 @@ def test_int8_model_exports_as_qdq_onnx_that_onnx_runtime_runs_alike(digits, tmp
     clf = CNNClassifier(layers=("conv8", "maxpool", "conv16", "dense32"), padding="same", max_iter=4,
                         random_state=0).fit(X[:400], y[:400])
     q = quantize(clf, X[:300], backend="numpy")
-    path = q.export_onnx(tmp_path / "q.onnx")
+    path = export_onnx_qdq(q, tmp_path / "q.onnx")
     graph = onnx.load(path).graph
     ops = [node.op_type for node in graph.node]
     assert ops.count("QuantizeLinear") == 4 and ops.count("DequantizeLinear") == 8   # 2 convs, 2 dense
@@ -262,6 +263,15 @@ def test_qdq_export_refuses_what_it_cannot_write(kind, digits, tmp_path):
     else:
         q = quantize(CNNClassifier(layers=("conv4", "maxpool"), batch_norm=True, dropout="none", max_iter=1,
                                    random_state=0).fit(X[:100], y[:100]), X[:50], backend="numpy")
-    with pytest.raises(ValueError, match="export_onnx writes int8 models"):
-        q.export_onnx(tmp_path / "q.onnx")
+    with pytest.raises(ValueError, match="export_onnx_qdq writes int8 models"):
+        export_onnx_qdq(q, tmp_path / "q.onnx")
     assert not (tmp_path / "q.onnx").exists()
+
+
+def test_qdq_export_refuses_an_opset_without_per_channel_dequantize(model, digits, tmp_path):
+    pytest.importorskip("onnx")
+    X, _ = digits
+    q = quantize(model, X[:50], backend="numpy")
+    for opset in (11, None, "13"):
+        with pytest.raises(ValueError, match="opset"):
+            export_onnx_qdq(q, tmp_path / "q.onnx", opset=opset)

@@ -20,7 +20,7 @@ def _products_in_graph_order(quantized):
     products = [s for s in quantized._steps if isinstance(s, Product)]
     layers = [layer for layer in quantized.model.network_.descendants() if isinstance(layer, (Conv2D, Dense))]
     if quantized.precision != "int8" or [p.layer for p in products] != layers:
-        raise ExportError("export_onnx writes int8 models whose every conv and dense layer runs int8 (no "
+        raise ExportError("export_onnx_qdq writes int8 models whose every conv and dense layer runs int8 (no "
                           "BatchNorm folded, no conv inside a block); received a model with layer precisions "
                           f"{quantized.layer_precisions_} at precision={quantized.precision!r}")
     return products
