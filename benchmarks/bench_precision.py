@@ -68,7 +68,8 @@ def peers(clf, threads):
             for key, hint in OPENVINO_PRECISIONS.items():
                 config = {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1, **hint}
                 request = core.compile_model(model, "CPU", config).create_infer_request()
-                precision = str(request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT"))
+                hint = request.get_compiled_model().get_property("INFERENCE_PRECISION_HINT")
+                precision = hint.to_string() if hasattr(hint, "to_string") else str(hint)   # "f32", "bf16"
                 found[key] = (lambda x, r=request: r.infer({0: x})[0], precision)
     return found
 
