@@ -12,9 +12,10 @@ from minicnn.backend.reference import qgemm as ref
 from minicnn.threads import thread_limits
 
 #: (M, K, N): one row (a one-sample dense layer), tails of every block (rows % 4, K % 4, N % 16), the MNIST
-#: shapes (first conv K=9 -> 32, second conv K=288 -> 64 over many rows, dense 9216 -> 128, output 128 -> 10).
+#: shapes (first conv K=9 -> 32, second conv K=288 -> 64 over many rows, dense 9216 -> 128, output 128 -> 10);
+#: more than one 64-row chunk where the product is large enough for 2 threads.
 PRODUCTS = [(1, 9, 32), (1, 9216, 128), (7, 288, 64), (5, 3, 1), (130, 130, 10), (67, 21, 77), (2000, 288, 64),
-            (300, 9216, 128), (33, 1, 200)]
+            (130, 4608, 128), (33, 1, 200)]
 #: (KH, KW, sh, sw, pt, pl, dh, dw) of a conv: "same", strided "valid", dilated and asymmetric, 1x1.
 GEOMETRIES = [(3, 3, 1, 1, 1, 1, 1, 1), (3, 3, 2, 2, 0, 0, 1, 1), (5, 3, 1, 2, 2, 1, 2, 1), (1, 1, 1, 1, 0, 0, 1, 1),
               (2, 2, 2, 2, 0, 0, 1, 1)]

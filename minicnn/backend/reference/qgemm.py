@@ -92,8 +92,10 @@ def im2col_windows(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
 def qgemm_u8s8(c, a, bp):
     """``c (M, N) = a (M, Kp) @ w`` exactly in int32 (``w`` the unpacked ``bp (Kp/4, Np, 4)``)."""
     M, N = c.shape
-    w = unpack_int8(bp, a.shape[1], N).astype(np.int64)
-    c[...] = a.astype(np.int64) @ w
+    w = unpack_int8(bp, a.shape[1], N).astype(np.float64)
+    # float64 products and sums of these integers are exact (every partial sum is below K * 255 * 127 < 2**53),
+    # so BLAS gives the exact integer product in any summation order
+    c[...] = a.astype(np.float64) @ w
 
 
 def qgemm_u8s8_bias_act(y, a, bp, zcorr, scale, bias, act):
