@@ -155,8 +155,9 @@ class QuantizedPredictor:
                 self.float32_accuracy_ = float((model.classes_[f32.argmax(axis=1)] == y).mean())
 
 
-def _calibrate(model, steps, images):
-    """Each product's input values over ``images`` (float32 pass): {step index: [array per batch]}."""
+def _calibrate(model, steps, images, keep_values):
+    """Each product's input over ``images`` (float32 pass): {step index: [per batch: its values (``keep_values``,
+    for percentiles) or its minimum and maximum]}."""
     network = _fitted_network(model)
     seen = {i: [] for i, (layer, _) in enumerate(steps) if layer is not None}
     with network.lock, kernel_thread_limits(python_value(getattr(model, "n_threads", None)),
@@ -168,7 +169,8 @@ def _calibrate(model, steps, images):
             x = images[start:start + PREDICT_BATCH]
             for i, (_, step) in enumerate(steps):
                 if i in seen:
-                    seen[i].append(np.array(x, dtype=np.float32))
+                    seen[i].append(np.array(x, dtype=np.float32) if keep_values
+                                   else np.array([x.min(), x.max()], dtype=np.float32))
                 x = step.forward(x, False)
     return seen
 
@@ -238,7 +240,7 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     ranges = {}
     if precision == "int8":
         seen = _calibrate(model, [(p if p is not None and _fits_int32(p) else None, layer) for p, layer in layers],
-                          images)
+                          images, keep_values=calibration == "percentile")
         ranges = {i: activation_range(values, calibration, percentile) for i, values in seen.items()}
     steps, names, i = [], [], 0
     while i < len(layers):

@@ -275,3 +275,16 @@ def test_qdq_export_refuses_an_opset_without_per_channel_dequantize(model, digit
     for opset in (11, None, "13"):
         with pytest.raises(ValueError, match="opset"):
             export_onnx_qdq(q, tmp_path / "q.onnx", opset=opset)
+
+
+def test_percentile_calibration_end_to_end_takes_narrower_ranges(model, digits):
+    from minicnn._lowp_steps import Product
+
+    X, _ = digits
+    scales = {}
+    for calibration in ("max", "percentile"):
+        q = quantize(model, X[:300], calibration=calibration, percentile=99.0, backend="numpy", X_validation=X[300:])
+        assert q.agreement_ >= 0.9
+        scales[calibration] = [s.state["x_scale"] for s in q._steps if isinstance(s, Product)]
+    assert all(p <= m for p, m in zip(scales["percentile"], scales["max"]))
+    assert any(p < m for p, m in zip(scales["percentile"], scales["max"]))
