@@ -9,6 +9,7 @@ one sample, 1 thread, interleaved rounds, medians (and the best round), float32 
 Runtime / OpenVINO (float32 and its default precision) on the exported float32 model when installed::
 
     python benchmarks/bench_precision.py [--epochs 2] [--rounds 15] [--model-dir DIR] [--json out.json]
+    python benchmarks/bench_precision.py --kernels [--rounds 31]   # the second convolution's kernels alone
 """
 
 import argparse
@@ -89,6 +90,48 @@ def time_interleaved(calls, rounds):
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 
+def kernel_comparison(rounds, batch=64):
+    """The MNIST CNN's second convolution + 2x2 max-pool (32 -> 64 channels, 26x26 input, 1 thread): the float32
+    Winograd + pool kernel against the int8 and bf16 in-place conv + pool kernels, checked against their NumPy
+    twins first, then timed interleaved. Returns {name: (median, minimum) seconds}."""
+    from minicnn.backend import cython_kernels as ck
+    from minicnn.backend import tuning
+    from minicnn.threads import thread_limits
+
+    rng = np.random.default_rng(0)
+    H, W, C, F, Ho, Wo = 26, 26, 32, 64, 24, 24
+    x = rng.random((batch, H, W, C), dtype=np.float32)
+    w = (rng.standard_normal((3, 3, C, F)) / 17).astype(np.float32)
+    bias, y32 = np.zeros(F, np.float32), np.empty((batch, Ho // 2, Wo // 2, F), np.float32)
+    work = np.empty((1, tuning.winograd_workspace_length(H, W, C, F, Ho, Wo)), np.float32)
+    calls = {"float32 winograd+pool": lambda: ck.conv2d_winograd_bias_act_maxpool2_forward(
+        y32, x, w, bias, work, 1, 0.0, 0, 0, Ho, Wo)}
+    geometry = (Ho, Wo, 3, 3, 1, 1, 1, 1, True)
+    for precision in ("int8", "bf16"):
+        if lowp.missing(precision):
+            continue
+        fast, twin = lowp.kernels(precision), lowp.kernels(precision, "numpy")
+        y = np.empty((batch * (Ho // 2) * (Wo // 2), F), np.float32)
+        if precision == "int8":
+            xp = np.empty(x.shape, np.uint8)
+            fast.quantize_pad_u8(xp, x, 255.0, 0, 0, 0)
+            wq = np.clip(np.rint(w.reshape(-1, F) / np.abs(w).max() * 127), -127, 127).astype(np.int8)
+            args = (twin.pack_int8(wq), np.zeros(F, np.int32), np.full(F, 1e-4, np.float32), bias, 1, *geometry)
+            name = "qconv_u8s8_bias_act"
+        else:
+            xp = np.empty(x.shape, np.uint16)
+            fast.to_bf16_pad(xp, x, 0, 0)
+            args, name = (twin.pack_bf16(twin.bf16_bits(w.reshape(-1, F))), bias, 1, *geometry), "conv_bf16_bias_act"
+        want = np.empty_like(y)
+        getattr(twin, name)(want, xp, *args)
+        getattr(fast, name)(y, xp, *args)
+        if not np.allclose(y, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max())):
+            raise AssertionError(f"{name} disagrees with its NumPy twin")
+        calls[f"{precision} conv+pool"] = lambda f=getattr(fast, name), y=y, xp=xp, args=args: f(y, xp, *args)
+    with thread_limits(1):
+        return time_interleaved(calls, rounds)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=2)
@@ -99,7 +142,15 @@ def main():
     p.add_argument("--datasets", default="mnist,fashion-mnist")
     p.add_argument("--model-dir", default=None, help="cache of the fitted float32 models")
     p.add_argument("--json", default=None)
+    p.add_argument("--kernels", action="store_true", help="only the kernel comparison of the second convolution")
     args = p.parse_args()
+    if args.kernels:
+        timings = kernel_comparison(args.rounds)
+        base = timings["float32 winograd+pool"]
+        for name, (median, best) in timings.items():
+            print(f"{name:24} median {median * 1e3:7.2f} ms  best {best * 1e3:7.2f} ms   x f32: median "
+                  f"{base[0] / median:.2f}, best {base[1] / best:.2f}")
+        return
     report = {"cpu_level": isa.choose_level(), "features": {f: f in isa.cpu_features() for f in
                                                                ("AVX512VNNI", "AVX512BF16")},
               "threads": args.threads, "batch": args.batch, "datasets": {}}
