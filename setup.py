@@ -55,7 +55,7 @@ def kernel_extensions(platform_tag=None):
     x86 = isa.is_x86_64(platform_tag or sysconfig.get_platform())
     extensions = []
     for pyx in sorted((HERE / "kernels").glob("*.pyx")):
-        for level in isa.levels_of(pyx.stem) if x86 else ("baseline",):
+        for level in isa.levels_of(pyx.stem) if x86 else () if pyx.stem in isa.FEATURE_MODULES else ("baseline",):
             extension = Extension(
                 isa.module_name(pyx.stem, level),
                 [str(pyx.relative_to(HERE))],

@@ -223,7 +223,7 @@ def _make_predictor(reader, header, backend):
     return predictor, tokens, specs
 
 
-def load_predictor(path, backend=None):
+def load_predictor(path, backend=None, precision="float32", calibration=None):
     """Load a model written by :func:`minicnn.io.save` for prediction only, without importing scikit-learn.
 
     Parameters
@@ -231,10 +231,15 @@ def load_predictor(path, backend=None):
     path : str or os.PathLike
     backend : {"auto", "numpy", "numba", "cython"} or None, default=None
         Overrides the saved ``backend`` parameter (None keeps it).
+    precision : {"float32", "int8", "bf16"}, default="float32"
+        ``"int8"`` / ``"bf16"``: the model quantized by :func:`minicnn.quantize.quantize` (calibrated on
+        ``calibration``), where the CPU has the instructions.
+    calibration : array-like or None
+        Calibration inputs of ``precision="int8"`` (see :func:`minicnn.quantize.quantize`).
 
     Returns
     -------
-    Predictor
+    Predictor or QuantizedPredictor
 
     Raises
     ------
@@ -257,7 +262,13 @@ def load_predictor(path, backend=None):
     """
     if backend is not None and invalid("backend", backend) is not None:
         raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
+    if precision not in ("float32", "int8", "bf16"):
+        raise ValueError(f"precision must be one of ('float32', 'int8', 'bf16'); received precision={precision!r}")
     from .io import read_model
 
     predictor, _ = read_model(path, backend, _make_predictor, restore_rng=False)
+    if precision != "float32":
+        from .quantize import quantize
+
+        return quantize(predictor, calibration, precision=precision)
     return predictor

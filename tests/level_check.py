@@ -163,7 +163,50 @@ def check(level):
                 np.testing.assert_array_equal(again.view(np.uint8), got.view(np.uint8),
                                               err_msg=f"{name} {dtype.__name__} at {level}: 1 vs 2 threads")
             print(f"{level} {name} {dtype.__name__} ok", flush=True)
+    check_feature_modules(level)
     print(f"ok {level}")
+
+
+def check_feature_modules(level):
+    """The reduced-precision kernels (``isa.FEATURE_MODULES``; all of them are tested in
+    tests/test_quantize_kernels.py): refused below their level, and at it one conv + pool product of each against
+    its NumPy twin (int8 bit for bit, bf16 within 1e-4 of the largest value) and on 1 vs 2 threads bit-identical."""
+    from minicnn.backend import lowp
+
+    rng = np.random.default_rng(3)
+    for precision, family in lowp.MODULES.items():
+        if lowp.missing(precision):
+            print(f"{level} {precision}: the CPU lacks {lowp.missing(precision)}", flush=True)
+            continue
+        if isa.LEVELS.index(level) < isa.LEVELS.index(isa.FEATURE_MODULES[family][0]):
+            try:
+                lowp.kernels(precision)
+            except lowp.UnsupportedPrecisionError:
+                print(f"{level} {precision} refused ok", flush=True)
+                continue
+            raise AssertionError(f"precision={precision!r} loaded at level {level}")
+        fast, twin = lowp.kernels(precision), lowp.kernels(precision, "numpy")
+        xp = rng.integers(0, 120, (16, 14, 13, 8)).astype(np.uint8 if precision == "int8" else np.uint16)
+        F, geometry = 64, (12, 11, 3, 3, 1, 1, 1, 1, True)
+        if precision == "int8":
+            w = rng.integers(-127, 128, (72, F)).astype(np.int8)
+            args = (twin.pack_int8(w), np.zeros(F, np.int32), np.full(F, 1e-3, np.float32), np.ones(F, np.float32), 1)
+            name = "qconv_u8s8_bias_act"
+        else:
+            w = twin.bf16_bits(rng.standard_normal((72, F)).astype(np.float32))
+            args, name = (twin.pack_bf16(w), np.ones(F, np.float32), 1), "conv_bf16_bias_act"
+        want = np.full((16 * 6 * 5, F), np.nan, np.float32)
+        getattr(twin, name)(want, xp, *args, *geometry)
+        runs = []
+        for threads in (1, 2):
+            got = np.full_like(want, np.nan)
+            with thread_limits(threads):
+                getattr(fast, name)(got, xp, *args, *geometry)
+            runs.append(got)
+        np.testing.assert_array_equal(runs[0].view(np.uint8), runs[1].view(np.uint8), err_msg=f"{name}: threads")
+        tol = 0 if precision == "int8" else 1e-4
+        np.testing.assert_allclose(runs[0], want, rtol=tol, atol=tol * float(np.abs(want).max()), err_msg=name)
+        print(f"{level} {name} ok", flush=True)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pathlib
 
 import pytest
 
-from minicnn.backend import _MODULES, KERNELS, OPTIONAL_KERNELS
+from minicnn.backend import _MODULES, KERNELS, OPTIONAL_KERNELS, isa
 
 BACKEND = pathlib.Path(importlib.import_module("minicnn.backend").__file__).parent
 TESTS = pathlib.Path(__file__).parent
@@ -49,8 +49,23 @@ REFERENCE_TESTS = {
     "batchnorm_inference_forward": "test_batchnorm_kernels.py::test_matches_reference",
     "batchnorm_backward": "test_batchnorm_kernels.py::test_matches_reference",
 }
-#: Op families: one ``kernels/<family>.pyx`` each (``openmp.pyx`` holds the runtime's thread count, no kernel).
-FAMILIES = sorted(p.stem for p in PYX.glob("*.pyx") if p.stem != "openmp")
+#: Kernels of the reduced-precision families (``isa.FEATURE_MODULES``: compiled only for a CPU extension, loaded by
+#: ``minicnn.backend.lowp``, not by ``get_backend``) -> the test comparing the compiled kernel with its NumPy twin.
+FEATURE_REFERENCE_TESTS = {
+    "quantize_u8": "test_quantize_kernels.py::test_quantize_u8_matches_reference_exactly",
+    "quantize_pad_u8": "test_quantize_kernels.py::test_quantize_pad_u8_matches_reference_exactly",
+    "qconv_u8s8_bias_act": "test_quantize_kernels.py::test_qconv_matches_reference_exactly",
+    "qgemm_u8s8": "test_quantize_kernels.py::test_qgemm_matches_reference_exactly",
+    "qgemm_u8s8_bias_act": "test_quantize_kernels.py::test_qgemm_bias_act_matches_reference_exactly",
+    "to_bf16": "test_quantize_kernels.py::test_to_bf16_matches_reference_exactly",
+    "to_bf16_pad": "test_quantize_kernels.py::test_to_bf16_pad_matches_reference_exactly",
+    "conv_bf16_bias_act": "test_quantize_kernels.py::test_conv_bf16_matches_reference_within_the_summation_bound",
+    "gemm_bf16_bias_act": "test_quantize_kernels.py::test_gemm_bf16_matches_reference_within_the_summation_bound",
+}
+#: Op families: one ``kernels/<family>.pyx`` each (``openmp.pyx`` holds the runtime's thread count, no kernel);
+#: the feature families have a NumPy twin and no Numba one.
+FAMILIES = sorted(p.stem for p in PYX.glob("*.pyx") if p.stem != "openmp" and p.stem not in isa.FEATURE_MODULES)
+FEATURE_FAMILIES = sorted(isa.FEATURE_MODULES)
 PACKAGES = ("reference", "numba_kernels")
 
 
@@ -89,12 +104,13 @@ def test_each_package_has_one_file_per_family_and_exports_it(package):
     assert len(FAMILIES) >= 10
     root = BACKEND / package
     files = {p.stem for p in root.glob("*.py") if not p.stem.startswith("_")}
-    assert files == set(FAMILIES), "one file per kernels/<family>.pyx, named as it"
+    features = set(FEATURE_FAMILIES) if package == "reference" else set()
+    assert files == set(FAMILIES) | features, "one file per kernels/<family>.pyx, named as it"
     init = ast.parse((root / "__init__.py").read_text())
     starred = {node.module for node in init.body if isinstance(node, ast.ImportFrom) and node.level == 1
                and [a.name for a in node.names] == ["*"]}
     assert starred == set(FAMILIES)
-    for family in FAMILIES:
+    for family in FAMILIES + sorted(features):
         source = (root / f"{family}.py").read_text()
         assert "Shape letters" in ast.get_docstring(ast.parse(source)).split("\n\n")[1], \
             f"{package}/{family}.py opens with a legend of its shape letters"
@@ -153,3 +169,21 @@ def test_the_comparison_check_sees_a_missing_fast_call():
     assert _runs_fast_and_reference(tree.body, "matmul") == (False, True)
     tree = ast.parse("def test_a(backend):\n    get_backend(backend).matmul(c, a, b, 0, 0)\n")
     assert _runs_fast_and_reference(tree.body, "matmul") == (True, False)
+
+
+def test_feature_families_have_a_twin_per_compiled_kernel_and_a_comparison_test():
+    """Each reduced-precision family: a ``kernels/<family>.pyx`` whose every kernel (``def`` of the .pyx) has a
+    NumPy twin of the same name in ``reference/<family>.py`` (its ``__all__``) and a named comparison test."""
+    kernels = []
+    for family in FEATURE_FAMILIES:
+        source = (PYX / f"{family}.pyx").read_text()
+        defs = sorted(line.split("(")[0][4:] for line in source.splitlines() if line.startswith("def "))
+        twin = importlib.import_module(f"minicnn.backend.reference.{family}")
+        assert defs == sorted(twin.__all__), family
+        kernels += defs
+    assert sorted(FEATURE_REFERENCE_TESTS) == sorted(kernels)
+    for kernel, where in FEATURE_REFERENCE_TESTS.items():
+        filename, name = where.split("::")
+        nodes = _test_nodes(TESTS / filename, name)
+        assert nodes is not None, f"{where} does not exist"
+        assert _runs_fast_and_reference(nodes, kernel) == (True, True), f"{where} does not compare {kernel}"

@@ -186,9 +186,12 @@ def test_setup_reads_nothing_of_the_building_machines_cpu():
     for name, level in expected.items():
         flags = x86[name]
         assert [f for f in flags if f.startswith("-march=")] == list(isa.LEVEL_TABLE[level][0]), name
-        assert not any("native" in f or f.startswith(("-mavx", "-mfma")) for f in flags), name
+        stem = name.rsplit("._", 1)[1]
+        extension = isa.FEATURE_MODULES[stem][1] if stem in isa.FEATURE_MODULES else ()   # e.g. -mavx512vnni
+        assert [f for f in flags if f.startswith(("-mavx", "-mfma"))] == list(extension), name
+        assert not any("native" in f for f in flags), name
     arm = dict(lines["ARM"])
-    assert set(arm) == {isa.module_name(stem, "baseline") for stem in stems}
+    assert set(arm) == {isa.module_name(stem, "baseline") for stem in stems if stem not in isa.FEATURE_MODULES}
     assert not any(f.startswith("-m") for flags in arm.values() for f in flags)
 
 
@@ -204,6 +207,9 @@ def test_level_table_names_existing_modules_and_every_level():
     for level, modules in isa.LEVEL_MODULES.items():
         assert set(modules) <= stems, (level, set(modules) - stems)
     assert set(isa.FMA_MODULES) <= {m for ms in isa.LEVEL_MODULES.values() for m in ms}
+    for module, (level, flags, features, _) in isa.FEATURE_MODULES.items():   # built only at their level
+        assert module in stems and isa.levels_of(module) == (level,) and flags and features, module
+        assert module not in {m for ms in isa.LEVEL_MODULES.values() for m in ms}, module
     for lower, higher in zip(isa.LEVELS, isa.LEVELS[1:]):   # each level's features include the lower's
         assert set(isa.LEVEL_TABLE[lower][1]) <= set(isa.LEVEL_TABLE[higher][1])
 

@@ -80,6 +80,16 @@ LEVEL_MODULES = {
 #: without contraction every fused kernel rounds exactly as the unfused kernels it is compared with bit for bit.
 FMA_MODULES = ()
 
+#: Modules built only for an instruction-set extension on top of a level (the reduced-precision inference
+#: kernels), as one extension of that level with the extension's flags, never at ``baseline`` nor for a
+#: non-x86-64 target: module -> (level, extra compiler flags, CPU features required at run time (NumPy's
+#: names), the feature's name in error messages). The level dispatch never loads them;
+#: :mod:`minicnn.backend.lowp` loads one where the CPU reports its features and refuses elsewhere.
+FEATURE_MODULES = {
+    "qgemm": ("avx512", ("-mavx512vnni",), ("AVX512VNNI",), "avx512_vnni"),
+    "bf16gemm": ("avx512", ("-mavx512bf16",), ("AVX512BF16",), "avx512_bf16"),
+}
+
 
 class CPULevelError(RuntimeError):
     """``MINICNN_CPU_LEVEL`` names an unknown level, or one this CPU or this build cannot run.
@@ -117,17 +127,20 @@ def compile_flags(level, module, x86_64=True):
     ['-march=x86-64-v4', '-ffp-contract=off']
     """
     contract = "fast" if level != "baseline" and module in FMA_MODULES else "off"
-    return [*(LEVEL_TABLE[level][0] if x86_64 else ()), f"-ffp-contract={contract}"]
+    extra = FEATURE_MODULES[module][1] if module in FEATURE_MODULES else ()
+    return [*(LEVEL_TABLE[level][0] if x86_64 else ()), *extra, f"-ffp-contract={contract}"]
 
 
 def levels_of(module):
-    """The levels ``module`` is compiled at, lowest first (always ``baseline``).
+    """The levels ``module`` is compiled at, lowest first (``baseline`` first, except for :data:`FEATURE_MODULES`).
 
     Examples
     --------
-    >>> levels_of("dropout")[0], levels_of("openmp")
-    ('baseline', ('baseline',))
+    >>> levels_of("dropout")[0], levels_of("openmp"), levels_of("qgemm")
+    ('baseline', ('baseline',), ('avx512',))
     """
+    if module in FEATURE_MODULES:
+        return (FEATURE_MODULES[module][0],)
     return tuple(level for level in LEVELS if level == "baseline" or module in LEVEL_MODULES[level])
 
 

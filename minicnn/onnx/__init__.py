@@ -40,7 +40,8 @@ INPUT_NDIMS = (2, 3, 4)
 #: Rank used when ``input_ndim=None``.
 DEFAULT_INPUT_NDIM = 4
 
-__all__ = ["export_onnx", "to_onnx_model", "register_skl2onnx", "ExportError", "INSTALL_HINT", "DEFAULT_OPSET"]
+__all__ = ["export_onnx", "export_onnx_qdq", "to_onnx_model", "register_skl2onnx", "ExportError", "INSTALL_HINT",
+           "DEFAULT_OPSET"]
 
 
 class ExportError(ValueError):
@@ -173,6 +174,44 @@ def export_onnx(model, path, *, opset=None, input_ndim=None, embedding=False):
     from ..files import write_bytes
 
     write_bytes(target, proto.SerializeToString())   # atomically: a failed export leaves the old file whole
+    return target
+
+
+def export_onnx_qdq(quantized, path, *, opset=13):
+    """Write an int8 model of :func:`minicnn.quantize.quantize` as an ONNX file in the QDQ format.
+
+    Each int8 conv and dense layer gets its calibrated activation quantization (uint8 scale and zero point) and
+    its per-channel int8 weights as QuantizeLinear / DequantizeLinear pairs around the float32 graph of
+    :func:`export_onnx` (ONNX Runtime's static quantization format: its optimizer runs them as integer kernels).
+
+    Parameters
+    ----------
+    quantized : QuantizedPredictor
+        ``precision="int8"``, every conv and dense layer int8 (no BatchNorm folded, no conv inside a block).
+    path : str or os.PathLike
+    opset : int, default=13
+        At least 13 (per-channel ``DequantizeLinear``).
+
+    Returns
+    -------
+    str
+        ``path`` as written (atomically).
+
+    Raises
+    ------
+    ImportError
+        If ``onnx`` is not installed.
+    ValueError
+        (:class:`ExportError`) For a model the format cannot hold as said above, or an opset below 13.
+    """
+    onnx = import_onnx()
+    if opset is None or check_opset(opset, onnx) < 13:
+        raise ValueError(f"export_onnx_qdq needs opset >= 13 (per-channel DequantizeLinear); received opset={opset!r}")
+    from ..files import write_bytes
+    from ._qdq import to_qdq_model
+
+    target = os.fspath(path)
+    write_bytes(target, to_qdq_model(quantized, opset=opset).SerializeToString())
     return target
 
 
