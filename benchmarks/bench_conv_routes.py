@@ -1,6 +1,6 @@
 """Each inference route of a 3x3 "same" conv + relu (+ 2x2 max-pool) against ONNX Runtime's node, 1 thread.
 
-``python benchmarks/bench_conv_routes.py [--rounds 5] [--shapes grid|zoo|all]``: for each shape (the
+``python benchmarks/bench_conv_routes.py [--rounds 5] [--only rgb64]``: for each shape (the
 3-channel grid's two convs at 28/64/128 px, batch 1/8/64) it checks every compiled route against the
 im2col route, then times them in interleaved rounds, medians in ms: ``im2col`` (+ ``maxpool2d_forward``),
 ``winograd`` (+ pool), the fused ``winograd+pool`` and ``direct+pool`` kernels, and ONNX Runtime on a
@@ -71,10 +71,6 @@ def routes(N, H, W, C, F, rng):
 
     calls = {"im2col+pool": im2col, "winograd,pool": winograd, "winograd+pool": winograd_pool,
              "direct+pool": direct_pool}
-    for name, extra in (("im2col2+pool", "conv2d_im2col_bias_act_maxpool2_forward"),):
-        kernel = getattr(cy, extra, None)
-        if kernel is not None:
-            calls[name] = lambda k=kernel: k(yp, x, w, b, col, RELU, 0.0, 1, 1, 1, 1, 1, 1)
     im2col()
     want = yp.copy()
     for name, call in calls.items():
