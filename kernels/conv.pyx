@@ -5,8 +5,9 @@ Same contract as ``minicnn.backend.reference`` (outputs first, preallocated,
 every element written). Strategy, chosen by measurement on the MNIST conv
 shape (as fast as one big 2-thread GEMM within noise, and free of the
 OpenMP-then-OpenBLAS thread cliff, see ``minicnn.threads``): OpenMP owns the cores and parallelizes over the
-batch; each thread runs im2col (or col2im) for one sample and a single-threaded
-BLAS GEMM on it while that sample's columns are still in cache. BLAS must
+batch; each thread runs im2col (or col2im) for one sample (in the forward: for a group of samples
+with at least ``GROUP_ROWS`` output pixels together) and a single-threaded BLAS GEMM on it while
+those columns are still in cache. BLAS must
 therefore be limited to one thread while these kernels run
 (:func:`minicnn.threads.thread_limits` does it); results are correct either way.
 
@@ -103,13 +104,23 @@ cdef inline void _col2im(floating *dx, const floating *dcol,
                     src += C
 
 
+# Fewest product rows (output pixels) per im2col + product step of the forward: a sample with fewer
+# output pixels than this is grouped with the samples after it (whole samples, the group size a function
+# of the shapes only, so every team gives the same bits) and the group runs one sgemm. Per-sample calls
+# on small maps were mostly BLAS call and packing overhead: the ResNet-8 style net's stride-2 convs
+# (16x16 and 8x8 outputs, batch 64) took 2.2-2.6 ms against ONNX Runtime's 1.4-1.6 ms (RESULTS.md).
+cdef enum:
+    GROUP_ROWS = 512
+
+
 cdef void _conv_forward(floating *y, const floating *x, const floating *w, floating *col,
                         const floating *bias, int act, floating alpha,
                         Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                         Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo,
                         int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
-    """im2col + product per sample in parallel; with ``bias`` the bias+activation epilogue too."""
-    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n, e
+    """im2col + product per group of samples (:data:`GROUP_ROWS`) in parallel; with ``bias`` the
+    bias+activation epilogue too."""
+    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n, e, g, G
     if N == 0 or P == 0 or F == 0:
         return
     if K == 0:
@@ -118,38 +129,48 @@ cdef void _conv_forward(floating *y, const floating *x, const floating *w, float
         if bias != NULL:
             _bias_act_rows(y, bias, N * P, F, act, alpha)
         return
+    g = GROUP_ROWS // P if P < GROUP_ROWS else 1
+    if g > N:
+        g = N
+    G = (N + g - 1) // g
     cdef int nt = team(N * P * K * F // 16)
-    if nt == 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
-        for n in range(N):
-            _conv_one(y + n * P * F, x + n * H * W * C, w, col + n * P * K, bias, act, alpha,
-                      H, W, C, KH, KW, F, Ho, Wo, sh, sw, pt, pl, dh, dw)
+    if nt > G:
+        nt = <int>G
+    if nt <= 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
+        for n in range(G):
+            _conv_group(y, x, w, col, bias, act, alpha, n * g, min(N, (n + 1) * g),
+                        H, W, C, KH, KW, F, Ho, Wo, sh, sw, pt, pl, dh, dw)
         return
-    for n in prange(N, schedule="dynamic", num_threads=nt):
-        _conv_one(y + n * P * F, x + n * H * W * C, w, col + n * P * K, bias, act, alpha,
-                  H, W, C, KH, KW, F, Ho, Wo, sh, sw, pt, pl, dh, dw)
+    for n in prange(G, schedule="dynamic", num_threads=nt):
+        _conv_group(y, x, w, col, bias, act, alpha, n * g, min(N, (n + 1) * g),
+                    H, W, C, KH, KW, F, Ho, Wo, sh, sw, pt, pl, dh, dw)
 
 
-cdef inline void _conv_one(floating *y, const floating *x, const floating *w, floating *col,
-                           const floating *bias, int act, floating alpha,
-                           Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F,
-                           Py_ssize_t Ho, Py_ssize_t Wo, int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
-    """One sample of :func:`_conv_forward`: im2col, product, epilogue."""
-    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C
-    _im2col(col, x, H, W, C, KH, KW, Ho, Wo, sh, sw, pt, pl, dh, dw)
-    # y (P, F) = col (P, K) @ w (K, F)
+cdef inline void _conv_group(floating *y, const floating *x, const floating *w, floating *col,
+                             const floating *bias, int act, floating alpha, Py_ssize_t n0, Py_ssize_t n1,
+                             Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F,
+                             Py_ssize_t Ho, Py_ssize_t Wo, int sh, int sw, int pt, int pl, int dh,
+                             int dw) noexcept nogil:
+    """Samples ``[n0, n1)`` of :func:`_conv_forward`: their im2col, one product, the epilogue."""
+    cdef Py_ssize_t P = Ho * Wo, K = KH * KW * C, n, M = (n1 - n0) * P
+    cdef floating *yg = y + n0 * P * F
+    cdef floating *cg = col + n0 * P * K
+    for n in range(n0, n1):
+        _im2col(col + n * P * K, x + n * H * W * C, H, W, C, KH, KW, Ho, Wo, sh, sw, pt, pl, dh, dw)
+    # y (M, F) = col (M, K) @ w (K, F)
     if K < SMALL_K:
-        _small_matmul(y, col, w, P, K, F)
+        _small_matmul(yg, cg, w, M, K, F)
     else:
-        _gemm(c'N', c'N', <int>F, <int>P, <int>K, <floating *>w, <int>F, col, <int>K, 0, y, <int>F)
+        _gemm(c'N', c'N', <int>F, <int>M, <int>K, <floating *>w, <int>F, cg, <int>K, 0, yg, <int>F)
     if bias != NULL:
-        # epilogue while this sample's output is still in cache
-        _bias_act_rows(y, bias, P, F, act, alpha)
+        # epilogue while this group's output is still in cache
+        _bias_act_rows(yg, bias, M, F, act, alpha)
 
 
 def conv2d_forward(floating[:, :, :, ::1] y, const floating[:, :, :, ::1] x,
                    const floating[:, :, :, ::1] w, floating[:, :, ::1] col,
                    int sh, int sw, int pt, int pl, int dh, int dw):
-    """``y = conv(x, w)`` (no bias): im2col into ``col`` then GEMM, per sample in parallel."""
+    """``y = conv(x, w)`` (no bias): im2col into ``col`` then GEMM, per group of samples in parallel."""
     if x.shape[0] == 0 or y.shape[1] * y.shape[2] * w.shape[3] == 0:
         return
     _conv_forward(&y[0, 0, 0, 0], &x[0, 0, 0, 0] if x.shape[1] * x.shape[2] * x.shape[3] else NULL,

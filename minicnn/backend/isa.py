@@ -63,13 +63,13 @@ LEVEL_TABLE = {
 #: clearly faster there (``benchmarks/bench_cpu_levels.py``, 1 thread, medians; docs/CPU_LEVELS.md has the
 #: table). At ``avx2``: the direct conv + pool (~270x on MNIST's first layer: its AVX path needs AVX), max-pool
 #: forward (~30x), dropout (~4x), Winograd + pool (~2.8x), bias + activation backward (0.6-4x, erratic), Adam
-#: (1.0-1.5x). At ``avx512``: dropout (5.2-5.6x) and bias + activation backward (1.2-7.9x, erratic; faster
+#: (1.0-1.5x), the dense product of 2-16 rows on large weights (``kernels/stream_gemm.h``: its AVX path; 1.5-2.6x). At ``avx512``: dropout (5.2-5.6x) and bias + activation backward (1.2-7.9x, erratic; faster
 #: than ``avx2`` in 4 of 5 runs). Not listed (equal at
-#: every level: their time is BLAS's, which dispatches on its own, or too small to matter): conv_wgrad, gemm,
+#: every level: their time is BLAS's, which dispatches on its own, or too small to matter): conv_wgrad,
 #: loss, augment, openmp. A module not listed at a level runs the build of the highest lower level that lists
 #: it, else ``baseline``.
 LEVEL_MODULES = {
-    "avx2": ("bias_act", "conv", "dropout", "optim", "pool", "winograd"),
+    "avx2": ("bias_act", "conv", "dropout", "gemm", "optim", "pool", "winograd"),
     "avx512": ("bias_act", "dropout"),
 }
 

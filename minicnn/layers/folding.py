@@ -57,9 +57,11 @@ class FoldedBatchNorm:
                 norm.running_mean, norm.running_var)
 
     def _fresh(self, sources):
+        # the bytes of each source against those folded from: a byte compare of a few kB costs ~1 us where
+        # np.array_equal costs ~5-14 us (on the MobileNet-style net, 11 folds took 0.34 ms of a 0.85 ms
+        # forward of 8 samples); stricter than a value compare (-0.0 vs 0.0 refolds), never staler
         return self._snapshot is not None and all(
-            (a is None and b is None) or (a is not None and b is not None and a.shape == b.shape
-                                          and np.array_equal(a, b, equal_nan=True))
+            (a is None and b is None) or (a is not None and b is not None and a.shape == b[0] and a.tobytes() == b[1])
             for a, b in zip(sources, self._snapshot))
 
     def folded(self):
@@ -67,7 +69,7 @@ class FoldedBatchNorm:
         sources = self._sources()
         if not self._fresh(sources):
             self._folded = self._fold(*sources)
-            self._snapshot = tuple(None if a is None else a.copy() for a in sources)
+            self._snapshot = tuple(None if a is None else (a.shape, a.tobytes()) for a in sources)
         self._folded.kernels = self.layer.kernels
         return self._folded
 

@@ -1,0 +1,160 @@
+"""Where f32 inference spends its time: minicnn's leaf layers against ONNX Runtime's node profile, 1 thread.
+
+For each net (the 3-channel grid of ``compare.py --grid`` at a size, the zoo nets of ``bench_zoo.py``) and batch:
+the fitted-once minicnn network (backend auto), its own ONNX export (``export_onnx``) run by ONNX Runtime
+(every graph optimization on, ``enable_profiling``), outputs checked equal first. minicnn's time per leaf
+(``walk()``; a conv fused with its max-pool is one row, "Conv2D+pool") is taken by wrappers around ``forward``
+and ``forward_pooled``; ONNX Runtime's per node from its JSON profile (``kernel_time`` events), summed by
+operator (its fused nodes carry the fused name: ``FusedConv``...). The minimum over ``--steps`` calls
+(per layer / node and for the whole call): on a shared machine the minimum is the least disturbed.
+
+Usage: ``python benchmarks/profile_inference.py [--nets rgb28,rgb64,rgb128,resnet8,mobilenet] [--batches 8,64]
+[--steps 5] [--size 32]``
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import warnings
+
+import numpy as np
+
+ZOO = {"resnet8": ("conv16", "res16", "res32s2", "res64s2", "gap"),
+       "mobilenet": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap")}
+GRID = ("conv32", "maxpool", "conv64", "maxpool", "dense128")
+
+
+def build(net, zoo_size):
+    """A fitted-once CNNClassifier (1 thread) and its input shape."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    from minicnn import CNNClassifier
+
+    if net.startswith("rgb"):
+        size = int(net[3:])
+        shape, kw = (size, size, 3), dict(layers=GRID, padding="same", dropout="none")
+    else:
+        shape, kw = (zoo_size, zoo_size, 3), dict(layers=ZOO[net], padding="same", batch_norm=True, dropout="none")
+    rng = np.random.default_rng(0)
+    X = rng.random((16, *shape), dtype=np.float32)
+    clf = CNNClassifier(**kw, batch_size=16, max_iter=1, n_threads=1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clf.fit(X, np.arange(16) % 10)
+    return clf, shape
+
+
+def minicnn_profile(clf, X, steps):
+    """``({row: ms per call}, ms per whole forward)`` of the engine's inference forward."""
+    from minicnn.layers.composite import Composite
+    from minicnn.threads import kernel_thread_limits
+
+    net, times = clf.network_, {}
+
+    def wrapped(method, suffix):
+        def call(self, *args, **kwargs):
+            start = time.perf_counter()
+            out = method(self, *args, **kwargs)
+            spent = time.perf_counter() - start
+            key = f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} -> {self.output_shape}{suffix}"
+            times.setdefault(key, [[] for _ in range(steps)])[len(whole)].append(spent)
+            return out
+        return call
+
+    # wrap the classes, not the instances: the BatchNorm folds run copies of the conv layers
+    classes = {type(layer) for layer in net.walk() if not isinstance(layer, Composite)}
+    saved = {cls: {k: cls.__dict__[k] for k in ("forward", "forward_pooled") if k in cls.__dict__}
+             for cls in classes}
+    with kernel_thread_limits(1, net.forward_work_per_sample(), net.kernels):
+        net.forward(X, training=False)   # plans, folds BatchNorm
+        for cls in classes:
+            cls.forward = wrapped(cls.forward, "")
+            if hasattr(cls, "forward_pooled"):
+                cls.forward_pooled = wrapped(cls.forward_pooled, " +pool")
+        whole = []   # (defined before the wrappers run: they index the step by its length)
+        try:
+            for _ in range(steps):
+                start = time.perf_counter()
+                net.forward(X, training=False)
+                whole.append(time.perf_counter() - start)
+        finally:
+            for cls in classes:
+                for k in ("forward", "forward_pooled"):
+                    if k in saved[cls]:
+                        setattr(cls, k, saved[cls][k])
+                    elif k in cls.__dict__:
+                        delattr(cls, k)
+    per_call = {k: 1e3 * min(sum(step) for step in v) for k, v in times.items()}
+    # the residual merges, BatchNorm fold checks and the Python between the leaves, in the same calls
+    per_call["rest (between the leaves)"] = 1e3 * min(
+        whole[i] - sum(sum(v[i]) for v in times.values()) for i in range(steps))
+    return per_call, 1e3 * float(min(whole))
+
+
+def ort_profile(clf, X, steps, folder):
+    """``({node name (op): ms per call}, ms per run)`` from ONNX Runtime's profile, 1 thread."""
+    import onnxruntime as ort
+
+    from minicnn import export_onnx
+
+    path = export_onnx(clf, os.path.join(folder, "net.onnx"))
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_profiling = True
+    options.profile_file_prefix = os.path.join(folder, "ort")
+    sess = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    out = sess.run(None, {name: X})
+    proba = out[1] if len(out) > 1 else out[0]
+    if isinstance(proba, list):
+        proba = np.array([[row[k] for k in sorted(row)] for row in proba], dtype=np.float32)
+    np.testing.assert_allclose(clf.predict_proba(X), proba, atol=1e-4)
+    whole = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        sess.run(None, {name: X})
+        whole.append(time.perf_counter() - start)
+    with open(sess.end_profiling()) as f:
+        events = json.load(f)
+    nodes = {}
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            key = f"{e['name'][:-len('_kernel_time')]} ({e['args'].get('op_name', '?')})"
+            nodes.setdefault(key, []).append(e["dur"] / 1e3)
+    per_call = {k: min(v[-steps:]) for k, v in nodes.items()}
+    return per_call, 1e3 * float(min(whole))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nets", default="rgb28,rgb64,rgb128,resnet8,mobilenet")
+    p.add_argument("--batches", default="8,64")
+    p.add_argument("--steps", type=int, default=5)
+    p.add_argument("--size", type=int, default=32, help="image size of the zoo nets")
+    args = p.parse_args(argv)
+    from minicnn.backend.levels import describe
+
+    print(f"load average {os.getloadavg()[0]:.2f}; {describe({'cython', 'numba'})}", flush=True)
+    for net in args.nets.split(","):
+        clf, shape = build(net, args.size)
+        for batch in map(int, args.batches.split(",")):
+            X = np.random.default_rng(1).random((batch, *shape), dtype=np.float32)
+            with tempfile.TemporaryDirectory() as folder:
+                theirs, ort_ms = ort_profile(clf, X, args.steps, folder)
+            ours, our_ms = minicnn_profile(clf, X, args.steps)
+            print(f"\n## {net} {shape} batch {batch}: minicnn {our_ms:.2f} ms, ONNX Runtime {ort_ms:.2f} ms "
+                  f"(x ORT {ort_ms / our_ms:.2f})")
+            for k, v in ours.items():
+                print(f"  minicnn  {k:<48s} {v:8.3f} ms")
+            for k, v in theirs.items():
+                print(f"  ort      {k:<48s} {v:8.3f} ms")
+            sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
