@@ -8,6 +8,7 @@ from ..backend.activation_codes import CODES
 from ..backend.tuning import conv_wgrad_workspace_length, winograd_workspace_length
 from .base import Layer, activation_code, glorot_or_he_uniform
 from .geometry import as_pair, check_padding, window_geometry
+from .window_limits import check_window
 
 
 def _slots(layer, n):
@@ -71,6 +72,7 @@ class _WindowConv(Layer):
         if Ho < 1 or Wo < 1:
             raise ValueError(f"{type(self).__name__} kernel_size={self.kernel_size} with dilation={self.dilation} "
                              f"does not fit input of height x width {H}x{W} with padding={self.padding!r}")
+        check_window(self, input_shape, (Ho, Wo), getattr(self, "filters", input_shape[2]))   # depthwise: F = C
         return Ho, Wo
 
     def _geometry(self):
