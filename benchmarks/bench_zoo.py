@@ -126,7 +126,8 @@ def leaf_profile(clf, X, y, n_threads, steps):
     convolutions included; convolutions apart per kernel and shape, :func:`_leaf_name`) is timed through a
     wrapper around its ``forward`` and ``backward`` while :func:`minicnn.training.train_step` runs ``steps``
     times; what the leaves do not cover (the residual add and activation, the loss, the optimizer) is the
-    step minus their sum.
+    step minus their sum. Every part is the median over the steps of its time in one step (a load spike
+    in one step does not move it), the step the median of the steps.
     """
     from minicnn.layers.composite import Composite
     from minicnn.threads import thread_limits
@@ -147,20 +148,22 @@ def leaf_profile(clf, X, y, n_threads, steps):
         kind = _leaf_name(layer)
         layer.forward, layer.backward = wrapped(layer.forward, f"{kind} forward"), \
             wrapped(layer.backward, f"{kind} backward")
+    rest = "rest (residual merge, loss, optimizer)"
+    per_step = []
     try:
         with thread_limits(n_threads, net.training_work(len(X))):
             train_step(net, clf._loss_function, clf._optimizer, X, y)   # warm-up
-            times.clear()
-            start = time.perf_counter()
             for _ in range(steps):
+                times.clear()
+                start = time.perf_counter()
                 train_step(net, clf._loss_function, clf._optimizer, X, y)
-            step = (time.perf_counter() - start) / steps
+                step = time.perf_counter() - start
+                per_step.append({**times, rest: step - sum(times.values()), "step": step})
     finally:
         for layer in leaves:   # the instance attributes shadowed the class methods: drop them
             del layer.forward, layer.backward
-    parts = {key: value / steps for key, value in times.items()}
-    parts["rest (residual merge, loss, optimizer)"] = step - sum(parts.values())
-    return parts, step
+    parts = {key: float(np.median([row[key] for row in per_step])) for key in per_step[0]}
+    return parts, parts.pop("step")
 
 
 class Contenders:
