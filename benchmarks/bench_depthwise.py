@@ -28,7 +28,7 @@ import time
 
 import numpy as np
 
-from minicnn.backend import depthwise_reference as ref
+from minicnn.backend.reference import depthwise as ref
 from minicnn.threads import thread_limits
 
 #         N   H   W    C  stride (padding 1, dilation 1: "same" at stride 1, MobileNet's downsampling at 2)

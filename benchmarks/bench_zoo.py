@@ -22,6 +22,10 @@ time: forward and backward of each kind of leaf layer, inside the blocks too
 
 Usage: ``python benchmarks/bench_zoo.py [--rounds 7] [--steps 3] [--batch 64] [--size 32] [--profile]``
 (``--size 64``: the same nets on 64x64 RGB images, the size users bring from photo folders).
+
+``--grid-train 1 8 64``: instead of the zoo, the training step of the 3-channel grid net of
+:mod:`minicnn.tools.bench` (conv32-pool-conv64-pool-dense128 at ``--size`` px, no BatchNorm) at each of
+those batch sizes against PyTorch, interleaved as above; with ``--profile``, minicnn's step by leaf layer.
 """
 
 import argparse
@@ -106,13 +110,24 @@ def _timed(call, steps):
     return (time.perf_counter() - start) / steps
 
 
+def _leaf_name(layer):
+    """The profile row of a leaf: its kind, and for convolutions the kernel, stride and shapes too."""
+    kind = type(layer).__name__
+    if not hasattr(layer, "kernel_size"):
+        return kind
+    (KH, KW), (H, W, C), (Ho, Wo, F) = layer.kernel_size, layer.input_shape, layer.output_shape
+    return f"{kind} {KH}x{KW}/{layer.strides[0]} {H}x{W}x{C}->{Ho}x{Wo}x{F}"
+
+
 def leaf_profile(clf, X, y, n_threads, steps):
     """Seconds per training step spent in each kind of leaf layer (forward and backward apart), and the step.
 
     Every leaf reached through ``network.walk()`` (the sublayers of residual blocks and separable
-    convolutions included) is timed through a wrapper around its ``forward`` and ``backward`` while
-    :func:`minicnn.training.train_step` runs ``steps`` times; what the leaves do not cover (the residual add
-    and activation, the loss, the optimizer) is the step minus their sum.
+    convolutions included; convolutions apart per kernel and shape, :func:`_leaf_name`) is timed through a
+    wrapper around its ``forward`` and ``backward`` while :func:`minicnn.training.train_step` runs ``steps``
+    times; what the leaves do not cover (the residual add and activation, the loss, the optimizer) is the
+    step minus their sum. Every part is the median over the steps of its time in one step (a load spike
+    in one step does not move it), the step the median of the steps.
     """
     from minicnn.layers.composite import Composite
     from minicnn.threads import thread_limits
@@ -130,23 +145,25 @@ def leaf_profile(clf, X, y, n_threads, steps):
 
     leaves = [layer for layer in net.walk() if not isinstance(layer, Composite)]
     for layer in leaves:
-        kind = type(layer).__name__
+        kind = _leaf_name(layer)
         layer.forward, layer.backward = wrapped(layer.forward, f"{kind} forward"), \
             wrapped(layer.backward, f"{kind} backward")
+    rest = "rest (residual merge, loss, optimizer)"
+    per_step = []
     try:
         with thread_limits(n_threads, net.training_work(len(X))):
             train_step(net, clf._loss_function, clf._optimizer, X, y)   # warm-up
-            times.clear()
-            start = time.perf_counter()
             for _ in range(steps):
+                times.clear()
+                start = time.perf_counter()
                 train_step(net, clf._loss_function, clf._optimizer, X, y)
-            step = (time.perf_counter() - start) / steps
+                step = time.perf_counter() - start
+                per_step.append({**times, rest: step - sum(times.values()), "step": step})
     finally:
         for layer in leaves:   # the instance attributes shadowed the class methods: drop them
             del layer.forward, layer.backward
-    parts = {key: value / steps for key, value in times.items()}
-    parts["rest (residual merge, loss, optimizer)"] = step - sum(parts.values())
-    return parts, step
+    parts = {key: float(np.median([row[key] for row in per_step])) for key in per_step[0]}
+    return parts, parts.pop("step")
 
 
 class Contenders:
@@ -217,6 +234,51 @@ class Contenders:
                       ("torch", "infer"): torch_infer}
 
 
+def grid_train(size, batches, rounds, steps, profile):
+    """Training samples/s of the 3-channel grid net at ``size`` px, minicnn vs PyTorch, per batch and thread count."""
+    import torch
+
+    from minicnn.tools.bench import MinicnnContender, TorchContender
+    from minicnn.threads import thread_limits
+    from minicnn.training import train_step
+
+    model = f"rgb{size}"
+    ours, theirs = MinicnnContender(model, "auto"), TorchContender(model)
+    net, opt, loss = ours.clf.network_, ours.clf._optimizer, ours.clf._loss_function
+    X, y = _data(max(batches))
+    samples = {}
+    for r in range(rounds + 1):   # round 0 warms up (JIT, workspaces of every batch size)
+        for batch in batches:
+            xb, yb = X[:batch], y[:batch]
+            xt = torch.from_numpy(np.ascontiguousarray(xb.transpose(0, 3, 1, 2)))
+            yt = torch.from_numpy(yb)
+
+            def torch_step():
+                theirs.opt.zero_grad(set_to_none=True)
+                theirs.loss(theirs.net(xt), yt).backward()
+                theirs.opt.step()
+
+            for n in (1, 2):
+                with thread_limits(n, net.training_work(batch)):
+                    t_ours = _timed(lambda: train_step(net, loss, opt, xb, yb), steps)
+                torch.set_num_threads(n)
+                theirs.net.train()
+                t_torch = _timed(torch_step, steps)
+                if r:
+                    samples.setdefault((batch, n), []).append((t_ours, t_torch))
+    print(f"\n3-channel grid net {model} (conv32-pool-conv64-pool-dense128), training samples/s")
+    print(f"{'batch':>5s} {'thr':>3s} {'minicnn/s':>10s} {'torch/s':>9s} {'x torch':>8s}")
+    for (batch, n), pairs in samples.items():
+        t_ours, t_torch = (float(np.median([p[i] for p in pairs])) for i in (0, 1))
+        print(f"{batch:5d} {n:3d} {batch / t_ours:10.0f} {batch / t_torch:9.0f} {t_torch / t_ours:8.2f}")
+    if profile:
+        for batch in batches:
+            parts, step = leaf_profile(ours.clf, X[:batch], y[:batch], 1, max(5, rounds))
+            print(f"  batch {batch}, training step by leaf layer, 1 thread: {step * 1e3:.2f} ms")
+            for name, value in sorted(parts.items(), key=lambda kv: -kv[1]):
+                print(f"    {name:52s} {value * 1e3:8.3f} ms {100 * value / step:5.1f}%")
+
+
 def main(argv=None):
     import onnxruntime as ort
     import torch
@@ -227,12 +289,17 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--size", type=int, default=32, help="image height and width (RGB), e.g. 64")
+    parser.add_argument("--grid-train", type=int, nargs="+", metavar="BATCH",
+                        help="time the 3-channel grid net's training at these batch sizes instead of the zoo")
     args = parser.parse_args(argv)
     global SHAPE
     SHAPE = (args.size, args.size, 3)
     print(f"{time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"load {os.getloadavg()[0]:.1f}; torch {torch.__version__}, onnxruntime {ort.__version__}; batch "
           f"{args.batch}, {args.size}x{args.size}x3, {args.rounds} interleaved rounds x {args.steps} calls, medians")
+    if args.grid_train:
+        grid_train(args.size, args.grid_train, args.rounds, args.steps, args.profile)
+        return
     with tempfile.TemporaryDirectory() as folder:
         for title, layers in NETS.items():
             c = Contenders(layers, args.batch, folder)
@@ -258,7 +325,7 @@ def main(argv=None):
                     parts, step = leaf_profile(c.clf, c.X, c.y, n, max(5, args.rounds))
                     print(f"  training step by leaf layer, {n} thread(s): {step * 1e3:.1f} ms")
                     for name, value in sorted(parts.items(), key=lambda kv: -kv[1]):
-                        print(f"    {name:40s} {value * 1e3:8.1f} ms {100 * value / step:5.1f}%")
+                        print(f"    {name:52s} {value * 1e3:8.1f} ms {100 * value / step:5.1f}%")
 
 if __name__ == "__main__":
     main()

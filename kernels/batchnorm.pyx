@@ -28,6 +28,51 @@ include "_bias_act_rows.pxi"
 DEF NORM_ROWS = 64
 
 
+# The float32 column sums in C with GCC vector extensions (portable: AVX on an AVX build, SSE pairs at
+# baseline): 16 channels' float64 accumulators stay in registers across the rows of a block, where the
+# Cython loops kept ``acc`` in memory (a store-to-load chain per row). Each column is still summed row by
+# row in float64, as the scalar loops do: the same bits. Measured, one thread, avx2 build, the training
+# forward (statistics + normalize), 16 channels, 4096-262144 rows: 1.11-1.28x (medians of 15 interleaved
+# calls); with 32 channels equal, with 64-128 slower (0.82-0.94x: a 16-column block per pass re-reads
+# every row), so it runs below 32 channels only.
+cdef extern from *:
+    """
+    typedef double bn_v4d __attribute__((vector_size(32), aligned(8)));
+    typedef float bn_v4f __attribute__((vector_size(16), aligned(4)));
+    #define BN_LDF(p) (*(const bn_v4f *)(p))
+    #define BN_LDD(p) (*(const bn_v4d *)(p))
+    #define BN_STD(p, v) (*(bn_v4d *)(p) = (v))
+    #define BN_CVT(v) __builtin_convertvector((v), bn_v4d)
+
+    /* acc[0, 16) = per column of x[r0:r1, 0:16) (row stride C), the sum of x, or of (x - center)**2 */
+    static inline void bn_sum16_f32(double *acc, const float *x, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                                    const double *center)
+    {
+        bn_v4d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        if (center == NULL) {
+            for (Py_ssize_t r = r0; r < r1; r++) {
+                const float *p = x + r * C;
+                a0 = a0 + BN_CVT(BN_LDF(p));     a1 = a1 + BN_CVT(BN_LDF(p + 4));
+                a2 = a2 + BN_CVT(BN_LDF(p + 8)); a3 = a3 + BN_CVT(BN_LDF(p + 12));
+            }
+        } else {
+            const bn_v4d m0 = BN_LDD(center), m1 = BN_LDD(center + 4);
+            const bn_v4d m2 = BN_LDD(center + 8), m3 = BN_LDD(center + 12);
+            for (Py_ssize_t r = r0; r < r1; r++) {
+                const float *p = x + r * C;
+                bn_v4d d0 = BN_CVT(BN_LDF(p)) - m0, d1 = BN_CVT(BN_LDF(p + 4)) - m1;
+                bn_v4d d2 = BN_CVT(BN_LDF(p + 8)) - m2, d3 = BN_CVT(BN_LDF(p + 12)) - m3;
+                a0 = a0 + d0 * d0; a1 = a1 + d1 * d1; a2 = a2 + d2 * d2; a3 = a3 + d3 * d3;
+            }
+        }
+        BN_STD(acc, a0); BN_STD(acc + 4, a1); BN_STD(acc + 8, a2); BN_STD(acc + 12, a3);
+    }
+
+    """
+    void bn_sum16_f32(double *acc, const float *x, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
+                      const double *center) noexcept nogil
+
+
 cdef inline floating _inv_std(floating v, floating eps) noexcept nogil:
     if floating is float:
         return (<float>1) / sqrtf(v + eps)
@@ -37,19 +82,32 @@ cdef inline floating _inv_std(floating v, floating eps) noexcept nogil:
 
 cdef inline void _sum_rows(double *acc, const floating *x, Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
                            const double *center) noexcept nogil:
-    """``acc[c] = sum(x[r, c])`` over rows ``[r0, r1)``, or of ``(x - center)**2`` when ``center`` is given."""
-    cdef Py_ssize_t r, c
+    """``acc[c] = sum(x[r, c])`` over rows ``[r0, r1)``, or of ``(x - center)**2`` when ``center`` is given.
+
+    In float32 with 16-31 channels, the first 16 columns by ``bn_sum16_f32`` (the same sums in registers),
+    the rest here.
+    """
+    cdef Py_ssize_t r, c, c0 = 0
     cdef const floating *row
     cdef double d
-    for c in range(C):
+    if floating is float and C < 32:   # one block per row: from 32 channels up, re-reading the rows cost more
+        while c0 + 16 <= C:
+            if center == NULL:
+                bn_sum16_f32(acc + c0, x + c0, r0, r1, C, NULL)
+            else:
+                bn_sum16_f32(acc + c0, x + c0, r0, r1, C, center + c0)
+            c0 += 16
+    for c in range(c0, C):
         acc[c] = 0
+    if c0 == C:
+        return
     for r in range(r0, r1):
         row = x + r * C
         if center == NULL:
-            for c in range(C):
+            for c in range(c0, C):
                 acc[c] += row[c]
         else:
-            for c in range(C):
+            for c in range(c0, C):
                 d = row[c] - center[c]
                 acc[c] += d * d
 
@@ -188,7 +246,10 @@ def batchnorm_forward(floating[:, ::1] y, floating[::1] mean, floating[::1] var,
 cdef inline void _grad_sum_rows(double *acc, const floating *dy, const floating *y, const floating *x,
                                 Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C, const floating *mean,
                                 const floating *inv_std, int act, floating a) noexcept nogil:
-    """``acc[0, c] = sum(g)``, ``acc[1, c] = sum(g * xhat)`` over rows ``[r0, r1)``, ``g = dy * f'(y)``."""
+    """``acc[0, c] = sum(g)``, ``acc[1, c] = sum(g * xhat)`` over rows ``[r0, r1)``, ``g = dy * f'(y)``.
+
+    (The register-blocked form of :func:`_sum_rows` measured no faster here: 0.88 ns per element either way.)
+    """
     cdef Py_ssize_t r, c
     cdef floating g, xhat
     for c in range(2 * C):

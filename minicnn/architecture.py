@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from .layers import (Activation, AvgPool2D, BatchNorm, Chain, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
                      GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, Residual, SpatialDropout2D)
 from .layers.geometry import window_geometry
+from .layers.window_limits import WindowLimitError
 from .network import Sequential
 
 
@@ -482,6 +483,9 @@ def build_network(tokens, specs, *, n_outputs, input_shape, rng, backend, **opti
             weights = weight_count(tokens, input_shape, n_outputs, **options)
             raise MemoryError(f"The network does not fit in memory{where} ({weights:,} weights for images of "
                               f"shape {tuple(input_shape)}): {exc}. Use fewer units or smaller kernels.") from exc
+        if isinstance(exc, WindowLimitError):   # the layer's message already says what to change
+            raise ValueError(f"The network does not fit images of shape (height, width, channels)="
+                             f"{tuple(input_shape)}{where}: {exc}.") from exc
         raise ValueError(f"The network does not fit images of shape (height, width, channels)={tuple(input_shape)}"
                          f"{where}: {exc}. Use padding='same', fewer pooling layers, or set input_shape.") from exc
     return network, origin

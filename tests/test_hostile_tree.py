@@ -146,11 +146,19 @@ def _huge_forms():
 
 
 @pytest.mark.parametrize("token", _huge_forms())
-def test_a_token_too_large_for_memory_is_a_memory_error_naming_it(token):
+def test_a_token_too_large_for_memory_is_refused_naming_it(token):
+    """A dense layer too large is a MemoryError; a conv-like one is refused before allocating
+    (tests/test_window_limits.py): a ValueError naming the token and the layer's kernel_size."""
     assert "99999999999" in token or "1000000" in token
-    with pytest.raises(MemoryError, match=re.escape(f"does not fit in memory at layers[0]={token!r}")):
-        CNNClassifier(layers=(token,), padding="same", dropout="none").fit(np.zeros((4, 6, 6, 1), np.float32),
-                                                                           [0, 1, 0, 1])
+    fit = CNNClassifier(layers=(token,), padding="same", dropout="none").fit
+    if parse_layers((token,))[0].kind == "dense":
+        with pytest.raises(MemoryError, match=re.escape(f"does not fit in memory at layers[0]={token!r}")):
+            fit(np.zeros((4, 6, 6, 1), np.float32), [0, 1, 0, 1])
+        return
+    with pytest.raises(ValueError, match=re.escape(f"does not fit images of shape (height, width, "
+                                                   f"channels)=(6, 6, 1) at layers[0]={token!r}")) as info:
+        fit(np.zeros((4, 6, 6, 1), np.float32), [0, 1, 0, 1])
+    assert "kernel_size=" in str(info.value) and "padding='same', fewer pooling" not in str(info.value)
 
 
 @pytest.mark.parametrize("backend", ["numba", "cython"])

@@ -8,6 +8,7 @@ from ..backend.activation_codes import CODES
 from ..backend.tuning import conv_wgrad_workspace_length, winograd_workspace_length
 from .base import Layer, activation_code, glorot_or_he_uniform
 from .geometry import as_pair, check_padding, window_geometry
+from .window_limits import check_window
 
 
 def _slots(layer, n):
@@ -71,10 +72,25 @@ class _WindowConv(Layer):
         if Ho < 1 or Wo < 1:
             raise ValueError(f"{type(self).__name__} kernel_size={self.kernel_size} with dilation={self.dilation} "
                              f"does not fit input of height x width {H}x{W} with padding={self.padding!r}")
+        check_window(self, input_shape, (Ho, Wo), getattr(self, "filters", input_shape[2]))   # depthwise: F = C
         return Ho, Wo
 
     def _geometry(self):
         return (*self.strides, self.pt, self.pl, *self.dilation)
+
+    def _pre_activation_grad(self, dy):
+        """``dz``, the gradient before the fused bias and activation (the bias gradient into ``grads["b"]``).
+
+        Without a bias and with the identity (a conv before BatchNorm) ``dz`` is ``dy`` itself: no pass.
+        """
+        if not self.use_bias and self.act == _IDENTITY:
+            return dy
+        C = dy.shape[-1]
+        dz = self._buffer("dz", dy.shape)
+        db = self.grads["b"] if self.use_bias else self._buffer("db", (C,))
+        self.kernels.bias_act_backward(dz.reshape(-1, C), db, dy.reshape(-1, C), self._y.reshape(-1, C),
+                                       self.act, self.alpha)
+        return dz
 
 
 class Conv2D(_WindowConv):
@@ -190,16 +206,12 @@ class Conv2D(_WindowConv):
         return y
 
     def backward(self, dy):
-        F = self.filters
-        dz = self._buffer("dz", dy.shape)
-        db = self.grads["b"] if self.use_bias else self._buffer("db", (F,))
-        self.kernels.bias_act_backward(dz.reshape(-1, F), db, dy.reshape(-1, F),
-                                       self._y.reshape(-1, F), self.act, self.alpha)
+        dz = self._pre_activation_grad(dy)
         if self._col is None:
             if getattr(self, "_x", None) is None:
                 raise RuntimeError("Conv2D.backward needs the forward pass of the same batch with training=True "
                                    "first (an inference forward keeps nothing for the gradients)")
-            N, Ho, Wo, _ = dz.shape
+            N, Ho, Wo, F = dz.shape
             H, W, C = self.input_shape
             KH, KW = self.kernel_size
             work = self._buffer("wgrad", (conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo,
@@ -213,6 +225,12 @@ class Conv2D(_WindowConv):
         winograd = self._winograd_kernel(self._winograd_input_grad)
         if winograd is not None:
             self._input_grad_winograd(winograd, dx, dz)
+            return dx
+        if self.kernel_size == (1, 1) and self.strides == (1, 1) and (self.pt, self.pl) == (0, 0):
+            # pointwise: dx (N*H*W, C) = dz (N*H*W, F) @ w.T in one product, no columns and no col2im
+            # (MobileNet's 1x1 convs, batch 64: 1.4-1.6x faster than per-sample GEMM + col2im, 1 thread)
+            C, F = self.params["w"].shape[2:]
+            self.kernels.matmul(dx.reshape(-1, C), dz.reshape(-1, F), self.params["w"].reshape(C, F), 0, 1)
             return dx
         N, Ho, Wo, _ = dz.shape
         P, K = Ho * Wo, math.prod(self.params["w"].shape[:3])

@@ -81,11 +81,7 @@ class DepthwiseConv2D(_WindowConv):
     def backward(self, dy):
         if getattr(self, "_x", None) is None:
             raise RuntimeError("DepthwiseConv2D.backward needs a forward pass of the same batch with training=True")
-        C = dy.shape[-1]
-        dz = self._buffer("dz", dy.shape)
-        db = self.grads["b"] if self.use_bias else self._buffer("db", (C,))
-        self.kernels.bias_act_backward(dz.reshape(-1, C), db, dy.reshape(-1, C), self._y.reshape(-1, C),
-                                       self.act, self.alpha)
+        dz = self._pre_activation_grad(dy)
         self.kernels.depthwise_conv2d_backward_weight(self.grads["w"], dz, self._x, *self._geometry())
         if not self.needs_input_grad:
             return None
