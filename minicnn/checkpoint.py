@@ -326,6 +326,25 @@ class Checkpoint:
         lr = fields["lr_state"]
         est._lr_state.epoch, est._lr_state._stalled, est._lr_state._adaptive = lr["epoch"], lr["stalled"], lr["adaptive"]
 
+    def announce(self, est, completed, finished):
+        """Say that this fit resumed (``verbose`` >= 1 prints it); returns the line, or None for a new fit.
+
+        The line is also kept as ``est._resumed_note`` (the ``minicnn`` command prints it under ``--quiet``).
+        """
+        if self.resumed is None:
+            return None
+        path = os.fsdecode(os.fspath(self.path))
+        total = self.start_iter + est.max_iter
+        if finished:
+            line = (f"Resumed from {path}: it holds the finished fit (epoch {est.n_iter_} of {total}); nothing left "
+                    f"to train")
+        else:
+            line = f"Resumed from {path} at epoch {est.n_iter_} of {total}"
+        est._resumed_note = line
+        if est.verbose:
+            print(line, flush=True)
+        return line
+
     def loop_state(self, est):
         """``(best, no_improvement, completed, start, finished)`` of the resumed fit (a new one's start values)."""
         if self.resumed is None:
@@ -350,6 +369,7 @@ def prepare(est, images, targets, weights, first, incremental):
         data or parameters, of a newer format, or an unreadable (truncated,
         corrupted) one.
     """
+    est.__dict__.pop("_resumed_note", None)   # said by a previous fit's resume
     path = est.checkpoint_path
     if path is None:
         return None

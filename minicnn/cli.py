@@ -409,6 +409,8 @@ def _fit(args):
             warnings.filterwarnings("ignore", message=f".*{convergence.MAX_ITER_WARNING} \\(max_iter=")
         clf.fit(X_train, y_train)
     seconds = time.perf_counter() - start
+    if args.quiet and getattr(clf, "_resumed_note", None):   # without --quiet the progress said it
+        print(clf._resumed_note)
     accuracy = clf.score(X_test, y_test)
     clf.save(args.out)
     print(f"test accuracy: {accuracy:.4f} ({len(X_test)} images)")
