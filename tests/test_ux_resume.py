@@ -50,10 +50,11 @@ def _interrupt_at(monkeypatch, epoch):
 
 
 class Totals:
-    """A callback recording the root task's announced subtasks (ProgressBar's total) and the epochs run."""
+    """A callback recording the root task's announced subtasks (ProgressBar's total) and the epochs run; it asks
+    to stop after epoch ``stop_at``."""
 
-    def __init__(self):
-        self.max_subtasks, self.epochs = None, 0
+    def __init__(self, stop_at=None):
+        self.max_subtasks, self.epochs, self.stop_at = None, 0, stop_at
 
     def setup(self, estimator, context):
         pass
@@ -67,7 +68,7 @@ class Totals:
 
     def on_fit_task_end(self, estimator, context, **kwargs):
         self.epochs += context.task_name == "epoch"
-        return False
+        return context.task_name == "epoch" and self.epochs == self.stop_at
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS)
@@ -120,35 +121,13 @@ def test_minicnn_fit_says_it_resumed(quiet, tmp_path, monkeypatch):
     assert stdout.count(f"Resumed from {ckpt}: it holds the finished fit (epoch 4 of 4)") == 1, stdout
 
 
-class StopAt:
-    """A callback asking to stop after epoch ``k``."""
-
-    def __init__(self, k):
-        self.k, self.seen = k, 0
-
-    def setup(self, estimator, context):
-        pass
-
-    def teardown(self, estimator, context):
-        pass
-
-    def on_fit_task_begin(self, estimator, context, **kwargs):
-        pass
-
-    def on_fit_task_end(self, estimator, context, **kwargs):
-        if context.task_name != "epoch":
-            return False
-        self.seen += 1
-        return self.seen == self.k
-
-
 @pytest.mark.parametrize("cls", ESTIMATORS)
 def test_a_callback_stop_is_a_finished_fit_and_an_interrupt_is_not(cls, digits, tmp_path, monkeypatch):
     """docs/TRAINING.md: a callback asking to stop ends the fit as early stopping does (the checkpoint holds the
     finished fit: fitting again returns it, training nothing); Ctrl-C does not (fitting again resumes)."""
     X, y = digits
     y = _target(cls, y)
-    stopped = cls(**_params(tmp_path / "stop.ckpt.npz")).set_callbacks(StopAt(2))
+    stopped = cls(**_params(tmp_path / "stop.ckpt.npz")).set_callbacks(Totals(stop_at=2))
     _quiet(lambda: stopped.fit(X, y))
     assert stopped.n_iter_ == 2
     again = _quiet(lambda: cls(**_params(tmp_path / "stop.ckpt.npz")).fit(X, y))   # no callback: would run 5
