@@ -14,6 +14,13 @@ checkpoint) with these members added:
     moments, SGD's velocity).
 ``best.<i>``
     The best weights seen so far (early stopping), in :meth:`_snapshot` order.
+``standardized.w``, ``standardized.b``
+    A regressor's output layer in standardized target units (what training
+    continues from, see :mod:`minicnn._targets`). The model part holds the
+    output layer folded into ``y``'s units, as a finished model file does, so
+    :func:`minicnn.load`, :func:`minicnn.load_predictor` and ``minicnn
+    predict`` read a checkpoint as the model of its last epoch, in the units
+    of ``y`` (they skip the members above).
 
 The fingerprint is a SHA-256 of the prepared ``X``, ``y``, sample weights,
 class labels, every parameter except ``verbose``, ``n_threads`` and
@@ -37,8 +44,15 @@ import numpy as np
 
 FORMAT = "minicnn-checkpoint"
 VERSION = 1
+#: The members a checkpoint adds to its model file (prefixes); a loader reading the file as a model skips them.
+EXTRA_MEMBERS = ("checkpoint.npy", "optimizer.", "best.", "standardized.")
 #: Parameters that do not change what a fit computes (bit for bit): left out of the fingerprint.
 NOT_FINGERPRINTED = ("verbose", "n_threads", "checkpoint_path")
+
+
+def extra_members(names):
+    """The members of a checkpoint file (member names ``names``) that are not its model: none for a model file."""
+    return {n for n in names if n.startswith(EXTRA_MEMBERS)} if "checkpoint.npy" in names else set()
 
 
 def _fail(path, message):
@@ -233,8 +247,14 @@ class Checkpoint:
         if best is not None:
             arrays.update({f"best.{i}": a for i, a in enumerate(best[1])})
         arrays["checkpoint"] = np.frombuffer(json.dumps(fields, allow_nan=False).encode("utf-8"), dtype=np.uint8)
+        from ._targets import in_target_units, output_layer
+
+        if "_y_mean" in est.__dict__:   # a regressor: the standardized output layer, to continue from exactly
+            layer = output_layer(est)
+            arrays["standardized.w"], arrays["standardized.b"] = layer.params["w"].copy(), layer.params["b"].copy()
         try:
-            save(model_record(est), self.path, extra=arrays)
+            with in_target_units(est):   # the model part predicts in y's units, as the final model file does
+                save(model_record(est), self.path, extra=arrays)
         except OSError as exc:   # a full disk, a deleted directory ...: the same error, saying whose file it is
             when = "the finished fit" if finished else f"epoch {est.n_iter_}"
             raise type(exc)(exc.errno, f"checkpoint_path={os.fsdecode(os.fspath(self.path))!r}: cannot write the "
@@ -274,6 +294,13 @@ class Checkpoint:
                 None if n is None else tuple(reader.array(f"optimizer.{i}.{j}") for j in range(max(n, 1)))
                 for i, n in enumerate(parts)]
             targets = model._snapshot()[0]
+            found["standardized"] = None
+            if "standardized.w.npy" in reader.names or "_y_mean" in model.__dict__:
+                from ._targets import output_layer
+
+                params = output_layer(model).params
+                found["standardized"] = tuple(reader.array(f"standardized.{k}", shape=params[k].shape,
+                                                           dtype=params[k].dtype) for k in ("w", "b"))
             found["best"] = ([reader.array(f"best.{i}", shape=t.shape, dtype=t.dtype) for i, t in enumerate(targets)]
                              if fields["loop"]["best"] else None)
             n_params = sum(p.size for p, _ in model.network_.params_and_grads())
@@ -311,6 +338,11 @@ class Checkpoint:
         source, target = model._snapshot()[0], est._snapshot()[0]
         for t, s in zip(target, source):
             t[...] = s
+        if found["standardized"] is not None:   # a regressor continues from its standardized output layer
+            from ._targets import output_layer
+
+            params = output_layer(est).params
+            params["w"][...], params["b"][...] = found["standardized"]
         for mine, theirs in zip(est.network_.walk(), model.network_.walk()):
             if mine.stochastic:
                 mine.step = theirs.step

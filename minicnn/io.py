@@ -669,6 +669,10 @@ def read_model(path, backend, make, extra=None):
                 model.network_ = _restore_network(reader, model, header, tokens, specs)
                 if extra is not None:
                     extra(reader, model)
+                else:   # a checkpoint read as the model of its last epoch
+                    from .checkpoint import extra_members
+
+                    reader.read.update(extra_members(reader.names))
             except ModelFileError:
                 raise
             except MemoryError as exc:   # the limits above hold: this is the machine's memory, not the file
