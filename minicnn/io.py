@@ -219,6 +219,8 @@ def save(record, path, extra=None):
               "dtype": str(record["dtype"]), "layers": layers, "fitted": record["fitted"]}
     if record.get("preprocessing") is not None:   # how image files were read (minicnn.preprocessing)
         header["preprocessing"] = record["preprocessing"]
+    if record.get("data") is not None:   # the data 'minicnn fit' named (minicnn._record.DATA_KEYS)
+        header["data"] = record["data"]
     if name == "CNNClassifier":
         typed, values = _classes_array(record["classes"])
         if values is None:
@@ -415,6 +417,16 @@ def _restore_fitted(reader, est, header):
         est._y_ndim = fitted["y_ndim"]
         problem = restore_targets(est, fitted, header["n_outputs"])
         _expect(reader, problem is None, problem)
+
+
+def _restore_data_record(reader, model, header):
+    """The data record of a ``minicnn fit`` model (``_data_record``; files without one have none)."""
+    if "data" in header:
+        from ._data_record import data_record_problem
+
+        bad = data_record_problem(header["data"])
+        _expect(reader, bad is None, f"the data record is invalid ({bad})")
+        model._data_record = dict(header["data"])
 
 
 def _restore_preprocessing(reader, model, header):
@@ -664,6 +676,7 @@ def read_model(path, backend, make, extra=None):
                 model, tokens, specs = make(reader, header, backend)
                 _restore_fitted(reader, model, header)
                 _restore_preprocessing(reader, model, header)
+                _restore_data_record(reader, model, header)
                 if header["estimator"] == "CNNClassifier":
                     _restore_classes(reader, model, header)
                 model.network_ = _restore_network(reader, model, header, tokens, specs)
