@@ -270,6 +270,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        self.__dict__.pop("_data_record", None)   # the data 'minicnn fit' named described an earlier fit
         key = self._architecture_key()   # what the network is built from, read once
         tokens, specs = self._plan()
         if not first and key != self._built_with:

@@ -161,3 +161,19 @@ def test_mc_report_ends_with_the_verdict(fitted, monkeypatch):
     code, out, err = _quiet_cli("mc-report", "--model", "model.npz", "--mc-samples", "2", "--limit", "60")
     assert code == 0, err
     assert out.strip().splitlines()[-1].startswith("Verdict: on these 60 held-out samples Monte-Carlo dropout")
+
+
+def test_a_refit_model_drops_the_data_record_of_the_fit_before(fitted, tmp_path):
+    import warnings
+
+    import minicnn
+    from minicnn.datasets import load_digits_images
+
+    model = minicnn.load(fitted / "model.npz")
+    assert model._data_record == {"data": "digits", "test_data": None, "test_size": 0.3, "seed": 3}
+    X, y = load_digits_images()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X[:200], y[:200])
+    model.save(tmp_path / "refit.npz")
+    assert getattr(minicnn.load(tmp_path / "refit.npz"), "_data_record", None) is None
