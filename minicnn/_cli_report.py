@@ -4,8 +4,21 @@ checked it, e.g. ``wrote model.npz (1.3 MB; CNNClassifier, 10 classes; checked: 
 import os
 
 
+def is_regular(path):
+    """Whether ``path`` is a regular file (not a FIFO, a device such as ``/dev/stdout``, a socket)."""
+    import stat
+
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
 def size_text(path):
-    """The size of the file at ``path`` in the usual units (``532 B``, ``12.4 kB``, ``1.3 MB``)."""
+    """The size of the file at ``path`` in the usual units (``532 B``, ``12.4 kB``, ``1.3 MB``); ``streamed``
+    for a FIFO or a device, whose size says nothing."""
+    if not is_regular(path):
+        return "streamed"
     size = os.path.getsize(path)
     for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
         if size >= scale:
@@ -13,15 +26,19 @@ def size_text(path):
     return f"{size} B"
 
 
-def wrote(path, what, checked):
+def wrote(path, what, checked, verb="wrote"):
     """``wrote PATH (SIZE; WHAT; checked: CHECKED)`` for the file just written at ``path``."""
-    return f"wrote {os.fsdecode(os.fspath(path))} ({size_text(path)}; {what}; checked: {checked})"
+    return f"{verb} {os.fsdecode(os.fspath(path))} ({size_text(path)}; {what}; checked: {checked})"
 
 
 def check_model_file(path, model, X):
     """Reload the model file ``path`` as ``minicnn predict`` will and compare its predictions on ``X`` with
-    ``model``'s; returns what was checked (a phrase) or raises ValueError naming the file."""
+    ``model``'s; returns what was checked (a phrase) or raises ValueError naming the file. A FIFO or device
+    (``--out /dev/stdout``) cannot be read back: said so."""
     import numpy as np
+
+    if not is_regular(path):
+        return "not read back (not a regular file)"
 
     from .predictor import load_predictor
 

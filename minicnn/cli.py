@@ -420,7 +420,8 @@ def _fit(args):
     checked = check_model_file(args.out, clf, X_test[:64])
     print(f"test accuracy: {accuracy:.4f} ({len(X_test)} images)")
     print(f"train time: {seconds:.2f} s ({clf.n_iter_} epochs)")
-    print(wrote(args.out, f"CNNClassifier, {len(clf.classes_)} classes, {clf.n_iter_} epochs", checked))
+    print(wrote(args.out, f"CNNClassifier, {len(clf.classes_)} classes, {clf.n_iter_} epochs", checked,
+                verb="saved model to"))
     if args.checkpoint is not None and os.path.exists(args.checkpoint):
         print(wrote(args.checkpoint, "checkpoint of the finished fit: the same command returns this model; delete "
                                      "it to train anew", "written after every epoch, read back by a resume"))

@@ -77,10 +77,11 @@ def test_a_command_names_every_file_it_writes_with_its_size(command, fitted, mon
         if folder:   # a folder's files: one line for the folder, each file with its size
             assert re.search(rf"wrote {re.escape(folder)}/: .*\b{re.escape(name)} \(\d+(\.\d)? (B|kB|MB)\)", said), said
         else:
-            assert re.search(rf"^wrote {re.escape(name)} \(\d+(\.\d)? (B|kB|MB); .+; checked: .+\)$", said, re.M), said
+            assert re.search(rf"^(wrote|saved model to) {re.escape(name)} \(\d+(\.\d)? (B|kB|MB); .+; checked: .+\)$",
+                             said, re.M), said
     assert time.time() >= start
     if not must:
-        assert written == [] and "wrote " not in said
+        assert written == [] and "wrote " not in said and "saved model to" not in said
 
 
 def test_export_says_what_verified_it(fitted, monkeypatch):

@@ -75,4 +75,4 @@ def test_documented_large_data_fit_finishes_without_a_warning(doc, argv, tmp_pat
                           cwd=tmp_path, timeout=1200)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stderr == "", done.stderr[-3000:]
-    assert "test accuracy:" in done.stdout and f"wrote {tmp_path / 'model.npz'} (" in done.stdout
+    assert "test accuracy:" in done.stdout and f"saved model to {tmp_path / 'model.npz'} (" in done.stdout
