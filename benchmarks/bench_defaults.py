@@ -10,7 +10,7 @@ Fashion-MNIST subset (``FASHION_TRAIN`` training images drawn per seed from the 
 the first ``FASHION_TEST`` images of the standard test set), so that a default chosen on 8x8 digits is checked
 on 28x28 images too.
 
-Re-run with ``python benchmarks/bench_defaults.py [comparison ...] [--seeds N] [--data digits|fashion]``; benchmarks/RESULTS.md
+Re-run with ``python benchmarks/bench_defaults.py [comparison ...] [--seeds N|A-B] [--data digits|fashion]``; benchmarks/RESULTS.md
 ("Defaults and example options on digits") holds the output of the first three comparisons, docs/TRAINING.md
 ("Why these defaults") the output of ``max_iter``, ``batch_size`` and ``layers``.
 """
@@ -127,7 +127,9 @@ def main(argv):
     seeds = SEEDS
     if "--seeds" in argv:
         i = argv.index("--seeds")
-        seeds, argv = tuple(range(int(argv[i + 1]))), argv[:i] + argv[i + 2:]
+        first, _, last = argv[i + 1].partition("-")   # N (seeds 0..N-1) or A-B (seeds A..B)
+        seeds = tuple(range(int(first), int(last) + 1)) if last else tuple(range(int(first)))
+        argv = argv[:i] + argv[i + 2:]
     datasets = ("digits", "fashion")
     if "--data" in argv:
         i = argv.index("--data")

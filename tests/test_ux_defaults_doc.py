@@ -14,8 +14,9 @@ from test_doc_figures import FIGURE, NOT_MEASURED, SCRIPT, _paragraphs
 
 REPO = Path(__file__).resolve().parent.parent
 HEADING = "## Why these defaults"
-#: How far (test accuracy) a default may sit below the best measured configuration of its table.
-CLOSE = 0.01
+#: How far (test accuracy) a default may sit below the best measured configuration of its table and still count
+#: as justified by it (half a point: about the seed-to-seed spread of these few-seed means).
+CLOSE = 0.005
 
 
 def _bench():
@@ -45,6 +46,8 @@ def _tables():
         elif key and line.startswith("| ") and not line.startswith("| configuration"):
             cells = [c.strip() for c in line.strip("|").split("|")]
             tables[key][cells[0]] = float(cells[1])
+        elif line.strip() and not line.startswith("|"):
+            key = None   # another paragraph (a confirmation run is read by its own test)
     return tables
 
 
@@ -64,16 +67,21 @@ def test_every_table_is_a_comparison_of_the_script_on_both_data_sets():
 
 
 @pytest.mark.parametrize("name", ["max_iter", "batch_size", "layers"])
-def test_the_default_rows_are_the_defaults_and_within_a_point_of_the_best(name):
+def test_the_default_rows_are_the_defaults_and_unsettled_ones_are_said(name):
+    """A default more than half a point below a table's best is named in the section's "Not settled" paragraph (and a
+    default named there is below some table's best): the doc never calls a default justified that its own
+    tables contradict."""
     bench = _bench()
     default_rows = [c for c, options in bench.COMPARISONS[name].items() if not options]
     assert len(default_rows) == 1 and default_rows[0].endswith("(default)")
     value = params.DEFAULTS[name]
     shown = ",".join(value) if isinstance(value, tuple) else str(value)
     assert default_rows[0].removesuffix(" (default)") in (shown, f"{name}={shown}"), (default_rows, value)
-    for (comparison, data), table in _tables().items():
-        if comparison == name:
-            assert table[default_rows[0]] >= max(table.values()) - CLOSE, (data, table)
+    behind = [data for (comparison, data), table in _tables().items()
+              if comparison == name and table[default_rows[0]] < max(table.values()) - CLOSE]
+    unsettled = re.search(r"\*\*Not settled:\*\*(.*?)(\n\n|$)", _section(), flags=re.S)
+    named = unsettled is not None and f"`{name}`" in unsettled.group(1)
+    assert named == bool(behind), (name, behind, named)
 
 
 def test_every_figure_of_the_training_doc_names_its_script():
