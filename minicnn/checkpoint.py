@@ -20,7 +20,7 @@ checkpoint) with these members added:
     output layer folded into ``y``'s units, as a finished model file does, so
     :func:`minicnn.load`, :func:`minicnn.load_predictor` and ``minicnn
     predict`` read a checkpoint as the model of its last epoch, in the units
-    of ``y`` (they skip the members above).
+    of ``y`` (they skip the members above: :data:`minicnn.io.CHECKPOINT_MEMBERS`).
 
 The fingerprint is a SHA-256 of the prepared ``X``, ``y``, sample weights,
 class labels, every parameter except ``verbose``, ``n_threads`` and
@@ -44,15 +44,8 @@ import numpy as np
 
 FORMAT = "minicnn-checkpoint"
 VERSION = 1
-#: The members a checkpoint adds to its model file (prefixes); a loader reading the file as a model skips them.
-EXTRA_MEMBERS = ("checkpoint.npy", "optimizer.", "best.", "standardized.")
 #: Parameters that do not change what a fit computes (bit for bit): left out of the fingerprint.
 NOT_FINGERPRINTED = ("verbose", "n_threads", "checkpoint_path")
-
-
-def extra_members(names):
-    """The members of a checkpoint file (member names ``names``) that are not its model: none for a model file."""
-    return {n for n in names if n.startswith(EXTRA_MEMBERS)} if "checkpoint.npy" in names else set()
 
 
 def _fail(path, message):

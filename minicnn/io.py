@@ -419,6 +419,10 @@ def _restore_fitted(reader, est, header):
         _expect(reader, problem is None, problem)
 
 
+#: The members (name prefixes) that minicnn.checkpoint adds to a model file; read as a model, they are skipped.
+CHECKPOINT_MEMBERS = ("checkpoint.npy", "optimizer.", "best.", "standardized.")
+
+
 def _restore_data_record(reader, model, header):
     """The data record of a ``minicnn fit`` model (``_data_record``; files without one have none)."""
     if "data" in header:
@@ -682,10 +686,8 @@ def read_model(path, backend, make, extra=None):
                 model.network_ = _restore_network(reader, model, header, tokens, specs)
                 if extra is not None:
                     extra(reader, model)
-                else:   # a checkpoint read as the model of its last epoch
-                    from .checkpoint import extra_members
-
-                    reader.read.update(extra_members(reader.names))
+                elif "checkpoint.npy" in reader.names:   # a checkpoint read as the model of its last epoch
+                    reader.read.update(n for n in reader.names if n.startswith(CHECKPOINT_MEMBERS))
             except ModelFileError:
                 raise
             except MemoryError as exc:   # the limits above hold: this is the machine's memory, not the file
