@@ -1,7 +1,9 @@
 """minicnn: a small, fast, CPU-only CNN engine with scikit-learn estimators.
 
-The estimators are loaded lazily: ``import minicnn`` imports neither
-scikit-learn nor Numba, and nothing is compiled until a kernel first runs.
+The estimators and the public submodules (``minicnn.uncertainty``,
+``minicnn.datasets`` ...) are loaded lazily, on first use: ``import minicnn``
+imports neither scikit-learn nor Numba, and nothing is compiled until a
+kernel first runs.
 :func:`load_predictor` loads a saved model for prediction without ever
 importing scikit-learn (a fresh process predicts in a fraction of a second).
 
@@ -28,6 +30,12 @@ def __getattr__(name):
         value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
         globals()[name] = value
         return value
+    if not name.startswith("_"):   # a public submodule (minicnn.uncertainty, minicnn.datasets ...), imported on use
+        import importlib
+        import importlib.util
+
+        if importlib.util.find_spec(f"{__name__}.{name}") is not None:
+            return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'minicnn' has no attribute {name!r}")
 
 

@@ -19,9 +19,17 @@ class FitHooks:
         self.metadata = None if sample_weight is None else {"sample_weight": sample_weight}
         self.active = bool(getattr(est, "_skl_callbacks", None)) or hasattr(est, "_parent_callback_ctx")
         self.root = self.epoch = None
+        self.max_epochs, self.begun = max_epochs, False
         if self.active:
             self.root = est._init_callback_context(max_subtasks=max_epochs)
-            self.root.call_on_fit_task_begin(estimator=est, X=X, y=y, metadata=self.metadata)
+
+    def start(self, epochs):
+        """Begin the root task, announcing the ``epochs`` this call will run (fewer than ``max_iter`` after a
+        resume from a checkpoint: a progress bar's total is the epochs left, not those already done)."""
+        if self.active and not self.begun:
+            self.root.max_subtasks = epochs
+            self.root.call_on_fit_task_begin(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata)
+        self.begun = True
 
     def begin_epoch(self):
         if self.active:
@@ -37,6 +45,7 @@ class FitHooks:
                                             reconstruction_attributes=dict)
 
     def end_fit(self):
+        self.start(self.max_epochs)
         if self.active:
             self.end_epoch()   # an epoch left open by an interrupt still gets its end hook
             self.root.call_on_fit_task_end(estimator=self.est, X=self.X, y=self.y, metadata=self.metadata,

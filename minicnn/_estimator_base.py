@@ -271,6 +271,7 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         first = not (fitted and (incremental or self.warm_start))
         if y is None:
             raise ValueError(f"{type(self).__name__} requires y to be passed, but the target y is None.")
+        self.__dict__.pop("_data_record", None)   # the data 'minicnn fit' named described an earlier fit
         key = self._architecture_key()   # what the network is built from, read once
         tokens, specs = self._plan()
         if not first and key != self._built_with:
@@ -468,11 +469,14 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         finished = False
         if ckpt is not None:   # a resumed fit continues its loop where the checkpoint left it
             best, no_improvement, completed, start[0], finished = ckpt.loop_state(self)
+            ckpt.announce(self, completed, finished)
             epochs = 0 if finished or no_improvement >= self.n_iter_no_change else epochs - completed
             if no_improvement >= self.n_iter_no_change and not finished:
                 stop = no_improvement_reason(self, val_X is not None)
         reporter = EpochReporter(self.verbose, n_samples=len(X), max_iter=self.n_iter_ + epochs,   # after a resume:
                                  score_name=self._score_name)                                 # the epochs left
+        if hooks is not None:
+            hooks.start(epochs)
         for _ in range(epochs):
             epoch = self.n_iter_ + 1
             if hooks is not None:

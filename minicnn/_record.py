@@ -41,4 +41,5 @@ def model_record(estimator):
             "n_features_in": int(estimator.n_features_in_), "n_outputs": int(estimator.n_outputs_),
             "dtype": str(network.dtype), "layers": [_layer_record(layer) for layer in network.descendants()],   # every layer of the tree
             "fitted": _fitted_fields(estimator), "classes": getattr(estimator, "classes_", None),
-            "preprocessing": getattr(estimator, "preprocessing_", None)}
+            "preprocessing": getattr(estimator, "preprocessing_", None),
+            "data": getattr(estimator, "_data_record", None)}

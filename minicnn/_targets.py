@@ -57,7 +57,8 @@ def _stats(est, n_outputs):
     return mean, est._y_scale
 
 
-def _output_layer(est):
+def output_layer(est):
+    """The output layer of ``est``'s network (the layer whose weights the scaling folds into)."""
     return est.network_.layers[-1]
 
 
@@ -70,7 +71,7 @@ def standardized_output(est, fresh):
     if "_y_mean" not in est.__dict__ or "network_" not in est.__dict__:
         yield
         return
-    layer = _output_layer(est)
+    layer = output_layer(est)
     w, b = layer.params["w"], layer.params["b"]
     mean, scale = est._y_mean, est._y_scale
     kept = est.__dict__.get("_standardized_output")
@@ -98,7 +99,7 @@ def in_target_units(est):
     if "_y_mean" not in est.__dict__ or "network_" not in est.__dict__:
         yield
         return
-    layer = _output_layer(est)
+    layer = output_layer(est)
     w, b = layer.params["w"], layer.params["b"]
     kept = (w.copy(), b.copy())
     w[...] = w * est._y_scale

@@ -14,6 +14,13 @@ checkpoint) with these members added:
     moments, SGD's velocity).
 ``best.<i>``
     The best weights seen so far (early stopping), in :meth:`_snapshot` order.
+``standardized.w``, ``standardized.b``
+    A regressor's output layer in standardized target units (what training
+    continues from, see :mod:`minicnn._targets`). The model part holds the
+    output layer folded into ``y``'s units, as a finished model file does, so
+    :func:`minicnn.load`, :func:`minicnn.load_predictor` and ``minicnn
+    predict`` read a checkpoint as the model of its last epoch, in the units
+    of ``y`` (they skip the members above: :data:`minicnn.io.CHECKPOINT_MEMBERS`).
 
 The fingerprint is a SHA-256 of the prepared ``X``, ``y``, sample weights,
 class labels, every parameter except ``verbose``, ``n_threads`` and
@@ -233,8 +240,14 @@ class Checkpoint:
         if best is not None:
             arrays.update({f"best.{i}": a for i, a in enumerate(best[1])})
         arrays["checkpoint"] = np.frombuffer(json.dumps(fields, allow_nan=False).encode("utf-8"), dtype=np.uint8)
+        from ._targets import in_target_units, output_layer
+
+        if "_y_mean" in est.__dict__:   # a regressor: the standardized output layer, to continue from exactly
+            layer = output_layer(est)
+            arrays["standardized.w"], arrays["standardized.b"] = layer.params["w"].copy(), layer.params["b"].copy()
         try:
-            save(model_record(est), self.path, extra=arrays)
+            with in_target_units(est):   # the model part predicts in y's units, as the final model file does
+                save(model_record(est), self.path, extra=arrays)
         except OSError as exc:   # a full disk, a deleted directory ...: the same error, saying whose file it is
             when = "the finished fit" if finished else f"epoch {est.n_iter_}"
             raise type(exc)(exc.errno, f"checkpoint_path={os.fsdecode(os.fspath(self.path))!r}: cannot write the "
@@ -274,6 +287,13 @@ class Checkpoint:
                 None if n is None else tuple(reader.array(f"optimizer.{i}.{j}") for j in range(max(n, 1)))
                 for i, n in enumerate(parts)]
             targets = model._snapshot()[0]
+            found["standardized"] = None
+            if "standardized.w.npy" in reader.names or "_y_mean" in model.__dict__:
+                from ._targets import output_layer
+
+                params = output_layer(model).params
+                found["standardized"] = tuple(reader.array(f"standardized.{k}", shape=params[k].shape,
+                                                           dtype=params[k].dtype) for k in ("w", "b"))
             found["best"] = ([reader.array(f"best.{i}", shape=t.shape, dtype=t.dtype) for i, t in enumerate(targets)]
                              if fields["loop"]["best"] else None)
             n_params = sum(p.size for p, _ in model.network_.params_and_grads())
@@ -311,6 +331,11 @@ class Checkpoint:
         source, target = model._snapshot()[0], est._snapshot()[0]
         for t, s in zip(target, source):
             t[...] = s
+        if found["standardized"] is not None:   # a regressor continues from its standardized output layer
+            from ._targets import output_layer
+
+            params = output_layer(est).params
+            params["w"][...], params["b"][...] = found["standardized"]
         for mine, theirs in zip(est.network_.walk(), model.network_.walk()):
             if mine.stochastic:
                 mine.step = theirs.step
@@ -325,6 +350,25 @@ class Checkpoint:
             None if st is None else (st if n > 0 else st[0]) for st, n in zip(found["optimizer"], optimizer["parts"])]
         lr = fields["lr_state"]
         est._lr_state.epoch, est._lr_state._stalled, est._lr_state._adaptive = lr["epoch"], lr["stalled"], lr["adaptive"]
+
+    def announce(self, est, completed, finished):
+        """Say that this fit resumed (``verbose`` >= 1 prints it); returns the line, or None for a new fit.
+
+        The line is also kept as ``est._resumed_note`` (the ``minicnn`` command prints it under ``--quiet``).
+        """
+        if self.resumed is None:
+            return None
+        path = os.fsdecode(os.fspath(self.path))
+        total = self.start_iter + est.max_iter
+        if finished:
+            line = (f"Resumed from {path}: it holds the finished fit (epoch {est.n_iter_} of {total}); nothing left "
+                    f"to train")
+        else:
+            line = f"Resumed from {path} at epoch {est.n_iter_} of {total}"
+        est._resumed_note = line
+        if est.verbose:
+            print(line, flush=True)
+        return line
 
     def loop_state(self, est):
         """``(best, no_improvement, completed, start, finished)`` of the resumed fit (a new one's start values)."""
@@ -350,6 +394,7 @@ def prepare(est, images, targets, weights, first, incremental):
         data or parameters, of a newer format, or an unreadable (truncated,
         corrupted) one.
     """
+    est.__dict__.pop("_resumed_note", None)   # said by a previous fit's resume
     path = est.checkpoint_path
     if path is None:
         return None

@@ -409,11 +409,22 @@ def _fit(args):
             warnings.filterwarnings("ignore", message=f".*{convergence.MAX_ITER_WARNING} \\(max_iter=")
         clf.fit(X_train, y_train)
     seconds = time.perf_counter() - start
+    if args.quiet and getattr(clf, "_resumed_note", None):   # without --quiet the progress said it
+        print(clf._resumed_note)
     accuracy = clf.score(X_test, y_test)
+    clf._data_record = {"data": args.data, "test_data": args.test_data, "test_size": float(args.test_size),
+                        "seed": int(args.seed)}   # what evaluate and mc-report score without being told again
     clf.save(args.out)
+    from ._cli_report import check_model_file, wrote
+
+    checked = check_model_file(args.out, clf, X_test[:64])
     print(f"test accuracy: {accuracy:.4f} ({len(X_test)} images)")
     print(f"train time: {seconds:.2f} s ({clf.n_iter_} epochs)")
-    print(f"saved model to {args.out}")
+    print(wrote(args.out, f"CNNClassifier, {len(clf.classes_)} classes, {clf.n_iter_} epochs", checked,
+                verb="saved model to"))
+    if args.checkpoint is not None and os.path.exists(args.checkpoint):
+        print(wrote(args.checkpoint, "checkpoint of the finished fit: the same command returns this model; delete "
+                                     "it to train anew", "written after every epoch, read back by a resume"))
     return 0
 
 
@@ -462,7 +473,14 @@ def _predict(args):
         sys.stdout.write(text.getvalue())
     else:   # atomically: a failed write leaves the previous CSV whole and no temporary file
         write_text(args.out, text.getvalue(), encoding=locale.getpreferredencoding(False), newline="")
-        print(f"wrote {len(ids)} predictions to {args.out}", file=sys.stderr)
+        from ._cli_report import wrote
+
+        with open(args.out, encoding=locale.getpreferredencoding(False), newline="") as written:
+            rows = sum(1 for _ in csv.reader(written)) - 1
+        if rows != len(ids):
+            raise ValueError(f"--out {args.out}: read back {rows} rows, wrote {len(ids)}")
+        print(wrote(args.out, f"CSV, {len(ids)} predictions, {len(header)} columns",
+                    f"read back, {rows} rows"), file=sys.stderr)
     return 0
 
 
@@ -483,12 +501,34 @@ def _mc_columns(model, X, mc_samples):
     return header, columns
 
 
+def _recorded_data(args, model, command):
+    """Fill ``--data``/``--test-size``/``--seed`` left out from the model's data record (``minicnn fit`` keeps
+    the data it named). Recorded data that is not a built-in set is not read again unasked: an error names the
+    option and the recorded value. Without a record: digits, 0.2 and 0, as ``minicnn fit``'s defaults."""
+    from ._data_record import recorded_data
+
+    record = recorded_data(model)
+    if args.data is None and args.test_data is None and record is not None:
+        if record["data"] not in DATASETS or record["test_data"] is not None:
+            given = f"--data {record['data']}" + (f" --test-data {record['test_data']}" if record["test_data"] else "")
+            raise ValueError(f"{command} needs --data: {args.model} was fitted with {given} (not a built-in data "
+                             f"set, so it is not read again unasked); pass the same option(s) to score its test set")
+        args.data = record["data"]
+        args.test_size = record["test_size"] if args.test_size is None else args.test_size
+        args.seed = record["seed"] if args.seed is None else args.seed
+        args.recorded = True
+    args.test_size = 0.2 if args.test_size is None else args.test_size
+    args.seed = 0 if args.seed is None else args.seed
+
+
 def _mc_report(args):
     from .uncertainty import format_report, mc_report
 
     model = _load_model(args.model, predict_only=True)
     if model.estimator != "CNNClassifier":
         raise ValueError(f"mc-report needs a classifier; {args.model} holds a {model.estimator}")
+    _recorded_data(args, model, "mc-report")
+    args.data = args.data or "digits"
     _, X_test, _, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
     if args.limit is not None:
         X_test, y_test = X_test[:args.limit], y_test[:args.limit]
@@ -508,12 +548,13 @@ def _add_mc_report(sub, common):
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
     _add_data_options(p)
     p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
-                   help="seed of the --test-size split, as given to 'minicnn fit' (default: 0)")
+                   help="seed of the --test-size split, as given to 'minicnn fit' (default: the model's record "
+                        "from 'minicnn fit', else 0; likewise --data and --test-size)")
     p.add_argument("--mc-samples", type=_POSITIVE_INT, default=30, metavar="K",
                    help="Monte-Carlo passes (default: 30)")
     p.add_argument("--limit", type=_POSITIVE_INT, default=None, metavar="N",
                    help="use the first N held-out samples only (default: all)")
-    p.set_defaults(func=_mc_report)
+    p.set_defaults(func=_mc_report, data=None, test_size=None, seed=None)   # left out: the model's data record
 
 
 def _evaluate(args):
@@ -521,6 +562,7 @@ def _evaluate(args):
     from sklearn.metrics import classification_report, confusion_matrix, r2_score
 
     model = _load_model(args.model)
+    _recorded_data(args, model, "evaluate")
     if args.data is None and args.test_data is not None:
         X, y = _load_labeled(args.test_data, "--test-data")
         source = args.test_data
@@ -530,6 +572,8 @@ def _evaluate(args):
         source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
                                     f"{data} (the --test-size {args.test_size} split of --seed {args.seed}, "
                                     f"as 'minicnn fit' held it out)")
+        if getattr(args, "recorded", False):
+            source += ", the data recorded in the model by 'minicnn fit'"
     try:
         predictions = model.predict(X)
     except ValueError as exc:   # e.g. digits given to a model of other images: say which data was scored
@@ -669,11 +713,13 @@ def _add_evaluate(sub, common):
                                    "options score the test set that fit held out.")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
     p.add_argument("--data", default=None,
-                   help="as in 'minicnn fit' (default: digits, unless only --test-data is given)")
+                   help="as in 'minicnn fit' (default: the built-in data set the model file records from "
+                        "'minicnn fit', else digits, unless only --test-data is given)")
     p.add_argument("--test-data", default=None, help="as in 'minicnn fit': the labelled data to score")
-    p.add_argument("--test-size", type=_FRACTION, default=0.2, help="as in 'minicnn fit'")
-    p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
-                   help="as in 'minicnn fit': the seed of its split")
+    p.add_argument("--test-size", type=_FRACTION, default=None,
+                   help="as in 'minicnn fit' (default: as recorded by 'minicnn fit', else 0.2)")
+    p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=None,
+                   help="as in 'minicnn fit': the seed of its split (default: as recorded, else 0)")
     p.set_defaults(func=_evaluate)
 
 

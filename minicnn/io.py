@@ -221,6 +221,8 @@ def save(record, path, extra=None):
               "dtype": str(record["dtype"]), "layers": layers, "fitted": record["fitted"]}
     if record.get("preprocessing") is not None:   # how image files were read (minicnn.preprocessing)
         header["preprocessing"] = record["preprocessing"]
+    if record.get("data") is not None:   # the data 'minicnn fit' named (minicnn._record.DATA_KEYS)
+        header["data"] = record["data"]
     if name == "CNNClassifier":
         typed, values = _classes_array(record["classes"])
         if values is None:
@@ -494,6 +496,20 @@ def _restore_fitted(reader, est, header, restore_rng=True):
         _expect(reader, problem is None, problem)
 
 
+#: The members (name prefixes) that minicnn.checkpoint adds to a model file; read as a model, they are skipped.
+CHECKPOINT_MEMBERS = ("checkpoint.npy", "optimizer.", "best.", "standardized.")
+
+
+def _restore_data_record(reader, model, header):
+    """The data record of a ``minicnn fit`` model (``_data_record``; files without one have none)."""
+    if "data" in header:
+        from ._data_record import data_record_problem
+
+        bad = data_record_problem(header["data"])
+        _expect(reader, bad is None, f"the data record is invalid ({bad})")
+        model._data_record = dict(header["data"])
+
+
 def _restore_preprocessing(reader, model, header):
     """The preprocessing record, when the file has one (files written before records existed have none)."""
     if "preprocessing" in header:
@@ -745,11 +761,14 @@ def read_model(path, backend, make, extra=None, restore_rng=True):
                 model, tokens, specs = make(reader, header, backend)
                 _restore_fitted(reader, model, header, restore_rng)
                 _restore_preprocessing(reader, model, header)
+                _restore_data_record(reader, model, header)
                 if header["estimator"] == "CNNClassifier":
                     _restore_classes(reader, model, header)
                 model.network_ = _restore_network(reader, model, header, tokens, specs)
                 if extra is not None:
                     extra(reader, model)
+                elif "checkpoint.npy" in reader.names:   # a checkpoint read as the model of its last epoch
+                    reader.read.update(n for n in reader.names if n.startswith(CHECKPOINT_MEMBERS))
             except ModelFileError:
                 raise
             except MemoryError as exc:   # the limits above hold: this is the machine's memory, not the file

@@ -553,5 +553,12 @@ def test_evaluate_on_data_of_another_shape_names_the_data_it_scored(tmp_path):
     model = tmp_path / "m.npz"
     code, _, err = run_cli("fit", "--data", str(tmp_path / "big.npz"), "--epochs", "1", "--quiet", "--out", model)
     assert code == 0, err
-    code, _, err = run_cli("evaluate", "--model", model)   # the default --data: digits, 8x8
+    code, _, err = run_cli("evaluate", "--model", model)   # fit recorded its own file: named, not read unasked
+    assert code == 1 and f"evaluate needs --data: {model} was fitted with --data {tmp_path / 'big.npz'}" in err, err
+    import minicnn
+
+    plain = minicnn.load(model)
+    del plain._data_record   # as CNNClassifier.save writes it: no record of the data
+    plain.save(tmp_path / "plain.npz")
+    code, _, err = run_cli("evaluate", "--model", tmp_path / "plain.npz")   # the default --data: digits, 8x8
     assert code == 1 and "digits" in err and "--data or --test-data the model was fitted on" in err, err

@@ -51,6 +51,8 @@ def run(args):
     path = export_onnx(predictor, args.out, opset=args.opset, input_ndim=args.input_ndim, embedding=args.embedding)
     outputs = "label, probabilities" if predictor.estimator == "CNNClassifier" else "variable"
     outputs += ", embedding" if args.embedding else ""
-    print(f"wrote {path} ({predictor.estimator}, opset {args.opset or DEFAULT_OPSET}, input X float32, "
-          f"outputs {outputs})", file=sys.stderr)
+    from .._cli_report import check_onnx_file, wrote
+
+    print(wrote(path, f"{predictor.estimator}, opset {args.opset or DEFAULT_OPSET}, input X float32, outputs "
+                      f"{outputs}", check_onnx_file(path, predictor, args.input_ndim)), file=sys.stderr)
     return 0

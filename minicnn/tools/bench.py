@@ -930,6 +930,11 @@ def main(argv=None):
         from ..files import write_text
 
         write_text(args.json, json.dumps(report, indent=1))   # atomically
+        from .._cli_report import wrote
+
+        with open(args.json) as written:
+            json.load(written)
+        print(wrote(args.json, "JSON, every number of this run", "read back as JSON"), file=sys.stderr)
     return 0
 
 

@@ -13,6 +13,7 @@ Examples
 import argparse
 import math
 import re
+import time
 from pathlib import Path
 
 from .grid import MIN_SIZE
@@ -268,6 +269,7 @@ def run(args):
     names = DOCS_NAMES if args.docs else NAMES
     out = Path(args.out or ("docs" if args.docs else "study"))
 
+    started = time.time()
     argv = list(getattr(args, "argv", ["study"]))
     command = "minicnn " + " ".join(argv)
     options = argv[1:] if argv[:1] == ["study"] else argv
@@ -307,5 +309,7 @@ def run(args):
         print("recommendation" + recommendation_lines(rec, data, results)[0][1:].replace("**", ""))
     if meta.get("warning"):
         print(meta["warning"])
-    print(f"wrote {out / names['report']}" + ("" if args.from_csv else f" and {out / names['runs']}"))
+    from ..._cli_report import wrote_folder
+
+    print(wrote_folder(out, started, "each written whole, atomically"))
     return 0
