@@ -176,11 +176,18 @@ def _shape(text):
 
 
 def _split(X, y, test_size, seed):
+    """``train_test_split`` of ``--data`` by ``--test-size``, stratified when every class has 2 images.
+
+    A split that cannot keep every class on both sides is refused first by
+    :func:`minicnn.holdout.check_holdout`, in the command's words (every command that splits: fit,
+    evaluate, mc-report).
+    """
     from sklearn.model_selection import train_test_split
 
-    counts = np.unique(y, return_counts=True)[1]
-    stratify = y if counts.min() >= 2 else None
-    return train_test_split(X, y, test_size=test_size, stratify=stratify, random_state=seed)
+    from .holdout import check_holdout
+
+    stratify = check_holdout(y, test_size, parameter="--test-size", unit="images", other=", or pass --test-data")
+    return train_test_split(X, y, test_size=test_size, stratify=y if stratify else None, random_state=seed)
 
 
 def _load_npz(path, keys):
@@ -419,8 +426,9 @@ def _fit(args):
 
     checked = check_model_file(args.out, clf, X_test[:64])
     print(f"test accuracy: {accuracy:.4f} ({len(X_test)} images)")
-    print(f"train time: {seconds:.2f} s ({clf.n_iter_} epochs)")
-    print(wrote(args.out, f"CNNClassifier, {len(clf.classes_)} classes, {clf.n_iter_} epochs", checked,
+    epochs = f"{clf.n_iter_} epoch{'s' if clf.n_iter_ != 1 else ''}"
+    print(f"train time: {seconds:.2f} s ({epochs})")
+    print(wrote(args.out, f"CNNClassifier, {len(clf.classes_)} classes, {epochs}", checked,
                 verb="saved model to"))
     if args.checkpoint is not None and os.path.exists(args.checkpoint):
         print(wrote(args.checkpoint, "checkpoint of the finished fit: the same command returns this model; delete "

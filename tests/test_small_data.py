@@ -157,3 +157,27 @@ def test_a_check_that_passes_says_whether_it_stratifies():
     assert check_holdout([0, 1, 1, 1, 1], 0.2, parameter="f") is False   # a class of one: not stratified
     with pytest.raises(ValueError, match="holds out 0 of 1"):
         check_holdout([0], 0, parameter="f")
+
+
+@pytest.fixture(scope="module")
+def small_model(tmp_path_factory):
+    """A one-epoch model on 8x8x1 images (evaluate and mc-report need one)."""
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    X, y = tiny(per_class=10, n_classes=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        CNNClassifier(layers=LAYERS, max_iter=1, early_stopping=False, random_state=0).fit(X, y).save(path)
+    return path
+
+
+@pytest.mark.parametrize("command", ["evaluate", "mc-report"])
+@pytest.mark.parametrize("kind", ["folder", "npz", "idx"])
+def test_every_command_that_splits_data_names_test_size(command, kind, small_model, tmp_path, capsys):
+    if kind == "folder":
+        pytest.importorskip("PIL")
+    data = write_data(kind, tmp_path)
+    code = main([command, "--model", str(small_model), "--data", data, "--test-size", "0.2"])
+    err = capsys.readouterr().err
+    assert code != 0
+    assert "--test-size 0.2 holds out 1 of 4 images" in err and "2 images per class" in err and "--test-data" in err
+    assert not SKLEARN_WORDING.search(err)
