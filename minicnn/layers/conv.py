@@ -190,7 +190,7 @@ class Conv2D(_WindowConv):
             # which nothing overwrites before this backward)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, x if training else None
             return y
-        if not training and getattr(self, "_pointwise", False):
+        if not training and getattr(self, "_pointwise", False) and x.dtype == y.dtype and x.flags.c_contiguous:
             # inference of a pointwise conv: one dense product over every pixel of the batch, no im2col copy
             # (MobileNet-style 1x1 convs: 0.5-0.7 ms per sample-by-sample im2col + sgemm at batch 64,
             # benchmarks/RESULTS.md)
