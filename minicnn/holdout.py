@@ -29,8 +29,9 @@ def round_count(fraction, n):
 def _per_class(counts, names, unit):
     if counts.min() == counts.max():
         return f"{counts.min()} {unit} per class"
-    rare = int(np.argmin(counts))
-    return f"{counts.min()} to {counts.max()} {unit} per class ({names[rare].item()!r} has {counts.min()})"
+    rare = names[int(np.argmin(counts))]
+    rare = rare.item() if isinstance(rare, np.generic) else rare   # a NumPy scalar, or an object array's str
+    return f"{counts.min()} to {counts.max()} {unit} per class ({rare!r} has {counts.min()})"
 
 
 def _fractions(works):
@@ -109,13 +110,17 @@ def check_holdout(y, fraction, *, parameter, count_of=ceil_count, stratify=None,
     """
     names, counts = np.unique(np.asarray(y), return_counts=True)
     n, k = int(counts.sum()), len(counts)
-    if stratify is None:
+    by_rule = stratify is None   # classes: stratified when every class has 2 samples
+    if by_rule:
         stratify = k > 0 and counts.min() >= 2
     held = count_of(fraction, n)
     setting = context + _set(parameter, fraction)
     where = f"{setting} holds out {held} of {n} {unit} ({k} classes, {_per_class(counts, names, unit)})" \
         if k else f"{setting} holds out {held} of {n} {unit}"
     if not stratify:
+        if by_rule and 1 <= held and n - held < min(k, 2):
+            raise ValueError(f"{where} and keeps {n - held} for training, which needs {unit} of at least 2 "
+                             f"classes. Pass more {unit}{other}")
         if 1 <= held <= n - 1:
             return False
         raise ValueError(f"{where} and keeps {n - held}; both parts need at least one. Pass more {unit}{other}")

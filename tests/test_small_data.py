@@ -181,3 +181,38 @@ def test_every_command_that_splits_data_names_test_size(command, kind, small_mod
     assert code != 0
     assert "--test-size 0.2 holds out 1 of 4 images" in err and "2 images per class" in err and "--test-data" in err
     assert not SKLEARN_WORDING.search(err)
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat"] * 30 + ["dog"] * 50, dtype=object),
+                                    np.array(["cat"] * 30 + ["dog"] * 50), np.repeat([3, 7], [30, 50])])
+def test_unequal_classes_of_any_label_kind_split_without_error(labels):
+    # the message's "(NAME has N)" part was built before the check, and crashed on str labels of an object array
+    assert check_holdout(labels, 0.2, parameter="--test-size") is True
+    with pytest.raises(ValueError, match=r"10 to 30 samples per class \('cat' has 10\)"):
+        check_holdout(np.array(["cat"] * 10 + ["dog"] * 30, dtype=object), 0.99, parameter="--test-size")
+
+
+def test_unequal_class_folder_fits_and_evaluates(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, count in (("cat", 6), ("dog", 9)):
+        (tmp_path / "d" / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (8, 8), dtype=np.uint8)).save(tmp_path / "d" / name / f"{i}.png")
+    data, model = f"folder:{tmp_path / 'd'}", str(tmp_path / "m.npz")
+    assert main(["fit", "--data", data, "--layers", "conv2,maxpool", "--max-iter", "1", "--no-early-stopping",
+                 "--out", model, "--quiet"]) == 0, capsys.readouterr().err
+    assert main(["evaluate", "--model", model, "--data", data]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind", ["folder", "npz"])
+def test_one_image_per_class_names_the_split_not_a_missing_class(kind, tmp_path, capsys):
+    if kind == "folder":
+        pytest.importorskip("PIL")
+    data = write_data(kind, tmp_path, per_class=1, n_classes=2)
+    code = main(["fit", "--data", data, "--max-iter", "1", "--out", str(tmp_path / "m.npz")])
+    err = capsys.readouterr().err
+    assert code != 0 and "--test-size 0.2 holds out 1 of 2 images" in err and "keeps 1 for training" in err
+    assert "only one class" not in err
