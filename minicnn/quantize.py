@@ -17,6 +17,7 @@ with the float32 model on the validation data (the calibration data if none is g
 has the figures on MNIST and Fashion-MNIST.
 """
 
+import copy
 import numbers
 
 import numpy as np
@@ -227,6 +228,10 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     if backend is None:
         backend = "numpy" if getattr(model, "backend", None) == "numpy" else "auto"
     _check(precision, calibration, percentile, backend)
+    _fitted_network(model)
+    # a snapshot: a later fit / partial_fit / set_params of the source model must not change this copy's
+    # classes, input shape or float32 layers behind its int8 / bf16 ones
+    model = copy.deepcopy(model)
     network = _fitted_network(model)
     if precision == "int8" and X_calibration is None:
         raise ValueError("precision='int8' needs calibration data: pass X_calibration (a few hundred "

@@ -288,3 +288,24 @@ def test_percentile_calibration_end_to_end_takes_narrower_ranges(model, digits):
         scales[calibration] = [s.state["x_scale"] for s in q._steps if isinstance(s, Product)]
     assert all(p <= m for p, m in zip(scales["percentile"], scales["max"]))
     assert any(p < m for p, m in zip(scales["percentile"], scales["max"]))
+
+
+@pytest.mark.parametrize("precision", PRECISIONS)
+@pytest.mark.parametrize("change", ["refit-new-classes", "refit-new-shape", "partial_fit", "set_params"])
+def test_a_quantized_copy_does_not_follow_later_changes_of_its_source(change, precision, digits):
+    X, y = digits
+    backend = "auto" if _available(precision) else "numpy"
+    source = CNNClassifier(layers=("conv4", "res4", "maxpool", "dense8"), dropout="none", max_iter=1,
+                           random_state=0, backend=backend).fit(X[:100], y[:100])
+    q = quantize(source, X[:64], precision=precision)
+    before, classes = q.predict_proba(X[:20]), source.classes_.copy()
+    if change == "refit-new-classes":
+        source.fit(X[:100], np.array(list("abcd"))[y[:100] % 4])
+    elif change == "refit-new-shape":
+        source.fit(np.pad(X[:100], ((0, 0), (4, 4), (4, 4), (0, 0))), y[:100])
+    elif change == "partial_fit":
+        source.partial_fit(X[100:200], y[100:200])
+    else:
+        source.set_params(layers=("conv8", "dense8"))
+    np.testing.assert_array_equal(q.predict_proba(X[:20]), before)
+    np.testing.assert_array_equal(q.predict(X[:20]), classes[before.argmax(axis=1)])
