@@ -138,3 +138,15 @@ def test_the_estimator_refuses_a_huge_window_with_a_value_error_naming_the_token
     with pytest.raises(ValueError, match=re.escape(f"at layers[0]={layers[0]!r}")) as info:
         clf.fit(X, y)
     assert "kernel_size=" in str(info.value) and "dilation=" in str(info.value)
+
+
+@pytest.mark.parametrize("token", ["conv8s{v}", "conv8x1d{v}", "conv8x{v}", "dw3s{v}", "dw3d{v}", "sep8s{v}",
+                                   "res8s{v}"])
+@pytest.mark.parametrize("value", [2 ** 31, 3 * 10 ** 9, 10 ** 21])
+@pytest.mark.parametrize("padding", ["same", "valid"])
+def test_window_parameters_beyond_the_kernels_integer_range_are_refused_by_name(token, value, padding):
+    # they passed the grammar and reached the compiled kernels as an OverflowError at the first forward
+    X, y = np.zeros((6, 8, 8, 1), np.float32), np.arange(6) % 2
+    with pytest.raises(ValueError, match=r"(strides|dilation|kernel_size)=\(\d+, \d+\)") as caught:
+        CNNClassifier(layers=(token.format(v=value),), dropout="none", padding=padding, max_iter=1).fit(X, y)
+    assert "Overflow" not in str(caught.value)

@@ -26,6 +26,10 @@ the middle of a fit.
 MAX_ELEMENTS = 2 ** 31
 
 
+#: Largest kernel_size, strides or dilation the compiled kernels take (a C ``int``).
+MAX_INT = 2 ** 31 - 1
+
+
 class WindowLimitError(ValueError):
     """A conv layer's settings ask more than its input can take or than a layer may hold (:func:`check_window`)."""
 
@@ -70,6 +74,11 @@ def check_window(layer, input_shape, output_size, filters):
     H, W, C = input_shape
     name = type(layer).__name__
     (KH, KW), (sh, sw), (dh, dw) = layer.kernel_size, layer.strides, layer.dilation
+    for parameter in ("kernel_size", "strides", "dilation"):
+        if max(getattr(layer, parameter)) > MAX_INT:
+            raise WindowLimitError(
+                f"{name} {parameter}={getattr(layer, parameter)} is larger than the kernels' integer range "
+                f"(at most {MAX_INT:,}); use a {parameter} no larger than the input")
     if layer.padding == "same":
         for axis, size, k, s, d in (("height", H, KH, sh, dh), ("width", W, KW, sw, dw)):
             span, limit = (k - 1) * d + 1, same_padding_limit(size, s)
