@@ -565,6 +565,23 @@ def _add_mc_report(sub, common):
     p.set_defaults(func=_mc_report, data=None, test_size=None, seed=None)   # left out: the model's data record
 
 
+def _as_fit_held_it_out(model, data, args):
+    """``", as 'minicnn fit' held it out"`` when the model's data record names this split; else ``""``, with a
+    warning when the record names another one (the scored images may then include training images)."""
+    from ._data_record import recorded_data
+
+    record = recorded_data(model)
+    if record is None or record["test_data"] is not None:
+        return ""
+    if (record["data"], record["test_size"], record["seed"]) == (data, args.test_size, args.seed):
+        return ", as 'minicnn fit' held it out"
+    warnings.warn(f"{args.model} was fitted by 'minicnn fit' with --data {record['data']} --test-size "
+                  f"{record['test_size']} --seed {record['seed']}; this is another split (--data {data} --test-size "
+                  f"{args.test_size} --seed {args.seed}), so its test images may include training images",
+                  UserWarning, stacklevel=2)
+    return ", not the split 'minicnn fit' held out"
+
+
 def _evaluate(args):
     """Score a saved model on held-out data: accuracy or R^2, plus scikit-learn's confusion matrix and report."""
     from sklearn.metrics import classification_report, confusion_matrix, r2_score
@@ -578,8 +595,8 @@ def _evaluate(args):
         data = args.data or "digits"
         _, X, _, y = load_training_data(data, args.test_size, args.seed, args.test_data)
         source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
-                                    f"{data} (the --test-size {args.test_size} split of --seed {args.seed}, "
-                                    f"as 'minicnn fit' held it out)")
+                                    f"{data} (the --test-size {args.test_size} split of --seed {args.seed}"
+                                    f"{_as_fit_held_it_out(model, data, args)})")
         if getattr(args, "recorded", False):
             source += ", the data recorded in the model by 'minicnn fit'"
     try:

@@ -178,3 +178,18 @@ def test_a_refit_model_drops_the_data_record_of_the_fit_before(fitted, tmp_path)
         model.fit(X[:200], y[:200])
     model.save(tmp_path / "refit.npz")
     assert getattr(minicnn.load(tmp_path / "refit.npz"), "_data_record", None) is None
+
+
+@pytest.mark.parametrize("extra, same", [([], True), (["--test-size", "0.5"], False), (["--seed", "7"], False)])
+def test_evaluate_says_it_scored_the_fits_split_only_when_it_did(extra, same, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    data, model = str(tmp_path / "d.npz"), str(tmp_path / "m.npz")
+    np.savez(data, X=rng.random((40, 8, 8, 1)).astype(np.float32), y=np.arange(40) % 2)
+    assert cli.main(["fit", "--data", data, "--layers", "conv2,maxpool", "--max-iter", "1", "--out", model,
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", model, "--data", data, *extra]) == 0
+    out, err = capsys.readouterr()
+    assert ("as 'minicnn fit' held it out" in out) is same
+    assert ("not the split 'minicnn fit' held out" in out) is not same
+    assert ("may include training images" in err) is not same
