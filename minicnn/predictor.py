@@ -223,7 +223,7 @@ def _make_predictor(reader, header, backend):
     return predictor, tokens, specs
 
 
-def load_predictor(path, backend=None, precision="float32", calibration=None):
+def load_predictor(path, backend=None, precision="float32", X_calibration=None, calibration="max"):
     """Load a model written by :func:`minicnn.io.save` for prediction only, without importing scikit-learn.
 
     Parameters
@@ -233,9 +233,13 @@ def load_predictor(path, backend=None, precision="float32", calibration=None):
         Overrides the saved ``backend`` parameter (None keeps it).
     precision : {"float32", "int8", "bf16"}, default="float32"
         ``"int8"`` / ``"bf16"``: the model quantized by :func:`minicnn.quantize.quantize` (calibrated on
-        ``calibration``), where the CPU has the instructions.
-    calibration : array-like or None
-        Calibration inputs of ``precision="int8"`` (see :func:`minicnn.quantize.quantize`).
+        ``X_calibration``), where the CPU has the instructions.
+    X_calibration : array-like or None, default=None
+        Calibration inputs of ``precision="int8"`` (see :func:`minicnn.quantize.quantize`; its parameter of
+        the same name). Refused with ``precision="float32"``, which uses none.
+    calibration : {"max", "percentile"}, default="max"
+        How ``precision="int8"`` takes an activation range from ``X_calibration``
+        (:func:`minicnn.quantize.quantize`'s parameter of the same name).
 
     Returns
     -------
@@ -264,11 +268,14 @@ def load_predictor(path, backend=None, precision="float32", calibration=None):
         raise ValueError(f"backend must be one of {TABLE['backend'].choices} or None; received backend={backend!r}")
     if precision not in ("float32", "int8", "bf16"):
         raise ValueError(f"precision must be one of ('float32', 'int8', 'bf16'); received precision={precision!r}")
+    if precision == "float32" and (X_calibration is not None or calibration != "max"):
+        given = "X_calibration" if X_calibration is not None else f"calibration={calibration!r}"
+        raise ValueError(f"{given} is only used with precision='int8' or 'bf16'; received precision='float32'")
     from .io import read_model
 
     predictor, _ = read_model(path, backend, _make_predictor, restore_rng=False)
     if precision != "float32":
         from .quantize import quantize
 
-        return quantize(predictor, calibration, precision=precision)
+        return quantize(predictor, X_calibration, precision=precision, calibration=calibration)
     return predictor

@@ -233,6 +233,18 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     # classes, input shape or float32 layers behind its int8 / bf16 ones
     model = copy.deepcopy(model)
     network = _fitted_network(model)
+    if y_validation is not None:
+        if X_validation is None:
+            raise ValueError("y_validation needs X_validation (the inputs whose labels it holds); received "
+                             "X_validation=None")
+        y_validation = np.asarray(y_validation)
+        n = len(model._images(X_validation))
+        if y_validation.ndim == 0 or len(y_validation) != n:
+            raise ValueError(f"y_validation must hold one target per sample of X_validation ({n}); received "
+                             f"shape {y_validation.shape}")
+        if not hasattr(model, "classes_"):
+            raise ValueError("y_validation is used for a classifier's accuracy; this model is a regressor "
+                             "(its agreement is measured by max_abs_difference_ on X_validation alone)")
     if precision == "int8" and X_calibration is None:
         raise ValueError("precision='int8' needs calibration data: pass X_calibration (a few hundred "
                          "representative inputs); received X_calibration=None")

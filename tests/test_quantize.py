@@ -130,13 +130,13 @@ def test_predictor_loaded_at_reduced_precision(digits, tmp_path):
     for precision in PRECISIONS:
         if not _available(precision):
             with pytest.raises(lowp.UnsupportedPrecisionError):
-                load_predictor(path, precision=precision, calibration=X[:200])
+                load_predictor(path, precision=precision, X_calibration=X[:200])
             continue
-        q = load_predictor(path, precision=precision, calibration=X[:200])
+        q = load_predictor(path, precision=precision, X_calibration=X[:200])
         assert isinstance(q, QuantizedPredictor) and q.precision == precision
         want = quantize(clf, X[:200], precision=precision).predict_proba(X)
         np.testing.assert_array_equal(q.predict_proba(X), want)
-    q = load_predictor(path, backend="numpy", precision="int8", calibration=X[:200])
+    q = load_predictor(path, backend="numpy", precision="int8", X_calibration=X[:200])
     np.testing.assert_array_equal(q.predict(X), quantize(clf, X[:200], backend="numpy").predict(X))
     with pytest.raises(ValueError, match="precision must be one of .* received precision='fp16'"):
         load_predictor(path, precision="fp16")
@@ -162,7 +162,7 @@ def test_a_cpu_without_the_feature_is_refused_naming_it(precision, entry, monkey
     path = tmp_path / "m.npz"
     model.save(path)
     call = {"quantize": lambda: quantize(model, X[:50], precision=precision),
-            "load_predictor": lambda: load_predictor(path, precision=precision, calibration=X[:50])}[entry]
+            "load_predictor": lambda: load_predictor(path, precision=precision, X_calibration=X[:50])}[entry]
     with pytest.raises(lowp.UnsupportedPrecisionError, match=f"precision='{precision}' needs the CPU feature {name}"):
         call()
     assert isinstance(lowp.UnsupportedPrecisionError("x"), RuntimeError)
@@ -309,3 +309,40 @@ def test_a_quantized_copy_does_not_follow_later_changes_of_its_source(change, pr
         source.set_params(layers=("conv8", "dense8"))
     np.testing.assert_array_equal(q.predict_proba(X[:20]), before)
     np.testing.assert_array_equal(q.predict(X[:20]), classes[before.argmax(axis=1)])
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (lambda X, y: dict(X_validation=X[:20], y_validation=y[:5]), r"one target per sample of X_validation \(20\)"),
+    (lambda X, y: dict(y_validation=y[:20]), "y_validation needs X_validation"),
+    (lambda X, y: dict(X_validation=X[:20], y_validation=y[0]), r"received shape \(\)"),
+])
+def test_validation_labels_are_checked_against_their_inputs(kwargs, message, model, digits):
+    X, y = digits
+    with pytest.raises(ValueError, match=message):
+        quantize(model, X[:50], backend="numpy", **kwargs(X, y))
+
+
+def test_a_regressors_validation_labels_are_refused_not_ignored(regressor, digits):
+    X, y = digits
+    with pytest.raises(ValueError, match="regressor"):
+        quantize(regressor, X[:50], backend="numpy", X_validation=X[:20], y_validation=y[:20])
+
+
+def test_load_predictor_takes_the_calibration_data_and_method_by_quantizes_names(model, digits, tmp_path):
+    X, _ = digits
+    path = tmp_path / "m.npz"
+    model.save(path)
+    for kwargs, message in ((dict(X_calibration=X[:50]), "X_calibration is only used with precision"),
+                            (dict(calibration="percentile"), "calibration='percentile' is only used")):
+        with pytest.raises(ValueError, match=message):
+            load_predictor(path, **kwargs)
+    q = load_predictor(path, backend="numpy", precision="int8", X_calibration=X[:50], calibration="percentile")
+    ref = quantize(model, X[:50], backend="numpy", calibration="percentile")
+    np.testing.assert_array_equal(q.predict_proba(X[:30]), ref.predict_proba(X[:30]))
+
+
+@pytest.mark.parametrize("what", ["estimator", "predictor"])
+def test_qdq_export_of_a_float32_model_names_what_it_needs(what, model, tmp_path):
+    source = model if what == "estimator" else (model.save(tmp_path / "m.npz"), load_predictor(tmp_path / "m.npz"))[1]
+    with pytest.raises(TypeError, match="needs the int8 model minicnn.quantize.quantize returns"):
+        export_onnx_qdq(source, tmp_path / "x.onnx")

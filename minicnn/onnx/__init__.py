@@ -199,11 +199,18 @@ def export_onnx_qdq(quantized, path, *, opset=13):
 
     Raises
     ------
+    TypeError
+        If ``quantized`` is not a :class:`minicnn.quantize.QuantizedPredictor`.
     ImportError
         If ``onnx`` is not installed.
     ValueError
         (:class:`ExportError`) For a model the format cannot hold as said above, or an opset below 13.
     """
+    from ..quantize import QuantizedPredictor
+
+    if not isinstance(quantized, QuantizedPredictor):
+        raise TypeError(f"export_onnx_qdq needs the int8 model minicnn.quantize.quantize returns (export_onnx writes a "
+                        f"float32 model); received {type(quantized).__name__}")
     onnx = import_onnx()
     if opset is None or check_opset(opset, onnx) < 13:
         raise ValueError(f"export_onnx_qdq needs opset >= 13 (per-channel DequantizeLinear); received opset={opset!r}")
