@@ -740,6 +740,7 @@ def read_model(path, backend, make, extra=None, restore_rng=True):
         If ``path`` cannot be opened.
     """
     from .backend import BACKEND_NAMES
+    from .backend.isa import CPULevelError
 
     if backend is not None and (not isinstance(backend, str) or backend not in BACKEND_NAMES):
         raise ValueError(f"backend must be None or one of {BACKEND_NAMES}; received backend={backend!r}")
@@ -769,7 +770,7 @@ def read_model(path, backend, make, extra=None, restore_rng=True):
                     extra(reader, model)
                 elif "checkpoint.npy" in reader.names:   # a checkpoint read as the model of its last epoch
                     reader.read.update(n for n in reader.names if n.startswith(CHECKPOINT_MEMBERS))
-            except ModelFileError:
+            except (ModelFileError, CPULevelError):   # the file's fault, said; the environment's (MINICNN_CPU_LEVEL)
                 raise
             except MemoryError as exc:   # the limits above hold: this is the machine's memory, not the file
                 raise _out_of_memory(source, exc) from exc

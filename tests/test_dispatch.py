@@ -247,3 +247,19 @@ def test_bench_report_names_the_level():
     assert "kernels: cpu level: avx2 (x86-64-v3;" in bench.format_report(report).splitlines()[1]
     machine = bench.machine_description(torch=None)
     assert machine["kernels"] == levels.describe({"cython", "numba"})
+
+
+@pytest.mark.parametrize("face", ["load_predictor", "load"])
+def test_a_bad_level_in_the_environment_is_not_blamed_on_the_model_file(face, tmp_path):
+    import numpy as np
+
+    from minicnn import CNNClassifier
+
+    path = tmp_path / "m.npz"
+    X = np.random.default_rng(0).random((20, 8, 8, 1)).astype(np.float32)
+    CNNClassifier(layers=("conv2", "maxpool"), max_iter=1, backend="cython" if _cython_built() else "numpy",
+                  random_state=0).fit(X, np.arange(20) % 2).save(path)
+    run = _python(f"import minicnn; minicnn.{face}({str(path)!r})", **{isa.ENV_VAR: "bogus"})
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert "CPULevelError" in last and f"received {isa.ENV_VAR}='bogus'" in last and "model file" not in last
