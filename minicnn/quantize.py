@@ -19,6 +19,7 @@ has the figures on MNIST and Fashion-MNIST.
 
 import copy
 import numbers
+import warnings
 
 import numpy as np
 
@@ -259,6 +260,13 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
         seen = _calibrate(model, [(p if p is not None and _fits_int32(p) else None, layer) for p, layer in layers],
                           images, keep_values=calibration == "percentile")
         ranges = {i: activation_range(values, calibration, percentile) for i, values in seen.items()}
+        flat = [f"{type(layers[i][0]).__name__} (inference layer {i})" for i, r in sorted(ranges.items())
+                if r == (0.0, 0.0)]
+        if flat:
+            warnings.warn(f"X_calibration gives {', '.join(flat)} an input that is 0 everywhere, so int8 holds it "
+                          f"as 0 whatever later inputs bring and the quantized model's outputs do not depend on "
+                          f"them; calibrate on representative inputs (e.g. a sample of the training data)",
+                          UserWarning, stacklevel=2)
     steps, names, i = [], [], 0
     while i < len(layers):
         p, layer = layers[i]

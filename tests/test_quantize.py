@@ -346,3 +346,15 @@ def test_qdq_export_of_a_float32_model_names_what_it_needs(what, model, tmp_path
     source = model if what == "estimator" else (model.save(tmp_path / "m.npz"), load_predictor(tmp_path / "m.npz"))[1]
     with pytest.raises(TypeError, match="needs the int8 model minicnn.quantize.quantize returns"):
         export_onnx_qdq(source, tmp_path / "x.onnx")
+
+
+def test_calibration_data_that_leaves_a_layer_input_at_zero_warns(model, digits):
+    X, _ = digits
+    with pytest.warns(UserWarning, match="0 everywhere"):
+        q = quantize(model, np.zeros_like(X[:5]), backend="numpy")
+    assert q.agreement_ == 1.0   # measured on the calibration data itself: why the warning is needed
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quantize(model, X[:50], backend="numpy")
