@@ -582,6 +582,20 @@ def _as_fit_held_it_out(model, data, args):
     return ", not the split 'minicnn fit' held out"
 
 
+def _check_targets_fit(model, y, source):
+    """Refuse targets the model cannot be scored on, naming the data (not scikit-learn's metric wording)."""
+    if type(model).__name__ == "CNNRegressor":
+        width = 1 if np.ndim(y) == 1 else np.shape(y)[1]
+        if width != model.n_outputs_:
+            raise ValueError(f"evaluate scored {source}, whose targets have {width} column(s); the model predicts "
+                             f"{model.n_outputs_} (is it the model fitted on this data?)")
+        return
+    unknown = sorted(set(np.unique(y).tolist()) - set(model.classes_.tolist()), key=str)
+    if unknown:
+        raise ValueError(f"evaluate scored {source}, whose labels {unknown[:10]} are not among the model's "
+                         f"classes {model.classes_[:10].tolist()} (is it the model fitted on this data?)")
+
+
 def _evaluate(args):
     """Score a saved model on held-out data: accuracy or R^2, plus scikit-learn's confusion matrix and report."""
     from sklearn.metrics import classification_report, confusion_matrix, r2_score
@@ -604,6 +618,7 @@ def _evaluate(args):
     except ValueError as exc:   # e.g. digits given to a model of other images: say which data was scored
         raise ValueError(f"{exc} (evaluate scored {source}; pass the --data or --test-data the model was fitted "
                          f"on)") from None
+    _check_targets_fit(model, y, source)
     print(f"evaluated {args.model} on {len(X)} samples from {source}")
     if type(model).__name__ == "CNNRegressor":
         print(f"R^2: {r2_score(y, predictions):.4f}")

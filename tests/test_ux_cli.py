@@ -193,3 +193,19 @@ def test_evaluate_says_it_scored_the_fits_split_only_when_it_did(extra, same, tm
     assert ("as 'minicnn fit' held it out" in out) is same
     assert ("not the split 'minicnn fit' held out" in out) is not same
     assert ("may include training images" in err) is not same
+
+
+@pytest.mark.parametrize("labels, message", [(np.arange(40) % 2 + 5, r"labels \[5, 6\] are not among"),
+                                             (np.array(["a", "b"] * 20), r"labels \['a', 'b'\] are not among")])
+def test_evaluate_names_labels_the_model_does_not_know(labels, message, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    X = rng.random((40, 8, 8, 1)).astype(np.float32)
+    fitted, other, model = str(tmp_path / "f.npz"), str(tmp_path / "o.npz"), str(tmp_path / "m.npz")
+    np.savez(fitted, X=X, y=np.arange(40) % 2)
+    np.savez(other, X=X, y=labels)
+    assert cli.main(["fit", "--data", fitted, "--layers", "conv2,maxpool", "--max-iter", "1", "--out", model,
+                     "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main(["evaluate", "--model", model, "--data", other, "--test-data", other]) != 0
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "y_true" not in err
