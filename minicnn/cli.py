@@ -530,6 +530,7 @@ def _recorded_data(args, model, command):
 
 
 def _mc_report(args):
+    from ._images_cli import model_reading
     from .uncertainty import format_report, mc_report
 
     model = _load_model(args.model, predict_only=True)
@@ -537,7 +538,8 @@ def _mc_report(args):
         raise ValueError(f"mc-report needs a classifier; {args.model} holds a {model.estimator}")
     _recorded_data(args, model, "mc-report")
     args.data = args.data or "digits"
-    _, X_test, _, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data)
+    _, X_test, _, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data,
+                                              model_reading(model))
     if args.limit is not None:
         X_test, y_test = X_test[:args.limit], y_test[:args.limit]
     print(format_report(mc_report(model, X_test, y_test, mc_samples=args.mc_samples)))
@@ -600,14 +602,16 @@ def _evaluate(args):
     """Score a saved model on held-out data: accuracy or R^2, plus scikit-learn's confusion matrix and report."""
     from sklearn.metrics import classification_report, confusion_matrix, r2_score
 
+    from ._images_cli import model_reading
+
     model = _load_model(args.model)
     _recorded_data(args, model, "evaluate")
     if args.data is None and args.test_data is not None:
-        X, y = _load_labeled(args.test_data, "--test-data")
+        X, y = _load_labeled(args.test_data, "--test-data", model_reading(model))
         source = args.test_data
     else:
         data = args.data or "digits"
-        _, X, _, y = load_training_data(data, args.test_size, args.seed, args.test_data)
+        _, X, _, y = load_training_data(data, args.test_size, args.seed, args.test_data, model_reading(model))
         source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
                                     f"{data} (the --test-size {args.test_size} split of --seed {args.seed}"
                                     f"{_as_fit_held_it_out(model, data, args)})")

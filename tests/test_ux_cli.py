@@ -209,3 +209,19 @@ def test_evaluate_names_labels_the_model_does_not_know(labels, message, tmp_path
     assert cli.main(["evaluate", "--model", model, "--data", other, "--test-data", other]) != 0
     err = capsys.readouterr().err
     assert re.search(message, err) and "y_true" not in err
+
+
+@pytest.mark.parametrize("command, data", [("evaluate", ["--data"]), ("evaluate", ["--test-data"]),
+                                           ("mc-report", ["--data"])])
+def test_a_model_fitted_on_a_folder_is_scored_on_it_as_the_fit_read_it(command, data, tmp_path, capsys):
+    Image = pytest.importorskip("PIL.Image")
+    rng = np.random.default_rng(0)
+    for name, count in (("a", 7), ("b", 9)):   # unequal classes, larger than --image-size, RGB
+        (tmp_path / "f" / name).mkdir(parents=True)
+        for i in range(count):
+            Image.fromarray(rng.integers(0, 255, (12, 12, 3), dtype=np.uint8)).save(tmp_path / "f" / name / f"{i}.jpg")
+    folder, model = f"folder:{tmp_path / 'f'}", str(tmp_path / "m.npz")
+    assert cli.main(["fit", "--data", folder, "--image-size", "8,8", "--layers", "conv2,maxpool", "--max-iter", "1",
+                     "--out", model, "--quiet"]) == 0
+    capsys.readouterr()
+    assert cli.main([command, "--model", model, *data, folder]) == 0, capsys.readouterr().err
