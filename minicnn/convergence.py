@@ -101,9 +101,14 @@ def report_stop(estimator, stop, incremental, baseline=None):
         if still_improving(estimator, baseline):
             stop += f" (the {monitored} was still improving: more epochs may help)"
             unit = "a point" if monitored == "validation score" else "a constant prediction's loss"
+            span = len((getattr(estimator, "validation_scores_", None) or estimator.loss_curve_)
+                       [-estimator.n_iter_no_change:])
+            window = (f"over the last n_iter_no_change={estimator.n_iter_no_change} epochs"
+                      if span >= estimator.n_iter_no_change else
+                      f"over all {span} epoch{'s' if span != 1 else ''}, fewer than n_iter_no_change="
+                      f"{estimator.n_iter_no_change},")
             warn(f"{type(estimator).__name__}: {MAX_ITER_WARNING} (max_iter={estimator.max_iter}) reached and "
-                 f"the optimization hasn't converged yet (over the last n_iter_no_change="
-                 f"{estimator.n_iter_no_change} epochs the {monitored} still improved by more than "
+                 f"the optimization hasn't converged yet ({window} the {monitored} still improved by more than "
                  f"{STILL_FALLING:.0%} of {unit} per epoch); consider a larger max_iter.",
                  ConvergenceWarning)
     if estimator.verbose:

@@ -82,3 +82,12 @@ def test_verbose_says_why_training_stopped(digits, capsys, early_stopping, monit
         est.fit(X, y)
     assert capsys.readouterr().out == ""   # silent without verbose
     np.testing.assert_array_equal(est.classes_, np.arange(10))
+
+
+@pytest.mark.parametrize("max_iter, window", [(3, "over all 3 epochs, fewer than n_iter_no_change=5,"),
+                                              (7, "over the last n_iter_no_change=5 epochs")])
+def test_the_max_iter_warning_states_the_epochs_it_read(max_iter, window):
+    X, y = load_digits_images()
+    with pytest.warns(ConvergenceWarning) as caught:
+        CNNClassifier(max_iter=max_iter, n_iter_no_change=5, random_state=0).fit(X[:300], y[:300])
+    assert any(window in str(w.message) for w in caught), [str(w.message) for w in caught]
