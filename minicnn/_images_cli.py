@@ -109,10 +109,9 @@ def read_labeled_folder(path, option, reading):
 def model_reading(model):
     """The reading options that give a saved model's ``folder:`` data its own preprocessing (size, colour, crop or
     pad), as ``minicnn predict`` reads files for it: evaluate and mc-report score a folder as the fit read it."""
-    record = getattr(model, "preprocessing_", None)
-    if record is None:   # fitted on arrays: read the folder's images as they are, in the model's channel count
-        return {"color": "grayscale" if model.input_shape_[2] == 1 else "rgb"} if model.input_shape_[2] in (1, 3) \
-            else {}
+    if getattr(model, "preprocessing_", None) is None and model.input_shape_[2] not in (1, 3):
+        return {}   # no image files fit it: its data are arrays, read without these options
+    record = preprocessing.for_model(model)   # without a record: the images as they are, in its channel count
     return {"image_size": None if record["image_size"] is None else tuple(record["image_size"]),
             "color": record["color"], "crop_to_aspect_ratio": record["crop_to_aspect_ratio"],
             "pad_to_aspect_ratio": record["pad_to_aspect_ratio"]}
