@@ -225,3 +225,17 @@ def test_a_model_fitted_on_a_folder_is_scored_on_it_as_the_fit_read_it(command, 
                      "--out", model, "--quiet"]) == 0
     capsys.readouterr()
     assert cli.main([command, "--model", model, *data, folder]) == 0, capsys.readouterr().err
+
+
+@pytest.mark.parametrize("width", [2, 3])
+def test_evaluate_names_a_target_width_the_regressor_does_not_predict(width, tmp_path, capsys):
+    from minicnn import CNNRegressor
+
+    rng = np.random.default_rng(0)
+    X = rng.random((30, 8, 8, 1)).astype(np.float32)
+    model, data = str(tmp_path / "r.npz"), str(tmp_path / "d.npz")
+    CNNRegressor(layers=("conv2", "maxpool"), max_iter=1, random_state=0).fit(X, rng.random(30)).save(model)
+    np.savez(data, X=X, y=rng.random((30, width)))
+    assert cli.main(["evaluate", "--model", model, "--data", data, "--test-data", data]) != 0
+    err = capsys.readouterr().err
+    assert f"targets have {width} column(s); the model predicts 1" in err and "multioutput" not in err
