@@ -355,7 +355,7 @@ def test_a_signal_at_a_random_moment_leaves_the_old_or_the_new_content_whole(wri
         child.send_signal(signum)
         _, err = child.communicate(timeout=600)
         if signum == signal.SIGINT:
-            assert "KeyboardInterrupt" in err and "ZIP" not in err, err[-3000:]
+            assert "KeyboardInterrupt" in err and "ZIP" not in err, f"exit {child.returncode}: {err[-3000:]}"
         assert path.read_bytes() in (contents["old"], contents["new"])
     leftovers = [p for p in os.listdir(tmp_path) if p != "target"]
     if signum == signal.SIGINT:
