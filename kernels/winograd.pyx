@@ -80,9 +80,22 @@ WINOGRAD_TILE_BLOCK = TILE_BLOCK   # for Python (minicnn/backend/tuning.py mirro
 
 
 cdef inline Py_ssize_t _block_tiles(Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
-    """Tiles per block: ``min(TILE_BLOCK, tiles of one sample)``."""
+    """Most tiles per block (the workspace's rule): ``min(TILE_BLOCK, tiles of one sample)``."""
     cdef Py_ssize_t tiles = ((Ho + 1) // 2) * ((Wo + 1) // 2)
     return tiles if tiles < TILE_BLOCK else TILE_BLOCK
+
+
+cdef inline Py_ssize_t _run_tiles(Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """Tiles per block as run: the sample's tiles cut into ``ceil(tiles / TILE_BLOCK)`` blocks of equal size
+    (the last one up to a tile less), never more than :func:`_block_tiles`. A function of the shape only (the
+    bits do not depend on the team). Equal blocks let the threads of one-sample inference share a sample evenly:
+    the 7x7 tiles of the 3-channel grid's second conv at 28 px ran as blocks of 36 and 13 tiles (one thread
+    did 3/4 of the work), now 25 and 24."""
+    cdef Py_ssize_t tiles = ((Ho + 1) // 2) * ((Wo + 1) // 2)
+    cdef Py_ssize_t blocks = (tiles + TILE_BLOCK - 1) // TILE_BLOCK
+    if blocks <= 1:
+        return tiles
+    return (tiles + blocks - 1) // blocks
 
 
 # Padding (elements) added to the stride between the 16 matrices V_k and M_k: with strides that
@@ -143,11 +156,14 @@ cdef inline void _output_max_tf(floating *y, const floating *m, Py_ssize_t mstri
 cdef void _block(floating *y, const floating *x, const floating *U, const floating *b, floating *ws,
                  int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
                  Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T,
-                 bint pool, Py_ssize_t t0) noexcept nogil:
+                 bint pool, Py_ssize_t t0, const floating *skip) noexcept nogil:
     """The block of up to ``T`` tiles starting at tile ``t0`` of one sample (see :func:`_sample`).
 
     Blocks are fixed by ``T`` alone and write disjoint output tiles, so a sample's blocks may run
-    on different threads (one-sample inference) with the same bits as on one.
+    on different threads (one-sample inference) with the same bits as on one. With ``skip`` (not
+    NULL; the sample's ``(Ho, Wo, F)`` tensor, never with ``pool``) each output is ``f((v + b) +
+    skip)``: the bias added first (identity), then the skip value added and the activation taken
+    (:func:`_bias_act_rows` with the skip row as its bias), while the tile is in L1.
     """
     cdef Py_ssize_t tw = (Wo + 1) // 2, tiles = ((Ho + 1) // 2) * tw
     cdef Py_ssize_t Hp = Ho // 2, Wp = Wo // 2
@@ -218,8 +234,14 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
         if r0 + 2 <= Ho and c0 + 2 <= Wo:
             dst = y + (r0 * Wo + c0) * F
             _output_tf(dst, Wo * F, M + i * F, ms, F)
-            _bias_act_rows(dst, b, 2, F, act, alpha)
-            _bias_act_rows(dst + Wo * F, b, 2, F, act, alpha)
+            if skip == NULL:
+                _bias_act_rows(dst, b, 2, F, act, alpha)
+                _bias_act_rows(dst + Wo * F, b, 2, F, act, alpha)
+            else:
+                _bias_act_rows(dst, b, 2, F, ACT_IDENTITY, alpha)
+                _bias_act_rows(dst + Wo * F, b, 2, F, ACT_IDENTITY, alpha)
+                _bias_act_rows(dst, skip + (r0 * Wo + c0) * F, 1, 2 * F, act, alpha)
+                _bias_act_rows(dst + Wo * F, skip + ((r0 + 1) * Wo + c0) * F, 1, 2 * F, act, alpha)
         else:
             # partial last tile: full 2x2 into ``out``, copy the valid part
             _output_tf(out, 2 * F, M + i * F, ms, F)
@@ -229,13 +251,17 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
                 dst = y + ((r0 + a) * Wo + c0) * F
                 for c in range(cols * F):
                     dst[c] = out[a * 2 * F + c]
-                _bias_act_rows(dst, b, cols, F, act, alpha)
+                if skip == NULL:
+                    _bias_act_rows(dst, b, cols, F, act, alpha)
+                else:
+                    _bias_act_rows(dst, b, cols, F, ACT_IDENTITY, alpha)
+                    _bias_act_rows(dst, skip + ((r0 + a) * Wo + c0) * F, 1, cols * F, act, alpha)
 
 
 cdef void _sample(floating *y, const floating *x, const floating *U, const floating *b, floating *ws,
                   int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
                   Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T,
-                  bint pool) noexcept nogil:
+                  bint pool, const floating *skip) noexcept nogil:
     """One sample ``y (Ho, Wo, F) = f(conv(x (H, W, C)) + b)`` with the thread's scratch ``ws``.
 
     With ``pool``: ``y (Ho // 2, Wo // 2, F)``, the 2x2 stride-2 max-pool of it; each of the
@@ -247,7 +273,7 @@ cdef void _sample(floating *y, const floating *x, const floating *U, const float
     """
     cdef Py_ssize_t tiles = ((Ho + 1) // 2) * ((Wo + 1) // 2), t0 = 0
     while t0 < tiles:
-        _block(y, x, U, b, ws, act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, t0)
+        _block(y, x, U, b, ws, act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, t0, skip)
         t0 += T
 
 
@@ -255,8 +281,9 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
                             floating *work, Py_ssize_t ldwork, Py_ssize_t slots, int act, floating alpha,
                             Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
                             Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl,
-                            bint pool) noexcept nogil:
-    """The conv (``pool`` false: ``y (N, Ho, Wo, F)``) or its 2x2 max-pool (``y (N, Ho//2, Wo//2, F)``)."""
+                            bint pool, const floating *skip) noexcept nogil:
+    """The conv (``pool`` false: ``y (N, Ho, Wo, F)``, plus ``skip (N, Ho, Wo, F)`` before the activation
+    unless NULL) or its 2x2 max-pool (``y (N, Ho//2, Wo//2, F)``)."""
     cdef Py_ssize_t n, e, T, blocks
     cdef Py_ssize_t Hy = Ho // 2 if pool else Ho, Wy = Wo // 2 if pool else Wo
     cdef int nt
@@ -266,21 +293,25 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
     if C == 0:
         for e in range(N * Hy * Wy * F):
             y[e] = 0
-        _bias_act_rows(y, b, N * Hy * Wy, F, act, alpha)
+        if skip == NULL:
+            _bias_act_rows(y, b, N * Hy * Wy, F, act, alpha)
+        else:
+            _bias_act_rows(y, b, N * Hy * Wy, F, ACT_IDENTITY, alpha)
+            _bias_act_rows(y, skip, 1, N * Hy * Wy * F, act, alpha)
         return
     if floating is float:
         wino_weight_f32(U, C * F, w, C, F)
     else:
         wino_weight_f64(U, C * F, w, C, F)
-    # T as for the unpooled conv: the pooled variant uses the same workspace rule
-    T = _block_tiles(Ho, Wo)
+    # T as for the unpooled conv: the pooled variant keeps the same blocks
+    T = _run_tiles(Ho, Wo)
     nt = team(N * Ho * Wo * 9 * C * F // 16)
     if nt > slots:
         nt = <int>slots
     if nt == 1:   # no parallel region at all: entering one costs ~1 us even for a team of one
         for n in range(N):
             _sample(y + n * Hy * Wy * F, x + n * H * W * C, U, b, work + 16 * C * F,
-                    act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool)
+                    act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, NULL if skip == NULL else skip + n * Hy * Wy * F)
         return
     blocks = (((Ho + 1) // 2) * ((Wo + 1) // 2) + T - 1) // T
     if N < nt and blocks > 1:
@@ -288,23 +319,29 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
         for e in prange(N * blocks, schedule="dynamic", num_threads=nt):
             _block(y + (e // blocks) * Hy * Wy * F, x + (e // blocks) * H * W * C, U, b,
                    work + omp_get_thread_num() * ldwork + 16 * C * F,
-                   act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, (e % blocks) * T)
+                   act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, (e % blocks) * T,
+                   NULL if skip == NULL else skip + (e // blocks) * Hy * Wy * F)
         return
     for n in prange(N, schedule="dynamic", num_threads=nt):
         _sample(y + n * Hy * Wy * F, x + n * H * W * C, U, b,
                 work + omp_get_thread_num() * ldwork + 16 * C * F,
-                act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool)
+                act, alpha, H, W, C, F, Ho, Wo, pt, pl, T, pool, NULL if skip == NULL else skip + n * Hy * Wy * F)
 
 
 cdef _run(str name, y, x, w, b, work, int act, double alpha, int pt, int pl, Py_ssize_t Ho,
-          Py_ssize_t Wo, bint pool):
-    """Checks shared by the two wrappers, then the kernel. Without ``pool`` the conv output size
+          Py_ssize_t Wo, bint pool, s=None):
+    """Checks shared by the wrappers, then the kernel. Without ``pool`` the conv output size
     ``Ho, Wo`` is ``y``'s (the arguments are ignored); with ``pool`` it is given and ``y`` must be
-    ``(N, Ho // 2, Wo // 2, F)``."""
+    ``(N, Ho // 2, Wo // 2, F)``. ``s``: None, or the skip tensor of ``y``'s shape (no ``pool``)."""
     cdef int t = _float_type(x, "x")
     cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), ya = _array(y, t, 4, True, "y")
     cdef cnp.ndarray wa = _array(w, t, 4, False, "w"), ba = _array(b, t, 1, False, "b")
     cdef cnp.ndarray ka = _array(work, t, 2, True, "work")
+    cdef cnp.ndarray sa = None
+    if s is not None:
+        sa = _array(s, t, 4, False, "s")
+        if s.shape != y.shape:
+            raise ValueError(f"{name}: s must have y's shape {y.shape}; received shape {s.shape}")
     cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
     cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
     cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
@@ -328,12 +365,14 @@ cdef _run(str name, y, x, w, b, work, int act, double alpha, int pt, int pl, Py_
         _winograd_forward(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
                           <const float *>cnp.PyArray_DATA(wa), <const float *>cnp.PyArray_DATA(ba),
                           <float *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, <float>alpha,
-                          xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool)
+                          xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool,
+                          NULL if sa is None else <const float *>cnp.PyArray_DATA(sa))
     else:
         _winograd_forward(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
                           <const double *>cnp.PyArray_DATA(wa), <const double *>cnp.PyArray_DATA(ba),
                           <double *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, alpha,
-                          xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool)
+                          xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool,
+                          NULL if sa is None else <const double *>cnp.PyArray_DATA(sa))
 
 
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, int act, double alpha, int pt, int pl):
@@ -347,6 +386,22 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, int act, double alpha, in
     Takes plain ndarrays (checked against the contract, see ``_ndarray.pxi``).
     """
     _run("conv2d_winograd_bias_act_forward", y, x, w, b, work, act, alpha, pt, pl, 0, 0, False)
+
+
+def conv2d_winograd_bias_add_act_forward(y, x, w, b, s, work, int act, double alpha, int pt, int pl):
+    """``y = f((conv(x, w) + b) + s)``: :func:`conv2d_winograd_bias_act_forward` with a tensor added before
+    the activation (the second conv of a residual block at inference, ``s`` the skip path's output).
+
+    ``s (N, Ho, Wo, F)`` of ``y``'s shape and dtype, C-contiguous (it may not
+    be ``y`` itself); every other argument as for
+    :func:`conv2d_winograd_bias_act_forward`. Per output the bias is added
+    first, then ``s``, then the activation taken, in the tile's epilogue while
+    it is in L1: the values of the unfused ``z = conv + b`` (identity), ``z +
+    s``, ``f(... + 0)`` (a residual block's separate merge pass), bit for bit
+    up to the sign of a zero. Same threading and bit-identity across thread
+    counts as the kernel without ``s``.
+    """
+    _run("conv2d_winograd_bias_add_act_forward", y, x, w, b, work, act, alpha, pt, pl, 0, 0, False, s)
 
 
 def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, int act, double alpha, int pt, int pl,

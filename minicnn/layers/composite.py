@@ -8,7 +8,7 @@ that visits layers reaches them through :meth:`~minicnn.layers.Layer.walk`
 import numpy as np
 
 from .base import Layer, activation_code
-from .folding import fold_batchnorm
+from .folding import FoldedBatchNorm, fold_batchnorm
 
 
 class Composite(Layer):
@@ -217,9 +217,42 @@ class Residual(Composite):
         return y
 
     def forward(self, x, training=False):
+        if not training:
+            fused = self._fused_inference()
+            if fused is not None:
+                head, last = fused
+                h = x
+                for layer in head:
+                    h = layer.forward(h, False)
+                s = x if self.shortcut is None else self.shortcut.forward(x, False)
+                self._y = None   # nothing kept for a backward pass
+                return last.forward_add(h, s, self.act, self.alpha)
         a = self.main.forward(x, training)
         s = x if self.shortcut is None else self.shortcut.forward(x, training)
         return self._merge(s, a)
+
+    def _fused_inference(self):
+        """``(head, conv)`` when the inference pass may fuse the merge into the main path's last conv, else None.
+
+        ``head`` is the main path's inference steps before its last one (BatchNorm folded,
+        :mod:`.folding`); the last must be a conv (or one with its BatchNorm folded in) that
+        :meth:`~minicnn.layers.Conv2D.adds_skip`: the add and the activation then run in that
+        conv's epilogue (ONNX Runtime fuses the same Add + Relu into its Conv), one pass over
+        the block's output less and no sum buffer. Decided per call (the backend may change).
+        """
+        main = self.main
+        steps = main._inference_layers() if isinstance(main, Chain) else [main]
+        if not steps:
+            return None
+        last = steps[-1]
+        if isinstance(last, FoldedBatchNorm):
+            if last.activation is not None:
+                return None
+            last = last.folded()
+        adds = getattr(last, "adds_skip", None)
+        if adds is None or not adds() or last.dtype != self.dtype:
+            return None
+        return list(steps[:-1]), last
 
     def sample(self, x, pass_index):
         a = self.main.sample(x, pass_index)

@@ -30,6 +30,7 @@ _WINOGRAD = "conv2d_winograd_bias_act_forward"
 _WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
 _WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
 _DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
+_WINOGRAD_ADD = "conv2d_winograd_bias_add_act_forward"
 #: Largest inner size ``K = KH*KW*C`` for which a conv followed by a 2x2 max-pool runs, at inference, as the
 #: direct conv + pool kernel (no im2col, no conv output): a first layer on 1-3 channels. Measured on the digits
 #: conv (K = 9, 64 samples, 1 thread): conv + pool 90 us as two kernels (im2col + register-blocked product,
@@ -291,6 +292,30 @@ class Conv2D(_WindowConv):
             return y
         work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
         kernel(y, x, self.params["w"], b, work, self.act, self.alpha, self.pt, self.pl, Ho, Wo)
+        return y
+
+    def adds_skip(self):
+        """True when inference may run this conv with a tensor added before its activation (:meth:`forward_add`).
+
+        The Winograd route with an identity activation (the second conv of a residual
+        block, BatchNorm folded), on a backend with ``conv2d_winograd_bias_add_act_forward``.
+        """
+        return (self._winograd_forward and self.act == _IDENTITY
+                and getattr(self.kernels, _WINOGRAD_ADD, None) is not None)
+
+    def forward_add(self, x, skip, act, alpha):
+        """Inference ``act((conv(x) + b) + skip)`` in one pass (when :meth:`adds_skip`): a residual block's merge.
+
+        ``skip`` has the output's shape and dtype (C-contiguous). Equal to this layer's
+        forward followed by the add and the activation, up to the sign of a zero.
+        """
+        N = x.shape[0]
+        H, W, C = self.input_shape
+        Ho, Wo, F = self.output_shape
+        y = self._buffer("y", (N, Ho, Wo, F))
+        work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
+        getattr(self.kernels, _WINOGRAD_ADD)(y, x, self.params["w"], self.params.get("b", self._zero_bias), skip,
+                                             work, act, alpha, self.pt, self.pl)
         return y
 
     def _input_grad_winograd(self, winograd, dx, dz):

@@ -16,12 +16,14 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..activation_codes import IDENTITY
 from ..jit import jit
 from ..tuning import WINOGRAD_TILE_BLOCK
 from ._bias_act_rows import _bias_act_row
 from .bias_act import bias_act_forward
 
-__all__ = ["conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward"]
+__all__ = ["conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
+           "conv2d_winograd_bias_add_act_forward"]
 
 
 @jit()
@@ -132,8 +134,9 @@ def _winograd_output_tile(o, M, t):
 
 
 @jit(parallel=True)
-def _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, S):
-    """``f(conv(x) + b)`` of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``).
+def _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, S, skip, has_skip):
+    """``f(conv(x) + b)`` of every sample into ``y`` (``(N, Ho, Wo, F)``, or its 2x2 max-pool when ``pooled``);
+    with ``has_skip``, ``f((conv(x) + b) + skip)`` (``skip`` of ``y``'s shape; unread otherwise).
 
     The batch is cut into ``S`` runs of samples (one per thread), each with its own scratch.
     """
@@ -146,11 +149,11 @@ def _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, S):
         d = np.empty((4, 4, C), dtype=x.dtype)
         o = np.empty((4, F), dtype=x.dtype)
         for n in range(s * N // S, (s + 1) * N // S):
-            _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T)
+            _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T, skip, has_skip)
 
 
 @jit()
-def _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T):
+def _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d, o, T, skip, has_skip):
     """Sample ``n`` of :func:`_winograd` with the scratch ``V, M, d, o``.
 
     The bias and activation are applied to each output tile while it is in ``o`` (as the Cython kernel):
@@ -184,14 +187,19 @@ def _winograd_sample(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, n, V, M, d,
                     y[n, ti, tj, f] = o[0, f]
             else:
                 for q in range(4):
-                    _bias_act_row(o, q, b, act, alpha)
                     oh, ow = 2 * ti + q // 2, 2 * tj + q % 2
+                    if has_skip:
+                        _bias_act_row(o, q, b, IDENTITY, alpha)
+                        if oh < Ho and ow < Wo:
+                            _bias_act_row(o, q, skip[n, oh, ow], act, alpha)
+                    else:
+                        _bias_act_row(o, q, b, act, alpha)
                     if oh < Ho and ow < Wo:
                         for f in range(F):
                             y[n, oh, ow, f] = o[q, f]
 
 
-def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled):
+def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled, skip=None):
     if pt < 0 or pl < 0:
         raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
     if y.size == 0:
@@ -202,14 +210,28 @@ def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled):
     if C == 0:
         y[...] = 0
         y2 = y.reshape(-1, F)
-        bias_act_forward(y2, y2, b, act, alpha)
+        if skip is None:
+            bias_act_forward(y2, y2, b, act, alpha)
+        else:
+            bias_act_forward(y2, y2, b, IDENTITY, alpha)
+            y1 = y2.reshape(1, -1)
+            bias_act_forward(y1, y1, skip.reshape(-1), act, alpha)
     else:
-        _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, max(1, min(x.shape[0], numba.get_num_threads())))
+        _winograd(y, x, U, b, act, alpha, pt, pl, Ho, Wo, pooled, max(1, min(x.shape[0], numba.get_num_threads())),
+                  y if skip is None else skip, skip is not None)
 
 
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     """``y = f(conv(x, w) + b)``, 3x3 stride 1, by Winograd F(2x2, 3x3) (``work`` is not used)."""
     _winograd_call(y, x, w, b, act, alpha, pt, pl, y.shape[1], y.shape[2], False)
+
+
+def conv2d_winograd_bias_add_act_forward(y, x, w, b, s, work, act, alpha, pt, pl):
+    """``y = f((conv(x, w) + b) + s)``: the Winograd forward with ``s`` (``y``'s shape) added before the activation."""
+    if s.shape != y.shape:
+        raise ValueError(f"conv2d_winograd_bias_add_act_forward: s must have y's shape {y.shape}; "
+                         f"received shape {s.shape}")
+    _winograd_call(y, x, w, b, act, alpha, pt, pl, y.shape[1], y.shape[2], False, s)
 
 
 def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo):

@@ -8,10 +8,12 @@ tile, ``g (3, 3)`` a filter, ``Y (2, 2)`` an output tile.
 
 import numpy as np
 
+from ..activation_codes import IDENTITY
 from .bias_act import bias_act_forward
 from .pool import maxpool2d_forward
 
-__all__ = ["conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward"]
+__all__ = ["conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
+           "conv2d_winograd_bias_add_act_forward"]
 
 
 #: Winograd F(2x2, 3x3) transforms (Lavin & Gray 2015). For a 4x4 input tile ``d``, a 3x3
@@ -65,6 +67,24 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     y[...] = Y[:, :Ho, :Wo, :]
     y2 = y.reshape(-1, F)
     bias_act_forward(y2, y2, b, act, alpha)
+
+
+def conv2d_winograd_bias_add_act_forward(y, x, w, b, s, work, act, alpha, pt, pl):
+    """``y = f((conv(x, w) + b) + s)``: :func:`conv2d_winograd_bias_act_forward` with ``s`` added before ``f``.
+
+    ``s (N, Ho, Wo, F)``, ``y``'s shape (the skip path of a residual block at
+    inference); ``work`` is ignored. The unfused steps in order: the conv plus
+    bias (identity activation), the sum with ``s``, then the activation (a
+    bias of zeros: equal up to the sign of a zero to the fused kernels, which
+    take ``f`` of the sum directly).
+    """
+    if s.shape != y.shape:
+        raise ValueError(f"conv2d_winograd_bias_add_act_forward: s must have y's shape {y.shape}; "
+                         f"received shape {s.shape}")
+    conv2d_winograd_bias_act_forward(y, x, w, b, work, IDENTITY, alpha, pt, pl)
+    np.add(y, s, out=y)
+    y2 = y.reshape(-1, y.shape[-1])
+    bias_act_forward(y2, y2, np.zeros(y.shape[-1], dtype=y.dtype), act, alpha)
 
 
 def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, pl, Ho, Wo):
