@@ -15,7 +15,9 @@ Algorithm (matrices in ``winograd_tf.h`` and in the NumPy twin
 * ``U = G g G^T``: the weights, transformed once per call (before the parallel
   loop) into ``U (16, C, F)``, i.e. 16 matrices ``U_k (C, F)``;
 * per sample (OpenMP ``prange`` over the batch, schedule dynamic, one thread
-  per sample) and per block of ``TILE_BLOCK`` tiles in raster order: ``V = B^T d B`` of each 4x4xC
+  per sample; with fewer samples than threads, over the samples' tile blocks)
+  and per block of tiles in raster order (a sample's tiles cut into
+  ``ceil(tiles / TILE_BLOCK)`` blocks of equal size): ``V = B^T d B`` of each 4x4xC
   input tile (zero-extended past the image and the padding) into 16 row-major
   matrices ``V_k (tiles, C)``; 16 products ``M_k (tiles, F) = V_k @ U_k``
   (single-threaded BLAS, as in ``conv.pyx``); ``Y = A^T M A`` of each tile,
@@ -29,7 +31,7 @@ Workspace (caller-provided ``work``, 2-D ``(slots, L)``, C-contiguous, dtype of
     row t: [ unused     | scratch of thread t ]
     scratch = V (16 * (T*C + 16)) | M (16 * (T*F + 16)) | patch (16*C) | out (4*F)
 
-with ``T = min(TILE_BLOCK, tiles per sample)`` and the 16 matrices ``V_k``
+with ``T = min(TILE_BLOCK, tiles per sample)`` (the most tiles a block holds) and the 16 matrices ``V_k``
 (``M_k``) ``T*C + 16`` (``T*F + 16``) elements apart (``STRIDE_PAD``).
 
 ``U`` sits at the head of row 0 (written once per call by the calling thread);
@@ -38,6 +40,9 @@ uses its own row's scratch. With fewer slots than the team, fewer threads
 run (``min(team, slots)``). Nothing is allocated per call. Each sample's
 result depends only on that sample (fixed block order, no cross-thread
 reduction): bit-identical for any thread count.
+
+``conv2d_winograd_bias_add_act_forward`` adds a tensor ``s`` of the output's shape before the
+activation, in the same epilogue: ``f((conv + b) + s)``, a residual block's merge at inference.
 
 ``conv2d_winograd_bias_act_maxpool2_forward`` fuses a 2x2 stride-2 max-pool:
 the same per-sample routine (flag ``pool``) reduces each whole tile to one

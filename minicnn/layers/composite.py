@@ -134,7 +134,10 @@ class Residual(Composite):
     the ``projection`` layer (a 1x1 convolution) where it changes channels or
     size (He et al.'s option B: projections only where dimensions change; a
     projection given for a block that keeps the shape is dropped at build).
-    The gradient reaches the input through both paths and is summed.
+    The gradient reaches the input through both paths and is summed. At
+    inference, when the main path ends in a conv on the Winograd route (BatchNorm
+    folded in, no activation of its own), the add and the activation run in that
+    conv's epilogue (:meth:`~minicnn.layers.Conv2D.forward_add`): no separate pass.
 
     Input shape
     -----------
