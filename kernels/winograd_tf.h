@@ -27,6 +27,14 @@ static inline void wino_prefetch(const void *p, ptrdiff_t bytes)
 /* Filters per chunk of the weight transform (two local tables of 25 x 64 elements). */
 #define WINO_WCHUNK 64
 
+/* GCC turns the weight transform's row copies into inline ``rep movsq`` (a memcpy of 256 bytes): 3/4 of the
+ * transform's time in a profile. Plain vector loads and stores instead (same values). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define WINO_NO_MEMCPY __attribute__((optimize("no-tree-loop-distribute-patterns")))
+#else
+#define WINO_NO_MEMCPY
+#endif
+
 #define WINO_DEFINE_TRANSFORMS(T, SUFFIX)                                                          \
 /* U[k] (C x F) of the filter w (3, 3, C, F): U[k][c][f] at u + k * ustride + c * F + f.               \
  * Worked in chunks of WINO_WCHUNK filters through two small local tables: the 9 taps of a chunk are   \
@@ -35,7 +43,7 @@ static inline void wino_prefetch(const void *p, ptrdiff_t bytes)
  * one of the 9 + 16 rows maps to the same L1 set, and touching them all per 8 filters thrashed it      \
  * (measured 55 us for C = 32, F = 64, 112 us for 64 x 64, against ~3 us for 16 x 16). Same            \
  * operations in the same order per element as before: the same bits. */                               \
-static inline void wino_weight_##SUFFIX(T *restrict u, ptrdiff_t ustride,                          \
+static inline WINO_NO_MEMCPY void wino_weight_##SUFFIX(T *restrict u, ptrdiff_t ustride,           \
                                         const T *restrict w, ptrdiff_t C, ptrdiff_t F)             \
 {                                                                                                   \
     const T h = (T)0.5;                                                                             \
