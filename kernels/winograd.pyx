@@ -347,6 +347,8 @@ cdef _run(str name, y, x, w, b, work, int act, double alpha, int pt, int pl, Py_
         sa = _array(s, t, 4, False, "s")
         if s.shape != y.shape:
             raise ValueError(f"{name}: s must have y's shape {y.shape}; received shape {s.shape}")
+        if cnp.PyArray_DATA(sa) == cnp.PyArray_DATA(ya):
+            raise ValueError(f"{name}: s must not be y (the output is written before s is read)")
     cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
     cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
     cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)

@@ -170,6 +170,15 @@ def test_bias_add_act_refuses_a_skip_of_another_shape(backend):
                                                     np.ascontiguousarray(s[:, :5]), work, 1, 0.0, 1, 1)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bias_add_act_refuses_a_skip_that_is_the_output(backend):
+    module = kernel_module(backend)
+    x, w, b, s = _problem(2, 6, 6, 8, 8, 1, 1, np.float32)
+    work = np.zeros((1, tuning.winograd_workspace_length(6, 6, 8, 8, 6, 6)), np.float32)
+    with pytest.raises(ValueError, match="s must not be y"):
+        module.conv2d_winograd_bias_add_act_forward(s, x, w, b, s, work, 1, 0.0, 1, 1)
+
+
 # ----------------------------------------------------------------------------- the residual block
 
 

@@ -81,6 +81,9 @@ def conv2d_winograd_bias_add_act_forward(y, x, w, b, s, work, act, alpha, pt, pl
     if s.shape != y.shape:
         raise ValueError(f"conv2d_winograd_bias_add_act_forward: s must have y's shape {y.shape}; "
                          f"received shape {s.shape}")
+    if np.shares_memory(s, y):
+        raise ValueError("conv2d_winograd_bias_add_act_forward: s must not be y (the output is written before s "
+                         "is read)")
     conv2d_winograd_bias_act_forward(y, x, w, b, work, IDENTITY, alpha, pt, pl)
     np.add(y, s, out=y)
     y2 = y.reshape(-1, y.shape[-1])
