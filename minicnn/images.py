@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import preprocessing
+from . import _image_jpeg, preprocessing
 
 PILLOW_INSTALL = ("pip install pillow (from a source checkout, the images extra: pip install -e \".[images]\"; "
                   "from a wheel: pip install 'minicnn-engine[images]')")
@@ -321,36 +321,56 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     ``out``: a float32 array of the result's shape to write it into (returned).
     """
     Image, ImageOps = _pil()
+    image = _image_jpeg.read_plain(path, Image, MAX_IMAGE_PIXELS)   # most JPEGs: no Python marker parser
+    if image is not None:
+        with image:
+            return _pixels(image, "grayscale" if image.mode == "L" else "rgb", path, image_size, color,
+                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, out)
     with _open(path, Image) as image:
         try:
             native = _colour_of(image)   # before load(), which forgets the raw mode
             image.load()
             if image.getexif().get(0x0112, 1) != 1:
                 image = ImageOps.exif_transpose(image)
-            if image.mode in _WIDE_MODES:
-                image = _wide_to_float(image, path)
-            elif native == "grayscale":
-                image = image if image.mode == "L" else image.convert("L")
-            else:
-                image = image if image.mode == "RGB" else image.convert("RGB")
-                if color == "grayscale":
-                    image = image.convert("L")
-            if image_size is not None:
-                box, canvas = _target_box(image.width, image.height, image_size, crop_to_aspect_ratio,
-                                          pad_to_aspect_ratio)
-                if canvas is not None and canvas != image.size:
-                    padded = Image.new(image.mode, canvas, 0)
-                    padded.paste(image, ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
-                    image = padded
-                if box is not None or image.size != (image_size[1], image_size[0]):
-                    resample = getattr(Image.Resampling, interpolation.upper())
-                    image = image.resize((image_size[1], image_size[0]), resample, box=box)
-            pixels = _as_float(image, out if color != "rgb" or image.mode != "L" else None)
-        except ImageFileError:
-            raise
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-            raise ImageFileError(f"image file {path} cannot be decoded ({type(exc).__name__}: {exc}); it may be "
-                                 f"truncated or corrupt") from None
+            raise _undecodable(path, exc) from None
+        return _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
+                       interpolation, out)
+
+
+def _undecodable(path, exc):
+    return ImageFileError(f"image file {path} cannot be decoded ({type(exc).__name__}: {exc}); it may be "
+                          f"truncated or corrupt")
+
+
+def _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+            out):
+    """A decoded (and oriented) image of colour ``native`` as float32 pixels: colour, crop/pad, resize, scale."""
+    Image, _ = _pil()
+    try:
+        if image.mode in _WIDE_MODES:
+            image = _wide_to_float(image, path)
+        elif native == "grayscale":
+            image = image if image.mode == "L" else image.convert("L")
+        else:
+            image = image if image.mode == "RGB" else image.convert("RGB")
+            if color == "grayscale":
+                image = image.convert("L")
+        if image_size is not None:
+            box, canvas = _target_box(image.width, image.height, image_size, crop_to_aspect_ratio,
+                                      pad_to_aspect_ratio)
+            if canvas is not None and canvas != image.size:
+                padded = Image.new(image.mode, canvas, 0)
+                padded.paste(image, ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
+                image = padded
+            if box is not None or image.size != (image_size[1], image_size[0]):
+                resample = getattr(Image.Resampling, interpolation.upper())
+                image = image.resize((image_size[1], image_size[0]), resample, box=box)
+        pixels = _as_float(image, out if color != "rgb" or image.mode != "L" else None)
+    except ImageFileError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise _undecodable(path, exc) from None
     if color == "rgb" and pixels.shape[2] == 1:
         if out is not None and out.shape == pixels.shape[:2] + (3,):
             out[...] = pixels
