@@ -24,6 +24,8 @@ _MODES = {1: "L", 3: "RGB"}
 _SIGNATURE = b"\xff\xd8\xff"
 #: Files larger than this are left to the general path (which reads them in blocks).
 _MAX_BYTES = 64 * 1024 * 1024
+#: Pillow's formats whose ``Image.draft`` scales the decoding (the general path drafts them).
+FORMATS = ("JPEG", "MPO")
 
 
 def header(data):
@@ -66,20 +68,29 @@ def header(data):
     return None
 
 
-def read_plain(path, Image, max_pixels):
+def draft_scale(width, height, request):
+    """The libjpeg scale denominator (1, 2, 4, 8) of Pillow's ``JpegImageFile.draft(mode, request)``."""
+    scale = min(width // request[0], height // request[1])
+    return next(s for s in (8, 4, 2, 1) if scale >= s)
+
+
+def read_plain(path, Image, max_pixels, request=None):
     """The decoded image of a plain JPEG file (mode "L" or "RGB"), or None for the general path.
 
     ``max_pixels``: larger images take the general path (which refuses them
     with its message); so do those over Pillow's own ``Image.MAX_IMAGE_PIXELS``.
+    ``request``: ``(width, height)`` asked of ``Image.draft``: the image is
+    decoded scaled down by libjpeg as Pillow's draft would (None: full size).
     """
-    try:
-        with open(path, "rb") as f:
-            if f.read(3) != _SIGNATURE:
-                return None
-            st = os.fstat(f.fileno())
-            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
-                return None
-            data = _SIGNATURE + f.read()
+    try:   # no buffered file object: a small file's reading costs a few microseconds
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES or os.read(fd, 3) != _SIGNATURE:
+                return None   # another format is not read twice
+            data = _SIGNATURE + os.read(fd, st.st_size)
+        finally:
+            os.close(fd)
     except OSError:
         return None
     frame = header(data)
@@ -89,7 +100,9 @@ def read_plain(path, Image, max_pixels):
     limit = Image.MAX_IMAGE_PIXELS
     if width * height > max_pixels or (limit is not None and width * height > limit):
         return None
-    try:
-        return Image.frombytes(mode, (width, height), data, "jpeg", (mode, ""))
+    scale = 1 if request is None else draft_scale(width, height, request)
+    size = ((width + scale - 1) // scale, (height + scale - 1) // scale)
+    try:   # the decoder arguments of JpegImageFile.load (after draft: its decoderconfig (scale, 0))
+        return Image.frombytes(mode, size, data, "jpeg", (mode, "") if scale == 1 else (mode, "", scale, 0))
     except (OSError, ValueError, SyntaxError, EOFError):   # truncated or corrupt: the general path names it
         return None

@@ -51,7 +51,11 @@ FAST = {"baseline-RGB", "baseline-L", "progressive", "subsampling-444", "odd-siz
         "restart-markers", "icc-profile", "comment"}
 READINGS = [dict(image_size=None), dict(image_size=(16, 16)), dict(image_size=(9, 13)),
             dict(image_size=(12, 12), crop_to_aspect_ratio=True), dict(image_size=(12, 12), pad_to_aspect_ratio=True),
-            dict(image_size=(20, 24), interpolation="bicubic"), dict(image_size=(7, 5), interpolation="lanczos")]
+            dict(image_size=(20, 24), interpolation="bicubic"), dict(image_size=(7, 5), interpolation="lanczos"),
+            dict(image_size=(16, 16), reducing_gap=1.0), dict(image_size=(9, 13), reducing_gap=1.0),
+            dict(image_size=(5, 5), reducing_gap=1.0), dict(image_size=(8, 8), reducing_gap=2.0),
+            dict(image_size=(10, 10), crop_to_aspect_ratio=True, reducing_gap=1.5),
+            dict(image_size=(6, 12), pad_to_aspect_ratio=True, reducing_gap=1.0)]
 
 
 def _exif(orientation):
@@ -66,16 +70,18 @@ def _mpo(path):
     return str(path)
 
 
+def _decode(path, color, reading):
+    return images_module.decode(path, reading.get("image_size"), color, reading.get("crop_to_aspect_ratio", False),
+                                reading.get("pad_to_aspect_ratio", False), reading.get("interpolation", "bilinear"),
+                                reducing_gap=reading.get("reducing_gap"))
+
+
 def _both(monkeypatch, path, color, reading):
     """``decode`` with the fast path, then with it switched off."""
-    fast = images_module.decode(path, reading.get("image_size"), color, reading.get("crop_to_aspect_ratio", False),
-                                reading.get("pad_to_aspect_ratio", False), reading.get("interpolation", "bilinear"))
+    fast = _decode(path, color, reading)
     with monkeypatch.context() as m:
         m.setattr(_image_jpeg, "read_plain", lambda *args: None)
-        general = images_module.decode(path, reading.get("image_size"), color,
-                                       reading.get("crop_to_aspect_ratio", False),
-                                       reading.get("pad_to_aspect_ratio", False),
-                                       reading.get("interpolation", "bilinear"))
+        general = _decode(path, color, reading)
     return fast, general
 
 
@@ -90,7 +96,7 @@ def test_every_kind_of_jpeg_reads_bit_identically_on_both_paths(tmp_path, monkey
     np.testing.assert_array_equal(fast, general)
 
 
-@pytest.mark.parametrize("reading", READINGS[:4], ids=lambda r: "-".join(f"{k}={v}" for k, v in r.items()))
+@pytest.mark.parametrize("reading", READINGS[:4] + READINGS[-3:], ids=lambda r: "-".join(f"{k}={v}" for k, v in r.items()))
 @pytest.mark.parametrize("color", ["grayscale", "rgb"])
 @pytest.mark.parametrize("name", sorted(FORMATS))
 def test_every_format_reads_bit_identically_with_and_without_the_fast_path(tmp_path, monkeypatch, name, color,
