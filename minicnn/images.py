@@ -47,6 +47,7 @@ RACY_NS = 2_000_000_000
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
 _CHUNK = 256   # images decoded per round of the thread pool (bounds memory of pending results)
+_BYTE_BANDS = {"L": 1, "RGB": 3}   # 8-bit modes whose tobytes() are the pixels, band by band
 
 
 class ImageArray(np.ndarray):
@@ -282,9 +283,12 @@ def _as_float(image, out=None):
     bicubic and Lanczos filters overshoot near edges, which Pillow clips for
     8-bit images: clipped here the same way.
     """
-    pixels = np.asarray(image)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, np.newaxis]
+    if image.mode in _BYTE_BANDS:   # the bytes as they are: no __array_interface__ round trip (a few us an image)
+        pixels = np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width, _BYTE_BANDS[image.mode])
+    else:
+        pixels = np.asarray(image)
+        if pixels.ndim == 2:
+            pixels = pixels[:, :, np.newaxis]
     if out is None or out.shape != pixels.shape:
         out = np.empty(pixels.shape, np.float32)
     if pixels.dtype == np.uint8:   # the same float32 division as astype then divide, with no temporary
@@ -331,7 +335,7 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     if image is not None:
         with image:
             return _pixels(image, "grayscale" if image.mode == "L" else "rgb", path, image_size, color,
-                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, out, gap)
+                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, out, gap, Image)
     with _open(path, Image) as image:
         try:
             native = _colour_of(image)   # before load(), which forgets the raw mode
@@ -344,7 +348,7 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
             raise _undecodable(path, exc) from None
         return _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
-                       interpolation, out, gap)
+                       interpolation, out, gap, Image)
 
 
 def _undecodable(path, exc):
@@ -353,9 +357,8 @@ def _undecodable(path, exc):
 
 
 def _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
-            out, reducing_gap=None):
+            out, reducing_gap, Image):
     """A decoded (and oriented) image of colour ``native`` as float32 pixels: colour, crop/pad, resize, scale."""
-    Image, _ = _pil()
     try:
         if image.mode in _WIDE_MODES:
             image = _wide_to_float(image, path)
@@ -373,7 +376,7 @@ def _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to
                 padded.paste(image, ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
                 image = padded
             if box is not None or image.size != (image_size[1], image_size[0]):
-                resample = getattr(Image.Resampling, interpolation.upper())
+                resample = Image.Resampling[interpolation.upper()]
                 image = image.resize((image_size[1], image_size[0]), resample, box=box, reducing_gap=reducing_gap)
         pixels = _as_float(image, out if color != "rgb" or image.mode != "L" else None)
     except ImageFileError:
