@@ -75,12 +75,19 @@ def draft_scale(width, height, request):
 
 
 def read_plain(path, Image, max_pixels, request=None):
-    """The decoded image of a plain JPEG file (mode "L" or "RGB"), or None for the general path.
+    """A plain JPEG file decoded into one of Pillow's C images (``ImagingCore``, mode "L" or "RGB"), or None.
 
-    ``max_pixels``: larger images take the general path (which refuses them
-    with its message); so do those over Pillow's own ``Image.MAX_IMAGE_PIXELS``.
-    ``request``: ``(width, height)`` asked of ``Image.draft``: the image is
-    decoded scaled down by libjpeg as Pillow's draft would (None: full size).
+    None: the general path must read the file. ``max_pixels``: larger images
+    take the general path (which refuses them with its message); so do those
+    over Pillow's own ``Image.MAX_IMAGE_PIXELS``. ``request``: ``(width,
+    height)`` asked of ``Image.draft``: the image is decoded scaled down by
+    libjpeg as Pillow's draft would (None: full size).
+
+    The decoding is ``Image.frombytes(mode, size, data, "jpeg", args)``'s,
+    with Pillow's C calls made directly: its Python wrappers (a zero-filled
+    new image, the decoder lookup, an ``Image`` object) cost as much as the
+    decoding of a small JPEG. A Pillow whose C calls differ raises here, and
+    the file takes the general path.
     """
     try:   # no buffered file object: a small file's reading costs a few microseconds
         fd = os.open(path, os.O_RDONLY)
@@ -103,6 +110,30 @@ def read_plain(path, Image, max_pixels, request=None):
     scale = 1 if request is None else draft_scale(width, height, request)
     size = ((width + scale - 1) // scale, (height + scale - 1) // scale)
     try:   # the decoder arguments of JpegImageFile.load (after draft: its decoderconfig (scale, 0))
-        return Image.frombytes(mode, size, data, "jpeg", (mode, "") if scale == 1 else (mode, "", scale, 0))
-    except (OSError, ValueError, SyntaxError, EOFError):   # truncated or corrupt: the general path names it
+        im = Image.core.new(mode, size)
+        decoder = Image.core.jpeg_decoder(mode, mode, "", scale, 0)
+        try:
+            decoder.setimage(im, (0, 0) + size)
+            consumed, error = decoder.decode(data)
+        finally:
+            decoder.cleanup()
+    except Exception:   # noqa: BLE001 -- any failure (or another Pillow's C calls): the general path decides
         return None
+    if consumed >= 0 or error != 0:   # Image.frombytes's checks: truncated or corrupt, the general path names it
+        return None
+    return im
+
+
+def pixel_bytes(Image, im):
+    """The pixels of a C image of mode "L" or "RGB" as bytes, band by band (``Image.tobytes``'s raw encoding)."""
+    encoder = Image.core.raw_encoder(im.mode, im.mode)
+    encoder.setimage(im, (0, 0) + im.size)
+    chunks = []
+    while True:
+        _, error, chunk = encoder.encode(max(65536, im.size[0] * 4))
+        chunks.append(chunk)
+        if error:
+            break
+    if error < 0:
+        raise ValueError(f"encoder error {error} in tobytes")
+    return b"".join(chunks)

@@ -276,24 +276,35 @@ def _target_box(width, height, image_size, crop, pad):
     return None, None
 
 
-def _as_float(image, out=None):
-    """Pixels of a decoded L/RGB/F image as float32 in [0, 1] (written into ``out`` when its shape matches).
-
-    An "F" image holds values checked to lie in [0, 1] before resizing;
-    bicubic and Lanczos filters overshoot near edges, which Pillow clips for
-    8-bit images: clipped here the same way.
-    """
+def _array(image):
+    """The pixels of a decoded L/RGB/F image as an ``(h, w, bands)`` array (uint8, or float32 for "F")."""
     if image.mode in _BYTE_BANDS:   # the bytes as they are: no __array_interface__ round trip (a few us an image)
-        pixels = np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width, _BYTE_BANDS[image.mode])
-    else:
-        pixels = np.asarray(image)
-        if pixels.ndim == 2:
-            pixels = pixels[:, :, np.newaxis]
-    if out is None or out.shape != pixels.shape:
-        out = np.empty(pixels.shape, np.float32)
+        return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width, _BYTE_BANDS[image.mode])
+    pixels = np.asarray(image)
+    return pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels
+
+
+def _to_unit(pixels, color, out=None):
+    """``(h, w, bands)`` pixels as float32 in [0, 1] in ``color``'s channels (written into ``out`` when it fits).
+
+    uint8 is divided by 255. Float pixels (an "F" image, values checked to lie
+    in [0, 1] before resizing) are clipped: bicubic and Lanczos filters
+    overshoot near edges, which Pillow clips for 8-bit images. Gray pixels
+    read as "rgb" repeat the gray level in the three channels.
+    """
+    repeat = color == "rgb" and pixels.shape[2] == 1
+    fits = out is not None and out.shape == pixels.shape[:2] + ((3,) if repeat else pixels.shape[2:])
+    unit = out if fits and not repeat else np.empty(pixels.shape, np.float32)
     if pixels.dtype == np.uint8:   # the same float32 division as astype then divide, with no temporary
-        return np.divide(pixels, np.float32(255.0), out=out, dtype=np.float32)
-    return np.clip(pixels, np.float32(0.0), np.float32(1.0), out=out, dtype=np.float32)
+        np.divide(pixels, np.float32(255.0), out=unit, dtype=np.float32)
+    else:
+        np.clip(pixels, np.float32(0.0), np.float32(1.0), out=unit, dtype=np.float32)
+    if not repeat:
+        return unit
+    if fits:
+        out[...] = unit
+        return out
+    return np.repeat(unit, 3, axis=2)
 
 
 def _wide_to_float(image, path):
@@ -331,11 +342,18 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     Image, ImageOps = _pil()
     gap = reducing_gap if image_size is not None else None
     request = None if gap is None else (int(image_size[1] * gap), int(image_size[0] * gap))   # (width, height)
-    image = _image_jpeg.read_plain(path, Image, MAX_IMAGE_PIXELS, request)   # most JPEGs: no Python marker parser
-    if image is not None:
-        with image:
-            return _pixels(image, "grayscale" if image.mode == "L" else "rgb", path, image_size, color,
-                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, out, gap, Image)
+    im = _image_jpeg.read_plain(path, Image, MAX_IMAGE_PIXELS, request)   # most JPEGs: no Python marker parser
+    if im is not None:
+        try:
+            pixels = _plain_pixels(im, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+                                   gap, Image)
+        except Exception:   # noqa: BLE001 -- another Pillow's C calls: the general path reads the file
+            pixels = False
+        if pixels is None:   # a step for Pillow's Python wrappers, on the decoded image
+            return _pixels(Image.Image()._new(im), "grayscale" if im.mode == "L" else "rgb", path, image_size,
+                           color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, out, gap, Image)
+        if pixels is not False:
+            return _to_unit(pixels, color, out)
     with _open(path, Image) as image:
         try:
             native = _colour_of(image)   # before load(), which forgets the raw mode
@@ -378,17 +396,37 @@ def _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to
             if box is not None or image.size != (image_size[1], image_size[0]):
                 resample = Image.Resampling[interpolation.upper()]
                 image = image.resize((image_size[1], image_size[0]), resample, box=box, reducing_gap=reducing_gap)
-        pixels = _as_float(image, out if color != "rgb" or image.mode != "L" else None)
+        pixels = _array(image)
     except ImageFileError:
         raise
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise _undecodable(path, exc) from None
-    if color == "rgb" and pixels.shape[2] == 1:
-        if out is not None and out.shape == pixels.shape[:2] + (3,):
-            out[...] = pixels
-            return out
-        pixels = np.repeat(pixels, 3, axis=2)
-    return pixels
+    return _to_unit(pixels, color, out)
+
+
+def _plain_pixels(im, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, reducing_gap,
+                  Image):
+    """uint8 ``(h, w, bands)`` of a decoded C image (mode "L" or "RGB") that needs at most a resize, else None.
+
+    The resize of ``Image.resize`` (same C call, same box) without its Python
+    wrapper; None when a step needs the wrappers: a colour conversion, padding,
+    or the integer reduction ``reducing_gap`` asks for (then ``_pixels`` runs).
+    """
+    if pad_to_aspect_ratio or (color == "grayscale" and im.mode != "L"):
+        return None
+    width, height = im.size
+    if image_size is not None:
+        box, _ = _target_box(width, height, image_size, crop_to_aspect_ratio, False)
+        box = (0, 0, width, height) if box is None else box
+        size = (image_size[1], image_size[0])
+        if size != (width, height) or box != (0, 0, width, height):
+            if reducing_gap is not None and interpolation != "nearest" and (
+                    int((box[2] - box[0]) / size[0] / reducing_gap) > 1
+                    or int((box[3] - box[1]) / size[1] / reducing_gap) > 1):
+                return None
+            im = im.resize(size, Image.Resampling[interpolation.upper()], box)
+    pixels = np.frombuffer(_image_jpeg.pixel_bytes(Image, im), np.uint8)
+    return pixels.reshape(im.size[1], im.size[0], _BYTE_BANDS[im.mode])
 
 
 def _header(path):

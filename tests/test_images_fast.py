@@ -150,3 +150,36 @@ def test_large_and_special_files_take_the_general_path(tmp_path, monkeypatch):
         load_images([path])
     assert _image_jpeg.read_plain(str(tmp_path), Image, 10 ** 9) is None   # a folder
     assert _image_jpeg.read_plain(str(tmp_path / "missing.jpg"), Image, 10 ** 9) is None
+
+
+@pytest.mark.parametrize("reading", [r for r in READINGS if not r.get("pad_to_aspect_ratio")
+                                     and r.get("reducing_gap", 0) != 1.0],
+                         ids=lambda r: "-".join(f"{k}={v}" for k, v in r.items()))
+def test_plain_jpeg_needing_only_a_resize_skips_pillows_python_wrappers(tmp_path, monkeypatch, reading):
+    """The fast path is taken (not silently left for the general one) whenever no wrapper step is needed."""
+    path = JPEGS["baseline-RGB"](tmp_path / "a.jpg")
+    expected = _decode(path, "rgb", reading)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("the general reading ran for a plain JPEG")
+    monkeypatch.setattr(images_module, "_pixels", refused)
+    monkeypatch.setattr(images_module, "_open", refused)
+    np.testing.assert_array_equal(_decode(path, "rgb", reading), expected)
+
+
+@pytest.mark.parametrize("broken", ["read_plain", "pixel_bytes"])
+def test_a_pillow_whose_c_calls_differ_falls_back_to_the_general_path(tmp_path, monkeypatch, broken):
+    path = JPEGS["baseline-RGB"](tmp_path / "a.jpg")
+    expected = _decode(path, "rgb", dict(image_size=(9, 13)))
+    if broken == "read_plain":   # the decoder's arguments changed (the general path passes 3, the fast one 5)
+        original = Image.core.jpeg_decoder
+
+        def changed(*args):
+            if len(args) == 5:
+                raise TypeError("function takes at most 4 arguments")
+            return original(*args)
+        monkeypatch.setattr(Image.core, "jpeg_decoder", changed)
+        assert _image_jpeg.read_plain(path, Image, images_module.MAX_IMAGE_PIXELS) is None
+    else:
+        monkeypatch.setattr(_image_jpeg, "pixel_bytes", lambda *args: (_ for _ in ()).throw(TypeError("changed")))
+    np.testing.assert_array_equal(_decode(path, "rgb", dict(image_size=(9, 13))), expected)
