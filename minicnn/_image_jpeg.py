@@ -1,16 +1,19 @@
-"""A plain JPEG decoded from its bytes without Pillow's Python marker parser (the same libjpeg decode).
+"""A plain JPEG decoded from its bytes with Pillow's C calls, without its Python marker parser and wrappers.
 
-``Image.open`` reads a JPEG's markers in Python, a few bytes at a time: about
-a fifth of the CPU time of a small image. For a plain file -- 8-bit baseline,
-extended or progressive Huffman coding, 1 or 3 components, no APP1 block
-(EXIF or XMP: either may carry an orientation) and no APP2 multi-picture
-index -- the frame header says everything the reader needs, and
-``Image.frombytes(mode, size, data, "jpeg", (mode, ""))`` runs the decoder that
-Pillow's ``load`` runs, with the same arguments, on the same bytes: the pixels
-are identical (``tests/test_images_fast.py`` compares both paths on every kind
-of file). Anything else -- EXIF, CMYK, 12-bit, arithmetic or lossless coding,
-a damaged or truncated file, a file that is not a regular file -- gives None,
-and the caller takes Pillow's general path, which reads it or names the error.
+``Image.open`` reads a JPEG's markers in Python, a few bytes at a time, and
+``Image.frombytes``, ``Image.resize`` and ``Image.tobytes`` wrap their C calls
+in Python that costs, for a small image, about as much as the decoding. For a
+plain file -- 8-bit baseline, extended or progressive Huffman coding, 1 or 3
+components, no APP1 block (EXIF or XMP: either may carry an orientation) and
+no APP2 multi-picture index -- the frame header says everything the reader
+needs, and :func:`read_plain` makes the C calls those wrappers make, with the
+same arguments (after ``Image.draft``: its libjpeg scale), on the same bytes:
+the pixels are identical (``tests/test_images_fast.py`` compares both paths on
+every kind of file, colour mode and resize policy). Anything else -- EXIF,
+CMYK, 12-bit, arithmetic or lossless coding, a damaged or truncated file, a
+file that is not a regular file, or a Pillow whose C calls differ -- gives
+None, and the caller takes Pillow's general path, which reads it or names the
+error.
 """
 
 import os
