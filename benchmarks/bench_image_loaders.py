@@ -234,7 +234,8 @@ def main(argv=None):
                 python = args.keras_python if name == "keras" else sys.executable
                 results[name].append(run_child(python, name, root, args.size, out, envs.get(name, env),
                                                cwds.get(name)))
-            print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]['seconds']:.2f} s" for n in loaders),
+            print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]['seconds']:.2f} s "
+                                                  f"({results[n][-1]['cpu_s']:.2f} CPU s)" for n in loaders),
                   flush=True)
         X = np.load(os.path.join(tmp, "minicnn.X.npy"))
         y = np.load(os.path.join(tmp, "minicnn.y.npy"))
