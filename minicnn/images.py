@@ -774,8 +774,9 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         first reduces by an integer factor (box averaging) while the image
         stays that large (``Image.resize(reducing_gap=)``). Faster for images
         larger than ``image_size`` (1.0: the fastest), with slightly different
-        pixels (about 0.006 on average, 64x64 JPEGs to 32x32): recorded in
-        ``X.preprocessing``, so a model fitted on them reads files the same way.
+        pixels (64x64 JPEGs to 32x32: 0.006 on average, measured by
+        ``benchmarks/bench_image_loaders.py``): recorded in ``X.preprocessing``,
+        so a model fitted on them reads files the same way.
     follow_links : bool, default=True
         Descend into symbolic links to folders (a loop is an error naming
         the link); False skips them.
