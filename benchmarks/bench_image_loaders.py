@@ -23,7 +23,14 @@ folder into one float32 array in [0, 1] of ``--size`` x ``--size`` RGB images:
   tensorflow-cpu: ``python -m venv /tmp/kerasenv && /tmp/kerasenv/bin/pip
   install keras tensorflow-cpu pillow numpy``; skipped when absent);
 * ``minicnn cache``: ``cache=DIR`` decoding and writing the cache (first),
-  then the same call reading it (second), in one process.
+  then the same call reading it (second), in one process;
+* ``minicnn-reduced``: the ``minicnn`` call with ``reducing_gap=1.0`` (libjpeg
+  decodes each JPEG at 1/2 scale, 32x32, in the DCT domain: Pillow's
+  ``Image.draft``, as ``Image.thumbnail`` does; other pixels, mean |diff|
+  reported; recorded in the model);
+* ``minicnn-before`` (with ``--before DIR``): the ``minicnn`` row run with
+  ``DIR`` first on ``PYTHONPATH``, e.g. an export of an earlier commit
+  (``git archive COMMIT minicnn | tar -x -C DIR``), for an A/B in one run.
 
 Correctness first: every loader's array is compared with minicnn's in the
 first round (torchvision resizes with Pillow's bilinear filter, so equal;
@@ -133,11 +140,14 @@ elif loader == "keras":
     seconds, cpu_s = time.perf_counter() - start, cpu() - cpu_start
 else:
     import shutil, tempfile
+    import minicnn
     from minicnn.datasets import load_image_folder
+    result["version"] = f"from {os.path.dirname(os.path.dirname(minicnn.__file__))}"
     base = rss("VmRSS:")
-    if loader == "minicnn":
+    if loader in ("minicnn", "minicnn-before", "minicnn-reduced"):
+        gap = {"reducing_gap": 1.0} if loader == "minicnn-reduced" else {}
         start, cpu_start = time.perf_counter(), cpu()
-        X, y, _ = load_image_folder(root, image_size=(size, size), color="rgb", n_threads=2)
+        X, y, _ = load_image_folder(root, image_size=(size, size), color="rgb", n_threads=2, **gap)
         seconds, cpu_s = time.perf_counter() - start, cpu() - cpu_start
     else:
         cache = tempfile.mkdtemp(prefix="minicnn-bench-cache-")
@@ -162,9 +172,10 @@ print(json.dumps(result))
 """
 
 
-def run_child(python, loader, root, size, out, env):
+def run_child(python, loader, root, size, out, env, cwd=None):
+    """One loader in a fresh process (``cwd``: its working folder, first on its ``sys.path``)."""
     done = subprocess.run([python, "-c", _CHILD, loader, root, str(size), out], env=env, capture_output=True,
-                          text=True)
+                          text=True, cwd=cwd)
     if done.returncode:
         raise RuntimeError(f"{loader} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -184,9 +195,11 @@ def main(argv=None):
     parser.add_argument("--keras-python", default="/tmp/kerasenv/bin/python",
                         help="python of an environment with keras and tensorflow-cpu (skipped when absent)")
     parser.add_argument("--loaders", default="minicnn,torchvision,keras,minicnn-cache")
+    parser.add_argument("--before", default=None,
+                        help="a folder holding an earlier minicnn package: adds the row minicnn-before")
     args = parser.parse_args(argv)
 
-    root = os.path.join(args.root, str(args.n))
+    root = os.path.abspath(os.path.join(args.root, str(args.n)))
     if not os.path.isdir(root):
         print(f"writing {args.n} 64x64 RGB JPEGs under {root} ...", flush=True)
         write_jpegs(root + ".tmp", args.n)
@@ -205,6 +218,12 @@ def main(argv=None):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
                OMP_NUM_THREADS="2")
     keras_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+    envs, cwds = {"keras": keras_env}, {}
+    if args.before is not None:   # python -c puts its working folder first on sys.path: run it there
+        loaders.insert(1, "minicnn-before")
+        cwds["minicnn-before"] = os.path.abspath(args.before)
+        envs["minicnn-before"] = dict(env, PYTHONPATH=os.pathsep.join([cwds["minicnn-before"],
+                                                                       env["PYTHONPATH"]]))
     results = {name: [] for name in loaders}
     print(f"load average before: {loadavg()}  ({os.cpu_count()} CPUs)", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -213,9 +232,10 @@ def main(argv=None):
             for name in order:
                 out = os.path.join(tmp, name) if r == 0 else "-"
                 python = args.keras_python if name == "keras" else sys.executable
-                results[name].append(run_child(python, name, root, args.size, out,
-                                               keras_env if name == "keras" else env))
-            print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]['seconds']:.2f} s" for n in loaders),
+                results[name].append(run_child(python, name, root, args.size, out, envs.get(name, env),
+                                               cwds.get(name)))
+            print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]['seconds']:.2f} s "
+                                                  f"({results[n][-1]['cpu_s']:.2f} CPU s)" for n in loaders),
                   flush=True)
         X = np.load(os.path.join(tmp, "minicnn.X.npy"))
         y = np.load(os.path.join(tmp, "minicnn.y.npy"))
@@ -225,7 +245,7 @@ def main(argv=None):
             assert Xo.shape == X.shape and np.array_equal(yo, y), f"{name}: shape {Xo.shape} or labels differ"
             diff = np.abs(Xo - X)
             agreement[name] = (float(diff.max()), float(diff.mean()))
-            if name != "keras":   # the same decoder and filter: the same array
+            if name not in ("keras", "minicnn-reduced"):   # the same decoder and filter: the same array
                 assert diff.max() <= 1e-6, f"{name} differs from minicnn by {diff.max()}"
     print(f"load average after:  {loadavg()}")
     print(f"\n{args.n} JPEGs 64x64 RGB -> {X.shape[1:]} float32 in [0, 1], median of {args.rounds} interleaved "

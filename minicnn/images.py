@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import preprocessing
+from . import _image_jpeg, preprocessing
 
 PILLOW_INSTALL = ("pip install pillow (from a source checkout, the images extra: pip install -e \".[images]\"; "
                   "from a wheel: pip install 'minicnn-engine[images]')")
@@ -47,6 +47,7 @@ RACY_NS = 2_000_000_000
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
 _CHUNK = 256   # images decoded per round of the thread pool (bounds memory of pending results)
+_BYTE_BANDS = {"L": 1, "RGB": 3}   # 8-bit modes whose tobytes() are the pixels, band by band
 
 
 class ImageArray(np.ndarray):
@@ -275,21 +276,35 @@ def _target_box(width, height, image_size, crop, pad):
     return None, None
 
 
-def _as_float(image, out=None):
-    """Pixels of a decoded L/RGB/F image as float32 in [0, 1] (written into ``out`` when its shape matches).
-
-    An "F" image holds values checked to lie in [0, 1] before resizing;
-    bicubic and Lanczos filters overshoot near edges, which Pillow clips for
-    8-bit images: clipped here the same way.
-    """
+def _array(image):
+    """The pixels of a decoded L/RGB/F image as an ``(h, w, bands)`` array (uint8, or float32 for "F")."""
+    if image.mode in _BYTE_BANDS:   # the bytes as they are: no __array_interface__ round trip (a few us an image)
+        return np.frombuffer(image.tobytes(), np.uint8).reshape(image.height, image.width, _BYTE_BANDS[image.mode])
     pixels = np.asarray(image)
-    if pixels.ndim == 2:
-        pixels = pixels[:, :, np.newaxis]
-    if out is None or out.shape != pixels.shape:
-        out = np.empty(pixels.shape, np.float32)
+    return pixels[:, :, np.newaxis] if pixels.ndim == 2 else pixels
+
+
+def _to_unit(pixels, color, out=None):
+    """``(h, w, bands)`` pixels as float32 in [0, 1] in ``color``'s channels (written into ``out`` when it fits).
+
+    uint8 is divided by 255. Float pixels (an "F" image, values checked to lie
+    in [0, 1] before resizing) are clipped: bicubic and Lanczos filters
+    overshoot near edges, which Pillow clips for 8-bit images. Gray pixels
+    read as "rgb" repeat the gray level in the three channels.
+    """
+    repeat = color == "rgb" and pixels.shape[2] == 1
+    fits = out is not None and out.shape == pixels.shape[:2] + ((3,) if repeat else pixels.shape[2:])
+    unit = out if fits and not repeat else np.empty(pixels.shape, np.float32)
     if pixels.dtype == np.uint8:   # the same float32 division as astype then divide, with no temporary
-        return np.divide(pixels, np.float32(255.0), out=out, dtype=np.float32)
-    return np.clip(pixels, np.float32(0.0), np.float32(1.0), out=out, dtype=np.float32)
+        np.divide(pixels, np.float32(255.0), out=unit, dtype=np.float32)
+    else:
+        np.clip(pixels, np.float32(0.0), np.float32(1.0), out=unit, dtype=np.float32)
+    if not repeat:
+        return unit
+    if fits:
+        out[...] = unit
+        return out
+    return np.repeat(unit, 3, axis=2)
 
 
 def _wide_to_float(image, path):
@@ -310,7 +325,7 @@ def _wide_to_float(image, path):
 
 
 def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-           interpolation="bilinear", out=None):
+           interpolation="bilinear", out=None, reducing_gap=None):
     """One image file as float32 ``(height, width, channels)`` in [0, 1], ``color`` "grayscale" or "rgb".
 
     EXIF orientation is applied; alpha is dropped (as Keras and torchvision
@@ -319,44 +334,99 @@ def decode(path, image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ra
     ``convert("L")``, TensorFlow's ``rgb_to_grayscale``); gray becomes RGB by
     repeating the gray level. Errors are :class:`ImageFileError` naming the file.
     ``out``: a float32 array of the result's shape to write it into (returned).
+    ``reducing_gap`` (with ``image_size``): as Pillow's ``Image.thumbnail``,
+    a JPEG is decoded scaled down by libjpeg (1/2, 1/4 or 1/8, keeping at
+    least ``reducing_gap`` times ``image_size``; ``Image.draft``) and the resize
+    first reduces by an integer factor (``Image.resize(reducing_gap=)``).
     """
     Image, ImageOps = _pil()
+    gap = reducing_gap if image_size is not None else None
+    request = None if gap is None else (int(image_size[1] * gap), int(image_size[0] * gap))   # (width, height)
+    im = _image_jpeg.read_plain(path, Image, MAX_IMAGE_PIXELS, request)   # most JPEGs: no Python marker parser
+    if im is not None:
+        try:
+            pixels = _plain_pixels(im, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+                                   gap, Image)
+        except Exception:   # noqa: BLE001 -- another Pillow's C calls: the general path reads the file
+            pixels = False
+        if pixels is None:   # a step for Pillow's Python wrappers, on the decoded image
+            return _pixels(Image.Image()._new(im), "grayscale" if im.mode == "L" else "rgb", path, image_size,
+                           color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, out, gap, Image)
+        if pixels is not False:
+            return _to_unit(pixels, color, out)
     with _open(path, Image) as image:
         try:
             native = _colour_of(image)   # before load(), which forgets the raw mode
+            if request is not None and image.format in _image_jpeg.FORMATS:   # Image.draft: before load()
+                turned = image.getexif().get(0x0112, 1) in (5, 6, 7, 8)   # the stored image is displayed turned
+                image.draft(None, request[::-1] if turned else request)
             image.load()
             if image.getexif().get(0x0112, 1) != 1:
                 image = ImageOps.exif_transpose(image)
-            if image.mode in _WIDE_MODES:
-                image = _wide_to_float(image, path)
-            elif native == "grayscale":
-                image = image if image.mode == "L" else image.convert("L")
-            else:
-                image = image if image.mode == "RGB" else image.convert("RGB")
-                if color == "grayscale":
-                    image = image.convert("L")
-            if image_size is not None:
-                box, canvas = _target_box(image.width, image.height, image_size, crop_to_aspect_ratio,
-                                          pad_to_aspect_ratio)
-                if canvas is not None and canvas != image.size:
-                    padded = Image.new(image.mode, canvas, 0)
-                    padded.paste(image, ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
-                    image = padded
-                if box is not None or image.size != (image_size[1], image_size[0]):
-                    resample = getattr(Image.Resampling, interpolation.upper())
-                    image = image.resize((image_size[1], image_size[0]), resample, box=box)
-            pixels = _as_float(image, out if color != "rgb" or image.mode != "L" else None)
-        except ImageFileError:
-            raise
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-            raise ImageFileError(f"image file {path} cannot be decoded ({type(exc).__name__}: {exc}); it may be "
-                                 f"truncated or corrupt") from None
-    if color == "rgb" and pixels.shape[2] == 1:
-        if out is not None and out.shape == pixels.shape[:2] + (3,):
-            out[...] = pixels
-            return out
-        pixels = np.repeat(pixels, 3, axis=2)
-    return pixels
+            raise _undecodable(path, exc) from None
+        return _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
+                       interpolation, out, gap, Image)
+
+
+def _undecodable(path, exc):
+    return ImageFileError(f"image file {path} cannot be decoded ({type(exc).__name__}: {exc}); it may be "
+                          f"truncated or corrupt")
+
+
+def _pixels(image, native, path, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+            out, reducing_gap, Image):
+    """A decoded (and oriented) image of colour ``native`` as float32 pixels: colour, crop/pad, resize, scale."""
+    try:
+        if image.mode in _WIDE_MODES:
+            image = _wide_to_float(image, path)
+        elif native == "grayscale":
+            image = image if image.mode == "L" else image.convert("L")
+        else:
+            image = image if image.mode == "RGB" else image.convert("RGB")
+            if color == "grayscale":
+                image = image.convert("L")
+        if image_size is not None:
+            box, canvas = _target_box(image.width, image.height, image_size, crop_to_aspect_ratio,
+                                      pad_to_aspect_ratio)
+            if canvas is not None and canvas != image.size:
+                padded = Image.new(image.mode, canvas, 0)
+                padded.paste(image, ((canvas[0] - image.width) // 2, (canvas[1] - image.height) // 2))
+                image = padded
+            if box is not None or image.size != (image_size[1], image_size[0]):
+                resample = Image.Resampling[interpolation.upper()]
+                image = image.resize((image_size[1], image_size[0]), resample, box=box, reducing_gap=reducing_gap)
+        pixels = _array(image)
+    except ImageFileError:
+        raise
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
+        raise _undecodable(path, exc) from None
+    return _to_unit(pixels, color, out)
+
+
+def _plain_pixels(im, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, reducing_gap,
+                  Image):
+    """uint8 ``(h, w, bands)`` of a decoded C image (mode "L" or "RGB") that needs at most a resize, else None.
+
+    The resize of ``Image.resize`` (same C call, same box) without its Python
+    wrapper; None when a step needs the wrappers: a colour conversion, padding,
+    or the integer reduction ``reducing_gap`` asks for (then ``_pixels`` runs).
+    """
+    if pad_to_aspect_ratio or (color == "grayscale" and im.mode != "L"):
+        return None
+    width, height = im.size
+    if image_size is not None:
+        box, _ = _target_box(width, height, image_size, crop_to_aspect_ratio, False)
+        box = (0, 0, width, height) if box is None else box
+        size = (image_size[1], image_size[0])
+        if size != (width, height) or box != (0, 0, width, height):
+            if reducing_gap is not None and interpolation != "nearest" and (
+                    int((box[2] - box[0]) / size[0] / reducing_gap) > 1
+                    or int((box[3] - box[1]) / size[1] / reducing_gap) > 1):
+                return None
+            im = im.resize(size, Image.Resampling[interpolation.upper()], box)
+    pixels = np.frombuffer(_image_jpeg.pixel_bytes(Image, im), np.uint8)
+    return pixels.reshape(im.size[1], im.size[0], _BYTE_BANDS[im.mode])
 
 
 def _header(path):
@@ -502,7 +572,8 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
     def one(i):
         target = X[row[i]]
         pixels = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
-                        options["pad_to_aspect_ratio"], options["interpolation"], out=target)
+                        options["pad_to_aspect_ratio"], options["interpolation"], out=target,
+                        reducing_gap=options["reducing_gap"])
         if pixels.shape != shape[1:]:   # the header promised another size
             raise ImageFileError(f"image file {paths[i]} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
                                  f"its header says {shape[2]}x{shape[1]}: a corrupt file")
@@ -516,7 +587,7 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
 
 
 def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-                interpolation="bilinear", n_threads=None):
+                interpolation="bilinear", reducing_gap=None, n_threads=None):
     """Read image files into NHWC float32 images in [0, 1] (every file must be readable).
 
     Parameters
@@ -524,7 +595,7 @@ def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=Fa
     paths : list of str or path-like, or one of them
         Image files of any format Pillow reads, in the order of the rows
         (bytes names are decoded as the file system does).
-    image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads
+    image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, reducing_gap, n_threads
         As in :func:`load_image_folder`.
 
     Returns
@@ -553,7 +624,7 @@ def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=Fa
     ((1, 3, 2, 1), dtype('float32'), 1.0, 'grayscale')
     """
     X, _, _ = _load(_as_paths(paths, "paths"), None, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
-                    interpolation, n_threads, "raise", None, None)
+                    interpolation, n_threads, "raise", None, None, reducing_gap)
     return X
 
 
@@ -577,9 +648,9 @@ def _as_paths(values, name, single=True):
 
 
 def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, n_threads,
-          on_error, cache, mmap_mode):
+          on_error, cache, mmap_mode, reducing_gap=None):
     image_size = preprocessing.check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio,
-                                             interpolation, max_pixels=MAX_IMAGE_PIXELS)
+                                             interpolation, max_pixels=MAX_IMAGE_PIXELS, reducing_gap=reducing_gap)
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}; received on_error={on_error!r}")
     if mmap_mode not in (None, "r", "c"):
@@ -591,7 +662,7 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
         raise ImageFileError("no image files to read (received an empty list of paths)")
     options = {"image_size": image_size, "color": color, "crop_to_aspect_ratio": bool(crop_to_aspect_ratio),
                "pad_to_aspect_ratio": bool(pad_to_aspect_ratio), "interpolation": interpolation,
-               "on_error": on_error}
+               "on_error": on_error, "reducing_gap": None if reducing_gap is None else float(reducing_gap)}
     key = None
     if cache is not None:
         cache = os.fspath(cache)
@@ -623,7 +694,8 @@ def _load(paths, labels, image_size, color, crop_to_aspect_ratio, pad_to_aspect_
         if dropped_rows:
             X = np.delete(X, dropped_rows, axis=0) if cache is None else X
         record = preprocessing.make_record(X.shape[1:3] if image_size is not None else None, color,
-                                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation)
+                                           crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
+                                           options["reducing_gap"])
         if not kept:
             raise ImageFileError(f"none of the {len(paths)} files could be read as an image (on_error='skip')")
         skipped = [message for _, message in failures]
@@ -663,8 +735,8 @@ def _tagged(X, record):
 
 
 def load_image_folder(directory, labels=None, *, image_size=None, color="auto", crop_to_aspect_ratio=False,
-                      pad_to_aspect_ratio=False, interpolation="bilinear", follow_links=True, on_error="raise",
-                      cache=None, mmap_mode=None, n_threads=None):
+                      pad_to_aspect_ratio=False, interpolation="bilinear", reducing_gap=None, follow_links=True,
+                      on_error="raise", cache=None, mmap_mode=None, n_threads=None):
     """Read a folder of class subfolders (or a list of image files with labels) as NHWC images.
 
     Parameters
@@ -693,6 +765,18 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         option). At most one of the two; both need ``image_size``.
     interpolation : {"bilinear", "nearest", "bicubic", "lanczos", "box", "hamming"}, default="bilinear"
         Pillow resampling filter of the resize.
+    reducing_gap : float >= 1.0 or None, default=None
+        None: every image is decoded at full size, then resized (what Keras
+        and torchvision do). A number (needs ``image_size``): resize as
+        Pillow's ``Image.thumbnail`` does -- a JPEG is decoded scaled down by
+        libjpeg (1/2, 1/4 or 1/8, in the DCT domain; ``Image.draft``) while it
+        stays at least ``reducing_gap`` times ``image_size``, and the resize
+        first reduces by an integer factor (box averaging) while the image
+        stays that large (``Image.resize(reducing_gap=)``). Faster for images
+        larger than ``image_size`` (1.0: the fastest), with slightly different
+        pixels (64x64 JPEGs to 32x32: 0.006 on average, measured by
+        ``benchmarks/bench_image_loaders.py``): recorded in ``X.preprocessing``,
+        so a model fitted on them reads files the same way.
     follow_links : bool, default=True
         Descend into symbolic links to folders (a loop is an error naming
         the link); False skips them.
@@ -781,7 +865,7 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
             y, class_names = codes.tolist(), [str(c) for c in class_names_arr.tolist()]
     try:
         X, kept, _ = _load(paths, y, image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation,
-                           n_threads, on_error, cache, mmap_mode)
+                           n_threads, on_error, cache, mmap_mode, reducing_gap)
     except ImageFileError as exc:
         if not getattr(exc, "file_error", False):
             raise
@@ -805,7 +889,7 @@ def model_input(model, X):
     record = preprocessing.for_model(model)
     h, w, _ = model.input_shape_
     try:
-        images = load_images(paths, **{k: record[k] for k in preprocessing.KEYS if k != "scale"})
+        images = load_images(paths, **preprocessing.reading(record))
     except ImageFileError as exc:
         if not hasattr(exc, "sizes"):
             raise

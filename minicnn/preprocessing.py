@@ -14,7 +14,13 @@ The record is a plain dict::
      "crop_to_aspect_ratio": bool,       # centre crop to the target aspect ratio before resizing
      "pad_to_aspect_ratio": bool,        # or pad with black to it (Keras's two options)
      "interpolation": "bilinear", ...    # Pillow resampling filter of the resize
-     "scale": "unit"}                    # values / the largest value of the bit depth (255, 65535) -> [0, 1]
+     "scale": "unit",                    # values / the largest value of the bit depth (255, 65535) -> [0, 1]
+     "reducing_gap": 1.0}                # only when set: JPEGs decoded scaled down by libjpeg (Image.draft),
+                                         # then a two-step resize (Pillow's reducing_gap, as Image.thumbnail)
+
+An optional key is written only when it differs from its default (see
+:data:`OPTIONAL`), so the records of default readings, and every model file
+written before the key existed, read the images as they always did.
 """
 
 import numbers
@@ -27,10 +33,12 @@ INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 SCALES = ("unit",)
 CHANNELS = {"grayscale": 1, "rgb": 3}
 KEYS = ("image_size", "color", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "interpolation", "scale")
+#: Keys a record holds only when they differ from these defaults (older records lack them: the default applies).
+OPTIONAL = {"reducing_gap": None}
 
 
 def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, interpolation, auto=True,
-                  max_pixels=None):
+                  max_pixels=None, reducing_gap=None):
     """Validate the reading options once, at the edge; return ``image_size`` as a tuple (or None).
 
     ``max_pixels``: the largest ``height * width`` allowed (the reader passes
@@ -64,24 +72,46 @@ def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, 
                          f"(height, width) to take the aspect ratio from; received image_size=None")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received interpolation={interpolation!r}")
+    if reducing_gap is not None:
+        if (isinstance(reducing_gap, (bool, np.bool_)) or not isinstance(reducing_gap, numbers.Real)
+                or not reducing_gap >= 1.0 or not np.isfinite(reducing_gap)):
+            raise ValueError(f"reducing_gap must be None or a finite number >= 1.0; received "
+                             f"reducing_gap={reducing_gap!r}")
+        if image_size is None:
+            raise ValueError("reducing_gap needs an image_size (height, width) to reduce towards; received "
+                             "image_size=None")
     return image_size
 
 
 def make_record(image_size, color, crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
-                interpolation="bilinear"):
-    """The record of one reading (``color`` resolved to "grayscale" or "rgb")."""
-    return {"image_size": None if image_size is None else [int(image_size[0]), int(image_size[1])],
-            "color": color, "crop_to_aspect_ratio": bool(crop_to_aspect_ratio),
-            "pad_to_aspect_ratio": bool(pad_to_aspect_ratio), "interpolation": interpolation, "scale": "unit"}
+                interpolation="bilinear", reducing_gap=None):
+    """The record of one reading (``color`` resolved to "grayscale" or "rgb"; optional keys only when set)."""
+    record = {"image_size": None if image_size is None else [int(image_size[0]), int(image_size[1])],
+              "color": color, "crop_to_aspect_ratio": bool(crop_to_aspect_ratio),
+              "pad_to_aspect_ratio": bool(pad_to_aspect_ratio), "interpolation": interpolation, "scale": "unit"}
+    if reducing_gap is not None:
+        record["reducing_gap"] = float(reducing_gap)
+    return record
+
+
+def reading(record):
+    """The reading options of a record, as keyword arguments of :func:`minicnn.images.load_images`."""
+    options = {k: record[k] for k in KEYS if k != "scale"}
+    options.update({k: record.get(k, default) for k, default in OPTIONAL.items()})
+    return options
 
 
 def problem(record, input_shape=None):
     """Why ``record`` is not a valid record (for a model of NHWC ``input_shape``), or None."""
-    if not isinstance(record, dict) or sorted(record) != sorted(KEYS):
-        return f"expected a dict with keys {list(KEYS)}, received {record!r}"
+    if not isinstance(record, dict) or not set(KEYS) <= set(record) or not set(record) <= set(KEYS) | set(OPTIONAL):
+        return (f"expected a dict with keys {list(KEYS)} (and optionally {list(OPTIONAL)}), received "
+                f"{record!r}")
+    if any(k in record and record[k] == default for k, default in OPTIONAL.items()):
+        return f"optional keys are written only when they differ from their defaults {OPTIONAL}; received {record!r}"
     try:
         check_options(record["image_size"], record["color"], record["crop_to_aspect_ratio"],
-                      record["pad_to_aspect_ratio"], record["interpolation"], auto=False)
+                      record["pad_to_aspect_ratio"], record["interpolation"], auto=False,
+                      reducing_gap=record.get("reducing_gap"))
     except ValueError as exc:
         return str(exc)
     if record["scale"] not in SCALES:

@@ -1,0 +1,142 @@
+"""A plain JPEG decoded from its bytes with Pillow's C calls, without its Python marker parser and wrappers.
+
+``Image.open`` reads a JPEG's markers in Python, a few bytes at a time, and
+``Image.frombytes``, ``Image.resize`` and ``Image.tobytes`` wrap their C calls
+in Python that costs, for a small image, about as much as the decoding. For a
+plain file -- 8-bit baseline, extended or progressive Huffman coding, 1 or 3
+components, no APP1 block (EXIF or XMP: either may carry an orientation) and
+no APP2 multi-picture index -- the frame header says everything the reader
+needs, and :func:`read_plain` makes the C calls those wrappers make, with the
+same arguments (after ``Image.draft``: its libjpeg scale), on the same bytes:
+the pixels are identical (``tests/test_images_fast.py`` compares both paths on
+every kind of file, colour mode and resize policy). Anything else -- EXIF,
+CMYK, 12-bit, arithmetic or lossless coding, a damaged or truncated file, a
+file that is not a regular file, or a Pillow whose C calls differ -- gives
+None, and the caller takes Pillow's general path, which reads it or names the
+error.
+"""
+
+import os
+import stat
+
+#: Start-of-frame markers Pillow reads the same way: baseline, extended sequential and progressive Huffman.
+_SOF_PLAIN = frozenset((0xC0, 0xC1, 0xC2))
+#: Other start-of-frame markers (lossless, hierarchical, arithmetic): the general path.
+_SOF_OTHER = frozenset((0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
+_MODES = {1: "L", 3: "RGB"}
+_SIGNATURE = b"\xff\xd8\xff"
+#: Files larger than this are left to the general path (which reads them in blocks).
+_MAX_BYTES = 64 * 1024 * 1024
+#: Pillow's formats whose ``Image.draft`` scales the decoding (the general path drafts them).
+FORMATS = ("JPEG", "MPO")
+
+
+def header(data):
+    """``(width, height, mode)`` of a plain JPEG's bytes, or None when the general path must read it.
+
+    Walks the marker segments up to the start of scan: exactly one plain
+    start-of-frame with 8 bits, a nonzero size and 1 or 3 components, and
+    no APP1 (EXIF, XMP) or APP2 multi-picture segment.
+    """
+    if not data.startswith(_SIGNATURE):
+        return None
+    n, i, frame = len(data), 2, None
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:   # a fill byte before a marker
+            i += 1
+            continue
+        if marker == 0xDA:   # start of scan: the header is over
+            return frame
+        if marker == 0x01 or 0xD0 <= marker <= 0xD9:   # markers without a length: not expected here
+            return None
+        length = (data[i + 2] << 8) | data[i + 3]
+        if length < 2 or i + 2 + length > n:
+            return None
+        if marker in _SOF_PLAIN:
+            if frame is not None or length < 8:
+                return None
+            bits, height = data[i + 4], (data[i + 5] << 8) | data[i + 6]
+            width, layers = (data[i + 7] << 8) | data[i + 8], data[i + 9]
+            if bits != 8 or layers not in _MODES or not width or not height:
+                return None
+            frame = (width, height, _MODES[layers])
+        elif marker in _SOF_OTHER or marker == 0xE1:
+            return None
+        elif marker == 0xE2 and data[i + 4:i + 8] == b"MPF\x00":
+            return None
+        i += 2 + length
+    return None
+
+
+def draft_scale(width, height, request):
+    """The libjpeg scale denominator (1, 2, 4, 8) of Pillow's ``JpegImageFile.draft(mode, request)``."""
+    scale = min(width // request[0], height // request[1])
+    return next(s for s in (8, 4, 2, 1) if scale >= s)
+
+
+def read_plain(path, Image, max_pixels, request=None):
+    """A plain JPEG file decoded into one of Pillow's C images (``ImagingCore``, mode "L" or "RGB"), or None.
+
+    None: the general path must read the file. ``max_pixels``: larger images
+    take the general path (which refuses them with its message); so do those
+    over Pillow's own ``Image.MAX_IMAGE_PIXELS``. ``request``: ``(width,
+    height)`` asked of ``Image.draft``: the image is decoded scaled down by
+    libjpeg as Pillow's draft would (None: full size).
+
+    The decoding is ``Image.frombytes(mode, size, data, "jpeg", args)``'s,
+    with Pillow's C calls made directly: its Python wrappers (a zero-filled
+    new image, the decoder lookup, an ``Image`` object) cost as much as the
+    decoding of a small JPEG. A Pillow whose C calls differ raises here, and
+    the file takes the general path.
+    """
+    try:   # no buffered file object: a small file's reading costs a few microseconds
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES or os.read(fd, 3) != _SIGNATURE:
+                return None   # another format is not read twice
+            data = _SIGNATURE + os.read(fd, st.st_size)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    frame = header(data)
+    if frame is None:
+        return None
+    width, height, mode = frame
+    limit = Image.MAX_IMAGE_PIXELS
+    if width * height > max_pixels or (limit is not None and width * height > limit):
+        return None
+    scale = 1 if request is None else draft_scale(width, height, request)
+    size = ((width + scale - 1) // scale, (height + scale - 1) // scale)
+    try:   # the decoder arguments of JpegImageFile.load (after draft: its decoderconfig (scale, 0))
+        im = Image.core.new(mode, size)
+        decoder = Image.core.jpeg_decoder(mode, mode, "", scale, 0)
+        try:
+            decoder.setimage(im, (0, 0) + size)
+            consumed, error = decoder.decode(data)
+        finally:
+            decoder.cleanup()
+    except Exception:   # noqa: BLE001 -- any failure (or another Pillow's C calls): the general path decides
+        return None
+    if consumed >= 0 or error != 0:   # Image.frombytes's checks: truncated or corrupt, the general path names it
+        return None
+    return im
+
+
+def pixel_bytes(Image, im):
+    """The pixels of a C image of mode "L" or "RGB" as bytes, band by band (``Image.tobytes``'s raw encoding)."""
+    encoder = Image.core.raw_encoder(im.mode, im.mode)
+    encoder.setimage(im, (0, 0) + im.size)
+    chunks = []
+    while True:
+        _, error, chunk = encoder.encode(max(65536, im.size[0] * 4))
+        chunks.append(chunk)
+        if error:
+            break
+    if error < 0:
+        raise ValueError(f"encoder error {error} in tobytes")
+    return b"".join(chunks)
