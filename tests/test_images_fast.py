@@ -183,3 +183,21 @@ def test_a_pillow_whose_c_calls_differ_falls_back_to_the_general_path(tmp_path, 
     else:
         monkeypatch.setattr(_image_jpeg, "pixel_bytes", lambda *args: (_ for _ in ()).throw(TypeError("changed")))
     np.testing.assert_array_equal(_decode(path, "rgb", dict(image_size=(9, 13))), expected)
+
+
+def test_the_fast_path_checks_this_pillow_once_and_stands_aside_when_it_disagrees(tmp_path, monkeypatch):
+    """A Pillow whose C calls decode differently (same names, other meaning) sends every file to the general path."""
+    assert _image_jpeg.agrees_with_pillow(Image)   # the installed Pillow: the fast path is on
+    path = JPEGS["baseline-RGB"](tmp_path / "a.jpg")
+    expected = _decode(path, "rgb", dict(image_size=(16, 16)))
+    real = _image_jpeg.pixel_bytes
+    with monkeypatch.context() as m:   # a read-out that differs by one byte, as a changed Pillow might
+        m.setattr(_image_jpeg, "pixel_bytes", lambda Image, im: bytes([real(Image, im)[0] ^ 1]) + real(Image, im)[1:])
+        _image_jpeg.agrees_with_pillow.cache_clear()
+        try:
+            assert not _image_jpeg.agrees_with_pillow(Image)
+            assert _image_jpeg.read_plain(path, Image, images_module.MAX_IMAGE_PIXELS) is None
+            np.testing.assert_array_equal(_decode(path, "rgb", dict(image_size=(16, 16))), expected)
+        finally:
+            _image_jpeg.agrees_with_pillow.cache_clear()
+    assert _image_jpeg.read_plain(path, Image, images_module.MAX_IMAGE_PIXELS) is not None
