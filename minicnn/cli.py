@@ -731,14 +731,16 @@ def _add_fit(sub, common):
 
 
 def _add_predict(sub, common):
+    from ._images_cli import ONE_ROW_PER_FILE
+
     p = sub.add_parser("predict", parents=[common], help="predict with a saved model, CSV output",
                        description="Predict with a saved model; writes CSV (id,prediction[,proba_<class>...]).")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.add_argument("inputs", metavar="INPUT", nargs="+",
                    help="image files and folders (any format Pillow reads: PNG, JPEG, BMP, GIF, WebP, TIFF; a "
                         "folder's files with an image extension, recursively, sorted), read with the model's "
-                        "recorded size and colour, one row per file keyed by its path as given; or one .npz "
-                        "(array X), .npy or idx(.gz) file")
+                        "recorded size and colour, keyed by the path as given, "
+                        f"{ONE_ROW_PER_FILE}; or one .npz (array X), .npy or idx(.gz) file")
     p.add_argument("--out", default=None,
                    help="CSV file, never the --model or an INPUT file (default: none, i.e. stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
@@ -823,7 +825,7 @@ def commands_parser(parser, command):
     return parser._subparsers._group_actions[0].choices[command]
 
 
-def _check_fit_options(args, fit_parser):
+def _check_fit_options(args, fit_parser, argv=()):
     """Options that are valid one by one but not together (e.g. --dropout after_last_pool without a pooling
     layer in --layers): exit 2 with one line in the options' spelling, before any data is read."""
     clf = classifier(args)
@@ -831,24 +833,17 @@ def _check_fit_options(args, fit_parser):
         clf._validate_params()
         clf._plan()
     except ValueError as exc:
-        fit_parser.error(f"the options do not go together: {_cli_spelling(' '.join(str(exc).split()))}")
+        from ._cli_words import typed_options
+
+        words = _cli_spelling(" ".join(str(exc).split()), typed_options(fit_parser, argv))
+        fit_parser.error(f"the options do not go together: {words}")
 
 
-def _cli_spelling(text):
-    """An estimator message in the command's spelling: ``dropout='after_last_pool'`` -> ``--dropout after_last_pool``,
-    ``layers=('conv2',)`` -> ``--layers conv2``, ``the 'dropout_rate' parameter`` -> ``--dropout-rate``."""
-    import re
+def _cli_spelling(text, options=None):
+    """An estimator message in the command's spelling (:func:`minicnn._cli_words.cli_spelling`)."""
+    from ._cli_words import cli_spelling
 
-    def option(name):
-        return "--epochs" if name == "max_iter" else "--" + name.replace("_", "-")
-
-    names = "|".join(sorted((p.name for p in _estimator_params()), key=len, reverse=True))
-    text = re.sub(rf"\b({names})=\(([^()]*)\)",
-                  lambda m: f"{option(m[1])} {','.join(t.strip().strip(chr(39)) for t in m[2].split(',') if t.strip())}",
-                  text)
-    text = re.sub(rf"\b({names})='([^']*)'", lambda m: f"{option(m[1])} {m[2]}", text)
-    text = re.sub(rf"\b({names})=([^\s,;)]+)", lambda m: f"{option(m[1])} {m[2]}", text)
-    return re.sub(rf"'({names})'", lambda m: option(m[1]), text)
+    return cli_spelling(text, options)
 
 
 def _split_bench(argv):
@@ -868,11 +863,10 @@ def _one_line(exc):
     return text if text and plain else f"{type(exc).__name__}: {text}"
 
 
-def _show_warning(command, message, category, filename, lineno, file=None, line=None):
-    """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line."""
-    from ._cli_words import cli_spelling
-
-    text = cli_spelling(" ".join(str(message).split()))
+def _show_warning(command, message, category, filename, lineno, file=None, line=None, options=None):
+    """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line,
+    parameters named as the options typed (``options``: :func:`minicnn._cli_words.typed_options`)."""
+    text = _cli_spelling(" ".join(str(message).split()), options)
     print(f"minicnn {command}: warning: {category.__name__}: {text}", file=sys.stderr if file is None else file)
 
 
@@ -898,7 +892,7 @@ def main(argv=None):
             commands = parser._subparsers._group_actions[0].choices
             (commands.get(args.command) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "fit":
-            _check_fit_options(args, commands_parser(parser, "fit"))
+            _check_fit_options(args, commands_parser(parser, "fit"), argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     if bench_args is not None:
@@ -908,15 +902,21 @@ def main(argv=None):
         print(f"minicnn: error: choose a command: {', '.join(COMMANDS)} (see 'minicnn --help')", file=sys.stderr)
         return 2
     args.argv = argv
+    from ._cli_words import typed_options
+
+    options = typed_options(commands_parser(parser, args.command), argv)   # errors name the options as typed
     try:
         with warnings.catch_warnings():
             if not args.debug:   # one line per warning, like the errors (the Python form with --debug)
-                warnings.showwarning = functools.partial(_show_warning, args.command)
+                warnings.showwarning = functools.partial(_show_warning, args.command, options=options)
             return args.func(args)
     except Exception as exc:   # anything, out of memory included: one line (the traceback with --debug)
         if args.debug:
             raise
-        print(f"minicnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        from ._cli_words import name_the_option
+
+        text = name_the_option(_cli_spelling(_one_line(exc), options), argv, options)
+        print(f"minicnn {args.command}: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if args.debug:
