@@ -547,6 +547,8 @@ def _mc_report(args):
 
 
 def _add_mc_report(sub, common):
+    from .uncertainty import verdict_rule
+
     p = sub.add_parser("mc-report", parents=[common], help="deterministic vs Monte-Carlo dropout on held-out data",
                        description="Compare a saved classifier's deterministic predictions with the mean of K "
                                    "Monte-Carlo dropout passes on held-out data: log loss, Brier score, expected "
@@ -554,7 +556,8 @@ def _add_mc_report(sub, common):
                                    "from right predictions (minicnn.uncertainty.mc_report). The held-out data are "
                                    "those 'minicnn fit' tests on for the same --data, --test-data, --test-size "
                                    "and --seed. For calibrated probabilities use scikit-learn's "
-                                   "CalibratedClassifierCV(FrozenEstimator(model), method='temperature').")
+                                   "CalibratedClassifierCV(FrozenEstimator(model), method='temperature'). "
+                                   f"The verdict's rule: {verdict_rule()}.")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
     _add_data_options(p)
     p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
