@@ -23,6 +23,8 @@ def option(name):
 
 
 def _value(text):
+    if text == "None":
+        return "none"
     if text[:1] in "'\"" and text[-1:] == text[:1]:
         return text[1:-1]
     if text[:1] in "([" and text[-1:] in ")]":
@@ -31,7 +33,7 @@ def _value(text):
 
 
 def typed_options(parser, argv=()):
-    """``{name: option}`` for every option of ``parser`` that takes a value, as typed in ``argv``.
+    """``{name: option}`` for every option of ``parser`` (switches too), as typed in ``argv``.
 
     ``name`` is the parser destination and, where the library calls it
     otherwise (:data:`OPTION_OF`), the library's parameter name; ``option`` is
@@ -41,7 +43,7 @@ def typed_options(parser, argv=()):
     typed = {a.split("=", 1)[0] for a in argv if str(a).startswith("--")}
     names = {}
     for action in getattr(parser, "_actions", ()):
-        if not action.option_strings or action.nargs == 0 or action.dest in ("help", "version", "debug"):
+        if not action.option_strings or action.dest in ("help", "version", "debug", "verbose"):
             continue
         flags = [f for f in action.option_strings if f.startswith("--")] or action.option_strings
         names[action.dest] = next((f for f in flags if f in typed), flags[0])
@@ -81,6 +83,8 @@ def cli_spelling(message, options=None):
         name, value = match.group(1), match.group(2)
         if name == "verbose":
             return match.group(0)
+        if value in ("True", "False") and options is not None and name in options:   # a switch
+            return spelled[name] if value == "True" else f"no {spelled[name]}"
         return f"{spelled[name]} {_value(value)}"
 
     text = (_PATTERN if options is None else _pattern(spelled)).sub(replace, message)
@@ -107,20 +111,26 @@ def given_values(argv, options):
     return given
 
 
-def name_the_option(message, argv, options):
-    """``message``, prefixed with ``--flag VALUE:`` when it shows the value one option received but names no
-    option given (e.g. ``[Errno 21] Is a directory: 'a/b'`` from ``--model a/b``).
+def name_the_option(message, exc, argv, options):
+    """``message``, prefixed with ``--flag VALUE:`` when ``exc`` is an OSError about the file one option received
+    and the message names no option given (e.g. ``[Errno 21] Is a directory: 'a/b'`` from ``--model a/b``).
 
     Examples
     --------
-    >>> name_the_option("[Errno 21] Is a directory: 'a/b'", ["export", "--model", "a/b"], {"model": "--model"})
+    >>> error = IsADirectoryError(21, "Is a directory", "a/b")
+    >>> name_the_option(str(error), error, ["export", "--model", "a/b"], {"model": "--model"})
     "--model a/b: [Errno 21] Is a directory: 'a/b'"
     """
+    import os
+
+    filename = getattr(exc, "filename", None) if isinstance(exc, OSError) else None
     given = given_values(argv, options)
-    if any(flag in message for flag, _ in given):
+    if filename is None or any(flag in message for flag, _ in given):
         return message
-    shown = [(flag, value) for flag, value in given if value and value in message]
-    if len({flag for flag, _ in shown}) != 1:
+    target = os.path.abspath(os.fsdecode(filename))
+    shown = {(flag, value) for flag, value in given for part in value.replace("idx:", "").replace("folder:", "")
+             .split(",") if part and os.path.abspath(part) == target}
+    if len(shown) != 1:
         return message
-    flag, value = shown[0]
+    flag, value = shown.pop()
     return f"{flag} {value}: {message}"

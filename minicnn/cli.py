@@ -419,8 +419,9 @@ def _fit(args):
     if args.quiet and getattr(clf, "_resumed_note", None):   # without --quiet the progress said it
         print(clf._resumed_note)
     accuracy = clf.score(X_test, y_test)
-    clf._data_record = {"data": args.data, "test_data": args.test_data, "test_size": float(args.test_size),
-                        "seed": int(args.seed)}   # what evaluate and mc-report score without being told again
+    from ._data_record import make_record   # what evaluate and mc-report score without being told again
+
+    clf._data_record = make_record(args.data, args.test_data, args.test_size, args.seed)
     clf.save(args.out)
     from ._cli_report import check_model_file, wrote
 
@@ -519,8 +520,11 @@ def _recorded_data(args, model, command):
     if args.data is None and args.test_data is None and record is not None:
         if record["data"] not in DATASETS or record["test_data"] is not None:
             given = f"--data {record['data']}" + (f" --test-data {record['test_data']}" if record["test_data"] else "")
+            where = "; ".join(f"{e['option']} {e['typed']}: {e['path']}" for e in record.get("files", [])
+                              if e["typed"] != e["path"])
             raise ValueError(f"{command} needs --data: {args.model} was fitted with {given} (not a built-in data "
-                             f"set, so it is not read again unasked); pass the same option(s) to score its test set")
+                             f"set, so it is not read again unasked{'; read as ' + where if where else ''}); pass "
+                             f"the same option(s) to score its test set")
         args.data = record["data"]
         args.test_size = record["test_size"] if args.test_size is None else args.test_size
         args.seed = record["seed"] if args.seed is None else args.seed
@@ -540,6 +544,9 @@ def _mc_report(args):
     args.data = args.data or "digits"
     _, X_test, _, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data,
                                               model_reading(model))
+    from ._data_record import warn_if_changed
+
+    warn_if_changed(model, args.data, args.test_data)
     if args.limit is not None:
         X_test, y_test = X_test[:args.limit], y_test[:args.limit]
     print(format_report(mc_report(model, X_test, y_test, mc_samples=args.mc_samples)))
@@ -578,7 +585,9 @@ def _as_fit_held_it_out(model, data, args):
     record = recorded_data(model)
     if record is None or record["test_data"] is not None:
         return ""
-    if (record["data"], record["test_size"], record["seed"]) == (data, args.test_size, args.seed):
+    from ._data_record import same_path
+
+    if same_path(record, "--data", data) and (record["test_size"], record["seed"]) == (args.test_size, args.seed):
         return ", as 'minicnn fit' held it out"
     warnings.warn(f"{args.model} was fitted by 'minicnn fit' with --data {record['data']} --test-size "
                   f"{record['test_size']} --seed {record['seed']}; this is another split (--data {data} --test-size "
@@ -620,6 +629,9 @@ def _evaluate(args):
                                     f"{_as_fit_held_it_out(model, data, args)})")
         if getattr(args, "recorded", False):
             source += ", the data recorded in the model by 'minicnn fit'"
+    from ._data_record import warn_if_changed
+
+    warn_if_changed(model, args.data, args.test_data)
     try:
         predictions = model.predict(X)
     except ValueError as exc:   # e.g. digits given to a model of other images: say which data was scored
@@ -918,7 +930,7 @@ def main(argv=None):
             raise
         from ._cli_words import name_the_option
 
-        text = name_the_option(_cli_spelling(_one_line(exc), options), argv, options)
+        text = name_the_option(_cli_spelling(_one_line(exc), options), exc, argv, options)
         print(f"minicnn {args.command}: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

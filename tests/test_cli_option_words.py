@@ -127,3 +127,16 @@ def test_a_checkpoint_error_names_the_checkpoint_option(files, tmp_path):
     code, _, err = run_cli("fit", "--quiet", "--epochs", "1", "--out", tmp_path / "o.npz",
                            "--checkpoint", tmp_path / "ck")
     assert code in (1, 2) and f"--checkpoint {tmp_path / 'ck'}" in err and "checkpoint_path" not in err, err
+
+
+@pytest.mark.parametrize("exc", [ValueError("Mix of label input types; got 1 and 2"),
+                                 FileNotFoundError(2, "No such file or directory", "other.npz")])
+def test_an_option_is_named_only_for_the_file_it_received(exc):
+    """An option's value appearing by chance in a message (``--epochs 1`` and a "1") is no reason to name it;
+    only an OSError about the very file an option received is prefixed with that option."""
+    from minicnn._cli_words import name_the_option, typed_options
+
+    argv = ["fit", "--epochs", "1", "--data", "d.npz"]
+    assert name_the_option(str(exc), exc, argv, typed_options(_parser("fit"), argv)) == str(exc)
+    error = FileNotFoundError(2, "No such file or directory", "./d.npz")
+    assert name_the_option(str(error), error, argv, typed_options(_parser("fit"), argv)).startswith("--data d.npz: ")
