@@ -660,7 +660,37 @@ def _bench(args):
     from .tools import bench
 
     argv = list(args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args)
+    try:   # before any benchmark runs
+        problem = _bench_problem(bench, argv)
+    except SystemExit as exc:   # the runner's parser: its help (0) or its one-line error (2), said already
+        return exc.code if isinstance(exc.code, int) else 2
+    if problem is not None:
+        print(f"minicnn bench: error: {problem} (see 'minicnn bench -- --help')", file=sys.stderr)
+        return 2
     return _call_bench(bench.main, argv)
+
+
+def _bench_problem(bench, argv):
+    """What is wrong with the benchmark runner's arguments (naming the option and the value), or None; its own
+    parser's errors exit 2 as they are. Checked before any benchmark runs, the --json file included."""
+    args = bench._parse(argv)
+    if args._child:
+        return None
+    lists = (("--models", args.models, tuple(bench.MODELS)), ("--backends", args.backends, bench.ENGINE_BACKENDS))
+    for flag, value, allowed in lists:
+        items = None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+        if items is not None and (not items or any(v not in allowed for v in items)):
+            return f"argument {flag}: expected a comma list of {', '.join(allowed)}; received {value!r}"
+    if args.threads is not None:
+        items = [v.strip() for v in args.threads.split(",") if v.strip()]
+        if not items or not all(v.isdigit() and int(v) >= 1 for v in items):
+            return f"argument --threads: expected a comma list of thread counts >= 1; received {args.threads!r}"
+    for flag, value in (("--rounds", args.rounds), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            return f"argument {flag}: expected an integer >= 1; received {value!r}"
+    if args.json is not None:
+        _check_out(args.json, "--json")
+    return None
 
 
 def _call_bench(entry, argv):

@@ -1,7 +1,7 @@
 """Every error a ``minicnn`` command prints for a bad option value names the option as typed and the value.
 
-The sweep is generated from the parser: every subcommand (``bench`` passes its arguments through to its own
-runner) x every option that takes a value, with a value it cannot take (a word where a number or a choice
+The sweep is generated from the parsers: every subcommand (for ``bench``, the options of the benchmark runner
+it passes its arguments to) x every option that takes a value, with a value it cannot take (a word where a number or a choice
 belongs; a path in a folder that does not exist, or a folder where a file belongs). The one-line error must
 name ``--option`` as typed (``--max-iter`` when typed so) and the value received, never the library's
 parameter name (``checkpoint_path=``, ``mc_samples``), with exit status 2 (refused as an argument) or 1 (refused
@@ -15,18 +15,38 @@ import pytest
 
 from helpers import run_cli
 
-SWEPT = ("fit", "predict", "evaluate", "summary", "export", "mc-report", "study")
+SWEPT = ("fit", "predict", "evaluate", "summary", "export", "mc-report", "study", "bench")
+
+
+def _bench_parser():
+    """The benchmark runner's own parser (``minicnn bench ARGS`` passes ARGS to it), caught as it parses."""
+    from minicnn.tools import bench
+
+    class Caught(Exception):
+        pass
+
+    def catch(parser, *args, **kwargs):
+        raise Caught(parser)
+
+    original = bench._OneLineParser.parse_args
+    bench._OneLineParser.parse_args = catch
+    try:
+        bench._parse([])
+    except Caught as caught:
+        return caught.args[0]
+    finally:
+        bench._OneLineParser.parse_args = original
 
 
 def _parser(command):
     from minicnn.cli import build_parser, commands_parser
 
-    return commands_parser(build_parser(), command)
+    return _bench_parser() if command == "bench" else commands_parser(build_parser(), command)
 
 
 def _value_options(command):
     return [action for action in _parser(command)._actions
-            if action.option_strings and action.nargs != 0 and action.dest not in ("help", "debug")]
+            if action.option_strings and action.nargs not in (0, "+") and action.dest not in ("help", "debug")]
 
 
 def _cases():
@@ -60,7 +80,8 @@ def _base(command, files):
     return {"fit": ["fit", "--quiet", "--epochs", "1", "--layers", "conv2,maxpool", "--out", str(files / "o.npz")],
             "predict": ["predict", *model, str(files / "x.npy")], "evaluate": ["evaluate", *model],
             "summary": ["summary", *model], "export": ["export", *model, "--out", str(files / "o.onnx")],
-            "mc-report": ["mc-report", *model], "study": ["study", "--quick", "--out", str(files / "study")]}[command]
+            "mc-report": ["mc-report", *model], "study": ["study", "--quick", "--out", str(files / "study")],
+            "bench": ["bench", "--quick"]}[command]
 
 
 def _library_names(command, flag):
@@ -91,6 +112,7 @@ def test_every_bad_option_value_is_named_as_typed(files, command, flag, value, m
         raise RuntimeError("the study trained")
 
     monkeypatch.setattr("minicnn.tools.study.run_plan", trained)
+    monkeypatch.setattr("minicnn.tools.bench.run", trained)
     argv = _with(_base(command, files), flag, value)
     if flag == "--from-csv":   # it re-analyses a CSV: no training option beside it
         argv.remove("--quick")
