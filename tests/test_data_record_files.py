@@ -125,3 +125,16 @@ def test_a_malformed_file_entry_is_refused(entry):
     record = {"data": "d.npz", "test_data": None, "test_size": 0.2, "seed": 0}
     assert data_record_problem(record) is None and data_record_problem(dict(record, files=[])) is None
     assert data_record_problem(dict(record, files=[entry])) is not None
+
+
+def test_evaluate_without_data_names_the_recorded_absolute_path(tmp_path, monkeypatch):
+    """From another working directory, the refusal to re-read file data unasked says where the fit read it."""
+    X, y = _data(0)
+    spec = _write("npz", tmp_path / "home", X, y)
+    monkeypatch.chdir(tmp_path / "home")
+    code, _, err = _run("fit", "--quiet", "--epochs", "1", "--layers", "conv2,maxpool", "--data", spec, "--out",
+                        "m.npz")
+    assert code == 0, err
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _run("evaluate", "--model", "home/m.npz")
+    assert code == 1 and f"--data {spec}: {tmp_path / 'home' / spec}" in err, err

@@ -57,15 +57,24 @@ def _faces(kind):
     return faces
 
 
-@pytest.mark.parametrize("loaded", [False, True])
+#: The compiled kernels' ReLU maps NaN to 0 where the NumPy reference keeps NaN (inf * w - inf * w in a dense
+#: layer after an overflowing conv): the output is then finite, constant garbage, which no check of the output can
+#: see. A kernel fault (minicnn/backend, kernels/), outside the prediction faces: an expected failure until fixed.
+_NAN_TO_ZERO = pytest.mark.xfail(strict=True, reason="the Numba/Cython ReLU kernels turn NaN into 0 (the NumPy "
+                                 "reference keeps it), so the overflow never reaches the output")
+
+
+@pytest.mark.parametrize("face", ["estimator", "load_predictor numpy",
+                                  pytest.param("load_predictor numba", marks=_NAN_TO_ZERO),
+                                  pytest.param("load_predictor cython", marks=_NAN_TO_ZERO)])
 @pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_uncertainty"])
-def test_every_python_face_names_the_layer(huge, method, loaded):
+def test_every_python_face_names_the_layer(huge, method, face):
     from minicnn import load_predictor
 
     kind, model, path, needle = huge
     if method not in _faces(kind):
         pytest.skip("a regressor has no predict_proba")
-    face = load_predictor(path) if loaded else model
+    face = model if face == "estimator" else load_predictor(path, backend=face.split()[1])
     X = np.ones((5, 8, 8, 1), dtype=np.float32)
     kwargs = {"mc_samples": 3} if method == "predict_uncertainty" else {}
     with pytest.raises(ValueError, match="overflowed float32") as info:
