@@ -47,6 +47,11 @@ def typed_options(parser, argv=()):
             continue
         flags = [f for f in action.option_strings if f.startswith("--")] or action.option_strings
         names[action.dest] = next((f for f in flags if f in typed), flags[0])
+        negative = [f for f in flags if f.startswith("--no-")] if len(flags) > 1 else []   # a pair --X / --no-X
+        if action.nargs == 0 and negative and names[action.dest] in negative:   # --no-X typed: name X's flag
+            names[action.dest] = next((f for f in flags if not f.startswith("--no-")), names[action.dest])
+        if action.nargs == 0 and negative:
+            names[action.dest + "=False"] = negative[0]
     for library, dest in dict(_DEST_OF, max_iter="max_iter").items():
         if dest in names:
             names[library] = names[dest]
@@ -84,11 +89,11 @@ def cli_spelling(message, options=None):
         if name == "verbose":
             return match.group(0)
         if value in ("True", "False") and options is not None and name in options:   # a switch
-            return spelled[name] if value == "True" else f"no {spelled[name]}"
+            return spelled[name] if value == "True" else spelled.get(f"{name}=False", f"no {spelled[name]}")
         return f"{spelled[name]} {_value(value)}"
 
-    text = (_PATTERN if options is None else _pattern(spelled)).sub(replace, message)
-    bare = [name for name in spelled if "_" in name and name != "verbose" and (options is None or name in options
+    text = (_PATTERN if options is None else _pattern([n for n in spelled if "=" not in n])).sub(replace, message)
+    bare = [name for name in spelled if "_" in name and "=" not in name and name != "verbose" and (options is None or name in options
                                                                               or name in params.TABLE)]
     if not bare:
         return text

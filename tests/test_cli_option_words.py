@@ -162,3 +162,12 @@ def test_an_option_is_named_only_for_the_file_it_received(exc):
     assert name_the_option(str(exc), exc, argv, typed_options(_parser("fit"), argv)) == str(exc)
     error = FileNotFoundError(2, "No such file or directory", "./d.npz")
     assert name_the_option(str(error), error, argv, typed_options(_parser("fit"), argv)).startswith("--data d.npz: ")
+
+
+def test_a_switch_is_named_by_its_flags():
+    """``early_stopping=True`` / ``=False`` reach the command line as ``--early-stopping`` / ``--no-early-stopping``."""
+    from minicnn._cli_words import cli_spelling, typed_options
+
+    options = typed_options(_parser("fit"), ["fit", "--early-stopping"])
+    assert cli_spelling("early_stopping=True with validation_fraction=0.1; or set early_stopping=False", options) \
+        == "--early-stopping with --validation-fraction 0.1; or set --no-early-stopping"
