@@ -26,7 +26,7 @@ from ._caller import warn
 from ._predict import as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset  # noqa: F401
 from ._targets import in_target_units, standardize, standardized_output
 from .architecture import network_for, parse_layers
-from .holdout import check_holdout, round_count
+from .holdout import check_holdout, check_score_holdout, round_count
 from .placement import plan
 from .inputs import prepare_X
 from .images import model_input
@@ -373,10 +373,9 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
                 check_holdout(self.classes_[targets], self.validation_fraction, parameter="validation_fraction",
                               count_of=round_count, stratify=True, other=", or set early_stopping=False",
                               context="early_stopping=True with ")
-        elif n_val < 2:
-            raise ValueError(f"The validation set is too small: {setting} holds out {n_val} of {n} samples, and the "
-                             f"validation score (R^2) needs at least 2. Increase validation_fraction or the size of "
-                             f"your dataset, or set early_stopping=False.")
+        else:   # the message and its remedies: minicnn.holdout, from the rule it checks
+            check_score_holdout(n, self.validation_fraction, parameter="validation_fraction",
+                                other=", or set early_stopping=False", context="early_stopping=True with ")
         stratify = targets if self._stratify else None
         arrays = (images, targets) if weights is None else (images, targets, weights)
         return train_test_split(*arrays, test_size=n_val, stratify=stratify,

@@ -140,7 +140,39 @@ def are_image_inputs(paths):
                for p in paths)
 
 
-expand = images.expand   # files as given; each folder's images as FOLDER/RELATIVE/PATH, sorted
+#: What ``minicnn predict`` does with a file its arguments reach twice (said in its help; one place).
+ONE_ROW_PER_FILE = ("one row per file: a file reached again by a later spelling (repeated, ./a.jpg beside a.jpg, "
+                    "an absolute path, a symlink or hard link, or inside a folder also given) adds no row, and a "
+                    "warning names the spellings dropped")
+
+
+def expand(paths):
+    """Image files of ``predict``'s inputs: files as given, each folder's images as FOLDER/RELATIVE/PATH, sorted;
+    one entry per file (see :data:`ONE_ROW_PER_FILE`).
+
+    A file is known by its device and inode (``os.stat``, following links), so every spelling of it counts as
+    the same file; the first spelling in argument order keys its row and the later ones are dropped with one
+    UserWarning listing each (``later -> first``).
+    """
+    first, kept, dropped = {}, [], []
+    for path in images.expand(paths):
+        try:
+            stat = os.stat(path)
+            key = (stat.st_dev, stat.st_ino)
+        except OSError:   # unreadable: reading it says so, in its own words
+            key = ("path", path)
+        if key in first:
+            dropped.append(f"{path} -> {first[key]}")
+            continue
+        first[key] = path
+        kept.append(path)
+    if dropped:
+        import warnings
+
+        shown = "; ".join(dropped[:10]) + (f"; and {len(dropped) - 10} more" if len(dropped) > 10 else "")
+        warnings.warn(f"INPUT reaches {len(dropped)} file(s) a second time, each predicted once, in the row of its "
+                      f"first spelling: {shown}", UserWarning, stacklevel=2)
+    return kept
 
 
 def read_for_model(model, files):

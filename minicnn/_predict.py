@@ -136,7 +136,7 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
         with limits, network.lock:   # one batch: transform's result is the output, no copy
             if network.backend != backend:
                 network.set_backend(backend)
-            return _finite(transform(network.forward(images, training=False), kernels), images), None
+            return _finite(transform(network.forward(images, training=False), kernels), images, network), None
     mean = np.empty((n, n_outputs), dtype=np.float64)
     std = np.empty_like(mean) if with_std else None
     with limits:
@@ -166,10 +166,10 @@ def batched_outputs(network, images, transform, *, n_outputs, backend, n_threads
                 std[start:stop] = np.sqrt(np.maximum(squares / mc_samples - (shifted / mc_samples) ** 2, 0.0))
     if with_std and mc_samples is None:
         std[...] = 0.0
-    return _finite(mean, images), std
+    return _finite(mean, images, network), std
 
 
-def _finite(values, images):
+def _finite(values, images, network=None):
     """``values``, or a ValueError if the forward pass overflowed float32 (never NaN probabilities).
 
     One reduction decides for the usual finite output: the float64 sum of the values is finite exactly when every
@@ -188,10 +188,9 @@ def _finite(values, images):
             total = np.add.reduce(flat) if flat.size > 8192 or images.dtype.itemsize != 4 else flat.dot(flat)
     if math.isfinite(total):
         return values
-    bad = int((~np.isfinite(values)).any(axis=1).sum())
-    if bad == 0:
+    bad = (~np.isfinite(values)).any(axis=1)
+    if not bad.any():
         return values
-    largest = float(np.max(np.abs(images)))
-    raise ValueError(f"The network's output overflowed float32 (non-finite) for {bad} of {len(values)} samples of "
-                     f"X (largest |value| in X: {largest:.3g}): scale X (e.g. StandardScaler, or divide 8-bit "
-                     f"images by 255)")
+    from ._overflow import overflow_message   # names the layer (``network``) where activations became non-finite
+
+    raise ValueError(overflow_message(network, images, bad, len(values)))

@@ -419,8 +419,9 @@ def _fit(args):
     if args.quiet and getattr(clf, "_resumed_note", None):   # without --quiet the progress said it
         print(clf._resumed_note)
     accuracy = clf.score(X_test, y_test)
-    clf._data_record = {"data": args.data, "test_data": args.test_data, "test_size": float(args.test_size),
-                        "seed": int(args.seed)}   # what evaluate and mc-report score without being told again
+    from ._data_record import make_record   # what evaluate and mc-report score without being told again
+
+    clf._data_record = make_record(args.data, args.test_data, args.test_size, args.seed)
     clf.save(args.out)
     from ._cli_report import check_model_file, wrote
 
@@ -519,8 +520,11 @@ def _recorded_data(args, model, command):
     if args.data is None and args.test_data is None and record is not None:
         if record["data"] not in DATASETS or record["test_data"] is not None:
             given = f"--data {record['data']}" + (f" --test-data {record['test_data']}" if record["test_data"] else "")
+            where = "; ".join(f"{e['option']} {e['typed']}: {e['path']}" for e in record.get("files", [])
+                              if e["typed"] != e["path"])
             raise ValueError(f"{command} needs --data: {args.model} was fitted with {given} (not a built-in data "
-                             f"set, so it is not read again unasked); pass the same option(s) to score its test set")
+                             f"set, so it is not read again unasked{'; read as ' + where if where else ''}); pass "
+                             f"the same option(s) to score its test set")
         args.data = record["data"]
         args.test_size = record["test_size"] if args.test_size is None else args.test_size
         args.seed = record["seed"] if args.seed is None else args.seed
@@ -540,6 +544,9 @@ def _mc_report(args):
     args.data = args.data or "digits"
     _, X_test, _, y_test = load_training_data(args.data, args.test_size, args.seed, args.test_data,
                                               model_reading(model))
+    from ._data_record import warn_if_changed
+
+    warn_if_changed(model, args.data, args.test_data)
     if args.limit is not None:
         X_test, y_test = X_test[:args.limit], y_test[:args.limit]
     print(format_report(mc_report(model, X_test, y_test, mc_samples=args.mc_samples)))
@@ -547,6 +554,8 @@ def _mc_report(args):
 
 
 def _add_mc_report(sub, common):
+    from .uncertainty import verdict_rule
+
     p = sub.add_parser("mc-report", parents=[common], help="deterministic vs Monte-Carlo dropout on held-out data",
                        description="Compare a saved classifier's deterministic predictions with the mean of K "
                                    "Monte-Carlo dropout passes on held-out data: log loss, Brier score, expected "
@@ -554,7 +563,8 @@ def _add_mc_report(sub, common):
                                    "from right predictions (minicnn.uncertainty.mc_report). The held-out data are "
                                    "those 'minicnn fit' tests on for the same --data, --test-data, --test-size "
                                    "and --seed. For calibrated probabilities use scikit-learn's "
-                                   "CalibratedClassifierCV(FrozenEstimator(model), method='temperature').")
+                                   "CalibratedClassifierCV(FrozenEstimator(model), method='temperature'). "
+                                   f"The verdict's rule: {verdict_rule()}.")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit' or CNNClassifier.save")
     _add_data_options(p)
     p.add_argument("--seed", type=_number(int, 0, 2**32, what="an integer in [0, 2**32)"), default=0,
@@ -575,7 +585,9 @@ def _as_fit_held_it_out(model, data, args):
     record = recorded_data(model)
     if record is None or record["test_data"] is not None:
         return ""
-    if (record["data"], record["test_size"], record["seed"]) == (data, args.test_size, args.seed):
+    from ._data_record import same_path
+
+    if same_path(record, "--data", data) and (record["test_size"], record["seed"]) == (args.test_size, args.seed):
         return ", as 'minicnn fit' held it out"
     warnings.warn(f"{args.model} was fitted by 'minicnn fit' with --data {record['data']} --test-size "
                   f"{record['test_size']} --seed {record['seed']}; this is another split (--data {data} --test-size "
@@ -617,6 +629,9 @@ def _evaluate(args):
                                     f"{_as_fit_held_it_out(model, data, args)})")
         if getattr(args, "recorded", False):
             source += ", the data recorded in the model by 'minicnn fit'"
+    from ._data_record import warn_if_changed
+
+    warn_if_changed(model, args.data, args.test_data)
     try:
         predictions = model.predict(X)
     except ValueError as exc:   # e.g. digits given to a model of other images: say which data was scored
@@ -645,7 +660,37 @@ def _bench(args):
     from .tools import bench
 
     argv = list(args.bench_args[1:] if args.bench_args[:1] == ["--"] else args.bench_args)
+    try:   # before any benchmark runs
+        problem = _bench_problem(bench, argv)
+    except SystemExit as exc:   # the runner's parser: its help (0) or its one-line error (2), said already
+        return exc.code if isinstance(exc.code, int) else 2
+    if problem is not None:
+        print(f"minicnn bench: error: {problem} (see 'minicnn bench -- --help')", file=sys.stderr)
+        return 2
     return _call_bench(bench.main, argv)
+
+
+def _bench_problem(bench, argv):
+    """What is wrong with the benchmark runner's arguments (naming the option and the value), or None; its own
+    parser's errors exit 2 as they are. Checked before any benchmark runs, the --json file included."""
+    args = bench._parse(argv)
+    if args._child:
+        return None
+    lists = (("--models", args.models, tuple(bench.MODELS)), ("--backends", args.backends, bench.ENGINE_BACKENDS))
+    for flag, value, allowed in lists:
+        items = None if value is None else [v.strip() for v in value.split(",") if v.strip()]
+        if items is not None and (not items or any(v not in allowed for v in items)):
+            return f"argument {flag}: expected a comma list of {', '.join(allowed)}; received {value!r}"
+    if args.threads is not None:
+        items = [v.strip() for v in args.threads.split(",") if v.strip()]
+        if not items or not all(v.isdigit() and int(v) >= 1 for v in items):
+            return f"argument --threads: expected a comma list of thread counts >= 1; received {args.threads!r}"
+    for flag, value in (("--rounds", args.rounds), ("--steps", args.steps)):
+        if value is not None and value < 1:
+            return f"argument {flag}: expected an integer >= 1; received {value!r}"
+    if args.json is not None:
+        _check_out(args.json, "--json")
+    return None
 
 
 def _call_bench(entry, argv):
@@ -731,14 +776,16 @@ def _add_fit(sub, common):
 
 
 def _add_predict(sub, common):
+    from ._images_cli import ONE_ROW_PER_FILE
+
     p = sub.add_parser("predict", parents=[common], help="predict with a saved model, CSV output",
                        description="Predict with a saved model; writes CSV (id,prediction[,proba_<class>...]).")
     p.add_argument("--model", required=True, help="model file written by 'minicnn fit'")
     p.add_argument("inputs", metavar="INPUT", nargs="+",
                    help="image files and folders (any format Pillow reads: PNG, JPEG, BMP, GIF, WebP, TIFF; a "
                         "folder's files with an image extension, recursively, sorted), read with the model's "
-                        "recorded size and colour, one row per file keyed by its path as given; or one .npz "
-                        "(array X), .npy or idx(.gz) file")
+                        "recorded size and colour, keyed by the path as given, "
+                        f"{ONE_ROW_PER_FILE}; or one .npz (array X), .npy or idx(.gz) file")
     p.add_argument("--out", default=None,
                    help="CSV file, never the --model or an INPUT file (default: none, i.e. stdout)")
     p.add_argument("--proba", action="store_true", help="add one probability column per class")
@@ -823,7 +870,7 @@ def commands_parser(parser, command):
     return parser._subparsers._group_actions[0].choices[command]
 
 
-def _check_fit_options(args, fit_parser):
+def _check_fit_options(args, fit_parser, argv=()):
     """Options that are valid one by one but not together (e.g. --dropout after_last_pool without a pooling
     layer in --layers): exit 2 with one line in the options' spelling, before any data is read."""
     clf = classifier(args)
@@ -831,24 +878,17 @@ def _check_fit_options(args, fit_parser):
         clf._validate_params()
         clf._plan()
     except ValueError as exc:
-        fit_parser.error(f"the options do not go together: {_cli_spelling(' '.join(str(exc).split()))}")
+        from ._cli_words import typed_options
+
+        words = _cli_spelling(" ".join(str(exc).split()), typed_options(fit_parser, argv))
+        fit_parser.error(f"the options do not go together: {words}")
 
 
-def _cli_spelling(text):
-    """An estimator message in the command's spelling: ``dropout='after_last_pool'`` -> ``--dropout after_last_pool``,
-    ``layers=('conv2',)`` -> ``--layers conv2``, ``the 'dropout_rate' parameter`` -> ``--dropout-rate``."""
-    import re
+def _cli_spelling(text, options=None):
+    """An estimator message in the command's spelling (:func:`minicnn._cli_words.cli_spelling`)."""
+    from ._cli_words import cli_spelling
 
-    def option(name):
-        return "--epochs" if name == "max_iter" else "--" + name.replace("_", "-")
-
-    names = "|".join(sorted((p.name for p in _estimator_params()), key=len, reverse=True))
-    text = re.sub(rf"\b({names})=\(([^()]*)\)",
-                  lambda m: f"{option(m[1])} {','.join(t.strip().strip(chr(39)) for t in m[2].split(',') if t.strip())}",
-                  text)
-    text = re.sub(rf"\b({names})='([^']*)'", lambda m: f"{option(m[1])} {m[2]}", text)
-    text = re.sub(rf"\b({names})=([^\s,;)]+)", lambda m: f"{option(m[1])} {m[2]}", text)
-    return re.sub(rf"'({names})'", lambda m: option(m[1]), text)
+    return cli_spelling(text, options)
 
 
 def _split_bench(argv):
@@ -868,11 +908,10 @@ def _one_line(exc):
     return text if text and plain else f"{type(exc).__name__}: {text}"
 
 
-def _show_warning(command, message, category, filename, lineno, file=None, line=None):
-    """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line."""
-    from ._cli_words import cli_spelling
-
-    text = cli_spelling(" ".join(str(message).split()))
+def _show_warning(command, message, category, filename, lineno, file=None, line=None, options=None):
+    """``warnings.showwarning`` of the commands: ``minicnn COMMAND: warning: Category: message`` on one line,
+    parameters named as the options typed (``options``: :func:`minicnn._cli_words.typed_options`)."""
+    text = _cli_spelling(" ".join(str(message).split()), options)
     print(f"minicnn {command}: warning: {category.__name__}: {text}", file=sys.stderr if file is None else file)
 
 
@@ -898,7 +937,7 @@ def main(argv=None):
             commands = parser._subparsers._group_actions[0].choices
             (commands.get(args.command) or parser).error(f"unrecognized arguments: {' '.join(extra)}")
         if args.command == "fit":
-            _check_fit_options(args, commands_parser(parser, "fit"))
+            _check_fit_options(args, commands_parser(parser, "fit"), argv)
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 2
     if bench_args is not None:
@@ -908,15 +947,21 @@ def main(argv=None):
         print(f"minicnn: error: choose a command: {', '.join(COMMANDS)} (see 'minicnn --help')", file=sys.stderr)
         return 2
     args.argv = argv
+    from ._cli_words import typed_options
+
+    options = typed_options(commands_parser(parser, args.command), argv)   # errors name the options as typed
     try:
         with warnings.catch_warnings():
             if not args.debug:   # one line per warning, like the errors (the Python form with --debug)
-                warnings.showwarning = functools.partial(_show_warning, args.command)
+                warnings.showwarning = functools.partial(_show_warning, args.command, options=options)
             return args.func(args)
     except Exception as exc:   # anything, out of memory included: one line (the traceback with --debug)
         if args.debug:
             raise
-        print(f"minicnn {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        from ._cli_words import name_the_option
+
+        text = name_the_option(_cli_spelling(_one_line(exc), options), exc, argv, options)
+        print(f"minicnn {args.command}: error: {text}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         if args.debug:

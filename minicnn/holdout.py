@@ -141,3 +141,47 @@ def check_holdout(y, fraction, *, parameter, count_of=ceil_count, stratify=None,
     ask = f"Pass {remedies[0]}" + "".join(f", or {r}" for r in remedies[1:])
     raise ValueError(f"{where} and keeps {n - held}; the split is stratified by class, so both parts need at "
                      f"least {k} {unit}, one of each class. {ask}{other}")
+
+
+#: Validation samples a regressor's early stopping needs: R^2 is undefined on fewer than 2.
+R2_MIN_SAMPLES = 2
+
+
+def check_score_holdout(n, fraction, *, parameter, minimum=None, count_of=round_count, unit="samples",
+                        other="", context="", score="R^2"):
+    """Refuse an unstratified hold-out of ``n`` samples that leaves fewer than ``minimum`` to score or none to fit.
+
+    The remedies come from the same rule (``count_of`` and ``minimum``): the
+    fewest samples that are enough at ``fraction``, and the fractions that work
+    for ``n`` samples (none when ``n`` is too small for any).
+
+    Raises
+    ------
+    ValueError
+        Naming ``{parameter} {fraction}``, the held-out and kept counts, and
+        what would be enough.
+
+    Examples
+    --------
+    >>> check_score_holdout(3, 0.1, parameter="validation_fraction")
+    Traceback (most recent call last):
+    ...
+    ValueError: validation_fraction=0.1 holds out 1 of 3 samples and keeps 2; the validation score (R^2) needs at least 2 held out and 1 kept. Pass at least 15 samples, or validation_fraction=0.5 to 0.8
+    """
+    minimum = R2_MIN_SAMPLES if minimum is None else minimum
+    held = count_of(fraction, n)
+    works = (lambda v, m: minimum <= count_of(v, m) <= m - 1)
+    if works(fraction, n):
+        return
+    enough = next((m for m in range(minimum + 1, 10_000_000) if works(fraction, m)), None)
+    remedies = [f"at least {enough} {unit}"] if enough else []
+    found = _fractions(lambda v: works(v, n))
+    if found is not None:
+        low, high = found
+        remedies.append(_set(parameter, f"{low}" if low == high else f"{low} to {high}"))
+    elif not remedies:
+        remedies.append(f"more {unit} (no fraction of {n} holds out {minimum} and keeps 1)")
+    remedies = remedies or [f"more {unit}"]
+    ask = f"Pass {remedies[0]}" + "".join(f", or {r}" for r in remedies[1:])
+    raise ValueError(f"{context}{_set(parameter, fraction)} holds out {held} of {n} {unit} and keeps {n - held}; "
+                     f"the validation score ({score}) needs at least {minimum} held out and 1 kept. {ask}{other}")

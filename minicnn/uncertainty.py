@@ -149,11 +149,37 @@ def mc_report(model, X, y, mc_samples=30):
 _COLUMNS = ("log_loss", "brier", "ece", "accuracy", "auroc_confidence", "auroc_std")
 
 
+#: The verdict's rule, one table: the proper scoring rules of the probabilities it weighs (key, name as said),
+#: and the relative change beyond which one counts as better or worse.
+VERDICT_METRICS = (("log_loss", "log loss"), ("brier", "Brier score"))
+VERDICT_TOLERANCE = 0.01
+
+
+def _changes(report):
+    """``{key: -1 | 0 | 1}`` per verdict metric: lower (better), within the tolerance, higher (worse)."""
+    plain, mc = report["deterministic"], report["mc"]
+    signs = {}
+    for key, _ in VERDICT_METRICS:
+        change = (mc[key] - plain[key]) / max(abs(plain[key]), 1e-12)
+        signs[key] = -1 if change < -VERDICT_TOLERANCE else 1 if change > VERDICT_TOLERANCE else 0
+    return signs
+
+
+def verdict_rule():
+    """The verdict's rule in words, from :data:`VERDICT_METRICS` and :data:`VERDICT_TOLERANCE`."""
+    names = " and ".join(name for _, name in VERDICT_METRICS)
+    return (f"the probabilities count as better when one of {names} falls by more than "
+            f"{VERDICT_TOLERANCE:.0%} (relative) and none rises by more, worse in the opposite case, mixed when "
+            f"one falls and another rises, and no better or worse otherwise")
+
+
 def verdict(report):
     """One plain sentence saying whether Monte-Carlo dropout helped on the held-out data of ``report``.
 
-    The probabilities count as better or worse when the log loss changed by more than 1% (relative); the spread
-    is compared with the plain confidence by their AUROCs of separating wrong from right predictions.
+    The probabilities are judged by every metric of :data:`VERDICT_METRICS` (:func:`verdict_rule`): better when
+    one improves by more than :data:`VERDICT_TOLERANCE` (relative) and none worsens by more, worse in the
+    opposite case, mixed when they disagree. The spread is compared with the plain confidence by their AUROCs of
+    separating wrong from right predictions.
 
     Examples
     --------
@@ -161,13 +187,21 @@ def verdict(report):
     >>> print(verdict({"deterministic": row, "mc": dict(row, log_loss=0.18, auroc_std=0.92), "n_samples": 2000,
     ...                "mc_samples": 30}))  # doctest: +NORMALIZE_WHITESPACE
     Verdict: on these 2000 held-out samples Monte-Carlo dropout made the probabilities worse (log loss 0.1400 ->
-    0.1800), and its spread told wrong predictions from right ones less well than the plain confidence (AUROC
-    0.920 vs 0.960): predict without --mc-samples (for calibrated probabilities see docs/UNCERTAINTY.md).
+    0.1800, Brier score 0.0500 -> 0.0500), and its spread told wrong predictions from right ones less well than
+    the plain confidence (AUROC 0.920 vs 0.960): predict without --mc-samples (for calibrated probabilities see
+    docs/UNCERTAINTY.md).
     """
     plain, mc = report["deterministic"], report["mc"]
-    change = (mc["log_loss"] - plain["log_loss"]) / max(plain["log_loss"], 1e-12)
-    better = "better" if change < -0.01 else "worse" if change > 0.01 else "about as good"
-    loss = f"(log loss {plain['log_loss']:.4f} -> {mc['log_loss']:.4f})"
+    signs = _changes(report)
+    if 1 in signs.values() and -1 in signs.values():
+        names = {key: name for key, name in VERDICT_METRICS}
+        better = "mixed"
+        said = (f"mixed ({', '.join(names[k] for k, v in signs.items() if v < 0)} better, "
+                f"{', '.join(names[k] for k, v in signs.items() if v > 0)} worse)")
+    else:
+        better = "better" if -1 in signs.values() else "worse" if 1 in signs.values() else "about as good"
+        said = "no better or worse" if better == "about as good" else better
+    loss = "(" + ", ".join(f"{name} {plain[key]:.4f} -> {mc[key]:.4f}" for key, name in VERDICT_METRICS) + ")"
     spread, confidence = mc.get("auroc_std"), plain.get("auroc_confidence")
     if spread is None or confidence is None or spread != spread or confidence != confidence:
         flags, spread_helps = "its spread could not be scored (every prediction right, or every one wrong)", False
@@ -182,7 +216,7 @@ def verdict(report):
     else:
         advice = "predict without --mc-samples (for calibrated probabilities see docs/UNCERTAINTY.md)"
     return (f"Verdict: on these {report['n_samples']} held-out samples Monte-Carlo dropout made the probabilities "
-            f"{'no better or worse' if better == 'about as good' else better} {loss}, and {flags}: {advice}.")
+            f"{said} {loss}, and {flags}: {advice}.")
 
 
 def format_report(report):
@@ -198,9 +232,9 @@ def format_report(report):
     deterministic     0.1000  0.0500  0.0100    0.9700            0.9000          -
     mc (30 passes)    0.1000  0.0500  0.0100    0.9700            0.9000     0.8800
     Verdict: on these 100 held-out samples Monte-Carlo dropout made the probabilities no better or worse (log
-    loss 0.1000 -> 0.1000), and its spread told wrong predictions from right ones less well than the plain
-    confidence (AUROC 0.880 vs 0.900): predict without --mc-samples (for calibrated probabilities see
-    docs/UNCERTAINTY.md).
+    loss 0.1000 -> 0.1000, Brier score 0.0500 -> 0.0500), and its spread told wrong predictions from right ones
+    less well than the plain confidence (AUROC 0.880 vs 0.900): predict without --mc-samples (for calibrated
+    probabilities see docs/UNCERTAINTY.md).
     """
     head = f"{'predictions':<14}  " + "  ".join(f"{c:>{max(len(c), 6)}}" for c in _COLUMNS)
     lines = [f"held-out samples: {report['n_samples']}, Monte-Carlo passes: {report['mc_samples']}", head]

@@ -459,9 +459,11 @@ def test_bench_delegates_to_the_bench_module(monkeypatch):
     def refuse(argv):
         raise SystemExit("minicnn bench: unknown models ['x']")
 
-    monkeypatch.setattr(bench, "main", refuse)
-    code, _, err = run_cli("bench", "--models", "x")
+    monkeypatch.setattr(bench, "main", refuse)   # the runner's own refusal, as one line
+    code, _, err = run_cli("bench", "--quick")
     assert code == 1 and err.strip() == "minicnn bench: error: unknown models ['x']"
+    code, _, err = run_cli("bench", "--models", "x")   # refused before the runner starts, naming the option
+    assert code == 2 and "argument --models:" in err and "'x'" in err, err
 
 
 @pytest.mark.parametrize("launcher", ["module", "script"])

@@ -106,7 +106,7 @@ def test_fit_command_on_folders_then_predict(photos, tmp_path, capsys):
     (["--data", "folder:"], "folder:PATH needs a folder"),
     (["--data", "folder:/no/such/dir"], "is not a folder"),
     (["--data", "folder:PHOTOS", "--image-size", "0,3"], "--image-size: expected HEIGHT,WIDTH"),
-    (["--data", "folder:PHOTOS", "--crop-to-aspect-ratio"], "crop_to_aspect_ratio=True needs an image_size"),
+    (["--data", "folder:PHOTOS", "--crop-to-aspect-ratio"], "--crop-to-aspect-ratio needs an --image-size"),
     (["--data", "folder:PHOTOS"], "different sizes"),   # mixed sizes without --image-size
 ])
 def test_fit_command_bad_image_options_are_one_line(photos, tmp_path, capsys, args, message):

@@ -158,3 +158,50 @@ def test_cli_predict_mc_samples_and_mc_report(fitted, tmp_path):
     assert code == 0, err
     report = mc_report(clf, X, y, mc_samples=5)
     assert out.strip() == format_report(report)
+
+
+# ------------------------------------------------------------------ the verdict's rule is one table
+def _verdict_report(changes):
+    """A report whose MC metrics change by ``changes`` (relative, per verdict metric) from the plain ones."""
+    from minicnn.uncertainty import VERDICT_METRICS
+
+    plain = dict(log_loss=0.2, brier=0.1, ece=0.02, accuracy=0.9, auroc_confidence=0.9)
+    mc = dict(plain, auroc_std=0.8)
+    for (key, _), change in zip(VERDICT_METRICS, changes):
+        mc[key] = plain[key] * (1 + change)
+    return {"deterministic": plain, "mc": mc, "n_samples": 100, "mc_samples": 30}
+
+
+@pytest.mark.parametrize("metric", [0, 1])
+@pytest.mark.parametrize("direction", [-1, 1])
+def test_every_verdict_metric_decides_and_is_named(metric, direction):
+    """Each metric of VERDICT_METRICS alone beyond VERDICT_TOLERANCE turns the verdict; each is named."""
+    from minicnn.uncertainty import VERDICT_METRICS, VERDICT_TOLERANCE, verdict
+
+    changes = [0.0] * len(VERDICT_METRICS)
+    changes[metric] = direction * 2 * VERDICT_TOLERANCE
+    text = verdict(_verdict_report(changes))
+    assert f"made the probabilities {'better' if direction < 0 else 'worse'} (" in text, text
+    assert all(f"{name} " in text for _, name in VERDICT_METRICS), text
+    changes[metric] = direction * VERDICT_TOLERANCE / 2   # within the tolerance: no change
+    assert "no better or worse" in verdict(_verdict_report(changes))
+
+
+def test_metrics_that_disagree_give_a_mixed_verdict_that_does_not_advise_mc():
+    from minicnn.uncertainty import VERDICT_METRICS, VERDICT_TOLERANCE, verdict
+
+    changes = [-2 * VERDICT_TOLERANCE] + [2 * VERDICT_TOLERANCE] * (len(VERDICT_METRICS) - 1)
+    text = verdict(_verdict_report(changes))
+    assert "made the probabilities mixed (log loss better, Brier score worse)" in text, text
+    assert "predict with --mc-samples" not in text
+
+
+def test_the_rule_in_the_help_follows_the_constants(monkeypatch):
+    import minicnn.uncertainty as uncertainty
+    from minicnn.cli import build_parser, commands_parser
+
+    monkeypatch.setattr(uncertainty, "VERDICT_TOLERANCE", 0.05)
+    text = " ".join(commands_parser(build_parser(), "mc-report").format_help().split())
+    assert "by more than 5% (relative)" in text and " ".join(uncertainty.verdict_rule().split()) in text
+    # and the verdict follows the changed tolerance: a 3% rise is now no change
+    assert "no better or worse" in uncertainty.verdict(_verdict_report([0.03, 0.0]))

@@ -119,13 +119,16 @@ def test_from_csv_refuses_the_options_that_train(tmp_path, option):
 @pytest.mark.parametrize("name, what", [
     ("npy", ".npy format"), ("text", "not a readable .npz"), ("truncated", "not a readable .npz"),
     ("dir", "directory"), ("missing", "no such file"), ("empty", "0 samples"), ("mismatch", "250 labels"),
-    ("small", "too few"), ("floatlab", "non-integer labels such as 1.5"), ("onehot", "one-hot"),
+    ("small", "samples per class"), ("floatlab", "non-integer labels such as 1.5"), ("onehot", "one-hot"),
     ("Xscalar", "X has shape ()"), ("yscalar", "y is a scalar"), ("object", "Object arrays"), ("nan", "NaN"),
     ("inf", "infinity"), ("oneclass", "at least 2 classes"), ("onlyX", "expected arrays ['X', 'y']"),
-    ("single", "class 9 has 1 sample(s); the study needs at least 3 samples per class"),
+    ("single", "class 9 has 1 sample(s); the study needs at least {need} samples per class"),
 ])
 def test_a_bad_data_file_is_refused_before_training(files, tmp_path, name, what):
+    from minicnn.tools.study.data import min_per_class
+
     path = files / f"{name}.npz"
+    what = what.format(need=min_per_class(0.2, len(np.unique(np.load(path)["y"]))) if name == "single" else 0)
     code, _, err, out = study(files, tmp_path, "--data", path)
     line = one_error_line(err, code, 1)
     assert f"--data {path}" in line and what in line

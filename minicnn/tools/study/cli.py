@@ -112,6 +112,13 @@ def _seeds(text):
     return tuple(values)
 
 
+def _pool_rule():
+    """The per-class need of the study's validation split for 2 and 10 classes, from its rule (help text)."""
+    from .data import pool_per_class
+
+    return f"{pool_per_class(2)} per class for 2 classes, {pool_per_class(10)} for 10"
+
+
 def _sizes(text):
     sizes = []
     for part in (p.strip() for p in text.split(",")):
@@ -166,7 +173,9 @@ def add_arguments(parser, param_option=None):
                         help="your model's layer tokens (required for your data), e.g. conv16,maxpool,dense64")
     parser.add_argument("--padding", choices=("same", "valid"), default="same", help="padding of --layers")
     parser.add_argument("--sizes", type=_sizes, default=None,
-                        help="training-set sizes incl. the validation split, e.g. 1000,10000,full (each at least 5 images per class, below the pool's size)")
+                        help=f"training-set sizes incl. the validation split, e.g. 1000,10000,full (each at least {MIN_SIZE}, "
+                             f"below the pool's size, and holding enough of every class for the stratified "
+                             f"validation split that stops training: {_pool_rule()})")
     parser.add_argument("--seeds", type=_seeds, default=None, help="number of seeds (default 10) or a list 0,1,2")
     parser.add_argument("--rates", type=_rates, default=None, help="candidate dropout rates, e.g. 0.1,0.25,0.5")
     parser.add_argument("--schedule", type=_schedule, default="cosine",

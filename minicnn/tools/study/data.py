@@ -209,40 +209,58 @@ def _load_split(data, test_size, stamp):
                      f"Received: data={data!r}")
 
 
-def min_per_class(test_size):
-    """The fewest samples of a class the study's splits take: a stratified ``test_size`` hold-out must leave at
-    least 2 in the training pool (the stratified validation split of early stopping needs 2 of every class)."""
+def pool_per_class(n_classes):
+    """Samples per class the training pool needs for the estimator's stratified validation split (the rule of
+    :func:`minicnn.holdout.check_holdout` with the study's ``VALIDATION_FRACTION`` and the estimator's rounding)."""
+    from minicnn.holdout import _enough_per_class, round_count
+
+    from .grid import VALIDATION_FRACTION
+
+    return _enough_per_class(n_classes, VALIDATION_FRACTION, round_count) or 2
+
+
+def min_per_class(test_size, n_classes=2):
+    """The fewest samples of a class the study's splits take: a stratified ``test_size`` hold-out must leave
+    :func:`pool_per_class` in the training pool (the stratified validation split of early stopping)."""
+    pool = pool_per_class(n_classes)
     c = 2
-    while c - math.ceil(test_size * c) < 2 or math.ceil(test_size * c) < 1:
+    while c - math.ceil(test_size * c) < pool or math.ceil(test_size * c) < 1:
         c += 1
     return c
 
 
 def check_class_counts(data, y, test_size):
     """Refuse a class with too few samples for the stratified splits (naming ``--data``, the file and the class)."""
+    from .grid import VALIDATION_FRACTION
+
     classes, counts = np.unique(y, return_counts=True)
-    need = min_per_class(test_size)
+    need = min_per_class(test_size, len(classes))
     if counts.min() < need:
         rare = classes[np.argmin(counts)]
         raise ValueError(f"--data {data}: class {rare.item()!r} has {counts.min()} sample(s); the study needs at least "
-                         f"{need} samples per class (a stratified {test_size:.0%} test hold-out, then 2 per class "
-                         f"left for the stratified validation split that stops training)")
+                         f"{need} samples per class (a stratified {test_size:.0%} test hold-out, then "
+                         f"{pool_per_class(len(classes))} per class left for the stratified validation split of "
+                         f"{VALIDATION_FRACTION:.0%} that stops training)")
 
 
 def check_subsets(data, y_pool, sizes, seeds):
-    """Every run's training subset holds 2 samples of each class (the estimator's stratified validation split)."""
-    classes = np.unique(y_pool)
+    """Every run's training subset passes the estimator's stratified validation split (its rule, its words)."""
+    from minicnn.holdout import check_holdout, round_count
+
+    from .grid import VALIDATION_FRACTION
+
     for size in sizes:
         if size == "full":
             continue
         for seed in seeds:
-            counts = np.bincount(np.searchsorted(classes, y_pool[training_subset(y_pool, size, seed)]),
-                                 minlength=len(classes))
-            if counts.min() < 2:
-                rare = classes[np.argmin(counts)]
+            try:
+                check_holdout(y_pool[training_subset(y_pool, size, seed)], VALIDATION_FRACTION,
+                              parameter="the validation fraction", count_of=round_count, stratify=True,
+                              settable=False)
+            except ValueError as exc:
                 raise ValueError(f"--sizes: {size} is too small for --data {data}: with seed {seed} its training "
-                                 f"subset holds {counts.min()} sample(s) of class {rare.item()!r}, and the stratified "
-                                 f"validation split needs 2 of every class; choose larger sizes")
+                                 f"subset fails the stratified validation split that stops training ({exc}); choose "
+                                 f"larger sizes") from None
 
 
 def check_architecture(data, layers, padding, input_shape, n_classes):
