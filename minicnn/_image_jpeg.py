@@ -78,7 +78,7 @@ def header(data):
 def draft_scale(width, height, request):
     """The libjpeg scale denominator (1, 2, 4, 8) of Pillow's ``JpegImageFile.draft(mode, request)``."""
     scale = min(width // request[0], height // request[1])
-    return next(s for s in (8, 4, 2, 1) if scale >= s)
+    return next((s for s in (8, 4, 2) if scale >= s), 1)   # a request larger than the image: full size
 
 
 def read_plain(path, Image, max_pixels, request=None):

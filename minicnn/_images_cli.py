@@ -10,7 +10,7 @@ from . import images, preprocessing
 
 #: Extensions recognised as images when Pillow is missing (reading them then says how to install it).
 _COMMON_EXTENSIONS = frozenset((".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"))
-_OPTIONS = ("image_size", "color", "crop_to_aspect_ratio", "pad_to_aspect_ratio")
+_OPTIONS = ("image_size", "color", "crop_to_aspect_ratio", "pad_to_aspect_ratio", "interpolation", "reducing_gap")
 
 
 def _image_size(text):
@@ -28,6 +28,16 @@ def _image_size(text):
     return size
 
 
+def _reducing_gap(text):
+    """``--reducing-gap G``: a finite number >= 1.0 (checked by the library's own rule)."""
+    try:
+        gap = float(text)
+        preprocessing.check_options((1, 1), "auto", False, False, "bilinear", reducing_gap=gap)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 1.0 ({exc}); received {text!r}") from None
+    return gap
+
+
 def add_cli_options(group):
     """``fit``'s options for ``folder:`` data."""
     group.add_argument("--image-size", type=_image_size, default=None, metavar="H,W",
@@ -39,17 +49,25 @@ def add_cli_options(group):
                        help="with --image-size, centre-crop to its aspect ratio before resizing")
     group.add_argument("--pad-to-aspect-ratio", action="store_true",
                        help="with --image-size, pad with black to its aspect ratio before resizing")
+    group.add_argument("--interpolation", choices=preprocessing.INTERPOLATIONS, default="bilinear",
+                       help="with --image-size, the resize filter (Pillow's; default: bilinear)")
+    group.add_argument("--reducing-gap", type=_reducing_gap, default=None, metavar="G",
+                       help="with --image-size, read as Pillow's Image.thumbnail: JPEGs decoded scaled down by "
+                            "libjpeg, then a two-step resize (a number >= 1.0; faster, other pixels; default: off, "
+                            "the full decode)")
 
 
 def cli_reading(args):
     """The reading options of parsed ``fit`` arguments; refused when no data is a folder."""
     reading = {name: getattr(args, name) for name in _OPTIONS}
-    given = [name for name in _OPTIONS if reading[name] not in (None, "auto", False)]
+    given = [name for name in _OPTIONS if reading[name] not in (None, "auto", False, "bilinear")]
     folders = [s for s in (args.data, args.test_data) if s is not None and s.startswith("folder:")]
     if given and not folders:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"{flags}: only for folder:PATH data (--data or --test-data); received --data {args.data}")
-    preprocessing.check_options(*(reading[name] for name in _OPTIONS), "bilinear")
+    preprocessing.check_options(reading["image_size"], reading["color"], reading["crop_to_aspect_ratio"],
+                                reading["pad_to_aspect_ratio"], reading["interpolation"],
+                                reducing_gap=reading["reducing_gap"])
     check_test_split(args.data, args.test_size, args.test_data)
     return reading
 
@@ -107,14 +125,15 @@ def read_labeled_folder(path, option, reading):
 
 
 def model_reading(model):
-    """The reading options that give a saved model's ``folder:`` data its own preprocessing (size, colour, crop or
-    pad), as ``minicnn predict`` reads files for it: evaluate and mc-report score a folder as the fit read it."""
+    """The reading options that give a saved model's ``folder:`` data its own preprocessing (every option of its
+    record: size, colour, crop or pad, interpolation, reducing_gap), as ``minicnn predict`` reads files for it:
+    evaluate and mc-report score a folder as the fit read it."""
     if getattr(model, "preprocessing_", None) is None and model.input_shape_[2] not in (1, 3):
         return {}   # no image files fit it: its data are arrays, read without these options
     record = preprocessing.for_model(model)   # without a record: the images as they are, in its channel count
-    return {"image_size": None if record["image_size"] is None else tuple(record["image_size"]),
-            "color": record["color"], "crop_to_aspect_ratio": record["crop_to_aspect_ratio"],
-            "pad_to_aspect_ratio": record["pad_to_aspect_ratio"]}
+    options = preprocessing.reading(record)   # every reading option the record holds (interpolation, reducing_gap)
+    options["image_size"] = None if options["image_size"] is None else tuple(options["image_size"])
+    return options
 
 
 def reading_like(X_train, reading):

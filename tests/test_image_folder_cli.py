@@ -101,7 +101,39 @@ def test_fit_command_on_folders_then_predict(photos, tmp_path, capsys):
     assert rows_of(out)[1] == [str(shoe), clf.predict(X[24:25])[0]]
 
 
+@pytest.mark.parametrize("options, record", [
+    (["--interpolation", "bicubic"], {"interpolation": "bicubic"}),
+    (["--reducing-gap", "1.5"], {"reducing_gap": 1.5}),
+    (["--crop-to-aspect-ratio", "--interpolation", "lanczos", "--reducing-gap", "1"],
+     {"crop_to_aspect_ratio": True, "interpolation": "lanczos", "reducing_gap": 1.0}),
+])
+def test_every_reading_option_of_fit_is_recorded_and_read_alike_by_evaluate_and_predict(photos, tmp_path, capsys,
+                                                                                         options, record):
+    """Every reading option the command takes reaches the record, and evaluate and predict read the files with it."""
+    model = tmp_path / "m.npz"
+    code, out, err = run_cli("fit", "--data", f"folder:{photos}", "--test-size", "0.25", "--image-size", "6,6",
+                             "--color", "rgb", *options, "--layers", "conv4,maxpool", "--epochs", 1, "--quiet",
+                             "--out", model, capsys=capsys)
+    assert code == 0, err
+    clf = load(model)
+    assert {k: clf.preprocessing_.get(k) for k in record} == record
+    reading = {k: v for k, v in record.items()}
+    X, y, classes = load_image_folder(photos, image_size=(6, 6), color="rgb", **reading)
+    files = sorted(str(p) for p in photos.rglob("*.*"))
+    code, out, err = run_cli("predict", "--model", model, photos, "--proba", capsys=capsys)
+    assert code == 0, err
+    np.testing.assert_allclose([[float(v) for v in r[2:]] for r in rows_of(out)[1:]], clf.predict_proba(X),
+                               rtol=1e-5, atol=1e-6)
+    assert [r[0] for r in rows_of(out)[1:]] == files
+    code, out, err = run_cli("evaluate", "--model", model, "--test-data", f"folder:{photos}", capsys=capsys)
+    assert code == 0, err
+    assert f"{clf.score(X, np.array(classes)[y]):.4f}" in out
+
+
 @pytest.mark.parametrize("args, message", [
+    (["--data", "folder:PHOTOS", "--image-size", "8,8", "--reducing-gap", "0.5"], "--reducing-gap"),
+    (["--data", "folder:PHOTOS", "--reducing-gap", "2"], "--reducing-gap needs an --image-size"),
+    (["--data", "digits", "--interpolation", "bicubic"], "--interpolation: only for folder:PATH data"),
     (["--data", "digits", "--image-size", "8,8"], "--image-size: only for folder:PATH data"),
     (["--data", "folder:"], "folder:PATH needs a folder"),
     (["--data", "folder:/no/such/dir"], "is not a folder"),

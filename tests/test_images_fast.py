@@ -55,7 +55,8 @@ READINGS = [dict(image_size=None), dict(image_size=(16, 16)), dict(image_size=(9
             dict(image_size=(16, 16), reducing_gap=1.0), dict(image_size=(9, 13), reducing_gap=1.0),
             dict(image_size=(5, 5), reducing_gap=1.0), dict(image_size=(8, 8), reducing_gap=2.0),
             dict(image_size=(10, 10), crop_to_aspect_ratio=True, reducing_gap=1.5),
-            dict(image_size=(6, 12), pad_to_aspect_ratio=True, reducing_gap=1.0)]
+            dict(image_size=(6, 12), pad_to_aspect_ratio=True, reducing_gap=1.0),
+            dict(image_size=(30, 30), reducing_gap=2.0), dict(image_size=(64, 80), reducing_gap=1.0)]   # larger than 1/2
 
 
 def _exif(orientation):

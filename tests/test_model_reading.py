@@ -1,0 +1,52 @@
+"""evaluate and mc-report read a saved model's ``folder:`` data with every option of its preprocessing record.
+
+A record option left out of the reading (an interpolation, a ``reducing_gap``)
+scores the model on images read otherwise than at fit and at predict: the
+kind is "an option of the record that one face forgets", so every option of
+the record is swept, each with a value other than its default.
+"""
+
+import inspect
+
+import pytest
+
+from minicnn import images, preprocessing
+from minicnn._images_cli import model_reading
+
+NON_DEFAULT = {"image_size": [12, 10], "color": "rgb", "crop_to_aspect_ratio": True, "pad_to_aspect_ratio": False,
+               "interpolation": "bicubic", "scale": "unit", "reducing_gap": 2.0}
+
+
+class _Model:
+    def __init__(self, record):
+        self.preprocessing_ = record
+        self.input_shape_ = (12, 10, 3)
+
+
+def _record(**changes):
+    record = {k: NON_DEFAULT[k] for k in preprocessing.KEYS}
+    record.update(changes)
+    return record
+
+
+def test_every_record_key_has_a_value_in_this_test():
+    assert set(NON_DEFAULT) == set(preprocessing.KEYS) | set(preprocessing.OPTIONAL)
+
+
+@pytest.mark.parametrize("option", sorted(set(preprocessing.KEYS) - {"scale"} | set(preprocessing.OPTIONAL)))
+def test_every_reading_option_of_the_record_reaches_the_folder_reader(option):
+    record = _record(**{k: NON_DEFAULT[k] for k in preprocessing.OPTIONAL})
+    if option in ("crop_to_aspect_ratio", "pad_to_aspect_ratio"):
+        record.update(crop_to_aspect_ratio=option == "crop_to_aspect_ratio",
+                      pad_to_aspect_ratio=option == "pad_to_aspect_ratio")
+    assert preprocessing.problem(record, (12, 10, 3)) is None
+    reading = model_reading(_Model(record))
+    expected = record[option] if option != "image_size" else tuple(record[option])
+    assert reading[option] == expected
+    assert reading == dict(preprocessing.reading(record), image_size=(12, 10))   # what predict reads files with
+    assert set(reading) <= set(inspect.signature(images.load_image_folder).parameters)
+
+
+def test_an_older_record_without_optional_keys_reads_with_their_defaults():
+    reading = model_reading(_Model(_record()))
+    assert all(reading[k] == default for k, default in preprocessing.OPTIONAL.items())
