@@ -50,3 +50,14 @@ def test_every_reading_option_of_the_record_reaches_the_folder_reader(option):
 def test_an_older_record_without_optional_keys_reads_with_their_defaults():
     reading = model_reading(_Model(_record()))
     assert all(reading[k] == default for k, default in preprocessing.OPTIONAL.items())
+
+
+def test_every_reading_option_of_the_record_is_an_option_of_fit():
+    import argparse
+
+    from minicnn._images_cli import _OPTIONS, add_cli_options
+
+    assert set(_OPTIONS) == set(preprocessing.KEYS) - {"scale"} | set(preprocessing.OPTIONAL)
+    parser = argparse.ArgumentParser()
+    add_cli_options(parser)
+    assert {a.dest for a in parser._actions} - {"help"} == set(_OPTIONS)
