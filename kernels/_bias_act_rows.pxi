@@ -28,7 +28,7 @@ cdef inline void _bias_act_rows(floating *y, const floating *b, Py_ssize_t M, Py
         if act == ACT_RELU:
             for c in range(C):
                 z = row[c] + b[c]
-                row[c] = z if z > 0 else 0
+                row[c] = 0 if z < 0 else z   # a NaN stays NaN (as np.maximum): max(0, z)
         elif act == ACT_LEAKY_RELU:
             for c in range(C):
                 z = row[c] + b[c]

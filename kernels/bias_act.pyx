@@ -61,7 +61,7 @@ def bias_act_forward(floating[:, ::1] y, const floating[:, ::1] x, const floatin
         for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 z = x[m, c] + b[c]
-                y[m, c] = z if z > 0 else 0
+                y[m, c] = 0 if z < 0 else z   # a NaN stays NaN (as np.maximum)
     elif act == LEAKY_RELU:
         for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):

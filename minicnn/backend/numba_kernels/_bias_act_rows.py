@@ -25,7 +25,7 @@ def _bias_act_row(y, m, b, act, alpha):
     if act == RELU:
         for c in range(C):
             z = y[m, c] + b[c]
-            y[m, c] = z if z > zero else zero
+            y[m, c] = zero if z < zero else z   # a NaN stays NaN (as np.maximum)
     elif act == LEAKY_RELU:
         for c in range(C):
             z = y[m, c] + b[c]
