@@ -43,6 +43,15 @@ DIRECT_POOL_MAX_K = 27
 #: 2.2 / 0.46 at 128 px batch 1, 54 / 16 at batch 8 (im2col + BLAS + pool in between: 0.04-24 ms); on 2
 #: channels 16.6 / 9.1 ms (28 px, batch 64) and 27 / 6.4 (64 px, batch 16).
 WINOGRAD_POOL_MIN_CHANNELS = 2
+_DIRECT = "conv2d_direct_bias_act_forward"
+#: Largest inner size ``K = KH*KW*C`` of a conv whose inference forward (no max-pool after it) runs as the
+#: direct kernel: taps read from the input rows, the epilogue in registers, no im2col columns (the RGB stems of
+#: the zoo nets). Measured (``benchmarks/bench_conv_routes.py --stems``, 1 thread, Cython ``avx2``, minimum of
+#: 15, loaded machine): direct / im2col 1.25 / 1.73 ms for 64 x 32x32x3 -> 16 (K = 27), 0.31 / 0.40 at stride 2,
+#: 1.04 / 1.58 for 2 channels (K = 18), 1.49 / 1.72 for 4 (K = 36) but 1.08 / 0.90 for 5x5 on 3 (K = 75) and
+#: level on one channel (0.89 / 0.81, K = 9: im2col's one-channel copy is fast), hence from 2 channels up.
+DIRECT_MAX_K = 36
+DIRECT_MIN_CHANNELS = 2
 _IDENTITY = CODES["identity"]
 
 
@@ -170,6 +179,8 @@ class Conv2D(_WindowConv):
                                      and self.pt <= 2 and self.pl <= 2)
         # a 1x1, stride-1, unpadded conv: its im2col columns are the input itself
         self._pointwise = (KH, KW, sh, sw, dh, dw, self.pt, self.pl) == (1, 1, 1, 1, 1, 1, 0, 0)
+        # a shallow conv (an RGB stem): the direct kernel at inference, chosen by the shape only
+        self._direct = C >= DIRECT_MIN_CHANNELS and KH * KW * C <= DIRECT_MAX_K and not self._winograd_forward
         return (Ho, Wo, self.filters)
 
     def _winograd_kernel(self, wanted):
@@ -189,6 +200,14 @@ class Conv2D(_WindowConv):
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
             # which nothing overwrites before this backward)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, x if training else None
+            return y
+        direct = getattr(self.kernels, _DIRECT, None) if getattr(self, "_direct", False) else None
+        if not training and direct is not None and x.dtype == y.dtype and x.flags.c_contiguous:
+            # inference of a shallow conv: each pixel's taps read from x, the epilogue in registers (same bits as
+            # the im2col route below: the same taps summed in the same order)
+            direct(y, x, self.params["w"], self.params.get("b", self._zero_bias), self.act, self.alpha,
+                   *self._geometry())
+            self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
             return y
         if not training and getattr(self, "_pointwise", False) and x.dtype == y.dtype and x.flags.c_contiguous:
             # inference of a pointwise conv: one dense product over every pixel of the batch, no im2col copy
