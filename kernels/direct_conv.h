@@ -6,9 +6,8 @@
  * dilations.
  *
  * Output rows oh0 <= oh < oh1 of one sample: y (oh1 - oh0, Wo, F) = f(conv(x, w) + b), no im2col columns.
- * Each output pixel reads its K taps straight from the input through a table of K offsets (a pixel whose
- * window lies inside the image), or from a small patch filled as im2col would (zeros for padded taps) when
- * a window crosses the border. Every output is summed over k in order, first term a[0] * w[0, f], no fused
+ * Each output pixel reads its K taps through one table of K offsets from a zero-bordered copy of the KH
+ * input rows its output row reads (a band of a few hundred values, refilled per output row). Every output is summed over k in order, first term a[0] * w[0, f], no fused
  * multiply-add: the same values, in the same order, as the im2col + shallow-product route
  * (small_gemm.h), so both give the same bits. With AVX the accumulators of 4 pixels x 16 (then 8)
  * channels stay in registers across k and the bias and the activation (identity, relu, leaky relu: the
@@ -19,6 +18,7 @@
 #define MINICNN_DIRECT_CONV_H
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
@@ -156,102 +156,76 @@ static inline ptrdiff_t _direct_conv_pixel1_f32(float *yp, const float *a, const
 }
 #endif
 
-/* One pixel's taps as im2col writes them (zeros where the window leaves the image). */
-#define DIRECT_CONV_PATCH(NAME, T)                                                                     \
-static inline void NAME(T *restrict patch, const T *restrict x, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, \
-                        ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t ih0, ptrdiff_t iw0, int dh, int dw)      \
-{                                                                                                      \
-    for (ptrdiff_t i = 0; i < KH; i++) {                                                               \
-        ptrdiff_t ih = ih0 + i * dh;                                                                   \
-        for (ptrdiff_t j = 0; j < KW; j++) {                                                           \
-            ptrdiff_t iw = iw0 + j * dw;                                                               \
-            int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;                                       \
-            for (ptrdiff_t c = 0; c < C; c++)                                                          \
-                *patch++ = inside ? x[(ih * W + iw) * C + c] : (T)0;                                   \
-        }                                                                                              \
-    }                                                                                                  \
-}
-
-DIRECT_CONV_PATCH(_direct_conv_patch_f32, float)
-DIRECT_CONV_PATCH(_direct_conv_patch_f64, double)
-
-/* Output rows [oh0, oh1) of one sample. Returns 0 when its scratch (offset tables, 4 patches) could not be
- * allocated (nothing written). */
-#define DIRECT_CONV_ROWS(NAME, T, PIXEL_SCALAR, PATCH, VECTOR)                                         \
+/* Output rows [oh0, oh1) of one sample. Per output row, the KH input rows its windows read are copied into a
+ * zero-bordered band (KH, Wb, C), Wb = (Wo - 1) * sw + (KW - 1) * dw + 1 columns from input column -pl: every
+ * tap is then read through one offset table, with no bounds test (padded taps read the band's zeros, as
+ * im2col's columns hold them). Returns 0 when the scratch (offset table, band) could not be allocated
+ * (nothing written). */
+#define DIRECT_CONV_ROWS(NAME, T, BLOCK4, PIXEL1)                                                      \
 static inline int NAME(T *restrict y, const T *restrict x, const T *restrict w, const T *restrict bias, \
                        int act, T alpha, ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH,          \
                        ptrdiff_t KW, ptrdiff_t F, ptrdiff_t Wo, int sh, int sw, int pt, int pl, int dh, \
                        int dw, ptrdiff_t oh0, ptrdiff_t oh1)                                           \
 {                                                                                                      \
-    ptrdiff_t K = KH * KW * C;                                                                         \
-    char *scratch = malloc(2 * K * sizeof(ptrdiff_t) + 4 * K * sizeof(T));                             \
+    ptrdiff_t K = KH * KW * C, Wb = (Wo - 1) * sw + (KW - 1) * dw + 1;                                 \
+    char *scratch = malloc(K * sizeof(ptrdiff_t) + KH * Wb * C * sizeof(T));                           \
     if (scratch == NULL) return 0;                                                                     \
-    ptrdiff_t *off = (ptrdiff_t *)scratch, *ident = off + K;                                           \
-    T *patch = (T *)(ident + K);                                                                       \
+    ptrdiff_t *off = (ptrdiff_t *)scratch;                                                             \
+    T *band = (T *)(off + K);                                                                          \
     for (ptrdiff_t i = 0, k = 0; i < KH; i++)                                                          \
         for (ptrdiff_t j = 0; j < KW; j++)                                                             \
-            for (ptrdiff_t c = 0; c < C; c++, k++) {                                                   \
-                off[k] = (i * dh * W + j * dw) * C + c;                                                \
-                ident[k] = k;                                                                          \
-            }                                                                                          \
+            for (ptrdiff_t c = 0; c < C; c++, k++)                                                     \
+                off[k] = (i * Wb + j * dw) * C + c;                                                    \
+    /* the band's columns q hold input columns iw = q - pl: [q0, q1) inside the image */               \
+    ptrdiff_t q0 = pl < 0 ? 0 : pl, q1 = W + pl < Wb ? W + pl : Wb;                                    \
+    if (q1 < q0) q1 = q0;                                                                              \
     for (ptrdiff_t oh = oh0; oh < oh1; oh++) {                                                         \
         T *yrow = y + (oh - oh0) * Wo * F;                                                             \
-        ptrdiff_t ih0 = oh * sh - pt;                                                                  \
-        int row_inside = ih0 >= 0 && ih0 + (KH - 1) * dh < H;                                          \
-        ptrdiff_t ow = 0;                                                                              \
-        for (; ow < Wo; ) {                                                                            \
-            ptrdiff_t n = Wo - ow < 4 ? Wo - ow : 4;                                                   \
-            const T *a[4];                                                                             \
-            const ptrdiff_t *tab = off;                                                                \
-            int inside = row_inside;                                                                   \
-            for (ptrdiff_t r = 0; r < n; r++) {                                                        \
-                ptrdiff_t iw0 = (ow + r) * sw - pl;                                                    \
-                inside = inside && iw0 >= 0 && iw0 + (KW - 1) * dw < W;                                \
+        for (ptrdiff_t i = 0; i < KH; i++) {                                                           \
+            ptrdiff_t ih = oh * sh - pt + i * dh;                                                      \
+            T *bi = band + i * Wb * C;                                                                 \
+            if (ih < 0 || ih >= H) {                                                                   \
+                for (ptrdiff_t e = 0; e < Wb * C; e++) bi[e] = 0;                                      \
+                continue;                                                                              \
             }                                                                                          \
-            if (inside) {                                                                              \
-                for (ptrdiff_t r = 0; r < n; r++)                                                      \
-                    a[r] = x + (ih0 * W + (ow + r) * sw - pl) * C;                                     \
-            } else {                                                                                   \
-                tab = ident;                                                                           \
-                for (ptrdiff_t r = 0; r < n; r++) {                                                    \
-                    PATCH(patch + r * K, x, H, W, C, KH, KW, ih0, (ow + r) * sw - pl, dh, dw);         \
-                    a[r] = patch + r * K;                                                              \
-                }                                                                                      \
-            }                                                                                          \
-            VECTOR                                                                                     \
-            ow += n;                                                                                   \
+            for (ptrdiff_t e = 0; e < q0 * C; e++) bi[e] = 0;                                          \
+            if (q1 > q0) memcpy(bi + q0 * C, x + (ih * W + q0 - pl) * C, (q1 - q0) * C * sizeof(T));   \
+            for (ptrdiff_t e = q1 * C; e < Wb * C; e++) bi[e] = 0;                                     \
         }                                                                                              \
+        ptrdiff_t ow = 0;                                                                              \
+        BLOCK4                                                                                         \
+        for (; ow < Wo; ow++)                                                                          \
+            PIXEL1                                                                                     \
     }                                                                                                  \
     free(scratch);                                                                                     \
     return 1;                                                                                          \
 }
 
-#define DIRECT_CONV_SCALAR_ONLY(PIXEL_SCALAR)                                                          \
-    for (ptrdiff_t r = 0; r < n; r++)                                                                  \
-        PIXEL_SCALAR(yrow + (ow + r) * F, a[r], tab, w, bias, act, alpha, K, F, 0);
-
-DIRECT_CONV_ROWS(direct_conv_rows_f64, double, _direct_conv_pixel_f64, _direct_conv_patch_f64,
-                 DIRECT_CONV_SCALAR_ONLY(_direct_conv_pixel_f64))
+DIRECT_CONV_ROWS(direct_conv_rows_f64, double, ,
+                 _direct_conv_pixel_f64(yrow + ow * F, band + ow * sw * C, off, w, bias, act, alpha, K, F, 0);)
 
 #ifdef __AVX__
-#define DIRECT_CONV_AVX                                                                                \
-    if (n == 4) {                                                                                      \
+#define DIRECT_CONV_AVX_BLOCK4                                                                         \
+    for (; ow + 4 <= Wo; ow += 4) {                                                                    \
         float *y0 = yrow + ow * F;                                                                     \
-        ptrdiff_t f = _direct_conv_pixels4_f32(y0, y0 + F, y0 + 2 * F, y0 + 3 * F, a[0], a[1], a[2],   \
-                                               a[3], tab, w, bias, act, alpha, K, F);                  \
-        for (ptrdiff_t r = 0; r < 4; r++)                                                              \
-            _direct_conv_pixel_f32(y0 + r * F, a[r], tab, w, bias, act, alpha, K, F, f);               \
-    } else {                                                                                           \
-        for (ptrdiff_t r = 0; r < n; r++) {                                                            \
-            ptrdiff_t f = _direct_conv_pixel1_f32(yrow + (ow + r) * F, a[r], tab, w, bias, act, alpha, \
-                                                  K, F);                                               \
-            _direct_conv_pixel_f32(yrow + (ow + r) * F, a[r], tab, w, bias, act, alpha, K, F, f);      \
-        }                                                                                              \
+        const float *a0 = band + ow * sw * C, *a1 = a0 + sw * C, *a2 = a1 + sw * C, *a3 = a2 + sw * C; \
+        ptrdiff_t f = _direct_conv_pixels4_f32(y0, y0 + F, y0 + 2 * F, y0 + 3 * F, a0, a1, a2, a3, off, \
+                                               w, bias, act, alpha, K, F);                             \
+        _direct_conv_pixel_f32(y0, a0, off, w, bias, act, alpha, K, F, f);                             \
+        _direct_conv_pixel_f32(y0 + F, a1, off, w, bias, act, alpha, K, F, f);                         \
+        _direct_conv_pixel_f32(y0 + 2 * F, a2, off, w, bias, act, alpha, K, F, f);                     \
+        _direct_conv_pixel_f32(y0 + 3 * F, a3, off, w, bias, act, alpha, K, F, f);                     \
     }
-DIRECT_CONV_ROWS(direct_conv_rows_f32, float, _direct_conv_pixel_f32, _direct_conv_patch_f32, DIRECT_CONV_AVX)
+#define DIRECT_CONV_AVX_PIXEL1                                                                         \
+    {                                                                                                  \
+        const float *a0 = band + ow * sw * C;                                                          \
+        ptrdiff_t f = _direct_conv_pixel1_f32(yrow + ow * F, a0, off, w, bias, act, alpha, K, F);      \
+        _direct_conv_pixel_f32(yrow + ow * F, a0, off, w, bias, act, alpha, K, F, f);                  \
+    }
+DIRECT_CONV_ROWS(direct_conv_rows_f32, float, DIRECT_CONV_AVX_BLOCK4, DIRECT_CONV_AVX_PIXEL1)
 #else
-DIRECT_CONV_ROWS(direct_conv_rows_f32, float, _direct_conv_pixel_f32, _direct_conv_patch_f32,
-                 DIRECT_CONV_SCALAR_ONLY(_direct_conv_pixel_f32))
+DIRECT_CONV_ROWS(direct_conv_rows_f32, float, ,
+                 _direct_conv_pixel_f32(yrow + ow * F, band + ow * sw * C, off, w, bias, act, alpha, K, F, 0);)
 #endif
 
 #endif
