@@ -14,7 +14,7 @@ import pytest
 from minicnn.backend import reference as ref
 from minicnn.backend.tuning import CONV_SMALL_K
 from minicnn.layers import Conv2D
-from minicnn.layers.conv import DIRECT_MAX_K, DIRECT_MIN_CHANNELS
+from minicnn.layers.conv import DIRECT_MAX_WEIGHTS
 from minicnn.threads import thread_limits
 
 from helpers import build_layer, importable_backends, kernel_module
@@ -112,14 +112,15 @@ def test_cython_direct_conv_names_a_mismatched_argument():
 
 @pytest.mark.parametrize("layer, shape, direct", [
     (Conv2D(16, 3, padding="same"), (32, 32, 3), True), (Conv2D(16, 3, strides=2, padding="same"), (32, 32, 3), True),
-    (Conv2D(8, 3), (9, 9, 2), True), (Conv2D(8, 3), (9, 9, 4), True), (Conv2D(8, 3), (9, 9, 1), False),
-    (Conv2D(8, 3), (9, 9, 5), False), (Conv2D(8, 5, padding="same"), (9, 9, 3), False),
-    (Conv2D(8, 1), (9, 9, 3), True), (Conv2D(8, 3, padding="same"), (9, 9, 16), False)])
+    (Conv2D(8, 3), (9, 9, 2), True), (Conv2D(32, 3), (9, 9, 1), True), (Conv2D(16, 3, strides=2), (9, 9, 16), True),
+    (Conv2D(17, 3, strides=2), (9, 9, 16), False), (Conv2D(32, 1, strides=2), (9, 9, 16), True),
+    (Conv2D(64, 1), (9, 9, 32), True), (Conv2D(128, 1), (9, 9, 64), False), (Conv2D(64, 3, strides=2), (9, 9, 32), False),
+    (Conv2D(8, 3, padding="same"), (9, 9, 16), False)])   # the last: Winograd
 def test_direct_route_is_chosen_by_the_shape(layer, shape, direct):
     conv = build_layer(layer, shape, "numpy")
-    KH, KW, C, _ = conv.params["w"].shape
+    KH, KW, C, F = conv.params["w"].shape
     assert conv._direct is direct
-    assert direct == (C >= DIRECT_MIN_CHANNELS and KH * KW * C <= DIRECT_MAX_K)
+    assert direct == (KH * KW * C * F <= DIRECT_MAX_WEIGHTS and not conv._winograd_forward)
 
 
 @pytest.mark.parametrize("backend", importable_backends(("numpy", "numba", "cython", "auto")))

@@ -44,14 +44,17 @@ DIRECT_POOL_MAX_K = 27
 #: channels 16.6 / 9.1 ms (28 px, batch 64) and 27 / 6.4 (64 px, batch 16).
 WINOGRAD_POOL_MIN_CHANNELS = 2
 _DIRECT = "conv2d_direct_bias_act_forward"
-#: Largest inner size ``K = KH*KW*C`` of a conv whose inference forward (no max-pool after it) runs as the
-#: direct kernel: taps read from the input rows, the epilogue in registers, no im2col columns (the RGB stems of
-#: the zoo nets). Measured (``benchmarks/bench_conv_routes.py --stems``, 1 thread, Cython ``avx2``, minimum of
-#: 15, loaded machine): direct / im2col 1.25 / 1.73 ms for 64 x 32x32x3 -> 16 (K = 27), 0.31 / 0.40 at stride 2,
-#: 1.04 / 1.58 for 2 channels (K = 18), 1.49 / 1.72 for 4 (K = 36) but 1.08 / 0.90 for 5x5 on 3 (K = 75) and
-#: level on one channel (0.89 / 0.81, K = 9: im2col's one-channel copy is fast), hence from 2 channels up.
-DIRECT_MAX_K = 36
-DIRECT_MIN_CHANNELS = 2
+#: Most weights ``KH*KW*C*F`` of a conv whose inference forward (no max-pool after it) runs as the direct kernel:
+#: taps read from the input rows, the epilogue in registers, no im2col columns (the RGB stems of the zoo nets, the
+#: 1x1 stride-2 projections and pointwise convs on <= 32 channels). The direct kernel reloads every weight once
+#: per 4 output pixels: it wins while they stay in the L1 cache. Measured (``benchmarks/bench_conv_routes.py
+#: --stems`` and the same kernels on other shapes, 1 thread, Cython ``avx2``, minima of 11-21 calls, load 8-9):
+#: direct / im2col 0.89 / 1.72 ms for 64 x 32x32x3 -> 16 (27 x 16 weights), 0.24 / 0.39 at stride 2, 0.55 / 0.84
+#: for 64 x 28x28x1 -> 32, 0.50 / 0.93 for 5x5 on 16x16x3 -> 16, 0.50 / 0.72 for 3x3 stride 2 8 -> 16 and 0.24 /
+#: 0.33 for 16 -> 16 (144 x 16 = 2304 weights); 1x1 stride 2 16 -> 32 0.43 / 0.57; level (2.33 / 2.46) for 3x3
+#: stride 2 16 -> 32 (4608), behind from there (2.89 / 1.66 for 32 -> 64, 18432; 1x1 64 -> 128 0.23 / 0.20 the dense
+#: product).
+DIRECT_MAX_WEIGHTS = 2304
 _IDENTITY = CODES["identity"]
 
 
@@ -180,7 +183,7 @@ class Conv2D(_WindowConv):
         # a 1x1, stride-1, unpadded conv: its im2col columns are the input itself
         self._pointwise = (KH, KW, sh, sw, dh, dw, self.pt, self.pl) == (1, 1, 1, 1, 1, 1, 0, 0)
         # a shallow conv (an RGB stem): the direct kernel at inference, chosen by the shape only
-        self._direct = C >= DIRECT_MIN_CHANNELS and KH * KW * C <= DIRECT_MAX_K and not self._winograd_forward
+        self._direct = KH * KW * C * self.filters <= DIRECT_MAX_WEIGHTS and not self._winograd_forward
         return (Ho, Wo, self.filters)
 
     def _winograd_kernel(self, wanted):
