@@ -117,8 +117,13 @@ class Conv2D(_WindowConv):
     rebuild the weight gradient's columns from the input sample by sample
     (``conv2d_backward_weight_from_input``); otherwise it stays im2col, whose
     columns the weight gradient reads. At inference, such a conv followed
-    by a 2x2 max-pool runs as one kernel (:meth:`fuses_with`). Only backends
-    that compile these kernels use them (``backend.sources``).
+    by a 2x2 max-pool runs as one kernel (:meth:`fuses_with`). A conv with at
+    most :data:`DIRECT_MAX_WEIGHTS` weights (an RGB stem, a small 1x1
+    projection) runs its inference forward by the direct kernel
+    (``conv2d_direct_bias_act_forward``: no im2col columns; the same bits as
+    the im2col route where that route's product is the shallow loop,
+    ``KH*KW*C < 32``, else equal up to rounding). Only backends that compile these kernels use them
+    (``backend.sources``).
 
     Input shape
     -----------
@@ -206,8 +211,8 @@ class Conv2D(_WindowConv):
             return y
         direct = getattr(self.kernels, _DIRECT, None) if getattr(self, "_direct", False) else None
         if not training and direct is not None and x.dtype == y.dtype and x.flags.c_contiguous:
-            # inference of a shallow conv: each pixel's taps read from x, the epilogue in registers (same bits as
-            # the im2col route below: the same taps summed in the same order)
+            # inference of a conv with few weights: each pixel's taps read from x, the epilogue in registers (for
+            # K < 32 the same bits as the im2col route below: the same taps summed in the same order)
             direct(y, x, self.params["w"], self.params.get("b", self._zero_bias), self.act, self.alpha,
                    *self._geometry())
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
