@@ -113,7 +113,8 @@ def test_cython_direct_conv_names_a_mismatched_argument():
 @pytest.mark.parametrize("layer, shape, direct", [
     (Conv2D(16, 3, padding="same"), (32, 32, 3), True), (Conv2D(16, 3, strides=2, padding="same"), (32, 32, 3), True),
     (Conv2D(8, 3), (9, 9, 2), True), (Conv2D(32, 3), (9, 9, 1), True), (Conv2D(16, 3, strides=2), (9, 9, 16), True),
-    (Conv2D(17, 3, strides=2), (9, 9, 16), False), (Conv2D(32, 1, strides=2), (9, 9, 16), True),
+    (Conv2D(32, 3, strides=2), (9, 9, 16), True), (Conv2D(33, 3, strides=2), (9, 9, 16), False),
+    (Conv2D(32, 1, strides=2), (9, 9, 16), True), (Conv2D(64, 1), (9, 9, 64), True), (Conv2D(73, 1), (9, 9, 64), False),
     (Conv2D(64, 1), (9, 9, 32), True), (Conv2D(128, 1), (9, 9, 64), False), (Conv2D(64, 3, strides=2), (9, 9, 32), False),
     (Conv2D(8, 3, padding="same"), (9, 9, 16), False)])   # the last: Winograd
 def test_direct_route_is_chosen_by_the_shape(layer, shape, direct):

@@ -61,11 +61,11 @@ def test_conv2d_bias_act_forward_groups_match_reference(backend, N, H, W, C, F, 
 @pytest.mark.parametrize("activation", ["identity", "relu", "leaky_relu"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise_inference_forward_matches_training_forward(backend, padding, use_bias, activation, dtype):
-    # 40 x 64 weights: above the direct route's bound (DIRECT_MAX_WEIGHTS), so the dense product runs
-    conv = build_layer(Conv2D(40, 1, padding=padding, use_bias=use_bias, activation=activation), (7, 6, 64),
+    # 64 x 80 weights: above the direct route's bound (DIRECT_MAX_WEIGHTS), so the dense product runs
+    conv = build_layer(Conv2D(80, 1, padding=padding, use_bias=use_bias, activation=activation), (7, 6, 64),
                        backend, dtype=dtype)
     if use_bias:
-        conv.params["b"][:] = np.random.default_rng(3).standard_normal(40)
+        conv.params["b"][:] = np.random.default_rng(3).standard_normal(80)
     assert conv._pointwise and not conv._direct
     x = np.random.default_rng(4).standard_normal((9, 7, 6, 64)).astype(dtype)
     want = conv.forward(x, training=True).copy()   # im2col + product, columns kept for the weight gradient

@@ -46,15 +46,16 @@ WINOGRAD_POOL_MIN_CHANNELS = 2
 _DIRECT = "conv2d_direct_bias_act_forward"
 #: Most weights ``KH*KW*C*F`` of a conv whose inference forward (no max-pool after it) runs as the direct kernel:
 #: taps read from the input rows, the epilogue in registers, no im2col columns (the RGB stems of the zoo nets, the
-#: 1x1 stride-2 projections and pointwise convs on <= 32 channels). The direct kernel reloads every weight once
-#: per 4 output pixels: it wins while they stay in the L1 cache. Measured (``benchmarks/bench_conv_routes.py
+#: 1x1 stride-2 projections and pointwise convs up to 64 -> 64, the ResNet-style 16 -> 32 stride-2 3x3 conv). The
+#: direct kernel reloads every weight once per 4 output pixels: it wins while they stay in the L1 cache. Measured (``benchmarks/bench_conv_routes.py
 #: --stems`` and the same kernels on other shapes, 1 thread, Cython ``avx2``, minima of 11-21 calls, load 8-9):
 #: direct / im2col 0.89 / 1.72 ms for 64 x 32x32x3 -> 16 (27 x 16 weights), 0.24 / 0.39 at stride 2, 0.55 / 0.84
 #: for 64 x 28x28x1 -> 32, 0.50 / 0.93 for 5x5 on 16x16x3 -> 16, 0.50 / 0.72 for 3x3 stride 2 8 -> 16 and 0.24 /
-#: 0.33 for 16 -> 16 (144 x 16 = 2304 weights); 1x1 stride 2 16 -> 32 0.43 / 0.57; level (2.33 / 2.46) for 3x3
-#: stride 2 16 -> 32 (4608), behind from there (2.89 / 1.66 for 32 -> 64, 18432; 1x1 64 -> 128 0.23 / 0.20 the dense
-#: product).
-DIRECT_MAX_WEIGHTS = 2304
+#: 0.33 for 16 -> 16 (144 x 16 = 2304 weights); 1x1 stride 2 16 -> 32 0.43 / 0.57; 1x1 64 -> 64 on 16x16 1.52 /
+#: 1.88 (dense product 1.92); for 3x3 stride 2 16 -> 32 on 32x32 (4608 weights) 2.27-2.33 / 2.46-2.83 at batch 64
+#: and 0.23 / 0.26 at batch 8 (ONNX Runtime's node 2.36 / 0.21); behind above (3x3 stride 2 32 -> 64, 18432:
+#: 2.45-2.89 / 1.66-2.17; 1x1 64 -> 128, 8192: 0.23 / 0.20 for the dense product).
+DIRECT_MAX_WEIGHTS = 4608
 _IDENTITY = CODES["identity"]
 
 
