@@ -114,14 +114,15 @@ def test_cython_direct_conv_names_a_mismatched_argument():
     (Conv2D(16, 3, padding="same"), (32, 32, 3), True), (Conv2D(16, 3, strides=2, padding="same"), (32, 32, 3), True),
     (Conv2D(8, 3), (9, 9, 2), True), (Conv2D(32, 3), (9, 9, 1), True), (Conv2D(16, 3, strides=2), (9, 9, 16), True),
     (Conv2D(32, 3, strides=2), (9, 9, 16), True), (Conv2D(33, 3, strides=2), (9, 9, 16), False),
-    (Conv2D(32, 1, strides=2), (9, 9, 16), True), (Conv2D(64, 1), (9, 9, 64), True), (Conv2D(73, 1), (9, 9, 64), False),
-    (Conv2D(64, 1), (9, 9, 32), True), (Conv2D(128, 1), (9, 9, 64), False), (Conv2D(64, 3, strides=2), (9, 9, 32), False),
-    (Conv2D(8, 3, padding="same"), (9, 9, 16), False)])   # the last: Winograd
+    (Conv2D(32, 1, strides=2), (9, 9, 16), True), (Conv2D(64, 1, strides=2), (9, 9, 64), True),
+    (Conv2D(73, 1, strides=2), (9, 9, 64), False), (Conv2D(32, 1), (9, 9, 16), False),
+    (Conv2D(64, 3, strides=2), (9, 9, 32), False),
+    (Conv2D(8, 3, padding="same"), (9, 9, 16), False)])   # the last: Winograd; (32, 1) on 16: the pointwise route
 def test_direct_route_is_chosen_by_the_shape(layer, shape, direct):
     conv = build_layer(layer, shape, "numpy")
     KH, KW, C, F = conv.params["w"].shape
     assert conv._direct is direct
-    assert direct == (KH * KW * C * F <= DIRECT_MAX_WEIGHTS and not conv._winograd_forward)
+    assert direct == (KH * KW * C * F <= DIRECT_MAX_WEIGHTS and not conv._winograd_forward and not conv._pointwise)
 
 
 @pytest.mark.parametrize("backend", importable_backends(("numpy", "numba", "cython", "auto")))

@@ -46,7 +46,9 @@ WINOGRAD_POOL_MIN_CHANNELS = 2
 _DIRECT = "conv2d_direct_bias_act_forward"
 #: Most weights ``KH*KW*C*F`` of a conv whose inference forward (no max-pool after it) runs as the direct kernel:
 #: taps read from the input rows, the epilogue in registers, no im2col columns (the RGB stems of the zoo nets, the
-#: 1x1 stride-2 projections and pointwise convs up to 64 -> 64, the ResNet-style 16 -> 32 stride-2 3x3 conv). The
+#: 1x1 stride-2 projections, the ResNet-style 16 -> 32 stride-2 3x3 conv; a pointwise conv keeps its one dense
+#: product over the batch, as fast or faster inside the MobileNet-style net: 0.27 / 0.28, 0.22 / 0.21 and 0.40 /
+#: 0.38 ms direct / dense for 16 -> 32, 32 -> 64 and 64 -> 64 at batch 64). The
 #: direct kernel reloads every weight once per 4 output pixels: it wins while they stay in the L1 cache. Measured (``benchmarks/bench_conv_routes.py
 #: --stems`` and the same kernels on other shapes, 1 thread, Cython ``avx2``, minima of 11-21 calls, load 8-9):
 #: direct / im2col 0.89 / 1.72 ms for 64 x 32x32x3 -> 16 (27 x 16 weights), 0.24 / 0.39 at stride 2, 0.55 / 0.84
@@ -189,7 +191,8 @@ class Conv2D(_WindowConv):
         # a 1x1, stride-1, unpadded conv: its im2col columns are the input itself
         self._pointwise = (KH, KW, sh, sw, dh, dw, self.pt, self.pl) == (1, 1, 1, 1, 1, 1, 0, 0)
         # a shallow conv (an RGB stem): the direct kernel at inference, chosen by the shape only
-        self._direct = KH * KW * C * self.filters <= DIRECT_MAX_WEIGHTS and not self._winograd_forward
+        self._direct = (KH * KW * C * self.filters <= DIRECT_MAX_WEIGHTS and not self._winograd_forward
+                        and not self._pointwise)
         return (Ho, Wo, self.filters)
 
     def _winograd_kernel(self, wanted):
