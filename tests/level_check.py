@@ -89,6 +89,8 @@ def cases(dtype, slots):
         "conv2d_backward_weight": lambda: ((nan(w.shape), dy, col), 1),
         "conv2d_direct_bias_act_maxpool2_forward": [
             lambda c=c: ((nan((32, 13, 12, 32)), *first[c], 1, 0.0, 1, 1, 0, 0, 1, 1), 1) for c in first],
+        "conv2d_direct_bias_act_forward": [
+            lambda c=c: ((nan((32, 14, 14, 32)), *first[c], 2, 0.1, 2, 2, 1, 0, 1, 1), 1) for c in first],
         "conv2d_winograd_bias_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, np.empty((slots, wlen), dtype),
                                                       2, 0.1, 0, 0), 1),
         "conv2d_winograd_bias_act_maxpool2_forward": lambda: (

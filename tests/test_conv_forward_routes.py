@@ -61,12 +61,13 @@ def test_conv2d_bias_act_forward_groups_match_reference(backend, N, H, W, C, F, 
 @pytest.mark.parametrize("activation", ["identity", "relu", "leaky_relu"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_pointwise_inference_forward_matches_training_forward(backend, padding, use_bias, activation, dtype):
-    conv = build_layer(Conv2D(24, 1, padding=padding, use_bias=use_bias, activation=activation), (7, 6, 10),
+    # 64 x 80 weights: above the direct route's bound (DIRECT_MAX_WEIGHTS), so the dense product runs
+    conv = build_layer(Conv2D(80, 1, padding=padding, use_bias=use_bias, activation=activation), (7, 6, 64),
                        backend, dtype=dtype)
     if use_bias:
-        conv.params["b"][:] = np.random.default_rng(3).standard_normal(24)
-    assert conv._pointwise
-    x = np.random.default_rng(4).standard_normal((9, 7, 6, 10)).astype(dtype)
+        conv.params["b"][:] = np.random.default_rng(3).standard_normal(80)
+    assert conv._pointwise and not conv._direct
+    x = np.random.default_rng(4).standard_normal((9, 7, 6, 64)).astype(dtype)
     want = conv.forward(x, training=True).copy()   # im2col + product, columns kept for the weight gradient
     tol = 1e-5 if dtype == np.float32 else 1e-12
     for n_threads in (1, 2):

@@ -37,11 +37,13 @@ KERNELS = (
 #: ``conv2d_direct_bias_act_maxpool2_forward``: a shallow conv + 2x2 max-pool by a direct loop (inference).
 #: ``conv2d_winograd_bias_add_act_forward``: the Winograd conv with a tensor added before the activation (a
 #: residual block's second conv and its merge in one pass, inference).
+#: ``conv2d_direct_bias_act_forward``: a shallow conv (small ``KH*KW*C``) by a direct loop, no im2col (inference).
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
                     "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward",
-                    "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward")
+                    "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
+                    "conv2d_direct_bias_act_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -78,6 +80,7 @@ AUTO_PREFERENCE["conv2d_backward_weight_from_input"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_add_act_forward"] = ("cython",)
+AUTO_PREFERENCE["conv2d_direct_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["softmax_shift_rows"] = AUTO_PREFERENCE["softmax_normalize_rows"] = ("cython", "numpy")
 
 _cache = {}

@@ -44,6 +44,21 @@ DIRECT_POOL_MAX_K = 27
 #: 2.2 / 0.46 at 128 px batch 1, 54 / 16 at batch 8 (im2col + BLAS + pool in between: 0.04-24 ms); on 2
 #: channels 16.6 / 9.1 ms (28 px, batch 64) and 27 / 6.4 (64 px, batch 16).
 WINOGRAD_POOL_MIN_CHANNELS = 2
+_DIRECT = "conv2d_direct_bias_act_forward"
+#: Most weights ``KH*KW*C*F`` of a conv whose inference forward (no max-pool after it) runs as the direct kernel:
+#: taps read from the input rows, the epilogue in registers, no im2col columns (the RGB stems of the zoo nets, the
+#: 1x1 stride-2 projections, the ResNet-style 16 -> 32 stride-2 3x3 conv; a pointwise conv keeps its one dense
+#: product over the batch, as fast or faster inside the MobileNet-style net: 0.27 / 0.28, 0.22 / 0.21 and 0.40 /
+#: 0.38 ms direct / dense for 16 -> 32, 32 -> 64 and 64 -> 64 at batch 64). The
+#: direct kernel reloads every weight once per 4 output pixels: it wins while they stay in the L1 cache. Measured (``benchmarks/bench_conv_routes.py
+#: --stems`` and the same kernels on other shapes, 1 thread, Cython ``avx2``, minima of 11-21 calls, load 8-9):
+#: direct / im2col 0.89 / 1.72 ms for 64 x 32x32x3 -> 16 (27 x 16 weights), 0.24 / 0.39 at stride 2, 0.55 / 0.84
+#: for 64 x 28x28x1 -> 32, 0.50 / 0.93 for 5x5 on 16x16x3 -> 16, 0.50 / 0.72 for 3x3 stride 2 8 -> 16 and 0.24 /
+#: 0.33 for 16 -> 16 (144 x 16 = 2304 weights); 1x1 stride 2 16 -> 32 0.43 / 0.57; 1x1 64 -> 64 on 16x16 1.52 /
+#: 1.88 (dense product 1.92); for 3x3 stride 2 16 -> 32 on 32x32 (4608 weights) 2.27-2.33 / 2.46-2.83 at batch 64
+#: and 0.23 / 0.26 at batch 8 (ONNX Runtime's node 2.36 / 0.21); behind above (3x3 stride 2 32 -> 64, 18432:
+#: 2.45-2.89 / 1.66-2.17; 1x1 64 -> 128, 8192: 0.23 / 0.20 for the dense product).
+DIRECT_MAX_WEIGHTS = 4608
 _IDENTITY = CODES["identity"]
 
 
@@ -106,8 +121,13 @@ class Conv2D(_WindowConv):
     rebuild the weight gradient's columns from the input sample by sample
     (``conv2d_backward_weight_from_input``); otherwise it stays im2col, whose
     columns the weight gradient reads. At inference, such a conv followed
-    by a 2x2 max-pool runs as one kernel (:meth:`fuses_with`). Only backends
-    that compile these kernels use them (``backend.sources``).
+    by a 2x2 max-pool runs as one kernel (:meth:`fuses_with`). A conv with at
+    most :data:`DIRECT_MAX_WEIGHTS` weights (an RGB stem, a small 1x1
+    projection) runs its inference forward by the direct kernel
+    (``conv2d_direct_bias_act_forward``: no im2col columns; the same bits as
+    the im2col route where that route's product is the shallow loop,
+    ``KH*KW*C < 32``, else equal up to rounding). Only backends that compile these kernels use them
+    (``backend.sources``).
 
     Input shape
     -----------
@@ -171,6 +191,9 @@ class Conv2D(_WindowConv):
                                      and self.pt <= 2 and self.pl <= 2)
         # a 1x1, stride-1, unpadded conv: its im2col columns are the input itself
         self._pointwise = (KH, KW, sh, sw, dh, dw, self.pt, self.pl) == (1, 1, 1, 1, 1, 1, 0, 0)
+        # a shallow conv (an RGB stem): the direct kernel at inference, chosen by the shape only
+        self._direct = (KH * KW * C * self.filters <= DIRECT_MAX_WEIGHTS and not self._winograd_forward
+                        and not self._pointwise)
         return (Ho, Wo, self.filters)
 
     def _winograd_kernel(self, wanted):
@@ -190,6 +213,14 @@ class Conv2D(_WindowConv):
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
             # which nothing overwrites before this backward)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, x if training else None
+            return y
+        direct = getattr(self.kernels, _DIRECT, None) if getattr(self, "_direct", False) else None
+        if not training and direct is not None and x.dtype == y.dtype and x.flags.c_contiguous:
+            # inference of a conv with few weights: each pixel's taps read from x, the epilogue in registers (for
+            # K < 32 the same bits as the im2col route below: the same taps summed in the same order)
+            direct(y, x, self.params["w"], self.params.get("b", self._zero_bias), self.act, self.alpha,
+                   *self._geometry())
+            self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
             return y
         if not training and getattr(self, "_pointwise", False) and x.dtype == y.dtype and x.flags.c_contiguous:
             # inference of a pointwise conv: one dense product over every pixel of the batch, no im2col copy

@@ -1,4 +1,5 @@
-"""Convolution kernels in Numba: im2col + one product per sample, the fused epilogue, the direct conv + 2x2 max-pool.
+"""Convolution kernels in Numba: im2col + one product per sample, the fused epilogue, the direct conv + 2x2 max-pool,
+the direct shallow conv (inference).
 
 Shape letters: N batch; H, W, C input height, width, channels; KH, KW kernel height, width; F filters;
 Ho, Wo output height, width; K = KH*KW*C the im2col row length; Hp, Wp the 2x2-pooled output size;
@@ -20,7 +21,7 @@ from ._im2col import _col2im_one, _im2col_rows
 from .bias_act import bias_act_forward
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_bias_act_forward",
-           "conv2d_direct_bias_act_maxpool2_forward"]
+           "conv2d_direct_bias_act_maxpool2_forward", "conv2d_direct_bias_act_forward"]
 
 
 @jit()
@@ -163,3 +164,48 @@ def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, 
     _direct_conv_maxpool2(y, x, w, sh, sw, pt, pl, dh, dw)
     y2 = y.reshape(-1, y.shape[-1])
     bias_act_forward(y2, y2, b, act, alpha)
+
+
+@jit(parallel=True)
+def _direct_conv(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """Per output row of every sample (``prange``): each pixel's taps read from ``x`` (zeros outside it), summed
+    over k = (i, j, c) in order into a scratch row, then the row's epilogue."""
+    N, H, W, C = x.shape
+    KH, KW, _, F = w.shape
+    Ho, Wo = y.shape[1], y.shape[2]
+    zero = x.dtype.type(0)
+    for item in prange(N * Ho):
+        n = item // Ho
+        oh = item % Ho
+        acc = np.empty(F, dtype=y.dtype)
+        yrow = y[n, oh]
+        for ow in range(Wo):
+            first = True
+            for i in range(KH):
+                ih = oh * sh - pt + i * dh
+                for j in range(KW):
+                    iw = ow * sw - pl + j * dw
+                    inside = 0 <= ih < H and 0 <= iw < W
+                    for c in range(C):
+                        v = x[n, ih, iw, c] if inside else zero
+                        if first:
+                            for f in range(F):
+                                acc[f] = v * w[i, j, c, f]
+                            first = False
+                        else:
+                            for f in range(F):
+                                acc[f] += v * w[i, j, c, f]
+            for f in range(F):
+                yrow[ow, f] = acc[f]
+        _bias_act_rows(yrow, yrow, b, act, alpha, 0, Wo)
+
+
+def conv2d_direct_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = f(conv(x, w) + b)`` by a direct loop over the input (no im2col columns), at inference."""
+    if y.size == 0:
+        return
+    if w.shape[0] * w.shape[1] * w.shape[2] == 0:
+        conv2d_bias_act_forward(y, x, w, b, np.empty((y.shape[0], y.shape[1] * y.shape[2], 0), y.dtype), act,
+                                alpha, sh, sw, pt, pl, dh, dw)
+        return
+    _direct_conv(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw)

@@ -13,7 +13,7 @@ from .bias_act import bias_act_forward
 from .pool import maxpool2d_forward
 
 __all__ = ["conv2d_forward", "conv2d_backward_input", "conv2d_backward_weight", "conv2d_bias_act_forward",
-           "conv2d_direct_bias_act_maxpool2_forward"]
+           "conv2d_direct_bias_act_maxpool2_forward", "conv2d_direct_bias_act_forward"]
 
 
 def conv2d_forward(y, x, w, col, sh, sw, pt, pl, dh, dw):
@@ -76,3 +76,17 @@ def conv2d_direct_bias_act_maxpool2_forward(y, x, w, b, act, alpha, sh, sw, pt, 
     conv2d_bias_act_forward(conv, x, w, b, np.empty((N, 4 * Hp * Wp, KH * KW * C), x.dtype), act, alpha,
                             sh, sw, pt, pl, dh, dw)
     maxpool2d_forward(y, np.empty(y.shape, np.int64), conv, 2, 2, 2, 2, 0, 0)
+
+
+def conv2d_direct_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh, dw):
+    """``y = f(conv(x, w) + b)`` at inference, any conv geometry: the same values as
+    :func:`conv2d_bias_act_forward`.
+
+    Readable twin of the compiled direct kernels for shallow convs (small ``K = KH*KW*C``: a first layer
+    on RGB images), which read each output pixel's taps from the input rows and apply the epilogue in
+    registers, with no im2col columns; here the columns go to a temporary.
+    """
+    N = x.shape[0]
+    KH, KW, C, _ = w.shape
+    conv2d_bias_act_forward(y, x, w, b, np.empty((N, y.shape[1] * y.shape[2], KH * KW * C), x.dtype), act, alpha,
+                            sh, sw, pt, pl, dh, dw)
