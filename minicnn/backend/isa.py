@@ -71,7 +71,8 @@ LEVEL_TABLE = {
 #: dispatches on its own, or too small to matter): conv_wgrad, loss, augment, openmp. A module not listed at a
 #: level runs the build of the highest lower level that lists it, else ``baseline``.
 LEVEL_MODULES = {
-    "avx2": ("batchnorm", "bias_act", "conv", "depthwise", "dropout", "gemm", "optim", "pool", "winograd"),
+    "avx2": ("batchnorm", "bias_act", "conv", "conv_wgrad", "depthwise", "dropout", "gemm", "optim", "pool",
+             "winograd"),
     "avx512": ("bias_act", "depthwise", "dropout"),
 }
 
