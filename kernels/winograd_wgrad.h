@@ -17,36 +17,39 @@
 #define MINICNN_WINOGRAD_WGRAD_H
 #include <stddef.h>
 
-#define WGRAD_DEFINE(T, SUFFIX)                                                                     \
-/* Z = A dY A^T of one 2x2xF output-gradient tile; pixel (i, j) of dY at dy + i * row + j * F. */   \
+#define WGRAD_DEFINE(T, SUFFIX, VT, LANES)                                                          \
+/* Z = A dY A^T of one 2x2xF output-gradient tile; pixel (i, j) of dY at dy + i * row + j * F.      \
+ * Vectors of LANES filters (GCC vector extensions: AVX at the avx2 build, SSE pairs at baseline),  \
+ * then the remaining filters one by one: each filter's values are the same either way. */         \
 static inline void wgrad_dy_##SUFFIX(T *restrict z, ptrdiff_t zstride, const T *restrict dy,       \
                                      ptrdiff_t row, ptrdiff_t F)                                    \
 {                                                                                                   \
     const T *d0 = dy, *d1 = dy + row;                                                               \
-    for (ptrdiff_t f = 0; f < F; f++) {                                                             \
+    ptrdiff_t f = 0;                                                                                \
+    for (; f + LANES <= F; f += LANES) {                                                            \
+        VT a0, a1, b0, b1;                                                                          \
+        __builtin_memcpy(&a0, d0 + f, sizeof(VT));                                                  \
+        __builtin_memcpy(&a1, d0 + F + f, sizeof(VT));                                              \
+        __builtin_memcpy(&b0, d1 + f, sizeof(VT));                                                  \
+        __builtin_memcpy(&b1, d1 + F + f, sizeof(VT));                                              \
+        VT u[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};                \
+        for (int r = 0; r < 4; r++) {                                                               \
+            VT z0 = u[r][0], z1 = u[r][0] + u[r][1], z2 = u[r][0] - u[r][1], z3 = -u[r][1];         \
+            __builtin_memcpy(z + (4 * r + 0) * zstride + f, &z0, sizeof(VT));                       \
+            __builtin_memcpy(z + (4 * r + 1) * zstride + f, &z1, sizeof(VT));                       \
+            __builtin_memcpy(z + (4 * r + 2) * zstride + f, &z2, sizeof(VT));                       \
+            __builtin_memcpy(z + (4 * r + 3) * zstride + f, &z3, sizeof(VT));                       \
+        }                                                                                           \
+    }                                                                                               \
+    for (; f < F; f++) {                                                                            \
         T a0 = d0[f], a1 = d0[F + f], b0 = d1[f], b1 = d1[F + f];                                   \
-        /* u = A dY (4 x 2), rows */                                                                \
-        T u00 = a0, u01 = a1;                                                                       \
-        T u10 = a0 + b0, u11 = a1 + b1;                                                             \
-        T u20 = a0 - b0, u21 = a1 - b1;                                                             \
-        T u30 = -b0, u31 = -b1;                                                                     \
-        /* Z = u A^T (4 x 4) */                                                                     \
-        z[0 * zstride + f] = u00;                                                                   \
-        z[1 * zstride + f] = u00 + u01;                                                             \
-        z[2 * zstride + f] = u00 - u01;                                                             \
-        z[3 * zstride + f] = -u01;                                                                  \
-        z[4 * zstride + f] = u10;                                                                   \
-        z[5 * zstride + f] = u10 + u11;                                                             \
-        z[6 * zstride + f] = u10 - u11;                                                             \
-        z[7 * zstride + f] = -u11;                                                                  \
-        z[8 * zstride + f] = u20;                                                                   \
-        z[9 * zstride + f] = u20 + u21;                                                             \
-        z[10 * zstride + f] = u20 - u21;                                                            \
-        z[11 * zstride + f] = -u21;                                                                 \
-        z[12 * zstride + f] = u30;                                                                  \
-        z[13 * zstride + f] = u30 + u31;                                                            \
-        z[14 * zstride + f] = u30 - u31;                                                            \
-        z[15 * zstride + f] = -u31;                                                                 \
+        T u[4][2] = {{a0, a1}, {a0 + b0, a1 + b1}, {a0 - b0, a1 - b1}, {-b0, -b1}};                 \
+        for (int r = 0; r < 4; r++) {                                                               \
+            z[(4 * r + 0) * zstride + f] = u[r][0];                                                 \
+            z[(4 * r + 1) * zstride + f] = u[r][0] + u[r][1];                                       \
+            z[(4 * r + 2) * zstride + f] = u[r][0] - u[r][1];                                       \
+            z[(4 * r + 3) * zstride + f] = -u[r][1];                                                \
+        }                                                                                           \
     }                                                                                               \
 }                                                                                                   \
                                                                                                     \
@@ -72,8 +75,10 @@ static inline void wgrad_out_##SUFFIX(T *restrict dw, const T *restrict du, ptrd
     }                                                                                               \
 }
 
-WGRAD_DEFINE(float, f32)
-WGRAD_DEFINE(double, f64)
+typedef float wgrad_v8f __attribute__((vector_size(32)));
+typedef double wgrad_v4d __attribute__((vector_size(32)));
+WGRAD_DEFINE(float, f32, wgrad_v8f, 8)
+WGRAD_DEFINE(double, f64, wgrad_v4d, 4)
 
 #undef WGRAD_DEFINE
 #endif

@@ -32,7 +32,10 @@ _WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
 _WINOGRAD_WGRAD = "conv2d_winograd_backward_weight"
 #: Fewest input channels of a 3x3 stride-1 conv (on the Winograd forward) whose weight gradient runs by
 #: Winograd F(2x2, 3x3) (``conv2d_winograd_backward_weight``) instead of im2col + GEMM from the input.
-WINOGRAD_WGRAD_MIN_CHANNELS = 32
+#: Measured (batch 64, 1 thread, minima of 21 interleaved calls, Cython at avx2): 32x32x8->16 2.33 -> 1.47 ms,
+#: 32x32x16->16 4.42 -> 2.93, 16x16x16->16 0.94 -> 0.63, 16x16x32->32 3.36 -> 1.99, 8x8x64->64 3.20 -> 1.69
+#: (``benchmarks/bench_conv_wgrad.py``); the baseline (SSE2) build lost at 16 channels (6.6 against 4.4 ms).
+WINOGRAD_WGRAD_MIN_CHANNELS = WINOGRAD_MIN_CHANNELS
 _WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
 _DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
 #: Largest inner size ``K = KH*KW*C`` for which a conv followed by a 2x2 max-pool runs, at inference, as the
