@@ -294,7 +294,6 @@ def conv2d_backward_weight_from_input(dw, dy, x, work, int sh, int sw, int pt, i
 # tiles); ``T = min(max(1, WINO_WGRAD_BUDGET // (C + F)), tiles of the largest group)``.
 
 cdef extern from "winograd_tf.h" nogil:
-    void wino_prefetch(const void *p, Py_ssize_t nbytes)
     void wino_input_f32(float *v, Py_ssize_t vstride, const float *d, Py_ssize_t row, Py_ssize_t C)
     void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
 
@@ -308,7 +307,6 @@ cdef extern from "winograd_wgrad.h" nogil:
 cdef enum:
     WINO_BUDGET = 8192
     WINO_PAD = 16
-    PREFETCH_TILES = 4
 WINO_WGRAD_BUDGET, WINO_WGRAD_PAD = WINO_BUDGET, WINO_PAD   # tuning.py mirrors them; a test compares
 
 
@@ -372,14 +370,6 @@ cdef void _wino_group(floating *part, floating *ws, const floating *dy, const fl
             xs = x + n * H * W * C
             r0 = 2 * ty - pt
             c0 = 2 * tx - pl
-            # x and dy stream from memory: fetch the 4x4 window and the 2x2 gradient of the tile PREFETCH_TILES on
-            # (past a row's end: the next row's start, also read soon; a prefetch never faults)
-            for a in range(4):
-                if 0 <= r0 + a < H:
-                    wino_prefetch(xs + ((r0 + a) * W + c0 + 2 * PREFETCH_TILES) * C, 4 * C * sizeof(floating))
-            src = dy + ((n * Ho + 2 * ty) * Wo + 2 * tx + 2 * PREFETCH_TILES) * F
-            wino_prefetch(src, 2 * F * sizeof(floating))
-            wino_prefetch(src + Wo * F, 2 * F * sizeof(floating))
             if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
                 src = xs + (r0 * W + c0) * C
                 if floating is float:
