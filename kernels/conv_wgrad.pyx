@@ -187,11 +187,23 @@ cdef enum:
     SUM_BLOCK = 4096
 
 
+cdef void _sum_groups(floating *out, const floating *part, Py_ssize_t G, Py_ssize_t KF) noexcept nogil:
+    """``out = ((part[0] + part[1]) + ...) + part[G-1]`` (``KF`` elements each), blocks in parallel."""
+    cdef Py_ssize_t b, nb
+    cdef int nt = team(KF * G)
+    if nt == 1:
+        _sum_parts(out, part, G, 0, KF, KF)
+        return
+    nb = (KF + SUM_BLOCK - 1) // SUM_BLOCK
+    for b in prange(nb, schedule="static", num_threads=nt):
+        _sum_parts(out, part, G, b * SUM_BLOCK, min((b + 1) * SUM_BLOCK, KF), KF)
+
+
 cdef void _wgrad(floating *dw, const floating *dy, const floating *x, floating *work, Py_ssize_t slots,
                  Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW,
                  Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo,
                  int sh, int sw, int pt, int pl, int dh, int dwl) noexcept nogil:
-    cdef Py_ssize_t K = KH * KW * C, KF = K * F, P = Ho * Wo, e, g, b, nb
+    cdef Py_ssize_t K = KH * KW * C, KF = K * F, P = Ho * Wo, e, g
     cdef Py_ssize_t G = N if N < _GROUPS else _GROUPS
     cdef Py_ssize_t R = _block_rows(Wo, K, F), S = _slot_length(N, Ho, Wo, K, F)
     cdef floating *part = work
@@ -216,13 +228,7 @@ cdef void _wgrad(floating *dw, const floating *dy, const floating *x, floating *
         for g in prange(G, schedule="static", chunksize=1, num_threads=nt):
             _group(part + g * KF, slot0 + omp_get_thread_num() * S, dy, x, g * N // G, (g + 1) * N // G,
                    H, W, C, KH, KW, F, Ho, Wo, R, sh, sw, pt, pl, dh, dwl)
-    nt = team(KF * G)
-    if nt == 1:
-        _sum_parts(dw, part, G, 0, KF, KF)
-    else:
-        nb = (KF + SUM_BLOCK - 1) // SUM_BLOCK
-        for b in prange(nb, schedule="static", num_threads=nt):
-            _sum_parts(dw, part, G, b * SUM_BLOCK, min((b + 1) * SUM_BLOCK, KF), KF)
+    _sum_groups(dw, part, G, KF)
 
 
 def conv2d_backward_weight_from_input(dw, dy, x, work, int sh, int sw, int pt, int pl, int dh, int dwl):
@@ -267,3 +273,224 @@ def conv2d_backward_weight_from_input(dw, dy, x, work, int sh, int sw, int pt, i
         _wgrad(<double *>cnp.PyArray_DATA(dwa), <const double *>cnp.PyArray_DATA(dya),
                <const double *>cnp.PyArray_DATA(xa), <double *>cnp.PyArray_DATA(ka), slots,
                N, xd[1], xd[2], xd[3], wd[0], wd[1], F, Ho, Wo, sh, sw, pt, pl, dh, dwl)
+
+
+# ----------------------------------------------------------------------------- Winograd F(2x2, 3x3) weight gradient
+# ``conv2d_winograd_backward_weight(dw, dy, x, work, pt, pl)``: the weight gradient of a 3x3, stride-1,
+# undilated conv in the Winograd domain of its forward (Lavin & Gray 2015). The forward computes per 2x2
+# output tile ``Y = A^T (U .* V) A`` with ``U = G g G^T`` and ``V = B^T d B``; so ``dU_k (C, F) = sum over
+# tiles of V_k^T Z_k`` with ``Z = A dY A^T`` (4x4 from the tile's 2x2xF output gradient), and ``dw = G^T dU
+# G`` (``winograd_wgrad.h``): 16 products of C x F summed over the tiles, 2.25x fewer multiply-adds than
+# the 9 taps of ``col.T @ dy``. Same groups and order as above: ``G = min(N, DW_GROUPS)`` fixed groups of
+# consecutive samples (prange over them), each group's tiles (sample by sample, raster order) in blocks of
+# ``T`` tiles (a block may span samples): input transform of the block's ``x`` tiles into ``V`` (16 x
+# (T, C)), transform of its ``dy`` tiles into ``Z`` (16 x (T, F)), then ``part[g]_k (C, F) (+)= V_k^T @
+# Z_k`` by 16 single-threaded GEMMs (beta = 0 for the group's first block); then ``dU = ((part[0] +
+# part[1]) + ...) + part[G-1]`` elementwise and ``dw = G^T dU G``. Bit-identical for any thread count.
+#
+# Workspace (1-D, dtype of ``x``): ``[ part (G * 16*C*F) | slot 0 | slot 1 | ... ]``, each slot
+# ``16*(T*C + PAD) + 16*(T*F + PAD) + 16*C + 4*F`` (V, Z with PAD between the 16 matrices as
+# winograd.pyx's STRIDE_PAD, a zero-extended 4x4xC input patch and 2x2xF gradient patch for the border
+# tiles); ``T = min(max(1, WINO_WGRAD_BUDGET // (C + F)), tiles of the largest group)``.
+
+cdef extern from "winograd_tf.h" nogil:
+    void wino_input_f32(float *v, Py_ssize_t vstride, const float *d, Py_ssize_t row, Py_ssize_t C)
+    void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
+
+cdef extern from "winograd_wgrad.h" nogil:
+    void wgrad_dy_f32(float *z, Py_ssize_t zstride, const float *dy, Py_ssize_t row, Py_ssize_t F)
+    void wgrad_dy_f64(double *z, Py_ssize_t zstride, const double *dy, Py_ssize_t row, Py_ssize_t F)
+    void wgrad_out_f32(float *dw, const float *du, Py_ssize_t C, Py_ssize_t F)
+    void wgrad_out_f64(double *dw, const double *du, Py_ssize_t C, Py_ssize_t F)
+
+# Tile-channels per block, ``T * (C + F)``: V and Z of a block take 16 * T * (C + F) elements.
+cdef enum:
+    WINO_BUDGET = 8192
+    WINO_PAD = 16
+WINO_WGRAD_BUDGET, WINO_WGRAD_PAD = WINO_BUDGET, WINO_PAD   # tuning.py mirrors them; a test compares
+
+
+cdef Py_ssize_t _wino_tiles(Py_ssize_t N, Py_ssize_t C, Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo) noexcept nogil:
+    """Tiles per block ``T`` (see above)."""
+    cdef Py_ssize_t G = N if N < _GROUPS else _GROUPS
+    cdef Py_ssize_t tiles = ((N + G - 1) // G) * ((Ho + 1) // 2) * ((Wo + 1) // 2) if G > 0 else 0
+    cdef Py_ssize_t T = WINO_BUDGET // (C + F) if C + F > 0 else 1
+    if T < 1:
+        T = 1
+    return T if T < tiles else (tiles if tiles > 0 else 1)
+
+
+cdef inline Py_ssize_t _wino_slot(Py_ssize_t C, Py_ssize_t F, Py_ssize_t T) noexcept nogil:
+    return 16 * (T * C + WINO_PAD) + 16 * (T * F + WINO_PAD) + 16 * C + 4 * F
+
+
+cdef Py_ssize_t _wino_length(Py_ssize_t N, Py_ssize_t C, Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo,
+                             Py_ssize_t slots) noexcept nogil:
+    cdef Py_ssize_t G = N if N < _GROUPS else _GROUPS
+    return G * 16 * C * F + slots * _wino_slot(C, F, _wino_tiles(N, C, F, Ho, Wo))
+
+
+def conv_winograd_wgrad_workspace_length(Py_ssize_t N, Py_ssize_t C, Py_ssize_t F, Py_ssize_t Ho, Py_ssize_t Wo,
+                                         Py_ssize_t slots):
+    """Length of the 1-D workspace of :func:`conv2d_winograd_backward_weight` for ``slots`` threads.
+
+    ``G*16*C*F + slots * (16*(T*C + 16) + 16*(T*F + 16) + 16*C + 4*F)`` with ``G =
+    min(N, DW_GROUPS)`` and ``T`` tiles per block (see above); ``slots >= 1``.
+    """
+    if min(N, C, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received N={N}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    return _wino_length(N, C, F, Ho, Wo, slots)
+
+
+cdef void _wino_group(floating *part, floating *ws, const floating *dy, const floating *x,
+                      Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
+                      Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T) noexcept nogil:
+    """``part[k] (C, F) = sum of V_k^T Z_k`` over the tiles of samples ``n0 <= n < n1``, in blocks of ``T``."""
+    cdef Py_ssize_t tw = (Wo + 1) // 2, tps = ((Ho + 1) // 2) * ((Wo + 1) // 2)
+    cdef Py_ssize_t total = (n1 - n0) * tps, t0 = 0, nb, i, t, n, loc, ty, tx, r0, c0, a, j, c, k
+    cdef Py_ssize_t vs = T * C + WINO_PAD, zs = T * F + WINO_PAD
+    cdef floating *V = ws
+    cdef floating *Z = V + 16 * vs
+    cdef floating *patch = Z + 16 * zs
+    cdef floating *dpatch = patch + 16 * C
+    cdef const floating *xs
+    cdef const floating *src
+    cdef floating *dst
+    cdef floating beta = 0
+    while t0 < total:
+        nb = total - t0 if total - t0 < T else T
+        for i in range(nb):
+            t = t0 + i
+            n = n0 + t // tps
+            loc = t - (t // tps) * tps
+            ty = loc // tw
+            tx = loc - ty * tw
+            xs = x + n * H * W * C
+            r0 = 2 * ty - pt
+            c0 = 2 * tx - pl
+            if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
+                src = xs + (r0 * W + c0) * C
+                if floating is float:
+                    wino_input_f32(V + i * C, vs, src, W * C, C)
+                else:
+                    wino_input_f64(V + i * C, vs, src, W * C, C)
+            else:
+                for a in range(4):
+                    for j in range(4):
+                        dst = patch + (a * 4 + j) * C
+                        if 0 <= r0 + a < H and 0 <= c0 + j < W:
+                            src = xs + ((r0 + a) * W + c0 + j) * C
+                            for c in range(C):
+                                dst[c] = src[c]
+                        else:
+                            for c in range(C):
+                                dst[c] = 0
+                if floating is float:
+                    wino_input_f32(V + i * C, vs, patch, 4 * C, C)
+                else:
+                    wino_input_f64(V + i * C, vs, patch, 4 * C, C)
+            src = dy + ((n * Ho + 2 * ty) * Wo + 2 * tx) * F
+            if 2 * ty + 2 <= Ho and 2 * tx + 2 <= Wo:
+                if floating is float:
+                    wgrad_dy_f32(Z + i * F, zs, src, Wo * F, F)
+                else:
+                    wgrad_dy_f64(Z + i * F, zs, src, Wo * F, F)
+            else:
+                # partial last tile: the missing outputs have a zero gradient
+                for a in range(2):
+                    for j in range(2):
+                        dst = dpatch + (a * 2 + j) * F
+                        if 2 * ty + a < Ho and 2 * tx + j < Wo:
+                            for c in range(F):
+                                dst[c] = src[(a * Wo + j) * F + c]
+                        else:
+                            for c in range(F):
+                                dst[c] = 0
+                if floating is float:
+                    wgrad_dy_f32(Z + i * F, zs, dpatch, 2 * F, F)
+                else:
+                    wgrad_dy_f64(Z + i * F, zs, dpatch, 2 * F, F)
+        # part_k^T (F, C) (+)= Z_k^T (F, nb) @ V_k (nb, C), column-major
+        for k in range(16):
+            _gemm_nt(<int>F, <int>C, <int>nb, Z + k * zs, <int>F, V + k * vs, <int>C, beta,
+                     part + k * C * F, <int>F)
+        beta = 1
+        t0 += nb
+
+
+cdef void _wino_wgrad(floating *dw, const floating *dy, const floating *x, floating *work, Py_ssize_t slots,
+                      Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
+                      Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl) noexcept nogil:
+    cdef Py_ssize_t CF = C * F, UF = 16 * C * F, e, g
+    cdef Py_ssize_t G = N if N < _GROUPS else _GROUPS
+    cdef Py_ssize_t T = _wino_tiles(N, C, F, Ho, Wo), S = _wino_slot(C, F, T)
+    cdef floating *slot0 = work + G * UF
+    cdef int nt
+    if CF == 0:
+        return
+    if N == 0 or Ho * Wo == 0:
+        for e in range(9 * CF):
+            dw[e] = 0
+        return
+    nt = team(N * Ho * Wo * 4 * CF // 16)
+    if nt > slots:
+        nt = <int>slots
+    if nt > G:
+        nt = <int>G
+    if nt == 1:
+        for g in range(G):
+            _wino_group(work + g * UF, slot0, dy, x, g * N // G, (g + 1) * N // G, H, W, C, F, Ho, Wo, pt, pl, T)
+    else:
+        for g in prange(G, schedule="static", chunksize=1, num_threads=nt):
+            _wino_group(work + g * UF, slot0 + omp_get_thread_num() * S, dy, x, g * N // G, (g + 1) * N // G,
+                        H, W, C, F, Ho, Wo, pt, pl, T)
+    _sum_groups(work, work, G, UF)   # dU, in place into part[0]
+    if floating is float:
+        wgrad_out_f32(dw, work, C, F)
+    else:
+        wgrad_out_f64(dw, work, C, F)
+
+
+def conv2d_winograd_backward_weight(dw, dy, x, work, int pt, int pl):
+    """Weight gradient of a 3x3, stride-1, undilated conv by Winograd F(2x2, 3x3), from the input ``x``.
+
+    ``dw (3, 3, C, F)`` (output, every element written), ``dy (N, Ho, Wo, F)``
+    the gradient wrt the conv output (pre-activation), ``x (N, H, W, C)`` the
+    conv input, ``work`` a 1-D scratch of length ``>=
+    conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, 1)``; all of ``x``'s
+    dtype and C-contiguous. ``pt, pl >= 0`` top/left zero padding (bottom/right
+    implied by ``Ho, Wo``), as :func:`conv2d_winograd_bias_act_forward`. The
+    number of per-thread slots is read from ``len(work)`` as in
+    :func:`conv2d_backward_weight_from_input`. Equal to
+    ``reference.conv2d_backward_weight`` up to rounding; bit-identical for any
+    thread and slot count. Takes plain ndarrays (see ``_ndarray.pxi``).
+    """
+    cdef int t = _float_type(x, "x")
+    cdef cnp.ndarray xa = _array(x, t, 4, False, "x"), dwa = _array(dw, t, 4, True, "dw")
+    cdef cnp.ndarray dya = _array(dy, t, 4, False, "dy"), ka = _array(work, t, 1, True, "work")
+    cdef cnp.npy_intp *xd = cnp.PyArray_DIMS(xa)
+    cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(dya)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(dwa)
+    if wd[0] != 3 or wd[1] != 3:
+        raise ValueError(f"dw must be (3, 3, C, F) for Winograd F(2x2, 3x3); received shape {dw.shape}")
+    if yd[0] != xd[0] or wd[2] != xd[3] or wd[3] != yd[3]:
+        raise ValueError(f"conv2d_winograd_backward_weight shapes do not match: dw {dw.shape}, dy {dy.shape}, "
+                         f"x {x.shape}")
+    if pt < 0 or pl < 0:
+        raise ValueError(f"padding must be >= 0; received pt={pt}, pl={pl}")
+    cdef Py_ssize_t N = xd[0], C = xd[3], F = wd[3], Ho = yd[1], Wo = yd[2]
+    cdef Py_ssize_t need = _wino_length(N, C, F, Ho, Wo, 1)
+    cdef Py_ssize_t L = cnp.PyArray_DIMS(ka)[0], S = _wino_slot(C, F, _wino_tiles(N, C, F, Ho, Wo))
+    if L < need:
+        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received length {L}")
+    cdef Py_ssize_t slots = (L - (need - S)) // S
+    if t == cnp.NPY_FLOAT:
+        _wino_wgrad(<float *>cnp.PyArray_DATA(dwa), <const float *>cnp.PyArray_DATA(dya),
+                    <const float *>cnp.PyArray_DATA(xa), <float *>cnp.PyArray_DATA(ka), slots,
+                    N, xd[1], xd[2], C, F, Ho, Wo, pt, pl)
+    else:
+        _wino_wgrad(<double *>cnp.PyArray_DATA(dwa), <const double *>cnp.PyArray_DATA(dya),
+                    <const double *>cnp.PyArray_DATA(xa), <double *>cnp.PyArray_DATA(ka), slots,
+                    N, xd[1], xd[2], C, F, Ho, Wo, pt, pl)

@@ -26,7 +26,7 @@ from minicnn.threads import thread_limits
 EXACT = {"dropout_forward", "dropout_backward", "spatial_dropout_forward", "spatial_dropout_backward",
          "adam_update", "augment_batch", "softmax_shift_rows", "softmax_normalize_rows"}
 #: Exported names that are not kernels (workspace sizes, checked by tests/test_tuning.py).
-NOT_KERNELS = {"conv_wgrad_workspace_length", "winograd_workspace_length"}
+NOT_KERNELS = {"conv_wgrad_workspace_length", "conv_winograd_wgrad_workspace_length", "winograd_workspace_length"}
 
 
 def _conv(rng, dtype, N, H, W, C, F):
@@ -50,6 +50,7 @@ def cases(dtype, slots):
     dy = rng.standard_normal((N, Ho, Wo, F)).astype(dtype)
     wlen = tuning.winograd_workspace_length(H, W, C, F, Ho, Wo)
     glen = tuning.conv_wgrad_workspace_length(N, H, W, C, 3, 3, F, Ho, Wo, slots)
+    gwlen = tuning.conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, slots)
     first = {c: _conv(rng, dtype, 32, 28, 27, c, 32) for c in (1, 3)}   # the shallow first layers: direct paths
     y = rng.standard_normal((N, 12, 10, F)).astype(dtype)
     yp, am = np.empty((N, 6, 5, F), dtype), np.empty((N, 6, 5, F), np.int64)
@@ -97,6 +98,7 @@ def cases(dtype, slots):
             (nan((N, Ho // 2, Wo // 2, F)), x, w, b, np.empty((slots, wlen), dtype), 1, 0.0, 0, 0, Ho, Wo), 1),
         "conv2d_backward_weight_from_input": lambda: ((nan(w.shape), dy, x, np.empty(glen, dtype),
                                                        1, 1, 0, 0, 1, 1), 1),
+        "conv2d_winograd_backward_weight": lambda: ((nan(w.shape), dy, x, nan(gwlen), 0, 0), 1),
         "maxpool2d_forward": lambda: ((nan(yp.shape), np.full(am.shape, -1, np.int64), y, 2, 2, 2, 2, 0, 0), 2),
         "maxpool2d_backward": lambda: ((nan(y.shape), yp, am), 1),
         "avgpool2d_forward": lambda: ((nan(yp.shape), y, 2, 2, 2, 2, 0, 0), 1),

@@ -40,6 +40,7 @@ REFERENCE_TESTS = {
     "depthwise_conv2d_bias_act_forward": "test_depthwise_kernels.py::test_bias_act_is_conv_then_bias_act_forward",
     "conv2d_winograd_bias_act_forward": "test_winograd.py::test_winograd_matches_direct_reference",
     "conv2d_backward_weight_from_input": "test_conv_wgrad.py::test_wgrad_from_input_matches_col_reference",
+    "conv2d_winograd_backward_weight": "test_conv_wgrad.py::test_winograd_wgrad_matches_col_reference",
     "conv2d_winograd_bias_act_maxpool2_forward":
         "test_winograd.py::test_winograd_maxpool2_equals_winograd_then_maxpool",
     "conv2d_direct_bias_act_maxpool2_forward": "test_fused_kernels.py::test_direct_conv_maxpool2_matches_reference",

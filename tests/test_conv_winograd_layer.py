@@ -43,7 +43,7 @@ def test_gradients_through_the_winograd_input_gradient(backend, padding, activat
     check_layer_gradients(layer, x)   # dx through the Winograd input gradient, dw rebuilt from x
     assert ("winograd_dx" in layer._buffers) == uses_winograd(backend)
     assert ("dcol" in layer._buffers) != uses_winograd(backend)
-    assert ("wgrad" in layer._buffers) == ("col" not in layer._buffers) == uses_winograd(backend)
+    assert ("wgrad_winograd" in layer._buffers) == ("col" not in layer._buffers) == uses_winograd(backend)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

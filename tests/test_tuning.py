@@ -29,6 +29,8 @@ MIRRORED = [
     ("_conv_wgrad", "WGRAD_BLOCK_MNK", "WGRAD_BLOCK_MNK"),
     ("_conv_wgrad", "WGRAD_SLOT_CAP", "WGRAD_SLOT_CAP"),
     ("_conv_wgrad", "WGRAD_PACKED_SLOT", "WGRAD_PACKED_SLOT"),
+    ("_conv_wgrad", "WINO_WGRAD_BUDGET", "WINO_WGRAD_BUDGET"),
+    ("_conv_wgrad", "WINO_WGRAD_PAD", "WINO_WGRAD_PAD"),
 ]
 
 
@@ -78,6 +80,9 @@ def test_workspace_layouts_equal_the_compiled_ones():
         for N, K, slots in itertools.product((1, 7, 128), (1, 3), (1, 2, 16)):
             args = (N, s["H"], s["W"], s["C"], K, K, s["F"], s["h"], s["w"], slots)
             assert tuning.conv_wgrad_workspace_length(*args) == wgrad.conv_wgrad_workspace_length(*args), args
+            args = (N, s["C"], s["F"], s["h"], s["w"], slots)
+            assert (tuning.conv_winograd_wgrad_workspace_length(*args)
+                    == wgrad.conv_winograd_wgrad_workspace_length(*args)), args
 
 
 def test_the_backends_define_no_constant_of_their_own():

@@ -33,6 +33,7 @@ KERNELS = (
 #: F(2x2, 3x3), 2.25x fewer multiply-adds (see :class:`minicnn.layers.Conv2D` for when it is used).
 #: ``conv2d_backward_weight_from_input`` (NumPy reference + Cython): the weight gradient rebuilt from the
 #: layer input per sample, so a Winograd training forward needs no im2col buffer.
+#: ``conv2d_winograd_backward_weight``: the weight gradient of a 3x3 stride-1 conv by Winograd F(2x2, 3x3).
 #: ``conv2d_winograd_bias_act_maxpool2_forward``: Winograd conv + 2x2 max-pool in one pass (inference).
 #: ``conv2d_direct_bias_act_maxpool2_forward``: a shallow conv + 2x2 max-pool by a direct loop (inference).
 #: ``conv2d_winograd_bias_add_act_forward``: the Winograd conv with a tensor added before the activation (a
@@ -41,6 +42,7 @@ KERNELS = (
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
+                    "conv2d_winograd_backward_weight",
                     "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward",
                     "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
                     "conv2d_direct_bias_act_forward")
@@ -77,6 +79,7 @@ AUTO_PREFERENCE = {kernel: ("cython", "numba", "numpy") for kernel in KERNELS}
 # Winograd only where it is compiled: the NumPy reference is for testing, "auto" must not fall back to it.
 AUTO_PREFERENCE["conv2d_winograd_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_backward_weight_from_input"] = ("cython",)
+AUTO_PREFERENCE["conv2d_winograd_backward_weight"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_add_act_forward"] = ("cython",)

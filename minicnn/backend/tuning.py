@@ -28,6 +28,10 @@ WINOGRAD_STRIDE_PAD = 16
 WGRAD_BLOCK_MNK = 1000000
 WGRAD_SLOT_CAP = 65536
 WGRAD_PACKED_SLOT = 131072
+#: Tile-channels ``T * (C + F)`` per block of the Winograd weight gradient (``kernels/conv_wgrad.pyx``,
+#: ``WINO_BUDGET``) and the padding between its 16 matrices (``WINO_PAD``).
+WINO_WGRAD_BUDGET = 8192
+WINO_WGRAD_PAD = 16
 #: Below this inner size ``K = KH*KW*C`` a conv's forward product is a plain loop instead of BLAS (``kernels/conv.pyx``,
 #: ``SMALL_K``): on a shallow K (a first layer on 1-channel images, K = 9) sgemm is mostly call and packing overhead.
 CONV_SMALL_K = 32
@@ -125,3 +129,45 @@ def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
     G = min(N, DW_GROUPS)
     rows = -(-N // G) * Ho if G else 0
     return G * K * F + slots * min(_wgrad_block_rows(Wo, K, F), rows) * Wo * K
+
+
+def conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, slots):
+    """Length of the 1-D workspace of ``conv2d_winograd_backward_weight`` for ``slots`` threads.
+
+    The layout of the Cython kernel (``kernels/conv_wgrad.pyx``): ``G = min(N, DW_GROUPS)``
+    partial gradients of ``16*C*F`` elements (the Winograd domain), then ``slots`` scratch
+    slots of ``16*(T*C + 16) + 16*(T*F + 16) + 16*C + 4*F`` elements for blocks of
+    ``T = min(max(1, WINO_WGRAD_BUDGET // (C + F)), tiles)`` tiles, ``tiles =
+    ceil(N / G) * ceil(Ho / 2) * ceil(Wo / 2)`` those of the largest group.
+
+    Parameters
+    ----------
+    N, C, F, Ho, Wo : int
+        Batch, input channels, filters, output height and width.
+    slots : int
+        Threads that may run (>= 1).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If a size is negative or ``slots < 1``.
+
+    Examples
+    --------
+    >>> conv_winograd_wgrad_workspace_length(64, 16, 16, 32, 32, 2)   # 8*16*256 + 2 * (2*16*(256*16 + 16) + 320)
+    296576
+    """
+    if min(N, C, F, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received N={N}, C={C}, F={F}, Ho={Ho}, Wo={Wo}")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    G = min(N, DW_GROUPS)
+    tiles = -(-N // G) * ((Ho + 1) // 2) * ((Wo + 1) // 2) if G else 0
+    T = max(1, WINO_WGRAD_BUDGET // (C + F)) if C + F else 1
+    T = T if T < tiles else max(tiles, 1)
+    pad = WINO_WGRAD_PAD
+    return G * 16 * C * F + slots * (16 * (T * C + pad) + 16 * (T * F + pad) + 16 * C + 4 * F)

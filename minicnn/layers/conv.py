@@ -5,7 +5,8 @@ import math
 import numpy as np
 
 from ..backend.activation_codes import CODES
-from ..backend.tuning import conv_wgrad_workspace_length, winograd_workspace_length
+from ..backend.tuning import (conv_wgrad_workspace_length, conv_winograd_wgrad_workspace_length,
+                              winograd_workspace_length)
 from .base import Layer, activation_code, glorot_or_he_uniform
 from .geometry import as_pair, check_padding, window_geometry
 from .window_limits import check_window
@@ -28,6 +29,13 @@ def _team(layer):
 WINOGRAD_MIN_CHANNELS = 8
 _WINOGRAD = "conv2d_winograd_bias_act_forward"
 _WGRAD_FROM_INPUT = "conv2d_backward_weight_from_input"
+_WINOGRAD_WGRAD = "conv2d_winograd_backward_weight"
+#: Fewest input channels of a 3x3 stride-1 conv (on the Winograd forward) whose weight gradient runs by
+#: Winograd F(2x2, 3x3) (``conv2d_winograd_backward_weight``) instead of im2col + GEMM from the input.
+#: Measured (batch 64, 1 thread, minima of 21 interleaved calls, Cython at avx2): 32x32x8->16 2.33 -> 1.47 ms,
+#: 32x32x16->16 4.42 -> 2.93, 16x16x16->16 0.94 -> 0.63, 16x16x32->32 3.36 -> 1.99, 8x8x64->64 3.20 -> 1.69
+#: (``benchmarks/bench_conv_wgrad.py``); the baseline (SSE2) build lost at 16 channels (6.6 against 4.4 ms).
+WINOGRAD_WGRAD_MIN_CHANNELS = WINOGRAD_MIN_CHANNELS
 _WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
 _DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
 _WINOGRAD_ADD = "conv2d_winograd_bias_add_act_forward"
@@ -243,12 +251,7 @@ class Conv2D(_WindowConv):
             if getattr(self, "_x", None) is None:
                 raise RuntimeError("Conv2D.backward needs the forward pass of the same batch with training=True "
                                    "first (an inference forward keeps nothing for the gradients)")
-            N, Ho, Wo, F = dz.shape
-            H, W, C = self.input_shape
-            KH, KW = self.kernel_size
-            work = self._buffer("wgrad", (conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo,
-                                                                      _slots(self, N)),))
-            getattr(self.kernels, _WGRAD_FROM_INPUT)(self.grads["w"], dz, self._x, work, *self._geometry())
+            self._weight_grad_from_input(dz)
         else:
             self.kernels.conv2d_backward_weight(self.grads["w"], dz, self._col)
         if not self.needs_input_grad:
@@ -273,6 +276,24 @@ class Conv2D(_WindowConv):
             dcol = self._buffer("dcol", (N, P, K))
         self.kernels.conv2d_backward_input(dx, dcol, dz, self.params["w"], *self._geometry())
         return dx
+
+    def _weight_grad_from_input(self, dz):
+        """``grads["w"]`` from the layer input kept by a Winograd training forward (no im2col columns).
+
+        A 3x3 stride-1 conv with at least :data:`WINOGRAD_WGRAD_MIN_CHANNELS` input channels runs it by
+        Winograd F(2x2, 3x3) too (``conv2d_winograd_backward_weight``), where the backend has it.
+        """
+        N, Ho, Wo, F = dz.shape
+        H, W, C = self.input_shape
+        KH, KW = self.kernel_size
+        winograd = getattr(self.kernels, _WINOGRAD_WGRAD, None) if C >= WINOGRAD_WGRAD_MIN_CHANNELS else None
+        if winograd is not None and self._winograd_forward:
+            work = self._buffer("wgrad_winograd", (conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo,
+                                                                                      _slots(self, N)),))
+            winograd(self.grads["w"], dz, self._x, work, self.pt, self.pl)
+            return
+        work = self._buffer("wgrad", (conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, _slots(self, N)),))
+        getattr(self.kernels, _WGRAD_FROM_INPUT)(self.grads["w"], dz, self._x, work, *self._geometry())
 
     def fuses_with(self, following):
         """True when inference may run this conv and ``following`` (a layer) as one conv + max-pool kernel.
