@@ -92,14 +92,30 @@ def test_matches_reference(backend, case, dtype):
         _assert_close(got[name], want[name])
 
 
+#: Shapes of the fused epilogue: a channel tail (the epilogue runs on the stored row), whole 16-channel blocks
+#: (it runs in registers, compiled float32) at stride 1 and 2, rows of 1-3 pixels past the blocks of 4, a
+#: dilation, a 1x9 kernel (border blocks of 9 column taps), and float64.
+BIAS_ACT_CASES = [
+    ((3, 9, 7, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1), np.float32),
+    ((2, 9, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1), np.float32),
+    ((2, 9, 10, 16, 3, 3, 2, 2, 0, 1, 0, 1, 1, 1), np.float32),
+    ((2, 5, 6, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1), np.float32),
+    ((1, 4, 4, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1), np.float32),
+    ((2, 8, 9, 16, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2), np.float32),
+    ((1, 6, 12, 16, 1, 9, 1, 1, 0, 0, 4, 4, 1, 1), np.float32),
+    ((2, 9, 7, 32, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1), np.float64),
+]
+
+
+@pytest.mark.parametrize("case, dtype", BIAS_ACT_CASES)
 @pytest.mark.parametrize("act", sorted(CODES))
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_bias_act_is_conv_then_bias_act_forward(backend, act):
+def test_bias_act_is_conv_then_bias_act_forward(backend, act, case, dtype):
     """The fused epilogue gives the bits of ``depthwise_conv2d_forward`` then the backend's ``bias_act_forward``."""
     module = kernel_module(backend)
     forward, bias_act = _kernels(backend)[:2]
-    x, w, b, dy, geom = _problem((3, 9, 7, 21, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1), np.float32, seed=3)
-    want, got = np.full(dy.shape, np.nan, np.float32), np.full(dy.shape, np.nan, np.float32)
+    x, w, b, dy, geom = _problem(case, dtype, seed=3)
+    want, got = np.full(dy.shape, np.nan, dtype), np.full(dy.shape, np.nan, dtype)
     forward(want, x, w, *geom)
     want2 = want.reshape(-1, want.shape[-1])
     module.bias_act_forward(want2, want2, b, CODES[act], 0.2)

@@ -56,20 +56,21 @@ class FoldedBatchNorm:
         return (layer.params["w"], layer.params.get("b"), norm.params["gamma"], norm.params["beta"],
                 norm.running_mean, norm.running_var)
 
-    def _fresh(self, sources):
-        # the bytes of each source against those folded from: a byte compare of a few kB costs ~1 us where
-        # np.array_equal costs ~5-14 us (on the MobileNet-style net, 11 folds took 0.34 ms of a 0.85 ms
-        # forward of 8 samples); stricter than a value compare (-0.0 vs 0.0 refolds), never staler
-        return self._snapshot is not None and all(
-            (a is None and b is None) or (a is not None and b is not None and a.shape == b[0] and a.tobytes() == b[1])
-            for a, b in zip(sources, self._snapshot))
+    @staticmethod
+    def _key(sources):
+        # the shape and bytes of each source, compared with those folded from as one tuple: a byte compare of
+        # a few kB costs ~1 us where np.array_equal costs ~5-14 us, and one tuple compare in C replaces a
+        # generator of per-source tests (measured on a MobileNet-style fold, 6 sources: 24 -> 13 us per call
+        # on a loaded machine); stricter than a value compare (-0.0 vs 0.0 refolds), never staler
+        return tuple([None if a is None else (a.shape, a.tobytes()) for a in sources])
 
     def folded(self):
         """``layer`` with the folded weights of the current sources (refolded when one changed)."""
         sources = self._sources()
-        if not self._fresh(sources):
+        key = self._key(sources)
+        if key != self._snapshot:
             self._folded = self._fold(*sources)
-            self._snapshot = tuple(None if a is None else (a.shape, a.tobytes()) for a in sources)
+            self._snapshot = key
         self._folded.kernels = self.layer.kernels
         return self._folded
 
