@@ -20,6 +20,15 @@
 #include "lowp_rows.h"
 
 #define QG_MR 4   /* rows of a register block */
+
+/* acc += a (16 lanes of 4 uint8) . b (16 lanes of 4 int8), VPDPBUSD. Written as inline assembly with the
+ * accumulator tied to the output: GCC 12's intrinsic leaves it untied, and the register allocator then copies
+ * every accumulator twice per step of the inner loop (two vmovdqa per VPDPBUSD, measured 1.9x slower). */
+static inline __attribute__((always_inline)) __m512i qg_dpbusd(__m512i acc, __m512i a, __m512i b)
+{
+    __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+    return acc;
+}
 #define QG_NV 4   /* 16-column vectors of a register block (64 columns) */
 
 /* One register block: rows rows[0..mr) (each a pointer to its first inner element), columns n0 .. n0 + 16 nv.
@@ -46,7 +55,7 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
                 memcpy(&word, rows[r] + off + 4 * c4, 4);
                 __m512i av = _mm512_set1_epi32(word);
                 for (int j = 0; j < nv; j++)
-                    acc[r][j] = _mm512_dpbusd_epi32(acc[r][j], av, bv[j]);
+                    acc[r][j] = qg_dpbusd(acc[r][j], av, bv[j]);
             }
         }
     }
