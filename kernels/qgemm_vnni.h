@@ -31,13 +31,38 @@ static inline __attribute__((always_inline)) __m512i qg_dpbusd(__m512i acc, __m5
 }
 #define QG_NV 4   /* 16-column vectors of a register block (64 columns) */
 
+/* Where a product's outputs go as the NEXT int8 layer's uint8 input, quantized with its inv_scale and zero
+ * point z (q = clip(rint(y * inv) + z, 0, 255), the float32 operations of qg_quantize_run on the float32 y of
+ * the epilogue: the same bits as writing y and quantizing it). Output row m is pixel (b, i, j) of an Ho x Wo
+ * grid (1 x 1 for a dense product); its F values go to q + b * L + ((i + pt) * Wq + j + pl) * Cq. */
+typedef struct {
+    uint8_t *q;
+    float inv, z;
+    Py_ssize_t Ho, Wo, L, Wq, Cq, pt, pl;
+} qg_requant;
+
+static inline uint8_t *qg_requant_row(const qg_requant *o, Py_ssize_t m)
+{
+    Py_ssize_t b = m / (o->Ho * o->Wo), i = (m / o->Wo) % o->Ho, j = m % o->Wo;
+    return o->q + b * o->L + ((i + o->pt) * o->Wq + j + o->pl) * o->Cq;
+}
+
+/* clip(rint(v * inv) + z, 0, 255) of 16 float32 lanes as uint8 (the float32 product rounded to nearest even). */
+static inline __attribute__((always_inline)) __m128i qg_quantize16(__m512 v, __m512 vinv, __m512 vz)
+{
+    v = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
+    return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));
+}
+
 /* One register block: rows rows[0..mr) (each a pointer to its first inner element), columns n0 .. n0 + 16 nv.
  * The inner dimension is read as ntaps runs of 4 * C4 bytes, run t at offset tapoff[t] from each row pointer
  * (a matrix row: one run; a convolution window on the padded input: one run per tap, im2col's order). */
 static inline __attribute__((always_inline)) void
 qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows, const Py_ssize_t *tapoff, Py_ssize_t ntaps,
          Py_ssize_t C4, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr, const float *scale,
-         const float *bias, int relu, Py_ssize_t m0, Py_ssize_t n0, Py_ssize_t N, Py_ssize_t Np)
+         const float *bias, int relu, const qg_requant *out, Py_ssize_t m0, Py_ssize_t n0, Py_ssize_t N,
+         Py_ssize_t Np)
 {
     __m512i acc[QG_MR][QG_NV];
     for (int r = 0; r < mr; r++)
@@ -70,7 +95,7 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
         Py_ssize_t n = n0 + 16 * j;
         Py_ssize_t left = N - n;
         __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-        if (y == NULL) {
+        if (y == NULL && out == NULL) {   /* the exact int32 sums */
             for (int r = 0; r < mr; r++)
                 _mm512_mask_storeu_epi32(c + (m0 + r) * N + n, mask, acc[r][j]);
             continue;
@@ -83,16 +108,20 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
             v = _mm512_add_ps(_mm512_mul_ps(v, sc), bi);
             if (relu)
                 v = _mm512_max_ps(v, _mm512_setzero_ps());
-            _mm512_mask_storeu_ps(y + (m0 + r) * N + n, mask, v);
+            if (out != NULL)
+                _mm_mask_storeu_epi8(qg_requant_row(out, m0 + r) + n, mask,
+                                     qg_quantize16(v, _mm512_set1_ps(out->inv), _mm512_set1_ps(out->z)));
+            else
+                _mm512_mask_storeu_ps(y + (m0 + r) * N + n, mask, v);
         }
     }
 }
 
 #define QG_CASE(MR, NV) case (MR) * 8 + (NV): \
-    qg_block(MR, NV, 0, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, m0, n0, N, Np); break;
+    qg_block(MR, NV, 0, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, out, m0, n0, N, Np); break;
 
 #define QG_POOL_CASE(NV) case NV: \
-    qg_block(4, NV, 1, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, m0, n0, N, Np); break;
+    qg_block(4, NV, 1, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, out, m0, n0, N, Np); break;
 
 /* Output rows [m_begin, m_end), every column; row m of A starts at a + m * Kp, or, for a convolution
  * (Ho > 0), at the window of output pixel m = (b, i, j) in the padded input xp (Hp, Wp, C per sample).
@@ -101,7 +130,8 @@ static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, floa
                             const float *scale, const float *bias, int relu, Py_ssize_t m_begin,
                             Py_ssize_t m_end, Py_ssize_t Kp, Py_ssize_t N, Py_ssize_t Np,
                             Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t Hp, Py_ssize_t Wp, Py_ssize_t C,
-                            Py_ssize_t sh, Py_ssize_t sw, const Py_ssize_t *taps, Py_ssize_t ntaps, int pool)
+                            Py_ssize_t sh, Py_ssize_t sw, const Py_ssize_t *taps, Py_ssize_t ntaps, int pool,
+                            const qg_requant *out)
 {
     const Py_ssize_t zero = 0;
     const Py_ssize_t *tapoff = Ho > 0 ? taps : &zero;
@@ -140,13 +170,9 @@ static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, floa
 static void qg_quantize_run(uint8_t *dst, const float *src, Py_ssize_t L, float inv, float z)
 {
     const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(z);
-    const __m512 lo = _mm512_setzero_ps(), hi = _mm512_set1_ps(255.0f);
     for (Py_ssize_t i = 0; i < L; i += 16) {
         Py_ssize_t left = L - i;
         __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-        __m512 v = _mm512_maskz_loadu_ps(mask, src + i);
-        v = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), lo), hi);
-        _mm_mask_storeu_epi8(dst + i, mask, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v)));
+        _mm_mask_storeu_epi8(dst + i, mask, qg_quantize16(_mm512_maskz_loadu_ps(mask, src + i), vinv, vz));
     }
 }

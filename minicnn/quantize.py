@@ -23,7 +23,8 @@ import warnings
 
 import numpy as np
 
-from ._lowp_steps import BF16, INT8_MAX_K, Int8, Product, activation_range, fusable_pool, product_layer
+from ._lowp_steps import (BF16, INT8_MAX_K, Int8, Product, activation_range, chain_products, fusable_pool,
+                          product_layer)
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, softmax
 from .backend import get_backend, lowp
 from .layers import Conv2D
@@ -280,7 +281,7 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
         steps.append(Product(p, codec, ranges.get(i), pool))
         names += [(type(p).__name__, precision)] + ([(type(pool).__name__, precision)] if pool else [])
         i += 2 if pool else 1
-    quantized = QuantizedPredictor(model, precision, steps, names)
+    quantized = QuantizedPredictor(model, precision, chain_products(steps), names)
     if X_validation is not None or X_calibration is not None:
         quantized._measure(X_validation if X_validation is not None else X_calibration,
                            y_validation if X_validation is not None else None)
