@@ -17,7 +17,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "lowp_rows.h"
+/* rows: kernels/lowp_rows.h says where each starts (stepped here pixel by pixel, without a division per row) */
 
 #define QG_MR 4   /* rows of a register block */
 
@@ -41,10 +41,29 @@ typedef struct {
     Py_ssize_t Ho, Wo, L, Wq, Cq, pt, pl;
 } qg_requant;
 
-static inline uint8_t *qg_requant_row(const qg_requant *o, Py_ssize_t m)
+/* Output pixel (b, i, j) of an Ho x Wo grid, stepped row by row (no division per row). */
+typedef struct { Py_ssize_t b, i, j; } qg_pixel;
+
+static inline qg_pixel qg_pixel_of(Py_ssize_t m, Py_ssize_t Ho, Py_ssize_t Wo)
 {
-    Py_ssize_t b = m / (o->Ho * o->Wo), i = (m / o->Wo) % o->Ho, j = m % o->Wo;
-    return o->q + b * o->L + ((i + o->pt) * o->Wq + j + o->pl) * o->Cq;
+    qg_pixel p = {m / (Ho * Wo), (m / Wo) % Ho, m % Wo};
+    return p;
+}
+
+static inline void qg_step(qg_pixel *p, Py_ssize_t Ho, Py_ssize_t Wo)
+{
+    if (++p->j == Wo) {
+        p->j = 0;
+        if (++p->i == Ho) {
+            p->i = 0;
+            p->b++;
+        }
+    }
+}
+
+static inline uint8_t *qg_requant_row(const qg_requant *o, qg_pixel p)
+{
+    return o->q + p.b * o->L + ((p.i + o->pt) * o->Wq + p.j + o->pl) * o->Cq;
 }
 
 /* clip(rint(v * inv) + z, 0, 255) of 16 float32 lanes as uint8 (the float32 product rounded to nearest even). */
@@ -61,8 +80,8 @@ static inline __attribute__((always_inline)) __m128i qg_quantize16(__m512 v, __m
 static inline __attribute__((always_inline)) void
 qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows, const Py_ssize_t *tapoff, Py_ssize_t ntaps,
          Py_ssize_t C4, const int8_t *bp, int32_t *c, float *y, const int32_t *zcorr, const float *scale,
-         const float *bias, int relu, const qg_requant *out, Py_ssize_t m0, Py_ssize_t n0, Py_ssize_t N,
-         Py_ssize_t Np)
+         const float *bias, int relu, uint8_t *const *orow, float inv, float z, Py_ssize_t m0, Py_ssize_t n0,
+         Py_ssize_t N, Py_ssize_t Np)
 {
     __m512i acc[QG_MR][QG_NV];
     for (int r = 0; r < mr; r++)
@@ -95,7 +114,7 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
         Py_ssize_t n = n0 + 16 * j;
         Py_ssize_t left = N - n;
         __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
-        if (y == NULL && out == NULL) {   /* the exact int32 sums */
+        if (y == NULL && orow == NULL) {   /* the exact int32 sums */
             for (int r = 0; r < mr; r++)
                 _mm512_mask_storeu_epi32(c + (m0 + r) * N + n, mask, acc[r][j]);
             continue;
@@ -108,9 +127,8 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
             v = _mm512_add_ps(_mm512_mul_ps(v, sc), bi);
             if (relu)
                 v = _mm512_max_ps(v, _mm512_setzero_ps());
-            if (out != NULL)
-                _mm_mask_storeu_epi8(qg_requant_row(out, m0 + r) + n, mask,
-                                     qg_quantize16(v, _mm512_set1_ps(out->inv), _mm512_set1_ps(out->z)));
+            if (orow != NULL)
+                _mm_mask_storeu_epi8(orow[r] + n, mask, qg_quantize16(v, _mm512_set1_ps(inv), _mm512_set1_ps(z)));
             else
                 _mm512_mask_storeu_ps(y + (m0 + r) * N + n, mask, v);
         }
@@ -118,10 +136,10 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
 }
 
 #define QG_CASE(MR, NV) case (MR) * 8 + (NV): \
-    qg_block(MR, NV, 0, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, out, m0, n0, N, Np); break;
+    qg_block(MR, NV, 0, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, orow, inv, z, m0, n0, N, Np); break;
 
 #define QG_POOL_CASE(NV) case NV: \
-    qg_block(4, NV, 1, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, out, m0, n0, N, Np); break;
+    qg_block(4, NV, 1, rows, tapoff, ntaps, C4, bp, c, y, zcorr, scale, bias, relu, orow, inv, z, m0, n0, N, Np); break;
 
 /* Output rows [m_begin, m_end), every column; row m of A starts at a + m * Kp, or, for a convolution
  * (Ho > 0), at the window of output pixel m = (b, i, j) in the padded input xp (Hp, Wp, C per sample).
@@ -136,25 +154,34 @@ static void qgemm_vnni_rows(const uint8_t *a, const int8_t *bp, int32_t *c, floa
     const Py_ssize_t zero = 0;
     const Py_ssize_t *tapoff = Ho > 0 ? taps : &zero;
     const Py_ssize_t C4 = Ho > 0 ? C / 4 : Kp / 4;
+    /* the grid of the output rows: conv pixels, pooled pixels, or one row per sample of a dense product */
+    const Py_ssize_t Hg = Ho <= 0 ? 1 : pool ? Ho / 2 : Ho, Wg = Ho <= 0 ? 1 : pool ? Wo / 2 : Wo;
+    const float inv = out != NULL ? out->inv : 0.0f, z = out != NULL ? out->z : 0.0f;
+    const int step = pool ? 1 : QG_MR;
     if (Ho <= 0)
         ntaps = 1;
     for (Py_ssize_t n0 = 0; n0 < N; n0 += 16 * QG_NV) {
         Py_ssize_t vectors = (N - n0 + 15) / 16;
         int nv = vectors > QG_NV ? QG_NV : (int)vectors;
-        if (pool) {
-            for (Py_ssize_t m0 = m_begin; m0 < m_end; m0++) {
-                const uint8_t *rows[QG_MR];
-                for (int r = 0; r < 4; r++)
-                    rows[r] = a + lowp_pooled_row(m0, r, Ho, Wo, Hp, Wp, C, sh, sw);
-                switch (nv) { QG_POOL_CASE(4) QG_POOL_CASE(3) QG_POOL_CASE(2) QG_POOL_CASE(1) }
-            }
-            continue;
-        }
-        for (Py_ssize_t m0 = m_begin; m0 < m_end; m0 += QG_MR) {
-            int mr = m_end - m0 > QG_MR ? QG_MR : (int)(m_end - m0);
+        qg_pixel p = qg_pixel_of(m_begin, Hg, Wg);
+        for (Py_ssize_t m0 = m_begin; m0 < m_end; m0 += step) {
+            int mr = pool ? 1 : m_end - m0 > QG_MR ? QG_MR : (int)(m_end - m0);
             const uint8_t *rows[QG_MR];
-            for (int r = 0; r < mr; r++)
-                rows[r] = a + lowp_row(m0 + r, Kp, Ho, Wo, Hp, Wp, C, sh, sw);
+            uint8_t *orows[QG_MR];
+            for (int r = 0; r < mr; r++) {
+                if (pool)   /* the 4 conv pixels of the 2x2 window of pooled pixel p */
+                    for (int t = 0; t < 4; t++)
+                        rows[t] = a + ((p.b * Hp + (2 * p.i + t / 2) * sh) * Wp + (2 * p.j + t % 2) * sw) * C;
+                else
+                    rows[r] = a + (Ho <= 0 ? p.b * Kp : ((p.b * Hp + p.i * sh) * Wp + p.j * sw) * C);
+                orows[r] = out != NULL ? qg_requant_row(out, p) : NULL;
+                qg_step(&p, Hg, Wg);
+            }
+            uint8_t *const *orow = out != NULL ? orows : NULL;
+            if (pool) {
+                switch (nv) { QG_POOL_CASE(4) QG_POOL_CASE(3) QG_POOL_CASE(2) QG_POOL_CASE(1) }
+                continue;
+            }
             switch (mr * 8 + nv) {
                 QG_CASE(4, 4) QG_CASE(4, 3) QG_CASE(4, 2) QG_CASE(4, 1)
                 QG_CASE(3, 4) QG_CASE(3, 3) QG_CASE(3, 2) QG_CASE(3, 1)
