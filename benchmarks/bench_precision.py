@@ -76,18 +76,21 @@ def peers(clf, threads):
 
 
 def time_interleaved(calls, rounds):
-    """{name: (median, minimum) seconds} over ``rounds`` interleaved rounds (each call once per round after a
-    warm-up). On a loaded machine the median carries the other processes' preemptions (a short call loses
-    proportionally more to one); the minimum is the run least disturbed."""
+    """{name: (median, minimum, CPU median) seconds} over ``rounds`` interleaved rounds (each call once per round
+    after a warm-up). On a loaded machine the median carries the other processes' preemptions (a short call
+    loses proportionally more to one); the minimum is the run least disturbed; the CPU time (this process's,
+    every thread) leaves the preemptions out: at 1 thread it is the figure a quiet machine would give."""
     for call in calls.values():
         call()
     times = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
             times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (statistics.median(t), min(t), statistics.median(cpu[name])) for name, t in times.items()}
 
 
 def kernel_comparison(rounds, batch=64):
@@ -147,9 +150,9 @@ def main():
     if args.kernels:
         timings = kernel_comparison(args.rounds)
         base = timings["float32 winograd+pool"]
-        for name, (median, best) in timings.items():
-            print(f"{name:24} median {median * 1e3:7.2f} ms  best {best * 1e3:7.2f} ms   x f32: median "
-                  f"{base[0] / median:.2f}, best {base[1] / best:.2f}")
+        for name, (median, best, cpu) in timings.items():
+            print(f"{name:24} median {median * 1e3:7.2f} ms  best {best * 1e3:7.2f} ms  CPU {cpu * 1e3:7.2f} ms   "
+                  f"x f32: median {base[0] / median:.2f}, best {base[1] / best:.2f}, CPU {base[2] / cpu:.2f}")
         return
     report = {"cpu_level": isa.choose_level(), "features": {f: f in isa.cpu_features() for f in
                                                                ("AVX512VNNI", "AVX512BF16")},
@@ -177,28 +180,29 @@ def main():
             calls[f"{name} batch"] = lambda run=run: run(xb)
             calls[f"{name} 1 sample"] = lambda run=run: run(x1)
         timings = time_interleaved(calls, args.rounds)
-        for key, (median, best) in timings.items():
+        for key, (median, best, cpu) in timings.items():
             name, kind = key.split(" ", 1)
             n, kind = (args.batch, "batch") if kind == "batch" else (1, "one")
             rows[name][f"{kind}_samples_per_s"] = round(n / median, 1)
             rows[name][f"{kind}_best_samples_per_s"] = round(n / best, 1)
+            rows[name][f"{kind}_cpu_samples_per_s"] = round(n / cpu, 1)
         base = rows["float32"]
         for name, row in rows.items():
-            for kind in ("batch", "one", "batch_best", "one_best"):
+            for kind in ("batch", "one", "batch_best", "one_best", "batch_cpu", "one_cpu"):
                 if f"{kind}_samples_per_s" in row:
                     row[f"{kind}_vs_float32"] = round(row[f"{kind}_samples_per_s"] / base[f"{kind}_samples_per_s"], 2)
         report["datasets"][dataset] = rows
         print(f"\n{dataset}: float32 test accuracy {base['test_accuracy']:.4f}")
-        keys = ("batch_samples_per_s", "batch_vs_float32", "batch_best_vs_float32", "one_samples_per_s",
-                "one_vs_float32", "one_best_vs_float32")
-        print(f"{'':14}{'accuracy':>9}{'agree':>8}{'batch/s':>10}{'x f32':>7}{'best':>6}{'1-smp/s':>10}{'x f32':>7}"
-              f"{'best':>6}")
+        keys = ("batch_samples_per_s", "batch_vs_float32", "batch_best_vs_float32", "batch_cpu_vs_float32",
+                "one_samples_per_s", "one_vs_float32", "one_best_vs_float32", "one_cpu_vs_float32")
+        print(f"{'':14}{'accuracy':>9}{'agree':>8}{'batch/s':>10}{'x f32':>7}{'best':>6}{'CPU':>6}{'1-smp/s':>10}"
+              f"{'x f32':>7}{'best':>6}{'CPU':>6}")
         for name, row in rows.items():
             cells = [f"{row[k]:.4f}" if isinstance(row.get(k), float) else "-" for k in ("test_accuracy",
                                                                                        "top1_agreement")]
             speed = [str(row.get(k, "-")) for k in keys]
-            print(f"{name:14}{cells[0]:>9}{cells[1]:>8}{speed[0]:>10}{speed[1]:>7}{speed[2]:>6}{speed[3]:>10}"
-                  f"{speed[4]:>7}{speed[5]:>6}")
+            print(f"{name:14}{cells[0]:>9}{cells[1]:>8}{speed[0]:>10}{speed[1]:>7}{speed[2]:>6}{speed[3]:>6}"
+                  f"{speed[4]:>10}{speed[5]:>7}{speed[6]:>6}{speed[7]:>6}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

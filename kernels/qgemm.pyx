@@ -1,5 +1,6 @@
 # cython: language_level=3
-"""int8 inference kernels on AVX512-VNNI: quantize, pad, and the u8 x s8 products with a float epilogue.
+"""int8 inference kernels on AVX512-VNNI: quantize, pad, and the u8 x s8 products with a float epilogue (whose
+result is written as float32, or quantized as the next int8 layer's uint8 input: ``*_requant``).
 
 Built only at the ``avx512`` level with ``-mavx512vnni`` (:data:`minicnn.backend.isa.FEATURE_MODULES`) and
 loaded only where the CPU reports AVX512_VNNI (:mod:`minicnn.backend.lowp`); the NumPy twins with the same
@@ -29,6 +30,7 @@ cdef extern from "qgemm_vnni.h" nogil:
                          Py_ssize_t Wp, Py_ssize_t C, Py_ssize_t sh, Py_ssize_t sw, const Py_ssize_t *taps,
                          Py_ssize_t ntaps, int pool, const qg_requant *out)
     void qg_quantize_run(uint8_t *dst, const float *src, Py_ssize_t L, float inv, float z)
+    void qg_quantize_run_spread4(uint8_t *dst, const float *src, Py_ssize_t L, float inv, float z)
 
 def quantize_u8(uint8_t[:, ::1] q, const float[:, ::1] x, float inv_scale, int zero_point):
     """``q[:, :K] = clip(rint(x * inv_scale) + zero_point, 0, 255)``, ``q[:, K:] = zero_point``."""
@@ -108,6 +110,10 @@ def quantize_pad_u8(uint8_t[:, :, :, ::1] xp, const float[:, :, :, ::1] x, float
             memset(base, zero_point, pl * C)
             qg_quantize_run(base + pl * C, &x[n, i, 0, 0], W * C, inv_scale, z)
             memset(base + (pl + W) * C, zero_point, (Wp - pl - W) * C)
+        elif C == 1 and Cp == 4:   # one 32-bit lane per pixel
+            memset(base, zero_point, pl * 4)
+            qg_quantize_run_spread4(base + pl * 4, &x[n, i, 0, 0], W, inv_scale, z)
+            memset(base + (pl + W) * 4, zero_point, (Wp - pl - W) * 4)
         else:
             memset(base, zero_point, Wp * Cp)
             for j in range(W):

@@ -7,6 +7,8 @@
  *   c  (M, N)         int32   c[m, n] = sum_k a[m, k] * w[k, n]   (exact: VPDPBUSD adds 4 u8 x s8 products
  *                             into each int32 lane without intermediate saturation)
  *   y  (M, N)         float32 y[m, n] = act((float)(c[m, n] - zcorr[n]) * scale[n] + bias[n])
+ *   or q              uint8   y quantized as the next int8 layer's input, written where that layer reads it
+ *                             (qg_requant): no float32 activations in memory between two int8 layers
  * A convolution reads its rows of A straight from the zero-point-padded input (implicit im2col: the windows
  * are never copied), when C is a multiple of 4.
  * where zcorr[n] = z * sum_k w[k, n] removes the activations' zero point (the unsigned x signed offset trick).
@@ -67,11 +69,16 @@ static inline uint8_t *qg_requant_row(const qg_requant *o, qg_pixel p)
 }
 
 /* clip(rint(v * inv) + z, 0, 255) of 16 float32 lanes as uint8 (the float32 product rounded to nearest even). */
-static inline __attribute__((always_inline)) __m128i qg_quantize16(__m512 v, __m512 vinv, __m512 vz)
+static inline __attribute__((always_inline)) __m512i qg_quantize16_epi32(__m512 v, __m512 vinv, __m512 vz)
 {
     v = _mm512_roundscale_ps(_mm512_mul_ps(v, vinv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v, vz), _mm512_setzero_ps()), _mm512_set1_ps(255.0f));
-    return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(v));
+    return _mm512_cvtps_epi32(v);
+}
+
+static inline __attribute__((always_inline)) __m128i qg_quantize16(__m512 v, __m512 vinv, __m512 vz)
+{
+    return _mm512_cvtepi32_epi8(qg_quantize16_epi32(v, vinv, vz));
 }
 
 /* One register block: rows rows[0..mr) (each a pointer to its first inner element), columns n0 .. n0 + 16 nv.
@@ -201,5 +208,19 @@ static void qg_quantize_run(uint8_t *dst, const float *src, Py_ssize_t L, float 
         Py_ssize_t left = L - i;
         __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
         _mm_mask_storeu_epi8(dst + i, mask, qg_quantize16(_mm512_maskz_loadu_ps(mask, src + i), vinv, vz));
+    }
+}
+
+/* One channel padded to 4: dst[4 i] = clip(rint(src[i] * inv) + z, 0, 255) (as qg_quantize_run) and dst[4 i + 1
+ * .. 4 i + 3] = z for i < L: one 32-bit lane per pixel (the first conv of a grayscale model). */
+static void qg_quantize_run_spread4(uint8_t *dst, const float *src, Py_ssize_t L, float inv, float z)
+{
+    const __m512 vinv = _mm512_set1_ps(inv), vz = _mm512_set1_ps(z);
+    const __m512i fill = _mm512_set1_epi32((int)((uint32_t)z * 0x01010100u));
+    for (Py_ssize_t i = 0; i < L; i += 16) {
+        Py_ssize_t left = L - i;
+        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1u);
+        __m512i v = qg_quantize16_epi32(_mm512_maskz_loadu_ps(mask, src + i), vinv, vz);
+        _mm512_mask_storeu_epi32(dst + 4 * i, mask, _mm512_or_si512(v, fill));
     }
 }
