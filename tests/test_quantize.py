@@ -387,6 +387,9 @@ def test_chained_int8_products_give_the_bits_of_the_float32_handoff(fitted, digi
     layout = [type(s).__name__ if not isinstance(s, Product) else type(s.layer).__name__ + "->" * (s.next is not None)
               for s in q._steps]
     assert layout == CHAINS[next(k for k, v in KINDS.items() if v["layers"] == fitted.layers)]
+    for name, precision in q.layer_precisions_:   # a layer a chain leaves out passes uint8 data on
+        if name in ("Flatten", "Dropout"):
+            assert precision == ("float32" if name in layout else "int8"), q.layer_precisions_
     monkeypatch.setattr(quantize_module, "chain_products", lambda steps: steps)
     unchained = quantize(fitted, X[:300], backend=backend)
     assert not any(getattr(s, "next", None) for s in unchained._steps)
