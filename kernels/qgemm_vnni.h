@@ -24,8 +24,10 @@
 #define QG_MR 4   /* rows of a register block */
 
 /* acc += a (16 lanes of 4 uint8) . b (16 lanes of 4 int8), VPDPBUSD. Written as inline assembly with the
- * accumulator tied to the output: GCC 12's intrinsic leaves it untied, and the register allocator then copies
- * every accumulator twice per step of the inner loop (two vmovdqa per VPDPBUSD, measured 1.9x slower). */
+ * accumulator tied to the output: with GCC 12's intrinsic the register allocator copies every accumulator twice
+ * per step of the inner loop (two vmovdqa per VPDPBUSD, and a spill); the AMD Zen 4 this was measured on hides
+ * most of those copies at register renaming (the conv + pool kernel gained about 1%), a CPU that does not would
+ * lose more. */
 static inline __attribute__((always_inline)) __m512i qg_dpbusd(__m512i acc, __m512i a, __m512i b)
 {
     __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
