@@ -10,6 +10,7 @@ Runtime / OpenVINO (float32 and its default precision) on the exported float32 m
 
     python benchmarks/bench_precision.py [--epochs 2] [--rounds 15] [--model-dir DIR] [--json out.json]
     python benchmarks/bench_precision.py --kernels [--rounds 31]   # the second convolution's kernels alone
+    python benchmarks/bench_precision.py --steps [--batch 1]       # CPU time of each step of the int8 pass
 """
 
 import argparse
@@ -135,6 +136,37 @@ def kernel_comparison(rounds, batch=64):
         return time_interleaved(calls, rounds)
 
 
+def step_profile(dataset, epochs, calibration, batch, rounds, model_dir):
+    """CPU time (1 thread, medians of ``rounds``) of each step of the int8 pass on a batch of the test set,
+    each from its input to the next step's input, and of the whole float32 and int8 ``predict_proba``."""
+    from minicnn._lowp_steps import Product
+    from minicnn.threads import thread_limits
+
+    X_train, y_train, X_test, _ = DATASETS[dataset]()
+    clf = fitted_model(dataset, X_train, y_train, epochs, model_dir)
+    clf.set_params(n_threads=1)
+    q = quantize(clf, X_train[:calibration])
+    q.n_threads = 1
+    xb = np.ascontiguousarray(X_test[:batch])
+
+    def cpu(call):
+        return time_interleaved({"call": call}, rounds)["call"][2]
+
+    with thread_limits(1):
+        x = clf._images(xb)
+        for step in q._steps:
+            run = (lambda s=step, x=x: s.forward(x)) if isinstance(step, Product) else \
+                (lambda s=step, x=x: s.forward(x, False))
+            name = type(getattr(step, "layer", step)).__name__
+            if getattr(step, "pool", None) is not None:
+                name += " + max-pool"
+            handover = " -> uint8" if getattr(step, "next", None) is not None else ""
+            print(f"{name + handover:32} {cpu(run) * 1e3:8.3f} ms")
+            x = run()
+        print(f"{'predict_proba int8':32} {cpu(lambda: q.predict_proba(xb)) * 1e3:8.3f} ms")
+        print(f"{'predict_proba float32':32} {cpu(lambda: clf.predict_proba(xb)) * 1e3:8.3f} ms")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=2)
@@ -146,7 +178,13 @@ def main():
     p.add_argument("--model-dir", default=None, help="cache of the fitted float32 models")
     p.add_argument("--json", default=None)
     p.add_argument("--kernels", action="store_true", help="only the kernel comparison of the second convolution")
+    p.add_argument("--steps", action="store_true", help="only the CPU time of each step of the int8 pass")
     args = p.parse_args()
+    if args.steps:
+        for dataset in args.datasets.split(","):
+            print(f"{dataset}, batch {args.batch}, CPU time, medians of {args.rounds}:")
+            step_profile(dataset, args.epochs, args.calibration, args.batch, args.rounds, args.model_dir)
+        return
     if args.kernels:
         timings = kernel_comparison(args.rounds)
         base = timings["float32 winograd+pool"]

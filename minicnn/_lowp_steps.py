@@ -4,7 +4,9 @@ A :class:`Product` runs a :class:`~minicnn.layers.Conv2D` (its windows read in p
 input; a 2x2 max-pool after it inside the same kernel) or a
 :class:`~minicnn.layers.Dense` (a BatchNorm folded into either first) as one reduced-precision matrix product
 with its bias and activation in the float32 epilogue; every other layer (pooling, flatten, dropout at
-inference, composite blocks) runs its own float32 forward. A codec says how a precision encodes activations
+inference, composite blocks) runs its own float32 forward, except a flatten or an inverted dropout between two
+int8 products: those are chained (:func:`chain_products`), the first writing its output quantized as the
+second's uint8 input. A codec says how a precision encodes activations
 and weights and which kernel multiplies them:
 
 * :class:`Int8` (Jacob et al. 2018; ONNX Runtime's static quantization, U8S8): activations uint8 with a

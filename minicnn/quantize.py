@@ -7,7 +7,9 @@ scale and zero point per tensor, calibrated on user data (``calibration="max"``:
 Runtime's MinMax calibrator; ``"percentile"``: the central ``percentile`` % of the values); the products run
 exactly in int32 on AVX512-VNNI and are dequantized in float32, where the bias and activation are applied.
 ``precision="bf16"`` rounds weights and activations to bfloat16 and accumulates in float32 (AVX512-BF16).
-Pooling, flatten and composite blocks run in float32. Each precision runs only where the CPU has the
+Between two int8 layers (only a flatten or an inverted dropout between them) the activations stay uint8: the
+first quantizes its outputs in its epilogue as the second's input, the same bits as the float32 hand-over.
+Other pooling, and composite blocks, run in float32. Each precision runs only where the CPU has the
 instructions and is refused elsewhere (:class:`minicnn.backend.lowp.UnsupportedPrecisionError`, naming the
 missing feature); ``backend="numpy"`` runs the same arithmetic in NumPy on any CPU.
 
