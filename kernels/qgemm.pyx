@@ -31,6 +31,8 @@ cdef extern from "qgemm_vnni.h" nogil:
                          Py_ssize_t ntaps, int pool, const qg_requant *out)
     void qg_quantize_run(uint8_t *dst, const float *src, Py_ssize_t L, float inv, float z)
     void qg_quantize_run_spread4(uint8_t *dst, const float *src, Py_ssize_t L, float inv, float z)
+    void qg_quantize_rows4(uint8_t *dst, const float *src, Py_ssize_t W, Py_ssize_t pl, Py_ssize_t Wp, float inv,
+                           float z, int zero_point)
 
 def quantize_u8(uint8_t[:, ::1] q, const float[:, ::1] x, float inv_scale, int zero_point):
     """``q[:, :K] = clip(rint(x * inv_scale) + zero_point, 0, 255)``, ``q[:, K:] = zero_point``."""
@@ -118,6 +120,29 @@ def quantize_pad_u8(uint8_t[:, :, :, ::1] xp, const float[:, :, :, ::1] x, float
             memset(base, zero_point, Wp * Cp)
             for j in range(W):
                 qg_quantize_run(base + (pl + j) * Cp, &x[n, i, j, 0], C, inv_scale, z)
+
+
+def quantize_pad_rows4_u8(uint8_t[:, :, :, ::1] xp, const float[:, :, :, ::1] x, float inv_scale, int zero_point,
+                          Py_ssize_t pt, Py_ssize_t pl):
+    """One-channel ``x (N, H, W, 1)`` quantized and padded as :func:`quantize_pad_u8` into ``P (N, Hp, Wp + 3)``,
+    written with each pixel's next 3 beside it: ``xp[n, i, j, c] = P[n, i, j + c]``, ``xp (N, Hp, Wp, 4)`` (a
+    kernel row of up to 4 taps is one 4-byte group: a conv reads it as a 1-wide kernel over 4 channels)."""
+    cdef Py_ssize_t N = x.shape[0], H = x.shape[1], W = x.shape[2], Hp = xp.shape[1], Wp = xp.shape[2], row, n, i
+    cdef uint8_t *base
+    cdef float z = zero_point
+    if x.shape[3] != 1 or xp.shape[3] != 4 or xp.shape[0] != N or pt < 0 or pl < 0 or pt + H > Hp \
+            or pl > Wp + 2 or not 0 <= zero_point <= 255:
+        raise ValueError(f"xp ({xp.shape[0]}, {Hp}, {Wp}, {xp.shape[3]}) cannot hold x ({N}, {H}, {W}, "
+                         f"{x.shape[3]}) at offset ({pt}, {pl}) with zero_point={zero_point}; expected one channel "
+                         f"in, four out")
+    for row in prange(N * Hp, nogil=True, schedule="static", num_threads=team(N * Hp * Wp * 4)):
+        n = row // Hp
+        i = row % Hp - pt
+        base = &xp[n, row % Hp, 0, 0]
+        if not 0 <= i < H:
+            memset(base, zero_point, Wp * 4)
+        else:
+            qg_quantize_rows4(base, &x[n, i, 0, 0], W, pl, Wp, inv_scale, z, zero_point)
 
 
 def qconv_u8s8_bias_act(float[:, ::1] y, const uint8_t[:, :, :, ::1] xp, const int8_t[:, :, ::1] bp,

@@ -226,3 +226,15 @@ static void qg_quantize_run_spread4(uint8_t *dst, const float *src, Py_ssize_t L
         _mm512_mask_storeu_epi32(dst + 4 * i, mask, _mm512_or_si512(v, fill));
     }
 }
+
+/* One channel, kernel rows of up to 4 taps read as one 4-byte group: dst[4 j + c] = P[j + c] for j < Wp, c < 4,
+ * where P (Wp + 3 bytes) is the image row quantized as qg_quantize_run at offset pl, the zero point elsewhere. */
+static void qg_quantize_rows4(uint8_t *dst, const float *src, Py_ssize_t W, Py_ssize_t pl, Py_ssize_t Wp, float inv,
+                              float z, int zero_point)
+{
+    uint8_t row[Wp + 3];
+    memset(row, zero_point, Wp + 3);
+    qg_quantize_run(row + pl, src, W < Wp + 3 - pl ? W : Wp + 3 - pl, inv, z);
+    for (Py_ssize_t j = 0; j < Wp; j++)
+        memcpy(dst + 4 * j, row + j, 4);
+}

@@ -54,6 +54,7 @@ REFERENCE_TESTS = {
 FEATURE_REFERENCE_TESTS = {
     "quantize_u8": "test_quantize_kernels.py::test_quantize_u8_matches_reference_exactly",
     "quantize_pad_u8": "test_quantize_kernels.py::test_quantize_pad_u8_matches_reference_exactly",
+    "quantize_pad_rows4_u8": "test_quantize_kernels.py::test_quantize_pad_rows4_u8_matches_reference_exactly",
     "qconv_u8s8_bias_act": "test_quantize_kernels.py::test_qconv_matches_reference_exactly",
     "qgemm_u8s8": "test_quantize_kernels.py::test_qgemm_matches_reference_exactly",
     "qgemm_u8s8_bias_act": "test_quantize_kernels.py::test_qgemm_bias_act_matches_reference_exactly",

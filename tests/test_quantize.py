@@ -403,3 +403,21 @@ def test_only_layers_that_pass_their_input_on_at_inference_are_skipped_by_a_chai
     assert transparent(Flatten()) and transparent(Dropout(0.5)) and transparent(SpatialDropout2D(0.3))
     assert transparent(Dropout(0.0, scaling="test_time"))
     assert not transparent(Dropout(0.5, scaling="test_time")) and not transparent(MaxPool2D())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_one_channel_convs_reading_kernel_rows_as_groups_give_the_same_bits(fitted, digits, backend, monkeypatch):
+    """An int8 conv over one channel reads each kernel row (up to 4 taps, no column dilation) as one 4-byte group
+    of the pixel and its next 3: the same integer sums as the channel padded to 4, so the same predictions."""
+    if backend == "auto" and not _available("int8"):
+        pytest.skip(f"this CPU lacks {lowp.missing('int8')}")
+    from minicnn import _lowp_steps
+
+    X, _ = digits
+    q = quantize(fitted, X[:300], backend=backend)
+    first = next(s for s in q._steps if isinstance(s, _lowp_steps.Product))
+    assert first.rows4 == (fitted.layers[0] != "conv8d2")   # every first conv of a digits model has one channel
+    monkeypatch.setattr(_lowp_steps, "rows4", lambda layer, codec: False)
+    padded = quantize(fitted, X[:300], backend=backend)
+    assert not any(getattr(s, "rows4", False) for s in padded._steps)
+    np.testing.assert_array_equal(q.predict_proba(X), padded.predict_proba(X))

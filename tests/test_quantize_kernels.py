@@ -298,3 +298,28 @@ def test_requant_kernels_refuse_targets_they_would_write_past(call, args):
     write out of bounds)."""
     with pytest.raises(ValueError, match="cannot hold"):
         getattr(compiled("int8"), call)(*args())
+
+
+@pytest.mark.parametrize("zero_point", [0, 77])
+@pytest.mark.parametrize("W, Wp, pt, pl, extra", [(9, 7, 0, 0, 0), (12, 7, 0, 0, 0), (9, 9, 1, 1, 1), (7, 6, 2, 0, 3), (5, 9, 1, 2, 0),
+                                                   (40, 38, 0, 0, 0)])
+def test_quantize_pad_rows4_u8_matches_reference_exactly(W, Wp, pt, pl, extra, zero_point, rng):
+    """Each pixel of a one-channel image with its next 3 as 4 channels: equals its twin, and pixel ``j`` channel
+    ``c`` is :func:`quantize_pad_u8`'s pixel ``j + c`` (the zero point past the image)."""
+    fast = compiled("int8")
+    x = (rng.standard_normal((3, 9, W, 1)) * 2).astype(np.float32)
+    shape = (3, 9 + pt + extra, Wp, 4)
+    want = np.full(shape, 3, np.uint8)
+    ref.quantize_pad_rows4_u8(want, x, 50.0, zero_point, pt, pl)
+    got = twice(fast.quantize_pad_rows4_u8, lambda: (np.full(shape, 3, np.uint8), x, 50.0, zero_point, pt, pl))
+    np.testing.assert_array_equal(got, want)
+    padded = np.full((3, shape[1], max(Wp + 3, pl + W), 1), 5, np.uint8)
+    ref.quantize_pad_u8(padded, x, 50.0, zero_point, pt, pl)
+    for c in range(4):
+        np.testing.assert_array_equal(want[..., c], padded[:, :, c:c + Wp, 0])
+
+
+def test_quantize_pad_rows4_u8_refuses_what_it_cannot_write():
+    with pytest.raises(ValueError, match="cannot hold"):
+        compiled("int8").quantize_pad_rows4_u8(np.empty((2, 5, 5, 4), np.uint8), np.zeros((2, 5, 5, 2), np.float32),
+                                               1.0, 0, 0, 0)

@@ -16,7 +16,7 @@ import numpy as np
 
 from ._im2col import _pad_input, _window
 
-__all__ = ["quantize_u8", "quantize_pad_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act",
+__all__ = ["quantize_u8", "quantize_pad_u8", "quantize_pad_rows4_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act",
            "qgemm_u8s8_requant", "qconv_u8s8_requant"]
 
 #: Kp is a multiple of this (one VPDPBUSD lane sums 4 products), Np of :data:`N_MULTIPLE` (one 512-bit vector).
@@ -73,6 +73,18 @@ def quantize_pad_u8(xp, x, inv_scale, zero_point, pt, pl):
     inner = np.empty((x.size // C, C), np.uint8)
     quantize_u8(inner, x.reshape(-1, C), inv_scale, zero_point)
     xp[:, pt:pt + H, pl:pl + W, :C] = inner.reshape(x.shape)
+
+
+def quantize_pad_rows4_u8(xp, x, inv_scale, zero_point, pt, pl):
+    """One-channel ``x (N, H, W, 1)`` quantized and padded as :func:`quantize_pad_u8` into ``P (N, Hp, Wp + 3)``,
+    written with each pixel's next 3 beside it: ``xp[n, i, j, c] = P[n, i, j + c]``, ``xp (N, Hp, Wp, 4)`` (a
+    kernel row of up to 4 taps is one 4-byte group: a conv reads it as a 1-wide kernel over 4 channels)."""
+    N, Hp, Wp, _ = xp.shape
+    W = min(x.shape[2], Wp + 3 - pl)   # columns no window reaches are left out
+    P = np.empty((N, Hp, Wp + 3, 1), np.uint8)
+    quantize_pad_u8(P, np.ascontiguousarray(x[:, :, :W]), inv_scale, zero_point, pt, pl)
+    for c in range(4):
+        xp[..., c] = P[:, :, c:c + Wp, 0]
 
 
 def im2col_windows(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
