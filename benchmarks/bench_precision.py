@@ -10,6 +10,7 @@ Runtime / OpenVINO (float32 and its default precision) on the exported float32 m
 
     python benchmarks/bench_precision.py [--epochs 2] [--rounds 15] [--model-dir DIR] [--json out.json]
     python benchmarks/bench_precision.py --kernels [--rounds 31]   # the second convolution's kernels alone
+    python benchmarks/bench_precision.py --steps [--batch 1]       # CPU time of each step of the int8 pass
 """
 
 import argparse
@@ -76,18 +77,21 @@ def peers(clf, threads):
 
 
 def time_interleaved(calls, rounds):
-    """{name: (median, minimum) seconds} over ``rounds`` interleaved rounds (each call once per round after a
-    warm-up). On a loaded machine the median carries the other processes' preemptions (a short call loses
-    proportionally more to one); the minimum is the run least disturbed."""
+    """{name: (median, minimum, CPU median) seconds} over ``rounds`` interleaved rounds (each call once per round
+    after a warm-up). On a loaded machine the median carries the other processes' preemptions (a short call
+    loses proportionally more to one); the minimum is the run least disturbed; the CPU time (this process's,
+    every thread) leaves the preemptions out: at 1 thread it is the figure a quiet machine would give."""
     for call in calls.values():
         call()
     times = {name: [] for name in calls}
+    cpu = {name: [] for name in calls}
     for _ in range(rounds):
         for name, call in calls.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             call()
             times[name].append(time.perf_counter() - start)
-    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
+            cpu[name].append(time.process_time() - start_cpu)
+    return {name: (statistics.median(t), min(t), statistics.median(cpu[name])) for name, t in times.items()}
 
 
 def kernel_comparison(rounds, batch=64):
@@ -132,6 +136,37 @@ def kernel_comparison(rounds, batch=64):
         return time_interleaved(calls, rounds)
 
 
+def step_profile(dataset, epochs, calibration, batch, rounds, model_dir):
+    """CPU time (1 thread, medians of ``rounds``) of each step of the int8 pass on a batch of the test set,
+    each from its input to the next step's input, and of the whole float32 and int8 ``predict_proba``."""
+    from minicnn._lowp_steps import Product
+    from minicnn.threads import thread_limits
+
+    X_train, y_train, X_test, _ = DATASETS[dataset]()
+    clf = fitted_model(dataset, X_train, y_train, epochs, model_dir)
+    clf.set_params(n_threads=1)
+    q = quantize(clf, X_train[:calibration])
+    q.n_threads = 1
+    xb = np.ascontiguousarray(X_test[:batch])
+
+    def cpu(call):
+        return time_interleaved({"call": call}, rounds)["call"][2]
+
+    with thread_limits(1):
+        x = clf._images(xb)
+        for step in q._steps:
+            run = (lambda s=step, x=x: s.forward(x)) if isinstance(step, Product) else \
+                (lambda s=step, x=x: s.forward(x, False))
+            name = type(getattr(step, "layer", step)).__name__
+            if getattr(step, "pool", None) is not None:
+                name += " + max-pool"
+            handover = " -> uint8" if getattr(step, "next", None) is not None else ""
+            print(f"{name + handover:32} {cpu(run) * 1e3:8.3f} ms")
+            x = run()
+        print(f"{'predict_proba int8':32} {cpu(lambda: q.predict_proba(xb)) * 1e3:8.3f} ms")
+        print(f"{'predict_proba float32':32} {cpu(lambda: clf.predict_proba(xb)) * 1e3:8.3f} ms")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=2)
@@ -143,13 +178,19 @@ def main():
     p.add_argument("--model-dir", default=None, help="cache of the fitted float32 models")
     p.add_argument("--json", default=None)
     p.add_argument("--kernels", action="store_true", help="only the kernel comparison of the second convolution")
+    p.add_argument("--steps", action="store_true", help="only the CPU time of each step of the int8 pass")
     args = p.parse_args()
+    if args.steps:
+        for dataset in args.datasets.split(","):
+            print(f"{dataset}, batch {args.batch}, CPU time, medians of {args.rounds}:")
+            step_profile(dataset, args.epochs, args.calibration, args.batch, args.rounds, args.model_dir)
+        return
     if args.kernels:
         timings = kernel_comparison(args.rounds)
         base = timings["float32 winograd+pool"]
-        for name, (median, best) in timings.items():
-            print(f"{name:24} median {median * 1e3:7.2f} ms  best {best * 1e3:7.2f} ms   x f32: median "
-                  f"{base[0] / median:.2f}, best {base[1] / best:.2f}")
+        for name, (median, best, cpu) in timings.items():
+            print(f"{name:24} median {median * 1e3:7.2f} ms  best {best * 1e3:7.2f} ms  CPU {cpu * 1e3:7.2f} ms   "
+                  f"x f32: median {base[0] / median:.2f}, best {base[1] / best:.2f}, CPU {base[2] / cpu:.2f}")
         return
     report = {"cpu_level": isa.choose_level(), "features": {f: f in isa.cpu_features() for f in
                                                                ("AVX512VNNI", "AVX512BF16")},
@@ -177,28 +218,29 @@ def main():
             calls[f"{name} batch"] = lambda run=run: run(xb)
             calls[f"{name} 1 sample"] = lambda run=run: run(x1)
         timings = time_interleaved(calls, args.rounds)
-        for key, (median, best) in timings.items():
+        for key, (median, best, cpu) in timings.items():
             name, kind = key.split(" ", 1)
             n, kind = (args.batch, "batch") if kind == "batch" else (1, "one")
             rows[name][f"{kind}_samples_per_s"] = round(n / median, 1)
             rows[name][f"{kind}_best_samples_per_s"] = round(n / best, 1)
+            rows[name][f"{kind}_cpu_samples_per_s"] = round(n / cpu, 1)
         base = rows["float32"]
         for name, row in rows.items():
-            for kind in ("batch", "one", "batch_best", "one_best"):
+            for kind in ("batch", "one", "batch_best", "one_best", "batch_cpu", "one_cpu"):
                 if f"{kind}_samples_per_s" in row:
                     row[f"{kind}_vs_float32"] = round(row[f"{kind}_samples_per_s"] / base[f"{kind}_samples_per_s"], 2)
         report["datasets"][dataset] = rows
         print(f"\n{dataset}: float32 test accuracy {base['test_accuracy']:.4f}")
-        keys = ("batch_samples_per_s", "batch_vs_float32", "batch_best_vs_float32", "one_samples_per_s",
-                "one_vs_float32", "one_best_vs_float32")
-        print(f"{'':14}{'accuracy':>9}{'agree':>8}{'batch/s':>10}{'x f32':>7}{'best':>6}{'1-smp/s':>10}{'x f32':>7}"
-              f"{'best':>6}")
+        keys = ("batch_samples_per_s", "batch_vs_float32", "batch_best_vs_float32", "batch_cpu_vs_float32",
+                "one_samples_per_s", "one_vs_float32", "one_best_vs_float32", "one_cpu_vs_float32")
+        print(f"{'':14}{'accuracy':>9}{'agree':>8}{'batch/s':>10}{'x f32':>7}{'best':>6}{'CPU':>6}{'1-smp/s':>10}"
+              f"{'x f32':>7}{'best':>6}{'CPU':>6}")
         for name, row in rows.items():
             cells = [f"{row[k]:.4f}" if isinstance(row.get(k), float) else "-" for k in ("test_accuracy",
                                                                                        "top1_agreement")]
             speed = [str(row.get(k, "-")) for k in keys]
-            print(f"{name:14}{cells[0]:>9}{cells[1]:>8}{speed[0]:>10}{speed[1]:>7}{speed[2]:>6}{speed[3]:>10}"
-                  f"{speed[4]:>7}{speed[5]:>6}")
+            print(f"{name:14}{cells[0]:>9}{cells[1]:>8}{speed[0]:>10}{speed[1]:>7}{speed[2]:>6}{speed[3]:>6}"
+                  f"{speed[4]:>10}{speed[5]:>7}{speed[6]:>6}{speed[7]:>6}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)

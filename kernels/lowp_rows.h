@@ -1,4 +1,5 @@
-/* Where a row of a reduced-precision product starts (included by qgemm_vnni.h and bf16gemm_avx512.h).
+/* Where a row of a reduced-precision product starts (included by bf16gemm_avx512.h; qgemm_vnni.h steps through
+ * the same rows pixel by pixel).
  *
  * A dense product's row m starts at element m * Kp of A. A convolution's row m (Ho > 0) is output pixel
  * (b, i, j) of Ho x Wo, whose window starts at element ((b * Hp + i * sh) * Wp + j * sw) * C of the padded

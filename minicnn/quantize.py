@@ -7,7 +7,9 @@ scale and zero point per tensor, calibrated on user data (``calibration="max"``:
 Runtime's MinMax calibrator; ``"percentile"``: the central ``percentile`` % of the values); the products run
 exactly in int32 on AVX512-VNNI and are dequantized in float32, where the bias and activation are applied.
 ``precision="bf16"`` rounds weights and activations to bfloat16 and accumulates in float32 (AVX512-BF16).
-Pooling, flatten and composite blocks run in float32. Each precision runs only where the CPU has the
+Between two int8 layers (only a flatten or an inverted dropout between them) the activations stay uint8: the
+first quantizes its outputs in its epilogue as the second's input, the same bits as the float32 hand-over.
+Other pooling, and composite blocks, run in float32. Each precision runs only where the CPU has the
 instructions and is refused elsewhere (:class:`minicnn.backend.lowp.UnsupportedPrecisionError`, naming the
 missing feature); ``backend="numpy"`` runs the same arithmetic in NumPy on any CPU.
 
@@ -23,7 +25,8 @@ import warnings
 
 import numpy as np
 
-from ._lowp_steps import BF16, INT8_MAX_K, Int8, Product, activation_range, fusable_pool, product_layer
+from ._lowp_steps import (BF16, INT8_MAX_K, Int8, Product, activation_range, chain_products, fusable_pool,
+                          product_layer)
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, softmax
 from .backend import get_backend, lowp
 from .layers import Conv2D
@@ -64,7 +67,8 @@ class QuantizedPredictor:
         The float32 model it was made from (its weights were copied: refitting it does not change this one).
     layer_precisions_ : list of (str, str)
         Each layer of the inference pass and the precision it runs at (a 2x2 max-pool after an int8 conv runs
-        inside the conv's kernel, on its int32 sums: ``int8``).
+        inside the conv's kernel, on its int32 sums: ``int8``; so does a flatten or an inverted dropout between
+        two int8 layers, which passes their uint8 data on).
     agreement_ : float or None
         Classifiers: fraction of the validation samples (the calibration samples when no validation data was
         given) whose top-1 class equals the float32 model's; None for a regressor or without data.
@@ -222,7 +226,7 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
     >>> clf = CNNClassifier(layers=("conv8", "maxpool"), max_iter=3, random_state=0).fit(X / 16, y)
     >>> q = quantize(clf, X[:500] / 16, precision="int8", backend="numpy")
     >>> q.layer_precisions_
-    [('Conv2D', 'int8'), ('MaxPool2D', 'int8'), ('Dropout', 'float32'), ('Flatten', 'float32'), ('Dense', 'int8')]
+    [('Conv2D', 'int8'), ('MaxPool2D', 'int8'), ('Dropout', 'int8'), ('Flatten', 'int8'), ('Dense', 'int8')]
     >>> q.agreement_ > 0.95
     True
     """
@@ -267,20 +271,26 @@ def quantize(model, X_calibration=None, *, precision="int8", calibration="max", 
                           f"as 0 whatever later inputs bring and the quantized model's outputs do not depend on "
                           f"them; calibrate on representative inputs (e.g. a sample of the training data)",
                           UserWarning, stacklevel=2)
-    steps, names, i = [], [], 0
+    steps, names, owners, i = [], [], [], 0   # owners: the step each name belongs to
     while i < len(layers):
         p, layer = layers[i]
         if p is None or (precision == "int8" and i not in ranges):
             steps.append(layer)
             names.append((type(layer).__name__, "float32"))
+            owners.append(layer)
             i += 1
             continue
         following = layers[i + 1][1] if i + 1 < len(layers) else None
         pool = following if isinstance(p, Conv2D) and fusable_pool(p, following) else None
         steps.append(Product(p, codec, ranges.get(i), pool))
         names += [(type(p).__name__, precision)] + ([(type(pool).__name__, precision)] if pool else [])
+        owners += [steps[-1]] * (2 if pool else 1)
         i += 2 if pool else 1
-    quantized = QuantizedPredictor(model, precision, steps, names)
+    chained = chain_products(steps)
+    kept = {id(step) for step in chained}   # the layers a chain leaves out pass its uint8 data on
+    names = [(type(step).__name__, "float32" if id(step) in kept else precision) if not isinstance(step, Product)
+             else name for step, name in zip(owners, names)]
+    quantized = QuantizedPredictor(model, precision, chained, names)
     if X_validation is not None or X_calibration is not None:
         quantized._measure(X_validation if X_validation is not None else X_calibration,
                            y_validation if X_validation is not None else None)

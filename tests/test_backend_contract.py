@@ -57,9 +57,12 @@ REFERENCE_TESTS = {
 FEATURE_REFERENCE_TESTS = {
     "quantize_u8": "test_quantize_kernels.py::test_quantize_u8_matches_reference_exactly",
     "quantize_pad_u8": "test_quantize_kernels.py::test_quantize_pad_u8_matches_reference_exactly",
+    "quantize_pad_rows4_u8": "test_quantize_kernels.py::test_quantize_pad_rows4_u8_matches_reference_exactly",
     "qconv_u8s8_bias_act": "test_quantize_kernels.py::test_qconv_matches_reference_exactly",
     "qgemm_u8s8": "test_quantize_kernels.py::test_qgemm_matches_reference_exactly",
     "qgemm_u8s8_bias_act": "test_quantize_kernels.py::test_qgemm_bias_act_matches_reference_exactly",
+    "qgemm_u8s8_requant": "test_quantize_kernels.py::test_qgemm_requant_matches_reference_and_the_two_steps_exactly",
+    "qconv_u8s8_requant": "test_quantize_kernels.py::test_qconv_requant_matches_reference_and_the_two_steps_exactly",
     "to_bf16": "test_quantize_kernels.py::test_to_bf16_matches_reference_exactly",
     "to_bf16_pad": "test_quantize_kernels.py::test_to_bf16_pad_matches_reference_exactly",
     "conv_bf16_bias_act": "test_quantize_kernels.py::test_conv_bf16_matches_reference_within_the_summation_bound",

@@ -358,3 +358,66 @@ def test_calibration_data_that_leaves_a_layer_input_at_zero_warns(model, digits)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         quantize(model, X[:50], backend="numpy")
+
+
+#: Which int8 products write their output as the next one's uint8 input (``->``), per model kind: every pair with
+#: only a flatten or an inverted dropout between them, unless an activation runs after the epilogue (leaky_relu,
+#: tanh) or a float32 layer lies between (average pooling, composite blocks).
+CHAINS = {
+    "conv-pool-dense": ["Conv2D->", "Conv2D->", "Dense->", "Dense"],
+    "strided-leaky": ["Conv2D", "Conv2D", "Flatten", "Dense", "Dense"],
+    "batchnorm": ["Conv2D->", "Dense->", "Dense"],
+    "residual-separable": ["Conv2D", "Residual", "Chain", "GlobalAvgPool2D", "Dense"],
+    "dilated-avgpool-tanh": ["Conv2D", "AvgPool2D", "Flatten", "Dense", "Dense"],
+}
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_chained_int8_products_give_the_bits_of_the_float32_handoff(fitted, digits, backend, monkeypatch):
+    """A product quantizing its output in its epilogue as the next product's input (no float32 activations
+    between them) predicts the same bits as the float32 output quantized by the next product, on the twins
+    and on the compiled kernels."""
+    if backend == "auto" and not _available("int8"):
+        pytest.skip(f"this CPU lacks {lowp.missing('int8')}")
+    from minicnn import quantize as quantize_module
+    from minicnn._lowp_steps import Product
+
+    X, _ = digits
+    q = quantize(fitted, X[:300], backend=backend)
+    layout = [type(s).__name__ if not isinstance(s, Product) else type(s.layer).__name__ + "->" * (s.next is not None)
+              for s in q._steps]
+    assert layout == CHAINS[next(k for k, v in KINDS.items() if v["layers"] == fitted.layers)]
+    for name, precision in q.layer_precisions_:   # a layer a chain leaves out passes uint8 data on
+        if name in ("Flatten", "Dropout"):
+            assert precision == ("float32" if name in layout else "int8"), q.layer_precisions_
+    monkeypatch.setattr(quantize_module, "chain_products", lambda steps: steps)
+    unchained = quantize(fitted, X[:300], backend=backend)
+    assert not any(getattr(s, "next", None) for s in unchained._steps)
+    np.testing.assert_array_equal(q.predict_proba(X), unchained.predict_proba(X))
+
+
+def test_only_layers_that_pass_their_input_on_at_inference_are_skipped_by_a_chain():
+    from minicnn._lowp_steps import transparent
+    from minicnn.layers import Dropout, Flatten, MaxPool2D, SpatialDropout2D
+
+    assert transparent(Flatten()) and transparent(Dropout(0.5)) and transparent(SpatialDropout2D(0.3))
+    assert transparent(Dropout(0.0, scaling="test_time"))
+    assert not transparent(Dropout(0.5, scaling="test_time")) and not transparent(MaxPool2D())
+
+
+@pytest.mark.parametrize("backend", ["numpy", "auto"])
+def test_one_channel_convs_reading_kernel_rows_as_groups_give_the_same_bits(fitted, digits, backend, monkeypatch):
+    """An int8 conv over one channel reads each kernel row (up to 4 taps, no column dilation) as one 4-byte group
+    of the pixel and its next 3: the same integer sums as the channel padded to 4, so the same predictions."""
+    if backend == "auto" and not _available("int8"):
+        pytest.skip(f"this CPU lacks {lowp.missing('int8')}")
+    from minicnn import _lowp_steps
+
+    X, _ = digits
+    q = quantize(fitted, X[:300], backend=backend)
+    first = next(s for s in q._steps if isinstance(s, _lowp_steps.Product))
+    assert first.rows4 == (fitted.layers[0] != "conv8d2")   # every first conv of a digits model has one channel
+    monkeypatch.setattr(_lowp_steps, "rows4", lambda layer, codec: False)
+    padded = quantize(fitted, X[:300], backend=backend)
+    assert not any(getattr(s, "rows4", False) for s in padded._steps)
+    np.testing.assert_array_equal(q.predict_proba(X), padded.predict_proba(X))

@@ -219,3 +219,107 @@ def test_conv_bf16_matches_reference_within_the_summation_bound(C, F, geometry, 
     magnitude = float(np.abs(ref.bf16_values(xp)).max()) * np.abs(ref.bf16_values(w)).sum(axis=0)
     bound = K * 2.0**-24 * magnitude + 2.0**-23 * np.abs(want)
     assert (np.abs(got.astype(np.float64) - want) <= bound).all()
+
+
+@pytest.mark.parametrize("act", [0, 1])
+@pytest.mark.parametrize("extra", [0, 3])
+@pytest.mark.parametrize("M, K, N", PRODUCTS)
+def test_qgemm_requant_matches_reference_and_the_two_steps_exactly(M, K, N, extra, act, rng):
+    """A dense product quantized in its epilogue as the next layer's input (``q (M, N + extra)``, the zero point
+    past ``N``) equals its twin and the float32 output quantized by :func:`quantize_u8` (bit for bit)."""
+    fast = compiled("int8")
+    a, w = _operands(rng, M, K, N)
+    bp = ref.pack_int8(w)
+    zcorr = (int(rng.integers(0, 256)) * w.sum(axis=0, dtype=np.int64)).astype(np.int32)
+    scale = (rng.random(N) * 1e-4).astype(np.float32)
+    bias = rng.standard_normal(N).astype(np.float32)
+    args = (a, bp, zcorr, scale, bias, act, 9.5, 31)
+    want = np.full((M, N + extra), 3, np.uint8)
+    ref.qgemm_u8s8_requant(want, *args)
+    got = twice(fast.qgemm_u8s8_requant, lambda: (np.full((M, N + extra), 3, np.uint8), *args))
+    np.testing.assert_array_equal(got, want)
+    y = np.full((M, N), np.nan, np.float32)
+    fast.qgemm_u8s8_bias_act(y, a, bp, zcorr, scale, bias, act)
+    two_steps = np.full((M, N + extra), 3, np.uint8)
+    fast.quantize_u8(two_steps, y, 9.5, 31)
+    np.testing.assert_array_equal(got, two_steps)
+    assert len(np.unique(got[:, :N])) > 1   # not all clipped to one value
+
+
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("pt, pl, extra, Cq", [(0, 0, 0, None), (1, 1, 1, None), (2, 0, 3, 4)])
+@pytest.mark.parametrize("geometry", [GEOMETRIES[0], GEOMETRIES[2]])
+@pytest.mark.parametrize("C, F", [(4, 1), (32, 64), (8, 77)])
+def test_qconv_requant_matches_reference_and_the_two_steps_exactly(C, F, geometry, pt, pl, extra, Cq, pool, rng):
+    """A conv (+ 2x2 max-pool) quantized in its epilogue into the next conv's padded input ``q`` (offset
+    ``(pt, pl)``, ``extra`` rows and columns and ``Cq - F`` channels of zero point) equals its twin and
+    :func:`quantize_pad_u8` of the float32 output (bit for bit)."""
+    fast = compiled("int8")
+    KH, KW, sh, sw, _, _, dh, dw = geometry
+    N, H, W = 3, 13, 10
+    Ho, Wo = (H - dh * (KH - 1) - 1) // sh + 1, (W - dw * (KW - 1) - 1) // sw + 1
+    Hy, Wy = (Ho // 2, Wo // 2) if pool else (Ho, Wo)
+    Cq = ref.padded(F, 4) if Cq is None else F + Cq
+    xp = rng.integers(0, 256, (N, H, W, C), dtype=np.uint8)
+    w = rng.integers(-127, 128, (KH * KW * C, F), dtype=np.int8)
+    bp, zcorr = ref.pack_int8(w), (9 * w.sum(axis=0, dtype=np.int64)).astype(np.int32)
+    scale, bias = (rng.random(F) * 1e-4).astype(np.float32), rng.standard_normal(F).astype(np.float32)
+    geo = (Ho, Wo, KH, KW, sh, sw, dh, dw, pool)
+    args = (xp, bp, zcorr, scale, bias, 1, 7.25, 40, pt, pl, *geo)
+    shape = (N, pt + Hy + extra, pl + Wy + extra, Cq)
+    want = np.full(shape, 3, np.uint8)
+    ref.qconv_u8s8_requant(want, *args)
+    got = twice(fast.qconv_u8s8_requant, lambda: (np.full(shape, 3, np.uint8), *args))
+    np.testing.assert_array_equal(got, want)
+    y = np.full((N * Hy * Wy, F), np.nan, np.float32)
+    fast.qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, 1, *geo)
+    two_steps = np.full(shape, 3, np.uint8)
+    fast.quantize_pad_u8(two_steps, y.reshape(N, Hy, Wy, F), 7.25, 40, pt, pl)
+    np.testing.assert_array_equal(got, two_steps)
+    assert (got[:, pt:pt + Hy, pl:pl + Wy, :F] > 40).any()
+
+
+@pytest.mark.parametrize("call, args", [
+    ("qgemm_u8s8_requant", lambda: (np.empty((4, 7), np.uint8), np.zeros((4, 8), np.uint8),
+                                    np.zeros((2, 16, 4), np.int8), np.zeros(8, np.int32), np.ones(8, np.float32),
+                                    np.zeros(8, np.float32), 0, 1.0, 0)),                     # q narrower than N
+    ("qgemm_u8s8_requant", lambda: (np.empty((3, 8), np.uint8), np.zeros((4, 8), np.uint8),
+                                    np.zeros((2, 16, 4), np.int8), np.zeros(8, np.int32), np.ones(8, np.float32),
+                                    np.zeros(8, np.float32), 0, 1.0, 0)),                     # q has fewer rows
+    ("qconv_u8s8_requant", lambda: (np.empty((2, 4, 5, 8), np.uint8), np.zeros((2, 6, 6, 4), np.uint8),
+                                    np.zeros((9, 16, 4), np.int8), np.zeros(8, np.int32), np.ones(8, np.float32),
+                                    np.zeros(8, np.float32), 0, 1.0, 0, 1, 1, 4, 4, 3, 3, 1, 1, 1, 1, False)),   # past the bottom
+    ("qconv_u8s8_requant", lambda: (np.empty((2, 4, 4, 8), np.uint8), np.zeros((2, 6, 6, 4), np.uint8),
+                                    np.zeros((9, 16, 4), np.int8), np.zeros(8, np.int32), np.ones(8, np.float32),
+                                    np.zeros(8, np.float32), 0, 1.0, 256, 0, 0, 4, 4, 3, 3, 1, 1, 1, 1, False)),   # zero point
+])
+def test_requant_kernels_refuse_targets_they_would_write_past(call, args):
+    """The epilogue-quantizing kernels check their target's shape, offset and zero point (a mismatch would
+    write out of bounds)."""
+    with pytest.raises(ValueError, match="cannot hold"):
+        getattr(compiled("int8"), call)(*args())
+
+
+@pytest.mark.parametrize("zero_point", [0, 77])
+@pytest.mark.parametrize("W, Wp, pt, pl, extra", [(9, 7, 0, 0, 0), (12, 7, 0, 0, 0), (9, 9, 1, 1, 1), (7, 6, 2, 0, 3), (5, 9, 1, 2, 0),
+                                                   (40, 38, 0, 0, 0)])
+def test_quantize_pad_rows4_u8_matches_reference_exactly(W, Wp, pt, pl, extra, zero_point, rng):
+    """Each pixel of a one-channel image with its next 3 as 4 channels: equals its twin, and pixel ``j`` channel
+    ``c`` is :func:`quantize_pad_u8`'s pixel ``j + c`` (the zero point past the image)."""
+    fast = compiled("int8")
+    x = (rng.standard_normal((3, 9, W, 1)) * 2).astype(np.float32)
+    shape = (3, 9 + pt + extra, Wp, 4)
+    want = np.full(shape, 3, np.uint8)
+    ref.quantize_pad_rows4_u8(want, x, 50.0, zero_point, pt, pl)
+    got = twice(fast.quantize_pad_rows4_u8, lambda: (np.full(shape, 3, np.uint8), x, 50.0, zero_point, pt, pl))
+    np.testing.assert_array_equal(got, want)
+    padded = np.full((3, shape[1], max(Wp + 3, pl + W), 1), 5, np.uint8)
+    ref.quantize_pad_u8(padded, x, 50.0, zero_point, pt, pl)
+    for c in range(4):
+        np.testing.assert_array_equal(want[..., c], padded[:, :, c:c + Wp, 0])
+
+
+def test_quantize_pad_rows4_u8_refuses_what_it_cannot_write():
+    with pytest.raises(ValueError, match="cannot hold"):
+        compiled("int8").quantize_pad_rows4_u8(np.empty((2, 5, 5, 4), np.uint8), np.zeros((2, 5, 5, 2), np.float32),
+                                               1.0, 0, 0, 0)

@@ -16,7 +16,8 @@ import numpy as np
 
 from ._im2col import _pad_input, _window
 
-__all__ = ["quantize_u8", "quantize_pad_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act"]
+__all__ = ["quantize_u8", "quantize_pad_u8", "quantize_pad_rows4_u8", "qgemm_u8s8", "qgemm_u8s8_bias_act", "qconv_u8s8_bias_act",
+           "qgemm_u8s8_requant", "qconv_u8s8_requant"]
 
 #: Kp is a multiple of this (one VPDPBUSD lane sums 4 products), Np of :data:`N_MULTIPLE` (one 512-bit vector).
 K_MULTIPLE, N_MULTIPLE = 4, 16
@@ -74,6 +75,18 @@ def quantize_pad_u8(xp, x, inv_scale, zero_point, pt, pl):
     xp[:, pt:pt + H, pl:pl + W, :C] = inner.reshape(x.shape)
 
 
+def quantize_pad_rows4_u8(xp, x, inv_scale, zero_point, pt, pl):
+    """One-channel ``x (N, H, W, 1)`` quantized and padded as :func:`quantize_pad_u8` into ``P (N, Hp, Wp + 3)``,
+    written with each pixel's next 3 beside it: ``xp[n, i, j, c] = P[n, i, j + c]``, ``xp (N, Hp, Wp, 4)`` (a
+    kernel row of up to 4 taps is one 4-byte group: a conv reads it as a 1-wide kernel over 4 channels)."""
+    N, Hp, Wp, _ = xp.shape
+    W = min(x.shape[2], Wp + 3 - pl)   # columns no window reaches are left out
+    P = np.empty((N, Hp, Wp + 3, 1), np.uint8)
+    quantize_pad_u8(P, np.ascontiguousarray(x[:, :, :W]), inv_scale, zero_point, pt, pl)
+    for c in range(4):
+        xp[..., c] = P[:, :, c:c + Wp, 0]
+
+
 def im2col_windows(col, x, pad, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
     """The windows of ``x (N, H, W, C)`` (any dtype) as rows of ``col (N*Ho*Wo, Kp)``, ``pad`` outside and past
     ``K`` (what the compiled convolutions read in place)."""
@@ -119,6 +132,28 @@ def qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, 
     full = np.empty((N * Ho * Wo, F), np.float32)
     qgemm_u8s8_bias_act(full, col, bp, zcorr, scale, bias, act)
     y[...] = max_pool2(full, N, Ho, Wo) if pool else full
+
+
+def qgemm_u8s8_requant(q, a, bp, zcorr, scale, bias, act, inv_scale, zero_point):
+    """:func:`qgemm_u8s8_bias_act` quantized as the next layer's input: ``q (M, Kq)`` uint8 is
+    :func:`quantize_u8` of its float32 output ``(M, N)``, ``N = len(zcorr) <= Kq`` (the same bits as the two
+    steps; the compiled kernel quantizes in its epilogue, no float32 output in memory)."""
+    y = np.empty((a.shape[0], len(zcorr)), np.float32)
+    qgemm_u8s8_bias_act(y, a, bp, zcorr, scale, bias, act)
+    quantize_u8(q, y, inv_scale, zero_point)
+
+
+def qconv_u8s8_requant(q, xp, bp, zcorr, scale, bias, act, inv_scale, zero_point, pt, pl, Ho, Wo, KH, KW, sh, sw,
+                       dh, dw, pool):
+    """:func:`qconv_u8s8_bias_act` quantized as the next layer's input: ``q (N, Hq, Wq, Cq)`` uint8 is
+    :func:`quantize_pad_u8` of its float32 output ``(N, Ho', Wo', F)`` at offset ``(pt, pl)`` (``Ho', Wo'`` the
+    pooled size with ``pool``); with ``(Hq, Wq, Cq) = (Ho', Wo', F)`` these are the rows of a flattened dense
+    input."""
+    N, F = xp.shape[0], len(zcorr)
+    Hy, Wy = (Ho // 2, Wo // 2) if pool else (Ho, Wo)
+    y = np.empty((N * Hy * Wy, F), np.float32)
+    qconv_u8s8_bias_act(y, xp, bp, zcorr, scale, bias, act, Ho, Wo, KH, KW, sh, sw, dh, dw, pool)
+    quantize_pad_u8(q, y.reshape(N, Hy, Wy, F), inv_scale, zero_point, pt, pl)
 
 
 def max_pool2(rows, N, Ho, Wo):
