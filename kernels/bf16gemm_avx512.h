@@ -61,7 +61,7 @@ bg_block(const int mr, const int nv, const int pool, const uint16_t *const *rows
         for (int r = 0; r < out_rows; r++) {
             __m512 v = _mm512_add_ps(acc[r][j], bi);
             if (relu)
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
+                v = _mm512_max_ps(_mm512_setzero_ps(), v);   /* v < 0 ? 0 : v: a NaN stays NaN */
             _mm512_mask_storeu_ps(y + (m0 + r) * N + n, mask, v);
         }
     }

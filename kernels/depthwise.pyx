@@ -80,14 +80,14 @@ cdef extern from *:
     #define DW_MAXKW 64
     /* The store of one accumulator vector (channels [bo, bo + 8)), with the epilogue in registers when bias:
        f(acc + bias) for ACT_IDENTITY (0), ACT_RELU (1), ACT_LEAKY_RELU (2), the bits of _bias_act_rows's
-       "z if z > 0 else 0" and "z if z > 0 else z * a" (selects on the comparison mask). A macro, not a
+       "0 if z < 0 else z" (a NaN stays NaN) and "z if z > 0 else z * a" (selects on the comparison mask). A macro, not a
        function: a vector argument would change the ABI of the baseline build. */
     #define DW_OUT(o, acc, bo) do {                                                                   \
         dw_v8 v_ = (acc);                                                                             \
         if (bias) {                                                                                   \
             v_ = v_ + DW_LD(bias + (bo));                                                             \
             if (act == 1) {                                                                           \
-                v_ = (dw_v8)((dw_v8i)v_ & (v_ > zero_));                                              \
+                v_ = (dw_v8)((dw_v8i)v_ & ~(v_ < zero_));                                             \
             } else if (act == 2) {                                                                    \
                 dw_v8i m_ = v_ > zero_;                                                               \
                 v_ = (dw_v8)(((dw_v8i)v_ & m_) | ((dw_v8i)(v_ * alpha) & ~m_));                       \

@@ -25,7 +25,7 @@
 
 /* Epilogue of one value: z = s + b, then the activation, as _bias_act_rows (act > 2: the bare sum). */
 #define DIRECT_CONV_EPI(T, s, bias, f, act, alpha)                                                     \
-    ((act) > 2 ? (s) : (act) == 1 ? ((s) + (bias)[f] > 0 ? (s) + (bias)[f] : (T)0)                     \
+    ((act) > 2 ? (s) : (act) == 1 ? ((s) + (bias)[f] < 0 ? (T)0 : (s) + (bias)[f])                     \
      : (act) == 2 ? ((s) + (bias)[f] > 0 ? (s) + (bias)[f] : ((s) + (bias)[f]) * (alpha))               \
      : (s) + (bias)[f])
 
@@ -52,8 +52,8 @@ static inline __m256 _direct_conv_epi8(__m256 s, const float *bias, int act, __m
     if (act > 2)
         return s;
     __m256 z = _mm256_add_ps(s, _mm256_loadu_ps(bias));
-    if (act == 1)   /* z > 0 ? z : 0 (max_ps returns its second operand, 0, for a NaN z or z = -0) */
-        return _mm256_max_ps(z, _mm256_setzero_ps());
+    if (act == 1)   /* z < 0 ? 0 : z (max_ps returns its second operand, z, for a NaN z or z = -0) */
+        return _mm256_max_ps(_mm256_setzero_ps(), z);
     if (act == 2)   /* z > 0 ? z : z * alpha */
         return _mm256_blendv_ps(_mm256_mul_ps(z, va), z, _mm256_cmp_ps(z, _mm256_setzero_ps(), _CMP_GT_OQ));
     return z;

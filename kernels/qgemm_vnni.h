@@ -135,7 +135,7 @@ qg_block(const int mr, const int nv, const int pool, const uint8_t *const *rows,
             __m512 v = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][j], zc));
             v = _mm512_add_ps(_mm512_mul_ps(v, sc), bi);
             if (relu)
-                v = _mm512_max_ps(v, _mm512_setzero_ps());
+                v = _mm512_max_ps(_mm512_setzero_ps(), v);   /* v < 0 ? 0 : v: a NaN stays NaN */
             if (orow != NULL)
                 _mm_mask_storeu_epi8(orow[r] + n, mask, qg_quantize16(v, _mm512_set1_ps(inv), _mm512_set1_ps(z)));
             else

@@ -166,7 +166,7 @@ def embed(network, images, index, *, backend, n_threads, mc_samples=None, mc_off
                 for k in range(mc_samples):
                     total += _prefix(layers, xb, mc_offset + batch * mc_samples + k).reshape(len(xb), -1)
             out[start:start + len(xb)] = total / mc_samples
-    return _finite(out, images)
+    return _finite(out, images, network)
 
 
 def _prefix(layers, x, mc_pass):

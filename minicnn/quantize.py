@@ -27,7 +27,7 @@ import numpy as np
 
 from ._lowp_steps import (BF16, INT8_MAX_K, Int8, Product, activation_range, chain_products, fusable_pool,
                           product_layer)
-from ._predict import PREDICT_BATCH, as_float64, batched_outputs, softmax
+from ._predict import PREDICT_BATCH, _finite, as_float64, batched_outputs, softmax
 from .backend import get_backend, lowp
 from .layers import Conv2D
 from .params import python_value
@@ -114,7 +114,8 @@ class QuantizedPredictor:
             for start in range(0, len(images), PREDICT_BATCH):
                 raw, kernels = self._forward(images[start:start + PREDICT_BATCH])
                 parts.append(transform(raw, kernels))
-        return np.concatenate(parts) if len(parts) != 1 else parts[0]
+        values = np.concatenate(parts) if len(parts) != 1 else parts[0]
+        return _finite(values.reshape(len(values), -1), images, network).reshape(values.shape)
 
     def predict(self, X):
         """Predicted labels (classifier) or targets (regressor) at this precision.
@@ -178,6 +179,7 @@ def _calibrate(model, steps, images, keep_values):
                     seen[i].append(np.array(x, dtype=np.float32) if keep_values
                                    else np.array([x.min(), x.max()], dtype=np.float32))
                 x = step.forward(x, False)
+            _finite(np.asarray(x).reshape(len(x), -1), images[start:start + PREDICT_BATCH], network)   # else NaN ranges
     return seen
 
 

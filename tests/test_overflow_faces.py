@@ -53,21 +53,13 @@ def huge(request, tmp_path_factory):
 
 
 def _faces(kind):
-    faces = ["predict", "predict_uncertainty"] + (["predict_proba"] if kind == "classifier" else [])
+    faces = ["predict", "predict_uncertainty", "transform"] + (["predict_proba"] if kind == "classifier" else [])
     return faces
 
 
-#: The compiled kernels' ReLU maps NaN to 0 where the NumPy reference keeps NaN (inf * w - inf * w in a dense
-#: layer after an overflowing conv): the output is then finite, constant garbage, which no check of the output can
-#: see. A kernel fault (minicnn/backend, kernels/), outside the prediction faces: an expected failure until fixed.
-_NAN_TO_ZERO = pytest.mark.xfail(strict=True, reason="the Numba/Cython ReLU kernels turn NaN into 0 (the NumPy "
-                                 "reference keeps it), so the overflow never reaches the output")
-
-
 @pytest.mark.parametrize("face", ["estimator", "load_predictor numpy",
-                                  pytest.param("load_predictor numba", marks=_NAN_TO_ZERO),
-                                  pytest.param("load_predictor cython", marks=_NAN_TO_ZERO)])
-@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_uncertainty"])
+                                  "load_predictor numba", "load_predictor cython"])
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "predict_uncertainty", "transform"])
 def test_every_python_face_names_the_layer(huge, method, face):
     from minicnn import load_predictor
 
@@ -98,9 +90,6 @@ def test_every_command_names_the_layer(huge, argv):
     assert "Traceback" not in err and out == "", (out, err)
 
 
-@pytest.mark.xfail(strict=True, reason="quantize's calibration (minicnn/quantize.py, _lowp_steps.py) meets the "
-                   "non-finite activations before it measures the float32 model: 'cannot convert float NaN to "
-                   "integer'")
 def test_quantizing_a_model_that_overflows_names_the_layer(huge):
     from minicnn.quantize import quantize
 
@@ -125,9 +114,6 @@ def test_large_inputs_to_a_sound_model_still_advise_scaling_x():
     assert "became non-finite at layer" in text and "scale X" in text and "refit" not in text, text
 
 
-@pytest.mark.xfail(strict=True, reason="QuantizedPredictor._outputs (minicnn/quantize.py) returns its transform's "
-                   "values unchecked: bf16 gives NaN probabilities; the fix is one call of "
-                   "minicnn._predict._finite(values, images, network) there")
 def test_a_quantized_predictor_whose_forward_overflows_names_the_layer():
     from minicnn._overflow import WEIGHT_LIMIT
     from minicnn.quantize import quantize
