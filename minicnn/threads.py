@@ -181,20 +181,46 @@ def _other_runnable_tasks():
     """Tasks of other processes running or waiting for a CPU now (``/proc/loadavg``), or 0 when unknown.
 
     The fourth field of ``/proc/loadavg`` counts the runnable tasks of the
-    whole machine, this reading thread included. Read at most every
-    :data:`LOAD_SAMPLE_SECONDS` (a read costs a few microseconds; a
-    one-sample prediction takes about ten).
+    whole machine, this process's own threads included; those are taken off
+    (:func:`_own_runnable_threads`): a thread pool of this process still
+    spinning after its last parallel region (an OpenMP team of PyTorch's or
+    of these kernels, for a few milliseconds) is not another process's load,
+    and counting it made a 2-thread training step after a PyTorch step run
+    on one thread every time (``benchmarks/bench_zoo.py``). Read at most every
+    :data:`LOAD_SAMPLE_SECONDS` (a read costs a few microseconds per thread of
+    this process; a one-sample prediction takes about ten).
     """
     now = time.monotonic()
     if now - _load_state["time"] >= LOAD_SAMPLE_SECONDS:
         try:
             with open("/proc/loadavg") as f:
                 running = int(f.read().split()[3].split("/")[0])
-            others = max(0, running - 1)
+            others = max(0, running - _own_runnable_threads())
         except (OSError, ValueError, IndexError):
             others = 0
         _load_state.update(time=now, others=others)
     return _load_state["others"]
+
+
+def _own_runnable_threads():
+    """Threads of this process running or waiting for a CPU (state ``R`` in ``/proc/self/task/*/stat``), >= 1.
+
+    The reading thread is one of them; a thread that ends while it is read is skipped.
+    """
+    own = 0
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return 1
+    for task in tasks:
+        try:
+            with open(f"/proc/self/task/{task}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]   # the field after the command name
+        own += state == b"R"
+    return max(1, own)
 
 
 def default_team_size():

@@ -1,5 +1,6 @@
 """The thread knob (minicnn.threads) and thread-count independence of the Cython kernels."""
 
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -382,3 +383,42 @@ def test_runnable_task_count_is_read_from_proc_and_reused_briefly(monkeypatch):
     monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
     threads._other_runnable_tasks()
     assert opened == []   # within LOAD_SAMPLE_SECONDS: no second read
+
+
+def test_this_processs_own_threads_are_not_counted_as_other_processes(monkeypatch):
+    """Runnable tasks of the machine less this process's own (a PyTorch or OpenMP pool still spinning)."""
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/loadavg":
+            return io.StringIO("0.50 0.40 0.30 5/300 12345\n")
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", fake_open)
+    for own, others in ((1, 4), (3, 2), (5, 0), (7, 0)):
+        monkeypatch.setattr(threads, "_own_runnable_threads", lambda own=own: own)
+        monkeypatch.setitem(threads._load_state, "time", -1e9)
+        assert threads._other_runnable_tasks() == others
+
+
+def test_a_busy_thread_of_this_process_is_one_of_its_runnable_threads():
+    if not os.path.exists("/proc/self/task"):
+        pytest.skip("no /proc/self/task")
+    import hashlib
+    import threading
+
+    stop = threading.Event()
+    data = bytes(1 << 22)
+
+    def busy():   # sha256 of a large buffer releases the GIL: the thread stays runnable (state R)
+        while not stop.is_set():
+            hashlib.sha256(data).digest()
+
+    worker = threading.Thread(target=busy)
+    worker.start()
+    try:
+        counts = [threads._own_runnable_threads() for _ in range(200)]
+    finally:
+        stop.set()
+        worker.join()
+    assert min(counts) >= 1 and max(counts) >= 2, counts
