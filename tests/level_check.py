@@ -94,6 +94,8 @@ def cases(dtype, slots):
             lambda c=c: ((nan((32, 14, 14, 32)), *first[c], 2, 0.1, 2, 2, 1, 0, 1, 1), 1) for c in first],
         "conv2d_winograd_bias_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, np.empty((slots, wlen), dtype),
                                                       2, 0.1, 0, 0), 1),
+        "conv2d_winograd_bias_add_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, dy,
+                                                          np.empty((slots, wlen), dtype), 1, 0.0, 0, 0), 1),
         "conv2d_winograd_bias_act_maxpool2_forward": lambda: (
             (nan((N, Ho // 2, Wo // 2, F)), x, w, b, np.empty((slots, wlen), dtype), 1, 0.0, 0, 0, Ho, Wo), 1),
         "conv2d_backward_weight_from_input": lambda: ((nan(w.shape), dy, x, np.empty(glen, dtype),

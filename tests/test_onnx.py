@@ -393,7 +393,7 @@ def test_cli_export(digits, tmp_path, capsys):
     cases = [(["--model", str(tmp_path / "none.npz"), "--out", str(out)], 1, "no such file"),
              (["--model", str(tmp_path / "m.npz"), "--out", str(tmp_path / "nope" / "m.onnx")], 1, "does not exist"),
              (["--model", str(tmp_path / "m.npz"), "--out", str(tmp_path)], 1, "is a folder"),
-             (["--model", str(tmp_path / "m.npz"), "--out", str(out), "--opset", "7"], 1, "opset=7"),
+             (["--model", str(tmp_path / "m.npz"), "--out", str(out), "--opset", "7"], 1, "--opset 7"),
              (["--model", str(tmp_path / "m.npz"), "--out", str(out), "--opset", "x"], 2, "--opset"),
              (["--model", str(out), "--out", str(tmp_path / "n.onnx")], 1, "not a valid minicnn model file"),
              (["--model", str(tmp_path / "m.npz"), "--out", str(tmp_path / "m.npz")], 1, "the model file itself")]
