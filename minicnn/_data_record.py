@@ -147,6 +147,8 @@ def data_changes(model, option, spec):
     paths = [os.path.abspath(p) for p in spec_paths(spec)]
     typed = record["data" if option == "--data" else "test_data"]
     if paths != [e["path"] for e in entries]:
+        if len(paths) == len(entries) and all(_differences(e, path) == [] for e, path in zip(entries, paths)):
+            return []   # the files the fit read, moved (or copied with their dates)
         if typed is not None and spec_paths(spec) == [e["typed"] for e in entries]:
             return [f"{option} {spec} is not the data 'minicnn fit' read: typed the same, it now names "
                     f"{', '.join(paths)} where the fit read {', '.join(e['path'] for e in entries)} (another working "
@@ -154,17 +156,24 @@ def data_changes(model, option, spec):
         return []   # other data, named otherwise: the user chose it
     changes = []
     for entry, path in zip(entries, paths):
-        try:
-            now = fingerprint(path)
-        except OSError:
-            continue
-        differs = [k for k in ("count", "size", "sha256") if entry[k] is not None and now[k] != entry[k]]
-        if not differs and now["mtime_ns"] != entry["mtime_ns"] and entry["sha256"] is None:
-            differs = ["modification time"]
+        differs = _differences(entry, path)
         if differs:
             changes.append(f"{option} {spec}: {path} changed since 'minicnn fit' read it ({', '.join(differs)} "
                            f"differ), so the scores are not those of the data the model was fitted and tested on")
     return changes
+
+
+def _differences(entry, path):
+    """What differs between the file or folder at ``path`` and the record ``entry`` (a list of words; empty when
+    they agree); None when ``path`` cannot be read."""
+    try:
+        now = fingerprint(path)
+    except OSError:
+        return None
+    differs = [k for k in ("count", "size", "sha256") if entry[k] is not None and now[k] != entry[k]]
+    if not differs and now["mtime_ns"] != entry["mtime_ns"] and entry["sha256"] is None:
+        differs = ["modification time"]
+    return differs
 
 
 def warn_if_changed(model, data, test_data):
