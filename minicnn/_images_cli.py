@@ -67,6 +67,10 @@ def cli_reading(args):
     if given and not folders:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"{flags}: only for folder:PATH data (--data or --test-data); received --data {args.data}")
+    if reading["image_size"] is None and "interpolation" in given:   # the library cannot tell it was chosen
+        raise ValueError(f"--interpolation {reading['interpolation']}: the filter of the resize to --image-size; "
+                         f"received no --image-size, so nothing is resized (give --image-size H,W or leave "
+                         f"--interpolation out)")
     preprocessing.check_options(reading["image_size"], reading["color"], reading["crop_to_aspect_ratio"],
                                 reading["pad_to_aspect_ratio"], reading["interpolation"],
                                 reducing_gap=reading["reducing_gap"])
