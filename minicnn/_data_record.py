@@ -3,9 +3,10 @@
 Predictor's loader reads it).
 
 Besides the options as typed, the record keeps each data file's absolute path and a cheap content fingerprint
-(size and modification time; a SHA-256 too for files up to :data:`HASHED_BYTES`; for a ``folder:`` its file
-count, total size, newest modification time and a hash of its listing), so scoring later data that is another
-file (the same relative path from another working directory) or a changed one is said, not silently done.
+(size and modification time; a SHA-256 too for files up to :data:`HASHED_BYTES`; for a ``folder:``, over the files
+its reader reads, their count, total size, newest modification time and a hash of their listing), so scoring later
+data that is another file (the same relative path from another working directory) or a changed one is said, not
+silently done.
 Model files written before the fingerprints (no ``files`` key) still load.
 """
 
@@ -38,17 +39,14 @@ def fingerprint(path):
     """``{"size", "mtime_ns", "count", "sha256"}`` of a file or a folder (see the module's docstring)."""
     if os.path.isdir(path):
         listing, size, newest, count = hashlib.sha256(), 0, 0, 0
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
-            for name in sorted(files):
-                full = os.path.join(root, name)
-                try:
-                    stat = os.stat(full)
-                except OSError:
-                    continue
-                count, size, newest = count + 1, size + stat.st_size, max(newest, stat.st_mtime_ns)
-                listing.update(f"{os.path.relpath(full, path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(
-                    "utf-8", "surrogateescape"))
+        for full in _folder_files(path):
+            try:
+                stat = os.stat(full)
+            except OSError:
+                continue
+            count, size, newest = count + 1, size + stat.st_size, max(newest, stat.st_mtime_ns)
+            listing.update(f"{os.path.relpath(full, path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(
+                "utf-8", "surrogateescape"))
         return {"size": size, "mtime_ns": newest, "count": count, "sha256": listing.hexdigest()}
     stat = os.stat(path)
     digest = None
@@ -56,6 +54,21 @@ def fingerprint(path):
         with open(path, "rb") as handle:
             digest = hashlib.sha256(handle.read()).hexdigest()
     return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "count": 1, "sha256": digest}
+
+
+def _folder_files(path):
+    """The files of a ``folder:`` the reader reads (its class subfolders' files, symbolic links followed, hidden
+    files left out: ``minicnn.images.list_folder``); every file under it when the reader refuses the folder."""
+    from .images import ImageFileError, list_folder   # only when a folder is fingerprinted (Pillow stays lazy)
+
+    try:
+        return list_folder(path)[0]
+    except ImageFileError:
+        found = []
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            found += [os.path.join(root, name) for name in sorted(files)]
+        return found
 
 
 def file_entries(option, spec):
@@ -134,6 +147,8 @@ def data_changes(model, option, spec):
     paths = [os.path.abspath(p) for p in spec_paths(spec)]
     typed = record["data" if option == "--data" else "test_data"]
     if paths != [e["path"] for e in entries]:
+        if len(paths) == len(entries) and all(_differences(e, path) == [] for e, path in zip(entries, paths)):
+            return []   # the files the fit read, moved (or copied with their dates)
         if typed is not None and spec_paths(spec) == [e["typed"] for e in entries]:
             return [f"{option} {spec} is not the data 'minicnn fit' read: typed the same, it now names "
                     f"{', '.join(paths)} where the fit read {', '.join(e['path'] for e in entries)} (another working "
@@ -141,17 +156,24 @@ def data_changes(model, option, spec):
         return []   # other data, named otherwise: the user chose it
     changes = []
     for entry, path in zip(entries, paths):
-        try:
-            now = fingerprint(path)
-        except OSError:
-            continue
-        differs = [k for k in ("count", "size", "sha256") if entry[k] is not None and now[k] != entry[k]]
-        if not differs and now["mtime_ns"] != entry["mtime_ns"] and entry["sha256"] is None:
-            differs = ["modification time"]
+        differs = _differences(entry, path)
         if differs:
             changes.append(f"{option} {spec}: {path} changed since 'minicnn fit' read it ({', '.join(differs)} "
                            f"differ), so the scores are not those of the data the model was fitted and tested on")
     return changes
+
+
+def _differences(entry, path):
+    """What differs between the file or folder at ``path`` and the record ``entry`` (a list of words; empty when
+    they agree); None when ``path`` cannot be read."""
+    try:
+        now = fingerprint(path)
+    except OSError:
+        return None
+    differs = [k for k in ("count", "size", "sha256") if entry[k] is not None and now[k] != entry[k]]
+    if not differs and now["mtime_ns"] != entry["mtime_ns"] and entry["sha256"] is None:
+        differs = ["modification time"]
+    return differs
 
 
 def warn_if_changed(model, data, test_data):

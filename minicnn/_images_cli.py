@@ -23,8 +23,10 @@ def _image_size(text):
                                          f"{text!r}")
     try:   # the library's own checks (e.g. the size limit), said of the option
         preprocessing.check_options(size, "auto", False, False, "bilinear", max_pixels=images.MAX_IMAGE_PIXELS)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{exc}; received {text!r}") from None
+    except ValueError as exc:   # said of the option, as typed (not the library's image_size=)
+        from ._cli_words import cli_spelling
+
+        raise argparse.ArgumentTypeError(cli_spelling(str(exc), {"image_size": "--image-size"})) from None
     return size
 
 
@@ -33,8 +35,8 @@ def _reducing_gap(text):
     try:
         gap = float(text)
         preprocessing.check_options((1, 1), "auto", False, False, "bilinear", reducing_gap=gap)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"expected a finite number >= 1.0 ({exc}); received {text!r}") from None
+    except ValueError:   # the library's rule, in the option's words (its message names reducing_gap=)
+        raise argparse.ArgumentTypeError(f"expected a finite number >= 1.0; received {text!r}") from None
     return gap
 
 
@@ -65,6 +67,10 @@ def cli_reading(args):
     if given and not folders:
         flags = ", ".join("--" + name.replace("_", "-") for name in given)
         raise ValueError(f"{flags}: only for folder:PATH data (--data or --test-data); received --data {args.data}")
+    if reading["image_size"] is None and "interpolation" in given:   # the library cannot tell it was chosen
+        raise ValueError(f"--interpolation {reading['interpolation']}: the filter of the resize to --image-size; "
+                         f"received no --image-size, so nothing is resized (give --image-size H,W or leave "
+                         f"--interpolation out)")
     preprocessing.check_options(reading["image_size"], reading["color"], reading["crop_to_aspect_ratio"],
                                 reading["pad_to_aspect_ratio"], reading["interpolation"],
                                 reducing_gap=reading["reducing_gap"])

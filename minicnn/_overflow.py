@@ -17,8 +17,9 @@ def _largest(layer):
 
 
 def locate(network, images):
-    """``(index, layer, largest |weight| in it)`` of the first top-level layer whose output on ``images`` is
-    non-finite (inference mode), or None when every layer's output is finite.
+    """``(index, layer, inner, largest |weight| in inner)`` of the first top-level layer whose output on
+    ``images`` is non-finite (inference mode), or None when every layer's output is finite. ``inner``: the
+    innermost layer of a block (:func:`_inner`) whose output became non-finite, or ``layer`` itself.
 
     Runs on a copy of the network (the caller may hold its lock, and its buffers stay as they were).
     """
@@ -26,9 +27,27 @@ def locate(network, images):
     x = np.ascontiguousarray(images, dtype=net.dtype)
     with np.errstate(all="ignore"):
         for index, layer in enumerate(net.layers):
-            x = layer.forward(x, False)
-            if not np.isfinite(x).all():
-                return index, layer, _largest(layer)
+            y = layer.forward(x, False)
+            if not np.isfinite(y).all():
+                inner = _inner(layer, x) or layer
+                return index, layer, inner, _largest(inner)
+            x = y
+    return None
+
+
+def _inner(block, x):
+    """The innermost layer of ``block`` (a Chain or Residual) whose inference output on ``x`` is non-finite,
+    or None (a leaf layer, or only the block's own merge overflowed)."""
+    from .layers.composite import Chain, Residual
+
+    if not isinstance(block, (Chain, Residual)):
+        return None
+    for layer in block.layers:
+        y = layer.forward(x, False)
+        if not np.isfinite(y).all():
+            return _inner(layer, x) or layer
+        if isinstance(block, Chain):   # a chain's layers run one after another; a residual's paths read x
+            x = y
     return None
 
 
@@ -41,8 +60,10 @@ def overflow_message(network, images, bad_rows, n):
     found = None if network is None else locate(network, images[np.flatnonzero(bad_rows)[:_LOCATE_SAMPLES]])
     if found is None:
         return f"{head}: scale X (e.g. StandardScaler, or divide 8-bit images by 255)"
-    index, layer, weight = found
+    index, layer, inner, weight = found
     where = f"activations first became non-finite at layer {index}, {type(layer).__name__}({layer.describe()})"
+    if inner is not layer:
+        where += f", inside it, {type(inner).__name__}({inner.describe()})"
     model_weight = max((_largest(each) for each in network.layers), default=0.0)
     if model_weight > WEIGHT_LIMIT:
         return (f"{head}; {where}, whose largest |weight| is {weight:.3g} (the model's: {model_weight:.3g}): the "

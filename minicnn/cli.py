@@ -549,6 +549,7 @@ def _mc_report(args):
     warn_if_changed(model, args.data, args.test_data)
     if args.limit is not None:
         X_test, y_test = X_test[:args.limit], y_test[:args.limit]
+    _check_targets_fit(model, y_test, _scored_source(args.data, args), "mc-report")
     print(format_report(mc_report(model, X_test, y_test, mc_samples=args.mc_samples)))
     return 0
 
@@ -596,17 +597,26 @@ def _as_fit_held_it_out(model, data, args):
     return ", not the split 'minicnn fit' held out"
 
 
-def _check_targets_fit(model, y, source):
+def _scored_source(data, args, note=lambda: ""):
+    """The held-out data a command scores, in words (``note()``: said inside the split's parentheses)."""
+    if args.test_data:
+        return args.test_data
+    if data in ("mnist", "fashion-mnist"):
+        return f"{data} (its test set)"
+    return f"{data} (the --test-size {args.test_size} split of --seed {args.seed}{note()})"
+
+
+def _check_targets_fit(model, y, source, command="evaluate"):
     """Refuse targets the model cannot be scored on, naming the data (not scikit-learn's metric wording)."""
     if type(model).__name__ == "CNNRegressor":
         width = 1 if np.ndim(y) == 1 else np.shape(y)[1]
         if width != model.n_outputs_:
-            raise ValueError(f"evaluate scored {source}, whose targets have {width} column(s); the model predicts "
+            raise ValueError(f"{command} scored {source}, whose targets have {width} column(s); the model predicts "
                              f"{model.n_outputs_} (is it the model fitted on this data?)")
         return
     unknown = sorted(set(np.unique(y).tolist()) - set(model.classes_.tolist()), key=str)
     if unknown:
-        raise ValueError(f"evaluate scored {source}, whose labels {unknown[:10]} are not among the model's "
+        raise ValueError(f"{command} scored {source}, whose labels {unknown[:10]} are not among the model's "
                          f"classes {model.classes_[:10].tolist()} (is it the model fitted on this data?)")
 
 
@@ -624,9 +634,7 @@ def _evaluate(args):
     else:
         data = args.data or "digits"
         _, X, _, y = load_training_data(data, args.test_size, args.seed, args.test_data, model_reading(model))
-        source = args.test_data or (f"{data} (its test set)" if data in ("mnist", "fashion-mnist") else
-                                    f"{data} (the --test-size {args.test_size} split of --seed {args.seed}"
-                                    f"{_as_fit_held_it_out(model, data, args)})")
+        source = _scored_source(data, args, lambda: _as_fit_held_it_out(model, data, args))
         if getattr(args, "recorded", False):
             source += ", the data recorded in the model by 'minicnn fit'"
     from ._data_record import warn_if_changed
