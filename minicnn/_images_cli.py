@@ -187,7 +187,8 @@ def expand(paths):
         except OSError:   # unreadable: reading it says so, in its own words
             key = ("path", path)
         if key in first:
-            dropped.append(f"{path} -> {first[key]}")
+            dropped.append(f"{path} -> {first[key]}" if path != first[key] else
+                           f"{path} (named again, or inside a folder also given)")
             continue
         first[key] = path
         kept.append(path)

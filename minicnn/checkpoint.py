@@ -365,7 +365,7 @@ class Checkpoint:
                     f"to train")
         else:
             line = f"Resumed from {path} at epoch {est.n_iter_} of {total}"
-        est._resumed_note = line
+        est._resumed_note, est._resumed_at = line, est.n_iter_
         if est.verbose:
             print(line, flush=True)
         return line
@@ -395,6 +395,7 @@ def prepare(est, images, targets, weights, first, incremental):
         corrupted) one.
     """
     est.__dict__.pop("_resumed_note", None)   # said by a previous fit's resume
+    est.__dict__.pop("_resumed_at", None)
     path = est.checkpoint_path
     if path is None:
         return None

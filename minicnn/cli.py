@@ -428,7 +428,11 @@ def _fit(args):
     checked = check_model_file(args.out, clf, X_test[:64])
     print(f"test accuracy: {accuracy:.4f} ({len(X_test)} images)")
     epochs = f"{clf.n_iter_} epoch{'s' if clf.n_iter_ != 1 else ''}"
-    print(f"train time: {seconds:.2f} s ({epochs})")
+    resumed_at = getattr(clf, "_resumed_at", None)   # a resumed fit trained only the epochs after the checkpoint
+    trained = epochs if resumed_at is None else (f"{clf.n_iter_ - resumed_at} epoch"
+                                                 f"{'s' if clf.n_iter_ - resumed_at != 1 else ''} after resuming at "
+                                                 f"epoch {resumed_at}; {epochs} in all")
+    print(f"train time: {seconds:.2f} s ({trained})")
     print(wrote(args.out, f"CNNClassifier, {len(clf.classes_)} classes, {epochs}", checked,
                 verb="saved model to"))
     if args.checkpoint is not None and os.path.exists(args.checkpoint):
@@ -523,8 +527,9 @@ def _recorded_data(args, model, command):
             where = "; ".join(f"{e['option']} {e['typed']}: {e['path']}" for e in record.get("files", [])
                               if e["typed"] != e["path"])
             raise ValueError(f"{command} needs --data: {args.model} was fitted with {given} (not a built-in data "
-                             f"set, so it is not read again unasked{'; read as ' + where if where else ''}); pass "
-                             f"the same option(s) to score its test set")
+                             f"set, so it is not read again unasked{'; read as ' + where if where else ''}); to "
+                             f"score the test split the fit held out, run: minicnn {command} --model {args.model} "
+                             f"{given}")
         args.data = record["data"]
         args.test_size = record["test_size"] if args.test_size is None else args.test_size
         args.seed = record["seed"] if args.seed is None else args.seed

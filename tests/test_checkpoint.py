@@ -248,9 +248,10 @@ def test_cli_fit_checkpoint_resumes_to_the_same_model(tmp_path):
     ckpt = tmp_path / "c.npz"
     code, out, err = run_cli("fit", *options, "--checkpoint", str(ckpt), "--out", str(tmp_path / "a.npz"))
     assert code == 0, err
-    assert ckpt.exists()
+    assert ckpt.exists() and "s (2 epochs)" in out, out
     code, out, err = run_cli("fit", *options, "--checkpoint", str(ckpt), "--out", str(tmp_path / "b.npz"))
     assert code == 0, err
+    assert "s (0 epochs after resuming at epoch 2; 2 epochs in all)" in out, out   # what this run trained
     a, b = load(tmp_path / "a.npz"), load(tmp_path / "b.npz")
     assert _same(a, b) and a.n_iter_ == b.n_iter_ == 2
     code, out, err = run_cli("fit", *options, "--checkpoint", str(tmp_path / "missing" / "c.npz"))

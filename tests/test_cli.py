@@ -557,6 +557,7 @@ def test_evaluate_on_data_of_another_shape_names_the_data_it_scored(tmp_path):
     assert code == 0, err
     code, _, err = run_cli("evaluate", "--model", model)   # fit recorded its own file: named, not read unasked
     assert code == 1 and f"evaluate needs --data: {model} was fitted with --data {tmp_path / 'big.npz'}" in err, err
+    assert f"run: minicnn evaluate --model {model} --data {tmp_path / 'big.npz'}" in err, err   # the command to run
     import minicnn
 
     plain = minicnn.load(model)
