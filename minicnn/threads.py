@@ -188,7 +188,9 @@ def _other_runnable_tasks():
     and counting it made a 2-thread training step after a PyTorch step run
     on one thread every time (``benchmarks/bench_zoo.py``). Read at most every
     :data:`LOAD_SAMPLE_SECONDS` (a read costs a few microseconds per thread of
-    this process; a one-sample prediction takes about ten).
+    this process; a one-sample prediction takes about ten). The teams of this
+    process's other threads inside :func:`thread_limits` are added back by
+    :func:`_team_of` (:func:`_teams_of_other_threads`).
     """
     now = time.monotonic()
     if now - _load_state["time"] >= LOAD_SAMPLE_SECONDS:
@@ -251,7 +253,19 @@ def _team_of(cpus):
     """:func:`default_team_size` given :func:`available_cpus` (read once by :func:`thread_limits`)."""
     if cpus == 1 or cpus != (_machine_cpus() or cpus):
         return cpus
-    return max(1, cpus - _other_runnable_tasks())
+    return max(1, cpus - _other_runnable_tasks() - _teams_of_other_threads())
+
+
+#: Thread ident -> team of the outermost :func:`thread_limits` that thread is in: the CPUs this process's own
+#: concurrent calls keep busy (its runnable threads are left out of the machine's count, see
+#: :func:`_other_runnable_tasks`, so two threads predicting at once must still see each other's teams).
+_in_flight = {}
+
+
+def _teams_of_other_threads():
+    """Threads the kernel teams of this process's other threads inside :func:`thread_limits` use now."""
+    me = threading.get_ident()
+    return sum(n for ident, n in list(_in_flight.items()) if ident != me)
 
 
 def _busy_capped(n):
@@ -515,9 +529,15 @@ def thread_limits(n_threads=None, work=None):
     if openmp is not None:
         openmp.set_num_threads(n)
     _enter_blas_single()
+    me = threading.get_ident()
+    outermost = me not in _in_flight   # a nested context (fit inside a caller's limits) is the same team
+    if outermost:
+        _in_flight[me] = n
     try:
         yield n
     finally:
+        if outermost:
+            _in_flight.pop(me, None)
         _exit_blas_single()
         if openmp is not None:
             openmp.set_num_threads(old_omp)

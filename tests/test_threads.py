@@ -422,3 +422,36 @@ def test_a_busy_thread_of_this_process_is_one_of_its_runnable_threads():
         stop.set()
         worker.join()
     assert min(counts) >= 1 and max(counts) >= 2, counts
+
+
+def test_a_concurrent_call_of_another_thread_of_this_process_keeps_its_cpus(monkeypatch):
+    """Own threads are left out of the machine's count, so another thread's team inside thread_limits is added."""
+    import threading
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_machine_cpus", lambda: 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "_other_runnable_tasks", lambda: 0)
+    inside, leave = threading.Event(), threading.Event()
+
+    def other_caller():
+        with threads.thread_limits(3, 10**12):
+            inside.set()
+            leave.wait(60)
+
+    worker = threading.Thread(target=other_caller)
+    worker.start()
+    try:
+        assert inside.wait(60)
+        assert threads.default_team_size() == 1                  # 4 CPUs, 3 kept busy by the other call
+        with threads.thread_limits(None) as n:
+            assert n == 1
+            with threads.thread_limits(2, 10**12) as inner:       # nested: the other call still keeps 3
+                assert inner == 1
+    finally:
+        leave.set()
+        worker.join()
+    assert threads.default_team_size() == 4 and threads._in_flight == {}
+    with threads.thread_limits(2, 10**12) as n:                  # this thread alone: its own team is not "other"
+        assert n == 2 and threads.default_team_size() == 4
