@@ -764,7 +764,7 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         Before resizing, pad with black to the target aspect ratio (Keras's
         option). At most one of the two; both need ``image_size``.
     interpolation : {"bilinear", "nearest", "bicubic", "lanczos", "box", "hamming"}, default="bilinear"
-        Pillow resampling filter of the resize.
+        Pillow resampling filter of the resize (a filter other than bilinear needs ``image_size``).
     reducing_gap : float >= 1.0 or None, default=None
         None: every image is decoded at full size, then resized (what Keras
         and torchvision do). A number (needs ``image_size``): resize as

@@ -72,6 +72,9 @@ def check_options(image_size, color, crop_to_aspect_ratio, pad_to_aspect_ratio, 
                          f"(height, width) to take the aspect ratio from; received image_size=None")
     if interpolation not in INTERPOLATIONS:
         raise ValueError(f"interpolation must be one of {INTERPOLATIONS}; received interpolation={interpolation!r}")
+    if auto and interpolation != "bilinear" and image_size is None:   # a reading asked for (a record may hold it)
+        raise ValueError(f"interpolation={interpolation!r} needs an image_size (height, width) to resize to: "
+                         f"without it no image is resized; received image_size=None")
     if reducing_gap is not None:
         if (isinstance(reducing_gap, (bool, np.bool_)) or not isinstance(reducing_gap, numbers.Real)
                 or not reducing_gap >= 1.0 or not np.isfinite(reducing_gap)):
@@ -98,6 +101,8 @@ def reading(record):
     """The reading options of a record, as keyword arguments of :func:`minicnn.images.load_images`."""
     options = {k: record[k] for k in KEYS if k != "scale"}
     options.update({k: record.get(k, default) for k, default in OPTIONAL.items()})
+    if options["image_size"] is None:   # nothing is resized: an older record's filter is moot
+        options["interpolation"] = "bilinear"
     return options
 
 

@@ -61,3 +61,26 @@ def test_every_reading_option_of_the_record_is_an_option_of_fit():
     parser = argparse.ArgumentParser()
     add_cli_options(parser)
     assert {a.dest for a in parser._actions} - {"help"} == set(_OPTIONS)
+
+
+@pytest.mark.parametrize("interpolation", [i for i in preprocessing.INTERPOLATIONS if i != "bilinear"])
+def test_a_filter_without_a_size_is_refused_when_asked_and_moot_in_an_older_record(tmp_path, interpolation):
+    """The library refuses a resize filter without image_size (nothing would be resized), as the command does;
+    a record saved before holds it harmlessly: it stays valid and reads its files unresized."""
+    from PIL import Image
+    import numpy as np
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(np.full((6, 5), 40 if name == "a" else 200, np.uint8)).save(tmp_path / name / "0.png")
+    with pytest.raises(ValueError, match=f"interpolation='{interpolation}' needs an image_size"):
+        images.load_image_folder(tmp_path, interpolation=interpolation)
+    with pytest.raises(ValueError, match=f"interpolation='{interpolation}' needs an image_size"):
+        images.load_images([str(tmp_path / "a" / "0.png")], interpolation=interpolation)
+    record = dict(_record(image_size=None, color="grayscale", crop_to_aspect_ratio=False), interpolation=interpolation)
+    assert preprocessing.problem(record, (6, 5, 1)) is None
+    reading = preprocessing.reading(record)
+    assert reading["interpolation"] == "bilinear"
+    X = images.load_images([str(tmp_path / "a" / "0.png")], **reading)
+    assert X.shape == (1, 6, 5, 1)
