@@ -130,8 +130,6 @@ def leaf_profile(clf, X, y, n_threads, steps):
     in one step does not move it), the step the median of the steps.
     """
     from minicnn.layers.composite import Composite
-    from minicnn.threads import thread_limits
-    from minicnn.training import train_step
 
     net, times = clf.network_, {}
 
@@ -148,21 +146,30 @@ def leaf_profile(clf, X, y, n_threads, steps):
         kind = _leaf_name(layer)
         layer.forward, layer.backward = wrapped(layer.forward, f"{kind} forward"), \
             wrapped(layer.backward, f"{kind} backward")
-    rest = "rest (residual merge, loss, optimizer)"
-    per_step = []
     try:
-        with thread_limits(n_threads, net.training_work(len(X))):
-            train_step(net, clf._loss_function, clf._optimizer, X, y)   # warm-up
-            for _ in range(steps):
-                times.clear()
-                start = time.perf_counter()
-                train_step(net, clf._loss_function, clf._optimizer, X, y)
-                step = time.perf_counter() - start
-                per_step.append({**times, rest: step - sum(times.values()), "step": step})
+        return timed_steps(clf, X, y, n_threads, steps, times, "rest (residual merge, loss, optimizer)")
     finally:
         for layer in leaves:   # the instance attributes shadowed the class methods: drop them
             del layer.forward, layer.backward
-    parts = {key: float(np.median([row[key] for row in per_step])) for key in per_step[0]}
+
+
+def timed_steps(clf, X, y, n_threads, steps, times, rest):
+    """Medians over ``steps`` training steps (after one warm-up) of the parts ``times`` collects in each step
+    (timers the caller wrapped around layers or kernels fill it), ``rest`` (the step less their sum), and the
+    step: ``(parts, step)`` in seconds. A part absent from a step counts 0 there."""
+    from minicnn.threads import thread_limits
+    from minicnn.training import train_step
+
+    net, rows = clf.network_, []
+    with thread_limits(n_threads, net.training_work(len(X))):
+        train_step(net, clf._loss_function, clf._optimizer, X, y)   # warm-up
+        for _ in range(steps):
+            times.clear()
+            start = time.perf_counter()
+            train_step(net, clf._loss_function, clf._optimizer, X, y)
+            step = time.perf_counter() - start
+            rows.append({**times, rest: step - sum(times.values()), "step": step})
+    parts = {key: float(np.median([row.get(key, 0.0) for row in rows])) for key in rows[0]}
     return parts, parts.pop("step")
 
 

@@ -63,7 +63,6 @@ def _shape(a):
 def kernel_profile(clf, X, y, n_threads, steps):
     """``({kernel and shapes: median seconds per step}, median step seconds)`` of ``clf``'s training step."""
     from minicnn.backend import KERNELS, OPTIONAL_KERNELS
-    from minicnn.training import train_step
 
     net, times = clf.network_, {}
     kernels = net.kernels
@@ -80,21 +79,13 @@ def kernel_profile(clf, X, y, n_threads, steps):
 
     for name, function in originals.items():
         setattr(kernels, name, wrapped(name, function))
-    rows, outside = [], "outside the kernels"
+    from bench_zoo import timed_steps   # this script's folder: the step loop of bench_zoo's leaf profile
+
     try:
-        with thread_limits(n_threads, net.training_work(len(X))):
-            train_step(net, clf._loss_function, clf._optimizer, X, y)   # warm-up
-            for _ in range(steps):
-                times.clear()
-                start = time.perf_counter()
-                train_step(net, clf._loss_function, clf._optimizer, X, y)
-                step = time.perf_counter() - start
-                rows.append({**times, outside: step - sum(times.values()), "step": step})
+        return timed_steps(clf, X, y, n_threads, steps, times, "outside the kernels")
     finally:
         for name, function in originals.items():
             setattr(kernels, name, function)
-    parts = {key: float(np.median([row.get(key, 0.0) for row in rows])) for key in rows[0]}
-    return parts, parts.pop("step")
 
 
 def main(argv=None):
