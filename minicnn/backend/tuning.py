@@ -171,3 +171,27 @@ def conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, slots):
     T = T if T < tiles else max(tiles, 1)
     pad = WINO_WGRAD_PAD
     return G * 16 * C * F + slots * (16 * (T * C + pad) + 16 * (T * F + pad) + 16 * C + 4 * F)
+
+
+def winograd_wgrad_prologue(dw, dy, x, work):
+    """The checks and empty problems of ``conv2d_winograd_backward_weight``'s Python twins (NumPy, Numba).
+
+    Returns the workspace length of one slot, or None when nothing is left to compute (``dw`` empty, or
+    filled with zeros for an empty batch or output map).
+
+    Raises
+    ------
+    ValueError
+        If ``work`` is not 1-D or shorter than
+        :func:`conv_winograd_wgrad_workspace_length` for one slot.
+    """
+    N, C, F, Ho, Wo = x.shape[0], x.shape[3], dw.shape[3], dy.shape[1], dy.shape[2]
+    need = conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, 1)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
+    if dw.size == 0:
+        return None
+    if N == 0 or Ho * Wo == 0:
+        dw[...] = 0
+        return None
+    return need

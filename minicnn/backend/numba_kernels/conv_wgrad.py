@@ -22,7 +22,7 @@ from numba.extending import overload
 
 from ..jit import jit
 from ..tuning import (DW_GROUPS, WINO_WGRAD_PAD, _wgrad_block_rows, conv_wgrad_workspace_length,
-                      conv_winograd_wgrad_workspace_length)
+                      winograd_wgrad_prologue)
 from ._blas import _XXGEMM, _address
 from ._im2col import _im2col_rows
 from .winograd import _winograd_input_tile
@@ -208,13 +208,8 @@ def conv2d_winograd_backward_weight(dw, dy, x, work, pt, pl):
     N, H, W, C = x.shape
     F = dw.shape[3]
     Ho, Wo = dy.shape[1], dy.shape[2]
-    need = conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, 1)
-    if work.ndim != 1 or work.shape[0] < need:
-        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
-    if dw.size == 0:
-        return
-    if N == 0 or Ho * Wo == 0:
-        dw[...] = 0
+    need = winograd_wgrad_prologue(dw, dy, x, work)
+    if need is None:
         return
     G = min(DW_GROUPS, N)
     S = need - G * 16 * C * F

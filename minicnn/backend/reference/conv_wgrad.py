@@ -8,7 +8,7 @@ tiles down and across (2x2 pixels each, Winograd). ``x (N, H, W, C)``, ``dy (N, 
 
 import numpy as np
 
-from ..tuning import conv_wgrad_workspace_length, conv_winograd_wgrad_workspace_length
+from ..tuning import conv_wgrad_workspace_length, winograd_wgrad_prologue
 from ._im2col import _pad_input, _window
 from .winograd import WINOGRAD_BT, WINOGRAD_G
 
@@ -55,13 +55,8 @@ def conv2d_winograd_backward_weight(dw, dy, x, work, pt, pl):
     N, H, W, C = x.shape
     F = dw.shape[3]
     Ho, Wo = dy.shape[1], dy.shape[2]
-    need = conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, 1)
-    if work.ndim != 1 or work.shape[0] < need:
-        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
-    if dw.size == 0:
-        return
-    if N == 0 or Ho * Wo == 0:
-        dw[...] = 0
+    need = winograd_wgrad_prologue(dw, dy, x, work)
+    if need is None:
         return
     dt = x.dtype
     BT, G, A = (m.astype(dt) for m in (WINOGRAD_BT, WINOGRAD_G, WINOGRAD_A))
