@@ -80,14 +80,20 @@ def routes(N, H, W, C, F, rng):
 
     calls = {"im2col+pool": im2col, "winograd,pool": winograd, "winograd+pool": winograd_pool,
              "direct+pool": direct_pool}
-    im2col()
-    want = yp.copy()
+    return _checked(calls, yp, x, lambda: _ort_session(C, F, w, b))
+
+
+def _checked(calls, out, x, session):
+    """``calls`` (each writing ``out``), each checked against the first (``out`` NaN-filled before), and ONNX
+    Runtime's ``session()`` on ``x`` (NCHW) added as "onnxruntime" when it is installed."""
+    next(iter(calls.values()))()
+    want = out.copy()
     for name, call in calls.items():
-        yp.fill(np.nan)
+        out.fill(np.nan)
         call()
-        np.testing.assert_allclose(yp, want, rtol=1e-4, atol=1e-4, err_msg=name)
+        np.testing.assert_allclose(out, want, rtol=1e-4, atol=1e-4, err_msg=name)
     try:
-        sess = _ort_session(C, F, w, b)
+        sess = session()
         xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
         got = sess.run(None, {"x": xn})[0]
         np.testing.assert_allclose(got.transpose(0, 2, 3, 1), want, rtol=1e-4, atol=1e-4, err_msg="ort")
@@ -124,22 +130,8 @@ def stem_routes(N, H, W, C, F, k, s, rng):
             cy.dense_bias_act_forward(y.reshape(-1, F), gathered.reshape(-1, C), w.reshape(C, F), b, RELU, 0.0)
 
         calls["gather+dense"] = gather_dense
-    calls["im2col"]()
-    want = y.copy()
-    for name, call in calls.items():
-        y.fill(np.nan)
-        call()
-        np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4, err_msg=name)
-    try:
-        pads = (pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2)
-        sess = _ort_session(C, F, w, b, pads, (s, s), pool=False)
-        xn = np.ascontiguousarray(x.transpose(0, 3, 1, 2))
-        got = sess.run(None, {"x": xn})[0]
-        np.testing.assert_allclose(got.transpose(0, 2, 3, 1), want, rtol=1e-4, atol=1e-4, err_msg="ort")
-        calls["onnxruntime"] = lambda: sess.run(None, {"x": xn})
-    except ImportError:
-        pass
-    return calls
+    pads = (pad_h // 2, pad_w // 2, pad_h - pad_h // 2, pad_w - pad_w // 2)
+    return _checked(calls, y, x, lambda: _ort_session(C, F, w, b, pads, (s, s), pool=False))
 
 
 def _time(name, calls, rounds):
