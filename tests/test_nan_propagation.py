@@ -7,7 +7,8 @@ that no check of the output can see. The kind is "a layer route that drops a
 NaN": every route of the layer tokens (direct conv + pool, the RGB stem,
 Winograd with and without pool, strided and dilated convs, depthwise and
 separable, residual blocks fused or not, dense, global pools), with and
-without BatchNorm, at inference and in training, on every backend.
+without BatchNorm, every fused activation, at inference and in training, on
+every backend.
 """
 
 import numpy as np
@@ -31,26 +32,27 @@ NETS = {
 }
 
 
-def _outputs(tokens, shape, backend, batch_norm, padding, x, training):
+def _outputs(tokens, shape, backend, batch_norm, padding, x, training, activation="relu"):
     network, _ = build_network(parse_layers(tokens), [], n_outputs=3, input_shape=shape,
                                rng=np.random.default_rng(0), backend=backend, padding=padding,
-                               batch_norm=batch_norm)
+                               batch_norm=batch_norm, activation=activation)
     with thread_limits(1):
         return np.array(network.forward(x, training), dtype=np.float64)
 
 
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid"])
 @pytest.mark.parametrize("training", [False, True], ids=["inference", "training"])
 @pytest.mark.parametrize("batch_norm", [False, True], ids=["plain", "batchnorm"])
 @pytest.mark.parametrize("net", sorted(NETS))
-def test_a_nan_in_the_input_reaches_the_output_as_in_the_reference(net, batch_norm, training):
+def test_a_nan_in_the_input_reaches_the_output_as_in_the_reference(net, batch_norm, training, activation):
     tokens, shape = NETS[net]
     padding = "same"
     x = np.random.default_rng(1).random((3, *shape), dtype=np.float32)
     x[0, shape[0] // 2, shape[1] // 2, 0] = np.nan
-    reference = _outputs(tokens, shape, "numpy", batch_norm, padding, x, training)
+    reference = _outputs(tokens, shape, "numpy", batch_norm, padding, x, training, activation)
     assert np.isnan(reference[0]).any(), "the reference propagates the NaN (else this test checks nothing)"
     for backend in BACKENDS:
-        got = _outputs(tokens, shape, backend, batch_norm, padding, x, training)
+        got = _outputs(tokens, shape, backend, batch_norm, padding, x, training, activation)
         np.testing.assert_array_equal(np.isnan(got), np.isnan(reference), err_msg=f"backend={backend}")
 
 
