@@ -130,6 +130,7 @@ def run_cli(*argv):
 OPTIONAL_MODULES = {
     "minicnn.dask_wrappers": ("dask", "dask_ml", "distributed"),
     "minicnn.onnx": ("onnx", "onnxruntime", "skl2onnx"),
+    "minicnn.images": ("PIL",),   # importable without Pillow (which it imports when reading); its examples read
 }
 
 

@@ -85,12 +85,16 @@ def _save_figure_of(which, path):
         plt.close(fig)
 
 
+#: The optional package each writer needs (its test skips without it).
+NEEDS = {"onnx": "onnx", "plot": "matplotlib"}
+
+
 @pytest.fixture(params=sorted(WRITERS))
 def writer(request, made, tmp_path_factory):
     """(name, write(path, which), the complete old and new contents)."""
     name = request.param
-    if name == "onnx":
-        pytest.importorskip("onnx")
+    if name in NEEDS:
+        pytest.importorskip(NEEDS[name])
     write = WRITERS[name]
     d = tmp_path_factory.mktemp(name)
     contents = {}
@@ -183,7 +187,7 @@ def test_a_file_size_limit_keeps_the_old_file_and_names_the_path(made, tmp_path,
 
     argv, expected = [], {}
     for name in sorted(WRITERS):
-        if name == "onnx" and not _has("onnx"):
+        if name in NEEDS and not _has(NEEDS[name]):
             continue
         d = tmp_path / name
         d.mkdir()

@@ -538,6 +538,8 @@ def test_fit_out_into_a_fifo_or_pipe_writes_the_model_there(tmp_path, via):
 def test_predict_input_kinds_get_the_error_of_what_they_are(model, tmp_path, kind, monkeypatch):
     """A directory without images is a directory, a device or empty file is unreadable data, only a missing path
     is 'not found'."""
+    if kind in ("directory", "dot"):   # a folder is read as a folder of images: Pillow says what it holds
+        pytest.importorskip("PIL", reason="reading a folder of images needs Pillow")
     (tmp_path / "empty.npy").write_bytes(b"")
     monkeypatch.chdir(tmp_path)   # "." holds no images (a folder of images is an input like its files)
     path = {"missing": tmp_path / "missing.npy", "directory": tmp_path, "dot": ".", "devnull": os.devnull,

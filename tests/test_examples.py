@@ -27,6 +27,9 @@ CASES = {
                             "MINICNN_EXAMPLE_TEST_SIZE": "300"}, []),
 }
 
+#: The optional packages an example needs beyond the core (its run skips without them).
+NEEDS = {"image_folder.py": ("PIL",)}
+
 
 def test_every_example_is_tested():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(CASES)
@@ -34,6 +37,8 @@ def test_every_example_is_tested():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_example_runs(name, tmp_path):
+    for package in NEEDS.get(name, ()):
+        pytest.importorskip(package, reason=f"{name} needs the optional package {package}")
     env_overrides, expected = CASES[name]
     env = dict(os.environ, **env_overrides, MPLBACKEND="Agg",
                PYTHONPATH=str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))

@@ -197,7 +197,7 @@ def _call(model, method, X, y):
 
 
 def _dask(X, y=None):
-    import dask.array as da
+    da = pytest.importorskip("dask.array", reason="the Dask wrappers need the distributed extra")
 
     chunks = (16,) + (-1,) * (X.ndim - 1)
     return da.from_array(X, chunks=chunks), (None if y is None else da.from_array(np.asarray(y), chunks=16))

@@ -67,8 +67,9 @@ def test_every_reading_option_of_the_record_is_an_option_of_fit():
 def test_a_filter_without_a_size_is_refused_when_asked_and_moot_in_an_older_record(tmp_path, interpolation):
     """The library refuses a resize filter without image_size (nothing would be resized), as the command does;
     a record saved before holds it harmlessly: it stays valid and reads its files unresized."""
-    from PIL import Image
     import numpy as np
+
+    Image = pytest.importorskip("PIL.Image", reason="reading image files needs Pillow")
 
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()

@@ -713,7 +713,9 @@ def run_grid(threads, rounds, steps, sizes=GRID_SIZES, batches=GRID_BATCHES, log
         contenders = [MinicnnContender(model, "auto")]
         if torch is not None:
             contenders.append(TorchContender(model))
-            onnx_bytes, torch_c = onnx_model(contenders[-1]), contenders[-1]
+            torch_c = contenders[-1]
+            # exported only for a peer that reads it, as run() does (the export itself needs the onnx package)
+            onnx_bytes = onnx_model(torch_c) if ort is not None or ov is not None else None
             if ort is not None:
                 contenders.append(OrtContender(model, onnx_bytes, list(threads), torch_c.xb.numpy()))
             if ov is not None:
