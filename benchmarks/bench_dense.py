@@ -31,7 +31,8 @@ def _ort_session(w, b, threads):
     from onnx import TensorProto, helper, numpy_helper
 
     nodes = [helper.make_node("Gemm", ["x", "w", "b"], ["g"]), helper.make_node("Relu", ["g"], ["y"])]
-    graph = helper.make_graph(nodes, "dense", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", w.shape[0]])],
+    graph = helper.make_graph(nodes, "dense",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["M", w.shape[0]])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", w.shape[1]])],
                               [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
