@@ -61,7 +61,11 @@ cdef enum:
 # strided column panels, which the hardware prefetcher follows poorly; 8 x 65536 weights not in cache 7.1 -> 3.5 ms,
 # 4 rows 9.5 -> 2.8 ms, 5 rows 6.5 -> 3.8 ms (the previous kernel), 2-3 rows level; on one row it was slower (2.2 ->
 # 3.3 ms: one row's panels are 4 cache lines wide, which the hardware follows). Chunks of 16-256 rows were within
-# noise of each other. The team splits
+# noise of each other from 2 rows; one row runs chunks of STREAM_KC_ONE_ROW rows (its two 64-float panels then read
+# the same 4 KiB at once): 1 x 65536 1.71 -> 1.41 ms (minima, two runs agree), 1 x 16384 in cache 0.116 -> 0.107 ms.
+# In the 3-channel grid net (benchmarks/profile_inference.py, 1 thread, minima of 20 calls, load ~6 on 2 cores,
+# two interleaved rounds) the 128 px dense layer went 3.0 -> 1.85 ms at batch 1 and 6.2-10.3 -> 3.2-3.3 ms at batch 8,
+# the 64 px one 0.18-0.24 -> 0.15-0.20 ms at batch 1 and 1.46-1.55 -> 0.71-1.05 ms at batch 8. The team splits
 # the columns (STREAM_COLUMNS at a time, a cache line of floats) and counts the weights read as the work: every
 # value is a sum over k in order, so the bits depend neither on the team nor on the row count.
 cdef extern from "stream_gemm.h" nogil:
@@ -76,17 +80,18 @@ cdef enum:
     STREAM_MAX_M = 16
     STREAM_COLUMNS = 16
     STREAM_KC = 64
+    STREAM_KC_ONE_ROW = 8
     STREAM_PREFETCH = 64
 
 
 cdef inline void _stream_part(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t K,
                               Py_ssize_t lda, Py_ssize_t ldb, Py_ssize_t N, Py_ssize_t n0,
                               Py_ssize_t n1) noexcept nogil:
-    cdef Py_ssize_t pf = STREAM_PREFETCH if M > 1 else 0
+    cdef Py_ssize_t pf = STREAM_PREFETCH if M > 1 else 0, kc = STREAM_KC if M > 1 else STREAM_KC_ONE_ROW
     if floating is float:
-        stream_gemm_float(c, a, b, M, K, lda, ldb, N, n0, n1, STREAM_KC, pf)
+        stream_gemm_float(c, a, b, M, K, lda, ldb, N, n0, n1, kc, pf)
     else:
-        stream_gemm_double(c, a, b, M, K, lda, ldb, N, n0, n1, STREAM_KC, pf)
+        stream_gemm_double(c, a, b, M, K, lda, ldb, N, n0, n1, kc, pf)
 
 
 cdef void _stream(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
@@ -216,7 +221,8 @@ def matmul(floating[:, ::1] c, const floating[:, ::1] a, const floating[:, ::1] 
     cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1]
     if c.shape[0] * c.shape[1] == 0:
         return
-    partials = _partials(c.shape[0], c.shape[1], K, trans_a, trans_b, cnp.NPY_FLOAT if floating is float else cnp.NPY_DOUBLE)
+    partials = _partials(c.shape[0], c.shape[1], K, trans_a, trans_b,
+                         cnp.NPY_FLOAT if floating is float else cnp.NPY_DOUBLE)
     _matmul(&c[0, 0], &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL,
             &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL,
             c.shape[0], c.shape[1], K, a.shape[1], b.shape[1], trans_a, trans_b, NULL, 0, 0,
