@@ -23,7 +23,8 @@ include "_ndarray.pxi"
 include "_blas.pxi"
 
 # Fewest output rows per block (smaller blocks re-stream B for little gain).
-# A single output row with at least GEMV_MIN_WEIGHTS weights goes to gemv: SciPy's OpenBLAS
+# A single output row with at least GEMV_MIN_WEIGHTS weights that stream_gemm.h does not take (the baseline
+# build, or a transposed operand: the gradients) goes to gemv: SciPy's OpenBLAS
 # (0.3.30) packs the whole weight matrix for a one-row sgemm, measured 412 us for the MNIST
 # model's 9216 x 128 dense layer on one sample, against ~80 us for gemv (NumPy's OpenBLAS 0.3.31
 # forwards such calls to gemv itself). Small layers keep sgemm, so one-sample and batch
@@ -46,53 +47,88 @@ cdef enum:
     GEMV_MAX_SPLITS = 8
 
 
-# A float product of 2 to STREAM_MAX_M rows with at least GEMV_MIN_WEIGHTS weights (a dense layer after a large
-# feature map) runs as stream_gemm.h: the weights stream from memory once, 16 columns at a time, in chunks of
-# STREAM_KC rows, where SciPy's OpenBLAS sgemm first packs all of them. Measured (one thread, best of 7 calls
-# on a loaded machine, sgemm -> stream): 8 x 16384 @ 16384 x 128 (the 3-channel grid's dense layer at 64 px,
-# batch 8) 1.71 -> 0.65 ms; 8 x 3136 -> 0.21 -> 0.14 ms; 16 rows 1.64 -> 1.03 ms; from 32 rows sgemm was
-# as fast or faster (2.9 vs 2.8, 5.9 vs 8.7 ms at 64), hence STREAM_MAX_M; chunks of 16/64/256/1024 rows
-# within noise of each other at 8 rows, 256 best at 16. At 65536 x 128 (128 px) both took 10-12 ms: memory-
-# bound on the unpacked weights (ONNX Runtime, which packs them once per session, 2.3 ms). Each output is a
-# sum over k in order, so the bits depend neither on the team nor on the row count.
+# A product of 1 to STREAM_MAX_M rows with at least GEMV_MIN_WEIGHTS weights, neither operand transposed (a dense
+# layer after a large feature map, on one sample or a small batch), runs as stream_gemm.h where the module has its
+# vector path (AVX): the weights stream from memory once, in chunks of STREAM_KC rows, the sums of a block of rows x
+# columns in registers (one row: 64 floats of sums). Before it, one row went to gemv split along K (below) and 2-16
+# rows to sgemm (which packs all the weights first). Measured at the avx2 level on an AMD Zen 4 (1 thread, minima,
+# loaded machine): 1 x 16384 @ 16384 x 128 (the 3-channel grid's dense layer at 64 px, batch 1) with the weights in
+# cache 0.163 ms (gemv) -> 0.111 ms, weights evicted 0.86 -> 0.48 ms; 1 x 65536 (128 px) 3.4 -> 2.4 ms; 8 rows at
+# 16384: 1.71 (sgemm) -> 0.41 ms in cache, compute-bound (8 x 128 sums per weight row, a multiply and an add each:
+# Zen 4 runs 2 vector multiplies and 2 vector adds per cycle, so a fused multiply-add would not be faster there); 16
+# rows 1.64 -> 1.03 ms; from 32 rows sgemm was as fast or faster (2.9 vs 2.8 ms at 64), hence STREAM_MAX_M. From 2
+# rows each block prefetches its columns STREAM_PREFETCH rows ahead (the next chunk): the blocks walk a chunk in
+# strided column panels, which the hardware prefetcher follows poorly; 8 x 65536 weights not in cache 7.1 -> 3.5 ms,
+# 4 rows 9.5 -> 2.8 ms, 5 rows 6.5 -> 3.8 ms (the previous kernel), 2-3 rows level; on one row it was slower (2.2 ->
+# 3.3 ms: one row's panels are 4 cache lines wide, which the hardware follows). Chunks of 16-256 rows were within
+# noise of each other from 2 rows; one row runs chunks of STREAM_KC_ONE_ROW rows (its two 64-float panels then read
+# the same 4 KiB at once): 1 x 65536 1.71 -> 1.41 ms (minima, two runs agree), 1 x 16384 in cache 0.116 -> 0.107 ms.
+# In the 3-channel grid net (benchmarks/profile_inference.py, 1 thread, minima of 20 calls, load ~6 on 2 cores,
+# two interleaved rounds) the 128 px dense layer went 3.0 -> 1.85 ms at batch 1 and 6.2-10.3 -> 3.2-3.3 ms at batch 8,
+# the 64 px one 0.18-0.24 -> 0.15-0.20 ms at batch 1 and 1.46-1.55 -> 0.71-1.05 ms at batch 8. The team splits
+# the columns (STREAM_COLUMNS at a time, a cache line of floats) and counts the weights read as the work: every
+# value is a sum over k in order, so the bits depend neither on the team nor on the row count.
 cdef extern from "stream_gemm.h" nogil:
     const int STREAM_GEMM_VECTOR
-    void stream_gemm_f32(float *c, const float *a, const float *b, Py_ssize_t M, Py_ssize_t K, Py_ssize_t lda,
-                         Py_ssize_t ldb, Py_ssize_t ldc, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t kc)
+    void stream_gemm_float(float *c, const float *a, const float *b, Py_ssize_t M, Py_ssize_t K, Py_ssize_t lda,
+                           Py_ssize_t ldb, Py_ssize_t ldc, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t kc,
+                           Py_ssize_t pf)
+    void stream_gemm_double(double *c, const double *a, const double *b, Py_ssize_t M, Py_ssize_t K,
+                            Py_ssize_t lda, Py_ssize_t ldb, Py_ssize_t ldc, Py_ssize_t n0, Py_ssize_t n1,
+                            Py_ssize_t kc, Py_ssize_t pf)
 cdef enum:
     STREAM_MAX_M = 16
     STREAM_COLUMNS = 16
-    STREAM_KC = 256
+    STREAM_KC = 64
+    STREAM_KC_ONE_ROW = 8
+    STREAM_PREFETCH = 64
 
 
-cdef void _stream(float *c, const float *a, const float *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                  Py_ssize_t lda, Py_ssize_t ldb, const float *bias, int act, float alpha) noexcept nogil:
-    """:func:`_matmul` by ``stream_gemm_f32``: column blocks of ``STREAM_COLUMNS`` spread over the team."""
+cdef inline void _stream_part(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t K,
+                              Py_ssize_t lda, Py_ssize_t ldb, Py_ssize_t N, Py_ssize_t n0,
+                              Py_ssize_t n1) noexcept nogil:
+    cdef Py_ssize_t pf = STREAM_PREFETCH if M > 1 else 0, kc = STREAM_KC if M > 1 else STREAM_KC_ONE_ROW
+    if floating is float:
+        stream_gemm_float(c, a, b, M, K, lda, ldb, N, n0, n1, kc, pf)
+    else:
+        stream_gemm_double(c, a, b, M, K, lda, ldb, N, n0, n1, kc, pf)
+
+
+cdef void _stream(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
+                  Py_ssize_t lda, Py_ssize_t ldb, const floating *bias, int act, floating alpha) noexcept nogil:
+    """:func:`_matmul` by ``stream_gemm.h``: column blocks of ``STREAM_COLUMNS`` spread over the team."""
     cdef Py_ssize_t blocks = (N + STREAM_COLUMNS - 1) // STREAM_COLUMNS, g
-    cdef int G = team(M * N * K // 16)
+    cdef int G = team(N * K)
     if G > blocks:
         G = <int>blocks
     if G <= 1:
-        stream_gemm_f32(c, a, b, M, K, lda, ldb, N, 0, N, STREAM_KC)
+        _stream_part(c, a, b, M, K, lda, ldb, N, 0, N)
     else:
         for g in prange(G, schedule="static", chunksize=1, num_threads=G):
-            stream_gemm_f32(c, a, b, M, K, lda, ldb, N, min(N, g * blocks // G * STREAM_COLUMNS),
-                            min(N, (g + 1) * blocks // G * STREAM_COLUMNS), STREAM_KC)
+            _stream_part(c, a, b, M, K, lda, ldb, N, min(N, g * blocks // G * STREAM_COLUMNS),
+                         min(N, (g + 1) * blocks // G * STREAM_COLUMNS))
     if bias != NULL:
         _bias_act_rows(c, bias, M, N, act, alpha)
 
 
-cdef inline Py_ssize_t _gemv_splits(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K) noexcept nogil:
+cdef inline bint _streams(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int trans_a, int trans_b) noexcept nogil:
+    """Whether :func:`_matmul` runs the product as ``stream_gemm.h``."""
+    return (STREAM_GEMM_VECTOR and not trans_a and not trans_b and 1 <= M <= STREAM_MAX_M
+            and N * K >= GEMV_MIN_WEIGHTS)
+
+
+cdef inline Py_ssize_t _gemv_splits(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int trans_a,
+                                     int trans_b) noexcept nogil:
     """Inner-dimension slices of a one-row product that goes to gemv; 0 for any other product."""
-    if M != 1 or N * K < GEMV_MIN_WEIGHTS:
+    if M != 1 or N * K < GEMV_MIN_WEIGHTS or _streams(M, N, K, trans_a, trans_b):
         return 0
     cdef Py_ssize_t splits = N * K // GEMV_SPLIT_WEIGHTS
     return min(splits, <Py_ssize_t>GEMV_MAX_SPLITS, K)
 
 
-cdef object _partials(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int typenum):
+cdef object _partials(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int trans_a, int trans_b, int typenum):
     """The partial-sum rows a one-row gemv product needs (an ndarray), or None for any other product."""
-    cdef cnp.npy_intp size = _gemv_splits(M, N, K) * N
+    cdef cnp.npy_intp size = _gemv_splits(M, N, K, trans_a, trans_b) * N
     return cnp.PyArray_EMPTY(1, &size, typenum, 0) if size else None
 
 
@@ -104,7 +140,7 @@ cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t 
                   Py_ssize_t lda, Py_ssize_t ldb, int trans_a, int trans_b,
                   const floating *bias, int act, floating alpha, floating *partials) noexcept nogil:
     """``c = f(op(a) @ op(b) + bias)`` (no epilogue when ``bias`` is NULL); ``partials`` holds
-    ``_gemv_splits(M, N, K) * N`` values (NULL when that is 0)."""
+    ``_gemv_splits(M, N, K, trans_a, trans_b) * N`` values (NULL when that is 0)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef Py_ssize_t G, g, e
@@ -116,14 +152,12 @@ cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t 
         if bias != NULL:
             _bias_act_rows(c, bias, M, N, act, alpha)
         return
-    if _gemv_splits(M, N, K):
+    if _streams(M, N, K, trans_a, trans_b):
+        _stream(c, a, b, M, N, K, lda, ldb, bias, act, alpha)
+        return
+    if _gemv_splits(M, N, K, trans_a, trans_b):
         _gemv_split(c, partials, a, b, N, K, lda, ldb, trans_a, trans_b, bias, act, alpha)
         return
-    if floating is float:
-        if (STREAM_GEMM_VECTOR and not trans_a and not trans_b and 1 < M <= STREAM_MAX_M
-                and N * K >= GEMV_MIN_WEIGHTS):
-            _stream(c, a, b, M, N, K, lda, ldb, bias, act, alpha)
-            return
     G = team(M * N * K // 16)
     if G > M // MIN_BLOCK_ROWS:
         G = M // MIN_BLOCK_ROWS
@@ -140,7 +174,7 @@ cdef void _gemv_split(floating *c, floating *partials, const floating *a, const 
                       Py_ssize_t K, Py_ssize_t lda, Py_ssize_t ldb, int trans_a, int trans_b,
                       const floating *bias, int act, floating alpha) noexcept nogil:
     """The one output row of :func:`_matmul` as gemvs over slices of the inner dimension, summed in order."""
-    cdef Py_ssize_t splits = _gemv_splits(1, N, K), s, n
+    cdef Py_ssize_t splits = _gemv_splits(1, N, K, trans_a, trans_b), s, n
     cdef Py_ssize_t G = min(<Py_ssize_t>team(N * K), splits)
     cdef floating z
     if G == 1:
@@ -187,7 +221,8 @@ def matmul(floating[:, ::1] c, const floating[:, ::1] a, const floating[:, ::1] 
     cdef Py_ssize_t K = a.shape[0] if trans_a else a.shape[1]
     if c.shape[0] * c.shape[1] == 0:
         return
-    partials = _partials(c.shape[0], c.shape[1], K, cnp.NPY_FLOAT if floating is float else cnp.NPY_DOUBLE)
+    partials = _partials(c.shape[0], c.shape[1], K, trans_a, trans_b,
+                         cnp.NPY_FLOAT if floating is float else cnp.NPY_DOUBLE)
     _matmul(&c[0, 0], &a[0, 0] if a.shape[0] * a.shape[1] > 0 else NULL,
             &b[0, 0] if b.shape[0] * b.shape[1] > 0 else NULL,
             c.shape[0], c.shape[1], K, a.shape[1], b.shape[1], trans_a, trans_b, NULL, 0, 0,
@@ -209,7 +244,7 @@ def dense_bias_act_forward(y, x, w, b, int act, double alpha):
     if yd[0] != xd[0] or wd[0] != xd[1] or yd[1] != wd[1] or cnp.PyArray_DIMS(ba)[0] != wd[1]:
         raise ValueError(f"dense_bias_act_forward shapes do not match: y {y.shape}, x {x.shape}, w {w.shape}, "
                          f"b {b.shape}")
-    partials = _partials(yd[0], yd[1], xd[1], t)
+    partials = _partials(yd[0], yd[1], xd[1], 0, 0, t)
     if t == cnp.NPY_FLOAT:
         _matmul(<float *>cnp.PyArray_DATA(ya), <const float *>cnp.PyArray_DATA(xa),
                 <const float *>cnp.PyArray_DATA(wa), yd[0], yd[1], xd[1], xd[1], wd[1], 0, 0,

@@ -1,110 +1,130 @@
-/* Row-major c (M, N) = a (M, K) @ b (K, N) for a few rows and a long inner dimension (a dense layer after a
- * large feature map: K = 65536, N = 128), columns n0 <= n < n1 only.
+/* Row-major c (M, N) = a (M, K) @ b (K, N) for a few rows and a long inner dimension (a dense layer on one
+ * sample or a small batch after a large feature map: M = 1..16, K = 9216..65536, N = 128), columns n0 <= n < n1
+ * only. Shape letters: M rows of a and c, K the inner dimension, N the columns of b and c; lda, ldb, ldc the row
+ * strides; kc the rows of b per chunk.
  *
- * Each c[m, n] is summed over k in order, first term a[m, 0] * b[0, n], one rounding per multiply and per
- * add (no fused multiply-add): the same bits whatever the column range, the row count or the block a
- * value falls in. The inner dimension runs in chunks of kc rows: the chunk's 16-column slab of b
- * (kc x 16 values, 16 KiB for kc = 256) stays in L1 while every block of 4 rows passes over it, so b streams
- * from memory once, where a BLAS sgemm packs all of it first; the partial sums wait in c between chunks.
+ * Each c[m, n] is summed over k in order, first term a[m, 0] * b[0, n], one rounding per multiply and per add (no
+ * fused multiply-add; the module is compiled with -ffp-contract=off): the same bits whatever the column range,
+ * the row count, the vector width or the block a value falls in, so a team of any size (each thread takes its
+ * own columns) and a row computed alone or beside others give the same bits.
+ *
+ * The product is bound by reading b (8 MiB for 16384 x 128 floats), once per call: the inner dimension runs in
+ * chunks of kc rows; within a chunk, blocks of rows x vectors of columns keep their sums in registers while they
+ * pass over the chunk (the first pass reads the chunk from memory, the next ones from L1/L2), and the sums wait in
+ * c between chunks. Register blocks (AVX: 16 vector registers): 4 rows x 2 vectors, 3 x 3, 2 x 4 and one row x 8
+ * vectors (a one-row product: 64 floats of sums, 8 independent chains), then one-vector blocks, then a scalar tail
+ * for the last columns. From 2 rows (pf > 0) each block prefetches its columns pf rows ahead: it walks a chunk in
+ * strided column panels, which the hardware prefetcher follows poorly. A float and a double version (the same code,
+ * a vector of 8 or 4 values).
  * Included by kernels/gemm.pyx (cdef extern).
  */
 #ifndef MINICNN_STREAM_GEMM_H
 #define MINICNN_STREAM_GEMM_H
 #include <stddef.h>
+#include <string.h>
 #ifdef __AVX__
-#include <immintrin.h>
 #define STREAM_GEMM_VECTOR 1
+#define STREAM_GEMM_VBYTES 32
 #else
 #define STREAM_GEMM_VECTOR 0   /* no vector path: the caller keeps BLAS */
+#define STREAM_GEMM_VBYTES 16
 #endif
 
-/* c[m, n] for one row and columns [n, n1), inner chunk [k0, k1) (k0 == 0: the first term starts the sum). */
-static inline void _stream_row_tail_f32(float *restrict c, const float *restrict a, const float *restrict b,
-                                        ptrdiff_t ldb, ptrdiff_t n, ptrdiff_t n1, ptrdiff_t k0, ptrdiff_t k1)
-{
-    for (; n < n1; n++) {
-        ptrdiff_t k = k0;
-        float s;
-        if (k0 == 0) { s = a[0] * b[n]; k = 1; } else s = c[n];
-        for (; k < k1; k++)
-            s = s + a[k] * b[k * ldb + n];
-        c[n] = s;
-    }
+#define STREAM_UNROLL _Pragma("GCC unroll 16")
+
+/* One register block: rows [0, MB) of a/c (already offset), vectors [n, n + NB * W) of columns, chunk [k0, k1). */
+#define STREAM_BLOCK(T, V, W, MB, NB)                                                                          \
+static inline void _stream_block_##T##_##MB##x##NB(T *restrict c, const T *restrict a, const T *restrict b,   \
+                                                    ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc, ptrdiff_t n,   \
+                                                    ptrdiff_t k0, ptrdiff_t k1, ptrdiff_t pf)                   \
+{                                                                                                              \
+    V s[MB][NB], bv;                                                                                           \
+    T av[MB];                                                                                                  \
+    ptrdiff_t k = k0;                                                                                          \
+    if (k0 == 0) {                                                                                             \
+        STREAM_UNROLL for (int j = 0; j < NB; j++) {                                                           \
+            memcpy(&bv, b + n + j * W, sizeof bv);                                                             \
+            STREAM_UNROLL for (int i = 0; i < MB; i++) s[i][j] = a[i * lda] * bv;                              \
+        }                                                                                                      \
+        k = 1;                                                                                                 \
+    } else {                                                                                                   \
+        STREAM_UNROLL for (int i = 0; i < MB; i++)                                                             \
+            STREAM_UNROLL for (int j = 0; j < NB; j++) memcpy(&s[i][j], c + i * ldc + n + j * W, sizeof bv);   \
+    }                                                                                                          \
+    for (; k < k1; k++) {                                                                                      \
+        if (pf)                                                                                                \
+            STREAM_UNROLL for (int j = 0; j < NB; j++)                                                         \
+                if ((j * W * (int)sizeof(T)) % 64 == 0)                                                        \
+                    __builtin_prefetch(b + (k + pf) * ldb + n + j * W, 0, 3);                                  \
+        STREAM_UNROLL for (int i = 0; i < MB; i++) av[i] = a[i * lda + k];                                     \
+        STREAM_UNROLL for (int j = 0; j < NB; j++) {                                                           \
+            memcpy(&bv, b + k * ldb + n + j * W, sizeof bv);                                                   \
+            STREAM_UNROLL for (int i = 0; i < MB; i++) s[i][j] = s[i][j] + av[i] * bv;                         \
+        }                                                                                                      \
+    }                                                                                                          \
+    STREAM_UNROLL for (int i = 0; i < MB; i++)                                                                 \
+        STREAM_UNROLL for (int j = 0; j < NB; j++) memcpy(c + i * ldc + n + j * W, &s[i][j], sizeof bv);       \
 }
 
-static inline void stream_gemm_f32(float *restrict c, const float *restrict a, const float *restrict b,
-                                   ptrdiff_t M, ptrdiff_t K, ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc,
-                                   ptrdiff_t n0, ptrdiff_t n1, ptrdiff_t kc)
-{
-    for (ptrdiff_t k0 = 0; k0 < K; k0 += kc) {
-        ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K;
-        ptrdiff_t n = n0;
-#ifdef __AVX__
-        for (; n + 16 <= n1; n += 16) {
-            ptrdiff_t m = 0;
-            for (; m + 4 <= M; m += 4) {
-                const float *a0 = a + m * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-                float *c0 = c + m * ldc + n, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
-                __m256 s00, s01, s10, s11, s20, s21, s30, s31, b0, b1, v;
-                ptrdiff_t k = k0;
-                if (k0 == 0) {
-                    b0 = _mm256_loadu_ps(b + n);
-                    b1 = _mm256_loadu_ps(b + n + 8);
-                    v = _mm256_set1_ps(a0[0]); s00 = _mm256_mul_ps(v, b0); s01 = _mm256_mul_ps(v, b1);
-                    v = _mm256_set1_ps(a1[0]); s10 = _mm256_mul_ps(v, b0); s11 = _mm256_mul_ps(v, b1);
-                    v = _mm256_set1_ps(a2[0]); s20 = _mm256_mul_ps(v, b0); s21 = _mm256_mul_ps(v, b1);
-                    v = _mm256_set1_ps(a3[0]); s30 = _mm256_mul_ps(v, b0); s31 = _mm256_mul_ps(v, b1);
-                    k = 1;
-                } else {
-                    s00 = _mm256_loadu_ps(c0); s01 = _mm256_loadu_ps(c0 + 8);
-                    s10 = _mm256_loadu_ps(c1); s11 = _mm256_loadu_ps(c1 + 8);
-                    s20 = _mm256_loadu_ps(c2); s21 = _mm256_loadu_ps(c2 + 8);
-                    s30 = _mm256_loadu_ps(c3); s31 = _mm256_loadu_ps(c3 + 8);
-                }
-                for (; k < k1; k++) {
-                    b0 = _mm256_loadu_ps(b + k * ldb + n);
-                    b1 = _mm256_loadu_ps(b + k * ldb + n + 8);
-                    v = _mm256_set1_ps(a0[k]);
-                    s00 = _mm256_add_ps(s00, _mm256_mul_ps(v, b0)); s01 = _mm256_add_ps(s01, _mm256_mul_ps(v, b1));
-                    v = _mm256_set1_ps(a1[k]);
-                    s10 = _mm256_add_ps(s10, _mm256_mul_ps(v, b0)); s11 = _mm256_add_ps(s11, _mm256_mul_ps(v, b1));
-                    v = _mm256_set1_ps(a2[k]);
-                    s20 = _mm256_add_ps(s20, _mm256_mul_ps(v, b0)); s21 = _mm256_add_ps(s21, _mm256_mul_ps(v, b1));
-                    v = _mm256_set1_ps(a3[k]);
-                    s30 = _mm256_add_ps(s30, _mm256_mul_ps(v, b0)); s31 = _mm256_add_ps(s31, _mm256_mul_ps(v, b1));
-                }
-                _mm256_storeu_ps(c0, s00); _mm256_storeu_ps(c0 + 8, s01);
-                _mm256_storeu_ps(c1, s10); _mm256_storeu_ps(c1 + 8, s11);
-                _mm256_storeu_ps(c2, s20); _mm256_storeu_ps(c2 + 8, s21);
-                _mm256_storeu_ps(c3, s30); _mm256_storeu_ps(c3 + 8, s31);
-            }
-            for (; m < M; m++) {
-                const float *am = a + m * lda;
-                float *cm = c + m * ldc + n;
-                __m256 s0, s1, v;
-                ptrdiff_t k = k0;
-                if (k0 == 0) {
-                    v = _mm256_set1_ps(am[0]);
-                    s0 = _mm256_mul_ps(v, _mm256_loadu_ps(b + n));
-                    s1 = _mm256_mul_ps(v, _mm256_loadu_ps(b + n + 8));
-                    k = 1;
-                } else {
-                    s0 = _mm256_loadu_ps(cm);
-                    s1 = _mm256_loadu_ps(cm + 8);
-                }
-                for (; k < k1; k++) {
-                    v = _mm256_set1_ps(am[k]);
-                    s0 = _mm256_add_ps(s0, _mm256_mul_ps(v, _mm256_loadu_ps(b + k * ldb + n)));
-                    s1 = _mm256_add_ps(s1, _mm256_mul_ps(v, _mm256_loadu_ps(b + k * ldb + n + 8)));
-                }
-                _mm256_storeu_ps(cm, s0);
-                _mm256_storeu_ps(cm + 8, s1);
-            }
-        }
-#endif
-        if (n < n1)
-            for (ptrdiff_t m = 0; m < M; m++)
-                _stream_row_tail_f32(c + m * ldc, a + m * lda, b, ldb, n, n1, k0, k1);
+/* Rows [m, m + MB): column panels of NB vectors, then single vectors; returns the first column left over. */
+#define STREAM_PANELS(T, MB, NB, W)                                                                            \
+    {                                                                                                          \
+        ptrdiff_t n = n0;                                                                                      \
+        for (; n + NB * W <= n1; n += NB * W)                                                                  \
+            _stream_block_##T##_##MB##x##NB(c + m * ldc, a + m * lda, b, lda, ldb, ldc, n, k0, k1, pf);           \
+        for (; n + W <= n1; n += W)                                                                            \
+            _stream_block_##T##_##MB##x1(c + m * ldc, a + m * lda, b, lda, ldb, ldc, n, k0, k1, pf);              \
+        tail = n;                                                                                              \
     }
+
+#define STREAM_GEMM(T, V, W)                                                                                   \
+typedef T V __attribute__((vector_size(STREAM_GEMM_VBYTES)));                                                 \
+STREAM_BLOCK(T, V, W, 4, 2) STREAM_BLOCK(T, V, W, 4, 1) STREAM_BLOCK(T, V, W, 3, 3) STREAM_BLOCK(T, V, W, 3, 1) \
+STREAM_BLOCK(T, V, W, 2, 4) STREAM_BLOCK(T, V, W, 2, 1) STREAM_BLOCK(T, V, W, 1, 8) STREAM_BLOCK(T, V, W, 1, 1) \
+                                                                                                               \
+/* Rows [0, M) of c, columns [n, n1), chunk [k0, k1) one value at a time (the same order as the vectors). */   \
+static inline void _stream_tail_##T(T *restrict c, const T *restrict a, const T *restrict b, ptrdiff_t M,     \
+                                    ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc, ptrdiff_t n, ptrdiff_t n1,   \
+                                    ptrdiff_t k0, ptrdiff_t k1)                                               \
+{                                                                                                              \
+    for (ptrdiff_t m = 0; m < M; m++)                                                                          \
+        for (ptrdiff_t j = n; j < n1; j++) {                                                                   \
+            const T *am = a + m * lda;                                                                         \
+            ptrdiff_t k = k0;                                                                                  \
+            T s;                                                                                               \
+            if (k0 == 0) { s = am[0] * b[j]; k = 1; } else s = c[m * ldc + j];                                 \
+            for (; k < k1; k++)                                                                                \
+                s = s + am[k] * b[k * ldb + j];                                                                \
+            c[m * ldc + j] = s;                                                                                \
+        }                                                                                                      \
+}                                                                                                              \
+                                                                                                               \
+static inline void stream_gemm_##T(T *restrict c, const T *restrict a, const T *restrict b, ptrdiff_t M,      \
+                                   ptrdiff_t K, ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc, ptrdiff_t n0,    \
+                                   ptrdiff_t n1, ptrdiff_t kc, ptrdiff_t pfd)                                  \
+{                                                                                                              \
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += kc) {                                                                 \
+        ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K, pf = k1 + pfd <= K ? pfd : 0, m = M - M % 4, tail = n0, n = n0;                            \
+        for (; n + 2 * W <= n1; n += 2 * W)   /* every group of 4 rows over a panel while it is in L1 */       \
+            for (ptrdiff_t g = 0; g < m; g += 4)                                                               \
+                _stream_block_##T##_4x2(c + g * ldc, a + g * lda, b, lda, ldb, ldc, n, k0, k1, pf);               \
+        for (; n + W <= n1; n += W)                                                                            \
+            for (ptrdiff_t g = 0; g < m; g += 4)                                                               \
+                _stream_block_##T##_4x1(c + g * ldc, a + g * lda, b, lda, ldb, ldc, n, k0, k1, pf);               \
+        if (m)                                                                                                 \
+            tail = n;                                                                                          \
+        if (M - m == 3)                                                                                        \
+            STREAM_PANELS(T, 3, 3, W)                                                                          \
+        else if (M - m == 2)                                                                                   \
+            STREAM_PANELS(T, 2, 4, W)                                                                          \
+        else if (M - m == 1)                                                                                   \
+            STREAM_PANELS(T, 1, 8, W)                                                                          \
+        if (tail < n1)                                                                                         \
+            _stream_tail_##T(c, a, b, M, lda, ldb, ldc, tail, n1, k0, k1);                                     \
+    }                                                                                                          \
 }
+
+STREAM_GEMM(float, stream_vf, (STREAM_GEMM_VBYTES / 4))
+STREAM_GEMM(double, stream_vd, (STREAM_GEMM_VBYTES / 8))
+
 #endif

@@ -62,6 +62,8 @@ def cases(dtype, slots):
     m, v = rng.standard_normal(p.size).astype(dtype), np.abs(rng.standard_normal(p.size)).astype(dtype)
     a, wd = rng.standard_normal((64, 2000)).astype(dtype), (rng.standard_normal((2000, 40)) / 40).astype(dtype)
     bd = rng.standard_normal(40).astype(dtype)
+    xs, ws = rng.standard_normal((8, 2731)).astype(dtype), (rng.standard_normal((2731, 97)) / 52).astype(dtype)
+    bs = rng.standard_normal(97).astype(dtype)
     logits, labels = rng.standard_normal((3000, 10)).astype(dtype), (np.arange(3000) % 10).astype(np.int64)
     images, index = rng.random((80, 28, 28, 3)).astype(dtype), rng.permutation(80)[:64].astype(np.int64)
     wd3 = rng.standard_normal((3, 3, C)).astype(dtype)   # depthwise (KH, KW, C), stride 2, "same" padding
@@ -114,8 +116,10 @@ def cases(dtype, slots):
         "spatial_dropout_backward": lambda: ((nan(y.shape).reshape(N, -1, F), y.reshape(N, -1, F), *key, thr,
                                               1 / 0.7), 1),
         "adam_update": lambda: ((p.copy(), m.copy(), v.copy(), flat, 0.01, 0.9, 0.999, 0.1, 1e-8, 0.999), 3),
-        "matmul": lambda: ((nan((64, 40)), a, wd, 0, 0), 1),
-        "dense_bias_act_forward": lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1),
+        "matmul": [lambda: ((nan((64, 40)), a, wd, 0, 0), 1)] + [
+            lambda m=m: ((nan((m, 97)), xs[:m], ws, 0, 0), 1) for m in (1, 3, 8)],
+        "dense_bias_act_forward": [lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1)] + [   # 1-16 rows: stream_gemm.h
+            lambda m=m, act=act: ((nan((m, 97)), xs[:m], ws, bs, act, 0.1), 1) for m in (1, 3, 8) for act in (1, 4)],
         "softmax_xent": lambda: ((nan(logits.shape), logits, labels), 1),
         "softmax_shift_rows": lambda: ((nan(logits.shape, np.float64), logits), 1),
         "softmax_normalize_rows": lambda: ((np.abs(logits).astype(np.float64) + 0.5,), 1),

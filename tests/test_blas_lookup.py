@@ -25,12 +25,14 @@ rng = np.random.default_rng(0)
 out = {"lookup": blas.blas_addresses()["lookup"], "scipy.linalg": "scipy.linalg" in sys.modules}
 for dtype in (np.float32, np.float64):
     name = np.dtype(dtype).name
-    for rows, k in ((37, 70), (1, 1024)):   # sgemm/dgemm, then sgemv/dgemv (k * 512 >= GEMV_MIN_WEIGHTS)
-        a, b = rng.standard_normal((rows, k)).astype(dtype), rng.standard_normal((k, 512)).astype(dtype)
+    # sgemm/dgemm, then sgemv/dgemv (one row, k * 512 >= GEMV_MIN_WEIGHTS, b transposed: stream_gemm.h takes none)
+    for rows, k, tb in ((37, 70, 0), (1, 1024, 1)):
+        a = rng.standard_normal((rows, k)).astype(dtype)
+        b = rng.standard_normal((512, k) if tb else (k, 512)).astype(dtype)
         c = np.full((rows, 512), np.nan, dtype)
-        cy.matmul(c, a, b, 0, 0)
+        cy.matmul(c, a, b, 0, tb)
         out[f"matmul {name} {rows}x{k}"] = [hashlib.sha1(c.tobytes()).hexdigest(),
-                                            float(np.abs(c - a.astype(np.float64) @ b).max())]
+                                            float(np.abs(c - a.astype(np.float64) @ (b.T if tb else b)).max())]
     x = rng.standard_normal((3, 9, 9, 8)).astype(dtype)
     w, bias = rng.standard_normal((3, 3, 8, 16)).astype(dtype), rng.standard_normal(16).astype(dtype)
     y, col = np.full((3, 7, 7, 16), np.nan, dtype), np.empty((3, 49, 72), dtype)
