@@ -63,7 +63,7 @@ LEVEL_TABLE = {
 #: clearly faster there (``benchmarks/bench_cpu_levels.py``, 1 thread, medians; docs/CPU_LEVELS.md has the
 #: table). At ``avx2``: the direct conv + pool (~270x on MNIST's first layer: its AVX path needs AVX), max-pool
 #: forward (~30x), dropout (~4x), Winograd + pool (~2.8x), bias + activation backward (0.6-4x, erratic), Adam
-#: (1.0-1.5x), the dense product of 2-16 rows on large weights (``kernels/stream_gemm.h``: its AVX path; 1.5-2.6x),
+#: (1.0-1.5x), the dense product of 1-16 rows on large weights (``kernels/stream_gemm.h``: its AVX path; 1.5-2.6x),
 #: depthwise conv (forward, input and weight gradients 2-5x in cache, 1.5-3x out of cache: its 8-float vector
 #: loops run as SSE pairs at baseline), BatchNorm (1.1-1.6x), the conv weight gradient from the input (its
 #: Winograd transforms: 32x32x16->16, batch 64, 6.6 -> 2.9 ms). At ``avx512``: dropout (5.2-5.6x), bias +
