@@ -223,13 +223,22 @@ def _other_runnable_tasks():
     now = time.monotonic()
     if now - _load_state["time"] >= LOAD_SAMPLE_SECONDS:
         try:
-            with open("/proc/loadavg") as f:
-                running = int(f.read().split()[3].split("/")[0])
-            others = max(0, running - _own_runnable_threads())
+            running = int(_read_proc("/proc/loadavg").split()[3].split(b"/")[0])
+            # the reading thread is one of the running tasks: with no other, this process's threads need no count
+            others = max(0, running - _own_runnable_threads()) if running > 1 else 0
         except (OSError, ValueError, IndexError):
             others = 0
         _load_state.update(time=now, others=others)
     return _load_state["others"]
+
+
+def _read_proc(path):
+    """The bytes of a small ``/proc`` file (``os.read``: ~2 us, against ~20 us for ``open(path).read()``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def _own_runnable_threads():
@@ -244,8 +253,7 @@ def _own_runnable_threads():
         return 1
     for task in tasks:
         try:
-            with open(f"/proc/self/task/{task}/stat", "rb") as f:
-                stat = f.read()
+            stat = _read_proc(f"/proc/self/task/{task}/stat")
         except OSError:
             continue
         state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]   # the field after the command name

@@ -1,6 +1,5 @@
 """The thread knob (minicnn.threads) and thread-count independence of the Cython kernels."""
 
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -379,26 +378,31 @@ def test_runnable_task_count_is_read_from_proc_and_reused_briefly(monkeypatch):
     first = threads._other_runnable_tasks()
     assert first >= 0
     opened = []
-    real_open = open
-    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    real_read = threads._read_proc
+    monkeypatch.setattr(threads, "_read_proc", lambda path: opened.append(path) or real_read(path))
     threads._other_runnable_tasks()
     assert opened == []   # within LOAD_SAMPLE_SECONDS: no second read
+    monkeypatch.setitem(threads._load_state, "time", -1e9)
+    threads._other_runnable_tasks()
+    assert opened[0] == "/proc/loadavg"   # past it: read again
 
 
 def test_this_processs_own_threads_are_not_counted_as_other_processes(monkeypatch):
     """Runnable tasks of the machine less this process's own (a PyTorch or OpenMP pool still spinning)."""
-    real_open = open
-
-    def fake_open(path, *args, **kwargs):
-        if path == "/proc/loadavg":
-            return io.StringIO("0.50 0.40 0.30 5/300 12345\n")
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", fake_open)
-    for own, others in ((1, 4), (3, 2), (5, 0), (7, 0)):
+    loadavg = []
+    real_read = threads._read_proc
+    monkeypatch.setattr(threads, "_read_proc",
+                        lambda path: loadavg[0] if path == "/proc/loadavg" else real_read(path))
+    for running, own, others in ((5, 1, 4), (5, 3, 2), (5, 5, 0), (5, 7, 0), (2, 1, 1), (2, 2, 0)):
+        loadavg[:] = [f"0.50 0.40 0.30 {running}/300 12345\n".encode()]
         monkeypatch.setattr(threads, "_own_runnable_threads", lambda own=own: own)
         monkeypatch.setitem(threads._load_state, "time", -1e9)
         assert threads._other_runnable_tasks() == others
+    # one running task is the reader itself: no other process, and this process's threads are not read
+    loadavg[:] = [b"0.50 0.40 0.30 1/300 12345\n"]
+    monkeypatch.setattr(threads, "_own_runnable_threads", lambda: pytest.fail("own threads read for nothing"))
+    monkeypatch.setitem(threads._load_state, "time", -1e9)
+    assert threads._other_runnable_tasks() == 0
 
 
 def test_a_busy_thread_of_this_process_is_one_of_its_runnable_threads():
