@@ -567,7 +567,7 @@ class _ThreadLimits:
         n_threads, work = self.n_threads, self.work
         if n_threads is not None:
             n_threads = resolve_n_threads(n_threads)
-        if work is not None and work < 2 * MIN_WORK_PER_THREAD:
+        if n_threads == 1 or (work is not None and work < 2 * MIN_WORK_PER_THREAD):
             n = 1   # team_for_work caps any count at 1: the CPU counts and the machine's load cannot change it
         elif n_threads is None:
             n = team_for_work(_team_of(available_cpus()), work)
