@@ -615,7 +615,7 @@ def kernel_thread_limits(n_threads, work, backend):
     fewer than 2^18 multiply-adds on one thread too (one-row products large
     enough for the Cython dense kernel's gemv, which OpenBLAS threads earlier,
     are never below it: ``kernels/gemm.pyx``), so setting and restoring
-    three thread counts (~4 us) would only delay a one-sample prediction, whose
+    three thread counts (~2-3 us) would only delay a one-sample prediction, whose
     forward pass on the digits model takes ~10 us. Numba kernels have no such
     threshold: a backend using any of them always gets the limits.
 
