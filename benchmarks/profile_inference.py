@@ -1,6 +1,7 @@
 """Where f32 inference spends its time: minicnn's leaf layers against ONNX Runtime's node profile, 1 thread.
 
-For each net (the 3-channel grid of ``compare.py --grid`` at a size, the zoo nets of ``bench_zoo.py``) and batch:
+For each net (the 3-channel grid of ``compare.py --grid`` at a size, the zoo nets of ``bench_zoo.py``, the reference
+models ``digits`` and ``mnist`` of ``minicnn bench``) and batch:
 the fitted-once minicnn network (backend auto), its own ONNX export (``export_onnx``) run by ONNX Runtime
 (every graph optimization on, ``enable_profiling``), outputs checked equal first. minicnn's time per leaf
 (``walk()``; a conv fused with its max-pool is one row, "Conv2D+pool") is taken by wrappers around ``forward``
@@ -8,7 +9,7 @@ and ``forward_pooled``; ONNX Runtime's per node from its JSON profile (``kernel_
 operator (its fused nodes carry the fused name: ``FusedConv``...). The minimum over ``--steps`` calls
 (per layer / node and for the whole call): on a shared machine the minimum is the least disturbed.
 
-Usage: ``python benchmarks/profile_inference.py [--nets rgb28,rgb64,rgb128,resnet8,mobilenet] [--batches 8,64]
+Usage: ``python benchmarks/profile_inference.py [--nets rgb28,rgb64,rgb128,resnet8,mobilenet,digits,mnist] [--batches 8,64]
 [--steps 5] [--size 32]``
 """
 
@@ -25,6 +26,8 @@ import numpy as np
 ZOO = {"resnet8": ("conv16", "res16", "res32s2", "res64s2", "gap"),
        "mobilenet": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap")}
 GRID = ("conv32", "maxpool", "conv64", "maxpool", "dense128")
+#: ``digits`` and ``mnist``: the reference models of ``minicnn bench`` (minicnn.tools.bench.MODELS)
+REFERENCE_MODELS = {"digits": None, "mnist": None}
 
 
 def build(net, zoo_size):
@@ -32,10 +35,18 @@ def build(net, zoo_size):
     from sklearn.exceptions import ConvergenceWarning
 
     from minicnn import CNNClassifier
+    from minicnn.tools.bench import MODELS
+
+    REFERENCE_MODELS.update({name: MODELS[name] for name in REFERENCE_MODELS})
 
     if net.startswith("rgb"):
         size = int(net[3:])
         shape, kw = (size, size, 3), dict(layers=GRID, padding="same", dropout="none")
+    elif net in REFERENCE_MODELS:   # the reference models of ``minicnn bench``, as it builds them
+        spec = REFERENCE_MODELS[net]
+        shape = spec["input_shape"]
+        kw = dict(layers=spec["layers"], padding=spec["padding"], dropout=spec["dropout"],
+                  dropout_rate=spec["dropout_rate"], dropout_kind="element")
     else:
         shape, kw = (zoo_size, zoo_size, 3), dict(layers=ZOO[net], padding="same", batch_norm=True, dropout="none")
     rng = np.random.default_rng(0)
@@ -52,15 +63,20 @@ def minicnn_profile(clf, X, steps):
     from minicnn.layers.composite import Composite
     from minicnn.threads import kernel_thread_limits
 
-    net, times = clf.network_, {}
+    net, times, names = clf.network_, {}, {}
 
     def wrapped(method, suffix):
         def call(self, *args, **kwargs):
             start = time.perf_counter()
             out = method(self, *args, **kwargs)
             spent = time.perf_counter() - start
-            key = f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} -> {self.output_shape}{suffix}"
-            times.setdefault(key, [[] for _ in range(steps)])[len(whole)].append(spent)
+            key = names.get((id(self), suffix))
+            if key is None:   # the row's name and its per-step lists, made once (later calls only append)
+                key = names[id(self), suffix] = \
+                    f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} -> {self.output_shape}{suffix}"
+            if key not in times:
+                times[key] = [[] for _ in range(steps)]
+            times[key][len(whole)].append(spent)
             return out
         return call
 
@@ -68,7 +84,7 @@ def minicnn_profile(clf, X, steps):
     classes = {type(layer) for layer in net.walk() if not isinstance(layer, Composite)}
     saved = {cls: {k: cls.__dict__[k] for k in ("forward", "forward_pooled") if k in cls.__dict__}
              for cls in classes}
-    with kernel_thread_limits(1, net.forward_work_per_sample(), net.kernels):
+    with kernel_thread_limits(1, len(X) * net.forward_work_per_sample(), net.kernels):   # as predict on X
         net.forward(X, training=False)   # plans, folds BatchNorm
         for cls in classes:
             cls.forward = wrapped(cls.forward, "")

@@ -28,7 +28,7 @@ from ._targets import in_target_units, standardize, standardized_output
 from .architecture import network_for, parse_layers
 from .holdout import check_holdout, check_score_holdout, round_count
 from .placement import plan
-from .inputs import prepare_X
+from .inputs import already_prepared, prepare_X
 from .images import model_input
 from .layers import BatchNorm
 from ._progress import EpochReporter
@@ -588,7 +588,8 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
             # what check_is_fitted does, without its tag lookups (~4 us of a ~30 us one-sample predict)
             raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                                  f"appropriate arguments before using this estimator.")
-        return prepare_X(self, model_input(self, X), reset=False)
+        ready = already_prepared(self, X)   # the usual float32 array of the fitted shape (never image files)
+        return ready if ready is not None else prepare_X(self, model_input(self, X), reset=False)
 
     def _check_feature_names_in(self, X):
         """scikit-learn's feature-name check of a prediction input (its warnings attributed to the caller)."""
@@ -610,8 +611,11 @@ class BaseCNN(CallbackSupportMixin, TransformerMixin, ClassNamePrefixFeaturesOut
         masks on every call for an int ``random_state``.
         """
         offset = 0 if mc_samples is None else mc_offset(params.python_value(self.random_state))
+        n_threads = self.n_threads
+        if n_threads is not None and type(n_threads) is not int:   # a NumPy integer (python_value: ~0.3 us)
+            n_threads = params.python_value(n_threads)
         return batched_outputs(self.network_, images, transform, n_outputs=self.n_outputs_, backend=self.backend,
-                               n_threads=params.python_value(self.n_threads), mc_samples=mc_samples, with_std=with_std,
+                               n_threads=n_threads, mc_samples=mc_samples, with_std=with_std,
                                batch_size=PREDICT_BATCH, mc_offset=offset)
 
     @serialized

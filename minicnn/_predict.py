@@ -12,6 +12,8 @@ import numpy as np
 from .backend import get_backend
 from .threads import kernel_thread_limits
 
+_FLOAT64 = np.dtype(np.float64)
+
 #: Samples per forward pass in predict: bounds the memory of the layer workspaces.
 PREDICT_BATCH = 1024
 
@@ -77,16 +79,25 @@ def softmax(logits, kernels=None):
 
         shift, normalize = shift or reference.softmax_shift_rows, normalize or reference.softmax_normalize_rows
     z = np.empty(logits.shape, dtype=np.float64)
-    shift(z, np.ascontiguousarray(logits))
+    shift(z, logits if logits.flags.c_contiguous else np.ascontiguousarray(logits))
     np.exp(z, out=z)
     normalize(z)
     return z
 
 
 def log_softmax(logits, kernels=None):
-    """Row-wise log-softmax in float64, computed stably from the logits (a new array; ``kernels`` unused)."""
-    z = logits.astype(np.float64)
-    z -= z.max(axis=1, keepdims=True)
+    """Row-wise log-softmax in float64, computed stably from the logits (a new array).
+
+    ``z = logits - max(logits)`` in float64 (by ``kernels.softmax_shift_rows`` where the backend has it: the
+    reference's bits in one call instead of three NumPy passes), then ``z - log(sum(exp(z)))``.
+    """
+    shift = getattr(kernels, "softmax_shift_rows", None)
+    if shift is None:
+        z = logits.astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+    else:
+        z = np.empty(logits.shape, dtype=np.float64)
+        shift(z, logits if logits.flags.c_contiguous else np.ascontiguousarray(logits))
     z -= np.log(np.exp(z).sum(axis=1, keepdims=True))
     return z
 
@@ -178,12 +189,13 @@ def _finite(values, images, network=None):
     most ~1e81) decides as well. A non-finite reduction is confirmed value by value, so outputs beyond float32
     range (a float64 network) are never refused for an overflowing sum alone.
     """
-    flat = values.reshape(-1)
-    if flat.size <= 8192 and images.dtype.itemsize == 4 and flat.dtype == np.float64:
+    if values.size <= 8192 and images.dtype.itemsize == 4 and values.dtype is _FLOAT64:
         # no floating-point warning to silence: float64 squares of float32-range values never overflow, and a
-        # NaN or infinity raises no flag in a product (np.errstate costs as much as the dot, ~1-3 us)
-        total = flat.dot(flat)
+        # NaN or infinity raises no flag in a product (np.errstate costs as much as the dot, ~1-3 us); np.vdot
+        # reads any shape as flat (no reshape)
+        total = np.vdot(values, values)
     else:
+        flat = values.reshape(-1)
         with np.errstate(over="ignore", invalid="ignore"):   # an overflowing sum is the signal, confirmed below
             total = np.add.reduce(flat) if flat.size > 8192 or images.dtype.itemsize != 4 else flat.dot(flat)
     if math.isfinite(total):

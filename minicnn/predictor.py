@@ -14,7 +14,7 @@ import numpy as np
 from .architecture import network_for
 from .placement import plan
 from ._caller import warn
-from .inputs import prepare_X, user_shape_to_nhwc
+from .inputs import already_prepared, prepare_X, user_shape_to_nhwc
 from ._predict import PREDICT_BATCH, as_float64, batched_outputs, check_mc_samples, log_softmax, mc_offset, softmax
 from .params import TABLE, invalid
 from .preprocessing import is_paths
@@ -81,6 +81,9 @@ class Predictor:
         Image files are read by :func:`minicnn.images.model_input`, imported only when ``X`` names files (the
         image reader and what it imports, ``hashlib`` among them, cost ~6 ms of a cold start that predicts arrays).
         """
+        ready = already_prepared(self, X)   # the usual float32 array of the fitted shape (never image files)
+        if ready is not None:
+            return ready
         if is_paths(X):
             from .images import model_input
 

@@ -54,7 +54,7 @@ import os
 import sys
 import threading
 import time
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 
 from .backend.environment import (  # noqa: F401 (public here too)
     OPENMP_SPINCOUNT, THREAD_ENV_VARS, WAIT_POLICY_ENV_VARS, ThreadEnvironmentError, configure_openmp_waiting,
@@ -84,12 +84,38 @@ _blas_state = {"depth": 0, "saved": [], "controllers": [], "scan_key": None}
 
 def _env_limit(name):
     """The first positive integer of environment variable ``name`` (``"4,2"`` -> 4), or None."""
-    value = os.environ.get(name, "").split(",")[0].strip()
+    value = _environ_get(name)
+    if value is None:
+        return None
+    value = value.split(",")[0].strip()
     try:
         limit = int(value)
     except ValueError:
         return None
     return limit if limit > 0 else None
+
+
+_environ_keys = {}
+
+
+def _environ_get(name):
+    """``os.environ.get(name)``, without its cost for an unset variable.
+
+    ``os.environ.get`` of an unset name raises and catches a ``KeyError`` inside (~1.2 us here): reading the
+    two limits of :data:`LIMIT_ENV_VARS` cost more than a one-sample prediction's forward pass on the digits
+    model. The mapping's own store is read instead (its encoded key looked up once per ``os.environ`` object);
+    an ``os.environ`` replaced by another mapping is asked directly.
+    """
+    environ = os.environ
+    entry = _environ_keys.get(name)
+    if entry is None or entry[0] is not environ:
+        try:
+            entry = (environ, environ._data, environ.encodekey(name), environ.decodevalue)
+        except AttributeError:   # not os._Environ (e.g. a test's plain dict)
+            return environ.get(name)
+        _environ_keys[name] = entry
+    value = entry[1].get(entry[2])
+    return None if value is None else entry[3](value)
 
 
 def available_cpus():
@@ -167,6 +193,8 @@ def resolve_n_threads(n_threads=None):
     """
     if n_threads is None:
         return available_cpus()
+    if type(n_threads) is int and n_threads >= 1:   # the usual case, without the ABC check (~1 us)
+        return n_threads
     if isinstance(n_threads, bool) or not isinstance(n_threads, numbers.Integral) or n_threads < 1:
         raise ValueError(f"n_threads must be a positive int or None; received n_threads={n_threads!r}")
     return int(n_threads)
@@ -195,13 +223,22 @@ def _other_runnable_tasks():
     now = time.monotonic()
     if now - _load_state["time"] >= LOAD_SAMPLE_SECONDS:
         try:
-            with open("/proc/loadavg") as f:
-                running = int(f.read().split()[3].split("/")[0])
-            others = max(0, running - _own_runnable_threads())
+            running = int(_read_proc("/proc/loadavg").split()[3].split(b"/")[0])
+            # the reading thread is one of the running tasks: with no other, this process's threads need no count
+            others = max(0, running - _own_runnable_threads()) if running > 1 else 0
         except (OSError, ValueError, IndexError):
             others = 0
         _load_state.update(time=now, others=others)
     return _load_state["others"]
+
+
+def _read_proc(path):
+    """The bytes of a small ``/proc`` file (``os.read``: ~2 us, against ~20 us for ``open(path).read()``)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.read(fd, 4096)
+    finally:
+        os.close(fd)
 
 
 def _own_runnable_threads():
@@ -216,8 +253,7 @@ def _own_runnable_threads():
         return 1
     for task in tasks:
         try:
-            with open(f"/proc/self/task/{task}/stat", "rb") as f:
-                stat = f.read()
+            stat = _read_proc(f"/proc/self/task/{task}/stat")
         except OSError:
             continue
         state = stat[stat.rfind(b")") + 2:stat.rfind(b")") + 3]   # the field after the command name
@@ -264,6 +300,8 @@ _in_flight = {}
 
 def _teams_of_other_threads():
     """Threads the kernel teams of this process's other threads inside :func:`thread_limits` use now."""
+    if not _in_flight:   # the usual case: no other thread of this process is predicting or fitting
+        return 0
     me = threading.get_ident()
     return sum(n for ident, n in list(_in_flight.items()) if ident != me)
 
@@ -300,6 +338,7 @@ def _numba():
     jit.configure_threading()
     import numba
 
+    _openmp_state["numba"] = numba   # configured: thread_limits reuses it (~4 us per call otherwise)
     return numba
 
 
@@ -472,7 +511,6 @@ def team_for_work(n, work):
     return max(1, min(n, int(work) // MIN_WORK_PER_THREAD))
 
 
-@contextmanager
 def thread_limits(n_threads=None, work=None):
     """Run the enclosed code with at most ``n_threads`` kernel threads and one BLAS thread.
 
@@ -510,39 +548,63 @@ def thread_limits(n_threads=None, work=None):
     ...     n
     1
     """
-    if n_threads is None:
-        n = _team_of(available_cpus())
-    else:
-        n = resolve_n_threads(n_threads)
-        if n > 1 and work is not None:
-            n = _busy_capped(n)
-    n = _fork_safe_threads(team_for_work(n, work))
-    # Numba is only touched when something already imported it (a Numba backend
-    # imports it when loaded): importing it here would cost ~0.3 s on the
-    # cold-start path of a Cython-only ("auto") model.
-    numba = _numba() if "numba" in sys.modules else None
-    openmp = _openmp()
-    old_numba = _numba_get_num_threads(numba) if numba is not None else None
-    old_omp = openmp.get_max_threads() if openmp is not None else None
-    if numba is not None:
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    if openmp is not None:
-        openmp.set_num_threads(n)
-    _enter_blas_single()
-    me = threading.get_ident()
-    outermost = me not in _in_flight   # a nested context (fit inside a caller's limits) is the same team
-    if outermost:
-        _in_flight[me] = n
-    try:
-        yield n
-    finally:
+    return _ThreadLimits(n_threads, work)
+
+
+class _ThreadLimits:
+    """The context of :func:`thread_limits` (a class: a generator context costs ~1.5 us more per call).
+
+    Everything is read and set when the context is entered, as a generator's body would: creating it checks
+    nothing. A count equal to the one in force is not set again on entry.
+    """
+
+    __slots__ = ("n_threads", "work", "_saved")
+
+    def __init__(self, n_threads, work):
+        self.n_threads, self.work = n_threads, work
+
+    def __enter__(self):
+        n_threads, work = self.n_threads, self.work
+        if n_threads is not None:
+            n_threads = resolve_n_threads(n_threads)
+        if n_threads == 1 or (work is not None and work < 2 * MIN_WORK_PER_THREAD):
+            n = 1   # team_for_work caps any count at 1: the CPU counts and the machine's load cannot change it
+        elif n_threads is None:
+            n = team_for_work(_team_of(available_cpus()), work)
+        else:
+            n = team_for_work(_busy_capped(n_threads) if n_threads > 1 and work is not None else n_threads, work)
+        n = _fork_safe_threads(n)
+        # Numba is only touched when something already imported it (a Numba backend
+        # imports it when loaded): importing it here would cost ~0.3 s on the
+        # cold-start path of a Cython-only ("auto") model.
+        numba = (_openmp_state.get("numba") or _numba()) if "numba" in sys.modules else None
+        openmp = _openmp_state["module"] if "module" in _openmp_state else _openmp()
+        old_numba = _numba_get_num_threads(numba) if numba is not None else None
+        old_omp = openmp.get_max_threads() if openmp is not None else None
+        if numba is not None:
+            wanted = min(n, numba.config.NUMBA_NUM_THREADS)
+            if wanted != old_numba:
+                numba.set_num_threads(wanted)
+        if openmp is not None and n != old_omp:
+            openmp.set_num_threads(n)
+        _enter_blas_single()
+        me = threading.get_ident()
+        outermost = me not in _in_flight   # a nested context (fit inside a caller's limits) is the same team
         if outermost:
-            _in_flight.pop(me, None)
+            _in_flight[me] = n
+        self._saved = (numba, old_numba, openmp, old_omp, n, me if outermost else None)
+        return n
+
+    def __exit__(self, *exc_info):
+        numba, old_numba, openmp, old_omp, n, outermost = self._saved
+        if outermost is not None:
+            _in_flight.pop(outermost, None)
         _exit_blas_single()
         if openmp is not None:
             openmp.set_num_threads(old_omp)
         if numba is not None:
             numba.set_num_threads(old_numba)
+        return False
 
 
 def kernel_thread_limits(n_threads, work, backend):
@@ -553,7 +615,7 @@ def kernel_thread_limits(n_threads, work, backend):
     fewer than 2^18 multiply-adds on one thread too (one-row products large
     enough for the Cython dense kernel's gemv, which OpenBLAS threads earlier,
     are never below it: ``kernels/gemm.pyx``), so setting and restoring
-    three thread counts (~4 us) would only delay a one-sample prediction, whose
+    three thread counts (~2-3 us) would only delay a one-sample prediction, whose
     forward pass on the digits model takes ~10 us. Numba kernels have no such
     threshold: a backend using any of them always gets the limits.
 

@@ -1,6 +1,5 @@
 """The thread knob (minicnn.threads) and thread-count independence of the Cython kernels."""
 
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -379,26 +378,31 @@ def test_runnable_task_count_is_read_from_proc_and_reused_briefly(monkeypatch):
     first = threads._other_runnable_tasks()
     assert first >= 0
     opened = []
-    real_open = open
-    monkeypatch.setattr("builtins.open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    real_read = threads._read_proc
+    monkeypatch.setattr(threads, "_read_proc", lambda path: opened.append(path) or real_read(path))
     threads._other_runnable_tasks()
     assert opened == []   # within LOAD_SAMPLE_SECONDS: no second read
+    monkeypatch.setitem(threads._load_state, "time", -1e9)
+    threads._other_runnable_tasks()
+    assert opened[0] == "/proc/loadavg"   # past it: read again
 
 
 def test_this_processs_own_threads_are_not_counted_as_other_processes(monkeypatch):
     """Runnable tasks of the machine less this process's own (a PyTorch or OpenMP pool still spinning)."""
-    real_open = open
-
-    def fake_open(path, *args, **kwargs):
-        if path == "/proc/loadavg":
-            return io.StringIO("0.50 0.40 0.30 5/300 12345\n")
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", fake_open)
-    for own, others in ((1, 4), (3, 2), (5, 0), (7, 0)):
+    loadavg = []
+    real_read = threads._read_proc
+    monkeypatch.setattr(threads, "_read_proc",
+                        lambda path: loadavg[0] if path == "/proc/loadavg" else real_read(path))
+    for running, own, others in ((5, 1, 4), (5, 3, 2), (5, 5, 0), (5, 7, 0), (2, 1, 1), (2, 2, 0)):
+        loadavg[:] = [f"0.50 0.40 0.30 {running}/300 12345\n".encode()]
         monkeypatch.setattr(threads, "_own_runnable_threads", lambda own=own: own)
         monkeypatch.setitem(threads._load_state, "time", -1e9)
         assert threads._other_runnable_tasks() == others
+    # one running task is the reader itself: no other process, and this process's threads are not read
+    loadavg[:] = [b"0.50 0.40 0.30 1/300 12345\n"]
+    monkeypatch.setattr(threads, "_own_runnable_threads", lambda: pytest.fail("own threads read for nothing"))
+    monkeypatch.setitem(threads._load_state, "time", -1e9)
+    assert threads._other_runnable_tasks() == 0
 
 
 def test_a_busy_thread_of_this_process_is_one_of_its_runnable_threads():
@@ -455,3 +459,47 @@ def test_a_concurrent_call_of_another_thread_of_this_process_keeps_its_cpus(monk
     assert threads.default_team_size() == 4 and threads._in_flight == {}
     with threads.thread_limits(2, 10**12) as n:                  # this thread alone: its own team is not "other"
         assert n == 2 and threads.default_team_size() == 4
+
+
+def _team_as_before(n_threads, work):
+    """The team rule as one formula: resolve, lower an explicit count of a step to the free CPUs (or take the
+    default team), then cap by the step's work (what thread_limits computed before it skipped the CPU count
+    for steps too small to share)."""
+    if n_threads is None:
+        n = threads.default_team_size()
+    else:
+        n = threads.resolve_n_threads(n_threads)
+        if n > 1 and work is not None:
+            n = threads._busy_capped(n)
+    return threads.team_for_work(n, work)
+
+
+@pytest.mark.parametrize("others", [0, 1, 3])
+def test_the_team_skips_counting_cpus_only_where_the_work_caps_it_at_one(monkeypatch, others):
+    """Every (n_threads, work) gives the team of the full rule, whether or not the CPU count was read."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("NUMBA_NUM_THREADS", raising=False)
+    monkeypatch.setattr(threads, "_machine_cpus", lambda: 4)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    monkeypatch.setattr(threads, "_other_runnable_tasks", lambda: others)
+    m = threads.MIN_WORK_PER_THREAD
+    for n_threads in (None, 1, 2, 3, 4, 8, np.int64(2)):
+        for work in (None, 0, 1, m - 1, m, 2 * m - 1, 2 * m, 3 * m + 5, 10**12, 2.5 * m):
+            with threads.thread_limits(n_threads, work) as team:
+                assert team == _team_as_before(n_threads, work), (n_threads, work)
+                assert openmp.get_max_threads() == team and _blas_threads() == [1]
+
+
+def test_unset_and_set_thread_variables_read_as_os_environ_says(monkeypatch):
+    """The environment read without os.environ.get (unset names) sees every change made through os.environ."""
+    for name in threads.LIMIT_ENV_VARS:
+        monkeypatch.delenv(name, raising=False)
+        assert threads._env_limit(name) is None
+        monkeypatch.setenv(name, " 3,1")
+        assert threads._env_limit(name) == 3
+        monkeypatch.setenv(name, "0")
+        assert threads._env_limit(name) is None
+        monkeypatch.delenv(name)
+        assert threads._env_limit(name) is None
+    monkeypatch.setattr(os, "environ", {"OMP_NUM_THREADS": "2"})   # a replaced mapping is asked directly
+    assert threads._env_limit("OMP_NUM_THREADS") == 2 and threads._env_limit("NUMBA_NUM_THREADS") is None
