@@ -61,14 +61,13 @@ include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
 include "_blas.pxi"
+include "_winograd_tile.pxi"
 
 
 cdef extern from "winograd_tf.h" nogil:
     void wino_prefetch(const void *p, Py_ssize_t nbytes)
     void wino_weight_f32(float *u, Py_ssize_t ustride, const float *w, Py_ssize_t C, Py_ssize_t F)
     void wino_weight_f64(double *u, Py_ssize_t ustride, const double *w, Py_ssize_t C, Py_ssize_t F)
-    void wino_input_f32(float *v, Py_ssize_t vstride, const float *d, Py_ssize_t row, Py_ssize_t C)
-    void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
     void wino_output_f32(float *y, Py_ssize_t row, const float *m, Py_ssize_t mstride, Py_ssize_t F)
     void wino_output_f64(double *y, Py_ssize_t row, const double *m, Py_ssize_t mstride, Py_ssize_t F)
     void wino_output_max_f32(float *y, const float *m, Py_ssize_t mstride, Py_ssize_t F)
@@ -133,14 +132,6 @@ def winograd_workspace_length(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize
     return _workspace_length(C, F, Ho, Wo)
 
 
-cdef inline void _input_tf(floating *v, Py_ssize_t vstride, const floating *d, Py_ssize_t row,
-                           Py_ssize_t C) noexcept nogil:
-    if floating is float:
-        wino_input_f32(v, vstride, d, row, C)
-    else:
-        wino_input_f64(v, vstride, d, row, C)
-
-
 cdef inline void _output_tf(floating *y, Py_ssize_t row, const floating *m, Py_ssize_t mstride,
                             Py_ssize_t F) noexcept nogil:
     if floating is float:
@@ -177,8 +168,7 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
     cdef floating *M = V + 16 * vs
     cdef floating *patch = M + 16 * ms
     cdef floating *out = patch + 16 * C
-    cdef Py_ssize_t nb, i, k, ty, tx, r0, c0, a, j, c, rows, cols
-    cdef const floating *src
+    cdef Py_ssize_t nb, i, k, ty, tx, r0, c0, a, c, rows, cols
     cdef floating *dst
     nb = tiles - t0 if tiles - t0 < T else T
     # input transform: V_k[i, :] for the nb tiles of the block
@@ -200,21 +190,8 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
             # sample in a one-thread microbenchmark, ~0.5-1 ms per forward
             wino_prefetch(x + ((r0 + 4) * W + c0) * C, 2 * C * sizeof(floating))
             wino_prefetch(x + ((r0 + 5) * W + c0) * C, 2 * C * sizeof(floating))
-        if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
-            _input_tf(V + i * C, vs, x + (r0 * W + c0) * C, W * C, C)
-        else:
-            # border tile: copy into a zero-extended 4x4xC patch first
-            for a in range(4):
-                for j in range(4):
-                    dst = patch + (a * 4 + j) * C
-                    if 0 <= r0 + a < H and 0 <= c0 + j < W:
-                        src = x + ((r0 + a) * W + c0 + j) * C
-                        for c in range(C):
-                            dst[c] = src[c]
-                    else:
-                        for c in range(C):
-                            dst[c] = 0
-            _input_tf(V + i * C, vs, patch, 4 * C, C)
+        # inside the image, or a border tile through a zero-extended 4x4xC patch
+        _input_tile(V + i * C, vs, x, patch, H, W, C, r0, c0)
     # M_k (nb, F) = V_k (nb, C) @ U_k (C, F)
     for k in range(16):
         _gemm(c'N', c'N', <int>F, <int>nb, <int>C, U + k * C * F, <int>F, V + k * vs, <int>C, 0,
