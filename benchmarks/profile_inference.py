@@ -4,7 +4,7 @@ For each net (the 3-channel grid of ``compare.py --grid`` at a size, the zoo net
 the fitted-once minicnn network (backend auto), its own ONNX export (``export_onnx``) run by ONNX Runtime
 (every graph optimization on, ``enable_profiling``), outputs checked equal first. minicnn's time per leaf
 (``walk()``; a conv fused with its max-pool is one row, "Conv2D+pool") is taken by wrappers around ``forward``
-and ``forward_pooled``; ONNX Runtime's per node from its JSON profile (``kernel_time`` events), summed by
+and ``forward_pooled`` (and ``forward_add``: a conv with its residual block's merge, "+add"); ONNX Runtime's per node from its JSON profile (``kernel_time`` events), summed by
 operator (its fused nodes carry the fused name: ``FusedConv``...). The minimum over ``--steps`` calls
 (per layer / node and for the whole call): on a shared machine the minimum is the least disturbed.
 
@@ -25,6 +25,9 @@ import numpy as np
 ZOO = {"resnet8": ("conv16", "res16", "res32s2", "res64s2", "gap"),
        "mobilenet": ("conv16s2", "sep32", "sep64s2", "sep64", "sep128s2", "sep128", "gap")}
 GRID = ("conv32", "maxpool", "conv64", "maxpool", "dense128")
+#: The inference entry points of a leaf that are timed (method -> suffix of its row): the plain forward, a conv
+#: fused with its max-pool, a conv with a residual block's merge in its epilogue.
+METHODS = {"forward": "", "forward_pooled": " +pool", "forward_add": " +add"}
 
 
 def build(net, zoo_size):
@@ -59,21 +62,23 @@ def minicnn_profile(clf, X, steps):
             start = time.perf_counter()
             out = method(self, *args, **kwargs)
             spent = time.perf_counter() - start
-            key = f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} -> {self.output_shape}{suffix}"
+            key = (f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} {self.input_shape} -> "
+                   f"{self.output_shape}{suffix}")
             times.setdefault(key, [[] for _ in range(steps)])[len(whole)].append(spent)
             return out
         return call
 
     # wrap the classes, not the instances: the BatchNorm folds run copies of the conv layers
     classes = {type(layer) for layer in net.walk() if not isinstance(layer, Composite)}
-    saved = {cls: {k: cls.__dict__[k] for k in ("forward", "forward_pooled") if k in cls.__dict__}
+    saved = {cls: {k: cls.__dict__[k] for k in METHODS if k in cls.__dict__}
              for cls in classes}
     with kernel_thread_limits(1, net.forward_work_per_sample(), net.kernels):
         net.forward(X, training=False)   # plans, folds BatchNorm
         for cls in classes:
             cls.forward = wrapped(cls.forward, "")
-            if hasattr(cls, "forward_pooled"):
-                cls.forward_pooled = wrapped(cls.forward_pooled, " +pool")
+            for k, suffix in METHODS.items():
+                if k != "forward" and hasattr(cls, k):
+                    setattr(cls, k, wrapped(getattr(cls, k), suffix))
         whole = []   # (defined before the wrappers run: they index the step by its length)
         try:
             for _ in range(steps):
@@ -82,7 +87,7 @@ def minicnn_profile(clf, X, steps):
                 whole.append(time.perf_counter() - start)
         finally:
             for cls in classes:
-                for k in ("forward", "forward_pooled"):
+                for k in METHODS:
                     if k in saved[cls]:
                         setattr(cls, k, saved[cls][k])
                     elif k in cls.__dict__:
