@@ -20,7 +20,8 @@ one warm-up round. ``--profile`` adds where minicnn's training step spends its
 time: forward and backward of each kind of leaf layer, inside the blocks too
 (:func:`leaf_profile`).
 
-Usage: ``python benchmarks/bench_zoo.py [--rounds 7] [--steps 3] [--batch 64] [--size 32] [--profile]``
+Usage: ``python benchmarks/bench_zoo.py [--rounds 7] [--steps 3] [--batch 64] [--size 32] [--profile]
+[--nets "ResNet-8 style"]`` (``--nets``: only the nets named, by their titles)
 (``--size 64``: the same nets on 64x64 RGB images, the size users bring from photo folders).
 
 ``--grid-train 1 8 64``: instead of the zoo, the training step of the 3-channel grid net of
@@ -296,6 +297,8 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--size", type=int, default=32, help="image height and width (RGB), e.g. 64")
+    parser.add_argument("--nets", nargs="+", choices=sorted(NETS), default=list(NETS), metavar="NET",
+                        help=f"the zoo nets to time (default: all), among {sorted(NETS)}")
     parser.add_argument("--grid-train", type=int, nargs="+", metavar="BATCH",
                         help="time the 3-channel grid net's training at these batch sizes instead of the zoo")
     args = parser.parse_args(argv)
@@ -308,7 +311,8 @@ def main(argv=None):
         grid_train(args.size, args.grid_train, args.rounds, args.steps, args.profile)
         return
     with tempfile.TemporaryDirectory() as folder:
-        for title, layers in NETS.items():
+        for title in args.nets:
+            layers = NETS[title]
             c = Contenders(layers, args.batch, folder)
             samples = {}
             for r in range(args.rounds + 1):   # round 0 warms up (JIT, workspaces, ORT arena)

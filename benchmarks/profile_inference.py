@@ -5,7 +5,7 @@ models ``digits`` and ``mnist`` of ``minicnn bench``) and batch:
 the fitted-once minicnn network (backend auto), its own ONNX export (``export_onnx``) run by ONNX Runtime
 (every graph optimization on, ``enable_profiling``), outputs checked equal first. minicnn's time per leaf
 (``walk()``; a conv fused with its max-pool is one row, "Conv2D+pool") is taken by wrappers around ``forward``
-and ``forward_pooled``; ONNX Runtime's per node from its JSON profile (``kernel_time`` events), summed by
+and ``forward_pooled`` (and ``forward_add``: a conv with its residual block's merge, "+add"); ONNX Runtime's per node from its JSON profile (``kernel_time`` events), summed by
 operator (its fused nodes carry the fused name: ``FusedConv``...). The minimum over ``--steps`` calls
 (per layer / node and for the whole call): on a shared machine the minimum is the least disturbed.
 
@@ -28,6 +28,9 @@ ZOO = {"resnet8": ("conv16", "res16", "res32s2", "res64s2", "gap"),
 GRID = ("conv32", "maxpool", "conv64", "maxpool", "dense128")
 #: ``digits`` and ``mnist``: the reference models of ``minicnn bench`` (minicnn.tools.bench.MODELS)
 REFERENCE_MODELS = {"digits": None, "mnist": None}
+#: The inference entry points of a leaf that are timed (method -> suffix of its row): the plain forward, a conv
+#: fused with its max-pool, a conv with a residual block's merge in its epilogue.
+METHODS = {"forward": "", "forward_pooled": " +pool", "forward_add": " +add"}
 
 
 def build(net, zoo_size):
@@ -72,8 +75,8 @@ def minicnn_profile(clf, X, steps):
             spent = time.perf_counter() - start
             key = names.get((id(self), suffix))
             if key is None:   # the row's name and its per-step lists, made once (later calls only append)
-                key = names[id(self), suffix] = \
-                    f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} -> {self.output_shape}{suffix}"
+                key = names[id(self), suffix] = (f"{type(self).__name__} {getattr(self, 'describe', lambda: '')()} "
+                                                 f"{self.input_shape} -> {self.output_shape}{suffix}")
             if key not in times:
                 times[key] = [[] for _ in range(steps)]
             times[key][len(whole)].append(spent)
@@ -82,14 +85,15 @@ def minicnn_profile(clf, X, steps):
 
     # wrap the classes, not the instances: the BatchNorm folds run copies of the conv layers
     classes = {type(layer) for layer in net.walk() if not isinstance(layer, Composite)}
-    saved = {cls: {k: cls.__dict__[k] for k in ("forward", "forward_pooled") if k in cls.__dict__}
+    saved = {cls: {k: cls.__dict__[k] for k in METHODS if k in cls.__dict__}
              for cls in classes}
     with kernel_thread_limits(1, len(X) * net.forward_work_per_sample(), net.kernels):   # as predict on X
         net.forward(X, training=False)   # plans, folds BatchNorm
         for cls in classes:
             cls.forward = wrapped(cls.forward, "")
-            if hasattr(cls, "forward_pooled"):
-                cls.forward_pooled = wrapped(cls.forward_pooled, " +pool")
+            for k, suffix in METHODS.items():
+                if k != "forward" and hasattr(cls, k):
+                    setattr(cls, k, wrapped(getattr(cls, k), suffix))
         whole = []   # (defined before the wrappers run: they index the step by its length)
         try:
             for _ in range(steps):
@@ -98,7 +102,7 @@ def minicnn_profile(clf, X, steps):
                 whole.append(time.perf_counter() - start)
         finally:
             for cls in classes:
-                for k in ("forward", "forward_pooled"):
+                for k in METHODS:
                     if k in saved[cls]:
                         setattr(cls, k, saved[cls][k])
                     elif k in cls.__dict__:

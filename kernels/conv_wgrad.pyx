@@ -293,9 +293,7 @@ def conv2d_backward_weight_from_input(dw, dy, x, work, int sh, int sw, int pt, i
 # winograd.pyx's STRIDE_PAD, a zero-extended 4x4xC input patch and 2x2xF gradient patch for the border
 # tiles); ``T = min(max(1, WINO_WGRAD_BUDGET // (C + F)), tiles of the largest group)``.
 
-cdef extern from "winograd_tf.h" nogil:
-    void wino_input_f32(float *v, Py_ssize_t vstride, const float *d, Py_ssize_t row, Py_ssize_t C)
-    void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
+include "_winograd_tile.pxi"
 
 cdef extern from "winograd_wgrad.h" nogil:
     void wgrad_dy_f32(float *z, Py_ssize_t zstride, const float *dy, Py_ssize_t row, Py_ssize_t F)
@@ -349,7 +347,7 @@ cdef void _wino_group(floating *part, floating *ws, const floating *dy, const fl
                       Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl, Py_ssize_t T) noexcept nogil:
     """``part[k] (C, F) = sum of V_k^T Z_k`` over the tiles of samples ``n0 <= n < n1``, in blocks of ``T``."""
     cdef Py_ssize_t tw = (Wo + 1) // 2, tps = ((Ho + 1) // 2) * ((Wo + 1) // 2)
-    cdef Py_ssize_t total = (n1 - n0) * tps, t0 = 0, nb, i, t, n, loc, ty, tx, r0, c0, a, j, c, k
+    cdef Py_ssize_t total = (n1 - n0) * tps, t0 = 0, nb, i, t, n, loc, ty, tx, a, j, c, k
     cdef Py_ssize_t vs = T * C + WINO_PAD, zs = T * F + WINO_PAD
     cdef floating *V = ws
     cdef floating *Z = V + 16 * vs
@@ -368,29 +366,7 @@ cdef void _wino_group(floating *part, floating *ws, const floating *dy, const fl
             ty = loc // tw
             tx = loc - ty * tw
             xs = x + n * H * W * C
-            r0 = 2 * ty - pt
-            c0 = 2 * tx - pl
-            if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
-                src = xs + (r0 * W + c0) * C
-                if floating is float:
-                    wino_input_f32(V + i * C, vs, src, W * C, C)
-                else:
-                    wino_input_f64(V + i * C, vs, src, W * C, C)
-            else:
-                for a in range(4):
-                    for j in range(4):
-                        dst = patch + (a * 4 + j) * C
-                        if 0 <= r0 + a < H and 0 <= c0 + j < W:
-                            src = xs + ((r0 + a) * W + c0 + j) * C
-                            for c in range(C):
-                                dst[c] = src[c]
-                        else:
-                            for c in range(C):
-                                dst[c] = 0
-                if floating is float:
-                    wino_input_f32(V + i * C, vs, patch, 4 * C, C)
-                else:
-                    wino_input_f64(V + i * C, vs, patch, 4 * C, C)
+            _input_tile(V + i * C, vs, xs, patch, H, W, C, 2 * ty - pt, 2 * tx - pl)
             src = dy + ((n * Ho + 2 * ty) * Wo + 2 * tx) * F
             if 2 * ty + 2 <= Ho and 2 * tx + 2 <= Wo:
                 if floating is float:

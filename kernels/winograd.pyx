@@ -13,7 +13,9 @@ Algorithm (matrices in ``winograd_tf.h`` and in the NumPy twin
 ``minicnn.backend.reference.conv2d_winograd_bias_act_forward``):
 
 * ``U = G g G^T``: the weights, transformed once per call (before the parallel
-  loop) into ``U (16, C, F)``, i.e. 16 matrices ``U_k (C, F)``;
+  loop) into ``U (16, C, F)``, i.e. 16 matrices ``U_k (C, F)``; or given
+  transformed, ``(4, 4, C, F)`` from ``winograd_weight_transform`` (weights
+  that do not change between calls), and read in place;
 * per sample (OpenMP ``prange`` over the batch, schedule dynamic, one thread
   per sample; with fewer samples than threads, over the samples' tile blocks)
   and per block of tiles in raster order (a sample's tiles cut into
@@ -34,7 +36,7 @@ Workspace (caller-provided ``work``, 2-D ``(slots, L)``, C-contiguous, dtype of
 with ``T = min(TILE_BLOCK, tiles per sample)`` (the most tiles a block holds) and the 16 matrices ``V_k``
 (``M_k``) ``T*C + 16`` (``T*F + 16``) elements apart (``STRIDE_PAD``).
 
-``U`` sits at the head of row 0 (written once per call by the calling thread);
+``U`` sits at the head of row 0 (written once per call by the calling thread; unused when given);
 every row keeps the same offset so each OpenMP thread ``t`` (``t < slots``)
 uses its own row's scratch. With fewer slots than the team, fewer threads
 run (``min(team, slots)``). Nothing is allocated per call. Each sample's
@@ -61,14 +63,13 @@ include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 include "_ndarray.pxi"
 include "_blas.pxi"
+include "_winograd_tile.pxi"
 
 
 cdef extern from "winograd_tf.h" nogil:
     void wino_prefetch(const void *p, Py_ssize_t nbytes)
     void wino_weight_f32(float *u, Py_ssize_t ustride, const float *w, Py_ssize_t C, Py_ssize_t F)
     void wino_weight_f64(double *u, Py_ssize_t ustride, const double *w, Py_ssize_t C, Py_ssize_t F)
-    void wino_input_f32(float *v, Py_ssize_t vstride, const float *d, Py_ssize_t row, Py_ssize_t C)
-    void wino_input_f64(double *v, Py_ssize_t vstride, const double *d, Py_ssize_t row, Py_ssize_t C)
     void wino_output_f32(float *y, Py_ssize_t row, const float *m, Py_ssize_t mstride, Py_ssize_t F)
     void wino_output_f64(double *y, Py_ssize_t row, const double *m, Py_ssize_t mstride, Py_ssize_t F)
     void wino_output_max_f32(float *y, const float *m, Py_ssize_t mstride, Py_ssize_t F)
@@ -133,14 +134,6 @@ def winograd_workspace_length(Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize
     return _workspace_length(C, F, Ho, Wo)
 
 
-cdef inline void _input_tf(floating *v, Py_ssize_t vstride, const floating *d, Py_ssize_t row,
-                           Py_ssize_t C) noexcept nogil:
-    if floating is float:
-        wino_input_f32(v, vstride, d, row, C)
-    else:
-        wino_input_f64(v, vstride, d, row, C)
-
-
 cdef inline void _output_tf(floating *y, Py_ssize_t row, const floating *m, Py_ssize_t mstride,
                             Py_ssize_t F) noexcept nogil:
     if floating is float:
@@ -177,8 +170,7 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
     cdef floating *M = V + 16 * vs
     cdef floating *patch = M + 16 * ms
     cdef floating *out = patch + 16 * C
-    cdef Py_ssize_t nb, i, k, ty, tx, r0, c0, a, j, c, rows, cols
-    cdef const floating *src
+    cdef Py_ssize_t nb, i, k, ty, tx, r0, c0, a, c, rows, cols
     cdef floating *dst
     nb = tiles - t0 if tiles - t0 < T else T
     # input transform: V_k[i, :] for the nb tiles of the block
@@ -200,21 +192,8 @@ cdef void _block(floating *y, const floating *x, const floating *U, const floati
             # sample in a one-thread microbenchmark, ~0.5-1 ms per forward
             wino_prefetch(x + ((r0 + 4) * W + c0) * C, 2 * C * sizeof(floating))
             wino_prefetch(x + ((r0 + 5) * W + c0) * C, 2 * C * sizeof(floating))
-        if r0 >= 0 and c0 >= 0 and r0 + 4 <= H and c0 + 4 <= W:
-            _input_tf(V + i * C, vs, x + (r0 * W + c0) * C, W * C, C)
-        else:
-            # border tile: copy into a zero-extended 4x4xC patch first
-            for a in range(4):
-                for j in range(4):
-                    dst = patch + (a * 4 + j) * C
-                    if 0 <= r0 + a < H and 0 <= c0 + j < W:
-                        src = x + ((r0 + a) * W + c0 + j) * C
-                        for c in range(C):
-                            dst[c] = src[c]
-                    else:
-                        for c in range(C):
-                            dst[c] = 0
-            _input_tf(V + i * C, vs, patch, 4 * C, C)
+        # inside the image, or a border tile through a zero-extended 4x4xC patch
+        _input_tile(V + i * C, vs, x, patch, H, W, C, r0, c0)
     # M_k (nb, F) = V_k (nb, C) @ U_k (C, F)
     for k in range(16):
         _gemm(c'N', c'N', <int>F, <int>nb, <int>C, U + k * C * F, <int>F, V + k * vs, <int>C, 0,
@@ -286,13 +265,14 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
                             floating *work, Py_ssize_t ldwork, Py_ssize_t slots, int act, floating alpha,
                             Py_ssize_t N, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t F,
                             Py_ssize_t Ho, Py_ssize_t Wo, Py_ssize_t pt, Py_ssize_t pl,
-                            bint pool, const floating *skip) noexcept nogil:
+                            bint pool, const floating *skip, bint transformed) noexcept nogil:
     """The conv (``pool`` false: ``y (N, Ho, Wo, F)``, plus ``skip (N, Ho, Wo, F)`` before the activation
-    unless NULL) or its 2x2 max-pool (``y (N, Ho//2, Wo//2, F)``)."""
+    unless NULL) or its 2x2 max-pool (``y (N, Ho//2, Wo//2, F)``). ``transformed``: ``w`` holds ``U (16, C, F)``
+    already (:func:`winograd_weight_transform`), read in place of row 0's copy."""
     cdef Py_ssize_t n, e, T, blocks
     cdef Py_ssize_t Hy = Ho // 2 if pool else Ho, Wy = Wo // 2 if pool else Wo
     cdef int nt
-    cdef floating *U = work
+    cdef const floating *U = w if transformed else work
     if N == 0 or Hy == 0 or Wy == 0 or F == 0:
         return
     if C == 0:
@@ -304,10 +284,11 @@ cdef void _winograd_forward(floating *y, const floating *x, const floating *w, c
             _bias_act_rows(y, b, N * Hy * Wy, F, ACT_IDENTITY, alpha)
             _bias_act_rows(y, skip, 1, N * Hy * Wy * F, act, alpha)
         return
-    if floating is float:
-        wino_weight_f32(U, C * F, w, C, F)
-    else:
-        wino_weight_f64(U, C * F, w, C, F)
+    if not transformed:
+        if floating is float:
+            wino_weight_f32(work, C * F, w, C, F)
+        else:
+            wino_weight_f64(work, C * F, w, C, F)
     # T as for the unpooled conv: the pooled variant keeps the same blocks
     T = _run_tiles(Ho, Wo)
     nt = team(N * Ho * Wo * 9 * C * F // 16)
@@ -353,8 +334,10 @@ cdef _run(str name, y, x, w, b, work, int act, double alpha, int pt, int pl, Py_
     cdef cnp.npy_intp *yd = cnp.PyArray_DIMS(ya)
     cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
     cdef cnp.npy_intp *kd = cnp.PyArray_DIMS(ka)
-    if wd[0] != 3 or wd[1] != 3:
-        raise ValueError(f"w must be (3, 3, C, F) for Winograd F(2x2, 3x3); received shape {w.shape}")
+    cdef bint transformed = wd[0] == 4 and wd[1] == 4
+    if not transformed and (wd[0] != 3 or wd[1] != 3):
+        raise ValueError(f"w must be (3, 3, C, F) for Winograd F(2x2, 3x3), or its transform (4, 4, C, F); "
+                         f"received shape {w.shape}")
     if yd[0] != xd[0] or wd[2] != xd[3] or yd[3] != wd[3] or cnp.PyArray_DIMS(ba)[0] != wd[3]:
         raise ValueError(f"{name} shapes do not match: y {y.shape}, x {x.shape}, "
                          f"w {w.shape}, b {b.shape}")
@@ -373,19 +356,21 @@ cdef _run(str name, y, x, w, b, work, int act, double alpha, int pt, int pl, Py_
                           <const float *>cnp.PyArray_DATA(wa), <const float *>cnp.PyArray_DATA(ba),
                           <float *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, <float>alpha,
                           xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool,
-                          NULL if sa is None else <const float *>cnp.PyArray_DATA(sa))
+                          NULL if sa is None else <const float *>cnp.PyArray_DATA(sa), transformed)
     else:
         _winograd_forward(<double *>cnp.PyArray_DATA(ya), <const double *>cnp.PyArray_DATA(xa),
                           <const double *>cnp.PyArray_DATA(wa), <const double *>cnp.PyArray_DATA(ba),
                           <double *>cnp.PyArray_DATA(ka), kd[1], kd[0], act, alpha,
                           xd[0], xd[1], xd[2], xd[3], wd[3], Ho, Wo, pt, pl, pool,
-                          NULL if sa is None else <const double *>cnp.PyArray_DATA(sa))
+                          NULL if sa is None else <const double *>cnp.PyArray_DATA(sa), transformed)
 
 
 def conv2d_winograd_bias_act_forward(y, x, w, b, work, int act, double alpha, int pt, int pl):
     """``y = f(conv(x, w) + b)`` for a 3x3 stride-1 conv by Winograd F(2x2, 3x3).
 
-    ``y (N, Ho, Wo, F)``, ``x (N, H, W, C)``, ``w (3, 3, C, F)``, ``b (F,)``,
+    ``y (N, Ho, Wo, F)``, ``x (N, H, W, C)``, ``w (3, 3, C, F)`` (or its transform
+    ``U (4, 4, C, F)`` from :func:`winograd_weight_transform`: the same bits, without
+    transforming the weights per call), ``b (F,)``,
     ``work (slots, L)`` scratch with ``L >= winograd_workspace_length(H, W, C,
     F, Ho, Wo)`` and ``slots >= 1`` (at most ``slots`` threads run), all of
     ``x``'s dtype and C-contiguous; ``act``/``alpha`` as for
@@ -444,3 +429,31 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, int act, double 
     if Ho < 2 or Wo < 2:
         raise ValueError(f"conv output size must be >= 2 for a 2x2 max-pool; received Ho={Ho}, Wo={Wo}")
     _run("conv2d_winograd_bias_act_maxpool2_forward", y, x, w, b, work, act, alpha, pt, pl, Ho, Wo, True)
+
+
+def winograd_weight_transform(u, w):
+    """``u = G g G^T`` of every filter tap grid ``g`` of ``w``: the transformed weights the forwards read.
+
+    ``u (4, 4, C, F)`` (output, every element written), ``w (3, 3, C, F)``,
+    same dtype, C-contiguous. ``u[r, s, c, f]`` is the entry ``(r, s)`` of the
+    4x4 transform of ``w[:, :, c, f]`` (``winograd_tf.h``): the matrices
+    ``U_k (C, F)``, ``k = 4 * r + s``, that every call of
+    :func:`conv2d_winograd_bias_act_forward` (and its add and max-pool
+    variants) computes from ``w`` before its products. Passing ``u`` in place
+    of ``w`` gives the same bits and skips that step (a third of the call for
+    64 -> 64 channels on one 8x8 image), for weights that do not change
+    between calls (a layer's folded inference weights).
+    """
+    cdef int t = _float_type(w, "w")
+    cdef cnp.ndarray ua = _array(u, t, 4, True, "u"), wa = _array(w, t, 4, False, "w")
+    cdef cnp.npy_intp *ud = cnp.PyArray_DIMS(ua)
+    cdef cnp.npy_intp *wd = cnp.PyArray_DIMS(wa)
+    if wd[0] != 3 or wd[1] != 3 or ud[0] != 4 or ud[1] != 4 or ud[2] != wd[2] or ud[3] != wd[3]:
+        raise ValueError(f"winograd_weight_transform needs u (4, 4, C, F) and w (3, 3, C, F); received u "
+                         f"{u.shape}, w {w.shape}")
+    if t == cnp.NPY_FLOAT:
+        wino_weight_f32(<float *>cnp.PyArray_DATA(ua), wd[2] * wd[3], <const float *>cnp.PyArray_DATA(wa),
+                        wd[2], wd[3])
+    else:
+        wino_weight_f64(<double *>cnp.PyArray_DATA(ua), wd[2] * wd[3], <const double *>cnp.PyArray_DATA(wa),
+                        wd[2], wd[3])

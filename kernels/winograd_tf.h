@@ -10,7 +10,7 @@
  * Position k = 4 * r + s of the 4x4 transformed tile is stored at ``base + k * stride``.
  * Every operation is a plain add/subtract (or * 0.5, exact) in the data precision, in a fixed
  * order; no fused multiply-add (the build uses -ffp-contract=off).
- * Included by kernels/winograd.pyx (cdef extern).
+ * Included by kernels/winograd.pyx and kernels/_winograd_tile.pxi (cdef extern).
  */
 #ifndef MINICNN_WINOGRAD_TF_H
 #define MINICNN_WINOGRAD_TF_H

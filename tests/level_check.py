@@ -51,6 +51,8 @@ def cases(dtype, slots):
     wlen = tuning.winograd_workspace_length(H, W, C, F, Ho, Wo)
     glen = tuning.conv_wgrad_workspace_length(N, H, W, C, 3, 3, F, Ho, Wo, slots)
     gwlen = tuning.conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, slots)
+    uw = np.empty((4, 4, C, F), dtype)
+    ref.winograd_weight_transform(uw, w)
     first = {c: _conv(rng, dtype, 32, 28, 27, c, 32) for c in (1, 3)}   # the shallow first layers: direct paths
     y = rng.standard_normal((N, 12, 10, F)).astype(dtype)
     yp, am = np.empty((N, 6, 5, F), dtype), np.empty((N, 6, 5, F), np.int64)
@@ -96,8 +98,10 @@ def cases(dtype, slots):
             lambda c=c: ((nan((32, 14, 14, 32)), *first[c], 2, 0.1, 2, 2, 1, 0, 1, 1), 1) for c in first],
         "conv2d_winograd_bias_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, np.empty((slots, wlen), dtype),
                                                       2, 0.1, 0, 0), 1),
-        "conv2d_winograd_bias_add_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, dy,
-                                                          np.empty((slots, wlen), dtype), 1, 0.0, 0, 0), 1),
+        "conv2d_winograd_bias_add_act_forward": [
+            lambda v=v: ((nan((N, Ho, Wo, F)), x, v, b, dy, np.empty((slots, wlen), dtype), 1, 0.0, 0, 0), 1)
+            for v in (w, uw)],   # the weights, and their transform
+        "winograd_weight_transform": lambda: ((nan(uw.shape), w), 1),
         "conv2d_winograd_bias_act_maxpool2_forward": lambda: (
             (nan((N, Ho // 2, Wo // 2, F)), x, w, b, np.empty((slots, wlen), dtype), 1, 0.0, 0, 0, Ho, Wo), 1),
         "conv2d_backward_weight_from_input": lambda: ((nan(w.shape), dy, x, np.empty(glen, dtype),

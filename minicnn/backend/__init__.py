@@ -39,13 +39,15 @@ KERNELS = (
 #: ``conv2d_winograd_bias_add_act_forward``: the Winograd conv with a tensor added before the activation (a
 #: residual block's second conv and its merge in one pass, inference).
 #: ``conv2d_direct_bias_act_forward``: a shallow conv (small ``KH*KW*C``) by a direct loop, no im2col (inference).
+#: ``winograd_weight_transform``: the weights of a 3x3 conv transformed for the Winograd forwards, which accept them
+#: in place of the weights (a layer whose weights cannot change transforms them once, not per call).
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
                     "conv2d_winograd_backward_weight",
                     "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward",
                     "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
-                    "conv2d_direct_bias_act_forward")
+                    "conv2d_direct_bias_act_forward", "winograd_weight_transform")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -84,6 +86,7 @@ AUTO_PREFERENCE["conv2d_winograd_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_add_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["winograd_weight_transform"] = ("cython",)
 AUTO_PREFERENCE["softmax_shift_rows"] = AUTO_PREFERENCE["softmax_normalize_rows"] = ("cython", "numpy")
 
 _cache = {}

@@ -42,7 +42,7 @@ EXPORTS = {
     "optim": ("adam_update",),
     "pool": ("avgpool2d_backward", "avgpool2d_forward", "maxpool2d_backward", "maxpool2d_forward"),
     "winograd": ("conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
-                 "conv2d_winograd_bias_add_act_forward", "winograd_workspace_length"),
+                 "conv2d_winograd_bias_add_act_forward", "winograd_workspace_length", "winograd_weight_transform"),
 }
 
 

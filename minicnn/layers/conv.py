@@ -39,6 +39,7 @@ WINOGRAD_WGRAD_MIN_CHANNELS = WINOGRAD_MIN_CHANNELS
 _WINOGRAD_POOL = "conv2d_winograd_bias_act_maxpool2_forward"
 _DIRECT_POOL = "conv2d_direct_bias_act_maxpool2_forward"
 _WINOGRAD_ADD = "conv2d_winograd_bias_add_act_forward"
+_WINOGRAD_WEIGHTS = "winograd_weight_transform"
 #: Largest inner size ``K = KH*KW*C`` for which a conv followed by a 2x2 max-pool runs, at inference, as the
 #: direct conv + pool kernel (no im2col, no conv output): a first layer on 1-3 channels. Measured on the digits
 #: conv (K = 9, 64 samples, 1 thread): conv + pool 90 us as two kernels (im2col + register-blocked product,
@@ -207,6 +208,23 @@ class Conv2D(_WindowConv):
     def _winograd_kernel(self, wanted):
         return getattr(self.kernels, _WINOGRAD, None) if wanted else None
 
+    def _winograd_weights(self):
+        """The weights for an inference Winograd kernel: their transform ``(4, 4, C, F)``, made once, where they are
+        read-only (a BatchNorm-folded copy, :mod:`.folding`, whose weights are new arrays at each refold) and the
+        backend has ``winograd_weight_transform``; else ``params["w"]`` (the kernel transforms it per call).
+
+        The same bits either way; a third of a 64 -> 64 conv's call on one 8x8 image went to that transform.
+        """
+        w = self.params["w"]
+        transform = getattr(self.kernels, _WINOGRAD_WEIGHTS, None)
+        if w.flags.writeable or transform is None:
+            return w
+        if self.__dict__.get("_winograd_u_of") is not w:
+            u = np.empty((4, 4, *w.shape[2:]), w.dtype)
+            transform(u, w)
+            self._winograd_u, self._winograd_u_of = u, w
+        return self._winograd_u
+
     def forward(self, x, training=False):
         N = x.shape[0]
         Ho, Wo, F = self.output_shape
@@ -216,8 +234,8 @@ class Conv2D(_WindowConv):
         if winograd is not None and (not training or hasattr(self.kernels, _WGRAD_FROM_INPUT)):
             H, W, _ = self.input_shape
             work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
-            winograd(y, x, self.params["w"], self.params.get("b", self._zero_bias), work, self.act, self.alpha,
-                     self.pt, self.pl)
+            winograd(y, x, self.params["w"] if training else self._winograd_weights(),
+                     self.params.get("b", self._zero_bias), work, self.act, self.alpha, self.pt, self.pl)
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
             # which nothing overwrites before this backward)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, x if training else None
@@ -343,7 +361,7 @@ class Conv2D(_WindowConv):
             kernel(y, x, self.params["w"], b, self.act, self.alpha, *self._geometry())
             return y
         work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
-        kernel(y, x, self.params["w"], b, work, self.act, self.alpha, self.pt, self.pl, Ho, Wo)
+        kernel(y, x, self._winograd_weights(), b, work, self.act, self.alpha, self.pt, self.pl, Ho, Wo)
         return y
 
     def adds_skip(self):
@@ -366,8 +384,8 @@ class Conv2D(_WindowConv):
         Ho, Wo, F = self.output_shape
         y = self._buffer("y", (N, Ho, Wo, F))
         work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
-        getattr(self.kernels, _WINOGRAD_ADD)(y, x, self.params["w"], self.params.get("b", self._zero_bias), skip,
-                                             work, act, alpha, self.pt, self.pl)
+        getattr(self.kernels, _WINOGRAD_ADD)(y, x, self._winograd_weights(), self.params.get("b", self._zero_bias),
+                                             skip, work, act, alpha, self.pt, self.pl)
         return y
 
     def _input_grad_winograd(self, winograd, dx, dz):

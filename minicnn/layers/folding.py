@@ -82,6 +82,8 @@ class FoldedBatchNorm:
         folded.__dict__.update(layer.__dict__)
         folded._buffers, folded._views, folded.grads = {}, {}, {}
         folded.params = {"w": (w * s).astype(dtype), "b": (shift * s + beta).astype(dtype)}
+        for value in folded.params.values():   # new arrays that nothing changes: a layer may cache what it derives
+            value.flags.writeable = False
         if self.activation is not None:
             folded.activation, folded.alpha, folded.act = (self.activation.activation, self.activation.alpha,
                                                            self.activation.act)

@@ -23,7 +23,7 @@ from ._bias_act_rows import _bias_act_row
 from .bias_act import bias_act_forward
 
 __all__ = ["conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
-           "conv2d_winograd_bias_add_act_forward"]
+           "conv2d_winograd_bias_add_act_forward", "winograd_weight_transform"]
 
 
 @jit()
@@ -205,8 +205,11 @@ def _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, pooled, skip=None):
     if y.size == 0:
         return
     C, F = w.shape[2], w.shape[3]
-    U = np.empty((16, C, F), dtype=x.dtype)
-    _winograd_weights(U, w)
+    if w.shape[:2] == (4, 4):   # already transformed (winograd_weight_transform)
+        U = np.ascontiguousarray(w).reshape(16, C, F)
+    else:
+        U = np.empty((16, C, F), dtype=x.dtype)
+        _winograd_weights(U, w)
     if C == 0:
         y[...] = 0
         y2 = y.reshape(-1, F)
@@ -246,3 +249,11 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, 
         raise ValueError(f"y must be (N, Ho // 2, Wo // 2, F) = {(N, Ho // 2, Wo // 2, F)} for "
                          f"Ho={Ho}, Wo={Wo}; received shape {y.shape}")
     _winograd_call(y, x, w, b, act, alpha, pt, pl, Ho, Wo, True)
+
+
+def winograd_weight_transform(u, w):
+    """``u (4, 4, C, F) = G g G^T`` of every filter of ``w (3, 3, C, F)``: the weights the forwards accept in place of ``w``."""
+    if w.shape[:2] != (3, 3) or u.shape != (4, 4) + w.shape[2:]:
+        raise ValueError(f"winograd_weight_transform needs u (4, 4, C, F) and w (3, 3, C, F); received u {u.shape}, "
+                         f"w {w.shape}")
+    _winograd_weights(u.reshape(16, *w.shape[2:]), w)

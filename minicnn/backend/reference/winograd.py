@@ -13,7 +13,7 @@ from .bias_act import bias_act_forward
 from .pool import maxpool2d_forward
 
 __all__ = ["conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
-           "conv2d_winograd_bias_add_act_forward"]
+           "conv2d_winograd_bias_add_act_forward", "winograd_weight_transform"]
 
 
 #: Winograd F(2x2, 3x3) transforms (Lavin & Gray 2015). For a 4x4 input tile ``d``, a 3x3
@@ -40,7 +40,8 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     ``2i - pt ...`` and columns ``2j - pl ...`` of the input zero-extended on every
     side (padding, plus whatever a partial last tile reaches past the image).
     Every step is a small matrix product (``WINOGRAD_BT``, ``WINOGRAD_G``,
-    ``WINOGRAD_AT``), applied to all tiles at once in the data dtype.
+    ``WINOGRAD_AT``), applied to all tiles at once in the data dtype. ``w`` may
+    also be its transform ``(4, 4, C, F)`` (:func:`winograd_weight_transform`).
     """
     N, H, W, C = x.shape
     F = w.shape[3]
@@ -58,7 +59,10 @@ def conv2d_winograd_bias_act_forward(y, x, w, b, work, act, alpha, pt, pl):
     # d[n, i, j, c, r, s] = xp[n, 2i + r, 2j + s, c]: the 4x4 input tile of output tile (i, j)
     d = np.lib.stride_tricks.sliding_window_view(xp, (4, 4), axis=(1, 2))[:, ::2, ::2]
     V = np.einsum("kr,nijcrs,ls->klnijc", BT, d, BT)               # B^T d B: (4, 4, N, th, tw, C)
-    U = np.einsum("kr,rsf,ls->klf", G, w.reshape(3, 3, C * F), G)  # G g G^T: (4, 4, C*F)
+    if w.shape[:2] == (4, 4):   # already transformed (winograd_weight_transform)
+        U = w
+    else:
+        U = np.einsum("kr,rsf,ls->klf", G, w.reshape(3, 3, C * F), G)  # G g G^T: (4, 4, C*F)
     # the 16 products M_k (tiles, F) = V_k (tiles, C) @ U_k (C, F), k = 4 * row + column
     M = V.reshape(16, N * th * tw, C) @ U.reshape(16, C, F)
     M = M.reshape(4, 4, N, th, tw, F)
@@ -109,3 +113,18 @@ def conv2d_winograd_bias_act_maxpool2_forward(y, x, w, b, work, act, alpha, pt, 
     conv = np.empty((N, Ho, Wo, F), dtype=x.dtype)
     conv2d_winograd_bias_act_forward(conv, x, w, b, work, act, alpha, pt, pl)
     maxpool2d_forward(y, np.empty(y.shape, np.int64), conv, 2, 2, 2, 2, 0, 0)
+
+
+def winograd_weight_transform(u, w):
+    """``u (4, 4, C, F)``: ``G g G^T`` of each filter ``g = w[:, :, c, f]`` of ``w (3, 3, C, F)``.
+
+    The transformed weights every Winograd forward computes first; the forwards
+    accept ``u`` in place of ``w`` (weights that do not change between calls are
+    then transformed once).
+    """
+    if w.shape[:2] != (3, 3) or u.shape != (4, 4) + w.shape[2:]:
+        raise ValueError(f"winograd_weight_transform needs u (4, 4, C, F) and w (3, 3, C, F); received u {u.shape}, "
+                         f"w {w.shape}")
+    G = WINOGRAD_G.astype(w.dtype)
+    C, F = w.shape[2:]
+    u[...] = np.einsum("kr,rsf,ls->klf", G, w.reshape(3, 3, C * F), G).reshape(u.shape)
