@@ -4,7 +4,7 @@ At inference a :class:`~minicnn.layers.BatchNorm` is a per-channel affine map,
 ``y = z * s + t`` with ``s = gamma / sqrt(running_var + eps)`` and
 ``t = beta - running_mean * s``. After a :class:`~minicnn.layers.Conv2D`,
 :class:`~minicnn.layers.DepthwiseConv2D` or :class:`~minicnn.layers.Dense`
-(whose weights' last axis is the output channel) it folds into that layer:
+(whose weights' last axis is the output channel) and without an activation of its own, it folds into that layer:
 ``w' = w * s``, ``b' = b * s + t``; an :class:`~minicnn.layers.Activation` right
 after folds into the layer's fused bias + activation. Three passes over the
 feature map become one (ONNX Runtime's Conv + BatchNormalization fusion does the
@@ -28,8 +28,13 @@ from .dense import Dense
 from .depthwise import DepthwiseConv2D
 from .normalization import BatchNorm
 
-#: Layers a following BatchNorm folds into (their weights' last axis is the output channel).
+#: Layers a following BatchNorm folds into (their weights' last axis is the output channel), when their own
+#: activation is the identity: ``BatchNorm(f(conv(x)))`` for another ``f`` is no affine map of ``conv(x)``.
 FOLDABLE = (Conv2D, DepthwiseConv2D, Dense)
+
+
+def _foldable(layer):
+    return isinstance(layer, FOLDABLE) and layer.activation == "identity"
 
 
 class FoldedBatchNorm:
@@ -152,7 +157,7 @@ def fold_batchnorm(layers, training=False):
 
     while i < len(layers):
         layer = layers[i]
-        if not training and isinstance(layer, FOLDABLE) and at(i + 1, BatchNorm) and layer.dtype == layers[i + 1].dtype:
+        if not training and _foldable(layer) and at(i + 1, BatchNorm) and layer.dtype == layers[i + 1].dtype:
             activation = layers[i + 2] if at(i + 2, Activation) else None
             out.append(FoldedBatchNorm(layer, layers[i + 1], activation))
             i += 2 if activation is None else 3
