@@ -210,14 +210,14 @@ class Conv2D(_WindowConv):
 
     def _winograd_weights(self):
         """The weights for an inference Winograd kernel: their transform ``(4, 4, C, F)``, made once, where they are
-        read-only (a BatchNorm-folded copy, :mod:`.folding`, whose weights are new arrays at each refold) and the
-        backend has ``winograd_weight_transform``; else ``params["w"]`` (the kernel transforms it per call).
+        read-only arrays of their own (a BatchNorm-folded copy, :mod:`.folding`, whose weights are new arrays at each
+        refold) and the backend has ``winograd_weight_transform``; else ``params["w"]`` (the kernel transforms it per call).
 
         The same bits either way; a third of a 64 -> 64 conv's call on one 8x8 image went to that transform.
         """
         w = self.params["w"]
         transform = getattr(self.kernels, _WINOGRAD_WEIGHTS, None)
-        if w.flags.writeable or transform is None:
+        if w.flags.writeable or not w.flags.owndata or transform is None:   # (a read-only view may see changes)
             return w
         if self.__dict__.get("_winograd_u_of") is not w:
             u = np.empty((4, 4, *w.shape[2:]), w.dtype)
