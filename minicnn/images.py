@@ -414,19 +414,64 @@ def _plain_pixels(im, image_size, color, crop_to_aspect_ratio, pad_to_aspect_rat
     """
     if pad_to_aspect_ratio or (color == "grayscale" and im.mode != "L"):
         return None
-    width, height = im.size
-    if image_size is not None:
-        box, _ = _target_box(width, height, image_size, crop_to_aspect_ratio, False)
-        box = (0, 0, width, height) if box is None else box
-        size = (image_size[1], image_size[0])
-        if size != (width, height) or box != (0, 0, width, height):
-            if reducing_gap is not None and interpolation != "nearest" and (
-                    int((box[2] - box[0]) / size[0] / reducing_gap) > 1
-                    or int((box[3] - box[1]) / size[1] / reducing_gap) > 1):
-                return None
-            im = im.resize(size, Image.Resampling[interpolation.upper()], box)
+    resize = _plain_resize(im.size, image_size, crop_to_aspect_ratio, interpolation, reducing_gap, Image)
+    if resize is None:
+        return None
+    if resize[1] is not None:
+        im = im.resize((image_size[1], image_size[0]), resize[1], resize[0])
     pixels = np.frombuffer(_image_jpeg.pixel_bytes(Image, im), np.uint8)
     return pixels.reshape(im.size[1], im.size[0], _BYTE_BANDS[im.mode])
+
+
+def _plain_resize(decoded, image_size, crop_to_aspect_ratio, interpolation, reducing_gap, Image):
+    """``(box, resample)`` of ``Image.resize`` for a decoded plain JPEG of size ``decoded`` (``resample`` None: no
+    resize), or None when the integer reduction ``reducing_gap`` asks for needs Pillow's Python wrapper."""
+    width, height = decoded
+    if image_size is None:
+        return None, None
+    box, _ = _target_box(width, height, image_size, crop_to_aspect_ratio, False)
+    box = (0, 0, width, height) if box is None else box
+    size = (image_size[1], image_size[0])
+    if size == (width, height) and box == (0, 0, width, height):
+        return None, None
+    if reducing_gap is not None and interpolation != "nearest" and (
+            int((box[2] - box[0]) / size[0] / reducing_gap) > 1 or int((box[3] - box[1]) / size[1] / reducing_gap) > 1):
+        return None
+    return box, Image.Resampling[interpolation.upper()]
+
+
+def _row_reader(paths, options, X, Image):
+    """``rows(positions)``: reads the plain JPEGs among ``paths[positions]`` into those rows of ``X`` (a range of
+    consecutive rows) in one batch (``_image_jpeg.read_rows``) and returns the positions left to :func:`decode`;
+    None when no file can take that route (padding, or a Pillow whose C calls differ)."""
+    if options["pad_to_aspect_ratio"] or not _image_jpeg.agrees_with_pillow(Image):
+        return None
+    image_size, gap = options["image_size"], options["reducing_gap"]
+    gap = gap if image_size is not None else None
+    request = None if gap is None else (int(image_size[1] * gap), int(image_size[0] * gap))
+    _, height, width, channels = X.shape
+    mode = "L" if channels == 1 else "RGB"
+    plans = {}
+
+    def plan_for(frame):   # one plan per header size (a folder has few)
+        if frame not in plans:
+            scale = 1 if request is None else _image_jpeg.draft_scale(frame[0], frame[1], request)
+            decoded = (-(-frame[0] // scale), -(-frame[1] // scale))
+            resize = _plain_resize(decoded, image_size, options["crop_to_aspect_ratio"], options["interpolation"],
+                                   gap, Image)
+            plans[frame] = None if resize is None or (resize[1] is None and decoded != (width, height)) \
+                else (scale, resize[0], resize[1])
+        return plans[frame]
+
+    def rows(positions):
+        pixels, left = _image_jpeg.read_rows([paths[j] for j in positions], (width, height), mode, plan_for, Image,
+                                             MAX_IMAGE_PIXELS)
+        if len(left) < len(positions):
+            block = X[positions.start:positions.stop]
+            np.divide(np.frombuffer(pixels, np.uint8).reshape(block.shape), np.float32(255.0), out=block,
+                      dtype=np.float32)
+        return [positions[k] for k in left]
+    return rows
 
 
 def _header(path):
@@ -452,8 +497,12 @@ def _threads(n_threads):
     return n_threads
 
 
-def _map(function, items, n_threads, on_error):
-    """``function`` over ``items`` on threads, in order; ``(results, failures)`` where failures are skipped."""
+def _map(function, items, n_threads, on_error, batch=None):
+    """``function`` over ``items`` on threads, in order; ``(results, failures)`` where failures are skipped.
+
+    ``batch(indices)``: first called on each task's range of indices; it returns those ``function`` must still
+    run on (its own results are its to store).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     results, failures = [None] * len(items), []
@@ -467,7 +516,7 @@ def _map(function, items, n_threads, on_error):
                 raise
             failures.append((index, str(exc)))
     def run(indices):   # a task decodes several images: one future per image cost ~20% of a small JPEG's time
-        for index in indices:
+        for index in (indices if batch is None else batch(indices)):
             guarded(index)
     with ThreadPoolExecutor(n_threads) as pool:
         for start in range(0, len(items), _CHUNK):
@@ -580,7 +629,8 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
         if pixels is not target:
             target[...] = pixels
         return True
-    _, failed = _map(one, keep, n_threads, on_error)
+    batch = _row_reader([paths[i] for i in keep], options, X, _pil()[0])
+    _, failed = _map(one, keep, n_threads, on_error, batch)
     dropped = {keep[j] for j, _ in failed}
     failures = failures + [(keep[j], message) for j, message in failed]
     return X, [i for i in keep if i not in dropped], color, sorted(failures), sorted(row[i] for i in dropped)
