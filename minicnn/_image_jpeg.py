@@ -192,31 +192,34 @@ def read_rows(paths, size, mode, plan_for, Image, max_pixels, read=read_file):
 
     Returns ``(pixels, left)``: the bytes of ``len(paths)`` images of
     ``size`` (row-major, ``mode``'s bands interleaved; ``Image.tobytes``'s
-    layout), and the indices of the files left to the general path (their
-    bytes are undefined). ``plan_for(frame)``: for a header's ``(width,
-    height, mode)``, ``(scale, box, resample)`` -- libjpeg's scale, then the
-    source box and filter of ``Image.resize`` (``resample`` None: the decoded
-    image is the result) -- or None for the general path. The calls are those
-    of :func:`decode_plain` and ``Image.resize``, and each image is pasted
-    into one strip read out once.
+    layout; None when every file is left), and the indices of the files left
+    to the general path (their bytes are undefined). ``plan_for(frame)``: for
+    a header's ``(width, height, mode)``, ``(scale, box, resample)`` --
+    libjpeg's scale, then the source box and filter of ``Image.resize``
+    (``resample`` None: the decoded image is the result) -- or None for the
+    general path. The calls are those of :func:`decode_plain` and
+    ``Image.resize``, and each image is pasted into one strip read out once.
     """
     width, height = size
     core = Image.core
-    strip = core.new(mode, (width, height * len(paths)))
-    buffer, left = bytearray(_FIRST_READ), []
     new, jpeg_decoder = core.new, core.jpeg_decoder
+    buffer, left, plans, strip = bytearray(_FIRST_READ), [], {}, None
     for k, path in enumerate(paths):
         data = read(path, buffer) if path.lower().endswith(EXTENSIONS) else None
         frame = None if data is None else header(data)
-        plan = None if frame is None or frame[2] != mode or not within_limits(frame, Image, max_pixels) \
-            else plan_for(frame)
+        if frame not in plans:   # a plan per header: (scale, decoded size, box, resample), or None
+            plan = None if frame is None or frame[2] != mode or not within_limits(frame, Image, max_pixels) \
+                else plan_for(frame)
+            plans[frame] = plan and (plan[0], (-(-frame[0] // plan[0]), -(-frame[1] // plan[0]))) + plan[1:]
+        plan = plans[frame]
         if plan is None:
             left.append(k)
             continue
-        scale, box, resample = plan
+        scale, decoded, box, resample = plan
         region = (0, k * height, width, (k + 1) * height)
         try:
-            decoded = (-(-frame[0] // scale), -(-frame[1] // scale))
+            if strip is None:
+                strip = new(mode, (width, height * len(paths)))
             target = strip if resample is None else new(mode, decoded)
             decoder = jpeg_decoder(mode, mode, "", scale, 0)
             try:
@@ -230,7 +233,7 @@ def read_rows(paths, size, mode, plan_for, Image, max_pixels, read=read_file):
                 strip.paste(target.resize(size, resample, box), region)
         except Exception:   # noqa: BLE001 -- any failure (or another Pillow's C calls): the general path decides
             left.append(k)
-    return pixel_bytes(Image, strip), left
+    return (None if strip is None else pixel_bytes(Image, strip)), left
 
 
 def pixel_bytes(Image, im):

@@ -48,6 +48,7 @@ _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
 _CHUNK = 256   # images decoded per round of the thread pool (bounds memory of pending results)
 _BYTE_BANDS = {"L": 1, "RGB": 3}   # 8-bit modes whose tobytes() are the pixels, band by band
+_STRIP_PIXELS = 1 << 22   # pixels of the images read into one strip by _image_jpeg.read_rows (16 MiB in RGB)
 
 
 class ImageArray(np.ndarray):
@@ -463,14 +464,20 @@ def _row_reader(paths, options, X, Image):
                 else (scale, resize[0], resize[1])
         return plans[frame]
 
+    per_strip = max(1, _STRIP_PIXELS // (width * height))
+
     def rows(positions):
-        pixels, left = _image_jpeg.read_rows([paths[j] for j in positions], (width, height), mode, plan_for, Image,
-                                             MAX_IMAGE_PIXELS)
-        if len(left) < len(positions):
-            block = X[positions.start:positions.stop]
-            np.divide(np.frombuffer(pixels, np.uint8).reshape(block.shape), np.float32(255.0), out=block,
-                      dtype=np.float32)
-        return [positions[k] for k in left]
+        left = []
+        for start in range(positions.start, positions.stop, per_strip):   # strips of bounded memory
+            stop = min(start + per_strip, positions.stop)
+            pixels, missed = _image_jpeg.read_rows(paths[start:stop], (width, height), mode, plan_for, Image,
+                                                   MAX_IMAGE_PIXELS)
+            if pixels is not None:
+                block = X[start:stop]
+                np.divide(np.frombuffer(pixels, np.uint8).reshape(block.shape), np.float32(255.0), out=block,
+                          dtype=np.float32)
+            left += [start + k for k in missed]
+        return left
     return rows
 
 
@@ -836,8 +843,11 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         one warning listing them all.
     cache : str or path-like, default=None
         A folder for the decoded array (``FINGERPRINT.npy`` + ``.json``): the
-        fingerprint covers every file's path, size and modification time and
-        the options, so a changed folder is decoded again. Written atomically;
+        fingerprint covers every file's path, size, modification and
+        status-change times and inode, and the options, so a changed folder
+        is decoded again (also a file rewritten with its size and
+        modification time kept: its status-change time moves; file contents
+        are not hashed). Written atomically;
         entries of earlier versions of the folder stay until the folder is
         deleted. Files modified less than 2 s before a load (within the
         granularity of file times) are decoded again at the next load.

@@ -207,7 +207,7 @@ def test_the_fast_path_checks_this_pillow_once_and_stands_aside_when_it_disagree
 # ---------------------------------------------------------------- the batch route (_image_jpeg.read_rows)
 def _no_fast_routes(m):
     m.setattr(_image_jpeg, "read_plain", lambda *args: None)
-    m.setattr(_image_jpeg, "read_rows", lambda paths, *args, **kwargs: (b"", list(range(len(paths)))))
+    m.setattr(_image_jpeg, "read_rows", lambda paths, *args, **kwargs: (None, list(range(len(paths)))))
 
 
 def _files_of(tmp_path, kind):
@@ -258,7 +258,8 @@ def test_a_folder_of_plain_jpegs_is_read_in_batches_not_file_by_file(tmp_path, m
     assert y.tolist() == y2.tolist()
 
 
-def test_many_batches_on_threads_into_a_cache_equal_the_general_path(tmp_path, monkeypatch):
+@pytest.mark.parametrize("strip_pixels", [None, 250], ids=["default-strips", "strips-of-2-images"])
+def test_many_batches_on_threads_into_a_cache_equal_the_general_path(tmp_path, monkeypatch, strip_pixels):
     root = tmp_path / "root"
     rng = np.random.default_rng(2)
     for i in range(150):   # several tasks per thread; sizes and kinds mixed within each batch
@@ -270,6 +271,8 @@ def test_many_batches_on_threads_into_a_cache_equal_the_general_path(tmp_path, m
     with monkeypatch.context() as m:
         _no_fast_routes(m)
         expected, y, _ = load_image_folder(root, image_size=(12, 10), color="rgb", n_threads=1)
+    if strip_pixels is not None:
+        monkeypatch.setattr(images_module, "_STRIP_PIXELS", strip_pixels)
     for n_threads in (1, 2, 3):
         X, y2, _ = load_image_folder(root, image_size=(12, 10), color="rgb", n_threads=n_threads,
                                      cache=tmp_path / f"cache{n_threads}")
