@@ -46,7 +46,7 @@ RACY_NS = 2_000_000_000
 #: Modes whose bands are gray levels (a palette image is gray when every palette entry is).
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
-_CHUNK = 256   # images decoded per round of the thread pool (bounds memory of pending results)
+_TASK = 32   # most images in one task of the thread pool (a future per image cost ~20% of a small JPEG's time)
 _BYTE_BANDS = {"L": 1, "RGB": 3}   # 8-bit modes whose tobytes() are the pixels, band by band
 _STRIP_PIXELS = 1 << 22   # pixels of the images read into one strip by _image_jpeg.read_rows (16 MiB in RGB)
 
@@ -522,14 +522,24 @@ def _map(function, items, n_threads, on_error, batch=None):
                 exc.file_error = True   # one file is unreadable: load_image_folder says how to skip such files
                 raise
             failures.append((index, str(exc)))
-    def run(indices):   # a task decodes several images: one future per image cost ~20% of a small JPEG's time
+    def run(indices):
         for index in (indices if batch is None else batch(indices)):
             guarded(index)
-    with ThreadPoolExecutor(n_threads) as pool:
-        for start in range(0, len(items), _CHUNK):
-            stop = min(start + _CHUNK, len(items))
-            step = max(1, -(-(stop - start) // (4 * n_threads)))   # 4 tasks a thread: uneven files still balance
-            list(pool.map(run, [range(i, min(i + step, stop)) for i in range(start, stop, step)]))
+    step = max(1, min(_TASK, -(-len(items) // (4 * n_threads))))   # at least 4 tasks a thread: uneven files balance
+    tasks = [range(i, min(i + step, len(items))) for i in range(0, len(items), step)]
+    if n_threads == 1:   # no pool: the calling thread reads
+        for task in tasks:
+            run(task)
+        return results, sorted(failures)
+    with ThreadPoolExecutor(n_threads) as pool:   # every task at once: no round waits for its slowest task
+        futures = [pool.submit(run, task) for task in tasks]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:   # the first error (or an interrupt): the tasks not started are dropped
+            for future in futures:
+                future.cancel()
+            raise
     return results, sorted(failures)
 
 

@@ -293,3 +293,27 @@ def test_read_file_reads_small_and_large_jpegs_whole_and_nothing_else(tmp_path):
     Image.fromarray(PHOTO).save(tmp_path / "png.jpg", "PNG")
     for other in ("png.jpg", "missing.jpg", ""):   # another format, a missing file, a folder
         assert _image_jpeg.read_file(str(tmp_path / other), buffer) is None
+
+
+def test_the_first_unreadable_file_stops_the_tasks_not_started(tmp_path, monkeypatch):
+    """With on_error="raise", the tasks queued behind a failed one are dropped, not read to the end first."""
+    import threading
+
+    root = tmp_path / "root"
+    for i in range(400):
+        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(PHOTO[:8, :8]).save(root / f"c{i % 2}" / f"{i:03d}.jpg")
+    (root / "c0" / "000.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")   # the first file of the first task
+    real, started, gate = _image_jpeg.read_rows, [], threading.Event()
+
+    def read_rows(paths, *args, **kwargs):
+        if paths[0].startswith(str(root)):   # not agrees_with_pillow's own check
+            started.append(paths[0])
+        if paths[0].startswith(str(root)) and not paths[0].endswith("000.jpg"):
+            gate.wait(timeout=1.0)   # the other tasks wait while the first one fails
+        return real(paths, *args, **kwargs)
+    monkeypatch.setattr(_image_jpeg, "read_rows", read_rows)
+    with pytest.raises(ImageFileError, match="000.jpg"):
+        load_image_folder(root, image_size=(8, 8), color="rgb", n_threads=2)
+    gate.set()
+    assert len(started) <= 3 < 400 // 32, started   # the failed task and the two already started at most
