@@ -47,7 +47,7 @@ _MAX_BYTES = 64 * 1024 * 1024
 FORMATS = ("JPEG", "MPO")
 #: Files named so are read whole by :func:`read_rows` (others take :func:`read_plain`, which reads 3 bytes first).
 EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif")
-#: Bytes :func:`read_file` reads in its first call (a larger file is read on after a ``stat``).
+#: Size of :func:`read_file`'s reused buffer: smaller files are read into it (larger ones into new bytes).
 _FIRST_READ = 1 << 16
 
 
@@ -159,27 +159,20 @@ def read_file(path, buffer):
     """The bytes of a regular file starting with the JPEG signature (a memoryview of ``buffer`` when they fit
     in it, else bytes), or None (any other file, or an error: the general path reads it or names the error).
 
-    One ``read`` call into ``buffer`` (a bytearray of :data:`_FIRST_READ` bytes, reused file after file) reads a
-    small file: no buffered file object, no ``stat`` unless the file fills the buffer.
+    ``buffer``: a bytearray of :data:`_FIRST_READ` bytes, reused file after file: a small file is read in one
+    call, with no buffered file object. Nothing is read from a file that is not a regular file (a pipe's
+    bytes are left for the general path).
     """
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            n = os.readv(fd, (buffer,))
-            if n < len(buffer):
-                data = memoryview(buffer)[:n]
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
+                return None
+            if st.st_size < len(buffer):
+                data = memoryview(buffer)[:os.readv(fd, (buffer,))]
             else:
-                st = os.fstat(fd)
-                if not stat.S_ISREG(st.st_mode) or st.st_size > _MAX_BYTES:
-                    return None
-                chunks = [bytes(buffer)]
-                while True:
-                    chunk = os.read(fd, max(st.st_size - n, 1 << 16))
-                    if not chunk:
-                        break
-                    chunks.append(chunk)
-                    n += len(chunk)
-                data = b"".join(chunks)
+                data = os.read(fd, st.st_size)
         finally:
             os.close(fd)
     except OSError:

@@ -8,6 +8,7 @@ and an EXIF-rotated JPEG is still rotated.
 """
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -293,6 +294,15 @@ def test_read_file_reads_small_and_large_jpegs_whole_and_nothing_else(tmp_path):
     Image.fromarray(PHOTO).save(tmp_path / "png.jpg", "PNG")
     for other in ("png.jpg", "missing.jpg", ""):   # another format, a missing file, a folder
         assert _image_jpeg.read_file(str(tmp_path / other), buffer) is None
+    if hasattr(os, "mkfifo"):   # a pipe: nothing read from it (open for writing so the reader's open returns)
+        os.mkfifo(tmp_path / "pipe.jpg")
+        writer = os.open(tmp_path / "pipe.jpg", os.O_RDWR | os.O_NONBLOCK)   # a read of nothing raises
+        try:
+            os.write(writer, small)
+            assert _image_jpeg.read_file(str(tmp_path / "pipe.jpg"), buffer) is None
+            assert os.read(writer, len(small)) == small   # still there for the general path
+        finally:
+            os.close(writer)
 
 
 def test_the_first_unreadable_file_stops_the_tasks_not_started(tmp_path, monkeypatch):
