@@ -633,24 +633,25 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
         image_size_out = image_size
     shape = (len(keep), image_size_out[0], image_size_out[1], preprocessing.CHANNELS[color])
     X = out_for(shape)
-    row = {i: r for r, i in enumerate(keep)}
+    kept_paths = [paths[i] for i in keep]
 
-    def one(i):
-        target = X[row[i]]
-        pixels = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
+    def one(row):   # the file of X[row]
+        target = X[row]
+        path = kept_paths[row]
+        pixels = decode(path, image_size, color, options["crop_to_aspect_ratio"],
                         options["pad_to_aspect_ratio"], options["interpolation"], out=target,
                         reducing_gap=options["reducing_gap"])
         if pixels.shape != shape[1:]:   # the header promised another size
-            raise ImageFileError(f"image file {paths[i]} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
+            raise ImageFileError(f"image file {path} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
                                  f"its header says {shape[2]}x{shape[1]}: a corrupt file")
         if pixels is not target:
             target[...] = pixels
         return True
-    batch = _row_reader([paths[i] for i in keep], options, X, _pil()[0])
-    _, failed = _map(one, keep, n_threads, on_error, batch)
-    dropped = {keep[j] for j, _ in failed}
-    failures = failures + [(keep[j], message) for j, message in failed]
-    return X, [i for i in keep if i not in dropped], color, sorted(failures), sorted(row[i] for i in dropped)
+    batch = _row_reader(kept_paths, options, X, _pil()[0])
+    _, failed = _map(one, range(len(keep)), n_threads, on_error, batch)
+    dropped = {row for row, _ in failed}
+    failures = failures + [(keep[row], message) for row, message in failed]
+    return (X, [i for row, i in enumerate(keep) if row not in dropped], color, sorted(failures), sorted(dropped))
 
 
 def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
