@@ -49,6 +49,8 @@ FORMATS = ("JPEG", "MPO")
 EXTENSIONS = (".jpg", ".jpeg", ".jpe", ".jfif")
 #: Size of :func:`read_file`'s reused buffer: smaller files are read into it (larger ones into new bytes).
 _FIRST_READ = 1 << 16
+#: Bytes :func:`read_header` reads (a plain JPEG's header is a few hundred bytes; an ICC profile adds a few KiB).
+_HEADER_READ = 1 << 14
 
 
 def header(data):
@@ -178,6 +180,22 @@ def read_file(path, buffer):
     except OSError:
         return None
     return data if data[:3] == _SIGNATURE else None
+
+
+def read_header(path):
+    """``(width, height, mode)`` of a plain JPEG file from its first :data:`_HEADER_READ` bytes, or None (any
+    other file, a header running past them, or an error: Pillow's ``Image.open`` reads it or names the error)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            data = os.read(fd, _HEADER_READ)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+    return header(data)
 
 
 def read_rows(paths, size, mode, plan_for, Image, max_pixels, read=read_file):

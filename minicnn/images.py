@@ -482,8 +482,15 @@ def _row_reader(paths, options, X, Image):
 
 
 def _header(path):
-    """``(width, height, colour)`` from the header, or an :class:`ImageFileError`."""
+    """``(width, height, colour)`` from the header, or an :class:`ImageFileError`.
+
+    A plain JPEG's (no EXIF or XMP block, so never turned) comes from its frame header, walked over its first bytes
+    without Pillow's Python parser: 1 component is gray, 3 are colour, as :func:`_colour_of` reads them.
+    """
     Image, _ = _pil()
+    frame = _image_jpeg.read_header(path)
+    if frame is not None and _image_jpeg.within_limits(frame, Image, MAX_IMAGE_PIXELS):
+        return frame[0], frame[1], "grayscale" if frame[2] == "L" else "rgb"
     with _open(path, Image) as image:
         try:
             width, height = image.size

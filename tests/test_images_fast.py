@@ -209,6 +209,7 @@ def test_the_fast_path_checks_this_pillow_once_and_stands_aside_when_it_disagree
 def _no_fast_routes(m):
     m.setattr(_image_jpeg, "read_plain", lambda *args: None)
     m.setattr(_image_jpeg, "read_rows", lambda paths, *args, **kwargs: (None, list(range(len(paths)))))
+    m.setattr(_image_jpeg, "read_header", lambda path: None)
 
 
 def _files_of(tmp_path, kind):
@@ -225,7 +226,7 @@ def _files_of(tmp_path, kind):
 
 
 @pytest.mark.parametrize("reading", READINGS, ids=lambda r: "-".join(f"{k}={v}" for k, v in r.items()))
-@pytest.mark.parametrize("color", ["grayscale", "rgb"])
+@pytest.mark.parametrize("color", ["auto", "grayscale", "rgb"])
 @pytest.mark.parametrize("kind", sorted(JPEGS))
 def test_a_batch_of_every_kind_of_jpeg_reads_bit_identically_to_the_general_path(tmp_path, monkeypatch, kind, color,
                                                                                   reading):
@@ -234,7 +235,7 @@ def test_a_batch_of_every_kind_of_jpeg_reads_bit_identically_to_the_general_path
     with monkeypatch.context() as m:
         _no_fast_routes(m)
         general = load_images(paths, color=color, n_threads=2, **reading)
-    assert batch.dtype == general.dtype == np.float32
+    assert batch.dtype == general.dtype == np.float32 and batch.preprocessing == general.preprocessing
     np.testing.assert_array_equal(batch, general)
 
 
@@ -327,3 +328,20 @@ def test_the_first_unreadable_file_stops_the_tasks_not_started(tmp_path, monkeyp
         load_image_folder(root, image_size=(8, 8), color="rgb", n_threads=2)
     gate.set()
     assert len(started) <= 3 < 400 // 32, started   # the failed task and the two already started at most
+
+
+@pytest.mark.parametrize("kind", sorted(JPEGS))
+def test_the_header_of_every_kind_of_jpeg_reads_as_pillows(tmp_path, monkeypatch, kind):
+    """Size and colour from the frame header equal those of Image.open (or the file is left to it)."""
+    path = JPEGS[kind](tmp_path / "a.jpg")
+    fast = images_module._header(path)
+    with monkeypatch.context() as m:
+        _no_fast_routes(m)
+        assert images_module._header(path) == fast
+    assert (_image_jpeg.read_header(path) is not None) == (kind in FAST)
+    data = open(path, "rb").read()
+    big = data[:2] + b"\xff\xfe" + (65535).to_bytes(2, "big") + bytes(65533) + data[2:]   # a header past 16 KiB
+    (tmp_path / "big.jpg").write_bytes(big)
+    assert _image_jpeg.read_header(str(tmp_path / "big.jpg")) is None
+    if kind in FAST:
+        assert images_module._header(str(tmp_path / "big.jpg")) == fast
