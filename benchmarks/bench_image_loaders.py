@@ -10,7 +10,7 @@ in a fresh process that imports its library, then times reading the whole
 folder into one float32 array in [0, 1] of ``--size`` x ``--size`` RGB images:
 
 * ``minicnn``: ``load_image_folder(root, image_size=(s, s), color="rgb",
-  n_threads=2)`` (NHWC);
+  n_threads=2)`` (NHWC; ``--threads N`` for another count);
 * ``torchvision``: ``ImageFolder(root, Resize((s, s)) + ToTensor())`` in a
   ``DataLoader(batch_size=256, num_workers=2)``, batches concatenated (NCHW);
   when torchvision's compiled operators do not load with the installed torch
@@ -82,7 +82,7 @@ def write_jpegs(root, n, seed=0):
 _CHILD = r"""
 import json, os, resource, sys, time
 import numpy as np
-loader, root, size, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+loader, root, size, out, n_threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
 
 def cpu():
     own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -147,19 +147,20 @@ else:
     if loader in ("minicnn", "minicnn-before", "minicnn-reduced"):
         gap = {"reducing_gap": 1.0} if loader == "minicnn-reduced" else {}
         start, cpu_start = time.perf_counter(), cpu()
-        X, y, _ = load_image_folder(root, image_size=(size, size), color="rgb", n_threads=2, **gap)
+        X, y, _ = load_image_folder(root, image_size=(size, size), color="rgb", n_threads=n_threads, **gap)
         seconds, cpu_s = time.perf_counter() - start, cpu() - cpu_start
     else:
         cache = tempfile.mkdtemp(prefix="minicnn-bench-cache-")
         try:
             start, cpu_start = time.perf_counter(), cpu()
-            load_image_folder(root, image_size=(size, size), color="rgb", n_threads=2, cache=cache)
+            load_image_folder(root, image_size=(size, size), color="rgb", n_threads=n_threads, cache=cache)
             result["first"], result["first_cpu"] = time.perf_counter() - start, cpu() - cpu_start
             start, cpu_start = time.perf_counter(), cpu()
-            X, y, _ = load_image_folder(root, image_size=(size, size), color="rgb", n_threads=2, cache=cache)
+            X, y, _ = load_image_folder(root, image_size=(size, size), color="rgb", n_threads=n_threads, cache=cache)
             seconds, cpu_s = time.perf_counter() - start, cpu() - cpu_start
             start = time.perf_counter()
-            load_image_folder(root, image_size=(size, size), color="rgb", n_threads=2, cache=cache, mmap_mode="r")
+            load_image_folder(root, image_size=(size, size), color="rgb", n_threads=n_threads, cache=cache,
+                              mmap_mode="r")
             result["mmap"] = time.perf_counter() - start
         finally:
             shutil.rmtree(cache)
@@ -172,10 +173,10 @@ print(json.dumps(result))
 """
 
 
-def run_child(python, loader, root, size, out, env, cwd=None):
+def run_child(python, loader, root, size, out, env, cwd=None, n_threads=2):
     """One loader in a fresh process (``cwd``: its working folder, first on its ``sys.path``)."""
-    done = subprocess.run([python, "-c", _CHILD, loader, root, str(size), out], env=env, capture_output=True,
-                          text=True, cwd=cwd)
+    done = subprocess.run([python, "-c", _CHILD, loader, root, str(size), out, str(n_threads)], env=env,
+                          capture_output=True, text=True, cwd=cwd)
     if done.returncode:
         raise RuntimeError(f"{loader} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -195,6 +196,8 @@ def main(argv=None):
     parser.add_argument("--keras-python", default="/tmp/kerasenv/bin/python",
                         help="python of an environment with keras and tensorflow-cpu (skipped when absent)")
     parser.add_argument("--loaders", default="minicnn,torchvision,keras,minicnn-cache")
+    parser.add_argument("--threads", type=int, default=2,
+                        help="n_threads of the minicnn rows (default 2, as torchvision's num_workers)")
     parser.add_argument("--before", default=None,
                         help="a folder holding an earlier minicnn package: adds the row minicnn-before")
     args = parser.parse_args(argv)
@@ -233,7 +236,7 @@ def main(argv=None):
                 out = os.path.join(tmp, name) if r == 0 else "-"
                 python = args.keras_python if name == "keras" else sys.executable
                 results[name].append(run_child(python, name, root, args.size, out, envs.get(name, env),
-                                               cwds.get(name)))
+                                               cwds.get(name), args.threads))
             print(f"round {r + 1}: " + ", ".join(f"{n} {results[n][-1]['seconds']:.2f} s "
                                                   f"({results[n][-1]['cpu_s']:.2f} CPU s)" for n in loaders),
                   flush=True)

@@ -7,7 +7,15 @@ Besides the options as typed, the record keeps each data file's absolute path an
 its reader reads, their count, total size, newest modification time and a hash of their listing), so scoring later
 data that is another file (the same relative path from another working directory) or a changed one is said, not
 silently done.
-Model files written before the fingerprints (no ``files`` key) still load.
+
+An edit that keeps a file's size and puts its modification time back (``touch -r``, ``os.utime``, an editor
+restoring it) is caught as ``git`` catches it: the entry also keeps the newest status-change time (``ctime_ns``,
+which the kernel sets on every write or rename and no call can set back). It is compared only where no content
+hash decides (a folder's files, a file larger than :data:`HASHED_BYTES`) and only for data read in place: a copy
+(the data moved with its model) has new status-change times, and is compared by its fingerprint alone. Its only
+false alarm is a change of the files' metadata (permissions, owner, links), which the warning names. The images
+are not hashed: reading every file of a folder on each ``evaluate`` would cost as much as decoding it.
+Model files written before the fingerprints (no ``files`` key), or before ``ctime_ns``, still load.
 """
 
 import hashlib
@@ -21,6 +29,8 @@ FILES_KEY = "files"
 #: Files up to this size are hashed (SHA-256) as well as sized and dated.
 HASHED_BYTES = 1 << 20
 _ENTRY_KEYS = {"option", "typed", "path", "size", "mtime_ns", "count", "sha256"}
+#: Keys of an entry that records written before them lack.
+_OPTIONAL_KEYS = {"ctime_ns"}
 _BUILT_IN = ("digits", "mnist", "fashion-mnist")
 
 
@@ -36,24 +46,26 @@ def spec_paths(spec):
 
 
 def fingerprint(path):
-    """``{"size", "mtime_ns", "count", "sha256"}`` of a file or a folder (see the module's docstring)."""
+    """``{"size", "mtime_ns", "count", "sha256", "ctime_ns"}`` of a file or a folder (see the module's docstring)."""
     if os.path.isdir(path):
-        listing, size, newest, count = hashlib.sha256(), 0, 0, 0
+        listing, size, newest, changed, count = hashlib.sha256(), 0, 0, 0, 0
         for full in _folder_files(path):
             try:
                 stat = os.stat(full)
             except OSError:
                 continue
             count, size, newest = count + 1, size + stat.st_size, max(newest, stat.st_mtime_ns)
+            changed = max(changed, stat.st_ctime_ns)
             listing.update(f"{os.path.relpath(full, path)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode(
                 "utf-8", "surrogateescape"))
-        return {"size": size, "mtime_ns": newest, "count": count, "sha256": listing.hexdigest()}
+        return {"size": size, "mtime_ns": newest, "count": count, "sha256": listing.hexdigest(), "ctime_ns": changed}
     stat = os.stat(path)
     digest = None
     if stat.st_size <= HASHED_BYTES:
         with open(path, "rb") as handle:
             digest = hashlib.sha256(handle.read()).hexdigest()
-    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "count": 1, "sha256": digest}
+    return {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns, "count": 1, "sha256": digest,
+            "ctime_ns": stat.st_ctime_ns}
 
 
 def _folder_files(path):
@@ -96,11 +108,12 @@ def make_record(data, test_data, test_size, seed):
 
 
 def _entry_problem(entry):
-    if not (isinstance(entry, dict) and set(entry) == _ENTRY_KEYS):
-        return f"expected file entries with keys {sorted(_ENTRY_KEYS)}, found {str(entry)[:200]}"
+    if not (isinstance(entry, dict) and _ENTRY_KEYS <= set(entry) <= _ENTRY_KEYS | _OPTIONAL_KEYS):
+        return (f"expected file entries with keys {sorted(_ENTRY_KEYS)} (and optionally {sorted(_OPTIONAL_KEYS)}), "
+                f"found {str(entry)[:200]}")
     texts = all(isinstance(entry[k], str) for k in ("option", "typed", "path"))
     ints = all(isinstance(entry[k], int) and not isinstance(entry[k], bool) and entry[k] >= 0
-               for k in ("size", "mtime_ns", "count"))
+               for k in ("size", "mtime_ns", "count") + tuple(k for k in _OPTIONAL_KEYS if k in entry))
     if not (texts and ints and (entry["sha256"] is None or isinstance(entry["sha256"], str))):
         return f"a file entry has values of the wrong type: {str(entry)[:200]}"
     return None
@@ -156,16 +169,17 @@ def data_changes(model, option, spec):
         return []   # other data, named otherwise: the user chose it
     changes = []
     for entry, path in zip(entries, paths):
-        differs = _differences(entry, path)
+        differs = _differences(entry, path, in_place=True)
         if differs:
             changes.append(f"{option} {spec}: {path} changed since 'minicnn fit' read it ({', '.join(differs)} "
                            f"differ), so the scores are not those of the data the model was fitted and tested on")
     return changes
 
 
-def _differences(entry, path):
+def _differences(entry, path, in_place=False):
     """What differs between the file or folder at ``path`` and the record ``entry`` (a list of words; empty when
-    they agree); None when ``path`` cannot be read."""
+    they agree); None when ``path`` cannot be read. ``in_place``: ``path`` is the one the entry records, so its
+    status-change time is compared too where no content hash decides (see the module's docstring)."""
     try:
         now = fingerprint(path)
     except OSError:
@@ -173,6 +187,10 @@ def _differences(entry, path):
     differs = [k for k in ("count", "size", "sha256") if entry[k] is not None and now[k] != entry[k]]
     if not differs and now["mtime_ns"] != entry["mtime_ns"] and entry["sha256"] is None:
         differs = ["modification time"]
+    hashed = entry["sha256"] is not None and entry["count"] == 1 and not os.path.isdir(path)
+    if not differs and in_place and not hashed and entry.get("ctime_ns", now["ctime_ns"]) != now["ctime_ns"]:
+        differs = ["status-change time: rewritten in place with its size and modification time kept, or its "
+                   "permissions, owner or links changed"]
     return differs
 
 

@@ -46,8 +46,9 @@ RACY_NS = 2_000_000_000
 #: Modes whose bands are gray levels (a palette image is gray when every palette entry is).
 _GRAY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F")
 _WIDE_MODES = ("I", "I;16", "I;16L", "I;16B", "I;16N", "F")   # more than 8 bits: resized as floats
-_CHUNK = 256   # images decoded per round of the thread pool (bounds memory of pending results)
+_TASK = 32   # most images in one task of the thread pool (a future per image cost ~20% of a small JPEG's time)
 _BYTE_BANDS = {"L": 1, "RGB": 3}   # 8-bit modes whose tobytes() are the pixels, band by band
+_STRIP_PIXELS = 1 << 22   # pixels of the images read into one strip by _image_jpeg.read_rows (16 MiB in RGB)
 
 
 class ImageArray(np.ndarray):
@@ -414,24 +415,82 @@ def _plain_pixels(im, image_size, color, crop_to_aspect_ratio, pad_to_aspect_rat
     """
     if pad_to_aspect_ratio or (color == "grayscale" and im.mode != "L"):
         return None
-    width, height = im.size
-    if image_size is not None:
-        box, _ = _target_box(width, height, image_size, crop_to_aspect_ratio, False)
-        box = (0, 0, width, height) if box is None else box
-        size = (image_size[1], image_size[0])
-        if size != (width, height) or box != (0, 0, width, height):
-            if reducing_gap is not None and interpolation != "nearest" and (
-                    int((box[2] - box[0]) / size[0] / reducing_gap) > 1
-                    or int((box[3] - box[1]) / size[1] / reducing_gap) > 1):
-                return None
-            im = im.resize(size, Image.Resampling[interpolation.upper()], box)
+    resize = _plain_resize(im.size, image_size, crop_to_aspect_ratio, interpolation, reducing_gap, Image)
+    if resize is None:
+        return None
+    if resize[1] is not None:
+        im = im.resize((image_size[1], image_size[0]), resize[1], resize[0])
     pixels = np.frombuffer(_image_jpeg.pixel_bytes(Image, im), np.uint8)
     return pixels.reshape(im.size[1], im.size[0], _BYTE_BANDS[im.mode])
 
 
+def _plain_resize(decoded, image_size, crop_to_aspect_ratio, interpolation, reducing_gap, Image):
+    """``(box, resample)`` of ``Image.resize`` for a decoded plain JPEG of size ``decoded`` (``resample`` None: no
+    resize), or None when the integer reduction ``reducing_gap`` asks for needs Pillow's Python wrapper."""
+    width, height = decoded
+    if image_size is None:
+        return None, None
+    box, _ = _target_box(width, height, image_size, crop_to_aspect_ratio, False)
+    box = (0, 0, width, height) if box is None else box
+    size = (image_size[1], image_size[0])
+    if size == (width, height) and box == (0, 0, width, height):
+        return None, None
+    if reducing_gap is not None and interpolation != "nearest" and (
+            int((box[2] - box[0]) / size[0] / reducing_gap) > 1 or int((box[3] - box[1]) / size[1] / reducing_gap) > 1):
+        return None
+    return box, Image.Resampling[interpolation.upper()]
+
+
+def _row_reader(paths, options, X, Image):
+    """``rows(positions)``: reads the plain JPEGs among ``paths[positions]`` into those rows of ``X`` (a range of
+    consecutive rows) in one batch (``_image_jpeg.read_rows``) and returns the positions left to :func:`decode`;
+    None when no file can take that route (padding, or a Pillow whose C calls differ)."""
+    if options["pad_to_aspect_ratio"] or not _image_jpeg.agrees_with_pillow(Image):
+        return None
+    image_size, gap = options["image_size"], options["reducing_gap"]
+    gap = gap if image_size is not None else None
+    request = None if gap is None else (int(image_size[1] * gap), int(image_size[0] * gap))
+    _, height, width, channels = X.shape
+    mode = "L" if channels == 1 else "RGB"
+    plans = {}
+
+    def plan_for(frame):   # one plan per header size (a folder has few)
+        if frame not in plans:
+            scale = 1 if request is None else _image_jpeg.draft_scale(frame[0], frame[1], request)
+            decoded = (-(-frame[0] // scale), -(-frame[1] // scale))
+            resize = _plain_resize(decoded, image_size, options["crop_to_aspect_ratio"], options["interpolation"],
+                                   gap, Image)
+            plans[frame] = None if resize is None or (resize[1] is None and decoded != (width, height)) \
+                else (scale, resize[0], resize[1])
+        return plans[frame]
+
+    per_strip = max(1, _STRIP_PIXELS // (width * height))
+
+    def rows(positions):
+        left = []
+        for start in range(positions.start, positions.stop, per_strip):   # strips of bounded memory
+            stop = min(start + per_strip, positions.stop)
+            pixels, missed = _image_jpeg.read_rows(paths[start:stop], (width, height), mode, plan_for, Image,
+                                                   MAX_IMAGE_PIXELS)
+            if pixels is not None:
+                block = X[start:stop]
+                np.divide(np.frombuffer(pixels, np.uint8).reshape(block.shape), np.float32(255.0), out=block,
+                          dtype=np.float32)
+            left += [start + k for k in missed]
+        return left
+    return rows
+
+
 def _header(path):
-    """``(width, height, colour)`` from the header, or an :class:`ImageFileError`."""
+    """``(width, height, colour)`` from the header, or an :class:`ImageFileError`.
+
+    A plain JPEG's (no EXIF or XMP block, so never turned) comes from its frame header, walked over its first bytes
+    without Pillow's Python parser: 1 component is gray, 3 are colour, as :func:`_colour_of` reads them.
+    """
     Image, _ = _pil()
+    frame = _image_jpeg.read_header(path)
+    if frame is not None and _image_jpeg.within_limits(frame, Image, MAX_IMAGE_PIXELS):
+        return frame[0], frame[1], "grayscale" if frame[2] == "L" else "rgb"
     with _open(path, Image) as image:
         try:
             width, height = image.size
@@ -452,8 +511,12 @@ def _threads(n_threads):
     return n_threads
 
 
-def _map(function, items, n_threads, on_error):
-    """``function`` over ``items`` on threads, in order; ``(results, failures)`` where failures are skipped."""
+def _map(function, items, n_threads, on_error, batch=None):
+    """``function`` over ``items`` on threads, in order; ``(results, failures)`` where failures are skipped.
+
+    ``batch(indices)``: first called on each task's range of indices; it returns those ``function`` must still
+    run on (its own results are its to store).
+    """
     from concurrent.futures import ThreadPoolExecutor
 
     results, failures = [None] * len(items), []
@@ -466,14 +529,24 @@ def _map(function, items, n_threads, on_error):
                 exc.file_error = True   # one file is unreadable: load_image_folder says how to skip such files
                 raise
             failures.append((index, str(exc)))
-    def run(indices):   # a task decodes several images: one future per image cost ~20% of a small JPEG's time
-        for index in indices:
+    def run(indices):
+        for index in (indices if batch is None else batch(indices)):
             guarded(index)
-    with ThreadPoolExecutor(n_threads) as pool:
-        for start in range(0, len(items), _CHUNK):
-            stop = min(start + _CHUNK, len(items))
-            step = max(1, -(-(stop - start) // (4 * n_threads)))   # 4 tasks a thread: uneven files still balance
-            list(pool.map(run, [range(i, min(i + step, stop)) for i in range(start, stop, step)]))
+    step = max(1, min(_TASK, -(-len(items) // (4 * n_threads))))   # at least 4 tasks a thread: uneven files balance
+    tasks = [range(i, min(i + step, len(items))) for i in range(0, len(items), step)]
+    if n_threads == 1:   # no pool: the calling thread reads
+        for task in tasks:
+            run(task)
+        return results, sorted(failures)
+    with ThreadPoolExecutor(n_threads) as pool:   # every task at once: no round waits for its slowest task
+        futures = [pool.submit(run, task) for task in tasks]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:   # the first error (or an interrupt): the tasks not started are dropped
+            for future in futures:
+                future.cancel()
+            raise
     return results, sorted(failures)
 
 
@@ -567,23 +640,25 @@ def _decode_all(paths, options, n_threads, on_error, out_for):
         image_size_out = image_size
     shape = (len(keep), image_size_out[0], image_size_out[1], preprocessing.CHANNELS[color])
     X = out_for(shape)
-    row = {i: r for r, i in enumerate(keep)}
+    kept_paths = [paths[i] for i in keep]
 
-    def one(i):
-        target = X[row[i]]
-        pixels = decode(paths[i], image_size, color, options["crop_to_aspect_ratio"],
+    def one(row):   # the file of X[row]
+        target = X[row]
+        path = kept_paths[row]
+        pixels = decode(path, image_size, color, options["crop_to_aspect_ratio"],
                         options["pad_to_aspect_ratio"], options["interpolation"], out=target,
                         reducing_gap=options["reducing_gap"])
         if pixels.shape != shape[1:]:   # the header promised another size
-            raise ImageFileError(f"image file {paths[i]} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
+            raise ImageFileError(f"image file {path} decodes to {pixels.shape[1]}x{pixels.shape[0]} pixels, "
                                  f"its header says {shape[2]}x{shape[1]}: a corrupt file")
         if pixels is not target:
             target[...] = pixels
         return True
-    _, failed = _map(one, keep, n_threads, on_error)
-    dropped = {keep[j] for j, _ in failed}
-    failures = failures + [(keep[j], message) for j, message in failed]
-    return X, [i for i in keep if i not in dropped], color, sorted(failures), sorted(row[i] for i in dropped)
+    batch = _row_reader(kept_paths, options, X, _pil()[0])
+    _, failed = _map(one, range(len(keep)), n_threads, on_error, batch)
+    dropped = {row for row, _ in failed}
+    failures = failures + [(keep[row], message) for row, message in failed]
+    return (X, [i for row, i in enumerate(keep) if row not in dropped], color, sorted(failures), sorted(dropped))
 
 
 def load_images(paths, *, image_size=None, color="auto", crop_to_aspect_ratio=False, pad_to_aspect_ratio=False,
@@ -786,8 +861,11 @@ def load_image_folder(directory, labels=None, *, image_size=None, color="auto", 
         one warning listing them all.
     cache : str or path-like, default=None
         A folder for the decoded array (``FINGERPRINT.npy`` + ``.json``): the
-        fingerprint covers every file's path, size and modification time and
-        the options, so a changed folder is decoded again. Written atomically;
+        fingerprint covers every file's path, size, modification and
+        status-change times and inode, and the options, so a changed folder
+        is decoded again (also a file rewritten with its size and
+        modification time kept: its status-change time moves; file contents
+        are not hashed). Written atomically;
         entries of earlier versions of the folder stay until the folder is
         deleted. Files modified less than 2 s before a load (within the
         granularity of file times) are decoded again at the next load.

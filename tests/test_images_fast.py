@@ -8,6 +8,7 @@ and an EXIF-rotated JPEG is still rotated.
 """
 
 import io
+import os
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from PIL import Image  # noqa: E402
 
 from minicnn import _image_jpeg  # noqa: E402
 from minicnn import images as images_module  # noqa: E402
-from minicnn.datasets import load_images  # noqa: E402
+from minicnn.datasets import load_image_folder, load_images  # noqa: E402
 from minicnn.images import ImageFileError  # noqa: E402
 from test_images import FORMATS, RGB, SMOOTH, write  # noqa: E402
 
@@ -202,3 +203,145 @@ def test_the_fast_path_checks_this_pillow_once_and_stands_aside_when_it_disagree
         finally:
             _image_jpeg.agrees_with_pillow.cache_clear()
     assert _image_jpeg.read_plain(path, Image, images_module.MAX_IMAGE_PIXELS) is not None
+
+
+# ---------------------------------------------------------------- the batch route (_image_jpeg.read_rows)
+def _no_fast_routes(m):
+    m.setattr(_image_jpeg, "read_plain", lambda *args: None)
+    m.setattr(_image_jpeg, "read_rows", lambda paths, *args, **kwargs: (None, list(range(len(paths)))))
+    m.setattr(_image_jpeg, "read_header", lambda path: None)
+
+
+def _files_of(tmp_path, kind):
+    """A list mixing ``kind`` with the files a batch leaves to :func:`decode`, in one batch."""
+    first = JPEGS[kind](tmp_path / "a.jpg")
+    data = open(first, "rb").read()
+    paths = [first]
+    for name in ("b.JPEG", "c.png"):   # another JPEG extension, and a JPEG named otherwise (read file by file)
+        (tmp_path / name).write_bytes(data)
+        paths.append(str(tmp_path / name))
+    if kind not in ("odd-size", "exif-orientation"):   # the same (displayed) size: readable without image_size
+        paths += [JPEGS["exif-plain"](tmp_path / "d.jpg"), JPEGS["baseline-L"](tmp_path / "e.jpg")]
+    return paths + [first]
+
+
+@pytest.mark.parametrize("reading", READINGS, ids=lambda r: "-".join(f"{k}={v}" for k, v in r.items()))
+@pytest.mark.parametrize("color", ["auto", "grayscale", "rgb"])
+@pytest.mark.parametrize("kind", sorted(JPEGS))
+def test_a_batch_of_every_kind_of_jpeg_reads_bit_identically_to_the_general_path(tmp_path, monkeypatch, kind, color,
+                                                                                  reading):
+    paths = _files_of(tmp_path, kind)
+    batch = load_images(paths, color=color, n_threads=2, **reading)
+    with monkeypatch.context() as m:
+        _no_fast_routes(m)
+        general = load_images(paths, color=color, n_threads=2, **reading)
+    assert batch.dtype == general.dtype == np.float32 and batch.preprocessing == general.preprocessing
+    np.testing.assert_array_equal(batch, general)
+
+
+@pytest.mark.parametrize("reading", [r for r in READINGS if not r.get("pad_to_aspect_ratio")
+                                     and r.get("reducing_gap", 0) != 1.0],
+                         ids=lambda r: "-".join(f"{k}={v}" for k, v in r.items()))
+@pytest.mark.parametrize("kind", sorted(FAST))
+def test_a_folder_of_plain_jpegs_is_read_in_batches_not_file_by_file(tmp_path, monkeypatch, kind, reading):
+    """The batch route is taken (not silently left for decode) for every plain kind whose colour matches."""
+    root = tmp_path / "root"
+    for label in ("a", "b"):
+        (root / label).mkdir(parents=True)
+        for i in range(3):
+            JPEGS[kind](root / label / f"{i}.jpg")
+    color = "grayscale" if kind == "baseline-L" else "rgb"
+    with monkeypatch.context() as m:
+        _no_fast_routes(m)
+        expected, y, _ = load_image_folder(root, color=color, n_threads=2, **reading)
+    monkeypatch.setattr(images_module, "decode", lambda *args, **kwargs: pytest.fail("a file read one by one"))
+    X, y2, _ = load_image_folder(root, color=color, n_threads=2, **reading)
+    np.testing.assert_array_equal(X, expected)
+    assert y.tolist() == y2.tolist()
+
+
+@pytest.mark.parametrize("strip_pixels", [None, 250], ids=["default-strips", "strips-of-2-images"])
+def test_many_batches_on_threads_into_a_cache_equal_the_general_path(tmp_path, monkeypatch, strip_pixels):
+    root = tmp_path / "root"
+    rng = np.random.default_rng(2)
+    for i in range(150):   # several tasks per thread; sizes and kinds mixed within each batch
+        folder = root / f"c{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        array = np.clip(PHOTO[:30 + i % 11, :35 + i % 7].astype(int) + rng.integers(-9, 10, (1, 1, 3)), 0, 255)
+        save = dict(exif=_exif(1)) if i % 17 == 0 else dict(progressive=True) if i % 5 == 0 else {}
+        Image.fromarray(array.astype(np.uint8)).save(folder / f"{i:03d}.jpg", quality=85, **save)
+    with monkeypatch.context() as m:
+        _no_fast_routes(m)
+        expected, y, _ = load_image_folder(root, image_size=(12, 10), color="rgb", n_threads=1)
+    if strip_pixels is not None:
+        monkeypatch.setattr(images_module, "_STRIP_PIXELS", strip_pixels)
+    for n_threads in (1, 2, 3):
+        X, y2, _ = load_image_folder(root, image_size=(12, 10), color="rgb", n_threads=n_threads,
+                                     cache=tmp_path / f"cache{n_threads}")
+        np.testing.assert_array_equal(X, expected)
+        assert y2.tolist() == y.tolist()
+
+
+def test_read_file_reads_small_and_large_jpegs_whole_and_nothing_else(tmp_path):
+    buffer = bytearray(_image_jpeg._FIRST_READ)
+    small = open(JPEGS["baseline-RGB"](tmp_path / "small.jpg"), "rb").read()
+    assert bytes(_image_jpeg.read_file(str(tmp_path / "small.jpg"), buffer)) == small
+    large = small[:-2] + bytes(3 * _image_jpeg._FIRST_READ) + small[-2:]   # padding before the end marker
+    (tmp_path / "large.jpg").write_bytes(large)
+    assert bytes(_image_jpeg.read_file(str(tmp_path / "large.jpg"), buffer)) == large
+    exact = small[:-2] + bytes(_image_jpeg._FIRST_READ - len(small)) + small[-2:]   # fills the buffer exactly
+    (tmp_path / "exact.jpg").write_bytes(exact)
+    assert bytes(_image_jpeg.read_file(str(tmp_path / "exact.jpg"), buffer)) == exact
+    Image.fromarray(PHOTO).save(tmp_path / "png.jpg", "PNG")
+    for other in ("png.jpg", "missing.jpg", ""):   # another format, a missing file, a folder
+        assert _image_jpeg.read_file(str(tmp_path / other), buffer) is None
+    if hasattr(os, "mkfifo"):   # a pipe: nothing read from it (open for writing so the reader's open returns)
+        os.mkfifo(tmp_path / "pipe.jpg")
+        writer = os.open(tmp_path / "pipe.jpg", os.O_RDWR | os.O_NONBLOCK)   # a read of nothing raises
+        try:
+            os.write(writer, small)
+            assert _image_jpeg.read_file(str(tmp_path / "pipe.jpg"), buffer) is None
+            assert os.read(writer, len(small)) == small   # still there for the general path
+        finally:
+            os.close(writer)
+
+
+def test_the_first_unreadable_file_stops_the_tasks_not_started(tmp_path, monkeypatch):
+    """With on_error="raise", the tasks queued behind a failed one are dropped, not read to the end first."""
+    import threading
+
+    root = tmp_path / "root"
+    for i in range(400):
+        (root / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(PHOTO[:8, :8]).save(root / f"c{i % 2}" / f"{i:03d}.jpg")
+    (root / "c0" / "000.jpg").write_bytes(b"\xff\xd8\xff not a JPEG")   # the first file of the first task
+    real, started, gate = _image_jpeg.read_rows, [], threading.Event()
+
+    def read_rows(paths, *args, **kwargs):
+        if paths[0].startswith(str(root)):   # not agrees_with_pillow's own check
+            started.append(paths[0])
+        if paths[0].startswith(str(root)) and not paths[0].endswith("000.jpg"):
+            gate.wait(timeout=1.0)   # the other tasks wait while the first one fails
+        return real(paths, *args, **kwargs)
+    monkeypatch.setattr(_image_jpeg, "read_rows", read_rows)
+    with pytest.raises(ImageFileError, match="000.jpg"):
+        load_image_folder(root, image_size=(8, 8), color="rgb", n_threads=2)
+    gate.set()
+    assert len(started) <= 3 < 400 // 32, started   # the failed task and the two already started at most
+
+
+@pytest.mark.parametrize("kind", sorted(JPEGS))
+def test_the_header_of_every_kind_of_jpeg_reads_as_pillows(tmp_path, monkeypatch, kind):
+    """Size and colour from the frame header equal those of Image.open (or the file is left to it)."""
+    path = JPEGS[kind](tmp_path / "a.jpg")
+    fast = images_module._header(path)
+    with monkeypatch.context() as m:
+        _no_fast_routes(m)
+        assert images_module._header(path) == fast
+    assert (_image_jpeg.read_header(path) is not None) == (kind in FAST)
+    data = open(path, "rb").read()
+    big = data[:2] + b"\xff\xfe" + (65535).to_bytes(2, "big") + bytes(65533) + data[2:]   # a header past 16 KiB
+    (tmp_path / "big.jpg").write_bytes(big)
+    assert _image_jpeg.read_header(str(tmp_path / "big.jpg")) is None
+    if kind in FAST:
+        assert images_module._header(str(tmp_path / "big.jpg")) == fast
