@@ -115,6 +115,8 @@ def cases(dtype, slots):
                                               1 / 0.7), 1),
         "adam_update": lambda: ((p.copy(), m.copy(), v.copy(), flat, 0.01, 0.9, 0.999, 0.1, 1e-8, 0.999), 3),
         "matmul": lambda: ((nan((64, 40)), a, wd, 0, 0), 1),
+        "pointwise_conv2d_bias_act_forward": lambda: ((nan((N * 14 * 13, 40)), x.reshape(-1, C), wd[:C], bd, 2, 0.1),
+                                                      1),
         "dense_bias_act_forward": lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1),
         "softmax_xent": lambda: ((nan(logits.shape), logits, labels), 1),
         "softmax_shift_rows": lambda: ((nan(logits.shape, np.float64), logits), 1),

@@ -39,13 +39,15 @@ KERNELS = (
 #: ``conv2d_winograd_bias_add_act_forward``: the Winograd conv with a tensor added before the activation (a
 #: residual block's second conv and its merge in one pass, inference).
 #: ``conv2d_direct_bias_act_forward``: a shallow conv (small ``KH*KW*C``) by a direct loop, no im2col (inference).
+#: ``pointwise_conv2d_bias_act_forward`` (NumPy reference + Cython): a 1x1 stride-1 conv's inference product in
+#: register tiles, the epilogue fused (:class:`minicnn.layers.Conv2D`'s pointwise route, float32).
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
                     "conv2d_winograd_backward_weight",
                     "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward",
                     "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
-                    "conv2d_direct_bias_act_forward")
+                    "conv2d_direct_bias_act_forward", "pointwise_conv2d_bias_act_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -84,6 +86,7 @@ AUTO_PREFERENCE["conv2d_winograd_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_add_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["pointwise_conv2d_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["softmax_shift_rows"] = AUTO_PREFERENCE["softmax_normalize_rows"] = ("cython", "numpy")
 
 _cache = {}

@@ -68,6 +68,11 @@ _DIRECT = "conv2d_direct_bias_act_forward"
 #: 2.45-2.89 / 1.66-2.17; 1x1 64 -> 128, 8192: 0.23 / 0.20 for the dense product).
 DIRECT_MAX_WEIGHTS = 4608
 _IDENTITY = CODES["identity"]
+#: The float32 inference product of a pointwise conv: register tiles of pixels x output channels, the weights read
+#: in place, the epilogue fused (``kernels/pointwise_gemm.h``), where the dense product (SciPy's OpenBLAS sgemm,
+#: which packs both operands on every call, then the epilogue per block) ran the MobileNet-style 1x1 convs at
+#: batch 64 in 1.2-1.6x the time (``kernels/pointwise.pyx`` has the measurement).
+POINTWISE_KERNEL = "pointwise_conv2d_bias_act_forward"
 
 
 class _WindowConv(Layer):
@@ -234,9 +239,13 @@ class Conv2D(_WindowConv):
             # inference of a pointwise conv: one dense product over every pixel of the batch, no im2col copy
             # (MobileNet-style 1x1 convs: 0.5-0.7 ms per sample-by-sample im2col + sgemm at batch 64,
             # benchmarks/RESULTS.md)
-            self.kernels.dense_bias_act_forward(y.reshape(N * Ho * Wo, F), x.reshape(N * Ho * Wo, C),
-                                                self.params["w"].reshape(C, F),
-                                                self.params.get("b", self._zero_bias), self.act, self.alpha)
+            # (float32 where the register-tiled kernel is compiled: POINTWISE_KERNEL)
+            compiled = getattr(self.kernels, "sources", {}).get(POINTWISE_KERNEL) == "cython"
+            product = getattr(self.kernels, POINTWISE_KERNEL) if compiled and y.dtype == np.float32 else None
+            (product or self.kernels.dense_bias_act_forward)(y.reshape(N * Ho * Wo, F), x.reshape(N * Ho * Wo, C),
+                                                             self.params["w"].reshape(C, F),
+                                                             self.params.get("b", self._zero_bias), self.act,
+                                                             self.alpha)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
             return y
         col = self._buffer("col", (N, Ho * Wo, KH * KW * C))
