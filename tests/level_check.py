@@ -65,6 +65,7 @@ def cases(dtype, slots):
     logits, labels = rng.standard_normal((3000, 10)).astype(dtype), (np.arange(3000) % 10).astype(np.int64)
     images, index = rng.random((80, 28, 28, 3)).astype(dtype), rng.permutation(80)[:64].astype(np.int64)
     wd3 = rng.standard_normal((3, 3, C)).astype(dtype)   # depthwise (KH, KW, C), stride 2, "same" padding
+    x16, wd16, bd16 = (rng.standard_normal(s).astype(dtype) for s in ((N, H, W, 16), (3, 3, 16), 16))
     Hd, Wd = (H + 1) // 2, (W + 1) // 2
     dyd = rng.standard_normal((N, Hd, Wd, C)).astype(dtype)
     gamma, beta = (1 + 0.1 * rng.standard_normal(F)).astype(dtype), rng.standard_normal(F).astype(dtype)
@@ -117,6 +118,8 @@ def cases(dtype, slots):
         "matmul": lambda: ((nan((64, 40)), a, wd, 0, 0), 1),
         "pointwise_conv2d_bias_act_forward": lambda: ((nan((N * 14 * 13, 40)), x.reshape(-1, C), wd[:C], bd, 2, 0.1),
                                                       1),
+        "separable_conv2d_bias_act_forward": lambda: ((nan((N, Hd, Wd, 40)), x16, wd16, bd16, 1, 0.0, wd[:16], bd, 2,
+                                                       0.1, 2, 2, 1, 1, 1, 1), 1),
         "dense_bias_act_forward": lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1),
         "softmax_xent": lambda: ((nan(logits.shape), logits, labels), 1),
         "softmax_shift_rows": lambda: ((nan(logits.shape, np.float64), logits), 1),
@@ -125,8 +128,9 @@ def cases(dtype, slots):
     }
 
 
-#: Kernels that take only one dtype (the float64 prediction softmax passes).
+#: Kernels that take only one dtype (the float64 prediction softmax passes; the float32 separable inference).
 FLOAT64_ONLY = {"softmax_shift_rows", "softmax_normalize_rows"}
+FLOAT32_ONLY = {"separable_conv2d_bias_act_forward"}
 
 
 def _reference(name):
@@ -156,7 +160,7 @@ def check(level):
         table = cases(dtype, slots=2)
         assert set(table) == exported, sorted(set(table) ^ exported)
         for name, make in ((n, mk) for n, m in table.items() for mk in (m if isinstance(m, list) else [m])):
-            if name in FLOAT64_ONLY and dtype != np.float64:
+            if (name in FLOAT64_ONLY and dtype != np.float64) or (name in FLOAT32_ONLY and dtype != np.float32):
                 continue
             want, n_out = make()
             _reference(name)(*want)

@@ -7,27 +7,28 @@ output the sum of its C products in channel order (as the NumPy reference and th
 in ``prange``, each block's epilogue right after its product. The blocks depend on the shape only: the same bits
 for any thread count. :class:`~minicnn.layers.Conv2D` runs it only where it is compiled (``sources``); the Numba
 backend keeps its BLAS dense product there.
+
+``separable_conv2d_bias_act_forward``: the depthwise kernel then this product (the NumPy reference's composition;
+the compiled kernel runs both per block of output rows).
 """
 
 import numpy as np
 from numba import prange
 
 from ..jit import jit
+from ..tuning import POINTWISE_BLOCK_ROWS
 from ._bias_act_rows import _bias_act_rows
+from .depthwise import depthwise_conv2d_bias_act_forward
 
-__all__ = ["pointwise_conv2d_bias_act_forward"]
-
-#: Rows per block (as ``PW_BLOCK`` of ``kernels/pointwise.pyx``).
-_BLOCK = 48
-
+__all__ = ["pointwise_conv2d_bias_act_forward", "separable_conv2d_bias_act_forward"]
 
 @jit(parallel=True)
 def _pointwise(y, x, w, b, act, alpha):
     P, F = y.shape
     C = x.shape[1]
-    blocks = (P + _BLOCK - 1) // _BLOCK
+    blocks = (P + POINTWISE_BLOCK_ROWS - 1) // POINTWISE_BLOCK_ROWS
     for g in prange(blocks):
-        m0, m1 = g * _BLOCK, min(P, (g + 1) * _BLOCK)
+        m0, m1 = g * POINTWISE_BLOCK_ROWS, min(P, (g + 1) * POINTWISE_BLOCK_ROWS)
         for m in range(m0, m1):
             for f in range(F):
                 y[m, f] = 0
@@ -47,3 +48,10 @@ def pointwise_conv2d_bias_act_forward(y, x, w, b, act, alpha):
                          f"w {w.shape}, b {b.shape}")
     if P * F:
         _pointwise(y, x, w, b, act, y.dtype.type(alpha))
+
+
+def separable_conv2d_bias_act_forward(y, x, wd, bd, act_d, alpha_d, wp, bp, act_p, alpha_p, sh, sw, pt, pl, dh, dw):
+    """The depthwise conv (epilogue ``act_d``) then the pointwise product (epilogue ``act_p``) into ``y``."""
+    mid = np.empty((*y.shape[:3], x.shape[3]), y.dtype)
+    depthwise_conv2d_bias_act_forward(mid, x, wd, bd, act_d, alpha_d, sh, sw, pt, pl, dh, dw)
+    pointwise_conv2d_bias_act_forward(y.reshape(-1, y.shape[3]), mid.reshape(-1, x.shape[3]), wp, bp, act_p, alpha_p)
