@@ -41,6 +41,15 @@ class SeparableInference:
     def __init__(self, depthwise, pointwise):
         self.depthwise, self.pointwise = depthwise, pointwise
 
+    @property
+    def output_shape(self):
+        """The pointwise step's per-sample output shape."""
+        return _layer(self.pointwise).output_shape
+
+    def describe(self):
+        """Both steps, as ``summary()`` shows them."""
+        return f"{_layer(self.depthwise).describe()} + pointwise {_layer(self.pointwise).describe()}"
+
     def forward(self, x, training=False):
         """Both steps' inference forward, fused where the kernel is compiled and the shapes fit it."""
         if training:
