@@ -84,6 +84,46 @@ static inline void dw_row3_f32(float *y, const float *x, const float *w, Py_ssiz
         }
     }
 }
+/* dw_row3_f32 at stride 1 on a row of 8 or more pixels: 8 pixels per block, the 10 input columns they read loaded
+   once per kernel row (the same products in the same order: the same bits). Measured on the zoo net's stride-1
+   3x3 layers, batch 64, one thread, minima of 40: 16x16x16 0.101 -> 0.086 ms, 8x8x64 0.073 -> 0.065; rows of 4
+   keep 4-pixel blocks (8-pixel ones ran 0.031 -> 0.036 ms there). */
+static inline void dw_row3x8_f32(float *y, const float *x, const float *w, Py_ssize_t step, Py_ssize_t W,
+                                 Py_ssize_t C, Py_ssize_t i0, Py_ssize_t i1, Py_ssize_t ih0, Py_ssize_t Wo, int dh,
+                                 int pl, Py_ssize_t Cfull, const float *bias, int act, float alpha)
+{
+    Py_ssize_t off[10];
+    int in[10];
+    for (Py_ssize_t ow0 = 0; ow0 < Wo; ow0 += 8) {
+        const Py_ssize_t iwb = ow0 - pl, npx = Wo - ow0 < 8 ? Wo - ow0 : 8;
+        for (Py_ssize_t k = 0; k < 10; k++) {   /* column iwb + k: inside the image and read by a pixel of the block */
+            const Py_ssize_t iw = iwb + k;
+            in[k] = iw >= 0 && iw < W && k <= npx + 1;
+            off[k] = iw * C;
+        }
+        float *out = y + ow0 * C;
+        for (Py_ssize_t c0 = 0; c0 < Cfull; c0 += 16) {
+            dw_v16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+            for (Py_ssize_t i = i0; i < i1; i++) {
+                const float *xr = x + (ih0 + i * dh) * W * C + c0, *wr = w + i * 3 * step + c0;
+                const dw_v16 w0 = DW_LD16(wr), w1 = DW_LD16(wr + step), w2 = DW_LD16(wr + 2 * step);
+                const dw_v16 x0 = DW_COL(0), x1 = DW_COL(1), x2 = DW_COL(2), x3 = DW_COL(3), x4 = DW_COL(4),
+                             x5 = DW_COL(5), x6 = DW_COL(6), x7 = DW_COL(7), x8 = DW_COL(8), x9 = DW_COL(9);
+                DW_TAPS(a0, x0, x1, x2) DW_TAPS(a1, x1, x2, x3) DW_TAPS(a2, x2, x3, x4) DW_TAPS(a3, x3, x4, x5)
+                DW_TAPS(a4, x4, x5, x6) DW_TAPS(a5, x5, x6, x7) DW_TAPS(a6, x6, x7, x8) DW_TAPS(a7, x7, x8, x9)
+            }
+            float *o = out + c0;
+            DW_OUT16(o, a0, c0);
+            if (npx > 1) DW_OUT16(o + C, a1, c0);
+            if (npx > 2) DW_OUT16(o + 2 * C, a2, c0);
+            if (npx > 3) DW_OUT16(o + 3 * C, a3, c0);
+            if (npx > 4) DW_OUT16(o + 4 * C, a4, c0);
+            if (npx > 5) DW_OUT16(o + 5 * C, a5, c0);
+            if (npx > 6) DW_OUT16(o + 6 * C, a6, c0);
+            if (npx > 7) DW_OUT16(o + 7 * C, a7, c0);
+        }
+    }
+}
 #endif
 
 /* One output row, channels [0, Cfull) in blocks of 16, pixels 4 at a time with their 8 accumulators in
@@ -97,6 +137,10 @@ static inline void dw_row_f32(float *y, const float *x, const float *w, Py_ssize
                               const float *bias, int act, float alpha)
 {
 #if defined(__AVX512F__)
+    if (KW == 3 && dw == 1 && sw == 1 && Wo >= 8) {
+        dw_row3x8_f32(y, x, w, step, W, C, i0, i1, ih0, Wo, dh, pl, Cfull, bias, act, alpha);
+        return;
+    }
     if (KW == 3 && dw == 1 && sw <= 2) {
         dw_row3_f32(y, x, w, step, W, C, i0, i1, ih0, Wo, dh, sw, pl, Cfull, bias, act, alpha);
         return;
