@@ -43,6 +43,13 @@ typedef int dw_v16i __attribute__((vector_size(64)));
         VEC_BIAS_ACT(dw_v16, dw_v16i, v_, DW_LD16(bias + (bo)), act, alpha);                      \
     *(dw_v16 *)(o) = v_;                                                                          \
 } while (0)
+/* The pixels k0 .. k0 + 3 of a block (those of the npx the block has) from their accumulators, into o. */
+#define DW_STORE4(k0, p, q, r, t) do {                                                            \
+    if (npx > (k0)) DW_OUT16(o + (k0) * C, p, c0);                                                \
+    if (npx > (k0) + 1) DW_OUT16(o + ((k0) + 1) * C, q, c0);                                      \
+    if (npx > (k0) + 2) DW_OUT16(o + ((k0) + 2) * C, r, c0);                                      \
+    if (npx > (k0) + 3) DW_OUT16(o + ((k0) + 3) * C, t, c0);                                      \
+} while (0)
 #define DW_COL(k) DW_LD16(in[k] ? xr + off[k] : dw_zero16)
 #define DW_TAPS(a, p, q, r) a = a + p * w0; a = a + q * w1; a = a + r * w2;
 
@@ -77,10 +84,7 @@ static inline void dw_row3_f32(float *y, const float *x, const float *w, Py_ssiz
                 }
             }
             float *o = out + c0;
-            DW_OUT16(o, a0, c0);
-            if (npx > 1) DW_OUT16(o + C, a1, c0);
-            if (npx > 2) DW_OUT16(o + 2 * C, a2, c0);
-            if (npx > 3) DW_OUT16(o + 3 * C, a3, c0);
+            DW_STORE4(0, a0, a1, a2, a3);
         }
     }
 }
@@ -113,14 +117,8 @@ static inline void dw_row3x8_f32(float *y, const float *x, const float *w, Py_ss
                 DW_TAPS(a4, x4, x5, x6) DW_TAPS(a5, x5, x6, x7) DW_TAPS(a6, x6, x7, x8) DW_TAPS(a7, x7, x8, x9)
             }
             float *o = out + c0;
-            DW_OUT16(o, a0, c0);
-            if (npx > 1) DW_OUT16(o + C, a1, c0);
-            if (npx > 2) DW_OUT16(o + 2 * C, a2, c0);
-            if (npx > 3) DW_OUT16(o + 3 * C, a3, c0);
-            if (npx > 4) DW_OUT16(o + 4 * C, a4, c0);
-            if (npx > 5) DW_OUT16(o + 5 * C, a5, c0);
-            if (npx > 6) DW_OUT16(o + 6 * C, a6, c0);
-            if (npx > 7) DW_OUT16(o + 7 * C, a7, c0);
+            DW_STORE4(0, a0, a1, a2, a3);
+            DW_STORE4(4, a4, a5, a6, a7);
         }
     }
 }
