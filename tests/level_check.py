@@ -176,7 +176,19 @@ def check(level):
                                               err_msg=f"{name} {dtype.__name__} at {level}: 1 vs 2 threads")
             print(f"{level} {name} {dtype.__name__} ok", flush=True)
     check_feature_modules(level)
+    check_pointwise_route(level)
     print(f"ok {level}")
+
+
+def check_pointwise_route(level):
+    """The layers run the compiled pointwise product (and the fused separable block) only at the levels where it
+    was measured faster than the dense product (``minicnn.layers.conv.POINTWISE_LEVELS``)."""
+    from minicnn.backend import get_backend
+    from minicnn.layers.conv import POINTWISE_LEVELS, pointwise_kernel
+
+    runs = pointwise_kernel(get_backend("cython")) is not None
+    assert runs == (ck.MODULE_LEVELS["pointwise"] in POINTWISE_LEVELS), (level, ck.MODULE_LEVELS["pointwise"])
+    print(f"{level} pointwise route {'on' if runs else 'off'} ok", flush=True)
 
 
 def check_feature_modules(level):

@@ -5,7 +5,8 @@ heights (8, 6, 3 rows at the three levels) and the parallel blocks (48 rows), in
 channels 1-130 (the 2-vector panels, the 1-vector panel and the scalar tail of every level), every activation,
 float32 and float64, the Numba and Cython twins; 1 vs 2 threads bit-identical; a NaN input reaches exactly the outputs of its pixel; shapes that
 do not match are refused naming them. The route: a float32 pointwise conv's inference forward runs it where it is
-compiled (float64, and the NumPy and Numba backends, keep the dense product), equal to the training forward.
+compiled at a level where it beats the dense product (float64, the NumPy and Numba backends and the lower levels
+keep the dense product; tests/level_check.py checks the choice at every level), equal to the training forward.
 """
 
 import numpy as np
@@ -14,6 +15,7 @@ import pytest
 from minicnn.backend import get_backend
 from minicnn.backend import reference as ref
 from minicnn.layers import Conv2D
+from minicnn.layers.conv import POINTWISE_LEVELS
 from minicnn.threads import thread_limits
 
 from helpers import build_layer, importable_backends, kernel_module
@@ -108,6 +110,7 @@ def test_route_runs_the_kernel_for_float32_only(backend, dtype, monkeypatch):
         monkeypatch.setattr(conv.kernels, NAME, lambda *args: calls.append(1) or kernel(*args))
     got = conv.forward(x, training=False)
     compiled = get_backend(backend).sources.get(NAME) == "cython"
-    assert calls == ([1] if compiled and dtype == np.float32 else [])
+    runs = compiled and kernel_module("cython").MODULE_LEVELS["pointwise"] in POINTWISE_LEVELS
+    assert calls == ([1] if runs and dtype == np.float32 else [])
     tol = 1e-5 if dtype == np.float32 else 1e-12
     np.testing.assert_allclose(got, want, rtol=tol, atol=tol)

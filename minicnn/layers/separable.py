@@ -10,7 +10,7 @@ up to rounding (the kernel's module is built with fused multiply-add, ``isa.FMA_
 
 import numpy as np
 
-from .conv import Conv2D
+from .conv import Conv2D, pointwise_kernel
 from .depthwise import DepthwiseConv2D
 from .folding import FoldedBatchNorm
 
@@ -56,13 +56,12 @@ class SeparableInference:
             raise ValueError("SeparableInference runs inference passes only; received training=True")
         dw, pw = _layer(self.depthwise), _layer(self.pointwise)
         C = x.shape[-1]
-        fits = (getattr(dw.kernels, "sources", {}).get(KERNEL) == "cython" and x.dtype == np.float32
-                and dw.dtype == pw.dtype == np.float32 and x.flags.c_contiguous and C % 16 == 0
-                and dw.act <= _MAX_DEPTHWISE_ACT)
-        if not fits:
+        kernel = pointwise_kernel(dw.kernels, KERNEL)   # where the pointwise product beats the dense one
+        if not (kernel is not None and x.dtype == np.float32 and dw.dtype == pw.dtype == np.float32
+                and x.flags.c_contiguous and C % 16 == 0 and dw.act <= _MAX_DEPTHWISE_ACT):
             return pw.forward(dw.forward(x, False), False)
         y = pw._buffer("y", (x.shape[0], *pw.output_shape))
-        getattr(dw.kernels, KERNEL)(y, x, dw.params["w"], dw.params.get("b", dw._zero_bias), dw.act, dw.alpha,
+        kernel(y, x, dw.params["w"], dw.params.get("b", dw._zero_bias), dw.act, dw.alpha,
                                     pw.params["w"].reshape(C, pw.filters), pw.params.get("b", pw._zero_bias),
                                     pw.act, pw.alpha, *dw._geometry())
         return y
