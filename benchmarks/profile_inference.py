@@ -64,6 +64,7 @@ def build(net, zoo_size):
 def minicnn_profile(clf, X, steps):
     """``({row: ms per call}, ms per whole forward)`` of the engine's inference forward."""
     from minicnn.layers.composite import Composite
+    from minicnn.layers.separable import SeparableInference
     from minicnn.threads import kernel_thread_limits
 
     net, times, names = clf.network_, {}, {}
@@ -85,6 +86,7 @@ def minicnn_profile(clf, X, steps):
 
     # wrap the classes, not the instances: the BatchNorm folds run copies of the conv layers
     classes = {type(layer) for layer in net.walk() if not isinstance(layer, Composite)}
+    classes.add(SeparableInference)   # a separable block's depthwise + pointwise convs, one row when fused
     saved = {cls: {k: cls.__dict__[k] for k in METHODS if k in cls.__dict__}
              for cls in classes}
     with kernel_thread_limits(1, len(X) * net.forward_work_per_sample(), net.kernels):   # as predict on X

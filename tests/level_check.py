@@ -69,6 +69,7 @@ def cases(dtype, slots):
     logits, labels = rng.standard_normal((3000, 10)).astype(dtype), (np.arange(3000) % 10).astype(np.int64)
     images, index = rng.random((80, 28, 28, 3)).astype(dtype), rng.permutation(80)[:64].astype(np.int64)
     wd3 = rng.standard_normal((3, 3, C)).astype(dtype)   # depthwise (KH, KW, C), stride 2, "same" padding
+    x16, wd16, bd16 = (rng.standard_normal(s).astype(dtype) for s in ((N, H, W, 16), (3, 3, 16), 16))
     Hd, Wd = (H + 1) // 2, (W + 1) // 2
     dyd = rng.standard_normal((N, Hd, Wd, C)).astype(dtype)
     gamma, beta = (1 + 0.1 * rng.standard_normal(F)).astype(dtype), rng.standard_normal(F).astype(dtype)
@@ -124,6 +125,10 @@ def cases(dtype, slots):
             lambda m=m: ((nan((m, 97)), xs[:m], ws, 0, 0), 1) for m in (1, 3, 8)],
         "dense_bias_act_forward": [lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1)] + [   # 1-16 rows: stream_gemm.h
             lambda m=m, act=act: ((nan((m, 97)), xs[:m], ws, bs, act, 0.1), 1) for m in (1, 3, 8) for act in (1, 4)],
+        "pointwise_conv2d_bias_act_forward": lambda: ((nan((N * 14 * 13, 40)), x.reshape(-1, C), wd[:C], bd, 2, 0.1),
+                                                      1),
+        "separable_conv2d_bias_act_forward": lambda: ((nan((N, Hd, Wd, 40)), x16, wd16, bd16, 1, 0.0, wd[:16], bd, 2,
+                                                       0.1, 2, 2, 1, 1, 1, 1), 1),
         "softmax_xent": lambda: ((nan(logits.shape), logits, labels), 1),
         "softmax_shift_rows": lambda: ((nan(logits.shape, np.float64), logits), 1),
         "softmax_normalize_rows": lambda: ((np.abs(logits).astype(np.float64) + 0.5,), 1),
@@ -131,8 +136,9 @@ def cases(dtype, slots):
     }
 
 
-#: Kernels that take only one dtype (the float64 prediction softmax passes).
+#: Kernels that take only one dtype (the float64 prediction softmax passes; the float32 separable inference).
 FLOAT64_ONLY = {"softmax_shift_rows", "softmax_normalize_rows"}
+FLOAT32_ONLY = {"separable_conv2d_bias_act_forward"}
 
 
 def _reference(name):
@@ -162,7 +168,7 @@ def check(level):
         table = cases(dtype, slots=2)
         assert set(table) == exported, sorted(set(table) ^ exported)
         for name, make in ((n, mk) for n, m in table.items() for mk in (m if isinstance(m, list) else [m])):
-            if name in FLOAT64_ONLY and dtype != np.float64:
+            if (name in FLOAT64_ONLY and dtype != np.float64) or (name in FLOAT32_ONLY and dtype != np.float32):
                 continue
             want, n_out = make()
             _reference(name)(*want)
@@ -178,7 +184,19 @@ def check(level):
                                               err_msg=f"{name} {dtype.__name__} at {level}: 1 vs 2 threads")
             print(f"{level} {name} {dtype.__name__} ok", flush=True)
     check_feature_modules(level)
+    check_pointwise_route(level)
     print(f"ok {level}")
+
+
+def check_pointwise_route(level):
+    """The layers run the compiled pointwise product (and the fused separable block) only at the levels where it
+    was measured faster than the dense product (``minicnn.layers.conv.POINTWISE_LEVELS``)."""
+    from minicnn.backend import get_backend
+    from minicnn.layers.conv import POINTWISE_LEVELS, pointwise_kernel
+
+    runs = pointwise_kernel(get_backend("cython")) is not None
+    assert runs == (ck.MODULE_LEVELS["pointwise"] in POINTWISE_LEVELS), (level, ck.MODULE_LEVELS["pointwise"])
+    print(f"{level} pointwise route {'on' if runs else 'off'} ok", flush=True)
 
 
 def check_feature_modules(level):

@@ -47,6 +47,8 @@ REFERENCE_TESTS = {
     "conv2d_winograd_bias_add_act_forward": "test_residual_fused.py::test_bias_add_act_matches_reference",
     "conv2d_direct_bias_act_forward": "test_conv_direct.py::test_direct_conv_matches_reference",
     "winograd_weight_transform": "test_winograd_weights.py::test_weight_transform_matches_reference",
+    "pointwise_conv2d_bias_act_forward": "test_pointwise_kernel.py::test_matches_reference",
+    "separable_conv2d_bias_act_forward": "test_separable_inference.py::test_kernel_matches_reference",
     "softmax_shift_rows": "test_predict_outputs.py::test_softmax_row_kernels_bit_identical_to_reference",
     "softmax_normalize_rows": "test_predict_outputs.py::test_softmax_row_kernels_bit_identical_to_reference",
     "batchnorm_forward": "test_batchnorm_kernels.py::test_matches_reference",

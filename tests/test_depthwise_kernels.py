@@ -35,6 +35,11 @@ CASES = [
     (2, 3, 3, 8, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1),       # output 1x1
     (2, 11, 21, 48, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),    # stride 2, wide rows: blocks of pixels and of channels
     (2, 9, 20, 32, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2),     # dilation 2 "same", wide rows
+    (3, 16, 16, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),    # 3x3 stride 1 "same" on rows of 16: 8-pixel blocks (avx512)
+    (1, 9, 13, 35, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),     # rows of 13 (8 + a 5-pixel block), a channel tail of 3
+    (2, 7, 7, 130, 3, 3, 1, 1, 0, 0, 0, 0, 1, 1),     # "valid", rows of 5 (4-pixel blocks), 8 blocks + 2 channels
+    (3, 10, 10, 32, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1),    # 3x3 stride 2 "same", even size
+    (8, 4, 4, 64, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),      # a 4x4 map, batch 8: every block a border
     (0, 5, 5, 4, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1),       # empty batch: dw is zero
 ]
 

@@ -44,6 +44,7 @@ def test_tuning_constants_equal_the_compiled_ones(module, name, mirror):
 MIRRORED_ENUMS = [
     ("conv.pyx", "SMALL_K", "CONV_SMALL_K"),
     ("gemm.pyx", "MIN_BLOCK_ROWS", "GEMM_MIN_BLOCK_ROWS"),
+    ("pointwise.pyx", "PW_BLOCK", "POINTWISE_BLOCK_ROWS"),
 ]
 
 

@@ -41,13 +41,18 @@ KERNELS = (
 #: ``conv2d_direct_bias_act_forward``: a shallow conv (small ``KH*KW*C``) by a direct loop, no im2col (inference).
 #: ``winograd_weight_transform``: the weights of a 3x3 conv transformed for the Winograd forwards, which accept them
 #: in place of the weights (a layer whose weights cannot change transforms them once, not per call).
+#: ``pointwise_conv2d_bias_act_forward`` (NumPy reference + Cython): a 1x1 stride-1 conv's inference product in
+#: register tiles, the epilogue fused (:class:`minicnn.layers.Conv2D`'s pointwise route, float32).
+#: ``separable_conv2d_bias_act_forward`` (NumPy reference, Numba composition, Cython): a depthwise conv then a
+#: pointwise one per block of output rows, the depthwise output kept in cache (inference, float32).
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
                     "conv2d_winograd_backward_weight",
                     "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward",
                     "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
-                    "conv2d_direct_bias_act_forward", "winograd_weight_transform")
+                    "conv2d_direct_bias_act_forward", "winograd_weight_transform",
+                    "pointwise_conv2d_bias_act_forward", "separable_conv2d_bias_act_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -87,6 +92,8 @@ AUTO_PREFERENCE["conv2d_direct_bias_act_maxpool2_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_winograd_bias_add_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_direct_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["winograd_weight_transform"] = ("cython",)
+AUTO_PREFERENCE["pointwise_conv2d_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["separable_conv2d_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["softmax_shift_rows"] = AUTO_PREFERENCE["softmax_normalize_rows"] = ("cython", "numpy")
 
 _cache = {}

@@ -40,6 +40,7 @@ EXPORTS = {
     "gemm": ("dense_bias_act_forward", "matmul"),
     "loss": ("softmax_normalize_rows", "softmax_shift_rows", "softmax_xent"),
     "optim": ("adam_update",),
+    "pointwise": ("pointwise_conv2d_bias_act_forward", "separable_conv2d_bias_act_forward"),
     "pool": ("avgpool2d_backward", "avgpool2d_forward", "maxpool2d_backward", "maxpool2d_forward"),
     "winograd": ("conv2d_winograd_bias_act_forward", "conv2d_winograd_bias_act_maxpool2_forward",
                  "conv2d_winograd_bias_add_act_forward", "winograd_workspace_length", "winograd_weight_transform"),

@@ -73,16 +73,19 @@ LEVEL_TABLE = {
 #: level runs the build of the highest lower level that lists it, else ``baseline``.
 LEVEL_MODULES = {
     "avx2": ("batchnorm", "bias_act", "conv", "conv_wgrad", "depthwise", "dropout", "gemm", "optim", "pool",
-             "winograd"),
-    "avx512": ("bias_act", "depthwise", "dropout"),
+             "pointwise", "winograd"),
+    "avx512": ("bias_act", "depthwise", "dropout", "pointwise"),
 }
 
 #: Modules compiled with fused multiply-add contraction (``-ffp-contract=fast``) at the levels that have
-#: FMA; every other build keeps ``-ffp-contract=off`` (one rounding per operation, as the reference). Empty:
-#: the conv module contracted (at ``avx512``) ran the direct conv + pool 1.4x faster on MNIST's first layer and
-#: 0.86x as fast on the 3-channel one, against ``avx2`` without (medians, loaded machine): no clear gain, while
-#: without contraction every fused kernel rounds exactly as the unfused kernels it is compared with bit for bit.
-FMA_MODULES = ()
+#: FMA; every other build keeps ``-ffp-contract=off`` (one rounding per operation, as the reference). The
+#: pointwise conv's product (compute-bound: the multiply and the add cost two slots of the FMA pipes where a fused
+#: one costs one) ran 1.2-1.6x faster contracted (``kernels/pointwise.pyx``); no other kernel fuses it or is
+#: compared with it bit for bit. Not the others: the conv module contracted (at ``avx512``) ran the direct conv +
+#: pool 1.4x faster on MNIST's first layer and 0.86x as fast on the 3-channel one, against ``avx2`` without
+#: (medians, loaded machine), and the depthwise forward (bound by its loads) within 2% at batch 64: no clear gain,
+#: while without contraction every fused kernel rounds exactly as the unfused kernels it is compared with bit for bit.
+FMA_MODULES = ("pointwise",)
 
 #: Modules built only for an instruction-set extension on top of a level (the reduced-precision inference
 #: kernels), as one extension of that level with the extension's flags, never at ``baseline`` nor for a

@@ -20,6 +20,8 @@ DB_BLOCK_ROWS = 256
 PARALLEL_WORK_THRESHOLD = 262144
 #: Winograd tiles per block (``kernels/winograd.pyx``, ``TILE_BLOCK``).
 WINOGRAD_TILE_BLOCK = 36
+#: Rows per parallel block of the pointwise conv's product (``kernels/pointwise.pyx``, ``PW_BLOCK``).
+POINTWISE_BLOCK_ROWS = 48
 #: Elements of padding between the 16 Winograd matrices (``kernels/winograd.pyx``, ``STRIDE_PAD``).
 WINOGRAD_STRIDE_PAD = 16
 #: Block of output rows ``R >= 1`` per im2col + GEMM step of ``kernels/conv_wgrad.pyx``: if

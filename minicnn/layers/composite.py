@@ -9,6 +9,7 @@ import numpy as np
 
 from .base import Layer, activation_code
 from .folding import FoldedBatchNorm, fold_batchnorm
+from .separable import fuse_separable
 
 
 class Composite(Layer):
@@ -101,11 +102,16 @@ class Chain(Composite):
         return x
 
     def _pass_layers(self, training):
-        """The layers of a pass, BatchNorm folded (inference) and fused with its activation (:mod:`.folding`)."""
+        """The layers of a pass, BatchNorm folded (inference) and fused with its activation (:mod:`.folding`); at
+        inference a depthwise conv and the pointwise conv after it run as one step (:mod:`.separable`)."""
         name = "_training" if training else "_inference"
         plan = self.__dict__.get(name)
         if plan is None:
             plan = fold_batchnorm(self.layers, training)
+            if not training and type(self) is Chain:
+                # a depthwise-separable block's two convs in one pass (:mod:`.separable`); not in the network
+                # itself (a Sequential), whose steps the reduced-precision lowering reads one by one
+                plan = fuse_separable(plan)
             setattr(self, name, plan)
         return plan
 

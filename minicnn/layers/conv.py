@@ -69,6 +69,24 @@ _DIRECT = "conv2d_direct_bias_act_forward"
 #: 2.45-2.89 / 1.66-2.17; 1x1 64 -> 128, 8192: 0.23 / 0.20 for the dense product).
 DIRECT_MAX_WEIGHTS = 4608
 _IDENTITY = CODES["identity"]
+#: The float32 inference product of a pointwise conv: register tiles of pixels x output channels, the weights read
+#: in place, the epilogue fused (``kernels/pointwise_gemm.h``), where the dense product (SciPy's OpenBLAS sgemm,
+#: which packs both operands on every call, then the epilogue per block) ran the MobileNet-style 1x1 convs at
+#: batch 64 in 1.2-1.6x the time (``kernels/pointwise.pyx`` has the measurement).
+POINTWISE_KERNEL = "pointwise_conv2d_bias_act_forward"
+#: Levels whose build of the pointwise module the layers run: measured (same shapes, one thread, medians of 41,
+#: ``MINICNN_CPU_LEVEL`` forced) at ``avx2`` it ran at 0.58-1.25x the dense product's speed and at ``baseline``
+#: (GCC splits its vectors into SSE halves) at 1/20, while OpenBLAS dispatches on the CPU by itself.
+POINTWISE_LEVELS = ("avx512",)
+
+
+def pointwise_kernel(kernels, name=POINTWISE_KERNEL):
+    """Kernel ``name`` of the compiled pointwise module where it runs at a level of :data:`POINTWISE_LEVELS`, else None."""
+    if getattr(kernels, "sources", {}).get(name) != "cython":
+        return None
+    from ..backend import cython_kernels   # already imported: a kernel of the backend comes from it
+
+    return getattr(kernels, name) if cython_kernels.MODULE_LEVELS.get("pointwise") in POINTWISE_LEVELS else None
 
 
 class _WindowConv(Layer):
@@ -252,9 +270,12 @@ class Conv2D(_WindowConv):
             # inference of a pointwise conv: one dense product over every pixel of the batch, no im2col copy
             # (MobileNet-style 1x1 convs: 0.5-0.7 ms per sample-by-sample im2col + sgemm at batch 64,
             # benchmarks/RESULTS.md)
-            self.kernels.dense_bias_act_forward(y.reshape(N * Ho * Wo, F), x.reshape(N * Ho * Wo, C),
-                                                self.params["w"].reshape(C, F),
-                                                self.params.get("b", self._zero_bias), self.act, self.alpha)
+            # (float32 where the register-tiled kernel runs: pointwise_kernel)
+            product = pointwise_kernel(self.kernels) if y.dtype == np.float32 else None
+            (product or self.kernels.dense_bias_act_forward)(y.reshape(N * Ho * Wo, F), x.reshape(N * Ho * Wo, C),
+                                                             self.params["w"].reshape(C, F),
+                                                             self.params.get("b", self._zero_bias), self.act,
+                                                             self.alpha)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
             return y
         col = self._buffer("col", (N, Ho * Wo, KH * KW * C))

@@ -38,6 +38,7 @@ from .dropout import *  # noqa: E402,F401,F403
 from .gemm import *  # noqa: E402,F401,F403
 from .loss import *  # noqa: E402,F401,F403
 from .optim import *  # noqa: E402,F401,F403
+from .pointwise import *  # noqa: E402,F401,F403
 from .pool import *  # noqa: E402,F401,F403
 from .winograd import *  # noqa: E402,F401,F403
 

@@ -46,6 +46,7 @@ from .dropout import *  # noqa: F401,F403
 from .gemm import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
+from .pointwise import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .winograd import *  # noqa: F401,F403
 
