@@ -13,6 +13,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
+#include "direct_conv.h"   /* DIRECT_CONV_EPI, _direct_conv_epi8: the bias + activation epilogue */
 #ifdef __AVX__
 #include <immintrin.h>
 #endif
@@ -76,7 +77,7 @@ static inline __m256 _d3c1_max4(__m256 a, __m256 b, __m256 c, __m256 d)
  * each tap's two weight vectors loaded once and each patch value broadcast once for both halves; every output
  * sums its 9 taps in order, first term first. p: the window's top-left value in the patch (row stride S). */
 static inline void _d3c1_pool16(float *restrict yp, const float *restrict p, const float *restrict w, ptrdiff_t S,
-                                ptrdiff_t F)
+                                ptrdiff_t F, const float *bias, int act, __m256 va)
 {
     __m256 a0, a1, b0, b1, c0, c1, d0, d1, v, w0, w1;
     w0 = _mm256_loadu_ps(w);
@@ -105,13 +106,13 @@ static inline void _d3c1_pool16(float *restrict yp, const float *restrict p, con
     D3C1_TAP(6, 2 * S) D3C1_TAP(7, 2 * S + 1) D3C1_TAP(8, 2 * S + 2)
 #undef D3C1_TAP
 #undef D3C1_ACC
-    _mm256_storeu_ps(yp, _d3c1_max4(a0, b0, c0, d0));
-    _mm256_storeu_ps(yp + 8, _d3c1_max4(a1, b1, c1, d1));
+    _mm256_storeu_ps(yp, _direct_conv_epi8(_d3c1_max4(a0, b0, c0, d0), bias, act, va));
+    _mm256_storeu_ps(yp + 8, _direct_conv_epi8(_d3c1_max4(a1, b1, c1, d1), bias + 8, act, va));
 }
 
 /* As _d3c1_pool16 for 8 output channels (4 accumulators). */
 static inline void _d3c1_pool8(float *restrict yp, const float *restrict p, const float *restrict w, ptrdiff_t S,
-                               ptrdiff_t F)
+                               ptrdiff_t F, const float *bias, int act, __m256 va)
 {
     __m256 a, b, c, d, w0 = _mm256_loadu_ps(w);
     a = _mm256_mul_ps(_mm256_set1_ps(p[0]), w0);
@@ -127,7 +128,7 @@ static inline void _d3c1_pool8(float *restrict yp, const float *restrict p, cons
         c = D3C1_MADD(c, _mm256_set1_ps(q[S]), w0);
         d = D3C1_MADD(d, _mm256_set1_ps(q[S + 1]), w0);
     }
-    _mm256_storeu_ps(yp, _d3c1_max4(a, b, c, d));
+    _mm256_storeu_ps(yp, _direct_conv_epi8(_d3c1_max4(a, b, c, d), bias, act, va));
 }
 
 /* 3x3, stride 1, undilated, one input channel (a first layer on grey images): the input is copied once into
@@ -136,9 +137,11 @@ static inline void _d3c1_pool8(float *restrict yp, const float *restrict p, cons
  * tap fused (D3C1_MADD) where the level has FMA. Returns 0 when the patch would not fit its stack buffer (the caller falls back). */
 #define DIRECT_POOL_PATCH 4096
 static inline int _direct3x3c1_maxpool2_f32(float *restrict y, const float *restrict x, const float *restrict w,
-                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t F, ptrdiff_t Hp, ptrdiff_t Wp,
-                                            int pt, int pl, ptrdiff_t *f_done)
+                                            const float *bias, int act, float alpha, ptrdiff_t H, ptrdiff_t W,
+                                            ptrdiff_t F, ptrdiff_t Hp, ptrdiff_t Wp, int pt, int pl,
+                                            ptrdiff_t *f_done)
 {
+    __m256 va = _mm256_set1_ps(alpha);
     ptrdiff_t R = 2 * Hp + 2, S = 2 * Wp + 2;
     float xp[DIRECT_POOL_PATCH];
     if (R * S > DIRECT_POOL_PATCH) return 0;
@@ -160,28 +163,36 @@ static inline int _direct3x3c1_maxpool2_f32(float *restrict y, const float *rest
     for (; f + 16 <= F; f += 16)
         for (ptrdiff_t pi = 0; pi < Hp; pi++)
             for (ptrdiff_t pj = 0; pj < Wp; pj++)
-                _d3c1_pool16(y + (pi * Wp + pj) * F + f, xp + 2 * pi * S + 2 * pj, w + f, S, F);
+                _d3c1_pool16(y + (pi * Wp + pj) * F + f, xp + 2 * pi * S + 2 * pj, w + f, S, F, bias + f, act, va);
     for (; f + 8 <= F; f += 8)
         for (ptrdiff_t pi = 0; pi < Hp; pi++)
             for (ptrdiff_t pj = 0; pj < Wp; pj++)
-                _d3c1_pool8(y + (pi * Wp + pj) * F + f, xp + 2 * pi * S + 2 * pj, w + f, S, F);
+                _d3c1_pool8(y + (pi * Wp + pj) * F + f, xp + 2 * pi * S + 2 * pj, w + f, S, F, bias + f, act, va);
     *f_done = f;
     return 1;
 }
 #endif
 
-static inline void direct_conv_maxpool2_f32(float *restrict y, const float *restrict x, const float *restrict w,
-                                            ptrdiff_t H, ptrdiff_t W, ptrdiff_t C, ptrdiff_t KH, ptrdiff_t KW,
-                                            ptrdiff_t F, ptrdiff_t Hp, ptrdiff_t Wp, int sh, int sw, int pt, int pl,
-                                            int dh, int dw, ptrdiff_t f0)
+/* Returns 1 when the bias and the activation were applied too (the 3x3 one-channel route, activation codes 0-2:
+ * on the pooled vectors in registers, the expressions of _bias_act_rows), 0 when the caller still has to. */
+static inline int direct_conv_maxpool2_f32(float *restrict y, const float *restrict x, const float *restrict w,
+                                           const float *bias, int act, float alpha, ptrdiff_t H, ptrdiff_t W,
+                                           ptrdiff_t C, ptrdiff_t KH, ptrdiff_t KW, ptrdiff_t F, ptrdiff_t Hp,
+                                           ptrdiff_t Wp, int sh, int sw, int pt, int pl, int dh, int dw)
 {
-    ptrdiff_t f = f0;
+    ptrdiff_t f = 0;
 #ifdef __AVX__
-    if (f == 0 && KH == 3 && KW == 3 && C == 1 && sh == 1 && sw == 1 && dh == 1 && dw == 1
-            && _direct3x3c1_maxpool2_f32(y, x, w, H, W, F, Hp, Wp, pt, pl, &f)) {
-        if (f < F)
-            _direct_conv_maxpool2_f32_scalar(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, f);
-        return;
+    if (KH == 3 && KW == 3 && C == 1 && sh == 1 && sw == 1 && dh == 1 && dw == 1
+            && _direct3x3c1_maxpool2_f32(y, x, w, bias, act, alpha, H, W, F, Hp, Wp, pt, pl, &f)) {
+        if (f == F)
+            return act <= 2;
+        _direct_conv_maxpool2_f32_scalar(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, f);
+        if (act > 2)
+            return 0;
+        for (ptrdiff_t e = 0; e < Hp * Wp; e++)
+            for (ptrdiff_t c = f; c < F; c++)
+                y[e * F + c] = DIRECT_CONV_EPI(float, y[e * F + c], bias, c, act, alpha);
+        return 1;
     }
     /* blocks of 8 output channels; the accumulators of the 4 window positions stay in registers */
     for (; f + 8 <= F; f += 8) {
@@ -217,6 +228,7 @@ static inline void direct_conv_maxpool2_f32(float *restrict y, const float *rest
 #endif
     if (f < F)
         _direct_conv_maxpool2_f32_scalar(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, f);
+    return 0;
 }
 
 #endif
