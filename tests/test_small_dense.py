@@ -65,9 +65,12 @@ def test_matmul_small_weights_every_transpose_matches_reference(backend, trans_a
 
 @pytest.mark.parametrize("K, N", [(256, 64), (64, 16), (1024, 128), (17, 48)])
 def test_cython_dense_one_sample_equals_the_same_sample_in_a_batch(K, N):
-    """Every row of a batch (each row block and the single rows after them) has the bits of that row alone."""
+    """Every row of a batch (each row block and the single rows after them) has the bits of that row alone, at the
+    levels that build small_dense.h (the baseline build keeps sgemm, whose blocking over a long K depends on M)."""
     rng = np.random.default_rng(K + N)
     f = kernel_module("cython").dense_bias_act_forward
+    if K > 256 and f.__module__.rpartition(".")[0] == "minicnn.backend":
+        pytest.skip("baseline build: sgemm for this product")
     x = rng.standard_normal((64, K)).astype(np.float32)
     w = rng.standard_normal((K, N)).astype(np.float32)
     b = rng.standard_normal(N).astype(np.float32)
