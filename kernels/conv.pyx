@@ -290,9 +290,9 @@ def conv2d_backward_weight(floating[:, :, :, ::1] dw, const floating[:, :, :, ::
 
 # ----------------------------------------------------------------------------- direct conv + 2x2 max-pool (inference)
 cdef extern from "direct_pool.h" nogil:
-    void direct_conv_maxpool2_f32(float *y, const float *x, const float *w, Py_ssize_t H, Py_ssize_t W,
-                                  Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp,
-                                  Py_ssize_t Wp, int sh, int sw, int pt, int pl, int dh, int dw, Py_ssize_t f0)
+    int direct_conv_maxpool2_f32(float *y, const float *x, const float *w, const float *bias, int act, float alpha,
+                                 Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F,
+                                 Py_ssize_t Hp, Py_ssize_t Wp, int sh, int sw, int pt, int pl, int dh, int dw)
     void direct_conv_maxpool2_f64(double *y, const double *x, const double *w, Py_ssize_t H, Py_ssize_t W,
                                   Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp,
                                   Py_ssize_t Wp, int sh, int sw, int pt, int pl, int dh, int dw, Py_ssize_t f0)
@@ -302,8 +302,9 @@ cdef inline void _direct_pool_one(floating *y, const floating *x, const floating
                                   int act, floating alpha, Py_ssize_t H, Py_ssize_t W, Py_ssize_t C,
                                   Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F, Py_ssize_t Hp, Py_ssize_t Wp,
                                   int sh, int sw, int pt, int pl, int dh, int dw) noexcept nogil:
-    if floating is float:
-        direct_conv_maxpool2_f32(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, 0)
+    if floating is float:   # the 3x3 one-channel route applies the bias and activations 0-2 itself
+        if direct_conv_maxpool2_f32(y, x, w, bias, act, alpha, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw):
+            return
     else:
         direct_conv_maxpool2_f64(y, x, w, H, W, C, KH, KW, F, Hp, Wp, sh, sw, pt, pl, dh, dw, 0)
     _bias_act_rows(y, bias, Hp * Wp, F, act, alpha)
