@@ -140,10 +140,9 @@ def refresh_cache_dir(path, digest):
                     os.remove(os.path.join(path, name))
                 except FileNotFoundError:   # another process dropped it first
                     pass
-        temporary = f"{stamp}.{os.getpid()}.tmp"
-        with open(temporary, "w", encoding="ascii") as file:
-            file.write(digest + "\n")
-        os.replace(temporary, stamp)
+        from ..files import write_text   # atomic: a reader sees the old stamp or the new one, whole
+
+        write_text(stamp, digest + "\n", encoding="ascii")
     except OSError:
         return False
     return True
