@@ -555,13 +555,16 @@ class _ThreadLimits:
     """The context of :func:`thread_limits` (a class: a generator context costs ~1.5 us more per call).
 
     Everything is read and set when the context is entered, as a generator's body would: creating it checks
-    nothing. A count equal to the one in force is not set again on entry.
+    nothing. A count equal to the one in force is not set again on entry. One object may be entered again while
+    entered (nested, or from several threads at once): what each entry saved is kept per thread, last in first
+    out, so every exit restores what its own entry found.
     """
 
     __slots__ = ("n_threads", "work", "_saved")
 
     def __init__(self, n_threads, work):
         self.n_threads, self.work = n_threads, work
+        self._saved = {}   # thread ident -> the states its open entries saved, innermost last
 
     def __enter__(self):
         n_threads, work = self.n_threads, self.work
@@ -592,11 +595,15 @@ class _ThreadLimits:
         outermost = me not in _in_flight   # a nested context (fit inside a caller's limits) is the same team
         if outermost:
             _in_flight[me] = n
-        self._saved = (numba, old_numba, openmp, old_omp, n, me if outermost else None)
+        self._saved.setdefault(me, []).append((numba, old_numba, openmp, old_omp, me if outermost else None))
         return n
 
     def __exit__(self, *exc_info):
-        numba, old_numba, openmp, old_omp, n, outermost = self._saved
+        me = threading.get_ident()
+        entries = self._saved[me]
+        numba, old_numba, openmp, old_omp, outermost = entries.pop()
+        if not entries:
+            del self._saved[me]
         if outermost is not None:
             _in_flight.pop(outermost, None)
         _exit_blas_single()
