@@ -35,11 +35,16 @@ _SOF_PLAIN = frozenset((0xC0, 0xC1, 0xC2))
 #: Other start-of-frame markers (lossless, hierarchical, arithmetic): the general path.
 _SOF_OTHER = frozenset((0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 _MODES = {1: "L", 3: "RGB"}
-#: What :func:`header` does at each marker: skip its segment, read the frame, refuse the file (markers without a
-#: length, other frames, APP1), end at the start of scan, step over a fill byte, or look for a multi-picture index.
-_SKIP, _FRAME, _REFUSE, _SCAN, _FILL, _APP2 = range(6)
-_KINDS = bytes(_FRAME if m in _SOF_PLAIN else _REFUSE if m in _SOF_OTHER or m in (0x01, 0xE1) or 0xD0 <= m <= 0xD9
-               else _SCAN if m == 0xDA else _FILL if m == 0xFF else _APP2 if m == 0xE2 else _SKIP for m in range(256))
+#: What :func:`header` does at each marker: skip its segment, read the frame, refuse the file, end at the start of
+#: scan, step over a fill byte, look for a multi-picture index, or check the quantization tables as Pillow's parser
+#: does. Refused: markers without a length, other frames, APP1, the reserved 0xFF02-0xFFBF (Pillow's parser:
+#: "no marker found"), and the two Pillow reads otherwise than by its length: JPG (0xFFC8: scanned byte by byte)
+#: and DHP (0xFFDE: read as a frame).
+_SKIP, _FRAME, _REFUSE, _SCAN, _FILL, _APP2, _DQT = range(7)
+_KINDS = bytes(_FRAME if m in _SOF_PLAIN else _REFUSE if m in _SOF_OTHER or m in (0x01, 0xC8, 0xDE, 0xE1)
+               or 0xD0 <= m <= 0xD9 or 0x02 <= m <= 0xBF
+               else _SCAN if m == 0xDA else _FILL if m == 0xFF else _APP2 if m == 0xE2 else _DQT if m == 0xDB
+               else _SKIP for m in range(256))
 _SIGNATURE = b"\xff\xd8\xff"
 #: Files larger than this are left to the general path (which reads them in blocks).
 _MAX_BYTES = 64 * 1024 * 1024
@@ -87,6 +92,12 @@ def header(data):
             frame = (width, height, _MODES[layers])
         elif kind == _APP2 and data[i + 4:i + 8] == b"MPF\x00":
             return None
+        elif kind == _DQT:   # tables of 1 + 64 bytes (8-bit) or 1 + 128: Pillow refuses a segment they overrun
+            j, end = i + 4, i + 2 + length
+            while j < end:
+                j += 65 if data[j] < 16 else 129
+            if j > end:
+                return None
         i += 2 + length
     return None
 
