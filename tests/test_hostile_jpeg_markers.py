@@ -57,6 +57,9 @@ def _readings(paths):
 #: Segment payloads: too short for a table or frame, one 8-bit quantization table, one 16-bit table, an 8-bit
 #: table then a cut one
 PAYLOADS = {"short": b"ab", "table8": bytes(65), "table16": b"\x10" + bytes(128), "overrun": bytes(65) + b"\x01ab"}
+#: Markers the longer payloads are tried with (the short one: every marker): tables, frames, the ones Pillow reads
+#: otherwise than by length, an APP and a comment segment, a reserved marker
+TABLE_MARKERS = (0x02, 0xC0, 0xC2, 0xC4, 0xC8, 0xCC, 0xDB, 0xDD, 0xDE, 0xE0, 0xE2, 0xEE, 0xFE)
 
 
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
@@ -67,7 +70,8 @@ def test_every_marker_before_the_frame_reads_as_on_the_general_path(tmp_path, mo
     data, other = _plain_jpeg(mode), _plain_jpeg("L" if mode == "RGB" else "RGB")
     body = PAYLOADS[payload]
     paths = []
-    for marker in range(256):   # a segment after the start of image, in a folder of its own
+    markers = range(256) if payload == "short" else TABLE_MARKERS
+    for marker in markers:   # a segment after the start of image, in a folder of its own
         folder = tmp_path / f"m{marker:02x}" / "a"
         (folder.parent / "b").mkdir(parents=True)
         folder.mkdir()
@@ -82,7 +86,7 @@ def test_every_marker_before_the_frame_reads_as_on_the_general_path(tmp_path, mo
         m.setattr(_image_jpeg, "read_rows", lambda paths, *args, **kwargs: (None, list(range(len(paths)))))
         m.setattr(_image_jpeg, "read_header", lambda path: None)
         general = [_readings([path]) for path in paths]
-    for marker, (got, want) in enumerate(zip(fast, general)):
+    for marker, got, want in zip(markers, fast, general):
         assert got == want, f"marker 0xFF{marker:02X}: {[g[:2] if g[0] != 'ok' else 'ok' for g in got]} vs " \
                             f"{[w[:2] if w[0] != 'ok' else 'ok' for w in want]}"
-    assert sum(outcome[0][0] == "ok" for outcome in general) > 16   # the skipped segments (APPn, COM) still read
+    assert sum(outcome[0][0] == "ok" for outcome in general) >= (16 if payload == "short" else 3)   # APPn, COM read
