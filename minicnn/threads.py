@@ -564,7 +564,7 @@ class _ThreadLimits:
 
     def __init__(self, n_threads, work):
         self.n_threads, self.work = n_threads, work
-        self._saved = {}   # thread ident -> the states its open entries saved, innermost last
+        self._saved = {}   # thread ident -> the state its innermost open entry saved, and the enclosing entry
 
     def __enter__(self):
         n_threads, work = self.n_threads, self.work
@@ -595,15 +595,17 @@ class _ThreadLimits:
         outermost = me not in _in_flight   # a nested context (fit inside a caller's limits) is the same team
         if outermost:
             _in_flight[me] = n
-        self._saved.setdefault(me, []).append((numba, old_numba, openmp, old_omp, me if outermost else None))
+        saved = self._saved   # this thread's entries, innermost first: (state, the entry it is nested in)
+        saved[me] = ((numba, old_numba, openmp, old_omp, me if outermost else None), saved.get(me))
         return n
 
     def __exit__(self, *exc_info):
-        me = threading.get_ident()
-        entries = self._saved[me]
-        numba, old_numba, openmp, old_omp, outermost = entries.pop()
-        if not entries:
-            del self._saved[me]
+        me, saved = threading.get_ident(), self._saved
+        (numba, old_numba, openmp, old_omp, outermost), enclosing = saved[me]
+        if enclosing is None:
+            del saved[me]
+        else:
+            saved[me] = enclosing
         if outermost is not None:
             _in_flight.pop(outermost, None)
         _exit_blas_single()
