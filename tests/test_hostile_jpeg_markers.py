@@ -2,6 +2,9 @@
 reads) give what Pillow's general path gives -- the same size and colour, the same pixels, or the same error
 naming the file.
 
+So is every APP block Pillow's parser reads (JFIF, Adobe, ICC profile chunk, Photoshop resources), whole and cut
+short, and a frame segment of another length: the fast decoding read such files, which Pillow refuses.
+
 A marker Pillow's parser does not know (0xFF02-0xFFBF) makes ``Image.open`` refuse the file; the frame-header
 walk skipped such a segment and gave the file a size that Pillow refuses to give (the header pass of
 ``color="auto"`` or ``image_size=None``).
@@ -56,10 +59,17 @@ def _readings(paths):
 
 #: Segment payloads: too short for a table or frame, one 8-bit quantization table, one 16-bit table, an 8-bit
 #: table then a cut one
-PAYLOADS = {"short": b"ab", "table8": bytes(65), "table16": b"\x10" + bytes(128), "overrun": bytes(65) + b"\x01ab"}
+PAYLOADS = {"short": b"ab", "table8": bytes(65), "table16": b"\x10" + bytes(128), "overrun": bytes(65) + b"\x01ab",
+            # the APP blocks Pillow's parser reads: whole, and cut where it fails (or stops without failing)
+            "jfif": b"JFIF\x00\x01\x02", "jfif-cut": b"JFIF\x00\x01", "adobe": b"Adobe\x00\x64\x00\x00\x00\x00\x01",
+            "adobe-cut": b"Adobe\x00", "icc": b"ICC_PROFILE\x00\x01\x01abc", "icc-cut": b"ICC_PROFILE\x00\x01",
+            "photoshop": b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00\x00\x00\x00\x02ab" + b"8BIM\x03",
+            "photoshop-cut": b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00\x00\x00\x00\x02ab" + b"8BIM\x03\xed",
+            "photoshop-odd-name": b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x01a\x00\x00\x00\x01b\x00" + b"8BIM\x03\xed",
+            "photoshop-resolution-cut": b"Photoshop 3.0\x00" + b"8BIM\x03\xed\x00\x00\x00\x00\x04abcd" + b"8BIM\x03\xed"}
 #: Markers the longer payloads are tried with (the short one: every marker): tables, frames, the ones Pillow reads
 #: otherwise than by length, an APP and a comment segment, a reserved marker
-TABLE_MARKERS = (0x02, 0xC0, 0xC2, 0xC4, 0xC8, 0xCC, 0xDB, 0xDD, 0xDE, 0xE0, 0xE2, 0xEE, 0xFE)
+TABLE_MARKERS = (0x02, 0xC0, 0xC2, 0xC4, 0xC8, 0xCC, 0xDB, 0xDD, 0xDE, 0xE0, 0xE2, 0xEC, 0xED, 0xEE, 0xFE)
 
 
 @pytest.mark.parametrize("payload", sorted(PAYLOADS))
@@ -90,3 +100,27 @@ def test_every_marker_before_the_frame_reads_as_on_the_general_path(tmp_path, mo
         assert got == want, f"marker 0xFF{marker:02X}: {[g[:2] if g[0] != 'ok' else 'ok' for g in got]} vs " \
                             f"{[w[:2] if w[0] != 'ok' else 'ok' for w in want]}"
     assert sum(outcome[0][0] == "ok" for outcome in general) >= (16 if payload == "short" else 3)   # APPn, COM read
+
+
+@pytest.mark.parametrize("extra", [-2, -1, 1, 3])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_a_frame_segment_of_another_length_reads_as_on_the_general_path(tmp_path, monkeypatch, mode, extra):
+    """A start-of-frame segment longer or shorter than its component specifications (Pillow's parser fails on a
+    partial one, libjpeg refuses any other length)."""
+    data = _plain_jpeg(mode)
+    at = data.index(b"\xff\xc0")
+    length = int.from_bytes(data[at + 2:at + 4], "big")
+    body = data[at + 4:at + 2 + length]
+    body = body[:extra] if extra < 0 else body + bytes(extra)
+    path = tmp_path / "a" / "frame.jpg"
+    (tmp_path / "b").mkdir(parents=True)
+    path.parent.mkdir()
+    for folder in ("a", "b"):
+        (tmp_path / folder / "plain.jpg").write_bytes(_plain_jpeg("L" if mode == "RGB" else "RGB"))
+    path.write_bytes(data[:at + 2] + (len(body) + 2).to_bytes(2, "big") + body + data[at + 2 + length:])
+    fast = _readings([str(path)])
+    with monkeypatch.context() as m:
+        m.setattr(_image_jpeg, "read_plain", lambda *args: None)
+        m.setattr(_image_jpeg, "read_rows", lambda paths, *args, **kwargs: (None, list(range(len(paths)))))
+        m.setattr(_image_jpeg, "read_header", lambda path: None)
+        assert fast == _readings([str(path)])
