@@ -18,6 +18,9 @@ cdef inline cnp.ndarray _array(object a, int typenum, int ndim, bint writable, s
     cdef cnp.ndarray arr = <cnp.ndarray>a
     if cnp.PyArray_TYPE(arr) != typenum:
         raise ValueError(f"{name} has dtype {(<object>arr).dtype}, expected {cnp.PyArray_DescrFromType(typenum)}")
+    if not cnp.PyArray_ISNOTSWAPPED(arr):   # the type number is the same in either byte order
+        raise ValueError(f"{name} has non-native byte order ({(<object>arr).dtype.str}); a typed memoryview "
+                         f"refuses it too: pass {name}.astype({(<object>arr).dtype.newbyteorder('=').name!r})")
     if cnp.PyArray_NDIM(arr) != ndim:
         raise ValueError(f"{name} must be {ndim}-D; received shape {(<object>arr).shape}")
     if not cnp.PyArray_IS_C_CONTIGUOUS(arr):

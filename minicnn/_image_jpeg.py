@@ -35,11 +35,16 @@ _SOF_PLAIN = frozenset((0xC0, 0xC1, 0xC2))
 #: Other start-of-frame markers (lossless, hierarchical, arithmetic): the general path.
 _SOF_OTHER = frozenset((0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF))
 _MODES = {1: "L", 3: "RGB"}
-#: What :func:`header` does at each marker: skip its segment, read the frame, refuse the file (markers without a
-#: length, other frames, APP1), end at the start of scan, step over a fill byte, or look for a multi-picture index.
-_SKIP, _FRAME, _REFUSE, _SCAN, _FILL, _APP2 = range(6)
-_KINDS = bytes(_FRAME if m in _SOF_PLAIN else _REFUSE if m in _SOF_OTHER or m in (0x01, 0xE1) or 0xD0 <= m <= 0xD9
-               else _SCAN if m == 0xDA else _FILL if m == 0xFF else _APP2 if m == 0xE2 else _SKIP for m in range(256))
+#: What :func:`header` does at each marker: skip its segment, read the frame, refuse the file, end at the start of
+#: scan, step over a fill byte, look for a multi-picture index, or check the quantization tables as Pillow's parser
+#: does. Refused: markers without a length, other frames, APP1, the reserved 0xFF02-0xFFBF (Pillow's parser:
+#: "no marker found"), and the two Pillow reads otherwise than by its length: JPG (0xFFC8: scanned byte by byte)
+#: and DHP (0xFFDE: read as a frame).
+_SKIP, _FRAME, _REFUSE, _SCAN, _FILL, _DQT, _APP2, _APP = range(8)   # _APP2 and _APP: checked by _app_parses
+_KINDS = bytes(_FRAME if m in _SOF_PLAIN else _REFUSE if m in _SOF_OTHER or m in (0x01, 0xC8, 0xDE, 0xE1)
+               or 0xD0 <= m <= 0xD9 or 0x02 <= m <= 0xBF
+               else _SCAN if m == 0xDA else _FILL if m == 0xFF else _APP2 if m == 0xE2 else _DQT if m == 0xDB
+               else _APP if m in (0xE0, 0xED, 0xEE) else _SKIP for m in range(256))
 _SIGNATURE = b"\xff\xd8\xff"
 #: Files larger than this are left to the general path (which reads them in blocks).
 _MAX_BYTES = 64 * 1024 * 1024
@@ -82,13 +87,54 @@ def header(data):
                 return None
             bits, height = data[i + 4], (data[i + 5] << 8) | data[i + 6]
             width, layers = (data[i + 7] << 8) | data[i + 8], data[i + 9]
-            if bits != 8 or layers not in _MODES or not width or not height:
+            # the component specifications exactly (libjpeg's condition; Pillow's parser fails on a partial one)
+            if bits != 8 or layers not in _MODES or not width or not height or length != 8 + 3 * layers:
                 return None
             frame = (width, height, _MODES[layers])
         elif kind == _APP2 and data[i + 4:i + 8] == b"MPF\x00":
             return None
+        elif kind >= _APP2 and not _app_parses(data, data[i + 1], i + 4, i + 2 + length):
+            return None
+        elif kind == _DQT:   # tables of 1 + 64 bytes (8-bit) or 1 + 128: Pillow refuses a segment they overrun
+            j, end = i + 4, i + 2 + length
+            while j < end:
+                j += 65 if data[j] < 16 else 129
+            if j > end:
+                return None
         i += 2 + length
     return None
+
+
+def _app_parses(data, marker, start, end):
+    """Whether Pillow's parser reads the APP segment of marker ``0xFF<marker>`` whose payload is ``data[start:end]``
+    without failing: the JFIF and Adobe blocks it reads a 16-bit field of at offset 5, the ICC profile chunk whose
+    byte 13 it reads, the Photoshop resource list it walks (an ``IndexError`` there escapes its ``struct.error``
+    guard). Reads only the bytes it checks (an ICC chunk may hold kilobytes)."""
+    n = end - start
+    if marker == 0xE0 and data[start:start + 4] == b"JFIF" or marker == 0xEE and data[start:start + 5] == b"Adobe":
+        return n >= 7
+    if marker == 0xE2 and data[start:start + 12] == b"ICC_PROFILE\x00":
+        return n >= 14
+    if marker == 0xED and data[start:start + 14] == b"Photoshop 3.0\x00":
+        s = bytes(data[start:end])
+        offset = 14
+        while s[offset:offset + 4] == b"8BIM":   # PIL.JpegImagePlugin.APP's walk, to its first short read
+            offset += 6
+            if offset > n:
+                return True   # the 16-bit code cut: struct.error, which Pillow catches
+            if offset == n:
+                return False   # the name's length byte missing: IndexError
+            code = int.from_bytes(s[offset - 2:offset], "big")
+            offset += 1 + s[offset]
+            offset += offset & 1
+            if offset + 4 > n:
+                return True
+            size = int.from_bytes(s[offset:offset + 4], "big")
+            if code == 0x03ED and len(s[offset + 4:offset + 4 + size]) < 14:
+                return True   # resolution info cut short: struct.error, caught, the walk ends
+            offset += 4 + size
+            offset += offset & 1
+    return True
 
 
 def draft_scale(width, height, request):

@@ -555,13 +555,16 @@ class _ThreadLimits:
     """The context of :func:`thread_limits` (a class: a generator context costs ~1.5 us more per call).
 
     Everything is read and set when the context is entered, as a generator's body would: creating it checks
-    nothing. A count equal to the one in force is not set again on entry.
+    nothing. A count equal to the one in force is not set again on entry. One object may be entered again while
+    entered (nested, or from several threads at once): what each entry saved is kept per thread, last in first
+    out, so every exit restores what its own entry found.
     """
 
     __slots__ = ("n_threads", "work", "_saved")
 
     def __init__(self, n_threads, work):
         self.n_threads, self.work = n_threads, work
+        self._saved = {}   # thread ident -> the state its innermost open entry saved, and the enclosing entry
 
     def __enter__(self):
         n_threads, work = self.n_threads, self.work
@@ -592,11 +595,17 @@ class _ThreadLimits:
         outermost = me not in _in_flight   # a nested context (fit inside a caller's limits) is the same team
         if outermost:
             _in_flight[me] = n
-        self._saved = (numba, old_numba, openmp, old_omp, n, me if outermost else None)
+        saved = self._saved   # this thread's entries, innermost first: (state, the entry it is nested in)
+        saved[me] = ((numba, old_numba, openmp, old_omp, me if outermost else None), saved.get(me))
         return n
 
     def __exit__(self, *exc_info):
-        numba, old_numba, openmp, old_omp, n, outermost = self._saved
+        me, saved = threading.get_ident(), self._saved
+        (numba, old_numba, openmp, old_omp, outermost), enclosing = saved[me]
+        if enclosing is None:
+            del saved[me]
+        else:
+            saved[me] = enclosing
         if outermost is not None:
             _in_flight.pop(outermost, None)
         _exit_blas_single()
