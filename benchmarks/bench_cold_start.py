@@ -8,8 +8,8 @@ compiled kernels only) and, when installed, ONNX Runtime on the model exported b
     python benchmarks/bench_cold_start.py --baseline /path/to/other/checkout [--repeats 15]
 
 ``--baseline`` times another copy of the package (e.g. an older commit: ``git archive <commit> | tar -x -C
-DIR``, its compiled kernels copied in) beside this one and ONNX Runtime, interleaved, on the same saved
-model: wall time and the child process's CPU time (user + sys), medians.
+DIR``, its compiled kernels copied in) beside this one and ONNX Runtime, interleaved (each
+round's order rotated), on the same saved model: wall time and the child process's CPU time (user + sys), medians.
 
 The package's bytecode is compiled first, as an installation has it (``pip install`` compiles every module;
 the peers' modules come compiled too): without it each fresh process compiles minicnn's modules from source,
@@ -30,7 +30,8 @@ import time
 import numpy as np
 
 import minicnn
-from minicnn.tools.bench import _COLD_CODE, _COLD_ORT_CODE, MinicnnContender, _median, _table, measure_cold_start
+from minicnn.tools.bench import (_COLD_CODE, _COLD_ORT_CODE, MinicnnContender, _median, _table, measure_cold_start,
+                                 rotated_rounds)
 
 KEYS = ("wall_s", "in_process_s", "numpy_import_s", "sklearn_import_s", "minicnn_import_load_s", "predict_s")
 
@@ -82,8 +83,8 @@ def _side_by_side(model, workdir, repeats, baseline):
             "predictor": ([_COLD_CODE, path, xpath, "predictor"], here),
             "onnxruntime": ([_COLD_ORT_CODE, onnx_path, xpath], here)}
     times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, (argv, env) in runs.items():
+    for names in rotated_rounds(runs, repeats):
+        for name, (argv, env) in ((name, runs[name]) for name in names):
             before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
             done = subprocess.run([sys.executable, "-c", *argv], capture_output=True, text=True, env=env,
                                   timeout=300, check=True, cwd=workdir)   # not a checkout's root: "-c" imports from cwd

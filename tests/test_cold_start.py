@@ -259,3 +259,22 @@ def test_a_compressed_model_file_loads_the_same_values(digits, tmp_path):
         np.testing.assert_array_equal(loaded.network_.flat_params_and_grads()[0][0],
                                       clf.network_.flat_params_and_grads()[0][0])
         np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
+# ----------------------------------------------------------------------------- the benchmark's order
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_the_cold_start_rounds_give_every_path_every_place_and_every_predecessor(n):
+    """A process run after the estimator's (scikit-learn imported) was measured slower: no path may always follow
+    the same one."""
+    from minicnn.tools.bench import rotated_rounds
+
+    names = [f"path{i}" for i in range(n)]
+    rounds = rotated_rounds(names, 3 * n)
+    assert len(rounds) == 3 * n and all(sorted(r) == names for r in rounds)
+    for name in names:
+        assert sorted(r.index(name) for r in rounds) == sorted(list(range(n)) * 3)   # every place, equally often
+    if n in (2, 3):   # the benchmarks' paths (estimator, predictor, ONNX Runtime; or two checkouts and ORT)
+        follows = {(r[i - 1], r[i]) for r in rounds for i in range(1, n)}
+        first_after = {(rounds[k - 1][-1], rounds[k][0]) for k in range(1, len(rounds))}
+        for name in names:   # every other path runs right before it in some round
+            assert {a for a, b in follows | first_after if b == name} - {name} == set(names) - {name}
