@@ -261,8 +261,7 @@ def already_prepared(estimator, X):
     fitted = estimator.__dict__.get("input_shape_")
     if fitted is None or not shape or shape[0] == 0 or hasattr(estimator, "feature_names_in_"):
         return None
-    built = estimator.__dict__.get("_built_with")   # the fitted layout (:func:`_data_format`)
-    channels_last = (built["data_format"] if built else estimator.data_format) == "channels_last"
+    channels_last = _data_format(estimator, reset=False) == "channels_last"   # the fitted layout
     if len(shape) == 4:
         if not channels_last or shape[1:] != tuple(fitted):
             return None

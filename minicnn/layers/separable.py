@@ -25,8 +25,9 @@ def _layer(step):
     return step.folded() if isinstance(step, FoldedBatchNorm) else step
 
 
-def _kind(step):
-    return type(step.layer if isinstance(step, FoldedBatchNorm) else step)
+def _source(step):
+    """The layer of the tree a step of an inference plan stands for (the conv of a :class:`FoldedBatchNorm`)."""
+    return step.layer if isinstance(step, FoldedBatchNorm) else step
 
 
 class SeparableInference:
@@ -67,8 +68,8 @@ class SeparableInference:
             return pw.forward(dw.forward(x, False), False)
         y = pw._buffer("y", (x.shape[0], *pw.output_shape))
         kernel(y, x, dw.params["w"], dw.params.get("b", dw._zero_bias), dw.act, dw.alpha,
-                                    pw.params["w"].reshape(C, pw.filters), pw.params.get("b", pw._zero_bias),
-                                    pw.act, pw.alpha, *dw._geometry())
+               pw.params["w"].reshape(C, pw.filters), pw.params.get("b", pw._zero_bias), pw.act, pw.alpha,
+               *dw._geometry())
         return y
 
 
@@ -91,16 +92,11 @@ def fuse_separable(plan):
     while i < len(plan):
         step = plan[i]
         nxt = plan[i + 1] if i + 1 < len(plan) else None
-        if (nxt is not None and issubclass(_kind(step), DepthwiseConv2D) and issubclass(_kind(nxt), Conv2D)
-                and _is_pointwise(nxt)):
+        if (nxt is not None and isinstance(_source(step), DepthwiseConv2D) and isinstance(_source(nxt), Conv2D)
+                and getattr(_source(nxt), "_pointwise", False)):   # set at build: 1x1, stride 1, unpadded
             out.append(SeparableInference(step, nxt))
             i += 2
         else:
             out.append(step)
             i += 1
     return out
-
-
-def _is_pointwise(step):
-    conv = step.layer if isinstance(step, FoldedBatchNorm) else step
-    return getattr(conv, "_pointwise", False)   # set at build: 1x1, stride 1, undilated, unpadded
