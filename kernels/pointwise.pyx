@@ -17,7 +17,11 @@ Measured against ``dense_bias_act_forward`` (SciPy's OpenBLAS sgemm per thread b
 MobileNet-style 1x1 convs at batch 64, one thread, avx512, medians of 41 interleaved calls (load ~7 on 2 cores):
 16 -> 32 on 16x16 0.173 / 0.282 ms, 32 -> 64 on 8x8 0.159 / 0.212, 64 -> 64 0.306 / 0.381, 64 -> 128 on 4x4
 0.152 / 0.184, 128 -> 128 0.316 / 0.355 (49-57 Gmadd/s; ONNX Runtime's nodes 0.15-0.30 ms). Without contraction
-(a multiply and an add) the same kernel ran 0.23-0.49 ms: behind the sgemm.
+(a multiply and an add) the same kernel ran 0.23-0.49 ms: behind the sgemm. Since the dense product runs its
+sgemm in calls of at most 10^6 multiply-adds (OpenBLAS's small-matrix path, ``kernels/gemm.pyx``) that lead is
+gone on four of the five shapes: ``python benchmarks/bench_pointwise.py --rounds 41`` (2026-12-07 21:53 UTC, quiet
+machine, batch 64) gives dense / pointwise time 1.23, 1.02, 0.94, 0.94, 0.89 (batch 8: 1.16, 0.96, 0.93, 0.87,
+0.89): the route choice in ``minicnn.layers.conv`` is due for a measured re-decision.
 
 ``separable_conv2d_bias_act_forward``: a depthwise-separable block's inference, the depthwise rows of each block of
 output rows (``depthwise_rows.h``) multiplied by the pointwise weights while in cache. Measured against the two
