@@ -214,7 +214,8 @@ class Contenders:
                 return _timed(lambda: train_step(net, loss, opt, X, y), steps)
 
         def ours_infer(n, steps):
-            with kernel_thread_limits(n, net.forward_work_per_sample(), net.kernels):
+            # the batch's work, as predict passes it (one sample's work capped the team at one thread)
+            with kernel_thread_limits(n, batch * net.forward_work_per_sample(), net.kernels):
                 return _timed(lambda: net.forward(X, training=False), steps)
 
         def torch_step():

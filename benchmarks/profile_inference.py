@@ -1,4 +1,4 @@
-"""Where f32 inference spends its time: minicnn's leaf layers against ONNX Runtime's node profile, 1 thread.
+"""Where f32 inference spends its time: minicnn's leaf layers against ONNX Runtime's node profile (1 thread, or --threads).
 
 For each net (the 3-channel grid of ``compare.py --grid`` at a size, the zoo nets of ``bench_zoo.py``, the reference
 models ``digits`` and ``mnist`` of ``minicnn bench``) and batch:
@@ -10,7 +10,7 @@ operator (its fused nodes carry the fused name: ``FusedConv``...). The minimum o
 (per layer / node and for the whole call): on a shared machine the minimum is the least disturbed.
 
 Usage: ``python benchmarks/profile_inference.py [--nets rgb28,rgb64,rgb128,resnet8,mobilenet,digits,mnist] [--batches 8,64]
-[--steps 5] [--size 32]``
+[--steps 5] [--size 32] [--threads 1]``
 """
 
 import argparse
@@ -61,7 +61,7 @@ def build(net, zoo_size):
     return clf, shape
 
 
-def minicnn_profile(clf, X, steps):
+def minicnn_profile(clf, X, steps, n_threads=1):
     """``({row: ms per call}, ms per whole forward)`` of the engine's inference forward."""
     from minicnn.layers.composite import Composite
     from minicnn.layers.separable import SeparableInference
@@ -89,7 +89,7 @@ def minicnn_profile(clf, X, steps):
     classes.add(SeparableInference)   # a separable block's depthwise + pointwise convs, one row when fused
     saved = {cls: {k: cls.__dict__[k] for k in METHODS if k in cls.__dict__}
              for cls in classes}
-    with kernel_thread_limits(1, len(X) * net.forward_work_per_sample(), net.kernels):   # as predict on X
+    with kernel_thread_limits(n_threads, len(X) * net.forward_work_per_sample(), net.kernels):   # as predict on X
         net.forward(X, training=False)   # plans, folds BatchNorm
         for cls in classes:
             cls.forward = wrapped(cls.forward, "")
@@ -116,15 +116,15 @@ def minicnn_profile(clf, X, steps):
     return per_call, 1e3 * float(min(whole))
 
 
-def ort_profile(clf, X, steps, folder):
-    """``({node name (op): ms per call}, ms per run)`` from ONNX Runtime's profile, 1 thread."""
+def ort_profile(clf, X, steps, folder, n_threads=1):
+    """``({node name (op): ms per call}, ms per run)`` from ONNX Runtime's profile, ``n_threads`` intra-op threads."""
     import onnxruntime as ort
 
     from minicnn import export_onnx
 
     path = export_onnx(clf, os.path.join(folder, "net.onnx"))
     options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
+    options.intra_op_num_threads, options.inter_op_num_threads = n_threads, 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.enable_profiling = True
@@ -158,6 +158,7 @@ def main(argv=None):
     p.add_argument("--batches", default="8,64")
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--size", type=int, default=32, help="image size of the zoo nets")
+    p.add_argument("--threads", type=int, default=1, help="threads of both engines (minicnn's n_threads)")
     args = p.parse_args(argv)
     from minicnn.backend.levels import describe
 
@@ -167,9 +168,9 @@ def main(argv=None):
         for batch in map(int, args.batches.split(",")):
             X = np.random.default_rng(1).random((batch, *shape), dtype=np.float32)
             with tempfile.TemporaryDirectory() as folder:
-                theirs, ort_ms = ort_profile(clf, X, args.steps, folder)
-            ours, our_ms = minicnn_profile(clf, X, args.steps)
-            print(f"\n## {net} {shape} batch {batch}: minicnn {our_ms:.2f} ms, ONNX Runtime {ort_ms:.2f} ms "
+                theirs, ort_ms = ort_profile(clf, X, args.steps, folder, args.threads)
+            ours, our_ms = minicnn_profile(clf, X, args.steps, args.threads)
+            print(f"\n## {net} {shape} batch {batch}, {args.threads} thread(s): minicnn {our_ms:.2f} ms, ONNX Runtime {ort_ms:.2f} ms "
                   f"(x ORT {ort_ms / our_ms:.2f})")
             for k, v in ours.items():
                 print(f"  minicnn  {k:<48s} {v:8.3f} ms")
