@@ -13,20 +13,25 @@ whoever computes it: the bits depend neither on the team nor on the blocks. They
 (``minicnn.backend.reference.pointwise``) at ``baseline`` and agree within rounding at the FMA levels. float64 runs
 the same sums as a plain loop (the layers route float64 to the dense product).
 
-Measured against ``dense_bias_act_forward`` (SciPy's OpenBLAS sgemm per thread block, then the epilogue), the
-MobileNet-style 1x1 convs at batch 64, one thread, avx512, medians of 41 interleaved calls (load ~7 on 2 cores):
-16 -> 32 on 16x16 0.173 / 0.282 ms, 32 -> 64 on 8x8 0.159 / 0.212, 64 -> 64 0.306 / 0.381, 64 -> 128 on 4x4
-0.152 / 0.184, 128 -> 128 0.316 / 0.355 (49-57 Gmadd/s; ONNX Runtime's nodes 0.15-0.30 ms). Without contraction
-(a multiply and an add) the same kernel ran 0.23-0.49 ms: behind the sgemm. Since the dense product runs its
-sgemm in calls of at most 10^6 multiply-adds (OpenBLAS's small-matrix path, ``kernels/gemm.pyx``) that lead is
-gone on four of the five shapes: ``python benchmarks/bench_pointwise.py --rounds 41`` (2026-12-07 21:53 UTC, quiet
-machine, batch 64) gives dense / pointwise time 1.23, 1.02, 0.94, 0.94, 0.89 (batch 8: 1.16, 0.96, 0.93, 0.87,
-0.89): the route choice in ``minicnn.layers.conv`` is due for a measured re-decision.
+Measured against ``dense_bias_act_forward`` (SciPy's OpenBLAS sgemm in calls of at most 10^6 multiply-adds, its
+small-matrix path, ``kernels/gemm.pyx``, then the epilogue), the MobileNet-style 1x1 convs, one thread, avx512,
+medians of 41 interleaved calls, ``python benchmarks/bench_pointwise.py --rounds 41`` (2026-12-07 22:34 UTC, load
+~4.5 on 2 cores): pointwise / dense 0.171 / 0.224 ms for 16 -> 32 on 16x16, 0.156 / 0.172 for 32 -> 64 on 8x8,
+0.302 / 0.317 for 64 -> 64, 0.152 / 0.157 for 64 -> 128 on 4x4, 0.310 / 0.330 for 128 -> 128 at batch 64 (49-56
+Gmadd/s: dense / pointwise 1.31, 1.11, 1.05, 1.04, 1.06; ONNX Runtime's nodes 0.15-0.30 ms); at batch 8 1.28,
+1.07, 1.04, 1.02, 1.03. Before the tiles of ``pointwise_gemm.h`` were kept out of line (GCC reloaded their row
+offsets from the stack inside the block function) the same run gave 1.23, 1.02, 0.94, 0.94, 0.89. Without
+contraction (a multiply and an add) the kernel ran 0.23-0.49 ms: behind the sgemm. At ``avx2`` (forced on this
+CPU) the ratios were 1.37, 1.10, 1.00, 0.96, 0.95: the layers keep the dense product there
+(``minicnn.layers.conv.POINTWISE_LEVELS``).
 
 ``separable_conv2d_bias_act_forward``: a depthwise-separable block's inference, the depthwise rows of each block of
-output rows (``depthwise_rows.h``) multiplied by the pointwise weights while in cache. Measured against the two
-kernels, the MobileNet-style zoo net's five blocks, one thread, medians of 41 interleaved calls (load ~6 on 2
-cores): 0.249 / 0.270 ms at batch 8, 1.878 / 1.893 at batch 64 (and one layer call less per block).
+output rows (``depthwise_rows.h``) multiplied by the pointwise weights while in cache. Measured against the
+depthwise kernel followed by the pointwise kernel or by the dense product, the MobileNet-style zoo net's five
+blocks, one thread, ``python benchmarks/bench_pointwise.py --separable`` (22:35 UTC, load 3-4.5 on 2 cores, medians
+of 41-61 interleaved rounds): the better two-kernel route over the fused one 0.95-1.05 at batch 64 (fused 0.27-0.29,
+0.24-0.30, 0.45, 0.19-0.21, 0.36-0.38 ms; the depthwise kernel alone 0.11, 0.09, 0.09, 0.04, 0.04), 1.03-1.10 at
+batch 8: a tie within the load's noise at batch 64, ahead at batch 8, and one layer call less per block.
 """
 
 cimport cython

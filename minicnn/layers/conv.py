@@ -71,11 +71,13 @@ DIRECT_MAX_WEIGHTS = 4608
 _IDENTITY = CODES["identity"]
 #: The float32 inference product of a pointwise conv: register tiles of pixels x output channels, the weights read
 #: in place, the epilogue fused (``kernels/pointwise_gemm.h``), where the dense product (SciPy's OpenBLAS sgemm,
-#: which packs both operands on every call, then the epilogue per block) ran the MobileNet-style 1x1 convs at
-#: batch 64 in 1.2-1.6x the time (``kernels/pointwise.pyx`` has the measurement).
+#: in calls of at most 10^6 multiply-adds, then the epilogue per block) ran the MobileNet-style 1x1 convs in 1.04-1.31x
+#: the time at batch 64 and 1.02-1.28x at batch 8 (``benchmarks/bench_pointwise.py``; ``kernels/pointwise.pyx`` has
+#: the measurement).
 POINTWISE_KERNEL = "pointwise_conv2d_bias_act_forward"
 #: Levels whose build of the pointwise module the layers run: measured (same shapes, one thread, medians of 41,
-#: ``MINICNN_CPU_LEVEL`` forced) at ``avx2`` it ran at 0.58-1.25x the dense product's speed and at ``baseline``
+#: ``MINICNN_CPU_LEVEL`` forced) at ``avx2`` it ran at 0.95-1.37x the dense product's speed (behind on 2 of 5
+#: shapes; 0.58-1.25x before its tiles were kept out of line, ``kernels/pointwise_gemm.h``) and at ``baseline``
 #: (GCC splits its vectors into SSE halves) at 1/20, while OpenBLAS dispatches on the CPU by itself.
 POINTWISE_LEVELS = ("avx512",)
 
