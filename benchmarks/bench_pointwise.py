@@ -1,6 +1,6 @@
-"""The pointwise (1x1) conv's inference kernel against the dense product it replaced, 1 thread.
+"""The pointwise (1x1) conv's inference kernel against the dense product it replaced, 1 thread (or --threads).
 
-``python benchmarks/bench_pointwise.py [--rounds 41] [--batch 64] [--separable]``: the MobileNet-style zoo net's five 1x1 convs
+``python benchmarks/bench_pointwise.py [--rounds 41] [--batch 64] [--separable [--minima]] [--threads 1]``: the MobileNet-style zoo net's five 1x1 convs
 (``pixels x C -> F``: 16 -> 32 on 16x16, 32 -> 64 on 8x8, 64 -> 64 on 8x8, 64 -> 128 on 4x4, 128 -> 128 on 4x4),
 float32, relu. The compiled ``pointwise_conv2d_bias_act_forward`` and ``dense_bias_act_forward`` (SciPy's
 OpenBLAS sgemm, then the epilogue) are checked against the NumPy reference, then timed in interleaved rounds;
@@ -36,21 +36,23 @@ def _timed(call):
     return time.perf_counter() - start
 
 
-def _interleaved(calls, rounds):
-    """Medians in ms of ``rounds`` interleaved rounds of ``calls`` (name -> callable), 1 thread, after one warm call."""
+def _interleaved(calls, rounds, threads, statistic=np.median):
+    """``statistic`` (default the median) in ms of ``rounds`` interleaved rounds of ``calls`` (name -> callable) on
+    ``threads`` threads, after one warm call."""
     times = {name: [] for name in calls}
-    with thread_limits(1):
+    with thread_limits(threads):
         for call in calls.values():
             call()
         for _ in range(rounds):
             for name, call in calls.items():
                 times[name].append(_timed(call))
-    return {name: 1e3 * float(np.median(v)) for name, v in times.items()}
+    return {name: 1e3 * float(statistic(v)) for name, v in times.items()}
 
 
-def separable(batch, rounds, rng):
+def separable(batch, rounds, threads, statistic, rng):
     """The separable blocks' table (see the module)."""
-    print(f"batch {batch}, 1 thread, medians of {rounds} interleaved rounds (ms); separable blocks, relu + relu")
+    print(f"batch {batch}, {threads} thread(s), {statistic.__name__}s of {rounds} interleaved rounds (ms); separable "
+          f"blocks, relu + relu")
     print(f"{'block':>24} {'depthwise':>9} {'fused':>7} {'dw+pw':>7} {'dw+dense':>8} {'best 2/fused':>12}")
     for side, C, F, stride in BLOCKS:
         Ho, pad = side // stride, 1 if stride == 1 else 0   # "same" on an even side: (1, 1) at 1, (0, 1) at 2
@@ -75,7 +77,7 @@ def separable(batch, rounds, rng):
             for name, y in ys.items():
                 calls[name]()
                 np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()), err_msg=name)
-        ms = _interleaved(calls, rounds)
+        ms = _interleaved(calls, rounds, threads, statistic)
         best = min(ms["dw+pw"], ms["dw+dense"])
         print(f"{f'{side}x{side}x{C} -> {F} s{stride}':>24} {ms['depthwise']:9.3f} {ms['fused']:7.3f} "
               f"{ms['dw+pw']:7.3f} {ms['dw+dense']:8.3f} {best / ms['fused']:12.2f}")
@@ -86,14 +88,17 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=41)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--separable", action="store_true", help="time the separable blocks' routes instead")
+    p.add_argument("--threads", type=int, default=1, help="threads of every kernel (default 1)")
+    p.add_argument("--minima", action="store_true",
+                   help="--separable: minima instead of medians (on a shared machine, the least disturbed call)")
     args = p.parse_args(argv)
     if "pointwise_conv2d_bias_act_forward" not in cy.EXPORTS.get("pointwise", ()):
         raise SystemExit("the compiled pointwise module is not built")
     rng = np.random.default_rng(0)
     if args.separable:
-        separable(args.batch, args.rounds, rng)
+        separable(args.batch, args.rounds, args.threads, np.min if args.minima else np.median, rng)
         return
-    print(f"batch {args.batch}, 1 thread, medians of {args.rounds} interleaved rounds (ms)")
+    print(f"batch {args.batch}, {args.threads} thread(s), medians of {args.rounds} interleaved rounds (ms)")
     print(f"{'shape':>22} {'pointwise':>10} {'dense':>8} {'dense/pw':>9} {'GMAC/s':>7}")
     for side, C, F in SHAPES:
         P = args.batch * side * side
@@ -109,7 +114,7 @@ def main(argv=None):
             for name, call in calls.items():
                 call()
                 np.testing.assert_allclose(ys[name], want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
-        ms = _interleaved(calls, args.rounds)
+        ms = _interleaved(calls, args.rounds, args.threads)
         pw, dense = ms["pointwise"], ms["dense"]
         print(f"{f'{C}->{F} on {side}x{side}':>22} {pw:10.3f} {dense:8.3f} {dense / pw:9.2f} "
               f"{P * C * F / pw / 1e6:7.1f}")

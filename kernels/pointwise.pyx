@@ -31,7 +31,13 @@ depthwise kernel followed by the pointwise kernel or by the dense product, the M
 blocks, one thread, ``python benchmarks/bench_pointwise.py --separable`` (22:35 UTC, load 3-4.5 on 2 cores, medians
 of 41-61 interleaved rounds): the better two-kernel route over the fused one 0.95-1.05 at batch 64 (fused 0.27-0.29,
 0.24-0.30, 0.45, 0.19-0.21, 0.36-0.38 ms; the depthwise kernel alone 0.11, 0.09, 0.09, 0.04, 0.04), 1.03-1.10 at
-batch 8: a tie within the load's noise at batch 64, ahead at batch 8, and one layer call less per block.
+batch 8: a tie within the load's noise at batch 64, ahead at batch 8, and one layer call less per block. On 2
+threads (``--threads 2 --minima``, minima of 101: on the loaded machine the medians of a 2-thread call measured the
+wait for a descheduled worker, 0.8-1.7 either way) 0.95-1.09, fused 0.175, 0.143, 0.220, 0.110, 0.198 ms at batch
+64. Before each thread's depthwise buffer began on a cache line of its own (``SEP_ALIGN``; from malloc two
+buffers shared the line at their boundary, rewritten by every unit) the fused kernel ran on 2 threads, minima of
+201 interleaved with the aligned build (22:42 UTC): 0.240 / 0.166, 0.153 / 0.126, 0.232 / 0.202, 0.114 / 0.098,
+0.189 / 0.177 ms, and 1.38-1.78x its 1-thread speed where depthwise + pointwise ran 1.85-1.95x.
 """
 
 cimport cython
@@ -63,6 +69,8 @@ cdef enum:
     # Fewest output pixels per parallel unit of the separable kernel (whole output rows of one sample): as many
     # rows of the pointwise product as one of its blocks.
     SEP_PIXELS = 48
+    # Alignment in bytes of each thread's depthwise buffer (a cache line).
+    SEP_ALIGN = 64
 
 
 cdef void _block(floating *y, const floating *x, const floating *w, const floating *b, Py_ssize_t M,
@@ -179,10 +187,13 @@ def separable_conv2d_bias_act_forward(float[:, :, :, ::1] y, const float[:, :, :
     cdef int nt = team(N * Ho * Wo * C * (KH * KW + F))
     if U < nt:
         nt = <int>U
+    # one depthwise buffer per thread, each starting on a cache line of its own (L is a multiple of 16 floats:
+    # C is): from malloc's 16-byte alignment, two threads' buffers shared a line that each unit rewrote
     cdef Py_ssize_t L = R * Wo * C
-    buf = <float *>malloc(nt * L * sizeof(float))   # one depthwise buffer per thread
-    if buf == NULL:
+    cdef void *raw = malloc(nt * L * sizeof(float) + SEP_ALIGN)
+    if raw == NULL:
         raise MemoryError()
+    buf = <float *>((<size_t>raw + SEP_ALIGN - 1) & ~(<size_t>SEP_ALIGN - 1))
     if nt == 1:
         for u in range(U):
             r0 = (u % per) * R
@@ -193,4 +204,4 @@ def separable_conv2d_bias_act_forward(float[:, :, :, ::1] y, const float[:, :, :
             r0 = (u % per) * R
             _separable_unit(yp, buf + omp_get_thread_num() * L, xp, wdp, bdp, act_d, ad, wpp, bpp, act_p, ap,
                             u // per, r0, min(Ho, r0 + R), H, W, C, KH, KW, Ho, Wo, F, sh, sw, pt, pl, dh, dw)
-    free(buf)
+    free(raw)
