@@ -37,7 +37,8 @@ wait for a descheduled worker, 0.8-1.7 either way) 0.95-1.09, fused 0.175, 0.143
 64. Before each thread's depthwise buffer began on a cache line of its own (``SEP_ALIGN``; from malloc two
 buffers shared the line at their boundary, rewritten by every unit) the fused kernel ran on 2 threads, minima of
 201 interleaved with the aligned build (22:42 UTC): 0.240 / 0.166, 0.153 / 0.126, 0.232 / 0.202, 0.114 / 0.098,
-0.189 / 0.177 ms, and 1.38-1.78x its 1-thread speed where depthwise + pointwise ran 1.85-1.95x.
+0.189 / 0.177 ms: 1.58-1.78x its 1-thread speed on the last four blocks (1.89-1.92x aligned), where depthwise +
+pointwise ran 1.87-1.96x.
 """
 
 cimport cython
