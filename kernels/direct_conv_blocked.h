@@ -75,11 +75,13 @@ static inline void name(float *y, const float *a, const float *w, const float *b
 {                                                                                                        \
     ROWS(DB_DECL)                                                                                        \
     const float *wk = w;                                                                                 \
+    /* undilated: a kernel row's KW * C taps are contiguous in the band (and in w): one loop */          \
+    const ptrdiff_t J = dw == 1 ? 1 : KW, T = dw == 1 ? KW * C : C;                                      \
     for (ptrdiff_t i = 0; i < KH; i++)                                                                   \
-        for (ptrdiff_t j = 0; j < KW; j++) {                                                             \
+        for (ptrdiff_t j = 0; j < J; j++) {                                                              \
             const float *g_[6];                                                                          \
             for (int t_ = 0; t_ < 6; t_++) g_[t_] = a + (i * Wb + j * dw) * C + 3 * t_ * ps;            \
-            for (ptrdiff_t c = 0; c < C; c++, wk += F) {                                                 \
+            for (ptrdiff_t c = 0; c < T; c++, wk += F) {                                                 \
                 const db_v w0 = DB_LD(wk);                                                               \
                 const db_v w1 = NV == 2 ? DB_LD(wk + DB_VL) : w0;                                        \
                 if (NV == 2) { ROWS(DB_MAC2) } else { ROWS(DB_MAC1) }                                    \
