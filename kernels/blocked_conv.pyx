@@ -9,8 +9,8 @@ f(conv(x (N, H, W, C), w (KH, KW, C, F)) + b (F,))``, any geometry (the argument
 ``conv2d_direct_bias_act_forward``). In float32 each output row runs as ``direct_conv_blocked.h`` (tiles of output
 pixels x 2 vectors of channels in registers, the taps read from a zero-bordered band of input rows, the weights
 in place, the epilogue in registers for identity, relu and leaky relu); other activations take the row pass of
-``_bias_act_rows.pxi`` on each unit while it is in cache. Work units are ``BLOCKED_UNIT_PIXELS`` output pixels or
-more (whole rows of one sample), spread over the team. Each output is the sum of its K products in (kh, kw, c)
+``_bias_act_rows.pxi`` on each unit while it is in cache. Work units are whole output rows of one sample, as many
+as keep their band of input rows within ``BLOCKED_BAND_BYTES``, spread over the team. Each output is the sum of its K products in (kh, kw, c)
 order (fused multiply-adds at the levels with FMA: this module is in ``isa.FMA_MODULES``), the same operations
 whoever computes it: the bits depend neither on the team nor on the units. They equal the NumPy twin's
 (``minicnn.backend.reference.blocked_conv``) at ``baseline`` and agree within rounding at the FMA levels. float64
@@ -30,6 +30,7 @@ include "_parallel.pxi"
 include "_bias_act_rows.pxi"
 
 cdef extern from "direct_conv_blocked.h" nogil:
+    Py_ssize_t db_band_length(Py_ssize_t KH, Py_ssize_t C, Py_ssize_t Wb, Py_ssize_t rb, int sh, int dh)
     void db_rows_f32(float *y, const float *x, const float *w, const float *bias, float *band, int act, float alpha,
                      Py_ssize_t H, Py_ssize_t W, Py_ssize_t C, Py_ssize_t KH, Py_ssize_t KW, Py_ssize_t F,
                      Py_ssize_t Wo, int sh, int sw, int pt, int pl, int dh, int dw, Py_ssize_t oh0, Py_ssize_t oh1)
@@ -39,8 +40,9 @@ cdef extern from "direct_conv_blocked.h" nogil:
                      Py_ssize_t oh1)
 
 cdef enum:
-    # Fewest output pixels per parallel unit (whole output rows of one sample): cut by the shape only.
-    BLOCKED_UNIT_PIXELS = 64
+    # Most bytes of a unit's band of input rows (a unit: whole output rows of one sample, cut by the shape only): a
+    # unit copies the input rows it reads once, and the band stays in the L1 cache beside the weights' panel.
+    BLOCKED_BAND_BYTES = 12288
 
 
 cdef void _unit(floating *y, const floating *x, const floating *w, const floating *b, floating *band, int act,
@@ -88,11 +90,13 @@ def conv2d_blocked_bias_act_forward(floating[:, :, :, ::1] y, const floating[:, 
         return
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef const floating *wp = &w[0, 0, 0, 0]
-    rb = max(1, min(Ho, (BLOCKED_UNIT_PIXELS + Wo - 1) // Wo))
+    Wb = (Wo - 1) * sw + (KW - 1) * dw + 1
+    rb = 1
+    while rb < Ho and db_band_length(KH, C, Wb, rb + 1, sh, dh) * <Py_ssize_t>sizeof(floating) <= BLOCKED_BAND_BYTES:
+        rb += 1
     per = (Ho + rb - 1) // rb
     U = N * per
-    Wb = (Wo - 1) * sw + (KW - 1) * dw + 1
-    L = KH * Wb * C
+    L = db_band_length(KH, C, Wb, rb, sh, dh)
     cdef int nt = team(N * Ho * Wo * K * F // 16)
     if U < nt:
         nt = <int>U

@@ -2,7 +2,8 @@
 
 The compiled kernel against its NumPy twin (outputs NaN-prefilled) over geometries (kernel 1x1 to 5x5 and
 non-square, strides 1-3 and unequal, paddings 0-2 and unequal, dilation 1-2), output widths around the register
-tiles' widths (8, 6, 3 pixels at the three levels, twice that for one vector of filters), input channels 0-33 and
+tiles' widths (8, 6, 3 pixels at the three levels, twice that for one vector of filters), heights of one and of
+several units of rows (the last one shorter), input channels 0-33 and
 filters 1-65 (the 2-vector panels, the 1-vector tiles and the scalar tail of every level), every activation,
 float32 and float64, the Numba and Cython twins; the twin is the im2col conv's values; 1 vs 2 threads bit-identical;
 a NaN input reaches exactly the outputs whose windows hold it; shapes that do not match are refused naming them.
@@ -27,7 +28,9 @@ ACTS = [(0, 0.0), (1, 0.0), (2, 0.1), (3, 0.0), (4, 0.0)]
 #: (H, W, KH, KW, sh, sw, pt, pl, dh, dw): output widths 1-20 around the tiles, every geometry parameter moved.
 GEOMETRIES = [(9, 9, 3, 3, 1, 1, 1, 1, 1, 1), (12, 33, 3, 3, 2, 2, 1, 1, 1, 1), (16, 16, 1, 1, 2, 2, 0, 0, 1, 1),
               (7, 19, 5, 5, 2, 1, 2, 2, 1, 1), (10, 25, 2, 3, 1, 3, 0, 2, 1, 1), (11, 14, 3, 3, 1, 1, 2, 0, 2, 2),
-              (5, 40, 3, 1, 1, 2, 1, 0, 1, 1), (3, 3, 3, 3, 1, 1, 1, 1, 1, 1), (6, 17, 1, 1, 1, 1, 0, 0, 1, 1)]
+              (5, 40, 3, 1, 1, 2, 1, 0, 1, 1), (3, 3, 3, 3, 1, 1, 1, 1, 1, 1), (6, 17, 1, 1, 1, 1, 0, 0, 1, 1),
+              # tall enough for several units of rows per sample, the last one shorter (the band's budget)
+              (40, 37, 3, 3, 1, 1, 1, 1, 1, 1), (41, 30, 3, 3, 2, 2, 1, 1, 1, 1)]
 CHANNELS = [(3, 16), (16, 32), (1, 1), (17, 15), (32, 64), (5, 33), (2, 65), (0, 8), (8, 48)]
 
 
