@@ -107,7 +107,10 @@ def _checked(calls, out, x, session):
 STEMS = [(f"{name} b{n}", n, H, H, C, F, k, s) for n in (8, 64) for name, H, C, F, k, s in (
     ("stem 3->16", 32, 3, 16, 3, 1), ("stem 3->16 s2", 32, 3, 16, 3, 2), ("3x3 s2 16->32", 32, 16, 32, 3, 2),
     ("3x3 s2 32->64", 16, 32, 64, 3, 2), ("1x1 s2 16->32", 32, 16, 32, 1, 2), ("1x1 s2 32->64", 16, 32, 64, 1, 2),
-    ("1x1 16->32", 16, 16, 32, 1, 1), ("1x1 32->64", 8, 32, 64, 1, 1), ("1x1 64->128", 4, 64, 128, 1, 1))]
+    ("1x1 16->32", 16, 16, 32, 1, 1), ("1x1 32->64", 8, 32, 64, 1, 1), ("1x1 64->128", 4, 64, 128, 1, 1),
+    # the blocked route's bounds: more weights, fewer filters, a shallow stride-1 conv off the Winograd route
+    ("3x3 s2 64->128", 8, 64, 128, 3, 2), ("3x3 s2 32->32", 16, 32, 32, 3, 2), ("3x3 4->32", 32, 4, 32, 3, 1),
+    ("3x3 s2 16->16", 32, 16, 16, 3, 2), ("5x5 s2 16->32", 32, 16, 32, 5, 2), ("stem 3->32", 32, 3, 32, 3, 1))]
 
 
 def stem_routes(N, H, W, C, F, k, s, rng):
@@ -122,6 +125,8 @@ def stem_routes(N, H, W, C, F, k, s, rng):
     col = np.empty((N, Ho * Wo, k * k * C), np.float32)
     calls = {"im2col": lambda: cy.conv2d_bias_act_forward(y, x, w, b, col, RELU, 0.0, *geometry),
              "direct": lambda: cy.conv2d_direct_bias_act_forward(y, x, w, b, RELU, 0.0, *geometry)}
+    if hasattr(cy, "conv2d_blocked_bias_act_forward"):
+        calls["blocked"] = lambda: cy.conv2d_blocked_bias_act_forward(y, x, w, b, RELU, 0.0, *geometry)
     if k == 1:
         gathered = np.empty((N, Ho, Wo, C), np.float32)
 

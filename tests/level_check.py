@@ -77,6 +77,7 @@ def cases(dtype, slots):
     ybn = np.empty_like(z)
     ref.batchnorm_inference_forward(ybn, z, bmean, bvar, gamma, beta, 1e-5, 2, 0.1)
     dybn = rng.standard_normal(z.shape).astype(dtype)
+    wb = (rng.standard_normal((3, 3, 16, 40)) / 12).astype(dtype)   # the blocked conv: 16 -> 40, stride 2
     return {
         "batchnorm_inference_forward": lambda: ((nan(z.shape), z, bmean, bvar, gamma, beta, 1e-5, 2, 0.1), 1),
         "batchnorm_forward": lambda: ((nan(z.shape), nan(F), nan(F), np.zeros((4, 2, F)), z, gamma, beta, 1e-5,
@@ -125,6 +126,10 @@ def cases(dtype, slots):
             lambda m=m: ((nan((m, 97)), xs[:m], ws, 0, 0), 1) for m in (1, 3, 8)],
         "dense_bias_act_forward": [lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1)] + [   # 1-16 rows: stream_gemm.h
             lambda m=m, act=act: ((nan((m, 97)), xs[:m], ws, bs, act, 0.1), 1) for m in (1, 3, 8) for act in (1, 4)],
+        "conv2d_blocked_bias_act_forward": [
+            lambda: ((nan((32, 28, 27, 32)), *first[3], 2, 0.1, 1, 1, 1, 1, 1, 1), 1),
+            lambda: ((nan((N, Hd, Wd, 40)), x16, wb, bd, 1, 0.0, 2, 2, 1, 1, 1, 1), 1),
+            lambda: ((nan((N, Hd, Wd, 40)), x16, wb[1:2, 1:2].copy(), bd, 3, 0.0, 2, 2, 0, 0, 1, 1), 1)],
         "pointwise_conv2d_bias_act_forward": lambda: ((nan((N * 14 * 13, 40)), x.reshape(-1, C), wd[:C], bd, 2, 0.1),
                                                       1),
         "separable_conv2d_bias_act_forward": lambda: ((nan((N, Hd, Wd, 40)), x16, wd16, bd16, 1, 0.0, wd[:16], bd, 2,
@@ -185,6 +190,7 @@ def check(level):
             print(f"{level} {name} {dtype.__name__} ok", flush=True)
     check_feature_modules(level)
     check_pointwise_route(level)
+    check_blocked_route(level)
     print(f"ok {level}")
 
 
@@ -241,5 +247,27 @@ def check_feature_modules(level):
         print(f"{level} {name} ok", flush=True)
 
 
+def check_blocked_route(level):
+    """The layers run the compiled blocked conv only at the levels of ``minicnn.layers.conv.BLOCKED_LEVELS``; its
+    baseline build (no fused multiply-add) gives the NumPy twin's bits (identity, relu, leaky relu)."""
+    from minicnn.backend import get_backend
+    from minicnn.layers.conv import BLOCKED_LEVELS, blocked_kernel
+
+    loaded = ck.MODULE_LEVELS["blocked_conv"]
+    runs = blocked_kernel(get_backend("cython")) is not None
+    assert runs == (loaded in BLOCKED_LEVELS), (level, loaded)
+    if loaded == "baseline":
+        for make in cases(np.float32, slots=2)["conv2d_blocked_bias_act_forward"]:
+            (want, *args), _ = make()
+            if args[3] > 2:   # tanh, sigmoid: NumPy's and the C library's functions may differ in the last bit
+                continue
+            got = np.full_like(want, np.nan)
+            ref.conv2d_blocked_bias_act_forward(want, *args)
+            ck.conv2d_blocked_bias_act_forward(got, *args)
+            np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg="blocked at baseline")
+    print(f"{level} blocked route {'on' if runs else 'off'} ok", flush=True)
+
+
 if __name__ == "__main__":
     check(sys.argv[1])
+

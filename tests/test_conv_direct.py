@@ -132,11 +132,12 @@ def test_direct_route_is_chosen_by_the_shape(layer, shape, direct):
                                                   ("identity", True)])
 def test_direct_inference_forward_equals_training_forward_and_one_sample(backend, dtype, strides, padding,
                                                                         activation, use_bias):
-    conv = build_layer(Conv2D(19, 3, strides=strides, padding=padding, activation=activation, use_bias=use_bias),
+    # 15 filters: below the blocked route's vector (BLOCKED_MIN_FILTERS; test_blocked_conv.py has that route)
+    conv = build_layer(Conv2D(15, 3, strides=strides, padding=padding, activation=activation, use_bias=use_bias),
                        (11, 10, 3), backend, dtype=dtype)
     if use_bias:
-        conv.params["b"][:] = np.random.default_rng(3).standard_normal(19)
-    assert conv._direct
+        conv.params["b"][:] = np.random.default_rng(3).standard_normal(15)
+    assert conv._direct and not conv._blocked
     x = np.random.default_rng(4).standard_normal((7, 11, 10, 3)).astype(dtype)
     want = conv.forward(x, training=True).copy()   # im2col + product, columns kept for the weight gradient
     conv._buffers["y"].fill(np.nan)

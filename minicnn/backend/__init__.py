@@ -45,6 +45,9 @@ KERNELS = (
 #: register tiles, the epilogue fused (:class:`minicnn.layers.Conv2D`'s pointwise route, float32).
 #: ``separable_conv2d_bias_act_forward`` (NumPy reference, Numba composition, Cython): a depthwise conv then a
 #: pointwise one per block of output rows, the depthwise output kept in cache (inference, float32).
+#: ``conv2d_blocked_bias_act_forward`` (NumPy reference, Numba composition, Cython): a conv's inference forward in
+#: register tiles of output pixels x channels over the input rows, the epilogue fused (the strided 3x3 convs, the
+#: 1x1 stride-2 projections and the RGB stems of the zoo nets, float32: :class:`minicnn.layers.Conv2D`).
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
@@ -52,7 +55,8 @@ OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_
                     "conv2d_winograd_bias_act_maxpool2_forward", "conv2d_direct_bias_act_maxpool2_forward",
                     "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
                     "conv2d_direct_bias_act_forward", "winograd_weight_transform",
-                    "pointwise_conv2d_bias_act_forward", "separable_conv2d_bias_act_forward")
+                    "pointwise_conv2d_bias_act_forward", "separable_conv2d_bias_act_forward",
+                    "conv2d_blocked_bias_act_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -94,6 +98,7 @@ AUTO_PREFERENCE["conv2d_direct_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["winograd_weight_transform"] = ("cython",)
 AUTO_PREFERENCE["pointwise_conv2d_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["separable_conv2d_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["conv2d_blocked_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["softmax_shift_rows"] = AUTO_PREFERENCE["softmax_normalize_rows"] = ("cython", "numpy")
 
 _cache = {}

@@ -29,6 +29,7 @@ configure_openmp_waiting()   # before the first compiled module loads libgomp
 EXPORTS = {
     "batchnorm": ("batchnorm_backward", "batchnorm_forward", "batchnorm_inference_forward"),
     "bias_act": ("bias_act_backward", "bias_act_forward"),
+    "blocked_conv": ("conv2d_blocked_bias_act_forward",),
     "conv": ("conv2d_bias_act_forward", "conv2d_backward_input", "conv2d_backward_weight",
              "conv2d_direct_bias_act_forward", "conv2d_direct_bias_act_maxpool2_forward", "conv2d_forward"),
     "conv_wgrad": ("conv2d_backward_weight_from_input", "conv2d_winograd_backward_weight",

@@ -91,6 +91,40 @@ def pointwise_kernel(kernels, name=POINTWISE_KERNEL):
     return getattr(kernels, name) if cython_kernels.MODULE_LEVELS.get("pointwise") in POINTWISE_LEVELS else None
 
 
+#: The float32 inference forward of a conv on the register-blocked direct kernel (``kernels/direct_conv_blocked.h``:
+#: tiles of output pixels x 2 vectors of filters in registers over the input rows, fused multiply-adds, the epilogue
+#: fused) where the weights are few enough, there are at least a vector's worth of filters and the conv is neither
+#: on the Winograd nor on the pointwise route. Measured (``benchmarks/bench_conv_routes.py --stems --rounds 11``, 1
+#: thread, ``avx512``, batch 64, medians, load ~7 on 2 cores), blocked / direct / im2col ms: RGB stem 3 -> 16 on
+#: 32x32 0.66 / 0.94 / 1.8+, at stride 2 0.18 / 0.24 / 0.42; 3x3 stride 2 16 -> 32 on 32x32 1.79 / 2.36 / 3.0+,
+#: 32 -> 64 on 16x16 1.62 / 2.2+ / 2.26; 1x1 stride 2 16 -> 32 0.31 / 0.50 / 0.82 and 32 -> 64 0.19 / 0.24 / 0.31;
+#: 3x3 stride 2 16 -> 16 0.85 / 1.22 / 2.29; 5x5 stride 2 16 -> 32 (12800 weights) 8.3 / 10.6 / 11.3; batch 8 the
+#: same order (ONNX Runtime's one-node graphs in the same run: 1.20, 0.24, 2.5+, 2.05, 1.41, 0.47 ms). Behind: a
+#: 4-pixel-wide output (3x3 stride 2 64 -> 128 on 8x8: 8.5 against 1.9 for im2col: every tile one pixel).
+BLOCKED_KERNEL = "conv2d_blocked_bias_act_forward"
+#: Levels whose build of the blocked module the layers run (``MINICNN_CPU_LEVEL`` forced, same benchmark): at
+#: ``avx2`` (6-pixel tiles, one-pixel tails on 16- and 8-pixel rows) it lost to the direct kernel on the stride-2
+#: convs (3x3 16 -> 32 2.8 / 2.3 ms minima, 32 -> 64 2.9 / 2.5) while still ahead on the stems (0.73 / 0.92).
+BLOCKED_LEVELS = ("avx512",)
+#: Fewest filters of a conv on the blocked route: below a vector of 16 floats its tiles are scalar.
+BLOCKED_MIN_FILTERS = 16
+#: Most weights ``KH*KW*C*F`` of a conv on the blocked route.
+BLOCKED_MAX_WEIGHTS = 18432
+#: Fewest output columns of a conv on the blocked route: a row narrower than a tile (8 pixels at ``avx512``) runs
+#: one pixel at a time.
+BLOCKED_MIN_WIDTH = 8
+
+
+def blocked_kernel(kernels):
+    """The compiled blocked conv where it runs at a level of :data:`BLOCKED_LEVELS`, else None."""
+    if getattr(kernels, "sources", {}).get(BLOCKED_KERNEL) != "cython":
+        return None
+    from ..backend import cython_kernels   # already imported: a kernel of the backend comes from it
+
+    return getattr(kernels, BLOCKED_KERNEL) if cython_kernels.MODULE_LEVELS.get("blocked_conv") in BLOCKED_LEVELS \
+        else None
+
+
 class _WindowConv(Layer):
     """Settings and output geometry shared by :class:`Conv2D` and the depthwise convolution."""
 
@@ -223,6 +257,8 @@ class Conv2D(_WindowConv):
         # a shallow conv (an RGB stem): the direct kernel at inference, chosen by the shape only
         self._direct = (KH * KW * C * self.filters <= DIRECT_MAX_WEIGHTS and not self._winograd_forward
                         and not self._pointwise)
+        self._blocked = (self.filters >= BLOCKED_MIN_FILTERS and KH * KW * C * self.filters <= BLOCKED_MAX_WEIGHTS
+                         and Wo >= BLOCKED_MIN_WIDTH and not self._winograd_forward and not self._pointwise)
         return (Ho, Wo, self.filters)
 
     def _winograd_kernel(self, wanted):
@@ -259,6 +295,13 @@ class Conv2D(_WindowConv):
             # training: the weight gradient rebuilds its columns from x (the previous layer's output buffer,
             # which nothing overwrites before this backward)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, x if training else None
+            return y
+        blocked = blocked_kernel(self.kernels) if getattr(self, "_blocked", False) and not training else None
+        if blocked is not None and x.dtype == y.dtype == np.float32 and x.flags.c_contiguous:
+            # inference of a conv with a vector of filters or more: register tiles over the input rows
+            blocked(y, x, self.params["w"], self.params.get("b", self._zero_bias), self.act, self.alpha,
+                    *self._geometry())
+            self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
             return y
         direct = getattr(self.kernels, _DIRECT, None) if getattr(self, "_direct", False) else None
         if not training and direct is not None and x.dtype == y.dtype and x.flags.c_contiguous:

@@ -31,6 +31,7 @@ configure_openmp_waiting()   # before Numba's "omp" layer loads libgomp
 from .augment import *  # noqa: E402,F401,F403
 from .batchnorm import *  # noqa: E402,F401,F403
 from .bias_act import *  # noqa: E402,F401,F403
+from .blocked_conv import *  # noqa: E402,F401,F403
 from .conv import *  # noqa: E402,F401,F403
 from .conv_wgrad import *  # noqa: E402,F401,F403
 from .depthwise import *  # noqa: E402,F401,F403

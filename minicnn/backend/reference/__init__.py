@@ -39,6 +39,7 @@ legend of its shape letters, and this package re-exports every kernel.
 from .augment import *  # noqa: F401,F403
 from .batchnorm import *  # noqa: F401,F403
 from .bias_act import *  # noqa: F401,F403
+from .blocked_conv import *  # noqa: F401,F403
 from .conv import *  # noqa: F401,F403
 from .conv_wgrad import *  # noqa: F401,F403
 from .depthwise import *  # noqa: F401,F403
