@@ -5,8 +5,9 @@
  *
  * Each c[m, n] is summed over k in order, first term a[m, 0] * b[0, n], one rounding per multiply and per add (no
  * fused multiply-add; the module is compiled with -ffp-contract=off): the same bits whatever the column range,
- * the row count, the vector width or the block a value falls in, so a team of any size (each thread takes its
- * own columns) and a row computed alone or beside others give the same bits.
+ * the row count, the vector width or the block a value falls in, so a row computed alone or beside others gives the
+ * same bits, and so does a team of any size working on fixed parts (kernels/gemm.pyx gives each thread slices of
+ * the inner dimension, fixed by the shape, and adds their sums in slice order).
  *
  * The product is bound by reading b (8 MiB for 16384 x 128 floats), once per call: the inner dimension runs in
  * chunks of kc rows; within a chunk, blocks of rows x vectors of columns keep their sums in registers while they

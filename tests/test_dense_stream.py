@@ -78,3 +78,29 @@ def test_streamed_rows_do_not_depend_on_the_rows_beside_them(K, N, dtype):
         with thread_limits(2):
             module.dense_bias_act_forward(part, np.ascontiguousarray(x[rows]), w, b, 1, 0.0)
         np.testing.assert_array_equal(part, full[rows])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, N", [(2048, 128), (2049, 128), (9216, 128), (4099, 97), (16384, 16)])
+def test_streamed_product_bits_do_not_depend_on_the_team(K, N, dtype):
+    """The streamed product splits its inner dimension into slices fixed by the weights' shape (2 slices at the
+    2^18-weight bound, up to 8 from 2^20), spread over the team: teams of 1, 2, 3 and 5 threads (fewer threads than
+    slices, and not dividing them) give the same bits, one row or a batch."""
+    module = kernel_module("cython")
+    if module.MODULE_LEVELS["gemm"] == "baseline":
+        pytest.skip("the baseline build of the dense kernels has no streamed route (BLAS only)")
+    for M in (1, 3, 16):
+        x, w, b = _case(M, K, N, dtype, K + M)
+        expected = np.empty((M, N), dtype)
+        ref.matmul(expected, x, w, 0, 0)
+        ref.bias_act_forward(expected, expected, b, 2, 0.1)
+        runs = []
+        for n_threads in (1, 2, 3, 5):
+            y = np.full((M, N), np.nan, dtype)
+            with thread_limits(n_threads):
+                module.dense_bias_act_forward(y, x, w, b, 2, 0.1)
+            runs.append(y)
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(runs[0], expected, rtol=tol, atol=tol)
+        for y in runs[1:]:
+            np.testing.assert_array_equal(y, runs[0])
