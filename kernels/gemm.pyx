@@ -74,6 +74,16 @@ cdef enum:
 # against 47 -> 35 us (minimum) in a C loop splitting K in halves (columns: 48), 1 x 16384 98 -> 59 us (columns: 83).
 # Every value is a sum over its slice's k in order, the slices' sums added in order: the slices depend on N and K
 # only, so the bits depend neither on the team nor on the row count.
+# Not kept: a copy of the weights packed once in this kernel's read order (per chunk of 64 rows, 16-column panels
+# contiguous; the same sums in the same order, so the same bits), as ONNX Runtime packs its constant weights. In a
+# C loop at the avx2 level, 1 thread, minima of 21-31 interleaved calls (loaded machine), it was no faster: 8 x
+# 16384 with the weights evicted between calls 0.77-0.85 -> 0.74-0.80 ms (noise), 8 x 65536 2.98-3.05 -> 3.18-3.33
+# ms, one row slower (1 x 9216 evicted 0.22 -> 0.53 ms: four 64-byte panel streams instead of one 512-byte row);
+# prefetching 2-8 chunks ahead instead of one was no faster either. 8 rows are bound by the multiplies and adds (8 x
+# 16384 in cache 0.46 ms, ~36 GMAC/s of the ~59 two multiplies and two adds per cycle allow), and 8 x 65536 by
+# memory (32 MiB in ~2.9 ms). What did gain in that loop: blocks of 8 rows x 4 vectors compiled at x86-64-v4 (the
+# multiplies take their broadcast operand from memory, 32 vector registers): 8 x 16384 in cache 0.46-0.49 -> 0.40-0.42
+# ms, the same bits (this module is built at avx2 only).
 cdef extern from "stream_gemm.h" nogil:
     const int STREAM_GEMM_VECTOR
     void stream_gemm_float(float *c, const float *a, const float *b, Py_ssize_t M, Py_ssize_t K, Py_ssize_t lda,
