@@ -81,9 +81,12 @@ cdef enum:
 # ms, one row slower (1 x 9216 evicted 0.22 -> 0.53 ms: four 64-byte panel streams instead of one 512-byte row);
 # prefetching 2-8 chunks ahead instead of one was no faster either. 8 rows are bound by the multiplies and adds (8 x
 # 16384 in cache 0.46 ms, ~36 GMAC/s of the ~59 two multiplies and two adds per cycle allow), and 8 x 65536 by
-# memory (32 MiB in ~2.9 ms). What did gain in that loop: blocks of 8 rows x 4 vectors compiled at x86-64-v4 (the
-# multiplies take their broadcast operand from memory, 32 vector registers): 8 x 16384 in cache 0.46-0.49 -> 0.40-0.42
-# ms, the same bits (this module is built at avx2 only).
+# memory (32 MiB in ~2.9 ms). What gains on 8-16 rows is this module's avx512 build (x86-64-v4: 32 vector registers,
+# multiplies that take their broadcast operand from memory), where stream_gemm.h runs groups of 8 rows as blocks of 8
+# rows x 4 vectors (STREAM_ROWS8; the same sums in the same order, the same bits as the avx2 build): the avx2 and
+# avx512 builds side by side in one process, 1 thread, medians (minima) of 9 interleaved rounds, load ~4.5: 8 x 16384
+# 0.746 (0.609) -> 0.579 (0.518) ms, 16 x 16384 1.56 (1.32) -> 1.21 (1.03), 8 x 3136 0.172 (0.106) -> 0.121 (0.089),
+# 8 x 65536 level (memory), 1 and 4 rows 0.94-1.08x.
 cdef extern from "stream_gemm.h" nogil:
     const int STREAM_GEMM_VECTOR
     void stream_gemm_float(float *c, const float *a, const float *b, Py_ssize_t M, Py_ssize_t K, Py_ssize_t lda,

@@ -104,3 +104,31 @@ def test_streamed_product_bits_do_not_depend_on_the_team(K, N, dtype):
         np.testing.assert_allclose(runs[0], expected, rtol=tol, atol=tol)
         for y in runs[1:]:
             np.testing.assert_array_equal(y, runs[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_product_has_the_same_bits_at_avx2_and_avx512(dtype):
+    """The avx512 build runs groups of 8 rows as blocks of 8 rows x 4 vectors (``STREAM_ROWS8``), the avx2 build
+    blocks of 4 rows: the same sums in the same order, so the same bits, for every row count 1-16 (groups of 8 with
+    0-7 rows left) and columns with vector and scalar tails."""
+    import importlib
+
+    from minicnn.backend import isa
+
+    if isa.choose_level(environ={}) != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    try:
+        builds = [importlib.import_module(isa.module_name("gemm", level)) for level in ("avx2", "avx512")]
+    except ModuleNotFoundError:
+        pytest.skip("the avx2 and avx512 builds of the dense kernels are not both built")
+    for K, N in [(4096, 70), (2731, 131), (16384, 16)]:
+        for M in range(1, 17):
+            x, w, b = _case(M, K, N, dtype, M + K)
+            got = []
+            for module in builds:
+                y = np.full((M, N), np.nan, dtype)
+                with thread_limits(2):
+                    module.dense_bias_act_forward(y, x, w, b, 2, 0.1)
+                got.append(y)
+            assert not np.isnan(got[1]).any()
+            np.testing.assert_array_equal(got[1], got[0])
