@@ -33,7 +33,7 @@ include "_blas.pxi"
 # below the threshold runs outside minicnn.threads.thread_limits (kernel_thread_limits), where
 # BLAS may have 2 threads; with this bound such a call never reaches gemv.
 #
-# A one-row product with a gemv is split along its inner dimension into _gemv_splits(N, K) slices (at
+# A one-row product with a gemv is split along its inner dimension into _k_slices(N, K) slices (at
 # least GEMV_SPLIT_WEIGHTS weights each, at most GEMV_MAX_SPLITS), one gemv per slice into its own row
 # of partial sums, spread over the team, then the partial sums are added in slice order: one sample's
 # 9216 x 128 dense layer (71 us of a ~270 us MNIST prediction on one thread) uses every thread of its
@@ -66,8 +66,29 @@ cdef enum:
 # In the 3-channel grid net (benchmarks/profile_inference.py, 1 thread, minima of 20 calls, load ~6 on 2 cores,
 # two interleaved rounds) the 128 px dense layer went 3.0 -> 1.85 ms at batch 1 and 6.2-10.3 -> 3.2-3.3 ms at batch 8,
 # the 64 px one 0.18-0.24 -> 0.15-0.20 ms at batch 1 and 1.46-1.55 -> 0.71-1.05 ms at batch 8. The team splits
-# the columns (STREAM_COLUMNS at a time, a cache line of floats) and counts the weights read as the work: every
-# value is a sum over k in order, so the bits depend neither on the team nor on the row count.
+# the inner dimension as the gemv does (_k_slices: 2-8 slices by the weights' shape, each a streamed product of all
+# the columns into c or its own rows of partial sums, added in slice order) and counts the weights read as the work.
+# It split the columns before (a cache line of floats at a time): each thread then read half of every 512-byte
+# weight row, and the cores' adjacent-line prefetchers pulled the other half too, so two threads gained little on
+# one sample: the MNIST model's 9216 x 128 layer 71 -> 61 us from 1 to 2 threads (median; OpenMP workers spinning),
+# against 47 -> 35 us (minimum) in a C loop splitting K in halves (columns: 48), 1 x 16384 98 -> 59 us (columns: 83).
+# The whole MNIST one-sample forward on 2 threads (the two kernels swapped in one process, medians of 150 calls,
+# OpenMP workers kept spinning, load ~6): 0.149 -> 0.125 ms; on 1 thread 0.199 -> 0.192 ms.
+# Every value is a sum over its slice's k in order, the slices' sums added in order: the slices depend on N and K
+# only, so the bits depend neither on the team nor on the row count.
+# Not kept: a copy of the weights packed once in this kernel's read order (per chunk of 64 rows, 16-column panels
+# contiguous; the same sums in the same order, so the same bits), as ONNX Runtime packs its constant weights. In a
+# C loop at the avx2 level, 1 thread, minima of 21-31 interleaved calls (loaded machine), it was no faster: 8 x
+# 16384 with the weights evicted between calls 0.77-0.85 -> 0.74-0.80 ms (noise), 8 x 65536 2.98-3.05 -> 3.18-3.33
+# ms, one row slower (1 x 9216 evicted 0.22 -> 0.53 ms: four 64-byte panel streams instead of one 512-byte row);
+# prefetching 2-8 chunks ahead instead of one was no faster either. 8 rows are bound by the multiplies and adds (8 x
+# 16384 in cache 0.46 ms, ~36 GMAC/s of the ~59 two multiplies and two adds per cycle allow), and 8 x 65536 by
+# memory (32 MiB in ~2.9 ms). What gains on 8-16 rows is this module's avx512 build (x86-64-v4: 32 vector registers,
+# multiplies that take their broadcast operand from memory), where stream_gemm.h runs groups of 8 rows as blocks of 8
+# rows x 4 vectors (STREAM_ROWS8; the same sums in the same order, the same bits as the avx2 build): the avx2 and
+# avx512 builds side by side in one process, 1 thread, medians (minima) of 9 interleaved rounds, load ~4.5: 8 x 16384
+# 0.746 (0.609) -> 0.579 (0.518) ms, 16 x 16384 1.56 (1.32) -> 1.21 (1.03), 8 x 3136 0.172 (0.106) -> 0.121 (0.089),
+# 8 x 65536 level (memory), 1 and 4 rows 0.94-1.08x.
 cdef extern from "stream_gemm.h" nogil:
     const int STREAM_GEMM_VECTOR
     void stream_gemm_float(float *c, const float *a, const float *b, Py_ssize_t M, Py_ssize_t K, Py_ssize_t lda,
@@ -78,7 +99,6 @@ cdef extern from "stream_gemm.h" nogil:
                             Py_ssize_t kc, Py_ssize_t pf)
 cdef enum:
     STREAM_MAX_M = 16
-    STREAM_COLUMNS = 16
     STREAM_KC = 64
     STREAM_KC_ONE_ROW = 8
     STREAM_PREFETCH = 64
@@ -105,19 +125,33 @@ cdef inline void _stream_part(floating *c, const floating *a, const floating *b,
         stream_gemm_double(c, a, b, M, K, lda, ldb, N, n0, n1, kc, pf)
 
 
+cdef void _stream_slice(floating *c, floating *partials, const floating *a, const floating *b, Py_ssize_t s,
+                        Py_ssize_t S, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, Py_ssize_t lda,
+                        Py_ssize_t ldb) noexcept nogil:
+    """Slice ``s`` of ``S`` of :func:`_stream`: inner indices ``[s * K // S, (s + 1) * K // S)`` into ``c`` (slice 0)
+    or row ``s - 1`` of ``partials`` (``M * N`` values each)."""
+    cdef Py_ssize_t k0 = s * K // S, k1 = (s + 1) * K // S
+    _stream_part(c if s == 0 else partials + (s - 1) * M * N, a + k0, b + k0 * ldb, M, k1 - k0, lda, ldb, N, 0, N)
+
+
 cdef void _stream(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
-                  Py_ssize_t lda, Py_ssize_t ldb, const floating *bias, int act, floating alpha) noexcept nogil:
-    """:func:`_matmul` by ``stream_gemm.h``: column blocks of ``STREAM_COLUMNS`` spread over the team."""
-    cdef Py_ssize_t blocks = (N + STREAM_COLUMNS - 1) // STREAM_COLUMNS, g
+                  Py_ssize_t lda, Py_ssize_t ldb, const floating *bias, int act, floating alpha,
+                  floating *partials) noexcept nogil:
+    """:func:`_matmul` by ``stream_gemm.h``: the inner dimension in ``_k_slices(N, K)`` slices spread over the team,
+    their sums added in slice order (``partials``: ``(slices - 1) * M * N`` values)."""
+    cdef Py_ssize_t S = _k_slices(N, K), s, e
     cdef int G = team(N * K)
-    if G > blocks:
-        G = <int>blocks
+    if G > S:
+        G = <int>S
     if G <= 1:
-        _stream_part(c, a, b, M, K, lda, ldb, N, 0, N)
+        for s in range(S):
+            _stream_slice(c, partials, a, b, s, S, M, N, K, lda, ldb)
     else:
-        for g in prange(G, schedule="static", chunksize=1, num_threads=G):
-            _stream_part(c, a, b, M, K, lda, ldb, N, min(N, g * blocks // G * STREAM_COLUMNS),
-                         min(N, (g + 1) * blocks // G * STREAM_COLUMNS))
+        for s in prange(S, schedule="static", num_threads=G):
+            _stream_slice(c, partials, a, b, s, S, M, N, K, lda, ldb)
+    for s in range(1, S):
+        for e in range(M * N):
+            c[e] = c[e] + partials[(s - 1) * M * N + e]
     if bias != NULL:
         _bias_act_rows(c, bias, M, N, act, alpha)
 
@@ -128,18 +162,27 @@ cdef inline bint _streams(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int trans_a,
             and N * K >= GEMV_MIN_WEIGHTS)
 
 
+cdef inline Py_ssize_t _k_slices(Py_ssize_t N, Py_ssize_t K) noexcept nogil:
+    """Inner-dimension slices of a product of ``N * K >= GEMV_MIN_WEIGHTS`` weights that is split along ``K`` (a
+    one-row gemv, or the streamed product): a function of the weights' shape only."""
+    cdef Py_ssize_t splits = N * K // GEMV_SPLIT_WEIGHTS
+    return min(splits, <Py_ssize_t>GEMV_MAX_SPLITS, K)
+
+
 cdef inline Py_ssize_t _gemv_splits(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int trans_a,
                                      int trans_b) noexcept nogil:
     """Inner-dimension slices of a one-row product that goes to gemv; 0 for any other product."""
     if M != 1 or N * K < GEMV_MIN_WEIGHTS or _streams(M, N, K, trans_a, trans_b):
         return 0
-    cdef Py_ssize_t splits = N * K // GEMV_SPLIT_WEIGHTS
-    return min(splits, <Py_ssize_t>GEMV_MAX_SPLITS, K)
+    return _k_slices(N, K)
 
 
 cdef object _partials(Py_ssize_t M, Py_ssize_t N, Py_ssize_t K, int trans_a, int trans_b, int typenum):
-    """The partial-sum rows a one-row gemv product needs (an ndarray), or None for any other product."""
+    """The partial sums a product split along its inner dimension needs (an ndarray: ``slices * N`` values for a
+    one-row gemv, ``(slices - 1) * M * N`` for the streamed product), or None for any other product."""
     cdef cnp.npy_intp size = _gemv_splits(M, N, K, trans_a, trans_b) * N
+    if _streams(M, N, K, trans_a, trans_b):
+        size = (_k_slices(N, K) - 1) * M * N
     return cnp.PyArray_EMPTY(1, &size, typenum, 0) if size else None
 
 
@@ -150,8 +193,8 @@ cdef inline void *_data(object arr):
 cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t M, Py_ssize_t N, Py_ssize_t K,
                   Py_ssize_t lda, Py_ssize_t ldb, int trans_a, int trans_b,
                   const floating *bias, int act, floating alpha, floating *partials) noexcept nogil:
-    """``c = f(op(a) @ op(b) + bias)`` (no epilogue when ``bias`` is NULL); ``partials`` holds
-    ``_gemv_splits(M, N, K, trans_a, trans_b) * N`` values (NULL when that is 0)."""
+    """``c = f(op(a) @ op(b) + bias)`` (no epilogue when ``bias`` is NULL); ``partials`` holds the values
+    :func:`_partials` sizes (NULL when none)."""
     cdef char ta = b'T' if trans_a else b'N'
     cdef char tb = b'T' if trans_b else b'N'
     cdef Py_ssize_t G, g, e
@@ -164,7 +207,7 @@ cdef void _matmul(floating *c, const floating *a, const floating *b, Py_ssize_t 
             _bias_act_rows(c, bias, M, N, act, alpha)
         return
     if _streams(M, N, K, trans_a, trans_b):
-        _stream(c, a, b, M, N, K, lda, ldb, bias, act, alpha)
+        _stream(c, a, b, M, N, K, lda, ldb, bias, act, alpha, partials)
         return
     if _gemv_splits(M, N, K, trans_a, trans_b):
         _gemv_split(c, partials, a, b, N, K, lda, ldb, trans_a, trans_b, bias, act, alpha)

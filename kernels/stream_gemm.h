@@ -5,8 +5,9 @@
  *
  * Each c[m, n] is summed over k in order, first term a[m, 0] * b[0, n], one rounding per multiply and per add (no
  * fused multiply-add; the module is compiled with -ffp-contract=off): the same bits whatever the column range,
- * the row count, the vector width or the block a value falls in, so a team of any size (each thread takes its
- * own columns) and a row computed alone or beside others give the same bits.
+ * the row count, the vector width or the block a value falls in, so a row computed alone or beside others gives the
+ * same bits, and so does a team of any size working on fixed parts (kernels/gemm.pyx gives each thread slices of
+ * the inner dimension, fixed by the shape, and adds their sums in slice order).
  *
  * The product is bound by reading b (8 MiB for 16384 x 128 floats), once per call: the inner dimension runs in
  * chunks of kc rows; within a chunk, blocks of rows x vectors of columns keep their sums in registers while they
@@ -31,6 +32,14 @@
 #endif
 
 #define STREAM_UNROLL _Pragma("GCC unroll 16")
+/* At x86-64-v4 (AVX-512: 32 vector registers, multiplies that take their broadcast operand from memory) groups of 8
+ * rows run as blocks of 8 rows x 4 vectors first (kernels/gemm.pyx has the measurement): the same sums in the same
+ * order, so the same bits as the blocks of 4 rows. */
+#if defined(__AVX512F__) && defined(__AVX512VL__)
+#define STREAM_ROWS8 1
+#else
+#define STREAM_ROWS8 0
+#endif
 
 /* One register block: rows [0, MB) of a/c (already offset), vectors [n, n + NB * W) of columns, chunk [k0, k1). */
 #define STREAM_BLOCK(T, V, W, MB, NB)                                                                          \
@@ -77,10 +86,31 @@ static inline void _stream_block_##T##_##MB##x##NB(T *restrict c, const T *restr
         tail = n;                                                                                              \
     }
 
+#if STREAM_ROWS8
+#define STREAM_ROWS8_BLOCKS(T, V, W) STREAM_BLOCK(T, V, W, 8, 4) STREAM_BLOCK(T, V, W, 8, 1)
+/* Rows [0, r8) of the chunk [k0, k1) in groups of 8 (r8 a multiple of 8), their last columns one value at a time. */
+#define STREAM_ROWS8_PASS(T, W)                                                                                \
+    if (r8) {                                                                                                  \
+        ptrdiff_t n = n0;                                                                                      \
+        for (; n + 4 * W <= n1; n += 4 * W)                                                                    \
+            for (ptrdiff_t g = 0; g < r8; g += 8)                                                              \
+                _stream_block_##T##_8x4(c + g * ldc, a + g * lda, b, lda, ldb, ldc, n, k0, k1, pf);            \
+        for (; n + W <= n1; n += W)                                                                            \
+            for (ptrdiff_t g = 0; g < r8; g += 8)                                                              \
+                _stream_block_##T##_8x1(c + g * ldc, a + g * lda, b, lda, ldb, ldc, n, k0, k1, pf);            \
+        if (n < n1)                                                                                            \
+            _stream_tail_##T(c, a, b, r8, lda, ldb, ldc, n, n1, k0, k1);                                       \
+    }
+#else
+#define STREAM_ROWS8_BLOCKS(T, V, W)
+#define STREAM_ROWS8_PASS(T, W)
+#endif
+
 #define STREAM_GEMM(T, V, W)                                                                                   \
 typedef T V __attribute__((vector_size(STREAM_GEMM_VBYTES)));                                                 \
 STREAM_BLOCK(T, V, W, 4, 2) STREAM_BLOCK(T, V, W, 4, 1) STREAM_BLOCK(T, V, W, 3, 3) STREAM_BLOCK(T, V, W, 3, 1) \
 STREAM_BLOCK(T, V, W, 2, 4) STREAM_BLOCK(T, V, W, 2, 1) STREAM_BLOCK(T, V, W, 1, 8) STREAM_BLOCK(T, V, W, 1, 1) \
+STREAM_ROWS8_BLOCKS(T, V, W)                                                                                   \
                                                                                                                \
 /* Rows [0, M) of c, columns [n, n1), chunk [k0, k1) one value at a time (the same order as the vectors). */   \
 static inline void _stream_tail_##T(T *restrict c, const T *restrict a, const T *restrict b, ptrdiff_t M,     \
@@ -99,12 +129,13 @@ static inline void _stream_tail_##T(T *restrict c, const T *restrict a, const T 
         }                                                                                                      \
 }                                                                                                              \
                                                                                                                \
-static inline void stream_gemm_##T(T *restrict c, const T *restrict a, const T *restrict b, ptrdiff_t M,      \
-                                   ptrdiff_t K, ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc, ptrdiff_t n0,    \
-                                   ptrdiff_t n1, ptrdiff_t kc, ptrdiff_t pfd)                                  \
+/* Rows [0, M) of the chunk [k0, k1): groups of 4 rows, then the 1-3 rows left. */                            \
+static inline void _stream_chunk_##T(T *restrict c, const T *restrict a, const T *restrict b, ptrdiff_t M,     \
+                                     ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc, ptrdiff_t n0, ptrdiff_t n1,  \
+                                     ptrdiff_t k0, ptrdiff_t k1, ptrdiff_t pf)                                 \
 {                                                                                                              \
-    for (ptrdiff_t k0 = 0; k0 < K; k0 += kc) {                                                                 \
-        ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K, pf = k1 + pfd <= K ? pfd : 0, m = M - M % 4, tail = n0, n = n0;                            \
+    {                                                                                                          \
+        ptrdiff_t m = M - M % 4, tail = n0, n = n0;                                                            \
         for (; n + 2 * W <= n1; n += 2 * W)   /* every group of 4 rows over a panel while it is in L1 */       \
             for (ptrdiff_t g = 0; g < m; g += 4)                                                               \
                 _stream_block_##T##_4x2(c + g * ldc, a + g * lda, b, lda, ldb, ldc, n, k0, k1, pf);               \
@@ -121,6 +152,19 @@ static inline void stream_gemm_##T(T *restrict c, const T *restrict a, const T *
             STREAM_PANELS(T, 1, 8, W)                                                                          \
         if (tail < n1)                                                                                         \
             _stream_tail_##T(c, a, b, M, lda, ldb, ldc, tail, n1, k0, k1);                                     \
+    }                                                                                                          \
+}                                                                                                              \
+                                                                                                               \
+static inline void stream_gemm_##T(T *restrict c, const T *restrict a, const T *restrict b, ptrdiff_t M,      \
+                                   ptrdiff_t K, ptrdiff_t lda, ptrdiff_t ldb, ptrdiff_t ldc, ptrdiff_t n0,    \
+                                   ptrdiff_t n1, ptrdiff_t kc, ptrdiff_t pfd)                                  \
+{                                                                                                              \
+    ptrdiff_t r8 = STREAM_ROWS8 ? M - M % 8 : 0;                                                               \
+    for (ptrdiff_t k0 = 0; k0 < K; k0 += kc) {                                                                 \
+        ptrdiff_t k1 = k0 + kc < K ? k0 + kc : K, pf = k1 + pfd <= K ? pfd : 0;                                \
+        STREAM_ROWS8_PASS(T, W)                                                                                \
+        if (r8 < M)                                                                                            \
+            _stream_chunk_##T(c + r8 * ldc, a + r8 * lda, b, M - r8, lda, ldb, ldc, n0, n1, k0, k1, pf);       \
     }                                                                                                          \
 }
 

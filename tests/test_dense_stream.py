@@ -78,3 +78,57 @@ def test_streamed_rows_do_not_depend_on_the_rows_beside_them(K, N, dtype):
         with thread_limits(2):
             module.dense_bias_act_forward(part, np.ascontiguousarray(x[rows]), w, b, 1, 0.0)
         np.testing.assert_array_equal(part, full[rows])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("K, N", [(2048, 128), (2049, 128), (9216, 128), (4099, 97), (16384, 16)])
+def test_streamed_product_bits_do_not_depend_on_the_team(K, N, dtype):
+    """The streamed product splits its inner dimension into slices fixed by the weights' shape (2 slices at the
+    2^18-weight bound, up to 8 from 2^20), spread over the team: teams of 1, 2, 3 and 5 threads (fewer threads than
+    slices, and not dividing them) give the same bits, one row or a batch."""
+    module = kernel_module("cython")
+    if module.MODULE_LEVELS["gemm"] == "baseline":
+        pytest.skip("the baseline build of the dense kernels has no streamed route (BLAS only)")
+    for M in (1, 3, 16):
+        x, w, b = _case(M, K, N, dtype, K + M)
+        expected = np.empty((M, N), dtype)
+        ref.matmul(expected, x, w, 0, 0)
+        ref.bias_act_forward(expected, expected, b, 2, 0.1)
+        runs = []
+        for n_threads in (1, 2, 3, 5):
+            y = np.full((M, N), np.nan, dtype)
+            with thread_limits(n_threads):
+                module.dense_bias_act_forward(y, x, w, b, 2, 0.1)
+            runs.append(y)
+        tol = 1e-4 if dtype == np.float32 else 1e-10
+        np.testing.assert_allclose(runs[0], expected, rtol=tol, atol=tol)
+        for y in runs[1:]:
+            np.testing.assert_array_equal(y, runs[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_streamed_product_has_the_same_bits_at_avx2_and_avx512(dtype):
+    """The avx512 build runs groups of 8 rows as blocks of 8 rows x 4 vectors (``STREAM_ROWS8``), the avx2 build
+    blocks of 4 rows: the same sums in the same order, so the same bits, for every row count 1-16 (groups of 8 with
+    0-7 rows left) and columns with vector and scalar tails."""
+    import importlib
+
+    from minicnn.backend import isa
+
+    if isa.choose_level(environ={}) != "avx512":
+        pytest.skip("this CPU has no AVX-512")
+    try:
+        builds = [importlib.import_module(isa.module_name("gemm", level)) for level in ("avx2", "avx512")]
+    except ModuleNotFoundError:
+        pytest.skip("the avx2 and avx512 builds of the dense kernels are not both built")
+    for K, N in [(4096, 70), (2731, 131), (16384, 16)]:
+        for M in range(1, 17):
+            x, w, b = _case(M, K, N, dtype, M + K)
+            got = []
+            for module in builds:
+                y = np.full((M, N), np.nan, dtype)
+                with thread_limits(2):
+                    module.dense_bias_act_forward(y, x, w, b, 2, 0.1)
+                got.append(y)
+            assert not np.isnan(got[1]).any()
+            np.testing.assert_array_equal(got[1], got[0])

@@ -374,3 +374,28 @@ def test_cython_winograd_one_sample_split_across_threads_same_bits(pool):
     want = _winograd_pool(ref, x, w, b, Ho, Wo, 1, 0.0, 0, 0) if pool else _winograd(ref, x, w, b, Ho, Wo, 1, 0.0,
                                                                                       0, 0)
     _assert_close(out[1], want, want)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool", [False, True])
+@pytest.mark.parametrize("H, W, C, F", [(26, 26, 32, 64), (24, 24, 33, 40), (66, 66, 1, 128)])
+def test_cython_winograd_one_sample_on_any_team_with_raw_or_transformed_weights(H, W, C, F, pool, dtype):
+    """One sample on a team of 1, 2 or 3 threads (its tile blocks shared out: 4, 4 and 29 blocks here), with raw
+    weights (transformed per call into the workspace, NaN-filled) or weights given transformed
+    (``winograd_weight_transform``): the same bits every time, and the reference's values."""
+    cy = _module("cython")
+    from minicnn.threads import thread_limits
+
+    x, w, b, (Ho, Wo) = _problem(1, H, W, C, F, 0, 0, 0, 0, dtype, seed=C)
+    u = np.full((4, 4, C, F), np.nan, dtype)
+    cy.winograd_weight_transform(u, w)
+    run = _winograd_pool if pool else _winograd
+    out = []
+    for weights in (w, u):
+        for n_threads in (1, 2, 3):
+            with thread_limits(n_threads):
+                out.append(run(cy, x, weights, b, Ho, Wo, 2, 0.1, 0, 0, slots=3))
+    for y in out[1:]:
+        np.testing.assert_array_equal(y, out[0])
+    want = (_winograd_pool if pool else _winograd)(ref, x, w, b, Ho, Wo, 2, 0.1, 0, 0)
+    _assert_close(out[0], want, want)

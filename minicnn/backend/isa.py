@@ -67,14 +67,15 @@ LEVEL_TABLE = {
 #: depthwise conv (forward, input and weight gradients 2-5x in cache, 1.5-3x out of cache: its 8-float vector
 #: loops run as SSE pairs at baseline), BatchNorm (1.1-1.6x), the conv weight gradient from the input (its
 #: Winograd transforms: 32x32x16->16, batch 64, 6.6 -> 2.9 ms). At ``avx512``: dropout (5.2-5.6x), bias +
-#: activation backward (1.2-7.9x, erratic; faster than ``avx2`` in 4 of 5 runs) and depthwise (1.0-1.2x over
-#: ``avx2``; BatchNorm was not faster there). Not listed (equal at every level: their time is BLAS's, which
+#: activation backward (1.2-7.9x, erratic; faster than ``avx2`` in 4 of 5 runs), depthwise (1.0-1.2x over
+#: ``avx2``; BatchNorm was not faster there) and the dense product of 8-16 rows (blocks of 8 rows, see
+#: ``kernels/gemm.pyx``). Not listed (equal at every level: their time is BLAS's, which
 #: dispatches on its own, or too small to matter): loss, augment, openmp. A module not listed at a
 #: level runs the build of the highest lower level that lists it, else ``baseline``.
 LEVEL_MODULES = {
     "avx2": ("batchnorm", "bias_act", "conv", "conv_wgrad", "depthwise", "dropout", "gemm", "optim", "pool",
              "pointwise", "winograd", "blocked_conv"),
-    "avx512": ("bias_act", "depthwise", "dropout", "pointwise", "blocked_conv"),
+    "avx512": ("bias_act", "depthwise", "dropout", "gemm", "pointwise", "blocked_conv"),
 }
 
 #: Modules compiled with fused multiply-add contraction (``-ffp-contract=fast``) at the levels that have
