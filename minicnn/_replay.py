@@ -21,8 +21,6 @@ such an array. Building the network or switching its backend gives it a new infe
 recording (:func:`forward`).
 """
 
-import operator
-
 import numpy as np
 
 from .layers import (Activation, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAvgPool2D,
@@ -44,9 +42,6 @@ MAX_RECORDINGS = 8
 #: Recordings of one shape and team dropped (a layer run as usual gave another array) before that shape and team
 #: is no longer recorded: every pass then runs the layers.
 MAX_DROPS = 2
-
-_is, _getitem = operator.is_, operator.getitem
-
 
 def forward(network, x):
     """The inference pass of ``network`` on ``x`` (``Sequential.forward(x, training=False)``), replayed when recorded.
@@ -76,12 +71,15 @@ def forward(network, x):
                 del recordings[next(iter(recordings))]
             recordings[key] = recording
         return out
-    if (x.dtype is not recording.dtype or x.strides != recording.strides
-            or not all(map(_is, map(_getitem, recording.param_dicts, recording.param_keys), recording.params))):
-        del recordings[key]
-        drops[key] = drops.get(key, 0) + 1
-        return _run(steps, x, 0)
-    return recording.replay(x, recordings, drops, key)
+    if x.dtype is recording.dtype and x.strides == recording.strides:
+        for params, name, value in recording.params:   # (a loop: ~1.6x faster than map/all on a few entries)
+            if params.get(name) is not value:
+                break
+        else:
+            return recording.replay(x, recordings, drops, key)
+    del recordings[key]
+    drops[key] = drops.get(key, 0) + 1
+    return _run(steps, x, 0)
 
 
 def _run(steps, x, start):
@@ -105,8 +103,7 @@ def _checked(layer, pooled, x, expected, step):
 class _Recording:
     """The calls of one recorded pass: ``head`` takes the input, ``calls`` run on the layers' arrays only."""
 
-    __slots__ = ("dtype", "strides", "head", "head_out", "calls", "out", "params", "param_dicts", "param_keys",
-                 "steps", "tail_start")
+    __slots__ = ("dtype", "strides", "head", "head_out", "calls", "out", "params", "steps", "tail_start")
 
     def replay(self, x, recordings, drops, key):
         head = self.head
@@ -219,7 +216,5 @@ def _record(steps, x):
         params.extend((layer.params, name, value) for name, value in layer.params.items())
     if head is not None:   # the head's recorded calls hold its parameters too
         params.extend((layer.params, name, value) for layer, *_ in seen[:tail] for name, value in layer.params.items())
-    rec.param_dicts = tuple(d for d, _, _ in params)
-    rec.param_keys = tuple(k for _, k, _ in params)
-    rec.params = tuple(v for _, _, v in params)
+    rec.params = tuple(params)
     return rec, h

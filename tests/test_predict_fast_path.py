@@ -2,7 +2,8 @@
 
 Shortcuts of a prediction call (``minicnn.inputs.already_prepared``: a float32 C-contiguous array of the fitted
 layout skips the generic checks, its range decided by one float32 sum of squares; ``log_softmax`` shifting the
-rows with the backend's ``softmax_shift_rows``; the output check's ``np.vdot``) are compared with the path
+rows with the backend's ``softmax_shift_rows``; the output check's ``np.vdot``; the network's recorded inference
+pass, :mod:`minicnn._replay`) are compared with the path
 without them (:func:`reference_path`), over estimator kinds, every prediction method of the estimators and of
 the Predictor, batch sizes, dtypes, memory orders, views, layouts and backends.
 """
@@ -17,8 +18,9 @@ import minicnn._estimator_base as estimator_base
 import minicnn._predict as predict_module
 import minicnn.estimator as estimator_module
 import minicnn.inputs as inputs
+import minicnn.network as network_module
 import minicnn.predictor as predictor_module
-from minicnn import CNNClassifier, CNNRegressor, load_predictor
+from minicnn import CNNClassifier, CNNRegressor, _replay as replay, load_predictor
 
 from helpers import importable_backends
 
@@ -61,7 +63,9 @@ def fitted(request, tmp_path_factory):
 
 
 def reference_path(monkeypatch):
-    """Disable every shortcut: the full input checks, NumPy's log-softmax and the output check's reduction."""
+    """Disable every shortcut: the full input checks, NumPy's log-softmax, the output check's reduction and the
+    recorded inference pass (:mod:`minicnn._replay`: the layers run their own pass)."""
+    monkeypatch.setattr(network_module, "replayed_forward", lambda net, x: replay._run(net._inference_plan(), x, 0))
     for module in (inputs, estimator_base, predictor_module):
         monkeypatch.setattr(module, "already_prepared", lambda model, X: None)
     real = predict_module.log_softmax
