@@ -6,6 +6,7 @@ loads and predicts in a fresh process without paying for it (~1 s here).
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -20,13 +21,16 @@ PREDICT_BATCH = 1024
 
 
 def compiled_checks():
-    """The compiled value checks of a call (``kernels/percall.pyx``), or None where they are not built (looked up once).
+    """The compiled value checks of a call (``kernels/percall.pyx``), or None where they are not built or no compiled
+    kernel is loaded yet (looked up once found).
 
     ``float32_within`` decides an input's range and ``float64_finite`` an output's finiteness in one loop each, where
     NumPy's reductions cost ~0.5 us per call (as much as a layer of a one-sample digits prediction).
     """
     checks = _checks.get("module", False)
     if checks is False:
+        if "minicnn.backend.cython_kernels" not in sys.modules:
+            return None   # no compiled kernel in use: a NumPy-backend process loads no compiled module for a check
         from .backend.environment import configure_openmp_waiting
 
         configure_openmp_waiting()   # before a compiled module loads libgomp (minicnn.threads)

@@ -236,6 +236,7 @@ CHECK_VALUES = [0.5, -0.0, 1e-45, float(np.float32(inputs.MAX_ABS)), -float(np.f
 def test_the_compiled_checks_decide_exactly_as_the_full_checks(size):
     """``float32_within`` accepts exactly what ``_check_values`` accepts; ``float64_finite`` is ``isfinite().all()``;
     each gives None for an array it does not read (another dtype, byte order, memory order), never a guess."""
+    pytest.importorskip("minicnn.backend.cython_kernels")   # (the checks are used once compiled kernels are)
     checks = predict_module.compiled_checks()
     if checks is None:
         pytest.skip("compiled kernels not built")
