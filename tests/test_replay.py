@@ -121,6 +121,7 @@ def test_replayed_pass_equals_the_layers_pass_on_new_inputs(name, backend, n_thr
             _same(net.forward(x), expected)   # twice on one input: nothing left over from the call before
         recordings = _recordings(net)
         assert len(recordings) == 1   # one shape, one team: recorded once, then replayed
+        assert net._replays[2] == {}   # never dropped: every step run as usual gave the array recorded
         (recording,) = recordings.values()
         if NETS[name][2]:
             assert type(recording.head) is list   # the first kernel calls take the new input in place of the old
