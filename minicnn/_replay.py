@@ -16,9 +16,12 @@ the input). Their outputs must be the arrays the recording saw (the layers' buff
 the layers and the shape's recording is dropped.
 
 A recording holds the parameter arrays it saw: a layer whose parameter array was replaced (``layer.params["w"] = a``)
-is run as usual again (the recording is dropped), as :meth:`minicnn.network.Sequential.flat_params_and_grads` repacks
-such an array. Building the network or switching its backend gives it a new inference plan, which drops every
-recording (:func:`forward`).
+is run as usual again (the recording is dropped and made again at the next pass), as
+:meth:`minicnn.network.Sequential.flat_params_and_grads` repacks such an array. An input of another dtype or memory
+layout than recorded runs the layers (the recording stays for the usual one). Building the network or switching its
+backend gives it a new inference plan, which drops every recording (:func:`forward`); so do released workspaces
+(``release_buffers``) and pickling. A recording keeps the buffers it wrote alive: at most :data:`MAX_RECORDINGS` per
+network.
 """
 
 import numpy as np
