@@ -6,6 +6,7 @@ loads and predicts in a fresh process without paying for it (~1 s here).
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -13,9 +14,32 @@ from .backend import get_backend
 from .threads import kernel_thread_limits
 
 _FLOAT64 = np.dtype(np.float64)
+_checks = {}
 
 #: Samples per forward pass in predict: bounds the memory of the layer workspaces.
 PREDICT_BATCH = 1024
+
+
+def compiled_checks():
+    """The compiled value checks of a call (``kernels/percall.pyx``), or None where they are not built or no compiled
+    kernel is loaded yet (looked up once found).
+
+    ``float32_within`` decides an input's range and ``float64_finite`` an output's finiteness in one loop each, where
+    NumPy's reductions cost ~0.5 us per call (as much as a layer of a one-sample digits prediction).
+    """
+    checks = _checks.get("module", False)
+    if checks is False:
+        if "minicnn.backend.cython_kernels" not in sys.modules:
+            return None   # no compiled kernel in use: a NumPy-backend process loads no compiled module for a check
+        from .backend.environment import configure_openmp_waiting
+
+        configure_openmp_waiting()   # before a compiled module loads libgomp (minicnn.threads)
+        try:
+            from .backend import _percall as checks
+        except ImportError:
+            checks = None
+        _checks["module"] = checks
+    return checks
 
 
 def check_mc_samples(mc_samples, allow_none=True):
@@ -190,6 +214,9 @@ def _finite(values, images, network=None):
     range (a float64 network) are never refused for an overflowing sum alone.
     """
     if values.size <= 8192 and images.dtype.itemsize == 4 and values.dtype is _FLOAT64:
+        checks = compiled_checks()
+        if checks is not None and checks.float64_finite(values):   # one loop (None: not a plain array; False: below)
+            return values
         # no floating-point warning to silence: float64 squares of float32-range values never overflow, and a
         # NaN or infinity raises no flag in a product (np.errstate costs as much as the dot, ~1-3 us); np.vdot
         # reads any shape as flat (no reshape)

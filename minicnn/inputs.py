@@ -32,6 +32,7 @@ import re
 import numpy as np
 
 from ._caller import warn
+from ._predict import compiled_checks
 
 #: dtype kinds refused outright (strings, bytes, void/structured, datetimes): never silently parsed as numbers.
 _REFUSED_KINDS = {"U": "string", "S": "bytes", "V": "structured/void", "M": "datetime", "m": "timedelta"}
@@ -287,6 +288,10 @@ def _within_max_abs(X):
     (two passes without a temporary, ~1.5x faster than ``abs().max()``).
     """
     if X.size <= 8192:
+        checks = compiled_checks()
+        within = checks.float32_within(X, MAX_ABS) if checks is not None else None   # exactly _check_values's test
+        if within is not None:
+            return within
         return np.vdot(X, X) <= _SQUARES_LIMIT   # False for NaN too
     return float(X.max()) <= MAX_ABS and float(X.min()) >= -MAX_ABS   # False for NaN too
 

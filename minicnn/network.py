@@ -15,6 +15,7 @@ from .backend import get_backend
 from .backend.levels import describe as describe_isa
 from .layers.base import Uninitialized
 from .layers.composite import Chain
+from ._replay import forward as replayed_forward
 
 
 class Sequential(Chain):
@@ -201,10 +202,8 @@ class Sequential(Chain):
         """
         if training:
             return super().forward(x, True)
-        if mc_pass is None:
-            for layer, pooled in self._inference_plan():
-                x = layer.forward_pooled(x) if pooled else layer.forward(x, False)
-            return x
+        if mc_pass is None:   # the layers' kernel calls, recorded per input shape (:mod:`minicnn._replay`)
+            return replayed_forward(self, x)
         return self.sample(x, mc_pass)
 
     def _inference_plan(self):
@@ -283,6 +282,11 @@ class Sequential(Chain):
         """
         return super().backward(dy)
 
+    def release_buffers(self):
+        """Drop the cached workspaces of every layer and the recorded inference passes holding them."""
+        self.__dict__.pop("_replays", None)
+        super().release_buffers()
+
     def params_and_grads(self):
         """List of ``(param, grad)`` array pairs of every layer of the tree, in a fixed order."""
         return [(layer.params[k], layer.grads[k]) for layer in self.walk() for k in sorted(layer.params)]
@@ -292,6 +296,7 @@ class Sequential(Chain):
         state.pop("lock")
         state.pop("_flat", None)   # the layers pickle their own (view) arrays
         state.pop("_plan", None)   # re-planned on first use
+        state.pop("_replays", None)   # recorded again on first use
         state.pop("_inference", None)   # BatchNorm folds and fusions: replanned on first use
         state.pop("_training", None)
         state.pop("_layer_kernels", None)

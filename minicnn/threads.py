@@ -79,7 +79,7 @@ MIN_WORK_PER_THREAD = 2 ** 21
 
 _blas_lock = threading.Lock()
 _openmp_state = {}
-_blas_state = {"depth": 0, "saved": [], "controllers": [], "scan_key": None}
+_blas_state = {"depth": 0, "saved": [], "controllers": [], "scan_key": None, "compiled": None}
 
 
 def _env_limit(name):
@@ -464,10 +464,17 @@ def _set_blas_threads(controller, n):
 
 
 def _enter_blas_single():
+    compiled = _blas_state["compiled"]
+    if compiled is not None and compiled.blas_enter(len(sys.modules)):
+        return   # every loaded BLAS an OpenBLAS whose C functions the compiled helper holds (_held_in_c)
     with _blas_lock:
         if _blas_state["depth"] == 0:
+            controllers = _blas_controllers()
+            compiled = _held_in_c(controllers)
+            if compiled is not None and compiled.blas_enter(_blas_state["scan_key"]):
+                return
             saved = []
-            for get_threads, set_threads in _blas_controllers():
+            for get_threads, set_threads in controllers:
                 old = get_threads()
                 if old != 1:
                     set_threads(1)
@@ -477,6 +484,9 @@ def _enter_blas_single():
 
 
 def _exit_blas_single():
+    compiled = _blas_state["compiled"]
+    if compiled is not None and compiled.blas_exit():
+        return
     with _blas_lock:
         _blas_state["depth"] -= 1
         if _blas_state["depth"] == 0:
@@ -484,6 +494,33 @@ def _exit_blas_single():
                 if old != 1 and old is not None:
                     set_threads(old)
             _blas_state["saved"] = []
+
+
+def _held_in_c(controllers):
+    """The compiled helper holding ``controllers`` (OpenBLAS C functions) by address, or None (the Python path).
+
+    Called with :data:`_blas_lock` held and no Python-path context open: the helper is (re)configured for the
+    libraries of the last scan, keyed by its ``scan_key``; where any library is not reached through its C
+    functions (threadpoolctl's controller of MKL, BLIS, an OpenMP OpenBLAS), it holds nothing, so its
+    outermost entries refuse and every context takes the Python path (never both paths at once).
+    """
+    import ctypes
+
+    openmp = _openmp()
+    if openmp is None or not hasattr(openmp, "blas_enter"):
+        return None
+    _blas_state["compiled"] = openmp
+    if _blas_state.get("python_for") is controllers:   # scanned before and found not all in C: unchanged
+        return None
+    _blas_state["python_for"] = None
+    if controllers and all(isinstance(f, ctypes._CFuncPtr) for pair in controllers for f in pair):
+        addresses = [tuple(ctypes.cast(f, ctypes.c_void_p).value for f in pair) for pair in controllers]
+        if len(addresses) <= openmp.BLAS_MAX_LIBRARIES:
+            openmp.blas_configure(addresses, _blas_state["scan_key"])
+            return openmp
+    openmp.blas_configure(None, -1)
+    _blas_state["python_for"] = controllers
+    return None
 
 
 def team_for_work(n, work):

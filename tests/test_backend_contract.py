@@ -72,9 +72,10 @@ FEATURE_REFERENCE_TESTS = {
     "conv_bf16_bias_act": "test_quantize_kernels.py::test_conv_bf16_matches_reference_within_the_summation_bound",
     "gemm_bf16_bias_act": "test_quantize_kernels.py::test_gemm_bf16_matches_reference_within_the_summation_bound",
 }
-#: Op families: one ``kernels/<family>.pyx`` each (``openmp.pyx`` holds the runtime's thread count, no kernel);
-#: the feature families have a NumPy twin and no Numba one.
-FAMILIES = sorted(p.stem for p in PYX.glob("*.pyx") if p.stem != "openmp" and p.stem not in isa.FEATURE_MODULES)
+#: Op families: one ``kernels/<family>.pyx`` each (``openmp.pyx`` holds the runtimes' thread counts and
+#: ``percall.pyx`` a prediction call's value checks: no kernel); the feature families have a NumPy twin and no Numba one.
+FAMILIES = sorted(p.stem for p in PYX.glob("*.pyx")
+                  if p.stem not in ("openmp", "percall") and p.stem not in isa.FEATURE_MODULES)
 FEATURE_FAMILIES = sorted(isa.FEATURE_MODULES)
 PACKAGES = ("reference", "numba_kernels")
 

@@ -2,7 +2,9 @@
 
 Shortcuts of a prediction call (``minicnn.inputs.already_prepared``: a float32 C-contiguous array of the fitted
 layout skips the generic checks, its range decided by one float32 sum of squares; ``log_softmax`` shifting the
-rows with the backend's ``softmax_shift_rows``; the output check's ``np.vdot``) are compared with the path
+rows with the backend's ``softmax_shift_rows``; the output check's ``np.vdot``; the network's recorded inference
+pass, :mod:`minicnn._replay`; the compiled range and finiteness checks, ``kernels/percall.pyx``) are compared with
+the path
 without them (:func:`reference_path`), over estimator kinds, every prediction method of the estimators and of
 the Predictor, batch sizes, dtypes, memory orders, views, layouts and backends.
 """
@@ -17,8 +19,9 @@ import minicnn._estimator_base as estimator_base
 import minicnn._predict as predict_module
 import minicnn.estimator as estimator_module
 import minicnn.inputs as inputs
+import minicnn.network as network_module
 import minicnn.predictor as predictor_module
-from minicnn import CNNClassifier, CNNRegressor, load_predictor
+from minicnn import CNNClassifier, CNNRegressor, _replay as replay, load_predictor
 
 from helpers import importable_backends
 
@@ -61,7 +64,10 @@ def fitted(request, tmp_path_factory):
 
 
 def reference_path(monkeypatch):
-    """Disable every shortcut: the full input checks, NumPy's log-softmax and the output check's reduction."""
+    """Disable every shortcut: the full input checks, NumPy's log-softmax, the output check's reduction (NumPy's,
+    not the compiled loop) and the recorded inference pass (:mod:`minicnn._replay`: the layers run their own pass)."""
+    monkeypatch.setattr(network_module, "replayed_forward", lambda net, x: replay._run(net._inference_plan(), x, 0))
+    monkeypatch.setitem(predict_module._checks, "module", None)   # NumPy's reductions decide range and finiteness
     for module in (inputs, estimator_base, predictor_module):
         monkeypatch.setattr(module, "already_prepared", lambda model, X: None)
     real = predict_module.log_softmax
@@ -218,3 +224,38 @@ def test_the_fast_path_is_taken_only_for_the_fitted_float32_layout(fitted):
     assert (ready is not None) == (model.data_format == "channels_last")
     for other in (X.astype(np.float64), np.asfortranarray(X), X[:, ::-1], X[:0], X[0], X.reshape(3, -1)[:, :-1]):
         assert inputs.already_prepared(model, other) is None
+
+
+#: Every value kind around the checks' limits: in range, the limit itself, just above, huge, non-finite, subnormal.
+CHECK_VALUES = [0.5, -0.0, 1e-45, float(np.float32(inputs.MAX_ABS)), -float(np.float32(inputs.MAX_ABS)),
+                float(np.nextafter(np.float32(inputs.MAX_ABS), np.float32(np.inf))), 1e19, -3e38, np.inf, -np.inf,
+                np.nan]
+
+
+@pytest.mark.parametrize("size", [1, 7, 64, 8192])
+def test_the_compiled_checks_decide_exactly_as_the_full_checks(size):
+    """``float32_within`` accepts exactly what ``_check_values`` accepts; ``float64_finite`` is ``isfinite().all()``;
+    each gives None for an array it does not read (another dtype, byte order, memory order), never a guess."""
+    pytest.importorskip("minicnn.backend.cython_kernels")   # (the checks are used once compiled kernels are)
+    checks = predict_module.compiled_checks()
+    if checks is None:
+        pytest.skip("compiled kernels not built")
+    rng = np.random.default_rng(size)
+    for value in CHECK_VALUES:
+        for where in (0, size - 1):
+            X = rng.random(size, dtype=np.float32)
+            X[where] = value
+            try:
+                inputs._check_values(X, X)
+                accepted = True
+            except ValueError:
+                accepted = False
+            assert checks.float32_within(X, inputs.MAX_ABS) is accepted, (value, where)
+            assert inputs._within_max_abs(X) == accepted, (value, where)
+            Y = X.astype(np.float64)
+            assert checks.float64_finite(Y) is bool(np.isfinite(Y).all()), (value, where)
+    X = rng.random((size, 2), dtype=np.float32)
+    for other in (X.astype(np.float64), X.astype(">f4"), X[:, ::-1], X.tolist(), np.ma.masked_array(X)):
+        assert checks.float32_within(other, inputs.MAX_ABS) is None
+    for other in (X, X.astype(">f8"), X.astype(np.float64)[:, ::-1]):
+        assert checks.float64_finite(other) is None
