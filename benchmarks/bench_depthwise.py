@@ -9,7 +9,7 @@ threads, and prints the medians (ms) and the ratio torch / minicnn (> 1:
 minicnn is faster; the target is >= 2).
 
 * minicnn: the kernels ``DepthwiseConv2D`` trains with: ``depthwise_conv2d_bias_act_forward``
-  (identity, zero bias) and ``depthwise_conv2d_bias_act_backward`` (the bias,
+  (identity, zero bias) and ``depthwise_conv2d_bias_act_backward`` (the
   weight and input gradients in one pass over ``dy``) on NHWC arrays, outputs
   and workspace preallocated (as a layer keeps them), inside
   :func:`minicnn.threads.thread_limits`. With ``--unfused`` also the three
@@ -58,15 +58,15 @@ def _problem(N, H, W, C, stride, rng):
 
 def _minicnn_step(module, x, w, dy, geometry):
     """A closure running the layer's training kernels (the forward with its epilogue, identity and a zero bias,
-    then the fused backward) into preallocated arrays and a kept workspace; returns (y, dx, dw)."""
+    then the fused backward, no bias gradient as torch's side) into preallocated arrays and a kept workspace;
+    returns (y, dx, dw)."""
     y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
-    b, db = np.zeros(x.shape[3], x.dtype), np.empty(x.shape[3], x.dtype)
-    work = np.empty(depthwise_backward_workspace_length(x.shape[0], x.shape[3], *w.shape[:2], *dy.shape[1:3], 2),
-                    x.dtype)
+    b, no_db = np.zeros(x.shape[3], x.dtype), np.empty(0, x.dtype)
+    work = np.empty(depthwise_backward_workspace_length(*x.shape, *w.shape[:2], *dy.shape[1:3], 2), x.dtype)
 
     def step():
         module.depthwise_conv2d_bias_act_forward(y, x, w, b, 0, 0.0, *geometry)
-        module.depthwise_conv2d_bias_act_backward(dx, dw, db, work, dy, y, x, w, 0, 0.0, *geometry)
+        module.depthwise_conv2d_bias_act_backward(dx, dw, no_db, work, dy, y, x, w, 0, 0.0, *geometry)
         return y, dx, dw
 
     return step
