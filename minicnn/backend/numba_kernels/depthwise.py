@@ -15,6 +15,7 @@ import numba
 import numpy as np
 from numba import prange
 
+from ..activation_codes import IDENTITY
 from ..jit import jit
 from ..tuning import DW_GROUPS, check_depthwise_backward_work
 
@@ -127,16 +128,31 @@ def depthwise_conv2d_backward_weight(dw, dy, x, sh, sw, pt, pl, dh, dwl):
     _sum_groups(dw.reshape(-1), part.reshape(G, -1))
 
 
+@jit()
+def _sample_grads(pw, pb, dzs, xs, dxs, w, bias, sh, sw, pt, pl, dh, dwl):
+    """One sample's shares from its ``dz (Ho, Wo, C)``: column sums into ``pb`` (if ``bias``), the weight
+    gradient into ``pw``, and its ``dx (H, W, C)``."""
+    if bias:
+        for oh in range(dzs.shape[0]):
+            for ow in range(dzs.shape[1]):
+                for c in range(dzs.shape[2]):
+                    pb[c] += dzs[oh, ow, c]
+    _weight_grad_sample(pw, dzs, xs, sh, sw, pt, pl, dh, dwl)
+    for ih in range(dxs.shape[0]):
+        _input_grad_row(dxs, dzs, w, ih, sh, sw, pt, pl, dh, dwl)
+
+
 @jit(parallel=True)
 def _fused_backward(dx, dw, db, work, dy, y, x, w, act, alpha, sh, sw, pt, pl, dh, dwl, S, L):
     """:func:`depthwise_conv2d_bias_act_backward` on ``S >= 1`` slots: slot ``t`` takes groups ``t, t + S, ...``,
-    each sample's ``dz`` into the slot, then its weight- and input-gradient shares."""
-    N, H, W, C = x.shape
-    KH, KW = dw.shape[0], dw.shape[1]
+    each sample's ``dz`` into the slot (``dy`` itself for the identity), then its shares (:func:`_sample_grads`)."""
+    N = x.shape[0]
+    KH, KW, C = dw.shape
     Ho, Wo = dy.shape[1], dy.shape[2]
     K = KH * KW * C
     G = min(DW_GROUPS, N)
     P = G * (K + C)
+    bias = db.shape[0] > 0
     for t in prange(S):
         dz = work[P + t * L:P + t * L + Ho * Wo * C].reshape((Ho * Wo, C))
         for k in range((G - t + S - 1) // S):
@@ -145,19 +161,16 @@ def _fused_backward(dx, dw, db, work, dy, y, x, w, act, alpha, sh, sw, pt, pl, d
             part[:] = 0
             pw, pb = part[:K].reshape((KH, KW, C)), part[K:]
             for n in range(g * N // G, (g + 1) * N // G):
-                dyn, yn = dy[n].reshape((Ho * Wo, C)), y[n].reshape((Ho * Wo, C))
-                for m in range(Ho * Wo):
-                    _grad_row(dz, dyn, yn, m, act, alpha)
-                for m in range(Ho * Wo):
-                    for c in range(C):
-                        pb[c] += dz[m, c]
-                dzs = dz.reshape((Ho, Wo, C))
-                _weight_grad_sample(pw, dzs, x[n], sh, sw, pt, pl, dh, dwl)
-                for ih in range(H):
-                    _input_grad_row(dx[n], dzs, w, ih, sh, sw, pt, pl, dh, dwl)
+                if act == IDENTITY:
+                    _sample_grads(pw, pb, dy[n], x[n], dx[n], w, bias, sh, sw, pt, pl, dh, dwl)
+                else:
+                    dyn, yn = dy[n].reshape((Ho * Wo, C)), y[n].reshape((Ho * Wo, C))
+                    for m in range(Ho * Wo):
+                        _grad_row(dz, dyn, yn, m, act, alpha)
+                    _sample_grads(pw, pb, dz.reshape((Ho, Wo, C)), x[n], dx[n], w, bias, sh, sw, pt, pl, dh, dwl)
     parts = work[:P].reshape((G, K + C))
     _sum_groups(dw.reshape(-1), parts[:, :K])
-    if db.shape[0]:
+    if bias:
         _sum_groups(db, parts[:, K:])
 
 
