@@ -38,6 +38,10 @@ inner loops carry no bounds checks.
   kernel row, taps go three at a time so each ``dy`` block is loaded once for
   three products (measured in cache, 8 x 32 x 32 x 32, one thread: 13.5 ->
   17.2 Gmadd/s).
+* Training backward (``depthwise_conv2d_bias_act_backward``): the three above in one pass over ``dy``: per
+  output row its ``dz = dy * f'(y)`` (``_bias_act_grad_rows.pxi``) and column sums (bias gradient), its
+  weight-gradient share (``_wgrad_row``, the weight gradient's row) and the input-gradient rows it completes
+  (``_dx_row``, the input gradient's row), while the rows are in cache; the same fixed sample groups.
 
 Each output element is written by one thread in a fixed order, so every result
 is bit-identical for any OpenMP thread count.
