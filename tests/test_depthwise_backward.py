@@ -5,6 +5,8 @@ bits for ``dx`` and ``dw``, 1 vs 2 threads and 1-3 workspace slots bit-identical
 (which runs it) against PyTorch's ``conv2d(groups=C)``.
 """
 
+import itertools
+
 import numpy as np
 import pytest
 
@@ -99,13 +101,14 @@ def test_bit_identical_for_1_and_2_threads_and_any_slot_count(backend):
             x, w, b, dy, geom = _problem(case, dtype, seed=7)
             y = np.empty(dy.shape, dtype)
             module.depthwise_conv2d_bias_act_forward(y, x, w, b, CODES["relu"], 0.0, *geom)
-            results = []
-            for threads, slots in ((1, 1), (2, 2), (2, 1), (1, 3), (2, 3)):
-                with thread_limits(threads):
-                    results.append(_fused(module, dy, y, x, w, CODES["relu"], 0.0, geom, slots))
-            for result in results[1:]:
-                for name in result:
-                    np.testing.assert_array_equal(results[0][name], result[name], err_msg=name)
+            for act in ("relu", "identity"):   # at stride 2 the identity's input gradient is a pass of its own
+                results = []
+                for threads, slots in itertools.product((1, 2), (1, 2, 3)):
+                    with thread_limits(threads):
+                        results.append(_fused(module, dy, y, x, w, CODES[act], 0.0, geom, slots))
+                for result in results[1:]:
+                    for name in result:
+                        np.testing.assert_array_equal(results[0][name], result[name], err_msg=f"{act} {name}")
 
 
 @pytest.mark.parametrize("case", [CASES[1], CASES[2], CASES[4], CASES[9]],
@@ -190,11 +193,12 @@ def test_layer_matches_torch_grouped_conv(backend, strides, padding, dilation, u
 @pytest.mark.parametrize("shape, stride, dtype", [((64, 32, 32, 64), 1, np.float32), ((33, 45, 45, 36), 2, np.float64),
                                                   ((200, 45, 45, 13), 1, np.float32)],
                          ids=["aligned_rows", "float64_stride2", "unaligned_rows"])
+@pytest.mark.parametrize("act", ["relu", "identity"])
 @pytest.mark.parametrize("backend", BACKENDS[1:])
-def test_large_input_gradients_are_the_same(backend, shape, stride, dtype):
-    """Input gradients past the Cython kernel's streaming-store size (rows written from the slot with
-    non-temporal stores; rows of 2340 bytes are not all 16-byte aligned): the unfused kernels' bits, at 1 and
-    2 threads."""
+def test_large_input_gradients_are_the_same(backend, act, shape, stride, dtype):
+    """Input gradients past the Cython kernel's streaming-store size (at stride 1 rows written from the slot
+    with non-temporal stores; rows of 2340 bytes are not all 16-byte aligned; strided with the identity, a pass
+    of its own): the unfused kernels' bits, at 1 and 2 threads."""
     compiled = pytest.importorskip("minicnn.backend._depthwise")
     assert np.prod(shape) * np.dtype(dtype).itemsize >= compiled.DW_STREAM_BYTES
     module = kernel_module(backend)
@@ -202,15 +206,15 @@ def test_large_input_gradients_are_the_same(backend, shape, stride, dtype):
     case = (N, H, W, C, 3, 3, stride, stride, 1, 1, 1, 1, 1, 1)
     x, w, b, dy, geom = _problem(case, dtype, seed=5)
     y = np.empty(dy.shape, dtype)
-    module.depthwise_conv2d_bias_act_forward(y, x, w, b, CODES["relu"], 0.0, *geom)
+    module.depthwise_conv2d_bias_act_forward(y, x, w, b, CODES[act], 0.0, *geom)
     dz, db = np.empty_like(dy), np.empty(C, dtype)
-    module.bias_act_backward(dz.reshape(-1, C), db, dy.reshape(-1, C), y.reshape(-1, C), CODES["relu"], 0.0)
+    module.bias_act_backward(dz.reshape(-1, C), db, dy.reshape(-1, C), y.reshape(-1, C), CODES[act], 0.0)
     dx, dw = np.empty_like(x), np.empty_like(w)
     module.depthwise_conv2d_backward_input(dx, dz, w, *geom)
     module.depthwise_conv2d_backward_weight(dw, dz, x, *geom)
     for threads in (1, 2):
         with thread_limits(threads):
-            got = _fused(module, dy, y, x, w, CODES["relu"], 0.0, geom)
+            got = _fused(module, dy, y, x, w, CODES[act], 0.0, geom)
         np.testing.assert_array_equal(got["dx"], dx)
         np.testing.assert_array_equal(got["dw"], dw)
         _assert_close(got["db"], db)
