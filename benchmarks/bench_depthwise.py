@@ -8,9 +8,13 @@ in interleaved rounds (one step of each contender per round) with 1 and 2
 threads, and prints the medians (ms) and the ratio torch / minicnn (> 1:
 minicnn is faster; the target is >= 2).
 
-* minicnn: ``depthwise_conv2d_forward``, ``depthwise_conv2d_backward_input``,
-  ``depthwise_conv2d_backward_weight`` on NHWC arrays, outputs preallocated
-  (as a layer keeps them), inside :func:`minicnn.threads.thread_limits`.
+* minicnn: the kernels ``DepthwiseConv2D`` trains with: ``depthwise_conv2d_bias_act_forward``
+  (identity, zero bias) and ``depthwise_conv2d_bias_act_backward`` (the
+  weight and input gradients in one pass over ``dy``) on NHWC arrays, outputs
+  and workspace preallocated (as a layer keeps them), inside
+  :func:`minicnn.threads.thread_limits`. With ``--unfused`` also the three
+  separate kernels ``depthwise_conv2d_forward``, ``depthwise_conv2d_backward_input``,
+  ``depthwise_conv2d_backward_weight`` ("cython unfused"), side by side.
 * torch: ``conv2d(x, w, stride, padding=1, groups=C)`` then ``backward`` for the
   gradients of ``x`` and ``w`` (no bias on either side), with
   ``torch.set_num_threads``, on the same data in two memory formats: the
@@ -29,11 +33,16 @@ import time
 import numpy as np
 
 from minicnn.backend.reference import depthwise as ref
+from minicnn.backend.tuning import depthwise_backward_workspace_length
 from minicnn.threads import thread_limits
 
 #         N   H   W    C  stride (padding 1, dilation 1: "same" at stride 1, MobileNet's downsampling at 2)
 SHAPES = [(64, 32, 32, 32, 1), (64, 32, 32, 64, 1), (64, 32, 32, 128, 1), (64, 64, 64, 32, 1), (64, 64, 64, 64, 1),
           (64, 64, 64, 32, 2)]
+
+
+def _label(shape):
+    return "x".join(map(str, shape[:4])) + "/" + str(shape[4])
 
 
 def _geometry(stride):
@@ -48,7 +57,23 @@ def _problem(N, H, W, C, stride, rng):
 
 
 def _minicnn_step(module, x, w, dy, geometry):
-    """A closure running one forward + backward into preallocated arrays; returns (y, dx, dw)."""
+    """A closure running the layer's training kernels (the forward with its epilogue, identity and a zero bias,
+    then the fused backward, no bias gradient as torch's side) into preallocated arrays and a kept workspace;
+    returns (y, dx, dw)."""
+    y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
+    b, no_db = np.zeros(x.shape[3], x.dtype), np.empty(0, x.dtype)
+    work = np.empty(depthwise_backward_workspace_length(*x.shape, *w.shape[:2], *dy.shape[1:3], 2), x.dtype)
+
+    def step():
+        module.depthwise_conv2d_bias_act_forward(y, x, w, b, 0, 0.0, *geometry)
+        module.depthwise_conv2d_bias_act_backward(dx, dw, no_db, work, dy, y, x, w, 0, 0.0, *geometry)
+        return y, dx, dw
+
+    return step
+
+
+def _minicnn_unfused_step(module, x, w, dy, geometry):
+    """A closure running the three separate kernels (forward, input gradient, weight gradient); returns (y, dx, dw)."""
     y, dx, dw = np.empty_like(dy), np.empty_like(x), np.empty_like(w)
 
     def step():
@@ -102,7 +127,9 @@ def bench(shape, threads, rounds, contenders):
     stride = shape[-1]
     geometry = _geometry(stride)
     x, w, dy = _problem(*shape, np.random.default_rng(0))
-    steps = {name: (_minicnn_step(module, x, w, dy, geometry), lambda result: result)
+    steps = {name: ((_minicnn_unfused_step if name.endswith(" unfused") else _minicnn_step)(module, x, w, dy,
+                                                                                            geometry),
+                    lambda result: result)
              for name, module in contenders.items()}
     for name, channels_last in (("torch nhwc", True), ("torch nchw", False)):
         steps[name] = _torch_step(torch, x, w, dy, stride, channels_last)
@@ -130,22 +157,34 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="thread counts to time")
     parser.add_argument("--backends", nargs="+", default=["cython", "numba"], choices=["cython", "numba"],
                         help="minicnn backends to time")
+    parser.add_argument("--shapes", nargs="+", default=None,
+                        help="time only these shapes, written as printed (e.g. 64x32x32x64/1)")
+    parser.add_argument("--unfused", action="store_true",
+                        help="also time each backend's three separate kernels (forward, dx, dw: 'B unfused')")
     args = parser.parse_args()
     import importlib
 
     contenders = {name: importlib.import_module(f"minicnn.backend.{module}") for name, module in
                   (("cython", "cython_kernels"), ("numba", "numba_kernels")) if name in args.backends}
+    if args.unfused:
+        contenders.update({f"{name} unfused": module for name, module in list(contenders.items())})
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
           f"medians of {args.rounds} interleaved rounds (ms), 3x3, padding 1, float32, forward + dx + dw")
     names = list(contenders) + ["torch nhwc", "torch nchw"]
-    print(f"{'NxHxWxC/stride':>17s} {'T':>2s} " + " ".join(f"{n:>11s}" for n in names)
-          + " " + " ".join(f"{'torch/' + n:>13s}" for n in contenders))
-    for shape in SHAPES:
+    width = {n: max(11, len(n)) for n in names}
+    ratio_width = {n: max(13, len(n) + 6) for n in contenders}
+    print(f"{'NxHxWxC/stride':>17s} {'T':>2s} " + " ".join(f"{n:>{width[n]}s}" for n in names)
+          + " " + " ".join(f"{'torch/' + n:>{ratio_width[n]}s}" for n in contenders))
+    shapes = SHAPES if args.shapes is None else [s for s in SHAPES if _label(s) in args.shapes]
+    if args.shapes is not None and len(shapes) != len(set(args.shapes)):
+        parser.error(f"--shapes must be among {[_label(s) for s in SHAPES]}; received {args.shapes}")
+    for shape in shapes:
         for threads in args.threads:
             ms = bench(shape, threads, args.rounds, contenders)
             best_torch = min(ms["torch nhwc"], ms["torch nchw"])
-            print(f"{'x'.join(map(str, shape[:4])) + '/' + str(shape[4]):>17s} {threads:2d} " + " ".join(f"{ms[n]:11.2f}" for n in names)
-                  + " " + " ".join(f"{best_torch / ms[n]:13.2f}" for n in contenders), flush=True)
+            print(f"{_label(shape):>17s} {threads:2d} "
+                  + " ".join(f"{ms[n]:{width[n]}.2f}" for n in names)
+                  + " " + " ".join(f"{best_torch / ms[n]:{ratio_width[n]}.2f}" for n in contenders), flush=True)
     print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 

@@ -18,6 +18,8 @@ ctypedef fused floating:
     double
 
 include "_parallel.pxi"
+include "_bias_act_rows.pxi"
+include "_bias_act_grad_rows.pxi"
 
 # Activation codes (must match minicnn.backend.activation_codes).
 cdef enum:
@@ -79,45 +81,6 @@ def bias_act_forward(floating[:, ::1] y, const floating[:, ::1] x, const floatin
         for m in prange(M, nogil=True, schedule="static", num_threads=nt):
             for c in range(C):
                 y[m, c] = x[m, c] + b[c]
-
-
-cdef inline void _grad_rows(floating *dx, floating *acc, const floating *dy, const floating *y,
-                            Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t C,
-                            int act, floating a) noexcept nogil:
-    """``dx = dy * f'(y)`` on rows ``[r0, r1)``, summing each column into ``acc``."""
-    cdef Py_ssize_t m, c, o
-    cdef floating g, v
-    for c in range(C):
-        acc[c] = 0
-    for m in range(r0, r1):
-        o = m * C
-        if act == RELU:
-            for c in range(C):
-                g = dy[o + c] if y[o + c] > 0 else 0
-                dx[o + c] = g
-                acc[c] += g
-        elif act == LEAKY_RELU:
-            for c in range(C):
-                g = dy[o + c] if y[o + c] > 0 else dy[o + c] * a
-                dx[o + c] = g
-                acc[c] += g
-        elif act == TANH:
-            for c in range(C):
-                v = y[o + c]
-                g = dy[o + c] * (1 - v * v)
-                dx[o + c] = g
-                acc[c] += g
-        elif act == SIGMOID:
-            for c in range(C):
-                v = y[o + c]
-                g = dy[o + c] * (v * (1 - v))
-                dx[o + c] = g
-                acc[c] += g
-        else:
-            for c in range(C):
-                g = dy[o + c]
-                dx[o + c] = g
-                acc[c] += g
 
 
 def bias_act_backward(floating[:, ::1] dx, floating[::1] db, const floating[:, ::1] dy,

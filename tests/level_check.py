@@ -26,7 +26,8 @@ from minicnn.threads import thread_limits
 EXACT = {"dropout_forward", "dropout_backward", "spatial_dropout_forward", "spatial_dropout_backward",
          "adam_update", "augment_batch", "softmax_shift_rows", "softmax_normalize_rows"}
 #: Exported names that are not kernels (workspace sizes, checked by tests/test_tuning.py).
-NOT_KERNELS = {"conv_wgrad_workspace_length", "conv_winograd_wgrad_workspace_length", "winograd_workspace_length"}
+NOT_KERNELS = {"conv_wgrad_workspace_length", "conv_winograd_wgrad_workspace_length", "winograd_workspace_length",
+               "depthwise_backward_workspace_length"}
 
 
 def _conv(rng, dtype, N, H, W, C, F):
@@ -72,6 +73,11 @@ def cases(dtype, slots):
     x16, wd16, bd16 = (rng.standard_normal(s).astype(dtype) for s in ((N, H, W, 16), (3, 3, 16), 16))
     Hd, Wd = (H + 1) // 2, (W + 1) // 2
     dyd = rng.standard_normal((N, Hd, Wd, C)).astype(dtype)
+    yd, y16, dy16 = np.empty(dyd.shape, dtype), np.empty(x16.shape, dtype), rng.standard_normal(x16.shape).astype(dtype)
+    ref.depthwise_conv2d_bias_act_forward(yd, x, wd3, b[:C], 2, 0.1, 2, 2, 1, 1, 1, 1)
+    ref.depthwise_conv2d_bias_act_forward(y16, x16, wd16, bd16, 1, 0.0, 1, 1, 1, 1, 1, 1)
+    dwork = {c: tuning.depthwise_backward_workspace_length(N, H, W, c, 3, 3, h, w_, slots) for c, h, w_ in
+             ((C, Hd, Wd), (16, H, W))}
     gamma, beta = (1 + 0.1 * rng.standard_normal(F)).astype(dtype), rng.standard_normal(F).astype(dtype)
     bmean, bvar = z.mean(axis=0).astype(dtype), z.var(axis=0).astype(dtype)
     ybn = np.empty_like(z)
@@ -89,6 +95,11 @@ def cases(dtype, slots):
                                                        2, 2, 1, 1, 1, 1), 1),
         "depthwise_conv2d_backward_input": lambda: ((nan(x.shape), dyd, wd3, 2, 2, 1, 1, 1, 1), 1),
         "depthwise_conv2d_backward_weight": lambda: ((nan(wd3.shape), dyd, x, 2, 2, 1, 1, 1, 1), 1),
+        "depthwise_conv2d_bias_act_backward": [   # stride 2, leaky relu; stride 1 "same" on 16 channels, relu
+            lambda: ((nan(x.shape), nan(wd3.shape), nan(C), nan(dwork[C]), dyd, yd, x, wd3, 2, 0.1, 2, 2, 1, 1, 1, 1),
+                     3),
+            lambda: ((nan(x16.shape), nan(wd16.shape), nan(16), nan(dwork[16]), dy16, y16, x16, wd16, 1, 0.0,
+                      1, 1, 1, 1, 1, 1), 3)],
         "conv2d_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, nan(col_shape), 1, 1, 0, 0, 1, 1), 2),
         "conv2d_bias_act_forward": lambda: ((nan((N, Ho, Wo, F)), x, w, b, nan(col_shape), 2, 0.1,
                                              1, 1, 0, 0, 1, 1), 1),

@@ -38,6 +38,7 @@ REFERENCE_TESTS = {
     "depthwise_conv2d_backward_input": "test_depthwise_kernels.py::test_matches_reference",
     "depthwise_conv2d_backward_weight": "test_depthwise_kernels.py::test_matches_reference",
     "depthwise_conv2d_bias_act_forward": "test_depthwise_kernels.py::test_bias_act_is_conv_then_bias_act_forward",
+    "depthwise_conv2d_bias_act_backward": "test_depthwise_backward.py::test_fused_backward_matches_reference",
     "conv2d_winograd_bias_act_forward": "test_winograd.py::test_winograd_matches_direct_reference",
     "conv2d_backward_weight_from_input": "test_conv_wgrad.py::test_wgrad_from_input_matches_col_reference",
     "conv2d_winograd_backward_weight": "test_conv_wgrad.py::test_winograd_wgrad_matches_col_reference",

@@ -24,7 +24,7 @@ KERNELS = (
     "matmul", "adam_update", "softmax_xent",
     "conv2d_bias_act_forward", "dense_bias_act_forward", "augment_batch",
     "depthwise_conv2d_forward", "depthwise_conv2d_bias_act_forward",
-    "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight",
+    "depthwise_conv2d_backward_input", "depthwise_conv2d_backward_weight", "depthwise_conv2d_bias_act_backward",
     "batchnorm_forward", "batchnorm_inference_forward", "batchnorm_backward",
 )
 

@@ -133,6 +133,55 @@ def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
     return G * K * F + slots * min(_wgrad_block_rows(Wo, K, F), rows) * Wo * K
 
 
+def depthwise_backward_workspace_length(N, H, W, C, KH, KW, Ho, Wo, slots):
+    """Length of the 1-D workspace of ``depthwise_conv2d_bias_act_backward`` for ``slots`` threads.
+
+    The layout of the Cython kernel (``kernels/depthwise.pyx``): ``G = min(N,
+    DW_GROUPS)`` partial gradients of ``KH*KW*C`` weights and ``C`` biases,
+    then ``slots`` slots of one sample's pre-activation gradient ``(Ho, Wo,
+    C)``, ``C`` column sums and one input-gradient row ``(W, C)``. A pure
+    function of the shapes (``H`` does not change it).
+
+    Parameters
+    ----------
+    N, H, W, C : int
+        Batch, input height, width, channels.
+    KH, KW, Ho, Wo : int
+        Kernel height and width, output height and width.
+    slots : int
+        Threads that may run (>= 1).
+
+    Returns
+    -------
+    int
+
+    Raises
+    ------
+    ValueError
+        If a size is negative or ``slots < 1``.
+
+    Examples
+    --------
+    >>> depthwise_backward_workspace_length(64, 32, 32, 32, 3, 3, 16, 16, 2)   # 8*(288 + 32) + 2*(8192 + 32 + 1024)
+    21056
+    """
+    if min(N, H, W, C, KH, KW, Ho, Wo) < 0:
+        raise ValueError(f"sizes must be >= 0; received N={N}, H={H}, W={W}, C={C}, KH={KH}, KW={KW}, "
+                         f"Ho={Ho}, Wo={Wo}")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    return min(N, DW_GROUPS) * (KH * KW * C + C) + slots * (Ho * Wo * C + C + W * C)
+
+
+def check_depthwise_backward_work(work, x, dw, dy):
+    """Raise ``ValueError`` unless ``work`` is 1-D and holds at least one slot of
+    :func:`depthwise_backward_workspace_length` for ``x (N, H, W, C)``, ``dw (KH, KW, C)``, ``dy (N, Ho, Wo, C)``
+    (the check of the NumPy and Numba ``depthwise_conv2d_bias_act_backward``; the Cython kernel's is its own)."""
+    need = depthwise_backward_workspace_length(*x.shape, *dw.shape[:2], *dy.shape[1:3], 1)
+    if work.ndim != 1 or work.shape[0] < need:
+        raise ValueError(f"work must have length >= {need} for these shapes (one slot); received shape {work.shape}")
+
+
 def conv_winograd_wgrad_workspace_length(N, C, F, Ho, Wo, slots):
     """Length of the 1-D workspace of ``conv2d_winograd_backward_weight`` for ``slots`` threads.
 

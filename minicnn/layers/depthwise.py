@@ -5,13 +5,15 @@ C channels, KH/KW kernel height/width; sh/sw strides, dh/dw dilations, pt/pl
 top/left padding.
 
 The kernels are the backend's ``depthwise_conv2d_*`` (NumPy reference in
-:mod:`minicnn.backend.reference.depthwise`, Numba and Cython twins).
+:mod:`minicnn.backend.reference.depthwise`, Numba and Cython twins); the
+backward is ``depthwise_conv2d_bias_act_backward``, one pass over ``dy``.
 """
 
 import numpy as np
 
+from ..backend.tuning import depthwise_backward_workspace_length
 from .base import glorot_or_he_uniform
-from .conv import _WindowConv
+from .conv import _slots, _WindowConv
 
 
 class DepthwiseConv2D(_WindowConv):
@@ -81,12 +83,19 @@ class DepthwiseConv2D(_WindowConv):
     def backward(self, dy):
         if getattr(self, "_x", None) is None:
             raise RuntimeError("DepthwiseConv2D.backward needs a forward pass of the same batch with training=True")
-        dz = self._pre_activation_grad(dy)
-        self.kernels.depthwise_conv2d_backward_weight(self.grads["w"], dz, self._x, *self._geometry())
         if not self.needs_input_grad:
+            dz = self._pre_activation_grad(dy)
+            self.kernels.depthwise_conv2d_backward_weight(self.grads["w"], dz, self._x, *self._geometry())
             return None
+        # the bias/activation backward, weight and input gradients in one pass over dy (each output row's
+        # pre-activation gradient used while in cache)
+        N = dy.shape[0]
         dx = self._buffer("dx", self._x.shape)
-        self.kernels.depthwise_conv2d_backward_input(dx, dz, self.params["w"], *self._geometry())
+        db = self.grads["b"] if self.use_bias else self._buffer("no_bias", (0,))   # length 0: no bias gradient
+        work = self._buffer("backward", (depthwise_backward_workspace_length(*self._x.shape, *self.kernel_size,
+                                                                             *dy.shape[1:3], _slots(self, N)),))
+        self.kernels.depthwise_conv2d_bias_act_backward(dx, self.grads["w"], db, work, dy, self._y, self._x,
+                                                        self.params["w"], self.act, self.alpha, *self._geometry())
         return dx
 
     def describe(self):

@@ -50,3 +50,27 @@ def _bias_act_rows(y, x, b, act, alpha, m0, m1):
                 y[m, c] = x[m, c]
     for m in range(m0, m1):
         _bias_act_row(y, m, b, act, alpha)
+
+
+@jit()
+def _grad_row(dx, dy, y, m, act, alpha):
+    """``dx[m] = dy[m] * f'(.)`` from the output row ``y[m]`` of ``(M, C)`` arrays (``dx`` may alias ``dy``)."""
+    C = dy.shape[1]
+    one = dy.dtype.type(1)
+    zero = dy.dtype.type(0)
+    a = dy.dtype.type(alpha)
+    if act == RELU:
+        for c in range(C):
+            dx[m, c] = dy[m, c] if y[m, c] > zero else zero
+    elif act == LEAKY_RELU:
+        for c in range(C):
+            dx[m, c] = dy[m, c] if y[m, c] > zero else dy[m, c] * a
+    elif act == TANH:
+        for c in range(C):
+            dx[m, c] = dy[m, c] * (one - y[m, c] * y[m, c])
+    elif act == SIGMOID:
+        for c in range(C):
+            dx[m, c] = dy[m, c] * (y[m, c] * (one - y[m, c]))
+    else:
+        for c in range(C):
+            dx[m, c] = dy[m, c]

@@ -7,10 +7,9 @@ gradient sums fixed chunks of ``DB_BLOCK_ROWS`` rows in order (the same bits for
 import numpy as np
 from numba import prange
 
-from ..activation_codes import LEAKY_RELU, RELU, SIGMOID, TANH  # anything else: identity
 from ..jit import jit
 from ..tuning import DB_BLOCK_ROWS
-from ._bias_act_rows import _bias_act_rows
+from ._bias_act_rows import _bias_act_rows, _grad_row
 
 __all__ = ["bias_act_forward", "bias_act_backward"]
 
@@ -31,28 +30,11 @@ def bias_act_backward(dx, db, dy, y, act, alpha):
     bit-identical for any thread count.
     """
     M, C = dy.shape
-    one = dy.dtype.type(1)
-    zero = dy.dtype.type(0)
-    a = dy.dtype.type(alpha)
     chunks = (M + DB_BLOCK_ROWS - 1) // DB_BLOCK_ROWS
     partial = np.zeros((max(chunks, 1), C), dtype=dy.dtype)
     for k in prange(chunks):
         for m in range(k * DB_BLOCK_ROWS, min((k + 1) * DB_BLOCK_ROWS, M)):
-            if act == RELU:
-                for c in range(C):
-                    dx[m, c] = dy[m, c] if y[m, c] > zero else zero
-            elif act == LEAKY_RELU:
-                for c in range(C):
-                    dx[m, c] = dy[m, c] if y[m, c] > zero else dy[m, c] * a
-            elif act == TANH:
-                for c in range(C):
-                    dx[m, c] = dy[m, c] * (one - y[m, c] * y[m, c])
-            elif act == SIGMOID:
-                for c in range(C):
-                    dx[m, c] = dy[m, c] * (y[m, c] * (one - y[m, c]))
-            else:
-                for c in range(C):
-                    dx[m, c] = dy[m, c]
+            _grad_row(dx, dy, y, m, act, alpha)
             for c in range(C):
                 partial[k, c] += dx[m, c]
     for c in range(C):

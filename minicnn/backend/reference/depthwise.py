@@ -37,6 +37,14 @@ no workspace. Geometry: strides ``sh, sw``, top/left zero padding ``pt, pl``
   kernels sum ``DW_GROUPS`` fixed sample groups in order
   (:mod:`minicnn.backend.tuning`), so their result never depends on the
   thread count.
+* ``depthwise_conv2d_bias_act_backward(dx, dw, db, work, dy, y, x, w, act, alpha,
+  sh, sw, pt, pl, dh, dwl)``: the three gradients of the fused forward's
+  ``y = f(conv(x, w) + b)`` from ``dy``: ``dz = dy * f'(y)``
+  (``bias_act_backward``), ``db (C,) = dz`` summed, ``dw`` and ``dx`` as the
+  two kernels above on ``dz``. The compiled kernels do it in one pass over
+  ``dy`` (each output row's ``dz`` used while in cache) with the workspace
+  ``work`` (1-D, :func:`~minicnn.backend.tuning.depthwise_backward_workspace_length`),
+  summing ``dw`` and ``db`` over ``DW_GROUPS`` fixed sample groups in order.
 
 Examples
 --------
@@ -51,10 +59,11 @@ True
 
 import numpy as np
 
-from .bias_act import bias_act_forward
+from ..tuning import check_depthwise_backward_work
+from .bias_act import bias_act_backward, bias_act_forward
 
 __all__ = ["depthwise_conv2d_forward", "depthwise_conv2d_bias_act_forward", "depthwise_conv2d_backward_input",
-           "depthwise_conv2d_backward_weight"]
+           "depthwise_conv2d_backward_weight", "depthwise_conv2d_bias_act_backward"]
 
 
 def _padded(a, Ho, Wo, KH, KW, sh, sw, pt, pl, dh, dw):
@@ -113,3 +122,17 @@ def depthwise_conv2d_bias_act_forward(y, x, w, b, act, alpha, sh, sw, pt, pl, dh
     if y.size:
         y2 = y.reshape(-1, y.shape[-1])
         bias_act_forward(y2, y2, b, act, alpha)
+
+
+def depthwise_conv2d_bias_act_backward(dx, dw, db, work, dy, y, x, w, act, alpha, sh, sw, pt, pl, dh, dwl):
+    """``dz = dy * f'(y)`` then ``db = dz`` summed (skipped when ``db`` has length 0), ``dw`` and ``dx`` from
+    ``dz`` (``work`` is only checked: :func:`~minicnn.backend.tuning.check_depthwise_backward_work`)."""
+    check_depthwise_backward_work(work, x, dw, dy)
+    C = x.shape[3]
+    dz = np.empty_like(dy)
+    sums = np.empty(C, dy.dtype)
+    bias_act_backward(dz.reshape(-1, C), sums, dy.reshape(-1, C), y.reshape(-1, C), act, alpha)
+    if db.shape[0]:
+        db[...] = sums
+    depthwise_conv2d_backward_weight(dw, dz, x, sh, sw, pt, pl, dh, dwl)
+    depthwise_conv2d_backward_input(dx, dz, w, sh, sw, pt, pl, dh, dwl)
