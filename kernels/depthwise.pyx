@@ -477,19 +477,22 @@ def depthwise_conv2d_backward_weight(floating[:, :, ::1] dw, const floating[:, :
     if N * H * W * Ho * Wo == 0:
         dw[...] = 0
         return
-    cdef floating[:, ::1] part = np.empty((G, K), dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t Kp = (K + 15) // 16 * 16   # each group's partial on whole 64-byte lines
+    raw = np.empty(G * Kp + 16, dtype=np.float32 if floating is float else np.float64)
+    cdef Py_ssize_t off = ((-raw.ctypes.data) % 64) // raw.itemsize
+    cdef floating[:, ::1] part = raw[off:off + G * Kp].reshape(G, Kp)
     cdef floating *pp = &part[0, 0]
     cdef floating *out = &dw[0, 0, 0]
     cdef const floating *dyp = &dy[0, 0, 0, 0]
     cdef const floating *xp = &x[0, 0, 0, 0]
     cdef floating acc
     for g in prange(G, nogil=True, schedule="static", chunksize=1, num_threads=team(N * Ho * Wo * K)):
-        _backward_weight_group(pp + g * K, dyp, xp, g * N // G, (g + 1) * N // G, H, W, C, KH, KW, Ho, Wo,
+        _backward_weight_group(pp + g * Kp, dyp, xp, g * N // G, (g + 1) * N // G, H, W, C, KH, KW, Ho, Wo,
                                sh, sw, pt, pl, dh, dwl)
     for e in range(K):
         acc = pp[e]
         for g in range(1, G):
-            acc = acc + pp[g * K + e]
+            acc = acc + pp[g * Kp + e]
         out[e] = acc
 
 
