@@ -1,0 +1,99 @@
+"""A recorded inference pass (:mod:`minicnn._replay`) never outlives what the layers' own pass reads at each call.
+
+Swept: every setting a recorded layer kind reads per call (a conv's, a depthwise conv's, a dense layer's and an
+activation's ``act`` and ``alpha``, a new ``params`` dict, a dropout's ``scaling`` and ``rate``), changed after the
+pass was recorded, with the layer in the recorded head (its kernel takes the network's input) or further on, on the
+NumPy and the compiled backends: the next pass gives the layers' own pass, bit for bit, and is recorded again.
+"""
+
+import numpy as np
+import pytest
+
+from minicnn import _replay
+from minicnn.layers import (Activation, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, SpatialDropout2D)
+from minicnn.layers.base import activation_code
+from minicnn.network import Sequential
+
+from helpers import importable_backends
+
+BACKENDS = importable_backends(("numpy", "cython"))
+
+#: name -> (layer factory, per-sample input shape): every recorded kind, first (the head) and further on
+NETS = {
+    "conv head": (lambda: [Conv2D(8, 3, padding="same", activation="leaky_relu"), Activation("leaky_relu"),
+                           DepthwiseConv2D(3, padding="same", activation="leaky_relu"), Dropout(0.3),
+                           SpatialDropout2D(0.3), Conv2D(16, 3, strides=2, padding="same", activation="leaky_relu"),
+                           Flatten(), Dense(6, activation="leaky_relu"), Dense(3)], (6, 6, 2)),
+    "dense head": (lambda: [Dense(5, activation="leaky_relu"), Activation("leaky_relu"), Dropout(0.2),
+                            Dense(3, activation="leaky_relu")], (7,)),
+    "dropout head": (lambda: [Dropout(0.3), Conv2D(4, 3, activation="leaky_relu"), Flatten(), Dense(3)], (6, 6, 1)),
+}
+
+
+def _changes(layer):
+    """``(what, prepare, change)`` for each setting ``layer``'s own pass reads: ``prepare`` runs before recording."""
+    def nothing(layer):
+        pass
+
+    out = []
+    if getattr(layer, "activation", None) == "leaky_relu":
+        out.append(("alpha", nothing, lambda l: setattr(l, "alpha", 0.37)))
+    if "act" in layer.__dict__:
+        out.append(("act", nothing, lambda l: setattr(l, "act", activation_code("tanh", l.alpha))))
+    if layer.params:
+        out.append(("params dict", nothing,
+                    lambda l: setattr(l, "params", {k: (v * -1.5).astype(v.dtype) for k, v in l.params.items()})))
+    if isinstance(layer, Dropout):
+        out.append(("scaling", nothing, lambda l: setattr(l, "scaling", "test_time")))
+
+        def no_rate(l):
+            l.scaling, l.rate = "test_time", 0.0   # the identity at inference: passed through when recorded
+
+        out.append(("rate", no_rate, lambda l: setattr(l, "rate", 0.5)))
+    return out
+
+
+def _cases():
+    for name, (factory, _) in NETS.items():
+        for index, layer in enumerate(factory()):
+            for what, _, _ in _changes(layer):
+                yield name, index, what
+
+
+def _network(name, backend):
+    factory, shape = NETS[name]
+    net = Sequential(factory(), backend=backend)
+    net.build(shape, rng=np.random.default_rng(0))
+    for layer in net.layers:   # non-zero biases, so a changed activation shows on every output
+        if "b" in layer.params:
+            layer.params["b"][...] = np.random.default_rng(1).standard_normal(layer.params["b"].shape)
+    return net
+
+
+def _layers_pass(net, x):
+    return _replay._run(net._inference_plan(), x, 0).copy()
+
+
+def _same(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name, index, what", list(_cases()))
+def test_a_setting_changed_after_recording_is_seen(name, index, what, backend):
+    net = _network(name, backend)
+    layer = net.layers[index]
+    _, prepare, change = next(c for c in _changes(layer) if c[0] == what)
+    prepare(layer)
+    x = np.random.default_rng(2).standard_normal((3, *net.input_shape)).astype(np.float32)
+    before = net.forward(x).copy()
+    _same(net.forward(x).copy(), before)   # replayed
+    assert len(net._replays[1]) == 1
+    change(layer)
+    expected = _layers_pass(net, x)
+    assert expected.tobytes() != before.tobytes()   # the change matters
+    _same(net.forward(x).copy(), expected)
+    _same(net.forward(x).copy(), expected)   # recorded again with the new setting, replayed
+    _same(net.forward(x).copy(), expected)
+    assert len(net._replays[1]) == 1
