@@ -80,7 +80,9 @@ def forward(network, x):
         if drops.get(key, 0) > MAX_DROPS:
             return _run(steps, x, 0)
         recording, out = _record(steps, x)
-        if recording is not None:
+        if recording is None:   # nothing to replay on this plan (every step sees the input): the layers from now on
+            drops[key] = MAX_DROPS + 1
+        else:
             if len(recordings) >= MAX_RECORDINGS:
                 del recordings[next(iter(recordings))]
             recordings[key] = recording

@@ -97,3 +97,31 @@ def test_a_setting_changed_after_recording_is_seen(name, index, what, backend):
     _same(net.forward(x).copy(), expected)   # recorded again with the new setting, replayed
     _same(net.forward(x).copy(), expected)
     assert len(net._replays[1]) == 1
+
+
+#: Networks whose every step sees the input (the output is the input or a buffer of a step reading it): nothing to
+#: replay.
+UNRECORDABLE = {
+    "dense": ([lambda: Dense(4)], (6,)),
+    "flatten dense": ([Flatten, lambda: Dense(4)], (3, 3, 2)),
+    "dropout": ([lambda: Dropout(0.3)], (5,)),
+    "flatten": ([Flatten], (2, 2, 3)),
+    "dropout flatten dense": ([lambda: Dropout(0.3), Flatten, lambda: Dense(3, activation="relu")], (3, 3, 1)),
+}
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(UNRECORDABLE))
+def test_a_network_with_nothing_to_replay_is_not_recorded_again_on_every_pass(name, backend, monkeypatch):
+    factories, shape = UNRECORDABLE[name]
+    net = Sequential([f() for f in factories], backend=backend)
+    net.build(shape, rng=np.random.default_rng(0))
+    attempts = []
+    record = _replay._record
+    monkeypatch.setattr(_replay, "_record", lambda steps, x: attempts.append(x.shape) or record(steps, x))
+    rng = np.random.default_rng(3)
+    for batch in (1, 2, 1, 2, 1):
+        x = rng.standard_normal((batch, *shape)).astype(np.float32)
+        _same(np.array(net.forward(x)), _layers_pass(net, x))
+    assert attempts == [(1, *shape), (2, *shape)]   # once per shape: the passes after it run the layers
+    assert not net._replays[1]
