@@ -11,9 +11,10 @@ them) are kept; later passes on the same shape and team call the same kernels wi
 put where the recorded one was. The same kernels on the same arrays give the same bits as the layers' own pass.
 
 What a pass does not record runs as usual: layers outside the table (composites, BatchNorm folds, dropout scaled at
-test time), and the first layers when they see the input through a view the recording cannot rebind (a Flatten of
-the input). Their outputs must be the arrays the recording saw (the layers' buffers), else the pass continues through
-the layers and the shape's recording is dropped.
+test time), the first layers when they see the input through a view the recording cannot rebind (a Flatten of
+the input) and a step whose output no kernel wrote (a Flatten copying a strided input). Their outputs must be the
+arrays the recording saw (the layers' buffers), else the pass continues through the layers and the shape's recording
+is dropped.
 
 A recording holds the parameter arrays and the settings (:data:`SETTINGS`) it saw: a layer whose parameter array or
 setting was replaced (``layer.params["w"] = a``, ``layer.alpha = 0.2``) is run as usual again (the recording is
@@ -191,6 +192,8 @@ def _record(steps, x):
             out = layer.forward_pooled(h) if pooled else layer.forward(h, False)
             if kind in PASS_THROUGH and out is h:
                 calls = []
+        if calls == [] and out is not h and not np.may_share_memory(out, h):
+            calls = None   # no kernel made its output: a copy made in Python (a Flatten of a strided view), run as usual
         seen.append((layer, pooled, h, out, calls))
         h = out
     if any(kwargs for *_, calls in seen if calls for _, _, kwargs in calls):

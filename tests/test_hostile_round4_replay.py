@@ -125,3 +125,34 @@ def test_a_network_with_nothing_to_replay_is_not_recorded_again_on_every_pass(na
         _same(np.array(net.forward(x)), _layers_pass(net, x))
     assert attempts == [(1, *shape), (2, *shape)]   # once per shape: the passes after it run the layers
     assert not net._replays[1]
+
+
+#: Networks whose first steps copy a strided input in Python (Flatten reshapes it by copying), and what is after.
+COPYING_HEADS = {
+    "flatten dense": (lambda: [Flatten(), Dense(3)], (4, 4, 2)),
+    "flatten dense dense": (lambda: [Flatten(), Dense(4, activation="relu"), Dense(3)], (4, 4, 2)),
+    "dropout flatten dense dense": (lambda: [Dropout(0.2), Flatten(), Dense(4, activation="tanh"), Dense(2)],
+                                    (3, 5, 2)),
+}
+
+
+def _strided_forms(rng, batch, shape):
+    """Non-contiguous inputs of ``(batch, *shape)``: every other column, reversed rows, a transposed copy's view."""
+    wide = rng.standard_normal((batch, *shape[:-2], 2 * shape[-2], shape[-1])).astype(np.float32)
+    yield wide[..., ::2, :]
+    yield rng.standard_normal((batch, *shape)).astype(np.float32)[:, ::-1]
+    yield np.asfortranarray(rng.standard_normal((batch, *shape)).astype(np.float32))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", list(COPYING_HEADS))
+@pytest.mark.parametrize("batch", [1, 3])
+def test_a_step_copying_the_input_in_python_never_replays_the_first_input(name, backend, batch):
+    factory, shape = COPYING_HEADS[name]
+    net = Sequential(factory(), backend=backend)
+    net.build(shape, rng=np.random.default_rng(0))
+    rng = np.random.default_rng(4)
+    for _ in range(4):   # several inputs of each layout: each pass gives its own input's values
+        for x in _strided_forms(rng, batch, shape):
+            assert not np.may_share_memory(x.reshape(batch, -1), x)   # flattened by a copy
+            _same(np.array(net.forward(x)), _layers_pass(net, x))
