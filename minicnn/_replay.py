@@ -19,11 +19,11 @@ is dropped.
 A recording holds the parameter arrays and the settings (:data:`SETTINGS`) it saw: a layer whose parameter array or
 setting was replaced (``layer.params["w"] = a``, ``layer.alpha = 0.2``) is run as usual again (the recording is
 dropped and made again at the next pass), as :meth:`minicnn.network.Sequential.flat_params_and_grads` repacks such
-an array. An input of another dtype or memory
-layout than recorded runs the layers (the recording stays for the usual one). Building the network or switching its
-backend gives it a new inference plan, which drops every recording (:func:`forward`); so do released workspaces
-(``release_buffers``) and pickling. A recording keeps the buffers it wrote alive: at most :data:`MAX_RECORDINGS` per
-network.
+an array. An input of another dtype or memory layout than recorded runs the layers (the recording stays for the
+usual one). Building the network or switching its backend gives it a new inference plan, which drops every recording
+(:func:`forward`); so do released workspaces (``release_buffers``) and pickling. A recording keeps the buffers it
+wrote alive: at most :data:`MAX_RECORDINGS` per network. A shape with nothing to replay (every step sees the input)
+is not recorded again.
 """
 
 from operator import is_not
