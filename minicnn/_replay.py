@@ -30,6 +30,7 @@ from operator import is_not
 
 import numpy as np
 
+from .backend.activation_codes import CODES
 from .layers import (Activation, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAvgPool2D,
                      GlobalMaxPool2D, MaxPool2D, SpatialDropout2D)
 
@@ -49,6 +50,8 @@ PASS_THROUGH = frozenset({Dropout, SpatialDropout2D})
 SETTINGS = {Conv2D: ("params", "act", "alpha"), DepthwiseConv2D: ("params", "act", "alpha"),
             Dense: ("params", "act", "alpha"), Activation: ("act", "alpha"), Dropout: ("scaling", "rate"),
             SpatialDropout2D: ("scaling", "rate")}
+
+_LEAKY = CODES["leaky_relu"]
 
 #: Recordings kept per network (input shape and team); the oldest goes first.
 MAX_RECORDINGS = 8
@@ -244,5 +247,8 @@ def _record(steps, x):
 def _held(layer):
     """``(dict, name, value)`` of what a recorded layer's calls hold: its :data:`SETTINGS` and its parameter arrays."""
     settings = layer.__dict__
-    return ([(settings, name, settings[name]) for name in SETTINGS.get(type(layer), ()) if name in settings]
+    names = SETTINGS.get(type(layer), ())
+    if settings.get("act", _LEAKY) != _LEAKY:   # the slope only matters to leaky_relu (a new act drops the recording)
+        names = tuple(name for name in names if name != "alpha")
+    return ([(settings, name, settings[name]) for name in names if name in settings]
             + [(layer.params, name, value) for name, value in layer.params.items()])
