@@ -1,18 +1,23 @@
 """A recorded inference pass (:mod:`minicnn._replay`) never outlives what the layers' own pass reads at each call.
 
-Swept: every setting a recorded layer kind reads per call (a conv's, a depthwise conv's, a dense layer's and an
-activation's ``act`` and ``alpha``, a new ``params`` dict, a dropout's ``scaling`` and ``rate``), changed after the
-pass was recorded, with the layer in the recorded head (its kernel takes the network's input) or further on, on the
-NumPy and the compiled backends: the next pass gives the layers' own pass, bit for bit, and is recorded again.
+Swept, on the NumPy and the compiled backends, against the layers' own pass bit for bit: every setting a recorded
+layer kind reads per call (a conv's, a depthwise conv's, a dense layer's and an activation's ``act`` and ``alpha``, a
+new ``params`` dict, a dropout's ``scaling`` and ``rate``) changed after the pass was recorded, with the layer in the
+recorded head (its kernel takes the network's input) or further on; networks with nothing to replay (recorded once
+per shape, not on every pass); first steps that copy a strided input in Python (each input's own values); random
+networks with random changes between passes (weights in place or replaced, training steps, BatchNorm statistics,
+released workspaces, slopes, Monte-Carlo passes; batches 1-3, teams 1 and 2).
 """
 
 import numpy as np
 import pytest
 
 from minicnn import _replay
-from minicnn.layers import (Activation, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, SpatialDropout2D)
+from minicnn.layers import (Activation, AvgPool2D, BatchNorm, Chain, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten,
+                            GlobalAvgPool2D, GlobalMaxPool2D, MaxPool2D, SpatialDropout2D)
 from minicnn.layers.base import activation_code
 from minicnn.network import Sequential
+from minicnn.threads import thread_limits
 
 from helpers import importable_backends
 
@@ -156,3 +161,69 @@ def test_a_step_copying_the_input_in_python_never_replays_the_first_input(name, 
         for x in _strided_forms(rng, batch, shape):
             assert not np.may_share_memory(x.reshape(batch, -1), x)   # flattened by a copy
             _same(np.array(net.forward(x)), _layers_pass(net, x))
+
+
+def _random_layers(rng):
+    """A random stack of the recorded kinds and of steps run as usual (folds, separable chains, scaled dropout)."""
+    acts = ["relu", "leaky_relu", "tanh", "identity", "sigmoid"]
+    layers = []
+    for _ in range(rng.integers(1, 6)):
+        kind, act = rng.integers(8), str(rng.choice(acts))
+        layers += [
+            lambda: [Conv2D(int(rng.choice([4, 16, 17])), int(rng.choice([1, 3])), strides=int(rng.choice([1, 2])),
+                            padding="same", activation=act)],
+            lambda: [DepthwiseConv2D(3, padding="same", activation=act)],
+            lambda: [Conv2D(8, 3, padding="same"), BatchNorm(), Activation(act)],
+            lambda: [MaxPool2D(2, padding="same")],
+            lambda: [AvgPool2D(2, padding="same")],
+            lambda: [Dropout(0.3, scaling=str(rng.choice(["inverted", "test_time"])))],
+            lambda: [SpatialDropout2D(0.2), Activation(act)],
+            lambda: [Chain([DepthwiseConv2D(3, padding="same"), Conv2D(16, 1, activation="relu")])],
+        ][kind]()
+    pool = [GlobalAvgPool2D, GlobalMaxPool2D, Flatten][rng.integers(3)]()
+    return layers + [pool, Dense(int(rng.integers(2, 7)), activation=str(rng.choice(acts)))]
+
+
+def _event(net, rng, shape):
+    """One change between passes: weights in place or replaced, a training step, BatchNorm statistics, released
+    workspaces, a slope, a Monte-Carlo pass."""
+    with_params = [layer for layer in net.walk() if layer.params]
+    layer = with_params[rng.integers(len(with_params))]
+    name = sorted(layer.params)[0]
+    kind = rng.integers(7)
+    if kind == 0:
+        layer.params[name][...] *= 1.1
+    elif kind == 1:
+        layer.params[name] = (layer.params[name] * -1).astype(layer.params[name].dtype)
+    elif kind == 2:
+        y = net.forward(rng.standard_normal((int(rng.integers(1, 5)), *shape)).astype(np.float32), training=True)
+        net.backward(np.ones_like(y))
+    elif kind == 3:
+        for norm in net.walk():
+            if isinstance(norm, BatchNorm):
+                norm.running_mean[...] += 0.1
+    elif kind == 4:
+        net.release_buffers()
+    elif kind == 5:
+        for act in (layer for layer in net.walk() if "act" in layer.__dict__):
+            act.alpha = float(rng.random()) + 0.01
+            act.act = activation_code("leaky_relu", act.alpha)
+            break
+    else:
+        net.forward(rng.standard_normal((2, *shape)).astype(np.float32), mc_pass=int(rng.integers(5)))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("seed", range(3))
+def test_random_networks_and_changes_between_passes_give_the_layers_pass(seed, backend):
+    rng = np.random.default_rng(seed)
+    for _ in range(4):
+        shape = (int(rng.integers(4, 9)), int(rng.integers(8, 11)), int(rng.choice([1, 3, 16])))
+        net = Sequential(_random_layers(rng), backend=backend)
+        net.build(shape, rng=np.random.default_rng(seed))
+        for step in range(12):
+            if step % 2:
+                _event(net, rng, shape)
+            x = rng.standard_normal((int(rng.choice([1, 2, 3])), *shape)).astype(np.float32)
+            with thread_limits(int(rng.choice([1, 2]))):
+                _same(np.array(net.forward(x)), _layers_pass(net, x))
