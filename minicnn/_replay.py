@@ -11,21 +11,26 @@ them) are kept; later passes on the same shape and team call the same kernels wi
 put where the recorded one was. The same kernels on the same arrays give the same bits as the layers' own pass.
 
 What a pass does not record runs as usual: layers outside the table (composites, BatchNorm folds, dropout scaled at
-test time), and the first layers when they see the input through a view the recording cannot rebind (a Flatten of
-the input). Their outputs must be the arrays the recording saw (the layers' buffers), else the pass continues through
-the layers and the shape's recording is dropped.
+test time), the first layers when they see the input through a view the recording cannot rebind (a Flatten of
+the input) and a step whose output no kernel wrote (a Flatten copying a strided input). Their outputs must be the
+arrays the recording saw (the layers' buffers), else the pass continues through the layers and the shape's recording
+is dropped.
 
-A recording holds the parameter arrays it saw: a layer whose parameter array was replaced (``layer.params["w"] = a``)
-is run as usual again (the recording is dropped and made again at the next pass), as
-:meth:`minicnn.network.Sequential.flat_params_and_grads` repacks such an array. An input of another dtype or memory
-layout than recorded runs the layers (the recording stays for the usual one). Building the network or switching its
-backend gives it a new inference plan, which drops every recording (:func:`forward`); so do released workspaces
-(``release_buffers``) and pickling. A recording keeps the buffers it wrote alive: at most :data:`MAX_RECORDINGS` per
-network.
+A recording holds the parameter arrays and the settings (:data:`SETTINGS`) it saw: a layer whose parameter array or
+setting was replaced (``layer.params["w"] = a``, ``layer.alpha = 0.2``) is run as usual again (the recording is
+dropped and made again at the next pass), as :meth:`minicnn.network.Sequential.flat_params_and_grads` repacks such
+an array. An input of another dtype or memory layout than recorded runs the layers (the recording stays for the
+usual one). Building the network or switching its backend gives it a new inference plan, which drops every recording
+(:func:`forward`); so do released workspaces (``release_buffers``) and pickling. A recording keeps the buffers it
+wrote alive: at most :data:`MAX_RECORDINGS` per network. A shape with nothing to replay (every step sees the input)
+is not recorded again.
 """
+
+from operator import is_not
 
 import numpy as np
 
+from .backend.activation_codes import CODES
 from .layers import (Activation, AvgPool2D, Conv2D, Dense, DepthwiseConv2D, Dropout, Flatten, GlobalAvgPool2D,
                      GlobalMaxPool2D, MaxPool2D, SpatialDropout2D)
 
@@ -38,6 +43,15 @@ DISPATCH_ONLY = frozenset({Conv2D, DepthwiseConv2D, Dense, Flatten, Activation, 
 #: Layers that are the identity at inference when their forward returns its input (dropout scaled in training);
 #: scaled at test time they compute in Python and run as usual.
 PASS_THROUGH = frozenset({Dropout, SpatialDropout2D})
+
+#: Attributes of a recorded layer that its own pass reads at every call, besides its parameter arrays: a recording
+#: holds the values it saw, and one replaced (``layer.alpha = 0.2``, a dropout's ``scaling``, a new ``layer.params``
+#: dict) drops it as a replaced parameter array does. (Pools and Flatten read their build-time geometry only.)
+SETTINGS = {Conv2D: ("params", "act", "alpha"), DepthwiseConv2D: ("params", "act", "alpha"),
+            Dense: ("params", "act", "alpha"), Activation: ("act", "alpha"), Dropout: ("scaling", "rate"),
+            SpatialDropout2D: ("scaling", "rate")}
+
+_LEAKY = CODES["leaky_relu"]
 
 #: Recordings kept per network (input shape and team); the oldest goes first.
 MAX_RECORDINGS = 8
@@ -70,18 +84,21 @@ def forward(network, x):
         if drops.get(key, 0) > MAX_DROPS:
             return _run(steps, x, 0)
         recording, out = _record(steps, x)
-        if recording is not None:
+        if recording is None:   # nothing to replay on this plan (every step sees the input): the layers from now on
+            drops[key] = MAX_DROPS + 1
+        else:
             if len(recordings) >= MAX_RECORDINGS:
                 del recordings[next(iter(recordings))]
             recordings[key] = recording
         return out
     if x.dtype is not recording.dtype or x.strides != recording.strides:
         return _run(steps, x, 0)   # another dtype or memory layout of the shape: the layers (the recording stays)
-    for params, name, value in recording.params:   # (a loop: ~1.6x faster than map/all on a few entries)
-        if params.get(name) is not value:   # a replaced parameter array: recorded again at the next pass
-            del recordings[key]
-            drops[key] = drops.get(key, 0) + 1
-            return _run(steps, x, 0)
+    # a replaced parameter array or setting (identities compared in C loops: ~2x faster than a Python loop over a
+    # small net's ~20 entries): recorded again at the next pass
+    if any(map(is_not, map(dict.get, recording.holders, recording.names), recording.held)):
+        del recordings[key]
+        drops[key] = drops.get(key, 0) + 1
+        return _run(steps, x, 0)
     return recording.replay(x, recordings, drops, key)
 
 
@@ -106,7 +123,8 @@ def _checked(layer, pooled, x, expected, step):
 class _Recording:
     """The calls of one recorded pass: ``head`` takes the input, ``calls`` run on the layers' arrays only."""
 
-    __slots__ = ("dtype", "strides", "head", "head_out", "calls", "out", "params", "steps", "tail_start")
+    __slots__ = ("dtype", "strides", "head", "head_out", "calls", "out", "holders", "names", "held", "steps",
+                 "tail_start")
 
     def replay(self, x, recordings, drops, key):
         head = self.head
@@ -177,6 +195,8 @@ def _record(steps, x):
             out = layer.forward_pooled(h) if pooled else layer.forward(h, False)
             if kind in PASS_THROUGH and out is h:
                 calls = []
+        if calls == [] and out is not h and not np.may_share_memory(out, h):
+            calls = None   # no kernel made its output: a copy made in Python (a Flatten of a strided view), run as usual
         seen.append((layer, pooled, h, out, calls))
         h = out
     if any(kwargs for *_, calls in seen if calls for _, _, kwargs in calls):
@@ -216,8 +236,19 @@ def _record(steps, x):
             rec.calls.append((_checked, (layer, pooled, inp, out, index)))
             continue
         rec.calls.extend((kernel, args) for kernel, args, _ in calls)
-        params.extend((layer.params, name, value) for name, value in layer.params.items())
-    if head is not None:   # the head's recorded calls hold its parameters too
-        params.extend((layer.params, name, value) for layer, *_ in seen[:tail] for name, value in layer.params.items())
-    rec.params = tuple(params)
+        params.extend(_held(layer))
+    if head is not None:   # the head's recorded calls hold its parameters and settings too
+        for layer, *_ in seen[:tail]:
+            params.extend(_held(layer))
+    rec.holders, rec.names, rec.held = [h for h, _, _ in params], [n for _, n, _ in params], [v for *_, v in params]
     return rec, h
+
+
+def _held(layer):
+    """``(dict, name, value)`` of what a recorded layer's calls hold: its :data:`SETTINGS` and its parameter arrays."""
+    settings = layer.__dict__
+    names = SETTINGS.get(type(layer), ())
+    if settings.get("act", _LEAKY) != _LEAKY:   # the slope only matters to leaky_relu (a new act drops the recording)
+        names = tuple(name for name in names if name != "alpha")
+    return ([(settings, name, settings[name]) for name in names if name in settings]
+            + [(layer.params, name, value) for name, value in layer.params.items()])

@@ -72,7 +72,9 @@ class FoldedBatchNorm:
     def folded(self):
         """``layer`` with the folded weights of the current sources (refolded when one changed)."""
         sources = self._sources()
-        key = self._key(sources)
+        activation = self.activation
+        # the settings read at each fold too: a changed eps or fused activation refolds
+        key = (self._key(sources), self.norm.eps, None if activation is None else (activation.act, activation.alpha))
         if key != self._snapshot:
             self._folded = self._fold(*sources)
             self._snapshot = key
