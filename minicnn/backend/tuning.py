@@ -122,11 +122,7 @@ def conv_wgrad_workspace_length(N, H, W, C, KH, KW, F, Ho, Wo, slots):
     >>> conv_wgrad_workspace_length(128, 26, 26, 32, 3, 3, 64, 24, 24, 2)   # 8*288*64 + 2 * 2*24*288
     175104
     """
-    if min(N, H, W, C, KH, KW, F, Ho, Wo) < 0:
-        raise ValueError(f"sizes must be >= 0; received N={N}, H={H}, W={W}, C={C}, KH={KH}, KW={KW}, "
-                         f"F={F}, Ho={Ho}, Wo={Wo}")
-    if slots < 1:
-        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    _check_sizes(slots, N=N, H=H, W=W, C=C, KH=KH, KW=KW, F=F, Ho=Ho, Wo=Wo)
     K = KH * KW * C
     G = min(N, DW_GROUPS)
     rows = -(-N // G) * Ho if G else 0
@@ -165,11 +161,7 @@ def depthwise_backward_workspace_length(N, H, W, C, KH, KW, Ho, Wo, slots):
     >>> depthwise_backward_workspace_length(64, 32, 32, 32, 3, 3, 16, 16, 2)   # 8*(288 + 32) + 2*(8192 + 32 + 1024)
     21056
     """
-    if min(N, H, W, C, KH, KW, Ho, Wo) < 0:
-        raise ValueError(f"sizes must be >= 0; received N={N}, H={H}, W={W}, C={C}, KH={KH}, KW={KW}, "
-                         f"Ho={Ho}, Wo={Wo}")
-    if slots < 1:
-        raise ValueError(f"slots must be >= 1; received slots={slots}")
+    _check_sizes(slots, N=N, H=H, W=W, C=C, KH=KH, KW=KW, Ho=Ho, Wo=Wo)
     return min(N, DW_GROUPS) * (KH * KW * C + C) + slots * (Ho * Wo * C + C + W * C)
 
 
@@ -246,3 +238,12 @@ def winograd_wgrad_prologue(dw, dy, x, work):
         dw[...] = 0
         return None
     return need
+
+
+def _check_sizes(slots, **sizes):
+    """The workspace-length functions' argument check: every size >= 0 and ``slots >= 1`` (ValueError naming them)."""
+    if min(sizes.values()) < 0:
+        received = ", ".join(f"{name}={value}" for name, value in sizes.items())
+        raise ValueError(f"sizes must be >= 0; received {received}")
+    if slots < 1:
+        raise ValueError(f"slots must be >= 1; received slots={slots}")
