@@ -201,7 +201,10 @@ class Sequential(Chain):
             Where a layer detects a misuse (e.g. a pass before :meth:`build`).
         """
         if training:
+            self._training_pass = True
             return super().forward(x, True)
+        # a replayed pass runs no layer method, so no layer can tell backward that an inference pass came last
+        self._training_pass = False
         if mc_pass is None:   # the layers' kernel calls, recorded per input shape (:mod:`minicnn._replay`)
             return replayed_forward(self, x)
         return self.sample(x, mc_pass)
@@ -278,8 +281,12 @@ class Sequential(Chain):
         Raises
         ------
         RuntimeError
-            Where a layer can tell that no training forward preceded the call.
+            If the last :meth:`forward` was not a training pass, or where a layer can tell that no training
+            forward preceded the call.
         """
+        if not self.__dict__.get("_training_pass"):
+            raise RuntimeError("Sequential.backward needs a forward pass of the same batch with training=True; "
+                               "the last pass was an inference pass or there was none")
         return super().backward(dy)
 
     def release_buffers(self):
