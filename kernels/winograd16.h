@@ -71,12 +71,18 @@ static void w16_rows_f32(float *restrict y, const float *restrict x, const float
                 const ptrdiff_t c0 = 2 * (tx0 + t) - pl;
                 for (ptrdiff_t cc = 0; cc < C; cc += 16) {
                     w16_v d[4][4], e[4][4];
-                    for (int r = 0; r < 4; r++)
-                        for (int s = 0; s < 4; s++) {
-                            const ptrdiff_t row = r0 + r, col = c0 + s;
-                            d[r][s] = (row >= 0 && row < H && col >= 0 && col < W)
-                                          ? w16_load(x + (row * W + col) * C + cc) : (w16_v){0};
-                        }
+                    if (r0 >= 0 && r0 + 4 <= H && c0 >= 0 && c0 + 4 <= W) {   /* inside the image */
+                        for (int r = 0; r < 4; r++)
+                            for (int s = 0; s < 4; s++)
+                                d[r][s] = w16_load(x + ((r0 + r) * W + c0 + s) * C + cc);
+                    } else {
+                        for (int r = 0; r < 4; r++)
+                            for (int s = 0; s < 4; s++) {
+                                const ptrdiff_t row = r0 + r, col = c0 + s;
+                                d[r][s] = (row >= 0 && row < H && col >= 0 && col < W)
+                                              ? w16_load(x + (row * W + col) * C + cc) : (w16_v){0};
+                            }
+                    }
                     for (int s = 0; s < 4; s++) {
                         e[0][s] = d[0][s] - d[2][s];
                         e[1][s] = d[1][s] + d[2][s];
@@ -96,6 +102,7 @@ static void w16_rows_f32(float *restrict y, const float *restrict x, const float
                     const float *u = U + k * C * F + f0;
                     const float *v = V + k * W16_TB * C;
                     w16_v a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0}, a4 = {0}, a5 = {0}, a6 = {0}, a7 = {0};
+#pragma GCC unroll 16
                     for (ptrdiff_t c = 0; c < C; c++) {
                         const w16_v w = w16_load(u + c * F);
                         a0 += v[0 * C + c] * w;

@@ -133,7 +133,9 @@ def blocked_kernel(kernels):
 #: load ~5.5 on 2 cores), Winograd + 16 sgemm / registers: 16 -> 16 on 32x32 batch 64, 1 thread 3.12 / 3.32 against
 #: 2.44 / 2.65 (+ add 3.48 / 7.5 against 2.89 / 3.05), 2 threads 3.98 / 8.25 against 3.48 / 4.42 (+ add 4.08 / 8.35
 #: against 3.91 / 6.61); batch 8, 1 thread 0.339 / 0.384 against 0.220 / 0.232, 2 threads 0.183 / 0.252 against
-#: 0.133 / 0.179. Behind: 64 -> 64 on 8x8 (1.62 against 2.59).
+#: 0.133 / 0.179. Behind: 64 -> 64 on 8x8 (1.62 against 2.59); 32 -> 32 on 16x16 ahead on 1 thread (2.07 / 2.34
+#: against 1.72 / 2.12) but not on 2. The zoo's ResNet-8 inference (route on / off per call, interleaved, 21 and 61
+#: rounds): batch 64 0.94x (1 thread) and 0.93x (2 threads) the time, batch 8 0.93x and 0.88x (medians).
 WINOGRAD16_KERNEL = "conv2d_winograd16_bias_act_forward"
 WINOGRAD16_ADD_KERNEL = "conv2d_winograd16_bias_add_act_forward"
 #: Levels whose build of the module the layers run (below ``avx512`` its 16-float vectors are split).
