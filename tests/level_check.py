@@ -72,6 +72,10 @@ def cases(dtype, slots):
     wd3 = rng.standard_normal((3, 3, C)).astype(dtype)   # depthwise (KH, KW, C), stride 2, "same" padding
     x16, wd16, bd16 = (rng.standard_normal(s).astype(dtype) for s in ((N, H, W, 16), (3, 3, 16), 16))
     Hd, Wd = (H + 1) // 2, (W + 1) // 2
+    w16 = (rng.standard_normal((3, 3, 16, 32)) / 12).astype(dtype)   # the register-tile Winograd: 16 -> 32
+    u16 = np.empty((4, 4, 16, 32), dtype)
+    ref.winograd_weight_transform(u16, w16)
+    s16 = rng.standard_normal((N, H, W, 32)).astype(dtype)
     dyd = rng.standard_normal((N, Hd, Wd, C)).astype(dtype)
     yd, y16, dy16 = np.empty(dyd.shape, dtype), np.empty(x16.shape, dtype), rng.standard_normal(x16.shape).astype(dtype)
     ref.depthwise_conv2d_bias_act_forward(yd, x, wd3, b[:C], 2, 0.1, 2, 2, 1, 1, 1, 1)
@@ -137,6 +141,12 @@ def cases(dtype, slots):
             lambda m=m: ((nan((m, 97)), xs[:m], ws, 0, 0), 1) for m in (1, 3, 8)],
         "dense_bias_act_forward": [lambda: ((nan((64, 40)), a, wd, bd, 2, 0.1), 1)] + [   # 1-16 rows: stream_gemm.h
             lambda m=m, act=act: ((nan((m, 97)), xs[:m], ws, bs, act, 0.1), 1) for m in (1, 3, 8) for act in (1, 4)],
+        "conv2d_winograd16_bias_act_forward": [
+            lambda act=act: ((nan((N, H, W, 32)), x16, u16, bd[:32].copy(), act, 0.1, 1, 1), 1) for act in range(5)] + [
+            lambda: ((nan((N, H - 2, W - 2, 32)), x16, u16, bd[:32].copy(), 2, 0.1, 0, 0), 1)],
+        "conv2d_winograd16_bias_add_act_forward": [
+            lambda act=act: ((nan((N, H, W, 32)), x16, u16, bd[:32].copy(), s16, act, 0.1, 1, 1), 1)
+            for act in range(5)],
         "conv2d_blocked_bias_act_forward": [
             lambda: ((nan((32, 28, 27, 32)), *first[3], 2, 0.1, 1, 1, 1, 1, 1, 1), 1),
             lambda: ((nan((N, Hd, Wd, 40)), x16, wb, bd, 1, 0.0, 2, 2, 1, 1, 1, 1), 1),
@@ -154,7 +164,8 @@ def cases(dtype, slots):
 
 #: Kernels that take only one dtype (the float64 prediction softmax passes; the float32 separable inference).
 FLOAT64_ONLY = {"softmax_shift_rows", "softmax_normalize_rows"}
-FLOAT32_ONLY = {"separable_conv2d_bias_act_forward"}
+FLOAT32_ONLY = {"separable_conv2d_bias_act_forward", "conv2d_winograd16_bias_act_forward",
+                "conv2d_winograd16_bias_add_act_forward"}
 
 
 def _reference(name):
@@ -202,6 +213,7 @@ def check(level):
     check_feature_modules(level)
     check_pointwise_route(level)
     check_blocked_route(level)
+    check_winograd16_route(level)
     print(f"ok {level}")
 
 
@@ -277,6 +289,19 @@ def check_blocked_route(level):
             ck.conv2d_blocked_bias_act_forward(got, *args)
             np.testing.assert_array_equal(got.view(np.uint32), want.view(np.uint32), err_msg="blocked at baseline")
     print(f"{level} blocked route {'on' if runs else 'off'} ok", flush=True)
+
+
+def check_winograd16_route(level):
+    """The layers run the register-tile Winograd only at the levels of ``minicnn.layers.conv.WINOGRAD16_LEVELS``
+    (both kernels)."""
+    from minicnn.backend import get_backend
+    from minicnn.layers.conv import WINOGRAD16_ADD_KERNEL, WINOGRAD16_LEVELS, winograd16_kernel
+
+    loaded = ck.MODULE_LEVELS["winograd16"]
+    for name in ("conv2d_winograd16_bias_act_forward", WINOGRAD16_ADD_KERNEL):
+        runs = winograd16_kernel(get_backend("cython"), name) is not None
+        assert runs == (loaded in WINOGRAD16_LEVELS), (level, loaded, name)
+    print(f"{level} winograd16 route {'on' if runs else 'off'} ok", flush=True)
 
 
 if __name__ == "__main__":

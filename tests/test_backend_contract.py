@@ -51,6 +51,8 @@ REFERENCE_TESTS = {
     "pointwise_conv2d_bias_act_forward": "test_pointwise_kernel.py::test_matches_reference",
     "separable_conv2d_bias_act_forward": "test_separable_inference.py::test_kernel_matches_reference",
     "conv2d_blocked_bias_act_forward": "test_blocked_conv.py::test_matches_reference",
+    "conv2d_winograd16_bias_act_forward": "test_winograd16.py::test_matches_reference",
+    "conv2d_winograd16_bias_add_act_forward": "test_winograd16.py::test_matches_reference",
     "softmax_shift_rows": "test_predict_outputs.py::test_softmax_row_kernels_bit_identical_to_reference",
     "softmax_normalize_rows": "test_predict_outputs.py::test_softmax_row_kernels_bit_identical_to_reference",
     "batchnorm_forward": "test_batchnorm_kernels.py::test_matches_reference",

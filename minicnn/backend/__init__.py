@@ -48,6 +48,9 @@ KERNELS = (
 #: ``conv2d_blocked_bias_act_forward`` (NumPy reference, Numba composition, Cython): a conv's inference forward in
 #: register tiles of output pixels x channels over the input rows, the epilogue fused (the strided 3x3 convs, the
 #: 1x1 stride-2 projections and the RGB stems of the zoo nets, float32: :class:`minicnn.layers.Conv2D`).
+#: ``conv2d_winograd16_bias_act_forward``, ``conv2d_winograd16_bias_add_act_forward`` (NumPy reference, Numba
+#: composition, Cython): Winograd F(2x2, 3x3) inference for 16-channel multiples with each tile in registers (the
+#: 16 -> 16 convs of the zoo's ResNet-8, float32: :class:`minicnn.layers.Conv2D`).
 #: ``softmax_shift_rows``, ``softmax_normalize_rows`` (NumPy reference + Cython): the passes of the float64
 #: prediction softmax around NumPy's ``exp`` (:func:`minicnn._predict.softmax`; equal bits on every backend).
 OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_from_input",
@@ -56,7 +59,8 @@ OPTIONAL_KERNELS = ("conv2d_winograd_bias_act_forward", "conv2d_backward_weight_
                     "softmax_shift_rows", "softmax_normalize_rows", "conv2d_winograd_bias_add_act_forward",
                     "conv2d_direct_bias_act_forward", "winograd_weight_transform",
                     "pointwise_conv2d_bias_act_forward", "separable_conv2d_bias_act_forward",
-                    "conv2d_blocked_bias_act_forward")
+                    "conv2d_blocked_bias_act_forward", "conv2d_winograd16_bias_act_forward",
+                    "conv2d_winograd16_bias_add_act_forward")
 
 BACKEND_NAMES = ("numpy", "numba", "cython", "auto")
 
@@ -99,6 +103,8 @@ AUTO_PREFERENCE["winograd_weight_transform"] = ("cython",)
 AUTO_PREFERENCE["pointwise_conv2d_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["separable_conv2d_bias_act_forward"] = ("cython",)
 AUTO_PREFERENCE["conv2d_blocked_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["conv2d_winograd16_bias_act_forward"] = ("cython",)
+AUTO_PREFERENCE["conv2d_winograd16_bias_add_act_forward"] = ("cython",)
 AUTO_PREFERENCE["softmax_shift_rows"] = AUTO_PREFERENCE["softmax_normalize_rows"] = ("cython", "numpy")
 
 _cache = {}

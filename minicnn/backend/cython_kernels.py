@@ -30,6 +30,7 @@ EXPORTS = {
     "batchnorm": ("batchnorm_backward", "batchnorm_forward", "batchnorm_inference_forward"),
     "bias_act": ("bias_act_backward", "bias_act_forward"),
     "blocked_conv": ("conv2d_blocked_bias_act_forward",),
+    "winograd16": ("conv2d_winograd16_bias_act_forward", "conv2d_winograd16_bias_add_act_forward"),
     "conv": ("conv2d_bias_act_forward", "conv2d_backward_input", "conv2d_backward_weight",
              "conv2d_direct_bias_act_forward", "conv2d_direct_bias_act_maxpool2_forward", "conv2d_forward"),
     "conv_wgrad": ("conv2d_backward_weight_from_input", "conv2d_winograd_backward_weight",

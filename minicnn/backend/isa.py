@@ -75,7 +75,7 @@ LEVEL_TABLE = {
 LEVEL_MODULES = {
     "avx2": ("batchnorm", "bias_act", "conv", "conv_wgrad", "depthwise", "dropout", "gemm", "optim", "pool",
              "pointwise", "winograd", "blocked_conv"),
-    "avx512": ("bias_act", "depthwise", "dropout", "gemm", "pointwise", "blocked_conv"),
+    "avx512": ("bias_act", "depthwise", "dropout", "gemm", "pointwise", "blocked_conv", "winograd16"),
 }
 
 #: Modules compiled with fused multiply-add contraction (``-ffp-contract=fast``) at the levels that have
@@ -86,7 +86,7 @@ LEVEL_MODULES = {
 #: pool 1.4x faster on MNIST's first layer and 0.86x as fast on the 3-channel one, against ``avx2`` without
 #: (medians, loaded machine), and the depthwise forward (bound by its loads) within 2% at batch 64: no clear gain,
 #: while without contraction every fused kernel rounds exactly as the unfused kernels it is compared with bit for bit.
-FMA_MODULES = ("pointwise", "blocked_conv")
+FMA_MODULES = ("pointwise", "blocked_conv", "winograd16")
 
 #: Modules built only for an instruction-set extension on top of a level (the reduced-precision inference
 #: kernels), as one extension of that level with the extension's flags, never at ``baseline`` nor for a

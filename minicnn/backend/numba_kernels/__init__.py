@@ -42,5 +42,6 @@ from .optim import *  # noqa: E402,F401,F403
 from .pointwise import *  # noqa: E402,F401,F403
 from .pool import *  # noqa: E402,F401,F403
 from .winograd import *  # noqa: E402,F401,F403
+from .winograd16 import *  # noqa: E402,F401,F403
 
 NAME = "numba"

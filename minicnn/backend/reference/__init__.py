@@ -50,5 +50,6 @@ from .optim import *  # noqa: F401,F403
 from .pointwise import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .winograd import *  # noqa: F401,F403
+from .winograd16 import *  # noqa: F401,F403
 
 NAME = "numpy"
