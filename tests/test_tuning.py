@@ -31,6 +31,7 @@ MIRRORED = [
     ("_conv_wgrad", "WGRAD_PACKED_SLOT", "WGRAD_PACKED_SLOT"),
     ("_conv_wgrad", "WINO_WGRAD_BUDGET", "WINO_WGRAD_BUDGET"),
     ("_conv_wgrad", "WINO_WGRAD_PAD", "WINO_WGRAD_PAD"),
+    ("_winograd16", "WINOGRAD16_MAX_CHANNELS", "WINOGRAD16_MAX_CHANNELS"),
 ]
 
 

@@ -40,6 +40,10 @@ CONV_SMALL_K = 32
 #: Fewest output rows per thread's block of a dense product (``kernels/gemm.pyx``, ``MIN_BLOCK_ROWS``).
 GEMM_MIN_BLOCK_ROWS = 32
 
+#: Most input channels of the register-tile Winograd forward (``kernels/winograd16.pyx``: its stack buffer of
+#: transformed tiles); the NumPy and Numba twins refuse the same shapes.
+WINOGRAD16_MAX_CHANNELS = 64
+
 
 def winograd_workspace_length(H, W, C, F, Ho, Wo):
     """Row length ``L`` of the ``(slots, L)`` workspace of ``conv2d_winograd_bias_act_forward``.

@@ -15,6 +15,7 @@ float rounding.
 Examples
 --------
 >>> import numpy as np
+>>> from minicnn.backend.reference.winograd import winograd_weight_transform
 >>> x = np.ones((1, 2, 2, 16), np.float32)
 >>> w = np.zeros((3, 3, 16, 16), np.float32); w[1, 1] = np.eye(16)
 >>> u = np.empty((4, 4, 16, 16), np.float32); winograd_weight_transform(u, w)
@@ -24,13 +25,10 @@ Examples
 0.0
 """
 
-from .winograd import (conv2d_winograd_bias_act_forward, conv2d_winograd_bias_add_act_forward,
-                       winograd_weight_transform)
+from ..tuning import WINOGRAD16_MAX_CHANNELS
+from .winograd import conv2d_winograd_bias_act_forward, conv2d_winograd_bias_add_act_forward
 
 __all__ = ["conv2d_winograd16_bias_act_forward", "conv2d_winograd16_bias_add_act_forward"]
-
-#: Most input channels of the kernel (its stack buffer of transformed tiles).
-WINOGRAD16_MAX_CHANNELS = 64
 
 
 def check_winograd16_arguments(name, y, x, u, b, act, pt, pl):
