@@ -294,14 +294,16 @@ class Conv2D(_WindowConv):
         return getattr(self.kernels, _WINOGRAD, None) if wanted else None
 
     def _winograd16(self, x, y, name):
-        """The register-tile Winograd kernel ``name`` for this inference call (:data:`WINOGRAD16_KERNEL`), or None."""
+        """``(kernel, transformed weights)`` of the register-tile Winograd kernel ``name`` for this inference call
+        (:data:`WINOGRAD16_KERNEL`), or None."""
         if (not self._winograd_forward or tuple(self.params["w"].shape[2:]) not in WINOGRAD16_SHAPES
                 or not x.dtype == y.dtype == np.float32 or not x.flags.c_contiguous):
             return None
         kernel = winograd16_kernel(self.kernels, name)
-        if kernel is None or self._winograd_weights().shape[:2] != (4, 4):
+        if kernel is None:
             return None
-        return kernel
+        u = self._winograd_weights()
+        return (kernel, u) if u.shape[:2] == (4, 4) else None
 
     def _winograd_weights(self):
         """The weights for an inference Winograd kernel: their transform ``(4, 4, C, F)``, made once, where they are
@@ -326,11 +328,10 @@ class Conv2D(_WindowConv):
         KH, KW, C, _ = self.params["w"].shape
         y = self._buffer("y", (N, Ho, Wo, F))
         winograd = self._winograd_kernel(self._winograd_forward)
-        if winograd is not None and not training and self._winograd16(x, y, WINOGRAD16_KERNEL) is not None:
-            # inference of a 16-channel conv with transformed weights: each tile in registers
-            self._winograd16(x, y, WINOGRAD16_KERNEL)(y, x, self._winograd_weights(),
-                                                      self.params.get("b", self._zero_bias), self.act, self.alpha,
-                                                      self.pt, self.pl)
+        w16 = self._winograd16(x, y, WINOGRAD16_KERNEL) if winograd is not None and not training else None
+        if w16 is not None:   # inference of a 16-channel conv with transformed weights: each tile in registers
+            kernel, u = w16
+            kernel(y, x, u, self.params.get("b", self._zero_bias), self.act, self.alpha, self.pt, self.pl)
             self._x_shape, self._y, self._col, self._x = x.shape, y, None, None
             return y
         if winograd is not None and (not training or hasattr(self.kernels, _WGRAD_FROM_INPUT)):
@@ -497,8 +498,8 @@ class Conv2D(_WindowConv):
         y = self._buffer("y", (N, Ho, Wo, F))
         w16 = self._winograd16(x, y, WINOGRAD16_ADD_KERNEL) if skip.dtype == np.float32 else None
         if w16 is not None:
-            w16(y, x, self._winograd_weights(), self.params.get("b", self._zero_bias), skip, act, alpha, self.pt,
-                self.pl)
+            kernel, u = w16
+            kernel(y, x, u, self.params.get("b", self._zero_bias), skip, act, alpha, self.pt, self.pl)
             return y
         work = self._buffer("winograd", (_team(self), winograd_workspace_length(H, W, C, F, Ho, Wo)))
         getattr(self.kernels, _WINOGRAD_ADD)(y, x, self._winograd_weights(), self.params.get("b", self._zero_bias),
