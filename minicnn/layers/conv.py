@@ -129,8 +129,11 @@ def blocked_kernel(kernels):
 #: (``kernels/winograd16.h``: the input transform of a 4x4 tile of 16 channels in registers, 8 tiles' products side by
 #: side per transformed position, the output transform, bias, added tensor and activation in registers), where its
 #: weights come transformed (:meth:`Conv2D._winograd_weights`: read-only folded weights) and the channels and filters
-#: are those of :data:`WINOGRAD16_SHAPES`. Measured (one process, interleaved, 15 rounds, min / median ms, ``avx512``,
-#: load ~5.5 on 2 cores), Winograd + 16 sgemm / registers: 16 -> 16 on 32x32 batch 64, 1 thread 3.12 / 3.32 against
+#: are those of :data:`WINOGRAD16_SHAPES`. Measured by ``python benchmarks/bench_winograd16.py`` (one process,
+#: interleaved, 15 rounds, min / median ms, ``avx512``; 2026-12-08 00:10 UTC, load ~5.5 on 2 cores; a quiet rerun at
+#: 00:57 gave 16 -> 16 3.16 / 3.58 against 2.46 / 2.65 and 32 -> 32 1.90 / 2.06 against 1.49 / 1.61 at batch 64, 1
+#: thread, ahead at 2 threads and batch 8 too: 32 -> 32 is the next shape to measure for the route), Winograd + 16
+#: sgemm / registers: 16 -> 16 on 32x32 batch 64, 1 thread 3.12 / 3.32 against
 #: 2.44 / 2.65 (+ add 3.48 / 7.5 against 2.89 / 3.05), 2 threads 3.98 / 8.25 against 3.48 / 4.42 (+ add 4.08 / 8.35
 #: against 3.91 / 6.61); batch 8, 1 thread 0.339 / 0.384 against 0.220 / 0.232, 2 threads 0.183 / 0.252 against
 #: 0.133 / 0.179. Behind: 64 -> 64 on 8x8 (1.62 against 2.59); 32 -> 32 on 16x16 ahead on 1 thread (2.07 / 2.34
